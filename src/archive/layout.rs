@@ -1,0 +1,112 @@
+//! The one place that builds object keys:
+//!
+//! ```text
+//! <prefix>/points/<target>/<point-id>/data.zst[.age]   payload
+//! <prefix>/points/<target>/<point-id>/manifest.json    written last = commit marker
+//! <prefix>/drills/<drill-run-id>/report.<ext>
+//! <prefix>/locks/<name>
+//! ```
+
+use super::PointId;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    prefix: String,
+}
+
+impl Layout {
+    pub fn new(prefix: &str) -> Layout {
+        Layout {
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+
+    fn join(&self, rest: &str) -> String {
+        if self.prefix.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{}/{rest}", self.prefix)
+        }
+    }
+
+    /// Everything under which points live (all targets, or one).
+    pub fn points_prefix(&self, target: Option<&str>) -> String {
+        match target {
+            Some(t) => self.join(&format!("points/{t}/")),
+            None => self.join("points/"),
+        }
+    }
+
+    pub fn point_prefix(&self, target: &str, point: &PointId) -> String {
+        self.join(&format!("points/{target}/{point}/"))
+    }
+
+    /// The payload's file name inside a point folder.
+    pub fn data_file(encrypted: bool) -> &'static str {
+        if encrypted {
+            "data.zst.age"
+        } else {
+            "data.zst"
+        }
+    }
+
+    pub fn data_key(&self, target: &str, point: &PointId, encrypted: bool) -> String {
+        format!(
+            "{}{}",
+            self.point_prefix(target, point),
+            Self::data_file(encrypted)
+        )
+    }
+
+    pub fn manifest_key(&self, target: &str, point: &PointId) -> String {
+        format!("{}{MANIFEST_FILE}", self.point_prefix(target, point))
+    }
+
+    pub fn drill_report_key(&self, run: &str, ext: &str) -> String {
+        self.join(&format!("drills/{run}/report.{ext}"))
+    }
+
+    pub fn lock_key(&self, name: &str) -> String {
+        self.join(&format!("locks/{name}"))
+    }
+
+    /// Splits a key under `points/` into (target, point id, file name).
+    pub fn parse_point_key<'k>(&self, key: &'k str) -> Option<(&'k str, PointId, &'k str)> {
+        let points = self.points_prefix(None);
+        let rest = key.strip_prefix(points.as_str())?;
+        let mut parts = rest.splitn(3, '/');
+        let target = parts.next()?;
+        let point = parts.next()?.parse().ok()?;
+        let file = parts.next()?;
+        Some((target, point, file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_layout() -> Result<(), super::super::ArchiveError> {
+        let l = Layout::new("/backups/");
+        let p: PointId = "20261122T020000Z-0badcafe".parse()?;
+        assert_eq!(
+            l.data_key("etcd-main", &p, true),
+            "backups/points/etcd-main/20261122T020000Z-0badcafe/data.zst.age"
+        );
+        let m = l.manifest_key("etcd-main", &p);
+        assert_eq!(
+            m,
+            "backups/points/etcd-main/20261122T020000Z-0badcafe/manifest.json"
+        );
+        assert_eq!(l.parse_point_key(&m), Some(("etcd-main", p, MANIFEST_FILE)));
+        assert_eq!(Layout::new("").lock_key("nightly"), "locks/nightly");
+        assert_eq!(
+            l.drill_report_key("r1", "md"),
+            "backups/drills/r1/report.md"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! The archive format: point ids, the object key layout, the manifest and the
+//! streaming pipeline (sha256 -> zstd -> age -> multipart upload, and back).
+//!
+//! Every object key is built in [`layout`]; no other module formats keys. This
+//! module knows nothing about sources or terminals.
+
+pub mod layout;
+pub mod manifest;
+pub mod pipeline;
+pub mod point;
+
+pub use layout::Layout;
+pub use manifest::{Consistency, Manifest, PayloadKind};
+pub use point::PointId;
+
+use crate::error::ErrorClass;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("invalid point id {0:?}: expected YYYYMMDDTHHMMSSZ-xxxxxxxx")]
+    BadPointId(String),
+    #[error("manifest {key}: {detail}")]
+    BadManifest { key: String, detail: String },
+    #[error("{what} for {key}: expected {expected}, found {found}")]
+    Mismatch {
+        key: String,
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("cannot decode {key}: {detail}")]
+    Decode { key: String, detail: String },
+    #[error(
+        "point {key} is encrypted with age: pass --identity FILE with a matching identity (age-keygen format)"
+    )]
+    NeedsIdentity { key: String },
+    #[error(
+        "cannot decrypt {key}: {detail}. Check that --identity matches one of the point's recipients."
+    )]
+    Decrypt { key: String, detail: String },
+    #[error("cannot read identity file {path}: {detail}")]
+    Identity { path: String, detail: String },
+    #[error("pipeline for {key} failed: {detail}")]
+    Pipeline { key: String, detail: String },
+}
+
+impl ArchiveError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ArchiveError::BadPointId(_)
+            | ArchiveError::NeedsIdentity { .. }
+            | ArchiveError::Decrypt { .. }
+            | ArchiveError::Identity { .. } => ErrorClass::BadInput,
+            ArchiveError::BadManifest { .. }
+            | ArchiveError::Mismatch { .. }
+            | ArchiveError::Decode { .. } => ErrorClass::Integrity,
+            ArchiveError::Pipeline { .. } => ErrorClass::Failed,
+        }
+    }
+}

@@ -1,0 +1,711 @@
+//! The streaming pipeline between a source and a store, in both directions.
+//!
+//! Upload: plaintext chunks -> sha256 -> zstd (multithreaded) -> optional age ->
+//! sha256 of stored bytes -> parts -> multipart upload with a bounded number of
+//! parts in flight. Download: the reverse, yielding plaintext chunks.
+//!
+//! Compression and encryption run on one blocking thread; the async side only
+//! moves parts. Memory is bounded by `part_size * (parts_in_flight + 2)` plus
+//! zstd's window buffers, whatever the payload size. Nothing touches local disk.
+//! On any failure the multipart upload is aborted, so nothing is left visible.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::rc::Rc;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::ArchiveError;
+use crate::store::{MultipartUpload, ObjectStore, StoreError};
+
+/// Plaintext chunk size handed between the pipeline and its consumers.
+const CHUNK: usize = 256 * 1024;
+
+/// Called with the running count of plaintext bytes.
+pub type OnBytes = Arc<dyn Fn(u64) + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    pub level: i32,
+    /// zstd workers; 0 means one per core.
+    pub threads: u32,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+    /// age X25519 recipients; empty means no encryption.
+    pub recipients: Vec<String>,
+}
+
+/// Sizes and hashes of what went through the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSummary {
+    pub plaintext_size: u64,
+    pub plaintext_sha256: String,
+    pub stored_size: u64,
+    pub stored_sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+/// Streams `input` into a new object at `key`. The object exists only if this
+/// returns `Ok`; otherwise the multipart upload has been aborted.
+pub async fn upload(
+    store: &dyn ObjectStore,
+    key: &str,
+    input: mpsc::Receiver<io::Result<Bytes>>,
+    opts: &WriteOptions,
+    on_bytes: OnBytes,
+) -> Result<DataSummary, PipelineError> {
+    let upload = store.start_upload(key).await?;
+    let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
+    let enc_opts = opts.clone();
+    let encoder = tokio::task::spawn_blocking(move || encode(input, part_tx, &enc_opts, on_bytes));
+
+    let sent = send_parts(upload.as_ref(), &mut part_rx, opts.parts_in_flight).await;
+    // Closing our end stops the encoder if it is still running.
+    drop(part_rx);
+    let encoded = encoder.await.map_err(|e| ArchiveError::Pipeline {
+        key: key.to_string(),
+        detail: format!("encoder thread failed: {e}"),
+    });
+    let summary = match (sent.err(), encoded) {
+        (None, Ok(Ok(summary))) => summary,
+        (Some(e), _) => return abort(upload, e).await,
+        (None, Err(e)) => return abort(upload, e.into()).await,
+        (None, Ok(Err(e))) => {
+            let e = ArchiveError::Pipeline {
+                key: key.to_string(),
+                detail: e.to_string(),
+            };
+            return abort(upload, e.into()).await;
+        }
+    };
+    upload.complete().await?;
+    Ok(summary)
+}
+
+/// Uploads parts as they arrive, at most `max_in_flight` at a time, until the
+/// channel closes or a part fails.
+async fn send_parts(
+    upload: &dyn MultipartUpload,
+    parts: &mut mpsc::Receiver<Bytes>,
+    max_in_flight: usize,
+) -> Result<(), PipelineError> {
+    let max_in_flight = max_in_flight.max(1);
+    let mut in_flight = FuturesUnordered::new();
+    let mut number = 0u32;
+    loop {
+        tokio::select! {
+            part = parts.recv(), if in_flight.len() < max_in_flight => match part {
+                Some(body) => {
+                    number += 1;
+                    in_flight.push(upload.put_part(number, body));
+                }
+                None => break,
+            },
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => done?,
+        }
+    }
+    while let Some(done) = in_flight.next().await {
+        done?;
+    }
+    Ok(())
+}
+
+/// Copies an object's stored bytes unchanged to another store, checking them
+/// against `expected_sha256` before the copy is completed. On a mismatch or any
+/// failure the destination upload is aborted.
+pub async fn copy_object(
+    from: &dyn ObjectStore,
+    from_key: &str,
+    to: &dyn ObjectStore,
+    to_key: &str,
+    opts: &WriteOptions,
+    expected_sha256: &str,
+    on_bytes: OnBytes,
+) -> Result<u64, PipelineError> {
+    let (mut reader, _) = from.open(from_key).await?;
+    let upload = to.start_upload(to_key).await?;
+    let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
+    let part_size = opts.part_size;
+    let key = from_key.to_string();
+    let reading = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut sent = 0;
+        loop {
+            let mut buf = Vec::with_capacity(part_size);
+            while buf.len() < part_size {
+                let n = (&mut reader)
+                    .take((part_size - buf.len()) as u64)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| ArchiveError::Pipeline {
+                        key: key.clone(),
+                        detail: format!("reading the source copy: {e}"),
+                    })?;
+                if n == 0 {
+                    break;
+                }
+            }
+            let last = buf.len() < part_size;
+            if buf.is_empty() && sent > 0 {
+                break;
+            }
+            hasher.update(&buf);
+            size += buf.len() as u64;
+            on_bytes(size);
+            sent += 1;
+            if part_tx.send(Bytes::from(buf)).await.is_err() || last {
+                break;
+            }
+        }
+        Ok::<_, ArchiveError>((size, hex::encode(hasher.finalize())))
+    });
+    let sent = send_parts(upload.as_ref(), &mut part_rx, opts.parts_in_flight).await;
+    drop(part_rx);
+    let read = reading.await.map_err(|e| ArchiveError::Pipeline {
+        key: from_key.to_string(),
+        detail: format!("copy reader failed: {e}"),
+    });
+    let (size, sha) = match (sent, read) {
+        (Ok(()), Ok(Ok(r))) => r,
+        (Err(e), _) => return abort(upload, e).await,
+        (Ok(()), Err(e) | Ok(Err(e))) => return abort(upload, e.into()).await,
+    };
+    if sha != expected_sha256 {
+        let e = ArchiveError::Mismatch {
+            key: from_key.to_string(),
+            what: "stored sha256",
+            expected: expected_sha256.to_string(),
+            found: sha,
+        };
+        return abort(upload, e.into()).await;
+    }
+    upload.complete().await?;
+    Ok(size)
+}
+
+/// Size and sha256 of an object's stored bytes, streamed.
+pub async fn hash_object(
+    store: &dyn ObjectStore,
+    key: &str,
+    on_bytes: OnBytes,
+) -> Result<(u64, String), PipelineError> {
+    use tokio::io::AsyncReadExt;
+    let (mut reader, _) = store.open(key).await?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| ArchiveError::Pipeline {
+                key: key.to_string(),
+                detail: format!("reading: {e}"),
+            })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        on_bytes(size);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+async fn abort<T>(
+    upload: Box<dyn MultipartUpload>,
+    cause: PipelineError,
+) -> Result<T, PipelineError> {
+    if let Err(e) = upload.abort().await {
+        tracing::warn!("could not abort multipart upload after failure: {e}");
+    }
+    Err(cause)
+}
+
+/// Collects stored bytes into parts and hashes them.
+struct PartSink {
+    buf: Vec<u8>,
+    part_size: usize,
+    tx: mpsc::Sender<Bytes>,
+    hasher: Sha256,
+    size: u64,
+    sent: u32,
+}
+
+impl PartSink {
+    fn send(&mut self) -> io::Result<()> {
+        let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+        self.sent += 1;
+        self.tx
+            .blocking_send(Bytes::from(part))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
+    }
+
+    fn finish(mut self) -> io::Result<(u64, String)> {
+        // S3 needs at least one part, even for an empty payload.
+        if !self.buf.is_empty() || self.sent == 0 {
+            self.send()?;
+        }
+        Ok((self.size, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl Write for PartSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= self.part_size {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What zstd writes into: the part sink, possibly behind age.
+enum Sealed {
+    Plain(PartSink),
+    Age(age::stream::StreamWriter<PartSink>),
+}
+
+impl Write for Sealed {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Sealed::Plain(w) => w.write(data),
+            Sealed::Age(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sealed::Plain(w) => w.flush(),
+            Sealed::Age(w) => w.flush(),
+        }
+    }
+}
+
+fn zstd_threads(requested: u32) -> u32 {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    }
+}
+
+fn encode(
+    mut input: mpsc::Receiver<io::Result<Bytes>>,
+    part_tx: mpsc::Sender<Bytes>,
+    opts: &WriteOptions,
+    on_bytes: OnBytes,
+) -> io::Result<DataSummary> {
+    let sink = PartSink {
+        buf: Vec::with_capacity(opts.part_size),
+        part_size: opts.part_size,
+        tx: part_tx,
+        hasher: Sha256::new(),
+        size: 0,
+        sent: 0,
+    };
+    let sealed = if opts.recipients.is_empty() {
+        Sealed::Plain(sink)
+    } else {
+        let recipients = parse_recipients(&opts.recipients)?;
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| io::Error::other(format!("age: {e}")))?;
+        Sealed::Age(encryptor.wrap_output(sink)?)
+    };
+    let mut z = zstd::stream::write::Encoder::new(sealed, opts.level)?;
+    z.multithread(zstd_threads(opts.threads))?;
+    z.include_checksum(true)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = input.blocking_recv() {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        z.write_all(&chunk)?;
+        on_bytes(size);
+    }
+    let sink = match z.finish()? {
+        Sealed::Plain(s) => s,
+        Sealed::Age(w) => w.finish()?,
+    };
+    let (stored_size, stored_sha256) = sink.finish()?;
+    Ok(DataSummary {
+        plaintext_size: size,
+        plaintext_sha256: hex::encode(hasher.finalize()),
+        stored_size,
+        stored_sha256,
+    })
+}
+
+fn parse_recipients(list: &[String]) -> io::Result<Vec<age::x25519::Recipient>> {
+    list.iter()
+        .map(|r| {
+            age::x25519::Recipient::from_str(r)
+                .map_err(|e| io::Error::other(format!("invalid age recipient {r:?}: {e}")))
+        })
+        .collect()
+}
+
+/// X25519 identities used to decrypt age-encrypted points.
+pub struct Identities {
+    identities: Vec<age::x25519::Identity>,
+}
+
+impl Identities {
+    /// Reads an age identity file (`age-keygen` output: `AGE-SECRET-KEY-1...`
+    /// lines, `#` comments).
+    pub fn from_file(path: &Path) -> Result<Identities, ArchiveError> {
+        let bad = |detail: String| ArchiveError::Identity {
+            path: path.display().to_string(),
+            detail,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut identities = Vec::new();
+        for (no, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = age::x25519::Identity::from_str(line).map_err(|_| {
+                bad(format!(
+                    "line {}: not an age X25519 identity (expected AGE-SECRET-KEY-1..., as written by age-keygen)",
+                    no + 1
+                ))
+            })?;
+            identities.push(id);
+        }
+        if identities.is_empty() {
+            return Err(bad("the file holds no age identity".into()));
+        }
+        Ok(Identities { identities })
+    }
+}
+
+/// Counts and hashes what is read through it; shared so the count survives the
+/// reader being moved into the decryptor and decompressor.
+#[derive(Default)]
+struct ReadTally {
+    hasher: Sha256,
+    size: u64,
+}
+
+struct TallyReader<R> {
+    inner: R,
+    tally: Rc<RefCell<ReadTally>>,
+}
+
+impl<R: Read> Read for TallyReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut t = self.tally.borrow_mut();
+        t.hasher.update(&buf[..n]);
+        t.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// What a download needs to know about the stored object.
+#[derive(Clone)]
+pub struct ReadRequest {
+    pub key: String,
+    pub encrypted: bool,
+    pub identities: Option<Arc<Identities>>,
+}
+
+/// Streams the plaintext of the object at `key`. The receiver yields chunks; the
+/// handle returns the sizes and hashes once the whole object has been read, or
+/// the first error. Compare the summary with the manifest before trusting data.
+pub fn download(
+    store: Arc<dyn ObjectStore>,
+    req: ReadRequest,
+    on_bytes: OnBytes,
+) -> (
+    mpsc::Receiver<Bytes>,
+    JoinHandle<Result<DataSummary, PipelineError>>,
+) {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let handle = tokio::spawn(async move {
+        if req.encrypted && req.identities.is_none() {
+            return Err(ArchiveError::NeedsIdentity { key: req.key }.into());
+        }
+        let (reader, _) = store.open(&req.key).await?;
+        let bridge = tokio_util::io::SyncIoBridge::new(reader);
+        let key = req.key.clone();
+        tokio::task::spawn_blocking(move || decode(bridge, req, tx, on_bytes))
+            .await
+            .map_err(|e| ArchiveError::Pipeline {
+                key,
+                detail: format!("decoder thread failed: {e}"),
+            })?
+    });
+    (rx, handle)
+}
+
+fn decode(
+    stored: impl Read,
+    req: ReadRequest,
+    tx: mpsc::Sender<Bytes>,
+    on_bytes: OnBytes,
+) -> Result<DataSummary, PipelineError> {
+    let key = req.key.as_str();
+    let tally = Rc::new(RefCell::new(ReadTally::default()));
+    let counted = TallyReader {
+        inner: stored,
+        tally: tally.clone(),
+    };
+    let decode_err = |e: io::Error| ArchiveError::Decode {
+        key: key.to_string(),
+        detail: e.to_string(),
+    };
+    let opened: Box<dyn Read> = match &req.identities {
+        Some(ids) if req.encrypted => {
+            let decrypt_err = |e: age::DecryptError| ArchiveError::Decrypt {
+                key: key.to_string(),
+                detail: e.to_string(),
+            };
+            let decryptor = age::Decryptor::new(counted).map_err(decrypt_err)?;
+            let reader = decryptor
+                .decrypt(ids.identities.iter().map(|i| i as &dyn age::Identity))
+                .map_err(decrypt_err)?;
+            Box::new(reader)
+        }
+        _ => Box::new(counted),
+    };
+    let mut z = zstd::stream::read::Decoder::new(opened).map_err(decode_err)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = read_full(&mut z, &mut buf).map_err(decode_err)?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        hasher.update(&buf);
+        size += n as u64;
+        on_bytes(size);
+        if tx.blocking_send(Bytes::from(buf)).is_err() {
+            return Err(ArchiveError::Pipeline {
+                key: key.to_string(),
+                detail: "the consumer of the data stopped".into(),
+            }
+            .into());
+        }
+    }
+    // Hash whatever trails the last frame too, so the stored hash covers it all.
+    let mut rest = z.finish();
+    io::copy(&mut rest, &mut io::sink()).map_err(decode_err)?;
+    drop(rest);
+    let t = tally.borrow();
+    Ok(DataSummary {
+        plaintext_size: size,
+        plaintext_sha256: hex::encode(hasher.finalize()),
+        stored_size: t.size,
+        stored_sha256: hex::encode(t.hasher.clone().finalize()),
+    })
+}
+
+/// Fills `buf` as far as the reader allows; returns 0 only at the end.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Compares what was read with what the manifest recorded.
+pub fn check_summary(
+    key: &str,
+    found: &DataSummary,
+    expected: &DataSummary,
+    plaintext_checked: bool,
+) -> Result<(), ArchiveError> {
+    let mismatch = |what: &'static str, e: String, f: String| ArchiveError::Mismatch {
+        key: key.to_string(),
+        what,
+        expected: e,
+        found: f,
+    };
+    if found.stored_sha256 != expected.stored_sha256 {
+        return Err(mismatch(
+            "stored sha256",
+            expected.stored_sha256.clone(),
+            found.stored_sha256.clone(),
+        ));
+    }
+    if found.stored_size != expected.stored_size {
+        return Err(mismatch(
+            "stored size",
+            expected.stored_size.to_string(),
+            found.stored_size.to_string(),
+        ));
+    }
+    if plaintext_checked {
+        if found.plaintext_sha256 != expected.plaintext_sha256 {
+            return Err(mismatch(
+                "plaintext sha256",
+                expected.plaintext_sha256.clone(),
+                found.plaintext_sha256.clone(),
+            ));
+        }
+        if found.plaintext_size != expected.plaintext_size {
+            return Err(mismatch(
+                "plaintext size",
+                expected.plaintext_size.to_string(),
+                found.plaintext_size.to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FsStore;
+
+    fn opts(recipients: Vec<String>) -> WriteOptions {
+        WriteOptions {
+            level: 3,
+            threads: 2,
+            part_size: 5 * 1024 * 1024,
+            parts_in_flight: 2,
+            recipients,
+        }
+    }
+
+    fn payload(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    async fn roundtrip(
+        data: Vec<u8>,
+        recipients: Vec<String>,
+        ids: Option<Arc<Identities>>,
+    ) -> Result<(DataSummary, DataSummary, Vec<u8>), PipelineError> {
+        let dir = tempfile::tempdir().map_err(|e| ArchiveError::Pipeline {
+            key: "tmp".into(),
+            detail: e.to_string(),
+        })?;
+        let store: Arc<dyn ObjectStore> = Arc::new(FsStore::new(dir.path().to_path_buf()));
+        let (tx, rx) = mpsc::channel(2);
+        let feeder = tokio::spawn(async move {
+            for chunk in data.chunks(100_000) {
+                let _ = tx.send(Ok(Bytes::copy_from_slice(chunk))).await;
+            }
+        });
+        let encrypted = !recipients.is_empty();
+        let written = upload(
+            store.as_ref(),
+            "p/data",
+            rx,
+            &opts(recipients),
+            Arc::new(|_| {}),
+        )
+        .await?;
+        let _ = feeder.await;
+        let req = ReadRequest {
+            key: "p/data".into(),
+            encrypted,
+            identities: ids,
+        };
+        let (mut rx, handle) = download(store, req, Arc::new(|_| {}));
+        let mut back = Vec::new();
+        while let Some(c) = rx.recv().await {
+            back.extend_from_slice(&c);
+        }
+        let read = handle.await.map_err(|e| ArchiveError::Pipeline {
+            key: "join".into(),
+            detail: e.to_string(),
+        })??;
+        Ok((written, read, back))
+    }
+
+    #[tokio::test]
+    async fn plain_roundtrip_matches_hashes() -> Result<(), PipelineError> {
+        let data = payload(12 * 1024 * 1024 + 17);
+        let (written, read, back) = roundtrip(data.clone(), vec![], None).await?;
+        assert_eq!(back, data);
+        assert_eq!(written, read);
+        assert_eq!(written.plaintext_sha256, hex::encode(Sha256::digest(&data)));
+        assert!(written.stored_size < written.plaintext_size);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn empty_payload_roundtrips() -> Result<(), PipelineError> {
+        let (written, read, back) = roundtrip(vec![], vec![], None).await?;
+        assert!(back.is_empty());
+        assert_eq!(written, read);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn encrypted_roundtrip_needs_the_identity() -> Result<(), PipelineError> {
+        let key = age::x25519::Identity::generate();
+        let recipient = key.to_public().to_string();
+        let data = payload(300_000);
+        let ids = Arc::new(Identities {
+            identities: vec![key],
+        });
+        let (written, read, back) =
+            roundtrip(data.clone(), vec![recipient.clone()], Some(ids)).await?;
+        assert_eq!(back, data);
+        assert_eq!(written, read);
+        let missing = roundtrip(data, vec![recipient], None).await;
+        assert!(matches!(
+            missing,
+            Err(PipelineError::Archive(ArchiveError::NeedsIdentity { .. }))
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn failing_source_leaves_nothing() -> Result<(), PipelineError> {
+        let dir = tempfile::tempdir().map_err(|e| ArchiveError::Pipeline {
+            key: "tmp".into(),
+            detail: e.to_string(),
+        })?;
+        let store = FsStore::new(dir.path().to_path_buf());
+        let (tx, rx) = mpsc::channel(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(Bytes::from(payload(6 * 1024 * 1024)))).await;
+            let _ = tx.send(Err(io::Error::other("source broke"))).await;
+        });
+        let r = upload(&store, "p/data", rx, &opts(vec![]), Arc::new(|_| {})).await;
+        assert!(r.is_err());
+        assert!(store.list("").await?.is_empty());
+        assert!(store.open_uploads("").await?.is_empty());
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! `drtool backup`: back up targets, then copy them to their DR regions.
+
+use std::collections::BTreeMap;
+
+use super::{Output, jobs, known_target, print_results};
+use crate::config::Config;
+use crate::engine::backup::{BackupOptions, backup_target};
+use crate::error::Error;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Targets to back up (repeatable); all targets when omitted.
+    #[arg(long = "target", short = 't')]
+    pub targets: Vec<String>,
+    /// Do not copy the new points to the targets' copy_to regions.
+    #[arg(long)]
+    pub no_copy: bool,
+    /// Record this schedule name in the manifests.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Labels to record, as key=value (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("label {s:?} is not key=value"))
+}
+
+pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
+    let targets = if args.targets.is_empty() {
+        cfg.targets.values().collect::<Vec<_>>()
+    } else {
+        args.targets
+            .iter()
+            .map(|t| known_target(cfg, t))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if targets.is_empty() {
+        return Err(Error::input(format!(
+            "the config {} defines no targets: add a [targets.NAME] table",
+            cfg.path.display()
+        )));
+    }
+    let opts = BackupOptions {
+        schedule: args.schedule.clone(),
+        labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        no_copy: args.no_copy,
+    };
+    let jobs = jobs();
+    let mut results = Vec::new();
+    for t in targets {
+        results.extend(backup_target(cfg, t, &opts, &jobs).await);
+    }
+    Ok(print_results(&results, args.output))
+}

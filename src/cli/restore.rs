@@ -1,0 +1,108 @@
+//! `drtool restore --region R --target T`: plan, show, confirm, execute.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use super::{EXIT_OK, Output, identities, jobs, known_region, known_target, print_results};
+use crate::archive::PointId;
+use crate::catalog::parse_time;
+use crate::config::Config;
+use crate::engine::restore::{RestoreRequest, execute_restore, plan_restore};
+use crate::error::Error;
+use crate::source::etcd::Existing;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The region to restore in: only its store and endpoints are used.
+    #[arg(long, short = 'r')]
+    pub region: String,
+    #[arg(long, short = 't')]
+    pub target: String,
+    /// The point to restore (default: the newest).
+    #[arg(long, conflicts_with = "before")]
+    pub point: Option<PointId>,
+    /// The newest point finished before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub before: Option<String>,
+    /// Print the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm a destructive plan without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// age identity file for encrypted points.
+    #[arg(long, env = "DRTOOL_AGE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Keys points: restore only keys under this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Keys points: what to do with keys that already exist.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub existing: Existing,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
+    known_region(cfg, &args.region)?;
+    known_target(cfg, &args.target)?;
+    let req = RestoreRequest {
+        region: args.region.clone(),
+        target: args.target.clone(),
+        point: args.point.clone(),
+        before: args.before.as_deref().map(parse_time).transpose()?,
+        prefix: args.prefix.clone(),
+        existing: args.existing,
+    };
+    let ids = identities(args.identity.as_ref())?;
+    let jobs = jobs();
+    let plan = plan_restore(cfg, &req, ids.clone(), &jobs).await?;
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        ),
+        Output::Table => {
+            for line in plan.describe() {
+                println!("{line}");
+            }
+        }
+    }
+    if args.dry_run {
+        println!("dry run: nothing was changed");
+        return Ok(EXIT_OK);
+    }
+    if plan.destructive && !args.yes {
+        confirm(&plan.target)?;
+    }
+    let results = execute_restore(cfg, &plan, ids, &jobs).await;
+    Ok(print_results(&results, args.output))
+}
+
+/// Asks on the terminal; refuses when there is none.
+fn confirm(target: &str) -> Result<(), Error> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::NotConfirmed(
+            "this plan replaces or overwrites existing data and there is no terminal to confirm on: \
+             re-run with --yes after reading the plan"
+                .into(),
+        ));
+    }
+    eprint!(
+        "This plan replaces or overwrites existing data. Type the target name ({target}) to go on: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?;
+    if answer.trim() == target {
+        Ok(())
+    } else {
+        Err(Error::NotConfirmed(
+            "not confirmed: nothing was changed".into(),
+        ))
+    }
+}

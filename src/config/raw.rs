@@ -1,0 +1,642 @@
+//! The TOML shape of `drtool.toml` and its validation into [`Config`].
+//!
+//! Fields that later need an error location are `Spanned`, so every semantic
+//! error (unknown region, bad URL, ...) points at the offending value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    Config, ConfigError, Defaults, Encryption, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget,
+    Location, Region, StoreUrl, Target, TargetSpec, TlsFiles,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    defaults: Option<RawDefaults>,
+    encryption: Option<RawEncryption>,
+    #[serde(default)]
+    regions: BTreeMap<Spanned<String>, RawRegion>,
+    #[serde(default)]
+    targets: BTreeMap<Spanned<String>, RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    compression_level: Option<Spanned<i64>>,
+    compression_threads: Option<Spanned<i64>>,
+    part_size_mib: Option<Spanned<i64>>,
+    parts_in_flight: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    recipients: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    store: Spanned<String>,
+    endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    path_style: bool,
+    s3_region: Option<String>,
+    profile: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    kind: Spanned<String>,
+    home: Spanned<String>,
+    #[serde(default)]
+    copy_to: Vec<Spanned<String>>,
+    // etcd
+    mode: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    regions: BTreeMap<Spanned<String>, RawEtcdRegion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEtcdRegion {
+    endpoints: Spanned<Vec<Spanned<String>>>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    members: Vec<RawMember>,
+    cluster_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Option<Spanned<String>>,
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    name: Spanned<String>,
+    peer_url: Spanned<String>,
+    data_dir: Spanned<String>,
+}
+
+/// Turns byte offsets into `file:line:column` errors.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn location(&self, span: Range<usize>) -> Location {
+        let upto = &self.text[..span.start.min(self.text.len())];
+        let line = upto.matches('\n').count() + 1;
+        let column = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Location {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+        }
+    }
+
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            location: self.location(span),
+            message: message.into(),
+        }
+    }
+
+    /// Relative paths in the config are relative to the config file's folder.
+    fn path(&self, value: &str) -> PathBuf {
+        let p = Path::new(value);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+}
+
+/// Parses and validates config text; `path` is used for messages and relative paths.
+pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let ctx = Ctx { text, path };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ctx.err(span, e.message().trim_end().to_string())
+    })?;
+    if raw.regions.is_empty() {
+        return Err(ctx.err(
+            0..0,
+            "no regions defined: add at least one [regions.NAME] table with a `store`",
+        ));
+    }
+    let defaults = defaults(&ctx, raw.defaults)?;
+    let encryption = raw.encryption.map(|e| encryption(&ctx, e)).transpose()?;
+    let mut regions = BTreeMap::new();
+    for (name, r) in raw.regions {
+        check_name(&ctx, &name, "region")?;
+        let region = region(&ctx, name.get_ref(), r)?;
+        regions.insert(name.into_inner(), region);
+    }
+    let known: BTreeSet<String> = regions.keys().cloned().collect();
+    let mut targets = BTreeMap::new();
+    for (name, t) in raw.targets {
+        check_name(&ctx, &name, "target")?;
+        let target = target(&ctx, name.get_ref(), t, &known)?;
+        targets.insert(name.into_inner(), target);
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        defaults,
+        encryption,
+        regions,
+        targets,
+    })
+}
+
+fn check_name(ctx: &Ctx, name: &Spanned<String>, what: &str) -> Result<(), ConfigError> {
+    let ok = !name.get_ref().is_empty()
+        && name
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ctx.err(
+            name.span(),
+            format!(
+                "invalid {what} name {:?}: use letters, digits, '-', '_' and '.' only",
+                name.get_ref()
+            ),
+        ))
+    }
+}
+
+fn ranged(
+    ctx: &Ctx,
+    v: &Spanned<i64>,
+    field: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    if range.contains(v.get_ref()) {
+        Ok(*v.get_ref())
+    } else {
+        Err(ctx.err(
+            v.span(),
+            format!(
+                "defaults.{field} = {} is out of range: use {}..={}",
+                v.get_ref(),
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+fn defaults(ctx: &Ctx, raw: Option<RawDefaults>) -> Result<Defaults, ConfigError> {
+    let mut d = Defaults::default();
+    let Some(raw) = raw else { return Ok(d) };
+    if let Some(v) = &raw.compression_level {
+        d.compression_level = ranged(ctx, v, "compression_level", 1..=19)? as i32;
+    }
+    if let Some(v) = &raw.compression_threads {
+        d.compression_threads = ranged(ctx, v, "compression_threads", 0..=64)? as u32;
+    }
+    if let Some(v) = &raw.part_size_mib {
+        // S3 refuses parts under 5 MiB (except the last) and over 5 GiB.
+        d.part_size = ranged(ctx, v, "part_size_mib", 5..=512)? as usize * 1024 * 1024;
+    }
+    if let Some(v) = &raw.parts_in_flight {
+        d.parts_in_flight = ranged(ctx, v, "parts_in_flight", 1..=32)? as usize;
+    }
+    Ok(d)
+}
+
+fn encryption(ctx: &Ctx, raw: RawEncryption) -> Result<Encryption, ConfigError> {
+    if raw.recipients.get_ref().is_empty() {
+        return Err(ctx.err(
+            raw.recipients.span(),
+            "encryption.recipients is empty: list at least one age recipient (age1...) or remove [encryption]",
+        ));
+    }
+    let mut recipients = Vec::new();
+    for r in raw.recipients.into_inner() {
+        if age::x25519::Recipient::from_str(r.get_ref()).is_err() {
+            return Err(ctx.err(
+                r.span(),
+                format!(
+                    "invalid age recipient {:?}: expected an X25519 public key starting with age1 (see `age-keygen -y`)",
+                    r.get_ref()
+                ),
+            ));
+        }
+        recipients.push(r.into_inner());
+    }
+    Ok(Encryption { recipients })
+}
+
+fn region(ctx: &Ctx, name: &str, raw: RawRegion) -> Result<Region, ConfigError> {
+    let store = store_url(ctx, &raw.store)?;
+    let endpoint = match raw.endpoint {
+        Some(e) => {
+            let ok = url::Url::parse(e.get_ref())
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(ctx.err(
+                    e.span(),
+                    format!(
+                        "invalid endpoint {:?} for region {name}: expected http(s)://host[:port]",
+                        e.get_ref()
+                    ),
+                ));
+            }
+            if matches!(store, StoreUrl::File { .. }) {
+                return Err(ctx.err(
+                    e.span(),
+                    format!(
+                        "region {name} has a file:// store: `endpoint` only applies to s3:// stores"
+                    ),
+                ));
+            }
+            Some(e.into_inner())
+        }
+        None => None,
+    };
+    Ok(Region {
+        name: name.to_string(),
+        store,
+        endpoint,
+        path_style: raw.path_style,
+        s3_region: raw.s3_region.unwrap_or_else(|| name.to_string()),
+        profile: raw.profile,
+    })
+}
+
+fn store_url(ctx: &Ctx, raw: &Spanned<String>) -> Result<StoreUrl, ConfigError> {
+    let bad = |why: &str| {
+        ctx.err(
+            raw.span(),
+            format!(
+                "invalid store URL {:?}: {why} (expected s3://bucket[/prefix] or file:///absolute/dir)",
+                raw.get_ref()
+            ),
+        )
+    };
+    let value = raw.get_ref();
+    if let Some(rest) = value.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !bucket_ok {
+            return Err(bad(
+                "bucket names are 3-63 lowercase letters, digits, '-' or '.'",
+            ));
+        }
+        Ok(StoreUrl::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    } else if let Some(rest) = value.strip_prefix("file://") {
+        if rest.is_empty() {
+            return Err(bad("the path is empty"));
+        }
+        if !rest.starts_with('/') {
+            // file://relative/dir is allowed for demos: relative to the config file.
+            return Ok(StoreUrl::File {
+                root: ctx.path(rest),
+                prefix: String::new(),
+            });
+        }
+        Ok(StoreUrl::File {
+            root: PathBuf::from(rest),
+            prefix: String::new(),
+        })
+    } else {
+        Err(bad("unknown scheme"))
+    }
+}
+
+fn region_ref(
+    ctx: &Ctx,
+    r: &Spanned<String>,
+    known: &BTreeSet<String>,
+    target: &str,
+    field: &str,
+) -> Result<String, ConfigError> {
+    if known.contains(r.get_ref()) {
+        Ok(r.get_ref().clone())
+    } else {
+        let list: Vec<&str> = known.iter().map(String::as_str).collect();
+        Err(ctx.err(
+            r.span(),
+            format!(
+                "target {target}: {field} refers to unknown region {:?} (defined regions: {})",
+                r.get_ref(),
+                list.join(", ")
+            ),
+        ))
+    }
+}
+
+fn target(
+    ctx: &Ctx,
+    name: &str,
+    raw: RawTarget,
+    known: &BTreeSet<String>,
+) -> Result<Target, ConfigError> {
+    let home = region_ref(ctx, &raw.home, known, name, "home")?;
+    let mut copy_to = Vec::new();
+    for r in &raw.copy_to {
+        let region = region_ref(ctx, r, known, name, "copy_to")?;
+        if region == home || copy_to.contains(&region) {
+            return Err(ctx.err(
+                r.span(),
+                format!(
+                    "target {name}: copy_to lists {region:?} twice or repeats the home region; list each other region once"
+                ),
+            ));
+        }
+        copy_to.push(region);
+    }
+    let spec = match raw.kind.get_ref().as_str() {
+        "etcd" => TargetSpec::Etcd(etcd_target(ctx, name, raw, known, &home)?),
+        other => {
+            return Err(ctx.err(
+                raw.kind.span(),
+                format!("target {name}: unknown kind {other:?} (supported: etcd)"),
+            ));
+        }
+    };
+    Ok(Target {
+        name: name.to_string(),
+        home,
+        copy_to,
+        spec,
+    })
+}
+
+fn etcd_target(
+    ctx: &Ctx,
+    name: &str,
+    raw: RawTarget,
+    known: &BTreeSet<String>,
+    home: &str,
+) -> Result<EtcdTarget, ConfigError> {
+    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("snapshot", _)) => EtcdMode::Snapshot,
+        Some(("keys", _)) => EtcdMode::Keys,
+        Some((other, span)) => {
+            return Err(ctx.err(
+                span,
+                format!("target {name}: mode {other:?} is not one of \"snapshot\", \"keys\""),
+            ));
+        }
+    };
+    if let (EtcdMode::Snapshot, Some(p)) = (mode, &raw.prefix) {
+        return Err(ctx.err(
+            p.span(),
+            format!(
+                "target {name}: `prefix` only applies to mode = \"keys\" (a snapshot always holds the whole keyspace)"
+            ),
+        ));
+    }
+    let mut regions = BTreeMap::new();
+    for (region, r) in raw.regions {
+        let region = region_ref(ctx, &region, known, name, "regions")?;
+        regions.insert(region.clone(), etcd_region(ctx, name, &region, r)?);
+    }
+    if !regions.contains_key(home) {
+        return Err(ctx.err(
+            raw.home.span(),
+            format!(
+                "target {name}: no [targets.{name}.regions.{home}] table with the endpoints of its home region"
+            ),
+        ));
+    }
+    Ok(EtcdTarget {
+        mode,
+        prefix: raw.prefix.map(Spanned::into_inner),
+        regions,
+    })
+}
+
+fn etcd_region(
+    ctx: &Ctx,
+    target: &str,
+    region: &str,
+    raw: RawEtcdRegion,
+) -> Result<EtcdRegion, ConfigError> {
+    if raw.endpoints.get_ref().is_empty() {
+        return Err(ctx.err(
+            raw.endpoints.span(),
+            format!("target {target}, region {region}: endpoints is empty"),
+        ));
+    }
+    let mut endpoints = Vec::new();
+    for e in raw.endpoints.into_inner() {
+        check_url(ctx, &e, target, region, "endpoint")?;
+        endpoints.push(e.into_inner());
+    }
+    let tls = raw.tls.map(|t| tls(ctx, target, region, t)).transpose()?;
+    let mut members = Vec::new();
+    let mut names = BTreeSet::new();
+    for m in raw.members {
+        check_url(ctx, &m.peer_url, target, region, "peer_url")?;
+        if !names.insert(m.name.get_ref().clone()) {
+            return Err(ctx.err(
+                m.name.span(),
+                format!(
+                    "target {target}, region {region}: duplicate member name {:?}",
+                    m.name.get_ref()
+                ),
+            ));
+        }
+        members.push(EtcdMember {
+            name: m.name.into_inner(),
+            peer_url: m.peer_url.into_inner(),
+            data_dir: ctx.path(m.data_dir.get_ref()),
+        });
+    }
+    Ok(EtcdRegion {
+        endpoints,
+        tls,
+        members,
+        cluster_token: raw
+            .cluster_token
+            .unwrap_or_else(|| format!("drtool-{target}-{region}")),
+    })
+}
+
+fn check_url(
+    ctx: &Ctx,
+    v: &Spanned<String>,
+    target: &str,
+    region: &str,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let ok = url::Url::parse(v.get_ref())
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(ctx.err(
+            v.span(),
+            format!(
+                "target {target}, region {region}: invalid {what} {:?}: expected http(s)://host:port",
+                v.get_ref()
+            ),
+        ))
+    }
+}
+
+fn tls(ctx: &Ctx, target: &str, region: &str, raw: RawTls) -> Result<TlsFiles, ConfigError> {
+    let file = |v: &Option<Spanned<String>>, what: &str| -> Result<Option<PathBuf>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let p = ctx.path(v.get_ref());
+        if p.is_file() {
+            Ok(Some(p))
+        } else {
+            Err(ctx.err(
+                v.span(),
+                format!(
+                    "target {target}, region {region}: tls.{what} file {} does not exist",
+                    p.display()
+                ),
+            ))
+        }
+    };
+    let files = TlsFiles {
+        ca: file(&raw.ca, "ca")?,
+        cert: file(&raw.cert, "cert")?,
+        key: file(&raw.key, "key")?,
+    };
+    if files.cert.is_some() != files.key.is_some() {
+        let span = raw
+            .cert
+            .as_ref()
+            .or(raw.key.as_ref())
+            .map_or(0..0, Spanned::span);
+        return Err(ctx.err(
+            span,
+            format!("target {target}, region {region}: tls needs both `cert` and `key` for a client certificate"),
+        ));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        parse_str(text, Path::new("/etc/drtool/drtool.toml"))
+    }
+
+    const GOOD: &str = r#"
+[regions.us-east-1]
+store = "s3://bucket-a/pre/fix/"
+endpoint = "http://127.0.0.1:3900"
+path_style = true
+
+[regions.us-west-2]
+store = "file:///var/lib/drtool"
+
+[targets.main]
+kind = "etcd"
+home = "us-east-1"
+copy_to = ["us-west-2"]
+
+[targets.main.regions.us-east-1]
+endpoints = ["http://127.0.0.1:2379"]
+
+[targets.main.regions.us-west-2]
+endpoints = ["http://127.0.0.1:2479"]
+members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore/a" }]
+"#;
+
+    #[test]
+    fn parses_a_good_config() -> Result<(), ConfigError> {
+        let c = parse(GOOD)?;
+        let r = &c.regions["us-east-1"];
+        assert_eq!(
+            r.store,
+            StoreUrl::S3 {
+                bucket: "bucket-a".into(),
+                prefix: "pre/fix".into()
+            }
+        );
+        assert_eq!(r.s3_region, "us-east-1");
+        let t = &c.targets["main"];
+        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-west-2"]);
+        let TargetSpec::Etcd(e) = &t.spec;
+        assert_eq!(e.mode, EtcdMode::Snapshot);
+        assert_eq!(
+            e.regions["us-west-2"].members[0].data_dir,
+            PathBuf::from("/etc/drtool/restore/a")
+        );
+        assert_eq!(c.defaults, Defaults::default());
+        Ok(())
+    }
+
+    fn message(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("config should not parse"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unknown_region_names_line_and_value() {
+        let bad = GOOD.replace(r#"copy_to = ["us-west-2"]"#, r#"copy_to = ["eu-west-9"]"#);
+        let m = message(&bad);
+        assert!(m.starts_with("/etc/drtool/drtool.toml:13:"), "{m}");
+        assert!(m.contains("unknown region \"eu-west-9\""), "{m}");
+    }
+
+    #[test]
+    fn unknown_field_names_line() {
+        let bad = GOOD.replace("path_style = true", "path_styel = true");
+        let m = message(&bad);
+        assert!(m.contains(":5:"), "{m}");
+        assert!(m.contains("path_styel"), "{m}");
+    }
+
+    #[test]
+    fn duplicate_target_is_an_error() {
+        let bad = format!("{GOOD}\n[targets.main]\nkind = \"etcd\"\nhome = \"us-east-1\"\n");
+        let m = message(&bad);
+        assert!(m.contains("duplicate") || m.contains("redefin"), "{m}");
+    }
+
+    #[test]
+    fn bad_store_url() {
+        let m = message(&GOOD.replace("s3://bucket-a/pre/fix/", "gs://x"));
+        assert!(m.contains("invalid store URL \"gs://x\""), "{m}");
+    }
+
+    #[test]
+    fn out_of_range_default() {
+        let m = message(&format!("[defaults]\ncompression_level = 42\n{GOOD}"));
+        assert!(
+            m.contains(":2:") && m.contains("compression_level = 42"),
+            "{m}"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Copying points between regions: stored bytes unchanged, hash checked against
+//! the manifest, manifest written last in the destination, then the source
+//! manifest records the new copy.
+
+use chrono::Utc;
+
+use super::backup::pipeline_error;
+use super::{ItemResult, Jobs, write_options};
+use crate::archive::pipeline;
+use crate::archive::{Manifest, PointId};
+use crate::catalog;
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::RegionStore;
+
+/// Copies one point from `from` to `to`; returns the source manifest updated with
+/// the new copy.
+pub async fn copy_point(
+    cfg: &Config,
+    from: &RegionStore,
+    to: &RegionStore,
+    manifest: &Manifest,
+    jobs: &Jobs,
+) -> Result<Manifest, Error> {
+    let id: PointId = manifest.point_id.parse()?;
+    let target = manifest.target.as_str();
+    let encrypted = manifest.is_encrypted();
+    let from_key = from.layout.data_key(target, &id, encrypted);
+    let to_key = to.layout.data_key(target, &id, encrypted);
+    let job = jobs.start(
+        format!("copy {target} {id}: {} -> {}", from.region, to.region),
+        Some(manifest.stored_size),
+    );
+    let copied = pipeline::copy_object(
+        from.store.as_ref(),
+        &from_key,
+        to.store.as_ref(),
+        &to_key,
+        &write_options(cfg),
+        &manifest.stored_sha256,
+        job.on_bytes(),
+    )
+    .await;
+    if let Err(e) = copied {
+        let e = pipeline_error(e);
+        job.fail(e.to_string());
+        return Err(e);
+    }
+    let mut copy = manifest.clone();
+    copy.region = to.region.clone();
+    copy.copied_from = Some(from.region.clone());
+    copy.copied_to = Vec::new();
+    let written = to
+        .store
+        .put(&to.layout.manifest_key(target, &id), copy.seal().into())
+        .await;
+    if let Err(e) = written {
+        let _ = to.store.delete(&to_key).await;
+        job.fail(e.to_string());
+        return Err(e.into());
+    }
+    let mut source = manifest.clone();
+    if !source.copied_to.contains(&to.region) {
+        source.copied_to.push(to.region.clone());
+    }
+    // The copy is complete either way; failing to note it in the source is a warning.
+    if let Err(e) = from
+        .store
+        .put(&from.layout.manifest_key(target, &id), source.seal().into())
+        .await
+    {
+        tracing::warn!(
+            "copy of {id} to {} done, but the source manifest was not updated: {e}",
+            to.region
+        );
+    }
+    job.finish(format!(
+        "copied {id} to {} at {}",
+        to.region,
+        Utc::now().to_rfc3339()
+    ));
+    Ok(source)
+}
+
+/// Copies every point of `target` (or just `point`) that `to` lacks.
+pub async fn copy_missing(
+    cfg: &Config,
+    from: &RegionStore,
+    to: &RegionStore,
+    target: &str,
+    point: Option<&PointId>,
+    jobs: &Jobs,
+) -> Vec<ItemResult> {
+    let listings = tokio::join!(
+        catalog::list_points(from, Some(target)),
+        catalog::list_points(to, Some(target))
+    );
+    let (have, want) = match listings {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) => {
+            return vec![ItemResult::failed(
+                target,
+                &from.region,
+                "copy",
+                None,
+                &e.into(),
+            )];
+        }
+        (_, Err(e)) => {
+            return vec![ItemResult::failed(
+                target,
+                &to.region,
+                "copy",
+                None,
+                &e.into(),
+            )];
+        }
+    };
+    let mut results = Vec::new();
+    for p in have
+        .points
+        .iter()
+        .filter(|p| point.is_none_or(|id| &p.id == id))
+    {
+        if want.points.iter().any(|w| w.id == p.id) {
+            results.push(ItemResult::ok(
+                target,
+                &to.region,
+                "copy",
+                Some(p.id.to_string()),
+                "already present".into(),
+            ));
+            continue;
+        }
+        match copy_point(cfg, from, to, &p.manifest, jobs).await {
+            Ok(_) => results.push(ItemResult::ok(
+                target,
+                &to.region,
+                "copy",
+                Some(p.id.to_string()),
+                format!("copied from {}", from.region),
+            )),
+            Err(e) => results.push(ItemResult::failed(
+                target,
+                &to.region,
+                "copy",
+                Some(p.id.to_string()),
+                &e,
+            )),
+        }
+    }
+    if results.is_empty() {
+        let e = Error::input(match point {
+            Some(id) => format!(
+                "region {} holds no point {id} of target {target}",
+                from.region
+            ),
+            None => format!("region {} holds no points of target {target}", from.region),
+        });
+        results.push(ItemResult::failed(target, &from.region, "copy", None, &e));
+    }
+    results
+}

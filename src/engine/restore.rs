@@ -1,0 +1,589 @@
+//! Restore: plan first (which point, from where, into what, what is overwritten),
+//! then execute only that plan. Everything is read from one region: its store and
+//! its endpoints, so a restore works while every other region is down.
+//!
+//! Checksums are verified before a target is touched: a keys point is verified
+//! while planning; a snapshot point is downloaded and verified into a local file
+//! before any data dir is moved or created.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::backup::pipeline_error;
+use super::{ItemResult, Jobs};
+use crate::archive::pipeline::{self, DataSummary, Identities, ReadRequest};
+use crate::archive::{Consistency, PayloadKind, PointId};
+use crate::catalog::{self, PointEntry};
+use crate::config::{Config, EtcdMember, TargetSpec};
+use crate::error::Error;
+use crate::source::SourceError;
+use crate::source::etcd::{self, Existing, KeysPlan, SnapshotCheck, SnapshotTool};
+use crate::store::RegionStore;
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    pub region: String,
+    pub target: String,
+    pub point: Option<PointId>,
+    pub before: Option<DateTime<Utc>>,
+    /// Keys restores: only keys under this prefix.
+    pub prefix: Option<String>,
+    pub existing: Existing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberPlan {
+    pub name: String,
+    pub peer_url: String,
+    pub data_dir: PathBuf,
+    /// Where an existing data dir is moved before the new one is made.
+    pub move_aside_to: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RestoreAction {
+    /// Replay keys into the region's cluster.
+    EtcdKeys {
+        endpoints: Vec<String>,
+        prefix: Option<String>,
+        existing: Existing,
+        counts: KeysPlan,
+    },
+    /// Materialize fresh member data dirs from a snapshot.
+    EtcdSnapshot {
+        tool: SnapshotTool,
+        cluster_token: String,
+        members: Vec<MemberPlan>,
+    },
+}
+
+/// A restore, fully decided, ready to print, confirm and execute.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestorePlan {
+    pub region: String,
+    pub store: String,
+    pub target: String,
+    pub point: String,
+    pub point_finished_at: DateTime<Utc>,
+    pub source_region: String,
+    pub payload: PayloadKind,
+    pub consistency: Consistency,
+    pub stored_size: u64,
+    pub plaintext_size: u64,
+    pub encrypted: bool,
+    /// Whether the plan replaces or overwrites anything.
+    pub destructive: bool,
+    /// Checksums already verified while planning.
+    pub verified: bool,
+    pub action: RestoreAction,
+    #[serde(skip)]
+    entry: Option<PointEntry>,
+}
+
+impl RestorePlan {
+    /// Human-readable plan, one line per fact.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!(
+                "restore plan for target {} in region {}",
+                self.target, self.region
+            ),
+            format!(
+                "  point      {} (finished {}, taken in {})",
+                self.point,
+                self.point_finished_at.to_rfc3339(),
+                self.source_region
+            ),
+            format!("  from       {}", self.store),
+            format!(
+                "  payload    {}, {} bytes ({} stored{})",
+                self.payload.describe(),
+                self.plaintext_size,
+                self.stored_size,
+                if self.encrypted {
+                    ", age-encrypted"
+                } else {
+                    ""
+                }
+            ),
+        ];
+        let Consistency::Etcd {
+            revision,
+            observed_at,
+        } = &self.consistency;
+        lines.push(format!(
+            "  consistent etcd revision {revision} (observed {})",
+            observed_at.to_rfc3339()
+        ));
+        match &self.action {
+            RestoreAction::EtcdKeys {
+                endpoints,
+                prefix,
+                existing,
+                counts,
+            } => {
+                lines.push(format!("  into       etcd {}", endpoints.join(",")));
+                lines.push(format!(
+                    "  keys       {} in point, {} selected{}",
+                    counts.in_point,
+                    counts.selected,
+                    prefix
+                        .as_ref()
+                        .map(|p| format!(" by prefix {p:?}"))
+                        .unwrap_or_default()
+                ));
+                lines.push(format!("  create     {}", counts.create));
+                let verb = match existing {
+                    Existing::Skip => "skip (exist)",
+                    Existing::Overwrite => "OVERWRITE",
+                    Existing::Fail => "CONFLICT",
+                };
+                lines.push(format!("  {verb:<10} {}", counts.existing));
+                for k in &counts.existing_examples {
+                    lines.push(format!("             e.g. {k}"));
+                }
+            }
+            RestoreAction::EtcdSnapshot {
+                tool,
+                cluster_token,
+                members,
+            } => {
+                lines.push(format!(
+                    "  into       new data dirs via {} (cluster token {cluster_token})",
+                    tool.program.display()
+                ));
+                for m in members {
+                    lines.push(format!(
+                        "  member     {} {} -> {}",
+                        m.name,
+                        m.peer_url,
+                        m.data_dir.display()
+                    ));
+                    if let Some(aside) = &m.move_aside_to {
+                        lines.push(format!(
+                            "             existing data dir will be MOVED to {}",
+                            aside.display()
+                        ));
+                    }
+                }
+            }
+        }
+        lines.push(format!(
+            "  checksums  {}",
+            if self.verified {
+                "verified while planning"
+            } else {
+                "verified before any change"
+            }
+        ));
+        lines
+    }
+}
+
+/// Builds the plan. Reads only `req.region`'s store and cluster.
+pub async fn plan_restore(
+    cfg: &Config,
+    req: &RestoreRequest,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Result<RestorePlan, Error> {
+    let region = cfg.region(&req.region).ok_or_else(|| {
+        Error::input(format!(
+            "unknown region {:?}: the config defines {}",
+            req.region,
+            cfg.regions.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let target = cfg.target(&req.target).ok_or_else(|| {
+        Error::input(format!(
+            "unknown target {:?}: the config defines {}",
+            req.target,
+            cfg.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let TargetSpec::Etcd(spec) = &target.spec;
+    let etcd_region = spec.regions.get(&req.region).ok_or_else(|| {
+        Error::input(format!(
+            "target {} has no [targets.{}.regions.{}] table: say where to restore in that region",
+            target.name, target.name, req.region
+        ))
+    })?;
+    let rs = RegionStore::open(region).await;
+    let listing = catalog::list_points(&rs, Some(&target.name)).await?;
+    let entry = catalog::select(
+        &listing.points,
+        &req.region,
+        &target.name,
+        req.point.as_ref(),
+        req.before,
+    )?
+    .clone();
+    let m = &entry.manifest;
+    if m.target_kind != target.spec.kind() {
+        return Err(Error::input(format!(
+            "point {} is a {} point but target {} is of kind {}",
+            entry.id,
+            m.target_kind,
+            target.name,
+            target.spec.kind()
+        )));
+    }
+    if m.is_encrypted() && identities.is_none() {
+        return Err(crate::archive::ArchiveError::NeedsIdentity {
+            key: entry.manifest_key.clone(),
+        }
+        .into());
+    }
+    let (action, destructive, verified) = match m.payload {
+        PayloadKind::EtcdKeys => {
+            let mut client = etcd::connect(etcd_region).await?;
+            let job = jobs.start(
+                format!("plan: verify {} and compare with the target", entry.id),
+                Some(m.plaintext_size),
+            );
+            let (rx, handle) = pipeline::download(
+                rs.store.clone(),
+                read_request(&rs, &entry, identities),
+                job.on_bytes(),
+            );
+            let counts = etcd::plan_keys(
+                &mut client,
+                &etcd_region.endpoints,
+                rx,
+                req.prefix.as_deref(),
+            )
+            .await;
+            let summary = finish_download(handle).await;
+            let counts = match (counts, summary) {
+                (Ok(c), Ok(s)) => {
+                    check(&rs, &entry, &s)?;
+                    c
+                }
+                // A failed download also truncates the stream: report the cause.
+                (_, Err(e)) => {
+                    job.fail(e.to_string());
+                    return Err(e);
+                }
+                (Err(e), _) => {
+                    job.fail(e.to_string());
+                    return Err(e.into());
+                }
+            };
+            job.finish("verified");
+            if req.existing == Existing::Fail && counts.existing > 0 {
+                return Err(Error::input(format!(
+                    "{} of the selected keys already exist in region {} (e.g. {}) and --existing fail was given: \
+                     use --existing skip or --existing overwrite, or restore into an empty cluster",
+                    counts.existing,
+                    req.region,
+                    counts.existing_examples.join(", ")
+                )));
+            }
+            let destructive = req.existing == Existing::Overwrite && counts.existing > 0;
+            (
+                RestoreAction::EtcdKeys {
+                    endpoints: etcd_region.endpoints.clone(),
+                    prefix: req.prefix.clone(),
+                    existing: req.existing,
+                    counts,
+                },
+                destructive,
+                true,
+            )
+        }
+        PayloadKind::EtcdSnapshot => {
+            if etcd_region.members.is_empty() {
+                return Err(Error::input(format!(
+                    "target {} region {}: a snapshot restore needs `members = [{{ name, peer_url, data_dir }}, ...]` \
+                     in [targets.{}.regions.{}]",
+                    target.name, req.region, target.name, req.region
+                )));
+            }
+            let tool = etcd::find_snapshot_tool()?;
+            let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+            let members: Vec<MemberPlan> = etcd_region
+                .members
+                .iter()
+                .map(|m| MemberPlan {
+                    name: m.name.clone(),
+                    peer_url: m.peer_url.clone(),
+                    data_dir: m.data_dir.clone(),
+                    move_aside_to: m.data_dir.exists().then(|| {
+                        let mut aside = m.data_dir.clone().into_os_string();
+                        aside.push(format!(".drtool-replaced-{stamp}"));
+                        PathBuf::from(aside)
+                    }),
+                })
+                .collect();
+            let destructive = members.iter().any(|m| m.move_aside_to.is_some());
+            (
+                RestoreAction::EtcdSnapshot {
+                    tool,
+                    cluster_token: etcd_region.cluster_token.clone(),
+                    members,
+                },
+                destructive,
+                false,
+            )
+        }
+    };
+    Ok(RestorePlan {
+        region: req.region.clone(),
+        store: rs.store.describe(),
+        target: target.name.clone(),
+        point: entry.id.to_string(),
+        point_finished_at: m.finished_at,
+        source_region: m.source_region.clone(),
+        payload: m.payload,
+        consistency: m.consistency.clone(),
+        stored_size: m.stored_size,
+        plaintext_size: m.plaintext_size,
+        encrypted: m.is_encrypted(),
+        destructive,
+        verified,
+        action,
+        entry: Some(entry),
+    })
+}
+
+fn read_request(
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+) -> ReadRequest {
+    let m = &entry.manifest;
+    ReadRequest {
+        key: rs.layout.data_key(&m.target, &entry.id, m.is_encrypted()),
+        encrypted: m.is_encrypted(),
+        identities,
+    }
+}
+
+async fn finish_download(
+    handle: tokio::task::JoinHandle<Result<DataSummary, pipeline::PipelineError>>,
+) -> Result<DataSummary, Error> {
+    handle
+        .await
+        .map_err(|e| Error::failed(format!("download task failed: {e}")))?
+        .map_err(pipeline_error)
+}
+
+fn check(rs: &RegionStore, entry: &PointEntry, found: &DataSummary) -> Result<(), Error> {
+    let m = &entry.manifest;
+    let expected = DataSummary {
+        plaintext_size: m.plaintext_size,
+        plaintext_sha256: m.plaintext_sha256.clone(),
+        stored_size: m.stored_size,
+        stored_sha256: m.stored_sha256.clone(),
+    };
+    let key = rs.layout.data_key(&m.target, &entry.id, m.is_encrypted());
+    Ok(pipeline::check_summary(&key, found, &expected, true)?)
+}
+
+/// Runs a plan made by [`plan_restore`]. The caller has shown it and, if it is
+/// destructive, obtained confirmation.
+pub async fn execute_restore(
+    cfg: &Config,
+    plan: &RestorePlan,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Vec<ItemResult> {
+    let point = Some(plan.point.clone());
+    let result = execute(cfg, plan, identities, jobs).await;
+    match result {
+        Ok(message) => vec![ItemResult::ok(
+            &plan.target,
+            &plan.region,
+            "restore",
+            point,
+            message,
+        )],
+        Err(e) => vec![ItemResult::failed(
+            &plan.target,
+            &plan.region,
+            "restore",
+            point,
+            &e,
+        )],
+    }
+}
+
+async fn execute(
+    cfg: &Config,
+    plan: &RestorePlan,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Result<String, Error> {
+    let entry = plan.entry.as_ref().ok_or_else(|| {
+        Error::failed("restore plan has no point (it was not made by plan_restore)")
+    })?;
+    let region = cfg
+        .region(&plan.region)
+        .ok_or_else(|| Error::input(format!("unknown region {}", plan.region)))?;
+    let rs = RegionStore::open(region).await;
+    let job = jobs.start(
+        format!("restore {} {} in {}", plan.target, plan.point, plan.region),
+        Some(plan.plaintext_size),
+    );
+    let result = match &plan.action {
+        RestoreAction::EtcdKeys {
+            endpoints,
+            prefix,
+            existing,
+            ..
+        } => {
+            let target = cfg
+                .target(&plan.target)
+                .ok_or_else(|| Error::input(format!("unknown target {}", plan.target)))?;
+            let TargetSpec::Etcd(spec) = &target.spec;
+            let etcd_region = spec
+                .regions
+                .get(&plan.region)
+                .ok_or_else(|| Error::input(format!("no etcd endpoints for {}", plan.region)))?;
+            let mut client = etcd::connect(etcd_region).await?;
+            job.phase("replaying keys");
+            let (rx, handle) = pipeline::download(
+                rs.store.clone(),
+                read_request(&rs, entry, identities),
+                job.on_bytes(),
+            );
+            let applied = etcd::apply_keys(
+                &mut client,
+                endpoints,
+                rx,
+                prefix.as_deref(),
+                *existing,
+                &|_| {},
+            )
+            .await;
+            let summary = finish_download(handle).await;
+            match (applied, summary) {
+                (Ok(out), Ok(s)) => {
+                    check(&rs, entry, &s)?;
+                    Ok(format!(
+                        "{} keys created, {} overwritten, {} skipped in {}",
+                        out.created,
+                        out.overwritten,
+                        out.skipped,
+                        endpoints.join(",")
+                    ))
+                }
+                (_, Err(e)) => Err(e),
+                (Err(e), _) => Err(e.into()),
+            }
+        }
+        RestoreAction::EtcdSnapshot {
+            tool,
+            cluster_token,
+            members,
+        } => restore_snapshot(&rs, entry, identities, tool, cluster_token, members, &job).await,
+    };
+    match &result {
+        Ok(m) => job.finish(m.clone()),
+        Err(e) => job.fail(e.to_string()),
+    }
+    result
+}
+
+async fn restore_snapshot(
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+    tool: &SnapshotTool,
+    cluster_token: &str,
+    members: &[MemberPlan],
+    job: &super::Job,
+) -> Result<String, Error> {
+    // The snapshot file goes next to the first data dir: same filesystem, and a
+    // place the operator already chose for etcd data.
+    let first = members
+        .first()
+        .ok_or_else(|| Error::input("no members to restore"))?;
+    let work = first
+        .data_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&work)
+        .map_err(|e| Error::failed(format!("cannot create {}: {e}", work.display())))?;
+    let file = work.join(format!(".drtool-{}.snapshot.db", entry.id));
+    job.phase("downloading and verifying snapshot");
+    let downloaded = download_snapshot(rs, entry, identities, &file, job).await;
+    if let Err(e) = downloaded {
+        let _ = std::fs::remove_file(&file);
+        return Err(e);
+    }
+    job.phase("materializing data dirs");
+    let all: Vec<EtcdMember> = members
+        .iter()
+        .map(|m| EtcdMember {
+            name: m.name.clone(),
+            peer_url: m.peer_url.clone(),
+            data_dir: m.data_dir.clone(),
+        })
+        .collect();
+    let mut done = Vec::new();
+    for (plan, member) in members.iter().zip(&all) {
+        if let Some(aside) = &plan.move_aside_to {
+            if member.data_dir.exists() {
+                std::fs::rename(&member.data_dir, aside).map_err(|e| {
+                    Error::failed(format!(
+                        "cannot move {} aside to {}: {e}",
+                        member.data_dir.display(),
+                        aside.display()
+                    ))
+                })?;
+            }
+        }
+        if let Err(e) = etcd::restore_member(tool, &file, member, &all, cluster_token) {
+            let _ = std::fs::remove_file(&file);
+            return Err(e.into());
+        }
+        done.push(format!("{} -> {}", member.name, member.data_dir.display()));
+    }
+    let _ = std::fs::remove_file(&file);
+    Ok(format!(
+        "data dirs ready ({}); start each member with etcd --name NAME --data-dir DIR and its peer/client URLs",
+        done.join(", ")
+    ))
+}
+
+async fn download_snapshot(
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+    file: &Path,
+    job: &super::Job,
+) -> Result<(), Error> {
+    use tokio::io::AsyncWriteExt;
+    let (mut rx, handle) = pipeline::download(
+        rs.store.clone(),
+        read_request(rs, entry, identities),
+        job.on_bytes(),
+    );
+    let mut out = tokio::fs::File::create(file)
+        .await
+        .map_err(|e| Error::failed(format!("cannot create {}: {e}", file.display())))?;
+    let mut trailer = SnapshotCheck::default();
+    while let Some(chunk) = rx.recv().await {
+        trailer.update(&chunk);
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
+    }
+    out.sync_all()
+        .await
+        .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
+    let summary = finish_download(handle).await?;
+    check(rs, entry, &summary)?;
+    trailer.finish().map_err(|detail| SourceError::Integrity {
+        what: format!("etcd snapshot of point {}", entry.id),
+        detail,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! etcd: snapshot and keys backups, keys replay and snapshot materialization.
+//!
+//! Backups stream: `snapshot` mode forwards the Maintenance Snapshot RPC and checks
+//! its trailing sha256 on the way; `keys` mode pages through the keyspace at one
+//! fixed revision and writes JSON Lines. Restores never touch a cluster before
+//! the engine has verified the point's checksums.
+
+mod backup;
+mod restore;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use serde::{Deserialize, Serialize};
+
+pub use backup::{BackupMeta, SnapshotCheck, keys, snapshot};
+pub use restore::{
+    Existing, KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys,
+    restore_member,
+};
+
+use super::SourceError;
+use crate::config::EtcdRegion;
+
+/// etcd refuses transactions with more operations than this (`--max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 128;
+
+/// One key of a `keys` point: one JSON object per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    /// The key as text, when it is valid UTF-8 (for people; restores use `key_b64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub key_b64: String,
+    pub value_b64: String,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+    pub lease: i64,
+}
+
+impl KeyRecord {
+    pub fn from_kv(kv: &etcd_client::KeyValue) -> KeyRecord {
+        KeyRecord {
+            key: std::str::from_utf8(kv.key()).ok().map(str::to_string),
+            key_b64: B64.encode(kv.key()),
+            value_b64: B64.encode(kv.value()),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+            version: kv.version(),
+            lease: kv.lease(),
+        }
+    }
+
+    pub fn key_bytes(&self) -> Result<Vec<u8>, String> {
+        B64.decode(&self.key_b64)
+            .map_err(|e| format!("bad key_b64: {e}"))
+    }
+
+    pub fn value_bytes(&self) -> Result<Vec<u8>, String> {
+        B64.decode(&self.value_b64)
+            .map_err(|e| format!("bad value_b64: {e}"))
+    }
+}
+
+/// The end of the range holding every key that starts with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): the range runs to the end of the keyspace.
+    vec![0]
+}
+
+pub(crate) fn describe(endpoints: &[String]) -> String {
+    endpoints.join(",")
+}
+
+pub(crate) fn map_err(endpoints: &[String], what: &str, e: etcd_client::Error) -> SourceError {
+    use etcd_client::Error as E;
+    let unreachable = match &e {
+        E::TransportError(_) | E::IoError(_) => true,
+        E::GRpcStatus(s) => matches!(
+            s.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        ),
+        _ => false,
+    };
+    if unreachable {
+        SourceError::Unreachable {
+            what: "etcd".into(),
+            endpoints: describe(endpoints),
+            detail: e.to_string(),
+        }
+    } else {
+        SourceError::Failed {
+            what: format!("etcd {what} at {}", describe(endpoints)),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Connects to one region's cluster, with TLS client certificates if configured.
+pub async fn connect(region: &EtcdRegion) -> Result<Client, SourceError> {
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10));
+    if let Some(tls) = &region.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| {
+                SourceError::Input(format!("cannot read TLS file {}: {e}", p.display()))
+            })
+        };
+        let mut t = TlsOptions::new();
+        if let Some(ca) = &tls.ca {
+            t = t.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            t = t.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        opts = opts.with_tls(t);
+    }
+    let mut client = Client::connect(region.endpoints.clone(), Some(opts))
+        .await
+        .map_err(|e| map_err(&region.endpoints, "connect", e))?;
+    // connect() is lazy on some transports: ask for status so a dead cluster fails here.
+    tokio::time::timeout(Duration::from_secs(10), client.status())
+        .await
+        .map_err(|_| SourceError::Unreachable {
+            what: "etcd".into(),
+            endpoints: describe(&region.endpoints),
+            detail: "no answer within 10 s".into(),
+        })?
+        .map_err(|e| map_err(&region.endpoints, "status", e))?;
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_covers_the_prefix() {
+        assert_eq!(prefix_end(b"/app/"), b"/app0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b""), vec![0]);
+    }
+
+    #[test]
+    fn record_round_trips_binary_keys() -> Result<(), String> {
+        let r = KeyRecord {
+            key: None,
+            key_b64: B64.encode([0u8, 255, 3]),
+            value_b64: B64.encode(b"v"),
+            create_revision: 1,
+            mod_revision: 2,
+            version: 1,
+            lease: 0,
+        };
+        let line = serde_json::to_string(&r).map_err(|e| e.to_string())?;
+        assert!(!line.contains("\"key\""));
+        let back: KeyRecord = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+        assert_eq!(back.key_bytes()?, vec![0, 255, 3]);
+        Ok(())
+    }
+}

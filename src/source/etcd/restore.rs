@@ -1,0 +1,324 @@
+//! etcd restores: replaying a `keys` point into a cluster in batched transactions,
+//! and materializing member data dirs from a snapshot with etcdutl/etcdctl.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bytes::Bytes;
+use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{KeyRecord, MAX_TXN_OPS, map_err};
+use crate::config::EtcdMember;
+use crate::source::SourceError;
+
+/// What to do with keys that already exist in the target cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Existing {
+    /// Leave existing keys as they are.
+    Skip,
+    /// Replace existing keys with the point's values.
+    Overwrite,
+    /// Refuse the restore if any key exists.
+    Fail,
+}
+
+/// What replaying a keys point would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeysPlan {
+    /// Keys in the point.
+    pub in_point: u64,
+    /// Keys selected by the prefix filter.
+    pub selected: u64,
+    /// Selected keys absent from the target: they will be created.
+    pub create: u64,
+    /// Selected keys present in the target.
+    pub existing: u64,
+    /// A few of the existing keys, for the plan.
+    pub existing_examples: Vec<String>,
+}
+
+/// What replaying did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeysOutcome {
+    pub created: u64,
+    pub overwritten: u64,
+    pub skipped: u64,
+}
+
+/// Splits a chunk stream into lines without holding more than one line extra.
+struct Lines {
+    rx: mpsc::Receiver<Bytes>,
+    buf: Vec<u8>,
+    line_no: u64,
+    done: bool,
+}
+
+impl Lines {
+    fn new(rx: mpsc::Receiver<Bytes>) -> Lines {
+        Lines {
+            rx,
+            buf: Vec::new(),
+            line_no: 0,
+            done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Option<(u64, Vec<u8>)> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).take(pos).collect();
+                self.line_no += 1;
+                if line.is_empty() {
+                    continue;
+                }
+                return Some((self.line_no, line));
+            }
+            if self.done {
+                if self.buf.is_empty() {
+                    return None;
+                }
+                self.line_no += 1;
+                return Some((self.line_no, std::mem::take(&mut self.buf)));
+            }
+            match self.rx.recv().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Reads the next batch of selected records (at most the txn op limit).
+async fn next_batch(
+    lines: &mut Lines,
+    prefix: Option<&[u8]>,
+    in_point: &mut u64,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SourceError> {
+    let mut batch = Vec::with_capacity(MAX_TXN_OPS);
+    while batch.len() < MAX_TXN_OPS {
+        let Some((no, line)) = lines.next().await else {
+            break;
+        };
+        let bad = |detail: String| {
+            SourceError::Input(format!(
+                "keys payload line {no}: {detail}; the point is not a valid etcd keys payload"
+            ))
+        };
+        let record: KeyRecord = serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
+        *in_point += 1;
+        let key = record.key_bytes().map_err(bad)?;
+        if prefix.is_some_and(|p| !key.starts_with(p)) {
+            continue;
+        }
+        batch.push((key, record.value_bytes().map_err(bad)?));
+    }
+    Ok(batch)
+}
+
+/// Which keys of a batch exist in the target, in one read-only transaction.
+async fn existing_in(
+    client: &mut Client,
+    endpoints: &[String],
+    batch: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Vec<bool>, SourceError> {
+    let ops: Vec<TxnOp> = batch
+        .iter()
+        .map(|(k, _)| TxnOp::get(k.clone(), Some(GetOptions::new().with_count_only())))
+        .collect();
+    let resp = client
+        .txn(Txn::new().and_then(ops))
+        .await
+        .map_err(|e| map_err(endpoints, "existence check", e))?;
+    Ok(resp
+        .op_responses()
+        .into_iter()
+        .map(|r| matches!(r, TxnOpResponse::Get(g) if g.count() > 0))
+        .collect())
+}
+
+/// Counts what a replay would create or meet as existing. Reads the target only.
+pub async fn plan_keys(
+    client: &mut Client,
+    endpoints: &[String],
+    plaintext: mpsc::Receiver<Bytes>,
+    prefix: Option<&str>,
+) -> Result<KeysPlan, SourceError> {
+    let mut lines = Lines::new(plaintext);
+    let mut plan = KeysPlan::default();
+    let prefix = prefix.map(str::as_bytes);
+    loop {
+        let batch = next_batch(&mut lines, prefix, &mut plan.in_point).await?;
+        if batch.is_empty() {
+            return Ok(plan);
+        }
+        let exists = existing_in(client, endpoints, &batch).await?;
+        for ((key, _), e) in batch.iter().zip(exists) {
+            plan.selected += 1;
+            if e {
+                plan.existing += 1;
+                if plan.existing_examples.len() < 5 {
+                    plan.existing_examples
+                        .push(String::from_utf8_lossy(key).into_owned());
+                }
+            } else {
+                plan.create += 1;
+            }
+        }
+    }
+}
+
+/// Replays the keys into the cluster, one transaction per batch of at most
+/// [`MAX_TXN_OPS`] puts. Leases are not carried over: keys come back without one.
+pub async fn apply_keys(
+    client: &mut Client,
+    endpoints: &[String],
+    plaintext: mpsc::Receiver<Bytes>,
+    prefix: Option<&str>,
+    existing: Existing,
+    on_batch: &(dyn Fn(&KeysOutcome) + Send + Sync),
+) -> Result<KeysOutcome, SourceError> {
+    let mut lines = Lines::new(plaintext);
+    let mut out = KeysOutcome::default();
+    let mut in_point = 0;
+    let prefix = prefix.map(str::as_bytes);
+    loop {
+        let batch = next_batch(&mut lines, prefix, &mut in_point).await?;
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        let exists = existing_in(client, endpoints, &batch).await?;
+        let mut ops = Vec::with_capacity(batch.len());
+        for ((key, value), e) in batch.into_iter().zip(exists) {
+            match (e, existing) {
+                (false, _) => {
+                    out.created += 1;
+                    ops.push(TxnOp::put(key, value, None));
+                }
+                (true, Existing::Overwrite) => {
+                    out.overwritten += 1;
+                    ops.push(TxnOp::put(key, value, None));
+                }
+                (true, Existing::Skip) => out.skipped += 1,
+                (true, Existing::Fail) => {
+                    return Err(SourceError::Failed {
+                        what: "etcd keys restore".into(),
+                        detail: format!(
+                            "key {:?} appeared in the target after the plan was made (--existing fail); {} keys were written before it",
+                            String::from_utf8_lossy(&key),
+                            out.created + out.overwritten
+                        ),
+                    });
+                }
+            }
+        }
+        if !ops.is_empty() {
+            client
+                .txn(Txn::new().and_then(ops))
+                .await
+                .map_err(|e| map_err(endpoints, "put transaction", e))?;
+        }
+        on_batch(&out);
+    }
+}
+
+/// The program that turns a snapshot file into a member data dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotTool {
+    pub program: PathBuf,
+    /// `etcdutl` (etcd 3.5+) or `etcdctl` (3.4, with ETCDCTL_API=3).
+    pub name: String,
+}
+
+/// Finds `etcdutl`, else `etcdctl`, on PATH.
+pub fn find_snapshot_tool() -> Result<SnapshotTool, SourceError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["etcdutl", "etcdctl"] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(SnapshotTool {
+                    program: candidate,
+                    name: name.to_string(),
+                });
+            }
+        }
+    }
+    Err(SourceError::Input(
+        "neither etcdutl nor etcdctl is on PATH: a snapshot restore needs one of them \
+         (Debian: apt-get install etcd-client; or etcd's release archive)"
+            .into(),
+    ))
+}
+
+/// Materializes one member's data dir from a verified snapshot file.
+pub fn restore_member(
+    tool: &SnapshotTool,
+    snapshot: &Path,
+    member: &EtcdMember,
+    members: &[EtcdMember],
+    cluster_token: &str,
+) -> Result<(), SourceError> {
+    let initial_cluster = members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url))
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = Command::new(&tool.program)
+        .env("ETCDCTL_API", "3")
+        .arg("snapshot")
+        .arg("restore")
+        .arg(snapshot)
+        .arg("--name")
+        .arg(&member.name)
+        .arg("--initial-cluster")
+        .arg(&initial_cluster)
+        .arg("--initial-cluster-token")
+        .arg(cluster_token)
+        .arg("--initial-advertise-peer-urls")
+        .arg(&member.peer_url)
+        .arg("--data-dir")
+        .arg(&member.data_dir)
+        .output()
+        .map_err(|e| SourceError::Failed {
+            what: format!("running {}", tool.program.display()),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(SourceError::Failed {
+            what: format!("{} snapshot restore for member {}", tool.name, member.name),
+            detail: format!(
+                "exit {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_split_across_chunks() {
+        let (tx, rx) = mpsc::channel(8);
+        for part in ["a\nbb", "b\n\nc", "cc"] {
+            let _ = tx.send(Bytes::from(part)).await;
+        }
+        drop(tx);
+        let mut lines = Lines::new(rx);
+        let mut got = Vec::new();
+        while let Some((no, l)) = lines.next().await {
+            got.push((no, String::from_utf8_lossy(&l).into_owned()));
+        }
+        assert_eq!(
+            got,
+            vec![(1, "a".into()), (2, "bbb".into()), (4, "ccc".into())]
+        );
+    }
+}
