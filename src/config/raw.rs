@@ -124,7 +124,11 @@ impl Ctx<'_> {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            self.path.parent().unwrap_or(Path::new(".")).join(p)
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            // Absolute, so plans and errors show where things really are.
+            std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .join(p)
         }
     }
 }
@@ -134,7 +138,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let ctx = Ctx { text, path };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        ctx.err(span, e.message().trim_end().to_string())
+        ctx.err(span, e.message().trim_end().replace('\n', ": "))
     })?;
     if raw.regions.is_empty() {
         return Err(ctx.err(

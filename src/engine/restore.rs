@@ -139,7 +139,7 @@ impl RestorePlan {
                 ));
                 lines.push(format!("  create     {}", counts.create));
                 let verb = match existing {
-                    Existing::Skip => "skip (exist)",
+                    Existing::Skip => "skip",
                     Existing::Overwrite => "OVERWRITE",
                     Existing::Fail => "CONFLICT",
                 };

@@ -1,0 +1,174 @@
+//! The CLI's handling of configs and arguments, without any service: each bad
+//! config fixture gives its own message naming file, line and value, exit 2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/config/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn drtool() -> Command {
+    let mut cmd = Command::cargo_bin("drtool").unwrap();
+    cmd.env_remove("DRTOOL_CONFIG");
+    cmd
+}
+
+#[test]
+fn good_config_is_valid_offline() {
+    drtool()
+        .args(["--config", &fixture("good"), "config", "check", "--offline"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("valid (2 regions, 1 targets)"));
+}
+
+#[test]
+fn each_bad_config_names_file_line_and_value() {
+    let cases = [
+        ("unknown-field", ":10:", "unknown field `pathstyle`"),
+        (
+            "unknown-region",
+            ":17:",
+            "copy_to refers to unknown region \"eu-west-9\"",
+        ),
+        (
+            "bad-store-url",
+            ":7:",
+            "invalid store URL \"gcs://drtool-us-east-1/prod\"",
+        ),
+        (
+            "bad-endpoint",
+            ":8:",
+            "invalid endpoint \"127.0.0.1:13900\"",
+        ),
+        (
+            "bad-etcd-endpoint",
+            ":20:",
+            "invalid endpoint \"localhost\"",
+        ),
+        ("bad-mode", ":16:", "mode \"backup\" is not one of"),
+        ("bad-kind", ":15:", "unknown kind \"etcd3\""),
+        ("bad-level", ":3:", "compression_level = 30 is out of range"),
+        (
+            "bad-recipient",
+            ":3:",
+            "invalid age recipient \"age1notakey\"",
+        ),
+        (
+            "missing-home-endpoints",
+            ":16:",
+            "no [targets.main.regions.us-east-1] table",
+        ),
+        ("duplicate-target", ":22:", "duplicate key `main`"),
+        ("duplicate-region", ":22:", "duplicate key `us-west-2`"),
+        ("not-toml", ":2:", "expected `]`"),
+    ];
+    for (name, line, message) in cases {
+        let file = fixture(name);
+        drtool()
+            .args(["--config", &file, "config", "check", "--offline"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!("{file}{line}")))
+            .stderr(predicate::str::contains(message));
+    }
+}
+
+#[test]
+fn missing_config_says_how_to_pass_one() {
+    drtool()
+        .args(["--config", "/nonexistent/drtool.toml", "points"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot read config /nonexistent/drtool.toml",
+        ))
+        .stderr(predicate::str::contains("DRTOOL_CONFIG"));
+}
+
+#[test]
+fn config_comes_from_the_environment() {
+    drtool()
+        .env("DRTOOL_CONFIG", fixture("good"))
+        .args(["config", "check", "--offline"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn unknown_names_are_bad_input() {
+    let good = fixture("good");
+    drtool()
+        .args([
+            "--config",
+            &good,
+            "restore",
+            "--region",
+            "eu-west-9",
+            "--target",
+            "main",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown region \"eu-west-9\""))
+        .stderr(predicate::str::contains("us-east-1, us-west-2"));
+    drtool()
+        .args(["--config", &good, "backup", "--target", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown target \"nope\""));
+    drtool()
+        .args([
+            "--config",
+            &good,
+            "restore",
+            "--region",
+            "us-west-2",
+            "--target",
+            "main",
+            "--point",
+            "latest",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid point id \"latest\""));
+    drtool()
+        .args([
+            "--config",
+            &good,
+            "restore",
+            "--region",
+            "us-west-2",
+            "--target",
+            "main",
+            "--before",
+            "yesterday",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid time \"yesterday\""));
+}
+
+#[test]
+fn restore_requires_region_and_target() {
+    drtool()
+        .args(["--config", &fixture("good"), "restore", "--target", "main"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--region"));
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    drtool()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes: 0 ok"))
+        .stdout(predicate::str::contains("3 partial failure"));
+}

@@ -1,0 +1,208 @@
+//! Shared helpers for the integration tests: the lab started by `lab/up`, test
+//! configs with their own store prefix, and etcd helpers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use etcd_client::{Client, GetOptions};
+
+pub const EAST: &str = "us-east-1";
+pub const WEST: &str = "us-west-2";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Lab {
+    pub dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+impl Lab {
+    /// The running lab; fails with what to do when it is not up.
+    pub fn get() -> Lab {
+        let dir = std::env::var("DRTOOL_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo().join(".lab"));
+        let env_file = dir.join("env");
+        let text = std::fs::read_to_string(&env_file).unwrap_or_else(|e| {
+            panic!(
+                "lab env {} not readable ({e}): start the lab with lab/up first",
+                env_file.display()
+            )
+        });
+        let mut env = HashMap::new();
+        for line in text.lines() {
+            let line = line.trim().trim_start_matches("export ").trim();
+            if let Some((k, v)) = line.split_once('=') {
+                env.insert(
+                    k.to_string(),
+                    v.trim_matches('"').trim_matches('\'').to_string(),
+                );
+            }
+        }
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_EC2_METADATA_DISABLED",
+        ] {
+            if let Some(v) = env.get(k) {
+                // SAFETY: tests set the same values from the same file; no thread
+                // reads these concurrently with a different expectation.
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+        Lab { dir, env }
+    }
+
+    pub fn s3(&self, region: &str) -> String {
+        self.env[&format!("LAB_S3_{}", region.to_uppercase().replace('-', "_"))].clone()
+    }
+
+    pub fn etcd(&self, region: &str) -> Vec<String> {
+        self.env[&format!("LAB_ETCD_{}", region.to_uppercase().replace('-', "_"))]
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The regions part of a config, with a store prefix of this test's own.
+    pub fn regions_toml(&self, prefix: &str) -> String {
+        format!(
+            r#"
+[regions.{EAST}]
+store = "s3://drtool-{EAST}/{prefix}"
+endpoint = "{}"
+path_style = true
+
+[regions.{WEST}]
+store = "s3://drtool-{WEST}/{prefix}"
+endpoint = "{}"
+path_style = true
+"#,
+            self.s3(EAST),
+            self.s3(WEST)
+        )
+    }
+
+    /// An etcd target homed in us-east-1, copied to us-west-2.
+    pub fn etcd_target_toml(
+        &self,
+        name: &str,
+        mode: &str,
+        prefix: Option<&str>,
+        west_extra: &str,
+    ) -> String {
+        let prefix = prefix
+            .map(|p| format!("prefix = \"{p}\"\n"))
+            .unwrap_or_default();
+        format!(
+            r#"
+[targets.{name}]
+kind = "etcd"
+mode = "{mode}"
+{prefix}home = "{EAST}"
+copy_to = ["{WEST}"]
+
+[targets.{name}.regions.{EAST}]
+endpoints = {east:?}
+
+[targets.{name}.regions.{WEST}]
+endpoints = {west:?}
+{west_extra}
+"#,
+            east = self.etcd(EAST),
+            west = self.etcd(WEST),
+        )
+    }
+
+    /// `drtool` with the lab's credentials and the given config.
+    pub fn drtool(&self, config: &Path) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("drtool").unwrap();
+        cmd.envs(&self.env)
+            .env("DRTOOL_CONFIG", config)
+            .env_remove("DRTOOL_AGE_IDENTITY");
+        cmd
+    }
+
+    pub fn script(&self, name: &str, args: &[&str]) {
+        let status = Command::new(repo().join("lab").join(name))
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "lab/{name} {args:?} failed");
+    }
+}
+
+/// A unique name for this test run's prefixes.
+pub fn unique(name: &str) -> String {
+    format!("t-{name}-{:08x}", rand::random::<u32>())
+}
+
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("drtool.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub async fn etcd_client(endpoints: &[String]) -> Client {
+    Client::connect(endpoints, None).await.unwrap()
+}
+
+/// Puts `count` keys of `size` bytes under `prefix`, in batched transactions.
+pub async fn load_keys(client: &mut Client, prefix: &str, count: usize, size: usize) {
+    let mut ops = Vec::new();
+    for i in 0..count {
+        let value: Vec<u8> = (0..size).map(|j| ((i * 31 + j) % 251) as u8).collect();
+        ops.push(etcd_client::TxnOp::put(
+            format!("{prefix}{i:06}"),
+            value,
+            None,
+        ));
+        if ops.len() == 100 {
+            client
+                .txn(etcd_client::Txn::new().and_then(std::mem::take(&mut ops)))
+                .await
+                .unwrap();
+        }
+    }
+    if !ops.is_empty() {
+        client
+            .txn(etcd_client::Txn::new().and_then(ops))
+            .await
+            .unwrap();
+    }
+}
+
+/// Every key/value under `prefix`.
+pub async fn dump(client: &mut Client, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let resp = client
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    resp.kvs()
+        .iter()
+        .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+        .collect()
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Finds the point id of the first `backup` line in table output.
+pub fn point_of(table: &str) -> String {
+    table
+        .lines()
+        .find(|l| l.starts_with("OK") && l.contains(" backup "))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap_or_else(|| panic!("no backup line in:\n{table}"))
+        .to_string()
+}

@@ -1,0 +1,307 @@
+//! Archive integrity against the lab's Garage and etcd: verify catches damage,
+//! failed uploads leave nothing, encryption round-trips, and the format can be
+//! recovered with standard tools alone.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io;
+use std::process::Command;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use drtool::archive::pipeline::{self, WriteOptions};
+use drtool::config::Config;
+use drtool::store::RegionStore;
+use predicates::prelude::*;
+
+async fn region_store(cfg_path: &std::path::Path, region: &str) -> RegionStore {
+    let cfg = Config::load(cfg_path).unwrap();
+    RegionStore::open(cfg.region(region).unwrap()).await
+}
+
+/// Writes a config with one keys target and backs it up (no copy).
+async fn backed_up(
+    lab: &Lab,
+    name: &str,
+    extra: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, String, String) {
+    let key_prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{extra}{}{}",
+        lab.regions_toml(name),
+        lab.etcd_target_toml("kv", "keys", Some(&key_prefix), "")
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    load_keys(&mut east, &key_prefix, 500, 200).await;
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let point = point_of(&stdout(&out));
+    (tmp, cfg, point, key_prefix)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
+    let lab = Lab::get();
+    let name = unique("verify");
+    let (_tmp, cfg, point, _) = backed_up(&lab, &name, "").await;
+    lab.drtool(&cfg)
+        .args(["verify", "--region", EAST])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK      verify"));
+
+    let rs = region_store(&cfg, EAST).await;
+    let id = point.parse().unwrap();
+    let data_key = rs.layout.data_key("kv", &id, false);
+    let mut data = rs.store.get(&data_key).await.unwrap().to_vec();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x40;
+    rs.store.put(&data_key, Bytes::from(data)).await.unwrap();
+    lab.drtool(&cfg)
+        .args(["verify", "--region", EAST])
+        .assert()
+        .code(5)
+        .stdout(predicate::str::contains("FAILED"))
+        .stdout(predicate::str::contains(&point));
+
+    // A second point whose manifest is edited (a size changed by hand).
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    let second = point_of(&stdout(&out));
+    let manifest_key = rs.layout.manifest_key("kv", &second.parse().unwrap());
+    let text = String::from_utf8(rs.store.get(&manifest_key).await.unwrap().to_vec()).unwrap();
+    let edited = text.replace(
+        "\"items\": {\n    \"keys\": 500",
+        "\"items\": {\n    \"keys\": 501",
+    );
+    assert_ne!(edited, text, "test did not edit the manifest");
+    rs.store
+        .put(&manifest_key, Bytes::from(edited))
+        .await
+        .unwrap();
+    lab.drtool(&cfg)
+        .args(["verify", "--region", EAST, "--point", &second])
+        .assert()
+        .code(5)
+        .stdout(predicate::str::contains("checksum mismatch"));
+    // An edited manifest is not offered for restore either.
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "kv",
+            "--point",
+            &second,
+            "--dry-run",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("holds no point"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_upload_leaves_no_point_and_no_multipart_upload() {
+    let lab = Lab::get();
+    let name = unique("abort");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &lab.regions_toml(&name));
+    let rs = region_store(&cfg, EAST).await;
+    let key = rs.layout.data_key(
+        "kv",
+        &drtool::archive::PointId::new(chrono::Utc::now()),
+        false,
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        // Two full parts reach the store before the source breaks.
+        for i in 0..12u8 {
+            let chunk: Vec<u8> = (0..1024 * 1024)
+                .map(|j| (j as u8).wrapping_mul(i))
+                .collect();
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Err(io::Error::other("source died"))).await;
+    });
+    let opts = WriteOptions {
+        level: 1,
+        threads: 1,
+        part_size: 5 * 1024 * 1024,
+        parts_in_flight: 2,
+        recipients: vec![],
+    };
+    let r = pipeline::upload(rs.store.as_ref(), &key, rx, &opts, Arc::new(|_| {})).await;
+    assert!(r.is_err());
+    let prefix = rs.layout.points_prefix(None);
+    assert!(rs.store.list(&prefix).await.unwrap().is_empty());
+    assert!(rs.store.open_uploads(&prefix).await.unwrap().is_empty());
+
+    // Through the CLI: an unreachable etcd fails with exit 4 and leaves nothing.
+    let config = format!(
+        "{}\n[targets.dead]\nkind = \"etcd\"\nhome = \"{EAST}\"\n[targets.dead.regions.{EAST}]\nendpoints = [\"http://127.0.0.1:1\"]\n",
+        lab.regions_toml(&name)
+    );
+    let cfg = write_config(tmp.path(), &config);
+    lab.drtool(&cfg)
+        .arg("backup")
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains("cannot reach etcd"));
+    assert!(rs.store.list(&prefix).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_point_needs_its_identity() {
+    let lab = Lab::get();
+    let name = unique("age");
+    let key = age::x25519::Identity::generate();
+    let tmp_keys = tempfile::tempdir().unwrap();
+    let identity = tmp_keys.path().join("key.txt");
+    use age::secrecy::ExposeSecret;
+    std::fs::write(
+        &identity,
+        format!("# test key\n{}\n", key.to_string().expose_secret()),
+    )
+    .unwrap();
+    let extra = format!("[encryption]\nrecipients = [\"{}\"]\n", key.to_public());
+    let (_tmp, cfg, point, key_prefix) = backed_up(&lab, &name, &extra).await;
+    let rs = region_store(&cfg, EAST).await;
+    let id = point.parse().unwrap();
+    assert!(
+        rs.store
+            .get(&rs.layout.data_key("kv", &id, true))
+            .await
+            .is_ok()
+    );
+
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "kv",
+            "--existing",
+            "skip",
+            "--dry-run",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --identity FILE"));
+    // Without the identity verify can only check stored bytes: a warning.
+    lab.drtool(&cfg)
+        .args(["verify", "--region", EAST])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("WARN"));
+    lab.drtool(&cfg)
+        .args(["verify", "--region", EAST, "--identity"])
+        .arg(&identity)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("plaintext bytes match"));
+
+    // Delete the keys, restore them with the identity, compare.
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    let before = dump(&mut east, &key_prefix).await;
+    east.delete(
+        key_prefix.as_str(),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await
+    .unwrap();
+    lab.drtool(&cfg)
+        .args(["restore", "--region", EAST, "--target", "kv", "--identity"])
+        .arg(&identity)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("500 keys created"));
+    assert_eq!(dump(&mut east, &key_prefix).await, before);
+
+    // A wrong identity is refused with a clear message.
+    let other = tmp_keys.path().join("other.txt");
+    let wrong = age::x25519::Identity::generate();
+    std::fs::write(&other, wrong.to_string().expose_secret()).unwrap();
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "kv",
+            "--existing",
+            "skip",
+            "--dry-run",
+            "--identity",
+        ])
+        .arg(&other)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot decrypt"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_recovers_with_aws_zstd_and_etcdctl_alone() {
+    let lab = Lab::get();
+    let name = unique("manual");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("snap", "snapshot", None, "")
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let point = point_of(&stdout(&out));
+    let archive = tmp.path().join("data.zst");
+    let s3_key = format!("s3://drtool-{EAST}/{name}/points/snap/{point}/data.zst");
+    let status = Command::new("aws")
+        .envs(&lab.env)
+        .args(["--endpoint-url", &lab.s3(EAST), "s3", "cp", &s3_key])
+        .arg(&archive)
+        .status()
+        .unwrap();
+    assert!(status.success(), "aws s3 cp failed");
+    let db = tmp.path().join("snapshot.db");
+    let status = Command::new("zstd")
+        .arg("-d")
+        .arg(&archive)
+        .arg("-o")
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(status.success(), "zstd -d failed");
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore"])
+        .arg(&db)
+        .arg("--data-dir")
+        .arg(tmp.path().join("member-data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "etcdctl snapshot restore refused it: {}",
+        stderr(&out)
+    );
+    assert!(tmp.path().join("member-data/member/snap/db").is_file());
+}
