@@ -137,11 +137,11 @@ async fn restore_in_west_while_east_is_down() {
     let endpoints = vec!["http://127.0.0.1:22391".to_string()];
     let mut restored_cluster = None;
     for _ in 0..50 {
-        if let Ok(mut c) = etcd_client::Client::connect(&endpoints, None).await {
-            if c.status().await.is_ok() {
-                restored_cluster = Some(c);
-                break;
-            }
+        if let Ok(mut c) = etcd_client::Client::connect(&endpoints, None).await
+            && c.status().await.is_ok()
+        {
+            restored_cluster = Some(c);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -83,11 +83,12 @@ pub fn select<'a>(
     point: Option<&PointId>,
     before: Option<DateTime<Utc>>,
 ) -> Result<&'a PointEntry, Error> {
-    let mine = points.iter().filter(|p| p.manifest.target == target);
+    // Points are sorted oldest first: search from the newest.
+    let mut mine = points.iter().rev().filter(|p| p.manifest.target == target);
     let found = match (point, before) {
-        (Some(id), _) => mine.filter(|p| &p.id == id).last(),
-        (None, Some(t)) => mine.filter(|p| p.manifest.finished_at < t).last(),
-        (None, None) => mine.last(),
+        (Some(id), _) => mine.find(|p| &p.id == id),
+        (None, Some(t)) => mine.find(|p| p.manifest.finished_at < t),
+        (None, None) => mine.next(),
     };
     found.ok_or_else(|| {
         let what = match (point, before) {

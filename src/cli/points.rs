@@ -93,8 +93,8 @@ fn print_table(regions: &[RegionPoints]) {
             println!("  no recovery points");
         } else {
             println!(
-                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}",
-                "TARGET", "POINT", "PAYLOAD", "SIZE", "STORED", "FINISHED", "FROM"
+                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} FROM",
+                "TARGET", "POINT", "PAYLOAD", "SIZE", "STORED", "FINISHED"
             );
         }
         for m in &r.points {

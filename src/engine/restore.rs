@@ -529,16 +529,16 @@ async fn restore_snapshot(
         .collect();
     let mut done = Vec::new();
     for (plan, member) in members.iter().zip(&all) {
-        if let Some(aside) = &plan.move_aside_to {
-            if member.data_dir.exists() {
-                std::fs::rename(&member.data_dir, aside).map_err(|e| {
-                    Error::failed(format!(
-                        "cannot move {} aside to {}: {e}",
-                        member.data_dir.display(),
-                        aside.display()
-                    ))
-                })?;
-            }
+        if let Some(aside) = &plan.move_aside_to
+            && member.data_dir.exists()
+        {
+            std::fs::rename(&member.data_dir, aside).map_err(|e| {
+                Error::failed(format!(
+                    "cannot move {} aside to {}: {e}",
+                    member.data_dir.display(),
+                    aside.display()
+                ))
+            })?;
         }
         if let Err(e) = etcd::restore_member(tool, &file, member, &all, cluster_token) {
             let _ = std::fs::remove_file(&file);

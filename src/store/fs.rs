@@ -207,10 +207,10 @@ impl ObjectStore for FsStore {
             .await
             .map_err(|e| self.failed("list uploads", prefix, e))?
         {
-            if let Ok(key) = tokio::fs::read_to_string(d.path().join("key")).await {
-                if key.starts_with(prefix) {
-                    keys.push(key);
-                }
+            if let Ok(key) = tokio::fs::read_to_string(d.path().join("key")).await
+                && key.starts_with(prefix)
+            {
+                keys.push(key);
             }
         }
         Ok(keys)
