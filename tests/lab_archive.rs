@@ -143,6 +143,7 @@ async fn a_failed_upload_leaves_no_point_and_no_multipart_upload() {
         part_size: 5 * 1024 * 1024,
         parts_in_flight: 2,
         recipients: vec![],
+        trailing_sha256: false,
     };
     let r = pipeline::upload(rs.store.as_ref(), &key, rx, &opts, Arc::new(|_| {})).await;
     assert!(r.is_err());

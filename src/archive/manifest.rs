@@ -25,6 +25,11 @@ pub enum PayloadKind {
 }
 
 impl PayloadKind {
+    /// Whether the plaintext ends with the sha256 of everything before it.
+    pub fn has_trailing_sha256(self) -> bool {
+        matches!(self, PayloadKind::EtcdSnapshot)
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             PayloadKind::EtcdSnapshot => "etcd snapshot (etcdctl snapshot save format)",

@@ -4,11 +4,13 @@
 //! Every object key is built in [`layout`]; no other module formats keys. This
 //! module knows nothing about sources or terminals.
 
+pub mod digest;
 pub mod layout;
 pub mod manifest;
 pub mod pipeline;
 pub mod point;
 
+pub use digest::PlainDigest;
 pub use layout::Layout;
 pub use manifest::{Consistency, Manifest, PayloadKind};
 pub use point::PointId;

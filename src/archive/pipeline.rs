@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::ArchiveError;
+use super::digest::{PlainDigest, PlainSum};
 use crate::store::{MultipartUpload, ObjectStore, StoreError};
 
 /// Plaintext chunk size handed between the pipeline and its consumers.
@@ -41,6 +42,9 @@ pub struct WriteOptions {
     pub parts_in_flight: usize,
     /// age X25519 recipients; empty means no encryption.
     pub recipients: Vec<String>,
+    /// The payload ends with the sha256 of the rest (etcd snapshots): check it
+    /// while streaming and fail the upload if it is wrong.
+    pub trailing_sha256: bool,
 }
 
 /// Sizes and hashes of what went through the pipeline.
@@ -72,7 +76,9 @@ pub async fn upload(
     let upload = store.start_upload(key).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
     let enc_opts = opts.clone();
-    let encoder = tokio::task::spawn_blocking(move || encode(input, part_tx, &enc_opts, on_bytes));
+    let enc_key = key.to_string();
+    let encoder =
+        tokio::task::spawn_blocking(move || encode(&enc_key, input, part_tx, &enc_opts, on_bytes));
 
     let sent = send_parts(upload.as_ref(), &mut part_rx, opts.parts_in_flight).await;
     // Closing our end stops the encoder if it is still running.
@@ -85,13 +91,7 @@ pub async fn upload(
         (None, Ok(Ok(summary))) => summary,
         (Some(e), _) => return abort(upload, e).await,
         (None, Err(e)) => return abort(upload, e.into()).await,
-        (None, Ok(Err(e))) => {
-            let e = ArchiveError::Pipeline {
-                key: key.to_string(),
-                detail: e.to_string(),
-            };
-            return abort(upload, e.into()).await;
-        }
+        (None, Ok(Err(e))) => return abort(upload, e.into()).await,
     };
     upload.complete().await?;
     Ok(summary)
@@ -314,11 +314,43 @@ fn zstd_threads(requested: u32) -> u32 {
 }
 
 fn encode(
+    key: &str,
+    input: mpsc::Receiver<io::Result<Bytes>>,
+    part_tx: mpsc::Sender<Bytes>,
+    opts: &WriteOptions,
+    on_bytes: OnBytes,
+) -> Result<DataSummary, ArchiveError> {
+    let (stored_size, stored_sha256, plain) = encode_stream(input, part_tx, opts, on_bytes)
+        .map_err(|e| ArchiveError::Pipeline {
+            key: key.to_string(),
+            detail: e.to_string(),
+        })?;
+    if opts.trailing_sha256 {
+        check_trailer(key, &plain)?;
+    }
+    Ok(DataSummary {
+        plaintext_size: plain.size,
+        plaintext_sha256: plain.sha256,
+        stored_size,
+        stored_sha256,
+    })
+}
+
+fn check_trailer(key: &str, plain: &PlainSum) -> Result<(), ArchiveError> {
+    plain.trailer.clone().map_err(|m| ArchiveError::Mismatch {
+        key: key.to_string(),
+        what: "payload's trailing sha256 (etcd snapshot)",
+        expected: m.recorded,
+        found: m.computed,
+    })
+}
+
+fn encode_stream(
     mut input: mpsc::Receiver<io::Result<Bytes>>,
     part_tx: mpsc::Sender<Bytes>,
     opts: &WriteOptions,
     on_bytes: OnBytes,
-) -> io::Result<DataSummary> {
+) -> io::Result<(u64, String, PlainSum)> {
     let sink = PartSink {
         buf: Vec::with_capacity(opts.part_size),
         part_size: opts.part_size,
@@ -339,26 +371,19 @@ fn encode(
     let mut z = zstd::stream::write::Encoder::new(sealed, opts.level)?;
     z.multithread(zstd_threads(opts.threads))?;
     z.include_checksum(true)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut plain = PlainDigest::default();
     while let Some(chunk) = input.blocking_recv() {
         let chunk = chunk?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
+        plain.update(&chunk);
         z.write_all(&chunk)?;
-        on_bytes(size);
+        on_bytes(plain.size());
     }
     let sink = match z.finish()? {
         Sealed::Plain(s) => s,
         Sealed::Age(w) => w.finish()?,
     };
     let (stored_size, stored_sha256) = sink.finish()?;
-    Ok(DataSummary {
-        plaintext_size: size,
-        plaintext_sha256: hex::encode(hasher.finalize()),
-        stored_size,
-        stored_sha256,
-    })
+    Ok((stored_size, stored_sha256, plain.finish()))
 }
 
 fn parse_recipients(list: &[String]) -> io::Result<Vec<age::x25519::Recipient>> {
@@ -433,6 +458,8 @@ impl<R: Read> Read for TallyReader<R> {
 pub struct ReadRequest {
     pub key: String,
     pub encrypted: bool,
+    /// Check the payload's trailing sha256 (etcd snapshots).
+    pub trailing_sha256: bool,
     pub identities: Option<Arc<Identities>>,
 }
 
@@ -496,8 +523,7 @@ fn decode(
         _ => Box::new(counted),
     };
     let mut z = zstd::stream::read::Decoder::new(opened).map_err(decode_err)?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut plain = PlainDigest::default();
     loop {
         let mut buf = vec![0u8; CHUNK];
         let n = read_full(&mut z, &mut buf).map_err(decode_err)?;
@@ -505,9 +531,8 @@ fn decode(
             break;
         }
         buf.truncate(n);
-        hasher.update(&buf);
-        size += n as u64;
-        on_bytes(size);
+        plain.update(&buf);
+        on_bytes(plain.size());
         if tx.blocking_send(Bytes::from(buf)).is_err() {
             return Err(ArchiveError::Pipeline {
                 key: key.to_string(),
@@ -520,10 +545,14 @@ fn decode(
     let mut rest = z.finish();
     io::copy(&mut rest, &mut io::sink()).map_err(decode_err)?;
     drop(rest);
+    let plain = plain.finish();
+    if req.trailing_sha256 {
+        check_trailer(key, &plain)?;
+    }
     let t = tally.borrow();
     Ok(DataSummary {
-        plaintext_size: size,
-        plaintext_sha256: hex::encode(hasher.finalize()),
+        plaintext_size: plain.size,
+        plaintext_sha256: plain.sha256,
         stored_size: t.size,
         stored_sha256: hex::encode(t.hasher.clone().finalize()),
     })
@@ -601,6 +630,7 @@ mod tests {
             part_size: 5 * 1024 * 1024,
             parts_in_flight: 2,
             recipients,
+            trailing_sha256: false,
         }
     }
 
@@ -637,6 +667,7 @@ mod tests {
         let req = ReadRequest {
             key: "p/data".into(),
             encrypted,
+            trailing_sha256: false,
             identities: ids,
         };
         let (mut rx, handle) = download(store, req, Arc::new(|_| {}));
@@ -687,6 +718,40 @@ mod tests {
             missing,
             Err(PipelineError::Archive(ArchiveError::NeedsIdentity { .. }))
         ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn wrong_trailing_sha256_fails_the_upload() -> Result<(), PipelineError> {
+        let dir = tempfile::tempdir().map_err(|e| ArchiveError::Pipeline {
+            key: "tmp".into(),
+            detail: e.to_string(),
+        })?;
+        let store = FsStore::new(dir.path().to_path_buf());
+        let body = payload(100_000);
+        let mut good = body.clone();
+        good.extend_from_slice(&Sha256::digest(&body));
+        let mut bad = good.clone();
+        bad[500] ^= 1;
+        let trailing = WriteOptions {
+            trailing_sha256: true,
+            ..opts(vec![])
+        };
+        for (data, ok) in [(good, true), (bad, false)] {
+            let (tx, rx) = mpsc::channel(2);
+            tokio::spawn(async move {
+                let _ = tx.send(Ok(Bytes::from(data))).await;
+            });
+            let r = upload(&store, "p/snap", rx, &trailing, Arc::new(|_| {})).await;
+            assert_eq!(r.is_ok(), ok);
+            if !ok {
+                assert!(matches!(
+                    r,
+                    Err(PipelineError::Archive(ArchiveError::Mismatch { .. }))
+                ));
+            }
+        }
+        assert!(store.open_uploads("").await?.is_empty());
         Ok(())
     }
 

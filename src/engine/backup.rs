@@ -12,7 +12,7 @@ use super::{ItemResult, Jobs, write_options};
 use crate::archive::manifest::{
     Compression, EncryptionInfo, FORMAT_VERSION, recipient_fingerprint,
 };
-use crate::archive::pipeline::{self, PipelineError};
+use crate::archive::pipeline::{self, PipelineError, WriteOptions};
 use crate::archive::{Consistency, Layout, Manifest, PayloadKind, PointId};
 use crate::config::{Config, EtcdMode, Target, TargetSpec};
 use crate::error::Error;
@@ -110,7 +110,14 @@ async fn backup_into(
             target.name, target.home
         ))
     })?;
-    let write = write_options(cfg);
+    let payload = match spec.mode {
+        EtcdMode::Snapshot => PayloadKind::EtcdSnapshot,
+        EtcdMode::Keys => PayloadKind::EtcdKeys,
+    };
+    let write = WriteOptions {
+        trailing_sha256: payload.has_trailing_sha256(),
+        ..write_options(cfg)
+    };
     let started_at = Utc::now();
     let id = PointId::new(started_at);
     let encrypted = !write.recipients.is_empty();
@@ -167,10 +174,7 @@ async fn backup_into(
         point_id: id.to_string(),
         target: target.name.clone(),
         target_kind: target.spec.kind().to_string(),
-        payload: match spec.mode {
-            EtcdMode::Snapshot => PayloadKind::EtcdSnapshot,
-            EtcdMode::Keys => PayloadKind::EtcdKeys,
-        },
+        payload,
         data_file: Layout::data_file(encrypted).to_string(),
         source_region: rs.region.clone(),
         region: rs.region.clone(),

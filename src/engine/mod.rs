@@ -88,5 +88,6 @@ pub fn write_options(cfg: &Config) -> WriteOptions {
             .as_ref()
             .map(|e| e.recipients.clone())
             .unwrap_or_default(),
+        trailing_sha256: false,
     }
 }

@@ -6,7 +6,6 @@ use std::io;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use etcd_client::{Client, GetOptions};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::{KeyRecord, map_err, prefix_end};
@@ -21,50 +20,6 @@ pub struct BackupMeta {
     pub revision: i64,
     pub observed_at: DateTime<Utc>,
     pub items: BTreeMap<String, u64>,
-}
-
-/// Checks the sha256 that etcd appends to every snapshot while bytes stream by.
-///
-/// The last 32 bytes of the stream are the sha256 of everything before them;
-/// since we do not know where the stream ends, the newest 32 bytes are held back
-/// from the hash until the next chunk arrives.
-#[derive(Default)]
-pub struct SnapshotCheck {
-    hasher: Sha256,
-    tail: Vec<u8>,
-    size: u64,
-}
-
-impl SnapshotCheck {
-    pub fn update(&mut self, chunk: &[u8]) {
-        self.size += chunk.len() as u64;
-        self.tail.extend_from_slice(chunk);
-        if self.tail.len() > 32 {
-            let cut = self.tail.len() - 32;
-            self.hasher.update(&self.tail[..cut]);
-            self.tail.drain(..cut);
-        }
-    }
-
-    /// Ok with the snapshot size if the trailing hash matches.
-    pub fn finish(self) -> Result<u64, String> {
-        if self.tail.len() < 32 {
-            return Err(format!(
-                "snapshot is only {} bytes: too short to hold its sha256 trailer",
-                self.size
-            ));
-        }
-        let computed = self.hasher.finalize();
-        if computed.as_slice() == self.tail.as_slice() {
-            Ok(self.size)
-        } else {
-            Err(format!(
-                "snapshot sha256 trailer {} does not match its content ({})",
-                hex::encode(&self.tail),
-                hex::encode(computed)
-            ))
-        }
-    }
 }
 
 async fn fail(tx: &mpsc::Sender<io::Result<Bytes>>, e: SourceError) -> SourceError {
@@ -95,28 +50,19 @@ pub async fn snapshot(
         Ok(s) => s,
         Err(e) => return Err(fail(&tx, map_err(endpoints, "snapshot", e)).await),
     };
-    let mut check = SnapshotCheck::default();
+    // The trailing sha256 is checked by the archive pipeline while it streams.
+    let mut size = 0u64;
     loop {
         match stream.message().await {
             Ok(Some(msg)) => {
                 let blob = Bytes::copy_from_slice(msg.blob());
-                check.update(&blob);
+                size += blob.len() as u64;
                 forward(&tx, blob).await?;
             }
             Ok(None) => break,
             Err(e) => return Err(fail(&tx, map_err(endpoints, "snapshot stream", e)).await),
         }
     }
-    let size = match check.finish() {
-        Ok(size) => size,
-        Err(detail) => {
-            let e = SourceError::Integrity {
-                what: format!("etcd snapshot from {}", endpoints.join(",")),
-                detail,
-            };
-            return Err(fail(&tx, e).await);
-        }
-    };
     Ok(BackupMeta {
         revision,
         observed_at,
@@ -176,39 +122,4 @@ pub async fn keys(
         observed_at,
         items: BTreeMap::from([("keys".to_string(), count)]),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with_trailer(body: &[u8]) -> Vec<u8> {
-        let mut v = body.to_vec();
-        v.extend_from_slice(&Sha256::digest(body));
-        v
-    }
-
-    #[test]
-    fn trailer_checked_across_chunk_boundaries() {
-        let data = with_trailer(&[7u8; 1000]);
-        for split in [1, 31, 32, 33, 500, 1031] {
-            let mut c = SnapshotCheck::default();
-            for chunk in data.chunks(split) {
-                c.update(chunk);
-            }
-            assert_eq!(c.finish(), Ok(1032), "split {split}");
-        }
-    }
-
-    #[test]
-    fn flipped_byte_fails_the_check() {
-        let mut data = with_trailer(&[7u8; 1000]);
-        data[10] ^= 1;
-        let mut c = SnapshotCheck::default();
-        c.update(&data);
-        assert!(c.finish().is_err());
-        let mut short = SnapshotCheck::default();
-        short.update(b"tiny");
-        assert!(short.finish().is_err());
-    }
 }

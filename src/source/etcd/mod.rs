@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use serde::{Deserialize, Serialize};
 
-pub use backup::{BackupMeta, SnapshotCheck, keys, snapshot};
+pub use backup::{BackupMeta, keys, snapshot};
 pub use restore::{
     Existing, KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys,
     restore_member,
