@@ -1,0 +1,142 @@
+//! Copying points between regions, listing them, and probing the config.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn points_json(lab: &Lab, cfg: &std::path::Path, region: &str) -> Vec<Value> {
+    let out = lab
+        .drtool(cfg)
+        .args(["points", "--region", region, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["points"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_fills_the_dr_region_once() {
+    let lab = Lab::get();
+    let name = unique("copy");
+    let key_prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("kv", "keys", Some(&key_prefix), "")
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    load_keys(&mut east, &key_prefix, 300, 100).await;
+
+    let out = lab
+        .drtool(&cfg)
+        .args([
+            "backup",
+            "--no-copy",
+            "--label",
+            "env=test",
+            "--schedule",
+            "nightly",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let point = point_of(&stdout(&out));
+    assert!(points_json(&lab, &cfg, WEST).is_empty());
+
+    lab.drtool(&cfg)
+        .args(["copy", "--target", "kv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "OK      copy     kv               {WEST}"
+        )))
+        .stdout(predicate::str::contains(&point));
+    let west = points_json(&lab, &cfg, WEST);
+    assert_eq!(west.len(), 1);
+    assert_eq!(west[0]["point_id"], point.as_str());
+    assert_eq!(west[0]["region"], WEST);
+    assert_eq!(west[0]["copied_from"], EAST);
+    assert_eq!(west[0]["labels"]["env"], "test");
+    assert_eq!(west[0]["schedule"], "nightly");
+    assert_eq!(west[0]["items"]["keys"], 300);
+    let east_points = points_json(&lab, &cfg, EAST);
+    assert_eq!(east_points[0]["copied_to"], serde_json::json!([WEST]));
+    assert_eq!(east_points[0]["stored_sha256"], west[0]["stored_sha256"]);
+
+    // A second copy has nothing to do.
+    lab.drtool(&cfg)
+        .args(["copy", "--target", "kv", "--from", EAST, "--to", WEST])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("already present"));
+    lab.drtool(&cfg)
+        .args(["verify", "--region", WEST, "-o", "json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"outcome\": \"ok\""));
+    // Copying a point that does not exist is bad input.
+    lab.drtool(&cfg)
+        .args([
+            "copy",
+            "--target",
+            "kv",
+            "--point",
+            "20200101T000000Z-00000000",
+        ])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "holds no point 20200101T000000Z-00000000",
+        ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_check_probes_every_region() {
+    let lab = Lab::get();
+    let name = unique("probe");
+    let tmp = tempfile::tempdir().unwrap();
+    let good = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("kv", "keys", Some("/probe/"), "")
+    );
+    let cfg = write_config(tmp.path(), &good);
+    lab.drtool(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("{EAST}    store")))
+        .stdout(predicate::str::contains("reachable").count(4));
+
+    let dead = format!(
+        "{good}\n[regions.eu-west-1]\nstore = \"s3://drtool-eu-west-1/x\"\nendpoint = \"http://127.0.0.1:1\"\npath_style = true\n"
+    );
+    let cfg = write_config(tmp.path(), &dead);
+    lab.drtool(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains(
+            "eu-west-1    store                    UNREACHABLE",
+        ));
+    let out = lab
+        .drtool(&cfg)
+        .args(["config", "check", "-o", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unreachable: Vec<&Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["reachable"] == false)
+        .collect();
+    assert_eq!(unreachable.len(), 1);
+    assert_eq!(unreachable[0]["region"], "eu-west-1");
+}
