@@ -277,14 +277,21 @@ async fn snapshot_recovers_with_aws_zstd_and_etcdctl_alone() {
     let s3_key = format!("s3://drtool-{EAST}/{name}/points/snap/{point}/data.zst");
     let status = Command::new("aws")
         .envs(&lab.env)
-        .args(["--endpoint-url", &lab.s3(EAST), "s3", "cp", &s3_key])
+        .args([
+            "--endpoint-url",
+            &lab.s3(EAST),
+            "s3",
+            "cp",
+            "--only-show-errors",
+            &s3_key,
+        ])
         .arg(&archive)
         .status()
         .unwrap();
     assert!(status.success(), "aws s3 cp failed");
     let db = tmp.path().join("snapshot.db");
     let status = Command::new("zstd")
-        .arg("-d")
+        .arg("-qd")
         .arg(&archive)
         .arg("-o")
         .arg(&db)
@@ -305,4 +312,23 @@ async fn snapshot_recovers_with_aws_zstd_and_etcdctl_alone() {
         stderr(&out)
     );
     assert!(tmp.path().join("member-data/member/snap/db").is_file());
+
+    // drtool's own snapshot restore needs etcdutl or etcdctl, and says so.
+    // (The config ends with the us-west-2 table of the target.)
+    let members = format!(
+        "{config}members = [{{ name = \"m1\", peer_url = \"http://127.0.0.1:19999\", data_dir = \"m1\" }}]\n"
+    );
+    let cfg = write_config(tmp.path(), &members);
+    lab.drtool(&cfg)
+        .args(["copy", "--target", "snap"])
+        .assert()
+        .success();
+    lab.drtool(&cfg)
+        .env("PATH", "/nonexistent")
+        .args(["restore", "--region", WEST, "--target", "snap", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "neither etcdutl nor etcdctl is on PATH",
+        ));
 }

@@ -64,6 +64,26 @@ async fn restore_in_west_while_east_is_down() {
     assert_eq!(table.matches("OK      backup").count(), 2, "{table}");
     assert_eq!(table.matches("OK      copy").count(), 2, "{table}");
 
+    // A DR region that is down makes a backup a partial failure: the point
+    // exists in its home region, the copy is reported as failed (exit 3).
+    lab.script("stop-region", &[WEST]);
+    let partial = lab
+        .drtool(&cfg)
+        .args(["backup", "--target", "kv"])
+        .output()
+        .unwrap();
+    lab.script("start-region", &[WEST]);
+    assert_eq!(partial.status.code(), Some(3), "{}", stdout(&partial));
+    assert!(stdout(&partial).contains("OK      backup"));
+    assert!(stdout(&partial).contains("FAILED  copy"));
+    assert!(stdout(&partial).contains("cannot reach the store"));
+    // The copy can be made up for once the region is back.
+    lab.drtool(&cfg)
+        .args(["copy", "--target", "kv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("copied from us-east-1"));
+
     // us-east-1 goes dark: its Garage and etcd are stopped.
     lab.script("stop-region", &[EAST]);
     let _restart = Restart(&lab);
