@@ -153,7 +153,7 @@ async fn restore_in_west_while_east_is_down() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _etcd = Kill(etcd);
+    let etcd_guard = Kill(etcd);
     let endpoints = vec!["http://127.0.0.1:22391".to_string()];
     let mut restored_cluster = None;
     for _ in 0..50 {
@@ -180,4 +180,45 @@ async fn restore_in_west_while_east_is_down() {
         .code(6)
         .stdout(predicate::str::contains("will be MOVED"))
         .stderr(predicate::str::contains("re-run with --yes"));
+
+    // On a terminal it asks: a wrong answer changes nothing, the target's name
+    // goes ahead and the old data dir is kept, moved aside.
+    drop(etcd_guard);
+    let on_tty = |answer: &str| {
+        let cmd = format!(
+            "{} restore --region {WEST} --target snap",
+            assert_cmd::cargo::cargo_bin("drtool").display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .envs(&lab.env)
+            .env("DRTOOL_CONFIG", &cfg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let refused = on_tty("nope\n");
+    assert_eq!(refused.status.code(), Some(6), "{}", stdout(&refused));
+    assert!(stdout(&refused).contains("Type the target name (snap)"));
+    let confirmed = on_tty("snap\n");
+    assert!(confirmed.status.success(), "{}", stdout(&confirmed));
+    let parent = data_dir.parent().unwrap();
+    let kept: Vec<_> = std::fs::read_dir(parent)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("r1.drtool-replaced-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the replaced data dir was not kept");
+    assert!(kept[0].path().join("member").is_dir());
+    assert!(data_dir.join("member").is_dir());
 }

@@ -194,6 +194,26 @@ endpoints = ["{url}"]
     // Restore with the certificate after the keys are gone.
     let cfg = write_config(dir, &with_cert);
     assert!(etcdctl(&["del", "--prefix", "/tls/"]).status.success());
+    let out = lab
+        .drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            "here",
+            "--target",
+            "secure",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["plan"]["action"]["kind"], "etcd-keys");
+    assert_eq!(plan["plan"]["action"]["counts"]["create"], 20);
+    assert_eq!(plan["plan"]["destructive"], false);
     lab.drtool(&cfg)
         .args(["restore", "--region", "here", "--target", "secure"])
         .assert()

@@ -3,7 +3,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::{EXIT_OK, Output, identities, jobs, known_region, known_target, print_results};
+use super::{
+    EXIT_OK, Output, identities, jobs, known_region, known_target, print_results, results_code,
+};
 use crate::archive::PointId;
 use crate::catalog::parse_time;
 use crate::config::Config;
@@ -57,26 +59,37 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
     let ids = identities(args.identity.as_ref())?;
     let jobs = jobs();
     let plan = plan_restore(cfg, &req, ids.clone(), &jobs).await?;
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).unwrap_or_default()
-        ),
-        Output::Table => {
-            for line in plan.describe() {
-                println!("{line}");
-            }
+    let json = args.output == Output::Json;
+    if !json {
+        for line in plan.describe() {
+            println!("{line}");
         }
     }
     if args.dry_run {
-        println!("dry run: nothing was changed");
+        if json {
+            print_json(&serde_json::json!({ "plan": plan, "dry_run": true }));
+        } else {
+            println!("dry run: nothing was changed");
+        }
         return Ok(EXIT_OK);
     }
     if plan.destructive && !args.yes {
         confirm(&plan.target)?;
     }
     let results = execute_restore(cfg, &plan, ids, &jobs).await;
+    if json {
+        // One JSON document holding both the plan and what came of it.
+        print_json(&serde_json::json!({ "plan": plan, "results": results }));
+        return Ok(results_code(&results));
+    }
     Ok(print_results(&results, args.output))
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// Asks on the terminal; refuses when there is none.
