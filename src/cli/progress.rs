@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::{JobEvent, JobEventKind, JobId, Progress};
 
@@ -20,22 +20,25 @@ struct LogState {
     done: u64,
 }
 
+/// The CLI runs one job at a time, so one bar at a time is enough; finished
+/// bars are replaced by a one-line summary.
 pub struct CliProgress {
-    bars: Option<MultiProgress>,
+    tty: bool,
     jobs: Mutex<HashMap<JobId, (Option<ProgressBar>, LogState)>>,
 }
 
 impl CliProgress {
     pub fn new() -> CliProgress {
-        let tty = std::io::stderr().is_terminal();
         CliProgress {
-            bars: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            tty: std::io::stderr().is_terminal(),
             jobs: Mutex::new(HashMap::new()),
         }
     }
 
     fn bar(&self, title: &str, total: Option<u64>) -> Option<ProgressBar> {
-        let multi = self.bars.as_ref()?;
+        if !self.tty {
+            return None;
+        }
         let bar = match total {
             Some(t) => {
                 let bar = ProgressBar::new(t);
@@ -57,8 +60,9 @@ impl CliProgress {
                 bar
             }
         };
+        bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_message(title.to_string());
-        Some(multi.add(bar))
+        Some(bar)
     }
 }
 
@@ -128,10 +132,7 @@ impl Progress for CliProgress {
                     match bar {
                         Some(b) => {
                             b.finish_and_clear();
-                            let _ = self
-                                .bars
-                                .as_ref()
-                                .map(|m| m.println(format!("done: {} in {secs:.1}s", state.title)));
+                            eprintln!("done: {} in {secs:.1}s", state.title);
                         }
                         None => eprintln!("    done in {secs:.1}s: {summary}"),
                     }
