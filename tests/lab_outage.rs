@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -16,15 +16,6 @@ struct Restart<'a>(&'a Lab);
 impl Drop for Restart<'_> {
     fn drop(&mut self) {
         self.0.script("start-region", &[EAST]);
-    }
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

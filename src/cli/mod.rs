@@ -77,6 +77,38 @@ pub enum ConfigCommand {
     Check(config_check::Args),
 }
 
+/// Which regions and target a listing command looks at.
+#[derive(clap::Args, Debug)]
+pub struct Scope {
+    /// Only this region; all regions when omitted.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Only this target.
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+}
+
+impl Scope {
+    /// Checks the names against the config.
+    pub fn check(&self, cfg: &Config) -> Result<(), Error> {
+        if let Some(t) = &self.target {
+            known_target(cfg, t)?;
+        }
+        if let Some(r) = &self.region {
+            known_region(cfg, r)?;
+        }
+        Ok(())
+    }
+
+    /// The regions in scope, in config order.
+    pub fn regions<'c>(&self, cfg: &'c Config) -> Vec<&'c crate::config::Region> {
+        cfg.regions
+            .values()
+            .filter(|r| self.region.as_ref().is_none_or(|name| name == &r.name))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
     #[default]

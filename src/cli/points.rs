@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{EXIT_OK, EXIT_PARTIAL, Output, class_code, known_region, known_target};
+use super::{EXIT_OK, EXIT_PARTIAL, Output, Scope, class_code};
 use crate::catalog;
 use crate::config::Config;
 use crate::error::Error;
@@ -10,12 +10,8 @@ use crate::store::RegionStore;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only this region; all regions when omitted.
-    #[arg(long, short = 'r')]
-    pub region: Option<String>,
-    /// Only this target.
-    #[arg(long, short = 't')]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -31,24 +27,13 @@ struct RegionPoints {
 }
 
 pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
-    if let Some(t) = &args.target {
-        known_target(cfg, t)?;
-    }
-    let regions: Vec<&str> = match &args.region {
-        Some(r) => {
-            known_region(cfg, r)?;
-            vec![r.as_str()]
-        }
-        None => cfg.regions.keys().map(String::as_str).collect(),
-    };
+    args.scope.check(cfg)?;
     let mut out = Vec::new();
     let mut worst = None;
-    for name in &regions {
-        let Some(region) = cfg.region(name) else {
-            continue;
-        };
+    for region in args.scope.regions(cfg) {
+        let name = &region.name;
         let rs = RegionStore::open(region).await;
-        match catalog::list_points(&rs, args.target.as_deref()).await {
+        match catalog::list_points(&rs, args.scope.target.as_deref()).await {
             Ok(l) => out.push(RegionPoints {
                 region: name.to_string(),
                 store: rs.store.describe(),

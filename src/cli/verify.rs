@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Output, identities, jobs, known_region, known_target, print_results};
+use super::{Output, Scope, identities, jobs, print_results};
 use crate::archive::PointId;
 use crate::config::Config;
 use crate::engine::verify::verify_region;
@@ -11,12 +11,8 @@ use crate::store::RegionStore;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only this region; all regions when omitted.
-    #[arg(long, short = 'r')]
-    pub region: Option<String>,
-    /// Only this target.
-    #[arg(long, short = 't')]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
     /// Only this point.
     #[arg(long)]
     pub point: Option<PointId>,
@@ -28,30 +24,14 @@ pub struct Args {
 }
 
 pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
-    if let Some(t) = &args.target {
-        known_target(cfg, t)?;
-    }
-    if let Some(r) = &args.region {
-        known_region(cfg, r)?;
-    }
+    args.scope.check(cfg)?;
     let ids = identities(args.identity.as_ref())?;
     let jobs = jobs();
     let mut results = Vec::new();
-    for region in cfg.regions.values() {
-        if args.region.as_ref().is_some_and(|r| r != &region.name) {
-            continue;
-        }
+    for region in args.scope.regions(cfg) {
         let rs = RegionStore::open(region).await;
-        results.extend(
-            verify_region(
-                &rs,
-                args.target.as_deref(),
-                args.point.as_ref(),
-                ids.clone(),
-                &jobs,
-            )
-            .await,
-        );
+        let target = args.scope.target.as_deref();
+        results.extend(verify_region(&rs, target, args.point.as_ref(), ids.clone(), &jobs).await);
     }
     if results.is_empty() {
         return Err(Error::input(

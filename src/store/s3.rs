@@ -52,6 +52,22 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    async fn get_object(
+        &self,
+        key: &str,
+        op: &'static str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.name, op, key, e))
+    }
+}
+
 /// Maps an SDK error to ours: transport failures mean the region is unreachable.
 fn map_err<E, R>(store: &str, op: &'static str, key: &str, err: SdkError<E, R>) -> StoreError
 where
@@ -97,14 +113,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_err(&self.name, "get", key, e))?;
+        let out = self.get_object(key, "get").await?;
         let body = out.body.collect().await.map_err(|e| StoreError::Failed {
             store: self.name.clone(),
             op: "get",
@@ -115,14 +124,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn open(&self, key: &str) -> Result<(ObjectReader, u64), StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_err(&self.name, "open", key, e))?;
+        let out = self.get_object(key, "open").await?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         Ok((Box::pin(out.body.into_async_read()), size))
     }

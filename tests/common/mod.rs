@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 
 use etcd_client::{Client, GetOptions};
 
@@ -205,4 +205,14 @@ pub fn point_of(table: &str) -> String {
         .and_then(|l| l.split_whitespace().nth(4))
         .unwrap_or_else(|| panic!("no backup line in:\n{table}"))
         .to_string()
+}
+
+/// Kills a child process (a test's own etcd) when dropped.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
