@@ -22,6 +22,10 @@ pub enum PayloadKind {
     EtcdSnapshot,
     /// JSON Lines, one etcd key per line.
     EtcdKeys,
+    /// Native RDS snapshots only: no data object, the manifest lists them.
+    RdsSnapshot,
+    /// `pg_dump --format=custom` output (and, in mode "both", snapshots too).
+    PgDump,
 }
 
 impl PayloadKind {
@@ -34,6 +38,8 @@ impl PayloadKind {
         match self {
             PayloadKind::EtcdSnapshot => "etcd snapshot (etcdctl snapshot save format)",
             PayloadKind::EtcdKeys => "etcd keys (JSON Lines)",
+            PayloadKind::RdsSnapshot => "RDS snapshot",
+            PayloadKind::PgDump => "PostgreSQL dump (pg_dump custom format)",
         }
     }
 }
@@ -49,6 +55,37 @@ pub enum Consistency {
         /// When that revision was observed.
         observed_at: DateTime<Utc>,
     },
+    Rds {
+        /// The snapshot's creation time, or the start of the dump (pg_dump
+        /// reads one consistent database snapshot taken when it starts).
+        at: DateTime<Utc>,
+    },
+}
+
+impl Consistency {
+    /// One line for plans and listings.
+    pub fn describe(&self) -> String {
+        match self {
+            Consistency::Etcd {
+                revision,
+                observed_at,
+            } => format!(
+                "etcd revision {revision} (observed {})",
+                observed_at.to_rfc3339()
+            ),
+            Consistency::Rds { at } => format!("database as of {}", at.to_rfc3339()),
+        }
+    }
+}
+
+/// RDS facts of a point: the instance and its snapshot in each region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsInfo {
+    pub instance: String,
+    pub engine: Option<String>,
+    /// Region -> snapshot ARN, for every region holding a copy.
+    pub snapshots: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +111,8 @@ pub struct Manifest {
     pub target: String,
     pub target_kind: String,
     pub payload: PayloadKind,
-    /// The payload's file name inside the point folder.
-    pub data_file: String,
+    /// The payload's file name inside the point folder; none for snapshot-only points.
+    pub data_file: Option<String>,
     /// The region the backup was taken in.
     pub source_region: String,
     /// The region whose store holds this copy.
@@ -96,6 +133,7 @@ pub struct Manifest {
     pub drtool_version: String,
     pub schedule: Option<String>,
     pub labels: BTreeMap<String, String>,
+    pub rds: Option<RdsInfo>,
     pub checksum: String,
 }
 
@@ -161,7 +199,7 @@ pub(crate) mod tests {
             target: "etcd-main".into(),
             target_kind: "etcd".into(),
             payload: PayloadKind::EtcdSnapshot,
-            data_file: "data.zst".into(),
+            data_file: Some("data.zst".into()),
             source_region: "us-east-1".into(),
             region: "us-east-1".into(),
             copied_from: None,
@@ -185,6 +223,7 @@ pub(crate) mod tests {
             drtool_version: "0.1.0".into(),
             schedule: None,
             labels: BTreeMap::new(),
+            rds: None,
             checksum: String::new(),
         }
     }

@@ -38,9 +38,16 @@ pub struct Args {
     /// Keys points: restore only keys under this prefix.
     #[arg(long)]
     pub prefix: Option<String>,
-    /// Keys points: what to do with keys that already exist.
+    /// What to do with what already exists: etcd keys (skip, overwrite, fail);
+    /// a non-empty database for a dump (overwrite drops and replaces it).
     #[arg(long, value_enum, default_value = "fail")]
     pub existing: Existing,
+    /// RDS dump points: restore into this database (created if missing).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// RDS points: restore the dump even where a snapshot copy exists.
+    #[arg(long)]
+    pub from_dump: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -55,6 +62,8 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
         before: args.before.as_deref().map(parse_time).transpose()?,
         prefix: args.prefix.clone(),
         existing: args.existing,
+        database: args.database.clone(),
+        from_dump: args.from_dump,
     };
     let ids = identities(args.identity.as_ref())?;
     let jobs = jobs();

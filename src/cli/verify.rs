@@ -31,7 +31,8 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
     for region in args.scope.regions(cfg) {
         let rs = RegionStore::open(region).await;
         let target = args.scope.target.as_deref();
-        results.extend(verify_region(&rs, target, args.point.as_ref(), ids.clone(), &jobs).await);
+        results
+            .extend(verify_region(cfg, &rs, target, args.point.as_ref(), ids.clone(), &jobs).await);
     }
     if results.is_empty() {
         return Err(Error::input(

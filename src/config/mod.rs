@@ -132,14 +132,80 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
     Etcd(EtcdTarget),
+    Rds(RdsTarget),
 }
 
 impl TargetSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             TargetSpec::Etcd(_) => "etcd",
+            TargetSpec::Rds(_) => "rds",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdsMode {
+    /// A native RDS snapshot, copied to the DR regions.
+    Snapshot,
+    /// A `pg_dump --format=custom` streamed into the archive pipeline.
+    Dump,
+    /// Both, in one recovery point.
+    Both,
+}
+
+impl RdsMode {
+    pub fn snapshots(self) -> bool {
+        matches!(self, RdsMode::Snapshot | RdsMode::Both)
+    }
+
+    pub fn dumps(self) -> bool {
+        matches!(self, RdsMode::Dump | RdsMode::Both)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RdsTarget {
+    pub mode: RdsMode,
+    /// The DB instance identifier in the home region.
+    pub instance: String,
+    pub regions: BTreeMap<String, RdsRegion>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RdsRegion {
+    /// RDS API endpoint override (e.g. the lab's moto server).
+    pub endpoint: Option<String>,
+    /// KMS key for snapshot copies into this region.
+    pub kms_key: Option<String>,
+    /// Instance class and subnet group for restores in this region.
+    pub instance_class: Option<String>,
+    pub subnet_group: Option<String>,
+    /// Name of restored instances; `{instance}` and `{point}` are replaced.
+    pub restore_identifier: String,
+    /// The database: the dump source in the home region, the restore target elsewhere.
+    pub database: Option<DbConn>,
+}
+
+/// How to reach a PostgreSQL database. The password is never in the config.
+#[derive(Debug, Clone)]
+pub struct DbConn {
+    /// Host override; the instance's endpoint when absent.
+    pub host: Option<String>,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    pub password: PasswordSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// The name of an environment variable holding the password.
+    Env(String),
+    /// A file whose first line is the password.
+    File(PathBuf),
+    /// No password (trust, .pgpass or PGPASSWORD of the caller).
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

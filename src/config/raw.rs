@@ -12,8 +12,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Config, ConfigError, Defaults, Encryption, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget,
-    Location, Region, StoreUrl, Target, TargetSpec, TlsFiles,
+    Config, ConfigError, DbConn, Defaults, Encryption, EtcdMember, EtcdMode, EtcdRegion,
+    EtcdTarget, Location, PasswordSource, RdsMode, RdsRegion, RdsTarget, Region, StoreUrl, Target,
+    TargetSpec, TlsFiles,
 };
 
 #[derive(Deserialize)]
@@ -60,21 +61,43 @@ struct RawTarget {
     home: Spanned<String>,
     #[serde(default)]
     copy_to: Vec<Spanned<String>>,
-    // etcd
     mode: Option<Spanned<String>>,
+    // etcd
     prefix: Option<Spanned<String>>,
+    // rds
+    instance: Option<Spanned<String>>,
     #[serde(default)]
-    regions: BTreeMap<Spanned<String>, RawEtcdRegion>,
+    regions: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
+}
+
+/// One region of a target. The fields of every kind live here; each kind's
+/// validation rejects the fields that are not its own, with their line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargetRegion {
+    // etcd
+    endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    tls: Option<Spanned<RawTls>>,
+    members: Option<Spanned<Vec<RawMember>>>,
+    cluster_token: Option<Spanned<String>>,
+    // rds
+    endpoint: Option<Spanned<String>>,
+    kms_key: Option<Spanned<String>>,
+    instance_class: Option<Spanned<String>>,
+    subnet_group: Option<Spanned<String>>,
+    restore_identifier: Option<Spanned<String>>,
+    database: Option<Spanned<RawDatabase>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEtcdRegion {
-    endpoints: Spanned<Vec<Spanned<String>>>,
-    tls: Option<RawTls>,
-    #[serde(default)]
-    members: Vec<RawMember>,
-    cluster_token: Option<String>,
+struct RawDatabase {
+    host: Option<String>,
+    port: Option<Spanned<i64>>,
+    user: String,
+    dbname: String,
+    password_env: Option<String>,
+    password_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -380,10 +403,11 @@ fn target(
     }
     let spec = match raw.kind.get_ref().as_str() {
         "etcd" => TargetSpec::Etcd(etcd_target(ctx, name, raw, known, &home)?),
+        "rds" => TargetSpec::Rds(rds_target(ctx, name, raw, known, &home)?),
         other => {
             return Err(ctx.err(
                 raw.kind.span(),
-                format!("target {name}: unknown kind {other:?} (supported: etcd)"),
+                format!("target {name}: unknown kind {other:?} (supported: etcd, rds)"),
             ));
         }
     };
@@ -412,6 +436,12 @@ fn etcd_target(
             ));
         }
     };
+    not_for_kind(
+        ctx,
+        name,
+        "etcd",
+        &[("instance", raw.instance.as_ref().map(Spanned::span))],
+    )?;
     if let (EtcdMode::Snapshot, Some(p)) = (mode, &raw.prefix) {
         return Err(ctx.err(
             p.span(),
@@ -440,27 +470,74 @@ fn etcd_target(
     })
 }
 
+/// Fails on the first field that is set but does not belong to `kind`.
+fn not_for_kind(
+    ctx: &Ctx,
+    target: &str,
+    kind: &str,
+    fields: &[(&str, Option<Range<usize>>)],
+) -> Result<(), ConfigError> {
+    match fields
+        .iter()
+        .find_map(|(f, span)| span.clone().map(|s| (f, s)))
+    {
+        Some((field, span)) => Err(ctx.err(
+            span,
+            format!("target {target}: `{field}` does not apply to a target of kind {kind}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
 fn etcd_region(
     ctx: &Ctx,
     target: &str,
     region: &str,
-    raw: RawEtcdRegion,
+    raw: Spanned<RawTargetRegion>,
 ) -> Result<EtcdRegion, ConfigError> {
-    if raw.endpoints.get_ref().is_empty() {
+    let table = raw.span();
+    let raw = raw.into_inner();
+    not_for_kind(
+        ctx,
+        target,
+        "etcd",
+        &[
+            ("endpoint", span_of(&raw.endpoint)),
+            ("kms_key", span_of(&raw.kms_key)),
+            ("instance_class", span_of(&raw.instance_class)),
+            ("subnet_group", span_of(&raw.subnet_group)),
+            ("restore_identifier", span_of(&raw.restore_identifier)),
+            ("database", span_of(&raw.database)),
+        ],
+    )?;
+    let Some(raw_endpoints) = raw.endpoints else {
         return Err(ctx.err(
-            raw.endpoints.span(),
+            table,
+            format!("target {target}, region {region}: `endpoints` is missing (the etcd client URLs there)"),
+        ));
+    };
+    if raw_endpoints.get_ref().is_empty() {
+        return Err(ctx.err(
+            raw_endpoints.span(),
             format!("target {target}, region {region}: endpoints is empty"),
         ));
     }
     let mut endpoints = Vec::new();
-    for e in raw.endpoints.into_inner() {
+    for e in raw_endpoints.into_inner() {
         check_url(ctx, &e, target, region, "endpoint")?;
         endpoints.push(e.into_inner());
     }
-    let tls = raw.tls.map(|t| tls(ctx, target, region, t)).transpose()?;
+    let tls = raw
+        .tls
+        .map(|t| tls(ctx, target, region, t.into_inner()))
+        .transpose()?;
     let mut members = Vec::new();
     let mut names = BTreeSet::new();
-    for m in raw.members {
+    for m in raw.members.map(Spanned::into_inner).unwrap_or_default() {
         check_url(ctx, &m.peer_url, target, region, "peer_url")?;
         if !names.insert(m.name.get_ref().clone()) {
             return Err(ctx.err(
@@ -483,7 +560,139 @@ fn etcd_region(
         members,
         cluster_token: raw
             .cluster_token
+            .map(Spanned::into_inner)
             .unwrap_or_else(|| format!("drtool-{target}-{region}")),
+    })
+}
+
+fn rds_target(
+    ctx: &Ctx,
+    name: &str,
+    raw: RawTarget,
+    known: &BTreeSet<String>,
+    home: &str,
+) -> Result<RdsTarget, ConfigError> {
+    not_for_kind(ctx, name, "rds", &[("prefix", span_of(&raw.prefix))])?;
+    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("snapshot", _)) => RdsMode::Snapshot,
+        Some(("dump", _)) => RdsMode::Dump,
+        Some(("both", _)) => RdsMode::Both,
+        Some((other, span)) => {
+            return Err(ctx.err(
+                span,
+                format!(
+                    "target {name}: mode {other:?} is not one of \"snapshot\", \"dump\", \"both\""
+                ),
+            ));
+        }
+    };
+    let Some(instance) = raw.instance else {
+        return Err(ctx.err(
+            raw.kind.span(),
+            format!("target {name}: `instance` (the RDS DB instance identifier) is missing"),
+        ));
+    };
+    let mut regions = BTreeMap::new();
+    for (region, r) in raw.regions {
+        let region = region_ref(ctx, &region, known, name, "regions")?;
+        regions.insert(region.clone(), rds_region(ctx, name, &region, r)?);
+    }
+    if mode != RdsMode::Snapshot && regions.get(home).is_none_or(|r| r.database.is_none()) {
+        return Err(ctx.err(
+            raw.home.span(),
+            format!(
+                "target {name}: mode {mode:?} dumps the database, so [targets.{name}.regions.{home}] needs \
+                 `database = {{ user, dbname, password_env or password_file }}`"
+            )
+            .to_lowercase()
+            .replace("mode dump", "mode \"dump\"")
+            .replace("mode both", "mode \"both\""),
+        ));
+    }
+    Ok(RdsTarget {
+        mode,
+        instance: instance.into_inner(),
+        regions,
+    })
+}
+
+fn rds_region(
+    ctx: &Ctx,
+    target: &str,
+    region: &str,
+    raw: Spanned<RawTargetRegion>,
+) -> Result<RdsRegion, ConfigError> {
+    let raw = raw.into_inner();
+    not_for_kind(
+        ctx,
+        target,
+        "rds",
+        &[
+            ("endpoints", span_of(&raw.endpoints)),
+            ("tls", span_of(&raw.tls)),
+            ("members", span_of(&raw.members)),
+            ("cluster_token", span_of(&raw.cluster_token)),
+        ],
+    )?;
+    if let Some(e) = &raw.endpoint {
+        check_url(ctx, e, target, region, "endpoint")?;
+    }
+    let database = match raw.database {
+        None => None,
+        Some(d) => {
+            let span = d.span();
+            let d = d.into_inner();
+            let password = match (d.password_env, d.password_file) {
+                (Some(env), None) => PasswordSource::Env(env),
+                (None, Some(file)) => PasswordSource::File(ctx.path(file.get_ref())),
+                (None, None) => PasswordSource::None,
+                (Some(_), Some(f)) => {
+                    return Err(ctx.err(
+                        f.span(),
+                        format!(
+                            "target {target}, region {region}: database has both password_env and password_file; keep one"
+                        ),
+                    ));
+                }
+            };
+            let port = match d.port {
+                None => 5432,
+                Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
+                Some(p) => {
+                    return Err(ctx.err(
+                        p.span(),
+                        format!(
+                            "target {target}, region {region}: database.port {} is not a TCP port",
+                            p.get_ref()
+                        ),
+                    ));
+                }
+            };
+            if d.user.is_empty() || d.dbname.is_empty() {
+                return Err(ctx.err(
+                    span,
+                    format!("target {target}, region {region}: database.user and database.dbname must not be empty"),
+                ));
+            }
+            Some(DbConn {
+                host: d.host,
+                port,
+                user: d.user,
+                dbname: d.dbname,
+                password,
+            })
+        }
+    };
+    Ok(RdsRegion {
+        endpoint: raw.endpoint.map(Spanned::into_inner),
+        kms_key: raw.kms_key.map(Spanned::into_inner),
+        instance_class: raw.instance_class.map(Spanned::into_inner),
+        subnet_group: raw.subnet_group.map(Spanned::into_inner),
+        restore_identifier: raw
+            .restore_identifier
+            .map(Spanned::into_inner)
+            .unwrap_or_else(|| "{instance}-{point}".to_string()),
+        database,
     })
 }
 
@@ -589,7 +798,9 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
         assert_eq!(r.s3_region, "us-east-1");
         let t = &c.targets["main"];
         assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-west-2"]);
-        let TargetSpec::Etcd(e) = &t.spec;
+        let TargetSpec::Etcd(e) = &t.spec else {
+            panic!("expected an etcd target")
+        };
         assert_eq!(e.mode, EtcdMode::Snapshot);
         assert_eq!(
             e.regions["us-west-2"].members[0].data_dir,

@@ -9,8 +9,9 @@ use super::{ItemResult, Jobs, write_options};
 use crate::archive::pipeline;
 use crate::archive::{Manifest, PointId};
 use crate::catalog;
-use crate::config::Config;
+use crate::config::{Config, TargetSpec};
 use crate::error::Error;
+use crate::source::rds::{self, Rds};
 use crate::store::RegionStore;
 
 /// Copies one point from `from` to `to`; returns the source manifest updated with
@@ -31,22 +32,37 @@ pub async fn copy_point(
         format!("copy {target} {id}: {} -> {}", from.region, to.region),
         Some(manifest.stored_size),
     );
-    let copied = pipeline::copy_object(
-        from.store.as_ref(),
-        &from_key,
-        to.store.as_ref(),
-        &to_key,
-        &write_options(cfg),
-        &manifest.stored_sha256,
-        job.on_bytes(),
-    )
-    .await;
-    if let Err(e) = copied {
-        let e = pipeline_error(e);
-        job.fail(e.to_string());
-        return Err(e);
-    }
     let mut copy = manifest.clone();
+    if manifest.data_file.is_some() {
+        let copied = pipeline::copy_object(
+            from.store.as_ref(),
+            &from_key,
+            to.store.as_ref(),
+            &to_key,
+            &write_options(cfg),
+            &manifest.stored_sha256,
+            job.on_bytes(),
+        )
+        .await;
+        if let Err(e) = copied {
+            let e = pipeline_error(e);
+            job.fail(e.to_string());
+            return Err(e);
+        }
+    }
+    let snapshot = match copy_snapshot(cfg, &from.region, &to.region, manifest, &job).await {
+        Ok(s) => s,
+        Err(e) => {
+            if manifest.data_file.is_some() {
+                let _ = to.store.delete(&to_key).await;
+            }
+            job.fail(e.to_string());
+            return Err(e);
+        }
+    };
+    if let (Some(arn), Some(info)) = (&snapshot, copy.rds.as_mut()) {
+        info.snapshots.insert(to.region.clone(), arn.clone());
+    }
     copy.region = to.region.clone();
     copy.copied_from = Some(from.region.clone());
     copy.copied_to = Vec::new();
@@ -62,6 +78,9 @@ pub async fn copy_point(
     let mut source = manifest.clone();
     if !source.copied_to.contains(&to.region) {
         source.copied_to.push(to.region.clone());
+    }
+    if let (Some(arn), Some(info)) = (snapshot, source.rds.as_mut()) {
+        info.snapshots.insert(to.region.clone(), arn);
     }
     // The copy is complete either way; failing to note it in the source is a warning.
     if let Err(e) = from
@@ -80,6 +99,44 @@ pub async fn copy_point(
         Utc::now().to_rfc3339()
     ));
     Ok(source)
+}
+
+/// Copies the point's RDS snapshot (if it has one in `from`) into `to`, reusing
+/// a copy that already exists there; returns the new copy's ARN.
+async fn copy_snapshot(
+    cfg: &Config,
+    from: &str,
+    to: &str,
+    manifest: &Manifest,
+    job: &super::Job,
+) -> Result<Option<String>, Error> {
+    let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(from)) else {
+        return Ok(None);
+    };
+    let region_cfg = match cfg.target(&manifest.target).map(|t| &t.spec) {
+        Some(TargetSpec::Rds(spec)) => spec.regions.get(to).cloned(),
+        _ => None,
+    };
+    let api = Rds::new(to, region_cfg.as_ref()).await;
+    let id = rds::snapshot_id(&manifest.target, &manifest.point_id);
+    if let Ok(existing) = api.snapshot(&id).await
+        && existing.status == "available"
+    {
+        return Ok(Some(existing.arn));
+    }
+    job.phase(format!("copying RDS snapshot to {to}"));
+    let phase = job.clone();
+    let on_state = move |s: &str| phase.phase(format!("snapshot copy {s}"));
+    let copied = api
+        .copy_snapshot_from(
+            arn,
+            &id,
+            region_cfg.as_ref().and_then(|c| c.kms_key.as_deref()),
+            (&manifest.target, &manifest.point_id),
+            &on_state,
+        )
+        .await?;
+    Ok(Some(copied.arn))
 }
 
 /// Copies every point of `target` (or just `point`) that `to` lacks.

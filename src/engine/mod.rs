@@ -7,6 +7,7 @@ pub mod copy;
 pub mod probe;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 pub mod verify;
 
 use serde::Serialize;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TargetSpec};
 use crate::source::etcd;
+use crate::source::rds::Rds;
 use crate::store::RegionStore;
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,19 +39,53 @@ pub async fn probe_all(cfg: &Config) -> Vec<ProbeResult> {
         }));
     }
     for target in cfg.targets.values() {
-        let TargetSpec::Etcd(spec) = &target.spec;
-        for (region, ep) in &spec.regions {
-            let (region, ep, name) = (region.clone(), ep.clone(), target.name.clone());
-            checks.push(tokio::spawn(async move {
-                let r = etcd::connect(&ep).await;
-                ProbeResult {
-                    region,
-                    what: format!("target {name}"),
-                    address: ep.endpoints.join(","),
-                    reachable: r.is_ok(),
-                    detail: r.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+        match &target.spec {
+            TargetSpec::Etcd(spec) => {
+                for (region, ep) in &spec.regions {
+                    let (region, ep, name) = (region.clone(), ep.clone(), target.name.clone());
+                    checks.push(tokio::spawn(async move {
+                        let r = etcd::connect(&ep).await;
+                        ProbeResult {
+                            region,
+                            what: format!("target {name}"),
+                            address: ep.endpoints.join(","),
+                            reachable: r.is_ok(),
+                            detail: r.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+                        }
+                    }));
                 }
-            }));
+            }
+            TargetSpec::Rds(spec) => {
+                for region in target.regions() {
+                    let cfg = spec.regions.get(region).cloned();
+                    let (region, name, instance) = (
+                        region.to_string(),
+                        target.name.clone(),
+                        spec.instance.clone(),
+                    );
+                    let home = region == target.home;
+                    checks.push(tokio::spawn(async move {
+                        let api = Rds::new(&region, cfg.as_ref()).await;
+                        // The home region must have the instance; elsewhere the API must answer.
+                        let r = api.instance_exists(&instance).await;
+                        let (reachable, detail) = match r {
+                            Ok(true) => (true, "ok".to_string()),
+                            Ok(false) if !home => (true, "ok".to_string()),
+                            Ok(false) => (false, format!("instance {instance} not found")),
+                            Err(e) => (false, e.to_string()),
+                        };
+                        ProbeResult {
+                            region,
+                            what: format!("target {name}"),
+                            address: cfg
+                                .and_then(|c| c.endpoint)
+                                .unwrap_or_else(|| "RDS API".to_string()),
+                            reachable,
+                            detail,
+                        }
+                    }));
+                }
+            }
         }
     }
     let mut out = Vec::new();

@@ -17,9 +17,11 @@ use super::{ItemResult, Jobs};
 use crate::archive::pipeline::{self, DataSummary, Identities, ReadRequest};
 use crate::archive::{Consistency, PayloadKind, PointId};
 use crate::catalog::{self, PointEntry};
-use crate::config::{Config, EtcdMember, TargetSpec};
+use crate::config::{Config, EtcdMember, EtcdRegion, RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::error::Error;
 use crate::source::etcd::{self, Existing, KeysPlan, SnapshotTool};
+use crate::source::rds::dump::{self, DbState};
+use crate::source::rds::{self, Rds};
 use crate::store::RegionStore;
 
 /// What the user asked for.
@@ -32,6 +34,10 @@ pub struct RestoreRequest {
     /// Keys restores: only keys under this prefix.
     pub prefix: Option<String>,
     pub existing: Existing,
+    /// RDS: restore the dump into this database instead of the configured one.
+    pub database: Option<String>,
+    /// RDS: use the point's dump even where a snapshot exists.
+    pub from_dump: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +64,21 @@ pub enum RestoreAction {
         tool: SnapshotTool,
         cluster_token: String,
         members: Vec<MemberPlan>,
+    },
+    /// Restore a new RDS instance from the point's snapshot copy in this region.
+    RdsFromSnapshot {
+        snapshot_arn: String,
+        new_instance: String,
+        instance_class: Option<String>,
+        subnet_group: Option<String>,
+    },
+    /// pg_restore the point's dump into a database.
+    PgRestore {
+        database: String,
+        dbname: String,
+        state: DbState,
+        /// Drop existing objects first (`--existing overwrite`).
+        clean: bool,
     },
 }
 
@@ -111,14 +132,7 @@ impl RestorePlan {
                 }
             ),
         ];
-        let Consistency::Etcd {
-            revision,
-            observed_at,
-        } = &self.consistency;
-        lines.push(format!(
-            "  consistent etcd revision {revision} (observed {})",
-            observed_at.to_rfc3339()
-        ));
+        lines.push(format!("  consistent {}", self.consistency.describe()));
         match &self.action {
             RestoreAction::EtcdKeys {
                 endpoints,
@@ -171,6 +185,38 @@ impl RestorePlan {
                     }
                 }
             }
+            RestoreAction::RdsFromSnapshot {
+                snapshot_arn,
+                new_instance,
+                instance_class,
+                subnet_group,
+            } => {
+                lines.push(format!("  into       NEW RDS instance {new_instance}"));
+                lines.push(format!("  snapshot   {snapshot_arn}"));
+                lines.push(format!(
+                    "  class      {} / subnet group {}",
+                    instance_class.as_deref().unwrap_or("(the snapshot's)"),
+                    subnet_group.as_deref().unwrap_or("(default)")
+                ));
+            }
+            RestoreAction::PgRestore {
+                database,
+                state,
+                clean,
+                ..
+            } => {
+                lines.push(format!("  into       database {database}"));
+                lines.push(format!(
+                    "  database   {}",
+                    match (state, clean) {
+                        (DbState::Missing, _) => "does not exist: it will be CREATED".to_string(),
+                        (DbState::Empty, _) => "exists and is empty".to_string(),
+                        (DbState::NotEmpty(n), true) =>
+                            format!("holds {n} relations: they will be DROPPED and replaced"),
+                        (DbState::NotEmpty(n), false) => format!("holds {n} relations"),
+                    }
+                ));
+            }
         }
         lines.push(format!(
             "  checksums  {}",
@@ -205,13 +251,6 @@ pub async fn plan_restore(
             cfg.targets.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
-    let TargetSpec::Etcd(spec) = &target.spec;
-    let etcd_region = spec.regions.get(&req.region).ok_or_else(|| {
-        Error::input(format!(
-            "target {} has no [targets.{}.regions.{}] table: say where to restore in that region",
-            target.name, target.name, req.region
-        ))
-    })?;
     let rs = RegionStore::open(region).await;
     let listing = catalog::list_points(&rs, Some(&target.name)).await?;
     let entry = catalog::select(
@@ -238,7 +277,55 @@ pub async fn plan_restore(
         }
         .into());
     }
-    let (action, destructive, verified) = match m.payload {
+    let (action, destructive, verified) = match &target.spec {
+        TargetSpec::Etcd(spec) => {
+            let etcd_region = spec
+                .regions
+                .get(&req.region)
+                .ok_or_else(|| no_region_table(target, &req.region))?;
+            plan_etcd(target, etcd_region, req, &rs, &entry, identities, jobs).await?
+        }
+        TargetSpec::Rds(spec) => plan_rds(target, spec, req, &rs, &entry, identities, jobs).await?,
+    };
+    Ok(RestorePlan {
+        region: req.region.clone(),
+        store: rs.store.describe(),
+        target: target.name.clone(),
+        point: entry.id.to_string(),
+        point_finished_at: m.finished_at,
+        source_region: m.source_region.clone(),
+        payload: m.payload,
+        consistency: m.consistency.clone(),
+        stored_size: m.stored_size,
+        plaintext_size: m.plaintext_size,
+        encrypted: m.is_encrypted(),
+        destructive,
+        verified,
+        action,
+        entry: Some(entry),
+    })
+}
+
+fn no_region_table(target: &Target, region: &str) -> Error {
+    Error::input(format!(
+        "target {} has no [targets.{}.regions.{}] table: say where to restore in that region",
+        target.name, target.name, region
+    ))
+}
+
+type Decided = (RestoreAction, bool, bool);
+
+async fn plan_etcd(
+    target: &Target,
+    etcd_region: &EtcdRegion,
+    req: &RestoreRequest,
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Result<Decided, Error> {
+    let m = &entry.manifest;
+    Ok(match m.payload {
         PayloadKind::EtcdKeys => {
             let mut client = etcd::connect(etcd_region).await?;
             let job = jobs.start(
@@ -247,7 +334,7 @@ pub async fn plan_restore(
             );
             let (rx, handle) = pipeline::download(
                 rs.store.clone(),
-                read_request(&rs, &entry, identities),
+                read_request(rs, entry, identities),
                 job.on_bytes(),
             );
             let counts = etcd::plan_keys(
@@ -260,7 +347,7 @@ pub async fn plan_restore(
             let summary = finish_download(handle).await;
             let counts = match (counts, summary) {
                 (Ok(c), Ok(s)) => {
-                    check(&rs, &entry, &s)?;
+                    check(rs, entry, &s)?;
                     c
                 }
                 // A failed download also truncates the stream: report the cause.
@@ -330,24 +417,103 @@ pub async fn plan_restore(
                 false,
             )
         }
-    };
-    Ok(RestorePlan {
-        region: req.region.clone(),
-        store: rs.store.describe(),
-        target: target.name.clone(),
-        point: entry.id.to_string(),
-        point_finished_at: m.finished_at,
-        source_region: m.source_region.clone(),
-        payload: m.payload,
-        consistency: m.consistency.clone(),
-        stored_size: m.stored_size,
-        plaintext_size: m.plaintext_size,
-        encrypted: m.is_encrypted(),
-        destructive,
-        verified,
-        action,
-        entry: Some(entry),
+        other => {
+            return Err(Error::input(format!(
+                "point {} holds a {} payload, not an etcd one",
+                entry.id,
+                other.describe()
+            )));
+        }
     })
+}
+
+async fn plan_rds(
+    target: &Target,
+    spec: &RdsTarget,
+    req: &RestoreRequest,
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Result<Decided, Error> {
+    let m = &entry.manifest;
+    let region_cfg = spec.regions.get(&req.region).cloned().unwrap_or_default();
+    let snapshot_here = m.rds.as_ref().and_then(|r| r.snapshots.get(&req.region));
+    if let (Some(arn), false) = (snapshot_here, req.from_dump) {
+        let template = if region_cfg.restore_identifier.is_empty() {
+            "{instance}-{point}"
+        } else {
+            &region_cfg.restore_identifier
+        };
+        let new_instance = rds::restored_instance_id(template, &spec.instance, entry.id.as_str());
+        let api = Rds::new(&req.region, Some(&region_cfg)).await;
+        if api.instance_exists(&new_instance).await? {
+            return Err(Error::input(format!(
+                "RDS instance {new_instance} already exists in {}: delete it, or change restore_identifier in [targets.{}.regions.{}]",
+                req.region, target.name, req.region
+            )));
+        }
+        return Ok((
+            RestoreAction::RdsFromSnapshot {
+                snapshot_arn: arn.clone(),
+                new_instance,
+                instance_class: region_cfg.instance_class.clone(),
+                subnet_group: region_cfg.subnet_group.clone(),
+            },
+            false,
+            false,
+        ));
+    }
+    if m.data_file.is_none() {
+        return Err(Error::input(format!(
+            "point {} has no snapshot in {} and no dump: copy it there first (drtool copy --target {} --to {})",
+            entry.id, req.region, target.name, req.region
+        )));
+    }
+    let conn = region_cfg.database.as_ref().ok_or_else(|| {
+        Error::input(format!(
+            "restoring a dump needs `database = {{ host, port, user, dbname, password_env }}` in [targets.{}.regions.{}]",
+            target.name, req.region
+        ))
+    })?;
+    let db = dump::Db::resolve(conn, None)?;
+    let db = db.with_dbname(req.database.as_deref().unwrap_or(&db.dbname));
+    let job = jobs.start(format!("plan: verify {}", entry.id), Some(m.plaintext_size));
+    let (mut rx, handle) = pipeline::download(
+        rs.store.clone(),
+        read_request(rs, entry, identities),
+        job.on_bytes(),
+    );
+    while rx.recv().await.is_some() {}
+    let summary = finish_download(handle).await;
+    match summary.and_then(|s| check(rs, entry, &s)) {
+        Ok(()) => job.finish("verified"),
+        Err(e) => {
+            job.fail(e.to_string());
+            return Err(e);
+        }
+    }
+    let state = db.state().await?;
+    let clean = match state {
+        DbState::NotEmpty(n) if req.existing != Existing::Overwrite => {
+            return Err(Error::input(format!(
+                "database {db:?} already holds {n} relations: refusing to restore over them; \
+                 use --database NEW to restore next to them, or --existing overwrite to drop and replace them"
+            )));
+        }
+        DbState::NotEmpty(_) => true,
+        DbState::Missing | DbState::Empty => false,
+    };
+    Ok((
+        RestoreAction::PgRestore {
+            database: format!("{db:?}"),
+            dbname: db.dbname.clone(),
+            state,
+            clean,
+        },
+        clean,
+        true,
+    ))
 }
 
 fn read_request(
@@ -440,11 +606,11 @@ async fn execute(
             let target = cfg
                 .target(&plan.target)
                 .ok_or_else(|| Error::input(format!("unknown target {}", plan.target)))?;
-            let TargetSpec::Etcd(spec) = &target.spec;
-            let etcd_region = spec
-                .regions
-                .get(&plan.region)
-                .ok_or_else(|| Error::input(format!("no etcd endpoints for {}", plan.region)))?;
+            let etcd_region = match &target.spec {
+                TargetSpec::Etcd(spec) => spec.regions.get(&plan.region),
+                TargetSpec::Rds(_) => None,
+            }
+            .ok_or_else(|| Error::input(format!("no etcd endpoints for {}", plan.region)))?;
             let mut client = etcd::connect(etcd_region).await?;
             job.phase("replaying keys");
             let (rx, handle) = pipeline::download(
@@ -482,12 +648,84 @@ async fn execute(
             cluster_token,
             members,
         } => restore_snapshot(&rs, entry, identities, tool, cluster_token, members, &job).await,
+        RestoreAction::RdsFromSnapshot {
+            snapshot_arn,
+            new_instance,
+            instance_class,
+            subnet_group,
+        } => {
+            let region_cfg = rds_region(cfg, plan)?;
+            let api = Rds::new(&plan.region, Some(&region_cfg)).await;
+            let phase = job.clone();
+            let on_state = move |s: &str| phase.phase(format!("instance {s}"));
+            job.phase(format!("restoring {new_instance}"));
+            let i = api
+                .restore_from_snapshot(
+                    new_instance,
+                    snapshot_arn,
+                    instance_class.as_deref(),
+                    subnet_group.as_deref(),
+                    &on_state,
+                )
+                .await?;
+            Ok(format!(
+                "instance {} is {} at {}:{}",
+                i.id,
+                i.status,
+                i.endpoint.as_deref().unwrap_or("(no endpoint yet)"),
+                i.port.unwrap_or(5432)
+            ))
+        }
+        RestoreAction::PgRestore {
+            dbname,
+            state,
+            clean,
+            ..
+        } => {
+            let region_cfg = rds_region(cfg, plan)?;
+            let conn = region_cfg.database.as_ref().ok_or_else(|| {
+                Error::input(format!("no database configured in {}", plan.region))
+            })?;
+            let db = dump::Db::resolve(conn, None)?.with_dbname(dbname);
+            if *state == DbState::Missing {
+                job.phase(format!("creating database {dbname}"));
+                db.create().await?;
+            }
+            job.phase("pg_restore");
+            let (rx, handle) = pipeline::download(
+                rs.store.clone(),
+                read_request(&rs, entry, identities),
+                job.on_bytes(),
+            );
+            let restored = dump::restore(&db, rx, *clean).await;
+            let summary = finish_download(handle).await;
+            match (restored, summary) {
+                (Ok(()), Ok(s)) => {
+                    check(&rs, entry, &s)?;
+                    Ok(format!("dump restored into {db:?}"))
+                }
+                (_, Err(e)) => Err(e),
+                (Err(e), _) => Err(e.into()),
+            }
+        }
     };
     match &result {
         Ok(m) => job.finish(m.clone()),
         Err(e) => job.fail(e.to_string()),
     }
     result
+}
+
+fn rds_region(cfg: &Config, plan: &RestorePlan) -> Result<RdsRegion, Error> {
+    match cfg.target(&plan.target).map(|t| &t.spec) {
+        Some(TargetSpec::Rds(spec)) => {
+            Ok(spec.regions.get(&plan.region).cloned().unwrap_or_default())
+        }
+        _ => Err(Error::input(format!(
+            "target {} is not an rds target",
+            plan.target
+        ))),
+    }
 }
 
 async fn restore_snapshot(

@@ -9,7 +9,10 @@ use super::{ItemResult, Jobs, Outcome};
 use crate::archive::pipeline::{self, DataSummary, Identities, ReadRequest};
 use crate::archive::{ArchiveError, PointId};
 use crate::catalog::{self, PointEntry};
+use crate::config::{Config, TargetSpec};
 use crate::error::{Error, ErrorClass};
+use crate::source::SourceError;
+use crate::source::rds::{self, Rds};
 use crate::store::RegionStore;
 
 fn expected(entry: &PointEntry) -> DataSummary {
@@ -24,6 +27,7 @@ fn expected(entry: &PointEntry) -> DataSummary {
 
 /// Verifies one point; the message says what was checked.
 pub async fn verify_point(
+    cfg: &Config,
     rs: &RegionStore,
     entry: &PointEntry,
     identities: Option<Arc<Identities>>,
@@ -35,10 +39,22 @@ pub async fn verify_point(
         format!("verify {} {} in {}", m.target, entry.id, rs.region),
         Some(m.plaintext_size),
     );
-    let result = if m.is_encrypted() && identities.is_none() {
+    let data = if m.data_file.is_none() {
+        Ok((Outcome::Ok, "no data object".to_string()))
+    } else if m.is_encrypted() && identities.is_none() {
         verify_stored_only(rs, &key, entry, &job).await
     } else {
         verify_full(rs, &key, entry, identities, &job).await
+    };
+    let result = match data {
+        Ok((outcome, message)) => check_snapshot(cfg, &rs.region, entry)
+            .await
+            .map(|s| match s {
+                Some(s) if m.data_file.is_none() => (outcome, s),
+                Some(s) => (outcome, format!("{message}; {s}")),
+                None => (outcome, message),
+            }),
+        Err(e) => Err(e),
     };
     let point = Some(entry.id.to_string());
     match result {
@@ -53,6 +69,43 @@ pub async fn verify_point(
             ItemResult::failed(&m.target, &rs.region, "verify", point, &e)
         }
     }
+}
+
+/// For points with an RDS snapshot in this region: is it there and available?
+async fn check_snapshot(
+    cfg: &Config,
+    region: &str,
+    entry: &PointEntry,
+) -> Result<Option<String>, Error> {
+    let Some(arn) = entry
+        .manifest
+        .rds
+        .as_ref()
+        .and_then(|r| r.snapshots.get(region))
+    else {
+        return Ok(None);
+    };
+    let region_cfg = match cfg.target(&entry.manifest.target).map(|t| &t.spec) {
+        Some(TargetSpec::Rds(spec)) => spec.regions.get(region).cloned(),
+        _ => None,
+    };
+    let api = Rds::new(region, region_cfg.as_ref()).await;
+    let id = rds::snapshot_id(&entry.manifest.target, &entry.manifest.point_id);
+    let snapshot = api
+        .snapshot(&id)
+        .await
+        .map_err(|e| SourceError::Integrity {
+            what: format!("RDS snapshot {arn}"),
+            detail: format!("it is recorded in the manifest but cannot be read: {e}"),
+        })?;
+    if snapshot.status != "available" {
+        return Err(SourceError::Integrity {
+            what: format!("RDS snapshot {arn}"),
+            detail: format!("status is {:?}, not available", snapshot.status),
+        }
+        .into());
+    }
+    Ok(Some(format!("RDS snapshot {id} available")))
 }
 
 async fn verify_stored_only(
@@ -111,6 +164,7 @@ async fn verify_full(
 /// Verifies every point of a region (optionally one target / one point).
 /// Manifests that fail their own checksum are reported as failures.
 pub async fn verify_region(
+    cfg: &Config,
     rs: &RegionStore,
     target: Option<&str>,
     point: Option<&PointId>,
@@ -149,7 +203,7 @@ pub async fn verify_region(
         .iter()
         .filter(|p| point.is_none_or(|id| &p.id == id))
     {
-        results.push(verify_point(rs, entry, identities.clone(), jobs).await);
+        results.push(verify_point(cfg, rs, entry, identities.clone(), jobs).await);
     }
     results
 }

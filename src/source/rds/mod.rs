@@ -1,0 +1,466 @@
+//! RDS: native snapshots (create, copy across regions, restore, delete), and the
+//! failover helpers drills use. Every call goes to one region's RDS API; a
+//! restore in region R builds only R's client.
+//!
+//! drtool tags what it creates (`drtool:managed=true`) and never deletes a
+//! snapshot without that tag.
+
+pub mod dump;
+pub mod wait;
+
+use std::time::Duration;
+
+use aws_sdk_rds::Client;
+use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::types::Tag;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::SourceError;
+use crate::config::RdsRegion;
+use wait::{WaitSpec, wait_until};
+
+pub const MANAGED_TAG: &str = "drtool:managed";
+
+/// How long waits may take by default; RDS snapshots of big instances take hours.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+const POLL: Duration = Duration::from_secs(5);
+
+/// One region's RDS API.
+#[derive(Clone)]
+pub struct Rds {
+    client: Client,
+    pub region: String,
+    /// Poll interval of waits (short in tests).
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub engine: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub status: String,
+    pub endpoint: Option<String>,
+    pub port: Option<i32>,
+    pub engine: Option<String>,
+}
+
+fn map_err<E, R>(region: &str, what: &str, e: SdkError<E, R>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = DisplayErrorContext(&e).to_string();
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => SourceError::Unreachable {
+            what: format!("the RDS API of {region}"),
+            endpoints: region.to_string(),
+            detail,
+        },
+        _ => SourceError::Failed {
+            what: format!("RDS {what} in {region}"),
+            detail: e
+                .code()
+                .map_or(detail.clone(), |c| format!("{c}: {detail}")),
+        },
+    }
+}
+
+fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+/// A snapshot identifier RDS accepts: letters, digits and single hyphens,
+/// starting with a letter.
+pub fn snapshot_id(target: &str, point: &str) -> String {
+    identifier(&format!("drtool-{target}-{point}"))
+}
+
+/// The identifier of an instance restored from `point`, from the configured
+/// template (`{instance}` and `{point}` are replaced).
+pub fn restored_instance_id(template: &str, instance: &str, point: &str) -> String {
+    identifier(
+        &template
+            .replace("{instance}", instance)
+            .replace("{point}", point),
+    )
+}
+
+/// Lowercase letters, digits and single hyphens, as RDS identifiers need.
+fn identifier(raw: &str) -> String {
+    let raw = raw.to_ascii_lowercase();
+    let mut id = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && id.ends_with('-')) {
+            id.push(c);
+        }
+    }
+    id.trim_end_matches('-').chars().take(255).collect()
+}
+
+impl Rds {
+    /// Builds the client of one region; nothing is contacted yet.
+    pub async fn new(region: &str, cfg: Option<&RdsRegion>) -> Rds {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        let mut conf = aws_sdk_rds::config::Builder::from(&shared);
+        if let Some(endpoint) = cfg.and_then(|c| c.endpoint.as_ref()) {
+            conf = conf.endpoint_url(endpoint);
+        }
+        Rds {
+            client: Client::from_conf(conf.build()),
+            region: region.to_string(),
+            poll: POLL,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub async fn instance(&self, id: &str) -> Result<InstanceInfo, SourceError> {
+        let out = self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("describe instance {id}"), e))?;
+        let i = out
+            .db_instances()
+            .first()
+            .ok_or_else(|| SourceError::Failed {
+                what: format!("RDS instance {id} in {}", self.region),
+                detail: "not found".into(),
+            })?;
+        Ok(InstanceInfo {
+            id: id.to_string(),
+            status: i.db_instance_status().unwrap_or_default().to_string(),
+            endpoint: i.endpoint().and_then(|e| e.address()).map(str::to_string),
+            port: i.endpoint().and_then(|e| e.port()),
+            engine: i.engine().map(str::to_string),
+        })
+    }
+
+    /// Whether an instance with this identifier exists.
+    pub async fn instance_exists(&self, id: &str) -> Result<bool, SourceError> {
+        match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(!out.db_instances().is_empty()),
+            Err(e) if e.code() == Some("DBInstanceNotFound") => Ok(false),
+            Err(e) => Err(map_err(&self.region, &format!("describe instance {id}"), e)),
+        }
+    }
+
+    pub async fn snapshot(&self, id: &str) -> Result<SnapshotInfo, SourceError> {
+        let out = self
+            .client
+            .describe_db_snapshots()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("describe snapshot {id}"), e))?;
+        let s = out
+            .db_snapshots()
+            .first()
+            .ok_or_else(|| SourceError::Failed {
+                what: format!("RDS snapshot {id} in {}", self.region),
+                detail: "not found".into(),
+            })?;
+        Ok(SnapshotInfo {
+            id: id.to_string(),
+            arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
+            status: s.status().unwrap_or_default().to_string(),
+            created_at: time(s.snapshot_create_time()),
+            engine: s.engine().map(str::to_string),
+        })
+    }
+
+    fn tags(target: &str, point: &str) -> Vec<Tag> {
+        [
+            (MANAGED_TAG, "true"),
+            ("drtool:target", target),
+            ("drtool:point", point),
+        ]
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+    }
+
+    async fn wait_snapshot(
+        &self,
+        id: &str,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<SnapshotInfo, SourceError> {
+        let what = format!("snapshot {id} in {}", self.region);
+        let spec = WaitSpec {
+            what: &what,
+            done: &["available"],
+            failed: &[
+                "failed",
+                "incompatible-restore",
+                "incompatible-parameters",
+                "deleted",
+            ],
+            timeout: self.timeout,
+            interval: self.poll,
+        };
+        wait_until(
+            &spec,
+            || async { self.snapshot(id).await.map(|s| s.status) },
+            on_state,
+        )
+        .await?;
+        self.snapshot(id).await
+    }
+
+    /// Creates a tagged manual snapshot of `instance` and waits until it is available.
+    pub async fn create_snapshot(
+        &self,
+        instance: &str,
+        id: &str,
+        target: &str,
+        point: &str,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<SnapshotInfo, SourceError> {
+        self.client
+            .create_db_snapshot()
+            .db_instance_identifier(instance)
+            .db_snapshot_identifier(id)
+            .set_tags(Some(Self::tags(target, point)))
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("create snapshot of {instance}"), e))?;
+        self.wait_snapshot(id, on_state).await
+    }
+
+    /// Copies a snapshot from `source_region` into this region and waits for it.
+    pub async fn copy_snapshot_from(
+        &self,
+        source_arn: &str,
+        id: &str,
+        kms_key: Option<&str>,
+        (target, point): (&str, &str),
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<SnapshotInfo, SourceError> {
+        self.client
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(source_arn)
+            .target_db_snapshot_identifier(id)
+            .set_kms_key_id(kms_key.map(str::to_string))
+            .set_tags(Some(Self::tags(target, point)))
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("copy snapshot {source_arn}"), e))?;
+        self.wait_snapshot(id, on_state).await
+    }
+
+    /// Deletes a snapshot drtool made; refuses one without drtool's tag.
+    pub async fn delete_managed_snapshot(&self, id: &str) -> Result<(), SourceError> {
+        let info = self.snapshot(id).await?;
+        let tags = self
+            .client
+            .list_tags_for_resource()
+            .resource_name(&info.arn)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("list tags of {id}"), e))?;
+        let managed = tags
+            .tag_list()
+            .iter()
+            .any(|t| t.key() == Some(MANAGED_TAG) && t.value() == Some("true"));
+        if !managed {
+            return Err(SourceError::Input(format!(
+                "snapshot {id} in {} has no {MANAGED_TAG}=true tag: drtool did not make it and will not delete it",
+                self.region
+            )));
+        }
+        self.client
+            .delete_db_snapshot()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("delete snapshot {id}"), e))?;
+        Ok(())
+    }
+
+    async fn wait_instance(
+        &self,
+        id: &str,
+        done: &[&str],
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Duration, SourceError> {
+        let what = format!("instance {id} in {}", self.region);
+        let spec = WaitSpec {
+            what: &what,
+            done,
+            failed: &[
+                "failed",
+                "incompatible-restore",
+                "incompatible-parameters",
+                "storage-full",
+                "deleting",
+            ],
+            timeout: self.timeout,
+            interval: self.poll,
+        };
+        wait_until(
+            &spec,
+            || async { self.instance(id).await.map(|i| i.status) },
+            on_state,
+        )
+        .await
+    }
+
+    /// Restores a new instance from a snapshot in this region and waits until it is available.
+    pub async fn restore_from_snapshot(
+        &self,
+        new_id: &str,
+        snapshot_arn: &str,
+        class: Option<&str>,
+        subnet_group: Option<&str>,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<InstanceInfo, SourceError> {
+        self.client
+            .restore_db_instance_from_db_snapshot()
+            .db_instance_identifier(new_id)
+            .db_snapshot_identifier(snapshot_arn)
+            .set_db_instance_class(class.map(str::to_string))
+            .set_db_subnet_group_name(subnet_group.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                map_err(
+                    &self.region,
+                    &format!("restore {new_id} from {snapshot_arn}"),
+                    e,
+                )
+            })?;
+        self.wait_instance(new_id, &["available"], on_state).await?;
+        self.instance(new_id).await
+    }
+
+    /// Point-in-time restore of `source` (automated backups in this region) into `new_id`.
+    pub async fn restore_to_time(
+        &self,
+        source: &str,
+        new_id: &str,
+        at: DateTime<Utc>,
+        class: Option<&str>,
+        subnet_group: Option<&str>,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<InstanceInfo, SourceError> {
+        self.client
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(source)
+            .target_db_instance_identifier(new_id)
+            .restore_time(aws_sdk_rds::primitives::DateTime::from_secs(at.timestamp()))
+            .set_db_instance_class(class.map(str::to_string))
+            .set_db_subnet_group_name(subnet_group.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                map_err(
+                    &self.region,
+                    &format!("point-in-time restore of {source} to {}", at.to_rfc3339()),
+                    e,
+                )
+            })?;
+        self.wait_instance(new_id, &["available"], on_state).await?;
+        self.instance(new_id).await
+    }
+
+    /// Promotes a read replica to a standalone instance; returns how long it took.
+    pub async fn promote_read_replica(
+        &self,
+        id: &str,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Duration, SourceError> {
+        self.client
+            .promote_read_replica()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("promote read replica {id}"), e))?;
+        self.wait_instance(id, &["available"], on_state).await
+    }
+
+    /// Reboots (with a Multi-AZ failover if asked); returns how long it took.
+    pub async fn reboot(
+        &self,
+        id: &str,
+        force_failover: bool,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Duration, SourceError> {
+        self.client
+            .reboot_db_instance()
+            .db_instance_identifier(id)
+            .force_failover(force_failover)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("reboot {id}"), e))?;
+        self.wait_instance(id, &["available"], on_state).await
+    }
+
+    /// Stops an instance; returns how long it took to reach `stopped`.
+    pub async fn stop(
+        &self,
+        id: &str,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Duration, SourceError> {
+        self.client
+            .stop_db_instance()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("stop {id}"), e))?;
+        self.wait_instance(id, &["stopped"], on_state).await
+    }
+
+    /// Starts a stopped instance; returns how long it took to reach `available`.
+    pub async fn start(
+        &self,
+        id: &str,
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Duration, SourceError> {
+        self.client
+            .start_db_instance()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("start {id}"), e))?;
+        self.wait_instance(id, &["available"], on_state).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_ids_are_valid_rds_identifiers() {
+        assert_eq!(
+            snapshot_id("orders_db", "20261122T020000Z-0badcafe"),
+            "drtool-orders-db-20261122t020000z-0badcafe"
+        );
+        assert_eq!(snapshot_id("a..b", "p"), "drtool-a-b-p");
+    }
+}
