@@ -68,6 +68,7 @@ export LAB_PG_HOST=127.0.0.1
 export LAB_PG_PORT=$PG_PORT
 export LAB_PG_USER=$PG_USER
 export LAB_PG_PASSWORD=$PG_PASSWORD
+export LAB_PG_BIN=$PG_BIN
 ENV
   log "  RDS API (moto, every region): http://127.0.0.1:$MOTO_PORT; PostgreSQL 15: 127.0.0.1:$PG_PORT user $PG_USER"
 }

@@ -1,0 +1,445 @@
+//! RDS targets against moto (the RDS API of every region) and the lab's real
+//! PostgreSQL: snapshots copied across regions and restored in the DR region
+//! while us-east-1 is unreachable, dumps restored into new databases, failures
+//! reported clearly, and the retention hook.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use drtool::config::{Config, TargetSpec};
+use drtool::engine::Outcome;
+use drtool::source::rds::Rds;
+use predicates::prelude::*;
+use serde_json::Value;
+
+async fn rds_client(lab: &Lab, region: &str) -> aws_sdk_rds::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .load()
+        .await;
+    let conf = aws_sdk_rds::config::Builder::from(&shared)
+        .endpoint_url(&lab.env["LAB_RDS_ENDPOINT"])
+        .build();
+    aws_sdk_rds::Client::from_conf(conf)
+}
+
+async fn create_instance(client: &aws_sdk_rds::Client, id: &str) {
+    client
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .master_username("postgres")
+        .master_user_password("not-used-by-tests")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn instance_exists(client: &aws_sdk_rds::Client, id: &str) -> bool {
+    client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .is_ok_and(|o| !o.db_instances().is_empty())
+}
+
+fn rds_target(
+    lab: &Lab,
+    instance: &str,
+    east_endpoint: &str,
+    mode: &str,
+    extra_east: &str,
+    extra_west: &str,
+) -> String {
+    format!(
+        r#"
+[targets.db]
+kind = "rds"
+mode = "{mode}"
+instance = "{instance}"
+home = "{EAST}"
+copy_to = ["{WEST}"]
+
+[targets.db.regions.{EAST}]
+endpoint = "{east_endpoint}"
+{extra_east}
+
+[targets.db.regions.{WEST}]
+endpoint = "{moto}"
+instance_class = "db.t3.small"
+restore_identifier = "{{instance}}-dr-{{point}}"
+{extra_west}
+"#,
+        moto = lab.env["LAB_RDS_ENDPOINT"]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_copied_and_restored_in_west_while_east_fails() {
+    let lab = Lab::get();
+    let name = unique("rds");
+    let instance = format!("{name}-db");
+    let east = rds_client(&lab, EAST).await;
+    let west = rds_client(&lab, WEST).await;
+    create_instance(&east, &instance).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        rds_target(&lab, &instance, &moto, "snapshot", "", "")
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let point = point_of(&stdout(&out));
+    assert!(stdout(&out).contains("OK      copy"), "{}", stdout(&out));
+
+    let out = lab
+        .drtool(&cfg)
+        .args(["points", "--region", WEST, "-o", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v[0]["points"][0];
+    assert_eq!(p["payload"], "rds-snapshot");
+    assert_eq!(p["data_file"], Value::Null);
+    let snaps = p["rds"]["snapshots"].as_object().unwrap();
+    assert!(
+        snaps[EAST].as_str().unwrap().contains(":us-east-1:"),
+        "{snaps:?}"
+    );
+    assert!(
+        snaps[WEST].as_str().unwrap().contains(":us-west-2:"),
+        "{snaps:?}"
+    );
+    lab.drtool(&cfg)
+        .args(["verify", "--region", WEST])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("RDS snapshot"))
+        .stdout(predicate::str::contains("available"));
+
+    // us-east-1 is gone: its store and its RDS API answer nothing.
+    let dead = format!(
+        "{}{}",
+        lab.regions_toml(&name)
+            .replace(&lab.s3(EAST), "http://127.0.0.1:1"),
+        rds_target(&lab, &instance, "http://127.0.0.1:1", "snapshot", "", "")
+    );
+    assert!(!dead.contains(&lab.s3(EAST)) && dead.matches(moto.as_str()).count() == 1);
+    let dead_cfg = tmp.path().join("dead.toml");
+    std::fs::write(&dead_cfg, &dead).unwrap();
+    let expected = format!("{instance}-dr-{}", point.to_lowercase());
+    lab.drtool(&dead_cfg)
+        .args(["restore", "--region", WEST, "--target", "db", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "NEW RDS instance {expected}"
+        )))
+        .stdout(predicate::str::contains("db.t3.small"));
+    lab.drtool(&dead_cfg)
+        .args(["restore", "--region", WEST, "--target", "db"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "instance {expected} is available"
+        )));
+    assert!(instance_exists(&west, &expected).await);
+    assert!(!instance_exists(&east, &expected).await);
+    // A second restore would collide with the instance just made: refused.
+    lab.drtool(&dead_cfg)
+        .args(["restore", "--region", WEST, "--target", "db", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already exists"));
+
+    // Retention: deleting the point removes its snapshots in both regions.
+    let parsed = Config::load(&cfg).unwrap();
+    let target = parsed.target("db").unwrap();
+    let results =
+        drtool::engine::retention::delete_point(&parsed, target, &point.parse().unwrap()).await;
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Ok),
+        "{results:?}"
+    );
+    assert_eq!(results.len(), 2);
+    let snapshot = drtool::source::rds::snapshot_id("db", &point);
+    for client in [&east, &west] {
+        let found = client
+            .describe_db_snapshots()
+            .db_snapshot_identifier(&snapshot)
+            .send()
+            .await;
+        assert!(found.is_err() || found.unwrap().db_snapshots().is_empty());
+    }
+    lab.drtool(&cfg)
+        .args(["points", "--region", WEST, "--target", "db"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no recovery points"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
+    let lab = Lab::get();
+    let name = unique("rdsops");
+    let instance = format!("{name}-db");
+    let east = rds_client(&lab, EAST).await;
+    create_instance(&east, &instance).await;
+    east.create_db_snapshot()
+        .db_instance_identifier(&instance)
+        .db_snapshot_identifier(format!("{name}-manual"))
+        .send()
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "{}{}",
+            lab.regions_toml(&name),
+            rds_target(&lab, &instance, &moto, "snapshot", "", "")
+        ),
+    );
+    let parsed = Config::load(&cfg).unwrap();
+    let Some(TargetSpec::Rds(spec)) = parsed.target("db").map(|t| &t.spec) else {
+        panic!("not an rds target")
+    };
+    let mut api = Rds::new(EAST, spec.regions.get(EAST)).await;
+    api.poll = std::time::Duration::from_millis(50);
+    let err = api
+        .delete_managed_snapshot(&format!("{name}-manual"))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("drtool did not make it and will not delete it"),
+        "{err}"
+    );
+
+    let noop = |_: &str| {};
+    assert!(api.stop(&instance, &noop).await.is_ok());
+    assert_eq!(api.instance(&instance).await.unwrap().status, "stopped");
+    assert!(api.start(&instance, &noop).await.is_ok());
+    assert!(api.reboot(&instance, true, &noop).await.is_ok());
+    let replica = format!("{name}-replica");
+    east.create_db_instance_read_replica()
+        .db_instance_identifier(&replica)
+        .source_db_instance_identifier(&instance)
+        .send()
+        .await
+        .unwrap();
+    assert!(api.promote_read_replica(&replica, &noop).await.is_ok());
+    assert_eq!(api.instance(&replica).await.unwrap().status, "available");
+}
+
+fn psql(lab: &Lab, db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &lab.env["LAB_PG_PORT"],
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", &lab.env["LAB_PG_PASSWORD"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+const CHECKSUM: &str = "SELECT (SELECT count(*) FROM pgbench_accounts) || ':' || \
+    (SELECT count(*) FROM pgbench_branches) || ':' || (SELECT count(*) FROM pgbench_tellers) || ':' || \
+    (SELECT md5(string_agg(aid::text || ',' || abalance || ',' || filler, ';' ORDER BY aid)) FROM pgbench_accounts)";
+
+fn database(dbname: &str, password_env: &str, port: &str) -> String {
+    format!(
+        "database = {{ host = \"127.0.0.1\", port = {port}, user = \"postgres\", dbname = \"{dbname}\", password_env = \"{password_env}\" }}",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dump_restores_into_a_new_database_with_equal_rows() {
+    let lab = Lab::get();
+    let name = unique("dump").replace('-', "_");
+    let src = format!("{name}_src");
+    let dst = format!("{name}_dst");
+    psql(&lab, "postgres", &format!("CREATE DATABASE {src}"));
+    let pgbench = format!("{}/pgbench", lab.env["LAB_PG_BIN"]);
+    let out = Command::new(pgbench)
+        .args([
+            "-i",
+            "-s",
+            "1",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &lab.env["LAB_PG_PORT"],
+            "-U",
+            "postgres",
+            &src,
+        ])
+        .env("PGPASSWORD", &lab.env["LAB_PG_PASSWORD"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pgbench -i: {}", stderr(&out));
+    psql(
+        &lab,
+        &src,
+        "UPDATE pgbench_accounts SET abalance = aid % 97",
+    );
+    let expected = psql(&lab, &src, CHECKSUM);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let port = lab.env["LAB_PG_PORT"].clone();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name.replace('_', "-")),
+        rds_target(
+            &lab,
+            "unused-instance",
+            &moto,
+            "dump",
+            &database(&src, "LAB_PG_PASSWORD", &port),
+            &database(&dst, "LAB_PG_PASSWORD", &port),
+        )
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("OK      copy"), "{}", stdout(&out));
+
+    lab.drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "db", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("it will be CREATED"));
+    lab.drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "db"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "dump restored into postgres@127.0.0.1:{port}/{dst}"
+        )));
+    assert_eq!(psql(&lab, &dst, CHECKSUM), expected);
+
+    // The database is no longer empty: refused without --existing overwrite.
+    lab.drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "db"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("refusing to restore over them"));
+    psql(&lab, &dst, "UPDATE pgbench_accounts SET abalance = 0");
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "db",
+            "--existing",
+            "overwrite",
+            "--yes",
+        ])
+        .assert()
+        .success();
+    assert_eq!(psql(&lab, &dst, CHECKSUM), expected);
+    // Or next to it, in a database of its own.
+    let other = format!("{name}_other");
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "db",
+            "--database",
+            &other,
+        ])
+        .assert()
+        .success();
+    assert_eq!(psql(&lab, &other, CHECKSUM), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_dump_failures_are_clear_and_leave_no_point() {
+    let lab = Lab::get();
+    let name = unique("dumpfail");
+    let tmp = tempfile::tempdir().unwrap();
+    let port = lab.env["LAB_PG_PORT"].clone();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let with = |db: String| {
+        format!(
+            "{}{}",
+            lab.regions_toml(&name),
+            rds_target(&lab, "unused-instance", &moto, "dump", &db, "")
+        )
+    };
+    let cfg = write_config(
+        tmp.path(),
+        &with(database("postgres", "DRTOOL_TEST_WRONG_PW", &port)),
+    );
+    lab.drtool(&cfg)
+        .env("DRTOOL_TEST_WRONG_PW", "certainly-wrong")
+        .arg("backup")
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("password authentication failed"))
+        .stdout(predicate::str::contains("certainly-wrong").not());
+    lab.drtool(&cfg)
+        .arg("backup")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("DRTOOL_TEST_WRONG_PW is not set"));
+    let cfg = write_config(
+        tmp.path(),
+        &with(database("postgres", "LAB_PG_PASSWORD", "1")),
+    );
+    lab.drtool(&cfg)
+        .arg("backup")
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains(
+            "cannot reach PostgreSQL database postgres at 127.0.0.1:1",
+        ));
+    let out = lab
+        .drtool(&cfg)
+        .args(["points", "--region", EAST, "-o", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["points"].as_array().unwrap().is_empty());
+    assert!(v[0]["orphans"].as_array().unwrap().is_empty());
+    let parsed = Config::load(&cfg).unwrap();
+    let rs = drtool::store::RegionStore::open(parsed.region(EAST).unwrap()).await;
+    assert!(
+        rs.store
+            .open_uploads(&rs.layout.points_prefix(None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
