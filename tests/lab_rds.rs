@@ -241,6 +241,39 @@ async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
         .unwrap();
     assert!(api.promote_read_replica(&replica, &noop).await.is_ok());
     assert_eq!(api.instance(&replica).await.unwrap().status, "available");
+
+    // Point-in-time restore from the automated backups, no recovery point needed.
+    let at = (chrono::Utc::now() - chrono::Duration::seconds(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "db",
+            "--pitr",
+            &at,
+            "--dry-run",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "automated backups of {instance} in {EAST}"
+        )))
+        .stdout(predicate::str::contains("point ").not());
+    let restored = format!(
+        "{instance}-pitr-{}",
+        at.replace(['-', ':'], "").to_lowercase()
+    );
+    lab.drtool(&cfg)
+        .args(["restore", "--region", EAST, "--target", "db", "--pitr", &at])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "instance {restored} is available"
+        )));
 }
 
 fn psql(lab: &Lab, db: &str, sql: &str) -> String {

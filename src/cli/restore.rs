@@ -48,6 +48,10 @@ pub struct Args {
     /// RDS points: restore the dump even where a snapshot copy exists.
     #[arg(long)]
     pub from_dump: bool,
+    /// RDS: restore a new instance to this time from RDS's automated backups in
+    /// the region (RFC 3339 or YYYY-MM-DD, UTC), instead of from a point.
+    #[arg(long, conflicts_with_all = ["point", "before", "from_dump"])]
+    pub pitr: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -64,6 +68,7 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
         existing: args.existing,
         database: args.database.clone(),
         from_dump: args.from_dump,
+        pitr: args.pitr.as_deref().map(parse_time).transpose()?,
     };
     let ids = identities(args.identity.as_ref())?;
     let jobs = jobs();

@@ -172,7 +172,7 @@ pub struct RdsTarget {
     pub regions: BTreeMap<String, RdsRegion>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RdsRegion {
     /// RDS API endpoint override (e.g. the lab's moto server).
     pub endpoint: Option<String>,
@@ -185,6 +185,19 @@ pub struct RdsRegion {
     pub restore_identifier: String,
     /// The database: the dump source in the home region, the restore target elsewhere.
     pub database: Option<DbConn>,
+}
+
+impl Default for RdsRegion {
+    fn default() -> Self {
+        RdsRegion {
+            endpoint: None,
+            kms_key: None,
+            instance_class: None,
+            subnet_group: None,
+            restore_identifier: "{instance}-{point}".to_string(),
+            database: None,
+        }
+    }
 }
 
 /// How to reach a PostgreSQL database. The password is never in the config.

@@ -38,6 +38,8 @@ pub struct RestoreRequest {
     pub database: Option<String>,
     /// RDS: use the point's dump even where a snapshot exists.
     pub from_dump: bool,
+    /// RDS: point-in-time restore from the automated backups instead of a point.
+    pub pitr: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +74,14 @@ pub enum RestoreAction {
         instance_class: Option<String>,
         subnet_group: Option<String>,
     },
+    /// RDS point-in-time restore from the automated backups in this region.
+    RdsPointInTime {
+        source_instance: String,
+        at: DateTime<Utc>,
+        new_instance: String,
+        instance_class: Option<String>,
+        subnet_group: Option<String>,
+    },
     /// pg_restore the point's dump into a database.
     PgRestore {
         database: String,
@@ -86,16 +96,9 @@ pub enum RestoreAction {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestorePlan {
     pub region: String,
-    pub store: String,
     pub target: String,
-    pub point: String,
-    pub point_finished_at: DateTime<Utc>,
-    pub source_region: String,
-    pub payload: PayloadKind,
-    pub consistency: Consistency,
-    pub stored_size: u64,
-    pub plaintext_size: u64,
-    pub encrypted: bool,
+    /// The recovery point restored; none for an RDS point-in-time restore.
+    pub point: Option<PointSummary>,
     /// Whether the plan replaces or overwrites anything.
     pub destructive: bool,
     /// Checksums already verified while planning.
@@ -105,34 +108,53 @@ pub struct RestorePlan {
     entry: Option<PointEntry>,
 }
 
+/// The facts of the point a plan restores.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointSummary {
+    pub id: String,
+    pub finished_at: DateTime<Utc>,
+    pub source_region: String,
+    pub store: String,
+    pub payload: PayloadKind,
+    pub consistency: Consistency,
+    pub stored_size: u64,
+    pub plaintext_size: u64,
+    pub encrypted: bool,
+}
+
 impl RestorePlan {
+    /// A short name of what is restored, for job titles and results.
+    pub fn source(&self) -> String {
+        match (&self.point, &self.action) {
+            (Some(p), _) => p.id.clone(),
+            (None, RestoreAction::RdsPointInTime { at, .. }) => format!("time {}", at.to_rfc3339()),
+            (None, _) => "-".into(),
+        }
+    }
+
     /// Human-readable plan, one line per fact.
     pub fn describe(&self) -> Vec<String> {
-        let mut lines = vec![
-            format!(
-                "restore plan for target {} in region {}",
-                self.target, self.region
-            ),
-            format!(
+        let mut lines = vec![format!(
+            "restore plan for target {} in region {}",
+            self.target, self.region
+        )];
+        if let Some(p) = &self.point {
+            lines.push(format!(
                 "  point      {} (finished {}, taken in {})",
-                self.point,
-                self.point_finished_at.to_rfc3339(),
-                self.source_region
-            ),
-            format!("  from       {}", self.store),
-            format!(
+                p.id,
+                p.finished_at.to_rfc3339(),
+                p.source_region
+            ));
+            lines.push(format!("  from       {}", p.store));
+            lines.push(format!(
                 "  payload    {}, {} bytes ({} stored{})",
-                self.payload.describe(),
-                self.plaintext_size,
-                self.stored_size,
-                if self.encrypted {
-                    ", age-encrypted"
-                } else {
-                    ""
-                }
-            ),
-        ];
-        lines.push(format!("  consistent {}", self.consistency.describe()));
+                p.payload.describe(),
+                p.plaintext_size,
+                p.stored_size,
+                if p.encrypted { ", age-encrypted" } else { "" }
+            ));
+            lines.push(format!("  consistent {}", p.consistency.describe()));
+        }
         match &self.action {
             RestoreAction::EtcdKeys {
                 endpoints,
@@ -199,6 +221,25 @@ impl RestorePlan {
                     subnet_group.as_deref().unwrap_or("(default)")
                 ));
             }
+            RestoreAction::RdsPointInTime {
+                source_instance,
+                at,
+                new_instance,
+                instance_class,
+                subnet_group,
+            } => {
+                lines.push(format!(
+                    "  from       automated backups of {source_instance} in {} at {}",
+                    self.region,
+                    at.to_rfc3339()
+                ));
+                lines.push(format!("  into       NEW RDS instance {new_instance}"));
+                lines.push(format!(
+                    "  class      {} / subnet group {}",
+                    instance_class.as_deref().unwrap_or("(the source's)"),
+                    subnet_group.as_deref().unwrap_or("(default)")
+                ));
+            }
             RestoreAction::PgRestore {
                 database,
                 state,
@@ -251,6 +292,9 @@ pub async fn plan_restore(
             cfg.targets.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
+    if let Some(at) = req.pitr {
+        return plan_pitr(target, req, at).await;
+    }
     let rs = RegionStore::open(region).await;
     let listing = catalog::list_points(&rs, Some(&target.name)).await?;
     let entry = catalog::select(
@@ -289,20 +333,70 @@ pub async fn plan_restore(
     };
     Ok(RestorePlan {
         region: req.region.clone(),
-        store: rs.store.describe(),
         target: target.name.clone(),
-        point: entry.id.to_string(),
-        point_finished_at: m.finished_at,
-        source_region: m.source_region.clone(),
-        payload: m.payload,
-        consistency: m.consistency.clone(),
-        stored_size: m.stored_size,
-        plaintext_size: m.plaintext_size,
-        encrypted: m.is_encrypted(),
+        point: Some(PointSummary {
+            id: entry.id.to_string(),
+            finished_at: m.finished_at,
+            source_region: m.source_region.clone(),
+            store: rs.store.describe(),
+            payload: m.payload,
+            consistency: m.consistency.clone(),
+            stored_size: m.stored_size,
+            plaintext_size: m.plaintext_size,
+            encrypted: m.is_encrypted(),
+        }),
         destructive,
         verified,
         action,
         entry: Some(entry),
+    })
+}
+
+/// A point-in-time restore needs no recovery point: RDS restores from its own
+/// automated backups in the region.
+async fn plan_pitr(
+    target: &Target,
+    req: &RestoreRequest,
+    at: DateTime<Utc>,
+) -> Result<RestorePlan, Error> {
+    let TargetSpec::Rds(spec) = &target.spec else {
+        return Err(Error::input(format!(
+            "--pitr applies to rds targets; {} is of kind {}",
+            target.name,
+            target.spec.kind()
+        )));
+    };
+    if at > Utc::now() {
+        return Err(Error::input(format!(
+            "--pitr {} is in the future",
+            at.to_rfc3339()
+        )));
+    }
+    let region_cfg = spec.regions.get(&req.region).cloned().unwrap_or_default();
+    let stamp = format!("pitr-{}", at.format("%Y%m%dT%H%M%SZ"));
+    let new_instance =
+        rds::restored_instance_id(&region_cfg.restore_identifier, &spec.instance, &stamp);
+    let api = Rds::new(&req.region, Some(&region_cfg)).await;
+    if api.instance_exists(&new_instance).await? {
+        return Err(Error::input(format!(
+            "RDS instance {new_instance} already exists in {}: delete it, or change restore_identifier",
+            req.region
+        )));
+    }
+    Ok(RestorePlan {
+        region: req.region.clone(),
+        target: target.name.clone(),
+        point: None,
+        destructive: false,
+        verified: false,
+        action: RestoreAction::RdsPointInTime {
+            source_instance: spec.instance.clone(),
+            at,
+            new_instance,
+            instance_class: region_cfg.instance_class.clone(),
+            subnet_group: region_cfg.subnet_group.clone(),
+        },
+        entry: None,
     })
 }
 
@@ -440,12 +534,11 @@ async fn plan_rds(
     let region_cfg = spec.regions.get(&req.region).cloned().unwrap_or_default();
     let snapshot_here = m.rds.as_ref().and_then(|r| r.snapshots.get(&req.region));
     if let (Some(arn), false) = (snapshot_here, req.from_dump) {
-        let template = if region_cfg.restore_identifier.is_empty() {
-            "{instance}-{point}"
-        } else {
-            &region_cfg.restore_identifier
-        };
-        let new_instance = rds::restored_instance_id(template, &spec.instance, entry.id.as_str());
+        let new_instance = rds::restored_instance_id(
+            &region_cfg.restore_identifier,
+            &spec.instance,
+            entry.id.as_str(),
+        );
         let api = Rds::new(&req.region, Some(&region_cfg)).await;
         if api.instance_exists(&new_instance).await? {
             return Err(Error::input(format!(
@@ -559,7 +652,7 @@ pub async fn execute_restore(
     identities: Option<Arc<Identities>>,
     jobs: &Jobs,
 ) -> Vec<ItemResult> {
-    let point = Some(plan.point.clone());
+    let point = Some(plan.source());
     let result = execute(cfg, plan, identities, jobs).await;
     match result {
         Ok(message) => vec![ItemResult::ok(
@@ -585,6 +678,53 @@ async fn execute(
     identities: Option<Arc<Identities>>,
     jobs: &Jobs,
 ) -> Result<String, Error> {
+    let job = jobs.start(
+        format!(
+            "restore {} {} in {}",
+            plan.target,
+            plan.source(),
+            plan.region
+        ),
+        plan.point.as_ref().map(|p| p.plaintext_size),
+    );
+    let result = run_action(cfg, plan, identities, &job).await;
+    match &result {
+        Ok(m) => job.finish(m.clone()),
+        Err(e) => job.fail(e.to_string()),
+    }
+    result
+}
+
+async fn run_action(
+    cfg: &Config,
+    plan: &RestorePlan,
+    identities: Option<Arc<Identities>>,
+    job: &super::Job,
+) -> Result<String, Error> {
+    if let RestoreAction::RdsPointInTime {
+        source_instance,
+        at,
+        new_instance,
+        instance_class,
+        subnet_group,
+    } = &plan.action
+    {
+        let region_cfg = rds_region(cfg, plan)?;
+        let api = Rds::new(&plan.region, Some(&region_cfg)).await;
+        let phase = job.clone();
+        let on_state = move |s: &str| phase.phase(format!("instance {s}"));
+        let i = api
+            .restore_to_time(
+                source_instance,
+                new_instance,
+                *at,
+                instance_class.as_deref(),
+                subnet_group.as_deref(),
+                &on_state,
+            )
+            .await?;
+        return Ok(instance_ready(&i));
+    }
     let entry = plan.entry.as_ref().ok_or_else(|| {
         Error::failed("restore plan has no point (it was not made by plan_restore)")
     })?;
@@ -592,11 +732,7 @@ async fn execute(
         .region(&plan.region)
         .ok_or_else(|| Error::input(format!("unknown region {}", plan.region)))?;
     let rs = RegionStore::open(region).await;
-    let job = jobs.start(
-        format!("restore {} {} in {}", plan.target, plan.point, plan.region),
-        Some(plan.plaintext_size),
-    );
-    let result = match &plan.action {
+    match &plan.action {
         RestoreAction::EtcdKeys {
             endpoints,
             prefix,
@@ -647,7 +783,7 @@ async fn execute(
             tool,
             cluster_token,
             members,
-        } => restore_snapshot(&rs, entry, identities, tool, cluster_token, members, &job).await,
+        } => restore_snapshot(&rs, entry, identities, tool, cluster_token, members, job).await,
         RestoreAction::RdsFromSnapshot {
             snapshot_arn,
             new_instance,
@@ -668,13 +804,7 @@ async fn execute(
                     &on_state,
                 )
                 .await?;
-            Ok(format!(
-                "instance {} is {} at {}:{}",
-                i.id,
-                i.status,
-                i.endpoint.as_deref().unwrap_or("(no endpoint yet)"),
-                i.port.unwrap_or(5432)
-            ))
+            Ok(instance_ready(&i))
         }
         RestoreAction::PgRestore {
             dbname,
@@ -708,12 +838,20 @@ async fn execute(
                 (Err(e), _) => Err(e.into()),
             }
         }
-    };
-    match &result {
-        Ok(m) => job.finish(m.clone()),
-        Err(e) => job.fail(e.to_string()),
+        RestoreAction::RdsPointInTime { .. } => {
+            Err(Error::failed("point-in-time plans are run above"))
+        }
     }
-    result
+}
+
+fn instance_ready(i: &rds::InstanceInfo) -> String {
+    format!(
+        "instance {} is {} at {}:{}",
+        i.id,
+        i.status,
+        i.endpoint.as_deref().unwrap_or("(no endpoint yet)"),
+        i.port.unwrap_or(5432)
+    )
 }
 
 fn rds_region(cfg: &Config, plan: &RestorePlan) -> Result<RdsRegion, Error> {
