@@ -67,6 +67,26 @@ fn each_bad_config_names_file_line_and_value() {
         ("duplicate-target", ":22:", "duplicate key `main`"),
         ("duplicate-region", ":22:", "duplicate key `us-west-2`"),
         ("not-toml", ":2:", "expected `]`"),
+        (
+            "rds-missing-instance",
+            ":9:",
+            "`instance` (the RDS DB instance identifier) is missing",
+        ),
+        (
+            "rds-etcd-field",
+            ":19:",
+            "`endpoints` does not apply to a target of kind rds",
+        ),
+        (
+            "rds-dump-without-database",
+            ":12:",
+            "mode \"both\" dumps the database",
+        ),
+        (
+            "rds-bad-mode",
+            ":10:",
+            "mode \"logical\" is not one of \"snapshot\", \"dump\", \"both\"",
+        ),
     ];
     for (name, line, message) in cases {
         let file = fixture(name);
@@ -77,6 +97,20 @@ fn each_bad_config_names_file_line_and_value() {
             .stderr(predicate::str::contains(format!("{file}{line}")))
             .stderr(predicate::str::contains(message));
     }
+}
+
+#[test]
+fn rds_config_is_valid_offline() {
+    drtool()
+        .args([
+            "--config",
+            &fixture("rds-good"),
+            "config",
+            "check",
+            "--offline",
+        ])
+        .assert()
+        .success();
 }
 
 #[test]

@@ -155,6 +155,14 @@ pub enum RdsMode {
 }
 
 impl RdsMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            RdsMode::Snapshot => "snapshot",
+            RdsMode::Dump => "dump",
+            RdsMode::Both => "both",
+        }
+    }
+
     pub fn snapshots(self) -> bool {
         matches!(self, RdsMode::Snapshot | RdsMode::Both)
     }

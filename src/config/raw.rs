@@ -601,12 +601,10 @@ fn rds_target(
         return Err(ctx.err(
             raw.home.span(),
             format!(
-                "target {name}: mode {mode:?} dumps the database, so [targets.{name}.regions.{home}] needs \
-                 `database = {{ user, dbname, password_env or password_file }}`"
-            )
-            .to_lowercase()
-            .replace("mode dump", "mode \"dump\"")
-            .replace("mode both", "mode \"both\""),
+                "target {name}: mode \"{}\" dumps the database, so [targets.{name}.regions.{home}] needs \
+                 `database = {{ user, dbname, password_env or password_file }}`",
+                mode.name()
+            ),
         ));
     }
     Ok(RdsTarget {
