@@ -26,6 +26,8 @@ pub enum PayloadKind {
     RdsSnapshot,
     /// `pg_dump --format=custom` output (and, in mode "both", snapshots too).
     PgDump,
+    /// JSON Lines, one Kubernetes object per line, in restore order.
+    KubeNamespace,
 }
 
 impl PayloadKind {
@@ -40,6 +42,7 @@ impl PayloadKind {
             PayloadKind::EtcdKeys => "etcd keys (JSON Lines)",
             PayloadKind::RdsSnapshot => "RDS snapshot",
             PayloadKind::PgDump => "PostgreSQL dump (pg_dump custom format)",
+            PayloadKind::KubeNamespace => "Kubernetes namespace (JSON Lines)",
         }
     }
 }
@@ -60,6 +63,13 @@ pub enum Consistency {
         /// reads one consistent database snapshot taken when it starts).
         at: DateTime<Utc>,
     },
+    /// Kubernetes has no snapshot across kinds: each list is consistent at
+    /// its own resourceVersion.
+    Kube {
+        at: DateTime<Utc>,
+        /// Resource -> resourceVersion of its list.
+        lists: BTreeMap<String, String>,
+    },
 }
 
 impl Consistency {
@@ -74,6 +84,11 @@ impl Consistency {
                 observed_at.to_rfc3339()
             ),
             Consistency::Rds { at } => format!("database as of {}", at.to_rfc3339()),
+            Consistency::Kube { at, lists } => format!(
+                "{} lists read from {} (each at its own resourceVersion)",
+                lists.len(),
+                at.to_rfc3339()
+            ),
         }
     }
 }

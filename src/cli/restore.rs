@@ -52,6 +52,15 @@ pub struct Args {
     /// the region (RFC 3339 or YYYY-MM-DD, UTC), instead of from a point.
     #[arg(long, conflicts_with_all = ["point", "before", "from_dump"])]
     pub pitr: Option<String>,
+    /// Kubernetes: restore namespace OLD into NEW (OLD=NEW).
+    #[arg(long, value_parser = parse_mapping)]
+    pub namespace_map: Option<(String, String)>,
+    /// Kubernetes: only these resources (plural or plural.group; repeatable, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Kubernetes: never these resources.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -69,6 +78,9 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
         database: args.database.clone(),
         from_dump: args.from_dump,
         pitr: args.pitr.as_deref().map(parse_time).transpose()?,
+        namespace_map: args.namespace_map.clone(),
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
     };
     let ids = identities(args.identity.as_ref())?;
     let jobs = jobs();
@@ -97,6 +109,13 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
         return Ok(results_code(&results));
     }
     Ok(print_results(&results, args.output))
+}
+
+fn parse_mapping(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+        _ => Err(format!("{s:?} is not OLD=NEW")),
+    }
 }
 
 fn print_json(value: &serde_json::Value) {

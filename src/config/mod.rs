@@ -133,6 +133,7 @@ pub struct Target {
 pub enum TargetSpec {
     Etcd(EtcdTarget),
     Rds(RdsTarget),
+    Namespace(NamespaceTarget),
 }
 
 impl TargetSpec {
@@ -140,8 +141,31 @@ impl TargetSpec {
         match self {
             TargetSpec::Etcd(_) => "etcd",
             TargetSpec::Rds(_) => "rds",
+            TargetSpec::Namespace(_) => "namespace",
         }
     }
+}
+
+/// A Kubernetes namespace, reached through a kubeconfig context per region.
+#[derive(Debug, Clone)]
+pub struct NamespaceTarget {
+    pub namespace: String,
+    /// Only these resources (plural, or plural.group); all when empty.
+    pub include: Vec<String>,
+    /// Never these resources.
+    pub exclude: Vec<String>,
+    /// Only objects matching this label selector.
+    pub label_selector: Option<String>,
+    /// Keep the kubectl last-applied-configuration annotation.
+    pub keep_last_applied: bool,
+    pub regions: BTreeMap<String, KubeRegion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubeRegion {
+    pub kubeconfig: PathBuf,
+    /// The kubeconfig context; its current context when absent.
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

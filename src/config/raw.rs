@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::{
     Config, ConfigError, DbConn, Defaults, Encryption, EtcdMember, EtcdMode, EtcdRegion,
-    EtcdTarget, Location, PasswordSource, RdsMode, RdsRegion, RdsTarget, Region, StoreUrl, Target,
-    TargetSpec, TlsFiles,
+    EtcdTarget, KubeRegion, Location, NamespaceTarget, PasswordSource, RdsMode, RdsRegion,
+    RdsTarget, Region, StoreUrl, Target, TargetSpec, TlsFiles,
 };
 
 #[derive(Deserialize)]
@@ -66,8 +66,27 @@ struct RawTarget {
     prefix: Option<Spanned<String>>,
     // rds
     instance: Option<Spanned<String>>,
+    // namespace
+    namespace: Option<Spanned<String>>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    label_selector: Option<Spanned<String>>,
+    keep_last_applied: Option<Spanned<bool>>,
     #[serde(default)]
     regions: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
+}
+
+impl RawTarget {
+    /// Where the fields of a `namespace` target are, for kinds that reject them.
+    fn namespace_fields(&self) -> [(&'static str, Option<Range<usize>>); 5] {
+        [
+            ("namespace", span_of(&self.namespace)),
+            ("include", span_of(&self.include)),
+            ("exclude", span_of(&self.exclude)),
+            ("label_selector", span_of(&self.label_selector)),
+            ("keep_last_applied", span_of(&self.keep_last_applied)),
+        ]
+    }
 }
 
 /// One region of a target. The fields of every kind live here; each kind's
@@ -87,6 +106,9 @@ struct RawTargetRegion {
     subnet_group: Option<Spanned<String>>,
     restore_identifier: Option<Spanned<String>>,
     database: Option<Spanned<RawDatabase>>,
+    // namespace
+    kubeconfig: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -404,10 +426,11 @@ fn target(
     let spec = match raw.kind.get_ref().as_str() {
         "etcd" => TargetSpec::Etcd(etcd_target(ctx, name, raw, known, &home)?),
         "rds" => TargetSpec::Rds(rds_target(ctx, name, raw, known, &home)?),
+        "namespace" => TargetSpec::Namespace(namespace_target(ctx, name, raw, known, &home)?),
         other => {
             return Err(ctx.err(
                 raw.kind.span(),
-                format!("target {name}: unknown kind {other:?} (supported: etcd, rds)"),
+                format!("target {name}: unknown kind {other:?} (supported: etcd, rds, namespace)"),
             ));
         }
     };
@@ -442,6 +465,7 @@ fn etcd_target(
         "etcd",
         &[("instance", raw.instance.as_ref().map(Spanned::span))],
     )?;
+    not_for_kind(ctx, name, "etcd", &raw.namespace_fields())?;
     if let (EtcdMode::Snapshot, Some(p)) = (mode, &raw.prefix) {
         return Err(ctx.err(
             p.span(),
@@ -512,6 +536,8 @@ fn etcd_region(
             ("subnet_group", span_of(&raw.subnet_group)),
             ("restore_identifier", span_of(&raw.restore_identifier)),
             ("database", span_of(&raw.database)),
+            ("kubeconfig", span_of(&raw.kubeconfig)),
+            ("context", span_of(&raw.context)),
         ],
     )?;
     let Some(raw_endpoints) = raw.endpoints else {
@@ -573,6 +599,7 @@ fn rds_target(
     home: &str,
 ) -> Result<RdsTarget, ConfigError> {
     not_for_kind(ctx, name, "rds", &[("prefix", span_of(&raw.prefix))])?;
+    not_for_kind(ctx, name, "rds", &raw.namespace_fields())?;
     let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
         None | Some(("snapshot", _)) => RdsMode::Snapshot,
         Some(("dump", _)) => RdsMode::Dump,
@@ -630,6 +657,8 @@ fn rds_region(
             ("tls", span_of(&raw.tls)),
             ("members", span_of(&raw.members)),
             ("cluster_token", span_of(&raw.cluster_token)),
+            ("kubeconfig", span_of(&raw.kubeconfig)),
+            ("context", span_of(&raw.context)),
         ],
     )?;
     if let Some(e) = &raw.endpoint {
@@ -692,6 +721,99 @@ fn rds_region(
             .unwrap_or_else(|| "{instance}-{point}".to_string()),
         database,
     })
+}
+
+fn namespace_target(
+    ctx: &Ctx,
+    name: &str,
+    raw: RawTarget,
+    known: &BTreeSet<String>,
+    home: &str,
+) -> Result<NamespaceTarget, ConfigError> {
+    not_for_kind(
+        ctx,
+        name,
+        "namespace",
+        &[
+            ("prefix", span_of(&raw.prefix)),
+            ("instance", span_of(&raw.instance)),
+            ("mode", span_of(&raw.mode)),
+        ],
+    )?;
+    let Some(namespace) = raw.namespace else {
+        return Err(ctx.err(
+            raw.kind.span(),
+            format!("target {name}: `namespace` (the Kubernetes namespace to back up) is missing"),
+        ));
+    };
+    if !is_dns_label(namespace.get_ref()) {
+        return Err(ctx.err(
+            namespace.span(),
+            format!(
+                "target {name}: namespace {:?} is not a valid Kubernetes namespace name (lowercase letters, digits, '-', at most 63)",
+                namespace.get_ref()
+            ),
+        ));
+    }
+    let mut regions = BTreeMap::new();
+    for (region, r) in raw.regions {
+        let region = region_ref(ctx, &region, known, name, "regions")?;
+        let table = r.span();
+        let r = r.into_inner();
+        not_for_kind(
+            ctx,
+            name,
+            "namespace",
+            &[
+                ("endpoints", span_of(&r.endpoints)),
+                ("tls", span_of(&r.tls)),
+                ("members", span_of(&r.members)),
+                ("cluster_token", span_of(&r.cluster_token)),
+                ("endpoint", span_of(&r.endpoint)),
+                ("kms_key", span_of(&r.kms_key)),
+                ("instance_class", span_of(&r.instance_class)),
+                ("subnet_group", span_of(&r.subnet_group)),
+                ("restore_identifier", span_of(&r.restore_identifier)),
+                ("database", span_of(&r.database)),
+            ],
+        )?;
+        let Some(kubeconfig) = r.kubeconfig else {
+            return Err(ctx.err(
+                table,
+                format!("target {name}, region {region}: `kubeconfig` (path of the kubeconfig file) is missing"),
+            ));
+        };
+        regions.insert(
+            region,
+            KubeRegion {
+                kubeconfig: ctx.path(kubeconfig.get_ref()),
+                context: r.context.map(Spanned::into_inner),
+            },
+        );
+    }
+    if !regions.contains_key(home) {
+        return Err(ctx.err(
+            raw.home.span(),
+            format!("target {name}: no [targets.{name}.regions.{home}] table with the kubeconfig of its home region"),
+        ));
+    }
+    Ok(NamespaceTarget {
+        namespace: namespace.into_inner(),
+        include: raw.include.map(Spanned::into_inner).unwrap_or_default(),
+        exclude: raw.exclude.map(Spanned::into_inner).unwrap_or_default(),
+        label_selector: raw.label_selector.map(Spanned::into_inner),
+        keep_last_applied: raw.keep_last_applied.is_some_and(|k| *k.get_ref()),
+        regions,
+    })
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 fn check_url(

@@ -15,10 +15,11 @@ use crate::archive::manifest::{
 };
 use crate::archive::pipeline::{self, DataSummary, PipelineError, WriteOptions};
 use crate::archive::{Consistency, Layout, Manifest, PayloadKind, PointId};
-use crate::config::{Config, EtcdMode, EtcdTarget, RdsTarget, Target, TargetSpec};
+use crate::config::{Config, EtcdMode, EtcdTarget, NamespaceTarget, RdsTarget, Target, TargetSpec};
 use crate::error::Error;
 use crate::source::SourceError;
 use crate::source::etcd;
+use crate::source::kube as kube_ns;
 use crate::source::rds::{self, Rds, dump};
 use crate::store::RegionStore;
 
@@ -124,6 +125,7 @@ async fn backup_into(
     let taken = match &target.spec {
         TargetSpec::Etcd(spec) => take_etcd(cfg, target, spec, rs, &id, &job).await,
         TargetSpec::Rds(spec) => take_rds(cfg, target, spec, rs, &id, &job).await,
+        TargetSpec::Namespace(spec) => take_namespace(cfg, target, spec, rs, &id, &job).await,
     };
     let taken = match taken {
         Ok(t) => t,
@@ -277,6 +279,47 @@ async fn take_etcd(
         consistency: Consistency::Etcd {
             revision: meta.revision,
             observed_at: meta.observed_at,
+        },
+        items: meta.items,
+        rds: None,
+    })
+}
+
+async fn take_namespace(
+    cfg: &Config,
+    target: &Target,
+    spec: &NamespaceTarget,
+    rs: &RegionStore,
+    id: &PointId,
+    job: &Job,
+) -> Result<Taken, Error> {
+    let region = spec.regions.get(&target.home).ok_or_else(|| {
+        Error::input(format!(
+            "target {}: no kubeconfig for region {}",
+            target.name, target.home
+        ))
+    })?;
+    job.phase("connecting to Kubernetes");
+    let cluster = kube_ns::connect(region).await?;
+    let key = rs
+        .layout
+        .data_key(&target.name, id, !write_options(cfg).recipients.is_empty());
+    let spec_owned = spec.clone();
+    let (meta, data) = stream_data(
+        cfg,
+        rs,
+        &key,
+        PayloadKind::KubeNamespace,
+        job,
+        move |tx| async move { kube_ns::backup(&cluster, &spec_owned, tx).await },
+    )
+    .await?;
+    Ok(Taken {
+        payload: PayloadKind::KubeNamespace,
+        data: Some(data),
+        consistency: Consistency::Kube {
+            at: meta.at,
+            lists: meta.list_versions,
         },
         items: meta.items,
         rds: None,

@@ -55,6 +55,25 @@ pub async fn probe_all(cfg: &Config) -> Vec<ProbeResult> {
                     }));
                 }
             }
+            TargetSpec::Namespace(spec) => {
+                for (region, kr) in &spec.regions {
+                    let (region, kr, name) = (region.clone(), kr.clone(), target.name.clone());
+                    checks.push(tokio::spawn(async move {
+                        let r = crate::source::kube::connect(&kr).await;
+                        ProbeResult {
+                            region,
+                            what: format!("target {name}"),
+                            address: format!(
+                                "{} context {}",
+                                kr.kubeconfig.display(),
+                                kr.context.as_deref().unwrap_or("(current)")
+                            ),
+                            reachable: r.is_ok(),
+                            detail: r.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+                        }
+                    }));
+                }
+            }
             TargetSpec::Rds(spec) => {
                 for region in target.regions() {
                     let cfg = spec.regions.get(region).cloned();

@@ -6,6 +6,7 @@
 //! while planning; a snapshot point is downloaded and verified into a local file
 //! before any data dir is moved or created.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,9 +18,12 @@ use super::{ItemResult, Jobs};
 use crate::archive::pipeline::{self, DataSummary, Identities, ReadRequest};
 use crate::archive::{Consistency, PayloadKind, PointId};
 use crate::catalog::{self, PointEntry};
-use crate::config::{Config, EtcdMember, EtcdRegion, RdsRegion, RdsTarget, Target, TargetSpec};
+use crate::config::{
+    Config, EtcdMember, EtcdRegion, NamespaceTarget, RdsRegion, RdsTarget, Target, TargetSpec,
+};
 use crate::error::Error;
 use crate::source::etcd::{self, Existing, KeysPlan, SnapshotTool};
+use crate::source::kube::{self as kube_ns, KindPlan, NsRestoreOptions};
 use crate::source::rds::dump::{self, DbState};
 use crate::source::rds::{self, Rds};
 use crate::store::RegionStore;
@@ -40,6 +44,11 @@ pub struct RestoreRequest {
     pub from_dump: bool,
     /// RDS: point-in-time restore from the automated backups instead of a point.
     pub pitr: Option<DateTime<Utc>>,
+    /// Kubernetes: restore namespace `.0` into namespace `.1`.
+    pub namespace_map: Option<(String, String)>,
+    /// Kubernetes: only / never these resources (plural or plural.group).
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +90,17 @@ pub enum RestoreAction {
         new_instance: String,
         instance_class: Option<String>,
         subnet_group: Option<String>,
+    },
+    /// Recreate a namespace's objects in this region's cluster.
+    KubeNamespace {
+        cluster: String,
+        source_namespace: String,
+        namespace: String,
+        existing: Existing,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        /// Per resource: create / update / unchanged / skip / conflict.
+        kinds: BTreeMap<String, KindPlan>,
     },
     /// pg_restore the point's dump into a database.
     PgRestore {
@@ -240,6 +260,30 @@ impl RestorePlan {
                     subnet_group.as_deref().unwrap_or("(default)")
                 ));
             }
+            RestoreAction::KubeNamespace {
+                cluster,
+                source_namespace,
+                namespace,
+                kinds,
+                ..
+            } => {
+                lines.push(format!("  into       {cluster}, namespace {namespace}"));
+                if source_namespace != namespace {
+                    lines.push(format!(
+                        "  mapping    namespace {source_namespace} -> {namespace}"
+                    ));
+                }
+                lines.push(format!(
+                    "  {:<48} {:>7} {:>7} {:>9} {:>7} {:>8}",
+                    "resource", "create", "UPDATE", "unchanged", "skip", "CONFLICT"
+                ));
+                for (resource, k) in kinds {
+                    lines.push(format!(
+                        "  {resource:<48} {:>7} {:>7} {:>9} {:>7} {:>8}",
+                        k.create, k.update, k.unchanged, k.skip, k.conflict
+                    ));
+                }
+            }
             RestoreAction::PgRestore {
                 database,
                 state,
@@ -330,6 +374,9 @@ pub async fn plan_restore(
             plan_etcd(target, etcd_region, req, &rs, &entry, identities, jobs).await?
         }
         TargetSpec::Rds(spec) => plan_rds(target, spec, req, &rs, &entry, identities, jobs).await?,
+        TargetSpec::Namespace(spec) => {
+            plan_namespace(target, spec, req, &rs, &entry, identities, jobs).await?
+        }
     };
     Ok(RestorePlan {
         region: req.region.clone(),
@@ -521,6 +568,87 @@ async fn plan_etcd(
     })
 }
 
+async fn plan_namespace(
+    target: &Target,
+    spec: &NamespaceTarget,
+    req: &RestoreRequest,
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Result<Decided, Error> {
+    let region = spec
+        .regions
+        .get(&req.region)
+        .ok_or_else(|| no_region_table(target, &req.region))?;
+    let namespace = match &req.namespace_map {
+        None => spec.namespace.clone(),
+        Some((from, to)) if from == &spec.namespace => to.clone(),
+        Some((from, _)) => {
+            return Err(Error::input(format!(
+                "--namespace-map {from}=...: target {} backs up namespace {}, not {from}",
+                target.name, spec.namespace
+            )));
+        }
+    };
+    let opts = NsRestoreOptions {
+        source_namespace: spec.namespace.clone(),
+        namespace,
+        include: req.include.clone(),
+        exclude: req.exclude.clone(),
+        existing: req.existing,
+    };
+    let cluster = kube_ns::connect(region).await?;
+    let job = jobs.start(
+        format!("plan: verify {} and compare with the cluster", entry.id),
+        Some(entry.manifest.plaintext_size),
+    );
+    let (rx, handle) = pipeline::download(
+        rs.store.clone(),
+        read_request(rs, entry, identities),
+        job.on_bytes(),
+    );
+    let kinds = kube_ns::plan(&cluster, rx, &opts).await;
+    let summary = finish_download(handle).await;
+    let kinds = match (kinds, summary) {
+        (Ok(k), Ok(s)) => {
+            check(rs, entry, &s)?;
+            k
+        }
+        (_, Err(e)) => {
+            job.fail(e.to_string());
+            return Err(e);
+        }
+        (Err(e), _) => {
+            job.fail(e.to_string());
+            return Err(e.into());
+        }
+    };
+    job.finish("verified");
+    let conflicts: u64 = kinds.values().map(|k| k.conflict).sum();
+    if conflicts > 0 {
+        return Err(Error::input(format!(
+            "{conflicts} objects already exist in namespace {} and differ from the point (--existing fail): \
+             use --existing skip or --existing update, or --namespace-map to restore next to them",
+            opts.namespace
+        )));
+    }
+    let destructive = kinds.values().any(|k| k.update > 0);
+    Ok((
+        RestoreAction::KubeNamespace {
+            cluster: cluster.name.clone(),
+            source_namespace: opts.source_namespace,
+            namespace: opts.namespace,
+            existing: opts.existing,
+            include: opts.include,
+            exclude: opts.exclude,
+            kinds,
+        },
+        destructive,
+        true,
+    ))
+}
+
 async fn plan_rds(
     target: &Target,
     spec: &RdsTarget,
@@ -653,6 +781,9 @@ pub async fn execute_restore(
     jobs: &Jobs,
 ) -> Vec<ItemResult> {
     let point = Some(plan.source());
+    if let RestoreAction::KubeNamespace { .. } = &plan.action {
+        return execute_namespace(cfg, plan, identities, jobs).await;
+    }
     let result = execute(cfg, plan, identities, jobs).await;
     match result {
         Ok(message) => vec![ItemResult::ok(
@@ -744,7 +875,7 @@ async fn run_action(
                 .ok_or_else(|| Error::input(format!("unknown target {}", plan.target)))?;
             let etcd_region = match &target.spec {
                 TargetSpec::Etcd(spec) => spec.regions.get(&plan.region),
-                TargetSpec::Rds(_) => None,
+                _ => None,
             }
             .ok_or_else(|| Error::input(format!("no etcd endpoints for {}", plan.region)))?;
             let mut client = etcd::connect(etcd_region).await?;
@@ -838,10 +969,122 @@ async fn run_action(
                 (Err(e), _) => Err(e.into()),
             }
         }
-        RestoreAction::RdsPointInTime { .. } => {
-            Err(Error::failed("point-in-time plans are run above"))
+        RestoreAction::RdsPointInTime { .. } | RestoreAction::KubeNamespace { .. } => {
+            Err(Error::failed("this plan is run by its own executor"))
         }
     }
+}
+
+/// A namespace restore reports every object that failed, one result each.
+async fn execute_namespace(
+    cfg: &Config,
+    plan: &RestorePlan,
+    identities: Option<Arc<Identities>>,
+    jobs: &Jobs,
+) -> Vec<ItemResult> {
+    let point = Some(plan.source());
+    let failed = |e: &Error| {
+        vec![ItemResult::failed(
+            &plan.target,
+            &plan.region,
+            "restore",
+            point.clone(),
+            e,
+        )]
+    };
+    let RestoreAction::KubeNamespace {
+        source_namespace,
+        namespace,
+        existing,
+        include,
+        exclude,
+        ..
+    } = &plan.action
+    else {
+        return failed(&Error::failed("not a namespace plan"));
+    };
+    let (Some(entry), Some(TargetSpec::Namespace(spec)), Some(region)) = (
+        plan.entry.as_ref(),
+        cfg.target(&plan.target).map(|t| &t.spec),
+        cfg.region(&plan.region),
+    ) else {
+        return failed(&Error::failed("restore plan does not match the config"));
+    };
+    let Some(kube_region) = spec.regions.get(&plan.region) else {
+        return failed(&Error::input(format!(
+            "no kubeconfig for region {}",
+            plan.region
+        )));
+    };
+    let job = jobs.start(
+        format!(
+            "restore {} {} in {}",
+            plan.target,
+            plan.source(),
+            plan.region
+        ),
+        plan.point.as_ref().map(|p| p.plaintext_size),
+    );
+    let cluster = match kube_ns::connect(kube_region).await {
+        Ok(c) => c,
+        Err(e) => {
+            job.fail(e.to_string());
+            return failed(&e.into());
+        }
+    };
+    let rs = RegionStore::open(region).await;
+    let opts = NsRestoreOptions {
+        source_namespace: source_namespace.clone(),
+        namespace: namespace.clone(),
+        include: include.clone(),
+        exclude: exclude.clone(),
+        existing: *existing,
+    };
+    let (rx, handle) = pipeline::download(
+        rs.store.clone(),
+        read_request(&rs, entry, identities),
+        job.on_bytes(),
+    );
+    let applied = kube_ns::apply(&cluster, rx, &opts, &|_| {}).await;
+    let summary = finish_download(handle).await;
+    let outcome = match (applied, summary.and_then(|s| check(&rs, entry, &s))) {
+        (Ok(o), Ok(())) => o,
+        (_, Err(e)) => {
+            job.fail(e.to_string());
+            return failed(&e);
+        }
+        (Err(e), _) => {
+            job.fail(e.to_string());
+            return failed(&e.into());
+        }
+    };
+    let message = format!(
+        "namespace {namespace}: {} created, {} updated, {} unchanged, {} skipped, {} failed",
+        outcome.created,
+        outcome.updated,
+        outcome.unchanged,
+        outcome.skipped,
+        outcome.failed.len()
+    );
+    job.finish(message.clone());
+    let mut results = vec![ItemResult::ok(
+        &plan.target,
+        &plan.region,
+        "restore",
+        point.clone(),
+        message,
+    )];
+    for f in outcome.failed {
+        let e = Error::failed(format!("{} {}: {}", f.resource, f.name, f.error));
+        results.push(ItemResult::failed(
+            &plan.target,
+            &plan.region,
+            "restore",
+            point.clone(),
+            &e,
+        ));
+    }
+    results
 }
 
 fn instance_ready(i: &rds::InstanceInfo) -> String {

@@ -3,6 +3,7 @@
 //! backup, and knows how to plan and apply a restore of its own payloads.
 
 pub mod etcd;
+pub mod kube;
 pub mod rds;
 
 use crate::error::ErrorClass;

@@ -29,6 +29,10 @@ pub enum StoreError {
         "{store}: cannot reach the store ({detail}). Check the endpoint, credentials and that the region's object store is up."
     )]
     Unreachable { store: String, detail: String },
+    #[error(
+        "{store}: no usable AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile` in the region ({detail})"
+    )]
+    Credentials { store: String, detail: String },
     #[error("{store}: {op} {key} failed: {detail}")]
     Failed {
         store: String,
@@ -43,6 +47,7 @@ impl StoreError {
         match self {
             StoreError::NotFound { .. } => ErrorClass::BadInput,
             StoreError::Unreachable { .. } => ErrorClass::Unreachable,
+            StoreError::Credentials { .. } => ErrorClass::BadInput,
             StoreError::Failed { .. } => ErrorClass::Failed,
         }
     }

@@ -77,6 +77,16 @@ where
     let code = err.code().map(str::to_string);
     let detail = DisplayErrorContext(&err).to_string();
     match (&err, code.as_deref()) {
+        // The SDK reports a missing credential chain as a dispatch failure.
+        (SdkError::DispatchFailure(_), _)
+            if detail.contains("loading credentials")
+                || detail.contains("CredentialsNotLoaded") =>
+        {
+            StoreError::Credentials {
+                store: store.to_string(),
+                detail: "the credential chain found none".into(),
+            }
+        }
         (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => StoreError::Unreachable {
             store: store.to_string(),
             detail,

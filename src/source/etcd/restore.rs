@@ -19,7 +19,8 @@ use crate::source::SourceError;
 pub enum Existing {
     /// Leave existing keys as they are.
     Skip,
-    /// Replace existing keys with the point's values.
+    /// Replace existing keys (objects, a database) with the point's.
+    #[value(alias = "update")]
     Overwrite,
     /// Refuse the restore if any key exists.
     Fail,

@@ -1,0 +1,431 @@
+//! Restoring a namespace point: CRDs first (waiting until they are served), then
+//! the namespace, then objects in the order the backup wrote them (dependency
+//! order). Each object is compared with what the cluster already has, so a
+//! second run changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kube::api::ApiResource;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::strip::{StripOptions, for_new_cluster, strip};
+use super::{Cluster, ObjectRecord, api_code, collection_path, kube_err, list_page, selected};
+use crate::source::SourceError;
+use crate::source::etcd::Existing;
+
+const CRD: &str = "customresourcedefinitions.apiextensions.k8s.io";
+
+#[derive(Debug, Clone)]
+pub struct NsRestoreOptions {
+    /// The namespace the point was taken from.
+    pub source_namespace: String,
+    /// The namespace to restore into (the same unless mapped).
+    pub namespace: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub existing: Existing,
+}
+
+/// Per resource: what the restore does with its objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindPlan {
+    pub create: u64,
+    pub update: u64,
+    pub unchanged: u64,
+    pub skip: u64,
+    pub conflict: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectFailure {
+    pub resource: String,
+    pub name: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NsRestoreOutcome {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub failed: Vec<ObjectFailure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Create,
+    Update,
+    Unchanged,
+    Skip,
+    Conflict,
+}
+
+/// What exists in the target for one resource: name -> (resourceVersion, comparable form).
+type Existing_ = HashMap<String, (String, Value)>;
+
+/// Splits a chunk stream into JSON Lines records.
+struct Records {
+    rx: mpsc::Receiver<Bytes>,
+    buf: Vec<u8>,
+    line: u64,
+    done: bool,
+}
+
+impl Records {
+    async fn next(&mut self) -> Option<Result<ObjectRecord, SourceError>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                self.line += 1;
+                if line.len() <= 1 {
+                    continue;
+                }
+                return Some(serde_json::from_slice(&line[..line.len() - 1]).map_err(|e| {
+                    SourceError::Input(format!(
+                        "namespace payload line {}: {e}; the point is not a valid namespace payload",
+                        self.line
+                    ))
+                }));
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.recv().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => {
+                    self.done = true;
+                    if !self.buf.is_empty() && self.buf.last() != Some(&b'\n') {
+                        self.buf.push(b'\n');
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn api_resource(r: &ObjectRecord) -> ApiResource {
+    ApiResource {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        api_version: if r.group.is_empty() {
+            r.version.clone()
+        } else {
+            format!("{}/{}", r.group, r.version)
+        },
+        kind: r.kind.clone(),
+        plural: r.plural.clone(),
+    }
+}
+
+/// The object as it should be created in the target namespace.
+fn desired(r: &ObjectRecord, opts: &NsRestoreOptions) -> Value {
+    let mut object = for_new_cluster(&r.plural, r.object.clone());
+    if r.namespaced {
+        object["metadata"]["namespace"] = Value::String(opts.namespace.clone());
+    }
+    if r.plural == "namespaces" {
+        object["metadata"]["name"] = Value::String(opts.namespace.clone());
+    }
+    // RoleBindings that name service accounts of the old namespace follow it.
+    if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
+        for s in subjects {
+            if s["namespace"] == Value::String(opts.source_namespace.clone()) {
+                s["namespace"] = Value::String(opts.namespace.clone());
+            }
+        }
+    }
+    object
+}
+
+/// An existing object in the form `desired` produces, for comparison.
+fn comparable(resource: &str, existing: Value) -> Value {
+    let mut o = for_new_cluster(
+        resource,
+        strip(
+            existing,
+            &StripOptions {
+                keep_last_applied: true,
+            },
+        ),
+    );
+    if let Some(meta) = o["metadata"].as_object_mut() {
+        meta.remove("namespace");
+    }
+    o
+}
+
+fn same(existing: &Value, desired: &Value) -> bool {
+    let mut d = desired.clone();
+    if let Some(meta) = d["metadata"].as_object_mut() {
+        meta.remove("namespace");
+    }
+    // apiVersion/kind may be missing from list items of some servers.
+    let strip_type = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("apiVersion");
+            o.remove("kind");
+        }
+        v
+    };
+    strip_type(existing) == strip_type(&d)
+}
+
+/// Tracks what the target holds, one resource at a time (records arrive grouped).
+struct TargetState {
+    resource: String,
+    objects: Existing_,
+}
+
+impl TargetState {
+    async fn load(
+        &mut self,
+        cluster: &Cluster,
+        r: &ObjectRecord,
+        opts: &NsRestoreOptions,
+    ) -> Result<(), SourceError> {
+        let resource = r.resource();
+        if self.resource == resource {
+            return Ok(());
+        }
+        self.resource = resource.clone();
+        self.objects.clear();
+        let ar = api_resource(r);
+        if !r.namespaced {
+            return Ok(()); // cluster-scoped records are looked up one by one
+        }
+        let path = collection_path(&ar, Some(&opts.namespace));
+        let mut token: Option<String> = None;
+        loop {
+            let page = match list_page(cluster, &path, None, token.as_deref()).await {
+                Ok(p) => p,
+                // Not served (yet): a CRD this restore creates first. Nothing exists.
+                Err(SourceError::Failed { detail, .. }) if detail.starts_with("404") => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            for item in page.items {
+                let name = item["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let rv = item["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                self.objects.insert(name, (rv, comparable(&resource, item)));
+            }
+            token = page.next;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn existing(
+        &self,
+        cluster: &Cluster,
+        r: &ObjectRecord,
+        desired: &Value,
+    ) -> Result<Option<(String, Value)>, SourceError> {
+        if r.namespaced {
+            return Ok(self.objects.get(r.name()).cloned());
+        }
+        let name = desired["metadata"]["name"].as_str().unwrap_or_default();
+        let path = format!("{}/{name}", collection_path(&api_resource(r), None));
+        match cluster.get_json(&path).await {
+            Ok(o) => {
+                let rv = o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                Ok(Some((rv, comparable(&r.resource(), o))))
+            }
+            Err(e) if api_code(&e) == Some(404) => Ok(None),
+            Err(e) => Err(kube_err(&cluster.name, &format!("get {path}"), e)),
+        }
+    }
+}
+
+fn decide(existing: Option<&(String, Value)>, desired: &Value, policy: Existing) -> Decision {
+    match existing {
+        None => Decision::Create,
+        Some((_, current)) if same(current, desired) => Decision::Unchanged,
+        Some(_) => match policy {
+            Existing::Skip => Decision::Skip,
+            Existing::Overwrite => Decision::Update,
+            Existing::Fail => Decision::Conflict,
+        },
+    }
+}
+
+fn wanted(r: &ObjectRecord, opts: &NsRestoreOptions) -> bool {
+    // CRDs and the namespace follow what they carry, never filtered away alone.
+    let resource = r.resource();
+    resource == CRD
+        || resource == "namespaces"
+        || selected(&resource, &r.plural, &opts.include, &opts.exclude)
+}
+
+/// Counts, per resource, what a restore would do. Reads the target only.
+pub async fn plan(
+    cluster: &Cluster,
+    plaintext: mpsc::Receiver<Bytes>,
+    opts: &NsRestoreOptions,
+) -> Result<BTreeMap<String, KindPlan>, SourceError> {
+    let mut records = Records {
+        rx: plaintext,
+        buf: Vec::new(),
+        line: 0,
+        done: false,
+    };
+    let mut state = TargetState {
+        resource: String::new(),
+        objects: HashMap::new(),
+    };
+    let mut kinds: BTreeMap<String, KindPlan> = BTreeMap::new();
+    while let Some(r) = records.next().await {
+        let r = r?;
+        if !wanted(&r, opts) {
+            continue;
+        }
+        state.load(cluster, &r, opts).await?;
+        let want = desired(&r, opts);
+        let existing = state.existing(cluster, &r, &want).await?;
+        let k = kinds.entry(r.resource()).or_default();
+        match decide(existing.as_ref(), &want, opts.existing) {
+            Decision::Create => k.create += 1,
+            Decision::Update => k.update += 1,
+            Decision::Unchanged => k.unchanged += 1,
+            Decision::Skip => k.skip += 1,
+            Decision::Conflict => k.conflict += 1,
+        }
+    }
+    Ok(kinds)
+}
+
+/// Waits until a newly created CRD's resource is served.
+async fn wait_served(cluster: &Cluster, crd: &Value) -> Result<(), SourceError> {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+    let version = crd["spec"]["versions"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["served"] == Value::Bool(true)))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or("v1");
+    let started = Instant::now();
+    loop {
+        if let Ok(list) = cluster.get_json(&format!("/apis/{group}/{version}")).await
+            && list["resources"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["name"] == plural))
+        {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(SourceError::Failed {
+                what: format!("CRD {plural}.{group} on {}", cluster.name),
+                detail: "created but not served after 60 s".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Restores the records into the cluster. Per-object failures are collected,
+/// not fatal: the outcome lists each with its reason.
+pub async fn apply(
+    cluster: &Cluster,
+    plaintext: mpsc::Receiver<Bytes>,
+    opts: &NsRestoreOptions,
+    on_object: &(dyn Fn(u64) + Send + Sync),
+) -> Result<NsRestoreOutcome, SourceError> {
+    let mut records = Records {
+        rx: plaintext,
+        buf: Vec::new(),
+        line: 0,
+        done: false,
+    };
+    let mut state = TargetState {
+        resource: String::new(),
+        objects: HashMap::new(),
+    };
+    let mut out = NsRestoreOutcome::default();
+    let mut done = 0u64;
+    while let Some(r) = records.next().await {
+        let r = r?;
+        if !wanted(&r, opts) {
+            continue;
+        }
+        state.load(cluster, &r, opts).await?;
+        let want = desired(&r, opts);
+        let existing = state.existing(cluster, &r, &want).await?;
+        let decision = decide(existing.as_ref(), &want, opts.existing);
+        let ar = api_resource(&r);
+        let ns = r.namespaced.then_some(opts.namespace.as_str());
+        let result = match decision {
+            Decision::Create => cluster
+                .send_json(http::Method::POST, &collection_path(&ar, ns), &want)
+                .await
+                .map(|_| out.created += 1),
+            Decision::Update => {
+                let mut body = want.clone();
+                if let Some((rv, _)) = &existing {
+                    body["metadata"]["resourceVersion"] = Value::String(rv.clone());
+                }
+                let path = format!(
+                    "{}/{}",
+                    collection_path(&ar, ns),
+                    want["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                cluster
+                    .send_json(http::Method::PUT, &path, &body)
+                    .await
+                    .map(|_| out.updated += 1)
+            }
+            Decision::Unchanged => {
+                out.unchanged += 1;
+                Ok(())
+            }
+            Decision::Skip => {
+                out.skipped += 1;
+                Ok(())
+            }
+            Decision::Conflict => {
+                out.failed.push(ObjectFailure {
+                    resource: r.resource(),
+                    name: r.name().to_string(),
+                    error: "already exists and differs (--existing fail)".into(),
+                });
+                continue;
+            }
+        };
+        match result {
+            Ok(()) if r.resource() == CRD && decision == Decision::Create => {
+                wait_served(cluster, &want).await?;
+            }
+            Ok(()) => {}
+            Err(e) if api_code(&e).is_some() => out.failed.push(ObjectFailure {
+                resource: r.resource(),
+                name: want["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                error: match e {
+                    kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+                    other => other.to_string(),
+                },
+            }),
+            Err(e) => return Err(kube_err(&cluster.name, "restore", e)),
+        }
+        done += 1;
+        on_object(done);
+    }
+    Ok(out)
+}

@@ -1,0 +1,163 @@
+//! What a backup leaves out of an object and what a restore must not send.
+
+use serde_json::{Map, Value};
+
+pub struct StripOptions {
+    pub keep_last_applied: bool,
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Server-owned metadata the new cluster assigns itself.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "generation",
+    "managedFields",
+    "creationTimestamp",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    // Owner UIDs differ in the new cluster; stale references would get the
+    // object garbage-collected there.
+    "ownerReferences",
+];
+
+/// Removes status and server-owned fields.
+pub fn strip(mut object: Value, opts: &StripOptions) -> Value {
+    if let Some(o) = object.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in SERVER_METADATA {
+            meta.remove(*f);
+        }
+        if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            if !opts.keep_last_applied {
+                ann.remove(LAST_APPLIED);
+            }
+            ann.remove("deployment.kubernetes.io/revision");
+        }
+        drop_empty(meta, "annotations");
+        drop_empty(meta, "labels");
+    }
+    object
+}
+
+fn drop_empty(map: &mut Map<String, Value>, key: &str) {
+    if map
+        .get(key)
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        map.remove(key);
+    }
+}
+
+/// Objects that must not come back: owned by a controller (it recreates
+/// them), and service-account tokens (the new cluster issues its own).
+pub fn skip(resource: &str, object: &Value) -> bool {
+    let controlled = object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["controller"] == Value::Bool(true)));
+    let sa_token = resource == "secrets" && object["type"] == "kubernetes.io/service-account-token";
+    controlled || sa_token
+}
+
+/// Fields a new cluster must assign: dropped before create/compare.
+pub fn for_new_cluster(resource: &str, mut object: Value) -> Value {
+    match resource {
+        "services" => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                // Headless services keep "None": it is a choice, not an address.
+                if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+                    spec.remove("clusterIP");
+                    spec.remove("clusterIPs");
+                }
+                spec.remove("healthCheckNodePort");
+            }
+        }
+        "persistentvolumeclaims" => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("volumeName");
+            }
+            if let Some(ann) = object["metadata"]
+                .get_mut("annotations")
+                .and_then(Value::as_object_mut)
+            {
+                for a in [
+                    "pv.kubernetes.io/bind-completed",
+                    "pv.kubernetes.io/bound-by-controller",
+                    "volume.kubernetes.io/selected-node",
+                ] {
+                    ann.remove(a);
+                }
+            }
+        }
+        "pods" => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("nodeName");
+            }
+        }
+        "serviceaccounts" => {
+            if let Some(o) = object.as_object_mut() {
+                o.remove("secrets");
+            }
+        }
+        _ => {}
+    }
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strips_server_fields_and_last_applied() {
+        let o = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u", "resourceVersion": "5",
+                "creationTimestamp": "t", "managedFields": [], "generation": 1,
+                "annotations": {LAST_APPLIED: "{}"}, "labels": {"app": "x"}},
+            "data": {"k": "v"}, "status": {"x": 1}
+        });
+        let s = strip(
+            o,
+            &StripOptions {
+                keep_last_applied: false,
+            },
+        );
+        assert_eq!(
+            s,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "a", "namespace": "n", "labels": {"app": "x"}},
+                "data": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn skips_controlled_objects_and_sa_tokens() {
+        let pod =
+            json!({"metadata": {"ownerReferences": [{"controller": true, "kind": "ReplicaSet"}]}});
+        assert!(skip("pods", &pod));
+        assert!(!skip("pods", &json!({"metadata": {}})));
+        assert!(skip(
+            "secrets",
+            &json!({"metadata": {}, "type": "kubernetes.io/service-account-token"})
+        ));
+        assert!(!skip("secrets", &json!({"metadata": {}, "type": "Opaque"})));
+    }
+
+    #[test]
+    fn new_cluster_assigns_cluster_ips_but_headless_stays() {
+        let svc = json!({"metadata": {}, "spec": {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "ports": []}});
+        assert_eq!(
+            for_new_cluster("services", svc),
+            json!({"metadata": {}, "spec": {"ports": []}})
+        );
+        let headless = json!({"metadata": {}, "spec": {"clusterIP": "None"}});
+        assert_eq!(for_new_cluster("services", headless.clone()), headless);
+    }
+}

@@ -1,0 +1,478 @@
+//! Kubernetes namespaces against the project's test API server (one per lab
+//! region, each on that region's etcd): backup, cross-region restore, mapping,
+//! filters, existing-object policies, paging, CRDs, and bad inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+
+fn kubectl(lab: &Lab, context: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let mut cmd = Command::new(&lab.env["LAB_KUBECTL"]);
+    cmd.args([
+        "--kubeconfig",
+        &lab.env["LAB_KUBECONFIG"],
+        "--context",
+        context,
+    ])
+    .args(args)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn load(lab: &Lab, region_url: &str, ns: &str, objects: usize) {
+    let out = Command::new(repo().join("lab/kube-load"))
+        .args([
+            "--server",
+            region_url,
+            "--namespace",
+            ns,
+            "--objects",
+            &objects.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kube-load: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let _ = lab;
+}
+
+/// Every object of the namespace, by (resource, name), in comparable form:
+/// what a restore must reproduce (no server-filled or cluster-assigned fields).
+fn objects(lab: &Lab, context: &str, ns: &str) -> BTreeMap<(String, String), Value> {
+    let kinds = kubectl(
+        lab,
+        context,
+        &[
+            "api-resources",
+            "--namespaced=true",
+            "--verbs=list",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    let mut out = BTreeMap::new();
+    for kind in kinds.lines().filter(|k| !k.is_empty()) {
+        if ["events", "events.events.k8s.io", "endpoints", "pods"].contains(&kind) {
+            continue;
+        }
+        let list: Value = serde_json::from_str(&kubectl(
+            lab,
+            context,
+            &["get", kind, "-n", ns, "-o", "json"],
+            None,
+        ))
+        .unwrap();
+        for item in list["items"].as_array().unwrap() {
+            let name = item["metadata"]["name"].as_str().unwrap().to_string();
+            let mut spec = item["spec"].clone();
+            if let Some(s) = spec.as_object_mut() {
+                s.remove("clusterIP");
+                s.remove("clusterIPs");
+                s.remove("volumeName");
+            }
+            out.insert(
+                (kind.to_string(), name),
+                json!({
+                    "labels": item["metadata"]["labels"],
+                    "annotations": item["metadata"]["annotations"],
+                    "spec": spec, "data": item["data"], "rules": item["rules"],
+                    "subjects": item["subjects"], "roleRef": item["roleRef"], "type": item["type"],
+                }),
+            );
+        }
+    }
+    out
+}
+
+fn ns_config(lab: &Lab, name: &str, ns: &str, extra: &str) -> String {
+    format!(
+        r#"{}
+[targets.app]
+kind = "namespace"
+namespace = "{ns}"
+home = "{EAST}"
+copy_to = ["{WEST}"]
+{extra}
+
+[targets.app.regions.{EAST}]
+kubeconfig = "{kc}"
+context = "lab-{EAST}"
+
+[targets.app.regions.{WEST}]
+kubeconfig = "{kc}"
+context = "lab-{WEST}"
+"#,
+        lab.regions_toml(name),
+        kc = lab.env["LAB_KUBECONFIG"]
+    )
+}
+
+/// Objects that exercise the skip and drop rules, plus a CRD of the test's own.
+fn extras(ns: &str, group: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: gadgets, singular: gadget, kind: Gadget}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+---
+apiVersion: {group}/v1
+kind: Gadget
+metadata: {{name: g1, namespace: {ns}, labels: {{tier: gold}}}}
+spec: {{size: 3}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: owned-pod
+  namespace: {ns}
+  ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: 00000000-0000-0000-0000-000000000001, controller: true}}]
+spec: {{containers: [{{name: c, image: busybox}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: bare-pod, namespace: {ns}}}
+spec: {{nodeName: node-7, containers: [{{name: c, image: busybox}}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: sa-token, namespace: {ns}, annotations: {{kubernetes.io/service-account.name: default}}}}
+type: kubernetes.io/service-account-token
+---
+apiVersion: v1
+kind: Event
+metadata: {{name: ev1, namespace: {ns}}}
+involvedObject: {{kind: Pod, name: bare-pod, namespace: {ns}}}
+reason: Started
+message: started
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: fixed-ip, namespace: {ns}}}
+spec: {{clusterIP: 10.96.7.7, selector: {{app: x}}, ports: [{{port: 80}}]}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_restored_in_the_other_region_object_by_object() {
+    let lab = Lab::get();
+    let name = unique("ns");
+    let ns = name.clone();
+    let group = format!("{name}.drtool.dev");
+    load(&lab, &lab.env["LAB_KUBE_US_EAST_1"], &ns, 400);
+    kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["create", "-f", "-"],
+        Some(&extras(&ns, &group)),
+    );
+    let before = objects(&lab, &format!("lab-{EAST}"), &ns);
+    assert!(before.len() > 400, "{} objects", before.len());
+    let kinds: std::collections::BTreeSet<&str> = before.keys().map(|(k, _)| k.as_str()).collect();
+    assert!(kinds.len() >= 17, "{kinds:?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &ns, ""));
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let point = point_of(&stdout(&out));
+    let listed = lab
+        .drtool(&cfg)
+        .args(["points", "--region", WEST, "-o", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let m = &v[0]["points"][0];
+    assert_eq!(m["payload"], "kube-namespace");
+    let cms = before.keys().filter(|(k, _)| k == "configmaps").count();
+    assert_eq!(m["items"]["configmaps"], cms);
+    assert_eq!(
+        m["items"]["customresourcedefinitions.apiextensions.k8s.io"],
+        1
+    );
+    assert_eq!(m["items"][format!("gadgets.{group}")], 1);
+    assert_eq!(m["items"]["pods"], 1, "the controller-owned pod is skipped");
+    assert!(m["items"]["events"].is_null(), "events are not backed up");
+    assert!(
+        m["consistency"]["lists"]["configmaps"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+    );
+
+    // The namespace is lost in us-east-1; it comes back in us-west-2.
+    kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["delete", "namespace", &ns],
+        None,
+    );
+    lab.drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "app", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("gadgets.{group}")))
+        .stdout(predicate::str::contains("dry run"));
+    lab.drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "app"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 failed"));
+    let after = objects(&lab, &format!("lab-{WEST}"), &ns);
+    let before: BTreeMap<_, _> = before
+        .into_iter()
+        .filter(|((k, n), _)| !(k == "secrets" && n == "sa-token"))
+        .collect();
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    for (key, obj) in &before {
+        assert_eq!(&after[key], obj, "{key:?} differs after restore");
+    }
+    let pod: Value = serde_json::from_str(&kubectl(
+        &lab,
+        &format!("lab-{WEST}"),
+        &["get", "pod", "bare-pod", "-n", &ns, "-o", "json"],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        pod["spec"]["nodeName"].is_null(),
+        "nodeName is assigned by the new cluster"
+    );
+
+    // A second run changes nothing.
+    lab.drtool(&cfg)
+        .args([
+            "restore", "--region", WEST, "--target", "app", "--point", &point,
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 created, 0 updated"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mapping_filters_policies_and_paging() {
+    let lab = Lab::get();
+    let name = unique("nsmap");
+    let ns = name.clone();
+    // 9000 objects over 17 kinds: more than one 500-object page per kind.
+    load(&lab, &lab.env["LAB_KUBE_US_EAST_1"], &ns, 9000);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &ns_config(&lab, &name, &ns, "exclude = [\"secrets\"]"),
+    );
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let listed = lab
+        .drtool(&cfg)
+        .args(["points", "--region", EAST, "-o", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let items = &v[0]["points"][0]["items"];
+    let cms = kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["get", "cm", "-n", &ns, "-o", "name"],
+        None,
+    )
+    .lines()
+    .count();
+    assert!(cms > 500, "{cms} configmaps do not need two pages");
+    assert_eq!(items["configmaps"], cms, "{items}");
+    assert!(
+        items["secrets"].is_null(),
+        "secrets are excluded by the target"
+    );
+
+    // Into a new namespace of the same cluster, configmaps only.
+    let mapped = format!("{ns}-copy");
+    let map = format!("{ns}={mapped}");
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "app",
+            "--namespace-map",
+            &map,
+            "--include",
+            "configmaps",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "namespace {mapped}: {} created",
+            cms + 1
+        )));
+    let copied = kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["get", "cm", "-n", &mapped, "-o", "name"],
+        None,
+    );
+    assert_eq!(copied.lines().count(), cms);
+    assert_eq!(
+        kubectl(
+            &lab,
+            &format!("lab-{EAST}"),
+            &["get", "deploy", "-n", &mapped, "-o", "name"],
+            None
+        ),
+        ""
+    );
+
+    // A changed object: fail refuses, skip leaves it, update puts it back.
+    kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &[
+            "patch",
+            "cm",
+            "configmap-00000",
+            "-n",
+            &mapped,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"changed":"yes"}}"#,
+        ],
+        None,
+    );
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "app",
+            "--namespace-map",
+            &map,
+            "--include",
+            "configmaps",
+        ];
+        args.extend_from_slice(extra);
+        lab.drtool(&cfg).args(args).assert()
+    };
+    restore(&[]).code(2).stderr(predicate::str::contains(
+        "1 objects already exist in namespace",
+    ));
+    restore(&["--existing", "skip"])
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "0 created, 0 updated, {} unchanged, 1 skipped",
+            cms
+        )));
+    restore(&["--existing", "update"])
+        .code(6)
+        .stderr(predicate::str::contains("--yes"));
+    restore(&["--existing", "update", "--yes"])
+        .success()
+        .stdout(predicate::str::contains("1 updated"));
+    let cm: Value = serde_json::from_str(&kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["get", "cm", "configmap-00000", "-n", &mapped, "-o", "json"],
+        None,
+    ))
+    .unwrap();
+    assert!(cm["data"]["changed"].is_null());
+    restore(&["--existing", "update"])
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "0 created, 0 updated, {} unchanged",
+            cms + 1
+        )));
+    kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["delete", "namespace", &mapped, &ns],
+        None,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_inputs_are_named() {
+    let lab = Lab::get();
+    let name = unique("nsbad");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &ns_config(&lab, &name, "ghost", "")
+            .replace("context = \"lab-us-east-1\"", "context = \"nope\""),
+    );
+    lab.drtool(&cfg)
+        .arg("backup")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "context \"nope\" is not in kubeconfig",
+        ))
+        .stdout(predicate::str::contains("lab-us-east-1, lab-us-west-2"));
+    let cfg = write_config(tmp.path(), &ns_config(&lab, &name, "ghost", ""));
+    lab.drtool(&cfg)
+        .arg("backup")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "namespace \"ghost\" does not exist",
+        ));
+    // A point made by an etcd target under the same name is not a namespace point.
+    let etcd = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("app", "keys", Some("/nsbad/"), "")
+    );
+    let etcd_cfg = tmp.path().join("etcd.toml");
+    std::fs::write(&etcd_cfg, etcd).unwrap();
+    lab.drtool(&etcd_cfg)
+        .args(["backup", "--no-copy"])
+        .assert()
+        .success();
+    lab.drtool(&cfg)
+        .args(["restore", "--region", EAST, "--target", "app", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is a etcd point but target app is of kind namespace",
+        ));
+}
