@@ -68,6 +68,16 @@ fn each_bad_config_names_file_line_and_value() {
         ("duplicate-region", ":22:", "duplicate key `us-west-2`"),
         ("not-toml", ":2:", "expected `]`"),
         (
+            "ns-missing-namespace",
+            ":23:",
+            "`namespace` (the Kubernetes namespace to back up) is missing",
+        ),
+        (
+            "ns-bad-name",
+            ":24:",
+            "namespace \"Shop_Prod\" is not a valid Kubernetes namespace name",
+        ),
+        (
             "rds-missing-instance",
             ":9:",
             "`instance` (the RDS DB instance identifier) is missing",
