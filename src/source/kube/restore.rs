@@ -338,6 +338,48 @@ async fn wait_served(cluster: &Cluster, crd: &Value) -> Result<(), SourceError> 
     }
 }
 
+/// Writes of one resource in flight at once: objects of the same kind do not
+/// depend on each other, kinds do (restore order), so batches never mix kinds.
+const PARALLEL_WRITES: usize = 8;
+const BATCH: usize = 64;
+
+/// One write the restore will make.
+struct Write {
+    resource: String,
+    name: String,
+    method: http::Method,
+    path: String,
+    body: Value,
+}
+
+/// Runs a batch of writes concurrently; counts successes, collects failures.
+async fn flush(
+    cluster: &Cluster,
+    batch: &mut Vec<Write>,
+    out: &mut NsRestoreOutcome,
+) -> Result<(), SourceError> {
+    use futures::StreamExt;
+    let writes = std::mem::take(batch);
+    let mut results = futures::stream::iter(writes.into_iter().map(|w| async move {
+        let r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
+        (w, r)
+    }))
+    .buffer_unordered(PARALLEL_WRITES);
+    while let Some((w, r)) = results.next().await {
+        match r {
+            Ok(_) if w.method == http::Method::POST => out.created += 1,
+            Ok(_) => out.updated += 1,
+            Err(kube::Error::Api(s)) => out.failed.push(ObjectFailure {
+                resource: w.resource,
+                name: w.name,
+                error: format!("{} {}: {}", s.code, s.reason, s.message),
+            }),
+            Err(e) => return Err(kube_err(&cluster.name, "restore", e)),
+        }
+    }
+    Ok(())
+}
+
 /// Restores the records into the cluster. Per-object failures are collected,
 /// not fatal: the outcome lists each with its reason.
 pub async fn apply(
@@ -357,11 +399,16 @@ pub async fn apply(
         objects: HashMap::new(),
     };
     let mut out = NsRestoreOutcome::default();
+    let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
     let mut done = 0u64;
     while let Some(r) = records.next().await {
         let r = r?;
         if !wanted(&r, opts) {
             continue;
+        }
+        let resource = r.resource();
+        if batch.first().is_some_and(|w| w.resource != resource) {
+            flush(cluster, &mut batch, &mut out).await?;
         }
         state.load(cluster, &r, opts).await?;
         let want = desired(&r, opts);
@@ -369,63 +416,71 @@ pub async fn apply(
         let decision = decide(existing.as_ref(), &want, opts.existing);
         let ar = api_resource(&r);
         let ns = r.namespaced.then_some(opts.namespace.as_str());
-        let result = match decision {
-            Decision::Create => cluster
-                .send_json(http::Method::POST, &collection_path(&ar, ns), &want)
-                .await
-                .map(|_| out.created += 1),
+        let name = want["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        done += 1;
+        on_object(done);
+        let write = match decision {
+            Decision::Create => Write {
+                resource,
+                name,
+                method: http::Method::POST,
+                path: collection_path(&ar, ns),
+                body: want,
+            },
             Decision::Update => {
-                let mut body = want.clone();
+                let mut body = want;
                 if let Some((rv, _)) = &existing {
                     body["metadata"]["resourceVersion"] = Value::String(rv.clone());
                 }
-                let path = format!(
-                    "{}/{}",
-                    collection_path(&ar, ns),
-                    want["metadata"]["name"].as_str().unwrap_or_default()
-                );
-                cluster
-                    .send_json(http::Method::PUT, &path, &body)
-                    .await
-                    .map(|_| out.updated += 1)
+                Write {
+                    path: format!("{}/{name}", collection_path(&ar, ns)),
+                    resource,
+                    name,
+                    method: http::Method::PUT,
+                    body,
+                }
             }
             Decision::Unchanged => {
                 out.unchanged += 1;
-                Ok(())
+                continue;
             }
             Decision::Skip => {
                 out.skipped += 1;
-                Ok(())
+                continue;
             }
             Decision::Conflict => {
                 out.failed.push(ObjectFailure {
-                    resource: r.resource(),
-                    name: r.name().to_string(),
+                    resource,
+                    name,
                     error: "already exists and differs (--existing fail)".into(),
                 });
                 continue;
             }
         };
-        match result {
-            Ok(()) if r.resource() == CRD && decision == Decision::Create => {
-                wait_served(cluster, &want).await?;
+        // CRDs and the namespace are written alone: what follows needs them.
+        if resource_is_foundation(&write.resource) {
+            let crd = (write.resource == CRD && write.method == http::Method::POST)
+                .then(|| write.body.clone());
+            batch.push(write);
+            let failed_before = out.failed.len();
+            flush(cluster, &mut batch, &mut out).await?;
+            if let (Some(crd), true) = (crd, out.failed.len() == failed_before) {
+                wait_served(cluster, &crd).await?;
             }
-            Ok(()) => {}
-            Err(e) if api_code(&e).is_some() => out.failed.push(ObjectFailure {
-                resource: r.resource(),
-                name: want["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                error: match e {
-                    kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
-                    other => other.to_string(),
-                },
-            }),
-            Err(e) => return Err(kube_err(&cluster.name, "restore", e)),
+            continue;
         }
-        done += 1;
-        on_object(done);
+        batch.push(write);
+        if batch.len() >= BATCH {
+            flush(cluster, &mut batch, &mut out).await?;
+        }
     }
+    flush(cluster, &mut batch, &mut out).await?;
     Ok(out)
+}
+
+fn resource_is_foundation(resource: &str) -> bool {
+    resource == CRD || resource == "namespaces"
 }
