@@ -7,11 +7,14 @@
 //! before any data dir is moved or created.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use super::backup::pipeline_error;
 use super::{ItemResult, Jobs};
@@ -22,6 +25,7 @@ use crate::config::{
     Config, EtcdMember, EtcdRegion, NamespaceTarget, RdsRegion, RdsTarget, Target, TargetSpec,
 };
 use crate::error::Error;
+use crate::source::SourceError;
 use crate::source::etcd::{self, Existing, KeysPlan, SnapshotTool};
 use crate::source::kube::{self as kube_ns, KindPlan, NsRestoreOptions};
 use crate::source::rds::dump::{self, DbState};
@@ -473,35 +477,12 @@ async fn plan_etcd(
                 format!("plan: verify {} and compare with the target", entry.id),
                 Some(m.plaintext_size),
             );
-            let (rx, handle) = pipeline::download(
-                rs.store.clone(),
-                read_request(rs, entry, identities),
-                job.on_bytes(),
-            );
-            let counts = etcd::plan_keys(
-                &mut client,
-                &etcd_region.endpoints,
-                rx,
-                req.prefix.as_deref(),
-            )
+            let endpoints = &etcd_region.endpoints;
+            let planned = through(rs, entry, identities, &job, |rx| {
+                etcd::plan_keys(&mut client, endpoints, rx, req.prefix.as_deref())
+            })
             .await;
-            let summary = finish_download(handle).await;
-            let counts = match (counts, summary) {
-                (Ok(c), Ok(s)) => {
-                    check(rs, entry, &s)?;
-                    c
-                }
-                // A failed download also truncates the stream: report the cause.
-                (_, Err(e)) => {
-                    job.fail(e.to_string());
-                    return Err(e);
-                }
-                (Err(e), _) => {
-                    job.fail(e.to_string());
-                    return Err(e.into());
-                }
-            };
-            job.finish("verified");
+            let counts = settle(&job, "verified", planned)?;
             if req.existing == Existing::Fail && counts.existing > 0 {
                 return Err(Error::input(format!(
                     "{} of the selected keys already exist in region {} (e.g. {}) and --existing fail was given: \
@@ -603,28 +584,11 @@ async fn plan_namespace(
         format!("plan: verify {} and compare with the cluster", entry.id),
         Some(entry.manifest.plaintext_size),
     );
-    let (rx, handle) = pipeline::download(
-        rs.store.clone(),
-        read_request(rs, entry, identities),
-        job.on_bytes(),
-    );
-    let kinds = kube_ns::plan(&cluster, rx, &opts).await;
-    let summary = finish_download(handle).await;
-    let kinds = match (kinds, summary) {
-        (Ok(k), Ok(s)) => {
-            check(rs, entry, &s)?;
-            k
-        }
-        (_, Err(e)) => {
-            job.fail(e.to_string());
-            return Err(e);
-        }
-        (Err(e), _) => {
-            job.fail(e.to_string());
-            return Err(e.into());
-        }
-    };
-    job.finish("verified");
+    let planned = through(rs, entry, identities, &job, |rx| {
+        kube_ns::plan(&cluster, rx, &opts)
+    })
+    .await;
+    let kinds = settle(&job, "verified", planned)?;
     let conflicts: u64 = kinds.values().map(|k| k.conflict).sum();
     if conflicts > 0 {
         return Err(Error::input(format!(
@@ -700,20 +664,12 @@ async fn plan_rds(
     let db = dump::Db::resolve(conn, None)?;
     let db = db.with_dbname(req.database.as_deref().unwrap_or(&db.dbname));
     let job = jobs.start(format!("plan: verify {}", entry.id), Some(m.plaintext_size));
-    let (mut rx, handle) = pipeline::download(
-        rs.store.clone(),
-        read_request(rs, entry, identities),
-        job.on_bytes(),
-    );
-    while rx.recv().await.is_some() {}
-    let summary = finish_download(handle).await;
-    match summary.and_then(|s| check(rs, entry, &s)) {
-        Ok(()) => job.finish("verified"),
-        Err(e) => {
-            job.fail(e.to_string());
-            return Err(e);
-        }
-    }
+    let verified = through(rs, entry, identities, &job, |mut rx| async move {
+        while rx.recv().await.is_some() {}
+        Ok(())
+    })
+    .await;
+    settle(&job, "verified", verified)?;
     let state = db.state().await?;
     let clean = match state {
         DbState::NotEmpty(n) if req.existing != Existing::Overwrite => {
@@ -749,6 +705,45 @@ fn read_request(
         trailing_sha256: m.payload.has_trailing_sha256(),
         identities,
     }
+}
+
+/// Streams a point's plaintext into `consume` and checks its hashes once the
+/// stream ends. A failed download also truncates the stream, so its error is
+/// reported in preference to the consumer's.
+async fn through<T, Fut>(
+    rs: &RegionStore,
+    entry: &PointEntry,
+    identities: Option<Arc<Identities>>,
+    job: &super::Job,
+    consume: impl FnOnce(mpsc::Receiver<Bytes>) -> Fut,
+) -> Result<T, Error>
+where
+    Fut: Future<Output = Result<T, SourceError>>,
+{
+    let (rx, handle) = pipeline::download(
+        rs.store.clone(),
+        read_request(rs, entry, identities),
+        job.on_bytes(),
+    );
+    let consumed = consume(rx).await;
+    let summary = finish_download(handle).await;
+    match (consumed, summary) {
+        (Ok(value), Ok(s)) => {
+            check(rs, entry, &s)?;
+            Ok(value)
+        }
+        (_, Err(e)) => Err(e),
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// Ends a job with the outcome of `result`.
+fn settle<T>(job: &super::Job, done: &str, result: Result<T, Error>) -> Result<T, Error> {
+    match &result {
+        Ok(_) => job.finish(done),
+        Err(e) => job.fail(e.to_string()),
+    }
+    result
 }
 
 async fn finish_download(
@@ -880,35 +875,24 @@ async fn run_action(
             .ok_or_else(|| Error::input(format!("no etcd endpoints for {}", plan.region)))?;
             let mut client = etcd::connect(etcd_region).await?;
             job.phase("replaying keys");
-            let (rx, handle) = pipeline::download(
-                rs.store.clone(),
-                read_request(&rs, entry, identities),
-                job.on_bytes(),
-            );
-            let applied = etcd::apply_keys(
-                &mut client,
-                endpoints,
-                rx,
-                prefix.as_deref(),
-                *existing,
-                &|_| {},
-            )
-            .await;
-            let summary = finish_download(handle).await;
-            match (applied, summary) {
-                (Ok(out), Ok(s)) => {
-                    check(&rs, entry, &s)?;
-                    Ok(format!(
-                        "{} keys created, {} overwritten, {} skipped in {}",
-                        out.created,
-                        out.overwritten,
-                        out.skipped,
-                        endpoints.join(",")
-                    ))
-                }
-                (_, Err(e)) => Err(e),
-                (Err(e), _) => Err(e.into()),
-            }
+            let out = through(&rs, entry, identities, job, |rx| {
+                etcd::apply_keys(
+                    &mut client,
+                    endpoints,
+                    rx,
+                    prefix.as_deref(),
+                    *existing,
+                    &|_| {},
+                )
+            })
+            .await?;
+            Ok(format!(
+                "{} keys created, {} overwritten, {} skipped in {}",
+                out.created,
+                out.overwritten,
+                out.skipped,
+                endpoints.join(",")
+            ))
         }
         RestoreAction::EtcdSnapshot {
             tool,
@@ -953,21 +937,11 @@ async fn run_action(
                 db.create().await?;
             }
             job.phase("pg_restore");
-            let (rx, handle) = pipeline::download(
-                rs.store.clone(),
-                read_request(&rs, entry, identities),
-                job.on_bytes(),
-            );
-            let restored = dump::restore(&db, rx, *clean).await;
-            let summary = finish_download(handle).await;
-            match (restored, summary) {
-                (Ok(()), Ok(s)) => {
-                    check(&rs, entry, &s)?;
-                    Ok(format!("dump restored into {db:?}"))
-                }
-                (_, Err(e)) => Err(e),
-                (Err(e), _) => Err(e.into()),
-            }
+            through(&rs, entry, identities, job, |rx| {
+                dump::restore(&db, rx, *clean)
+            })
+            .await?;
+            Ok(format!("dump restored into {db:?}"))
         }
         RestoreAction::RdsPointInTime { .. } | RestoreAction::KubeNamespace { .. } => {
             Err(Error::failed("this plan is run by its own executor"))
@@ -1040,22 +1014,15 @@ async fn execute_namespace(
         exclude: exclude.clone(),
         existing: *existing,
     };
-    let (rx, handle) = pipeline::download(
-        rs.store.clone(),
-        read_request(&rs, entry, identities),
-        job.on_bytes(),
-    );
-    let applied = kube_ns::apply(&cluster, rx, &opts, &|_| {}).await;
-    let summary = finish_download(handle).await;
-    let outcome = match (applied, summary.and_then(|s| check(&rs, entry, &s))) {
-        (Ok(o), Ok(())) => o,
-        (_, Err(e)) => {
+    let applied = through(&rs, entry, identities, &job, |rx| {
+        kube_ns::apply(&cluster, rx, &opts, &|_| {})
+    })
+    .await;
+    let outcome = match applied {
+        Ok(o) => o,
+        Err(e) => {
             job.fail(e.to_string());
             return failed(&e);
-        }
-        (Err(e), _) => {
-            job.fail(e.to_string());
-            return failed(&e.into());
         }
     };
     let message = format!(
