@@ -113,10 +113,14 @@ async fn copy_snapshot(
     let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(from)) else {
         return Ok(None);
     };
-    let region_cfg = match cfg.target(&manifest.target).map(|t| &t.spec) {
-        Some(TargetSpec::Rds(spec)) => spec.regions.get(to).cloned(),
+    let spec = match cfg.target(&manifest.target).map(|t| &t.spec) {
+        Some(TargetSpec::Rds(spec)) => Some(spec),
         _ => None,
     };
+    let region_cfg = spec.and_then(|s| s.regions.get(to).cloned());
+    let source_endpoint = spec
+        .and_then(|s| s.regions.get(from))
+        .and_then(|r| r.endpoint.as_deref());
     let api = Rds::new(to, region_cfg.as_ref()).await;
     let id = rds::snapshot_id(&manifest.target, &manifest.point_id);
     if let Ok(existing) = api.snapshot(&id).await
@@ -129,7 +133,11 @@ async fn copy_snapshot(
     let on_state = move |s: &str| phase.phase(format!("snapshot copy {s}"));
     let copied = api
         .copy_snapshot_from(
-            arn,
+            &rds::SnapshotSource {
+                arn,
+                region: from,
+                endpoint: source_endpoint,
+            },
             &id,
             region_cfg.as_ref().and_then(|c| c.kms_key.as_deref()),
             (&manifest.target, &manifest.point_id),

@@ -6,6 +6,7 @@
 //! snapshot without that tag.
 
 pub mod dump;
+pub mod presign;
 pub mod wait;
 
 use std::time::Duration;
@@ -30,10 +31,19 @@ const POLL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Rds {
     client: Client,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     pub region: String,
     /// Poll interval of waits (short in tests).
     pub poll: Duration,
     pub timeout: Duration,
+}
+
+/// A snapshot to copy from another region.
+pub struct SnapshotSource<'a> {
+    pub arn: &'a str,
+    pub region: &'a str,
+    /// The source region's RDS endpoint override, if any.
+    pub endpoint: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,6 +134,7 @@ impl Rds {
             conf = conf.endpoint_url(endpoint);
         }
         Rds {
+            credentials: shared.credentials_provider(),
             client: Client::from_conf(conf.build()),
             region: region.to_string(),
             poll: POLL,
@@ -252,25 +263,67 @@ impl Rds {
         self.wait_snapshot(id, on_state).await
     }
 
-    /// Copies a snapshot from `source_region` into this region and waits for it.
+    /// Copies a snapshot from another region into this one and waits for it.
+    /// Cross-region copies carry a pre-signed request for the source region,
+    /// which RDS needs to copy encrypted snapshots.
     pub async fn copy_snapshot_from(
         &self,
-        source_arn: &str,
+        source: &SnapshotSource<'_>,
         id: &str,
         kms_key: Option<&str>,
         (target, point): (&str, &str),
         on_state: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<SnapshotInfo, SourceError> {
+        let source_arn = source.arn;
+        let presigned = if source.region == self.region {
+            None
+        } else {
+            Some(self.presign(source, id, kms_key).await?)
+        };
         self.client
             .copy_db_snapshot()
             .source_db_snapshot_identifier(source_arn)
             .target_db_snapshot_identifier(id)
             .set_kms_key_id(kms_key.map(str::to_string))
+            .set_pre_signed_url(presigned)
             .set_tags(Some(Self::tags(target, point)))
             .send()
             .await
             .map_err(|e| map_err(&self.region, &format!("copy snapshot {source_arn}"), e))?;
         self.wait_snapshot(id, on_state).await
+    }
+
+    async fn presign(
+        &self,
+        source: &SnapshotSource<'_>,
+        id: &str,
+        kms_key: Option<&str>,
+    ) -> Result<String, SourceError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let failed = |detail: String| SourceError::Failed {
+            what: format!(
+                "pre-signing the copy of {} into {}",
+                source.arn, self.region
+            ),
+            detail,
+        };
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| failed("no AWS credentials provider is configured".into()))?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| failed(format!("no usable AWS credentials: {e}")))?;
+        let req = presign::CopyRequest {
+            source_region: source.region,
+            destination_region: &self.region,
+            source_arn: source.arn,
+            target_id: id,
+            kms_key,
+            endpoint: source.endpoint,
+        };
+        presign::copy_snapshot_url(&creds, &req, std::time::SystemTime::now()).map_err(failed)
     }
 
     /// Deletes a snapshot drtool made; refuses one without drtool's tag.
