@@ -192,11 +192,34 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
     let ns = name.clone();
     let group = format!("{name}.drtool.dev");
     load(&lab, &lab.env["LAB_KUBE_US_EAST_1"], &ns, 400);
+    // The CRD first, on its own: kubectl maps every kind of a file before it
+    // creates anything, so a custom resource next to its CRD may not map yet.
+    let docs = extras(&ns, &group);
+    let (crd, rest) = docs.split_once("---\n").unwrap();
     kubectl(
         &lab,
         &format!("lab-{EAST}"),
         &["create", "-f", "-"],
-        Some(&extras(&ns, &group)),
+        Some(crd),
+    );
+    let served = format!("gadgets.{group}");
+    for _ in 0..50 {
+        let kinds = kubectl(
+            &lab,
+            &format!("lab-{EAST}"),
+            &["api-resources", "-o", "name"],
+            None,
+        );
+        if kinds.lines().any(|k| k == served) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["create", "-f", "-"],
+        Some(rest),
     );
     let before = objects(&lab, &format!("lab-{EAST}"), &ns);
     assert!(before.len() > 400, "{} objects", before.len());
