@@ -252,6 +252,18 @@ pub(crate) async fn list_page(
     label_selector: Option<&str>,
     token: Option<&str>,
 ) -> Result<Page, SourceError> {
+    fetch_page(cluster, path, label_selector, token)
+        .await
+        .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))
+}
+
+/// [`list_page`] with the client's error, for callers that handle a 404.
+pub(crate) async fn fetch_page(
+    cluster: &Cluster,
+    path: &str,
+    label_selector: Option<&str>,
+    token: Option<&str>,
+) -> Result<Page, kube::Error> {
     let mut query = format!("limit={PAGE}");
     if let Some(sel) = label_selector {
         query.push_str(&format!("&labelSelector={}", urlencode(sel)));
@@ -259,10 +271,7 @@ pub(crate) async fn list_page(
     if let Some(t) = token {
         query.push_str(&format!("&continue={}", urlencode(t)));
     }
-    let mut page = cluster
-        .get_json(&format!("{path}?{query}"))
-        .await
-        .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))?;
+    let mut page = cluster.get_json(&format!("{path}?{query}")).await?;
     let items = match page["items"].take() {
         Value::Array(items) => items,
         _ => Vec::new(),

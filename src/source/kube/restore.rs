@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::strip::{StripOptions, for_new_cluster, strip};
-use super::{Cluster, ObjectRecord, api_code, collection_path, kube_err, list_page, selected};
+use super::{Cluster, ObjectRecord, api_code, collection_path, fetch_page, kube_err, selected};
 use crate::source::SourceError;
 use crate::source::etcd::Existing;
 
@@ -66,7 +66,7 @@ enum Decision {
 }
 
 /// What exists in the target for one resource: name -> (resourceVersion, comparable form).
-type Existing_ = HashMap<String, (String, Value)>;
+type TargetObjects = HashMap<String, (String, Value)>;
 
 /// Splits a chunk stream into JSON Lines records.
 struct Records {
@@ -179,7 +179,7 @@ fn same(existing: &Value, desired: &Value) -> bool {
 /// Tracks what the target holds, one resource at a time (records arrive grouped).
 struct TargetState {
     resource: String,
-    objects: Existing_,
+    objects: TargetObjects,
 }
 
 impl TargetState {
@@ -202,13 +202,11 @@ impl TargetState {
         let path = collection_path(&ar, Some(&opts.namespace));
         let mut token: Option<String> = None;
         loop {
-            let page = match list_page(cluster, &path, None, token.as_deref()).await {
+            let page = match fetch_page(cluster, &path, None, token.as_deref()).await {
                 Ok(p) => p,
                 // Not served (yet): a CRD this restore creates first. Nothing exists.
-                Err(SourceError::Failed { detail, .. }) if detail.starts_with("404") => {
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+                Err(e) if api_code(&e) == Some(404) => return Ok(()),
+                Err(e) => return Err(kube_err(&cluster.name, &format!("list {path}"), e)),
             };
             for item in page.items {
                 let name = item["metadata"]["name"]
