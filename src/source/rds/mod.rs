@@ -441,66 +441,84 @@ impl Rds {
         self.instance(new_id).await
     }
 
-    /// Promotes a read replica to a standalone instance; returns how long it took.
+    /// Sends an instance action, then waits for the state it leads to; returns
+    /// how long the whole took (what a drill records).
+    async fn act<O, E, R>(
+        &self,
+        id: &str,
+        what: &str,
+        call: impl std::future::Future<Output = Result<O, SdkError<E, R>>>,
+        done: &[&str],
+        on_state: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Duration, SourceError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let started = std::time::Instant::now();
+        call.await
+            .map_err(|e| map_err(&self.region, &format!("{what} {id}"), e))?;
+        self.wait_instance(id, done, on_state).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Promotes a read replica to a standalone instance.
     pub async fn promote_read_replica(
         &self,
         id: &str,
         on_state: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Duration, SourceError> {
-        self.client
+        let call = self
+            .client
             .promote_read_replica()
             .db_instance_identifier(id)
-            .send()
+            .send();
+        self.act(id, "promote read replica", call, &["available"], on_state)
             .await
-            .map_err(|e| map_err(&self.region, &format!("promote read replica {id}"), e))?;
-        self.wait_instance(id, &["available"], on_state).await
     }
 
-    /// Reboots (with a Multi-AZ failover if asked); returns how long it took.
+    /// Reboots, with a Multi-AZ failover if asked.
     pub async fn reboot(
         &self,
         id: &str,
         force_failover: bool,
         on_state: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Duration, SourceError> {
-        self.client
+        let call = self
+            .client
             .reboot_db_instance()
             .db_instance_identifier(id)
             .force_failover(force_failover)
-            .send()
-            .await
-            .map_err(|e| map_err(&self.region, &format!("reboot {id}"), e))?;
-        self.wait_instance(id, &["available"], on_state).await
+            .send();
+        self.act(id, "reboot", call, &["available"], on_state).await
     }
 
-    /// Stops an instance; returns how long it took to reach `stopped`.
+    /// Stops an instance.
     pub async fn stop(
         &self,
         id: &str,
         on_state: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Duration, SourceError> {
-        self.client
+        let call = self
+            .client
             .stop_db_instance()
             .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(|e| map_err(&self.region, &format!("stop {id}"), e))?;
-        self.wait_instance(id, &["stopped"], on_state).await
+            .send();
+        self.act(id, "stop", call, &["stopped"], on_state).await
     }
 
-    /// Starts a stopped instance; returns how long it took to reach `available`.
+    /// Starts a stopped instance.
     pub async fn start(
         &self,
         id: &str,
         on_state: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Duration, SourceError> {
-        self.client
+        let call = self
+            .client
             .start_db_instance()
             .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(|e| map_err(&self.region, &format!("start {id}"), e))?;
-        self.wait_instance(id, &["available"], on_state).await
+            .send();
+        self.act(id, "start", call, &["available"], on_state).await
     }
 }
 
