@@ -118,14 +118,15 @@ async fn backup_into(
     let id = PointId::new(started_at);
     let write = write_options(cfg);
     let encrypted = !write.recipients.is_empty();
+    let data_key = rs.layout.data_key(&target.name, &id, encrypted);
     let job = jobs.start(
         format!("backup {} -> {} ({id})", target.name, rs.region),
         None,
     );
     let taken = match &target.spec {
-        TargetSpec::Etcd(spec) => take_etcd(cfg, target, spec, rs, &id, &job).await,
-        TargetSpec::Rds(spec) => take_rds(cfg, target, spec, rs, &id, &job).await,
-        TargetSpec::Namespace(spec) => take_namespace(cfg, target, spec, rs, &id, &job).await,
+        TargetSpec::Etcd(spec) => take_etcd(cfg, target, spec, rs, &data_key, &job).await,
+        TargetSpec::Rds(spec) => take_rds(cfg, target, spec, rs, (&id, &data_key), &job).await,
+        TargetSpec::Namespace(spec) => take_namespace(cfg, target, spec, rs, &data_key, &job).await,
     };
     let taken = match taken {
         Ok(t) => t,
@@ -189,10 +190,7 @@ async fn backup_into(
     {
         // Without its manifest the data is an orphan: remove it rather than leave it.
         if manifest.data_file.is_some() {
-            let _ = rs
-                .store
-                .delete(&rs.layout.data_key(&target.name, &id, encrypted))
-                .await;
+            let _ = rs.store.delete(&data_key).await;
         }
         job.fail(e.to_string());
         return Err(e.into());
@@ -245,7 +243,7 @@ async fn take_etcd(
     target: &Target,
     spec: &EtcdTarget,
     rs: &RegionStore,
-    id: &PointId,
+    key: &str,
     job: &Job,
 ) -> Result<Taken, Error> {
     let region_cfg = spec.regions.get(&target.home).ok_or_else(|| {
@@ -263,10 +261,7 @@ async fn take_etcd(
     let endpoints = region_cfg.endpoints.clone();
     let mode = spec.mode;
     let prefix = spec.prefix.clone();
-    let key = rs
-        .layout
-        .data_key(&target.name, id, !write_options(cfg).recipients.is_empty());
-    let (meta, data) = stream_data(cfg, rs, &key, payload, job, move |tx| async move {
+    let (meta, data) = stream_data(cfg, rs, key, payload, job, move |tx| async move {
         match mode {
             EtcdMode::Snapshot => etcd::snapshot(&mut client, &endpoints, tx).await,
             EtcdMode::Keys => etcd::keys(&mut client, &endpoints, prefix.as_deref(), tx).await,
@@ -290,7 +285,7 @@ async fn take_namespace(
     target: &Target,
     spec: &NamespaceTarget,
     rs: &RegionStore,
-    id: &PointId,
+    key: &str,
     job: &Job,
 ) -> Result<Taken, Error> {
     let region = spec.regions.get(&target.home).ok_or_else(|| {
@@ -301,14 +296,11 @@ async fn take_namespace(
     })?;
     job.phase("connecting to Kubernetes");
     let cluster = kube_ns::connect(region).await?;
-    let key = rs
-        .layout
-        .data_key(&target.name, id, !write_options(cfg).recipients.is_empty());
     let spec_owned = spec.clone();
     let (meta, data) = stream_data(
         cfg,
         rs,
-        &key,
+        key,
         PayloadKind::KubeNamespace,
         job,
         move |tx| async move { kube_ns::backup(&cluster, &spec_owned, tx).await },
@@ -331,7 +323,7 @@ async fn take_rds(
     target: &Target,
     spec: &RdsTarget,
     rs: &RegionStore,
-    id: &PointId,
+    (id, key): (&PointId, &str),
     job: &Job,
 ) -> Result<Taken, Error> {
     let home_cfg = spec.regions.get(&target.home);
@@ -361,13 +353,10 @@ async fn take_rds(
         let db = dump::Db::resolve(conn, host.as_deref())?;
         job.phase(format!("pg_dump of {db:?}"));
         at = Utc::now();
-        let key = rs
-            .layout
-            .data_key(&target.name, id, !write_options(cfg).recipients.is_empty());
         let (size, summary) = stream_data(
             cfg,
             rs,
-            &key,
+            key,
             PayloadKind::PgDump,
             job,
             move |tx| async move { dump::dump(&db, tx).await },
@@ -395,14 +384,7 @@ async fn take_rds(
             Err(e) => {
                 // A dump already uploaded must not stay behind as an orphan.
                 if data.is_some() {
-                    let _ = rs
-                        .store
-                        .delete(&rs.layout.data_key(
-                            &target.name,
-                            id,
-                            !write_options(cfg).recipients.is_empty(),
-                        ))
-                        .await;
+                    let _ = rs.store.delete(key).await;
                 }
                 return Err(e.into());
             }

@@ -237,13 +237,14 @@ impl RestorePlan {
                 instance_class,
                 subnet_group,
             } => {
-                lines.push(format!("  into       NEW RDS instance {new_instance}"));
                 lines.push(format!("  snapshot   {snapshot_arn}"));
-                lines.push(format!(
-                    "  class      {} / subnet group {}",
-                    instance_class.as_deref().unwrap_or("(the snapshot's)"),
-                    subnet_group.as_deref().unwrap_or("(default)")
-                ));
+                new_instance_lines(
+                    &mut lines,
+                    new_instance,
+                    instance_class,
+                    subnet_group,
+                    "snapshot's",
+                );
             }
             RestoreAction::RdsPointInTime {
                 source_instance,
@@ -257,12 +258,13 @@ impl RestorePlan {
                     self.region,
                     at.to_rfc3339()
                 ));
-                lines.push(format!("  into       NEW RDS instance {new_instance}"));
-                lines.push(format!(
-                    "  class      {} / subnet group {}",
-                    instance_class.as_deref().unwrap_or("(the source's)"),
-                    subnet_group.as_deref().unwrap_or("(default)")
-                ));
+                new_instance_lines(
+                    &mut lines,
+                    new_instance,
+                    instance_class,
+                    subnet_group,
+                    "source's",
+                );
             }
             RestoreAction::KubeNamespace {
                 cluster,
@@ -317,6 +319,24 @@ impl RestorePlan {
         ));
         lines
     }
+}
+
+/// The plan lines of a restore that makes a new RDS instance.
+fn new_instance_lines(
+    lines: &mut Vec<String>,
+    name: &str,
+    class: &Option<String>,
+    subnet_group: &Option<String>,
+    class_from: &str,
+) {
+    lines.push(format!("  into       NEW RDS instance {name}"));
+    lines.push(format!(
+        "  class      {} / subnet group {}",
+        class
+            .clone()
+            .unwrap_or_else(|| format!("(the {class_from})")),
+        subnet_group.as_deref().unwrap_or("(default)")
+    ));
 }
 
 /// Builds the plan. Reads only `req.region`'s store and cluster.
@@ -1147,25 +1167,18 @@ async fn download_snapshot(
     job: &super::Job,
 ) -> Result<(), Error> {
     use tokio::io::AsyncWriteExt;
-    let (mut rx, handle) = pipeline::download(
-        rs.store.clone(),
-        read_request(rs, entry, identities),
-        job.on_bytes(),
-    );
-    let mut out = tokio::fs::File::create(file)
-        .await
-        .map_err(|e| Error::failed(format!("cannot create {}: {e}", file.display())))?;
-    while let Some(chunk) = rx.recv().await {
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
-    }
-    // No fsync: the file is read back at once by etcdutl/etcdctl, which syncs
-    // the data dirs it writes; a crash here only means downloading again.
-    out.flush()
-        .await
-        .map_err(|e| Error::failed(format!("cannot write {}: {e}", file.display())))?;
-    let summary = finish_download(handle).await?;
-    check(rs, entry, &summary)?;
-    Ok(())
+    let failed = |e: std::io::Error| SourceError::Failed {
+        what: format!("writing {}", file.display()),
+        detail: format!("{e}: free space or pick data_dir on another disk"),
+    };
+    through(rs, entry, identities, job, |mut rx| async move {
+        let mut out = tokio::fs::File::create(file).await.map_err(failed)?;
+        while let Some(chunk) = rx.recv().await {
+            out.write_all(&chunk).await.map_err(failed)?;
+        }
+        // No fsync: the file is read back at once by etcdutl/etcdctl, which syncs
+        // the data dirs it writes; a crash here only means downloading again.
+        out.flush().await.map_err(failed)
+    })
+    .await
 }

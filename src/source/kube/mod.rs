@@ -257,6 +257,25 @@ pub(crate) async fn list_page(
         .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))
 }
 
+/// Whether a collection holds at least one (selected) object: a one-item list.
+async fn has_objects(
+    cluster: &Cluster,
+    path: &str,
+    label_selector: Option<&str>,
+) -> Result<bool, SourceError> {
+    let mut query = "limit=1".to_string();
+    if let Some(sel) = label_selector {
+        query.push_str(&format!("&labelSelector={}", urlencode(sel)));
+    }
+    let page = cluster
+        .get_json(&format!("{path}?{query}"))
+        .await
+        .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))?;
+    Ok(page["items"]
+        .as_array()
+        .is_some_and(|items| !items.is_empty()))
+}
+
 /// [`list_page`] with the client's error, for callers that handle a 404.
 pub(crate) async fn fetch_page(
     cluster: &Cluster,
@@ -375,14 +394,13 @@ async fn backup_inner(
         .filter(|ar| rank(&resource_name(&ar.plural, &ar.group)) == 20)
     {
         // Only the CRDs of custom resources this namespace actually holds.
-        let probe = list_page(
+        if !has_objects(
             cluster,
             &collection_path(ar, Some(ns)),
             target.label_selector.as_deref(),
-            None,
         )
-        .await?;
-        if probe.items.is_empty() {
+        .await?
+        {
             continue;
         }
         let name = format!("{}.{}", ar.plural, ar.group);

@@ -142,43 +142,40 @@ impl Rds {
         }
     }
 
-    pub async fn instance(&self, id: &str) -> Result<InstanceInfo, SourceError> {
-        let out = self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(|e| map_err(&self.region, &format!("describe instance {id}"), e))?;
-        let i = out
-            .db_instances()
-            .first()
-            .ok_or_else(|| SourceError::Failed {
-                what: format!("RDS instance {id} in {}", self.region),
-                detail: "not found".into(),
-            })?;
-        Ok(InstanceInfo {
-            id: id.to_string(),
-            status: i.db_instance_status().unwrap_or_default().to_string(),
-            endpoint: i.endpoint().and_then(|e| e.address()).map(str::to_string),
-            port: i.endpoint().and_then(|e| e.port()),
-            engine: i.engine().map(str::to_string),
-        })
-    }
-
-    /// Whether an instance with this identifier exists.
-    pub async fn instance_exists(&self, id: &str) -> Result<bool, SourceError> {
-        match self
+    /// The instance, or `None` if this region has no instance of that name.
+    async fn describe_instance(&self, id: &str) -> Result<Option<InstanceInfo>, SourceError> {
+        let out = match self
             .client
             .describe_db_instances()
             .db_instance_identifier(id)
             .send()
             .await
         {
-            Ok(out) => Ok(!out.db_instances().is_empty()),
-            Err(e) if e.code() == Some("DBInstanceNotFound") => Ok(false),
-            Err(e) => Err(map_err(&self.region, &format!("describe instance {id}"), e)),
-        }
+            Ok(out) => out,
+            Err(e) if e.code() == Some("DBInstanceNotFound") => return Ok(None),
+            Err(e) => return Err(map_err(&self.region, &format!("describe instance {id}"), e)),
+        };
+        Ok(out.db_instances().first().map(|i| InstanceInfo {
+            id: id.to_string(),
+            status: i.db_instance_status().unwrap_or_default().to_string(),
+            endpoint: i.endpoint().and_then(|e| e.address()).map(str::to_string),
+            port: i.endpoint().and_then(|e| e.port()),
+            engine: i.engine().map(str::to_string),
+        }))
+    }
+
+    pub async fn instance(&self, id: &str) -> Result<InstanceInfo, SourceError> {
+        self.describe_instance(id)
+            .await?
+            .ok_or_else(|| SourceError::Failed {
+                what: format!("RDS instance {id} in {}", self.region),
+                detail: "not found: check `instance` of the target and the region".into(),
+            })
+    }
+
+    /// Whether an instance with this identifier exists.
+    pub async fn instance_exists(&self, id: &str) -> Result<bool, SourceError> {
+        Ok(self.describe_instance(id).await?.is_some())
     }
 
     pub async fn snapshot(&self, id: &str) -> Result<SnapshotInfo, SourceError> {
