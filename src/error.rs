@@ -1,13 +1,25 @@
-//! The library's error type and the classes that decide exit codes.
+//! The library's error type, the errors sources raise, and the classes that
+//! decide exit codes.
 //!
 //! Every error says what failed, on which target/region/key, and what to do next.
-//! The class tells the CLI which exit code to use and the scheduler whether a retry
-//! can help; it must not depend on the wording of a message.
+//! The class tells the front end which exit code to use and the scheduler whether
+//! a retry can help; it never depends on the wording of a message.
+//!
+//! This module sits above `config`, `store` and `archive` (it wraps their error
+//! types and classifies them here, so they need not know about classes) and
+//! below everything else.
 
 use std::fmt;
 
-/// What kind of failure an error is; the CLI maps it to an exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::Serialize;
+
+use crate::archive::ArchiveError;
+use crate::config::ConfigError;
+use crate::store::StoreError;
+
+/// What kind of failure an error is; front ends map it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ErrorClass {
     /// The config, an argument or an archive given to us is wrong: fix the input.
     BadInput,
@@ -17,26 +29,61 @@ pub enum ErrorClass {
     Integrity,
     /// A destructive step was not confirmed.
     NotConfirmed,
+    /// The run was cancelled (Ctrl-C, SIGTERM, or a front end's abort).
+    Cancelled,
     /// Anything else that failed.
     Failed,
+}
+
+impl ErrorClass {
+    /// Whether trying again later may succeed without changing anything.
+    pub fn retryable(self) -> bool {
+        matches!(self, ErrorClass::Unreachable)
+    }
+}
+
+/// What a source (etcd, a Kubernetes API, RDS, PostgreSQL) reported.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "cannot reach {what} at {endpoints}: {detail}. Check that it is up and the endpoints in the config are right."
+    )]
+    Unreachable {
+        what: String,
+        endpoints: String,
+        detail: String,
+    },
+    #[error("{what}: {detail}")]
+    Failed { what: String, detail: String },
+    #[error("{what}: {detail}")]
+    Integrity { what: String, detail: String },
+    #[error("{0}")]
+    Input(String),
+    /// The other end of a byte channel went away (the archive pipeline or a
+    /// download stopped): whoever stopped it has the real reason.
+    #[error("{0}: the other end of the data stream stopped")]
+    Stopped(String),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
+    Source(#[from] SourceError),
     #[error(transparent)]
-    Archive(#[from] crate::archive::ArchiveError),
+    Archive(#[from] ArchiveError),
     /// Bad command-line input (an unknown target, region or point, ...).
     #[error("{0}")]
     Input(String),
     /// A destructive plan was not confirmed.
     #[error("{0}")]
     NotConfirmed(String),
+    /// The run was cancelled; the message says what was left behind, if anything.
+    #[error("{0}")]
+    Cancelled(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -45,10 +92,11 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config(_) | Error::Input(_) => ErrorClass::BadInput,
-            Error::Store(e) => e.class(),
-            Error::Source(e) => e.class(),
-            Error::Archive(e) => e.class(),
+            Error::Store(e) => store_class(e),
+            Error::Source(e) => source_class(e),
+            Error::Archive(e) => archive_class(e),
             Error::NotConfirmed(_) => ErrorClass::NotConfirmed,
+            Error::Cancelled(_) => ErrorClass::Cancelled,
             Error::Failed(_) => ErrorClass::Failed,
         }
     }
@@ -60,6 +108,67 @@ impl Error {
     pub fn failed(msg: impl fmt::Display) -> Self {
         Error::Failed(msg.to_string())
     }
+
+    pub fn cancelled(msg: impl fmt::Display) -> Self {
+        Error::Cancelled(msg.to_string())
+    }
+
+    /// Whether the other end of a data stream stopped (so its error says more).
+    pub fn is_stopped_stream(&self) -> bool {
+        matches!(self, Error::Source(SourceError::Stopped(_)))
+    }
+}
+
+fn store_class(e: &StoreError) -> ErrorClass {
+    match e {
+        StoreError::NotFound { .. } => ErrorClass::BadInput,
+        StoreError::Unreachable { .. } => ErrorClass::Unreachable,
+        StoreError::Credentials { .. } => ErrorClass::BadInput,
+        StoreError::Failed { .. } => ErrorClass::Failed,
+    }
+}
+
+fn source_class(e: &SourceError) -> ErrorClass {
+    match e {
+        SourceError::Unreachable { .. } => ErrorClass::Unreachable,
+        SourceError::Failed { .. } | SourceError::Stopped(_) => ErrorClass::Failed,
+        SourceError::Integrity { .. } => ErrorClass::Integrity,
+        SourceError::Input(_) => ErrorClass::BadInput,
+    }
+}
+
+fn archive_class(e: &ArchiveError) -> ErrorClass {
+    match e {
+        ArchiveError::BadPointId(_)
+        | ArchiveError::NeedsIdentity { .. }
+        | ArchiveError::Decrypt { .. }
+        | ArchiveError::Identity { .. } => ErrorClass::BadInput,
+        ArchiveError::BadManifest { .. }
+        | ArchiveError::Mismatch { .. }
+        | ArchiveError::Decode { .. } => ErrorClass::Integrity,
+        ArchiveError::Cancelled { .. } => ErrorClass::Cancelled,
+        ArchiveError::Pipeline { .. } | ArchiveError::ConsumerStopped { .. } => ErrorClass::Failed,
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_the_variant_not_the_message() {
+        let unreachable = Error::from(SourceError::Unreachable {
+            what: "etcd".into(),
+            endpoints: "x".into(),
+            detail: "integrity".into(),
+        });
+        assert_eq!(unreachable.class(), ErrorClass::Unreachable);
+        assert!(unreachable.class().retryable());
+        let stopped = Error::from(SourceError::Stopped("etcd backup".into()));
+        assert!(stopped.is_stopped_stream());
+        assert_eq!(Error::cancelled("x").class(), ErrorClass::Cancelled);
+        assert!(!ErrorClass::Integrity.retryable());
+    }
+}

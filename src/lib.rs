@@ -1,8 +1,12 @@
-//! drtool: disaster-recovery and backup orchestration for etcd (and, later,
-//! Kubernetes namespaces and RDS), writing zstd archives to S3 in several regions.
+//! drtool: disaster-recovery and backup orchestration for etcd clusters,
+//! Kubernetes namespaces and AWS RDS instances, writing zstd archives to S3 in
+//! several regions and restoring them in another region during an outage.
 //!
-//! The library holds everything; `main.rs` only dispatches to [`cli`]. The core
-//! (engine, sources, archive, store, catalog) knows nothing about terminals.
+//! The library holds everything; `main.rs` only dispatches to [`cli`]. Layers,
+//! lowest first: `config`, `store`, `archive`, `error`, `catalog`, `engine`
+//! (the [`engine::Engine`] value and the [`engine::kind::TargetKind`] interface),
+//! `source` (one folder per kind, registered in [`source::registry`]), and the
+//! faces (`cli`). The core knows nothing about terminals.
 
 pub mod archive;
 pub mod catalog;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::*;
 use drtool::archive::pipeline::{self, WriteOptions};
+use drtool::catalog::RegionStore;
 use drtool::config::Config;
-use drtool::store::RegionStore;
 use predicates::prelude::*;
 
 async fn region_store(cfg_path: &std::path::Path, region: &str) -> RegionStore {
@@ -145,7 +145,15 @@ async fn a_failed_upload_leaves_no_point_and_no_multipart_upload() {
         recipients: vec![],
         trailing_sha256: false,
     };
-    let r = pipeline::upload(rs.store.as_ref(), &key, rx, &opts, Arc::new(|_| {})).await;
+    let r = pipeline::upload(
+        rs.store.as_ref(),
+        &key,
+        rx,
+        &opts,
+        Arc::new(|_| {}),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
     assert!(r.is_err());
     let prefix = rs.layout.points_prefix(None);
     assert!(rs.store.list(&prefix).await.unwrap().is_empty());

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::*;
 use drtool::config::{Config, TargetSpec};
-use drtool::engine::Outcome;
+use drtool::engine::{Engine, EngineOptions, Outcome};
 use drtool::source::rds::Rds;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -162,15 +162,21 @@ async fn snapshot_copied_and_restored_in_west_while_east_fails() {
         .stderr(predicate::str::contains("already exists"));
 
     // Retention: deleting the point removes its snapshots in both regions.
-    let parsed = Config::load(&cfg).unwrap();
-    let target = parsed.target("db").unwrap();
-    let results =
-        drtool::engine::retention::delete_point(&parsed, target, &point.parse().unwrap()).await;
+    let engine = Engine::new(
+        Config::load(&cfg).unwrap(),
+        drtool::source::registry(),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let report = engine
+        .delete_point("db", &point.parse().unwrap())
+        .await
+        .unwrap();
     assert!(
-        results.iter().all(|r| r.outcome == Outcome::Ok),
-        "{results:?}"
+        report.items.iter().all(|r| r.outcome == Outcome::Ok),
+        "{report:?}"
     );
-    assert_eq!(results.len(), 2);
+    assert_eq!(report.items.len(), 2);
     let snapshot = drtool::source::rds::snapshot_id("db", &point);
     for client in [&east, &west] {
         let found = client
@@ -214,7 +220,8 @@ async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
     let Some(TargetSpec::Rds(spec)) = parsed.target("db").map(|t| &t.spec) else {
         panic!("not an rds target")
     };
-    let mut api = Rds::new(EAST, spec.regions.get(EAST)).await;
+    let endpoint = spec.regions.get(EAST).and_then(|r| r.endpoint.clone());
+    let mut api = Rds::new(EAST, endpoint.as_deref()).await;
     api.poll = std::time::Duration::from_millis(50);
     let err = api
         .delete_managed_snapshot(&format!("{name}-manual"))
@@ -467,7 +474,7 @@ async fn pg_dump_failures_are_clear_and_leave_no_point() {
     assert!(v[0]["points"].as_array().unwrap().is_empty());
     assert!(v[0]["orphans"].as_array().unwrap().is_empty());
     let parsed = Config::load(&cfg).unwrap();
-    let rs = drtool::store::RegionStore::open(parsed.region(EAST).unwrap()).await;
+    let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
     assert!(
         rs.store
             .open_uploads(&rs.layout.points_prefix(None))
@@ -475,4 +482,73 @@ async fn pg_dump_failures_are_clear_and_leave_no_point() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_pg_restore_stops_it_and_says_what_is_left() {
+    let lab = Lab::get();
+    let name = unique("pgcancel").replace('-', "_");
+    let src = format!("{name}_src");
+    let dst = format!("{name}_dst");
+    psql(&lab, "postgres", &format!("CREATE DATABASE {src}"));
+    psql(
+        &lab,
+        &src,
+        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let port = lab.env["LAB_PG_PORT"].clone();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name.replace('_', "-")),
+        rds_target(
+            &lab,
+            "unused-instance",
+            &moto,
+            "dump",
+            &database(&src, "LAB_PG_PASSWORD", &port),
+            &database(&dst, "LAB_PG_PASSWORD", &port),
+        )
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // pg_restore is the real one, started 30 s late so the signal lands while it runs.
+    let tools = tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let pidfile = tmp.path().join("pg_restore.pid");
+    delayed_tool(&tools, "pg_restore", &which("pg_restore"), &pidfile, 30);
+    let child = lab.spawn_drtool(
+        &cfg,
+        &["restore", "--region", WEST, "--target", "db"],
+        Some(&tools),
+    );
+    let started = std::time::Instant::now();
+    while !pidfile.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "pg_restore never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    signal(child.id(), "TERM");
+    let (code, out, err) = finish(child);
+    assert_eq!(code, Some(143), "{out}{err}");
+    assert!(err.contains("pg_restore was stopped part-way"), "{err}");
+    assert!(out.contains("CANCELLED"), "{out}");
+    let gone = std::time::Instant::now();
+    while alive(pid) {
+        assert!(
+            gone.elapsed() < std::time::Duration::from_secs(5),
+            "pg_restore {pid} still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

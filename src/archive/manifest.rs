@@ -26,8 +26,10 @@ pub enum PayloadKind {
     RdsSnapshot,
     /// `pg_dump --format=custom` output (and, in mode "both", snapshots too).
     PgDump,
-    /// JSON Lines, one Kubernetes object per line, in restore order.
-    KubeNamespace,
+    /// JSON Lines, one Kubernetes object per line, in restore order. Named
+    /// `kube-namespace` in manifests since format version 1.
+    #[serde(rename = "kube-namespace")]
+    Namespace,
 }
 
 impl PayloadKind {
@@ -42,7 +44,7 @@ impl PayloadKind {
             PayloadKind::EtcdKeys => "etcd keys (JSON Lines)",
             PayloadKind::RdsSnapshot => "RDS snapshot",
             PayloadKind::PgDump => "PostgreSQL dump (pg_dump custom format)",
-            PayloadKind::KubeNamespace => "Kubernetes namespace (JSON Lines)",
+            PayloadKind::Namespace => "Kubernetes namespace (JSON Lines)",
         }
     }
 }

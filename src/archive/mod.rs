@@ -15,8 +15,6 @@ pub use layout::Layout;
 pub use manifest::{Consistency, Manifest, PayloadKind};
 pub use point::PointId;
 
-use crate::error::ErrorClass;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("invalid point id {0:?}: expected YYYYMMDDTHHMMSSZ-xxxxxxxx")]
@@ -42,21 +40,11 @@ pub enum ArchiveError {
     Decrypt { key: String, detail: String },
     #[error("cannot read identity file {path}: {detail}")]
     Identity { path: String, detail: String },
+    #[error("{key}: cancelled before it was complete; nothing was left behind")]
+    Cancelled { key: String },
+    /// A download's consumer stopped reading (it failed or was cancelled).
+    #[error("{key}: the consumer of the data stopped reading")]
+    ConsumerStopped { key: String },
     #[error("pipeline for {key} failed: {detail}")]
     Pipeline { key: String, detail: String },
-}
-
-impl ArchiveError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ArchiveError::BadPointId(_)
-            | ArchiveError::NeedsIdentity { .. }
-            | ArchiveError::Decrypt { .. }
-            | ArchiveError::Identity { .. } => ErrorClass::BadInput,
-            ArchiveError::BadManifest { .. }
-            | ArchiveError::Mismatch { .. }
-            | ArchiveError::Decode { .. } => ErrorClass::Integrity,
-            ArchiveError::Pipeline { .. } => ErrorClass::Failed,
-        }
-    }
 }

@@ -22,6 +22,7 @@ use futures::stream::FuturesUnordered;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::ArchiveError;
 use super::digest::{PlainDigest, PlainSum};
@@ -65,13 +66,15 @@ pub enum PipelineError {
 }
 
 /// Streams `input` into a new object at `key`. The object exists only if this
-/// returns `Ok`; otherwise the multipart upload has been aborted.
+/// returns `Ok`; otherwise (a failure, or `cancel`) the multipart upload has
+/// been aborted.
 pub async fn upload(
     store: &dyn ObjectStore,
     key: &str,
     input: mpsc::Receiver<io::Result<Bytes>>,
     opts: &WriteOptions,
     on_bytes: OnBytes,
+    cancel: &CancellationToken,
 ) -> Result<DataSummary, PipelineError> {
     let upload = store.start_upload(key).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
@@ -80,35 +83,52 @@ pub async fn upload(
     let encoder =
         tokio::task::spawn_blocking(move || encode(&enc_key, input, part_tx, &enc_opts, on_bytes));
 
-    let sent = send_parts(upload.as_ref(), &mut part_rx, opts.parts_in_flight).await;
-    // Closing our end stops the encoder if it is still running.
+    let sent = send_parts(
+        upload.as_ref(),
+        key,
+        &mut part_rx,
+        opts.parts_in_flight,
+        cancel,
+    )
+    .await;
+    // Closing our end stops the encoder at its next part.
     drop(part_rx);
+    if let Err(e) = sent {
+        // Abort now rather than after the encoder: its source may be slow to
+        // notice, and nothing must stay visible meanwhile.
+        return abort(upload, e).await;
+    }
     let encoded = encoder.await.map_err(|e| ArchiveError::Pipeline {
         key: key.to_string(),
         detail: format!("encoder thread failed: {e}"),
     });
-    let summary = match (sent.err(), encoded) {
-        (None, Ok(Ok(summary))) => summary,
-        (Some(e), _) => return abort(upload, e).await,
-        (None, Err(e)) => return abort(upload, e.into()).await,
-        (None, Ok(Err(e))) => return abort(upload, e.into()).await,
+    let summary = match encoded {
+        Ok(Ok(summary)) => summary,
+        Err(e) => return abort(upload, e.into()).await,
+        Ok(Err(e)) => return abort(upload, e.into()).await,
     };
     upload.complete().await?;
     Ok(summary)
 }
 
 /// Uploads parts as they arrive, at most `max_in_flight` at a time, until the
-/// channel closes or a part fails.
+/// channel closes, a part fails or `cancel` fires.
 async fn send_parts(
     upload: &dyn MultipartUpload,
+    key: &str,
     parts: &mut mpsc::Receiver<Bytes>,
     max_in_flight: usize,
+    cancel: &CancellationToken,
 ) -> Result<(), PipelineError> {
     let max_in_flight = max_in_flight.max(1);
     let mut in_flight = FuturesUnordered::new();
     let mut number = 0u32;
     loop {
         tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                return Err(ArchiveError::Cancelled { key: key.to_string() }.into());
+            }
             part = parts.recv(), if in_flight.len() < max_in_flight => match part {
                 Some(body) => {
                     number += 1;
@@ -129,13 +149,12 @@ async fn send_parts(
 /// against `expected_sha256` before the copy is completed. On a mismatch or any
 /// failure the destination upload is aborted.
 pub async fn copy_object(
-    from: &dyn ObjectStore,
-    from_key: &str,
-    to: &dyn ObjectStore,
-    to_key: &str,
+    (from, from_key): (&dyn ObjectStore, &str),
+    (to, to_key): (&dyn ObjectStore, &str),
     opts: &WriteOptions,
     expected_sha256: &str,
     on_bytes: OnBytes,
+    cancel: &CancellationToken,
 ) -> Result<u64, PipelineError> {
     let (mut reader, _) = from.open(from_key).await?;
     let upload = to.start_upload(to_key).await?;
@@ -176,16 +195,26 @@ pub async fn copy_object(
         }
         Ok::<_, ArchiveError>((size, hex::encode(hasher.finalize())))
     });
-    let sent = send_parts(upload.as_ref(), &mut part_rx, opts.parts_in_flight).await;
+    let sent = send_parts(
+        upload.as_ref(),
+        to_key,
+        &mut part_rx,
+        opts.parts_in_flight,
+        cancel,
+    )
+    .await;
     drop(part_rx);
+    if let Err(e) = sent {
+        // The reader stops at its next part; abort without waiting for it.
+        return abort(upload, e).await;
+    }
     let read = reading.await.map_err(|e| ArchiveError::Pipeline {
         key: from_key.to_string(),
         detail: format!("copy reader failed: {e}"),
     });
-    let (size, sha) = match (sent, read) {
-        (Ok(()), Ok(Ok(r))) => r,
-        (Err(e), _) => return abort(upload, e).await,
-        (Ok(()), Err(e) | Ok(Err(e))) => return abort(upload, e.into()).await,
+    let (size, sha) = match read {
+        Ok(Ok(r)) => r,
+        Err(e) | Ok(Err(e)) => return abort(upload, e.into()).await,
     };
     if sha != expected_sha256 {
         let e = ArchiveError::Mismatch {
@@ -534,9 +563,8 @@ fn decode(
         plain.update(&buf);
         on_bytes(plain.size());
         if tx.blocking_send(Bytes::from(buf)).is_err() {
-            return Err(ArchiveError::Pipeline {
+            return Err(ArchiveError::ConsumerStopped {
                 key: key.to_string(),
-                detail: "the consumer of the data stopped".into(),
             }
             .into());
         }
@@ -661,6 +689,7 @@ mod tests {
             rx,
             &opts(recipients),
             Arc::new(|_| {}),
+            &CancellationToken::new(),
         )
         .await?;
         let _ = feeder.await;
@@ -742,7 +771,15 @@ mod tests {
             tokio::spawn(async move {
                 let _ = tx.send(Ok(Bytes::from(data))).await;
             });
-            let r = upload(&store, "p/snap", rx, &trailing, Arc::new(|_| {})).await;
+            let r = upload(
+                &store,
+                "p/snap",
+                rx,
+                &trailing,
+                Arc::new(|_| {}),
+                &CancellationToken::new(),
+            )
+            .await;
             assert_eq!(r.is_ok(), ok);
             if !ok {
                 assert!(matches!(
@@ -767,8 +804,62 @@ mod tests {
             let _ = tx.send(Ok(Bytes::from(payload(6 * 1024 * 1024)))).await;
             let _ = tx.send(Err(io::Error::other("source broke"))).await;
         });
-        let r = upload(&store, "p/data", rx, &opts(vec![]), Arc::new(|_| {})).await;
+        let r = upload(
+            &store,
+            "p/data",
+            rx,
+            &opts(vec![]),
+            Arc::new(|_| {}),
+            &CancellationToken::new(),
+        )
+        .await;
         assert!(r.is_err());
+        assert!(store.list("").await?.is_empty());
+        assert!(store.open_uploads("").await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn cancelling_aborts_the_upload() -> Result<(), PipelineError> {
+        let dir = tempfile::tempdir().map_err(|e| ArchiveError::Pipeline {
+            key: "tmp".into(),
+            detail: e.to_string(),
+        })?;
+        let store = FsStore::new(dir.path().to_path_buf());
+        let (tx, rx) = mpsc::channel(2);
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            // Parts flow, then the run is cancelled while the source still sends.
+            for i in 0..1000 {
+                if tx
+                    .send(Ok(Bytes::from(payload(1024 * 1024))))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                if i == 12 {
+                    stop.cancel();
+                }
+            }
+        });
+        let r = upload(
+            &store,
+            "p/data",
+            rx,
+            &opts(vec![]),
+            Arc::new(|_| {}),
+            &cancel,
+        )
+        .await;
+        assert!(
+            matches!(
+                r,
+                Err(PipelineError::Archive(ArchiveError::Cancelled { .. }))
+            ),
+            "{r:?}"
+        );
         assert!(store.list("").await?.is_empty());
         assert!(store.open_uploads("").await?.is_empty());
         Ok(())

@@ -10,7 +10,8 @@ use super::ArchiveError;
 
 const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct PointId(String);
 
 impl PointId {

@@ -1,14 +1,24 @@
 //! The catalog: which recovery points a region holds, and picking one.
 //!
 //! A point exists only if its manifest exists and parses; data without a manifest
-//! (an interrupted backup or copy) is never offered for restore.
+//! (an interrupted backup or copy) is never offered for restore. Listing does the
+//! I/O; picking a point is a pure function of the listing and the request.
+
+mod region;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+pub use region::RegionStore;
 
 use crate::archive::layout::MANIFEST_FILE;
-use crate::archive::{Manifest, PointId};
+use crate::archive::{ArchiveError, Manifest, PointId};
 use crate::error::Error;
-use crate::store::{RegionStore, StoreError};
+use crate::store::StoreError;
+
+/// Manifests fetched at once while listing.
+const MANIFESTS_IN_FLIGHT: usize = 16;
 
 /// A recovery point as found in one region.
 #[derive(Debug, Clone)]
@@ -18,87 +28,192 @@ pub struct PointEntry {
     pub manifest: Manifest,
 }
 
+/// A point folder that is not a usable recovery point, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub target: String,
+    pub point: String,
+    pub detail: String,
+}
+
 /// What a region holds. `problems` lists manifests that could not be trusted
 /// (edited, damaged, misplaced); `orphans` lists point folders without a manifest.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     pub points: Vec<PointEntry>,
-    pub problems: Vec<String>,
-    pub orphans: Vec<String>,
+    pub problems: Vec<Problem>,
+    pub orphans: Vec<Problem>,
 }
 
 /// Lists the points of one target (or all) in a region, oldest first.
 pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listing, StoreError> {
     let prefix = rs.layout.points_prefix(target);
     let objects = rs.store.list(&prefix).await?;
-    let mut listing = Listing::default();
-    let mut folders = std::collections::BTreeMap::<String, bool>::new();
+    let mut folders = std::collections::BTreeMap::<(String, PointId), bool>::new();
+    let mut manifests = Vec::new();
     for o in &objects {
         let Some((t, id, file)) = rs.layout.parse_point_key(&o.key) else {
             continue;
         };
-        let has_manifest = folders
-            .entry(rs.layout.point_prefix(t, &id))
-            .or_insert(false);
-        if file != MANIFEST_FILE {
-            continue;
+        let is_manifest = file == MANIFEST_FILE;
+        *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
+        if is_manifest {
+            manifests.push((t.to_string(), id, o.key.clone()));
         }
-        *has_manifest = true;
-        let bytes = match rs.store.get(&o.key).await {
+    }
+    let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| async {
+        let got = rs.store.get(&key).await;
+        (t, id, key, got)
+    }))
+    .buffer_unordered(MANIFESTS_IN_FLIGHT)
+    .collect()
+    .await;
+    let mut listing = Listing::default();
+    for (t, id, key, got) in fetched {
+        let bytes = match got {
             Ok(b) => b,
+            // Deleted between the listing and the read: it is gone, not damaged.
             Err(StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         };
-        match Manifest::parse(&o.key, &bytes) {
+        match Manifest::parse(&key, &bytes) {
             Ok(m) if m.target == t && m.point_id == id.as_str() => {
                 listing.points.push(PointEntry {
                     id,
-                    manifest_key: o.key.clone(),
+                    manifest_key: key,
                     manifest: m,
                 })
             }
-            Ok(m) => listing.problems.push(format!(
-                "{}: manifest names target {} point {}, not its folder's: ignored",
-                o.key, m.target, m.point_id
-            )),
-            Err(e) => listing.problems.push(format!("{e}: ignored")),
+            Ok(m) => listing.problems.push(Problem {
+                detail: format!(
+                    "{key}: manifest names target {} point {}, not its folder's: ignored",
+                    m.target, m.point_id
+                ),
+                target: t,
+                point: id.to_string(),
+            }),
+            Err(e) => listing.problems.push(Problem {
+                target: t,
+                point: id.to_string(),
+                detail: format!("{e}: ignored"),
+            }),
         }
     }
-    for (folder, has_manifest) in folders {
+    for ((t, id), has_manifest) in folders {
         if !has_manifest {
-            listing.orphans.push(format!(
-                "{folder}: data without a manifest (an interrupted backup or copy): not a recovery point"
-            ));
+            listing.orphans.push(Problem {
+                detail: format!(
+                    "{}: data without a manifest (an interrupted backup or copy): not a recovery point",
+                    rs.layout.point_prefix(&t, &id)
+                ),
+                target: t,
+                point: id.to_string(),
+            });
         }
     }
     listing.points.sort_by(|a, b| a.id.cmp(&b.id));
+    listing.problems.sort_by(|a, b| a.point.cmp(&b.point));
     Ok(listing)
 }
 
-/// Picks a point: the given id, else the newest before `before`, else the newest.
+/// Which point a restore wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "by", content = "value")]
+pub enum PointChoice {
+    /// The newest valid point.
+    Newest,
+    /// Exactly this point.
+    Id(PointId),
+    /// The newest valid point finished before this time.
+    Before(DateTime<Utc>),
+}
+
+/// A point that was newer than the one chosen but could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    pub point: String,
+    pub reason: String,
+}
+
+/// The chosen point and the newer ones that were passed over.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    pub chosen: &'a PointEntry,
+    pub passed_over: Vec<PassedOver>,
+}
+
+/// Picks a point of `target` from a region's listing. A newer point whose
+/// manifest is damaged, or that never completed, is passed over (and named) when
+/// the newest point is asked for; asked for by id, it is an integrity error.
 pub fn select<'a>(
-    points: &'a [PointEntry],
+    listing: &'a Listing,
     region: &str,
     target: &str,
-    point: Option<&PointId>,
-    before: Option<DateTime<Utc>>,
-) -> Result<&'a PointEntry, Error> {
+    choice: &PointChoice,
+) -> Result<Selection<'a>, Error> {
+    if let PointChoice::Id(id) = choice
+        && let Some(p) = listing
+            .problems
+            .iter()
+            .find(|p| p.target == target && p.point == id.as_str())
+    {
+        return Err(ArchiveError::BadManifest {
+            key: format!("point {id} in region {region}"),
+            detail: format!(
+                "{}; restore another point (`drtool points --region {region} --target {target}`)",
+                p.detail
+            ),
+        }
+        .into());
+    }
     // Points are sorted oldest first: search from the newest.
-    let mut mine = points.iter().rev().filter(|p| p.manifest.target == target);
-    let found = match (point, before) {
-        (Some(id), _) => mine.find(|p| &p.id == id),
-        (None, Some(t)) => mine.find(|p| p.manifest.finished_at < t),
-        (None, None) => mine.next(),
+    let mut mine = listing
+        .points
+        .iter()
+        .rev()
+        .filter(|p| p.manifest.target == target);
+    let found = match choice {
+        PointChoice::Id(id) => mine.find(|p| &p.id == id),
+        PointChoice::Before(t) => mine.find(|p| p.manifest.finished_at < *t),
+        PointChoice::Newest => mine.next(),
     };
-    found.ok_or_else(|| {
-        let what = match (point, before) {
-            (Some(id), _) => format!("point {id}"),
-            (None, Some(t)) => format!("a point finished before {}", t.to_rfc3339()),
-            (None, None) => "any point".to_string(),
+    let Some(chosen) = found else {
+        let what = match choice {
+            PointChoice::Id(id) => format!("point {id}"),
+            PointChoice::Before(t) => format!("a point finished before {}", t.to_rfc3339()),
+            PointChoice::Newest => "any point".to_string(),
         };
-        Error::input(format!(
+        return Err(Error::input(format!(
             "region {region} holds no {what} of target {target}: run `drtool points --region {region} --target {target}` to see what it has"
-        ))
+        )));
+    };
+    let passed_over = match choice {
+        PointChoice::Id(_) => Vec::new(),
+        PointChoice::Newest | PointChoice::Before(_) => {
+            let limit = match choice {
+                PointChoice::Before(t) => Some(*t),
+                _ => None,
+            };
+            listing
+                .problems
+                .iter()
+                .map(|p| (p, "damaged manifest"))
+                .chain(listing.orphans.iter().map(|p| (p, "never completed")))
+                .filter(|(p, _)| p.target == target && p.point.as_str() > chosen.id.as_str())
+                .filter(|(p, _)| {
+                    let started = p.point.parse::<PointId>().ok().and_then(|id| id.time());
+                    limit.is_none_or(|t| started.is_none_or(|s| s < t))
+                })
+                .map(|(p, why)| PassedOver {
+                    point: p.point.clone(),
+                    reason: format!("{why}: {}", p.detail),
+                })
+                .collect()
+        }
+    };
+    Ok(Selection {
+        chosen,
+        passed_over,
     })
 }
 
@@ -123,32 +238,106 @@ pub fn parse_time(value: &str) -> Result<DateTime<Utc>, Error> {
 mod tests {
     use super::*;
     use crate::archive::manifest::tests::sample;
+    use crate::error::ErrorClass;
 
-    fn entry(id: &str, finished: i64) -> PointEntry {
+    /// A point that finished a minute after it started.
+    fn entry(id: &str) -> PointEntry {
+        let id: PointId = id.parse().unwrap_or_else(|_| panic!("bad id {id}"));
         let mut m = sample();
-        m.point_id = id.into();
-        m.finished_at = DateTime::from_timestamp(finished, 0).unwrap_or_default();
+        m.point_id = id.to_string();
+        m.finished_at = id.time().unwrap_or_default() + chrono::Duration::minutes(1);
         PointEntry {
-            id: id.parse().unwrap_or_else(|_| panic!("bad id {id}")),
             manifest_key: format!("points/etcd-main/{id}/manifest.json"),
+            id,
             manifest: m,
         }
     }
 
+    fn problem(id: &str, detail: &str) -> Problem {
+        Problem {
+            target: "etcd-main".into(),
+            point: id.into(),
+            detail: detail.into(),
+        }
+    }
+
+    const P1: &str = "20261122T010000Z-00000001";
+    const P2: &str = "20261122T020000Z-00000002";
+    const P3: &str = "20261122T030000Z-00000003";
+    const P4: &str = "20261122T040000Z-00000004";
+
+    fn listing() -> Listing {
+        Listing {
+            points: vec![entry(P1), entry(P2), entry(P3)],
+            problems: vec![],
+            orphans: vec![],
+        }
+    }
+
+    fn chosen(l: &Listing, choice: PointChoice) -> Result<String, Error> {
+        select(l, "r", "etcd-main", &choice).map(|s| s.chosen.id.to_string())
+    }
+
     #[test]
     fn selects_by_id_time_or_newest() -> Result<(), Error> {
-        let points = vec![
-            entry("20261122T010000Z-00000001", 100),
-            entry("20261122T020000Z-00000002", 200),
-            entry("20261122T030000Z-00000003", 300),
-        ];
-        let newest = select(&points, "r", "etcd-main", None, None)?;
-        assert_eq!(newest.id.as_str(), "20261122T030000Z-00000003");
-        let before = DateTime::from_timestamp(250, 0);
-        let b = select(&points, "r", "etcd-main", None, before)?;
-        assert_eq!(b.id.as_str(), "20261122T020000Z-00000002");
-        let err = select(&points, "r", "other", None, None).err();
+        let l = listing();
+        assert_eq!(chosen(&l, PointChoice::Newest)?, P3);
+        let before = parse_time("2026-11-22T02:30:00Z")?;
+        assert_eq!(chosen(&l, PointChoice::Before(before))?, P2);
+        assert_eq!(chosen(&l, PointChoice::Id(P1.parse()?))?, P1);
+        let err = select(&l, "r", "other", &PointChoice::Newest).err();
         assert!(err.is_some_and(|e| e.to_string().contains("drtool points --region r")));
+        let early = parse_time("2026-11-22")?;
+        let none = chosen(&l, PointChoice::Before(early)).err();
+        assert!(none.is_some_and(|e| e.class() == ErrorClass::BadInput));
+        Ok(())
+    }
+
+    #[test]
+    fn newest_valid_point_passes_over_damaged_and_incomplete_newer_ones() -> Result<(), Error> {
+        let mut l = listing();
+        l.problems.push(problem(P4, "manifest checksum mismatch"));
+        l.orphans.push(problem(P4, "no manifest"));
+        // An older damaged point is not worth mentioning.
+        l.problems.push(problem(P1, "old damage"));
+        let s = select(&l, "r", "etcd-main", &PointChoice::Newest)?;
+        assert_eq!(s.chosen.id.as_str(), P3);
+        assert_eq!(s.passed_over.len(), 2);
+        assert!(s.passed_over[0].reason.starts_with("damaged manifest"));
+        assert!(s.passed_over[1].reason.starts_with("never completed"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_point_asked_for_by_id_is_an_integrity_error() -> Result<(), Error> {
+        let mut l = listing();
+        l.problems.push(problem(P4, "manifest checksum mismatch"));
+        let err = select(&l, "r", "etcd-main", &PointChoice::Id(P4.parse()?)).err();
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| e.class() == ErrorClass::Integrity
+                    && e.to_string().contains("restore another point")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn before_only_mentions_damage_before_the_cutoff() -> Result<(), Error> {
+        let mut l = listing();
+        l.problems.push(problem(P4, "damaged"));
+        l.orphans
+            .push(problem("20261122T022000Z-00000005", "no manifest"));
+        let s = select(
+            &l,
+            "r",
+            "etcd-main",
+            &PointChoice::Before(parse_time("2026-11-22T02:30:00Z")?),
+        )?;
+        assert_eq!(s.chosen.id.as_str(), P2);
+        // P4 started after the cutoff; the 02:20 orphan before it.
+        assert_eq!(s.passed_over.len(), 1);
+        assert_eq!(s.passed_over[0].point, "20261122T022000Z-00000005");
         Ok(())
     }
 

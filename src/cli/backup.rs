@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Output, jobs, known_target, print_results};
-use crate::config::Config;
-use crate::engine::backup::{BackupOptions, backup_target};
+use super::{Ctx, Output, print_report};
+use crate::engine::{BackupRequest, Verdict};
 use crate::error::Error;
 
 #[derive(clap::Args, Debug)]
@@ -32,30 +31,14 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("label {s:?} is not key=value"))
 }
 
-pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
-    let targets = if args.targets.is_empty() {
-        cfg.targets.values().collect::<Vec<_>>()
-    } else {
-        args.targets
-            .iter()
-            .map(|t| known_target(cfg, t))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    if targets.is_empty() {
-        return Err(Error::input(format!(
-            "the config {} defines no targets: add a [targets.NAME] table",
-            cfg.path.display()
-        )));
-    }
-    let opts = BackupOptions {
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let req = BackupRequest {
+        targets: args.targets.clone(),
         schedule: args.schedule.clone(),
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         no_copy: args.no_copy,
     };
-    let jobs = jobs();
-    let mut results = Vec::new();
-    for t in targets {
-        results.extend(backup_target(cfg, t, &opts, &jobs).await);
-    }
-    Ok(print_results(&results, args.output))
+    let report = ctx.engine.backup(&req).await?;
+    ctx.sync().await;
+    Ok(print_report(&report, args.output))
 }

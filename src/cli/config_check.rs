@@ -1,11 +1,8 @@
 //! `drtool config check`: validate the config and probe every endpoint.
 
-use std::path::Path;
-
-use super::{EXIT_OK, EXIT_UNREACHABLE, Output};
-use crate::config::Config;
-use crate::engine::probe::probe_all;
-use crate::error::Error;
+use super::{Ctx, Output, print_json};
+use crate::engine::Verdict;
+use crate::error::{Error, ErrorClass};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,31 +13,24 @@ pub struct Args {
     pub output: Output,
 }
 
-pub async fn run(path: &Path, args: &Args) -> Result<u8, Error> {
-    let cfg = Config::load(path)?;
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let cfg = ctx.engine.config();
+    let valid = format!(
+        "{}: valid ({} regions, {} targets)",
+        cfg.path.display(),
+        cfg.regions.len(),
+        cfg.targets.len()
+    );
     if args.offline {
-        println!(
-            "{}: valid ({} regions, {} targets)",
-            path.display(),
-            cfg.regions.len(),
-            cfg.targets.len()
-        );
-        return Ok(EXIT_OK);
+        println!("{valid}");
+        return Ok(Verdict::Ok);
     }
-    let probes = probe_all(&cfg).await;
+    let checks = ctx.engine.reachability().await;
     match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&probes).unwrap_or_default()
-        ),
+        Output::Json => print_json(&checks),
         Output::Table => {
-            println!(
-                "{}: valid ({} regions, {} targets)",
-                path.display(),
-                cfg.regions.len(),
-                cfg.targets.len()
-            );
-            for p in &probes {
+            println!("{valid}");
+            for p in &checks {
                 println!(
                     "  {:<12} {:<24} {:<12} {}{}",
                     p.region,
@@ -60,9 +50,9 @@ pub async fn run(path: &Path, args: &Args) -> Result<u8, Error> {
             }
         }
     }
-    Ok(if probes.iter().all(|p| p.reachable) {
-        EXIT_OK
+    Ok(if checks.iter().all(|p| p.reachable) {
+        Verdict::Ok
     } else {
-        EXIT_UNREACHABLE
+        Verdict::Failed(ErrorClass::Unreachable)
     })
 }

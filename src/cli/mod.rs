@@ -1,18 +1,22 @@
-//! The headless CLI: clap commands, one file per command. Commands print results
-//! (stdout) and progress (stderr) and turn run results into exit codes; all work
-//! is done by the engine.
+//! The headless CLI: clap commands, one file per command. A command parses its
+//! arguments, calls the engine, renders the report (stdout) and maps its verdict
+//! to an exit code; progress goes to stderr from a subscriber of the engine's
+//! events. All work is done by the engine.
 //!
 //! Exit codes: 0 ok; 1 failed; 2 bad input (config, arguments, unknown names);
 //! 3 partial failure (some items failed, some succeeded); 4 a store or endpoint
 //! was unreachable; 5 integrity (a checksum or decode check failed); 6 a
-//! destructive plan was not confirmed.
+//! destructive plan was not confirmed; 130 cancelled by SIGINT (Ctrl-C); 143
+//! cancelled by SIGTERM.
 
 mod backup;
 mod config_check;
+mod consumers;
 mod copy;
 mod points;
 mod progress;
 mod restore;
+mod signals;
 mod verify;
 
 use std::path::PathBuf;
@@ -23,8 +27,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::archive::pipeline::Identities;
 use crate::config::Config;
-use crate::engine::{ItemResult, Jobs, Outcome};
+use crate::engine::{Engine, EngineOptions, RunReport, Scope, Verdict};
 use crate::error::{Error, ErrorClass};
+
+pub use signals::Signal;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -33,13 +39,15 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_UNREACHABLE: u8 = 4;
 pub const EXIT_INTEGRITY: u8 = 5;
 pub const EXIT_NOT_CONFIRMED: u8 = 6;
+pub const EXIT_SIGINT: u8 = 130;
+pub const EXIT_SIGTERM: u8 = 143;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "drtool",
     version,
-    about = "Disaster-recovery backups of etcd to S3, across regions",
-    after_help = "Exit codes: 0 ok, 1 failed, 2 bad input, 3 partial failure, 4 unreachable, 5 integrity check failed, 6 not confirmed"
+    about = "Disaster-recovery backups of etcd, Kubernetes namespaces and RDS to S3, across regions",
+    after_help = "Exit codes: 0 ok, 1 failed, 2 bad input, 3 partial failure, 4 unreachable, 5 integrity check failed, 6 not confirmed, 130 cancelled (Ctrl-C), 143 cancelled (SIGTERM)"
 )]
 pub struct Cli {
     /// The config file.
@@ -50,6 +58,9 @@ pub struct Cli {
         default_value = "drtool.toml"
     )]
     pub config: PathBuf,
+    /// Also write every job event to FILE, one JSON object per line.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub events: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,7 +90,7 @@ pub enum ConfigCommand {
 
 /// Which regions and target a listing command looks at.
 #[derive(clap::Args, Debug)]
-pub struct Scope {
+pub struct ScopeArgs {
     /// Only this region; all regions when omitted.
     #[arg(long, short = 'r')]
     pub region: Option<String>,
@@ -88,24 +99,12 @@ pub struct Scope {
     pub target: Option<String>,
 }
 
-impl Scope {
-    /// Checks the names against the config.
-    pub fn check(&self, cfg: &Config) -> Result<(), Error> {
-        if let Some(t) = &self.target {
-            known_target(cfg, t)?;
+impl ScopeArgs {
+    pub fn scope(&self) -> Scope {
+        Scope {
+            region: self.region.clone(),
+            target: self.target.clone(),
         }
-        if let Some(r) = &self.region {
-            known_region(cfg, r)?;
-        }
-        Ok(())
-    }
-
-    /// The regions in scope, in config order.
-    pub fn regions<'c>(&self, cfg: &'c Config) -> Vec<&'c crate::config::Region> {
-        cfg.regions
-            .values()
-            .filter(|r| self.region.as_ref().is_none_or(|name| name == &r.name))
-            .collect()
     }
 }
 
@@ -133,6 +132,8 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(run(cli));
+    // Background work still winding down (a detached reader) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     ExitCode::from(code)
 }
 
@@ -145,27 +146,91 @@ fn init_logging() {
         .try_init();
 }
 
+/// What every command gets: the engine and the progress display.
+pub struct Ctx {
+    pub engine: Engine,
+    pub progress: consumers::Consumer,
+}
+
+impl Ctx {
+    /// Waits until every event sent so far is on the screen, so what the
+    /// command prints next comes after it.
+    pub async fn sync(&self) {
+        self.progress.sync().await;
+    }
+}
+
 async fn run(cli: Cli) -> u8 {
-    let result = match &cli.command {
-        Command::Config(ConfigCommand::Check(a)) => config_check::run(&cli.config, a).await,
-        other => match Config::load(&cli.config) {
-            Err(e) => Err(e.into()),
-            Ok(cfg) => match other {
-                Command::Backup(a) => backup::run(&cfg, a).await,
-                Command::Points(a) => points::run(&cfg, a).await,
-                Command::Restore(a) => restore::run(&cfg, a).await,
-                Command::Copy(a) => copy::run(&cfg, a).await,
-                Command::Verify(a) => verify::run(&cfg, a).await,
-                Command::Config(_) => Ok(EXIT_OK),
-            },
-        },
+    let identity = match &cli.command {
+        Command::Restore(a) => a.identity.clone(),
+        Command::Verify(a) => a.identity.clone(),
+        _ => None,
     };
-    match result {
-        Ok(code) => code,
+    let engine = match build_engine(&cli, identity.as_ref()) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
-            class_code(e.class())
+            return exit_code(Verdict::Failed(e.class()), None);
         }
+    };
+    let signal = signals::watch(engine.cancel_token());
+    let events = match &cli.events {
+        None => None,
+        Some(path) => match consumers::events_file(path, engine.subscribe()).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
+    let ctx = Ctx {
+        progress: consumers::Consumer::start(engine.subscribe(), progress::Display::new()),
+        engine,
+    };
+    let result = match &cli.command {
+        Command::Config(ConfigCommand::Check(a)) => config_check::run(&ctx, a).await,
+        Command::Backup(a) => backup::run(&ctx, a).await,
+        Command::Points(a) => points::run(&ctx, a).await,
+        Command::Restore(a) => restore::run(&ctx, a).await,
+        Command::Copy(a) => copy::run(&ctx, a).await,
+        Command::Verify(a) => verify::run(&ctx, a).await,
+    };
+    let Ctx { engine, progress } = ctx;
+    progress.stop().await;
+    if let Some(events) = events {
+        events.stop().await;
+    }
+    drop(engine);
+    let verdict = match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Verdict::Failed(e.class())
+        }
+    };
+    exit_code(verdict, signal.received())
+}
+
+/// The engine of a command: the config (a `config check --offline` needs no
+/// more than that) and the age identity of `--identity`.
+fn build_engine(cli: &Cli, identity: Option<&PathBuf>) -> Result<Engine, Error> {
+    let cfg = Config::load(&cli.config)?;
+    let identities = identity
+        .map(|p| Identities::from_file(p).map(Arc::new))
+        .transpose()?;
+    Engine::new(cfg, crate::source::registry(), EngineOptions { identities })
+}
+
+/// The exit code of a verdict; a cancelled run exits with its signal's code.
+pub fn exit_code(verdict: Verdict, signal: Option<Signal>) -> u8 {
+    match verdict {
+        Verdict::Ok => EXIT_OK,
+        Verdict::Partial => EXIT_PARTIAL,
+        Verdict::Failed(ErrorClass::Cancelled) | Verdict::Cancelled => {
+            signal.map_or(EXIT_SIGINT, Signal::exit_code)
+        }
+        Verdict::Failed(class) => class_code(class),
     }
 }
 
@@ -175,40 +240,21 @@ pub fn class_code(class: ErrorClass) -> u8 {
         ErrorClass::Unreachable => EXIT_UNREACHABLE,
         ErrorClass::Integrity => EXIT_INTEGRITY,
         ErrorClass::NotConfirmed => EXIT_NOT_CONFIRMED,
+        ErrorClass::Cancelled => EXIT_SIGINT,
         ErrorClass::Failed => EXIT_FAILED,
     }
 }
 
-/// The exit code a list of results deserves.
-pub fn results_code(results: &[ItemResult]) -> u8 {
-    let failed: Vec<&ItemResult> = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Failed)
-        .collect();
-    match failed.first() {
-        None => EXIT_OK,
-        Some(_) if failed.len() < results.len() => EXIT_PARTIAL,
-        Some(first) => class_code(first.class.unwrap_or(ErrorClass::Failed)),
-    }
-}
-
-/// Prints results as a table or JSON and returns the exit code.
-pub fn print_results(results: &[ItemResult], output: Output) -> u8 {
+/// Prints a report as a table or JSON; returns its verdict.
+pub fn print_report(report: &RunReport, output: Output) -> Verdict {
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(results).unwrap_or_default()
-        ),
+        Output::Json => print_json(report),
         Output::Table => {
-            for r in results {
-                let status = match r.outcome {
-                    Outcome::Ok => "OK",
-                    Outcome::Warning => "WARN",
-                    Outcome::Failed => "FAILED",
-                };
+            for r in &report.items {
                 println!(
-                    "{status:<7} {:<8} {:<16} {:<12} {:<26} {}",
-                    r.action,
+                    "{:<7} {:<8} {:<16} {:<12} {:<26} {}",
+                    r.outcome.label(),
+                    r.operation,
                     r.target,
                     r.region,
                     r.point.as_deref().unwrap_or("-"),
@@ -217,41 +263,42 @@ pub fn print_results(results: &[ItemResult], output: Output) -> u8 {
             }
         }
     }
-    results_code(results)
+    report.verdict()
 }
 
-/// The CLI's progress sink: bars on a terminal, log lines otherwise.
-pub fn jobs() -> Jobs {
-    Jobs::new(Arc::new(progress::CliProgress::new()))
+pub fn print_json(value: &impl serde::Serialize) {
+    // Our own plain-data types always serialize.
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
-/// Loads `--identity` if given.
-pub fn identities(path: Option<&PathBuf>) -> Result<Option<Arc<Identities>>, Error> {
-    path.map(|p| Identities::from_file(p).map(Arc::new))
-        .transpose()
-        .map_err(Error::from)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Checks that a region name exists in the config.
-pub fn known_region(cfg: &Config, name: &str) -> Result<(), Error> {
-    if cfg.regions.contains_key(name) {
-        Ok(())
-    } else {
-        Err(Error::input(format!(
-            "unknown region {name:?}: the config {} defines {}",
-            cfg.path.display(),
-            cfg.regions.keys().cloned().collect::<Vec<_>>().join(", ")
-        )))
+    #[test]
+    fn verdicts_map_to_documented_exit_codes() {
+        let cases = [
+            (Verdict::Ok, None, 0),
+            (Verdict::Partial, None, 3),
+            (Verdict::Failed(ErrorClass::Failed), None, 1),
+            (Verdict::Failed(ErrorClass::BadInput), None, 2),
+            (Verdict::Failed(ErrorClass::Unreachable), None, 4),
+            (Verdict::Failed(ErrorClass::Integrity), None, 5),
+            (Verdict::Failed(ErrorClass::NotConfirmed), None, 6),
+            (Verdict::Cancelled, Some(Signal::Interrupt), 130),
+            (Verdict::Cancelled, Some(Signal::Terminate), 143),
+            (
+                Verdict::Failed(ErrorClass::Cancelled),
+                Some(Signal::Terminate),
+                143,
+            ),
+            (Verdict::Cancelled, None, 130),
+        ];
+        for (verdict, signal, code) in cases {
+            assert_eq!(exit_code(verdict, signal), code, "{verdict:?} {signal:?}");
+        }
     }
-}
-
-/// Checks that a target name exists in the config.
-pub fn known_target<'c>(cfg: &'c Config, name: &str) -> Result<&'c crate::config::Target, Error> {
-    cfg.target(name).ok_or_else(|| {
-        Error::input(format!(
-            "unknown target {name:?}: the config {} defines {}",
-            cfg.path.display(),
-            cfg.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })
 }

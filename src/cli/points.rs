@@ -1,70 +1,25 @@
 //! `drtool points`: list recovery points per region.
 
-use serde::Serialize;
-
-use super::{EXIT_OK, EXIT_PARTIAL, Output, Scope, class_code};
-use crate::catalog;
-use crate::config::Config;
+use super::{Ctx, Output, ScopeArgs, print_json};
+use crate::engine::{RegionPoints, Verdict, listing_verdict};
 use crate::error::Error;
-use crate::store::RegionStore;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub scope: Scope,
+    pub scope: ScopeArgs,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
 
-#[derive(Serialize)]
-struct RegionPoints {
-    region: String,
-    store: String,
-    error: Option<String>,
-    points: Vec<crate::archive::Manifest>,
-    problems: Vec<String>,
-    orphans: Vec<String>,
-}
-
-pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
-    args.scope.check(cfg)?;
-    let mut out = Vec::new();
-    let mut worst = None;
-    for region in args.scope.regions(cfg) {
-        let name = &region.name;
-        let rs = RegionStore::open(region).await;
-        match catalog::list_points(&rs, args.scope.target.as_deref()).await {
-            Ok(l) => out.push(RegionPoints {
-                region: name.to_string(),
-                store: rs.store.describe(),
-                error: None,
-                points: l.points.into_iter().map(|p| p.manifest).collect(),
-                problems: l.problems,
-                orphans: l.orphans,
-            }),
-            Err(e) => {
-                worst.get_or_insert(e.class());
-                out.push(RegionPoints {
-                    region: name.to_string(),
-                    store: rs.store.describe(),
-                    error: Some(e.to_string()),
-                    points: Vec::new(),
-                    problems: Vec::new(),
-                    orphans: Vec::new(),
-                });
-            }
-        }
-    }
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let regions = ctx.engine.points(&args.scope.scope()).await?;
+    ctx.sync().await;
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default()),
-        Output::Table => print_table(&out),
+        Output::Json => print_json(&regions),
+        Output::Table => print_table(&regions),
     }
-    let failed = out.iter().filter(|r| r.error.is_some()).count();
-    Ok(match worst {
-        None => EXIT_OK,
-        Some(_) if failed < out.len() => EXIT_PARTIAL,
-        Some(class) => class_code(class),
-    })
+    Ok(listing_verdict(&regions))
 }
 
 fn print_table(regions: &[RegionPoints]) {
@@ -100,10 +55,10 @@ fn print_table(regions: &[RegionPoints]) {
             );
         }
         for p in &r.problems {
-            println!("  PROBLEM: {p}");
+            println!("  PROBLEM: {}", p.detail);
         }
         for o in &r.orphans {
-            println!("  incomplete: {o}");
+            println!("  incomplete: {}", o.detail);
         }
     }
 }

@@ -1,37 +1,38 @@
-//! Progress for the CLI: indicatif bars when stderr is a terminal, plain log
-//! lines (throttled) otherwise, so cron mail and CI logs stay readable.
+//! Progress for the CLI, from the engine's job events: indicatif bars when
+//! stderr is a terminal, plain log lines (throttled) otherwise, so cron mail and
+//! CI logs stay readable.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::{JobEvent, JobEventKind, JobId, Progress};
+use super::consumers::Handler;
+use crate::engine::{EventKind, JobEvent, JobId, Operation, Outcome};
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
-struct LogState {
+struct Shown {
+    bar: Option<ProgressBar>,
     title: String,
     started: Instant,
-    last: Instant,
-    total: Option<u64>,
-    done: u64,
+    last_log: Instant,
 }
 
-/// The CLI runs one job at a time, so one bar at a time is enough; finished
-/// bars are replaced by a one-line summary.
-pub struct CliProgress {
+/// The CLI's progress display: one bar (or log) per running job.
+pub struct Display {
     tty: bool,
-    jobs: Mutex<HashMap<JobId, (Option<ProgressBar>, LogState)>>,
+    bars: MultiProgress,
+    jobs: HashMap<JobId, Shown>,
 }
 
-impl CliProgress {
-    pub fn new() -> CliProgress {
-        CliProgress {
+impl Display {
+    pub fn new() -> Display {
+        Display {
             tty: std::io::stderr().is_terminal(),
-            jobs: Mutex::new(HashMap::new()),
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            jobs: HashMap::new(),
         }
     }
 
@@ -60,9 +61,38 @@ impl CliProgress {
                 bar
             }
         };
-        bar.set_draw_target(ProgressDrawTarget::stderr());
+        let bar = self.bars.add(bar);
         bar.set_message(title.to_string());
         Some(bar)
+    }
+
+    /// A line that must not be torn by a bar being drawn.
+    fn line(&self, text: &str) {
+        if self.tty {
+            let _ = self.bars.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+}
+
+/// What a job is, in a few words.
+fn title(e: &JobEvent) -> String {
+    let target = e.target.as_deref().unwrap_or("*");
+    let region = e.region.as_deref().unwrap_or("-");
+    let point = e
+        .point
+        .as_deref()
+        .map(|p| format!(" {p}"))
+        .unwrap_or_default();
+    match e.operation {
+        Operation::Backup => format!("backup {target} -> {region}"),
+        Operation::Copy => format!("copy {target}{point} -> {region}"),
+        Operation::Verify => format!("verify {target}{point} in {region}"),
+        Operation::Plan => format!("plan: restore of {target} in {region}"),
+        Operation::Restore => format!("restore {target}{point} in {region}"),
+        Operation::Delete => format!("delete {target}{point} in {region}"),
+        Operation::Reach => format!("reach {target} in {region}"),
     }
 }
 
@@ -70,82 +100,115 @@ fn mib(n: u64) -> f64 {
     n as f64 / (1024.0 * 1024.0)
 }
 
-impl Progress for CliProgress {
-    fn event(&self, e: JobEvent) {
-        let Ok(mut jobs) = self.jobs.lock() else {
-            return;
+impl Handler for Display {
+    fn event(&mut self, event: Result<&JobEvent, u64>) {
+        let Ok(e) = event else {
+            return; // fell behind: the next progress event catches up
         };
-        match e.kind {
-            JobEventKind::Started { title, total } => {
-                let bar = self.bar(&title, total);
+        match &e.kind {
+            EventKind::Started { total_bytes } => {
+                let title = title(e);
+                let bar = self.bar(&title, *total_bytes);
                 if bar.is_none() {
                     eprintln!("==> {title}");
                 }
                 let now = Instant::now();
-                jobs.insert(
+                self.jobs.insert(
                     e.job,
-                    (
+                    Shown {
                         bar,
-                        LogState {
-                            title,
-                            started: now,
-                            last: now,
-                            total,
-                            done: 0,
-                        },
-                    ),
+                        title,
+                        started: now,
+                        last_log: now,
+                    },
                 );
             }
-            JobEventKind::Phase(phase) => {
-                if let Some((bar, state)) = jobs.get(&e.job) {
-                    match bar {
-                        Some(b) => b.set_message(format!("{} ({phase})", state.title)),
+            EventKind::Phase => {
+                let phase = e.phase.clone().unwrap_or_default();
+                if let Some(s) = self.jobs.get(&e.job) {
+                    match &s.bar {
+                        Some(b) => b.set_message(format!("{} ({phase})", s.title)),
                         None => eprintln!("    {phase}"),
                     }
                 }
             }
-            JobEventKind::Bytes(done) => {
-                if let Some((bar, state)) = jobs.get_mut(&e.job) {
-                    state.done = done;
-                    match bar {
-                        Some(b) => b.set_position(done),
-                        None if state.last.elapsed() >= LOG_EVERY => {
-                            state.last = Instant::now();
-                            let secs = state.started.elapsed().as_secs_f64().max(0.001);
-                            let of = state
-                                .total
+            EventKind::Progress {
+                bytes,
+                total_bytes,
+                items,
+                ..
+            } => {
+                if let Some(s) = self.jobs.get_mut(&e.job) {
+                    match &s.bar {
+                        Some(b) => {
+                            if let Some(t) = total_bytes {
+                                b.set_length(*t);
+                            }
+                            b.set_position(*bytes);
+                        }
+                        None if s.last_log.elapsed() >= LOG_EVERY => {
+                            s.last_log = Instant::now();
+                            let secs = s.started.elapsed().as_secs_f64().max(0.001);
+                            let of = total_bytes
                                 .map(|t| format!(" of {:.1} MiB", mib(t)))
                                 .unwrap_or_default();
+                            let objects = if *items > 0 {
+                                format!(", {items} items")
+                            } else {
+                                String::new()
+                            };
                             eprintln!(
-                                "    {:.1} MiB{of} at {:.1} MiB/s",
-                                mib(done),
-                                mib(done) / secs
+                                "    {:.1} MiB{of} at {:.1} MiB/s{objects}",
+                                mib(*bytes),
+                                mib(*bytes) / secs
                             );
                         }
                         None => {}
                     }
                 }
             }
-            JobEventKind::Finished { summary } => {
-                if let Some((bar, state)) = jobs.remove(&e.job) {
-                    let secs = state.started.elapsed().as_secs_f64();
-                    match bar {
-                        Some(b) => {
-                            b.finish_and_clear();
-                            eprintln!("done: {} in {secs:.1}s", state.title);
-                        }
-                        None => eprintln!("    done in {secs:.1}s: {summary}"),
-                    }
-                }
+            EventKind::ItemFailed { item, error } => {
+                self.line(&format!("    failed: {item}: {error}"));
             }
-            JobEventKind::Failed { error } => {
-                if let Some((bar, state)) = jobs.remove(&e.job) {
-                    if let Some(b) = bar {
-                        b.abandon_with_message(format!("{} FAILED", state.title));
+            EventKind::Warning { message } => {
+                self.line(&format!("    warning: {message}"));
+            }
+            EventKind::Finished {
+                outcome, message, ..
+            } => {
+                let Some(s) = self.jobs.remove(&e.job) else {
+                    return;
+                };
+                let secs = s.started.elapsed().as_secs_f64();
+                let failed = matches!(outcome, Outcome::Failed | Outcome::Cancelled);
+                match (s.bar, failed) {
+                    (Some(b), false) => {
+                        b.finish_and_clear();
+                        self.line(&format!("done: {} in {secs:.1}s", s.title));
                     }
-                    eprintln!("    failed: {error}");
+                    (Some(b), true) => {
+                        b.abandon_with_message(format!("{} {}", s.title, outcome_word(*outcome)));
+                        self.line(&format!("    {}: {message}", outcome_word(*outcome)));
+                    }
+                    (None, false) => eprintln!("    done in {secs:.1}s: {message}"),
+                    (None, true) => eprintln!("    {}: {message}", outcome_word(*outcome)),
                 }
             }
         }
+    }
+
+    fn end(&mut self) {
+        for (_, s) in self.jobs.drain() {
+            if let Some(b) = s.bar {
+                b.finish_and_clear();
+            }
+        }
+    }
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Cancelled => "cancelled",
+        _ => "failed",
     }
 }

@@ -3,15 +3,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::{
-    EXIT_OK, Output, identities, jobs, known_region, known_target, print_results, results_code,
-};
+use super::{Ctx, Output, print_json, print_report};
 use crate::archive::PointId;
-use crate::catalog::parse_time;
-use crate::config::Config;
-use crate::engine::restore::{RestoreRequest, execute_restore, plan_restore};
+use crate::catalog::{PointChoice, parse_time};
+use crate::engine::{Existing, RestoreOptions, RestoreRequest, Verdict};
 use crate::error::Error;
-use crate::source::etcd::Existing;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,7 +16,7 @@ pub struct Args {
     pub region: String,
     #[arg(long, short = 't')]
     pub target: String,
-    /// The point to restore (default: the newest).
+    /// The point to restore (default: the newest valid one).
     #[arg(long, conflicts_with = "before")]
     pub point: Option<PointId>,
     /// The newest point finished before this time (RFC 3339 or YYYY-MM-DD, UTC).
@@ -35,13 +31,14 @@ pub struct Args {
     /// age identity file for encrypted points.
     #[arg(long, env = "DRTOOL_AGE_IDENTITY")]
     pub identity: Option<PathBuf>,
-    /// Keys points: restore only keys under this prefix.
+    /// etcd keys points: restore only keys under this prefix.
     #[arg(long)]
     pub prefix: Option<String>,
-    /// What to do with what already exists: etcd keys (skip, overwrite, fail);
-    /// a non-empty database for a dump (overwrite drops and replaces it).
-    #[arg(long, value_enum, default_value = "fail")]
-    pub existing: Existing,
+    /// What to do with what already exists (default fail): etcd keys, namespace
+    /// objects (update = overwrite), a non-empty database for a dump
+    /// (overwrite drops and replaces its objects).
+    #[arg(long, value_enum)]
+    pub existing: Option<ExistingArg>,
     /// RDS dump points: restore into this database (created if missing).
     #[arg(long)]
     pub database: Option<String>,
@@ -52,39 +49,70 @@ pub struct Args {
     /// the region (RFC 3339 or YYYY-MM-DD, UTC), instead of from a point.
     #[arg(long, conflicts_with_all = ["point", "before", "from_dump"])]
     pub pitr: Option<String>,
-    /// Kubernetes: restore namespace OLD into NEW (OLD=NEW).
+    /// Namespaces: restore namespace OLD into NEW (OLD=NEW).
     #[arg(long, value_parser = parse_mapping)]
     pub namespace_map: Option<(String, String)>,
-    /// Kubernetes: only these resources (plural or plural.group; repeatable, comma-separated).
+    /// Namespaces: only these resources (plural or plural.group; repeatable, comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub include: Vec<String>,
-    /// Kubernetes: never these resources.
+    /// Namespaces: never these resources.
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
 
-pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
-    known_region(cfg, &args.region)?;
-    known_target(cfg, &args.target)?;
-    let req = RestoreRequest {
-        region: args.region.clone(),
-        target: args.target.clone(),
-        point: args.point.clone(),
-        before: args.before.as_deref().map(parse_time).transpose()?,
-        prefix: args.prefix.clone(),
-        existing: args.existing,
-        database: args.database.clone(),
-        from_dump: args.from_dump,
-        pitr: args.pitr.as_deref().map(parse_time).transpose()?,
-        namespace_map: args.namespace_map.clone(),
-        include: args.include.clone(),
-        exclude: args.exclude.clone(),
-    };
-    let ids = identities(args.identity.as_ref())?;
-    let jobs = jobs();
-    let plan = plan_restore(cfg, &req, ids.clone(), &jobs).await?;
+/// `--existing` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExistingArg {
+    /// Leave what exists as it is.
+    Skip,
+    /// Replace what exists with the point's version.
+    #[value(alias = "update")]
+    Overwrite,
+    /// Refuse the restore if anything selected already exists.
+    Fail,
+}
+
+impl From<ExistingArg> for Existing {
+    fn from(a: ExistingArg) -> Existing {
+        match a {
+            ExistingArg::Skip => Existing::Skip,
+            ExistingArg::Overwrite => Existing::Overwrite,
+            ExistingArg::Fail => Existing::Fail,
+        }
+    }
+}
+
+impl Args {
+    fn request(&self) -> Result<RestoreRequest, Error> {
+        let point = match (&self.point, &self.before) {
+            (Some(id), _) => PointChoice::Id(id.clone()),
+            (None, Some(t)) => PointChoice::Before(parse_time(t)?),
+            (None, None) => PointChoice::Newest,
+        };
+        Ok(RestoreRequest {
+            region: self.region.clone(),
+            target: self.target.clone(),
+            point,
+            options: RestoreOptions {
+                prefix: self.prefix.clone(),
+                existing: self.existing.map(Existing::from),
+                database: self.database.clone(),
+                from_dump: self.from_dump,
+                pitr: self.pitr.as_deref().map(parse_time).transpose()?,
+                namespace_map: self.namespace_map.clone(),
+                include: self.include.clone(),
+                exclude: self.exclude.clone(),
+            },
+        })
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let req = args.request()?;
+    let plan = ctx.engine.plan_restore(&req).await?;
+    ctx.sync().await;
     let json = args.output == Output::Json;
     if !json {
         for line in plan.describe() {
@@ -97,18 +125,19 @@ pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
         } else {
             println!("dry run: nothing was changed");
         }
-        return Ok(EXIT_OK);
+        return Ok(Verdict::Ok);
     }
     if plan.destructive && !args.yes {
-        confirm(&plan.target)?;
+        confirm(ctx, &plan.target).await?;
     }
-    let results = execute_restore(cfg, &plan, ids, &jobs).await;
+    let report = ctx.engine.execute(&plan).await;
+    ctx.sync().await;
     if json {
         // One JSON document holding both the plan and what came of it.
-        print_json(&serde_json::json!({ "plan": plan, "results": results }));
-        return Ok(results_code(&results));
+        print_json(&serde_json::json!({ "plan": plan, "results": report }));
+        return Ok(report.verdict());
     }
-    Ok(print_results(&results, args.output))
+    Ok(print_report(&report, args.output))
 }
 
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
@@ -118,17 +147,10 @@ fn parse_mapping(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
-}
-
-/// Asks on the terminal; refuses when there is none.
-fn confirm(target: &str) -> Result<(), Error> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
+/// Asks on the terminal; refuses when there is none. Ctrl-C while asking
+/// cancels the run.
+async fn confirm(ctx: &Ctx, target: &str) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
         return Err(Error::NotConfirmed(
             "this plan replaces or overwrites existing data and there is no terminal to confirm on: \
              re-run with --yes after reading the plan"
@@ -139,11 +161,22 @@ fn confirm(target: &str) -> Result<(), Error> {
         "This plan replaces or overwrites existing data. Type the target name ({target}) to go on: "
     );
     let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?;
+    let read = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer)
+    });
+    let cancel = ctx.engine.cancel_token();
+    let answer = tokio::select! {
+        a = read => a
+            .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?
+            .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?,
+        _ = cancel.cancelled() => {
+            return Err(Error::cancelled("not confirmed: nothing was changed"));
+        }
+    };
     if answer.trim() == target {
         Ok(())
     } else {

@@ -2,17 +2,15 @@
 
 use std::path::PathBuf;
 
-use super::{Output, Scope, identities, jobs, print_results};
+use super::{Ctx, Output, ScopeArgs, print_report};
 use crate::archive::PointId;
-use crate::config::Config;
-use crate::engine::verify::verify_region;
+use crate::engine::{Verdict, VerifyRequest};
 use crate::error::Error;
-use crate::store::RegionStore;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub scope: Scope,
+    pub scope: ScopeArgs,
     /// Only this point.
     #[arg(long)]
     pub point: Option<PointId>,
@@ -23,21 +21,12 @@ pub struct Args {
     pub output: Output,
 }
 
-pub async fn run(cfg: &Config, args: &Args) -> Result<u8, Error> {
-    args.scope.check(cfg)?;
-    let ids = identities(args.identity.as_ref())?;
-    let jobs = jobs();
-    let mut results = Vec::new();
-    for region in args.scope.regions(cfg) {
-        let rs = RegionStore::open(region).await;
-        let target = args.scope.target.as_deref();
-        results
-            .extend(verify_region(cfg, &rs, target, args.point.as_ref(), ids.clone(), &jobs).await);
-    }
-    if results.is_empty() {
-        return Err(Error::input(
-            "no recovery points matched: nothing was verified",
-        ));
-    }
-    Ok(print_results(&results, args.output))
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let req = VerifyRequest {
+        scope: args.scope.scope(),
+        point: args.point.clone(),
+    };
+    let report = ctx.engine.verify(&req).await?;
+    ctx.sync().await;
+    Ok(print_report(&report, args.output))
 }

@@ -4,14 +4,23 @@
 //! duplicate names are errors that name the file, the line and the value. An
 //! invalid config is never replaced by defaults. This module does no network I/O;
 //! probing endpoints belongs to the engine.
+//!
+//! Each kind of target has its section (`etcd.rs`, `namespace.rs`, `rds.rs`);
+//! `raw.rs` holds the TOML shape and the table of which kind owns which field.
 
+mod etcd;
+mod namespace;
 mod raw;
+mod rds;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use etcd::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles};
+pub use namespace::{NamespaceRegion, NamespaceTarget};
 pub use raw::parse_str;
+pub use rds::{DbConn, PasswordSource, RdsMode, RdsRegion, RdsTarget};
 
 /// Where a config problem is, as `file:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,153 +153,6 @@ impl TargetSpec {
             TargetSpec::Namespace(_) => "namespace",
         }
     }
-}
-
-/// A Kubernetes namespace, reached through a kubeconfig context per region.
-#[derive(Debug, Clone)]
-pub struct NamespaceTarget {
-    pub namespace: String,
-    /// Only these resources (plural, or plural.group); all when empty.
-    pub include: Vec<String>,
-    /// Never these resources.
-    pub exclude: Vec<String>,
-    /// Only objects matching this label selector.
-    pub label_selector: Option<String>,
-    /// Keep the kubectl last-applied-configuration annotation.
-    pub keep_last_applied: bool,
-    pub regions: BTreeMap<String, KubeRegion>,
-}
-
-#[derive(Debug, Clone)]
-pub struct KubeRegion {
-    pub kubeconfig: PathBuf,
-    /// The kubeconfig context; its current context when absent.
-    pub context: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RdsMode {
-    /// A native RDS snapshot, copied to the DR regions.
-    Snapshot,
-    /// A `pg_dump --format=custom` streamed into the archive pipeline.
-    Dump,
-    /// Both, in one recovery point.
-    Both,
-}
-
-impl RdsMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            RdsMode::Snapshot => "snapshot",
-            RdsMode::Dump => "dump",
-            RdsMode::Both => "both",
-        }
-    }
-
-    pub fn snapshots(self) -> bool {
-        matches!(self, RdsMode::Snapshot | RdsMode::Both)
-    }
-
-    pub fn dumps(self) -> bool {
-        matches!(self, RdsMode::Dump | RdsMode::Both)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RdsTarget {
-    pub mode: RdsMode,
-    /// The DB instance identifier in the home region.
-    pub instance: String,
-    pub regions: BTreeMap<String, RdsRegion>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RdsRegion {
-    /// RDS API endpoint override (e.g. the lab's moto server).
-    pub endpoint: Option<String>,
-    /// KMS key for snapshot copies into this region.
-    pub kms_key: Option<String>,
-    /// Instance class and subnet group for restores in this region.
-    pub instance_class: Option<String>,
-    pub subnet_group: Option<String>,
-    /// Name of restored instances; `{instance}` and `{point}` are replaced.
-    pub restore_identifier: String,
-    /// The database: the dump source in the home region, the restore target elsewhere.
-    pub database: Option<DbConn>,
-}
-
-impl Default for RdsRegion {
-    fn default() -> Self {
-        RdsRegion {
-            endpoint: None,
-            kms_key: None,
-            instance_class: None,
-            subnet_group: None,
-            restore_identifier: "{instance}-{point}".to_string(),
-            database: None,
-        }
-    }
-}
-
-/// How to reach a PostgreSQL database. The password is never in the config.
-#[derive(Debug, Clone)]
-pub struct DbConn {
-    /// Host override; the instance's endpoint when absent.
-    pub host: Option<String>,
-    pub port: u16,
-    pub user: String,
-    pub dbname: String,
-    pub password: PasswordSource,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
-    /// The name of an environment variable holding the password.
-    Env(String),
-    /// A file whose first line is the password.
-    File(PathBuf),
-    /// No password (trust, .pgpass or PGPASSWORD of the caller).
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EtcdMode {
-    /// The Maintenance Snapshot RPC: the exact `etcdctl snapshot save` file.
-    Snapshot,
-    /// The keyspace (or a prefix) at one revision, as JSON Lines.
-    Keys,
-}
-
-#[derive(Debug, Clone)]
-pub struct EtcdTarget {
-    pub mode: EtcdMode,
-    /// Only keys under this prefix (keys mode).
-    pub prefix: Option<String>,
-    /// Per region: how to reach the cluster there.
-    pub regions: BTreeMap<String, EtcdRegion>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EtcdRegion {
-    pub endpoints: Vec<String>,
-    pub tls: Option<TlsFiles>,
-    /// The members a snapshot restore materializes data dirs for.
-    pub members: Vec<EtcdMember>,
-    pub cluster_token: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EtcdMember {
-    pub name: String,
-    pub peer_url: String,
-    pub data_dir: PathBuf,
 }
 
 impl Config {

@@ -12,9 +12,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Config, ConfigError, DbConn, Defaults, Encryption, EtcdMember, EtcdMode, EtcdRegion,
-    EtcdTarget, KubeRegion, Location, NamespaceTarget, PasswordSource, RdsMode, RdsRegion,
-    RdsTarget, Region, StoreUrl, Target, TargetSpec, TlsFiles,
+    Config, ConfigError, Defaults, Encryption, Location, Region, StoreUrl, Target, TargetSpec,
+    etcd, namespace, rds,
 };
 
 #[derive(Deserialize)]
@@ -54,98 +53,187 @@ struct RawRegion {
     profile: Option<String>,
 }
 
+/// Every kind of target.
+const ALL: &[&str] = &["etcd", "rds", "namespace"];
+
+/// Which kinds read each field of a `[targets.NAME]` table. A field set on a
+/// target of another kind is an error that names it. [`RawTarget::fields`]
+/// lists every field of the struct (a new one does not compile until it is
+/// listed there) and a test checks that each has a row here, so no field is
+/// ever silently accepted by a kind that ignores it.
+pub(super) const TARGET_FIELDS: &[(&str, &[&str])] = &[
+    ("kind", ALL),
+    ("home", ALL),
+    ("copy_to", ALL),
+    ("regions", ALL),
+    ("mode", &["etcd", "rds"]),
+    ("prefix", &["etcd"]),
+    ("instance", &["rds"]),
+    ("namespace", &["namespace"]),
+    ("include", &["namespace"]),
+    ("exclude", &["namespace"]),
+    ("label_selector", &["namespace"]),
+    ("keep_last_applied", &["namespace"]),
+];
+
+/// The same for each `[targets.NAME.regions.REGION]` table.
+pub(super) const REGION_FIELDS: &[(&str, &[&str])] = &[
+    ("endpoints", &["etcd"]),
+    ("tls", &["etcd"]),
+    ("members", &["etcd"]),
+    ("cluster_token", &["etcd"]),
+    ("endpoint", &["rds"]),
+    ("kms_key", &["rds"]),
+    ("instance_class", &["rds"]),
+    ("subnet_group", &["rds"]),
+    ("restore_identifier", &["rds"]),
+    ("database", &["rds"]),
+    ("kubeconfig", &["namespace"]),
+    ("context", &["namespace"]),
+];
+
+/// A target table: the fields of every kind; each kind reads its own.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTarget {
-    kind: Spanned<String>,
-    home: Spanned<String>,
+pub(super) struct RawTarget {
+    pub(super) kind: Spanned<String>,
+    pub(super) home: Spanned<String>,
     #[serde(default)]
-    copy_to: Vec<Spanned<String>>,
-    mode: Option<Spanned<String>>,
-    // etcd
-    prefix: Option<Spanned<String>>,
-    // rds
-    instance: Option<Spanned<String>>,
-    // namespace
-    namespace: Option<Spanned<String>>,
-    include: Option<Spanned<Vec<String>>>,
-    exclude: Option<Spanned<Vec<String>>>,
-    label_selector: Option<Spanned<String>>,
-    keep_last_applied: Option<Spanned<bool>>,
+    pub(super) copy_to: Vec<Spanned<String>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) prefix: Option<Spanned<String>>,
+    pub(super) instance: Option<Spanned<String>>,
+    pub(super) namespace: Option<Spanned<String>>,
+    pub(super) include: Option<Spanned<Vec<String>>>,
+    pub(super) exclude: Option<Spanned<Vec<String>>>,
+    pub(super) label_selector: Option<Spanned<String>>,
+    pub(super) keep_last_applied: Option<Spanned<bool>>,
     #[serde(default)]
-    regions: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
+    pub(super) regions: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
 }
 
 impl RawTarget {
-    /// Where the fields of a `namespace` target are, for kinds that reject them.
-    fn namespace_fields(&self) -> [(&'static str, Option<Range<usize>>); 5] {
-        [
-            ("namespace", span_of(&self.namespace)),
-            ("include", span_of(&self.include)),
-            ("exclude", span_of(&self.exclude)),
-            ("label_selector", span_of(&self.label_selector)),
-            ("keep_last_applied", span_of(&self.keep_last_applied)),
+    /// Every field with where it was set (none when absent or always allowed).
+    fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
+        // No `..`: a new field must be listed here to compile.
+        let RawTarget {
+            kind: _,
+            home: _,
+            copy_to: _,
+            regions: _,
+            mode,
+            prefix,
+            instance,
+            namespace,
+            include,
+            exclude,
+            label_selector,
+            keep_last_applied,
+        } = self;
+        vec![
+            ("kind", None),
+            ("home", None),
+            ("copy_to", None),
+            ("regions", None),
+            ("mode", span_of(mode)),
+            ("prefix", span_of(prefix)),
+            ("instance", span_of(instance)),
+            ("namespace", span_of(namespace)),
+            ("include", span_of(include)),
+            ("exclude", span_of(exclude)),
+            ("label_selector", span_of(label_selector)),
+            ("keep_last_applied", span_of(keep_last_applied)),
         ]
     }
 }
 
-/// One region of a target. The fields of every kind live here; each kind's
-/// validation rejects the fields that are not its own, with their line.
+/// One region of a target: the fields of every kind; each kind reads its own.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTargetRegion {
-    // etcd
-    endpoints: Option<Spanned<Vec<Spanned<String>>>>,
-    tls: Option<Spanned<RawTls>>,
-    members: Option<Spanned<Vec<RawMember>>>,
-    cluster_token: Option<Spanned<String>>,
-    // rds
-    endpoint: Option<Spanned<String>>,
-    kms_key: Option<Spanned<String>>,
-    instance_class: Option<Spanned<String>>,
-    subnet_group: Option<Spanned<String>>,
-    restore_identifier: Option<Spanned<String>>,
-    database: Option<Spanned<RawDatabase>>,
-    // namespace
-    kubeconfig: Option<Spanned<String>>,
-    context: Option<Spanned<String>>,
+pub(super) struct RawTargetRegion {
+    pub(super) endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) tls: Option<Spanned<RawTls>>,
+    pub(super) members: Option<Spanned<Vec<RawMember>>>,
+    pub(super) cluster_token: Option<Spanned<String>>,
+    pub(super) endpoint: Option<Spanned<String>>,
+    pub(super) kms_key: Option<Spanned<String>>,
+    pub(super) instance_class: Option<Spanned<String>>,
+    pub(super) subnet_group: Option<Spanned<String>>,
+    pub(super) restore_identifier: Option<Spanned<String>>,
+    pub(super) database: Option<Spanned<RawDatabase>>,
+    pub(super) kubeconfig: Option<Spanned<String>>,
+    pub(super) context: Option<Spanned<String>>,
+}
+
+impl RawTargetRegion {
+    fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
+        // No `..`: a new field must be listed here to compile.
+        let RawTargetRegion {
+            endpoints,
+            tls,
+            members,
+            cluster_token,
+            endpoint,
+            kms_key,
+            instance_class,
+            subnet_group,
+            restore_identifier,
+            database,
+            kubeconfig,
+            context,
+        } = self;
+        vec![
+            ("endpoints", span_of(endpoints)),
+            ("tls", span_of(tls)),
+            ("members", span_of(members)),
+            ("cluster_token", span_of(cluster_token)),
+            ("endpoint", span_of(endpoint)),
+            ("kms_key", span_of(kms_key)),
+            ("instance_class", span_of(instance_class)),
+            ("subnet_group", span_of(subnet_group)),
+            ("restore_identifier", span_of(restore_identifier)),
+            ("database", span_of(database)),
+            ("kubeconfig", span_of(kubeconfig)),
+            ("context", span_of(context)),
+        ]
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDatabase {
-    host: Option<String>,
-    port: Option<Spanned<i64>>,
-    user: String,
-    dbname: String,
-    password_env: Option<String>,
-    password_file: Option<Spanned<String>>,
+pub(super) struct RawDatabase {
+    pub(super) host: Option<String>,
+    pub(super) port: Option<Spanned<i64>>,
+    pub(super) user: String,
+    pub(super) dbname: String,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
-    ca: Option<Spanned<String>>,
-    cert: Option<Spanned<String>>,
-    key: Option<Spanned<String>>,
+pub(super) struct RawTls {
+    pub(super) ca: Option<Spanned<String>>,
+    pub(super) cert: Option<Spanned<String>>,
+    pub(super) key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMember {
-    name: Spanned<String>,
-    peer_url: Spanned<String>,
-    data_dir: Spanned<String>,
+pub(super) struct RawMember {
+    pub(super) name: Spanned<String>,
+    pub(super) peer_url: Spanned<String>,
+    pub(super) data_dir: Spanned<String>,
 }
 
 /// Turns byte offsets into `file:line:column` errors.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn location(&self, span: Range<usize>) -> Location {
+    pub(super) fn location(&self, span: Range<usize>) -> Location {
         let upto = &self.text[..span.start.min(self.text.len())];
         let line = upto.matches('\n').count() + 1;
         let column = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -156,7 +244,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             location: self.location(span),
             message: message.into(),
@@ -164,7 +252,7 @@ impl Ctx<'_> {
     }
 
     /// Relative paths in the config are relative to the config file's folder.
-    fn path(&self, value: &str) -> PathBuf {
+    pub(super) fn path(&self, value: &str) -> PathBuf {
         let p = Path::new(value);
         if p.is_absolute() {
             p.to_path_buf()
@@ -381,7 +469,7 @@ fn store_url(ctx: &Ctx, raw: &Spanned<String>) -> Result<StoreUrl, ConfigError> 
     }
 }
 
-fn region_ref(
+pub(super) fn region_ref(
     ctx: &Ctx,
     r: &Spanned<String>,
     known: &BTreeSet<String>,
@@ -423,16 +511,25 @@ fn target(
         }
         copy_to.push(region);
     }
-    let spec = match raw.kind.get_ref().as_str() {
-        "etcd" => TargetSpec::Etcd(etcd_target(ctx, name, raw, known, &home)?),
-        "rds" => TargetSpec::Rds(rds_target(ctx, name, raw, known, &home)?),
-        "namespace" => TargetSpec::Namespace(namespace_target(ctx, name, raw, known, &home)?),
-        other => {
-            return Err(ctx.err(
-                raw.kind.span(),
-                format!("target {name}: unknown kind {other:?} (supported: etcd, rds, namespace)"),
-            ));
-        }
+    let kind = raw.kind.get_ref().clone();
+    if !ALL.contains(&kind.as_str()) {
+        return Err(ctx.err(
+            raw.kind.span(),
+            format!(
+                "target {name}: unknown kind {kind:?} (supported: {})",
+                ALL.join(", ")
+            ),
+        ));
+    }
+    check_fields(ctx, name, &kind, &raw.fields(), TARGET_FIELDS)?;
+    for r in raw.regions.values() {
+        check_fields(ctx, name, &kind, &r.get_ref().fields(), REGION_FIELDS)?;
+    }
+    // Each kind's section reads the fields it owns (see the tables above).
+    let spec = match kind.as_str() {
+        "etcd" => TargetSpec::Etcd(etcd::parse(ctx, name, raw, known, &home)?),
+        "rds" => TargetSpec::Rds(rds::parse(ctx, name, raw, known, &home)?),
+        _ => TargetSpec::Namespace(namespace::parse(ctx, name, raw, known, &home)?),
     };
     Ok(Target {
         name: name.to_string(),
@@ -442,381 +539,35 @@ fn target(
     })
 }
 
-fn etcd_target(
-    ctx: &Ctx,
-    name: &str,
-    raw: RawTarget,
-    known: &BTreeSet<String>,
-    home: &str,
-) -> Result<EtcdTarget, ConfigError> {
-    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-        None | Some(("snapshot", _)) => EtcdMode::Snapshot,
-        Some(("keys", _)) => EtcdMode::Keys,
-        Some((other, span)) => {
-            return Err(ctx.err(
-                span,
-                format!("target {name}: mode {other:?} is not one of \"snapshot\", \"keys\""),
-            ));
-        }
-    };
-    not_for_kind(
-        ctx,
-        name,
-        "etcd",
-        &[("instance", raw.instance.as_ref().map(Spanned::span))],
-    )?;
-    not_for_kind(ctx, name, "etcd", &raw.namespace_fields())?;
-    if let (EtcdMode::Snapshot, Some(p)) = (mode, &raw.prefix) {
-        return Err(ctx.err(
-            p.span(),
-            format!(
-                "target {name}: `prefix` only applies to mode = \"keys\" (a snapshot always holds the whole keyspace)"
-            ),
-        ));
-    }
-    let mut regions = BTreeMap::new();
-    for (region, r) in raw.regions {
-        let region = region_ref(ctx, &region, known, name, "regions")?;
-        regions.insert(region.clone(), etcd_region(ctx, name, &region, r)?);
-    }
-    if !regions.contains_key(home) {
-        return Err(ctx.err(
-            raw.home.span(),
-            format!(
-                "target {name}: no [targets.{name}.regions.{home}] table with the endpoints of its home region"
-            ),
-        ));
-    }
-    Ok(EtcdTarget {
-        mode,
-        prefix: raw.prefix.map(Spanned::into_inner),
-        regions,
-    })
-}
-
-/// Fails on the first field that is set but does not belong to `kind`.
-fn not_for_kind(
+/// Fails on the first field that is set but that `kind` does not read.
+fn check_fields(
     ctx: &Ctx,
     target: &str,
     kind: &str,
-    fields: &[(&str, Option<Range<usize>>)],
+    fields: &[(&'static str, Option<Range<usize>>)],
+    table: &[(&str, &[&str])],
 ) -> Result<(), ConfigError> {
-    match fields
-        .iter()
-        .find_map(|(f, span)| span.clone().map(|s| (f, s)))
-    {
-        Some((field, span)) => Err(ctx.err(
-            span,
-            format!("target {target}: `{field}` does not apply to a target of kind {kind}"),
-        )),
-        None => Ok(()),
+    for (field, span) in fields {
+        let Some(span) = span else { continue };
+        let owners = table
+            .iter()
+            .find(|(f, _)| f == field)
+            .map_or(&[][..], |(_, kinds)| *kinds);
+        if !owners.contains(&kind) {
+            return Err(ctx.err(
+                span.clone(),
+                format!("target {target}: `{field}` does not apply to a target of kind {kind}"),
+            ));
+        }
     }
+    Ok(())
 }
 
-fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+pub(super) fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
     v.as_ref().map(Spanned::span)
 }
 
-fn etcd_region(
-    ctx: &Ctx,
-    target: &str,
-    region: &str,
-    raw: Spanned<RawTargetRegion>,
-) -> Result<EtcdRegion, ConfigError> {
-    let table = raw.span();
-    let raw = raw.into_inner();
-    not_for_kind(
-        ctx,
-        target,
-        "etcd",
-        &[
-            ("endpoint", span_of(&raw.endpoint)),
-            ("kms_key", span_of(&raw.kms_key)),
-            ("instance_class", span_of(&raw.instance_class)),
-            ("subnet_group", span_of(&raw.subnet_group)),
-            ("restore_identifier", span_of(&raw.restore_identifier)),
-            ("database", span_of(&raw.database)),
-            ("kubeconfig", span_of(&raw.kubeconfig)),
-            ("context", span_of(&raw.context)),
-        ],
-    )?;
-    let Some(raw_endpoints) = raw.endpoints else {
-        return Err(ctx.err(
-            table,
-            format!("target {target}, region {region}: `endpoints` is missing (the etcd client URLs there)"),
-        ));
-    };
-    if raw_endpoints.get_ref().is_empty() {
-        return Err(ctx.err(
-            raw_endpoints.span(),
-            format!("target {target}, region {region}: endpoints is empty"),
-        ));
-    }
-    let mut endpoints = Vec::new();
-    for e in raw_endpoints.into_inner() {
-        check_url(ctx, &e, target, region, "endpoint")?;
-        endpoints.push(e.into_inner());
-    }
-    let tls = raw
-        .tls
-        .map(|t| tls(ctx, target, region, t.into_inner()))
-        .transpose()?;
-    let mut members = Vec::new();
-    let mut names = BTreeSet::new();
-    for m in raw.members.map(Spanned::into_inner).unwrap_or_default() {
-        check_url(ctx, &m.peer_url, target, region, "peer_url")?;
-        if !names.insert(m.name.get_ref().clone()) {
-            return Err(ctx.err(
-                m.name.span(),
-                format!(
-                    "target {target}, region {region}: duplicate member name {:?}",
-                    m.name.get_ref()
-                ),
-            ));
-        }
-        members.push(EtcdMember {
-            name: m.name.into_inner(),
-            peer_url: m.peer_url.into_inner(),
-            data_dir: ctx.path(m.data_dir.get_ref()),
-        });
-    }
-    Ok(EtcdRegion {
-        endpoints,
-        tls,
-        members,
-        cluster_token: raw
-            .cluster_token
-            .map(Spanned::into_inner)
-            .unwrap_or_else(|| format!("drtool-{target}-{region}")),
-    })
-}
-
-fn rds_target(
-    ctx: &Ctx,
-    name: &str,
-    raw: RawTarget,
-    known: &BTreeSet<String>,
-    home: &str,
-) -> Result<RdsTarget, ConfigError> {
-    not_for_kind(ctx, name, "rds", &[("prefix", span_of(&raw.prefix))])?;
-    not_for_kind(ctx, name, "rds", &raw.namespace_fields())?;
-    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-        None | Some(("snapshot", _)) => RdsMode::Snapshot,
-        Some(("dump", _)) => RdsMode::Dump,
-        Some(("both", _)) => RdsMode::Both,
-        Some((other, span)) => {
-            return Err(ctx.err(
-                span,
-                format!(
-                    "target {name}: mode {other:?} is not one of \"snapshot\", \"dump\", \"both\""
-                ),
-            ));
-        }
-    };
-    let Some(instance) = raw.instance else {
-        return Err(ctx.err(
-            raw.kind.span(),
-            format!("target {name}: `instance` (the RDS DB instance identifier) is missing"),
-        ));
-    };
-    let mut regions = BTreeMap::new();
-    for (region, r) in raw.regions {
-        let region = region_ref(ctx, &region, known, name, "regions")?;
-        regions.insert(region.clone(), rds_region(ctx, name, &region, r)?);
-    }
-    if mode != RdsMode::Snapshot && regions.get(home).is_none_or(|r| r.database.is_none()) {
-        return Err(ctx.err(
-            raw.home.span(),
-            format!(
-                "target {name}: mode \"{}\" dumps the database, so [targets.{name}.regions.{home}] needs \
-                 `database = {{ user, dbname, password_env or password_file }}`",
-                mode.name()
-            ),
-        ));
-    }
-    Ok(RdsTarget {
-        mode,
-        instance: instance.into_inner(),
-        regions,
-    })
-}
-
-fn rds_region(
-    ctx: &Ctx,
-    target: &str,
-    region: &str,
-    raw: Spanned<RawTargetRegion>,
-) -> Result<RdsRegion, ConfigError> {
-    let raw = raw.into_inner();
-    not_for_kind(
-        ctx,
-        target,
-        "rds",
-        &[
-            ("endpoints", span_of(&raw.endpoints)),
-            ("tls", span_of(&raw.tls)),
-            ("members", span_of(&raw.members)),
-            ("cluster_token", span_of(&raw.cluster_token)),
-            ("kubeconfig", span_of(&raw.kubeconfig)),
-            ("context", span_of(&raw.context)),
-        ],
-    )?;
-    if let Some(e) = &raw.endpoint {
-        check_url(ctx, e, target, region, "endpoint")?;
-    }
-    let database = match raw.database {
-        None => None,
-        Some(d) => {
-            let span = d.span();
-            let d = d.into_inner();
-            let password = match (d.password_env, d.password_file) {
-                (Some(env), None) => PasswordSource::Env(env),
-                (None, Some(file)) => PasswordSource::File(ctx.path(file.get_ref())),
-                (None, None) => PasswordSource::None,
-                (Some(_), Some(f)) => {
-                    return Err(ctx.err(
-                        f.span(),
-                        format!(
-                            "target {target}, region {region}: database has both password_env and password_file; keep one"
-                        ),
-                    ));
-                }
-            };
-            let port = match d.port {
-                None => 5432,
-                Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
-                Some(p) => {
-                    return Err(ctx.err(
-                        p.span(),
-                        format!(
-                            "target {target}, region {region}: database.port {} is not a TCP port",
-                            p.get_ref()
-                        ),
-                    ));
-                }
-            };
-            if d.user.is_empty() || d.dbname.is_empty() {
-                return Err(ctx.err(
-                    span,
-                    format!("target {target}, region {region}: database.user and database.dbname must not be empty"),
-                ));
-            }
-            Some(DbConn {
-                host: d.host,
-                port,
-                user: d.user,
-                dbname: d.dbname,
-                password,
-            })
-        }
-    };
-    Ok(RdsRegion {
-        endpoint: raw.endpoint.map(Spanned::into_inner),
-        kms_key: raw.kms_key.map(Spanned::into_inner),
-        instance_class: raw.instance_class.map(Spanned::into_inner),
-        subnet_group: raw.subnet_group.map(Spanned::into_inner),
-        restore_identifier: raw
-            .restore_identifier
-            .map(Spanned::into_inner)
-            .unwrap_or_else(|| "{instance}-{point}".to_string()),
-        database,
-    })
-}
-
-fn namespace_target(
-    ctx: &Ctx,
-    name: &str,
-    raw: RawTarget,
-    known: &BTreeSet<String>,
-    home: &str,
-) -> Result<NamespaceTarget, ConfigError> {
-    not_for_kind(
-        ctx,
-        name,
-        "namespace",
-        &[
-            ("prefix", span_of(&raw.prefix)),
-            ("instance", span_of(&raw.instance)),
-            ("mode", span_of(&raw.mode)),
-        ],
-    )?;
-    let Some(namespace) = raw.namespace else {
-        return Err(ctx.err(
-            raw.kind.span(),
-            format!("target {name}: `namespace` (the Kubernetes namespace to back up) is missing"),
-        ));
-    };
-    if !is_dns_label(namespace.get_ref()) {
-        return Err(ctx.err(
-            namespace.span(),
-            format!(
-                "target {name}: namespace {:?} is not a valid Kubernetes namespace name (lowercase letters, digits, '-', at most 63)",
-                namespace.get_ref()
-            ),
-        ));
-    }
-    let mut regions = BTreeMap::new();
-    for (region, r) in raw.regions {
-        let region = region_ref(ctx, &region, known, name, "regions")?;
-        let table = r.span();
-        let r = r.into_inner();
-        not_for_kind(
-            ctx,
-            name,
-            "namespace",
-            &[
-                ("endpoints", span_of(&r.endpoints)),
-                ("tls", span_of(&r.tls)),
-                ("members", span_of(&r.members)),
-                ("cluster_token", span_of(&r.cluster_token)),
-                ("endpoint", span_of(&r.endpoint)),
-                ("kms_key", span_of(&r.kms_key)),
-                ("instance_class", span_of(&r.instance_class)),
-                ("subnet_group", span_of(&r.subnet_group)),
-                ("restore_identifier", span_of(&r.restore_identifier)),
-                ("database", span_of(&r.database)),
-            ],
-        )?;
-        let Some(kubeconfig) = r.kubeconfig else {
-            return Err(ctx.err(
-                table,
-                format!("target {name}, region {region}: `kubeconfig` (path of the kubeconfig file) is missing"),
-            ));
-        };
-        regions.insert(
-            region,
-            KubeRegion {
-                kubeconfig: ctx.path(kubeconfig.get_ref()),
-                context: r.context.map(Spanned::into_inner),
-            },
-        );
-    }
-    if !regions.contains_key(home) {
-        return Err(ctx.err(
-            raw.home.span(),
-            format!("target {name}: no [targets.{name}.regions.{home}] table with the kubeconfig of its home region"),
-        ));
-    }
-    Ok(NamespaceTarget {
-        namespace: namespace.into_inner(),
-        include: raw.include.map(Spanned::into_inner).unwrap_or_default(),
-        exclude: raw.exclude.map(Spanned::into_inner).unwrap_or_default(),
-        label_selector: raw.label_selector.map(Spanned::into_inner),
-        keep_last_applied: raw.keep_last_applied.is_some_and(|k| *k.get_ref()),
-        regions,
-    })
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn check_url(
+pub(super) fn check_url(
     ctx: &Ctx,
     v: &Spanned<String>,
     target: &str,
@@ -839,44 +590,10 @@ fn check_url(
     }
 }
 
-fn tls(ctx: &Ctx, target: &str, region: &str, raw: RawTls) -> Result<TlsFiles, ConfigError> {
-    let file = |v: &Option<Spanned<String>>, what: &str| -> Result<Option<PathBuf>, ConfigError> {
-        let Some(v) = v else { return Ok(None) };
-        let p = ctx.path(v.get_ref());
-        if p.is_file() {
-            Ok(Some(p))
-        } else {
-            Err(ctx.err(
-                v.span(),
-                format!(
-                    "target {target}, region {region}: tls.{what} file {} does not exist",
-                    p.display()
-                ),
-            ))
-        }
-    };
-    let files = TlsFiles {
-        ca: file(&raw.ca, "ca")?,
-        cert: file(&raw.cert, "cert")?,
-        key: file(&raw.key, "key")?,
-    };
-    if files.cert.is_some() != files.key.is_some() {
-        let span = raw
-            .cert
-            .as_ref()
-            .or(raw.key.as_ref())
-            .map_or(0..0, Spanned::span);
-        return Err(ctx.err(
-            span,
-            format!("target {target}, region {region}: tls needs both `cert` and `key` for a client certificate"),
-        ));
-    }
-    Ok(files)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::EtcdMode;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         parse_str(text, Path::new("/etc/drtool/drtool.toml"))
@@ -964,6 +681,86 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
     fn bad_store_url() {
         let m = message(&GOOD.replace("s3://bucket-a/pre/fix/", "gs://x"));
         assert!(m.contains("invalid store URL \"gs://x\""), "{m}");
+    }
+
+    /// A target setting every field of every kind, each on its own line.
+    const EVERY_FIELD: &str = r#"
+[targets.all]
+kind = "etcd"
+home = "r"
+copy_to = []
+mode = "keys"
+prefix = "/"
+instance = "i"
+namespace = "n"
+include = []
+exclude = []
+label_selector = "a=b"
+keep_last_applied = true
+
+[targets.all.regions.r]
+endpoints = []
+tls = {}
+members = []
+cluster_token = "t"
+endpoint = "http://e"
+kms_key = "k"
+instance_class = "c"
+subnet_group = "s"
+restore_identifier = "x"
+database = { user = "u", dbname = "d" }
+kubeconfig = "k"
+context = "c"
+"#;
+
+    #[derive(Deserialize)]
+    struct Targets {
+        targets: BTreeMap<String, RawTarget>,
+    }
+
+    #[test]
+    fn every_field_has_an_owner_in_the_table() -> Result<(), toml::de::Error> {
+        let parsed: Targets = toml::from_str(EVERY_FIELD)?;
+        let t = &parsed.targets["all"];
+        let names = |fields: Vec<(&'static str, Option<Range<usize>>)>| {
+            fields.into_iter().map(|(f, _)| f).collect::<BTreeSet<_>>()
+        };
+        let table =
+            |t: &[(&'static str, &[&str])]| t.iter().map(|(f, _)| *f).collect::<BTreeSet<_>>();
+        assert_eq!(names(t.fields()), table(TARGET_FIELDS));
+        let region = t
+            .regions
+            .values()
+            .next()
+            .map(|r| r.get_ref().fields())
+            .unwrap_or_default();
+        assert_eq!(names(region), table(REGION_FIELDS));
+        // Every optional field was set above, so each one knows where it is.
+        assert!(t.fields().iter().skip(4).all(|(_, span)| span.is_some()));
+        for (field, kinds) in TARGET_FIELDS.iter().chain(REGION_FIELDS) {
+            assert!(!kinds.is_empty(), "{field} has no owner");
+            assert!(kinds.iter().all(|k| ALL.contains(k)), "{field}: {kinds:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_field_of_another_kind_is_named_with_its_line() {
+        let ns = GOOD.replace(
+            "copy_to = [\"us-west-2\"]",
+            "copy_to = [\"us-west-2\"]\nlabel_selector = \"app=x\"",
+        );
+        let m = message(&ns);
+        assert!(m.contains(":14:"), "{m}");
+        assert!(
+            m.contains("`label_selector` does not apply to a target of kind etcd"),
+            "{m}"
+        );
+        let region = GOOD.replace(
+            "endpoints = [\"http://127.0.0.1:2379\"]",
+            "endpoints = [\"http://127.0.0.1:2379\"]\nkubeconfig = \"k\"",
+        );
+        assert!(message(&region).contains("`kubeconfig` does not apply to a target of kind etcd"));
     }
 
     #[test]

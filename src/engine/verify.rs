@@ -1,209 +1,191 @@
 //! Verify: download each point, check the manifest's own checksum, the stored
-//! and plaintext hashes, that it decompresses, and for etcd snapshots the
-//! embedded sha256 trailer.
+//! and plaintext hashes, that it decompresses, for etcd snapshots the embedded
+//! sha256 trailer, and (through its kind) the artefacts kept outside the bucket.
 
-use std::sync::Arc;
+use std::time::Instant;
 
-use super::backup::pipeline_error;
-use super::{ItemResult, Jobs, Outcome};
-use crate::archive::pipeline::{self, DataSummary, Identities, ReadRequest};
+use super::events::{Job, JobSpec};
+use super::point::{PointData, PointRef, pipeline_error};
+use super::report::{ItemReport, Operation, Outcome, RunReport};
+use super::root::{Engine, Scope};
+use crate::archive::pipeline::{self, DataSummary};
 use crate::archive::{ArchiveError, PointId};
-use crate::catalog::{self, PointEntry};
-use crate::config::{Config, TargetSpec};
-use crate::error::{Error, ErrorClass};
-use crate::source::SourceError;
-use crate::source::rds::{self, Rds};
-use crate::store::RegionStore;
+use crate::catalog::{self, PointEntry, RegionStore};
+use crate::error::Error;
 
-fn expected(entry: &PointEntry) -> DataSummary {
-    let m = &entry.manifest;
-    DataSummary {
-        plaintext_size: m.plaintext_size,
-        plaintext_sha256: m.plaintext_sha256.clone(),
-        stored_size: m.stored_size,
-        stored_sha256: m.stored_sha256.clone(),
+#[derive(Debug, Clone, Default)]
+pub struct VerifyRequest {
+    pub scope: Scope,
+    /// Only this point.
+    pub point: Option<PointId>,
+}
+
+impl Engine {
+    /// Verifies every point in scope, region by region.
+    pub async fn verify(&self, req: &VerifyRequest) -> Result<RunReport, Error> {
+        self.check_scope(&req.scope)?;
+        let mut report = RunReport::default();
+        for region in self.scoped_regions(&req.scope) {
+            report.extend(self.verify_region(&region, req).await);
+        }
+        if report.is_empty() {
+            return Err(Error::input(
+                "no recovery points matched: nothing was verified",
+            ));
+        }
+        Ok(report)
+    }
+
+    async fn verify_region(&self, region: &str, req: &VerifyRequest) -> RunReport {
+        let mut report = RunReport::default();
+        let target = req.scope.target.as_deref();
+        let any = target.unwrap_or("*");
+        let listed = match self.store(region).await {
+            Ok(rs) => catalog::list_points(&rs, target)
+                .await
+                .map(|l| (rs, l))
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        let (rs, listing) = match listed {
+            Ok(l) => l,
+            Err(e) => {
+                report.push(ItemReport::new(Operation::Verify, any, region, None).failed(&e));
+                return report;
+            }
+        };
+        let wanted = |point: &str| req.point.as_ref().is_none_or(|id| id.as_str() == point);
+        for problem in listing.problems.iter().filter(|p| wanted(&p.point)) {
+            let e = Error::from(ArchiveError::BadManifest {
+                key: format!("point {}", problem.point),
+                detail: problem.detail.clone(),
+            });
+            let mut item = ItemReport::new(
+                Operation::Verify,
+                &problem.target,
+                region,
+                Some(problem.point.clone()),
+            )
+            .failed(&e);
+            item.message = problem.detail.clone();
+            report.push(item);
+        }
+        for entry in listing.points.iter().filter(|p| wanted(p.id.as_str())) {
+            report.push(self.verify_point(&rs, entry).await);
+        }
+        report
+    }
+
+    /// Verifies one point; the message says what was checked.
+    pub(crate) async fn verify_point(&self, rs: &RegionStore, entry: &PointEntry) -> ItemReport {
+        let started = Instant::now();
+        let m = &entry.manifest;
+        let job = self.job(
+            JobSpec::new(Operation::Verify)
+                .target(&m.target)
+                .region(&rs.region)
+                .point(entry.id.to_string())
+                .total_bytes(Some(m.plaintext_size)),
+        );
+        let item = ItemReport::new(
+            Operation::Verify,
+            &m.target,
+            &rs.region,
+            Some(entry.id.to_string()),
+        );
+        match self.check_point(rs, entry, &job).await {
+            Ok((outcome, message)) => {
+                job.finish(outcome, &message, None);
+                let mut done = item.with_outcome(outcome, message).timed(started);
+                done.bytes = Some(m.plaintext_size);
+                done
+            }
+            Err(e) => {
+                job.fail(&e);
+                item.failed(&e).timed(started)
+            }
+        }
+    }
+
+    async fn check_point(
+        &self,
+        rs: &RegionStore,
+        entry: &PointEntry,
+        job: &Job,
+    ) -> Result<(Outcome, String), Error> {
+        let m = &entry.manifest;
+        let point = PointRef::from_entry(rs, entry);
+        let (outcome, mut message) = match &point.data_key {
+            None => (Outcome::Ok, String::new()),
+            Some(key) if m.is_encrypted() && self.identities().is_none() => {
+                stored_only(rs, key, &point, job).await?
+            }
+            Some(_) => {
+                job.phase("downloading and checking");
+                PointData::new(
+                    rs.store.clone(),
+                    point.clone(),
+                    self.identities(),
+                    job.clone(),
+                )
+                .stream()?
+                .verify()
+                .await?;
+                let mut message = format!(
+                    "ok: {} stored bytes and {} plaintext bytes match their sha256, zstd decodes",
+                    m.stored_size, m.plaintext_size
+                );
+                if m.payload.has_trailing_sha256() {
+                    message.push_str(", etcd snapshot trailer ok");
+                }
+                (Outcome::Ok, message)
+            }
+        };
+        let kind = self.kind_named(&m.target_kind)?;
+        let target = self.config().target(&m.target);
+        if let Some(external) = kind.verify_external(target, m, &rs.region, job).await? {
+            message = if message.is_empty() {
+                external
+            } else {
+                format!("{message}; {external}")
+            };
+        }
+        if message.is_empty() {
+            message = "no data object".into();
+        }
+        Ok((outcome, message))
     }
 }
 
-/// Verifies one point; the message says what was checked.
-pub async fn verify_point(
-    cfg: &Config,
-    rs: &RegionStore,
-    entry: &PointEntry,
-    identities: Option<Arc<Identities>>,
-    jobs: &Jobs,
-) -> ItemResult {
-    let m = &entry.manifest;
-    let key = rs.layout.data_key(&m.target, &entry.id, m.is_encrypted());
-    let job = jobs.start(
-        format!("verify {} {} in {}", m.target, entry.id, rs.region),
-        Some(m.plaintext_size),
-    );
-    let data = if m.data_file.is_none() {
-        Ok((Outcome::Ok, "no data object".to_string()))
-    } else if m.is_encrypted() && identities.is_none() {
-        verify_stored_only(rs, &key, entry, &job).await
-    } else {
-        verify_full(rs, &key, entry, identities, &job).await
-    };
-    let result = match data {
-        Ok((outcome, message)) => check_snapshot(cfg, &rs.region, entry)
-            .await
-            .map(|s| match s {
-                Some(s) if m.data_file.is_none() => (outcome, s),
-                Some(s) => (outcome, format!("{message}; {s}")),
-                None => (outcome, message),
-            }),
-        Err(e) => Err(e),
-    };
-    let point = Some(entry.id.to_string());
-    match result {
-        Ok((outcome, message)) => {
-            job.finish(message.clone());
-            let mut r = ItemResult::ok(&m.target, &rs.region, "verify", point, message);
-            r.outcome = outcome;
-            r
-        }
-        Err(e) => {
-            job.fail(e.to_string());
-            ItemResult::failed(&m.target, &rs.region, "verify", point, &e)
-        }
-    }
-}
-
-/// For points with an RDS snapshot in this region: is it there and available?
-async fn check_snapshot(
-    cfg: &Config,
-    region: &str,
-    entry: &PointEntry,
-) -> Result<Option<String>, Error> {
-    let Some(arn) = entry
-        .manifest
-        .rds
-        .as_ref()
-        .and_then(|r| r.snapshots.get(region))
-    else {
-        return Ok(None);
-    };
-    let region_cfg = match cfg.target(&entry.manifest.target).map(|t| &t.spec) {
-        Some(TargetSpec::Rds(spec)) => spec.regions.get(region).cloned(),
-        _ => None,
-    };
-    let api = Rds::new(region, region_cfg.as_ref()).await;
-    let id = rds::snapshot_id(&entry.manifest.target, &entry.manifest.point_id);
-    let snapshot = api
-        .snapshot(&id)
-        .await
-        .map_err(|e| SourceError::Integrity {
-            what: format!("RDS snapshot {arn}"),
-            detail: format!("it is recorded in the manifest but cannot be read: {e}"),
-        })?;
-    if snapshot.status != "available" {
-        return Err(SourceError::Integrity {
-            what: format!("RDS snapshot {arn}"),
-            detail: format!("status is {:?}, not available", snapshot.status),
-        }
-        .into());
-    }
-    Ok(Some(format!("RDS snapshot {id} available")))
-}
-
-async fn verify_stored_only(
+/// Encrypted points without an identity: only the stored bytes can be checked.
+async fn stored_only(
     rs: &RegionStore,
     key: &str,
-    entry: &PointEntry,
-    job: &super::Job,
+    point: &PointRef,
+    job: &Job,
 ) -> Result<(Outcome, String), Error> {
-    let (size, sha) = pipeline::hash_object(rs.store.as_ref(), key, job.on_bytes())
-        .await
-        .map_err(pipeline_error)?;
+    let (size, sha) = job
+        .cancellable(async {
+            pipeline::hash_object(rs.store.as_ref(), key, job.on_bytes())
+                .await
+                .map_err(pipeline_error)
+        })
+        .await?;
+    let expected = DataSummary {
+        plaintext_size: point.plaintext_size,
+        plaintext_sha256: point.plaintext_sha256.clone(),
+        stored_size: point.stored_size,
+        stored_sha256: point.stored_sha256.clone(),
+    };
     let found = DataSummary {
         stored_size: size,
         stored_sha256: sha,
-        ..expected(entry)
+        ..expected.clone()
     };
-    pipeline::check_summary(key, &found, &expected(entry), false)?;
+    pipeline::check_summary(key, &found, &expected, false)?;
     Ok((
         Outcome::Warning,
         "stored bytes match; plaintext not checked: the point is encrypted, pass --identity FILE"
             .into(),
     ))
-}
-
-async fn verify_full(
-    rs: &RegionStore,
-    key: &str,
-    entry: &PointEntry,
-    identities: Option<Arc<Identities>>,
-    job: &super::Job,
-) -> Result<(Outcome, String), Error> {
-    let req = ReadRequest {
-        key: key.to_string(),
-        encrypted: entry.manifest.is_encrypted(),
-        trailing_sha256: entry.manifest.payload.has_trailing_sha256(),
-        identities,
-    };
-    let (mut rx, handle) = pipeline::download(rs.store.clone(), req, job.on_bytes());
-    // Only the hashes matter here: drain the plaintext.
-    while rx.recv().await.is_some() {}
-    let found = handle
-        .await
-        .map_err(|e| Error::failed(format!("verify task failed: {e}")))?
-        .map_err(pipeline_error)?;
-    pipeline::check_summary(key, &found, &expected(entry), true)?;
-    let mut message = format!(
-        "ok: {} stored bytes and {} plaintext bytes match their sha256, zstd decodes",
-        found.stored_size, found.plaintext_size
-    );
-    if entry.manifest.payload.has_trailing_sha256() {
-        message.push_str(", etcd snapshot trailer ok");
-    }
-    Ok((Outcome::Ok, message))
-}
-
-/// Verifies every point of a region (optionally one target / one point).
-/// Manifests that fail their own checksum are reported as failures.
-pub async fn verify_region(
-    cfg: &Config,
-    rs: &RegionStore,
-    target: Option<&str>,
-    point: Option<&PointId>,
-    identities: Option<Arc<Identities>>,
-    jobs: &Jobs,
-) -> Vec<ItemResult> {
-    let listing = match catalog::list_points(rs, target).await {
-        Ok(l) => l,
-        Err(e) => {
-            return vec![ItemResult::failed(
-                target.unwrap_or("*"),
-                &rs.region,
-                "verify",
-                None,
-                &e.into(),
-            )];
-        }
-    };
-    let mut results = Vec::new();
-    for problem in listing
-        .problems
-        .iter()
-        .filter(|p| point.is_none_or(|id| p.contains(id.as_str())))
-    {
-        let e = Error::Archive(ArchiveError::BadManifest {
-            key: String::new(),
-            detail: problem.clone(),
-        });
-        let mut r = ItemResult::failed(target.unwrap_or("*"), &rs.region, "verify", None, &e);
-        r.message = problem.clone();
-        r.class = Some(ErrorClass::Integrity);
-        results.push(r);
-    }
-    for entry in listing
-        .points
-        .iter()
-        .filter(|p| point.is_none_or(|id| &p.id == id))
-    {
-        results.push(verify_point(cfg, rs, entry, identities.clone(), jobs).await);
-    }
-    results
 }

@@ -1,38 +1,24 @@
-//! Sources: what drtool backs up and restores. One module per kind; they never
-//! import each other. Each produces a plaintext byte stream plus metadata for a
-//! backup, and knows how to plan and apply a restore of its own payloads.
+//! Sources: what drtool backs up and restores, one folder per kind of target.
+//!
+//! Each kind implements the engine's [`TargetKind`](crate::engine::kind::TargetKind)
+//! in its folder: it produces a plaintext byte stream plus metadata for a
+//! backup, plans and applies restores of its own payloads, and handles what it
+//! keeps outside the bucket. Kinds talk to the engine through byte channels and
+//! the job handle only, and never import each other.
 
 pub mod etcd;
-pub mod kube;
+pub mod namespace;
 pub mod rds;
 
-use crate::error::ErrorClass;
+use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error(
-        "cannot reach {what} at {endpoints}: {detail}. Check that it is up and the endpoints in the config are right."
-    )]
-    Unreachable {
-        what: String,
-        endpoints: String,
-        detail: String,
-    },
-    #[error("{what}: {detail}")]
-    Failed { what: String, detail: String },
-    #[error("{what}: {detail}")]
-    Integrity { what: String, detail: String },
-    #[error("{0}")]
-    Input(String),
-}
+use crate::engine::kind::Registry;
 
-impl SourceError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            SourceError::Unreachable { .. } => ErrorClass::Unreachable,
-            SourceError::Failed { .. } => ErrorClass::Failed,
-            SourceError::Integrity { .. } => ErrorClass::Integrity,
-            SourceError::Input(_) => ErrorClass::BadInput,
-        }
-    }
+/// Every kind this drtool knows. A new kind is a new folder and one line here.
+pub fn registry() -> Registry {
+    Registry::new(vec![
+        Arc::new(etcd::EtcdKind::default()),
+        Arc::new(namespace::NamespaceKind::default()),
+        Arc::new(rds::RdsKind::default()),
+    ])
 }

@@ -8,7 +8,6 @@ mod fs;
 mod s3;
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,10 +15,6 @@ use tokio::io::AsyncRead;
 
 pub use fs::FsStore;
 pub use s3::S3Store;
-
-use crate::archive::Layout;
-use crate::config::{Region, StoreUrl};
-use crate::error::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,17 +35,6 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
-}
-
-impl StoreError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            StoreError::NotFound { .. } => ErrorClass::BadInput,
-            StoreError::Unreachable { .. } => ErrorClass::Unreachable,
-            StoreError::Credentials { .. } => ErrorClass::BadInput,
-            StoreError::Failed { .. } => ErrorClass::Failed,
-        }
-    }
 }
 
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -88,28 +72,4 @@ pub trait MultipartUpload: Send + Sync {
     async fn put_part(&self, number: u32, body: Bytes) -> Result<(), StoreError>;
     async fn complete(self: Box<Self>) -> Result<(), StoreError>;
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
-}
-
-/// One region's store together with its key layout.
-#[derive(Clone)]
-pub struct RegionStore {
-    pub region: String,
-    pub store: Arc<dyn ObjectStore>,
-    pub layout: Layout,
-}
-
-impl RegionStore {
-    /// Builds the store of one region. Creates no connection: S3 clients connect on
-    /// first use, so regions that are down cost nothing until touched.
-    pub async fn open(region: &Region) -> RegionStore {
-        let store: Arc<dyn ObjectStore> = match &region.store {
-            StoreUrl::S3 { bucket, .. } => Arc::new(S3Store::new(region, bucket).await),
-            StoreUrl::File { root, .. } => Arc::new(FsStore::new(root.clone())),
-        };
-        RegionStore {
-            region: region.name.clone(),
-            store,
-            layout: Layout::new(region.store.prefix()),
-        }
-    }
 }

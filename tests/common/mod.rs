@@ -216,3 +216,107 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+/// The drtool binary cargo built for these tests.
+pub fn drtool_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("drtool")
+}
+
+impl Lab {
+    /// `drtool` as a child process (for tests that signal it), with the lab's
+    /// credentials, the given config and `path_first` ahead on PATH.
+    pub fn spawn_drtool(&self, config: &Path, args: &[&str], path_first: Option<&Path>) -> Child {
+        let mut cmd = Command::new(drtool_bin());
+        cmd.envs(&self.env)
+            .env("DRTOOL_CONFIG", config)
+            .env_remove("DRTOOL_AGE_IDENTITY")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(dir) = path_first {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
+        cmd.spawn().unwrap()
+    }
+}
+
+/// The events of a `--events FILE` log so far, parsed.
+pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (up to a minute) until an event of the log satisfies `pred`.
+pub fn wait_for_event(
+    path: &Path,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(e) = read_events(path).into_iter().find(|e| pred(e)) {
+            return e;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no {what} event in {} after 60 s: {:?}",
+            path.display(),
+            read_events(path)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal ("INT", "TERM") to a process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Whether a process is still running (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Waits for a child and returns its exit code and output.
+pub fn finish(child: Child) -> (Option<i32>, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+/// Writes an executable `name` into `dir` that records its pid in `pidfile`,
+/// waits `delay` seconds and then runs the real `program` with the same
+/// arguments: the real tool, late enough for a test to signal drtool while
+/// it runs.
+pub fn delayed_tool(dir: &Path, name: &str, program: &Path, pidfile: &Path, delay: u32) {
+    let script = format!(
+        "#!/bin/sh\necho $$ > '{}'\nsleep {delay}\nexec '{}' \"$@\"\n",
+        pidfile.display(),
+        program.display()
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Where a program is on PATH.
+pub fn which(program: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} is not on PATH");
+    PathBuf::from(stdout(&out).trim())
+}

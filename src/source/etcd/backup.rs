@@ -9,7 +9,8 @@ use etcd_client::{Client, GetOptions};
 use tokio::sync::mpsc;
 
 use super::{KeyRecord, map_err, prefix_end};
-use crate::source::SourceError;
+use crate::engine::events::Job;
+use crate::error::SourceError;
 
 /// Keys read per request in `keys` mode.
 const PAGE: i64 = 1000;
@@ -28,10 +29,9 @@ async fn fail(tx: &mpsc::Sender<io::Result<Bytes>>, e: SourceError) -> SourceErr
 }
 
 async fn forward(tx: &mpsc::Sender<io::Result<Bytes>>, chunk: Bytes) -> Result<(), SourceError> {
-    tx.send(Ok(chunk)).await.map_err(|_| SourceError::Failed {
-        what: "backup".into(),
-        detail: "the archive pipeline stopped".into(),
-    })
+    tx.send(Ok(chunk))
+        .await
+        .map_err(|_| SourceError::Stopped("etcd backup".into()))
 }
 
 /// Streams a Maintenance Snapshot into `tx`, failing it if the trailer is wrong.
@@ -76,6 +76,7 @@ pub async fn keys(
     endpoints: &[String],
     prefix: Option<&str>,
     tx: mpsc::Sender<io::Result<Bytes>>,
+    job: &Job,
 ) -> Result<BackupMeta, SourceError> {
     let (mut start, end) = match prefix {
         Some(p) if !p.is_empty() => (p.as_bytes().to_vec(), prefix_end(p.as_bytes())),
@@ -109,6 +110,7 @@ pub async fn keys(
         if !lines.is_empty() {
             forward(&tx, Bytes::from(lines)).await?;
         }
+        job.items(count, None);
         match (page.more(), page.kvs().last()) {
             (true, Some(last)) => {
                 start = last.key().to_vec();

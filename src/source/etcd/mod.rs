@@ -3,9 +3,11 @@
 //! Backups stream: `snapshot` mode forwards the Maintenance Snapshot RPC and checks
 //! its trailing sha256 on the way; `keys` mode pages through the keyspace at one
 //! fixed revision and writes JSON Lines. Restores never touch a cluster before
-//! the engine has verified the point's checksums.
+//! the point's checksums are verified. [`EtcdKind`] (in `home.rs`) is what the
+//! engine sees.
 
 mod backup;
+mod home;
 mod restore;
 
 use std::time::Duration;
@@ -16,13 +18,29 @@ use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use serde::{Deserialize, Serialize};
 
 pub use backup::{BackupMeta, keys, snapshot};
+pub use home::{EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot};
 pub use restore::{
-    Existing, KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys,
-    restore_member,
+    KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
 
-use super::SourceError;
-use crate::config::EtcdRegion;
+use crate::config::{EtcdRegion, TlsFiles};
+use crate::error::SourceError;
+
+/// How to reach one region's cluster: what a plan records (paths, never keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub endpoints: Vec<String>,
+    pub tls: Option<TlsFiles>,
+}
+
+impl Connection {
+    pub fn of(region: &EtcdRegion) -> Connection {
+        Connection {
+            endpoints: region.endpoints.clone(),
+            tls: region.tls.clone(),
+        }
+    }
+}
 
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
@@ -108,7 +126,7 @@ pub(crate) fn map_err(endpoints: &[String], what: &str, e: etcd_client::Error) -
 }
 
 /// Connects to one region's cluster, with TLS client certificates if configured.
-pub async fn connect(region: &EtcdRegion) -> Result<Client, SourceError> {
+pub async fn connect(region: &Connection) -> Result<Client, SourceError> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10));

@@ -2,32 +2,23 @@
 //! and materializing member data dirs from a snapshot with etcdutl/etcdctl.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Stdio;
 
 use bytes::Bytes;
 use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::{KeyRecord, MAX_TXN_OPS, map_err};
 use crate::config::EtcdMember;
-use crate::source::SourceError;
-
-/// What to do with keys that already exist in the target cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Existing {
-    /// Leave existing keys as they are.
-    Skip,
-    /// Replace existing keys (objects, a database) with the point's.
-    #[value(alias = "update")]
-    Overwrite,
-    /// Refuse the restore if any key exists.
-    Fail,
-}
+use crate::engine::events::Job;
+use crate::engine::options::Existing;
+use crate::error::{Error, SourceError};
 
 /// What replaying a keys point would do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeysPlan {
     /// Keys in the point.
     pub in_point: u64,
@@ -146,11 +137,13 @@ pub async fn plan_keys(
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
     prefix: Option<&str>,
-) -> Result<KeysPlan, SourceError> {
+    job: &Job,
+) -> Result<KeysPlan, Error> {
     let mut lines = Lines::new(plaintext);
     let mut plan = KeysPlan::default();
     let prefix = prefix.map(str::as_bytes);
     loop {
+        job.check_cancelled()?;
         let batch = next_batch(&mut lines, prefix, &mut plan.in_point).await?;
         if batch.is_empty() {
             return Ok(plan);
@@ -173,19 +166,30 @@ pub async fn plan_keys(
 
 /// Replays the keys into the cluster, one transaction per batch of at most
 /// [`MAX_TXN_OPS`] puts. Leases are not carried over: keys come back without one.
+/// A cancellation stops between transactions; the error says how many keys
+/// were already written.
 pub async fn apply_keys(
     client: &mut Client,
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
     prefix: Option<&str>,
     existing: Existing,
-    on_batch: &(dyn Fn(&KeysOutcome) + Send + Sync),
-) -> Result<KeysOutcome, SourceError> {
+    job: &Job,
+) -> Result<KeysOutcome, Error> {
     let mut lines = Lines::new(plaintext);
     let mut out = KeysOutcome::default();
     let mut in_point = 0;
     let prefix = prefix.map(str::as_bytes);
     loop {
+        if job.is_cancelled() {
+            return Err(Error::cancelled(format!(
+                "etcd keys restore cancelled after {} keys were written ({} created, {} overwritten); \
+                 run the restore again with --existing overwrite or skip to finish it",
+                out.created + out.overwritten,
+                out.created,
+                out.overwritten
+            )));
+        }
         let batch = next_batch(&mut lines, prefix, &mut in_point).await?;
         if batch.is_empty() {
             return Ok(out);
@@ -204,14 +208,14 @@ pub async fn apply_keys(
                 }
                 (true, Existing::Skip) => out.skipped += 1,
                 (true, Existing::Fail) => {
-                    return Err(SourceError::Failed {
+                    return Err(Error::from(SourceError::Failed {
                         what: "etcd keys restore".into(),
                         detail: format!(
                             "key {:?} appeared in the target after the plan was made (--existing fail); {} keys were written before it",
                             String::from_utf8_lossy(&key),
                             out.created + out.overwritten
                         ),
-                    });
+                    }));
                 }
             }
         }
@@ -221,12 +225,12 @@ pub async fn apply_keys(
                 .await
                 .map_err(|e| map_err(endpoints, "put transaction", e))?;
         }
-        on_batch(&out);
+        job.items(out.created + out.overwritten + out.skipped, None);
     }
 }
 
 /// The program that turns a snapshot file into a member data dir.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotTool {
     pub program: PathBuf,
     /// `etcdutl` (etcd 3.5+) or `etcdctl` (3.4, with ETCDCTL_API=3).
@@ -254,20 +258,23 @@ pub fn find_snapshot_tool() -> Result<SnapshotTool, SourceError> {
     ))
 }
 
-/// Materializes one member's data dir from a verified snapshot file.
-pub fn restore_member(
+/// Materializes one member's data dir from a verified snapshot file. The tool
+/// runs as a child process that is killed (and waited for) when the job is
+/// cancelled.
+pub async fn restore_member(
     tool: &SnapshotTool,
     snapshot: &Path,
     member: &EtcdMember,
     members: &[EtcdMember],
     cluster_token: &str,
-) -> Result<(), SourceError> {
+    job: &Job,
+) -> Result<(), Error> {
     let initial_cluster = members
         .iter()
         .map(|m| format!("{}={}", m.name, m.peer_url))
         .collect::<Vec<_>>()
         .join(",");
-    let out = Command::new(&tool.program)
+    let mut child = Command::new(&tool.program)
         .env("ETCDCTL_API", "3")
         .arg("snapshot")
         .arg("restore")
@@ -282,22 +289,47 @@ pub fn restore_member(
         .arg(&member.peer_url)
         .arg("--data-dir")
         .arg(&member.data_dir)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|e| SourceError::Failed {
             what: format!("running {}", tool.program.display()),
             detail: e.to_string(),
         })?;
-    if out.status.success() {
+    let mut stderr = child.stderr.take();
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_string(&mut text).await;
+        }
+        text
+    });
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = job.cancel_token().cancelled() => {
+            // Kill and reap it before anyone touches the data dir again.
+            let _ = child.kill().await;
+            return Err(Error::cancelled(format!(
+                "{} snapshot restore of member {} was stopped",
+                tool.name, member.name
+            )));
+        }
+    }
+    .map_err(|e| SourceError::Failed {
+        what: format!("waiting for {}", tool.program.display()),
+        detail: e.to_string(),
+    })?;
+    let stderr = errors.await.unwrap_or_default();
+    if status.success() {
         Ok(())
     } else {
         Err(SourceError::Failed {
             what: format!("{} snapshot restore for member {}", tool.name, member.name),
-            detail: format!(
-                "exit {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        })
+            detail: format!("exit {status}: {}", stderr.trim()),
+        }
+        .into())
     }
 }
 

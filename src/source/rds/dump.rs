@@ -11,8 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{DbConn, PasswordSource};
-use crate::source::SourceError;
+use crate::engine::events::Job;
+use crate::error::{Error, SourceError};
 
 /// Keep at most this much of a tool's stderr for the error message.
 const STDERR_KEEP: usize = 16 * 1024;
@@ -38,16 +41,46 @@ impl std::fmt::Debug for Db {
     }
 }
 
-impl Db {
-    /// Resolves the config's connection; `host` is used when the config has none.
-    pub fn resolve(conn: &DbConn, host: Option<&str>) -> Result<Db, SourceError> {
+/// How to reach a database, as a plan records it: where the password comes
+/// from, never the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbRef {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    pub password: PasswordSource,
+}
+
+impl DbRef {
+    /// The config's connection; `host` is used when the config has none.
+    pub fn of(conn: &DbConn, host: Option<&str>) -> Result<DbRef, SourceError> {
         let host = conn.host.as_deref().or(host).ok_or_else(|| {
             SourceError::Input(
                 "no database host: set `database.host` or let drtool read the instance endpoint"
                     .into(),
             )
         })?;
-        let password = match &conn.password {
+        Ok(DbRef {
+            host: host.to_string(),
+            port: conn.port,
+            user: conn.user.clone(),
+            dbname: conn.dbname.clone(),
+            password: conn.password.clone(),
+        })
+    }
+
+    /// The same server, another database.
+    pub fn with_dbname(&self, dbname: &str) -> DbRef {
+        DbRef {
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// Resolves the password (from its variable or file) for a connection.
+    pub fn open(&self) -> Result<Db, SourceError> {
+        let password = match &self.password {
             PasswordSource::None => None,
             PasswordSource::Env(var) => Some(std::env::var(var).map_err(|_| {
                 SourceError::Input(format!(
@@ -65,12 +98,29 @@ impl Db {
             }
         };
         Ok(Db {
-            host: host.to_string(),
-            port: conn.port,
-            user: conn.user.clone(),
-            dbname: conn.dbname.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            dbname: self.dbname.clone(),
             password,
         })
+    }
+}
+
+impl std::fmt::Display for DbRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
+    }
+}
+
+impl Db {
+    /// Resolves the config's connection; `host` is used when the config has none.
+    pub fn resolve(conn: &DbConn, host: Option<&str>) -> Result<Db, SourceError> {
+        DbRef::of(conn, host)?.open()
     }
 
     pub fn with_dbname(&self, dbname: &str) -> Db {
@@ -171,15 +221,13 @@ impl Db {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "relations", rename_all = "kebab-case")]
 pub enum DbState {
     Missing,
     Empty,
     NotEmpty(u64),
 }
-
-use serde::Serialize;
 
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -205,15 +253,20 @@ async fn read_stderr(mut stderr: tokio::process::ChildStderr) -> String {
 
 /// Streams `pg_dump --format=custom` of the database into `tx`. On failure the
 /// stream gets an error too, so the pipeline aborts the upload.
-pub async fn dump(db: &Db, tx: mpsc::Sender<io::Result<Bytes>>) -> Result<u64, SourceError> {
-    let result = dump_inner(db, &tx).await;
+/// A cancellation kills pg_dump at once.
+pub async fn dump(db: &Db, tx: mpsc::Sender<io::Result<Bytes>>, job: &Job) -> Result<u64, Error> {
+    let result = dump_inner(db, &tx, job).await;
     if let Err(e) = &result {
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
     result
 }
 
-async fn dump_inner(db: &Db, tx: &mpsc::Sender<io::Result<Bytes>>) -> Result<u64, SourceError> {
+async fn dump_inner(
+    db: &Db,
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+    job: &Job,
+) -> Result<u64, Error> {
     let mut child = db
         .command("pg_dump")
         .args(["--format=custom", "--no-password", "--compress=0"])
@@ -226,19 +279,24 @@ async fn dump_inner(db: &Db, tx: &mpsc::Sender<io::Result<Bytes>>) -> Result<u64
         return Err(SourceError::Failed {
             what: "pg_dump".into(),
             detail: "no pipes to the child process".into(),
-        });
+        }
+        .into());
     };
     let errors = tokio::spawn(read_stderr(stderr));
     let mut size = 0u64;
     loop {
         let mut buf = vec![0u8; 256 * 1024];
-        let n = stdout
-            .read(&mut buf)
-            .await
-            .map_err(|e| SourceError::Failed {
-                what: "reading pg_dump's output".into(),
-                detail: e.to_string(),
-            })?;
+        let read = tokio::select! {
+            r = stdout.read(&mut buf) => r,
+            _ = job.cancel_token().cancelled() => {
+                let _ = child.kill().await;
+                return Err(Error::cancelled("pg_dump was stopped: no point was written"));
+            }
+        };
+        let n = read.map_err(|e| SourceError::Failed {
+            what: "reading pg_dump's output".into(),
+            detail: e.to_string(),
+        })?;
         if n == 0 {
             break;
         }
@@ -246,10 +304,7 @@ async fn dump_inner(db: &Db, tx: &mpsc::Sender<io::Result<Bytes>>) -> Result<u64
         size += n as u64;
         if tx.send(Ok(Bytes::from(buf))).await.is_err() {
             let _ = child.kill().await;
-            return Err(SourceError::Failed {
-                what: "pg_dump".into(),
-                detail: "the archive pipeline stopped".into(),
-            });
+            return Err(SourceError::Stopped("pg_dump".into()).into());
         }
     }
     let status = child.wait().await.map_err(|e| SourceError::Failed {
@@ -260,17 +315,21 @@ async fn dump_inner(db: &Db, tx: &mpsc::Sender<io::Result<Bytes>>) -> Result<u64
     if status.success() {
         Ok(size)
     } else {
-        Err(db.tool_failed("pg_dump", &format!("{status}: {stderr}")))
+        Err(db
+            .tool_failed("pg_dump", &format!("{status}: {stderr}"))
+            .into())
     }
 }
 
 /// Feeds a custom-format dump from `rx` to `pg_restore` into the database.
 /// With `clean`, existing objects are dropped first (`--clean --if-exists`).
+/// A cancellation kills pg_restore and says the database holds a partial restore.
 pub async fn restore(
     db: &Db,
     mut rx: mpsc::Receiver<Bytes>,
     clean: bool,
-) -> Result<(), SourceError> {
+    job: &Job,
+) -> Result<(), Error> {
     let mut cmd = db.command("pg_restore");
     cmd.args(["--no-password", "--no-owner", "--exit-on-error", "--dbname"])
         .arg(&db.dbname);
@@ -287,19 +346,37 @@ pub async fn restore(
         return Err(SourceError::Failed {
             what: "pg_restore".into(),
             detail: "no pipes to the child process".into(),
-        });
+        }
+        .into());
     };
     let errors = tokio::spawn(read_stderr(stderr));
+    let stopped = || {
+        Error::cancelled(format!(
+            "pg_restore was stopped part-way: database {db:?} holds a partial restore; \
+             restore again with --existing overwrite, or drop it"
+        ))
+    };
     let mut write_error = None;
-    while let Some(chunk) = rx.recv().await {
-        if let Err(e) = stdin.write_all(&chunk).await {
-            // pg_restore stopped reading: its stderr says why.
-            write_error = Some(e);
-            break;
+    let fed = async {
+        while let Some(chunk) = rx.recv().await {
+            if let Err(e) = stdin.write_all(&chunk).await {
+                // pg_restore stopped reading: its stderr says why.
+                write_error = Some(e);
+                break;
+            }
         }
-    }
-    drop(stdin);
-    let status = child.wait().await.map_err(|e| SourceError::Failed {
+        drop(stdin);
+        child.wait().await
+    };
+    let waited = tokio::select! {
+        status = fed => Some(status),
+        _ = job.cancel_token().cancelled() => None,
+    };
+    let Some(waited) = waited else {
+        let _ = child.kill().await;
+        return Err(stopped());
+    };
+    let status = waited.map_err(|e| SourceError::Failed {
         what: "pg_restore".into(),
         detail: e.to_string(),
     })?;
@@ -309,8 +386,11 @@ pub async fn restore(
         (_, Some(e)) if status.success() => Err(SourceError::Failed {
             what: "pg_restore".into(),
             detail: format!("writing the dump: {e}"),
-        }),
-        _ => Err(db.tool_failed("pg_restore", &format!("{status}: {stderr}"))),
+        }
+        .into()),
+        _ => Err(db
+            .tool_failed("pg_restore", &format!("{status}: {stderr}"))
+            .into()),
     }
 }
 

@@ -3,9 +3,10 @@
 //! restore in region R builds only R's client.
 //!
 //! drtool tags what it creates (`drtool:managed=true`) and never deletes a
-//! snapshot without that tag.
+//! snapshot without that tag. [`RdsKind`] (in `home.rs`) is what the engine sees.
 
 pub mod dump;
+mod home;
 pub mod presign;
 pub mod wait;
 
@@ -17,8 +18,9 @@ use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::SourceError;
-use crate::config::RdsRegion;
+pub use home::{ApiRef, RdsKind, RdsPlan, Route, decide_dump, decide_pitr, decide_snapshot, route};
+
+use crate::error::SourceError;
 use wait::{WaitSpec, wait_until};
 
 pub const MANAGED_TAG: &str = "drtool:managed";
@@ -119,8 +121,9 @@ fn identifier(raw: &str) -> String {
 }
 
 impl Rds {
-    /// Builds the client of one region; nothing is contacted yet.
-    pub async fn new(region: &str, cfg: Option<&RdsRegion>) -> Rds {
+    /// Builds the client of one region (`endpoint` overrides the API's
+    /// address, e.g. the lab's moto server); nothing is contacted yet.
+    pub async fn new(region: &str, endpoint: Option<&str>) -> Rds {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .build();
@@ -130,7 +133,7 @@ impl Rds {
             .load()
             .await;
         let mut conf = aws_sdk_rds::config::Builder::from(&shared);
-        if let Some(endpoint) = cfg.and_then(|c| c.endpoint.as_ref()) {
+        if let Some(endpoint) = endpoint {
             conf = conf.endpoint_url(endpoint);
         }
         Rds {

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::source::SourceError;
+use crate::error::SourceError;
 
 /// What to wait for and how.
 #[derive(Debug, Clone)]

@@ -4,8 +4,10 @@
 //! mapping, filters and an explicit policy for objects that already exist.
 //!
 //! Talks to any cluster through a kubeconfig context (the `kube` crate, raw
-//! JSON requests so objects round-trip without a typed model).
+//! JSON requests so objects round-trip without a typed model). [`NamespaceKind`]
+//! (in `home.rs`) is what the engine sees.
 
+mod home;
 mod restore;
 mod strip;
 
@@ -21,10 +23,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-pub use restore::{KindPlan, NsRestoreOptions, NsRestoreOutcome, ObjectFailure, apply, plan};
+pub use home::{NamespaceKind, NamespacePlan, decide_namespace, map_namespace};
+pub use restore::{
+    NamespaceOutcome, ObjectFailure, ResourcePlan, RestoreScope, apply, decide, plan,
+};
 
-use super::SourceError;
-use crate::config::{KubeRegion, NamespaceTarget};
+use crate::config::{NamespaceRegion, NamespaceTarget};
+use crate::engine::events::Job;
+use crate::error::SourceError;
 
 /// Objects per list page.
 const PAGE: u32 = 500;
@@ -126,7 +132,7 @@ pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
 }
 
 /// Connects through a kubeconfig context and checks that the server answers.
-pub async fn connect(region: &KubeRegion) -> Result<Cluster, SourceError> {
+pub async fn connect(region: &NamespaceRegion) -> Result<Cluster, SourceError> {
     let path = &region.kubeconfig;
     let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
         SourceError::Input(format!("cannot read kubeconfig {}: {e}", path.display()))
@@ -331,8 +337,9 @@ pub async fn backup(
     cluster: &Cluster,
     target: &NamespaceTarget,
     tx: mpsc::Sender<io::Result<Bytes>>,
+    job: &Job,
 ) -> Result<NsBackupMeta, SourceError> {
-    match backup_inner(cluster, target, &tx).await {
+    match backup_inner(cluster, target, &tx, job).await {
         Ok(meta) => Ok(meta),
         Err(e) => Err(fail(&tx, e).await),
     }
@@ -342,6 +349,7 @@ async fn backup_inner(
     cluster: &Cluster,
     target: &NamespaceTarget,
     tx: &mpsc::Sender<io::Result<Bytes>>,
+    job: &Job,
 ) -> Result<NsBackupMeta, SourceError> {
     let ns = &target.namespace;
     let at = Utc::now();
@@ -430,6 +438,7 @@ async fn backup_inner(
     push_line(&mut lines, &ns_ar, false, strip::strip(ns_object, &opts))?;
     meta.items.insert("namespaces".into(), 1);
     send(tx, &mut lines).await?;
+    let mut objects = 0u64;
     for ar in &resources {
         let resource = resource_name(&ar.plural, &ar.group);
         let mut count = 0u64;
@@ -460,12 +469,14 @@ async fn backup_inner(
             }
             // One page at a time: memory stays at a page, whatever the namespace holds.
             send(tx, &mut batch).await?;
+            job.items(objects + count, None);
             token = page.next;
             if token.is_none() {
                 break;
             }
         }
         meta.list_versions.insert(resource.clone(), version);
+        objects += count;
         if count > 0 {
             meta.items.insert(resource, count);
         }
@@ -501,10 +512,7 @@ async fn send(tx: &mpsc::Sender<io::Result<Bytes>>, buf: &mut Vec<u8>) -> Result
     }
     tx.send(Ok(Bytes::from(std::mem::take(buf))))
         .await
-        .map_err(|_| SourceError::Failed {
-            what: "namespace backup".into(),
-            detail: "the archive pipeline stopped".into(),
-        })
+        .map_err(|_| SourceError::Stopped("namespace backup".into()))
 }
 
 #[cfg(test)]

@@ -14,13 +14,15 @@ use tokio::sync::mpsc;
 
 use super::strip::{StripOptions, for_new_cluster, strip};
 use super::{Cluster, ObjectRecord, api_code, collection_path, fetch_page, kube_err, selected};
-use crate::source::SourceError;
-use crate::source::etcd::Existing;
+use crate::engine::events::Job;
+use crate::engine::options::Existing;
+use crate::error::{Error, SourceError};
 
 const CRD: &str = "customresourcedefinitions.apiextensions.k8s.io";
 
-#[derive(Debug, Clone)]
-pub struct NsRestoreOptions {
+/// Which objects a restore reads and where they go.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct RestoreScope {
     /// The namespace the point was taken from.
     pub source_namespace: String,
     /// The namespace to restore into (the same unless mapped).
@@ -31,8 +33,8 @@ pub struct NsRestoreOptions {
 }
 
 /// Per resource: what the restore does with its objects.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct KindPlan {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ResourcePlan {
     pub create: u64,
     pub update: u64,
     pub unchanged: u64,
@@ -48,7 +50,7 @@ pub struct ObjectFailure {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct NsRestoreOutcome {
+pub struct NamespaceOutcome {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
@@ -56,8 +58,9 @@ pub struct NsRestoreOutcome {
     pub failed: Vec<ObjectFailure>,
 }
 
+/// What a restore does with one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
+pub enum Decision {
     Create,
     Update,
     Unchanged,
@@ -123,7 +126,7 @@ fn api_resource(r: &ObjectRecord) -> ApiResource {
 }
 
 /// The object as it should be created in the target namespace.
-fn desired(r: &ObjectRecord, opts: &NsRestoreOptions) -> Value {
+fn desired(r: &ObjectRecord, opts: &RestoreScope) -> Value {
     let mut object = for_new_cluster(&r.plural, r.object.clone());
     if r.namespaced {
         object["metadata"]["namespace"] = Value::String(opts.namespace.clone());
@@ -187,7 +190,7 @@ impl TargetState {
         &mut self,
         cluster: &Cluster,
         r: &ObjectRecord,
-        opts: &NsRestoreOptions,
+        opts: &RestoreScope,
     ) -> Result<(), SourceError> {
         let resource = r.resource();
         if self.resource == resource {
@@ -251,7 +254,9 @@ impl TargetState {
     }
 }
 
-fn decide(existing: Option<&(String, Value)>, desired: &Value, policy: Existing) -> Decision {
+/// Decides one object from what the target holds under its name (with its
+/// resourceVersion) and the policy for existing objects.
+pub fn decide(existing: Option<&(String, Value)>, desired: &Value, policy: Existing) -> Decision {
     match existing {
         None => Decision::Create,
         Some((_, current)) if same(current, desired) => Decision::Unchanged,
@@ -263,7 +268,7 @@ fn decide(existing: Option<&(String, Value)>, desired: &Value, policy: Existing)
     }
 }
 
-fn wanted(r: &ObjectRecord, opts: &NsRestoreOptions) -> bool {
+fn wanted(r: &ObjectRecord, opts: &RestoreScope) -> bool {
     // CRDs and the namespace follow what they carry, never filtered away alone.
     let resource = r.resource();
     resource == CRD
@@ -275,8 +280,9 @@ fn wanted(r: &ObjectRecord, opts: &NsRestoreOptions) -> bool {
 pub async fn plan(
     cluster: &Cluster,
     plaintext: mpsc::Receiver<Bytes>,
-    opts: &NsRestoreOptions,
-) -> Result<BTreeMap<String, KindPlan>, SourceError> {
+    opts: &RestoreScope,
+    job: &Job,
+) -> Result<BTreeMap<String, ResourcePlan>, Error> {
     let mut records = Records {
         rx: plaintext,
         buf: Vec::new(),
@@ -287,11 +293,17 @@ pub async fn plan(
         resource: String::new(),
         objects: HashMap::new(),
     };
-    let mut kinds: BTreeMap<String, KindPlan> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, ResourcePlan> = BTreeMap::new();
+    let mut seen = 0u64;
     while let Some(r) = records.next().await {
         let r = r?;
         if !wanted(&r, opts) {
             continue;
+        }
+        seen += 1;
+        if seen.is_multiple_of(256) {
+            job.check_cancelled()?;
+            job.items(seen, None);
         }
         state.load(cluster, &r, opts).await?;
         let want = desired(&r, opts);
@@ -350,11 +362,13 @@ struct Write {
     body: Value,
 }
 
-/// Runs a batch of writes concurrently; counts successes, collects failures.
+/// Runs a batch of writes concurrently; counts successes, collects failures
+/// (and reports each as it happens).
 async fn flush(
     cluster: &Cluster,
     batch: &mut Vec<Write>,
-    out: &mut NsRestoreOutcome,
+    out: &mut NamespaceOutcome,
+    job: &Job,
 ) -> Result<(), SourceError> {
     use futures::StreamExt;
     let writes = std::mem::take(batch);
@@ -367,11 +381,15 @@ async fn flush(
         match r {
             Ok(_) if w.method == http::Method::POST => out.created += 1,
             Ok(_) => out.updated += 1,
-            Err(kube::Error::Api(s)) => out.failed.push(ObjectFailure {
-                resource: w.resource,
-                name: w.name,
-                error: format!("{} {}: {}", s.code, s.reason, s.message),
-            }),
+            Err(kube::Error::Api(s)) => {
+                let failure = ObjectFailure {
+                    resource: w.resource,
+                    name: w.name,
+                    error: format!("{} {}: {}", s.code, s.reason, s.message),
+                };
+                job.item_failed(failure.item(), &failure.error);
+                out.failed.push(failure);
+            }
             Err(e) => return Err(kube_err(&cluster.name, "restore", e)),
         }
     }
@@ -380,12 +398,13 @@ async fn flush(
 
 /// Restores the records into the cluster. Per-object failures are collected,
 /// not fatal: the outcome lists each with its reason.
+/// A cancellation stops between batches; the error says what was written.
 pub async fn apply(
     cluster: &Cluster,
     plaintext: mpsc::Receiver<Bytes>,
-    opts: &NsRestoreOptions,
-    on_object: &(dyn Fn(u64) + Send + Sync),
-) -> Result<NsRestoreOutcome, SourceError> {
+    opts: &RestoreScope,
+    job: &Job,
+) -> Result<NamespaceOutcome, Error> {
     let mut records = Records {
         rx: plaintext,
         buf: Vec::new(),
@@ -396,7 +415,7 @@ pub async fn apply(
         resource: String::new(),
         objects: HashMap::new(),
     };
-    let mut out = NsRestoreOutcome::default();
+    let mut out = NamespaceOutcome::default();
     let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
     let mut done = 0u64;
     while let Some(r) = records.next().await {
@@ -406,7 +425,8 @@ pub async fn apply(
         }
         let resource = r.resource();
         if batch.first().is_some_and(|w| w.resource != resource) {
-            flush(cluster, &mut batch, &mut out).await?;
+            flush(cluster, &mut batch, &mut out, job).await?;
+            out.check_cancelled(job)?;
         }
         state.load(cluster, &r, opts).await?;
         let want = desired(&r, opts);
@@ -419,7 +439,7 @@ pub async fn apply(
             .unwrap_or_default()
             .to_string();
         done += 1;
-        on_object(done);
+        job.items(done, None);
         let write = match decision {
             Decision::Create => Write {
                 resource,
@@ -450,11 +470,13 @@ pub async fn apply(
                 continue;
             }
             Decision::Conflict => {
-                out.failed.push(ObjectFailure {
+                let failure = ObjectFailure {
                     resource,
                     name,
                     error: "already exists and differs (--existing fail)".into(),
-                });
+                };
+                job.item_failed(failure.item(), &failure.error);
+                out.failed.push(failure);
                 continue;
             }
         };
@@ -464,7 +486,7 @@ pub async fn apply(
                 .then(|| write.body.clone());
             batch.push(write);
             let failed_before = out.failed.len();
-            flush(cluster, &mut batch, &mut out).await?;
+            flush(cluster, &mut batch, &mut out, job).await?;
             if let (Some(crd), true) = (crd, out.failed.len() == failed_before) {
                 wait_served(cluster, &crd).await?;
             }
@@ -472,13 +494,67 @@ pub async fn apply(
         }
         batch.push(write);
         if batch.len() >= BATCH {
-            flush(cluster, &mut batch, &mut out).await?;
+            flush(cluster, &mut batch, &mut out, job).await?;
+            out.check_cancelled(job)?;
         }
     }
-    flush(cluster, &mut batch, &mut out).await?;
+    flush(cluster, &mut batch, &mut out, job).await?;
     Ok(out)
+}
+
+impl ObjectFailure {
+    /// `resource/name`, as events and reports name an object.
+    pub fn item(&self) -> String {
+        format!("{}/{}", self.resource, self.name)
+    }
+}
+
+impl NamespaceOutcome {
+    /// Once cancelled, says what was already written.
+    fn check_cancelled(&self, job: &Job) -> Result<(), Error> {
+        if !job.is_cancelled() {
+            return Ok(());
+        }
+        Err(Error::cancelled(format!(
+            "namespace restore cancelled after {} objects were created and {} updated; \
+             run it again with --existing skip or update to finish",
+            self.created, self.updated
+        )))
+    }
 }
 
 fn resource_is_foundation(resource: &str) -> bool {
     resource == CRD || resource == "namespaces"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(data: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": data}})
+    }
+
+    #[test]
+    fn object_decisions() {
+        let same = ("7".to_string(), comparable("configmaps", cm("v")));
+        let other = ("7".to_string(), comparable("configmaps", cm("changed")));
+        let cases = [
+            (None, Existing::Fail, Decision::Create),
+            (None, Existing::Overwrite, Decision::Create),
+            (Some(&same), Existing::Fail, Decision::Unchanged),
+            (Some(&same), Existing::Overwrite, Decision::Unchanged),
+            (Some(&other), Existing::Skip, Decision::Skip),
+            (Some(&other), Existing::Overwrite, Decision::Update),
+            (Some(&other), Existing::Fail, Decision::Conflict),
+        ];
+        for (existing, policy, want) in cases {
+            assert_eq!(
+                decide(existing, &cm("v"), policy),
+                want,
+                "{existing:?} {policy:?}"
+            );
+        }
+    }
 }

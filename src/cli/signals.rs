@@ -1,0 +1,87 @@
+//! Ctrl-C and SIGTERM: the first one cancels the engine's token, so uploads are
+//! aborted, temporary files removed and child processes stopped before drtool
+//! exits with 130 (SIGINT) or 143 (SIGTERM); a second one exits at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => super::EXIT_SIGINT,
+            Signal::Terminate => super::EXIT_SIGTERM,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "interrupted (SIGINT)",
+            Signal::Terminate => "terminated (SIGTERM)",
+        }
+    }
+}
+
+/// Which signal (if any) cancelled the run.
+pub struct SignalWatch {
+    got: Arc<AtomicU8>,
+}
+
+impl SignalWatch {
+    pub fn received(&self) -> Option<Signal> {
+        match self.got.load(Ordering::SeqCst) {
+            1 => Some(Signal::Interrupt),
+            2 => Some(Signal::Terminate),
+            _ => None,
+        }
+    }
+}
+
+/// Starts watching for SIGINT and SIGTERM; the first cancels `cancel`.
+pub fn watch(cancel: CancellationToken) -> SignalWatch {
+    let got = Arc::new(AtomicU8::new(0));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::warn!("cannot watch SIGINT/SIGTERM: a signal ends drtool without clean-up");
+            return;
+        };
+        loop {
+            let s = tokio::select! {
+                _ = int.recv() => Signal::Interrupt,
+                _ = term.recv() => Signal::Terminate,
+            };
+            let code = match s {
+                Signal::Interrupt => 1,
+                Signal::Terminate => 2,
+            };
+            if seen
+                .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                eprintln!(
+                    "drtool: {} again: exiting at once; an upload in progress may stay open until `drtool prune` or the bucket's lifecycle rule removes it",
+                    s.name()
+                );
+                std::process::exit(i32::from(s.exit_code()));
+            }
+            eprintln!(
+                "drtool: {}: cancelling; uploads are aborted and nothing half-done is kept (press Ctrl-C again to exit at once)",
+                s.name()
+            );
+            cancel.cancel();
+        }
+    });
+    SignalWatch { got }
+}

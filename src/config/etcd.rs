@@ -1,0 +1,191 @@
+//! The `kind = "etcd"` section of `drtool.toml`: an etcd cluster per region,
+//! reached through its client endpoints (TLS optional), with the members a
+//! snapshot restore materializes data dirs for.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::ConfigError;
+use super::raw::{Ctx, RawTarget, RawTargetRegion, RawTls, check_url, region_ref};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdMode {
+    /// The Maintenance Snapshot RPC: the exact `etcdctl snapshot save` file.
+    Snapshot,
+    /// The keyspace (or a prefix) at one revision, as JSON Lines.
+    Keys,
+}
+
+#[derive(Debug, Clone)]
+pub struct EtcdTarget {
+    pub mode: EtcdMode,
+    /// Only keys under this prefix (keys mode).
+    pub prefix: Option<String>,
+    /// Per region: how to reach the cluster there.
+    pub regions: BTreeMap<String, EtcdRegion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EtcdRegion {
+    pub endpoints: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    /// The members a snapshot restore materializes data dirs for.
+    pub members: Vec<EtcdMember>,
+    pub cluster_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdMember {
+    pub name: String,
+    pub peer_url: String,
+    pub data_dir: PathBuf,
+}
+
+pub(super) fn parse(
+    ctx: &Ctx,
+    name: &str,
+    raw: RawTarget,
+    known: &BTreeSet<String>,
+    home: &str,
+) -> Result<EtcdTarget, ConfigError> {
+    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("snapshot", _)) => EtcdMode::Snapshot,
+        Some(("keys", _)) => EtcdMode::Keys,
+        Some((other, span)) => {
+            return Err(ctx.err(
+                span,
+                format!("target {name}: mode {other:?} is not one of \"snapshot\", \"keys\""),
+            ));
+        }
+    };
+    if let (EtcdMode::Snapshot, Some(p)) = (mode, &raw.prefix) {
+        return Err(ctx.err(
+            p.span(),
+            format!(
+                "target {name}: `prefix` only applies to mode = \"keys\" (a snapshot always holds the whole keyspace)"
+            ),
+        ));
+    }
+    let mut regions = BTreeMap::new();
+    for (region, r) in raw.regions {
+        let region = region_ref(ctx, &region, known, name, "regions")?;
+        regions.insert(region.clone(), etcd_region(ctx, name, &region, r)?);
+    }
+    if !regions.contains_key(home) {
+        return Err(ctx.err(
+            raw.home.span(),
+            format!(
+                "target {name}: no [targets.{name}.regions.{home}] table with the endpoints of its home region"
+            ),
+        ));
+    }
+    Ok(EtcdTarget {
+        mode,
+        prefix: raw.prefix.map(Spanned::into_inner),
+        regions,
+    })
+}
+
+fn etcd_region(
+    ctx: &Ctx,
+    target: &str,
+    region: &str,
+    raw: Spanned<RawTargetRegion>,
+) -> Result<EtcdRegion, ConfigError> {
+    let table = raw.span();
+    let raw = raw.into_inner();
+    let Some(raw_endpoints) = raw.endpoints else {
+        return Err(ctx.err(
+            table,
+            format!("target {target}, region {region}: `endpoints` is missing (the etcd client URLs there)"),
+        ));
+    };
+    if raw_endpoints.get_ref().is_empty() {
+        return Err(ctx.err(
+            raw_endpoints.span(),
+            format!("target {target}, region {region}: endpoints is empty"),
+        ));
+    }
+    let mut endpoints = Vec::new();
+    for e in raw_endpoints.into_inner() {
+        check_url(ctx, &e, target, region, "endpoint")?;
+        endpoints.push(e.into_inner());
+    }
+    let tls = raw
+        .tls
+        .map(|t| tls(ctx, target, region, t.into_inner()))
+        .transpose()?;
+    let mut members = Vec::new();
+    let mut names = BTreeSet::new();
+    for m in raw.members.map(Spanned::into_inner).unwrap_or_default() {
+        check_url(ctx, &m.peer_url, target, region, "peer_url")?;
+        if !names.insert(m.name.get_ref().clone()) {
+            return Err(ctx.err(
+                m.name.span(),
+                format!(
+                    "target {target}, region {region}: duplicate member name {:?}",
+                    m.name.get_ref()
+                ),
+            ));
+        }
+        members.push(EtcdMember {
+            name: m.name.into_inner(),
+            peer_url: m.peer_url.into_inner(),
+            data_dir: ctx.path(m.data_dir.get_ref()),
+        });
+    }
+    Ok(EtcdRegion {
+        endpoints,
+        tls,
+        members,
+        cluster_token: raw
+            .cluster_token
+            .map(Spanned::into_inner)
+            .unwrap_or_else(|| format!("drtool-{target}-{region}")),
+    })
+}
+
+fn tls(ctx: &Ctx, target: &str, region: &str, raw: RawTls) -> Result<TlsFiles, ConfigError> {
+    let file = |v: &Option<Spanned<String>>, what: &str| -> Result<Option<PathBuf>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let p = ctx.path(v.get_ref());
+        if p.is_file() {
+            Ok(Some(p))
+        } else {
+            Err(ctx.err(
+                v.span(),
+                format!(
+                    "target {target}, region {region}: tls.{what} file {} does not exist",
+                    p.display()
+                ),
+            ))
+        }
+    };
+    let files = TlsFiles {
+        ca: file(&raw.ca, "ca")?,
+        cert: file(&raw.cert, "cert")?,
+        key: file(&raw.key, "key")?,
+    };
+    if files.cert.is_some() != files.key.is_some() {
+        let span = raw
+            .cert
+            .as_ref()
+            .or(raw.key.as_ref())
+            .map_or(0..0, Spanned::span);
+        return Err(ctx.err(
+            span,
+            format!("target {target}, region {region}: tls needs both `cert` and `key` for a client certificate"),
+        ));
+    }
+    Ok(files)
+}

@@ -1,0 +1,99 @@
+//! The `kind = "namespace"` section of `drtool.toml`: one Kubernetes namespace,
+//! reached through a kubeconfig context per region.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::ConfigError;
+use super::raw::{Ctx, RawTarget, region_ref};
+
+/// A Kubernetes namespace, reached through a kubeconfig context per region.
+#[derive(Debug, Clone)]
+pub struct NamespaceTarget {
+    pub namespace: String,
+    /// Only these resources (plural, or plural.group); all when empty.
+    pub include: Vec<String>,
+    /// Never these resources.
+    pub exclude: Vec<String>,
+    /// Only objects matching this label selector.
+    pub label_selector: Option<String>,
+    /// Keep the kubectl last-applied-configuration annotation.
+    pub keep_last_applied: bool,
+    pub regions: BTreeMap<String, NamespaceRegion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NamespaceRegion {
+    pub kubeconfig: PathBuf,
+    /// The kubeconfig context; its current context when absent.
+    pub context: Option<String>,
+}
+
+pub(super) fn parse(
+    ctx: &Ctx,
+    name: &str,
+    raw: RawTarget,
+    known: &BTreeSet<String>,
+    home: &str,
+) -> Result<NamespaceTarget, ConfigError> {
+    let Some(namespace) = raw.namespace else {
+        return Err(ctx.err(
+            raw.kind.span(),
+            format!("target {name}: `namespace` (the Kubernetes namespace to back up) is missing"),
+        ));
+    };
+    if !is_dns_label(namespace.get_ref()) {
+        return Err(ctx.err(
+            namespace.span(),
+            format!(
+                "target {name}: namespace {:?} is not a valid Kubernetes namespace name (lowercase letters, digits, '-', at most 63)",
+                namespace.get_ref()
+            ),
+        ));
+    }
+    let mut regions = BTreeMap::new();
+    for (region, r) in raw.regions {
+        let region = region_ref(ctx, &region, known, name, "regions")?;
+        let table = r.span();
+        let r = r.into_inner();
+        let Some(kubeconfig) = r.kubeconfig else {
+            return Err(ctx.err(
+                table,
+                format!("target {name}, region {region}: `kubeconfig` (path of the kubeconfig file) is missing"),
+            ));
+        };
+        regions.insert(
+            region,
+            NamespaceRegion {
+                kubeconfig: ctx.path(kubeconfig.get_ref()),
+                context: r.context.map(Spanned::into_inner),
+            },
+        );
+    }
+    if !regions.contains_key(home) {
+        return Err(ctx.err(
+            raw.home.span(),
+            format!("target {name}: no [targets.{name}.regions.{home}] table with the kubeconfig of its home region"),
+        ));
+    }
+    Ok(NamespaceTarget {
+        namespace: namespace.into_inner(),
+        include: raw.include.map(Spanned::into_inner).unwrap_or_default(),
+        exclude: raw.exclude.map(Spanned::into_inner).unwrap_or_default(),
+        label_selector: raw.label_selector.map(Spanned::into_inner),
+        keep_last_applied: raw.keep_last_applied.is_some_and(|k| *k.get_ref()),
+        regions,
+    })
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}

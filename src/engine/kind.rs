@@ -1,0 +1,231 @@
+//! The engine-facing interface of a target kind, and the registry of kinds.
+//!
+//! Each kind (etcd, namespace, RDS) lives in one folder under `source/` and
+//! implements [`TargetKind`]: take a backup into a byte channel, plan a restore
+//! (gather facts, then decide purely), apply a plan, copy / verify / delete the
+//! artefacts it keeps outside the bucket, and check that its endpoints answer.
+//! The engine's generic code only calls this trait: it never matches on kinds.
+//! Sources depend on this module; the engine depends on no source, it is handed
+//! a [`Registry`] (see `source::registry`).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::events::Job;
+use super::options::{RestoreFlag, RestoreOptions};
+use super::point::PointData;
+use crate::archive::manifest::RdsInfo;
+use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
+use crate::config::Target;
+use crate::error::Error;
+
+/// Where a kind's backup writes its plaintext. Dropping it ends the payload;
+/// sending an `Err` aborts the upload.
+pub type DataSender = mpsc::Sender<io::Result<Bytes>>;
+
+/// What a new point of a target looks like before it is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupShape {
+    pub payload: PayloadKind,
+    /// Whether the point has a data object (RDS snapshot-only points have none).
+    pub has_data: bool,
+}
+
+/// What a kind's backup produced besides the data stream.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub consistency: Consistency,
+    pub items: BTreeMap<String, u64>,
+    /// Artefacts kept outside the bucket (RDS snapshots), recorded in the manifest.
+    pub rds: Option<RdsInfo>,
+}
+
+/// A kind's restore plan: its own typed plan as data, plus what every front end
+/// shows. Executing it needs nothing else (no config, no secret values).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct KindPlan {
+    /// The kind's typed plan, serialized: resolved endpoints, members, database
+    /// and cluster references. Tagged with its own `kind`.
+    pub action: serde_json::Value,
+    /// What the plan does, one line per fact, as `restore --dry-run` prints it.
+    pub lines: Vec<String>,
+    /// Whether it replaces or overwrites anything.
+    pub destructive: bool,
+    /// Whether the point's checksums were verified while planning.
+    pub verified: bool,
+}
+
+impl KindPlan {
+    pub fn new<T: Serialize>(
+        action: &T,
+        lines: Vec<String>,
+        destructive: bool,
+        verified: bool,
+    ) -> Result<KindPlan, Error> {
+        Ok(KindPlan {
+            action: serde_json::to_value(action)
+                .map_err(|e| Error::failed(format!("cannot record the restore plan: {e}")))?,
+            lines,
+            destructive,
+            verified,
+        })
+    }
+
+    /// The kind's typed plan back.
+    pub fn action<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_value(self.action.clone()).map_err(|e| {
+            Error::input(format!(
+                "the restore plan is not one this drtool can run ({e}): plan it again"
+            ))
+        })
+    }
+}
+
+/// What applying a plan did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub message: String,
+    pub counts: BTreeMap<String, u64>,
+    /// Items that failed while the rest went on (also sent as events).
+    pub failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemFailure {
+    pub item: String,
+    pub error: String,
+}
+
+/// Whether one store or endpoint answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reachability {
+    pub region: String,
+    /// "store" or "target NAME".
+    pub what: String,
+    pub address: String,
+    pub reachable: bool,
+    pub detail: String,
+}
+
+/// What a restore plan is made from.
+pub struct PlanRequest<'a> {
+    pub target: &'a Target,
+    pub region: &'a str,
+    pub options: &'a RestoreOptions,
+    /// The chosen point, its manifest and its data; none when the kind restores
+    /// without one (see [`TargetKind::needs_point`]).
+    pub point: Option<(&'a Manifest, PointData)>,
+    pub job: &'a Job,
+}
+
+/// Everything the engine needs from one kind of target.
+#[async_trait]
+pub trait TargetKind: Send + Sync {
+    /// The `kind = "..."` of `drtool.toml` and of manifests.
+    fn name(&self) -> &'static str;
+
+    /// What a new point of `target` holds.
+    fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error>;
+
+    /// Takes a backup of `target` in its home region. With a data object, the
+    /// plaintext goes into `data` (dropped when done); artefacts outside the
+    /// bucket are made here and returned in [`Taken`].
+    async fn backup(
+        &self,
+        target: &Target,
+        point: &PointId,
+        data: Option<DataSender>,
+        job: &Job,
+    ) -> Result<Taken, Error>;
+
+    /// The restore options this kind understands.
+    fn restore_flags(&self) -> &'static [RestoreFlag];
+
+    /// Whether a restore with these options reads a recovery point.
+    fn needs_point(&self, _options: &RestoreOptions) -> bool {
+        true
+    }
+
+    /// Gathers the facts of a restore (reads the point and the target) and
+    /// decides the plan. Changes nothing.
+    async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error>;
+
+    /// Runs a plan made by [`TargetKind::plan_restore`], reading only the plan.
+    async fn apply(
+        &self,
+        plan: &KindPlan,
+        point: Option<PointData>,
+        job: &Job,
+    ) -> Result<Applied, Error>;
+
+    /// Copies the point's artefacts outside the bucket from region `from` to
+    /// `to`; returns the manifest with the copy recorded.
+    async fn copy_external(
+        &self,
+        _target: &Target,
+        manifest: &Manifest,
+        _from: &str,
+        _to: &str,
+        _job: &Job,
+    ) -> Result<Manifest, Error> {
+        Ok(manifest.clone())
+    }
+
+    /// Checks the point's artefacts outside the bucket in `region`; a message
+    /// when there were any.
+    async fn verify_external(
+        &self,
+        _target: Option<&Target>,
+        _manifest: &Manifest,
+        _region: &str,
+        _job: &Job,
+    ) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
+    /// Deletes the point's artefacts outside the bucket in `region`; says what
+    /// was deleted.
+    async fn delete_external(
+        &self,
+        _target: Option<&Target>,
+        _manifest: &Manifest,
+        _region: &str,
+    ) -> Result<Vec<String>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// Whether the target's endpoints answer, per region.
+    async fn reachability(&self, target: &Target) -> Vec<Reachability>;
+}
+
+/// The kinds an engine knows, by name.
+#[derive(Clone)]
+pub struct Registry {
+    kinds: Vec<Arc<dyn TargetKind>>,
+}
+
+impl Registry {
+    pub fn new(kinds: Vec<Arc<dyn TargetKind>>) -> Registry {
+        Registry { kinds }
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|k| k.name()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Arc<dyn TargetKind>, Error> {
+        self.kinds.iter().find(|k| k.name() == name).ok_or_else(|| {
+            Error::input(format!(
+                "no target kind {name:?} in this drtool (known: {})",
+                self.names().join(", ")
+            ))
+        })
+    }
+}

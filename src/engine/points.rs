@@ -1,0 +1,65 @@
+//! Listing recovery points per region. A region that cannot be read is reported
+//! in place; the others are still listed.
+
+use serde::Serialize;
+
+use super::report::{Outcome, Verdict, verdict_of};
+use super::root::{Engine, Scope};
+use crate::archive::Manifest;
+use crate::catalog::{self, Problem};
+use crate::error::{Error, ErrorClass};
+
+/// What one region holds (or why it could not be read).
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionPoints {
+    pub region: String,
+    pub store: String,
+    pub error: Option<String>,
+    pub error_class: Option<ErrorClass>,
+    pub points: Vec<Manifest>,
+    /// Manifests that could not be trusted (edited, damaged, misplaced).
+    pub problems: Vec<Problem>,
+    /// Point folders without a manifest: interrupted backups or copies.
+    pub orphans: Vec<Problem>,
+}
+
+impl Engine {
+    pub async fn points(&self, scope: &Scope) -> Result<Vec<RegionPoints>, Error> {
+        self.check_scope(scope)?;
+        let mut out = Vec::new();
+        for region in self.scoped_regions(scope) {
+            let rs = self.store(&region).await?;
+            let mut listed = RegionPoints {
+                region: region.clone(),
+                store: rs.store.describe(),
+                error: None,
+                error_class: None,
+                points: Vec::new(),
+                problems: Vec::new(),
+                orphans: Vec::new(),
+            };
+            match catalog::list_points(&rs, scope.target.as_deref()).await {
+                Ok(l) => {
+                    listed.points = l.points.into_iter().map(|p| p.manifest).collect();
+                    listed.problems = l.problems;
+                    listed.orphans = l.orphans;
+                }
+                Err(e) => {
+                    let e = Error::from(e);
+                    listed.error_class = Some(e.class());
+                    listed.error = Some(e.to_string());
+                }
+            }
+            out.push(listed);
+        }
+        Ok(out)
+    }
+}
+
+/// Ok when every region was read; partial when some were not.
+pub fn listing_verdict(regions: &[RegionPoints]) -> Verdict {
+    verdict_of(regions.iter().map(|r| match r.error_class {
+        Some(class) => (Outcome::Failed, Some(class)),
+        None => (Outcome::Ok, None),
+    }))
+}

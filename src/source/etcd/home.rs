@@ -1,0 +1,784 @@
+//! The etcd kind as the engine sees it: backups in `snapshot` or `keys` mode,
+//! restore plans (gather facts, then [`decide_keys`] / [`decide_snapshot`]),
+//! and their execution.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use etcd_client::Client;
+use serde::{Deserialize, Serialize};
+
+use super::restore::{
+    KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
+};
+use super::{Connection, connect, keys, snapshot};
+use crate::archive::{Consistency, PayloadKind, PointId};
+use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
+use crate::engine::events::Job;
+use crate::engine::kind::{
+    Applied, BackupShape, DataSender, KindPlan, PlanRequest, Reachability, Taken, TargetKind,
+};
+use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
+use crate::engine::point::PointData;
+use crate::error::{Error, SourceError};
+
+const FLAGS: &[RestoreFlag] = &[RestoreFlag::Prefix, RestoreFlag::Existing];
+
+/// Connected clients, by endpoints: one connection per cluster per engine.
+#[derive(Default)]
+pub struct EtcdKind {
+    clients: Mutex<HashMap<Vec<String>, Client>>,
+}
+
+/// A member's part of a snapshot restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberPlan {
+    pub name: String,
+    pub peer_url: String,
+    pub data_dir: PathBuf,
+    /// Where an existing data dir is moved before the new one is made.
+    pub move_aside_to: Option<PathBuf>,
+}
+
+/// An etcd restore, decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EtcdPlan {
+    /// Replay keys into the region's cluster.
+    EtcdKeys {
+        connection: Connection,
+        prefix: Option<String>,
+        existing: Existing,
+        counts: KeysPlan,
+    },
+    /// Materialize fresh member data dirs from a snapshot.
+    EtcdSnapshot {
+        tool: SnapshotTool,
+        cluster_token: String,
+        members: Vec<MemberPlan>,
+    },
+}
+
+/// What a snapshot restore finds on this machine.
+#[derive(Debug, Clone)]
+pub struct SnapshotFacts {
+    pub tool: SnapshotTool,
+    /// Each configured member and whether its data dir exists now.
+    pub members: Vec<(EtcdMember, bool)>,
+    pub cluster_token: String,
+    /// Suffix for moved-aside data dirs.
+    pub stamp: String,
+}
+
+/// Decides a keys restore from the counts made against the target.
+pub fn decide_keys(
+    region: &str,
+    connection: Connection,
+    counts: KeysPlan,
+    options: &RestoreOptions,
+) -> Result<(EtcdPlan, bool), Error> {
+    let existing = options.existing();
+    if existing == Existing::Fail && counts.existing > 0 {
+        return Err(Error::input(format!(
+            "{} of the selected keys already exist in region {region} (e.g. {}) and --existing fail is in effect: \
+             use --existing skip or --existing overwrite, or restore into an empty cluster",
+            counts.existing,
+            counts.existing_examples.join(", ")
+        )));
+    }
+    let destructive = existing == Existing::Overwrite && counts.existing > 0;
+    Ok((
+        EtcdPlan::EtcdKeys {
+            connection,
+            prefix: options.prefix.clone(),
+            existing,
+            counts,
+        },
+        destructive,
+    ))
+}
+
+/// The options a snapshot point cannot honour.
+fn snapshot_options(point: &str, options: &RestoreOptions) -> Result<(), Error> {
+    let why = format!("point {point} is a snapshot, restored into fresh member data dirs");
+    if options.prefix.is_some() {
+        return Err(RestoreOptions::not_for_point(RestoreFlag::Prefix, &why));
+    }
+    if options.existing.is_some() {
+        return Err(RestoreOptions::not_for_point(
+            RestoreFlag::Existing,
+            &format!("{why}; existing data dirs are always moved aside, never written into"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decides a snapshot restore: which data dirs are made and which moved aside.
+pub fn decide_snapshot(
+    target: &str,
+    region: &str,
+    point: &str,
+    facts: SnapshotFacts,
+    options: &RestoreOptions,
+) -> Result<(EtcdPlan, bool), Error> {
+    snapshot_options(point, options)?;
+    if facts.members.is_empty() {
+        return Err(Error::input(format!(
+            "target {target} region {region}: a snapshot restore needs `members = [{{ name, peer_url, data_dir }}, ...]` \
+             in [targets.{target}.regions.{region}]"
+        )));
+    }
+    let members: Vec<MemberPlan> = facts
+        .members
+        .into_iter()
+        .map(|(m, exists)| MemberPlan {
+            move_aside_to: exists.then(|| {
+                let mut aside = m.data_dir.clone().into_os_string();
+                aside.push(format!(".drtool-replaced-{}", facts.stamp));
+                PathBuf::from(aside)
+            }),
+            name: m.name,
+            peer_url: m.peer_url,
+            data_dir: m.data_dir,
+        })
+        .collect();
+    let destructive = members.iter().any(|m| m.move_aside_to.is_some());
+    Ok((
+        EtcdPlan::EtcdSnapshot {
+            tool: facts.tool,
+            cluster_token: facts.cluster_token,
+            members,
+        },
+        destructive,
+    ))
+}
+
+/// The plan's lines, as `restore --dry-run` prints them.
+fn lines(plan: &EtcdPlan) -> Vec<String> {
+    let mut lines = Vec::new();
+    match plan {
+        EtcdPlan::EtcdKeys {
+            connection,
+            prefix,
+            existing,
+            counts,
+        } => {
+            lines.push(format!(
+                "into       etcd {}",
+                connection.endpoints.join(",")
+            ));
+            lines.push(format!(
+                "keys       {} in point, {} selected{}",
+                counts.in_point,
+                counts.selected,
+                prefix
+                    .as_ref()
+                    .map(|p| format!(" by prefix {p:?}"))
+                    .unwrap_or_default()
+            ));
+            lines.push(format!("create     {}", counts.create));
+            let verb = match existing {
+                Existing::Skip => "skip",
+                Existing::Overwrite => "OVERWRITE",
+                Existing::Fail => "CONFLICT",
+            };
+            lines.push(format!("{verb:<10} {}", counts.existing));
+            for k in &counts.existing_examples {
+                lines.push(format!("           e.g. {k}"));
+            }
+        }
+        EtcdPlan::EtcdSnapshot {
+            tool,
+            cluster_token,
+            members,
+        } => {
+            lines.push(format!(
+                "into       new data dirs via {} (cluster token {cluster_token})",
+                tool.program.display()
+            ));
+            for m in members {
+                lines.push(format!(
+                    "member     {} {} -> {}",
+                    m.name,
+                    m.peer_url,
+                    m.data_dir.display()
+                ));
+                if let Some(aside) = &m.move_aside_to {
+                    lines.push(format!(
+                        "           existing data dir will be MOVED to {}",
+                        aside.display()
+                    ));
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn spec(target: &Target) -> Result<&EtcdTarget, Error> {
+    match &target.spec {
+        TargetSpec::Etcd(s) => Ok(s),
+        _ => Err(Error::failed(format!(
+            "target {} is not an etcd target",
+            target.name
+        ))),
+    }
+}
+
+fn region_of<'t>(target: &'t Target, region: &str) -> Result<&'t EtcdRegion, Error> {
+    spec(target)?.regions.get(region).ok_or_else(|| {
+        Error::input(format!(
+            "target {} has no [targets.{}.regions.{region}] table: say where to restore in that region",
+            target.name, target.name
+        ))
+    })
+}
+
+impl EtcdKind {
+    async fn client(&self, connection: &Connection) -> Result<Client, Error> {
+        let cached = self
+            .clients
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&connection.endpoints).cloned());
+        if let Some(client) = cached {
+            return Ok(client);
+        }
+        let client = connect(connection).await?;
+        if let Ok(mut c) = self.clients.lock() {
+            c.insert(connection.endpoints.clone(), client.clone());
+        }
+        Ok(client)
+    }
+
+    async fn plan_keys(
+        &self,
+        req: &PlanRequest<'_>,
+        region: &EtcdRegion,
+        data: &PointData,
+    ) -> Result<KindPlan, Error> {
+        let connection = Connection::of(region);
+        let mut client = self.client(&connection).await?;
+        req.job
+            .phase("verifying the point and comparing with the target");
+        let mut stream = data.stream()?;
+        let rx = stream.take();
+        let counted = plan_keys(
+            &mut client,
+            &connection.endpoints,
+            rx,
+            req.options.prefix.as_deref(),
+            req.job,
+        )
+        .await;
+        let counts = stream.finish(counted).await?;
+        let (plan, destructive) = decide_keys(req.region, connection, counts, req.options)?;
+        KindPlan::new(&plan, lines(&plan), destructive, true)
+    }
+
+    fn plan_snapshot(
+        &self,
+        req: &PlanRequest<'_>,
+        region: &EtcdRegion,
+        point: &str,
+    ) -> Result<KindPlan, Error> {
+        // Option errors come before facts that need tools on this machine.
+        snapshot_options(point, req.options)?;
+        let facts = SnapshotFacts {
+            tool: find_snapshot_tool()?,
+            members: region
+                .members
+                .iter()
+                .map(|m| (m.clone(), m.data_dir.exists()))
+                .collect(),
+            cluster_token: region.cluster_token.clone(),
+            stamp: Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+        };
+        let (plan, destructive) =
+            decide_snapshot(&req.target.name, req.region, point, facts, req.options)?;
+        KindPlan::new(&plan, lines(&plan), destructive, false)
+    }
+}
+
+#[async_trait]
+impl TargetKind for EtcdKind {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
+        Ok(BackupShape {
+            payload: match spec(target)?.mode {
+                EtcdMode::Snapshot => PayloadKind::EtcdSnapshot,
+                EtcdMode::Keys => PayloadKind::EtcdKeys,
+            },
+            has_data: true,
+        })
+    }
+
+    async fn backup(
+        &self,
+        target: &Target,
+        _point: &PointId,
+        data: Option<DataSender>,
+        job: &Job,
+    ) -> Result<Taken, Error> {
+        let spec = spec(target)?;
+        let tx = data.ok_or_else(|| Error::failed("an etcd backup needs a data stream"))?;
+        let region = spec.regions.get(&target.home).ok_or_else(|| {
+            Error::input(format!(
+                "target {}: no endpoints for region {}",
+                target.name, target.home
+            ))
+        })?;
+        job.phase("connecting to etcd");
+        let connection = Connection::of(region);
+        let mut client = self.client(&connection).await?;
+        job.phase("streaming");
+        let meta = match spec.mode {
+            EtcdMode::Snapshot => snapshot(&mut client, &connection.endpoints, tx).await,
+            EtcdMode::Keys => {
+                keys(
+                    &mut client,
+                    &connection.endpoints,
+                    spec.prefix.as_deref(),
+                    tx,
+                    job,
+                )
+                .await
+            }
+        }?;
+        Ok(Taken {
+            consistency: Consistency::Etcd {
+                revision: meta.revision,
+                observed_at: meta.observed_at,
+            },
+            items: meta.items,
+            rds: None,
+        })
+    }
+
+    fn restore_flags(&self) -> &'static [RestoreFlag] {
+        FLAGS
+    }
+
+    async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
+        let region = region_of(req.target, req.region)?;
+        let Some((manifest, data)) = &req.point else {
+            return Err(Error::failed("an etcd restore needs a recovery point"));
+        };
+        match manifest.payload {
+            PayloadKind::EtcdKeys => self.plan_keys(&req, region, data).await,
+            PayloadKind::EtcdSnapshot => self.plan_snapshot(&req, region, &manifest.point_id),
+            other => Err(Error::input(format!(
+                "point {} holds a {} payload, not an etcd one",
+                manifest.point_id,
+                other.describe()
+            ))),
+        }
+    }
+
+    async fn apply(
+        &self,
+        plan: &KindPlan,
+        point: Option<PointData>,
+        job: &Job,
+    ) -> Result<Applied, Error> {
+        let data = point.ok_or_else(|| Error::failed("an etcd restore needs its point"))?;
+        match plan.action::<EtcdPlan>()? {
+            EtcdPlan::EtcdKeys {
+                connection,
+                prefix,
+                existing,
+                ..
+            } => {
+                let mut client = self.client(&connection).await?;
+                job.phase("replaying keys");
+                let mut stream = data.stream()?;
+                let rx = stream.take();
+                let applied = apply_keys(
+                    &mut client,
+                    &connection.endpoints,
+                    rx,
+                    prefix.as_deref(),
+                    existing,
+                    job,
+                )
+                .await;
+                let out = stream.finish(applied).await?;
+                Ok(Applied {
+                    message: format!(
+                        "{} keys created, {} overwritten, {} skipped in {}",
+                        out.created,
+                        out.overwritten,
+                        out.skipped,
+                        connection.endpoints.join(",")
+                    ),
+                    counts: BTreeMap::from([
+                        ("created".to_string(), out.created),
+                        ("overwritten".to_string(), out.overwritten),
+                        ("skipped".to_string(), out.skipped),
+                    ]),
+                    failures: Vec::new(),
+                })
+            }
+            EtcdPlan::EtcdSnapshot {
+                tool,
+                cluster_token,
+                members,
+            } => {
+                let message = materialize(&data, &tool, &cluster_token, &members, job).await?;
+                Ok(Applied {
+                    message,
+                    counts: BTreeMap::from([("members".to_string(), members.len() as u64)]),
+                    failures: Vec::new(),
+                })
+            }
+        }
+    }
+
+    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
+        let Ok(spec) = spec(target) else {
+            return Vec::new();
+        };
+        let checks = spec.regions.iter().map(|(region, r)| async move {
+            let connection = Connection::of(r);
+            let result = self.client(&connection).await;
+            Reachability {
+                region: region.clone(),
+                what: format!("target {}", target.name),
+                address: connection.endpoints.join(","),
+                reachable: result.is_ok(),
+                detail: result.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+            }
+        });
+        futures::future::join_all(checks).await
+    }
+}
+
+/// Downloads and verifies the snapshot into a file next to the first data dir,
+/// then makes each member's data dir. On a failure or a cancellation every
+/// data dir made so far is removed and every moved-aside one is put back.
+async fn materialize(
+    data: &PointData,
+    tool: &SnapshotTool,
+    cluster_token: &str,
+    members: &[MemberPlan],
+    job: &Job,
+) -> Result<String, Error> {
+    let first = members
+        .first()
+        .ok_or_else(|| Error::input("no members to restore"))?;
+    // Same filesystem as the data dirs, and a place the operator chose for etcd data.
+    let work = first
+        .data_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&work)
+        .map_err(|e| Error::failed(format!("cannot create {}: {e}", work.display())))?;
+    let file = work.join(format!(
+        ".drtool-{}-{:08x}.snapshot.db",
+        data.point().id,
+        rand::random::<u32>()
+    ));
+    job.phase("downloading and verifying the snapshot");
+    data.stream()?.into_file(&file).await?;
+    let _remove = RemoveOnDrop(file.clone());
+    job.phase("materializing data dirs");
+    let all: Vec<EtcdMember> = members
+        .iter()
+        .map(|m| EtcdMember {
+            name: m.name.clone(),
+            peer_url: m.peer_url.clone(),
+            data_dir: m.data_dir.clone(),
+        })
+        .collect();
+    let mut done: Vec<&MemberPlan> = Vec::new();
+    for (plan, member) in members.iter().zip(&all) {
+        let made = match prepare(plan) {
+            Ok(()) => {
+                done.push(plan);
+                restore_member(tool, &file, member, &all, cluster_token, job).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            let undone = roll_back(&done);
+            return Err(with_rollback(e, &undone));
+        }
+    }
+    let list: Vec<String> = done
+        .iter()
+        .map(|m| format!("{} -> {}", m.name, m.data_dir.display()))
+        .collect();
+    Ok(format!(
+        "data dirs ready ({}); start each member with etcd --name NAME --data-dir DIR and its peer/client URLs",
+        list.join(", ")
+    ))
+}
+
+/// Frees a member's data dir path: moves an existing dir aside as planned, and
+/// refuses one that appeared after planning (it is not ours to replace).
+fn prepare(plan: &MemberPlan) -> Result<(), Error> {
+    match (&plan.move_aside_to, plan.data_dir.exists()) {
+        (Some(aside), true) => std::fs::rename(&plan.data_dir, aside).map_err(|e| {
+            Error::failed(format!(
+                "cannot move {} aside to {}: {e}",
+                plan.data_dir.display(),
+                aside.display()
+            ))
+        }),
+        (None, true) => Err(Error::input(format!(
+            "data dir {} appeared after the plan was made: plan the restore again",
+            plan.data_dir.display()
+        ))),
+        (_, false) => Ok(()),
+    }
+}
+
+/// Removes the data dirs made by this restore and puts moved-aside ones back;
+/// returns one line per member saying where its data is now.
+fn roll_back(done: &[&MemberPlan]) -> Vec<String> {
+    let mut report = Vec::new();
+    for m in done.iter().rev() {
+        if m.data_dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&m.data_dir)
+        {
+            report.push(format!(
+                "could not remove the new data dir {}: {e}",
+                m.data_dir.display()
+            ));
+            continue;
+        }
+        match &m.move_aside_to {
+            Some(aside) if aside.exists() => match std::fs::rename(aside, &m.data_dir) {
+                Ok(()) => report.push(format!(
+                    "{}: original data dir put back at {}",
+                    m.name,
+                    m.data_dir.display()
+                )),
+                Err(e) => report.push(format!(
+                    "{}: the original data dir is still at {} ({e}): move it back to {} by hand",
+                    m.name,
+                    aside.display(),
+                    m.data_dir.display()
+                )),
+            },
+            _ => report.push(format!(
+                "{}: no data dir was there before; none is left",
+                m.name
+            )),
+        }
+    }
+    report
+}
+
+fn with_rollback(e: Error, undone: &[String]) -> Error {
+    if undone.is_empty() {
+        return e;
+    }
+    let detail = undone.join("; ");
+    match e {
+        Error::Cancelled(m) => Error::Cancelled(format!("{m}; {detail}")),
+        Error::Source(SourceError::Failed { what, detail: d }) => {
+            Error::Source(SourceError::Failed {
+                what,
+                detail: format!("{d}; {detail}"),
+            })
+        }
+        other => Error::failed(format!("{other}; {detail}")),
+    }
+}
+
+/// Removes a temporary file however the restore ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(existing: u64) -> KeysPlan {
+        KeysPlan {
+            in_point: 10,
+            selected: 10,
+            create: 10 - existing,
+            existing,
+            existing_examples: (0..existing.min(2)).map(|i| format!("/k{i}")).collect(),
+        }
+    }
+
+    fn conn() -> Connection {
+        Connection {
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            tls: None,
+        }
+    }
+
+    fn opts(existing: Option<Existing>) -> RestoreOptions {
+        RestoreOptions {
+            existing,
+            ..RestoreOptions::default()
+        }
+    }
+
+    #[test]
+    fn keys_decisions() {
+        // (existing keys, policy) -> Ok(destructive) or Err(message part)
+        let cases: &[(u64, Option<Existing>, Result<bool, &str>)] = &[
+            (0, None, Ok(false)),
+            (3, None, Err("--existing fail is in effect")),
+            (3, Some(Existing::Fail), Err("e.g. /k0, /k1")),
+            (3, Some(Existing::Skip), Ok(false)),
+            (3, Some(Existing::Overwrite), Ok(true)),
+            (0, Some(Existing::Overwrite), Ok(false)),
+        ];
+        for (existing, policy, want) in cases {
+            let got = decide_keys("us-west-2", conn(), counts(*existing), &opts(*policy));
+            match (got, want) {
+                (Ok((plan, destructive)), Ok(d)) => {
+                    assert_eq!(destructive, *d, "{existing} {policy:?}");
+                    assert!(matches!(plan, EtcdPlan::EtcdKeys { .. }));
+                }
+                (Err(e), Err(part)) => {
+                    assert!(e.to_string().contains(part), "{e}");
+                    assert_eq!(e.class(), crate::error::ErrorClass::BadInput);
+                }
+                (got, want) => panic!("{existing} {policy:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    fn facts(members: &[(&str, bool)]) -> SnapshotFacts {
+        SnapshotFacts {
+            tool: SnapshotTool {
+                program: PathBuf::from("/usr/bin/etcdutl"),
+                name: "etcdutl".into(),
+            },
+            members: members
+                .iter()
+                .map(|(name, exists)| {
+                    (
+                        EtcdMember {
+                            name: name.to_string(),
+                            peer_url: format!("http://{name}:2380"),
+                            data_dir: PathBuf::from(format!("/var/lib/etcd/{name}")),
+                        },
+                        *exists,
+                    )
+                })
+                .collect(),
+            cluster_token: "tok".into(),
+            stamp: "20261128T000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn snapshot_decisions_move_existing_data_dirs_aside() -> Result<(), Error> {
+        let (plan, destructive) = decide_snapshot(
+            "e",
+            "r",
+            "p",
+            facts(&[("a", true), ("b", false)]),
+            &RestoreOptions::default(),
+        )?;
+        assert!(destructive);
+        let EtcdPlan::EtcdSnapshot { members, .. } = plan else {
+            panic!("not a snapshot plan")
+        };
+        assert_eq!(
+            members[0].move_aside_to,
+            Some(PathBuf::from(
+                "/var/lib/etcd/a.drtool-replaced-20261128T000000Z"
+            ))
+        );
+        assert_eq!(members[1].move_aside_to, None);
+        let (_, fresh) = decide_snapshot(
+            "e",
+            "r",
+            "p",
+            facts(&[("a", false)]),
+            &RestoreOptions::default(),
+        )?;
+        assert!(!fresh, "nothing exists: nothing is replaced");
+        Ok(())
+    }
+
+    #[test]
+    fn snapshot_decisions_refuse_what_does_not_apply() {
+        type Case<'a> = (RestoreOptions, &'a [(&'a str, bool)], &'a str);
+        let cases: &[Case] = &[
+            (RestoreOptions::default(), &[], "needs `members = "),
+            (
+                RestoreOptions {
+                    prefix: Some("/a".into()),
+                    ..RestoreOptions::default()
+                },
+                &[("a", false)],
+                "--prefix does not apply here: point p is a snapshot",
+            ),
+            (
+                opts(Some(Existing::Overwrite)),
+                &[("a", true)],
+                "--existing does not apply here",
+            ),
+        ];
+        for (options, members, want) in cases {
+            let err = decide_snapshot("e", "r", "p", facts(members), options)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn plan_lines_shout_what_is_destructive() -> Result<(), Error> {
+        let (plan, _) = decide_keys("r", conn(), counts(2), &opts(Some(Existing::Overwrite)))?;
+        let text = lines(&plan).join("\n");
+        assert!(text.contains("OVERWRITE  2"), "{text}");
+        let (plan, _) = decide_snapshot(
+            "e",
+            "r",
+            "p",
+            facts(&[("a", true)]),
+            &RestoreOptions::default(),
+        )?;
+        assert!(lines(&plan).join("\n").contains("will be MOVED to"));
+        Ok(())
+    }
+
+    #[test]
+    fn roll_back_puts_moved_data_dirs_back() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("member");
+        let aside = dir.path().join("member.aside");
+        std::fs::create_dir_all(&aside)?;
+        std::fs::write(aside.join("original"), b"x")?;
+        // A half-made new data dir where the original was.
+        std::fs::create_dir_all(data.join("member/snap"))?;
+        let plan = MemberPlan {
+            name: "m".into(),
+            peer_url: "http://m:2380".into(),
+            data_dir: data.clone(),
+            move_aside_to: Some(aside.clone()),
+        };
+        let report = roll_back(&[&plan]);
+        assert!(
+            report[0].contains("original data dir put back"),
+            "{report:?}"
+        );
+        assert!(data.join("original").is_file());
+        assert!(!aside.exists());
+        Ok(())
+    }
+}

@@ -1,0 +1,393 @@
+//! The namespace kind as the engine sees it: backups of one namespace through a
+//! kubeconfig context, restore plans (the per-object comparison is the facts;
+//! [`decide_namespace`] turns them into a plan) and their execution.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::restore::{ResourcePlan, RestoreScope, apply, plan};
+use super::{Cluster, backup, connect};
+use crate::archive::{Consistency, PayloadKind, PointId};
+use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
+use crate::engine::events::Job;
+use crate::engine::kind::{
+    Applied, BackupShape, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability, Taken,
+    TargetKind,
+};
+use crate::engine::options::RestoreFlag;
+use crate::engine::point::PointData;
+use crate::error::Error;
+
+const FLAGS: &[RestoreFlag] = &[
+    RestoreFlag::Existing,
+    RestoreFlag::NamespaceMap,
+    RestoreFlag::Include,
+    RestoreFlag::Exclude,
+];
+
+/// Connected clusters, by kubeconfig and context.
+#[derive(Default)]
+pub struct NamespaceKind {
+    clusters: Mutex<HashMap<NamespaceRegion, Cluster>>,
+}
+
+/// A namespace restore, decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum NamespacePlan {
+    /// Recreate a namespace's objects in the region's cluster.
+    Namespace {
+        /// The kubeconfig and context to reach the cluster.
+        cluster: NamespaceRegion,
+        /// `context (server)`, for people.
+        cluster_name: String,
+        scope: RestoreScope,
+        /// Per resource: create / update / unchanged / skip / conflict.
+        resources: BTreeMap<String, ResourcePlan>,
+    },
+}
+
+/// The namespace to restore into: the target's own, or the mapped one.
+pub fn map_namespace(
+    target: &str,
+    source: &str,
+    mapping: Option<&(String, String)>,
+) -> Result<String, Error> {
+    match mapping {
+        None => Ok(source.to_string()),
+        Some((from, to)) if from == source => Ok(to.clone()),
+        Some((from, _)) => Err(Error::input(format!(
+            "--namespace-map {from}=...: target {target} backs up namespace {source}, not {from}"
+        ))),
+    }
+}
+
+/// Decides a namespace restore from the per-resource comparison with the cluster.
+pub fn decide_namespace(
+    cluster: NamespaceRegion,
+    cluster_name: String,
+    scope: RestoreScope,
+    resources: BTreeMap<String, ResourcePlan>,
+) -> Result<(NamespacePlan, bool), Error> {
+    let conflicts: u64 = resources.values().map(|k| k.conflict).sum();
+    if conflicts > 0 {
+        return Err(Error::input(format!(
+            "{conflicts} objects already exist in namespace {} and differ from the point (--existing fail): \
+             use --existing skip or --existing update, or --namespace-map to restore next to them",
+            scope.namespace
+        )));
+    }
+    let destructive = resources.values().any(|k| k.update > 0);
+    Ok((
+        NamespacePlan::Namespace {
+            cluster,
+            cluster_name,
+            scope,
+            resources,
+        },
+        destructive,
+    ))
+}
+
+fn lines(plan: &NamespacePlan) -> Vec<String> {
+    let NamespacePlan::Namespace {
+        cluster_name,
+        scope,
+        resources,
+        ..
+    } = plan;
+    let mut lines = vec![format!(
+        "into       {cluster_name}, namespace {}",
+        scope.namespace
+    )];
+    if scope.source_namespace != scope.namespace {
+        lines.push(format!(
+            "mapping    namespace {} -> {}",
+            scope.source_namespace, scope.namespace
+        ));
+    }
+    lines.push(format!(
+        "{:<48} {:>7} {:>7} {:>9} {:>7} {:>8}",
+        "resource", "create", "UPDATE", "unchanged", "skip", "CONFLICT"
+    ));
+    for (resource, k) in resources {
+        lines.push(format!(
+            "{resource:<48} {:>7} {:>7} {:>9} {:>7} {:>8}",
+            k.create, k.update, k.unchanged, k.skip, k.conflict
+        ));
+    }
+    lines
+}
+
+fn spec(target: &Target) -> Result<&NamespaceTarget, Error> {
+    match &target.spec {
+        TargetSpec::Namespace(s) => Ok(s),
+        _ => Err(Error::failed(format!(
+            "target {} is not a namespace target",
+            target.name
+        ))),
+    }
+}
+
+impl NamespaceKind {
+    async fn cluster(&self, region: &NamespaceRegion) -> Result<Cluster, Error> {
+        let cached = self
+            .clusters
+            .lock()
+            .ok()
+            .and_then(|c| c.get(region).cloned());
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let cluster = connect(region).await?;
+        if let Ok(mut c) = self.clusters.lock() {
+            c.insert(region.clone(), cluster.clone());
+        }
+        Ok(cluster)
+    }
+}
+
+#[async_trait]
+impl TargetKind for NamespaceKind {
+    fn name(&self) -> &'static str {
+        "namespace"
+    }
+
+    fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
+        spec(target)?;
+        Ok(BackupShape {
+            payload: PayloadKind::Namespace,
+            has_data: true,
+        })
+    }
+
+    async fn backup(
+        &self,
+        target: &Target,
+        _point: &PointId,
+        data: Option<DataSender>,
+        job: &Job,
+    ) -> Result<Taken, Error> {
+        let spec = spec(target)?;
+        let tx = data.ok_or_else(|| Error::failed("a namespace backup needs a data stream"))?;
+        let region = spec.regions.get(&target.home).ok_or_else(|| {
+            Error::input(format!(
+                "target {}: no kubeconfig for region {}",
+                target.name, target.home
+            ))
+        })?;
+        job.phase("connecting to Kubernetes");
+        let cluster = self.cluster(region).await?;
+        job.phase("streaming");
+        let meta = backup(&cluster, spec, tx, job).await?;
+        Ok(Taken {
+            consistency: Consistency::Kube {
+                at: meta.at,
+                lists: meta.list_versions,
+            },
+            items: meta.items,
+            rds: None,
+        })
+    }
+
+    fn restore_flags(&self) -> &'static [RestoreFlag] {
+        FLAGS
+    }
+
+    async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
+        let spec = spec(req.target)?;
+        let region = spec.regions.get(req.region).ok_or_else(|| {
+            Error::input(format!(
+                "target {} has no [targets.{}.regions.{}] table: say where to restore in that region",
+                req.target.name, req.target.name, req.region
+            ))
+        })?;
+        let Some((_, data)) = &req.point else {
+            return Err(Error::failed("a namespace restore needs a recovery point"));
+        };
+        let scope = RestoreScope {
+            source_namespace: spec.namespace.clone(),
+            namespace: map_namespace(
+                &req.target.name,
+                &spec.namespace,
+                req.options.namespace_map.as_ref(),
+            )?,
+            include: req.options.include.clone(),
+            exclude: req.options.exclude.clone(),
+            existing: req.options.existing(),
+        };
+        let cluster = self.cluster(region).await?;
+        req.job
+            .phase("verifying the point and comparing with the cluster");
+        let mut stream = data.stream()?;
+        let rx = stream.take();
+        let compared = plan(&cluster, rx, &scope, req.job).await;
+        let resources = stream.finish(compared).await?;
+        let (plan, destructive) =
+            decide_namespace(region.clone(), cluster.name.clone(), scope, resources)?;
+        KindPlan::new(&plan, lines(&plan), destructive, true)
+    }
+
+    async fn apply(
+        &self,
+        plan: &KindPlan,
+        point: Option<PointData>,
+        job: &Job,
+    ) -> Result<Applied, Error> {
+        let data = point.ok_or_else(|| Error::failed("a namespace restore needs its point"))?;
+        let NamespacePlan::Namespace { cluster, scope, .. } = plan.action::<NamespacePlan>()?;
+        let cluster = self.cluster(&cluster).await?;
+        job.phase("restoring objects");
+        let mut stream = data.stream()?;
+        let rx = stream.take();
+        let applied = apply(&cluster, rx, &scope, job).await;
+        let out = stream.finish(applied).await?;
+        Ok(Applied {
+            message: format!(
+                "namespace {}: {} created, {} updated, {} unchanged, {} skipped, {} failed",
+                scope.namespace,
+                out.created,
+                out.updated,
+                out.unchanged,
+                out.skipped,
+                out.failed.len()
+            ),
+            counts: BTreeMap::from([
+                ("created".to_string(), out.created),
+                ("updated".to_string(), out.updated),
+                ("unchanged".to_string(), out.unchanged),
+                ("skipped".to_string(), out.skipped),
+                ("failed".to_string(), out.failed.len() as u64),
+            ]),
+            failures: out
+                .failed
+                .iter()
+                .map(|f| ItemFailure {
+                    item: f.item(),
+                    error: f.error.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
+        let Ok(spec) = spec(target) else {
+            return Vec::new();
+        };
+        let checks = spec.regions.iter().map(|(region, r)| async move {
+            let result = self.cluster(r).await;
+            Reachability {
+                region: region.clone(),
+                what: format!("target {}", target.name),
+                address: format!(
+                    "{} context {}",
+                    r.kubeconfig.display(),
+                    r.context.as_deref().unwrap_or("(current)")
+                ),
+                reachable: result.is_ok(),
+                detail: result.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+            }
+        });
+        futures::future::join_all(checks).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::options::Existing;
+
+    fn scope(existing: Existing) -> RestoreScope {
+        RestoreScope {
+            source_namespace: "shop".into(),
+            namespace: "shop".into(),
+            include: vec![],
+            exclude: vec![],
+            existing,
+        }
+    }
+
+    fn region() -> NamespaceRegion {
+        NamespaceRegion {
+            kubeconfig: "/k".into(),
+            context: None,
+        }
+    }
+
+    fn resources(create: u64, update: u64, conflict: u64) -> BTreeMap<String, ResourcePlan> {
+        BTreeMap::from([(
+            "configmaps".to_string(),
+            ResourcePlan {
+                create,
+                update,
+                unchanged: 1,
+                skip: 0,
+                conflict,
+            },
+        )])
+    }
+
+    #[test]
+    fn namespace_decisions() {
+        // (create, update, conflict) -> Ok(destructive) or Err(part)
+        type Case<'a> = ((u64, u64, u64), Result<bool, &'a str>);
+        let cases: &[Case] = &[
+            ((5, 0, 0), Ok(false)),
+            ((5, 2, 0), Ok(true)),
+            ((0, 0, 3), Err("3 objects already exist in namespace shop")),
+        ];
+        for ((c, u, x), want) in cases {
+            let got = decide_namespace(
+                region(),
+                "ctx".into(),
+                scope(Existing::Fail),
+                resources(*c, *u, *x),
+            );
+            match (got, want) {
+                (Ok((_, d)), Ok(w)) => assert_eq!(d, *w),
+                (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{e}"),
+                (got, want) => panic!("{c} {u} {x}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn namespace_mapping() {
+        let map = ("shop".to_string(), "shop-dr".to_string());
+        assert_eq!(
+            map_namespace("t", "shop", None).ok().as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            map_namespace("t", "shop", Some(&map)).ok().as_deref(),
+            Some("shop-dr")
+        );
+        let wrong = ("other".to_string(), "x".to_string());
+        let err = map_namespace("t", "shop", Some(&wrong))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("backs up namespace shop, not other")));
+    }
+
+    #[test]
+    fn plan_lines_show_the_mapping_and_the_table() -> Result<(), Error> {
+        let mut mapped = scope(Existing::Overwrite);
+        mapped.namespace = "shop-dr".into();
+        let (plan, _) = decide_namespace(
+            region(),
+            "ctx (https://k)".into(),
+            mapped,
+            resources(1, 2, 0),
+        )?;
+        let text = lines(&plan).join("\n");
+        assert!(
+            text.contains("mapping    namespace shop -> shop-dr"),
+            "{text}"
+        );
+        assert!(text.contains("UPDATE"), "{text}");
+        Ok(())
+    }
+}
