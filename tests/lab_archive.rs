@@ -95,7 +95,8 @@ async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
         .assert()
         .code(5)
         .stdout(predicate::str::contains("checksum mismatch"));
-    // An edited manifest is not offered for restore either.
+    // An edited manifest is not offered for restore either: asked for by id,
+    // it is an integrity failure that says why and what to do.
     lab.drtool(&cfg)
         .args([
             "restore",
@@ -108,8 +109,24 @@ async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
             "--dry-run",
         ])
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("holds no point"));
+        .code(5)
+        .stderr(predicate::str::contains("manifest checksum mismatch"))
+        .stderr(predicate::str::contains("restore another point"));
+    // Asked for the newest point: the edited one is passed over, then the
+    // first one fails its checks while planning; nothing older is left.
+    lab.drtool(&cfg)
+        .args(["restore", "--region", EAST, "--target", "kv", "--dry-run"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "no recovery point passed its checks",
+        ))
+        .stderr(predicate::str::contains(format!(
+            "{second}: damaged manifest"
+        )))
+        .stderr(predicate::str::contains(format!(
+            "{point}: failed its checks"
+        )));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -339,4 +356,57 @@ async fn snapshot_recovers_with_aws_zstd_and_etcdctl_alone() {
         .stderr(predicate::str::contains(
             "neither etcdutl nor etcdctl is on PATH",
         ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_of_the_newest_point_falls_back_past_a_damaged_one_and_says_so() {
+    let lab = Lab::get();
+    let name = unique("fallback");
+    let (_tmp, cfg, older, key_prefix) = backed_up(&lab, &name, "").await;
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let newest = point_of(&stdout(&out));
+    let rs = region_store(&cfg, EAST).await;
+    let data_key = rs.layout.data_key("kv", &newest.parse().unwrap(), false);
+    let mut data = rs.store.get(&data_key).await.unwrap().to_vec();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x01;
+    rs.store.put(&data_key, Bytes::from(data)).await.unwrap();
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "kv",
+            "--prefix",
+            &key_prefix,
+            "--existing",
+            "skip",
+            "--dry-run",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("point      {older}")))
+        .stdout(predicate::str::contains(format!(
+            "NOT USED   newer point {newest}: failed its checks"
+        )));
+    // Asked for by id, the damaged point is refused: no silent substitute.
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "kv",
+            "--point",
+            &newest,
+            "--dry-run",
+        ])
+        .assert()
+        .code(5);
 }

@@ -66,8 +66,9 @@ pub enum Consistency {
         at: DateTime<Utc>,
     },
     /// Kubernetes has no snapshot across kinds: each list is consistent at
-    /// its own resourceVersion.
-    Kube {
+    /// its own resourceVersion. Named `kube` in manifests since format 1.
+    #[serde(rename = "kube")]
+    Namespace {
         at: DateTime<Utc>,
         /// Resource -> resourceVersion of its list.
         lists: BTreeMap<String, String>,
@@ -86,7 +87,7 @@ impl Consistency {
                 observed_at.to_rfc3339()
             ),
             Consistency::Rds { at } => format!("database as of {}", at.to_rfc3339()),
-            Consistency::Kube { at, lists } => format!(
+            Consistency::Namespace { at, lists } => format!(
                 "{} lists read from {} (each at its own resourceVersion)",
                 lists.len(),
                 at.to_rfc3339()

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 pub use region::RegionStore;
 
 use crate::archive::layout::MANIFEST_FILE;
-use crate::archive::{ArchiveError, Manifest, PointId};
-use crate::error::Error;
+use crate::archive::{Manifest, PointId};
+use crate::error::{Error, SourceError};
 use crate::store::StoreError;
 
 /// Manifests fetched at once while listing.
@@ -86,7 +86,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             }
             Ok(m) => listing.problems.push(Problem {
                 detail: format!(
-                    "{key}: manifest names target {} point {}, not its folder's: ignored",
+                    "{key}: manifest names target {} point {}, not its folder's",
                     m.target, m.point_id
                 ),
                 target: t,
@@ -95,7 +95,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             Err(e) => listing.problems.push(Problem {
                 target: t,
                 point: id.to_string(),
-                detail: format!("{e}: ignored"),
+                detail: e.to_string(),
             }),
         }
     }
@@ -111,7 +111,11 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             });
         }
     }
-    listing.points.sort_by(|a, b| a.id.cmp(&b.id));
+    // Ids sort by the second a point started; two points of one second sort by
+    // their exact start.
+    listing
+        .points
+        .sort_by(|a, b| (a.manifest.started_at, &a.id).cmp(&(b.manifest.started_at, &b.id)));
     listing.problems.sort_by(|a, b| a.point.cmp(&b.point));
     Ok(listing)
 }
@@ -135,11 +139,13 @@ pub struct PassedOver {
     pub reason: String,
 }
 
-/// The chosen point and the newer ones that were passed over.
+/// The chosen point, the newer ones that were passed over, and the older ones
+/// to fall back on (newest first; none when a point was asked for by id).
 #[derive(Debug, Clone)]
 pub struct Selection<'a> {
     pub chosen: &'a PointEntry,
     pub passed_over: Vec<PassedOver>,
+    pub fallbacks: Vec<&'a PointEntry>,
 }
 
 /// Picks a point of `target` from a region's listing. A newer point whose
@@ -157,8 +163,8 @@ pub fn select<'a>(
             .iter()
             .find(|p| p.target == target && p.point == id.as_str())
     {
-        return Err(ArchiveError::BadManifest {
-            key: format!("point {id} in region {region}"),
+        return Err(SourceError::Integrity {
+            what: format!("point {id} in region {region}"),
             detail: format!(
                 "{}; restore another point (`drtool points --region {region} --target {target}`)",
                 p.detail
@@ -187,6 +193,10 @@ pub fn select<'a>(
             "region {region} holds no {what} of target {target}: run `drtool points --region {region} --target {target}` to see what it has"
         )));
     };
+    let fallbacks = match choice {
+        PointChoice::Id(_) => Vec::new(),
+        PointChoice::Newest | PointChoice::Before(_) => mine.collect(),
+    };
     let passed_over = match choice {
         PointChoice::Id(_) => Vec::new(),
         PointChoice::Newest | PointChoice::Before(_) => {
@@ -199,10 +209,14 @@ pub fn select<'a>(
                 .iter()
                 .map(|p| (p, "damaged manifest"))
                 .chain(listing.orphans.iter().map(|p| (p, "never completed")))
-                .filter(|(p, _)| p.target == target && p.point.as_str() > chosen.id.as_str())
                 .filter(|(p, _)| {
+                    // Ids tell the second a point started: one of the chosen
+                    // point's second may be newer, so it is named too.
                     let started = p.point.parse::<PointId>().ok().and_then(|id| id.time());
-                    limit.is_none_or(|t| started.is_none_or(|s| s < t))
+                    p.target == target
+                        && p.point != chosen.id.as_str()
+                        && started.is_none_or(|s| chosen.id.time().is_none_or(|c| s >= c))
+                        && limit.is_none_or(|t| started.is_none_or(|s| s < t))
                 })
                 .map(|(p, why)| PassedOver {
                     point: p.point.clone(),
@@ -214,6 +228,7 @@ pub fn select<'a>(
     Ok(Selection {
         chosen,
         passed_over,
+        fallbacks,
     })
 }
 
@@ -302,6 +317,8 @@ mod tests {
         l.problems.push(problem(P1, "old damage"));
         let s = select(&l, "r", "etcd-main", &PointChoice::Newest)?;
         assert_eq!(s.chosen.id.as_str(), P3);
+        let older: Vec<&str> = s.fallbacks.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(older, [P2, P1]);
         assert_eq!(s.passed_over.len(), 2);
         assert!(s.passed_over[0].reason.starts_with("damaged manifest"));
         assert!(s.passed_over[1].reason.starts_with("never completed"));
@@ -312,6 +329,11 @@ mod tests {
     fn a_damaged_point_asked_for_by_id_is_an_integrity_error() -> Result<(), Error> {
         let mut l = listing();
         l.problems.push(problem(P4, "manifest checksum mismatch"));
+        let by_id = select(&l, "r", "etcd-main", &PointChoice::Id(P2.parse()?))?;
+        assert!(
+            by_id.fallbacks.is_empty(),
+            "an explicit point has no fallback"
+        );
         let err = select(&l, "r", "etcd-main", &PointChoice::Id(P4.parse()?)).err();
         assert!(
             err.as_ref()

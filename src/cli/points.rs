@@ -55,7 +55,7 @@ fn print_table(regions: &[RegionPoints]) {
             );
         }
         for p in &r.problems {
-            println!("  PROBLEM: {}", p.detail);
+            println!("  PROBLEM: {}: ignored", p.detail);
         }
         for o in &r.orphans {
             println!("  incomplete: {}", o.detail);

@@ -10,6 +10,7 @@
 
 mod etcd;
 mod namespace;
+mod parse;
 mod raw;
 mod rds;
 
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use etcd::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles};
 pub use namespace::{NamespaceRegion, NamespaceTarget};
-pub use raw::parse_str;
+pub use parse::parse_str;
 pub use rds::{DbConn, PasswordSource, RdsMode, RdsRegion, RdsTarget};
 
 /// Where a config problem is, as `file:line:column`.

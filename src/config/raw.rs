@@ -1,4 +1,5 @@
-//! The TOML shape of `drtool.toml` and its validation into [`Config`].
+//! The TOML shape of `drtool.toml`, the table of which kind owns which target
+//! field, and the helpers every section's validation uses.
 //!
 //! Fields that later need an error location are `Spanned`, so every semantic
 //! error (unknown region, bad URL, ...) points at the offending value.
@@ -6,55 +7,51 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{
-    Config, ConfigError, Defaults, Encryption, Location, Region, StoreUrl, Target, TargetSpec,
-    etcd, namespace, rds,
-};
+use super::{ConfigError, Location};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
-    defaults: Option<RawDefaults>,
-    encryption: Option<RawEncryption>,
+pub(super) struct RawConfig {
+    pub(super) defaults: Option<RawDefaults>,
+    pub(super) encryption: Option<RawEncryption>,
     #[serde(default)]
-    regions: BTreeMap<Spanned<String>, RawRegion>,
+    pub(super) regions: BTreeMap<Spanned<String>, RawRegion>,
     #[serde(default)]
-    targets: BTreeMap<Spanned<String>, RawTarget>,
+    pub(super) targets: BTreeMap<Spanned<String>, RawTarget>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDefaults {
-    compression_level: Option<Spanned<i64>>,
-    compression_threads: Option<Spanned<i64>>,
-    part_size_mib: Option<Spanned<i64>>,
-    parts_in_flight: Option<Spanned<i64>>,
+pub(super) struct RawDefaults {
+    pub(super) compression_level: Option<Spanned<i64>>,
+    pub(super) compression_threads: Option<Spanned<i64>>,
+    pub(super) part_size_mib: Option<Spanned<i64>>,
+    pub(super) parts_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEncryption {
-    recipients: Spanned<Vec<Spanned<String>>>,
+pub(super) struct RawEncryption {
+    pub(super) recipients: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRegion {
-    store: Spanned<String>,
-    endpoint: Option<Spanned<String>>,
+pub(super) struct RawRegion {
+    pub(super) store: Spanned<String>,
+    pub(super) endpoint: Option<Spanned<String>>,
     #[serde(default)]
-    path_style: bool,
-    s3_region: Option<String>,
-    profile: Option<String>,
+    pub(super) path_style: bool,
+    pub(super) s3_region: Option<String>,
+    pub(super) profile: Option<String>,
 }
 
 /// Every kind of target.
-const ALL: &[&str] = &["etcd", "rds", "namespace"];
+pub(super) const ALL: &[&str] = &["etcd", "rds", "namespace"];
 
 /// Which kinds read each field of a `[targets.NAME]` table. A field set on a
 /// target of another kind is an error that names it. [`RawTarget::fields`]
@@ -114,7 +111,7 @@ pub(super) struct RawTarget {
 
 impl RawTarget {
     /// Every field with where it was set (none when absent or always allowed).
-    fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
+    pub(super) fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
         // No `..`: a new field must be listed here to compile.
         let RawTarget {
             kind: _,
@@ -166,7 +163,7 @@ pub(super) struct RawTargetRegion {
 }
 
 impl RawTargetRegion {
-    fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
+    pub(super) fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
         // No `..`: a new field must be listed here to compile.
         let RawTargetRegion {
             endpoints,
@@ -228,8 +225,8 @@ pub(super) struct RawMember {
 
 /// Turns byte offsets into `file:line:column` errors.
 pub(super) struct Ctx<'a> {
-    text: &'a str,
-    path: &'a Path,
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -266,209 +263,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses and validates config text; `path` is used for messages and relative paths.
-pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let ctx = Ctx { text, path };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        ctx.err(span, e.message().trim_end().replace('\n', ": "))
-    })?;
-    if raw.regions.is_empty() {
-        return Err(ctx.err(
-            0..0,
-            "no regions defined: add at least one [regions.NAME] table with a `store`",
-        ));
-    }
-    let defaults = defaults(&ctx, raw.defaults)?;
-    let encryption = raw.encryption.map(|e| encryption(&ctx, e)).transpose()?;
-    let mut regions = BTreeMap::new();
-    for (name, r) in raw.regions {
-        check_name(&ctx, &name, "region")?;
-        let region = region(&ctx, name.get_ref(), r)?;
-        regions.insert(name.into_inner(), region);
-    }
-    let known: BTreeSet<String> = regions.keys().cloned().collect();
-    let mut targets = BTreeMap::new();
-    for (name, t) in raw.targets {
-        check_name(&ctx, &name, "target")?;
-        let target = target(&ctx, name.get_ref(), t, &known)?;
-        targets.insert(name.into_inner(), target);
-    }
-    Ok(Config {
-        path: path.to_path_buf(),
-        defaults,
-        encryption,
-        regions,
-        targets,
-    })
-}
-
-fn check_name(ctx: &Ctx, name: &Spanned<String>, what: &str) -> Result<(), ConfigError> {
-    let ok = !name.get_ref().is_empty()
-        && name
-            .get_ref()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ctx.err(
-            name.span(),
-            format!(
-                "invalid {what} name {:?}: use letters, digits, '-', '_' and '.' only",
-                name.get_ref()
-            ),
-        ))
-    }
-}
-
-fn ranged(
-    ctx: &Ctx,
-    v: &Spanned<i64>,
-    field: &str,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<i64, ConfigError> {
-    if range.contains(v.get_ref()) {
-        Ok(*v.get_ref())
-    } else {
-        Err(ctx.err(
-            v.span(),
-            format!(
-                "defaults.{field} = {} is out of range: use {}..={}",
-                v.get_ref(),
-                range.start(),
-                range.end()
-            ),
-        ))
-    }
-}
-
-fn defaults(ctx: &Ctx, raw: Option<RawDefaults>) -> Result<Defaults, ConfigError> {
-    let mut d = Defaults::default();
-    let Some(raw) = raw else { return Ok(d) };
-    if let Some(v) = &raw.compression_level {
-        d.compression_level = ranged(ctx, v, "compression_level", 1..=19)? as i32;
-    }
-    if let Some(v) = &raw.compression_threads {
-        d.compression_threads = ranged(ctx, v, "compression_threads", 0..=64)? as u32;
-    }
-    if let Some(v) = &raw.part_size_mib {
-        // S3 refuses parts under 5 MiB (except the last) and over 5 GiB.
-        d.part_size = ranged(ctx, v, "part_size_mib", 5..=512)? as usize * 1024 * 1024;
-    }
-    if let Some(v) = &raw.parts_in_flight {
-        d.parts_in_flight = ranged(ctx, v, "parts_in_flight", 1..=32)? as usize;
-    }
-    Ok(d)
-}
-
-fn encryption(ctx: &Ctx, raw: RawEncryption) -> Result<Encryption, ConfigError> {
-    if raw.recipients.get_ref().is_empty() {
-        return Err(ctx.err(
-            raw.recipients.span(),
-            "encryption.recipients is empty: list at least one age recipient (age1...) or remove [encryption]",
-        ));
-    }
-    let mut recipients = Vec::new();
-    for r in raw.recipients.into_inner() {
-        if age::x25519::Recipient::from_str(r.get_ref()).is_err() {
-            return Err(ctx.err(
-                r.span(),
-                format!(
-                    "invalid age recipient {:?}: expected an X25519 public key starting with age1 (see `age-keygen -y`)",
-                    r.get_ref()
-                ),
-            ));
-        }
-        recipients.push(r.into_inner());
-    }
-    Ok(Encryption { recipients })
-}
-
-fn region(ctx: &Ctx, name: &str, raw: RawRegion) -> Result<Region, ConfigError> {
-    let store = store_url(ctx, &raw.store)?;
-    let endpoint = match raw.endpoint {
-        Some(e) => {
-            let ok = url::Url::parse(e.get_ref())
-                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .unwrap_or(false);
-            if !ok {
-                return Err(ctx.err(
-                    e.span(),
-                    format!(
-                        "invalid endpoint {:?} for region {name}: expected http(s)://host[:port]",
-                        e.get_ref()
-                    ),
-                ));
-            }
-            if matches!(store, StoreUrl::File { .. }) {
-                return Err(ctx.err(
-                    e.span(),
-                    format!(
-                        "region {name} has a file:// store: `endpoint` only applies to s3:// stores"
-                    ),
-                ));
-            }
-            Some(e.into_inner())
-        }
-        None => None,
-    };
-    Ok(Region {
-        name: name.to_string(),
-        store,
-        endpoint,
-        path_style: raw.path_style,
-        s3_region: raw.s3_region.unwrap_or_else(|| name.to_string()),
-        profile: raw.profile,
-    })
-}
-
-fn store_url(ctx: &Ctx, raw: &Spanned<String>) -> Result<StoreUrl, ConfigError> {
-    let bad = |why: &str| {
-        ctx.err(
-            raw.span(),
-            format!(
-                "invalid store URL {:?}: {why} (expected s3://bucket[/prefix] or file:///absolute/dir)",
-                raw.get_ref()
-            ),
-        )
-    };
-    let value = raw.get_ref();
-    if let Some(rest) = value.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let bucket_ok = (3..=63).contains(&bucket.len())
-            && bucket
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-        if !bucket_ok {
-            return Err(bad(
-                "bucket names are 3-63 lowercase letters, digits, '-' or '.'",
-            ));
-        }
-        Ok(StoreUrl::S3 {
-            bucket: bucket.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
-        })
-    } else if let Some(rest) = value.strip_prefix("file://") {
-        if rest.is_empty() {
-            return Err(bad("the path is empty"));
-        }
-        if !rest.starts_with('/') {
-            // file://relative/dir is allowed for demos: relative to the config file.
-            return Ok(StoreUrl::File {
-                root: ctx.path(rest),
-                prefix: String::new(),
-            });
-        }
-        Ok(StoreUrl::File {
-            root: PathBuf::from(rest),
-            prefix: String::new(),
-        })
-    } else {
-        Err(bad("unknown scheme"))
-    }
-}
-
 pub(super) fn region_ref(
     ctx: &Ctx,
     r: &Spanned<String>,
@@ -491,56 +285,8 @@ pub(super) fn region_ref(
     }
 }
 
-fn target(
-    ctx: &Ctx,
-    name: &str,
-    raw: RawTarget,
-    known: &BTreeSet<String>,
-) -> Result<Target, ConfigError> {
-    let home = region_ref(ctx, &raw.home, known, name, "home")?;
-    let mut copy_to = Vec::new();
-    for r in &raw.copy_to {
-        let region = region_ref(ctx, r, known, name, "copy_to")?;
-        if region == home || copy_to.contains(&region) {
-            return Err(ctx.err(
-                r.span(),
-                format!(
-                    "target {name}: copy_to lists {region:?} twice or repeats the home region; list each other region once"
-                ),
-            ));
-        }
-        copy_to.push(region);
-    }
-    let kind = raw.kind.get_ref().clone();
-    if !ALL.contains(&kind.as_str()) {
-        return Err(ctx.err(
-            raw.kind.span(),
-            format!(
-                "target {name}: unknown kind {kind:?} (supported: {})",
-                ALL.join(", ")
-            ),
-        ));
-    }
-    check_fields(ctx, name, &kind, &raw.fields(), TARGET_FIELDS)?;
-    for r in raw.regions.values() {
-        check_fields(ctx, name, &kind, &r.get_ref().fields(), REGION_FIELDS)?;
-    }
-    // Each kind's section reads the fields it owns (see the tables above).
-    let spec = match kind.as_str() {
-        "etcd" => TargetSpec::Etcd(etcd::parse(ctx, name, raw, known, &home)?),
-        "rds" => TargetSpec::Rds(rds::parse(ctx, name, raw, known, &home)?),
-        _ => TargetSpec::Namespace(namespace::parse(ctx, name, raw, known, &home)?),
-    };
-    Ok(Target {
-        name: name.to_string(),
-        home,
-        copy_to,
-        spec,
-    })
-}
-
 /// Fails on the first field that is set but that `kind` does not read.
-fn check_fields(
+pub(super) fn check_fields(
     ctx: &Ctx,
     target: &str,
     kind: &str,
@@ -587,188 +333,5 @@ pub(super) fn check_url(
                 v.get_ref()
             ),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::EtcdMode;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        parse_str(text, Path::new("/etc/drtool/drtool.toml"))
-    }
-
-    const GOOD: &str = r#"
-[regions.us-east-1]
-store = "s3://bucket-a/pre/fix/"
-endpoint = "http://127.0.0.1:3900"
-path_style = true
-
-[regions.us-west-2]
-store = "file:///var/lib/drtool"
-
-[targets.main]
-kind = "etcd"
-home = "us-east-1"
-copy_to = ["us-west-2"]
-
-[targets.main.regions.us-east-1]
-endpoints = ["http://127.0.0.1:2379"]
-
-[targets.main.regions.us-west-2]
-endpoints = ["http://127.0.0.1:2479"]
-members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore/a" }]
-"#;
-
-    #[test]
-    fn parses_a_good_config() -> Result<(), ConfigError> {
-        let c = parse(GOOD)?;
-        let r = &c.regions["us-east-1"];
-        assert_eq!(
-            r.store,
-            StoreUrl::S3 {
-                bucket: "bucket-a".into(),
-                prefix: "pre/fix".into()
-            }
-        );
-        assert_eq!(r.s3_region, "us-east-1");
-        let t = &c.targets["main"];
-        assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-west-2"]);
-        let TargetSpec::Etcd(e) = &t.spec else {
-            panic!("expected an etcd target")
-        };
-        assert_eq!(e.mode, EtcdMode::Snapshot);
-        assert_eq!(
-            e.regions["us-west-2"].members[0].data_dir,
-            PathBuf::from("/etc/drtool/restore/a")
-        );
-        assert_eq!(c.defaults, Defaults::default());
-        Ok(())
-    }
-
-    fn message(text: &str) -> String {
-        match parse(text) {
-            Ok(_) => panic!("config should not parse"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn unknown_region_names_line_and_value() {
-        let bad = GOOD.replace(r#"copy_to = ["us-west-2"]"#, r#"copy_to = ["eu-west-9"]"#);
-        let m = message(&bad);
-        assert!(m.starts_with("/etc/drtool/drtool.toml:13:"), "{m}");
-        assert!(m.contains("unknown region \"eu-west-9\""), "{m}");
-    }
-
-    #[test]
-    fn unknown_field_names_line() {
-        let bad = GOOD.replace("path_style = true", "path_styel = true");
-        let m = message(&bad);
-        assert!(m.contains(":5:"), "{m}");
-        assert!(m.contains("path_styel"), "{m}");
-    }
-
-    #[test]
-    fn duplicate_target_is_an_error() {
-        let bad = format!("{GOOD}\n[targets.main]\nkind = \"etcd\"\nhome = \"us-east-1\"\n");
-        let m = message(&bad);
-        assert!(m.contains("duplicate") || m.contains("redefin"), "{m}");
-    }
-
-    #[test]
-    fn bad_store_url() {
-        let m = message(&GOOD.replace("s3://bucket-a/pre/fix/", "gs://x"));
-        assert!(m.contains("invalid store URL \"gs://x\""), "{m}");
-    }
-
-    /// A target setting every field of every kind, each on its own line.
-    const EVERY_FIELD: &str = r#"
-[targets.all]
-kind = "etcd"
-home = "r"
-copy_to = []
-mode = "keys"
-prefix = "/"
-instance = "i"
-namespace = "n"
-include = []
-exclude = []
-label_selector = "a=b"
-keep_last_applied = true
-
-[targets.all.regions.r]
-endpoints = []
-tls = {}
-members = []
-cluster_token = "t"
-endpoint = "http://e"
-kms_key = "k"
-instance_class = "c"
-subnet_group = "s"
-restore_identifier = "x"
-database = { user = "u", dbname = "d" }
-kubeconfig = "k"
-context = "c"
-"#;
-
-    #[derive(Deserialize)]
-    struct Targets {
-        targets: BTreeMap<String, RawTarget>,
-    }
-
-    #[test]
-    fn every_field_has_an_owner_in_the_table() -> Result<(), toml::de::Error> {
-        let parsed: Targets = toml::from_str(EVERY_FIELD)?;
-        let t = &parsed.targets["all"];
-        let names = |fields: Vec<(&'static str, Option<Range<usize>>)>| {
-            fields.into_iter().map(|(f, _)| f).collect::<BTreeSet<_>>()
-        };
-        let table =
-            |t: &[(&'static str, &[&str])]| t.iter().map(|(f, _)| *f).collect::<BTreeSet<_>>();
-        assert_eq!(names(t.fields()), table(TARGET_FIELDS));
-        let region = t
-            .regions
-            .values()
-            .next()
-            .map(|r| r.get_ref().fields())
-            .unwrap_or_default();
-        assert_eq!(names(region), table(REGION_FIELDS));
-        // Every optional field was set above, so each one knows where it is.
-        assert!(t.fields().iter().skip(4).all(|(_, span)| span.is_some()));
-        for (field, kinds) in TARGET_FIELDS.iter().chain(REGION_FIELDS) {
-            assert!(!kinds.is_empty(), "{field} has no owner");
-            assert!(kinds.iter().all(|k| ALL.contains(k)), "{field}: {kinds:?}");
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn a_field_of_another_kind_is_named_with_its_line() {
-        let ns = GOOD.replace(
-            "copy_to = [\"us-west-2\"]",
-            "copy_to = [\"us-west-2\"]\nlabel_selector = \"app=x\"",
-        );
-        let m = message(&ns);
-        assert!(m.contains(":14:"), "{m}");
-        assert!(
-            m.contains("`label_selector` does not apply to a target of kind etcd"),
-            "{m}"
-        );
-        let region = GOOD.replace(
-            "endpoints = [\"http://127.0.0.1:2379\"]",
-            "endpoints = [\"http://127.0.0.1:2379\"]\nkubeconfig = \"k\"",
-        );
-        assert!(message(&region).contains("`kubeconfig` does not apply to a target of kind etcd"));
-    }
-
-    #[test]
-    fn out_of_range_default() {
-        let m = message(&format!("[defaults]\ncompression_level = 42\n{GOOD}"));
-        assert!(
-            m.contains(":2:") && m.contains("compression_level = 42"),
-            "{m}"
-        );
     }
 }

@@ -66,7 +66,7 @@ impl RestoreFlag {
 
 impl fmt::Display for RestoreFlag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.flag())
+        f.pad(self.flag())
     }
 }
 

@@ -40,7 +40,8 @@ impl Operation {
 
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad`, so tables can align it with `{:<8}`.
+        f.pad(self.name())
     }
 }
 

@@ -6,19 +6,21 @@
 //! kind's resolved endpoints and references, what will change. Executing it
 //! reads no config; `-o json` of a plan is the whole plan.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::events::JobSpec;
-use super::kind::{KindPlan, PlanRequest};
+use super::events::{Job, JobSpec};
+use super::kind::{KindPlan, PlanRequest, TargetKind};
 use super::options::RestoreOptions;
 use super::point::{PointData, PointRef};
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::Engine;
 use crate::archive::ArchiveError;
-use crate::catalog::{self, PassedOver, PointChoice};
-use crate::error::Error;
+use crate::catalog::{self, PassedOver, PointChoice, PointEntry, RegionStore};
+use crate::config::Target;
+use crate::error::{Error, ErrorClass, SourceError};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -113,6 +115,11 @@ impl RestorePlan {
     }
 }
 
+/// Older points tried when the chosen one fails its checks while planning.
+const MAX_FALLBACKS: usize = 2;
+
+type Planned = (Option<PointRef>, Vec<PassedOver>, KindPlan);
+
 impl Engine {
     /// Builds the plan. Reads only `req.region`'s store and endpoints.
     pub async fn plan_restore(&self, req: &RestoreRequest) -> Result<RestorePlan, Error> {
@@ -126,64 +133,7 @@ impl Engine {
                 .target(&target.name)
                 .region(&req.region),
         );
-        let planned = async {
-            if !kind.needs_point(&req.options) {
-                if req.point != PointChoice::Newest {
-                    return Err(Error::input(
-                        "this restore reads no recovery point: drop --point and --before",
-                    ));
-                }
-                let plan = kind
-                    .plan_restore(PlanRequest {
-                        target,
-                        region: &req.region,
-                        options: &req.options,
-                        point: None,
-                        job: &job,
-                    })
-                    .await?;
-                return Ok((None, Vec::new(), plan));
-            }
-            let rs = self.store(&req.region).await?;
-            let listing = catalog::list_points(&rs, Some(&target.name)).await?;
-            let selection = catalog::select(&listing, &req.region, &target.name, &req.point)?;
-            let entry = selection.chosen;
-            let m = &entry.manifest;
-            if m.target_kind != kind.name() {
-                return Err(Error::input(format!(
-                    "point {} is a {} point but target {} is of kind {}",
-                    entry.id,
-                    m.target_kind,
-                    target.name,
-                    kind.name()
-                )));
-            }
-            if m.is_encrypted() && self.identities().is_none() {
-                return Err(ArchiveError::NeedsIdentity {
-                    key: entry.manifest_key.clone(),
-                }
-                .into());
-            }
-            job.set_point(entry.id.as_str());
-            let point = PointRef::from_entry(&rs, entry);
-            let data = PointData::new(
-                rs.store.clone(),
-                point.clone(),
-                self.identities(),
-                job.clone(),
-            );
-            let plan = kind
-                .plan_restore(PlanRequest {
-                    target,
-                    region: &req.region,
-                    options: &req.options,
-                    point: Some((m, data)),
-                    job: &job,
-                })
-                .await?;
-            Ok((Some(point), selection.passed_over, plan))
-        }
-        .await;
+        let planned = self.plan_with(&kind, target, req, &job).await;
         let (point, passed_over, plan) = job.settle(planned, |_| "planned".to_string())?;
         Ok(RestorePlan {
             region: req.region.clone(),
@@ -196,6 +146,114 @@ impl Engine {
             action: plan.action,
             summary: plan.lines,
         })
+    }
+
+    async fn plan_with(
+        &self,
+        kind: &Arc<dyn TargetKind>,
+        target: &Target,
+        req: &RestoreRequest,
+        job: &Job,
+    ) -> Result<Planned, Error> {
+        if !kind.needs_point(&req.options) {
+            if req.point != PointChoice::Newest {
+                return Err(Error::input(
+                    "this restore reads no recovery point: drop --point and --before",
+                ));
+            }
+            let plan = kind
+                .plan_restore(PlanRequest {
+                    target,
+                    region: &req.region,
+                    options: &req.options,
+                    point: None,
+                    job,
+                })
+                .await?;
+            return Ok((None, Vec::new(), plan));
+        }
+        let rs = self.store(&req.region).await?;
+        let listing = catalog::list_points(&rs, Some(&target.name)).await?;
+        let selection = catalog::select(&listing, &req.region, &target.name, &req.point)?;
+        let mut passed_over = selection.passed_over;
+        let explicit = matches!(req.point, PointChoice::Id(_));
+        let candidates = std::iter::once(selection.chosen)
+            .chain(selection.fallbacks.into_iter().take(MAX_FALLBACKS));
+        for entry in candidates {
+            match self.plan_point(kind, target, req, &rs, entry, job).await {
+                Ok((point, plan)) => return Ok((Some(point), passed_over, plan)),
+                // A point whose data fails its checks is passed over when the
+                // newest one was asked for; the plan names it.
+                Err(e) if e.class() == ErrorClass::Integrity && !explicit => {
+                    job.warn(format!("point {} is not used: {e}", entry.id));
+                    passed_over.push(PassedOver {
+                        point: entry.id.to_string(),
+                        reason: format!("failed its checks: {e}"),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let tried: Vec<String> = passed_over
+            .iter()
+            .map(|p| format!("{}: {}", p.point, p.reason))
+            .collect();
+        Err(SourceError::Integrity {
+            what: format!("target {} in region {}", target.name, req.region),
+            detail: format!(
+                "no recovery point passed its checks ({}); run `drtool verify --region {} --target {}`, or restore from another region",
+                tried.join("; "),
+                req.region,
+                target.name
+            ),
+        }
+        .into())
+    }
+
+    /// Plans the restore of one point.
+    async fn plan_point(
+        &self,
+        kind: &Arc<dyn TargetKind>,
+        target: &Target,
+        req: &RestoreRequest,
+        rs: &RegionStore,
+        entry: &PointEntry,
+        job: &Job,
+    ) -> Result<(PointRef, KindPlan), Error> {
+        let m = &entry.manifest;
+        if m.target_kind != kind.name() {
+            return Err(Error::input(format!(
+                "point {} is a {} point but target {} is of kind {}",
+                entry.id,
+                m.target_kind,
+                target.name,
+                kind.name()
+            )));
+        }
+        if m.is_encrypted() && self.identities().is_none() {
+            return Err(ArchiveError::NeedsIdentity {
+                key: entry.manifest_key.clone(),
+            }
+            .into());
+        }
+        job.set_point(entry.id.as_str());
+        let point = PointRef::from_entry(rs, entry);
+        let data = PointData::new(
+            rs.store.clone(),
+            point.clone(),
+            self.identities(),
+            job.clone(),
+        );
+        let plan = kind
+            .plan_restore(PlanRequest {
+                target,
+                region: &req.region,
+                options: &req.options,
+                point: Some((m, data)),
+                job,
+            })
+            .await?;
+        Ok((point, plan))
     }
 
     /// Runs a plan made by [`Engine::plan_restore`]. The caller has shown it and,

@@ -184,7 +184,7 @@ impl TargetKind for NamespaceKind {
         job.phase("streaming");
         let meta = backup(&cluster, spec, tx, job).await?;
         Ok(Taken {
-            consistency: Consistency::Kube {
+            consistency: Consistency::Namespace {
                 at: meta.at,
                 lists: meta.list_versions,
             },
