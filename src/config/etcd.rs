@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{Ctx, RawTarget, RawTargetRegion, RawTls, check_url, region_ref};
+use super::raw::{Ctx, RawTarget, RawTargetRegion, RawTls, check_url, mode, regions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtcdMode {
@@ -58,16 +58,12 @@ pub(super) fn parse(
     known: &BTreeSet<String>,
     home: &str,
 ) -> Result<EtcdTarget, ConfigError> {
-    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-        None | Some(("snapshot", _)) => EtcdMode::Snapshot,
-        Some(("keys", _)) => EtcdMode::Keys,
-        Some((other, span)) => {
-            return Err(ctx.err(
-                span,
-                format!("target {name}: mode {other:?} is not one of \"snapshot\", \"keys\""),
-            ));
-        }
-    };
+    let mode = mode(
+        ctx,
+        name,
+        &raw.mode,
+        &[("snapshot", EtcdMode::Snapshot), ("keys", EtcdMode::Keys)],
+    )?;
     if let (EtcdMode::Snapshot, Some(p)) = (mode, &raw.prefix) {
         return Err(ctx.err(
             p.span(),
@@ -76,11 +72,9 @@ pub(super) fn parse(
             ),
         ));
     }
-    let mut regions = BTreeMap::new();
-    for (region, r) in raw.regions {
-        let region = region_ref(ctx, &region, known, name, "regions")?;
-        regions.insert(region.clone(), etcd_region(ctx, name, &region, r)?);
-    }
+    let regions = regions(ctx, name, raw.regions, known, |region, r| {
+        etcd_region(ctx, name, region, r)
+    })?;
     if !regions.contains_key(home) {
         return Err(ctx.err(
             raw.home.span(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{Ctx, RawTarget, region_ref};
+use super::raw::{Ctx, RawTarget, regions};
 
 /// A Kubernetes namespace, reached through a kubeconfig context per region.
 #[derive(Debug, Clone)]
@@ -54,9 +54,7 @@ pub(super) fn parse(
             ),
         ));
     }
-    let mut regions = BTreeMap::new();
-    for (region, r) in raw.regions {
-        let region = region_ref(ctx, &region, known, name, "regions")?;
+    let regions = regions(ctx, name, raw.regions, known, |region, r| {
         let table = r.span();
         let r = r.into_inner();
         let Some(kubeconfig) = r.kubeconfig else {
@@ -65,14 +63,11 @@ pub(super) fn parse(
                 format!("target {name}, region {region}: `kubeconfig` (path of the kubeconfig file) is missing"),
             ));
         };
-        regions.insert(
-            region,
-            NamespaceRegion {
-                kubeconfig: ctx.path(kubeconfig.get_ref()),
-                context: r.context.map(Spanned::into_inner),
-            },
-        );
-    }
+        Ok(NamespaceRegion {
+            kubeconfig: ctx.path(kubeconfig.get_ref()),
+            context: r.context.map(Spanned::into_inner),
+        })
+    })?;
     if !regions.contains_key(home) {
         return Err(ctx.err(
             raw.home.span(),

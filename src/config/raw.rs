@@ -285,6 +285,53 @@ pub(super) fn region_ref(
     }
 }
 
+/// The `mode` of a target: one of `modes` (the first is the default).
+pub(super) fn mode<T: Copy>(
+    ctx: &Ctx,
+    target: &str,
+    raw: &Option<Spanned<String>>,
+    modes: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(given) = raw else {
+        return modes
+            .first()
+            .map(|(_, m)| *m)
+            .ok_or_else(|| ctx.err(0..0, format!("target {target}: no modes defined")));
+    };
+    match modes.iter().find(|(name, _)| name == given.get_ref()) {
+        Some((_, m)) => Ok(*m),
+        None => {
+            let names: Vec<String> = modes.iter().map(|(n, _)| format!("{n:?}")).collect();
+            Err(ctx.err(
+                given.span(),
+                format!(
+                    "target {target}: mode {:?} is not one of {}",
+                    given.get_ref(),
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// A target's region tables, each checked against the known regions and
+/// parsed by its kind.
+pub(super) fn regions<T>(
+    ctx: &Ctx,
+    target: &str,
+    raw: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
+    known: &BTreeSet<String>,
+    mut parse: impl FnMut(&str, Spanned<RawTargetRegion>) -> Result<T, ConfigError>,
+) -> Result<BTreeMap<String, T>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (region, r) in raw {
+        let region = region_ref(ctx, &region, known, target, "regions")?;
+        let parsed = parse(&region, r)?;
+        out.insert(region, parsed);
+    }
+    Ok(out)
+}
+
 /// Fails on the first field that is set but that `kind` does not read.
 pub(super) fn check_fields(
     ctx: &Ctx,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{Ctx, RawTarget, RawTargetRegion, check_url, region_ref};
+use super::raw::{Ctx, RawTarget, RawTargetRegion, check_url, mode, regions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RdsMode {
@@ -103,30 +103,25 @@ pub(super) fn parse(
     known: &BTreeSet<String>,
     home: &str,
 ) -> Result<RdsTarget, ConfigError> {
-    let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-        None | Some(("snapshot", _)) => RdsMode::Snapshot,
-        Some(("dump", _)) => RdsMode::Dump,
-        Some(("both", _)) => RdsMode::Both,
-        Some((other, span)) => {
-            return Err(ctx.err(
-                span,
-                format!(
-                    "target {name}: mode {other:?} is not one of \"snapshot\", \"dump\", \"both\""
-                ),
-            ));
-        }
-    };
+    let mode = mode(
+        ctx,
+        name,
+        &raw.mode,
+        &[
+            ("snapshot", RdsMode::Snapshot),
+            ("dump", RdsMode::Dump),
+            ("both", RdsMode::Both),
+        ],
+    )?;
     let Some(instance) = raw.instance else {
         return Err(ctx.err(
             raw.kind.span(),
             format!("target {name}: `instance` (the RDS DB instance identifier) is missing"),
         ));
     };
-    let mut regions = BTreeMap::new();
-    for (region, r) in raw.regions {
-        let region = region_ref(ctx, &region, known, name, "regions")?;
-        regions.insert(region.clone(), rds_region(ctx, name, &region, r)?);
-    }
+    let regions = regions(ctx, name, raw.regions, known, |region, r| {
+        rds_region(ctx, name, region, r)
+    })?;
     if mode != RdsMode::Snapshot && regions.get(home).is_none_or(|r| r.database.is_none()) {
         return Err(ctx.err(
             raw.home.span(),

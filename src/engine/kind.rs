@@ -8,9 +8,11 @@
 //! Sources depend on this module; the engine depends on no source, it is handed
 //! a [`Registry`] (see `source::registry`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::hash::Hash;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -203,6 +205,46 @@ pub trait TargetKind: Send + Sync {
 
     /// Whether the target's endpoints answer, per region.
     async fn reachability(&self, target: &Target) -> Vec<Reachability>;
+}
+
+/// Connected clients of one kind, by what they connect to: one connection per
+/// cluster, API or region for the life of an engine.
+pub struct Clients<K, V> {
+    map: Mutex<HashMap<K, V>>,
+}
+
+impl<K, V> Default for Clients<K, V> {
+    fn default() -> Self {
+        Clients {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Clients<K, V> {
+    /// The client for `key`, connecting with `connect` the first time.
+    pub async fn get<E, F>(&self, key: &K, connect: impl FnOnce() -> F) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        let cached = self.map.lock().ok().and_then(|m| m.get(key).cloned());
+        if let Some(client) = cached {
+            return Ok(client);
+        }
+        let client = connect().await?;
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(key.clone(), client.clone());
+        }
+        Ok(client)
+    }
+}
+
+/// The error for a restore into a region the target has no table for.
+pub fn no_region_table(target: &Target, region: &str) -> Error {
+    Error::input(format!(
+        "target {} has no [targets.{}.regions.{region}] table: say where to restore in that region",
+        target.name, target.name
+    ))
 }
 
 /// The kinds an engine knows, by name.

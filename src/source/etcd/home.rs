@@ -2,9 +2,8 @@
 //! restore plans (gather facts, then [`decide_keys`] / [`decide_snapshot`]),
 //! and their execution.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -19,7 +18,8 @@ use crate::archive::{Consistency, PayloadKind, PointId};
 use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::kind::{
-    Applied, BackupShape, DataSender, KindPlan, PlanRequest, Reachability, Taken, TargetKind,
+    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Taken,
+    TargetKind, no_region_table,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -30,7 +30,7 @@ const FLAGS: &[RestoreFlag] = &[RestoreFlag::Prefix, RestoreFlag::Existing];
 /// Connected clients, by endpoints: one connection per cluster per engine.
 #[derive(Default)]
 pub struct EtcdKind {
-    clients: Mutex<HashMap<Vec<String>, Client>>,
+    clients: Clients<Vec<String>, Client>,
 }
 
 /// A member's part of a snapshot restore.
@@ -229,29 +229,19 @@ fn spec(target: &Target) -> Result<&EtcdTarget, Error> {
 }
 
 fn region_of<'t>(target: &'t Target, region: &str) -> Result<&'t EtcdRegion, Error> {
-    spec(target)?.regions.get(region).ok_or_else(|| {
-        Error::input(format!(
-            "target {} has no [targets.{}.regions.{region}] table: say where to restore in that region",
-            target.name, target.name
-        ))
-    })
+    spec(target)?
+        .regions
+        .get(region)
+        .ok_or_else(|| no_region_table(target, region))
 }
 
 impl EtcdKind {
     async fn client(&self, connection: &Connection) -> Result<Client, Error> {
-        let cached = self
-            .clients
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&connection.endpoints).cloned());
-        if let Some(client) = cached {
-            return Ok(client);
-        }
-        let client = connect(connection).await?;
-        if let Ok(mut c) = self.clients.lock() {
-            c.insert(connection.endpoints.clone(), client.clone());
-        }
-        Ok(client)
+        self.clients
+            .get(&connection.endpoints, || async {
+                connect(connection).await.map_err(Error::from)
+            })
+            .await
     }
 
     async fn plan_keys(

@@ -2,8 +2,7 @@
 //! kubeconfig context, restore plans (the per-object comparison is the facts;
 //! [`decide_namespace`] turns them into a plan) and their execution.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,8 +13,8 @@ use crate::archive::{Consistency, PayloadKind, PointId};
 use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::kind::{
-    Applied, BackupShape, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability, Taken,
-    TargetKind,
+    Applied, BackupShape, Clients, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability,
+    Taken, TargetKind, no_region_table,
 };
 use crate::engine::options::RestoreFlag;
 use crate::engine::point::PointData;
@@ -31,7 +30,7 @@ const FLAGS: &[RestoreFlag] = &[
 /// Connected clusters, by kubeconfig and context.
 #[derive(Default)]
 pub struct NamespaceKind {
-    clusters: Mutex<HashMap<NamespaceRegion, Cluster>>,
+    clusters: Clients<NamespaceRegion, Cluster>,
 }
 
 /// A namespace restore, decided.
@@ -134,19 +133,11 @@ fn spec(target: &Target) -> Result<&NamespaceTarget, Error> {
 
 impl NamespaceKind {
     async fn cluster(&self, region: &NamespaceRegion) -> Result<Cluster, Error> {
-        let cached = self
-            .clusters
-            .lock()
-            .ok()
-            .and_then(|c| c.get(region).cloned());
-        if let Some(c) = cached {
-            return Ok(c);
-        }
-        let cluster = connect(region).await?;
-        if let Ok(mut c) = self.clusters.lock() {
-            c.insert(region.clone(), cluster.clone());
-        }
-        Ok(cluster)
+        self.clusters
+            .get(region, || async {
+                connect(region).await.map_err(Error::from)
+            })
+            .await
     }
 }
 
@@ -199,12 +190,10 @@ impl TargetKind for NamespaceKind {
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
         let spec = spec(req.target)?;
-        let region = spec.regions.get(req.region).ok_or_else(|| {
-            Error::input(format!(
-                "target {} has no [targets.{}.regions.{}] table: say where to restore in that region",
-                req.target.name, req.target.name, req.region
-            ))
-        })?;
+        let region = spec
+            .regions
+            .get(req.region)
+            .ok_or_else(|| no_region_table(req.target, req.region))?;
         let Some((_, data)) = &req.point else {
             return Err(Error::failed("a namespace restore needs a recovery point"));
         };

@@ -3,8 +3,7 @@
 //! gathered for that route, then [`decide_snapshot`], [`decide_dump`] or
 //! [`decide_pitr`] make the plan), snapshot copies, checks and deletes.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,7 +16,8 @@ use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::kind::{
-    Applied, BackupShape, DataSender, KindPlan, PlanRequest, Reachability, Taken, TargetKind,
+    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Taken,
+    TargetKind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -304,20 +304,42 @@ fn instance_ready(i: &InstanceInfo) -> String {
 /// RDS API clients, by region and endpoint.
 #[derive(Default)]
 pub struct RdsKind {
-    apis: Mutex<HashMap<ApiRef, Rds>>,
+    apis: Clients<ApiRef, Rds>,
 }
 
 impl RdsKind {
     async fn api(&self, api: &ApiRef) -> Rds {
-        let cached = self.apis.lock().ok().and_then(|a| a.get(api).cloned());
-        if let Some(rds) = cached {
-            return rds;
+        let built = self
+            .apis
+            .get(api, || async {
+                Ok::<_, std::convert::Infallible>(
+                    Rds::new(&api.region, api.endpoint.as_deref()).await,
+                )
+            })
+            .await;
+        match built {
+            Ok(rds) => rds,
+            Err(never) => match never {},
         }
-        let rds = Rds::new(&api.region, api.endpoint.as_deref()).await;
-        if let Ok(mut a) = self.apis.lock() {
-            a.insert(api.clone(), rds.clone());
+    }
+
+    /// Waits for a new instance RDS is making; a cancelled wait says RDS goes on.
+    async fn new_instance(
+        &self,
+        job: &Job,
+        api: &ApiRef,
+        name: &str,
+        making: impl std::future::Future<Output = Result<InstanceInfo, SourceError>>,
+    ) -> Result<String, Error> {
+        let made = job.cancellable(async { Ok(making.await?) }).await;
+        match made {
+            Ok(i) => Ok(instance_ready(&i)),
+            Err(Error::Cancelled(m)) => Err(Error::Cancelled(format!(
+                "{m}: RDS goes on creating instance {name} in {}; delete it if it is not wanted",
+                api.region
+            ))),
+            Err(e) => Err(e),
         }
-        rds
     }
 
     async fn plan_pitr(&self, req: &PlanRequest<'_>, at: DateTime<Utc>) -> Result<RdsPlan, Error> {
@@ -524,21 +546,14 @@ impl TargetKind for RdsKind {
             } => {
                 let rds = self.api(&api).await;
                 job.phase(format!("restoring {new_instance}"));
-                let i = job
-                    .cancellable(async {
-                        Ok(rds
-                            .restore_from_snapshot(
-                                &new_instance,
-                                &snapshot_arn,
-                                instance_class.as_deref(),
-                                subnet_group.as_deref(),
-                                &on_state,
-                            )
-                            .await?)
-                    })
-                    .await
-                    .map_err(|e| started_anyway(e, &new_instance, &api.region))?;
-                instance_ready(&i)
+                let making = rds.restore_from_snapshot(
+                    &new_instance,
+                    &snapshot_arn,
+                    instance_class.as_deref(),
+                    subnet_group.as_deref(),
+                    &on_state,
+                );
+                self.new_instance(job, &api, &new_instance, making).await?
             }
             RdsPlan::RdsPointInTime {
                 api,
@@ -549,22 +564,16 @@ impl TargetKind for RdsKind {
                 subnet_group,
             } => {
                 let rds = self.api(&api).await;
-                let i = job
-                    .cancellable(async {
-                        Ok(rds
-                            .restore_to_time(
-                                &source_instance,
-                                &new_instance,
-                                at,
-                                instance_class.as_deref(),
-                                subnet_group.as_deref(),
-                                &on_state,
-                            )
-                            .await?)
-                    })
-                    .await
-                    .map_err(|e| started_anyway(e, &new_instance, &api.region))?;
-                instance_ready(&i)
+                job.phase(format!("restoring {new_instance} to {}", at.to_rfc3339()));
+                let making = rds.restore_to_time(
+                    &source_instance,
+                    &new_instance,
+                    at,
+                    instance_class.as_deref(),
+                    subnet_group.as_deref(),
+                    &on_state,
+                );
+                self.new_instance(job, &api, &new_instance, making).await?
             }
             RdsPlan::PgRestore { db, state, clean } => {
                 let data = point.ok_or_else(|| Error::failed("a dump restore needs its point"))?;
@@ -707,16 +716,6 @@ impl TargetKind for RdsKind {
             }
         });
         futures::future::join_all(checks).await
-    }
-}
-
-/// A cancelled wait does not stop what RDS already started: say so.
-fn started_anyway(e: Error, instance: &str, region: &str) -> Error {
-    match e {
-        Error::Cancelled(m) => Error::Cancelled(format!(
-            "{m}: RDS goes on creating instance {instance} in {region}; delete it if it is not wanted"
-        )),
-        other => other,
     }
 }
 
