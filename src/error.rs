@@ -145,7 +145,9 @@ fn archive_class(e: &ArchiveError) -> ErrorClass {
         | ArchiveError::Identity { .. } => ErrorClass::BadInput,
         ArchiveError::BadManifest { .. }
         | ArchiveError::Mismatch { .. }
-        | ArchiveError::Decode { .. } => ErrorClass::Integrity,
+        | ArchiveError::Decode { .. }
+        | ArchiveError::Missing { .. } => ErrorClass::Integrity,
+        ArchiveError::Read { .. } => ErrorClass::Unreachable,
         ArchiveError::Cancelled { .. } => ErrorClass::Cancelled,
         ArchiveError::Pipeline { .. } | ArchiveError::ConsumerStopped { .. } => ErrorClass::Failed,
     }

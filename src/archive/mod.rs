@@ -30,6 +30,14 @@ pub enum ArchiveError {
     },
     #[error("cannot decode {key}: {detail}")]
     Decode { key: String, detail: String },
+    /// Reading the stored bytes broke off (a reset connection, a store error).
+    #[error("reading {key} broke off: {detail}; the store may be unreachable, try again")]
+    Read { key: String, detail: String },
+    /// The data object a manifest names is not in the store.
+    #[error(
+        "{store}: the data object {key} of this point is missing although its manifest exists: the point is damaged; restore another point or copy it again from another region"
+    )]
+    Missing { key: String, store: String },
     #[error(
         "point {key} is encrypted with age: pass --identity FILE with a matching identity (age-keygen format)"
     )]

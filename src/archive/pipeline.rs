@@ -156,7 +156,10 @@ pub async fn copy_object(
     on_bytes: OnBytes,
     cancel: &CancellationToken,
 ) -> Result<u64, PipelineError> {
-    let (mut reader, _) = from.open(from_key).await?;
+    let (mut reader, _) = from
+        .open(from_key)
+        .await
+        .map_err(|e| missing(from_key, e))?;
     let upload = to.start_upload(to_key).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
     let part_size = opts.part_size;
@@ -236,7 +239,7 @@ pub async fn hash_object(
     on_bytes: OnBytes,
 ) -> Result<(u64, String), PipelineError> {
     use tokio::io::AsyncReadExt;
-    let (mut reader, _) = store.open(key).await?;
+    let (mut reader, _) = store.open(key).await.map_err(|e| missing(key, e))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; CHUNK];
@@ -465,6 +468,8 @@ impl Identities {
 struct ReadTally {
     hasher: Sha256,
     size: u64,
+    /// Reading the stored bytes failed (the store, not the format).
+    failed: Option<String>,
 }
 
 struct TallyReader<R> {
@@ -474,7 +479,13 @@ struct TallyReader<R> {
 
 impl<R: Read> Read for TallyReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.tally.borrow_mut().failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let mut t = self.tally.borrow_mut();
         t.hasher.update(&buf[..n]);
         t.size += n as u64;
@@ -508,7 +519,10 @@ pub fn download(
         if req.encrypted && req.identities.is_none() {
             return Err(ArchiveError::NeedsIdentity { key: req.key }.into());
         }
-        let (reader, _) = store.open(&req.key).await?;
+        let (reader, _) = store
+            .open(&req.key)
+            .await
+            .map_err(|e| missing(&req.key, e))?;
         let bridge = tokio_util::io::SyncIoBridge::new(reader);
         let key = req.key.clone();
         tokio::task::spawn_blocking(move || decode(bridge, req, tx, on_bytes))
@@ -533,9 +547,18 @@ fn decode(
         inner: stored,
         tally: tally.clone(),
     };
-    let decode_err = |e: io::Error| ArchiveError::Decode {
-        key: key.to_string(),
-        detail: e.to_string(),
+    // A read of the stored bytes that broke (a reset connection) is the
+    // store's failure, not damage in the point.
+    let read_failed = tally.clone();
+    let decode_err = |e: io::Error| match read_failed.borrow().failed.clone() {
+        Some(detail) => ArchiveError::Read {
+            key: key.to_string(),
+            detail,
+        },
+        None => ArchiveError::Decode {
+            key: key.to_string(),
+            detail: e.to_string(),
+        },
     };
     let opened: Box<dyn Read> = match &req.identities {
         Some(ids) if req.encrypted => {
@@ -584,6 +607,19 @@ fn decode(
         stored_size: t.size,
         stored_sha256: hex::encode(t.hasher.clone().finalize()),
     })
+}
+
+/// A point's data object that is not there is damage to the point, not a
+/// wrong argument: its manifest says it exists.
+fn missing(key: &str, e: StoreError) -> PipelineError {
+    match e {
+        StoreError::NotFound { store, .. } => ArchiveError::Missing {
+            key: key.to_string(),
+            store,
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 /// Fills `buf` as far as the reader allows; returns 0 only at the end.
@@ -816,6 +852,86 @@ mod tests {
         assert!(r.is_err());
         assert!(store.list("").await?.is_empty());
         assert!(store.open_uploads("").await?.is_empty());
+        Ok(())
+    }
+
+    /// Stored bytes that break off after `ok` bytes, like a reset connection.
+    struct BreaksOff {
+        data: Vec<u8>,
+        ok: usize,
+        at: usize,
+    }
+
+    impl Read for BreaksOff {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at >= self.ok {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection reset by peer",
+                ));
+            }
+            let n = buf
+                .len()
+                .min(self.ok - self.at)
+                .min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_read_is_the_store_and_a_missing_object_is_damage() -> Result<(), PipelineError>
+    {
+        let stored =
+            zstd::encode_all(&payload(2_000_000)[..], 3).map_err(|e| ArchiveError::Pipeline {
+                key: "zstd".into(),
+                detail: e.to_string(),
+            })?;
+        let req = ReadRequest {
+            key: "p/data".into(),
+            encrypted: false,
+            trailing_sha256: false,
+            identities: None,
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let reader = BreaksOff {
+            ok: stored.len() / 2,
+            data: stored,
+            at: 0,
+        };
+        let decoding =
+            tokio::task::spawn_blocking(move || decode(reader, req, tx, Arc::new(|_| {})));
+        while rx.recv().await.is_some() {}
+        let r = decoding.await.map_err(|e| ArchiveError::Pipeline {
+            key: "join".into(),
+            detail: e.to_string(),
+        })?;
+        assert!(
+            matches!(r, Err(PipelineError::Archive(ArchiveError::Read { .. }))),
+            "{r:?}"
+        );
+
+        let dir = tempfile::tempdir().map_err(|e| ArchiveError::Pipeline {
+            key: "tmp".into(),
+            detail: e.to_string(),
+        })?;
+        let store: Arc<dyn ObjectStore> = Arc::new(FsStore::new(dir.path().to_path_buf()));
+        let req = ReadRequest {
+            key: "points/t/p/data.zst".into(),
+            encrypted: false,
+            trailing_sha256: false,
+            identities: None,
+        };
+        let (_rx, handle) = download(store, req, Arc::new(|_| {}));
+        let r = handle.await.map_err(|e| ArchiveError::Pipeline {
+            key: "join".into(),
+            detail: e.to_string(),
+        })?;
+        assert!(
+            matches!(r, Err(PipelineError::Archive(ArchiveError::Missing { .. }))),
+            "{r:?}"
+        );
         Ok(())
     }
 

@@ -15,10 +15,17 @@ const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 pub struct PointId(String);
 
 impl PointId {
-    /// A new id for a point started at `at`; the suffix keeps concurrent runs apart.
+    /// A new id for a point started at `at`. The suffix starts with the
+    /// millisecond (3 hex digits) so ids sort strictly by time; its 5 random hex
+    /// digits keep concurrent runs apart. Older ids have a random suffix: they
+    /// sort by the second only (the catalog then orders them by `started_at`).
     pub fn new(at: DateTime<Utc>) -> PointId {
-        let suffix: u32 = rand::thread_rng().r#gen();
-        PointId(format!("{}-{suffix:08x}", at.format(TIME_FORMAT)))
+        let millis = at.timestamp_subsec_millis().min(999);
+        let random: u32 = rand::thread_rng().r#gen_range(0..0x10_0000);
+        PointId(format!(
+            "{}-{millis:03x}{random:05x}",
+            at.format(TIME_FORMAT)
+        ))
     }
 
     /// When the point was started, from the id itself.
@@ -75,6 +82,21 @@ mod tests {
         assert_eq!(a.as_str().parse::<PointId>()?, a);
         assert_eq!(a.time(), Some(early));
         Ok(())
+    }
+
+    #[test]
+    fn ids_of_one_second_sort_by_the_millisecond() {
+        let second = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).single();
+        let Some(second) = second else {
+            panic!("bad test time")
+        };
+        let mut last = PointId::new(second);
+        for ms in [1, 9, 10, 255, 256, 998, 999] {
+            let next = PointId::new(second + chrono::Duration::milliseconds(ms));
+            assert!(last < next, "{last} !< {next}");
+            assert_eq!(next.time(), Some(second));
+            last = next;
+        }
     }
 
     #[test]

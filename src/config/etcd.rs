@@ -35,6 +35,9 @@ pub struct EtcdRegion {
     /// The members a snapshot restore materializes data dirs for.
     pub members: Vec<EtcdMember>,
     pub cluster_token: String,
+    /// The cluster's `--max-request-bytes`: keys restores keep every
+    /// transaction under it.
+    pub max_request_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,8 +149,25 @@ fn etcd_region(
             .cluster_token
             .map(Spanned::into_inner)
             .unwrap_or_else(|| format!("drtool-{target}-{region}")),
+        max_request_bytes: match raw.max_request_bytes {
+            None => DEFAULT_MAX_REQUEST_BYTES,
+            Some(v) if (65_536..=(2i64 << 30)).contains(v.get_ref()) => *v.get_ref() as u64,
+            Some(v) => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!(
+                        "target {target}, region {region}: max_request_bytes = {} is out of range: \
+                         use the cluster's --max-request-bytes, 65536..=2147483648 (etcd's default is {DEFAULT_MAX_REQUEST_BYTES})",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        },
     })
 }
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1_572_864;
 
 fn tls(ctx: &Ctx, target: &str, region: &str, raw: RawTls) -> Result<TlsFiles, ConfigError> {
     let file = |v: &Option<Spanned<String>>, what: &str| -> Result<Option<PathBuf>, ConfigError> {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use etcd::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles};
+pub use etcd::{DEFAULT_MAX_REQUEST_BYTES, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles};
 pub use namespace::{NamespaceRegion, NamespaceTarget};
 pub use parse::parse_str;
 pub use rds::{DbConn, PasswordSource, RdsMode, RdsRegion, RdsTarget};

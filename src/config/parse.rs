@@ -53,20 +53,23 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+/// Names become parts of object keys: a safe set of characters, no `..`.
 fn check_name(ctx: &Ctx, name: &Spanned<String>, what: &str) -> Result<(), ConfigError> {
-    let ok = !name.get_ref().is_empty()
-        && name
-            .get_ref()
-            .chars()
+    let n = name.get_ref();
+    let ok = (1..=63).contains(&n.len())
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !n.contains("..")
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
+        let shown: String = n.chars().take(80).collect();
         Err(ctx.err(
             name.span(),
             format!(
-                "invalid {what} name {:?}: use letters, digits, '-', '_' and '.' only",
-                name.get_ref()
+                "invalid {what} name {shown:?}{}: use 1 to 63 letters, digits, '-', '_' and '.', starting with a letter or digit, without \"..\"",
+                if n.chars().count() > 80 { "..." } else { "" }
             ),
         ))
     }
@@ -384,6 +387,7 @@ endpoints = []
 tls = {}
 members = []
 cluster_token = "t"
+max_request_bytes = 1572864
 endpoint = "http://e"
 kms_key = "k"
 instance_class = "c"
@@ -442,6 +446,17 @@ context = "c"
             "endpoints = [\"http://127.0.0.1:2379\"]\nkubeconfig = \"k\"",
         );
         assert!(message(&region).contains("`kubeconfig` does not apply to a target of kind etcd"));
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        let long = "a".repeat(64);
+        for bad in ["..", ".hidden", "-x", "a..b", long.as_str(), "a/b", ""] {
+            let text = GOOD.replace("targets.main", &format!("targets.{bad:?}"));
+            let m = message(&text);
+            assert!(m.contains("invalid target name"), "{bad}: {m}");
+        }
+        assert!(parse(&GOOD.replace("targets.main", "targets.\"a.b_c-1\"")).is_ok());
     }
 
     #[test]

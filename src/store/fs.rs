@@ -60,10 +60,42 @@ impl FsStore {
     }
 }
 
-/// Writes `body` next to `dest` and renames it into place.
+/// Creates `dir` and its missing parents, readable by the owner only: points
+/// hold secrets (Kubernetes Secrets, etcd's keyspace).
+async fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await
+}
+
+/// Creates (or truncates) a file only its owner can read.
+async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
+}
+
+/// Writes a whole file only its owner can read.
+async fn write_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut f = private_file(path).await?;
+    f.write_all(body).await?;
+    f.flush().await
+}
+
+/// Makes a rename in `dir` durable.
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
+}
+
+/// Writes `body` next to `dest`, syncs it and renames it into place; the rename
+/// is synced too, so a written manifest survives a crash.
 async fn write_atomic(dest: &Path, body: &[u8]) -> std::io::Result<()> {
     let parent = dest.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(parent).await?;
+    private_dir(parent).await?;
     let tmp = parent.join(format!(
         ".{}.tmp-{:08x}",
         dest.file_name()
@@ -71,11 +103,12 @@ async fn write_atomic(dest: &Path, body: &[u8]) -> std::io::Result<()> {
             .unwrap_or("object"),
         rand::random::<u32>()
     ));
-    let mut f = tokio::fs::File::create(&tmp).await?;
+    let mut f = private_file(&tmp).await?;
     f.write_all(body).await?;
     f.sync_all().await?;
     drop(f);
-    tokio::fs::rename(&tmp, dest).await
+    tokio::fs::rename(&tmp, dest).await?;
+    sync_dir(parent).await
 }
 
 fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
@@ -181,10 +214,10 @@ impl ObjectStore for FsStore {
             .root
             .join(UPLOADS)
             .join(format!("{:016x}", rand::random::<u64>()));
-        tokio::fs::create_dir_all(&dir)
+        private_dir(&dir)
             .await
             .map_err(|e| self.failed("start upload", key, e))?;
-        tokio::fs::write(dir.join("key"), key)
+        write_file(&dir.join("key"), key.as_bytes())
             .await
             .map_err(|e| self.failed("start upload", key, e))?;
         Ok(Box::new(FsUpload {
@@ -217,7 +250,7 @@ impl ObjectStore for FsStore {
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
-        tokio::fs::create_dir_all(&self.root)
+        private_dir(&self.root)
             .await
             .map_err(|e| StoreError::Unreachable {
                 store: self.name(),
@@ -256,7 +289,7 @@ impl FsUpload {
 #[async_trait]
 impl MultipartUpload for FsUpload {
     async fn put_part(&self, number: u32, body: Bytes) -> Result<(), StoreError> {
-        tokio::fs::write(self.dir.join(format!("part-{number:06}")), &body)
+        write_file(&self.dir.join(format!("part-{number:06}")), &body)
             .await
             .map_err(|e| self.failed("upload part", e))
     }
@@ -278,11 +311,11 @@ impl MultipartUpload for FsUpload {
         }
         parts.sort();
         let parent = self.dest.parent().unwrap_or(Path::new(".")).to_path_buf();
-        tokio::fs::create_dir_all(&parent)
+        private_dir(&parent)
             .await
             .map_err(|e| self.failed("complete upload", e))?;
         let tmp = parent.join(format!(".upload-{:08x}", rand::random::<u32>()));
-        let mut out = tokio::fs::File::create(&tmp)
+        let mut out = private_file(&tmp)
             .await
             .map_err(|e| self.failed("complete upload", e))?;
         for part in &parts {
@@ -300,6 +333,9 @@ impl MultipartUpload for FsUpload {
         tokio::fs::rename(&tmp, &self.dest)
             .await
             .map_err(|e| self.failed("complete upload", e))?;
+        sync_dir(&parent)
+            .await
+            .map_err(|e| self.failed("complete upload", e))?;
         tokio::fs::remove_dir_all(&self.dir)
             .await
             .map_err(|e| self.failed("complete upload", e))
@@ -309,5 +345,55 @@ impl MultipartUpload for FsUpload {
         tokio::fs::remove_dir_all(&self.dir)
             .await
             .map_err(|e| self.failed("abort upload", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn objects_and_folders_are_private() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Failed {
+            store: "tmp".into(),
+            op: "tempdir",
+            key: String::new(),
+            detail: e.to_string(),
+        })?;
+        let root = dir.path().join("store");
+        let store = FsStore::new(root.clone());
+        store
+            .put("points/t/p/manifest.json", Bytes::from_static(b"{}"))
+            .await?;
+        let upload = store.start_upload("points/t/p/data.zst").await?;
+        upload.put_part(1, Bytes::from_static(b"part")).await?;
+        let uploads = root.join(UPLOADS);
+        let pending = std::fs::read_dir(&uploads)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .map(|e| e.path());
+        let Some(pending) = pending else {
+            panic!("no upload folder")
+        };
+        assert_eq!(mode(&pending), 0o700);
+        assert_eq!(mode(&pending.join("part-000001")), 0o600);
+        upload.complete().await?;
+        for folder in ["points", "points/t", "points/t/p"] {
+            assert_eq!(mode(&root.join(folder)), 0o700, "{folder}");
+        }
+        for file in ["points/t/p/manifest.json", "points/t/p/data.zst"] {
+            assert_eq!(mode(&root.join(file)), 0o600, "{file}");
+        }
+        Ok(())
     }
 }

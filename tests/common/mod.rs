@@ -180,6 +180,8 @@ pub async fn load_keys(client: &mut Client, prefix: &str, count: usize, size: us
 /// Every key/value under `prefix`.
 pub async fn dump(client: &mut Client, prefix: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let resp = client
+        .kv_client()
+        .max_decoding_message_size(512 << 20)
         .get(prefix, Some(GetOptions::new().with_prefix()))
         .await
         .unwrap();

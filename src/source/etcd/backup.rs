@@ -12,8 +12,14 @@ use super::{KeyRecord, map_err, prefix_end};
 use crate::engine::events::Job;
 use crate::error::SourceError;
 
-/// Keys read per request in `keys` mode.
-const PAGE: i64 = 1000;
+/// A `keys` page aims at this many bytes of keys and values.
+const PAGE_BYTES: usize = 4 << 20;
+/// Keys per page at most, and for the first page, before sizes are known.
+const MAX_PAGE_KEYS: i64 = 1000;
+const FIRST_PAGE_KEYS: i64 = 16;
+/// The largest response the client accepts: a page and one value as large as
+/// an etcd can be configured to store (its default limit is 1.5 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// What a backup learned about the cluster.
 #[derive(Debug, Clone)]
@@ -85,14 +91,26 @@ pub async fn keys(
     let mut revision = 0i64;
     let mut observed_at = Utc::now();
     let mut count = 0u64;
+    // Pages are sized by bytes: as many keys as the largest key and value seen
+    // so far allow in PAGE_BYTES, so 1 MiB Secrets do not make 1 GiB pages.
+    let mut kv = client
+        .kv_client()
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
+    let mut limit = FIRST_PAGE_KEYS;
+    let mut largest = 0usize;
     loop {
-        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(limit);
         if revision > 0 {
             // Every page reads the revision of the first one: one consistent view.
             opts = opts.with_revision(revision);
         }
-        let page = match client.get(start.clone(), Some(opts)).await {
+        let page = match kv.get(start.clone(), Some(opts)).await {
             Ok(p) => p,
+            // Still too large for the client: fewer keys per page.
+            Err(e) if too_large(&e) && limit > 1 => {
+                limit = (limit / 4).max(1);
+                continue;
+            }
             Err(e) => return Err(fail(&tx, map_err(endpoints, "range read", e)).await),
         };
         if revision == 0 {
@@ -101,6 +119,7 @@ pub async fn keys(
         }
         let mut lines = Vec::with_capacity(page.kvs().len() * 128);
         for kv in page.kvs() {
+            largest = largest.max(kv.key().len() + kv.value().len());
             let record = KeyRecord::from_kv(kv);
             // Serializing a struct of strings and integers cannot fail.
             serde_json::to_writer(&mut lines, &record).unwrap_or_default();
@@ -111,6 +130,7 @@ pub async fn keys(
             forward(&tx, Bytes::from(lines)).await?;
         }
         job.items(count, None);
+        limit = (PAGE_BYTES / largest.max(1)).clamp(1, MAX_PAGE_KEYS as usize) as i64;
         match (page.more(), page.kvs().last()) {
             (true, Some(last)) => {
                 start = last.key().to_vec();
@@ -124,4 +144,10 @@ pub async fn keys(
         observed_at,
         items: BTreeMap::from([("keys".to_string(), count)]),
     })
+}
+
+/// Whether a read failed because its response exceeded the client's limit.
+fn too_large(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if matches!(s.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
 }

@@ -52,6 +52,8 @@ pub enum EtcdPlan {
         connection: Connection,
         prefix: Option<String>,
         existing: Existing,
+        /// Every transaction stays under this (the cluster's --max-request-bytes).
+        max_request_bytes: u64,
         counts: KeysPlan,
     },
     /// Materialize fresh member data dirs from a snapshot.
@@ -76,7 +78,7 @@ pub struct SnapshotFacts {
 /// Decides a keys restore from the counts made against the target.
 pub fn decide_keys(
     region: &str,
-    connection: Connection,
+    (connection, max_request_bytes): (Connection, u64),
     counts: KeysPlan,
     options: &RestoreOptions,
 ) -> Result<(EtcdPlan, bool), Error> {
@@ -95,6 +97,7 @@ pub fn decide_keys(
             connection,
             prefix: options.prefix.clone(),
             existing,
+            max_request_bytes,
             counts,
         },
         destructive,
@@ -164,10 +167,11 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
             connection,
             prefix,
             existing,
+            max_request_bytes,
             counts,
         } => {
             lines.push(format!(
-                "into       etcd {}",
+                "into       etcd {} (transactions under {max_request_bytes} bytes)",
                 connection.endpoints.join(",")
             ));
             lines.push(format!(
@@ -265,7 +269,12 @@ impl EtcdKind {
         )
         .await;
         let counts = stream.finish(counted).await?;
-        let (plan, destructive) = decide_keys(req.region, connection, counts, req.options)?;
+        let (plan, destructive) = decide_keys(
+            req.region,
+            (connection, region.max_request_bytes),
+            counts,
+            req.options,
+        )?;
         KindPlan::new(&plan, lines(&plan), destructive, true)
     }
 
@@ -383,6 +392,7 @@ impl TargetKind for EtcdKind {
                 connection,
                 prefix,
                 existing,
+                max_request_bytes,
                 ..
             } => {
                 let mut client = self.client(&connection).await?;
@@ -393,8 +403,7 @@ impl TargetKind for EtcdKind {
                     &mut client,
                     &connection.endpoints,
                     rx,
-                    prefix.as_deref(),
-                    existing,
+                    (prefix.as_deref(), existing, max_request_bytes),
                     job,
                 )
                 .await;
@@ -633,7 +642,12 @@ mod tests {
             (0, Some(Existing::Overwrite), Ok(false)),
         ];
         for (existing, policy, want) in cases {
-            let got = decide_keys("us-west-2", conn(), counts(*existing), &opts(*policy));
+            let got = decide_keys(
+                "us-west-2",
+                (conn(), 1 << 20),
+                counts(*existing),
+                &opts(*policy),
+            );
             match (got, want) {
                 (Ok((plan, destructive)), Ok(d)) => {
                     assert_eq!(destructive, *d, "{existing} {policy:?}");
@@ -733,7 +747,12 @@ mod tests {
 
     #[test]
     fn plan_lines_shout_what_is_destructive() -> Result<(), Error> {
-        let (plan, _) = decide_keys("r", conn(), counts(2), &opts(Some(Existing::Overwrite)))?;
+        let (plan, _) = decide_keys(
+            "r",
+            (conn(), 1 << 20),
+            counts(2),
+            &opts(Some(Existing::Overwrite)),
+        )?;
         let text = lines(&plan).join("\n");
         assert!(text.contains("OVERWRITE  2"), "{text}");
         let (plan, _) = decide_snapshot(

@@ -45,6 +45,8 @@ impl Connection {
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
 
+pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
+
 /// One key of a `keys` point: one JSON object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

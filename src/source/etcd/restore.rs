@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-use super::{KeyRecord, MAX_TXN_OPS, map_err};
+use super::{DEFAULT_MAX_REQUEST_BYTES, KeyRecord, MAX_TXN_OPS, map_err};
 use crate::config::EtcdMember;
 use crate::engine::events::Job;
 use crate::engine::options::Existing;
@@ -83,31 +83,81 @@ impl Lines {
     }
 }
 
-/// Reads the next batch of selected records (at most the txn op limit).
-async fn next_batch(
-    lines: &mut Lines,
-    prefix: Option<&[u8]>,
-    in_point: &mut u64,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SourceError> {
-    let mut batch = Vec::with_capacity(MAX_TXN_OPS);
-    while batch.len() < MAX_TXN_OPS {
-        let Some((no, line)) = lines.next().await else {
-            break;
-        };
-        let bad = |detail: String| {
-            SourceError::Input(format!(
-                "keys payload line {no}: {detail}; the point is not a valid etcd keys payload"
-            ))
-        };
-        let record: KeyRecord = serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
-        *in_point += 1;
-        let key = record.key_bytes().map_err(bad)?;
-        if prefix.is_some_and(|p| !key.starts_with(p)) {
-            continue;
+/// Room kept in every transaction for its framing and the per-put overhead.
+const REQUEST_MARGIN: usize = 16 * 1024;
+const PER_OP_OVERHEAD: usize = 32;
+
+/// Cuts the selected records of a keys payload into transactions etcd accepts:
+/// at most [`MAX_TXN_OPS`] puts and at most the server's request size; a key
+/// larger than that goes alone (and the server says if it is too large).
+struct Batches {
+    lines: Lines,
+    prefix: Option<Vec<u8>>,
+    budget: usize,
+    /// A record read for the previous batch that did not fit in it.
+    carry: Option<(Vec<u8>, Vec<u8>)>,
+    in_point: u64,
+}
+
+impl Batches {
+    fn new(
+        plaintext: mpsc::Receiver<Bytes>,
+        prefix: Option<&str>,
+        max_request_bytes: u64,
+    ) -> Batches {
+        Batches {
+            lines: Lines::new(plaintext),
+            prefix: prefix.map(|p| p.as_bytes().to_vec()),
+            budget: (max_request_bytes as usize)
+                .saturating_sub(REQUEST_MARGIN)
+                .max(1),
+            carry: None,
+            in_point: 0,
         }
-        batch.push((key, record.value_bytes().map_err(bad)?));
     }
-    Ok(batch)
+
+    /// The next selected record, or none at the end of the payload.
+    async fn record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, SourceError> {
+        if let Some(r) = self.carry.take() {
+            return Ok(Some(r));
+        }
+        while let Some((no, line)) = self.lines.next().await {
+            let bad = |detail: String| SourceError::Integrity {
+                what: format!("keys payload line {no}"),
+                detail: format!(
+                    "{detail}: the point is not a payload drtool wrote; restore another point"
+                ),
+            };
+            let record: KeyRecord =
+                serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
+            self.in_point += 1;
+            let key = record.key_bytes().map_err(bad)?;
+            if self.prefix.as_ref().is_some_and(|p| !key.starts_with(p)) {
+                continue;
+            }
+            return Ok(Some((key, record.value_bytes().map_err(bad)?)));
+        }
+        Ok(None)
+    }
+
+    /// The next transaction's records; empty at the end of the payload.
+    async fn next(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SourceError> {
+        let mut batch = Vec::with_capacity(MAX_TXN_OPS);
+        let mut bytes = 0;
+        while batch.len() < MAX_TXN_OPS {
+            let Some(record) = self.record().await? else {
+                break;
+            };
+            let size = record.0.len() + record.1.len() + PER_OP_OVERHEAD;
+            if !batch.is_empty() && bytes + size > self.budget {
+                self.carry = Some(record);
+                break;
+            }
+            bytes += size;
+            batch.push(record);
+        }
+        Ok(batch)
+    }
 }
 
 /// Which keys of a batch exist in the target, in one read-only transaction.
@@ -139,12 +189,12 @@ pub async fn plan_keys(
     prefix: Option<&str>,
     job: &Job,
 ) -> Result<KeysPlan, Error> {
-    let mut lines = Lines::new(plaintext);
+    let mut batches = Batches::new(plaintext, prefix, DEFAULT_MAX_REQUEST_BYTES);
     let mut plan = KeysPlan::default();
-    let prefix = prefix.map(str::as_bytes);
     loop {
         job.check_cancelled()?;
-        let batch = next_batch(&mut lines, prefix, &mut plan.in_point).await?;
+        let batch = batches.next().await?;
+        plan.in_point = batches.in_point;
         if batch.is_empty() {
             return Ok(plan);
         }
@@ -172,14 +222,11 @@ pub async fn apply_keys(
     client: &mut Client,
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
-    prefix: Option<&str>,
-    existing: Existing,
+    (prefix, existing, max_request_bytes): (Option<&str>, Existing, u64),
     job: &Job,
 ) -> Result<KeysOutcome, Error> {
-    let mut lines = Lines::new(plaintext);
+    let mut batches = Batches::new(plaintext, prefix, max_request_bytes);
     let mut out = KeysOutcome::default();
-    let mut in_point = 0;
-    let prefix = prefix.map(str::as_bytes);
     loop {
         if job.is_cancelled() {
             return Err(Error::cancelled(format!(
@@ -190,11 +237,13 @@ pub async fn apply_keys(
                 out.overwritten
             )));
         }
-        let batch = next_batch(&mut lines, prefix, &mut in_point).await?;
+        let batch = batches.next().await?;
         if batch.is_empty() {
             return Ok(out);
         }
         let exists = existing_in(client, endpoints, &batch).await?;
+        let before = out.created + out.overwritten;
+        let last_key = batch.last().map(|(k, _)| k.clone()).unwrap_or_default();
         let mut ops = Vec::with_capacity(batch.len());
         for ((key, value), e) in batch.into_iter().zip(exists) {
             match (e, existing) {
@@ -220,10 +269,24 @@ pub async fn apply_keys(
             }
         }
         if !ops.is_empty() {
-            client
-                .txn(Txn::new().and_then(ops))
-                .await
-                .map_err(|e| map_err(endpoints, "put transaction", e))?;
+            let written = out.created + out.overwritten;
+            client.txn(Txn::new().and_then(ops)).await.map_err(|e| {
+                let e = map_err(endpoints, "put transaction", e);
+                match e {
+                    SourceError::Failed { what, detail } => SourceError::Failed {
+                        what,
+                        detail: format!(
+                            "{detail} (a transaction of {puts} puts up to {last}; {done} keys were written before it; \
+                             a single key larger than the server's --max-request-bytes cannot be restored: raise it on the server \
+                             and max_request_bytes in the region's config)",
+                            puts = written - before,
+                            last = String::from_utf8_lossy(&last_key),
+                            done = before,
+                        ),
+                    },
+                    other => other,
+                }
+            })?;
         }
         job.items(out.created + out.overwritten + out.skipped, None);
     }
@@ -335,7 +398,66 @@ pub async fn restore_member(
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
+
+    fn record(key: &str, size: usize) -> String {
+        let r = KeyRecord {
+            key: Some(key.to_string()),
+            key_b64: base64::engine::general_purpose::STANDARD.encode(key),
+            value_b64: base64::engine::general_purpose::STANDARD.encode(vec![b'v'; size]),
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+            lease: 0,
+        };
+        serde_json::to_string(&r).unwrap_or_default() + "\n"
+    }
+
+    /// The sizes of the transactions a payload is cut into.
+    async fn cut(sizes: &[(usize, usize)], max_request_bytes: u64) -> Vec<(usize, usize)> {
+        let (tx, rx) = mpsc::channel(4);
+        let payload: String = sizes
+            .iter()
+            .flat_map(|&(count, size)| {
+                (0..count).map(move |i| record(&format!("/k/{size}/{i:05}"), size))
+            })
+            .collect();
+        tokio::spawn(async move {
+            for chunk in payload.into_bytes().chunks(100_000) {
+                let _ = tx.send(Bytes::copy_from_slice(chunk)).await;
+            }
+        });
+        let mut batches = Batches::new(rx, None, max_request_bytes);
+        let mut out = Vec::new();
+        loop {
+            let b = batches.next().await.unwrap_or_default();
+            if b.is_empty() {
+                return out;
+            }
+            out.push((b.len(), b.iter().map(|(k, v)| k.len() + v.len()).sum()));
+        }
+    }
+
+    #[tokio::test]
+    async fn transactions_stay_under_the_op_and_byte_limits() {
+        let limit = super::super::DEFAULT_MAX_REQUEST_BYTES;
+        let small = cut(&[(2000, 8 * 1024)], limit).await;
+        assert!(small.iter().all(|(ops, _)| *ops <= MAX_TXN_OPS));
+        assert_eq!(small.iter().map(|(ops, _)| ops).sum::<usize>(), 2000);
+        let medium = cut(&[(300, 20 * 1024)], limit).await;
+        assert!(
+            medium.iter().all(|(_, bytes)| *bytes as u64 <= limit),
+            "{medium:?}"
+        );
+        assert_eq!(medium.iter().map(|(ops, _)| ops).sum::<usize>(), 300);
+        // 1.4 MiB values go one per transaction; a value above the limit goes
+        // alone too (the server then names the problem).
+        let large = cut(&[(2, 10), (3, 1_468_006), (1, 2 << 20), (2, 10)], limit).await;
+        let ops: Vec<usize> = large.iter().map(|(ops, _)| *ops).collect();
+        assert_eq!(ops, [3, 1, 1, 1, 2], "{large:?}");
+    }
 
     #[tokio::test]
     async fn lines_split_across_chunks() {

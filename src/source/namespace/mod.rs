@@ -18,7 +18,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use kube::api::ApiResource;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::discovery::{Discovery, Scope};
+use kube::discovery::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -76,6 +76,18 @@ const SKIPPED: &[&str] = &[
     "leases.coordination.k8s.io",
     "localsubjectaccessreviews.authorization.k8s.io",
 ];
+
+/// API groups of read-only metrics: never backed up.
+const METRICS_GROUPS: &[&str] = &[
+    "metrics.k8s.io",
+    "custom.metrics.k8s.io",
+    "external.metrics.k8s.io",
+];
+
+/// Whether a discovery error means the group is not being served right now.
+fn unavailable(e: &kube::Error) -> bool {
+    matches!(api_code(e), Some(404 | 502 | 503 | 504))
+}
 
 /// Restore order: what others depend on first. Unknown kinds (custom resources)
 /// come after the built-in ones.
@@ -207,14 +219,41 @@ impl Cluster {
         }
     }
 
-    /// Every namespaced resource the server serves that can be listed.
-    pub async fn namespaced_resources(&self) -> Result<Vec<ApiResource>, SourceError> {
-        let discovery = Discovery::new(self.client.clone())
-            .run()
+    /// Every namespaced resource the server serves that can be listed, through
+    /// each group's preferred version. A group that does not answer (an
+    /// aggregated API whose backend is down, such as metrics-server) is skipped
+    /// with a warning; the metrics groups are never backed up (read-only data).
+    pub async fn namespaced_resources(&self, job: &Job) -> Result<Vec<ApiResource>, SourceError> {
+        let discovery_failed = |e| kube_err(&self.name, "discovery", e);
+        let mut groups = vec![
+            kube::discovery::group(&self.client, "")
+                .await
+                .map_err(discovery_failed)?,
+        ];
+        let listed = self
+            .client
+            .list_api_groups()
             .await
-            .map_err(|e| kube_err(&self.name, "discovery", e))?;
+            .map_err(discovery_failed)?;
+        for g in listed.groups {
+            if METRICS_GROUPS.contains(&g.name.as_str()) {
+                continue;
+            }
+            let Some(version) = g.preferred_version.as_ref().or(g.versions.first()) else {
+                continue;
+            };
+            let gv = kube::core::GroupVersion::gv(&g.name, &version.version);
+            match kube::discovery::pinned_group(&self.client, &gv).await {
+                Ok(group) => groups.push(group),
+                Err(e) if unavailable(&e) => job.warn(format!(
+                    "API group {}/{} on {} does not answer ({e}): its resources are not in this point",
+                    g.name, version.version, self.name
+                )),
+                Err(e) => return Err(discovery_failed(e)),
+            }
+        }
         let mut out = Vec::new();
-        for group in discovery.groups() {
+        for group in groups {
             for (ar, caps) in group.recommended_resources() {
                 if caps.scope == Scope::Namespaced && caps.supports_operation("list") {
                     out.push(ar);
@@ -364,7 +403,7 @@ async fn backup_inner(
         Err(e) => return Err(kube_err(&cluster.name, "get namespace", e)),
     };
     let mut resources: Vec<ApiResource> = cluster
-        .namespaced_resources()
+        .namespaced_resources(job)
         .await?
         .into_iter()
         .filter(|ar| {

@@ -88,11 +88,14 @@ impl Records {
                 if line.len() <= 1 {
                     continue;
                 }
-                return Some(serde_json::from_slice(&line[..line.len() - 1]).map_err(|e| {
-                    SourceError::Input(format!(
-                        "namespace payload line {}: {e}; the point is not a valid namespace payload",
-                        self.line
-                    ))
+                let parsed = serde_json::from_slice::<ObjectRecord>(&line[..line.len() - 1])
+                    .map_err(|e| e.to_string())
+                    .and_then(checked);
+                return Some(parsed.map_err(|detail| SourceError::Integrity {
+                    what: format!("namespace payload line {}", self.line),
+                    detail: format!(
+                        "{detail}: the point is not a payload drtool wrote; restore another point"
+                    ),
                 }));
             }
             if self.done {
@@ -109,6 +112,33 @@ impl Records {
             }
         }
     }
+}
+
+/// What a restore accepts from a payload line: an object with a name, and of
+/// the cluster-scoped kinds only those backups write (CRDs, the namespace).
+/// Anything else was not written by drtool: a damaged or forged point must not
+/// create cluster-wide objects (a ClusterRoleBinding) without anyone asking.
+fn checked(r: ObjectRecord) -> Result<ObjectRecord, String> {
+    let named = r.object.is_object()
+        && r.object.get("metadata").is_some_and(Value::is_object)
+        && r.object["metadata"]
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+    if !named {
+        return Err(format!(
+            "the {} record is not a Kubernetes object with metadata.name",
+            r.resource()
+        ));
+    }
+    let resource = r.resource();
+    if !r.namespaced && resource != CRD && resource != "namespaces" {
+        return Err(format!(
+            "cluster-scoped {resource} {:?} is never written by a namespace backup and is not restored",
+            r.name()
+        ));
+    }
+    Ok(r)
 }
 
 fn api_resource(r: &ObjectRecord) -> ApiResource {
@@ -534,6 +564,59 @@ mod tests {
 
     fn cm(data: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": data}})
+    }
+
+    fn record(resource: (&str, &str), namespaced: bool, object: Value) -> ObjectRecord {
+        ObjectRecord {
+            group: resource.1.into(),
+            version: "v1".into(),
+            kind: "X".into(),
+            plural: resource.0.into(),
+            namespaced,
+            object,
+        }
+    }
+
+    #[test]
+    fn only_objects_and_the_cluster_kinds_backups_write_are_accepted() {
+        let named = json!({"metadata": {"name": "a"}});
+        assert!(checked(record(("configmaps", ""), true, named.clone())).is_ok());
+        assert!(checked(record(("namespaces", ""), false, named.clone())).is_ok());
+        let crd = ("customresourcedefinitions", "apiextensions.k8s.io");
+        assert!(checked(record(crd, false, named.clone())).is_ok());
+        let crb = ("clusterrolebindings", "rbac.authorization.k8s.io");
+        let refused = checked(record(crb, false, named)).err().unwrap_or_default();
+        assert!(
+            refused.contains("cluster-scoped clusterrolebindings.rbac.authorization.k8s.io"),
+            "{refused}"
+        );
+        for not_an_object in [
+            json!([1, 2]),
+            json!("x"),
+            json!({"metadata": []}),
+            json!({"metadata": {}}),
+        ] {
+            assert!(checked(record(("configmaps", ""), true, not_an_object)).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_an_object_is_integrity_not_a_panic() {
+        let (tx, rx) = mpsc::channel(2);
+        let line = r#"{"group":"","version":"v1","kind":"ConfigMap","plural":"configmaps","namespaced":true,"object":[1]}"#;
+        let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
+        drop(tx);
+        let mut records = Records {
+            rx,
+            buf: Vec::new(),
+            line: 0,
+            done: false,
+        };
+        let err = records.next().await.and_then(Result::err);
+        assert!(
+            matches!(&err, Some(SourceError::Integrity { what, .. }) if what == "namespace payload line 1"),
+            "{err:?}"
+        );
     }
 
     #[test]
