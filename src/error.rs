@@ -86,6 +86,9 @@ pub enum Error {
     Cancelled(String),
     #[error("{0}")]
     Failed(String),
+    /// Another error with more said about it, keeping its class.
+    #[error("{message}")]
+    Noted { class: ErrorClass, message: String },
 }
 
 impl Error {
@@ -98,6 +101,16 @@ impl Error {
             Error::NotConfirmed(_) => ErrorClass::NotConfirmed,
             Error::Cancelled(_) => ErrorClass::Cancelled,
             Error::Failed(_) => ErrorClass::Failed,
+            Error::Noted { class, .. } => *class,
+        }
+    }
+
+    /// The same error, with `note` (what became of things) added to its
+    /// message; the class stays.
+    pub fn noted(self, note: impl fmt::Display) -> Error {
+        Error::Noted {
+            class: self.class(),
+            message: format!("{self}; {note}"),
         }
     }
 
@@ -124,7 +137,8 @@ fn store_class(e: &StoreError) -> ErrorClass {
         StoreError::NotFound { .. } => ErrorClass::BadInput,
         StoreError::Unreachable { .. } => ErrorClass::Unreachable,
         StoreError::Credentials { .. } => ErrorClass::BadInput,
-        StoreError::Failed { .. } => ErrorClass::Failed,
+        StoreError::Changed { .. } => ErrorClass::Integrity,
+        StoreError::Retained { .. } | StoreError::Failed { .. } => ErrorClass::Failed,
     }
 }
 

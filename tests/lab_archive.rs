@@ -14,6 +14,7 @@ use common::*;
 use drtool::archive::pipeline::{self, WriteOptions};
 use drtool::catalog::RegionStore;
 use drtool::config::Config;
+use drtool::store::Keep;
 use predicates::prelude::*;
 
 async fn region_store(cfg_path: &std::path::Path, region: &str) -> RegionStore {
@@ -64,7 +65,10 @@ async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
     let mut data = rs.store.get(&data_key).await.unwrap().to_vec();
     let mid = data.len() / 2;
     data[mid] ^= 0x40;
-    rs.store.put(&data_key, Bytes::from(data)).await.unwrap();
+    rs.store
+        .put(&data_key, Bytes::from(data), Keep::Normal)
+        .await
+        .unwrap();
     lab.drtool(&cfg)
         .args(["verify", "--region", EAST])
         .assert()
@@ -87,7 +91,7 @@ async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
     );
     assert_ne!(edited, text, "test did not edit the manifest");
     rs.store
-        .put(&manifest_key, Bytes::from(edited))
+        .put(&manifest_key, Bytes::from(edited), Keep::Normal)
         .await
         .unwrap();
     lab.drtool(&cfg)
@@ -174,7 +178,7 @@ async fn a_failed_upload_leaves_no_point_and_no_multipart_upload() {
     assert!(r.is_err());
     let prefix = rs.layout.points_prefix(None);
     assert!(rs.store.list(&prefix).await.unwrap().is_empty());
-    assert!(rs.store.open_uploads(&prefix).await.unwrap().is_empty());
+    assert!(rs.store.unfinished(&prefix).await.unwrap().is_empty());
 
     // Through the CLI: an unreachable etcd fails with exit 4 and leaves nothing.
     let config = format!(
@@ -375,7 +379,10 @@ async fn a_restore_of_the_newest_point_falls_back_past_a_damaged_one_and_says_so
     let mut data = rs.store.get(&data_key).await.unwrap().to_vec();
     let mid = data.len() / 2;
     data[mid] ^= 0x01;
-    rs.store.put(&data_key, Bytes::from(data)).await.unwrap();
+    rs.store
+        .put(&data_key, Bytes::from(data), Keep::Normal)
+        .await
+        .unwrap();
     lab.drtool(&cfg)
         .args([
             "restore",

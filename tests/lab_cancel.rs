@@ -152,7 +152,7 @@ async fn assert_nothing_left(lab: &Lab, cfg: &Path) {
     let rs = RegionStore::open(parsed.region(EAST).unwrap()).await;
     let prefix = rs.layout.points_prefix(None);
     assert!(rs.store.list(&prefix).await.unwrap().is_empty());
-    assert!(rs.store.open_uploads(&prefix).await.unwrap().is_empty());
+    assert!(rs.store.unfinished(&prefix).await.unwrap().is_empty());
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

@@ -477,7 +477,7 @@ async fn pg_dump_failures_are_clear_and_leave_no_point() {
     let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
     assert!(
         rs.store
-            .open_uploads(&rs.layout.points_prefix(None))
+            .unfinished(&rs.layout.points_prefix(None))
             .await
             .unwrap()
             .is_empty()
@@ -541,8 +541,18 @@ async fn sigterm_during_pg_restore_stops_it_and_says_what_is_left() {
     signal(child.id(), "TERM");
     let (code, out, err) = finish(child);
     assert_eq!(code, Some(143), "{out}{err}");
-    assert!(err.contains("pg_restore was stopped part-way"), "{err}");
+    assert!(err.contains("pg_restore was stopped"), "{err}");
     assert!(out.contains("CANCELLED"), "{out}");
+    // The database the restore created is dropped again.
+    assert!(err.contains("is dropped again"), "{err}");
+    assert_eq!(
+        psql(
+            &lab,
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{dst}'")
+        ),
+        "0"
+    );
     let gone = std::time::Instant::now();
     while alive(pid) {
         assert!(
@@ -551,4 +561,126 @@ async fn sigterm_during_pg_restore_stops_it_and_says_what_is_left() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+fn pgbench_init(lab: &Lab, db: &str, scale: &str) {
+    let pgbench = format!("{}/pgbench", lab.env["LAB_PG_BIN"]);
+    let out = Command::new(pgbench)
+        .args([
+            "-i",
+            "-s",
+            scale,
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &lab.env["LAB_PG_PORT"],
+            "-U",
+            "postgres",
+            db,
+        ])
+        .env("PGPASSWORD", &lab.env["LAB_PG_PASSWORD"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pgbench -i: {}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overwrite_interrupted_mid_restore_leaves_the_database_as_it_was() {
+    let lab = Lab::get();
+    let name = unique("pgatomic").replace('-', "_");
+    let src = format!("{name}_src");
+    let dst = format!("{name}_dst");
+    for db in [&src, &dst] {
+        psql(&lab, "postgres", &format!("CREATE DATABASE {db}"));
+    }
+    pgbench_init(&lab, &src, "20");
+    // The target holds other data under the same table names, and a table the
+    // dump does not have.
+    pgbench_init(&lab, &dst, "1");
+    psql(
+        &lab,
+        &dst,
+        "UPDATE pgbench_accounts SET abalance = aid % 13; CREATE TABLE local_notes(n int)",
+    );
+    let before = psql(&lab, &dst, CHECKSUM);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let port = lab.env["LAB_PG_PORT"].clone();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name.replace('_', "-")),
+        rds_target(
+            &lab,
+            "unused-instance",
+            &moto,
+            "dump",
+            &database(&src, "LAB_PG_PASSWORD", &port),
+            &database(&dst, "LAB_PG_PASSWORD", &port),
+        )
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // The plan names what is dropped, and what stays.
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "db",
+            "--existing",
+            "overwrite",
+            "--dry-run",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "4 held by the dump will be DROPPED and replaced, 1 others kept",
+        ))
+        .stdout(predicate::str::contains(
+            "DROP       public.pgbench_accounts",
+        ));
+
+    // The real pg_restore, signalled a second after it started.
+    let tools = tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let pidfile = tmp.path().join("pg_restore.pid");
+    delayed_tool(&tools, "pg_restore", &which("pg_restore"), &pidfile, 0);
+    let child = lab.spawn_drtool(
+        &cfg,
+        &[
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "db",
+            "--existing",
+            "overwrite",
+            "--yes",
+        ],
+        Some(&tools),
+    );
+    let started = std::time::Instant::now();
+    while !pidfile.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "pg_restore never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    signal(child.id(), "INT");
+    let (code, out, err) = finish(child);
+    assert_eq!(
+        code,
+        Some(130),
+        "the restore ended before the signal: {out}{err}"
+    );
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(psql(&lab, &dst, CHECKSUM), before, "the database changed");
+    assert_eq!(psql(&lab, &dst, "SELECT count(*) FROM local_notes"), "0");
 }

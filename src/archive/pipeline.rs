@@ -26,10 +26,39 @@ use tokio_util::sync::CancellationToken;
 
 use super::ArchiveError;
 use super::digest::{PlainDigest, PlainSum};
-use crate::store::{MultipartUpload, ObjectStore, StoreError};
+use crate::store::{Keep, MultipartUpload, ObjectStore, StoreError};
 
 /// Plaintext chunk size handed between the pipeline and its consumers.
 const CHUNK: usize = 256 * 1024;
+
+/// S3 takes at most this many parts in one multipart upload.
+pub const MAX_PARTS: u32 = 10_000;
+/// S3's largest part.
+const MAX_PART: usize = 5 << 30;
+/// Parts of one size before the size doubles.
+const PARTS_PER_STEP: u32 = 1_000;
+
+/// The size of part `n` (1-based) of a stream: the configured size for the
+/// first thousand parts, doubling every thousand after, up to S3's 5 GiB. The
+/// stream's length is not known in advance; this way a small one uses small
+/// parts and a 5 TiB one still fits in 10 000 (with 8 MiB parts: up to 8 TiB).
+pub fn part_size_for(base: usize, n: u32) -> usize {
+    let step = (n.saturating_sub(1) / PARTS_PER_STEP).min(20);
+    base.saturating_mul(1usize << step).min(MAX_PART)
+}
+
+/// The largest stream an upload with parts of `base` bytes can hold.
+pub fn max_object_size(base: usize) -> u64 {
+    (1..=MAX_PARTS).map(|n| part_size_for(base, n) as u64).sum()
+}
+
+fn too_large(base: usize) -> io::Error {
+    io::Error::other(format!(
+        "the stream is larger than {MAX_PARTS} parts can hold with {} MiB parts (at most {} GiB): raise defaults.part_size_mib",
+        base >> 20,
+        max_object_size(base) >> 30
+    ))
+}
 
 /// Called with the running count of plaintext bytes.
 pub type OnBytes = Arc<dyn Fn(u64) + Send + Sync>;
@@ -55,6 +84,8 @@ pub struct DataSummary {
     pub plaintext_sha256: String,
     pub stored_size: u64,
     pub stored_sha256: String,
+    /// The version of the object that was read (downloads only).
+    pub version: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,21 +107,14 @@ pub async fn upload(
     on_bytes: OnBytes,
     cancel: &CancellationToken,
 ) -> Result<DataSummary, PipelineError> {
-    let upload = store.start_upload(key).await?;
+    let upload = store.start_upload(key, Keep::Retained).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
     let enc_opts = opts.clone();
     let enc_key = key.to_string();
     let encoder =
         tokio::task::spawn_blocking(move || encode(&enc_key, input, part_tx, &enc_opts, on_bytes));
 
-    let sent = send_parts(
-        upload.as_ref(),
-        key,
-        &mut part_rx,
-        opts.parts_in_flight,
-        cancel,
-    )
-    .await;
+    let sent = send_parts(upload.as_ref(), key, &mut part_rx, opts, cancel).await;
     // Closing our end stops the encoder at its next part.
     drop(part_rx);
     if let Err(e) = sent {
@@ -107,36 +131,46 @@ pub async fn upload(
         Err(e) => return abort(upload, e.into()).await,
         Ok(Err(e)) => return abort(upload, e.into()).await,
     };
-    upload.complete().await?;
+    // A failed completion leaves the upload open: abort it, or its parts stay.
+    if let Err(e) = upload.complete().await {
+        return abort(upload, e.into()).await;
+    }
     Ok(summary)
 }
 
-/// Uploads parts as they arrive, at most `max_in_flight` at a time, until the
-/// channel closes, a part fails or `cancel` fires.
+/// Uploads parts as they arrive until the channel closes, a part fails or
+/// `cancel` fires: at most `parts_in_flight` at a time and, once parts have
+/// grown, no more bytes in flight than that many parts of the configured size
+/// (but always one).
 async fn send_parts(
     upload: &dyn MultipartUpload,
     key: &str,
     parts: &mut mpsc::Receiver<Bytes>,
-    max_in_flight: usize,
+    opts: &WriteOptions,
     cancel: &CancellationToken,
 ) -> Result<(), PipelineError> {
-    let max_in_flight = max_in_flight.max(1);
+    let max_in_flight = opts.parts_in_flight.max(1);
+    let budget = opts.part_size.saturating_mul(max_in_flight);
     let mut in_flight = FuturesUnordered::new();
+    let mut bytes = 0usize;
     let mut number = 0u32;
     loop {
+        let room = in_flight.is_empty() || (in_flight.len() < max_in_flight && bytes < budget);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
                 return Err(ArchiveError::Cancelled { key: key.to_string() }.into());
             }
-            part = parts.recv(), if in_flight.len() < max_in_flight => match part {
+            part = parts.recv(), if room => match part {
                 Some(body) => {
                     number += 1;
-                    in_flight.push(upload.put_part(number, body));
+                    bytes += body.len();
+                    let len = body.len();
+                    in_flight.push(async move { upload.put_part(number, body).await.map(|()| len) });
                 }
                 None => break,
             },
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => done?,
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => bytes -= done?,
         }
     }
     while let Some(done) = in_flight.next().await {
@@ -156,20 +190,28 @@ pub async fn copy_object(
     on_bytes: OnBytes,
     cancel: &CancellationToken,
 ) -> Result<u64, PipelineError> {
-    let (mut reader, _) = from
-        .open(from_key)
+    let mut reader = from
+        .open(from_key, None)
         .await
-        .map_err(|e| missing(from_key, e))?;
-    let upload = to.start_upload(to_key).await?;
+        .map_err(|e| missing(from_key, e))?
+        .reader;
+    let upload = to.start_upload(to_key, Keep::Retained).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
-    let part_size = opts.part_size;
+    let base = opts.part_size;
     let key = from_key.to_string();
     let reading = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        let mut sent = 0;
+        let mut sent = 0u32;
         loop {
+            if sent == MAX_PARTS {
+                return Err(ArchiveError::Pipeline {
+                    key: key.clone(),
+                    detail: too_large(base).to_string(),
+                });
+            }
+            let part_size = part_size_for(base, sent + 1);
             let mut buf = Vec::with_capacity(part_size);
             while buf.len() < part_size {
                 let n = (&mut reader)
@@ -198,14 +240,7 @@ pub async fn copy_object(
         }
         Ok::<_, ArchiveError>((size, hex::encode(hasher.finalize())))
     });
-    let sent = send_parts(
-        upload.as_ref(),
-        to_key,
-        &mut part_rx,
-        opts.parts_in_flight,
-        cancel,
-    )
-    .await;
+    let sent = send_parts(upload.as_ref(), to_key, &mut part_rx, opts, cancel).await;
     drop(part_rx);
     if let Err(e) = sent {
         // The reader stops at its next part; abort without waiting for it.
@@ -228,7 +263,9 @@ pub async fn copy_object(
         };
         return abort(upload, e.into()).await;
     }
-    upload.complete().await?;
+    if let Err(e) = upload.complete().await {
+        return abort(upload, e.into()).await;
+    }
     Ok(size)
 }
 
@@ -239,7 +276,11 @@ pub async fn hash_object(
     on_bytes: OnBytes,
 ) -> Result<(u64, String), PipelineError> {
     use tokio::io::AsyncReadExt;
-    let (mut reader, _) = store.open(key).await.map_err(|e| missing(key, e))?;
+    let mut reader = store
+        .open(key, None)
+        .await
+        .map_err(|e| missing(key, e))?
+        .reader;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; CHUNK];
@@ -271,10 +312,12 @@ async fn abort<T>(
     Err(cause)
 }
 
-/// Collects stored bytes into parts and hashes them.
+/// Collects stored bytes into parts (growing, see [`part_size_for`]) and
+/// hashes them.
 struct PartSink {
     buf: Vec<u8>,
-    part_size: usize,
+    /// The configured part size.
+    base: usize,
     tx: mpsc::Sender<Bytes>,
     hasher: Sha256,
     size: u64,
@@ -282,8 +325,16 @@ struct PartSink {
 }
 
 impl PartSink {
+    fn part_size(&self) -> usize {
+        part_size_for(self.base, self.sent + 1)
+    }
+
     fn send(&mut self) -> io::Result<()> {
-        let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+        if self.sent == MAX_PARTS {
+            return Err(too_large(self.base));
+        }
+        let next = part_size_for(self.base, self.sent + 2);
+        let part = std::mem::replace(&mut self.buf, Vec::with_capacity(next));
         self.sent += 1;
         self.tx
             .blocking_send(Bytes::from(part))
@@ -304,7 +355,7 @@ impl Write for PartSink {
         self.hasher.update(data);
         self.size += data.len() as u64;
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= self.part_size {
+        if self.buf.len() >= self.part_size() {
             self.send()?;
         }
         Ok(data.len())
@@ -365,6 +416,7 @@ fn encode(
         plaintext_sha256: plain.sha256,
         stored_size,
         stored_sha256,
+        version: None,
     })
 }
 
@@ -385,7 +437,7 @@ fn encode_stream(
 ) -> io::Result<(u64, String, PlainSum)> {
     let sink = PartSink {
         buf: Vec::with_capacity(opts.part_size),
-        part_size: opts.part_size,
+        base: opts.part_size,
         tx: part_tx,
         hasher: Sha256::new(),
         size: 0,
@@ -501,38 +553,47 @@ pub struct ReadRequest {
     /// Check the payload's trailing sha256 (etcd snapshots).
     pub trailing_sha256: bool,
     pub identities: Option<Arc<Identities>>,
+    /// Read only this version of the object (see [`crate::store::Opened`]).
+    pub pin: Option<String>,
 }
 
-/// Streams the plaintext of the object at `key`. The receiver yields chunks; the
-/// handle returns the sizes and hashes once the whole object has been read, or
-/// the first error. Compare the summary with the manifest before trusting data.
-pub fn download(
+/// The two ends of a download: plaintext chunks, and the task that returns
+/// the sizes and hashes once the whole object has been read, or the first error.
+pub type Download = (
+    mpsc::Receiver<Bytes>,
+    JoinHandle<Result<DataSummary, PipelineError>>,
+);
+
+/// Opens the object at `key` (pinned to `req.pin`, when set) and streams its
+/// plaintext. The object is opened before this returns, so a missing or
+/// replaced object fails here, before a consumer sees a byte. Compare the
+/// summary with the manifest before trusting data.
+pub async fn download(
     store: Arc<dyn ObjectStore>,
     req: ReadRequest,
     on_bytes: OnBytes,
-) -> (
-    mpsc::Receiver<Bytes>,
-    JoinHandle<Result<DataSummary, PipelineError>>,
-) {
+) -> Result<Download, PipelineError> {
+    if req.encrypted && req.identities.is_none() {
+        return Err(ArchiveError::NeedsIdentity { key: req.key }.into());
+    }
+    let opened = store
+        .open(&req.key, req.pin.as_deref())
+        .await
+        .map_err(|e| missing(&req.key, e))?;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let handle = tokio::spawn(async move {
-        if req.encrypted && req.identities.is_none() {
-            return Err(ArchiveError::NeedsIdentity { key: req.key }.into());
-        }
-        let (reader, _) = store
-            .open(&req.key)
-            .await
-            .map_err(|e| missing(&req.key, e))?;
-        let bridge = tokio_util::io::SyncIoBridge::new(reader);
+        let version = opened.version;
+        let bridge = tokio_util::io::SyncIoBridge::new(opened.reader);
         let key = req.key.clone();
-        tokio::task::spawn_blocking(move || decode(bridge, req, tx, on_bytes))
+        let summary = tokio::task::spawn_blocking(move || decode(bridge, req, tx, on_bytes))
             .await
             .map_err(|e| ArchiveError::Pipeline {
                 key,
                 detail: format!("decoder thread failed: {e}"),
-            })?
+            })??;
+        Ok(DataSummary { version, ..summary })
     });
-    (rx, handle)
+    Ok((rx, handle))
 }
 
 fn decode(
@@ -606,6 +667,7 @@ fn decode(
         plaintext_sha256: plain.sha256,
         stored_size: t.size,
         stored_sha256: hex::encode(t.hasher.clone().finalize()),
+        version: None,
     })
 }
 
@@ -734,8 +796,9 @@ mod tests {
             encrypted,
             trailing_sha256: false,
             identities: ids,
+            pin: None,
         };
-        let (mut rx, handle) = download(store, req, Arc::new(|_| {}));
+        let (mut rx, handle) = download(store, req, Arc::new(|_| {})).await?;
         let mut back = Vec::new();
         while let Some(c) = rx.recv().await {
             back.extend_from_slice(&c);
@@ -744,6 +807,14 @@ mod tests {
             key: "join".into(),
             detail: e.to_string(),
         })??;
+        assert!(
+            read.version.is_some(),
+            "a download says which version it read"
+        );
+        let read = DataSummary {
+            version: None,
+            ..read
+        };
         Ok((written, read, back))
     }
 
@@ -756,6 +827,30 @@ mod tests {
         assert_eq!(written.plaintext_sha256, hex::encode(Sha256::digest(&data)));
         assert!(written.stored_size < written.plaintext_size);
         Ok(())
+    }
+
+    #[test]
+    fn parts_grow_so_five_tib_fits_in_ten_thousand() {
+        let mib = 1usize << 20;
+        assert_eq!(part_size_for(8 * mib, 1), 8 * mib);
+        assert_eq!(part_size_for(8 * mib, 1000), 8 * mib);
+        assert_eq!(part_size_for(8 * mib, 1001), 16 * mib);
+        assert_eq!(part_size_for(8 * mib, MAX_PARTS), 4096 * mib);
+        assert_eq!(
+            part_size_for(512 * mib, MAX_PARTS),
+            MAX_PART,
+            "capped at 5 GiB"
+        );
+        let tib = 1u64 << 40;
+        assert!(max_object_size(8 * mib) >= 5 * tib);
+        assert!(max_object_size(6 * mib) >= 5 * tib);
+        // The smallest part S3 allows cannot quite reach 5 TiB: the upload says so.
+        assert!(max_object_size(5 * mib) < 5 * tib);
+        assert!(
+            too_large(5 * mib)
+                .to_string()
+                .contains("raise defaults.part_size_mib")
+        );
     }
 
     #[tokio::test]
@@ -824,7 +919,7 @@ mod tests {
                 ));
             }
         }
-        assert!(store.open_uploads("").await?.is_empty());
+        assert!(store.unfinished("").await?.is_empty());
         Ok(())
     }
 
@@ -851,7 +946,7 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert!(store.list("").await?.is_empty());
-        assert!(store.open_uploads("").await?.is_empty());
+        assert!(store.unfinished("").await?.is_empty());
         Ok(())
     }
 
@@ -893,6 +988,7 @@ mod tests {
             encrypted: false,
             trailing_sha256: false,
             identities: None,
+            pin: None,
         };
         let (tx, mut rx) = mpsc::channel(64);
         let reader = BreaksOff {
@@ -922,12 +1018,9 @@ mod tests {
             encrypted: false,
             trailing_sha256: false,
             identities: None,
+            pin: None,
         };
-        let (_rx, handle) = download(store, req, Arc::new(|_| {}));
-        let r = handle.await.map_err(|e| ArchiveError::Pipeline {
-            key: "join".into(),
-            detail: e.to_string(),
-        })?;
+        let r = download(store, req, Arc::new(|_| {})).await.map(|_| ());
         assert!(
             matches!(r, Err(PipelineError::Archive(ArchiveError::Missing { .. }))),
             "{r:?}"
@@ -977,7 +1070,7 @@ mod tests {
             "{r:?}"
         );
         assert!(store.list("").await?.is_empty());
-        assert!(store.open_uploads("").await?.is_empty());
+        assert!(store.unfinished("").await?.is_empty());
         Ok(())
     }
 }

@@ -57,6 +57,7 @@ pub struct Config {
     pub path: PathBuf,
     pub defaults: Defaults,
     pub encryption: Option<Encryption>,
+    pub signing: Option<Signing>,
     pub regions: BTreeMap<String, Region>,
     pub targets: BTreeMap<String, Target>,
 }
@@ -91,6 +92,49 @@ pub struct Encryption {
     pub recipients: Vec<String>,
 }
 
+/// Where the ed25519 keys that sign and check manifests are (PEM: PKCS#8
+/// private keys, SubjectPublicKeyInfo public keys, as `openssl genpkey
+/// -algorithm ed25519` and `openssl pkey -pubout` write them). Loaded by the
+/// engine, not here: this module reads no files but the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signing {
+    /// The private key new manifests are signed with.
+    pub key: Option<KeySource>,
+    /// Public keys a point must be signed by to be verified or restored.
+    pub verify_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    /// The PEM text itself is in this environment variable.
+    Env(String),
+}
+
+/// S3 Object Lock retention put on every object of a recovery point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    pub retain: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Users with `s3:BypassGovernanceRetention` can still delete.
+    Governance,
+    /// Nobody can delete or shorten it until it expires, not even the root user.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Region {
     pub name: String,
@@ -102,6 +146,8 @@ pub struct Region {
     pub s3_region: String,
     /// AWS profile to take credentials from; the standard chain otherwise.
     pub profile: Option<String>,
+    /// Retention for the objects of every point written here (s3:// only).
+    pub object_lock: Option<ObjectLock>,
 }
 
 /// Where a region keeps its recovery points.

@@ -8,12 +8,12 @@ use std::str::FromStr;
 use toml::Spanned;
 
 use super::raw::{
-    ALL, Ctx, REGION_FIELDS, RawConfig, RawDefaults, RawEncryption, RawRegion, RawTarget,
-    TARGET_FIELDS, check_fields, region_ref,
+    ALL, Ctx, REGION_FIELDS, RawConfig, RawDefaults, RawEncryption, RawObjectLock, RawRegion,
+    RawSigning, RawTarget, TARGET_FIELDS, check_fields, region_ref,
 };
 use super::{
-    Config, ConfigError, Defaults, Encryption, Region, StoreUrl, Target, TargetSpec, etcd,
-    namespace, rds,
+    Config, ConfigError, Defaults, Encryption, KeySource, LockMode, ObjectLock, Region, Signing,
+    StoreUrl, Target, TargetSpec, etcd, namespace, rds,
 };
 
 /// Parses and validates config text; `path` is used for messages and relative paths.
@@ -31,6 +31,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     let defaults = defaults(&ctx, raw.defaults)?;
     let encryption = raw.encryption.map(|e| encryption(&ctx, e)).transpose()?;
+    let signing = raw.signing.map(|s| signing(&ctx, s)).transpose()?;
     let mut regions = BTreeMap::new();
     for (name, r) in raw.regions {
         check_name(&ctx, &name, "region")?;
@@ -48,6 +49,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         defaults,
         encryption,
+        signing,
         regions,
         targets,
     })
@@ -138,6 +140,81 @@ fn encryption(ctx: &Ctx, raw: RawEncryption) -> Result<Encryption, ConfigError> 
     Ok(Encryption { recipients })
 }
 
+fn signing(ctx: &Ctx, raw: RawSigning) -> Result<Signing, ConfigError> {
+    let key = match (raw.key_file, raw.key_env) {
+        (Some(f), Some(e)) => {
+            return Err(ctx.err(
+                e.span().start.min(f.span().start)..e.span().end.max(f.span().end),
+                "signing: set key_file or key_env, not both",
+            ));
+        }
+        (Some(f), None) => Some(KeySource::File(ctx.path(f.get_ref()))),
+        (None, Some(e)) => {
+            if e.get_ref().is_empty() {
+                return Err(ctx.err(
+                    e.span(),
+                    "signing.key_env is empty: name an environment variable",
+                ));
+            }
+            Some(KeySource::Env(e.into_inner()))
+        }
+        (None, None) => None,
+    };
+    if key.is_none() && raw.verify_keys.is_empty() {
+        return Err(ctx.err(
+            0..0,
+            "[signing] sets neither key_file/key_env (to sign) nor verify_keys (to check): set one or remove [signing]",
+        ));
+    }
+    Ok(Signing {
+        key,
+        verify_keys: raw
+            .verify_keys
+            .iter()
+            .map(|k| ctx.path(k.get_ref()))
+            .collect(),
+    })
+}
+
+fn object_lock(
+    ctx: &Ctx,
+    name: &str,
+    raw: Spanned<RawObjectLock>,
+) -> Result<ObjectLock, ConfigError> {
+    let raw = raw.into_inner();
+    let mode = match raw.mode.get_ref().as_str() {
+        "governance" => LockMode::Governance,
+        "compliance" => LockMode::Compliance,
+        other => {
+            return Err(ctx.err(
+                raw.mode.span(),
+                format!(
+                    "region {name}: object_lock.mode {other:?} is not \"governance\" or \"compliance\""
+                ),
+            ));
+        }
+    };
+    let retain = humantime::parse_duration(raw.retain.get_ref()).map_err(|e| {
+        ctx.err(
+            raw.retain.span(),
+            format!(
+                "region {name}: object_lock.retain {:?} is not a duration ({e}): write e.g. \"30d\" or \"12h\"",
+                raw.retain.get_ref()
+            ),
+        )
+    })?;
+    if retain < std::time::Duration::from_secs(86_400) {
+        return Err(ctx.err(
+            raw.retain.span(),
+            format!(
+                "region {name}: object_lock.retain {:?} is under a day: S3 Object Lock retention is whole days or more",
+                raw.retain.get_ref()
+            ),
+        ));
+    }
+    Ok(ObjectLock { mode, retain })
+}
+
 fn region(ctx: &Ctx, name: &str, raw: RawRegion) -> Result<Region, ConfigError> {
     let store = store_url(ctx, &raw.store)?;
     let endpoint = match raw.endpoint {
@@ -166,6 +243,18 @@ fn region(ctx: &Ctx, name: &str, raw: RawRegion) -> Result<Region, ConfigError> 
         }
         None => None,
     };
+    let object_lock = match raw.object_lock {
+        Some(lock) if matches!(store, StoreUrl::File { .. }) => {
+            return Err(ctx.err(
+                lock.span(),
+                format!(
+                    "region {name} has a file:// store: `object_lock` needs an s3:// store with Object Lock enabled on its bucket"
+                ),
+            ));
+        }
+        Some(lock) => Some(object_lock(ctx, name, lock)?),
+        None => None,
+    };
     Ok(Region {
         name: name.to_string(),
         store,
@@ -173,6 +262,7 @@ fn region(ctx: &Ctx, name: &str, raw: RawRegion) -> Result<Region, ConfigError> 
         path_style: raw.path_style,
         s3_region: raw.s3_region.unwrap_or_else(|| name.to_string()),
         profile: raw.profile,
+        object_lock,
     })
 }
 

@@ -18,6 +18,7 @@ use super::{ConfigError, Location};
 pub(super) struct RawConfig {
     pub(super) defaults: Option<RawDefaults>,
     pub(super) encryption: Option<RawEncryption>,
+    pub(super) signing: Option<RawSigning>,
     #[serde(default)]
     pub(super) regions: BTreeMap<Spanned<String>, RawRegion>,
     #[serde(default)]
@@ -41,6 +42,15 @@ pub(super) struct RawEncryption {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawSigning {
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) key_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) verify_keys: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawRegion {
     pub(super) store: Spanned<String>,
     pub(super) endpoint: Option<Spanned<String>>,
@@ -48,6 +58,14 @@ pub(super) struct RawRegion {
     pub(super) path_style: bool,
     pub(super) s3_region: Option<String>,
     pub(super) profile: Option<String>,
+    pub(super) object_lock: Option<Spanned<RawObjectLock>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawObjectLock {
+    pub(super) mode: Spanned<String>,
+    pub(super) retain: Spanned<String>,
 }
 
 /// Every kind of target.

@@ -24,6 +24,7 @@ use crate::archive::{Layout, Manifest, PointId};
 use crate::catalog::RegionStore;
 use crate::config::Target;
 use crate::error::Error;
+use crate::store::Keep;
 
 /// Which targets to back up and what to record.
 #[derive(Debug, Clone, Default)]
@@ -197,7 +198,11 @@ impl Engine {
         }
         job.phase("writing manifest");
         let key = rs.layout.manifest_key(&target.name, &id);
-        if let Err(e) = rs.store.put(&key, manifest.seal().into()).await {
+        if let Err(e) = rs
+            .store
+            .put(&key, manifest.seal().into(), Keep::Retained)
+            .await
+        {
             // Without its manifest the data is an orphan: remove it rather than leave it.
             self.discard(&kind, target, &rs, &manifest, data_key).await;
             return Err(e.into());
@@ -286,6 +291,7 @@ impl Draft<'_> {
             plaintext_sha256: String::new(),
             stored_size: 0,
             stored_sha256: String::new(),
+            version: None,
         };
         let d = data.unwrap_or(&empty);
         Manifest {

@@ -16,6 +16,7 @@ use crate::archive::{Manifest, PointId};
 use crate::catalog::{self, RegionStore};
 use crate::config::Target;
 use crate::error::Error;
+use crate::store::Keep;
 
 /// What `copy` was asked for; absent fields mean "per target's config".
 #[derive(Debug, Clone, Default)]
@@ -247,7 +248,11 @@ impl Engine {
             Ok(()) => {
                 job.phase("writing manifest");
                 to.store
-                    .put(&to.layout.manifest_key(name, &id), copy.seal().into())
+                    .put(
+                        &to.layout.manifest_key(name, &id),
+                        copy.seal().into(),
+                        Keep::Retained,
+                    )
                     .await
                     .map_err(Error::from)
             }
@@ -267,7 +272,11 @@ impl Engine {
         // The copy is complete either way; failing to note it in the source is a warning.
         if let Err(e) = from
             .store
-            .put(&from.layout.manifest_key(name, &id), source.seal().into())
+            .put(
+                &from.layout.manifest_key(name, &id),
+                source.seal().into(),
+                Keep::Retained,
+            )
             .await
         {
             job.warn(format!(

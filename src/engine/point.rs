@@ -5,9 +5,17 @@
 //! The stream's hashes are checked against the reference when it ends; a
 //! consumer that fails first keeps its own error (the download's "the consumer
 //! stopped" never hides the real cause).
+//!
+//! Restores never apply bytes that were not verified: planning reads the whole
+//! point and checks every hash, and records which version of the data object
+//! it read ([`PointRef::data_version`]: an S3 ETag, a file's size, mtime and
+//! inode). Every later read is pinned to that version (`If-Match`): an object
+//! replaced between the plan and its execution fails to open, before the
+//! first byte reaches a target. The cost is nothing beyond the two reads a
+//! restore always made; no local spool, no extra disk.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -42,6 +50,10 @@ pub struct PointRef {
     pub plaintext_sha256: String,
     pub stored_size: u64,
     pub stored_sha256: String,
+    /// The version of the data object whose bytes were verified while
+    /// planning; execution reads only that version.
+    #[serde(default)]
+    pub data_version: Option<String>,
 }
 
 impl PointRef {
@@ -67,18 +79,23 @@ impl PointRef {
             plaintext_sha256: m.plaintext_sha256.clone(),
             stored_size: m.stored_size,
             stored_sha256: m.stored_sha256.clone(),
+            data_version: None,
         }
     }
 
-    fn expected(&self) -> DataSummary {
+    pub(crate) fn expected(&self) -> DataSummary {
         DataSummary {
             plaintext_size: self.plaintext_size,
             plaintext_sha256: self.plaintext_sha256.clone(),
             stored_size: self.stored_size,
             stored_sha256: self.stored_sha256.clone(),
+            version: None,
         }
     }
 }
+
+/// The version of a data object whose every hash matched, once one was read.
+type Verified = Arc<Mutex<Option<String>>>;
 
 /// A point whose data can be streamed (as often as the planner needs).
 #[derive(Clone)]
@@ -87,6 +104,7 @@ pub struct PointData {
     point: PointRef,
     identities: Option<Arc<Identities>>,
     job: Job,
+    verified: Verified,
 }
 
 impl PointData {
@@ -96,11 +114,13 @@ impl PointData {
         identities: Option<Arc<Identities>>,
         job: Job,
     ) -> PointData {
+        let verified = Arc::new(Mutex::new(point.data_version.clone()));
         PointData {
             store,
             point,
             identities,
             job,
+            verified,
         }
     }
 
@@ -108,8 +128,16 @@ impl PointData {
         &self.point
     }
 
-    /// Starts a download of the plaintext; progress goes to the job.
-    pub fn stream(&self) -> Result<PointStream, Error> {
+    /// The version of the data object that was read and matched every hash.
+    pub fn verified_version(&self) -> Option<String> {
+        self.verified.lock().ok().and_then(|v| v.clone())
+    }
+
+    /// Opens the data object and starts a download of the plaintext; progress
+    /// goes to the job. Once a read has been verified, every later one is
+    /// pinned to the same version: a replaced object fails here, before any
+    /// byte is handed on.
+    pub async fn stream(&self) -> Result<PointStream, Error> {
         let key = self.point.data_key.clone().ok_or_else(|| {
             Error::input(format!(
                 "point {} of {} has no data object to read",
@@ -121,26 +149,54 @@ impl PointData {
             encrypted: self.point.encrypted,
             trailing_sha256: self.point.payload.has_trailing_sha256(),
             identities: self.identities.clone(),
+            pin: self.verified_version(),
         };
         self.job.set_total_bytes(self.point.plaintext_size);
-        let (rx, handle) = pipeline::download(self.store.clone(), req, self.job.on_bytes());
+        let (rx, handle) = pipeline::download(self.store.clone(), req, self.job.on_bytes())
+            .await
+            .map_err(|e| changed(e, &self.point))?;
         Ok(PointStream {
             rx: Some(rx),
-            handle,
+            handle: Some(handle),
+            checked: None,
             key,
             expected: self.point.expected(),
             job: self.job.clone(),
+            verified: self.verified.clone(),
         })
+    }
+}
+
+/// A replaced data object is named as such, with what to do.
+fn changed(e: PipelineError, point: &PointRef) -> Error {
+    match e {
+        PipelineError::Store(crate::store::StoreError::Changed {
+            store,
+            key,
+            pinned,
+            found,
+        }) => SourceError::Integrity {
+            what: format!("point {} of {} in {store}", point.id, point.target),
+            detail: format!(
+                "its data object {key} was replaced after it was verified ({pinned}, now {found}); \
+                 nothing was read from it and nothing was written: plan the restore again, and find out who writes to this bucket"
+            ),
+        }
+        .into(),
+        other => pipeline_error(other),
     }
 }
 
 /// One download of a point's plaintext, checked when it ends.
 pub struct PointStream {
     rx: Option<mpsc::Receiver<Bytes>>,
-    handle: JoinHandle<Result<DataSummary, PipelineError>>,
+    handle: Option<JoinHandle<Result<DataSummary, PipelineError>>>,
+    /// Set once [`PointStream::end`] has checked the download.
+    checked: Option<bool>,
     key: String,
     expected: DataSummary,
     job: Job,
+    verified: Verified,
 }
 
 impl PointStream {
@@ -149,18 +205,54 @@ impl PointStream {
         self.rx.take().unwrap_or_else(|| mpsc::channel(1).1)
     }
 
+    async fn summary(&mut self) -> Result<DataSummary, Error> {
+        let Some(handle) = self.handle.take() else {
+            return Err(Error::failed(format!(
+                "the download of {} was already checked",
+                self.key
+            )));
+        };
+        handle
+            .await
+            .map_err(|e| Error::failed(format!("download of {} failed: {e}", self.key)))
+            .and_then(|r| r.map_err(pipeline_error))
+    }
+
+    fn check(&self, found: &DataSummary) -> Result<(), Error> {
+        pipeline::check_summary(&self.key, found, &self.expected, true)?;
+        if let (Ok(mut seen), Some(version)) = (self.verified.lock(), &found.version) {
+            *seen = Some(version.clone());
+        }
+        Ok(())
+    }
+
+    /// For a consumer that can still undo what it did (a database
+    /// transaction): call once every chunk has been received, before
+    /// committing. Waits for the download and checks every hash; an error
+    /// means "roll back". [`PointStream::finish`] then returns the consumer's
+    /// own result.
+    pub async fn end(&mut self) -> Result<(), Error> {
+        drop(self.rx.take());
+        let checked = match self.summary().await {
+            Ok(found) => self.check(&found),
+            Err(e) => Err(e),
+        };
+        self.checked = Some(checked.is_ok());
+        checked
+    }
+
     /// Waits for the download to end and checks every hash; returns the
     /// consumer's value, or the error that explains best what went wrong.
     pub async fn finish<T>(mut self, consumed: Result<T, Error>) -> Result<T, Error> {
         drop(self.rx.take());
-        let summary = self
-            .handle
-            .await
-            .map_err(|e| Error::failed(format!("download of {} failed: {e}", self.key)))
-            .and_then(|r| r.map_err(pipeline_error));
+        if self.checked.is_some() {
+            // The consumer called `end` and acted on its verdict.
+            return consumed;
+        }
+        let summary = self.summary().await;
         match (consumed, summary) {
             (Ok(value), Ok(found)) => {
-                pipeline::check_summary(&self.key, &found, &self.expected, true)?;
+                self.check(&found)?;
                 Ok(value)
             }
             // The consumer stopped first: its error is the cause.

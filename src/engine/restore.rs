@@ -237,7 +237,7 @@ impl Engine {
             .into());
         }
         job.set_point(entry.id.as_str());
-        let point = PointRef::from_entry(rs, entry);
+        let mut point = PointRef::from_entry(rs, entry);
         let data = PointData::new(
             rs.store.clone(),
             point.clone(),
@@ -249,10 +249,12 @@ impl Engine {
                 target,
                 region: &req.region,
                 options: &req.options,
-                point: Some((m, data)),
+                point: Some((m, data.clone())),
                 job,
             })
             .await?;
+        // Execution reads exactly the bytes planning verified.
+        point.data_version = data.verified_version();
         Ok((point, plan))
     }
 

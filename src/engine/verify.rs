@@ -128,7 +128,8 @@ impl Engine {
                     self.identities(),
                     job.clone(),
                 )
-                .stream()?
+                .stream()
+                .await?
                 .verify()
                 .await?;
                 let mut message = format!(
@@ -176,6 +177,7 @@ async fn stored_only(
         plaintext_sha256: point.plaintext_sha256.clone(),
         stored_size: point.stored_size,
         stored_sha256: point.stored_sha256.clone(),
+        version: None,
     };
     let found = DataSummary {
         stored_size: size,

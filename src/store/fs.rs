@@ -2,15 +2,17 @@
 //!
 //! Writes go to a temporary file and are renamed into place, so a reader never
 //! sees half an object. Multipart uploads keep their parts under
-//! `<root>/.drtool-uploads/<id>/` until completed.
+//! `<root>/.drtool-uploads/<id>/` until completed. An object's version is its
+//! size, modification time and inode: a rename or an edit in place changes it.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use tokio::io::AsyncWriteExt;
 
-use super::{MultipartUpload, ObjectInfo, ObjectReader, ObjectStore, StoreError};
+use super::{Keep, MultipartUpload, ObjectInfo, ObjectStore, Opened, StoreError, Unfinished};
 
 const UPLOADS: &str = ".drtool-uploads";
 
@@ -86,6 +88,60 @@ async fn write_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
     f.flush().await
 }
 
+/// What identifies one version of a file.
+fn version_of(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        meta.ino()
+    };
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{mtime}-{inode}", meta.len())
+}
+
+fn modified(meta: &std::fs::Metadata) -> Option<DateTime<Utc>> {
+    meta.modified().ok().map(DateTime::<Utc>::from)
+}
+
+/// Whether a dot-file is one of our temporary files (an interrupted write).
+fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && (name.contains(".tmp-") || name.starts_with(".upload-"))
+}
+
+/// Temporary files under `dir`, as (path relative to `root`, metadata).
+fn walk_temp(
+    dir: &Path,
+    root: &Path,
+    out: &mut Vec<(String, std::fs::Metadata)>,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            if name != UPLOADS {
+                walk_temp(&entry.path(), root, out)?;
+            }
+        } else if is_temp(&name)
+            && let Ok(rel) = entry.path().strip_prefix(root)
+        {
+            out.push((rel.to_string_lossy().replace('\\', "/"), meta));
+        }
+    }
+    Ok(())
+}
+
 /// Makes a rename in `dir` durable.
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     tokio::fs::File::open(dir).await?.sync_all().await
@@ -131,6 +187,7 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<(
             out.push(ObjectInfo {
                 key: rel.to_string_lossy().replace('\\', "/"),
                 size: meta.len(),
+                modified: modified(&meta),
             });
         }
     }
@@ -143,11 +200,41 @@ impl ObjectStore for FsStore {
         self.name()
     }
 
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, body: Bytes, _keep: Keep) -> Result<(), StoreError> {
         let path = self.path(key)?;
         write_atomic(&path, &body)
             .await
             .map_err(|e| self.failed("put", key, e))
+    }
+
+    async fn put_new(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        let path = self.path(key)?;
+        let parent = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        private_dir(&parent)
+            .await
+            .map_err(|e| self.failed("put", key, e))?;
+        // Write aside, then link into place: a link fails if the name exists,
+        // so of two writers exactly one wins, and nobody sees half a file.
+        let tmp = parent.join(format!(".new.tmp-{:08x}", rand::random::<u32>()));
+        let written = async {
+            let mut f = private_file(&tmp).await?;
+            f.write_all(&body).await?;
+            f.sync_all().await?;
+            drop(f);
+            tokio::fs::hard_link(&tmp, &path).await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match written {
+            Ok(()) => {
+                sync_dir(&parent)
+                    .await
+                    .map_err(|e| self.failed("put", key, e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.failed("put", key, e)),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -158,20 +245,32 @@ impl ObjectStore for FsStore {
             .map_err(|e| self.map_io("get", key, e))
     }
 
-    async fn open(&self, key: &str) -> Result<(ObjectReader, u64), StoreError> {
+    async fn open(&self, key: &str, pin: Option<&str>) -> Result<Opened, StoreError> {
         let path = self.path(key)?;
         let f = tokio::fs::File::open(&path)
             .await
             .map_err(|e| self.map_io("open", key, e))?;
-        let size = f
+        // The open file's own metadata: what is read is what was compared.
+        let meta = f
             .metadata()
             .await
-            .map_err(|e| self.failed("open", key, e))?
-            .len();
-        Ok((
-            Box::pin(tokio::io::BufReader::with_capacity(1 << 20, f)),
-            size,
-        ))
+            .map_err(|e| self.failed("open", key, e))?;
+        let version = version_of(&meta);
+        if let Some(pinned) = pin
+            && pinned != version
+        {
+            return Err(StoreError::Changed {
+                store: self.name(),
+                key: key.to_string(),
+                pinned: format!("version {pinned}"),
+                found: format!("version {version}"),
+            });
+        }
+        Ok(Opened {
+            reader: Box::pin(tokio::io::BufReader::with_capacity(1 << 20, f)),
+            size: meta.len(),
+            version: Some(version),
+        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
@@ -208,7 +307,11 @@ impl ObjectStore for FsStore {
         }
     }
 
-    async fn start_upload(&self, key: &str) -> Result<Box<dyn MultipartUpload>, StoreError> {
+    async fn start_upload(
+        &self,
+        key: &str,
+        _keep: Keep,
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         let dest = self.path(key)?;
         let dir = self
             .root
@@ -228,25 +331,45 @@ impl ObjectStore for FsStore {
         }))
     }
 
-    async fn open_uploads(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
-        let mut dirs = match tokio::fs::read_dir(self.root.join(UPLOADS)).await {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
-            Err(e) => return Err(self.failed("list uploads", prefix, e)),
-        };
-        while let Some(d) = dirs
-            .next_entry()
+    async fn unfinished(&self, prefix: &str) -> Result<Vec<Unfinished>, StoreError> {
+        let root = self.root.clone();
+        let wanted = prefix.to_string();
+        let found = tokio::task::spawn_blocking(move || unfinished_writes(&root, &wanted))
             .await
             .map_err(|e| self.failed("list uploads", prefix, e))?
-        {
-            if let Ok(key) = tokio::fs::read_to_string(d.path().join("key")).await
-                && key.starts_with(prefix)
-            {
-                keys.push(key);
-            }
+            .map_err(|e| self.failed("list uploads", prefix, e))?;
+        Ok(found)
+    }
+
+    async fn discard(&self, unfinished: &Unfinished) -> Result<(), StoreError> {
+        // Only what `unfinished` names: a temporary file or an uploads folder.
+        let rel = Path::new(&unfinished.id);
+        let ours = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+            && (rel.starts_with(UPLOADS)
+                || rel
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_temp));
+        if !ours {
+            return Err(self.failed(
+                "discard",
+                &unfinished.key,
+                "not an unfinished write of this store",
+            ));
         }
-        Ok(keys)
+        let path = self.root.join(rel);
+        let removed = if rel.starts_with(UPLOADS) {
+            tokio::fs::remove_dir_all(&path).await
+        } else {
+            tokio::fs::remove_file(&path).await
+        };
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.failed("discard", &unfinished.key, e)),
+        }
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -266,6 +389,53 @@ impl ObjectStore for FsStore {
         let _ = tokio::fs::remove_file(&probe).await;
         Ok(())
     }
+}
+
+/// Upload folders and temporary files whose key falls under `prefix`.
+fn unfinished_writes(root: &Path, prefix: &str) -> std::io::Result<Vec<Unfinished>> {
+    let mut out = Vec::new();
+    match std::fs::read_dir(root.join(UPLOADS)) {
+        Ok(dirs) => {
+            for d in dirs {
+                let d = d?;
+                let Ok(key) = std::fs::read_to_string(d.path().join("key")) else {
+                    continue;
+                };
+                if !key.starts_with(prefix) {
+                    continue;
+                }
+                let meta = d.metadata()?;
+                let size = std::fs::read_dir(d.path())?
+                    .filter_map(Result::ok)
+                    .filter_map(|p| p.metadata().ok())
+                    .map(|m| m.len())
+                    .sum();
+                out.push(Unfinished {
+                    key,
+                    id: format!("{UPLOADS}/{}", d.file_name().to_string_lossy()),
+                    started: modified(&meta),
+                    size: Some(size),
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut temps = Vec::new();
+    walk_temp(root, root, &mut temps)?;
+    for (rel, meta) in temps {
+        if !rel.starts_with(prefix) {
+            continue;
+        }
+        out.push(Unfinished {
+            key: rel.clone(),
+            id: rel,
+            started: modified(&meta),
+            size: Some(meta.len()),
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
 }
 
 struct FsUpload {
@@ -294,7 +464,7 @@ impl MultipartUpload for FsUpload {
             .map_err(|e| self.failed("upload part", e))
     }
 
-    async fn complete(self: Box<Self>) -> Result<(), StoreError> {
+    async fn complete(&self) -> Result<(), StoreError> {
         let mut parts = Vec::new();
         let mut entries = tokio::fs::read_dir(&self.dir)
             .await
@@ -315,36 +485,34 @@ impl MultipartUpload for FsUpload {
             .await
             .map_err(|e| self.failed("complete upload", e))?;
         let tmp = parent.join(format!(".upload-{:08x}", rand::random::<u32>()));
-        let mut out = private_file(&tmp)
-            .await
-            .map_err(|e| self.failed("complete upload", e))?;
-        for part in &parts {
-            let mut f = tokio::fs::File::open(part)
-                .await
-                .map_err(|e| self.failed("complete upload", e))?;
-            tokio::io::copy(&mut f, &mut out)
-                .await
-                .map_err(|e| self.failed("complete upload", e))?;
+        let assembled = async {
+            let mut out = private_file(&tmp).await?;
+            for part in &parts {
+                let mut f = tokio::fs::File::open(part).await?;
+                tokio::io::copy(&mut f, &mut out).await?;
+            }
+            // Durable before it is visible: a point reported written survives a crash.
+            out.sync_all().await?;
+            drop(out);
+            tokio::fs::rename(&tmp, &self.dest).await?;
+            sync_dir(&parent).await
         }
-        out.sync_all()
-            .await
-            .map_err(|e| self.failed("complete upload", e))?;
-        drop(out);
-        tokio::fs::rename(&tmp, &self.dest)
-            .await
-            .map_err(|e| self.failed("complete upload", e))?;
-        sync_dir(&parent)
-            .await
-            .map_err(|e| self.failed("complete upload", e))?;
+        .await;
+        if let Err(e) = assembled {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(self.failed("complete upload", e));
+        }
         tokio::fs::remove_dir_all(&self.dir)
             .await
             .map_err(|e| self.failed("complete upload", e))
     }
 
-    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
-        tokio::fs::remove_dir_all(&self.dir)
-            .await
-            .map_err(|e| self.failed("abort upload", e))
+    async fn abort(&self) -> Result<(), StoreError> {
+        match tokio::fs::remove_dir_all(&self.dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.failed("abort upload", e)),
+        }
     }
 }
 
@@ -372,9 +540,15 @@ mod tests {
         let root = dir.path().join("store");
         let store = FsStore::new(root.clone());
         store
-            .put("points/t/p/manifest.json", Bytes::from_static(b"{}"))
+            .put(
+                "points/t/p/manifest.json",
+                Bytes::from_static(b"{}"),
+                Keep::Normal,
+            )
             .await?;
-        let upload = store.start_upload("points/t/p/data.zst").await?;
+        let upload = store
+            .start_upload("points/t/p/data.zst", Keep::Normal)
+            .await?;
         upload.put_part(1, Bytes::from_static(b"part")).await?;
         let uploads = root.join(UPLOADS);
         let pending = std::fs::read_dir(&uploads)

@@ -11,16 +11,36 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
-use super::{MultipartUpload, ObjectInfo, ObjectReader, ObjectStore, StoreError};
-use crate::config::Region;
+use super::{Keep, MultipartUpload, ObjectInfo, ObjectStore, Opened, StoreError, Unfinished};
+use crate::config::{LockMode, ObjectLock, Region};
 
 pub struct S3Store {
     client: Client,
     bucket: String,
     name: String,
+    lock: Option<ObjectLock>,
+}
+
+fn chrono_time(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// The retention to ask for on a new object, if any.
+fn retention(
+    lock: Option<ObjectLock>,
+    keep: Keep,
+) -> Option<(ObjectLockMode, aws_sdk_s3::primitives::DateTime)> {
+    let lock = lock.filter(|_| keep == Keep::Retained)?;
+    let until = std::time::SystemTime::now() + lock.retain;
+    let mode = match lock.mode {
+        LockMode::Governance => ObjectLockMode::Governance,
+        LockMode::Compliance => ObjectLockMode::Compliance,
+    };
+    Some((mode, aws_sdk_s3::primitives::DateTime::from(until)))
 }
 
 impl S3Store {
@@ -48,6 +68,7 @@ impl S3Store {
             client: Client::from_conf(conf.build()),
             bucket: bucket.to_string(),
             name,
+            lock: region.object_lock,
         }
     }
 }
@@ -57,14 +78,87 @@ impl S3Store {
         &self,
         key: &str,
         op: &'static str,
+        pin: Option<&str>,
     ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
         self.client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_if_match(pin.map(str::to_string))
             .send()
             .await
-            .map_err(|e| map_err(&self.name, op, key, e))
+            .map_err(|e| match map_err(&self.name, op, key, e) {
+                StoreError::Failed { detail, .. }
+                    if pin.is_some()
+                        && (detail.contains("PreconditionFailed") || detail.contains("412")) =>
+                {
+                    StoreError::Changed {
+                        store: self.name.clone(),
+                        key: key.to_string(),
+                        pinned: format!("ETag {}", pin.unwrap_or_default()),
+                        found: "another ETag".into(),
+                    }
+                }
+                other => other,
+            })
+    }
+
+    /// Deletes every version of `key` (a bucket with Object Lock keeps versions:
+    /// a plain delete would only hide the object behind a delete marker).
+    async fn delete_versions(&self, key: &str) -> Result<(), StoreError> {
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
+                .send()
+                .await
+                .map_err(|e| map_err(&self.name, "list versions", key, e))?;
+            let ids = page
+                .versions()
+                .iter()
+                .filter(|v| v.key() == Some(key))
+                .filter_map(|v| v.version_id())
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .filter(|m| m.key() == Some(key))
+                        .filter_map(|m| m.version_id()),
+                );
+            for id in ids {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .version_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| match map_err(&self.name, "delete", key, e) {
+                        StoreError::Failed { detail, .. }
+                            if detail.contains("AccessDenied")
+                                || detail.contains("retention")
+                                || detail.contains("ObjectLock") =>
+                        {
+                            StoreError::Retained {
+                                store: self.name.clone(),
+                                key: key.to_string(),
+                                detail: format!("version {id}: {detail}"),
+                            }
+                        }
+                        other => other,
+                    })?;
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
     }
 }
 
@@ -110,20 +204,48 @@ impl ObjectStore for S3Store {
         self.name.clone()
     }
 
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, body: Bytes, keep: Keep) -> Result<(), StoreError> {
+        let (mode, until) = retention(self.lock, keep).unzip();
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .body(ByteStream::from(body))
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until)
             .send()
             .await
             .map_err(|e| map_err(&self.name, "put", key, e))?;
         Ok(())
     }
 
+    async fn put_new(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .if_none_match("*")
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) => match map_err(&self.name, "put", key, e) {
+                StoreError::Failed { detail, .. }
+                    if detail.contains("PreconditionFailed")
+                        || detail.contains("412")
+                        || detail.contains("ConditionalRequestConflict") =>
+                {
+                    Ok(false)
+                }
+                other => Err(other),
+            },
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let out = self.get_object(key, "get").await?;
+        let out = self.get_object(key, "get", None).await?;
         let body = out.body.collect().await.map_err(|e| StoreError::Failed {
             store: self.name.clone(),
             op: "get",
@@ -133,10 +255,26 @@ impl ObjectStore for S3Store {
         Ok(body.into_bytes())
     }
 
-    async fn open(&self, key: &str) -> Result<(ObjectReader, u64), StoreError> {
-        let out = self.get_object(key, "open").await?;
+    async fn open(&self, key: &str, pin: Option<&str>) -> Result<Opened, StoreError> {
+        let out = self.get_object(key, "open", pin).await?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
-        Ok((Box::pin(out.body.into_async_read()), size))
+        let version = out.e_tag().map(str::to_string);
+        if let (Some(pinned), Some(found)) = (pin, &version)
+            && pinned != found
+        {
+            // A store that ignores If-Match is caught here, before any byte.
+            return Err(StoreError::Changed {
+                store: self.name.clone(),
+                key: key.to_string(),
+                pinned: format!("ETag {pinned}"),
+                found: format!("ETag {found}"),
+            });
+        }
+        Ok(Opened {
+            reader: Box::pin(out.body.into_async_read()),
+            size,
+            version,
+        })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
@@ -155,6 +293,7 @@ impl ObjectStore for S3Store {
                     out.push(ObjectInfo {
                         key: key.to_string(),
                         size: o.size().unwrap_or(0).max(0) as u64,
+                        modified: o.last_modified().and_then(chrono_time),
                     });
                 }
             }
@@ -163,6 +302,9 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        if self.lock.is_some() {
+            return self.delete_versions(key).await;
+        }
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -173,12 +315,19 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn start_upload(&self, key: &str) -> Result<Box<dyn MultipartUpload>, StoreError> {
+    async fn start_upload(
+        &self,
+        key: &str,
+        keep: Keep,
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        let (mode, until) = retention(self.lock, keep).unzip();
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until)
             .send()
             .await
             .map_err(|e| map_err(&self.name, "start upload", key, e))?;
@@ -193,20 +342,72 @@ impl ObjectStore for S3Store {
         }))
     }
 
-    async fn open_uploads(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let out = self
-            .client
-            .list_multipart_uploads()
+    async fn unfinished(&self, prefix: &str) -> Result<Vec<Unfinished>, StoreError> {
+        let mut found = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut id_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| map_err(&self.name, "list uploads", prefix, e))?;
+            for u in page.uploads() {
+                if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                    found.push(Unfinished {
+                        key: key.to_string(),
+                        id: id.to_string(),
+                        started: u.initiated().and_then(chrono_time),
+                        size: None,
+                    });
+                }
+            }
+            let next = (
+                page.next_key_marker().map(str::to_string),
+                page.next_upload_id_marker().map(str::to_string),
+            );
+            // A store that says "truncated" without a way on would loop forever.
+            if page.is_truncated() != Some(true) || next == (key_marker.clone(), id_marker.clone())
+            {
+                return Ok(found);
+            }
+            (key_marker, id_marker) = next;
+        }
+    }
+
+    async fn discard(&self, unfinished: &Unfinished) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
             .bucket(&self.bucket)
-            .prefix(prefix)
+            .key(&unfinished.key)
+            .upload_id(&unfinished.id)
             .send()
             .await
-            .map_err(|e| map_err(&self.name, "list uploads", prefix, e))?;
+            .map_err(|e| map_err(&self.name, "abort upload", &unfinished.key, e))?;
+        Ok(())
+    }
+
+    async fn retained_until(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if self.lock.is_none() {
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .get_object_retention()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.name, "get retention", key, e))?;
         Ok(out
-            .uploads()
-            .iter()
-            .filter_map(|u| u.key().map(str::to_string))
-            .collect())
+            .retention()
+            .and_then(|r| r.retain_until_date())
+            .and_then(chrono_time))
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -251,7 +452,7 @@ impl MultipartUpload for S3Upload {
         Ok(())
     }
 
-    async fn complete(self: Box<Self>) -> Result<(), StoreError> {
+    async fn complete(&self) -> Result<(), StoreError> {
         let mut parts = self.parts.lock().map(|p| p.clone()).unwrap_or_default();
         parts.sort();
         let completed = CompletedMultipartUpload::builder()
@@ -274,7 +475,7 @@ impl MultipartUpload for S3Upload {
         Ok(())
     }
 
-    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+    async fn abort(&self) -> Result<(), StoreError> {
         self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)

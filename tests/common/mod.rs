@@ -300,12 +300,13 @@ pub fn finish(child: Child) -> (Option<i32>, String, String) {
 /// Writes an executable `name` into `dir` that records its pid in `pidfile`,
 /// waits `delay` seconds and then runs the real `program` with the same
 /// arguments: the real tool, late enough for a test to signal drtool while
-/// it runs.
+/// it runs. A `--list` call (pg_restore reading a table of contents while a
+/// restore is planned) runs at once and is not recorded.
 pub fn delayed_tool(dir: &Path, name: &str, program: &Path, pidfile: &Path, delay: u32) {
+    let program = program.display();
     let script = format!(
-        "#!/bin/sh\necho $$ > '{}'\nsleep {delay}\nexec '{}' \"$@\"\n",
+        "#!/bin/sh\n[ \"$1\" = --list ] && exec '{program}' \"$@\"\necho $$ > '{}'\nsleep {delay}\nexec '{program}' \"$@\"\n",
         pidfile.display(),
-        program.display()
     );
     let path = dir.join(name);
     std::fs::write(&path, script).unwrap();

@@ -258,7 +258,7 @@ impl EtcdKind {
         let mut client = self.client(&connection).await?;
         req.job
             .phase("verifying the point and comparing with the target");
-        let mut stream = data.stream()?;
+        let mut stream = data.stream().await?;
         let rx = stream.take();
         let counted = plan_keys(
             &mut client,
@@ -397,7 +397,7 @@ impl TargetKind for EtcdKind {
             } => {
                 let mut client = self.client(&connection).await?;
                 job.phase("replaying keys");
-                let mut stream = data.stream()?;
+                let mut stream = data.stream().await?;
                 let rx = stream.take();
                 let applied = apply_keys(
                     &mut client,
@@ -485,7 +485,7 @@ async fn materialize(
         rand::random::<u32>()
     ));
     job.phase("downloading and verifying the snapshot");
-    data.stream()?.into_file(&file).await?;
+    data.stream().await?.into_file(&file).await?;
     let _remove = RemoveOnDrop(file.clone());
     job.phase("materializing data dirs");
     let all: Vec<EtcdMember> = members

@@ -211,7 +211,7 @@ impl TargetKind for NamespaceKind {
         let cluster = self.cluster(region).await?;
         req.job
             .phase("verifying the point and comparing with the cluster");
-        let mut stream = data.stream()?;
+        let mut stream = data.stream().await?;
         let rx = stream.take();
         let compared = plan(&cluster, rx, &scope, req.job).await;
         let resources = stream.finish(compared).await?;
@@ -230,7 +230,7 @@ impl TargetKind for NamespaceKind {
         let NamespacePlan::Namespace { cluster, scope, .. } = plan.action::<NamespacePlan>()?;
         let cluster = self.cluster(&cluster).await?;
         job.phase("restoring objects");
-        let mut stream = data.stream()?;
+        let mut stream = data.stream().await?;
         let rx = stream.take();
         let applied = apply(&cluster, rx, &scope, job).await;
         let out = stream.finish(applied).await?;

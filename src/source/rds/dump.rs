@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DbConn, PasswordSource};
 use crate::engine::events::Job;
+use crate::engine::point::PointStream;
 use crate::error::{Error, SourceError};
 
 /// Keep at most this much of a tool's stderr for the error message.
@@ -219,6 +220,155 @@ impl Db {
             .await
             .map(|_| ())
     }
+
+    /// Drops the database (one this restore created and could not finish).
+    pub async fn drop_database(&self) -> Result<(), SourceError> {
+        self.with_dbname("postgres")
+            .query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                identifier(&self.dbname)
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    /// The tables, views, materialized views, sequences and foreign tables of
+    /// the database, by schema and name.
+    pub async fn relations(&self) -> Result<Vec<Relation>, SourceError> {
+        let out = self
+            .query(
+                "SELECT n.nspname || chr(31) || c.relname FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND c.relkind IN ('r','v','m','S','f','p') \
+                 ORDER BY 1",
+            )
+            .await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('\u{1f}'))
+            .map(|(schema, name)| Relation {
+                schema: schema.to_string(),
+                name: name.to_string(),
+            })
+            .collect())
+    }
+}
+
+/// A relation of a database or of a dump.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for Relation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// The relations a `pg_restore --list` table of contents creates.
+pub fn dump_relations(list: &str) -> Vec<Relation> {
+    const KINDS: [&str; 5] = [
+        "MATERIALIZED VIEW ",
+        "FOREIGN TABLE ",
+        "TABLE ",
+        "VIEW ",
+        "SEQUENCE ",
+    ];
+    let mut out = Vec::new();
+    for line in list.lines() {
+        // `215; 1259 16500 TABLE public t1 postgres`: id; catalog oid, oid, kind, schema, name, owner.
+        let Some((_, rest)) = line.split_once("; ") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, ' ');
+        let (Some(catalog), Some(_oid), Some(entry)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if catalog != "1259" {
+            continue;
+        }
+        let Some(tail) = KINDS.iter().find_map(|k| entry.strip_prefix(k)) else {
+            continue;
+        };
+        let Some((schema, named)) = tail.split_once(' ') else {
+            continue;
+        };
+        let name = named.rsplit_once(' ').map_or(named, |(name, _owner)| name);
+        out.push(Relation {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        });
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Reads the table of contents of a custom-format dump streamed in `rx` with
+/// `pg_restore --list`; the rest of the stream is drained so it can be checked.
+pub async fn dump_contents(
+    db: &Db,
+    mut rx: mpsc::Receiver<Bytes>,
+    job: &Job,
+) -> Result<Vec<Relation>, Error> {
+    let mut child = db
+        .command("pg_restore")
+        .arg("--list")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| db.spawn_failed("pg_restore", e))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(SourceError::Failed {
+            what: "pg_restore --list".into(),
+            detail: "no pipes to the child process".into(),
+        }
+        .into());
+    };
+    // A table of contents is ~100 bytes an entry: 16 MiB is 150 000 entries.
+    let listing = tokio::spawn(read_capped(stdout, 16 << 20));
+    let errors = tokio::spawn(read_stderr(stderr));
+    let mut stdin = child.stdin.take();
+    let fed = job
+        .cancellable(async {
+            while let Some(chunk) = rx.recv().await {
+                // pg_restore stops once it has the table of contents.
+                if let Some(w) = stdin.as_mut()
+                    && w.write_all(&chunk).await.is_err()
+                {
+                    stdin = None;
+                }
+            }
+            Ok(())
+        })
+        .await;
+    drop(stdin);
+    if let Err(e) = fed {
+        let _ = child.kill().await;
+        return Err(e);
+    }
+    let status = child.wait().await.map_err(|e| SourceError::Failed {
+        what: "pg_restore --list".into(),
+        detail: e.to_string(),
+    })?;
+    let list = listing.await.unwrap_or_default();
+    if !status.success() {
+        let stderr = errors.await.unwrap_or_default();
+        return Err(SourceError::Integrity {
+            what: "the point's dump".into(),
+            detail: format!(
+                "pg_restore cannot read its table of contents ({status}): {}",
+                stderr.trim()
+            ),
+        }
+        .into());
+    }
+    Ok(dump_relations(&list))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,15 +387,20 @@ fn identifier(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-async fn read_stderr(mut stderr: tokio::process::ChildStderr) -> String {
+async fn read_stderr(stderr: tokio::process::ChildStderr) -> String {
+    read_capped(stderr, STDERR_KEEP).await
+}
+
+/// Reads a child's output to the end, keeping at most `cap` bytes of it.
+async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin, cap: usize) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    while let Ok(n) = stderr.read(&mut chunk).await {
+    while let Ok(n) = from.read(&mut chunk).await {
         if n == 0 {
             break;
         }
-        if buf.len() < STDERR_KEEP {
-            buf.extend_from_slice(&chunk[..n.min(STDERR_KEEP - buf.len())]);
+        if buf.len() < cap {
+            buf.extend_from_slice(&chunk[..n.min(cap - buf.len())]);
         }
     }
     String::from_utf8_lossy(&buf).into_owned()
@@ -321,18 +476,29 @@ async fn dump_inner(
     }
 }
 
-/// Feeds a custom-format dump from `rx` to `pg_restore` into the database.
-/// With `clean`, existing objects are dropped first (`--clean --if-exists`).
-/// A cancellation kills pg_restore and says the database holds a partial restore.
+/// Feeds a custom-format dump from `stream` to `pg_restore` into the database,
+/// in one transaction: it all lands, or nothing changes (a failure, a reset
+/// connection or a cancellation rolls it back). With `clean`, the relations the
+/// dump holds are dropped first (`--clean --if-exists`), in the same transaction.
+///
+/// The last chunk is held back until the whole download has been checked, so
+/// pg_restore cannot reach its end (and commit) on bytes that failed a hash.
 pub async fn restore(
     db: &Db,
-    mut rx: mpsc::Receiver<Bytes>,
+    stream: &mut PointStream,
     clean: bool,
     job: &Job,
 ) -> Result<(), Error> {
+    let mut rx = stream.take();
     let mut cmd = db.command("pg_restore");
-    cmd.args(["--no-password", "--no-owner", "--exit-on-error", "--dbname"])
-        .arg(&db.dbname);
+    cmd.args([
+        "--no-password",
+        "--no-owner",
+        "--single-transaction",
+        "--exit-on-error",
+        "--dbname",
+    ])
+    .arg(&db.dbname);
     if clean {
         cmd.args(["--clean", "--if-exists"]);
     }
@@ -352,28 +518,49 @@ pub async fn restore(
     let errors = tokio::spawn(read_stderr(stderr));
     let stopped = || {
         Error::cancelled(format!(
-            "pg_restore was stopped part-way: database {db:?} holds a partial restore; \
-             restore again with --existing overwrite, or drop it"
+            "pg_restore was stopped: its transaction is rolled back, database {db:?} is as it was"
         ))
     };
     let mut write_error = None;
+    let mut unverified = None;
     let fed = async {
+        let mut held: Option<Bytes> = None;
         while let Some(chunk) = rx.recv().await {
-            if let Err(e) = stdin.write_all(&chunk).await {
+            if let Some(prev) = held.replace(chunk)
+                && let Err(e) = stdin.write_all(&prev).await
+            {
                 // pg_restore stopped reading: its stderr says why.
                 write_error = Some(e);
                 break;
             }
         }
+        if write_error.is_none() {
+            match stream.end().await {
+                Ok(()) => {
+                    if let Some(last) = held
+                        && let Err(e) = stdin.write_all(&last).await
+                    {
+                        write_error = Some(e);
+                    }
+                }
+                Err(e) => {
+                    unverified = Some(e);
+                    return None;
+                }
+            }
+        }
         drop(stdin);
-        child.wait().await
+        Some(child.wait().await)
     };
     let waited = tokio::select! {
         status = fed => Some(status),
         _ = job.cancel_token().cancelled() => None,
     };
-    let Some(waited) = waited else {
+    let Some(Some(waited)) = waited else {
         let _ = child.kill().await;
+        if let Some(e) = unverified {
+            return Err(rolled_back(e, db));
+        }
         return Err(stopped());
     };
     let status = waited.map_err(|e| SourceError::Failed {
@@ -394,9 +581,47 @@ pub async fn restore(
     }
 }
 
+/// The download failed its checks before pg_restore could commit.
+fn rolled_back(e: Error, db: &Db) -> Error {
+    e.noted(format!(
+        "pg_restore was stopped before it committed: database {db:?} is as it was"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_of_contents_names_the_relations_a_dump_creates() {
+        let list = "\
+;
+; Archive created at 2026-11-28 14:00:00 UTC
+6; 2615 16499 SCHEMA - s2 postgres
+219; 1259 16515 MATERIALIZED VIEW public mv postgres
+215; 1259 16500 TABLE public t1 postgres
+216; 1259 16507 VIEW public v1 postgres
+218; 1259 16512 TABLE s2 Odd Name postgres
+217; 1259 16511 SEQUENCE s2 seq postgres
+3357; 0 16500 TABLE DATA public t1 postgres
+3212; 2606 16506 CONSTRAINT public t1 t1_pkey postgres
+3210; 1259 16519 INDEX public i1 postgres
+";
+        let names: Vec<String> = dump_relations(list)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "public.mv",
+                "public.t1",
+                "public.v1",
+                "s2.Odd Name",
+                "s2.seq"
+            ]
+        );
+    }
 
     #[test]
     fn quoting_is_sql_safe() {

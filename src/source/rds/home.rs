@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::dump::{self, DbRef, DbState};
+use super::dump::{self, DbRef, DbState, Relation};
 use super::{InstanceInfo, Rds, SnapshotSource, restored_instance_id, snapshot_id};
 use crate::archive::manifest::RdsInfo;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
@@ -59,12 +59,18 @@ pub enum RdsPlan {
         instance_class: Option<String>,
         subnet_group: Option<String>,
     },
-    /// pg_restore the point's dump into a database.
+    /// pg_restore the point's dump into a database, in one transaction.
     PgRestore {
         db: DbRef,
         state: DbState,
-        /// Drop existing objects first (`--existing overwrite`).
+        /// Drop the relations the dump holds first (`--existing overwrite`).
         clean: bool,
+        /// The relations of the database that the dump replaces (dropped first).
+        #[serde(default)]
+        drops: Vec<String>,
+        /// Relations of the database the dump does not hold: left as they are.
+        #[serde(default)]
+        kept: u64,
     },
 }
 
@@ -140,11 +146,19 @@ pub fn decide_snapshot(
     })
 }
 
-/// Decides a dump restore from the state of the database; returns whether it is
-/// destructive.
+/// What a dump restore finds: the database's relations and the dump's.
+#[derive(Debug, Clone, Default)]
+pub struct DumpFacts {
+    pub existing: Vec<Relation>,
+    pub in_dump: Vec<Relation>,
+}
+
+/// Decides a dump restore from the state of the database and what the dump
+/// holds; returns whether it is destructive.
 pub fn decide_dump(
     db: DbRef,
     state: DbState,
+    facts: &DumpFacts,
     options: &RestoreOptions,
 ) -> Result<(RdsPlan, bool), Error> {
     let clean = match state {
@@ -157,7 +171,32 @@ pub fn decide_dump(
         DbState::NotEmpty(_) => true,
         DbState::Missing | DbState::Empty => false,
     };
-    Ok((RdsPlan::PgRestore { db, state, clean }, clean))
+    let drops: Vec<String> = if clean {
+        facts
+            .existing
+            .iter()
+            .filter(|r| facts.in_dump.binary_search(r).is_ok())
+            .map(ToString::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let kept = if clean {
+        (facts.existing.len() - drops.len()) as u64
+    } else {
+        0
+    };
+    let destructive = !drops.is_empty();
+    Ok((
+        RdsPlan::PgRestore {
+            db,
+            state,
+            clean,
+            drops,
+            kept,
+        },
+        destructive,
+    ))
 }
 
 /// Decides a point-in-time restore.
@@ -249,18 +288,34 @@ fn lines(plan: &RdsPlan) -> Vec<String> {
                 "source's",
             );
         }
-        RdsPlan::PgRestore { db, state, clean } => {
-            lines.push(format!("into       database {db}"));
+        RdsPlan::PgRestore {
+            db,
+            state,
+            clean,
+            drops,
+            kept,
+        } => {
+            lines.push(format!("into       database {db}, in one transaction"));
             lines.push(format!(
                 "database   {}",
                 match (state, clean) {
-                    (DbState::Missing, _) => "does not exist: it will be CREATED".to_string(),
+                    (DbState::Missing, _) =>
+                        "does not exist: it will be CREATED (and dropped again if the restore fails)"
+                            .to_string(),
                     (DbState::Empty, _) => "exists and is empty".to_string(),
-                    (DbState::NotEmpty(n), true) =>
-                        format!("holds {n} relations: they will be DROPPED and replaced"),
+                    (DbState::NotEmpty(n), true) => format!(
+                        "holds {n} relations: {} held by the dump will be DROPPED and replaced, {kept} others kept",
+                        drops.len()
+                    ),
                     (DbState::NotEmpty(n), false) => format!("holds {n} relations"),
                 }
             ));
+            for name in drops.iter().take(10) {
+                lines.push(format!("DROP       {name}"));
+            }
+            if drops.len() > 10 {
+                lines.push(format!("           ... and {} more", drops.len() - 10));
+            }
         }
     }
     lines
@@ -289,6 +344,21 @@ fn api_ref(target: Option<&Target>, region: &str) -> ApiRef {
         region: region.to_string(),
         endpoint: region_cfg(target, region).endpoint,
     }
+}
+
+/// The error of a failed restore into a database it created, with what
+/// became of that database.
+fn dropped_again(e: Error, dropped: Result<(), SourceError>, db: &DbRef) -> Error {
+    e.noted(match dropped {
+        Ok(()) => format!(
+            "database {} was created by this restore and is dropped again",
+            db.dbname
+        ),
+        Err(d) => format!(
+            "database {} was created by this restore and could not be dropped ({d}): drop it by hand",
+            db.dbname
+        ),
+    })
 }
 
 fn instance_ready(i: &InstanceInfo) -> String {
@@ -402,10 +472,20 @@ impl RdsKind {
                 })?;
                 let base = DbRef::of(conn, None)?;
                 let db = base.with_dbname(req.options.database.as_deref().unwrap_or(&base.dbname));
-                req.job.phase("verifying the point");
-                data.stream()?.verify().await?;
-                let state = db.open()?.state().await?;
-                let (plan, destructive) = decide_dump(db, state, req.options)?;
+                req.job
+                    .phase("verifying the point and reading its table of contents");
+                let conn = db.open()?;
+                let mut stream = data.stream().await?;
+                let rx = stream.take();
+                let listed = dump::dump_contents(&conn, rx, req.job).await;
+                let in_dump = stream.finish(listed).await?;
+                let state = conn.state().await?;
+                let existing = match state {
+                    DbState::NotEmpty(_) => conn.relations().await?,
+                    DbState::Missing | DbState::Empty => Vec::new(),
+                };
+                let facts = DumpFacts { existing, in_dump };
+                let (plan, destructive) = decide_dump(db, state, &facts, req.options)?;
                 Ok((plan, destructive, true))
             }
         }
@@ -575,19 +655,29 @@ impl TargetKind for RdsKind {
                 );
                 self.new_instance(job, &api, &new_instance, making).await?
             }
-            RdsPlan::PgRestore { db, state, clean } => {
+            RdsPlan::PgRestore {
+                db, state, clean, ..
+            } => {
                 let data = point.ok_or_else(|| Error::failed("a dump restore needs its point"))?;
                 let conn = db.open()?;
-                if state == DbState::Missing {
+                // Opened first: a point replaced since the plan stops here,
+                // before anything is created.
+                let mut stream = data.stream().await?;
+                let created = state == DbState::Missing;
+                if created {
                     job.phase(format!("creating database {}", db.dbname));
                     conn.create().await?;
                 }
                 job.phase("pg_restore");
-                let mut stream = data.stream()?;
-                let rx = stream.take();
-                let restored = dump::restore(&conn, rx, clean, job).await;
-                stream.finish(restored).await?;
-                format!("dump restored into {db}")
+                let restored = dump::restore(&conn, &mut stream, clean, job).await;
+                match stream.finish(restored).await {
+                    Ok(()) => format!("dump restored into {db}"),
+                    // A database this restore made must not stay behind half made.
+                    Err(e) if created => {
+                        return Err(dropped_again(e, conn.drop_database().await, &db));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         Ok(Applied {
@@ -798,6 +888,13 @@ mod tests {
         }
     }
 
+    fn rel(schema: &str, name: &str) -> Relation {
+        Relation {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+
     #[test]
     fn dump_decisions() {
         let overwrite = RestoreOptions {
@@ -824,9 +921,32 @@ mod tests {
             (DbState::NotEmpty(4), overwrite, Ok((true, true))),
         ];
         for (state, options, want) in cases {
-            match (decide_dump(db(), state, &options), want) {
-                (Ok((RdsPlan::PgRestore { clean, .. }, d)), Ok((c, w))) => {
+            let facts = DumpFacts {
+                existing: vec![
+                    rel("public", "a"),
+                    rel("public", "b"),
+                    rel("s", "c"),
+                    rel("s", "x"),
+                ],
+                in_dump: vec![rel("public", "a"), rel("public", "b"), rel("s", "c")],
+            };
+            match (decide_dump(db(), state, &facts, &options), want) {
+                (
+                    Ok((
+                        RdsPlan::PgRestore {
+                            clean, drops, kept, ..
+                        },
+                        d,
+                    )),
+                    Ok((c, w)),
+                ) => {
                     assert_eq!((clean, d), (c, w), "{state:?}");
+                    if clean {
+                        assert_eq!(drops, ["public.a", "public.b", "s.c"]);
+                        assert_eq!(kept, 1, "s.x is not in the dump: --clean leaves it");
+                    } else {
+                        assert!(drops.is_empty());
+                    }
                 }
                 (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{e}"),
                 (got, want) => panic!("{state:?}: got {got:?}, want {want:?}"),
@@ -870,7 +990,7 @@ mod tests {
             password: PasswordSource::Env("DRTOOL_TEST_PLAN_PW".into()),
             ..db()
         };
-        let (plan, _) = decide_dump(db, DbState::Missing, &opts())?;
+        let (plan, _) = decide_dump(db, DbState::Missing, &DumpFacts::default(), &opts())?;
         let text = serde_json::to_string(&plan).map_err(Error::failed)?;
         assert!(
             text.contains("DRTOOL_TEST_PLAN_PW") && !text.contains("hunter2"),
