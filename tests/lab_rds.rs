@@ -684,3 +684,92 @@ async fn an_overwrite_interrupted_mid_restore_leaves_the_database_as_it_was() {
     assert_eq!(psql(&lab, &dst, CHECKSUM), before, "the database changed");
     assert_eq!(psql(&lab, &dst, "SELECT count(*) FROM local_notes"), "0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_lost_mid_restore_leaves_the_database_as_it_was() {
+    let lab = Lab::get();
+    let name = unique("pgcut").replace('-', "_");
+    let src = format!("{name}_src");
+    let dst = format!("{name}_dst");
+    for db in [&src, &dst] {
+        psql(&lab, "postgres", &format!("CREATE DATABASE {db}"));
+    }
+    pgbench_init(&lab, &src, "10");
+    // 64 MB that does not compress, so the download is still running when
+    // the store goes away.
+    psql(
+        &lab,
+        &src,
+        "CREATE TABLE noise AS SELECT i, decode(md5(random()::text) || md5(random()::text) || \
+         md5(random()::text) || md5(random()::text), 'hex') AS b FROM generate_series(1, 1000000) i",
+    );
+    pgbench_init(&lab, &dst, "1");
+    psql(
+        &lab,
+        &dst,
+        "UPDATE pgbench_accounts SET abalance = aid % 7; CREATE TABLE local_notes(n int)",
+    );
+    let before = psql(&lab, &dst, CHECKSUM);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let port = lab.env["LAB_PG_PORT"].clone();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let target = rds_target(
+        &lab,
+        "unused-instance",
+        &moto,
+        "dump",
+        &database(&src, "LAB_PG_PASSWORD", &port),
+        &database(&dst, "LAB_PG_PASSWORD", &port),
+    );
+    let prefix = name.replace('_', "-");
+    let cfg = write_config(
+        tmp.path(),
+        &format!("{}{target}", lab.regions_toml(&prefix)),
+    );
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // The restore reads us-west-2's store through a proxy that is cut while
+    // pg_restore runs.
+    let west = lab.s3(WEST);
+    let proxy = Proxy::start(west.trim_start_matches("http://"));
+    let restore_dir = tmp.path().join("restore");
+    std::fs::create_dir_all(&restore_dir).unwrap();
+    let cut_cfg = write_config(
+        &restore_dir,
+        &format!("{}{target}", lab.regions_toml(&prefix)).replace(&west, &proxy.url()),
+    );
+    let tools = tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let pidfile = tmp.path().join("pg_restore.pid");
+    delayed_tool(&tools, "pg_restore", &which("pg_restore"), &pidfile, 2);
+    let child = lab.spawn_drtool(
+        &cut_cfg,
+        &[
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "db",
+            "--existing",
+            "overwrite",
+            "--yes",
+        ],
+        Some(&tools),
+    );
+    let started = std::time::Instant::now();
+    while !pidfile.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "pg_restore never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    proxy.cut();
+    let (code, out, err) = finish(child);
+    assert_eq!(code, Some(4), "a lost store is unreachable: {out}{err}");
+    assert!(err.contains("before it committed"), "{err}");
+    assert_eq!(psql(&lab, &dst, CHECKSUM), before, "the database changed");
+    assert_eq!(psql(&lab, &dst, "SELECT count(*) FROM local_notes"), "0");
+}
