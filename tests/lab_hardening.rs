@@ -82,3 +82,73 @@ async fn a_point_replaced_between_plan_and_execution_writes_nothing() {
         "keys were written from unverified bytes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_a_dr_copy_that_is_missing_or_lost_its_manifest() {
+    let lab = Lab::get();
+    let name = unique("gaps");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("kv", "keys", Some(&prefix), "")
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    load_keys(&mut east, &prefix, 50, 2 * 1024).await;
+    let mut points = Vec::new();
+    for _ in 0..3 {
+        let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        points.push(point_of(&stdout(&out)));
+    }
+    lab.drtool(&cfg).arg("verify").assert().success();
+
+    let parsed = Config::load(&cfg).unwrap();
+    let west = RegionStore::open(parsed.region(WEST).unwrap()).await;
+    let id = |p: &str| p.parse::<drtool::archive::PointId>().unwrap();
+    // The first copy lost its manifest; the second is gone altogether.
+    west.store
+        .delete(&west.layout.manifest_key("kv", &id(&points[0])))
+        .await
+        .unwrap();
+    for key in [
+        west.layout.manifest_key("kv", &id(&points[1])),
+        west.layout.data_key("kv", &id(&points[1]), false),
+    ] {
+        west.store.delete(&key).await.unwrap();
+    }
+    let out = lab.drtool(&cfg).arg("verify").output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(&format!(
+            "records a copy in {WEST}, but {WEST} holds its data but no manifest"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "records a copy in {WEST}, but {WEST} does not hold it"
+        )),
+        "{text}"
+    );
+    // Asked for by id in that region: a failure, not "no points matched".
+    lab.drtool(&cfg)
+        .args(["verify", "--region", WEST, "--point", &points[0]])
+        .assert()
+        .code(5)
+        .stdout(predicates::str::contains("data without a manifest"));
+    // And in the region alone, the leftover is still shown.
+    let out = lab
+        .drtool(&cfg)
+        .args(["verify", "--region", WEST])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("WARN") && stdout(&out).contains("data without a manifest"),
+        "{}",
+        stdout(&out)
+    );
+}

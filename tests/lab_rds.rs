@@ -773,3 +773,130 @@ async fn a_store_lost_mid_restore_leaves_the_database_as_it_was() {
     assert_eq!(psql(&lab, &dst, CHECKSUM), before, "the database changed");
     assert_eq!(psql(&lab, &dst, "SELECT count(*) FROM local_notes"), "0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_backup_leaves_leftovers_that_points_lists_and_gc_removes() {
+    let lab = Lab::get();
+    let name = unique("gc");
+    let tmp = tempfile::tempdir().unwrap();
+    let port = lab.env["LAB_PG_PORT"].clone();
+    let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
+    let target = rds_target(
+        &lab,
+        "unused-instance",
+        &moto,
+        "dump",
+        &database("postgres", "LAB_PG_PASSWORD", &port),
+        "",
+    );
+    // us-east-1 on Garage in one config, on a file:// store in the other:
+    // both kinds of unfinished write.
+    let files = tmp.path().join("east-store");
+    let garage = format!("{}{target}", lab.regions_toml(&name));
+    let on_files = garage.replace(
+        &format!(
+            "store = \"s3://drtool-{EAST}/{name}\"\nendpoint = \"{}\"\npath_style = true",
+            lab.s3(EAST)
+        ),
+        &format!("store = \"file://{}\"", files.display()),
+    );
+    assert_ne!(garage, on_files);
+    let tools = tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let mut configs = Vec::new();
+    for (n, config) in [garage, on_files].iter().enumerate() {
+        let dir = tmp.path().join(format!("c{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = write_config(&dir, config);
+        let pidfile = tmp.path().join(format!("pg_dump-{n}.pid"));
+        delayed_tool(&tools, "pg_dump", &which("pg_dump"), &pidfile, 30);
+        let child = lab.spawn_drtool(&cfg, &["backup", "--no-copy"], Some(&tools));
+        let started = std::time::Instant::now();
+        while !pidfile.exists() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "pg_dump never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // No chance to clean up: the upload it started stays open.
+        signal(child.id(), "KILL");
+        let _ = finish(child);
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        configs.push(cfg);
+    }
+    for cfg in &configs {
+        let out = lab
+            .drtool(cfg)
+            .args(["points", "--region", EAST])
+            .output()
+            .unwrap();
+        let listed = stdout(&out);
+        assert!(out.status.success(), "{listed}{}", stderr(&out));
+        assert!(
+            listed.contains("LEFTOVER: open multipart upload"),
+            "{listed}"
+        );
+        assert_eq!(listed.matches("LEFTOVER").count(), 1, "{listed}");
+        let v: Value = serde_json::from_slice(
+            &lab.drtool(cfg)
+                .args(["points", "--region", EAST, "-o", "json"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let leftovers = v[0]["leftovers"].as_array().unwrap();
+        assert_eq!(leftovers.len(), 1, "{v}");
+        assert!(leftovers[0]["since"].is_string(), "with its age: {v}");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for cfg in &configs {
+        gc_removes_the_leftover(&lab, cfg).await;
+    }
+    assert!(
+        std::fs::read_dir(files.join(".drtool-uploads"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "parts left under .drtool-uploads"
+    );
+}
+
+async fn gc_removes_the_leftover(lab: &Lab, cfg: &std::path::Path) {
+    // Within the grace period nothing is removed.
+    lab.drtool(cfg)
+        .args(["gc", "--region", EAST, "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "may belong to a backup or copy still running",
+        ))
+        .stdout(predicate::str::contains("nothing to remove"));
+    // The plan first; without a terminal nothing is removed unconfirmed.
+    lab.drtool(cfg)
+        .args(["gc", "--region", EAST, "--older-than", "1s", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("REMOVE open multipart upload"))
+        .stdout(predicate::str::contains("dry run: nothing was removed"));
+    lab.drtool(cfg)
+        .args(["gc", "--region", EAST, "--older-than", "1s"])
+        .assert()
+        .code(6);
+    lab.drtool(cfg)
+        .args(["gc", "--region", EAST, "--older-than", "1s", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("removed 1 leftovers"));
+    let parsed = Config::load(cfg).unwrap();
+    let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
+    assert!(
+        rs.store
+            .unfinished(&rs.layout.points_prefix(None))
+            .await
+            .unwrap()
+            .is_empty(),
+        "unfinished writes left"
+    );
+}

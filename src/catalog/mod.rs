@@ -15,7 +15,7 @@ pub use region::RegionStore;
 use crate::archive::layout::MANIFEST_FILE;
 use crate::archive::{Manifest, PointId};
 use crate::error::{Error, SourceError};
-use crate::store::StoreError;
+use crate::store::{StoreError, Unfinished, UnfinishedKind};
 
 /// Manifests fetched at once while listing.
 const MANIFESTS_IN_FLIGHT: usize = 16;
@@ -37,12 +37,111 @@ pub struct Problem {
 }
 
 /// What a region holds. `problems` lists manifests that could not be trusted
-/// (edited, damaged, misplaced); `orphans` lists point folders without a manifest.
+/// (edited, damaged, misplaced); `orphans` lists point folders without a
+/// manifest, and `leftovers` their objects.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     pub points: Vec<PointEntry>,
     pub problems: Vec<Problem>,
     pub orphans: Vec<Problem>,
+    pub leftovers: Vec<Leftover>,
+}
+
+/// Something in a region's store that belongs to no recovery point: data of
+/// a point folder without a manifest, an open multipart upload, a temporary
+/// file. `drtool gc` removes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leftover {
+    pub what: LeftoverKind,
+    /// The target and point whose folder it is in, when it is in one.
+    pub target: Option<String>,
+    pub point: Option<String>,
+    pub key: String,
+    pub size: Option<u64>,
+    /// When it was written or started.
+    pub since: Option<DateTime<Utc>>,
+    /// The store's handle on an unfinished write.
+    #[serde(skip)]
+    pub unfinished: Option<Unfinished>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeftoverKind {
+    /// An object of a point folder that has no manifest: an interrupted
+    /// backup or copy.
+    DataWithoutManifest,
+    OpenUpload,
+    TempFile,
+}
+
+impl LeftoverKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LeftoverKind::DataWithoutManifest => "data without a manifest",
+            LeftoverKind::OpenUpload => "open multipart upload",
+            LeftoverKind::TempFile => "temporary file",
+        }
+    }
+}
+
+impl Leftover {
+    /// How old it is at `now`, when the store said when it was written.
+    pub fn age(&self, now: DateTime<Utc>) -> Option<chrono::Duration> {
+        self.since.map(|t| now - t)
+    }
+
+    /// One line for listings: what, where, how big, how old.
+    pub fn describe(&self, now: DateTime<Utc>) -> String {
+        let size = self.size.map_or(String::new(), |s| format!(", {s} bytes"));
+        let age = self.age(now).map_or(", age unknown".to_string(), |a| {
+            format!(", {} old", short_age(a))
+        });
+        format!("{}: {}{size}{age}", self.what.describe(), self.key)
+    }
+}
+
+/// `3d4h`, `2h10m`, `45s`: an age at a glance.
+pub fn short_age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    let (days, hours, mins) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+/// The unfinished writes of a region's store under the points of `target`
+/// (or all), as leftovers.
+pub async fn unfinished(
+    rs: &RegionStore,
+    target: Option<&str>,
+) -> Result<Vec<Leftover>, StoreError> {
+    let prefix = rs.layout.points_prefix(target);
+    let found = rs.store.unfinished(&prefix).await?;
+    Ok(found
+        .into_iter()
+        .map(|u| {
+            let (t, p) = match rs.layout.parse_point_key(&u.key) {
+                Some((t, p, _)) => (Some(t.to_string()), Some(p.to_string())),
+                None => (None, None),
+            };
+            Leftover {
+                what: match u.what {
+                    UnfinishedKind::OpenUpload => LeftoverKind::OpenUpload,
+                    UnfinishedKind::TempFile => LeftoverKind::TempFile,
+                },
+                target: t,
+                point: p,
+                key: u.key.clone(),
+                size: u.size,
+                since: u.started,
+                unfinished: Some(u),
+            }
+        })
+        .collect())
 }
 
 /// Lists the points of one target (or all) in a region, oldest first.
@@ -61,6 +160,22 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             manifests.push((t.to_string(), id, o.key.clone()));
         }
     }
+    let leftovers: Vec<Leftover> = objects
+        .iter()
+        .filter_map(|o| {
+            let (t, id, _) = rs.layout.parse_point_key(&o.key)?;
+            let orphan = folders.get(&(t.to_string(), id.clone())) == Some(&false);
+            orphan.then(|| Leftover {
+                what: LeftoverKind::DataWithoutManifest,
+                target: Some(t.to_string()),
+                point: Some(id.to_string()),
+                key: o.key.clone(),
+                size: Some(o.size),
+                since: o.modified,
+                unfinished: None,
+            })
+        })
+        .collect();
     let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| async {
         let got = rs.store.get(&key).await;
         (t, id, key, got)
@@ -68,7 +183,10 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
     .buffer_unordered(MANIFESTS_IN_FLIGHT)
     .collect()
     .await;
-    let mut listing = Listing::default();
+    let mut listing = Listing {
+        leftovers,
+        ..Listing::default()
+    };
     for (t, id, key, got) in fetched {
         let bytes = match got {
             Ok(b) => b,
@@ -166,8 +284,23 @@ pub fn select<'a>(
         return Err(SourceError::Integrity {
             what: format!("point {id} in region {region}"),
             detail: format!(
-                "{}; restore another point (`drtool points --region {region} --target {target}`)",
+                "its manifest is damaged ({}); restore another point (`drtool points --region {region} --target {target}`)",
                 p.detail
+            ),
+        }
+        .into());
+    }
+    if let PointChoice::Id(id) = choice
+        && let Some(o) = listing
+            .orphans
+            .iter()
+            .find(|o| o.target == target && o.point == id.as_str())
+    {
+        return Err(SourceError::Integrity {
+            what: format!("point {id} in region {region}"),
+            detail: format!(
+                "{}; copy it here again from a region that holds it, or restore another point",
+                o.detail
             ),
         }
         .into());
@@ -284,8 +417,7 @@ mod tests {
     fn listing() -> Listing {
         Listing {
             points: vec![entry(P1), entry(P2), entry(P3)],
-            problems: vec![],
-            orphans: vec![],
+            ..Listing::default()
         }
     }
 
@@ -338,7 +470,18 @@ mod tests {
         assert!(
             err.as_ref()
                 .is_some_and(|e| e.class() == ErrorClass::Integrity
+                    && e.to_string().contains("its manifest is damaged")
                     && e.to_string().contains("restore another point")),
+            "{err:?}"
+        );
+        // A folder without a manifest is named as such, not "no such point".
+        l.orphans.push(problem(P4, "data without a manifest"));
+        l.problems.clear();
+        let err = select(&l, "r", "etcd-main", &PointChoice::Id(P4.parse()?)).err();
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| e.class() == ErrorClass::Integrity
+                    && e.to_string().contains("data without a manifest")),
             "{err:?}"
         );
         Ok(())

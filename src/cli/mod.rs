@@ -13,6 +13,7 @@ mod backup;
 mod config_check;
 mod consumers;
 mod copy;
+mod gc;
 mod points;
 mod progress;
 mod restore;
@@ -77,6 +78,8 @@ pub enum Command {
     Copy(copy::Args),
     /// Download points and check their hashes and decoding.
     Verify(verify::Args),
+    /// Remove what belongs to no recovery point (interrupted writes), after a plan.
+    Gc(gc::Args),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -195,6 +198,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Restore(a) => restore::run(&ctx, a).await,
         Command::Copy(a) => copy::run(&ctx, a).await,
         Command::Verify(a) => verify::run(&ctx, a).await,
+        Command::Gc(a) => gc::run(&ctx, a).await,
     };
     let Ctx { engine, progress } = ctx;
     progress.stop().await;
@@ -264,6 +268,43 @@ pub fn print_report(report: &RunReport, output: Output) -> Verdict {
         }
     }
     report.verdict()
+}
+
+/// Asks on the terminal to type `word` after `what` was shown; refuses when
+/// there is no terminal. Ctrl-C while asking cancels the run.
+pub async fn confirm(ctx: &Ctx, what: &str, word: &str) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NotConfirmed(format!(
+            "{} and there is no terminal to confirm on: re-run with --yes after reading the plan",
+            what.to_lowercase()
+        )));
+    }
+    eprint!("{what}. Type {word:?} to go on: ");
+    let _ = std::io::stderr().flush();
+    let read = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer)
+    });
+    let cancel = ctx.engine.cancel_token();
+    let answer = tokio::select! {
+        a = read => a
+            .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?
+            .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?,
+        _ = cancel.cancelled() => {
+            return Err(Error::cancelled("not confirmed: nothing was changed"));
+        }
+    };
+    if answer.trim() == word {
+        Ok(())
+    } else {
+        Err(Error::NotConfirmed(
+            "not confirmed: nothing was changed".into(),
+        ))
+    }
 }
 
 pub fn print_json(value: &impl serde::Serialize) {

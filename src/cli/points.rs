@@ -57,8 +57,16 @@ fn print_table(regions: &[RegionPoints]) {
         for p in &r.problems {
             println!("  PROBLEM: {}: ignored", p.detail);
         }
-        for o in &r.orphans {
-            println!("  incomplete: {}", o.detail);
+        let now = chrono::Utc::now();
+        for l in &r.leftovers {
+            println!("  LEFTOVER: {}", l.describe(now));
+        }
+        if !r.leftovers.is_empty() {
+            println!(
+                "  {} leftovers belong to no recovery point: `drtool gc --region {}` removes those older than a day",
+                r.leftovers.len(),
+                r.region
+            );
         }
     }
 }

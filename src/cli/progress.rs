@@ -92,6 +92,7 @@ fn title(e: &JobEvent) -> String {
         Operation::Plan => format!("plan: restore of {target} in {region}"),
         Operation::Restore => format!("restore {target}{point} in {region}"),
         Operation::Delete => format!("delete {target}{point} in {region}"),
+        Operation::Gc => format!("gc {target} in {region}"),
         Operation::Reach => format!("reach {target} in {region}"),
     }
 }

@@ -1,9 +1,8 @@
 //! `drtool restore --region R --target T`: plan, show, confirm, execute.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::{Ctx, Output, print_json, print_report};
+use super::{Ctx, Output, confirm, print_json, print_report};
 use crate::archive::PointId;
 use crate::catalog::{PointChoice, parse_time};
 use crate::engine::{Existing, RestoreOptions, RestoreRequest, Verdict};
@@ -128,7 +127,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         return Ok(Verdict::Ok);
     }
     if plan.destructive && !args.yes {
-        confirm(ctx, &plan.target).await?;
+        confirm(
+            ctx,
+            "This plan replaces or overwrites existing data",
+            &plan.target,
+        )
+        .await?;
     }
     let report = ctx.engine.execute(&plan).await;
     ctx.sync().await;
@@ -144,44 +148,5 @@ fn parse_mapping(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
         _ => Err(format!("{s:?} is not OLD=NEW")),
-    }
-}
-
-/// Asks on the terminal; refuses when there is none. Ctrl-C while asking
-/// cancels the run.
-async fn confirm(ctx: &Ctx, target: &str) -> Result<(), Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NotConfirmed(
-            "this plan replaces or overwrites existing data and there is no terminal to confirm on: \
-             re-run with --yes after reading the plan"
-                .into(),
-        ));
-    }
-    eprint!(
-        "This plan replaces or overwrites existing data. Type the target name ({target}) to go on: "
-    );
-    let _ = std::io::stderr().flush();
-    let read = tokio::task::spawn_blocking(|| {
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map(|_| answer)
-    });
-    let cancel = ctx.engine.cancel_token();
-    let answer = tokio::select! {
-        a = read => a
-            .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?
-            .map_err(|e| Error::failed(format!("cannot read the answer: {e}")))?,
-        _ = cancel.cancelled() => {
-            return Err(Error::cancelled("not confirmed: nothing was changed"));
-        }
-    };
-    if answer.trim() == target {
-        Ok(())
-    } else {
-        Err(Error::NotConfirmed(
-            "not confirmed: nothing was changed".into(),
-        ))
     }
 }

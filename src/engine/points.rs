@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::report::{Outcome, Verdict, verdict_of};
 use super::root::{Engine, Scope};
 use crate::archive::Manifest;
-use crate::catalog::{self, Problem};
+use crate::catalog::{self, Leftover, Problem};
 use crate::error::{Error, ErrorClass};
 
 /// What one region holds (or why it could not be read).
@@ -21,6 +21,9 @@ pub struct RegionPoints {
     pub problems: Vec<Problem>,
     /// Point folders without a manifest: interrupted backups or copies.
     pub orphans: Vec<Problem>,
+    /// What belongs to no point (those folders' objects, open uploads,
+    /// temporary files), with their age: `drtool gc` removes them.
+    pub leftovers: Vec<Leftover>,
 }
 
 impl Engine {
@@ -37,12 +40,21 @@ impl Engine {
                 points: Vec::new(),
                 problems: Vec::new(),
                 orphans: Vec::new(),
+                leftovers: Vec::new(),
             };
-            match catalog::list_points(&rs, scope.target.as_deref()).await {
-                Ok(l) => {
+            let target = scope.target.as_deref();
+            let found = futures::future::try_join(
+                catalog::list_points(&rs, target),
+                catalog::unfinished(&rs, target),
+            )
+            .await;
+            match found {
+                Ok((l, unfinished)) => {
                     listed.points = l.points.into_iter().map(|p| p.manifest).collect();
                     listed.problems = l.problems;
                     listed.orphans = l.orphans;
+                    listed.leftovers = l.leftovers;
+                    listed.leftovers.extend(unfinished);
                 }
                 Err(e) => {
                     let e = Error::from(e);

@@ -20,6 +20,8 @@ pub enum Operation {
     Plan,
     Restore,
     Delete,
+    /// Removing what belongs to no recovery point.
+    Gc,
     /// Checking that stores and endpoints answer.
     Reach,
 }
@@ -33,6 +35,7 @@ impl Operation {
             Operation::Plan => "plan",
             Operation::Restore => "restore",
             Operation::Delete => "delete",
+            Operation::Gc => "gc",
             Operation::Reach => "reach",
         }
     }

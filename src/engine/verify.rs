@@ -10,8 +10,8 @@ use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::{Engine, Scope};
 use crate::archive::pipeline::{self, DataSummary};
 use crate::archive::{ArchiveError, PointId};
-use crate::catalog::{self, PointEntry, RegionStore};
-use crate::error::Error;
+use crate::catalog::{self, Listing, PointEntry, Problem, RegionStore};
+use crate::error::{Error, SourceError};
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyRequest {
@@ -20,13 +20,37 @@ pub struct VerifyRequest {
     pub point: Option<PointId>,
 }
 
+/// A region's listing, or why it could not be read.
+type Listed = Result<(RegionStore, Listing), Error>;
+
 impl Engine {
-    /// Verifies every point in scope, region by region.
+    /// Verifies every point in scope, region by region, and that every copy a
+    /// manifest records is there (with its own manifest) in the regions in scope.
     pub async fn verify(&self, req: &VerifyRequest) -> Result<RunReport, Error> {
         self.check_scope(&req.scope)?;
-        let mut report = RunReport::default();
+        let target = req.scope.target.as_deref();
+        let mut listings: Vec<(String, Listed)> = Vec::new();
         for region in self.scoped_regions(&req.scope) {
-            report.extend(self.verify_region(&region, req).await);
+            let listed = match self.store(&region).await {
+                Ok(rs) => catalog::list_points(&rs, target)
+                    .await
+                    .map(|l| (rs, l))
+                    .map_err(Error::from),
+                Err(e) => Err(e),
+            };
+            listings.push((region, listed));
+        }
+        let readable: Vec<(&str, &Listing)> = listings
+            .iter()
+            .filter_map(|(r, l)| l.as_ref().ok().map(|(_, l)| (r.as_str(), l)))
+            .collect();
+        let gaps = copy_gaps(&readable);
+        let mut report = RunReport::default();
+        for (region, listed) in &listings {
+            report.extend(self.verify_region(region, listed, &gaps, req).await);
+        }
+        for gap in gaps.iter().filter(|g| wanted(req, &g.point)) {
+            report.push(gap.item());
         }
         if report.is_empty() {
             return Err(Error::input(
@@ -36,26 +60,23 @@ impl Engine {
         Ok(report)
     }
 
-    async fn verify_region(&self, region: &str, req: &VerifyRequest) -> RunReport {
+    async fn verify_region(
+        &self,
+        region: &str,
+        listed: &Listed,
+        gaps: &[CopyGap],
+        req: &VerifyRequest,
+    ) -> RunReport {
         let mut report = RunReport::default();
-        let target = req.scope.target.as_deref();
-        let any = target.unwrap_or("*");
-        let listed = match self.store(region).await {
-            Ok(rs) => catalog::list_points(&rs, target)
-                .await
-                .map(|l| (rs, l))
-                .map_err(Error::from),
-            Err(e) => Err(e),
-        };
+        let any = req.scope.target.as_deref().unwrap_or("*");
         let (rs, listing) = match listed {
             Ok(l) => l,
             Err(e) => {
-                report.push(ItemReport::new(Operation::Verify, any, region, None).failed(&e));
+                report.push(ItemReport::new(Operation::Verify, any, region, None).failed(e));
                 return report;
             }
         };
-        let wanted = |point: &str| req.point.as_ref().is_none_or(|id| id.as_str() == point);
-        for problem in listing.problems.iter().filter(|p| wanted(&p.point)) {
+        for problem in listing.problems.iter().filter(|p| wanted(req, &p.point)) {
             let e = Error::from(ArchiveError::BadManifest {
                 key: format!("point {}", problem.point),
                 detail: problem.detail.clone(),
@@ -67,11 +88,20 @@ impl Engine {
                 Some(problem.point.clone()),
             )
             .failed(&e);
-            item.message = problem.detail.clone();
+            item.message = format!("damaged: {}", problem.detail);
             report.push(item);
         }
-        for entry in listing.points.iter().filter(|p| wanted(p.id.as_str())) {
-            report.push(self.verify_point(&rs, entry).await);
+        for orphan in listing.orphans.iter().filter(|o| wanted(req, &o.point)) {
+            // A copy another region's manifest records is reported as a gap.
+            let claimed = gaps.iter().any(|g| {
+                g.region == region && g.target == orphan.target && g.point == orphan.point
+            });
+            if !claimed {
+                report.push(orphan_item(region, orphan, req.point.is_some()));
+            }
+        }
+        for entry in listing.points.iter().filter(|p| wanted(req, p.id.as_str())) {
+            report.push(self.verify_point(rs, entry).await);
         }
         report
     }
@@ -190,4 +220,190 @@ async fn stored_only(
         "stored bytes match; plaintext not checked: the point is encrypted, pass --identity FILE"
             .into(),
     ))
+}
+
+fn wanted(req: &VerifyRequest, point: &str) -> bool {
+    req.point.as_ref().is_none_or(|id| id.as_str() == point)
+}
+
+/// A point folder without a manifest: not a recovery point. Asked for by id,
+/// that is a failure; otherwise a leftover to clean up.
+fn orphan_item(region: &str, orphan: &Problem, asked_for: bool) -> ItemReport {
+    let item = ItemReport::new(
+        Operation::Verify,
+        &orphan.target,
+        region,
+        Some(orphan.point.clone()),
+    );
+    if asked_for {
+        let e = Error::from(SourceError::Integrity {
+            what: format!("point {} in region {region}", orphan.point),
+            detail: format!(
+                "{}; it cannot be restored from this region: copy it again (`drtool copy --point {}`) or restore it elsewhere",
+                orphan.detail, orphan.point
+            ),
+        });
+        item.failed(&e)
+    } else {
+        item.with_outcome(
+            Outcome::Warning,
+            format!(
+                "{}; `drtool gc --region {region}` removes it once it is a day old",
+                orphan.detail
+            ),
+        )
+    }
+}
+
+/// A copy that a manifest records but its region does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyGap {
+    pub target: String,
+    pub point: String,
+    /// The region that should hold the copy.
+    pub region: String,
+    /// The region whose manifest records it.
+    pub recorded_in: String,
+    /// The region has the point's data but no manifest for it.
+    pub data_without_manifest: bool,
+}
+
+impl CopyGap {
+    fn item(&self) -> ItemReport {
+        let state = if self.data_without_manifest {
+            "holds its data but no manifest, so it is not a recovery point there"
+        } else {
+            "does not hold it"
+        };
+        let e = Error::from(SourceError::Integrity {
+            what: format!("point {} of {}", self.point, self.target),
+            detail: format!(
+                "the manifest in {} records a copy in {}, but {} {state}: copy it again with `drtool copy --target {} --point {} --from {} --to {}`",
+                self.recorded_in,
+                self.region,
+                self.region,
+                self.target,
+                self.point,
+                self.recorded_in,
+                self.region
+            ),
+        });
+        ItemReport::new(
+            Operation::Verify,
+            &self.target,
+            &self.region,
+            Some(self.point.clone()),
+        )
+        .failed(&e)
+    }
+}
+
+/// Every copy recorded in a manifest (`copied_to`) that the listed region
+/// lacks. Regions not listed (out of scope, unreadable) are not judged.
+pub fn copy_gaps(listings: &[(&str, &Listing)]) -> Vec<CopyGap> {
+    let mut gaps = Vec::new();
+    for (from, listing) in listings {
+        for entry in &listing.points {
+            let m = &entry.manifest;
+            for to in &m.copied_to {
+                let Some((_, there)) = listings.iter().find(|(r, _)| r == to) else {
+                    continue;
+                };
+                let held = there
+                    .points
+                    .iter()
+                    .any(|p| p.manifest.target == m.target && p.id == entry.id);
+                let damaged = there
+                    .problems
+                    .iter()
+                    .any(|p| p.target == m.target && p.point == entry.id.as_str());
+                if held || damaged {
+                    continue; // a damaged manifest is reported on its own
+                }
+                let data_without_manifest = there
+                    .orphans
+                    .iter()
+                    .any(|o| o.target == m.target && o.point == entry.id.as_str());
+                gaps.push(CopyGap {
+                    target: m.target.clone(),
+                    point: entry.id.to_string(),
+                    region: to.clone(),
+                    recorded_in: (*from).to_string(),
+                    data_without_manifest,
+                });
+            }
+        }
+    }
+    gaps.sort_by(|a, b| (&a.target, &a.point, &a.region).cmp(&(&b.target, &b.point, &b.region)));
+    gaps.dedup_by(|a, b| (&a.target, &a.point, &a.region) == (&b.target, &b.point, &b.region));
+    gaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::manifest::tests::sample;
+
+    fn entry(point: &str, region: &str, copied_to: &[&str]) -> PointEntry {
+        let mut m = sample();
+        m.point_id = point.into();
+        m.region = region.into();
+        m.copied_to = copied_to.iter().map(|s| s.to_string()).collect();
+        PointEntry {
+            id: point.parse().unwrap_or_else(|_| panic!("bad id {point}")),
+            manifest_key: format!("{region}/{point}/manifest.json"),
+            manifest: m,
+        }
+    }
+
+    fn problem(point: &str) -> Problem {
+        Problem {
+            target: "etcd-main".into(),
+            point: point.into(),
+            detail: "x".into(),
+        }
+    }
+
+    #[test]
+    fn copies_a_manifest_records_must_be_held_where_it_says() {
+        let (p1, p2, p3, p4) = (
+            "20261122T020000Z-00000001",
+            "20261122T030000Z-00000002",
+            "20261122T040000Z-00000003",
+            "20261122T050000Z-00000004",
+        );
+        let east = Listing {
+            points: vec![
+                entry(p1, "east", &["west"]),
+                entry(p2, "east", &["west"]),
+                entry(p3, "east", &["west", "eu"]),
+                entry(p4, "east", &["west"]),
+            ],
+            ..Listing::default()
+        };
+        let west = Listing {
+            // p1 held, p2 only as data, p3 absent, p4 with a damaged manifest.
+            points: vec![entry(p1, "west", &[])],
+            orphans: vec![problem(p2)],
+            problems: vec![problem(p4)],
+            ..Listing::default()
+        };
+        let gaps = copy_gaps(&[("east", &east), ("west", &west)]);
+        let got: Vec<(&str, &str, bool)> = gaps
+            .iter()
+            .map(|g| (g.point.as_str(), g.region.as_str(), g.data_without_manifest))
+            .collect();
+        // "eu" is not listed (out of scope): not judged.
+        assert_eq!(got, [(p2, "west", true), (p3, "west", false)]);
+        let item = gaps[0].item();
+        assert_eq!(item.outcome, Outcome::Failed);
+        assert_eq!(item.error_class, Some(crate::error::ErrorClass::Integrity));
+        assert!(
+            item.message.contains("holds its data but no manifest"),
+            "{}",
+            item.message
+        );
+        // With only one region listed, nothing can be judged.
+        assert!(copy_gaps(&[("east", &east)]).is_empty());
+    }
 }

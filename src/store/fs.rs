@@ -12,7 +12,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncWriteExt;
 
-use super::{Keep, MultipartUpload, ObjectInfo, ObjectStore, Opened, StoreError, Unfinished};
+use super::{
+    Keep, MultipartUpload, ObjectInfo, ObjectStore, Opened, StoreError, Unfinished, UnfinishedKind,
+};
 
 const UPLOADS: &str = ".drtool-uploads";
 
@@ -411,6 +413,7 @@ fn unfinished_writes(root: &Path, prefix: &str) -> std::io::Result<Vec<Unfinishe
                     .map(|m| m.len())
                     .sum();
                 out.push(Unfinished {
+                    what: UnfinishedKind::OpenUpload,
                     key,
                     id: format!("{UPLOADS}/{}", d.file_name().to_string_lossy()),
                     started: modified(&meta),
@@ -428,6 +431,7 @@ fn unfinished_writes(root: &Path, prefix: &str) -> std::io::Result<Vec<Unfinishe
             continue;
         }
         out.push(Unfinished {
+            what: UnfinishedKind::TempFile,
             key: rel.clone(),
             id: rel,
             started: modified(&meta),

@@ -79,6 +79,7 @@ pub struct Opened {
 /// a filesystem store's temporary file or parts folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unfinished {
+    pub what: UnfinishedKind,
     /// The key it was meant to become.
     pub key: String,
     /// The store's handle on it (an upload id, a path).
@@ -86,6 +87,15 @@ pub struct Unfinished {
     pub started: Option<DateTime<Utc>>,
     /// Bytes it holds, when the store says.
     pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnfinishedKind {
+    /// A multipart upload (its parts are stored, and billed).
+    OpenUpload,
+    /// A temporary file of a filesystem store.
+    TempFile,
 }
 
 /// How long the store must refuse to delete or overwrite what is written

@@ -15,7 +15,9 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode}
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{Keep, MultipartUpload, ObjectInfo, ObjectStore, Opened, StoreError, Unfinished};
+use super::{
+    Keep, MultipartUpload, ObjectInfo, ObjectStore, Opened, StoreError, Unfinished, UnfinishedKind,
+};
 use crate::config::{LockMode, ObjectLock, Region};
 
 pub struct S3Store {
@@ -360,6 +362,7 @@ impl ObjectStore for S3Store {
             for u in page.uploads() {
                 if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
                     found.push(Unfinished {
+                        what: UnfinishedKind::OpenUpload,
                         key: key.to_string(),
                         id: id.to_string(),
                         started: u.initiated().and_then(chrono_time),

@@ -1,0 +1,65 @@
+//! `drtool gc`: plan, show, confirm and remove what belongs to no recovery point.
+
+use std::time::Duration;
+
+use super::{Ctx, Output, ScopeArgs, confirm, print_json, print_report};
+use crate::engine::{GcRequest, Verdict};
+use crate::error::Error;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Only leftovers older than this (e.g. 24h, 7d, 30m).
+    #[arg(long, value_parser = parse_age, default_value = "24h")]
+    pub older_than: Duration,
+    /// Print the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 24h or 7d ({e})"))
+}
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let req = GcRequest {
+        scope: args.scope.scope(),
+        older_than: args.older_than,
+    };
+    let plan = ctx.engine.plan_gc(&req).await?;
+    ctx.sync().await;
+    let json = args.output == Output::Json;
+    if !json {
+        for line in plan.describe() {
+            println!("{line}");
+        }
+    }
+    if args.dry_run || plan.removals() == 0 {
+        if json {
+            print_json(&serde_json::json!({ "plan": plan, "dry_run": args.dry_run }));
+        } else if args.dry_run {
+            println!("dry run: nothing was removed");
+        } else {
+            println!("nothing to remove");
+        }
+        return Ok(plan.listing_verdict());
+    }
+    if !args.yes {
+        let what = format!("This plan removes {} leftovers", plan.removals());
+        confirm(ctx, &what, "gc").await?;
+    }
+    let report = ctx.engine.gc(&plan).await;
+    ctx.sync().await;
+    if json {
+        print_json(&serde_json::json!({ "plan": plan, "results": report }));
+        return Ok(report.verdict());
+    }
+    Ok(print_report(&report, args.output))
+}
