@@ -152,3 +152,218 @@ async fn verify_reports_a_dr_copy_that_is_missing_or_lost_its_manifest() {
         stdout(&out)
     );
 }
+
+fn openssl_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            private.to_str().unwrap(),
+        ],
+        vec![
+            "pkey",
+            "-in",
+            private.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    ] {
+        let status = std::process::Command::new("openssl")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    }
+    (private, public)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_point_is_refused_under_a_verification_key() {
+    let lab = Lab::get();
+    let name = unique("signed");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_key(tmp.path(), "sign");
+    let (other_key, _) = openssl_key(tmp.path(), "other");
+    let body = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("kv", "keys", Some(&prefix), "")
+    );
+    let signing = |sign: &std::path::Path| {
+        format!(
+            "[signing]\nkey_file = {:?}\nverify_keys = [{:?}]\n{body}",
+            sign.display().to_string(),
+            public.display().to_string()
+        )
+    };
+    let dirs: Vec<_> = ["signed", "plain", "other", "checks"]
+        .iter()
+        .map(|d| {
+            let p = tmp.path().join(d);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        })
+        .collect();
+    let signed_cfg = write_config(&dirs[0], &signing(&key));
+    let plain_cfg = write_config(&dirs[1], &body);
+    let other_cfg = write_config(
+        &dirs[2],
+        &format!(
+            "[signing]\nkey_file = {:?}\n{body}",
+            other_key.display().to_string()
+        ),
+    );
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    load_keys(&mut east, &prefix, 40, 1024).await;
+    let backup = |cfg: &std::path::Path| {
+        let out = lab
+            .drtool(cfg)
+            .args(["backup", "--no-copy"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        point_of(&stdout(&out))
+    };
+    let unsigned = backup(&plain_cfg);
+    let foreign = backup(&other_cfg);
+    let good = backup(&signed_cfg);
+    // Other contents, so the forgery below really changes the bytes.
+    load_keys(&mut east, &format!("{prefix}extra/"), 5, 100).await;
+    let forged = backup(&signed_cfg);
+
+    // Someone who can write to the bucket replaces the data of a signed point
+    // with other bytes and recomputes every hash and the manifest checksum.
+    let parsed = Config::load(&plain_cfg).unwrap();
+    let rs = RegionStore::open(parsed.region(EAST).unwrap()).await;
+    let id = |p: &str| p.parse::<drtool::archive::PointId>().unwrap();
+    let data = rs
+        .store
+        .get(&rs.layout.data_key("kv", &id(&unsigned), false))
+        .await
+        .unwrap();
+    let unsigned_manifest = drtool::archive::Manifest::parse(
+        "m",
+        &rs.store
+            .get(&rs.layout.manifest_key("kv", &id(&unsigned)))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let key_m = rs.layout.manifest_key("kv", &id(&forged));
+    let mut m =
+        drtool::archive::Manifest::parse("m", &rs.store.get(&key_m).await.unwrap()).unwrap();
+    assert!(
+        m.signature.is_some(),
+        "backups with a signing key are signed"
+    );
+    m.stored_sha256 = unsigned_manifest.stored_sha256.clone();
+    m.stored_size = unsigned_manifest.stored_size;
+    m.plaintext_sha256 = unsigned_manifest.plaintext_sha256.clone();
+    m.plaintext_size = unsigned_manifest.plaintext_size;
+    rs.store
+        .put(
+            &rs.layout.data_key("kv", &id(&forged), false),
+            data,
+            Keep::Normal,
+        )
+        .await
+        .unwrap();
+    rs.store
+        .put(&key_m, m.seal().into(), Keep::Normal)
+        .await
+        .unwrap();
+
+    // Without a verification key, the forgery passes every hash check: the
+    // reason signing exists.
+    lab.drtool(&plain_cfg)
+        .args(["verify", "--region", EAST, "--point", &forged])
+        .assert()
+        .success();
+    // With one, verify and restore refuse it, and what is not signed by a
+    // trusted key.
+    let checks = write_config(&dirs[3], &signing(&key));
+    for (point, why) in [
+        (&forged, "does not match the signature"),
+        (&unsigned, "it is not signed"),
+        (&foreign, "which is not one of the trusted keys"),
+    ] {
+        lab.drtool(&checks)
+            .args(["verify", "--region", EAST, "--point", point])
+            .assert()
+            .code(5)
+            .stdout(predicates::str::contains(why));
+        lab.drtool(&checks)
+            .args([
+                "restore",
+                "--region",
+                EAST,
+                "--target",
+                "kv",
+                "--point",
+                point,
+                "--dry-run",
+            ])
+            .assert()
+            .code(5)
+            .stderr(predicates::str::contains(why));
+    }
+    let fingerprint = {
+        let out = lab
+            .drtool(&checks)
+            .args(["verify", "--region", EAST, "--point", &good])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stdout(&out));
+        let text = stdout(&out);
+        let fp = text
+            .split("signed by key ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string();
+        assert_eq!(fp.len(), 16, "{text}");
+        fp
+    };
+    // The newest point is the forgery: a restore passes over it and says which
+    // key signed the one it uses.
+    lab.drtool(&checks)
+        .args([
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "kv",
+            "--prefix",
+            &prefix,
+            "--existing",
+            "skip",
+            "--dry-run",
+        ])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!("point      {good}")))
+        .stdout(predicates::str::contains(format!(
+            "NOT USED   newer point {forged}"
+        )))
+        .stdout(predicates::str::contains(format!(
+            "signed     by ed25519 key {fingerprint}"
+        )));
+    // A copy keeps the signature.
+    lab.drtool(&signed_cfg)
+        .args(["copy", "--point", &good])
+        .assert()
+        .success();
+    lab.drtool(&checks)
+        .args(["verify", "--region", WEST, "--point", &good])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!(
+            "signed by key {fingerprint}"
+        )));
+}

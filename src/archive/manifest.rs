@@ -152,10 +152,74 @@ pub struct Manifest {
     pub schedule: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub rds: Option<RdsInfo>,
+    /// The ed25519 signature of what the point is (see [`Manifest::signed_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::signing::ManifestSignature>,
     pub checksum: String,
 }
 
+/// The part of a manifest a signature covers: everything that says what the
+/// point is, nothing that changes when it is copied (its region, where it was
+/// copied from and to, the snapshot ARNs of its copies).
+#[derive(Serialize)]
+struct Signed<'a> {
+    format_version: u32,
+    point_id: &'a str,
+    target: &'a str,
+    target_kind: &'a str,
+    payload: PayloadKind,
+    data_file: &'a Option<String>,
+    source_region: &'a str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    consistency: &'a Consistency,
+    plaintext_size: u64,
+    stored_size: u64,
+    plaintext_sha256: &'a str,
+    stored_sha256: &'a str,
+    compression: &'a Compression,
+    encryption: &'a Option<EncryptionInfo>,
+    items: &'a BTreeMap<String, u64>,
+    drtool_version: &'a str,
+    schedule: &'a Option<String>,
+    labels: &'a BTreeMap<String, String>,
+    rds_instance: Option<&'a str>,
+    rds_engine: Option<&'a str>,
+}
+
 impl Manifest {
+    /// The bytes a signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let signed = Signed {
+            format_version: self.format_version,
+            point_id: &self.point_id,
+            target: &self.target,
+            target_kind: &self.target_kind,
+            payload: self.payload,
+            data_file: &self.data_file,
+            source_region: &self.source_region,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            consistency: &self.consistency,
+            plaintext_size: self.plaintext_size,
+            stored_size: self.stored_size,
+            plaintext_sha256: &self.plaintext_sha256,
+            stored_sha256: &self.stored_sha256,
+            compression: &self.compression,
+            encryption: &self.encryption,
+            items: &self.items,
+            drtool_version: &self.drtool_version,
+            schedule: &self.schedule,
+            labels: &self.labels,
+            rds_instance: self.rds.as_ref().map(|r| r.instance.as_str()),
+            rds_engine: self.rds.as_ref().and_then(|r| r.engine.as_deref()),
+        };
+        let mut out = b"drtool-manifest-signature-v1\n".to_vec();
+        // Plain data always serializes.
+        out.extend(serde_json::to_vec(&signed).unwrap_or_default());
+        out
+    }
+
     fn body_checksum(&self) -> String {
         let mut body = self.clone();
         body.checksum.clear();
@@ -242,6 +306,7 @@ pub(crate) mod tests {
             schedule: None,
             labels: BTreeMap::new(),
             rds: None,
+            signature: None,
             checksum: String::new(),
         }
     }

@@ -144,6 +144,7 @@ impl Engine {
     ) -> Result<(Manifest, RegionStore), Error> {
         let kind = self.kind_of(target)?;
         let shape = kind.backup_shape(target)?;
+        let signer = self.signer()?;
         let rs = self.store(&target.home).await?;
         let started_at = Utc::now();
         let id = PointId::new(started_at);
@@ -190,6 +191,9 @@ impl Engine {
                 });
             }
         };
+        if let Some(signer) = &signer {
+            signer.sign(&mut manifest);
+        }
         let data_key = manifest.data_file.as_ref().map(|_| data_key.as_str());
         // A cancelled run never writes a manifest, whatever got uploaded.
         if let Err(e) = job.check_cancelled() {
@@ -330,6 +334,7 @@ impl Draft<'_> {
             schedule: self.req.schedule.clone(),
             labels: self.req.labels.clone(),
             rds: taken.rds.clone(),
+            signature: None,
             checksum: String::new(),
         }
     }

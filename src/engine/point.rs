@@ -54,6 +54,9 @@ pub struct PointRef {
     /// planning; execution reads only that version.
     #[serde(default)]
     pub data_version: Option<String>,
+    /// The trusted key whose signature on the manifest was checked.
+    #[serde(default)]
+    pub signed_by: Option<String>,
 }
 
 impl PointRef {
@@ -80,6 +83,7 @@ impl PointRef {
             stored_size: m.stored_size,
             stored_sha256: m.stored_sha256.clone(),
             data_version: None,
+            signed_by: None,
         }
     }
 

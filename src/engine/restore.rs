@@ -84,6 +84,14 @@ impl RestorePlan {
                 if p.encrypted { ", age-encrypted" } else { "" }
             ));
             lines.push(format!("  consistent {}", p.consistency.describe()));
+            lines.push(format!(
+                "  signed     {}",
+                match &p.signed_by {
+                    Some(key) => format!("by ed25519 key {key} (signature checked)"),
+                    None => "no trusted signature (set [signing] verify_keys to require one)"
+                        .to_string(),
+                }
+            ));
         }
         for skipped in &self.passed_over {
             lines.push(format!(
@@ -237,7 +245,9 @@ impl Engine {
             .into());
         }
         job.set_point(entry.id.as_str());
+        let signed_by = self.check_signature(m, &req.region)?;
         let mut point = PointRef::from_entry(rs, entry);
+        point.signed_by = signed_by;
         let data = PointData::new(
             rs.store.clone(),
             point.clone(),

@@ -13,10 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventBus, Job, JobEvent, JobSpec};
 use super::kind::{Registry, TargetKind};
+use crate::archive::Manifest;
 use crate::archive::pipeline::{Identities, WriteOptions};
+use crate::archive::signing::{self, ManifestSigner, SignatureCheck, TrustedKey};
 use crate::catalog::RegionStore;
-use crate::config::{Config, Region, Target};
-use crate::error::Error;
+use crate::config::{Config, KeySource, Region, Target};
+use crate::error::{Error, SourceError};
 
 /// What an engine is built with besides the config and the kinds.
 #[derive(Clone, Default)]
@@ -29,6 +31,7 @@ pub struct Engine {
     config: Arc<Config>,
     kinds: Registry,
     identities: Option<Arc<Identities>>,
+    signing: Signing,
     bus: Arc<EventBus>,
     stores: tokio::sync::Mutex<HashMap<String, RegionStore>>,
     cancel: CancellationToken,
@@ -41,16 +44,71 @@ pub struct Scope {
     pub target: Option<String>,
 }
 
+/// The keys of `[signing]`, loaded.
+#[derive(Default)]
+struct Signing {
+    /// The key new manifests are signed with; an error says why it cannot be
+    /// used (only a backup needs it).
+    signer: Option<Result<Arc<ManifestSigner>, String>>,
+    /// Keys whose signatures are trusted: the verify keys and the signer's own.
+    trusted: Vec<TrustedKey>,
+    /// Whether every point must be signed by a trusted key (verify keys set).
+    required: bool,
+}
+
+impl Signing {
+    fn load(config: &Config) -> Result<Signing, Error> {
+        let Some(cfg) = &config.signing else {
+            return Ok(Signing::default());
+        };
+        let mut trusted = Vec::new();
+        for path in &cfg.verify_keys {
+            trusted.push(TrustedKey::from_file(path).map_err(|e| {
+                Error::input(format!(
+                    "{e} (signing.verify_keys in {})",
+                    config.path.display()
+                ))
+            })?);
+        }
+        let signer = cfg.key.as_ref().map(|source| {
+            let loaded = match source {
+                KeySource::File(path) => ManifestSigner::from_file(path),
+                KeySource::Env(var) => match std::env::var(var) {
+                    Ok(pem) => ManifestSigner::from_pem(&pem, &format!("${var}")),
+                    Err(_) => Err(format!(
+                        "signing.key_env names {var}, which is not set: export it with the PEM text of the signing key"
+                    )),
+                },
+            };
+            loaded.map(Arc::new)
+        });
+        if let Some(Ok(s)) = &signer {
+            let own = s.trusted();
+            if !trusted.iter().any(|k| k.fingerprint == own.fingerprint) {
+                trusted.push(own);
+            }
+        }
+        Ok(Signing {
+            signer,
+            required: !cfg.verify_keys.is_empty(),
+            trusted,
+        })
+    }
+}
+
 impl Engine {
-    /// Checks that every configured target's kind is registered.
+    /// Checks that every configured target's kind is registered and loads
+    /// the keys of `[signing]`.
     pub fn new(config: Config, kinds: Registry, options: EngineOptions) -> Result<Engine, Error> {
         for t in config.targets.values() {
             kinds.get(t.spec.kind())?;
         }
+        let signing = Signing::load(&config)?;
         Ok(Engine {
             config: Arc::new(config),
             kinds,
             identities: options.identities,
+            signing,
             bus: EventBus::new(),
             stores: tokio::sync::Mutex::new(HashMap::new()),
             cancel: CancellationToken::new(),
@@ -81,6 +139,48 @@ impl Engine {
 
     pub(crate) fn identities(&self) -> Option<Arc<Identities>> {
         self.identities.clone()
+    }
+
+    /// The key new manifests are signed with, if one is configured.
+    pub(crate) fn signer(&self) -> Result<Option<Arc<ManifestSigner>>, Error> {
+        match &self.signing.signer {
+            None => Ok(None),
+            Some(Ok(s)) => Ok(Some(s.clone())),
+            Some(Err(e)) => Err(Error::input(e)),
+        }
+    }
+
+    /// Checks a point's signature: the key that signed it when a trusted one
+    /// did; an integrity error when the signature does not match, or when
+    /// verify keys are configured and no trusted key signed it.
+    pub fn check_signature(&self, m: &Manifest, region: &str) -> Result<Option<String>, Error> {
+        let refused = |detail: String| {
+            Err(Error::from(SourceError::Integrity {
+                what: format!("point {} of {} in region {region}", m.point_id, m.target),
+                detail,
+            }))
+        };
+        let trusted: Vec<&str> = self
+            .signing
+            .trusted
+            .iter()
+            .map(|k| k.fingerprint.as_str())
+            .collect();
+        match signing::check(m, &self.signing.trusted) {
+            SignatureCheck::Valid(key) => Ok(Some(key)),
+            SignatureCheck::Mismatch(key) => refused(format!(
+                "its manifest does not match the signature by key {key}: it was changed after it was signed (forged or damaged); do not restore it"
+            )),
+            SignatureCheck::Unsigned if self.signing.required => refused(format!(
+                "it is not signed, and [signing] verify_keys requires a signature by one of {}",
+                trusted.join(", ")
+            )),
+            SignatureCheck::UnknownKey(key) if self.signing.required => refused(format!(
+                "it is signed by key {key}, which is not one of the trusted keys ({})",
+                trusted.join(", ")
+            )),
+            SignatureCheck::Unsigned | SignatureCheck::UnknownKey(_) => Ok(None),
+        }
     }
 
     /// A root job, cancelled with the engine.

@@ -144,6 +144,7 @@ impl Engine {
         job: &Job,
     ) -> Result<(Outcome, String), Error> {
         let m = &entry.manifest;
+        let signed_by = self.check_signature(m, &rs.region)?;
         let point = PointRef::from_entry(rs, entry);
         let (outcome, mut message) = match &point.data_key {
             None => (Outcome::Ok, String::new()),
@@ -183,6 +184,9 @@ impl Engine {
         }
         if message.is_empty() {
             message = "no data object".into();
+        }
+        if let Some(key) = signed_by {
+            message.push_str(&format!("; signed by key {key}"));
         }
         Ok((outcome, message))
     }
