@@ -367,3 +367,115 @@ async fn a_forged_point_is_refused_under_a_verification_key() {
             "signed by key {fingerprint}"
         )));
 }
+
+async fn moto_s3(lab: &Lab) -> aws_sdk_s3::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(EAST))
+        .load()
+        .await;
+    let conf = aws_sdk_s3::config::Builder::from(&shared)
+        .endpoint_url(&lab.env["LAB_RDS_ENDPOINT"])
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn object_lock_keeps_points_from_being_deleted_early() {
+    let lab = Lab::get();
+    let name = unique("locked");
+    let prefix = format!("/{name}/");
+    let s3 = moto_s3(&lab).await;
+    let (locked, unlocked) = (format!("{name}-lock"), format!("{name}-plain"));
+    s3.create_bucket()
+        .bucket(&locked)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    s3.create_bucket().bucket(&unlocked).send().await.unwrap();
+    let config = |bucket: &str| {
+        format!(
+            r#"
+[regions.{EAST}]
+store = "s3://{bucket}/dr"
+endpoint = "{moto}"
+path_style = true
+object_lock = {{ mode = "governance", retain = "2d" }}
+
+[regions.{WEST}]
+store = "s3://drtool-{WEST}/{name}"
+endpoint = "{west}"
+path_style = true
+{target}"#,
+            moto = lab.env["LAB_RDS_ENDPOINT"],
+            west = lab.s3(WEST),
+            target = lab.etcd_target_toml("kv", "keys", Some(&prefix), "")
+        )
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let cfg = write_config(&a, &config(&locked));
+    let plain = write_config(&b, &config(&unlocked));
+    // config check tells a bucket without Object Lock before any backup fails on it.
+    lab.drtool(&plain)
+        .args(["config", "check"])
+        .assert()
+        .failure()
+        .stdout(predicates::str::contains("has no Object Lock enabled"));
+    lab.drtool(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .success();
+
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    load_keys(&mut east, &prefix, 20, 1024).await;
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let point = point_of(&stdout(&out));
+    for file in ["manifest.json", "data.zst"] {
+        let key = format!("dr/points/kv/{point}/{file}");
+        let head = s3
+            .head_object()
+            .bucket(&locked)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.object_lock_mode(),
+            Some(&aws_sdk_s3::types::ObjectLockMode::Governance),
+            "{key}"
+        );
+        let until = head.object_lock_retain_until_date().unwrap().secs();
+        let now = chrono::Utc::now().timestamp();
+        assert!(
+            (until - now - 2 * 86_400).abs() < 600,
+            "{key} retained until {until}, not about two days from {now}"
+        );
+    }
+
+    // A delete (what prune will do) is refused by the store; the point stays.
+    let engine = engine(&cfg);
+    let report = engine
+        .delete_point("kv", &point.parse().unwrap())
+        .await
+        .unwrap();
+    let east_item = report.items.iter().find(|i| i.region == EAST).unwrap();
+    assert_eq!(east_item.outcome, Outcome::Failed, "{east_item:?}");
+    assert!(
+        east_item.message.contains("under retention"),
+        "{}",
+        east_item.message
+    );
+    lab.drtool(&cfg)
+        .args(["verify", "--region", EAST, "--point", &point])
+        .assert()
+        .success();
+}

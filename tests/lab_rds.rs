@@ -778,6 +778,15 @@ async fn a_store_lost_mid_restore_leaves_the_database_as_it_was() {
 async fn a_killed_backup_leaves_leftovers_that_points_lists_and_gc_removes() {
     let lab = Lab::get();
     let name = unique("gc");
+    let db = name.replace('-', "_");
+    psql(&lab, "postgres", &format!("CREATE DATABASE {db}"));
+    // Data that does not compress, so the dump fills several parts.
+    psql(
+        &lab,
+        &db,
+        "CREATE TABLE noise AS SELECT i, decode(md5(random()::text) || md5(random()::text), 'hex') AS b \
+         FROM generate_series(1, 1000000) i",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let port = lab.env["LAB_PG_PORT"].clone();
     let moto = lab.env["LAB_RDS_ENDPOINT"].clone();
@@ -786,13 +795,16 @@ async fn a_killed_backup_leaves_leftovers_that_points_lists_and_gc_removes() {
         "unused-instance",
         &moto,
         "dump",
-        &database("postgres", "LAB_PG_PASSWORD", &port),
+        &database(&db, "LAB_PG_PASSWORD", &port),
         "",
     );
     // us-east-1 on Garage in one config, on a file:// store in the other:
     // both kinds of unfinished write.
     let files = tmp.path().join("east-store");
-    let garage = format!("{}{target}", lab.regions_toml(&name));
+    let garage = format!(
+        "[defaults]\npart_size_mib = 5\n{}{target}",
+        lab.regions_toml(&name)
+    );
     let on_files = garage.replace(
         &format!(
             "store = \"s3://drtool-{EAST}/{name}\"\nendpoint = \"{}\"\npath_style = true",
@@ -801,29 +813,50 @@ async fn a_killed_backup_leaves_leftovers_that_points_lists_and_gc_removes() {
         &format!("store = \"file://{}\"", files.display()),
     );
     assert_ne!(garage, on_files);
+    // A pg_dump that sends 40 MB and then hangs: the upload has started.
     let tools = tmp.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
+    let pidfile = tmp.path().join("pg_dump.pid");
+    let script = format!(
+        "#!/bin/sh\necho $$ > '{}'\n'{}' \"$@\" | head -c 40000000\nexec sleep 60\n",
+        pidfile.display(),
+        which("pg_dump").display()
+    );
+    std::fs::write(tools.join("pg_dump"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        tools.join("pg_dump"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let mut configs = Vec::new();
     for (n, config) in [garage, on_files].iter().enumerate() {
         let dir = tmp.path().join(format!("c{n}"));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = write_config(&dir, config);
-        let pidfile = tmp.path().join(format!("pg_dump-{n}.pid"));
-        delayed_tool(&tools, "pg_dump", &which("pg_dump"), &pidfile, 30);
-        let child = lab.spawn_drtool(&cfg, &["backup", "--no-copy"], Some(&tools));
+        let _ = std::fs::remove_file(&pidfile);
+        let mut child = lab.spawn_drtool(&cfg, &["backup", "--no-copy"], Some(&tools));
+        let parsed = Config::load(&cfg).unwrap();
+        let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
         let started = std::time::Instant::now();
-        while !pidfile.exists() {
+        let prefix = rs.layout.points_prefix(None);
+        while rs.store.unfinished(&prefix).await.unwrap().is_empty() {
+            if child.try_wait().unwrap().is_some() {
+                let (code, out, err) = finish(child);
+                panic!("the backup ended ({code:?}) before it was killed: {out}{err}");
+            }
             assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "pg_dump never started"
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "the backup never started its upload"
             );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // No chance to clean up: the upload it started stays open.
         signal(child.id(), "KILL");
         let _ = finish(child);
-        let pid = std::fs::read_to_string(&pidfile).unwrap();
-        let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
         configs.push(cfg);
     }
     for cfg in &configs {

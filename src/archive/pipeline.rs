@@ -97,8 +97,8 @@ pub enum PipelineError {
 }
 
 /// Streams `input` into a new object at `key`. The object exists only if this
-/// returns `Ok`; otherwise (a failure, or `cancel`) the multipart upload has
-/// been aborted.
+/// returns `Ok`; otherwise (a failure, or `cancel`) nothing was made visible
+/// and any multipart upload has been aborted.
 pub async fn upload(
     store: &dyn ObjectStore,
     key: &str,
@@ -107,35 +107,86 @@ pub async fn upload(
     on_bytes: OnBytes,
     cancel: &CancellationToken,
 ) -> Result<DataSummary, PipelineError> {
-    let upload = store.start_upload(key, Keep::Retained).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
     let enc_opts = opts.clone();
     let enc_key = key.to_string();
     let encoder =
         tokio::task::spawn_blocking(move || encode(&enc_key, input, part_tx, &enc_opts, on_bytes));
+    let encoded = async {
+        encoder
+            .await
+            .map_err(|e| ArchiveError::Pipeline {
+                key: key.to_string(),
+                detail: format!("encoder thread failed: {e}"),
+            })?
+            .map_err(PipelineError::from)
+    };
+    write_parts(store, key, &mut part_rx, opts, cancel, encoded).await
+}
 
-    let sent = send_parts(upload.as_ref(), key, &mut part_rx, opts, cancel).await;
-    // Closing our end stops the encoder at its next part.
-    drop(part_rx);
+/// Writes the parts arriving on `parts` as the object `key`, once `produced`
+/// (whoever makes the parts, with its checks) has succeeded: a single PUT when
+/// the stream is one part long, a multipart upload otherwise. On any failure
+/// the upload is aborted and nothing is visible at `key`.
+async fn write_parts<T>(
+    store: &dyn ObjectStore,
+    key: &str,
+    parts: &mut mpsc::Receiver<Bytes>,
+    opts: &WriteOptions,
+    cancel: &CancellationToken,
+    produced: impl std::future::Future<Output = Result<T, PipelineError>>,
+) -> Result<T, PipelineError> {
+    let cancelled = || {
+        PipelineError::from(ArchiveError::Cancelled {
+            key: key.to_string(),
+        })
+    };
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        let part = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                parts.close();
+                return Err(cancelled());
+            }
+            part = parts.recv() => part,
+        };
+        match part {
+            Some(p) => first.push(p),
+            None => break,
+        }
+    }
+    if first.len() < 2 {
+        // All of it fits in one part: one request, after every check passed.
+        let value = produced.await?;
+        let body = first.pop().unwrap_or_default();
+        store.put(key, body, Keep::Retained).await?;
+        return Ok(value);
+    }
+    let upload = match store.start_upload(key, Keep::Retained).await {
+        Ok(u) => u,
+        Err(e) => {
+            parts.close();
+            return Err(e.into());
+        }
+    };
+    let sent = send_parts(upload.as_ref(), key, first, parts, opts, cancel).await;
+    // Closing our end stops the producer at its next part.
+    parts.close();
     if let Err(e) = sent {
-        // Abort now rather than after the encoder: its source may be slow to
+        // Abort now rather than after the producer: its source may be slow to
         // notice, and nothing must stay visible meanwhile.
         return abort(upload, e).await;
     }
-    let encoded = encoder.await.map_err(|e| ArchiveError::Pipeline {
-        key: key.to_string(),
-        detail: format!("encoder thread failed: {e}"),
-    });
-    let summary = match encoded {
-        Ok(Ok(summary)) => summary,
-        Err(e) => return abort(upload, e.into()).await,
-        Ok(Err(e)) => return abort(upload, e.into()).await,
+    let value = match produced.await {
+        Ok(v) => v,
+        Err(e) => return abort(upload, e).await,
     };
     // A failed completion leaves the upload open: abort it, or its parts stay.
     if let Err(e) = upload.complete().await {
         return abort(upload, e.into()).await;
     }
-    Ok(summary)
+    Ok(value)
 }
 
 /// Uploads parts as they arrive until the channel closes, a part fails or
@@ -145,6 +196,7 @@ pub async fn upload(
 async fn send_parts(
     upload: &dyn MultipartUpload,
     key: &str,
+    first: Vec<Bytes>,
     parts: &mut mpsc::Receiver<Bytes>,
     opts: &WriteOptions,
     cancel: &CancellationToken,
@@ -154,6 +206,15 @@ async fn send_parts(
     let mut in_flight = FuturesUnordered::new();
     let mut bytes = 0usize;
     let mut number = 0u32;
+    let put = |number: u32, body: Bytes| {
+        let len = body.len();
+        async move { upload.put_part(number, body).await.map(|()| len) }
+    };
+    for body in first {
+        number += 1;
+        bytes += body.len();
+        in_flight.push(put(number, body));
+    }
     loop {
         let room = in_flight.is_empty() || (in_flight.len() < max_in_flight && bytes < budget);
         tokio::select! {
@@ -165,8 +226,7 @@ async fn send_parts(
                 Some(body) => {
                     number += 1;
                     bytes += body.len();
-                    let len = body.len();
-                    in_flight.push(async move { upload.put_part(number, body).await.map(|()| len) });
+                    in_flight.push(put(number, body));
                 }
                 None => break,
             },
@@ -195,7 +255,6 @@ pub async fn copy_object(
         .await
         .map_err(|e| missing(from_key, e))?
         .reader;
-    let upload = to.start_upload(to_key, Keep::Retained).await?;
     let (part_tx, mut part_rx) = mpsc::channel::<Bytes>(1);
     let base = opts.part_size;
     let key = from_key.to_string();
@@ -240,33 +299,23 @@ pub async fn copy_object(
         }
         Ok::<_, ArchiveError>((size, hex::encode(hasher.finalize())))
     });
-    let sent = send_parts(upload.as_ref(), to_key, &mut part_rx, opts, cancel).await;
-    drop(part_rx);
-    if let Err(e) = sent {
-        // The reader stops at its next part; abort without waiting for it.
-        return abort(upload, e).await;
-    }
-    let read = reading.await.map_err(|e| ArchiveError::Pipeline {
-        key: from_key.to_string(),
-        detail: format!("copy reader failed: {e}"),
-    });
-    let (size, sha) = match read {
-        Ok(Ok(r)) => r,
-        Err(e) | Ok(Err(e)) => return abort(upload, e.into()).await,
-    };
-    if sha != expected_sha256 {
-        let e = ArchiveError::Mismatch {
+    let read = async {
+        let (size, sha) = reading.await.map_err(|e| ArchiveError::Pipeline {
             key: from_key.to_string(),
-            what: "stored sha256",
-            expected: expected_sha256.to_string(),
-            found: sha,
-        };
-        return abort(upload, e.into()).await;
-    }
-    if let Err(e) = upload.complete().await {
-        return abort(upload, e.into()).await;
-    }
-    Ok(size)
+            detail: format!("copy reader failed: {e}"),
+        })??;
+        if sha != expected_sha256 {
+            return Err(ArchiveError::Mismatch {
+                key: from_key.to_string(),
+                what: "stored sha256",
+                expected: expected_sha256.to_string(),
+                found: sha,
+            }
+            .into());
+        }
+        Ok(size)
+    };
+    write_parts(to, to_key, &mut part_rx, opts, cancel, read).await
 }
 
 /// Size and sha256 of an object's stored bytes, streamed.

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     }
     if !args.yes {
         let what = format!("This plan removes {} leftovers", plan.removals());
-        confirm(ctx, &what, "gc").await?;
+        confirm(ctx, &what, "\"gc\"", "gc").await?;
     }
     let report = ctx.engine.gc(&plan).await;
     ctx.sync().await;

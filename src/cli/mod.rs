@@ -270,9 +270,10 @@ pub fn print_report(report: &RunReport, output: Output) -> Verdict {
     report.verdict()
 }
 
-/// Asks on the terminal to type `word` after `what` was shown; refuses when
-/// there is no terminal. Ctrl-C while asking cancels the run.
-pub async fn confirm(ctx: &Ctx, what: &str, word: &str) -> Result<(), Error> {
+/// Asks on the terminal to type `word` (described as `asked`) after `what`
+/// was shown; refuses when there is no terminal. Ctrl-C while asking cancels
+/// the run.
+pub async fn confirm(ctx: &Ctx, what: &str, asked: &str, word: &str) -> Result<(), Error> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
         return Err(Error::NotConfirmed(format!(
@@ -280,7 +281,7 @@ pub async fn confirm(ctx: &Ctx, what: &str, word: &str) -> Result<(), Error> {
             what.to_lowercase()
         )));
     }
-    eprint!("{what}. Type {word:?} to go on: ");
+    eprint!("{what}. Type {asked} to go on: ");
     let _ = std::io::stderr().flush();
     let read = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();

@@ -130,6 +130,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         confirm(
             ctx,
             "This plan replaces or overwrites existing data",
+            &format!("the target name ({})", plan.target),
             &plan.target,
         )
         .await?;

@@ -401,16 +401,13 @@ impl ObjectStore for S3Store {
         }
         let out = self
             .client
-            .get_object_retention()
+            .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| map_err(&self.name, "get retention", key, e))?;
-        Ok(out
-            .retention()
-            .and_then(|r| r.retain_until_date())
-            .and_then(chrono_time))
+            .map_err(|e| map_err(&self.name, "head", key, e))?;
+        Ok(out.object_lock_retain_until_date().and_then(chrono_time))
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -420,6 +417,31 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err(&self.name, "probe bucket", &self.bucket, e))?;
+        if self.lock.is_some() {
+            // Retention on objects needs Object Lock on the bucket; without it
+            // every backup would fail at its first write.
+            let enabled = self
+                .client
+                .get_object_lock_configuration()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.object_lock_configuration().cloned())
+                .and_then(|c| c.object_lock_enabled().cloned());
+            if enabled != Some(aws_sdk_s3::types::ObjectLockEnabled::Enabled) {
+                return Err(StoreError::Failed {
+                    store: self.name.clone(),
+                    op: "check object lock",
+                    key: self.bucket.clone(),
+                    detail:
+                        "the region sets object_lock but the bucket has no Object Lock enabled: \
+                             create the bucket with Object Lock (it cannot be turned on later for \
+                             every store), or remove object_lock from the region"
+                            .into(),
+                });
+            }
+        }
         Ok(())
     }
 }
