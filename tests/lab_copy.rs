@@ -131,7 +131,7 @@ async fn config_check_probes_every_region() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let unreachable: Vec<&Value> = v
+    let unreachable: Vec<&Value> = v["checks"]
         .as_array()
         .unwrap()
         .iter()

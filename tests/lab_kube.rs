@@ -499,3 +499,144 @@ async fn bad_inputs_are_named() {
             "is a etcd point but target app is of kind namespace",
         ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_drtool_never_writes_is_refused_before_anything_is_written() {
+    let lab = Lab::get();
+    let name = unique("nsforged");
+    let ns = name.clone();
+    let east = lab.env["LAB_KUBE_US_EAST_1"].clone();
+    load(&lab, &east, &ns, 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &ns, ""));
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let point = point_of(&stdout(&out));
+    let restore = |args: &[&str]| {
+        let mut a = vec![
+            "restore",
+            "--region",
+            EAST,
+            "--target",
+            "app",
+            "--namespace-map",
+        ];
+        let map = format!("{ns}={ns}-copy");
+        a.push(&map);
+        a.extend_from_slice(args);
+        lab.drtool(&cfg).args(&a).assert()
+    };
+
+    // A ClusterRoleBinding line: never written by a namespace backup.
+    rewrite_point(&cfg, EAST, "app", &point, |mut plain| {
+        let line = serde_json::json!({
+            "group": "rbac.authorization.k8s.io", "version": "v1",
+            "kind": "ClusterRoleBinding", "plural": "clusterrolebindings", "namespaced": false,
+            "object": {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": format!("{ns}-everything")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}],
+            }
+        });
+        plain.extend_from_slice(format!("{line}\n").as_bytes());
+        plain
+    })
+    .await;
+    restore(&["--yes"]).code(5).stderr(predicate::str::contains(
+        "cluster-scoped clusterrolebindings.rbac.authorization.k8s.io",
+    ));
+
+    // A line that is JSON but not an object: integrity, no panic.
+    rewrite_point(&cfg, EAST, "app", &point, |plain| {
+        let mut lines: Vec<&[u8]> = plain
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.truncate(lines.len() - 1); // drop the binding again
+        let mut out = b"[1, 2, 3]\n".to_vec();
+        for l in lines {
+            out.extend_from_slice(l);
+            out.push(b'\n');
+        }
+        out
+    })
+    .await;
+    restore(&["--yes"])
+        .code(5)
+        .stderr(predicate::str::contains("namespace payload line 1"))
+        .stderr(predicate::str::contains("panicked").not());
+    let copied = kubectl(
+        &lab,
+        "lab-us-east-1",
+        &["get", "namespaces", "-o", "name"],
+        None,
+    );
+    assert!(
+        !copied.contains(&format!("{ns}-copy")),
+        "nothing was created: {copied}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_backed_up_without_encryption_are_warned_about() {
+    let lab = Lab::get();
+    let name = unique("nssecret");
+    let east = lab.env["LAB_KUBE_US_EAST_1"].clone();
+    load(&lab, &east, &name, 5);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &name, ""));
+    let warning = format!("the Secrets of namespace {name} are backed up");
+    lab.drtool(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "WARNING: target app: {warning}"
+        )))
+        .stdout(predicate::str::contains(
+            "add age recipients under [encryption]",
+        ));
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches(&warning).count(),
+        1,
+        "once: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("WARNING"), "{}", stdout(&out));
+
+    // Left out, or encrypted: nothing to warn about.
+    let excluded = write_config(
+        tmp.path(),
+        &ns_config(&lab, &name, &name, "exclude = [\"secrets\"]"),
+    );
+    let out = lab
+        .drtool(&excluded)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&out).contains("WARNING"), "{}", stdout(&out));
+    let encrypted = write_config(
+        tmp.path(),
+        &format!(
+            "[encryption]\nrecipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n{}",
+            ns_config(&lab, &name, &name, "")
+        ),
+    );
+    let out = lab
+        .drtool(&encrypted)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&out).contains("WARNING"), "{}", stdout(&out));
+}

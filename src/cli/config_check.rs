@@ -26,10 +26,23 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         return Ok(Verdict::Ok);
     }
     let checks = ctx.engine.reachability().await;
+    let mut warnings = Vec::new();
+    for t in cfg.targets.values() {
+        if let Some(w) = ctx.engine.plaintext_secrets(t).await {
+            warnings.push(w);
+        }
+    }
     match args.output {
-        Output::Json => print_json(&checks),
+        Output::Json => print_json(&serde_json::json!({
+            "config": cfg.path,
+            "checks": checks,
+            "warnings": warnings,
+        })),
         Output::Table => {
             println!("{valid}");
+            for w in &warnings {
+                println!("  WARNING: {w}");
+            }
             for p in &checks {
                 println!(
                     "  {:<12} {:<24} {:<12} {}{}",

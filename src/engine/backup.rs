@@ -70,6 +70,18 @@ impl Engine {
         Ok(report)
     }
 
+    /// A warning when `target`'s points hold secrets and nothing encrypts them.
+    pub async fn plaintext_secrets(&self, target: &Target) -> Option<String> {
+        if self.config().encryption.is_some() {
+            return None;
+        }
+        let what = self.kind_of(target).ok()?.holds_secrets(target).await?;
+        Some(format!(
+            "target {}: {what}, stored unencrypted: anyone who can read the bucket can read them; add age recipients under [encryption]",
+            target.name
+        ))
+    }
+
     async fn backup_target(&self, target: &Target, req: &BackupRequest) -> RunReport {
         let started = Instant::now();
         let home = target.home.as_str();
@@ -80,6 +92,10 @@ impl Engine {
         );
         let item = ItemReport::new(Operation::Backup, &target.name, home, None);
         let mut report = RunReport::default();
+        let exposed = self.plaintext_secrets(target).await;
+        if let Some(w) = &exposed {
+            job.warn(w.clone());
+        }
         let (manifest, rs) = match self.take_point(target, req, &job).await {
             Ok(done) => done,
             Err(e) => {
@@ -96,6 +112,10 @@ impl Engine {
             manifest.consistency.describe()
         );
         job.finish(Outcome::Ok, &message, None);
+        let message = match exposed {
+            Some(w) => format!("{message}; WARNING: {w}"),
+            None => message,
+        };
         let mut done = item.ok(message).timed(started);
         done.point = Some(manifest.point_id.clone());
         done.counts = manifest.items.clone();

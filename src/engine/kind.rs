@@ -205,6 +205,12 @@ pub trait TargetKind: Send + Sync {
 
     /// Whether the target's endpoints answer, per region.
     async fn reachability(&self, target: &Target) -> Vec<Reachability>;
+
+    /// What secrets a backup of `target` holds, if it holds any (Kubernetes
+    /// Secrets): points without `[encryption]` are warned about.
+    async fn holds_secrets(&self, _target: &Target) -> Option<String> {
+        None
+    }
 }
 
 /// Connected clients of one kind, by what they connect to: one connection per

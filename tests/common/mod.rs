@@ -382,3 +382,73 @@ impl Proxy {
         }
     }
 }
+
+/// Replaces the payload of a point with `edit` of its plaintext, and fixes up
+/// every size and hash in its manifest (and its checksum): what someone who
+/// can write to the bucket could do. The point is unencrypted.
+pub async fn rewrite_point(
+    cfg: &Path,
+    region: &str,
+    target: &str,
+    point: &str,
+    edit: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) {
+    use drtool::archive::pipeline::{self, ReadRequest, WriteOptions};
+    use std::sync::Arc;
+    let parsed = drtool::config::Config::load(cfg).unwrap();
+    let rs = drtool::catalog::RegionStore::open(parsed.region(region).unwrap()).await;
+    let id: drtool::archive::PointId = point.parse().unwrap();
+    let data_key = rs.layout.data_key(target, &id, false);
+    let manifest_key = rs.layout.manifest_key(target, &id);
+    let req = ReadRequest {
+        key: data_key.clone(),
+        encrypted: false,
+        trailing_sha256: false,
+        identities: None,
+        pin: None,
+    };
+    let (mut rx, handle) = pipeline::download(rs.store.clone(), req, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    let mut plain = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        plain.extend_from_slice(&chunk);
+    }
+    handle.await.unwrap().unwrap();
+    let edited = edit(plain);
+    let (tx, input) = tokio::sync::mpsc::channel(4);
+    let feeder = tokio::spawn(async move {
+        for chunk in edited.chunks(256 * 1024) {
+            let _ = tx.send(Ok(bytes::Bytes::copy_from_slice(chunk))).await;
+        }
+    });
+    let opts = WriteOptions {
+        level: 3,
+        threads: 1,
+        part_size: 8 << 20,
+        parts_in_flight: 2,
+        recipients: vec![],
+        trailing_sha256: false,
+    };
+    let summary = pipeline::upload(
+        rs.store.as_ref(),
+        &data_key,
+        input,
+        &opts,
+        Arc::new(|_| {}),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    feeder.await.unwrap();
+    let bytes = rs.store.get(&manifest_key).await.unwrap();
+    let mut m = drtool::archive::Manifest::parse(&manifest_key, &bytes).unwrap();
+    m.plaintext_size = summary.plaintext_size;
+    m.plaintext_sha256 = summary.plaintext_sha256;
+    m.stored_size = summary.stored_size;
+    m.stored_sha256 = summary.stored_sha256;
+    rs.store
+        .put(&manifest_key, m.seal().into(), drtool::store::Keep::Normal)
+        .await
+        .unwrap();
+}

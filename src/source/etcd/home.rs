@@ -439,6 +439,36 @@ impl TargetKind for EtcdKind {
         }
     }
 
+    async fn holds_secrets(&self, target: &Target) -> Option<String> {
+        const SECRETS: &str = "/registry/secrets/";
+        let spec = spec(target).ok()?;
+        let covered = match (spec.mode, &spec.prefix) {
+            (EtcdMode::Snapshot, _) | (EtcdMode::Keys, None) => true,
+            (EtcdMode::Keys, Some(p)) => SECRETS.starts_with(p.as_str()) || p.starts_with(SECRETS),
+        };
+        if !covered {
+            return None;
+        }
+        // A Kubernetes etcd is one that holds Secrets: ask how many.
+        let connection = Connection::of(spec.regions.get(&target.home)?);
+        let mut client = self.client(&connection).await.ok()?;
+        let found = client
+            .get(
+                SECRETS,
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_count_only(),
+                ),
+            )
+            .await
+            .ok()?
+            .count();
+        (found > 0).then(|| {
+            format!("the etcd cluster holds {found} Kubernetes Secrets under {SECRETS}, and they are backed up")
+        })
+    }
+
     async fn reachability(&self, target: &Target) -> Vec<Reachability> {
         let Ok(spec) = spec(target) else {
             return Vec::new();

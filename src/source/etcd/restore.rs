@@ -273,7 +273,7 @@ pub async fn apply_keys(
             client.txn(Txn::new().and_then(ops)).await.map_err(|e| {
                 let e = map_err(endpoints, "put transaction", e);
                 match e {
-                    SourceError::Failed { what, detail } => SourceError::Failed {
+                    SourceError::Failed { what, detail } => Error::from(SourceError::Failed {
                         what,
                         detail: format!(
                             "{detail} (a transaction of {puts} puts up to {last}; {done} keys were written before it; \
@@ -283,8 +283,10 @@ pub async fn apply_keys(
                             last = String::from_utf8_lossy(&last_key),
                             done = before,
                         ),
-                    },
-                    other => other,
+                    }),
+                    other => Error::from(other).noted(format!(
+                        "{before} keys were written before it; run the restore again with --existing overwrite or skip to finish it"
+                    )),
                 }
             })?;
         }

@@ -262,6 +262,16 @@ impl TargetKind for NamespaceKind {
         })
     }
 
+    async fn holds_secrets(&self, target: &Target) -> Option<String> {
+        let spec = spec(target).ok()?;
+        super::selected("secrets", "secrets", &spec.include, &spec.exclude).then(|| {
+            format!(
+                "the Secrets of namespace {} are backed up (exclude = [\"secrets\"] leaves them out)",
+                spec.namespace
+            )
+        })
+    }
+
     async fn reachability(&self, target: &Target) -> Vec<Reachability> {
         let Ok(spec) = spec(target) else {
             return Vec::new();
