@@ -479,3 +479,120 @@ path_style = true
         .assert()
         .success();
 }
+
+/// A tmpfs mounted on `dir` (as `/var/lib/etcd` often is), unmounted on drop.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn tmpfs(dir: &std::path::Path) -> Mounted {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "drtool-test", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount tmpfs on {} (the lab runs as root)",
+            dir.display()
+        );
+        Mounted(dir.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_restores_into_a_mount_point_and_a_failed_member_is_reported() {
+    let lab = Lab::get();
+    let name = unique("mounted");
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("var-lib-etcd");
+    let mount = Mounted::tmpfs(&data_dir);
+    std::fs::create_dir_all(data_dir.join("member")).unwrap();
+    std::fs::write(data_dir.join("member/original"), b"the old member").unwrap();
+    let members = |list: &str| format!("members = [{list}]\ncluster_token = \"mount-test\"");
+    let one = format!(
+        "{{ name = \"m1\", peer_url = \"http://127.0.0.1:22391\", data_dir = {:?} }}",
+        data_dir.display().to_string()
+    );
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("snap", "snapshot", None, &members(&one))
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    lab.drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "snap", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("the data dir is a mount point"));
+    let out = lab
+        .drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "snap", "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Still the mount, now holding the restored member; the old one inside it.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &std::path::Path| std::fs::metadata(p).unwrap().dev();
+        assert_ne!(dev(&data_dir), dev(tmp.path()), "still the mount");
+    }
+    assert!(
+        data_dir.join("member/snap/db").is_file(),
+        "no restored member"
+    );
+    let aside: Vec<_> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".drtool-replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(aside[0].join("member/original")).unwrap(),
+        b"the old member"
+    );
+
+    // Two members, the second of which cannot be made: the first is rolled
+    // back and the report says where every data dir is.
+    let plain = tmp.path().join("plain-m1");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("original"), b"m1 before").unwrap();
+    let two = format!(
+        "{{ name = \"m1\", peer_url = \"http://127.0.0.1:22391\", data_dir = {:?} }}, {{ name = \"m2\", peer_url = \"http://127.0.0.1:22392\", data_dir = \"/proc/drtool-cannot/m2\" }}",
+        plain.display().to_string()
+    );
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("snap", "snapshot", None, &members(&two))
+    );
+    let second = tmp.path().join("two-members");
+    std::fs::create_dir_all(&second).unwrap();
+    let cfg2 = write_config(&second, &config);
+    let out = lab
+        .drtool(&cfg2)
+        .args(["restore", "--region", WEST, "--target", "snap", "--yes"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{}{err}", stdout(&out));
+    assert!(err.contains("member 2 of 2 (m2) failed"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "m1: original data dir put back at {}",
+            plain.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(plain.join("original")).unwrap(), b"m1 before");
+    drop(mount);
+}

@@ -23,7 +23,7 @@ use crate::engine::kind::{
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
-use crate::error::{Error, SourceError};
+use crate::error::Error;
 
 const FLAGS: &[RestoreFlag] = &[RestoreFlag::Prefix, RestoreFlag::Existing];
 
@@ -41,6 +41,53 @@ pub struct MemberPlan {
     pub data_dir: PathBuf,
     /// Where an existing data dir is moved before the new one is made.
     pub move_aside_to: Option<PathBuf>,
+    /// The data dir is a mount point (common: `/var/lib/etcd`), which cannot
+    /// be renamed: its contents are moved aside inside it, and the new data
+    /// is made inside it too and moved into place.
+    #[serde(default)]
+    pub in_place: bool,
+}
+
+/// What is at a member's data dir path now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDir {
+    Missing,
+    Present,
+    /// A directory that is a mount point.
+    MountPoint,
+}
+
+impl DataDir {
+    /// Looks at `path` (the one I/O of a snapshot plan's facts, with the tool).
+    pub fn of(path: &Path) -> DataDir {
+        match (path.exists(), is_mount_point(path)) {
+            (false, _) => DataDir::Missing,
+            (true, true) => DataDir::MountPoint,
+            (true, false) => DataDir::Present,
+        }
+    }
+}
+
+/// Whether `path` is where a filesystem is mounted: its device differs from
+/// its parent's (or it is its own parent, as `/` is).
+pub fn is_mount_point(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        match std::fs::metadata(parent) {
+            Ok(p) => p.dev() != meta.dev() || p.ino() == meta.ino(),
+            Err(_) => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// An etcd restore, decided.
@@ -68,8 +115,8 @@ pub enum EtcdPlan {
 #[derive(Debug, Clone)]
 pub struct SnapshotFacts {
     pub tool: SnapshotTool,
-    /// Each configured member and whether its data dir exists now.
-    pub members: Vec<(EtcdMember, bool)>,
+    /// Each configured member and what is at its data dir now.
+    pub members: Vec<(EtcdMember, DataDir)>,
     pub cluster_token: String,
     /// Suffix for moved-aside data dirs.
     pub stamp: String,
@@ -137,15 +184,24 @@ pub fn decide_snapshot(
     let members: Vec<MemberPlan> = facts
         .members
         .into_iter()
-        .map(|(m, exists)| MemberPlan {
-            move_aside_to: exists.then(|| {
-                let mut aside = m.data_dir.clone().into_os_string();
-                aside.push(format!(".drtool-replaced-{}", facts.stamp));
-                PathBuf::from(aside)
-            }),
-            name: m.name,
-            peer_url: m.peer_url,
-            data_dir: m.data_dir,
+        .map(|(m, found)| {
+            let replaced = format!(".drtool-replaced-{}", facts.stamp);
+            let move_aside_to = match found {
+                DataDir::Missing => None,
+                DataDir::Present => {
+                    let mut aside = m.data_dir.clone().into_os_string();
+                    aside.push(&replaced);
+                    Some(PathBuf::from(aside))
+                }
+                DataDir::MountPoint => Some(m.data_dir.join(&replaced)),
+            };
+            MemberPlan {
+                move_aside_to,
+                in_place: found == DataDir::MountPoint,
+                name: m.name,
+                peer_url: m.peer_url,
+                data_dir: m.data_dir,
+            }
         })
         .collect();
     let destructive = members.iter().any(|m| m.move_aside_to.is_some());
@@ -210,11 +266,16 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
                     m.peer_url,
                     m.data_dir.display()
                 ));
-                if let Some(aside) = &m.move_aside_to {
-                    lines.push(format!(
+                match (&m.move_aside_to, m.in_place) {
+                    (Some(aside), false) => lines.push(format!(
                         "           existing data dir will be MOVED to {}",
                         aside.display()
-                    ));
+                    )),
+                    (Some(aside), true) => lines.push(format!(
+                        "           the data dir is a mount point: its contents will be MOVED to {} (inside it)",
+                        aside.display()
+                    )),
+                    (None, _) => {}
                 }
             }
         }
@@ -291,7 +352,7 @@ impl EtcdKind {
             members: region
                 .members
                 .iter()
-                .map(|m| (m.clone(), m.data_dir.exists()))
+                .map(|m| (m.clone(), DataDir::of(&m.data_dir)))
                 .collect(),
             cluster_token: region.cluster_token.clone(),
             stamp: Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
@@ -527,16 +588,31 @@ async fn materialize(
         })
         .collect();
     let mut done: Vec<&MemberPlan> = Vec::new();
-    for (plan, member) in members.iter().zip(&all) {
+    for (k, (plan, member)) in members.iter().zip(&all).enumerate() {
         let made = match prepare(plan) {
             Ok(()) => {
                 done.push(plan);
-                restore_member(tool, &file, member, &all, cluster_token, job).await
+                make_member(plan, member, tool, &file, &all, cluster_token, job).await
             }
             Err(e) => Err(e),
         };
         if let Err(e) = made {
-            let undone = roll_back(&done);
+            let mut undone = roll_back(&done);
+            undone.extend(
+                members[k + 1..]
+                    .iter()
+                    .map(|m| format!("{}: not touched (its data dir is as it was)", m.name)),
+            );
+            let e = if members.len() > 1 {
+                e.noted(format!(
+                    "member {} of {} ({}) failed; the members restored before it were rolled back",
+                    k + 1,
+                    members.len(),
+                    plan.name
+                ))
+            } else {
+                e
+            };
             return Err(with_rollback(e, &undone));
         }
     }
@@ -550,16 +626,81 @@ async fn materialize(
     ))
 }
 
-/// Frees a member's data dir path: moves an existing dir aside as planned, and
-/// refuses one that appeared after planning (it is not ours to replace).
-fn prepare(plan: &MemberPlan) -> Result<(), Error> {
-    match (&plan.move_aside_to, plan.data_dir.exists()) {
-        (Some(aside), true) => std::fs::rename(&plan.data_dir, aside).map_err(|e| {
+/// Makes one member's data dir. A mount point is filled through a staging
+/// dir inside it (same filesystem), whose contents are then moved up.
+async fn make_member(
+    plan: &MemberPlan,
+    member: &EtcdMember,
+    tool: &SnapshotTool,
+    file: &Path,
+    all: &[EtcdMember],
+    cluster_token: &str,
+    job: &Job,
+) -> Result<(), Error> {
+    if !plan.in_place {
+        return restore_member(tool, file, member, all, cluster_token, job).await;
+    }
+    let staging = plan
+        .data_dir
+        .join(format!(".drtool-new-{:08x}", rand::random::<u32>()));
+    let staged = EtcdMember {
+        data_dir: staging.clone(),
+        ..member.clone()
+    };
+    let made = restore_member(tool, file, &staged, all, cluster_token, job).await;
+    let moved = made.and_then(|()| {
+        move_entries(&staging, &plan.data_dir, None).map_err(|e| {
             Error::failed(format!(
-                "cannot move {} aside to {}: {e}",
-                plan.data_dir.display(),
-                aside.display()
+                "cannot move the new data from {} into {}: {e}",
+                staging.display(),
+                plan.data_dir.display()
             ))
+        })
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    moved
+}
+
+/// Moves every entry of `from` into `to` (renames: one filesystem), except
+/// `skip`.
+fn move_entries(from: &Path, to: &Path, skip: Option<&Path>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        if Some(path.as_path()) == skip {
+            continue;
+        }
+        if let Some(name) = path.file_name() {
+            std::fs::rename(&path, to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Frees a member's data dir path: moves an existing dir aside as planned (a
+/// mount point's contents, inside it), and refuses one that appeared after
+/// planning (it is not ours to replace).
+fn prepare(plan: &MemberPlan) -> Result<(), Error> {
+    let cannot = |aside: &Path, e: std::io::Error| {
+        Error::failed(format!(
+            "cannot move {} aside to {}: {e}",
+            plan.data_dir.display(),
+            aside.display()
+        ))
+    };
+    match (&plan.move_aside_to, plan.data_dir.exists()) {
+        (Some(aside), true) if plan.in_place => {
+            std::fs::create_dir(aside).map_err(|e| cannot(aside, e))?;
+            move_entries(&plan.data_dir, aside, Some(aside)).map_err(|e| cannot(aside, e))
+        }
+        (Some(aside), true) => std::fs::rename(&plan.data_dir, aside).map_err(|e| {
+            let busy = e.raw_os_error() == Some(16);
+            let mut err = cannot(aside, e);
+            if busy {
+                err = err.noted(
+                    "it became a mount point after the plan was made: plan the restore again",
+                );
+            }
+            err
         }),
         (None, true) => Err(Error::input(format!(
             "data dir {} appeared after the plan was made: plan the restore again",
@@ -574,6 +715,10 @@ fn prepare(plan: &MemberPlan) -> Result<(), Error> {
 fn roll_back(done: &[&MemberPlan]) -> Vec<String> {
     let mut report = Vec::new();
     for m in done.iter().rev() {
+        if m.in_place {
+            report.push(roll_back_in_place(m));
+            continue;
+        }
         if m.data_dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&m.data_dir)
         {
@@ -606,21 +751,55 @@ fn roll_back(done: &[&MemberPlan]) -> Vec<String> {
     report
 }
 
+/// A mount point's rollback: what the restore made inside it goes, what was
+/// moved aside inside it comes back.
+fn roll_back_in_place(m: &MemberPlan) -> String {
+    let aside = m.move_aside_to.as_deref();
+    let cleared = std::fs::read_dir(&m.data_dir).and_then(|entries| {
+        for entry in entries {
+            let path = entry?.path();
+            if Some(path.as_path()) != aside {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)?;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = cleared {
+        return format!(
+            "{}: could not clear what the restore made in {}: {e}",
+            m.name,
+            m.data_dir.display()
+        );
+    }
+    match aside {
+        Some(aside) if aside.exists() => {
+            match move_entries(aside, &m.data_dir, None).and_then(|()| std::fs::remove_dir(aside)) {
+                Ok(()) => format!(
+                    "{}: original contents put back in {}",
+                    m.name,
+                    m.data_dir.display()
+                ),
+                Err(e) => format!(
+                    "{}: the original contents are still in {} ({e}): move them back to {} by hand",
+                    m.name,
+                    aside.display(),
+                    m.data_dir.display()
+                ),
+            }
+        }
+        _ => format!("{}: it was empty before; it is empty again", m.name),
+    }
+}
+
 fn with_rollback(e: Error, undone: &[String]) -> Error {
     if undone.is_empty() {
         return e;
     }
-    let detail = undone.join("; ");
-    match e {
-        Error::Cancelled(m) => Error::Cancelled(format!("{m}; {detail}")),
-        Error::Source(SourceError::Failed { what, detail: d }) => {
-            Error::Source(SourceError::Failed {
-                what,
-                detail: format!("{d}; {detail}"),
-            })
-        }
-        other => Error::failed(format!("{other}; {detail}")),
-    }
+    e.noted(undone.join("; "))
 }
 
 /// Removes a temporary file however the restore ends.
@@ -707,7 +886,11 @@ mod tests {
                             peer_url: format!("http://{name}:2380"),
                             data_dir: PathBuf::from(format!("/var/lib/etcd/{name}")),
                         },
-                        *exists,
+                        if *exists {
+                            DataDir::Present
+                        } else {
+                            DataDir::Missing
+                        },
                     )
                 })
                 .collect(),
@@ -797,6 +980,74 @@ mod tests {
     }
 
     #[test]
+    fn mount_points_are_told_from_plain_dirs() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(dir.path()));
+        assert_eq!(DataDir::of(&dir.path().join("none")), DataDir::Missing);
+        assert_eq!(DataDir::of(dir.path()), DataDir::Present);
+        assert_eq!(DataDir::of(Path::new("/proc")), DataDir::MountPoint);
+        Ok(())
+    }
+
+    #[test]
+    fn a_mount_point_is_replaced_inside_itself_and_rolled_back() -> Result<(), Error> {
+        let (plan, destructive) = decide_snapshot(
+            "e",
+            "r",
+            "p",
+            SnapshotFacts {
+                members: vec![(
+                    EtcdMember {
+                        name: "a".into(),
+                        peer_url: "http://a:2380".into(),
+                        data_dir: PathBuf::from("/var/lib/etcd"),
+                    },
+                    DataDir::MountPoint,
+                )],
+                ..facts(&[])
+            },
+            &RestoreOptions::default(),
+        )?;
+        assert!(destructive);
+        let EtcdPlan::EtcdSnapshot { members, .. } = &plan else {
+            panic!("not a snapshot plan")
+        };
+        assert!(members[0].in_place);
+        assert_eq!(
+            members[0].move_aside_to,
+            Some(PathBuf::from(
+                "/var/lib/etcd/.drtool-replaced-20261128T000000Z"
+            ))
+        );
+        assert!(lines(&plan).join("\n").contains("is a mount point"));
+
+        // The moves themselves, on a plain dir standing in for the mount.
+        let dir = tempfile::tempdir().map_err(Error::failed)?;
+        let data = dir.path().join("etcd");
+        std::fs::create_dir_all(data.join("member/wal")).map_err(Error::failed)?;
+        std::fs::write(data.join("member/original"), b"x").map_err(Error::failed)?;
+        let m = MemberPlan {
+            data_dir: data.clone(),
+            move_aside_to: Some(data.join(".drtool-replaced-t")),
+            ..members[0].clone()
+        };
+        prepare(&m)?;
+        assert!(data.join(".drtool-replaced-t/member/original").is_file());
+        assert!(!data.join("member").exists(), "moved out of the way");
+        std::fs::create_dir_all(data.join("member/snap")).map_err(Error::failed)?;
+        let report = roll_back(&[&m]);
+        assert!(
+            report[0].contains("original contents put back"),
+            "{report:?}"
+        );
+        assert!(data.join("member/original").is_file());
+        assert!(!data.join("member/snap").exists());
+        assert!(!data.join(".drtool-replaced-t").exists());
+        Ok(())
+    }
+
+    #[test]
     fn roll_back_puts_moved_data_dirs_back() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("member");
@@ -810,6 +1061,7 @@ mod tests {
             peer_url: "http://m:2380".into(),
             data_dir: data.clone(),
             move_aside_to: Some(aside.clone()),
+            in_place: false,
         };
         let report = roll_back(&[&plan]);
         assert!(
