@@ -428,13 +428,33 @@ async fn flush(
 
 /// Restores the records into the cluster. Per-object failures are collected,
 /// not fatal: the outcome lists each with its reason.
-/// A cancellation stops between batches; the error says what was written.
+/// A cancellation stops between batches; the error says what was written,
+/// and so does any error that stops the restore part-way.
 pub async fn apply(
     cluster: &Cluster,
     plaintext: mpsc::Receiver<Bytes>,
     opts: &RestoreScope,
     job: &Job,
 ) -> Result<NamespaceOutcome, Error> {
+    let mut out = NamespaceOutcome::default();
+    match apply_into(cluster, plaintext, opts, job, &mut out).await {
+        Ok(()) => Ok(out),
+        Err(e) if e.class() == crate::error::ErrorClass::Cancelled => Err(e),
+        Err(e) if out.created + out.updated == 0 => Err(e),
+        Err(e) => Err(e.noted(format!(
+            "{} objects were created and {} updated before it stopped; run the restore again with --existing skip or update to finish",
+            out.created, out.updated
+        ))),
+    }
+}
+
+async fn apply_into(
+    cluster: &Cluster,
+    plaintext: mpsc::Receiver<Bytes>,
+    opts: &RestoreScope,
+    job: &Job,
+    out: &mut NamespaceOutcome,
+) -> Result<(), Error> {
     let mut records = Records {
         rx: plaintext,
         buf: Vec::new(),
@@ -445,7 +465,6 @@ pub async fn apply(
         resource: String::new(),
         objects: HashMap::new(),
     };
-    let mut out = NamespaceOutcome::default();
     let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
     let mut done = 0u64;
     while let Some(r) = records.next().await {
@@ -455,7 +474,7 @@ pub async fn apply(
         }
         let resource = r.resource();
         if batch.first().is_some_and(|w| w.resource != resource) {
-            flush(cluster, &mut batch, &mut out, job).await?;
+            flush(cluster, &mut batch, out, job).await?;
             out.check_cancelled(job)?;
         }
         state.load(cluster, &r, opts).await?;
@@ -516,7 +535,7 @@ pub async fn apply(
                 .then(|| write.body.clone());
             batch.push(write);
             let failed_before = out.failed.len();
-            flush(cluster, &mut batch, &mut out, job).await?;
+            flush(cluster, &mut batch, out, job).await?;
             if let (Some(crd), true) = (crd, out.failed.len() == failed_before) {
                 wait_served(cluster, &crd).await?;
             }
@@ -524,12 +543,12 @@ pub async fn apply(
         }
         batch.push(write);
         if batch.len() >= BATCH {
-            flush(cluster, &mut batch, &mut out, job).await?;
+            flush(cluster, &mut batch, out, job).await?;
             out.check_cancelled(job)?;
         }
     }
-    flush(cluster, &mut batch, &mut out, job).await?;
-    Ok(out)
+    flush(cluster, &mut batch, out, job).await?;
+    Ok(())
 }
 
 impl ObjectFailure {

@@ -575,9 +575,10 @@ pub async fn restore(
             detail: format!("writing the dump: {e}"),
         }
         .into()),
-        _ => Err(db
-            .tool_failed("pg_restore", &format!("{status}: {stderr}"))
-            .into()),
+        _ => Err(
+            Error::from(db.tool_failed("pg_restore", &format!("{status}: {stderr}")))
+                .noted("it ran in one transaction: nothing was applied, the database is as it was"),
+        ),
     }
 }
 
