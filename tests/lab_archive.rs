@@ -475,7 +475,7 @@ async fn the_readme_recipe_recovers_a_dr_copy_as_written() {
         ("TARGET", "snap".to_string()),
         ("POINT", point.clone()),
     ] {
-        recipe = set_var(&recipe, &var, &value);
+        recipe = set_var(&recipe, var, &value);
     }
     recipe = recipe
         .replace(
@@ -486,7 +486,7 @@ async fn the_readme_recipe_recovers_a_dr_copy_as_written() {
             ),
         )
         .replace("/var/lib/etcd-restore/m1", "restored/m1");
-    assert!(recipe.contains(&format!("--region $REGION")), "{recipe}");
+    assert!(recipe.contains("--region $REGION"), "{recipe}");
     let run = |recipe: &str| {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", recipe])
