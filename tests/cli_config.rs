@@ -97,6 +97,26 @@ fn each_bad_config_names_file_line_and_value() {
             ":10:",
             "mode \"logical\" is not one of \"snapshot\", \"dump\", \"both\"",
         ),
+        (
+            "lock-on-file-store",
+            ":9:",
+            "`object_lock` needs an s3:// store",
+        ),
+        (
+            "lock-bad-retain",
+            ":6:",
+            "object_lock.retain \"a month\" is not a duration",
+        ),
+        (
+            "lock-bad-mode",
+            ":6:",
+            "object_lock.mode \"legal-hold\" is not \"governance\" or \"compliance\"",
+        ),
+        (
+            "signing-both-keys",
+            ":3:",
+            "signing: set key_file or key_env, not both",
+        ),
     ];
     for (name, line, message) in cases {
         let file = fixture(name);
@@ -121,6 +141,18 @@ fn rds_config_is_valid_offline() {
         ])
         .assert()
         .success();
+}
+
+#[test]
+fn a_verify_key_that_cannot_be_read_is_named() {
+    let file = fixture("signing-missing-verify-key");
+    drtool()
+        .args(["--config", &file, "config", "check", "--offline"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read verify key"))
+        .stderr(predicate::str::contains("keys/nowhere.pub.pem"))
+        .stderr(predicate::str::contains("signing.verify_keys"));
 }
 
 #[test]
