@@ -5,15 +5,18 @@
 //! The library holds everything; `main.rs` only dispatches to [`cli`]. Layers,
 //! lowest first: `config`, `store`, `archive`, `error`, `catalog`, `engine`
 //! (the [`engine::Engine`] value and the [`engine::kind::TargetKind`] interface),
-//! `source` (one folder per kind, registered in [`source::registry`]), and the
-//! faces (`cli`). The core knows nothing about terminals.
+//! `source` (one folder per kind, registered in [`source::registry`]),
+//! `drill` (failover drills over the engine) and `report` (their reports),
+//! and the faces (`cli`). The core knows nothing about terminals.
 
 pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod drill;
 pub mod engine;
 pub mod error;
+pub mod report;
 pub mod source;
 pub mod store;
 

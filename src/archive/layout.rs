@@ -65,7 +65,12 @@ impl Layout {
     }
 
     pub fn drill_report_key(&self, run: &str, ext: &str) -> String {
-        self.join(&format!("drills/{run}/report.{ext}"))
+        self.drill_file_key(run, &format!("report.{ext}"))
+    }
+
+    /// A file of a drill run's report folder (`report.json`, `junit.xml`, ...).
+    pub fn drill_file_key(&self, run: &str, name: &str) -> String {
+        self.join(&format!("drills/{run}/{name}"))
     }
 
     pub fn lock_key(&self, name: &str) -> String {

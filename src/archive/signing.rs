@@ -84,6 +84,15 @@ impl ManifestSigner {
         }
     }
 
+    /// Signs any message: the key's fingerprint and the signature (base64).
+    pub fn sign_bytes(&self, message: &[u8]) -> (String, String) {
+        let sig = self.key.sign(message);
+        (
+            self.trusted().fingerprint,
+            base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+        )
+    }
+
     /// Signs the manifest (before it is sealed).
     pub fn sign(&self, m: &mut Manifest) {
         let sig = self.key.sign(&m.signed_bytes());

@@ -6,16 +6,18 @@
 //! Exit codes: 0 ok; 1 failed; 2 bad input (config, arguments, unknown names);
 //! 3 partial failure (some items failed, some succeeded); 4 a store or endpoint
 //! was unreachable; 5 integrity (a checksum or decode check failed); 6 a
-//! destructive plan was not confirmed; 130 cancelled by SIGINT (Ctrl-C); 143
-//! cancelled by SIGTERM.
+//! destructive plan was not confirmed; 7 a drill missed its objectives; 8 a
+//! drill failed; 130 cancelled by SIGINT (Ctrl-C); 143 cancelled by SIGTERM.
 
 mod backup;
 mod config_check;
 mod consumers;
 mod copy;
+mod drill;
 mod gc;
 mod points;
 mod progress;
+mod report;
 mod restore;
 mod signals;
 mod verify;
@@ -48,7 +50,7 @@ pub const EXIT_SIGTERM: u8 = 143;
     name = "drtool",
     version,
     about = "Disaster-recovery backups of etcd, Kubernetes namespaces and RDS to S3, across regions",
-    after_help = "Exit codes: 0 ok, 1 failed, 2 bad input, 3 partial failure, 4 unreachable, 5 integrity check failed, 6 not confirmed, 130 cancelled (Ctrl-C), 143 cancelled (SIGTERM)"
+    after_help = "Exit codes: 0 ok, 1 failed, 2 bad input, 3 partial failure, 4 unreachable, 5 integrity check failed, 6 not confirmed, 7 drill objectives missed, 8 drill failed, 130 cancelled (Ctrl-C), 143 cancelled (SIGTERM)"
 )]
 pub struct Cli {
     /// The config file.
@@ -80,6 +82,12 @@ pub enum Command {
     Verify(verify::Args),
     /// Remove what belongs to no recovery point (interrupted writes), after a plan.
     Gc(gc::Args),
+    /// Failover drills: run, validate, list.
+    #[command(subcommand)]
+    Drill(drill::Command),
+    /// Drill reports: list, show, history, note.
+    #[command(subcommand)]
+    Report(report::Command),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -192,13 +200,17 @@ async fn run(cli: Cli) -> u8 {
         engine,
     };
     let result = match &cli.command {
-        Command::Config(ConfigCommand::Check(a)) => config_check::run(&ctx, a).await,
-        Command::Backup(a) => backup::run(&ctx, a).await,
-        Command::Points(a) => points::run(&ctx, a).await,
-        Command::Restore(a) => restore::run(&ctx, a).await,
-        Command::Copy(a) => copy::run(&ctx, a).await,
-        Command::Verify(a) => verify::run(&ctx, a).await,
-        Command::Gc(a) => gc::run(&ctx, a).await,
+        Command::Config(ConfigCommand::Check(a)) => {
+            config_check::run(&ctx, a).await.map(Exit::from)
+        }
+        Command::Backup(a) => backup::run(&ctx, a).await.map(Exit::from),
+        Command::Points(a) => points::run(&ctx, a).await.map(Exit::from),
+        Command::Restore(a) => restore::run(&ctx, a).await.map(Exit::from),
+        Command::Copy(a) => copy::run(&ctx, a).await.map(Exit::from),
+        Command::Verify(a) => verify::run(&ctx, a).await.map(Exit::from),
+        Command::Gc(a) => gc::run(&ctx, a).await.map(Exit::from),
+        Command::Drill(c) => drill::run(&ctx, c).await,
+        Command::Report(c) => report::run(&ctx, c).map(Exit::from),
     };
     let Ctx { engine, progress } = ctx;
     progress.stop().await;
@@ -207,13 +219,28 @@ async fn run(cli: Cli) -> u8 {
     }
     drop(engine);
     let verdict = match result {
-        Ok(v) => v,
+        Ok(Exit::Code(code)) if signal.received().is_none() => return code,
+        Ok(Exit::Code(_)) => Verdict::Cancelled,
+        Ok(Exit::Verdict(v)) => v,
         Err(e) => {
             eprintln!("error: {e}");
             Verdict::Failed(e.class())
         }
     };
     exit_code(verdict, signal.received())
+}
+
+/// How a command ended: a run report's verdict, or a code of its own (a
+/// drill's "objectives missed" and "drill failed").
+pub enum Exit {
+    Verdict(Verdict),
+    Code(u8),
+}
+
+impl From<Verdict> for Exit {
+    fn from(v: Verdict) -> Exit {
+        Exit::Verdict(v)
+    }
 }
 
 /// The engine of a command: the config (a `config check --offline` needs no

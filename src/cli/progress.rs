@@ -93,6 +93,8 @@ fn title(e: &JobEvent) -> String {
         Operation::Restore => format!("restore {target}{point} in {region}"),
         Operation::Delete => format!("delete {target}{point} in {region}"),
         Operation::Gc => format!("gc {target} in {region}"),
+        Operation::Fault => format!("fault: {target} in {region}"),
+        Operation::Cleanup => format!("cleanup {target}{point} in {region}"),
         Operation::Reach => format!("reach {target} in {region}"),
     }
 }

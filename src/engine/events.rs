@@ -83,6 +83,13 @@ pub enum EventKind {
     },
 }
 
+impl Job {
+    /// A job nobody watches: for checks no front end follows (drill probes).
+    pub fn unobserved(operation: Operation) -> Job {
+        EventBus::new().start(JobSpec::new(operation), None)
+    }
+}
+
 /// Where jobs publish their events.
 pub struct EventBus {
     tx: broadcast::Sender<JobEvent>,

@@ -150,7 +150,19 @@ impl Engine {
         let target = req.scope.target.as_deref();
         let mut regions = Vec::new();
         for region in self.scoped_regions(&req.scope) {
-            let rs = self.store(&region).await?;
+            let rs = match self.store(&region).await {
+                Ok(rs) => rs,
+                Err(e) => {
+                    regions.push(RegionGc {
+                        region: region.clone(),
+                        store: "-".into(),
+                        error_class: Some(e.class()),
+                        error: Some(e.to_string()),
+                        items: Vec::new(),
+                    });
+                    continue;
+                }
+            };
             let found = futures::future::try_join(
                 catalog::list_points(&rs, target),
                 catalog::unfinished(&rs, target),

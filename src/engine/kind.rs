@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::events::Job;
+use super::exercise::{CanaryMark, KindFault, KindProbe};
 use super::options::{RestoreFlag, RestoreOptions};
 use super::point::PointData;
 use crate::archive::manifest::RdsInfo;
@@ -211,6 +212,64 @@ pub trait TargetKind: Send + Sync {
     async fn holds_secrets(&self, _target: &Target) -> Option<String> {
         None
     }
+
+    /// Injects a drill's fault into `target` in `region`; says what was done.
+    async fn fault(
+        &self,
+        target: &Target,
+        _region: &str,
+        fault: &KindFault,
+        _job: &Job,
+    ) -> Result<String, Error> {
+        Err(not_for_kind(self.name(), &target.name, fault.name()))
+    }
+
+    /// Runs a drill's probe once: `Ok(detail)` when it passes, the error when
+    /// it does not.
+    async fn probe(
+        &self,
+        target: &Target,
+        _region: &str,
+        probe: &KindProbe,
+    ) -> Result<String, Error> {
+        let what = match probe {
+            KindProbe::EtcdKey { .. } => "etcd_key probe",
+            KindProbe::Sql { .. } => "sql probe",
+            KindProbe::Kube { .. } => "kube probe",
+        };
+        Err(not_for_kind(self.name(), &target.name, what))
+    }
+
+    /// Writes one canary marker of drill run `run` into the target in `region`.
+    async fn canary_write(
+        &self,
+        target: &Target,
+        _region: &str,
+        _run: &str,
+        _mark: CanaryMark,
+    ) -> Result<(), Error> {
+        Err(not_for_kind(self.name(), &target.name, "canary"))
+    }
+
+    /// The markers of run `run` the target holds in `region`.
+    async fn canary_read(
+        &self,
+        target: &Target,
+        _region: &str,
+        _run: &str,
+    ) -> Result<Vec<CanaryMark>, Error> {
+        Err(not_for_kind(self.name(), &target.name, "canary"))
+    }
+
+    /// Removes the markers of run `run`; how many there were.
+    async fn canary_clear(&self, target: &Target, _region: &str, _run: &str) -> Result<u64, Error> {
+        Err(not_for_kind(self.name(), &target.name, "canary"))
+    }
+
+    /// Undoes what applying `plan` made (a drill's cleanup); says what.
+    async fn undo(&self, _plan: &KindPlan, _job: &Job) -> Result<String, Error> {
+        Ok("nothing to undo".into())
+    }
 }
 
 /// Connected clients of one kind, by what they connect to: one connection per
@@ -243,6 +302,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Clients<K, V> {
         }
         Ok(client)
     }
+}
+
+/// The error for a drill operation a kind does not have.
+pub fn not_for_kind(kind: &str, target: &str, what: &str) -> Error {
+    Error::input(format!(
+        "target {target} is of kind {kind}, which has no {what}"
+    ))
 }
 
 /// The error for a restore into a region the target has no table for.

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod copy;
 pub mod delete;
 pub mod events;
+pub mod exercise;
 pub mod gc;
 pub mod kind;
 pub mod options;

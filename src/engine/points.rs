@@ -31,7 +31,22 @@ impl Engine {
         self.check_scope(scope)?;
         let mut out = Vec::new();
         for region in self.scoped_regions(scope) {
-            let rs = self.store(&region).await?;
+            let rs = match self.store(&region).await {
+                Ok(rs) => rs,
+                Err(e) => {
+                    out.push(RegionPoints {
+                        region: region.clone(),
+                        store: "-".into(),
+                        error_class: Some(e.class()),
+                        error: Some(e.to_string()),
+                        points: Vec::new(),
+                        problems: Vec::new(),
+                        orphans: Vec::new(),
+                        leftovers: Vec::new(),
+                    });
+                    continue;
+                }
+            };
             let mut listed = RegionPoints {
                 region: region.clone(),
                 store: rs.store.describe(),

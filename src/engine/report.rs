@@ -22,6 +22,10 @@ pub enum Operation {
     Delete,
     /// Removing what belongs to no recovery point.
     Gc,
+    /// A drill's fault injection.
+    Fault,
+    /// A drill's cleanup (undoing what a restore made).
+    Cleanup,
     /// Checking that stores and endpoints answer.
     Reach,
 }
@@ -36,6 +40,8 @@ impl Operation {
             Operation::Restore => "restore",
             Operation::Delete => "delete",
             Operation::Gc => "gc",
+            Operation::Fault => "fault",
+            Operation::Cleanup => "cleanup",
             Operation::Reach => "reach",
         }
     }

@@ -132,6 +132,7 @@ impl Engine {
     /// Builds the plan. Reads only `req.region`'s store and endpoints.
     pub async fn plan_restore(&self, req: &RestoreRequest) -> Result<RestorePlan, Error> {
         self.region(&req.region)?;
+        self.check_reachable(&req.region)?;
         let target = self.target(&req.target)?;
         let kind = self.kind_of(target)?;
         req.options
@@ -287,6 +288,7 @@ impl Engine {
             Some(source.clone()),
         );
         let applied = async {
+            self.check_reachable(&plan.region)?;
             let kind = self.kind_named(&plan.kind)?;
             let data = match &plan.point {
                 None => None,

@@ -31,10 +31,12 @@ pub struct Engine {
     config: Arc<Config>,
     kinds: Registry,
     identities: Option<Arc<Identities>>,
-    signing: Signing,
+    signing: Arc<Signing>,
     bus: Arc<EventBus>,
-    stores: tokio::sync::Mutex<HashMap<String, RegionStore>>,
+    stores: Arc<tokio::sync::Mutex<HashMap<String, RegionStore>>>,
     cancel: CancellationToken,
+    /// Regions a drill declared lost: nothing in them is contacted.
+    lost: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// Which regions and target a listing looks at (none = all).
@@ -108,11 +110,59 @@ impl Engine {
             config: Arc::new(config),
             kinds,
             identities: options.identities,
-            signing,
+            signing: Arc::new(signing),
             bus: EventBus::new(),
-            stores: tokio::sync::Mutex::new(HashMap::new()),
+            stores: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             cancel: CancellationToken::new(),
+            lost: Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new())),
         })
+    }
+
+    /// The same engine (config, kinds, clients, event bus, lost regions) with
+    /// a cancellation of its own: what runs on it is not cancelled with this
+    /// one. A drill cleans up on a detached engine after an abort.
+    pub fn detached(&self) -> Engine {
+        Engine {
+            config: self.config.clone(),
+            kinds: self.kinds.clone(),
+            identities: self.identities.clone(),
+            signing: self.signing.clone(),
+            bus: self.bus.clone(),
+            stores: self.stores.clone(),
+            cancel: CancellationToken::new(),
+            lost: self.lost.clone(),
+        }
+    }
+
+    pub(crate) fn mark_lost(&self, region: &str) {
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.insert(region.to_string());
+        }
+    }
+
+    /// The regions a drill declared lost.
+    pub fn lost_regions(&self) -> Vec<String> {
+        self.lost
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Refuses a region a drill declared lost.
+    pub fn check_reachable(&self, region: &str) -> Result<(), Error> {
+        let lost = self
+            .lost
+            .lock()
+            .map(|l| l.contains(region))
+            .unwrap_or(false);
+        if lost {
+            return Err(crate::store::StoreError::Unreachable {
+                store: format!("region {region}"),
+                detail: "the drill declared this region lost: drtool contacts nothing in it".into(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {
@@ -228,6 +278,7 @@ impl Engine {
 
     /// The store of a region, built once.
     pub async fn store(&self, region: &str) -> Result<RegionStore, Error> {
+        self.check_reachable(region)?;
         let mut stores = self.stores.lock().await;
         if let Some(rs) = stores.get(region) {
             return Ok(rs.clone());

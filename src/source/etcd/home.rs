@@ -13,13 +13,14 @@ use serde::{Deserialize, Serialize};
 use super::restore::{
     KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
-use super::{Connection, connect, keys, snapshot};
+use super::{Connection, connect, drill, keys, snapshot};
 use crate::archive::{Consistency, PayloadKind, PointId};
 use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::events::Job;
+use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Taken,
-    TargetKind, no_region_table,
+    TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -102,6 +103,10 @@ pub enum EtcdPlan {
         /// Every transaction stays under this (the cluster's --max-request-bytes).
         max_request_bytes: u64,
         counts: KeysPlan,
+        /// What a drill's cleanup deletes to undo the restore: the keys under
+        /// this prefix, when the target held none of them before.
+        #[serde(default)]
+        undo_prefix: Option<String>,
     },
     /// Materialize fresh member data dirs from a snapshot.
     EtcdSnapshot {
@@ -146,6 +151,7 @@ pub fn decide_keys(
             existing,
             max_request_bytes,
             counts,
+            undo_prefix: None,
         },
         destructive,
     ))
@@ -225,6 +231,7 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
             existing,
             max_request_bytes,
             counts,
+            ..
         } => {
             lines.push(format!(
                 "into       etcd {} (transactions under {max_request_bytes} bytes)",
@@ -330,12 +337,24 @@ impl EtcdKind {
         )
         .await;
         let counts = stream.finish(counted).await?;
-        let (plan, destructive) = decide_keys(
+        let (mut plan, destructive) = decide_keys(
             req.region,
             (connection, region.max_request_bytes),
             counts,
             req.options,
         )?;
+        if let EtcdPlan::EtcdKeys {
+            undo_prefix,
+            prefix,
+            counts,
+            ..
+        } = &mut plan
+            && counts.existing == 0
+        {
+            *undo_prefix = prefix
+                .clone()
+                .or_else(|| spec(req.target).ok()?.prefix.clone());
+        }
         KindPlan::new(&plan, lines(&plan), destructive, true)
     }
 
@@ -496,6 +515,100 @@ impl TargetKind for EtcdKind {
                     counts: BTreeMap::from([("members".to_string(), members.len() as u64)]),
                     failures: Vec::new(),
                 })
+            }
+        }
+    }
+
+    async fn fault(
+        &self,
+        target: &Target,
+        region: &str,
+        fault: &KindFault,
+        _job: &Job,
+    ) -> Result<String, Error> {
+        match fault {
+            KindFault::StopMember {
+                command,
+                pid_file,
+                kill,
+            } => drill::stop_member(command.as_deref(), pid_file.as_deref(), *kill).await,
+            KindFault::DeleteKeys { prefix } => {
+                let connection = Connection::of(region_of(target, region)?);
+                let mut client = self.client(&connection).await?;
+                let n = drill::delete_prefix(&mut client, &connection.endpoints, prefix).await?;
+                Ok(format!("deleted {n} keys under {prefix}"))
+            }
+            other => Err(not_for_kind("etcd", &target.name, other.name())),
+        }
+    }
+
+    async fn probe(
+        &self,
+        target: &Target,
+        region: &str,
+        probe: &KindProbe,
+    ) -> Result<String, Error> {
+        let KindProbe::EtcdKey { key, equals } = probe else {
+            return Err(not_for_kind("etcd", &target.name, "probe of another kind"));
+        };
+        let connection = Connection::of(region_of(target, region)?);
+        let mut client = self.client(&connection).await?;
+        drill::probe_key(&mut client, &connection.endpoints, key, equals.as_deref()).await
+    }
+
+    async fn canary_write(
+        &self,
+        target: &Target,
+        region: &str,
+        run: &str,
+        mark: CanaryMark,
+    ) -> Result<(), Error> {
+        let connection = Connection::of(region_of(target, region)?);
+        let mut client = self.client(&connection).await?;
+        let prefix = drill::canary_prefix(spec(target)?, run);
+        drill::canary_write(&mut client, &connection.endpoints, &prefix, mark).await
+    }
+
+    async fn canary_read(
+        &self,
+        target: &Target,
+        region: &str,
+        run: &str,
+    ) -> Result<Vec<CanaryMark>, Error> {
+        let connection = Connection::of(region_of(target, region)?);
+        let mut client = self.client(&connection).await?;
+        let prefix = drill::canary_prefix(spec(target)?, run);
+        drill::canary_read(&mut client, &connection.endpoints, &prefix).await
+    }
+
+    async fn canary_clear(&self, target: &Target, region: &str, run: &str) -> Result<u64, Error> {
+        let connection = Connection::of(region_of(target, region)?);
+        let mut client = self.client(&connection).await?;
+        let prefix = drill::canary_prefix(spec(target)?, run);
+        drill::delete_prefix(&mut client, &connection.endpoints, &prefix).await
+    }
+
+    async fn undo(&self, plan: &KindPlan, _job: &Job) -> Result<String, Error> {
+        match plan.action::<EtcdPlan>()? {
+            EtcdPlan::EtcdKeys {
+                connection,
+                undo_prefix: Some(prefix),
+                ..
+            } => {
+                let mut client = self.client(&connection).await?;
+                let n = drill::delete_prefix(&mut client, &connection.endpoints, &prefix).await?;
+                Ok(format!(
+                    "deleted the {n} restored keys under {prefix} in {}",
+                    connection.endpoints.join(",")
+                ))
+            }
+            EtcdPlan::EtcdKeys { .. } => Ok(
+                "the restore wrote into keys that existed before (or the whole keyspace): left as restored"
+                    .into(),
+            ),
+            EtcdPlan::EtcdSnapshot { members, .. } => {
+                let all: Vec<&MemberPlan> = members.iter().collect();
+                Ok(roll_back(&all).join("; "))
             }
         }
     }

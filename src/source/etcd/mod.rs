@@ -7,6 +7,7 @@
 //! engine sees.
 
 mod backup;
+pub mod drill;
 mod home;
 mod restore;
 

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::restore::{ResourcePlan, RestoreScope, apply, plan};
-use super::{Cluster, backup, connect};
+use super::{Cluster, backup, connect, drill};
 use crate::archive::{Consistency, PayloadKind, PointId};
 use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
+use crate::engine::Operation;
 use crate::engine::events::Job;
+use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability,
-    Taken, TargetKind, no_region_table,
+    Taken, TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::RestoreFlag;
 use crate::engine::point::PointData;
@@ -31,6 +33,8 @@ const FLAGS: &[RestoreFlag] = &[
 #[derive(Default)]
 pub struct NamespaceKind {
     clusters: Clients<NamespaceRegion, Cluster>,
+    /// Resources drills name, resolved once per cluster.
+    resources: Clients<(NamespaceRegion, String), kube::discovery::ApiResource>,
 }
 
 /// A namespace restore, decided.
@@ -132,6 +136,16 @@ fn spec(target: &Target) -> Result<&NamespaceTarget, Error> {
 }
 
 impl NamespaceKind {
+    /// The cluster and namespace of a target in a region.
+    async fn at(&self, target: &Target, region: &str) -> Result<(Cluster, String), Error> {
+        let spec = spec(target)?;
+        let r = spec
+            .regions
+            .get(region)
+            .ok_or_else(|| no_region_table(target, region))?;
+        Ok((self.cluster(r).await?, spec.namespace.clone()))
+    }
+
     async fn cluster(&self, region: &NamespaceRegion) -> Result<Cluster, Error> {
         self.clusters
             .get(region, || async {
@@ -260,6 +274,112 @@ impl TargetKind for NamespaceKind {
                 })
                 .collect(),
         })
+    }
+
+    async fn fault(
+        &self,
+        target: &Target,
+        region: &str,
+        fault: &KindFault,
+        job: &Job,
+    ) -> Result<String, Error> {
+        let spec = spec(target)?;
+        let r = spec
+            .regions
+            .get(region)
+            .ok_or_else(|| no_region_table(target, region))?;
+        let cluster = self.cluster(r).await?;
+        match fault {
+            KindFault::DeleteNamespace => drill::delete_namespace(&cluster, &spec.namespace).await,
+            KindFault::DeleteObjects { resource, selector } => {
+                let ar = drill::resource(&cluster, resource, job).await?;
+                let n = drill::delete_objects(&cluster, &ar, &spec.namespace, selector).await?;
+                Ok(format!(
+                    "deleted {n} {resource} matching {selector} in namespace {}",
+                    spec.namespace
+                ))
+            }
+            other => Err(not_for_kind("namespace", &target.name, other.name())),
+        }
+    }
+
+    async fn probe(
+        &self,
+        target: &Target,
+        region: &str,
+        probe: &KindProbe,
+    ) -> Result<String, Error> {
+        let KindProbe::Kube {
+            resource,
+            name,
+            namespace,
+            ready,
+        } = probe
+        else {
+            return Err(not_for_kind(
+                "namespace",
+                &target.name,
+                "probe of another kind",
+            ));
+        };
+        let spec = spec(target)?;
+        let r = spec
+            .regions
+            .get(region)
+            .ok_or_else(|| no_region_table(target, region))?;
+        let cluster = self.cluster(r).await?;
+        let ns = namespace.as_deref().unwrap_or(&spec.namespace);
+        let ar = self
+            .resources
+            .get(&(r.clone(), resource.clone()), || async {
+                drill::resource(&cluster, resource, &Job::unobserved(Operation::Reach)).await
+            })
+            .await?;
+        drill::probe_object(&cluster, &ar, ns, name, *ready).await
+    }
+
+    async fn canary_write(
+        &self,
+        target: &Target,
+        region: &str,
+        run: &str,
+        mark: CanaryMark,
+    ) -> Result<(), Error> {
+        let (cluster, ns) = self.at(target, region).await?;
+        drill::canary_write(&cluster, &ns, run, mark).await
+    }
+
+    async fn canary_read(
+        &self,
+        target: &Target,
+        region: &str,
+        run: &str,
+    ) -> Result<Vec<CanaryMark>, Error> {
+        let (cluster, ns) = self.at(target, region).await?;
+        drill::canary_read(&cluster, &ns, run).await
+    }
+
+    async fn canary_clear(&self, target: &Target, region: &str, run: &str) -> Result<u64, Error> {
+        let (cluster, ns) = self.at(target, region).await?;
+        drill::canary_clear(&cluster, &ns, run).await
+    }
+
+    async fn undo(&self, plan: &KindPlan, _job: &Job) -> Result<String, Error> {
+        let NamespacePlan::Namespace {
+            cluster,
+            scope,
+            resources,
+            ..
+        } = plan.action::<NamespacePlan>()?;
+        let created_namespace = resources.get("namespaces").is_some_and(|r| r.create > 0);
+        if !created_namespace {
+            return Ok(format!(
+                "namespace {} existed before the restore: its objects were left as restored",
+                scope.namespace
+            ));
+        }
+        let cluster = self.cluster(&cluster).await?;
+        drill::delete_namespace(&cluster, &scope.namespace).await
     }
 
     async fn holds_secrets(&self, target: &Target) -> Option<String> {

@@ -7,6 +7,7 @@
 //! JSON requests so objects round-trip without a typed model). [`NamespaceKind`]
 //! (in `home.rs`) is what the engine sees.
 
+pub mod drill;
 mod home;
 mod restore;
 mod strip;
@@ -121,7 +122,7 @@ pub struct Cluster {
     pub name: String,
 }
 
-fn kube_err(cluster: &str, what: &str, e: kube::Error) -> SourceError {
+pub(crate) fn kube_err(cluster: &str, what: &str, e: kube::Error) -> SourceError {
     match e {
         kube::Error::Api(s) => SourceError::Failed {
             what: format!("{what} on {cluster}"),

@@ -15,9 +15,10 @@ use crate::archive::manifest::RdsInfo;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
+use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Taken,
-    TargetKind,
+    TargetKind, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -378,6 +379,17 @@ pub struct RdsKind {
 }
 
 impl RdsKind {
+    /// The region's database (`database = {...}`), connected.
+    fn database(&self, target: &Target, region: &str) -> Result<dump::Db, Error> {
+        let conn = region_cfg(Some(target), region).database.ok_or_else(|| {
+            Error::input(format!(
+                "target {} has no `database` in [targets.{}.regions.{region}]: SQL probes and canaries need one",
+                target.name, target.name
+            ))
+        })?;
+        Ok(dump::Db::resolve(&conn, None)?)
+    }
+
     async fn api(&self, api: &ApiRef) -> Rds {
         let built = self
             .apis
@@ -780,6 +792,109 @@ impl TargetKind for RdsKind {
         let id = snapshot_id(&manifest.target, &manifest.point_id);
         rds.delete_managed_snapshot(&id).await?;
         Ok(vec![format!("snapshot {id}")])
+    }
+
+    async fn fault(
+        &self,
+        target: &Target,
+        region: &str,
+        fault: &KindFault,
+        job: &Job,
+    ) -> Result<String, Error> {
+        let spec = spec(target)?;
+        let api = self.api(&api_ref(Some(target), region)).await;
+        let on_state = |state: &str| job.phase(format!("instance is {state}"));
+        let took = match fault {
+            KindFault::RebootFailover => api.reboot(&spec.instance, true, &on_state).await?,
+            KindFault::StopInstance => api.stop(&spec.instance, &on_state).await?,
+            KindFault::PromoteReplica { replica } => {
+                api.promote_read_replica(replica, &on_state).await?
+            }
+            other => return Err(not_for_kind("rds", &target.name, other.name())),
+        };
+        Ok(format!(
+            "{} of {} in {region} done in {}",
+            fault.name(),
+            spec.instance,
+            humantime::format_duration(std::time::Duration::from_secs(took.as_secs()))
+        ))
+    }
+
+    async fn probe(
+        &self,
+        target: &Target,
+        region: &str,
+        probe: &KindProbe,
+    ) -> Result<String, Error> {
+        let KindProbe::Sql {
+            query,
+            expect,
+            database,
+        } = probe
+        else {
+            return Err(not_for_kind("rds", &target.name, "probe of another kind"));
+        };
+        let db = self.database(target, region)?;
+        let db = match database {
+            Some(name) => db.with_dbname(name),
+            None => db,
+        };
+        super::drill::probe_sql(&db, query, expect.as_deref()).await
+    }
+
+    async fn canary_write(
+        &self,
+        target: &Target,
+        region: &str,
+        run: &str,
+        mark: CanaryMark,
+    ) -> Result<(), Error> {
+        super::drill::canary_write(&self.database(target, region)?, run, mark).await
+    }
+
+    async fn canary_read(
+        &self,
+        target: &Target,
+        region: &str,
+        run: &str,
+    ) -> Result<Vec<CanaryMark>, Error> {
+        super::drill::canary_read(&self.database(target, region)?, run).await
+    }
+
+    async fn canary_clear(&self, target: &Target, region: &str, run: &str) -> Result<u64, Error> {
+        super::drill::canary_clear(&self.database(target, region)?, run).await
+    }
+
+    async fn undo(&self, plan: &KindPlan, _job: &Job) -> Result<String, Error> {
+        match plan.action::<RdsPlan>()? {
+            RdsPlan::RdsFromSnapshot {
+                api, new_instance, ..
+            }
+            | RdsPlan::RdsPointInTime {
+                api, new_instance, ..
+            } => {
+                self.api(&api).await.delete_instance(&new_instance).await?;
+                Ok(format!(
+                    "deleting instance {new_instance} in {} (no final snapshot)",
+                    api.region
+                ))
+            }
+            RdsPlan::PgRestore {
+                db,
+                state: DbState::Missing,
+                ..
+            } => {
+                db.open()?.drop_database().await?;
+                Ok(format!(
+                    "dropped database {} that the restore created",
+                    db.dbname
+                ))
+            }
+            RdsPlan::PgRestore { db, .. } => Ok(format!(
+                "database {} existed before the restore: left as restored",
+                db.dbname
+            )),
+        }
     }
 
     async fn reachability(&self, target: &Target) -> Vec<Reachability> {

@@ -5,6 +5,7 @@
 //! drtool tags what it creates (`drtool:managed=true`) and never deletes a
 //! snapshot without that tag. [`RdsKind`] (in `home.rs`) is what the engine sees.
 
+pub mod drill;
 pub mod dump;
 mod home;
 pub mod presign;
@@ -460,6 +461,18 @@ impl Rds {
             .map_err(|e| map_err(&self.region, &format!("{what} {id}"), e))?;
         self.wait_instance(id, done, on_state).await?;
         Ok(started.elapsed())
+    }
+
+    /// Deletes an instance without a final snapshot (one a drill restored).
+    pub async fn delete_instance(&self, id: &str) -> Result<(), SourceError> {
+        self.client
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+            .map_err(|e| map_err(&self.region, &format!("delete instance {id}"), e))?;
+        Ok(())
     }
 
     /// Promotes a read replica to a standalone instance.

@@ -1,0 +1,484 @@
+//! `drtool drill run|validate|list`: failover drills from `drills/*.yaml`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::{Ctx, Exit, Output, print_json};
+use crate::drill::runner::{self, DrillEvent, DrillEventKind, Operator, RunOptions, Unattended};
+use crate::drill::spec::{self, Action, Drill, Phase, PointPick, Step};
+use crate::engine::{Scope, Verdict};
+use crate::error::{Error, ErrorClass};
+use crate::report::{ReportStore, human_ms, opt_ms};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Run a drill: inject its fault, restore, measure RTO and RPO, clean up, report.
+    Run(RunArgs),
+    /// Check drill files against the config without running anything.
+    Validate(ValidateArgs),
+    /// List the drills in the drills folder.
+    List(ListArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The drill file (drills/NAME.yaml), or a drill's name.
+    pub file: PathBuf,
+    /// Restore in this region instead of the one each restore step names.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Resolve everything and print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep what the drill made (restored copies, canary data).
+    #[arg(long)]
+    pub keep: bool,
+    /// Confirm destructive restores and manual steps without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Where reports go (default: reports/ next to the config).
+    #[arg(long, env = "DRTOOL_REPORTS")]
+    pub reports: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ValidateArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// The drills folder (default: drills/ next to the config).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// The folder next to the config named `name`.
+pub fn beside_config(ctx: &Ctx, name: &str) -> PathBuf {
+    ctx.engine
+        .config()
+        .path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(name)
+}
+
+fn resolve_file(ctx: &Ctx, file: &Path) -> PathBuf {
+    if file.exists() || file.extension().is_some() {
+        return file.to_path_buf();
+    }
+    beside_config(ctx, "drills").join(format!("{}.yaml", file.display()))
+}
+
+pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
+    match cmd {
+        Command::Run(a) => run_drill(ctx, a).await,
+        Command::Validate(a) => validate(ctx, a).map(Exit::from),
+        Command::List(a) => list(ctx, a).map(Exit::from),
+    }
+}
+
+fn load(ctx: &Ctx, file: &Path) -> Result<Drill, Error> {
+    spec::load(file, ctx.engine.config()).map_err(|e| Error::input(e.to_string()))
+}
+
+fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
+    let mut bad = 0;
+    for f in &args.files {
+        match load(ctx, &resolve_file(ctx, f)) {
+            Ok(d) => println!(
+                "{}: valid ({} steps, {} probes, {} canaries)",
+                f.display(),
+                d.steps.len(),
+                d.probes.len(),
+                d.canaries.len()
+            ),
+            Err(e) => {
+                bad += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(if bad == 0 {
+        Verdict::Ok
+    } else {
+        Verdict::Failed(ErrorClass::BadInput)
+    })
+}
+
+fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| beside_config(ctx, "drills"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot read the drills folder {}: {e}",
+                dir.display()
+            ))
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut rows = Vec::new();
+    for f in &files {
+        let row = match load(ctx, f) {
+            Ok(d) => serde_json::json!({
+                "file": f, "name": d.name, "valid": true,
+                "rto": human_ms(d.rto.as_millis() as u64), "rpo": human_ms(d.rpo.as_millis() as u64),
+                "hypothesis": d.hypothesis,
+            }),
+            Err(e) => serde_json::json!({ "file": f, "valid": false, "error": e.to_string() }),
+        };
+        rows.push(row);
+    }
+    match args.output {
+        Output::Json => print_json(&rows),
+        Output::Table => {
+            if rows.is_empty() {
+                println!("no drills in {}", dir.display());
+            }
+            for r in &rows {
+                if r["valid"] == true {
+                    println!(
+                        "{:<28} RTO {:<8} RPO {:<8} {}",
+                        r["name"].as_str().unwrap_or(""),
+                        r["rto"].as_str().unwrap_or(""),
+                        r["rpo"].as_str().unwrap_or(""),
+                        r["hypothesis"].as_str().unwrap_or("")
+                    );
+                } else {
+                    println!("INVALID  {}", r["error"].as_str().unwrap_or(""));
+                }
+            }
+        }
+    }
+    Ok(Verdict::Ok)
+}
+
+/// The dry run: every reference resolved, the points restores would use.
+async fn dry_run(ctx: &Ctx, d: &Drill, args: &RunArgs) -> Result<(), Error> {
+    println!("drill {} ({})", d.name, d.file.display());
+    println!("  hypothesis  {}", d.hypothesis);
+    println!(
+        "  objectives  RTO {}, RPO {}",
+        human_ms(d.rto.as_millis() as u64),
+        human_ms(d.rpo.as_millis() as u64)
+    );
+    for c in &d.canaries {
+        println!(
+            "  canary      {:?} in {}: written in {} every {}, read back in {}",
+            c.kind,
+            c.target,
+            c.write_region,
+            human_ms(c.interval.as_millis() as u64),
+            c.read_region
+        );
+    }
+    for p in &d.probes {
+        println!(
+            "  probe       {} [{}] {} every {}, {} in a row",
+            p.name,
+            p.phase.name(),
+            p.check.describe(),
+            human_ms(p.interval.as_millis() as u64),
+            p.success_threshold
+        );
+    }
+    let mut backed_up: Vec<String> = Vec::new();
+    print_steps(ctx, d, &d.steps, args, &mut backed_up, "  ").await;
+    println!("dry run: nothing was changed");
+    Ok(())
+}
+
+async fn print_steps(
+    ctx: &Ctx,
+    d: &Drill,
+    steps: &[Step],
+    args: &RunArgs,
+    backed_up: &mut Vec<String>,
+    indent: &str,
+) {
+    for s in steps {
+        let what = match &s.action {
+            Action::Backup(b) => {
+                let targets = if b.targets.is_empty() {
+                    d.targets.clone()
+                } else {
+                    b.targets.clone()
+                };
+                backed_up.extend(targets.iter().cloned());
+                format!(
+                    "back up {}{}",
+                    targets.join(", "),
+                    if b.no_copy { " (no copy)" } else { "" }
+                )
+            }
+            Action::Copy(c) => format!(
+                "copy {} to {}",
+                if c.targets.is_empty() {
+                    d.targets.join(", ")
+                } else {
+                    c.targets.join(", ")
+                },
+                c.to.as_deref().unwrap_or("their copy_to regions")
+            ),
+            Action::Fault(f) => format!("FAULT: {}", f.describe()),
+            Action::Restore(r) => {
+                let region = args.region.clone().unwrap_or_else(|| r.region.clone());
+                let point = match (&r.point, backed_up.contains(&r.target)) {
+                    (PointPick::Latest, true) => "the point this drill's backup makes".to_string(),
+                    (PointPick::Latest, false) => newest_point(ctx, &r.target, &region).await,
+                    (PointPick::Before(t), _) => {
+                        format!("the newest point before {}", t.to_rfc3339())
+                    }
+                    (PointPick::RandomWithin(w), _) => format!(
+                        "a random point of the last {}",
+                        humantime::format_duration(*w)
+                    ),
+                };
+                format!("restore {} in {region} from {point}", r.target)
+            }
+            Action::Verify(v) => format!(
+                "wait until {} pass",
+                if v.probes.is_empty() {
+                    d.probes
+                        .iter()
+                        .filter(|p| p.phase == Phase::After)
+                        .map(|p| p.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    v.probes.join(", ")
+                }
+            ),
+            Action::Wait { duration } => format!("wait {}", human_ms(duration.as_millis() as u64)),
+            Action::Manual(m) => format!("MANUAL: {}", m.instruction),
+            Action::Exec(e) => format!("exec `{}`", e.command),
+            Action::Cleanup(c) => format!(
+                "cleanup{}{}",
+                if c.keep_restores {
+                    ""
+                } else {
+                    ": undo restores"
+                },
+                if c.exec.is_empty() {
+                    String::new()
+                } else {
+                    format!(", run {}", c.exec.join("; "))
+                }
+            ),
+            Action::Parallel { steps } => format!("in parallel ({} steps):", steps.len()),
+        };
+        println!(
+            "{indent}step {:<18} {what} (timeout {})",
+            s.name,
+            human_ms(s.timeout.as_millis() as u64)
+        );
+        if let Action::Parallel { steps } = &s.action {
+            Box::pin(print_steps(
+                ctx,
+                d,
+                steps,
+                args,
+                backed_up,
+                &format!("{indent}  "),
+            ))
+            .await;
+        }
+    }
+}
+
+async fn newest_point(ctx: &Ctx, target: &str, region: &str) -> String {
+    let listed = ctx
+        .engine
+        .points(&Scope {
+            region: Some(region.to_string()),
+            target: Some(target.to_string()),
+        })
+        .await;
+    match listed {
+        Ok(regions) => regions
+            .iter()
+            .flat_map(|r| &r.points)
+            .max_by_key(|m| m.started_at)
+            .map_or_else(
+                || format!("no point yet: {region} holds none of {target}"),
+                |m| {
+                    format!(
+                        "point {} (finished {})",
+                        m.point_id,
+                        m.finished_at.to_rfc3339()
+                    )
+                },
+            ),
+        Err(e) => format!("(cannot list: {e})"),
+    }
+}
+
+/// Asks on the terminal at manual steps.
+struct Terminal;
+
+#[async_trait]
+impl Operator for Terminal {
+    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), String> {
+        if !std::io::stdin().is_terminal() {
+            return Err(format!(
+                "manual step {step} needs an operator: run on a terminal, or with --yes to confirm it at once"
+            ));
+        }
+        eprintln!("    MANUAL  {instruction}");
+        eprint!("    Press Enter when done, or type abort: ");
+        let answer = tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            std::io::stdin().read_line(&mut s).map(|_| s)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if answer.trim().eq_ignore_ascii_case("abort") {
+            Err(format!("the operator aborted at {step}"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
+    let file = resolve_file(ctx, &args.file);
+    let drill = load(ctx, &file)?;
+    if let Some(r) = &args.region {
+        ctx.engine.region(r)?;
+    }
+    if args.dry_run {
+        dry_run(ctx, &drill, args).await?;
+        return Ok(Exit::from(Verdict::Ok));
+    }
+    let (tx, rx) = broadcast::channel(1024);
+    let printer = tokio::spawn(print_events(rx, args.output == Output::Json));
+    let operator: Arc<dyn Operator> = if args.yes {
+        Arc::new(Unattended)
+    } else {
+        Arc::new(Terminal)
+    };
+    let opts = RunOptions {
+        keep: args.keep,
+        yes: args.yes,
+        region: args.region.clone(),
+    };
+    let mut report = runner::run(&ctx.engine, &drill, opts, operator, tx).await;
+    let _ = printer.await;
+    ctx.sync().await;
+    let dir = args
+        .reports
+        .clone()
+        .unwrap_or_else(|| beside_config(ctx, "reports"));
+    let store = ReportStore::new(dir);
+    // Signed and stored in the regions the drill names (and can still reach).
+    let uploaded = crate::drill::file_report(&ctx.engine, &drill, &mut report).await;
+    let folder = store.write(&report)?;
+    match args.output {
+        Output::Json => print_json(&report),
+        Output::Table => {
+            println!("drill {}: {}", report.drill, report.verdict.label());
+            println!(
+                "  RTO {} (objective {})   RPO {} measured, {} nominal (objective {}), {} canary markers lost",
+                opt_ms(report.rto.rto_ms),
+                human_ms(report.objectives.rto_ms),
+                opt_ms(report.rpo.measured_ms),
+                opt_ms(report.rpo.nominal_ms),
+                human_ms(report.objectives.rpo_ms),
+                report.rpo.lost_markers
+            );
+            for e in &report.errors {
+                println!("  error: {e}");
+            }
+            println!("  report: {}", folder.join("report.md").display());
+            for u in uploaded {
+                println!("  {u}");
+            }
+        }
+    }
+    Ok(match report.exit_code() {
+        0 => Exit::from(Verdict::Ok),
+        130 => Exit::from(Verdict::Cancelled),
+        code => Exit::Code(code),
+    })
+}
+
+/// Progress on stderr: steps, the fault, recovery, probes when they change.
+async fn print_events(mut rx: broadcast::Receiver<DrillEvent>, quiet: bool) {
+    let mut last: BTreeMap<String, bool> = BTreeMap::new();
+    loop {
+        let e = match rx.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if quiet {
+            continue;
+        }
+        let t = format!("{:>8}", human_ms(e.at_ms));
+        match e.kind {
+            DrillEventKind::Started { drill, steps } => {
+                eprintln!("{t}  drill {drill}: {steps} steps, run {}", e.run)
+            }
+            DrillEventKind::StepStarted { step, kind } => eprintln!("{t}  ==> {step} ({kind})"),
+            DrillEventKind::StepFinished {
+                step,
+                outcome,
+                message,
+                duration_ms,
+            } => {
+                eprintln!(
+                    "{t}      {step} {} in {}: {message}",
+                    outcome.label(),
+                    human_ms(duration_ms)
+                )
+            }
+            DrillEventKind::Manual { .. } => {}
+            DrillEventKind::Fault { description } => eprintln!("{t}  !!! FAULT: {description}"),
+            DrillEventKind::Probe { sample } => {
+                if last.insert(sample.probe.clone(), sample.ok) != Some(sample.ok) {
+                    eprintln!(
+                        "{t}      probe {} [{}] {}: {}",
+                        sample.probe,
+                        sample.phase.name(),
+                        if sample.ok { "passes" } else { "FAILS" },
+                        sample.detail
+                    );
+                }
+            }
+            DrillEventKind::Canary { canary, written } => {
+                if written == 1 {
+                    eprintln!("{t}      canary {canary} writing markers");
+                }
+            }
+            DrillEventKind::Recovered { rto_ms } => {
+                eprintln!("{t}  +++ recovered: RTO {}", human_ms(rto_ms))
+            }
+            DrillEventKind::Cleanup { what, ok, message } => {
+                eprintln!(
+                    "{t}      cleanup {what}: {}{message}",
+                    if ok { "" } else { "FAILED: " }
+                )
+            }
+            DrillEventKind::Finished { verdict, .. } => {
+                eprintln!("{t}  drill finished: {}", verdict.label())
+            }
+        }
+    }
+}

@@ -1,0 +1,1554 @@
+//! The drill file (`drills/*.yaml`): what a failover exercise is, parsed
+//! strictly with line and column for every error, then checked against the
+//! config (targets, regions, restore options per kind) into a [`Drill`].
+//!
+//! Steps, probes and canaries are externally tagged (`- restore: {...}`), so
+//! an unknown kind is named with the valid ones and locations survive.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::config::Config;
+
+/// Where something is in a drill file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Loc {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl<T> From<&Spanned<T>> for Loc {
+    fn from(s: &Spanned<T>) -> Loc {
+        Loc {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }
+    }
+}
+
+/// A drill file that cannot be used, and exactly where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DrillFileError {
+    pub file: PathBuf,
+    pub loc: Option<Loc>,
+    pub message: String,
+}
+
+impl fmt::Display for DrillFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.loc {
+            Some(l) if l.line > 0 => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                l.line,
+                l.column,
+                self.message
+            ),
+            _ => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+// ---- the file's shape -------------------------------------------------------
+
+type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    name: Text,
+    #[serde(default)]
+    description: Option<String>,
+    hypothesis: Text,
+    objectives: Spanned<RawObjectives>,
+    #[serde(default)]
+    targets: Vec<Text>,
+    #[serde(default)]
+    regions: Vec<Text>,
+    #[serde(default)]
+    canaries: Vec<Spanned<RawCanary>>,
+    #[serde(default)]
+    probes: Vec<Spanned<RawProbe>>,
+    steps: Spanned<Vec<Spanned<RawStep>>>,
+    #[serde(default)]
+    notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjectives {
+    rto: Text,
+    rpo: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    webhook: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawCanary {
+    /// Sequence-numbered keys in an etcd target's keyspace.
+    Etcd(RawCanaryBody),
+    /// Rows in an RDS target's database.
+    Sql(RawCanaryBody),
+    /// ConfigMaps in a namespace target.
+    Configmap(RawCanaryBody),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCanaryBody {
+    target: Text,
+    /// Where markers are written (default: the target's home region).
+    #[serde(default)]
+    write_region: Option<Text>,
+    /// Where surviving markers are read after recovery (default: the region
+    /// of the drill's first restore of this target).
+    #[serde(default)]
+    read_region: Option<Text>,
+    #[serde(default)]
+    interval: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawProbe {
+    Http(RawHttp),
+    Tcp(RawTcp),
+    EtcdKey(RawEtcdKey),
+    Sql(RawSql),
+    Kube(RawKube),
+    Exec(RawExecProbe),
+}
+
+/// A probe kind: its own fields (`$typed`) and, in the file, the fields every
+/// probe has next to them (`$raw`).
+macro_rules! probe_kind {
+    ($raw:ident => $typed:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $typed { $( $(#[$fm])* pub $field: $ty, )* }
+
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $raw {
+            name: Text,
+            phase: Spanned<Phase>,
+            #[serde(default)]
+            interval: Option<Text>,
+            #[serde(default)]
+            timeout: Option<Text>,
+            #[serde(default)]
+            success_threshold: Option<Spanned<u32>>,
+            $( $(#[$fm])* $field: $ty, )*
+        }
+
+        impl $raw {
+            fn split(self) -> (ProbeCommon, $typed) {
+                (
+                    (self.name, self.phase, self.interval, self.timeout, self.success_threshold),
+                    $typed { $( $field: self.$field, )* },
+                )
+            }
+        }
+    };
+}
+
+/// A step kind, the same way: its fields, and in the file the fields every
+/// step has (`name`, `timeout`, `on_failure`). `inner` kinds are only read.
+macro_rules! step_kind {
+    (@raw $raw:ident => $typed:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $raw {
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            timeout: Option<Text>,
+            #[serde(default)]
+            on_failure: Option<OnFailure>,
+            $( $(#[$fm])* $field: $ty, )*
+        }
+
+        impl $raw {
+            fn split(self) -> (StepCommon, $typed) {
+                (
+                    (self.name, self.timeout, self.on_failure),
+                    $typed { $( $field: self.$field, )* },
+                )
+            }
+        }
+    };
+    (inner $raw:ident => $typed:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        #[derive(Debug)]
+        struct $typed { $( $field: $ty, )* }
+        step_kind!(@raw $raw => $typed { $( $(#[$fm])* $field: $ty, )* });
+    };
+    ($raw:ident => $typed:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $typed { $( $(#[$fm])* pub $field: $ty, )* }
+        step_kind!(@raw $raw => $typed { $( $(#[$fm])* $field: $ty, )* });
+    };
+}
+
+probe_kind!(RawHttp => HttpProbe {
+    url: String,
+    /// The status the answer must have (default: any 2xx).
+    #[serde(default)]
+    status: Option<u16>,
+    /// The body must contain this.
+    #[serde(default)]
+    body_contains: Option<String>,
+});
+
+probe_kind!(RawTcp => TcpProbe {
+    /// host:port
+    address: String,
+});
+
+probe_kind!(RawEtcdKey => EtcdKeyProbe {
+    target: String,
+    region: String,
+    key: String,
+    /// The value must be exactly this (default: the key exists).
+    #[serde(default)]
+    equals: Option<String>,
+});
+
+probe_kind!(RawSql => SqlProbe {
+    target: String,
+    region: String,
+    query: String,
+    /// The first column of the first row must be this (default: the query runs).
+    #[serde(default)]
+    expect: Option<String>,
+    /// Another database than the region's `database` (one a dump was restored into).
+    #[serde(default)]
+    database: Option<String>,
+});
+
+probe_kind!(RawKube => KubeProbe {
+    target: String,
+    region: String,
+    /// Plural resource, e.g. `configmaps` or `deployments.apps`.
+    resource: String,
+    /// The object's name.
+    object: String,
+    /// Another namespace than the target's (a mapped restore's).
+    #[serde(default)]
+    namespace: Option<String>,
+    /// Also require it to be ready (its Ready condition, or every replica ready).
+    #[serde(default)]
+    ready: bool,
+});
+
+probe_kind!(RawExecProbe => ExecProbe {
+    /// Run with `sh -c`.
+    command: String,
+    #[serde(default)]
+    expect_exit: Option<i32>,
+});
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawStep {
+    Backup(RawBackup),
+    Copy(RawCopy),
+    Fault(Box<RawFault>),
+    Restore(Box<RawRestore>),
+    Verify(RawVerify),
+    Wait(RawWait),
+    Manual(RawManual),
+    Exec(RawExecStep),
+    Cleanup(RawCleanup),
+    Parallel(RawParallel),
+}
+
+step_kind!(RawBackup => BackupStep {
+    /// Default: every target of the drill.
+    #[serde(default)]
+    targets: Vec<String>,
+    #[serde(default)]
+    no_copy: bool,
+});
+
+step_kind!(RawCopy => CopyStep {
+    #[serde(default)]
+    targets: Vec<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+});
+
+step_kind!(RawVerify => VerifyStep {
+    /// Only these `after` probes (default: all of them).
+    #[serde(default)]
+    probes: Vec<String>,
+});
+
+step_kind!(inner RawWait => WaitStep {
+    /// How long, e.g. `30s`.
+    #[serde(rename = "for")]
+    duration: Text,
+});
+
+step_kind!(RawManual => ManualStep {
+    /// What the operator must do or decide, in a sentence or two.
+    instruction: String,
+});
+
+step_kind!(RawExecStep => ExecStep {
+    /// Run with `sh -c`.
+    command: String,
+    /// The exit code that means success (default 0).
+    #[serde(default)]
+    expect_exit: Option<i32>,
+});
+
+step_kind!(RawCleanup => CleanupStep {
+    /// Keep what the drill's restores made (default: undo it).
+    #[serde(default)]
+    keep_restores: bool,
+    /// Commands to run as well (`sh -c`), in order.
+    #[serde(default)]
+    exec: Vec<String>,
+});
+
+step_kind!(inner RawParallel => ParallelSteps {
+    steps: Vec<Spanned<RawStep>>,
+});
+
+step_kind!(inner RawFault => FaultStep {
+    /// From now on drtool contacts nothing in this region.
+    #[serde(default)]
+    lose_region: Option<Text>,
+    #[serde(default)]
+    stop_member: Option<MemberFault>,
+    #[serde(default)]
+    kill_member: Option<MemberFault>,
+    #[serde(default)]
+    delete_keys: Option<DeleteKeysFault>,
+    #[serde(default)]
+    delete_namespace: Option<TargetRef>,
+    #[serde(default)]
+    delete_objects: Option<DeleteObjectsFault>,
+    #[serde(default)]
+    reboot_failover: Option<TargetRef>,
+    #[serde(default)]
+    stop_instance: Option<TargetRef>,
+    #[serde(default)]
+    promote_replica: Option<PromoteFault>,
+    /// A command (`sh -c`) that injects the fault.
+    #[serde(default)]
+    exec: Option<String>,
+});
+
+step_kind!(inner RawRestore => RestoreFields {
+    target: Text,
+    region: Text,
+    #[serde(default)]
+    point: Option<Spanned<RawPointPick>>,
+    #[serde(default)]
+    options: RestoreStepOptions,
+});
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawPointPick {
+    Latest,
+    Before(String),
+    RandomWithin(String),
+}
+
+// ---- parts shared by the file and the checked drill ---------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Steady state: must hold before a fault is injected.
+    Before,
+    /// From the fault to recovery: records availability.
+    During,
+    /// Defines recovery: RTO ends when every one meets its threshold.
+    After,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::During => "during",
+            Phase::After => "after",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Stop the drill (cleanup still runs).
+    #[default]
+    Abort,
+    /// Record the failure and go on.
+    Continue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRef {
+    pub target: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberFault {
+    pub target: String,
+    pub region: String,
+    /// A command that stops the member (run with `sh -c`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// A file holding the member's pid: it is signalled (TERM to stop, KILL to kill).
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteKeysFault {
+    pub target: String,
+    pub region: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteObjectsFault {
+    pub target: String,
+    pub region: String,
+    /// Plural resource name, e.g. `configmaps` or `deployments.apps`.
+    pub resource: String,
+    /// Label selector, e.g. `app=shop`.
+    pub selector: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteFault {
+    pub target: String,
+    pub region: String,
+    pub replica: String,
+}
+
+/// Restore options of a restore step, as on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStepOptions {
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// skip, overwrite (update) or fail.
+    #[serde(default)]
+    pub existing: Option<String>,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub from_dump: bool,
+    /// OLD=NEW
+    #[serde(default)]
+    pub namespace_map: Option<String>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+// ---- the checked drill ----------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drill {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub hypothesis: String,
+    pub rto: Duration,
+    pub rpo: Duration,
+    pub targets: Vec<String>,
+    pub regions: Vec<String>,
+    pub canaries: Vec<Canary>,
+    pub probes: Vec<Probe>,
+    pub steps: Vec<Step>,
+    pub webhook: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryKind {
+    Etcd,
+    Sql,
+    Configmap,
+}
+
+impl CanaryKind {
+    /// The target kind a canary of this sort writes into.
+    pub fn target_kind(self) -> &'static str {
+        match self {
+            CanaryKind::Etcd => "etcd",
+            CanaryKind::Sql => "rds",
+            CanaryKind::Configmap => "namespace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Canary {
+    pub kind: CanaryKind,
+    pub target: String,
+    pub write_region: String,
+    pub read_region: String,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ProbeCheck {
+    Http(HttpProbe),
+    Tcp(TcpProbe),
+    EtcdKey(EtcdKeyProbe),
+    Sql(SqlProbe),
+    Kube(KubeProbe),
+    Exec(ExecProbe),
+}
+
+impl ProbeCheck {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeCheck::Http(_) => "http",
+            ProbeCheck::Tcp(_) => "tcp",
+            ProbeCheck::EtcdKey(_) => "etcd_key",
+            ProbeCheck::Sql(_) => "sql",
+            ProbeCheck::Kube(_) => "kube",
+            ProbeCheck::Exec(_) => "exec",
+        }
+    }
+
+    /// The target and region a kind-owned probe reads.
+    pub fn target(&self) -> Option<(&str, &str)> {
+        match self {
+            ProbeCheck::EtcdKey(p) => Some((&p.target, &p.region)),
+            ProbeCheck::Sql(p) => Some((&p.target, &p.region)),
+            ProbeCheck::Kube(p) => Some((&p.target, &p.region)),
+            ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => None,
+        }
+    }
+
+    /// What it checks, in a few words.
+    pub fn describe(&self) -> String {
+        match self {
+            ProbeCheck::Http(p) => format!("GET {}", p.url),
+            ProbeCheck::Tcp(p) => format!("connect {}", p.address),
+            ProbeCheck::EtcdKey(p) => format!("etcd key {} in {}", p.key, p.region),
+            ProbeCheck::Sql(p) => format!("SQL `{}` in {}", p.query, p.region),
+            ProbeCheck::Kube(p) => format!(
+                "{} {}{} in {}",
+                p.resource,
+                p.object,
+                if p.ready { " ready" } else { "" },
+                p.region
+            ),
+            ProbeCheck::Exec(p) => format!("exec `{}`", p.command),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    pub name: String,
+    pub phase: Phase,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub check: ProbeCheck,
+}
+
+/// Which point a restore step restores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "by", content = "value")]
+pub enum PointPick {
+    Latest,
+    Before(chrono::DateTime<chrono::Utc>),
+    /// A random point finished within this long before the drill started
+    /// (proves old points restore too).
+    RandomWithin(#[serde(with = "secs")] Duration),
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "fault")]
+pub enum Fault {
+    LoseRegion { region: String },
+    StopMember(MemberFault),
+    KillMember(MemberFault),
+    DeleteKeys(DeleteKeysFault),
+    DeleteNamespace(TargetRef),
+    DeleteObjects(DeleteObjectsFault),
+    RebootFailover(TargetRef),
+    StopInstance(TargetRef),
+    PromoteReplica(PromoteFault),
+    Exec { command: String },
+}
+
+impl Fault {
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::LoseRegion { region } => format!("lose region {region}"),
+            Fault::StopMember(m) => format!("stop an etcd member of {} in {}", m.target, m.region),
+            Fault::KillMember(m) => format!("kill an etcd member of {} in {}", m.target, m.region),
+            Fault::DeleteKeys(d) => format!(
+                "delete keys under {} of {} in {}",
+                d.prefix, d.target, d.region
+            ),
+            Fault::DeleteNamespace(t) => {
+                format!("delete the namespace of {} in {}", t.target, t.region)
+            }
+            Fault::DeleteObjects(d) => format!(
+                "delete {} matching {} of {} in {}",
+                d.resource, d.selector, d.target, d.region
+            ),
+            Fault::RebootFailover(t) => {
+                format!("reboot {} in {} with failover", t.target, t.region)
+            }
+            Fault::StopInstance(t) => format!("stop the instance of {} in {}", t.target, t.region),
+            Fault::PromoteReplica(p) => format!(
+                "promote replica {} of {} in {}",
+                p.replica, p.target, p.region
+            ),
+            Fault::Exec { command } => format!("exec `{command}`"),
+        }
+    }
+
+    /// The target and region a kind-owned fault acts on.
+    pub fn target(&self) -> Option<(&str, &str)> {
+        match self {
+            Fault::StopMember(m) | Fault::KillMember(m) => Some((&m.target, &m.region)),
+            Fault::DeleteKeys(d) => Some((&d.target, &d.region)),
+            Fault::DeleteObjects(d) => Some((&d.target, &d.region)),
+            Fault::DeleteNamespace(t) | Fault::RebootFailover(t) | Fault::StopInstance(t) => {
+                Some((&t.target, &t.region))
+            }
+            Fault::PromoteReplica(p) => Some((&p.target, &p.region)),
+            Fault::LoseRegion { .. } | Fault::Exec { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreStep {
+    pub target: String,
+    pub region: String,
+    pub point: PointPick,
+    pub options: RestoreStepOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Action {
+    Backup(BackupStep),
+    Copy(CopyStep),
+    Fault(Fault),
+    Restore(RestoreStep),
+    Verify(VerifyStep),
+    Wait {
+        #[serde(with = "secs")]
+        duration: Duration,
+    },
+    Manual(ManualStep),
+    Exec(ExecStep),
+    Cleanup(CleanupStep),
+    Parallel {
+        steps: Vec<Step>,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Backup(_) => "backup",
+            Action::Copy(_) => "copy",
+            Action::Fault(_) => "fault",
+            Action::Restore(_) => "restore",
+            Action::Verify(_) => "verify",
+            Action::Wait { .. } => "wait",
+            Action::Manual(_) => "manual",
+            Action::Exec(_) => "exec",
+            Action::Cleanup(_) => "cleanup",
+            Action::Parallel { .. } => "parallel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// Unique in the drill: given, or `<kind>-<n>`.
+    pub name: String,
+    pub timeout: Duration,
+    pub on_failure: OnFailure,
+    pub action: Action,
+    #[serde(skip)]
+    pub loc: Loc,
+}
+
+// ---- defaults ------------------------------------------------------------------
+
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+const CANARY_INTERVAL: Duration = Duration::from_secs(1);
+/// Steps without a timeout: long enough for a real restore, short enough that
+/// a hung step ends the drill the same night.
+const STEP_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Manual steps wait this long for the operator by default.
+const MANUAL_TIMEOUT: Duration = Duration::from_secs(1800);
+
+// ---- checking ------------------------------------------------------------------
+
+struct Checker<'a> {
+    file: &'a Path,
+    config: &'a Config,
+    names: BTreeSet<String>,
+    counter: usize,
+}
+
+impl Checker<'_> {
+    fn err(&self, loc: impl Into<Option<Loc>>, message: impl Into<String>) -> DrillFileError {
+        DrillFileError {
+            file: self.file.to_path_buf(),
+            loc: loc.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(&self, t: &Text, what: &str) -> Result<Duration, DrillFileError> {
+        humantime::parse_duration(&t.value).map_err(|e| {
+            self.err(
+                Loc::from(t),
+                format!(
+                    "{what} {:?} is not a duration ({e}): write e.g. \"30s\", \"5m\" or \"200ms\"",
+                    t.value
+                ),
+            )
+        })
+    }
+
+    fn target(&self, name: &str, loc: Loc, kind: Option<&str>) -> Result<(), DrillFileError> {
+        let Some(t) = self.config.target(name) else {
+            let known: Vec<&str> = self.config.targets.keys().map(String::as_str).collect();
+            return Err(self.err(
+                loc,
+                format!(
+                    "unknown target {name:?}: the config {} defines {}",
+                    self.config.path.display(),
+                    known.join(", ")
+                ),
+            ));
+        };
+        if let Some(kind) = kind
+            && t.spec.kind() != kind
+        {
+            return Err(self.err(
+                loc,
+                format!(
+                    "target {name} is of kind {}, not {kind}: this needs a {kind} target",
+                    t.spec.kind()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn region(&self, name: &str, loc: Loc) -> Result<(), DrillFileError> {
+        if self.config.region(name).is_some() {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.config.regions.keys().map(String::as_str).collect();
+        Err(self.err(
+            loc,
+            format!(
+                "unknown region {name:?}: the config {} defines {}",
+                self.config.path.display(),
+                known.join(", ")
+            ),
+        ))
+    }
+
+    fn unique(&mut self, name: &str, loc: Loc, what: &str) -> Result<(), DrillFileError> {
+        if self.names.insert(format!("{what}:{name}")) {
+            Ok(())
+        } else {
+            Err(self.err(
+                loc,
+                format!("{what} name {name:?} is used twice: names must be unique"),
+            ))
+        }
+    }
+}
+
+/// Reads, parses and checks a drill file against the config.
+pub fn load(path: &Path, config: &Config) -> Result<Drill, DrillFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DrillFileError {
+        file: path.to_path_buf(),
+        loc: None,
+        message: format!("cannot read the drill file: {e}"),
+    })?;
+    parse(&text, path, config)
+}
+
+/// Parses and checks drill text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path, config: &Config) -> Result<Drill, DrillFileError> {
+    let raw: RawDrill = serde_saphyr::from_str(text).map_err(|e| DrillFileError {
+        file: path.to_path_buf(),
+        loc: e.location().map(|l| Loc {
+            line: l.line(),
+            column: l.column(),
+        }),
+        message: yaml_message(&e),
+    })?;
+    let mut c = Checker {
+        file: path,
+        config,
+        names: BTreeSet::new(),
+        counter: 0,
+    };
+    check(&mut c, raw)
+}
+
+/// serde-saphyr's message without its own location (ours comes first).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    text.replace("unknown variant", "unknown kind")
+}
+
+fn check(c: &mut Checker, raw: RawDrill) -> Result<Drill, DrillFileError> {
+    if raw.name.value.trim().is_empty() {
+        return Err(c.err(Loc::from(&raw.name), "name is empty: give the drill a name"));
+    }
+    let name_ok = raw
+        .name
+        .value
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        && raw.name.value.len() <= 63;
+    if !name_ok {
+        return Err(c.err(
+            Loc::from(&raw.name),
+            format!(
+                "name {:?} must be 1 to 63 letters, digits, '-' or '_' (it names report folders)",
+                raw.name.value
+            ),
+        ));
+    }
+    if raw.hypothesis.value.trim().is_empty() {
+        return Err(c.err(
+            Loc::from(&raw.hypothesis),
+            "hypothesis is empty: say in one sentence what the drill should show",
+        ));
+    }
+    let objectives = &raw.objectives.value;
+    let rto = c.duration(&objectives.rto, "objectives.rto")?;
+    let rpo = c.duration(&objectives.rpo, "objectives.rpo")?;
+    for t in &raw.targets {
+        c.target(&t.value, Loc::from(t), None)?;
+    }
+    for r in &raw.regions {
+        c.region(&r.value, Loc::from(r))?;
+    }
+    let targets: Vec<String> = raw.targets.iter().map(|t| t.value.clone()).collect();
+    let regions: Vec<String> = raw.regions.iter().map(|r| r.value.clone()).collect();
+    let mut probes = Vec::new();
+    for p in raw.probes {
+        probes.push(check_probe(c, p)?);
+    }
+    let mut steps = Vec::new();
+    if raw.steps.value.is_empty() {
+        return Err(c.err(
+            Loc::from(&raw.steps),
+            "steps is empty: a drill needs at least one step",
+        ));
+    }
+    for s in raw.steps.value {
+        steps.push(check_step(c, s, &probes, &targets)?);
+    }
+    let mut canaries = Vec::new();
+    for k in raw.canaries {
+        canaries.push(check_canary(c, k, &steps)?);
+    }
+    let faults = count(&steps, &|a| matches!(a, Action::Fault(_)));
+    if !canaries.is_empty() && faults == 0 {
+        return Err(c.err(
+            None,
+            "canaries are written until the fault: add a fault step, or remove the canaries",
+        ));
+    }
+    let webhook = match raw.notify {
+        Some(n) => {
+            let ok = url::Url::parse(&n.webhook.value)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(c.err(
+                    Loc::from(&n.webhook),
+                    format!("notify.webhook {:?} is not an http(s) URL", n.webhook.value),
+                ));
+            }
+            Some(n.webhook.value)
+        }
+        None => None,
+    };
+    Ok(Drill {
+        file: c.file.to_path_buf(),
+        name: raw.name.value,
+        description: raw.description,
+        hypothesis: raw.hypothesis.value,
+        rto,
+        rpo,
+        targets,
+        regions,
+        canaries,
+        probes,
+        steps,
+        webhook,
+    })
+}
+
+/// How many steps (parallel groups included) satisfy `pred`.
+pub fn count(steps: &[Step], pred: &dyn Fn(&Action) -> bool) -> usize {
+    steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::Parallel { steps } => count(steps, pred),
+            a => usize::from(pred(a)),
+        })
+        .sum()
+}
+
+fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFileError> {
+    let loc = Loc::from(&raw);
+    let (common, check) = match raw.value {
+        RawProbe::Http(b) => {
+            let (common, p) = b.split();
+            (common, ProbeCheck::Http(p))
+        }
+        RawProbe::Tcp(b) => {
+            let (common, p) = b.split();
+            (common, ProbeCheck::Tcp(p))
+        }
+        RawProbe::EtcdKey(b) => {
+            let (common, p) = b.split();
+            (common, ProbeCheck::EtcdKey(p))
+        }
+        RawProbe::Sql(b) => {
+            let (common, p) = b.split();
+            (common, ProbeCheck::Sql(p))
+        }
+        RawProbe::Kube(b) => {
+            let (common, p) = b.split();
+            (common, ProbeCheck::Kube(p))
+        }
+        RawProbe::Exec(b) => {
+            let (common, p) = b.split();
+            (common, ProbeCheck::Exec(p))
+        }
+    };
+    let (name, phase, interval, timeout, threshold) = common;
+    c.unique(&name.value, Loc::from(&name), "probe")?;
+    if let Some((target, region)) = check.target() {
+        let kind = match &check {
+            ProbeCheck::EtcdKey(_) => "etcd",
+            ProbeCheck::Sql(_) => "rds",
+            _ => "namespace",
+        };
+        c.target(target, loc, Some(kind))?;
+        c.region(region, loc)?;
+    }
+    if let ProbeCheck::Http(h) = &check
+        && url::Url::parse(&h.url).is_err()
+    {
+        return Err(c.err(
+            loc,
+            format!("probe {}: url {:?} is not a URL", name.value, h.url),
+        ));
+    }
+    let interval = match &interval {
+        Some(t) => c.duration(t, "interval")?,
+        None => PROBE_INTERVAL,
+    };
+    let timeout = match &timeout {
+        Some(t) => c.duration(t, "timeout")?,
+        None => PROBE_TIMEOUT,
+    };
+    let success_threshold = match threshold {
+        Some(t) if t.value == 0 => {
+            return Err(c.err(Loc::from(&t), "success_threshold must be at least 1"));
+        }
+        Some(t) => t.value,
+        None => 1,
+    };
+    if interval.is_zero() {
+        return Err(c.err(
+            loc,
+            format!("probe {}: interval must be above zero", name.value),
+        ));
+    }
+    Ok(Probe {
+        name: name.value,
+        phase: phase.value,
+        interval,
+        timeout,
+        success_threshold,
+        check,
+    })
+}
+
+type ProbeCommon = (
+    Text,
+    Spanned<Phase>,
+    Option<Text>,
+    Option<Text>,
+    Option<Spanned<u32>>,
+);
+
+fn check_canary(
+    c: &mut Checker,
+    raw: Spanned<RawCanary>,
+    steps: &[Step],
+) -> Result<Canary, DrillFileError> {
+    let loc = Loc::from(&raw);
+    let (kind, body) = match raw.value {
+        RawCanary::Etcd(b) => (CanaryKind::Etcd, b),
+        RawCanary::Sql(b) => (CanaryKind::Sql, b),
+        RawCanary::Configmap(b) => (CanaryKind::Configmap, b),
+    };
+    c.target(
+        &body.target.value,
+        Loc::from(&body.target),
+        Some(kind.target_kind()),
+    )?;
+    let target = &body.target.value;
+    let home = c
+        .config
+        .target(target)
+        .map(|t| t.home.clone())
+        .unwrap_or_default();
+    let write_region = match &body.write_region {
+        Some(r) => {
+            c.region(&r.value, Loc::from(r))?;
+            r.value.clone()
+        }
+        None => home,
+    };
+    let first_restore = first_restore_region(steps, target);
+    let read_region = match (&body.read_region, first_restore) {
+        (Some(r), _) => {
+            c.region(&r.value, Loc::from(r))?;
+            r.value.clone()
+        }
+        (None, Some(r)) => r,
+        (None, None) => {
+            return Err(c.err(
+                loc,
+                format!(
+                    "canary of {target}: no restore step restores {target}, so say where its markers are read after recovery (read_region)"
+                ),
+            ));
+        }
+    };
+    let interval = match &body.interval {
+        Some(t) => c.duration(t, "interval")?,
+        None => CANARY_INTERVAL,
+    };
+    if interval < Duration::from_millis(10) {
+        return Err(c.err(
+            loc,
+            "a canary interval under 10ms measures the runner, not the data",
+        ));
+    }
+    Ok(Canary {
+        kind,
+        target: target.clone(),
+        write_region,
+        read_region,
+        interval,
+    })
+}
+
+fn first_restore_region(steps: &[Step], target: &str) -> Option<String> {
+    steps.iter().find_map(|s| match &s.action {
+        Action::Restore(r) if r.target == target => Some(r.region.clone()),
+        Action::Parallel { steps } => first_restore_region(steps, target),
+        _ => None,
+    })
+}
+
+type StepCommon = (Option<String>, Option<Text>, Option<OnFailure>);
+
+fn check_step(
+    c: &mut Checker,
+    raw: Spanned<RawStep>,
+    probes: &[Probe],
+    targets: &[String],
+) -> Result<Step, DrillFileError> {
+    let loc = Loc::from(&raw);
+    let (common, action) = match raw.value {
+        RawStep::Backup(b) => {
+            let (common, a) = b.split();
+            for t in &a.targets {
+                c.target(t, loc, None)?;
+            }
+            if a.targets.is_empty() && targets.is_empty() {
+                return Err(c.err(loc, "backup: name its targets, or list the drill's targets"));
+            }
+            (common, Action::Backup(a))
+        }
+        RawStep::Copy(b) => {
+            let (common, a) = b.split();
+            for t in &a.targets {
+                c.target(t, loc, None)?;
+            }
+            for r in a.from.iter().chain(a.to.iter()) {
+                c.region(r, loc)?;
+            }
+            (common, Action::Copy(a))
+        }
+        RawStep::Fault(b) => {
+            let (common, a) = (*b).split();
+            (common, Action::Fault(check_fault(c, a, loc)?))
+        }
+        RawStep::Restore(b) => {
+            let (common, a) = (*b).split();
+            (common, Action::Restore(check_restore(c, a, loc)?))
+        }
+        RawStep::Verify(b) => {
+            let (common, a) = b.split();
+            let after: Vec<&str> = probes
+                .iter()
+                .filter(|p| p.phase == Phase::After)
+                .map(|p| p.name.as_str())
+                .collect();
+            if after.is_empty() {
+                return Err(c.err(
+                    loc,
+                    "verify waits for the `after` probes to pass, and the drill has none: add a probe with phase: after",
+                ));
+            }
+            for p in &a.probes {
+                if !after.contains(&p.as_str()) {
+                    return Err(c.err(
+                        loc,
+                        format!(
+                            "verify: {p:?} is not an `after` probe (they are: {})",
+                            after.join(", ")
+                        ),
+                    ));
+                }
+            }
+            (common, Action::Verify(a))
+        }
+        RawStep::Wait(b) => {
+            let (common, a) = b.split();
+            let duration = c.duration(&a.duration, "wait.for")?;
+            (common, Action::Wait { duration })
+        }
+        RawStep::Manual(b) => {
+            let (common, a) = b.split();
+            if a.instruction.trim().is_empty() {
+                return Err(c.err(loc, "manual: the instruction is empty"));
+            }
+            (common, Action::Manual(a))
+        }
+        RawStep::Exec(b) => {
+            let (common, a) = b.split();
+            (common, Action::Exec(a))
+        }
+        RawStep::Cleanup(b) => {
+            let (common, a) = b.split();
+            (common, Action::Cleanup(a))
+        }
+        RawStep::Parallel(b) => {
+            let (common, a) = b.split();
+            if a.steps.len() < 2 {
+                return Err(c.err(loc, "parallel needs at least two steps"));
+            }
+            let mut steps = Vec::new();
+            for s in a.steps {
+                steps.push(check_step(c, s, probes, targets)?);
+            }
+            (common, Action::Parallel { steps })
+        }
+    };
+    let (name, timeout, on_failure) = common;
+    c.counter += 1;
+    let name = name.unwrap_or_else(|| format!("{}-{}", action.kind(), c.counter));
+    c.unique(&name, loc, "step")?;
+    let timeout = match &timeout {
+        Some(t) => c.duration(t, "timeout")?,
+        None => match &action {
+            Action::Manual(_) => MANUAL_TIMEOUT,
+            Action::Wait { duration } => *duration + Duration::from_secs(60),
+            _ => STEP_TIMEOUT,
+        },
+    };
+    Ok(Step {
+        name,
+        timeout,
+        on_failure: on_failure.unwrap_or_default(),
+        action,
+        loc,
+    })
+}
+
+fn check_fault(c: &Checker, f: FaultStep, loc: Loc) -> Result<Fault, DrillFileError> {
+    let mut found: Vec<Fault> = Vec::new();
+    if let Some(r) = f.lose_region {
+        c.region(&r.value, Loc::from(&r))?;
+        found.push(Fault::LoseRegion { region: r.value });
+    }
+    found.extend(f.stop_member.map(Fault::StopMember));
+    found.extend(f.kill_member.map(Fault::KillMember));
+    found.extend(f.delete_keys.map(Fault::DeleteKeys));
+    found.extend(f.delete_namespace.map(Fault::DeleteNamespace));
+    found.extend(f.delete_objects.map(Fault::DeleteObjects));
+    found.extend(f.reboot_failover.map(Fault::RebootFailover));
+    found.extend(f.stop_instance.map(Fault::StopInstance));
+    found.extend(f.promote_replica.map(Fault::PromoteReplica));
+    found.extend(f.exec.map(|command| Fault::Exec { command }));
+    const KINDS: &str = "lose_region, stop_member, kill_member, delete_keys, delete_namespace, delete_objects, reboot_failover, stop_instance, promote_replica, exec";
+    let fault = match found.len() {
+        1 => found.remove(0),
+        0 => {
+            return Err(c.err(
+                loc,
+                format!("fault: say which fault to inject: one of {KINDS}"),
+            ));
+        }
+        _ => {
+            return Err(c.err(
+                loc,
+                "fault: one fault per step (use a parallel group to inject several at once)",
+            ));
+        }
+    };
+    if let Fault::StopMember(m) | Fault::KillMember(m) = &fault
+        && m.command.is_none() == m.pid_file.is_none()
+    {
+        return Err(c.err(
+            loc,
+            "a member fault needs exactly one of `command` (run with sh -c) or `pid_file` (the member's pid, signalled)",
+        ));
+    }
+    if let Some((target, region)) = fault.target() {
+        let kind = match &fault {
+            Fault::StopMember(_) | Fault::KillMember(_) | Fault::DeleteKeys(_) => "etcd",
+            Fault::DeleteNamespace(_) | Fault::DeleteObjects(_) => "namespace",
+            _ => "rds",
+        };
+        c.target(target, loc, Some(kind))?;
+        c.region(region, loc)?;
+    }
+    Ok(fault)
+}
+
+fn check_restore(c: &Checker, r: RestoreFields, loc: Loc) -> Result<RestoreStep, DrillFileError> {
+    c.target(&r.target.value, Loc::from(&r.target), None)?;
+    c.region(&r.region.value, Loc::from(&r.region))?;
+    let point = match r.point {
+        None => PointPick::Latest,
+        Some(p) => {
+            let ploc = Loc::from(&p);
+            match p.value {
+                RawPointPick::Latest => PointPick::Latest,
+                RawPointPick::Before(t) => PointPick::Before(
+                    crate::catalog::parse_time(&t)
+                        .map_err(|e| c.err(ploc, format!("point.before: {e}")))?,
+                ),
+                RawPointPick::RandomWithin(d) => {
+                    PointPick::RandomWithin(humantime::parse_duration(&d).map_err(|e| {
+                        c.err(
+                            ploc,
+                            format!("point.random_within {d:?} is not a duration ({e}): write e.g. \"7d\""),
+                        )
+                    })?)
+                }
+            }
+        }
+    };
+    let options = r.options;
+    if let Some(e) = &options.existing
+        && !matches!(e.as_str(), "skip" | "overwrite" | "update" | "fail")
+    {
+        return Err(c.err(
+            loc,
+            format!("options.existing {e:?} is not one of skip, overwrite, update, fail"),
+        ));
+    }
+    if let Some(m) = &options.namespace_map
+        && !m
+            .split_once('=')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+    {
+        return Err(c.err(loc, format!("options.namespace_map {m:?} is not OLD=NEW")));
+    }
+    Ok(RestoreStep {
+        target: r.target.value,
+        region: r.region.value,
+        point,
+        options,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[regions.us-east-1]
+store = "file:///tmp/drtool-spec-east"
+[regions.us-west-2]
+store = "file:///tmp/drtool-spec-west"
+
+[targets.kv]
+kind = "etcd"
+mode = "keys"
+prefix = "/app/"
+home = "us-east-1"
+copy_to = ["us-west-2"]
+[targets.kv.regions.us-east-1]
+endpoints = ["http://127.0.0.1:12379"]
+[targets.kv.regions.us-west-2]
+endpoints = ["http://127.0.0.1:22379"]
+
+[targets.shop]
+kind = "namespace"
+namespace = "shop"
+home = "us-east-1"
+[targets.shop.regions.us-east-1]
+kubeconfig = "/tmp/kc"
+"#;
+
+    const GOOD: &str = r#"
+name: etcd-failover
+hypothesis: kv is back in us-west-2 within 5 minutes.
+objectives: { rto: 5m, rpo: 1m }
+targets: [kv]
+regions: [us-east-1, us-west-2]
+canaries:
+  - etcd: { target: kv, interval: 200ms }
+probes:
+  - etcd_key: { name: kv-up, phase: before, target: kv, region: us-east-1, key: /app/x }
+  - etcd_key:
+      name: kv-back
+      phase: after
+      interval: 250ms
+      success_threshold: 2
+      target: kv
+      region: us-west-2
+      key: /app/x
+      equals: v1
+steps:
+  - backup: {}
+  - fault: { name: lose-east, lose_region: us-east-1, timeout: 30s }
+  - restore: { target: kv, region: us-west-2, options: { existing: overwrite } }
+  - verify: { timeout: 2m }
+  - parallel:
+      steps:
+        - wait: { for: 1s }
+        - exec: { command: "true" }
+"#;
+
+    fn config() -> Config {
+        crate::config::parse_str(CONFIG, Path::new("drtool.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(yaml: &str) -> String {
+        match parse(yaml, Path::new("drills/d.yaml"), &config()) {
+            Ok(_) => panic!("accepted:\n{yaml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_drill_is_checked_into_typed_steps() {
+        let d =
+            parse(GOOD, Path::new("drills/d.yaml"), &config()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.rto, Duration::from_secs(300));
+        assert_eq!(
+            d.canaries[0].read_region, "us-west-2",
+            "from the restore step"
+        );
+        assert_eq!(d.canaries[0].write_region, "us-east-1", "the target's home");
+        assert_eq!(d.probes[1].success_threshold, 2);
+        assert_eq!(d.steps[1].name, "lose-east");
+        assert_eq!(d.steps[1].timeout, Duration::from_secs(30));
+        assert!(
+            matches!(&d.steps[1].action, Action::Fault(Fault::LoseRegion { region }) if region == "us-east-1")
+        );
+        assert!(matches!(&d.steps[4].action, Action::Parallel { steps } if steps.len() == 2));
+        assert_eq!(d.steps[0].name, "backup-1");
+    }
+
+    #[test]
+    fn each_bad_drill_says_where_and_what() {
+        let with = |from: &str, to: &str| {
+            assert!(GOOD.contains(from), "{from}");
+            GOOD.replacen(from, to, 1)
+        };
+        let cases = [
+            (
+                with("  - backup: {}", "  - backpu: {}"),
+                ":21:",
+                "unknown kind `backpu`",
+            ),
+            (
+                with("  - backup: {}", "  - backup: {}\n  - reboot: {}"),
+                ":22:",
+                "unknown kind `reboot`",
+            ),
+            (
+                with(
+                    "  - etcd_key: { name: kv-up",
+                    "  - etcd_value: { name: kv-up",
+                ),
+                ":10:",
+                "unknown kind `etcd_value`",
+            ),
+            (
+                with(
+                    "objectives: { rto: 5m, rpo: 1m }",
+                    "objectives: { rto: five, rpo: 1m }",
+                ),
+                ":4:",
+                "objectives.rto \"five\" is not a duration",
+            ),
+            (
+                with("targets: [kv]", "targets: [kv, nope]"),
+                ":5:",
+                "unknown target \"nope\"",
+            ),
+            (
+                with(
+                    "regions: [us-east-1, us-west-2]",
+                    "regions: [us-east-1, eu-west-1]",
+                ),
+                ":6:",
+                "unknown region \"eu-west-1\"",
+            ),
+            (
+                with(
+                    "lose_region: us-east-1, timeout",
+                    "lose_region: eu-west-9, timeout",
+                ),
+                ":22:",
+                "unknown region \"eu-west-9\"",
+            ),
+            (
+                with("hypothesis: kv", "hypothesys: kv"),
+                ":3:",
+                "unknown field `hypothesys`",
+            ),
+            (
+                with("key: /app/x }", "key: /app/x, colour: red }"),
+                ":10:",
+                "unknown field `colour`",
+            ),
+            (
+                with("phase: before", "phase: sometimes"),
+                ":10:",
+                "unknown kind `sometimes`",
+            ),
+            (
+                with("success_threshold: 2", "success_threshold: 0"),
+                ":15:",
+                "success_threshold must be at least 1",
+            ),
+            (
+                with(
+                    "  - verify: { timeout: 2m }",
+                    "  - verify: { probes: [kv-up] }",
+                ),
+                ":24:",
+                "\"kv-up\" is not an `after` probe",
+            ),
+            (
+                with(
+                    "name: lose-east, lose_region: us-east-1, timeout: 30s",
+                    "name: lose-east, timeout: 30s",
+                ),
+                ":22:",
+                "say which fault to inject",
+            ),
+            (
+                with(
+                    "{ target: kv, region: us-west-2, options",
+                    "{ target: nope, region: us-west-2, options",
+                ),
+                ":23:",
+                "unknown target \"nope\"",
+            ),
+            (
+                with(
+                    "  - etcd: { target: kv, interval: 200ms }",
+                    "  - configmap: { target: kv }",
+                ),
+                ":8:",
+                "target kv is of kind etcd, not namespace",
+            ),
+            (
+                with("existing: overwrite", "existing: sometimes"),
+                ":23:",
+                "options.existing \"sometimes\"",
+            ),
+            (
+                with("        - exec: { command: \"true\" }\n", ""),
+                ":25:",
+                "parallel needs at least two steps",
+            ),
+            (
+                with("name: kv-back", "name: kv-up"),
+                ":12:",
+                "probe name \"kv-up\" is used twice",
+            ),
+            (
+                with("wait: { for: 1s }", "wait: { for: soon }"),
+                ":27:",
+                "wait.for \"soon\" is not a duration",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (yaml, at, message) in cases {
+            let got = err(&yaml);
+            if !got.starts_with(&format!("drills/d.yaml{at}")) || !got.contains(message) {
+                wrong.push(format!("want {at} {message}\n got {got}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}

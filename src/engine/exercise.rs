@@ -1,0 +1,202 @@
+//! What failover drills ask of the engine: faults, probes and canaries that
+//! each target kind implements in its own home, regions a drill declares
+//! lost, and undoing what a drill's restore made.
+//!
+//! The drill runner (`drill/`) decides when; this module only does, through
+//! the same [`TargetKind`] the rest of the engine uses, and refuses to touch a
+//! lost region.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::events::JobSpec;
+use super::kind::KindPlan;
+use super::report::Operation;
+use super::restore::RestorePlan;
+use super::root::Engine;
+use crate::config::Target;
+use crate::error::Error;
+use crate::store::Keep;
+
+/// A fault a kind injects into one of its targets in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "fault")]
+pub enum KindFault {
+    /// Stop (SIGTERM) or kill (SIGKILL) an etcd member, by a command or the
+    /// pid in a file.
+    StopMember {
+        command: Option<String>,
+        pid_file: Option<std::path::PathBuf>,
+        kill: bool,
+    },
+    /// Delete every key under a prefix.
+    DeleteKeys {
+        prefix: String,
+    },
+    /// Delete the target's namespace.
+    DeleteNamespace,
+    /// Delete the objects of one resource matching a label selector.
+    DeleteObjects {
+        resource: String,
+        selector: String,
+    },
+    /// Reboot the instance with a Multi-AZ failover.
+    RebootFailover,
+    StopInstance,
+    /// Promote a read replica to a standalone instance.
+    PromoteReplica {
+        replica: String,
+    },
+}
+
+impl KindFault {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KindFault::StopMember { kill: false, .. } => "stop_member",
+            KindFault::StopMember { kill: true, .. } => "kill_member",
+            KindFault::DeleteKeys { .. } => "delete_keys",
+            KindFault::DeleteNamespace => "delete_namespace",
+            KindFault::DeleteObjects { .. } => "delete_objects",
+            KindFault::RebootFailover => "reboot_failover",
+            KindFault::StopInstance => "stop_instance",
+            KindFault::PromoteReplica { .. } => "promote_replica",
+        }
+    }
+}
+
+/// A check a kind runs against one of its targets in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "probe")]
+pub enum KindProbe {
+    /// The key exists (with this value, when given).
+    EtcdKey { key: String, equals: Option<String> },
+    /// The query runs (and its first value is `expect`, when given).
+    Sql {
+        query: String,
+        expect: Option<String>,
+        database: Option<String>,
+    },
+    /// The object exists (and is ready, when asked).
+    Kube {
+        resource: String,
+        name: String,
+        namespace: Option<String>,
+        ready: bool,
+    },
+}
+
+/// One canary marker: a sequence number and when it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryMark {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+}
+
+impl Engine {
+    /// From now on nothing in `region` is contacted by this engine (and the
+    /// engines detached from it): its store, its endpoints.
+    pub fn lose_region(&self, region: &str) -> Result<(), Error> {
+        self.region(region)?;
+        self.mark_lost(region);
+        Ok(())
+    }
+
+    fn drill_target(&self, target: &str, region: &str) -> Result<&Target, Error> {
+        let t = self.target(target)?;
+        self.region(region)?;
+        self.check_reachable(region)?;
+        Ok(t)
+    }
+
+    /// Injects a fault through the target's kind; says what was done.
+    pub async fn inject_fault(
+        &self,
+        target: &str,
+        region: &str,
+        fault: &KindFault,
+    ) -> Result<String, Error> {
+        let t = self.drill_target(target, region)?;
+        let kind = self.kind_of(t)?;
+        let job = self.job(JobSpec::new(Operation::Fault).target(target).region(region));
+        let done = kind.fault(t, region, fault, &job).await;
+        job.settle(done, |m| m.clone())
+    }
+
+    /// Runs a kind's probe once: `Ok(detail)` when it passes.
+    pub async fn probe_target(
+        &self,
+        target: &str,
+        region: &str,
+        probe: &KindProbe,
+    ) -> Result<String, Error> {
+        let t = self.drill_target(target, region)?;
+        self.kind_of(t)?.probe(t, region, probe).await
+    }
+
+    pub async fn canary_write(
+        &self,
+        target: &str,
+        region: &str,
+        run: &str,
+        mark: CanaryMark,
+    ) -> Result<(), Error> {
+        let t = self.drill_target(target, region)?;
+        self.kind_of(t)?.canary_write(t, region, run, mark).await
+    }
+
+    pub async fn canary_read(
+        &self,
+        target: &str,
+        region: &str,
+        run: &str,
+    ) -> Result<Vec<CanaryMark>, Error> {
+        let t = self.drill_target(target, region)?;
+        self.kind_of(t)?.canary_read(t, region, run).await
+    }
+
+    /// Removes a run's canary data; how many markers were removed.
+    pub async fn canary_clear(&self, target: &str, region: &str, run: &str) -> Result<u64, Error> {
+        let t = self.drill_target(target, region)?;
+        self.kind_of(t)?.canary_clear(t, region, run).await
+    }
+
+    /// Stores one file of a drill run's report in a region's store.
+    pub async fn put_drill_file(
+        &self,
+        region: &str,
+        run: &str,
+        name: &str,
+        body: Vec<u8>,
+    ) -> Result<(), Error> {
+        let rs = self.store(region).await?;
+        let key = rs.layout.drill_file_key(run, name);
+        rs.store.put(&key, body.into(), Keep::Normal).await?;
+        Ok(())
+    }
+
+    /// Signs `message` with the config's signing key: its fingerprint and the
+    /// signature (base64), or none without a key.
+    pub fn sign(&self, message: &[u8]) -> Result<Option<(String, String)>, Error> {
+        Ok(self.signer()?.map(|s| s.sign_bytes(message)))
+    }
+
+    /// Undoes what executing `plan` made (a drill's cleanup); says what.
+    pub async fn undo_restore(&self, plan: &RestorePlan) -> Result<String, Error> {
+        self.check_reachable(&plan.region)?;
+        let kind = self.kind_named(&plan.kind)?;
+        let job = self.job(
+            JobSpec::new(Operation::Cleanup)
+                .target(&plan.target)
+                .region(&plan.region)
+                .point(plan.point.as_ref().map(|p| p.id.clone())),
+        );
+        let kind_plan = KindPlan {
+            action: plan.action.clone(),
+            lines: plan.summary.clone(),
+            destructive: plan.destructive,
+            verified: plan.verified,
+        };
+        let undone = kind.undo(&kind_plan, &job).await;
+        job.settle(undone, |m| m.clone())
+    }
+}

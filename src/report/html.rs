@@ -1,0 +1,361 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script, no
+//! external resource) that opens anywhere, also offline at 3 a.m.
+
+use std::fmt::Write;
+
+use super::{DrillReport, StepOutcome, human_ms, opt_ms};
+use crate::drill::measure::DrillVerdict;
+use crate::drill::spec::Phase;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}\
+h1{margin-bottom:.2rem}.muted{color:#666}table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}\
+th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}\
+.pass{color:#1a7f37}.fail{color:#cf222e}.warn{color:#9a6700}.badge{display:inline-block;padding:.2rem .6rem;border-radius:.3rem;color:#fff;font-weight:600}\
+.b-pass{background:#1a7f37}.b-fail{background:#cf222e}.b-warn{background:#9a6700}svg{background:#fafafa;border:1px solid #eee}";
+
+fn verdict_class(v: DrillVerdict) -> &'static str {
+    match v {
+        DrillVerdict::Pass => "b-pass",
+        DrillVerdict::ObjectivesMissed => "b-warn",
+        DrillVerdict::Failed | DrillVerdict::Aborted => "b-fail",
+    }
+}
+
+pub fn render(r: &DrillReport) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Drill {} {}</title><style>{STYLE}</style></head><body>",
+        esc(&r.drill),
+        esc(&r.run_id)
+    );
+    let _ = write!(
+        o,
+        "<h1>Drill {} <span class=\"badge {}\">{}</span></h1><p class=\"muted\">Run {} · {} · {} · {}</p>",
+        esc(&r.drill),
+        verdict_class(r.verdict),
+        r.verdict.label(),
+        esc(&r.run_id),
+        r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        human_ms(r.duration_ms),
+        esc(&r.file)
+    );
+    let _ = write!(o, "<h2>Summary</h2><ul>");
+    for line in &r.summary {
+        let _ = write!(o, "<li>{}</li>", esc(line));
+    }
+    let _ = write!(o, "</ul>");
+    objectives(&mut o, r);
+    timeline(&mut o, r);
+    if !r.rpo.canaries.is_empty() {
+        canaries(&mut o, r);
+    }
+    steps(&mut o, r);
+    probes(&mut o, r);
+    let _ = write!(o, "<h2>Cleanup</h2><ul>");
+    if r.cleanup.is_empty() {
+        let _ = write!(o, "<li>Nothing to clean up.</li>");
+    }
+    for c in &r.cleanup {
+        let _ = write!(
+            o,
+            "<li class=\"{}\">{} {}: {}</li>",
+            if c.ok { "pass" } else { "fail" },
+            if c.ok { "ok" } else { "FAILED" },
+            esc(&c.what),
+            esc(&c.message)
+        );
+    }
+    let _ = write!(o, "</ul>");
+    if !r.errors.is_empty() {
+        let _ = write!(o, "<h2>Errors</h2><ul>");
+        for e in &r.errors {
+            let _ = write!(o, "<li class=\"fail\">{}</li>", esc(e));
+        }
+        let _ = write!(o, "</ul>");
+    }
+    let _ = write!(o, "<h2>Notes</h2><ul>");
+    if r.notes.is_empty() {
+        let _ = write!(o, "<li class=\"muted\">None yet.</li>");
+    }
+    for n in &r.notes {
+        let _ = write!(
+            o,
+            "<li>{}: {}</li>",
+            n.at.format("%Y-%m-%d %H:%M UTC"),
+            esc(&n.text)
+        );
+    }
+    let _ = write!(o, "</ul><h2>Retrospective</h2>");
+    for (title, items) in [
+        ("Problems seen", &r.retrospective.problems),
+        ("Improvements", &r.retrospective.improvements),
+    ] {
+        let _ = write!(o, "<h3>{title}</h3><ul>");
+        if items.is_empty() {
+            let _ = write!(o, "<li class=\"muted\">To be filled in.</li>");
+        }
+        for i in items {
+            let _ = write!(o, "<li>{}</li>", esc(i));
+        }
+        let _ = write!(o, "</ul>");
+    }
+    let _ = writeln!(
+        o,
+        "<p class=\"muted\">Resolution {}; probe results {} late on average; runner time between steps {}. drtool {}.</p></body></html>",
+        human_ms(r.overhead.resolution_ms),
+        human_ms(r.overhead.probe_lateness_ms),
+        human_ms(r.overhead.between_steps_ms),
+        esc(&r.drtool_version)
+    );
+    o
+}
+
+/// RTO and RPO as bars against their objectives.
+fn objectives(o: &mut String, r: &DrillReport) {
+    let _ = write!(o, "<h2>Objectives</h2>");
+    let rows = [
+        ("RTO", r.rto.rto_ms, r.objectives.rto_ms),
+        ("RPO measured", r.rpo.measured_ms, r.objectives.rpo_ms),
+        ("RPO nominal", r.rpo.nominal_ms, r.objectives.rpo_ms),
+    ];
+    let (w, row_h) = (640.0, 34.0);
+    let _ = write!(
+        o,
+        "<svg width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"RTO and RPO against objectives\">",
+        rows.len() as f64 * row_h + 10.0
+    );
+    for (i, (name, got, limit)) in rows.iter().enumerate() {
+        let y = 10.0 + i as f64 * row_h;
+        let scale = (got.unwrap_or(0).max(*limit) as f64).max(1.0);
+        let bar = 420.0 * got.unwrap_or(0) as f64 / scale;
+        let lim = 120.0 + 420.0 * *limit as f64 / scale;
+        let color = match got {
+            Some(v) if v <= limit => "#1a7f37",
+            Some(_) => "#cf222e",
+            None => "#999",
+        };
+        let _ = write!(
+            o,
+            "<text x=\"4\" y=\"{:.0}\" font-size=\"12\">{name}</text><rect x=\"120\" y=\"{y:.0}\" width=\"{bar:.1}\" height=\"18\" fill=\"{color}\"/>\
+             <line x1=\"{lim:.1}\" x2=\"{lim:.1}\" y1=\"{:.0}\" y2=\"{:.0}\" stroke=\"#222\" stroke-dasharray=\"3,2\"/>\
+             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\">{} / {}</text>",
+            y + 13.0,
+            y - 3.0,
+            y + 21.0,
+            560.0,
+            y + 13.0,
+            opt_ms(*got),
+            human_ms(*limit)
+        );
+    }
+    let _ = write!(o, "</svg>");
+    let _ = write!(
+        o,
+        "<p>RTO by phase: detection {}, decision {}, restore {}, verification {}.</p>",
+        opt_ms(r.rto.detection_ms),
+        human_ms(r.rto.decision_ms),
+        human_ms(r.rto.restore_ms),
+        opt_ms(r.rto.verification_ms)
+    );
+}
+
+/// Steps as bars on the drill's clock, the fault and recovery as lines,
+/// probe results as dots.
+fn timeline(o: &mut String, r: &DrillReport) {
+    let _ = write!(o, "<h2>Timeline</h2>");
+    let end = r.duration_ms.max(1) as f64;
+    let top: Vec<_> = r.steps.iter().collect();
+    let probes: Vec<&str> = r.probes.iter().map(|p| p.probe.as_str()).collect();
+    let (left, width, row) = (160.0, 700.0, 18.0);
+    let height = (top.len() + probes.len()) as f64 * row + 40.0;
+    let x = |ms: u64| left + width * ms as f64 / end;
+    let _ = write!(
+        o,
+        "<svg width=\"{:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"drill timeline\">",
+        left + width + 20.0
+    );
+    for (i, s) in top.iter().enumerate() {
+        let y = 10.0 + i as f64 * row;
+        let color = match s.outcome {
+            StepOutcome::Ok => "#4c8bf5",
+            StepOutcome::Skipped => "#bbb",
+            _ => "#cf222e",
+        };
+        let label = match &s.group {
+            Some(g) => format!("{g}/{}", s.name),
+            None => s.name.clone(),
+        };
+        let _ = write!(
+            o,
+            "<text x=\"4\" y=\"{:.0}\" font-size=\"11\">{}</text><rect x=\"{:.1}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"12\" fill=\"{color}\"><title>{}: {} {}</title></rect>",
+            y + 10.0,
+            esc(&label),
+            x(s.start_ms),
+            (x(s.end_ms) - x(s.start_ms)).max(1.5),
+            esc(&s.name),
+            s.outcome.label(),
+            esc(&s.message)
+        );
+    }
+    for (j, p) in probes.iter().enumerate() {
+        let y = 10.0 + (top.len() + j) as f64 * row;
+        let _ = write!(
+            o,
+            "<text x=\"4\" y=\"{:.0}\" font-size=\"11\">probe {}</text>",
+            y + 10.0,
+            esc(p)
+        );
+        for s in r.samples.iter().filter(|s| s.probe == *p) {
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.0}\" r=\"2.5\" fill=\"{}\"/>",
+                x(s.at_ms),
+                y + 6.0,
+                if s.ok { "#1a7f37" } else { "#cf222e" }
+            );
+        }
+    }
+    let bottom = height - 22.0;
+    if let Some(f) = &r.fault {
+        let fx = x(f.at_ms);
+        let _ = write!(
+            o,
+            "<line x1=\"{fx:.1}\" x2=\"{fx:.1}\" y1=\"4\" y2=\"{bottom:.0}\" stroke=\"#cf222e\"/><text x=\"{fx:.1}\" y=\"{:.0}\" font-size=\"11\" fill=\"#cf222e\">fault</text>",
+            bottom + 14.0
+        );
+        if let Some(rto) = r.rto.rto_ms {
+            let rx = x(f.at_ms + rto);
+            let _ = write!(
+                o,
+                "<line x1=\"{rx:.1}\" x2=\"{rx:.1}\" y1=\"4\" y2=\"{bottom:.0}\" stroke=\"#1a7f37\"/><text x=\"{rx:.1}\" y=\"{:.0}\" font-size=\"11\" fill=\"#1a7f37\">recovered (+{})</text>",
+                bottom + 14.0,
+                human_ms(rto)
+            );
+        }
+    }
+    let _ = write!(o, "</svg>");
+}
+
+/// Markers written before the fault and the newest that survived.
+fn canaries(o: &mut String, r: &DrillReport) {
+    let _ = write!(
+        o,
+        "<h2>Canaries</h2><table><tr><th>canary</th><th>written</th><th>newest surviving</th><th>lost</th><th>measured RPO</th><th></th></tr>"
+    );
+    for c in &r.rpo.canaries {
+        let total = c.written.max(1) as f64;
+        let kept = c.written.saturating_sub(c.lost) as f64;
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><svg width=\"200\" height=\"14\"><rect width=\"{:.1}\" height=\"14\" fill=\"#1a7f37\"/><rect x=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#cf222e\"/></svg></td></tr>",
+            esc(&c.canary),
+            c.written,
+            c.newest_surviving.map_or("none".to_string(), |m| format!(
+                "#{} at {}",
+                m.seq,
+                m.at.format("%H:%M:%S%.3f")
+            )),
+            c.lost,
+            opt_ms(c.rpo_ms),
+            200.0 * kept / total,
+            200.0 * kept / total,
+            200.0 * c.lost as f64 / total
+        );
+    }
+    let _ = write!(o, "</table>");
+}
+
+fn steps(o: &mut String, r: &DrillReport) {
+    let _ = write!(
+        o,
+        "<h2>Steps</h2><table><tr><th>step</th><th>kind</th><th>start</th><th>duration</th><th>outcome</th><th>detail</th></tr>"
+    );
+    for s in &r.steps {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>+{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            esc(&match &s.group {
+                Some(g) => format!("{g} / {}", s.name),
+                None => s.name.clone(),
+            }),
+            esc(&s.kind),
+            human_ms(s.start_ms),
+            human_ms(s.end_ms.saturating_sub(s.start_ms)),
+            if s.outcome == StepOutcome::Ok {
+                "pass"
+            } else {
+                "fail"
+            },
+            s.outcome.label(),
+            esc(&s.message)
+        );
+    }
+    let _ = write!(o, "</table>");
+}
+
+fn probes(o: &mut String, r: &DrillReport) {
+    let _ = write!(o, "<h2>Probes</h2>");
+    for (phase, list) in r.probes_by_phase() {
+        let title = match phase {
+            Phase::Before => "Before the fault (steady state)",
+            Phase::During => "During the outage (availability)",
+            Phase::After => "After (recovery)",
+        };
+        let _ = write!(
+            o,
+            "<h3>{title}</h3><table><tr><th>probe</th><th>check</th><th>runs</th><th>passed</th><th>failed</th><th>result</th></tr>"
+        );
+        for p in list {
+            let result = if !p.executed {
+                "not executed".to_string()
+            } else if let Some(a) = p.availability {
+                format!("{:.1}% available", a * 100.0)
+            } else if let Some(m) = p.met_at_ms {
+                format!(
+                    "met {}x in a row, {} after the fault",
+                    p.success_threshold,
+                    human_ms(m)
+                )
+            } else {
+                p.last_detail.clone().unwrap_or_default()
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.probe),
+                esc(&p.check),
+                p.runs,
+                p.passes,
+                p.failures,
+                esc(&result)
+            );
+        }
+        let _ = write!(o, "</table>");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_is_self_contained() {
+        let html = render(&crate::report::tests::sample());
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("<svg"));
+        assert!(!html.contains("<script"), "no script");
+        assert!(
+            !html.contains("src=\"http") && !html.contains("href=\"http"),
+            "no external resource"
+        );
+        assert!(html.contains("PASS"));
+    }
+}

@@ -1,0 +1,273 @@
+//! `report.md`: the report people read first, rendered from `report.json`.
+
+use std::fmt::Write;
+
+use super::{DrillReport, human_ms, opt_ms};
+use crate::drill::spec::Phase;
+
+pub fn render(r: &DrillReport) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "# Drill {}: {}", r.drill, r.verdict.label());
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "Run `{}`, {} to {} ({}), drill file `{}`, drtool {}.",
+        r.run_id,
+        r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        r.finished_at.format("%H:%M:%S UTC"),
+        human_ms(r.duration_ms),
+        r.file,
+        r.drtool_version
+    );
+    if let Some(d) = &r.description {
+        let _ = writeln!(w, "\n{d}");
+    }
+    let _ = writeln!(w, "\n## Summary\n");
+    for line in &r.summary {
+        let _ = writeln!(w, "- {line}");
+    }
+
+    let _ = writeln!(w, "\n## Objectives\n");
+    let _ = writeln!(w, "| measure | result | objective | met |");
+    let _ = writeln!(w, "|---|---|---|---|");
+    let met = |v: Option<u64>, o: u64| match v {
+        Some(v) if v <= o => "yes",
+        Some(_) => "NO",
+        None => "not measured",
+    };
+    let _ = writeln!(
+        w,
+        "| RTO | {} | {} | {} |",
+        opt_ms(r.rto.rto_ms),
+        human_ms(r.objectives.rto_ms),
+        met(r.rto.rto_ms, r.objectives.rto_ms)
+    );
+    let _ = writeln!(
+        w,
+        "| RPO (measured) | {} | {} | {} |",
+        opt_ms(r.rpo.measured_ms),
+        human_ms(r.objectives.rpo_ms),
+        met(r.rpo.measured_ms, r.objectives.rpo_ms)
+    );
+    let _ = writeln!(
+        w,
+        "| RPO (nominal) | {} | {} | {} |",
+        opt_ms(r.rpo.nominal_ms),
+        human_ms(r.objectives.rpo_ms),
+        met(r.rpo.nominal_ms, r.objectives.rpo_ms)
+    );
+    let _ = writeln!(
+        w,
+        "\nRTO by phase: detection {}, decision {}, restore {}, verification {}.",
+        opt_ms(r.rto.detection_ms),
+        human_ms(r.rto.decision_ms),
+        human_ms(r.rto.restore_ms),
+        opt_ms(r.rto.verification_ms)
+    );
+    if !r.rpo.canaries.is_empty() {
+        let _ = writeln!(w, "\n## Canaries\n");
+        let _ = writeln!(
+            w,
+            "| canary | written | newest surviving | lost | measured RPO |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for c in &r.rpo.canaries {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} |",
+                c.canary,
+                c.written,
+                c.newest_surviving.map_or("none".to_string(), |m| format!(
+                    "#{} at {}",
+                    m.seq,
+                    m.at.format("%H:%M:%S%.3f")
+                )),
+                c.lost,
+                opt_ms(c.rpo_ms)
+            );
+        }
+    }
+
+    let _ = writeln!(
+        w,
+        "\n## Steady state\n\n{}: {}",
+        if r.steady_state.ok {
+            "held"
+        } else {
+            "DID NOT HOLD"
+        },
+        r.steady_state.detail
+    );
+    if let Some(f) = &r.fault {
+        let _ = writeln!(
+            w,
+            "\n## Fault\n\n{} at {} (+{}).",
+            f.description,
+            f.at.format("%H:%M:%S%.3f UTC"),
+            human_ms(f.at_ms)
+        );
+    }
+
+    let _ = writeln!(w, "\n## Steps\n");
+    let _ = writeln!(w, "| step | kind | start | duration | outcome | detail |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    for s in &r.steps {
+        let name = match &s.group {
+            Some(g) => format!("{g} / {}", s.name),
+            None => s.name.clone(),
+        };
+        let _ = writeln!(
+            w,
+            "| {name} | {} | +{} | {} | {} | {} |",
+            s.kind,
+            human_ms(s.start_ms),
+            human_ms(s.end_ms.saturating_sub(s.start_ms)),
+            s.outcome.label(),
+            cell(&s.message)
+        );
+    }
+
+    let _ = writeln!(w, "\n## Probes\n");
+    for (phase, probes) in r.probes_by_phase() {
+        let _ = writeln!(w, "**{}**\n", phase_title(phase));
+        let _ = writeln!(w, "| probe | check | runs | passed | failed | result |");
+        let _ = writeln!(w, "|---|---|---|---|---|---|");
+        for p in probes {
+            let result = if !p.executed {
+                "not executed".to_string()
+            } else if let Some(a) = p.availability {
+                format!("{:.1}% available", a * 100.0)
+            } else if let Some(m) = p.met_at_ms {
+                format!(
+                    "met {}x in a row, {} after the fault",
+                    p.success_threshold,
+                    human_ms(m)
+                )
+            } else {
+                cell(p.last_detail.as_deref().unwrap_or(""))
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} |",
+                p.probe,
+                cell(&p.check),
+                p.runs,
+                p.passes,
+                p.failures,
+                result
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    if !r.restores.is_empty() {
+        let _ = writeln!(w, "## Restores\n");
+        for rs in &r.restores {
+            let _ = writeln!(
+                w,
+                "- {}: {} in {} from point {} (consistent {})",
+                rs.step,
+                rs.target,
+                rs.region,
+                rs.point.as_deref().unwrap_or("-"),
+                rs.consistent_at.map_or("-".to_string(), |t| t
+                    .format("%H:%M:%S%.3f UTC")
+                    .to_string())
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "## Cleanup\n");
+    if r.cleanup.is_empty() {
+        let _ = writeln!(w, "Nothing to clean up.");
+    }
+    for c in &r.cleanup {
+        let _ = writeln!(
+            w,
+            "- {} {}: {}",
+            if c.ok { "ok" } else { "FAILED" },
+            c.what,
+            c.message
+        );
+    }
+
+    if !r.errors.is_empty() {
+        let _ = writeln!(w, "\n## Errors\n");
+        for e in &r.errors {
+            let _ = writeln!(w, "- {e}");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\n## Measurement\n\nTimeline resolution {} (the shortest probe interval); probe results were {} late on average; the runner spent {} between steps.",
+        human_ms(r.overhead.resolution_ms),
+        human_ms(r.overhead.probe_lateness_ms),
+        human_ms(r.overhead.between_steps_ms)
+    );
+    if !r.uploaded_to.is_empty() {
+        let _ = writeln!(
+            w,
+            "Stored in the drills/ folder of {}.",
+            r.uploaded_to.join(", ")
+        );
+    }
+    if let Some(sig) = &r.signature {
+        let _ = writeln!(
+            w,
+            "Signed by ed25519 key {} over the timeline's hash chain (head {}).",
+            sig.key, sig.chain_head
+        );
+    }
+
+    let _ = writeln!(w, "\n## Notes\n");
+    if r.notes.is_empty() {
+        let _ = writeln!(
+            w,
+            "None yet: `drtool report note {} \"...\"` adds one.",
+            r.run_id
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(w, "- {}: {}", n.at.format("%Y-%m-%d %H:%M UTC"), n.text);
+    }
+    let _ = writeln!(w, "\n## Retrospective\n");
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "- (to be filled in)\n".to_string()
+        } else {
+            items.iter().map(|i| format!("- {i}\n")).collect()
+        }
+    };
+    let _ = write!(
+        w,
+        "Problems seen:\n\n{}\nImprovements:\n\n{}",
+        list(&r.retrospective.problems),
+        list(&r.retrospective.improvements)
+    );
+    out
+}
+
+fn phase_title(p: Phase) -> &'static str {
+    match p {
+        Phase::Before => "Before the fault (steady state)",
+        Phase::During => "During the outage (availability)",
+        Phase::After => "After (recovery)",
+    }
+}
+
+/// Text that stays inside one Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(render(&crate::report::tests::sample()));
+    }
+}

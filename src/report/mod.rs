@@ -1,0 +1,529 @@
+//! Drill reports: `report.json` is the source of truth (versioned, described
+//! by `docs/report.schema.json`); `report.md`, `report.html` and `junit.xml`
+//! are rendered from it and only from it. Reports live in
+//! `reports/<drill>/<run-id>/` and in the regions' stores under `drills/`.
+//!
+//! This module renders and files reports; it knows nothing of how a drill
+//! runs (that is `drill/`) or of terminals.
+
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::drill::measure::{CanaryTally, DrillVerdict, RtoBreakdown, Sample};
+use crate::drill::spec::Phase;
+
+pub use store::{ReportStore, RunEntry};
+
+/// The version of `report.json`; bumped on any incompatible change.
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillReport {
+    pub report_version: u32,
+    pub run_id: String,
+    pub drill: String,
+    pub description: Option<String>,
+    pub hypothesis: String,
+    /// The drill file the run came from.
+    pub file: String,
+    pub drtool_version: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub verdict: DrillVerdict,
+    /// The opening paragraph, one sentence per line, in plain language.
+    pub summary: Vec<String>,
+    pub objectives: Objectives,
+    pub rto: RtoBreakdown,
+    pub rpo: RpoResult,
+    pub steady_state: SteadyState,
+    pub fault: Option<FaultRecord>,
+    pub steps: Vec<StepRecord>,
+    pub probes: Vec<ProbeSummary>,
+    /// Every probe result, in time order.
+    pub samples: Vec<Sample>,
+    pub restores: Vec<RestoreRecord>,
+    pub cleanup: Vec<CleanupRecord>,
+    pub timeline: Vec<TimelineEntry>,
+    pub errors: Vec<String>,
+    pub overhead: Overhead,
+    #[serde(default)]
+    pub notes: Vec<Note>,
+    #[serde(default)]
+    pub retrospective: Retrospective,
+    #[serde(default)]
+    pub uploaded_to: Vec<String>,
+    #[serde(default)]
+    pub signature: Option<ReportSignature>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objectives {
+    pub rto_ms: u64,
+    pub rpo_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpoResult {
+    /// From canaries: the fault's time minus the newest surviving marker's.
+    pub measured_ms: Option<u64>,
+    /// The fault's time minus the restored point's consistency time.
+    pub nominal_ms: Option<u64>,
+    /// Acknowledged canary markers that did not survive.
+    pub lost_markers: u64,
+    pub canaries: Vec<CanaryTally>,
+}
+
+impl RpoResult {
+    /// The RPO the verdict uses: measured when canaries ran, nominal otherwise.
+    pub fn judged_ms(&self) -> Option<u64> {
+        self.measured_ms.or(self.nominal_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteadyState {
+    /// Whether every `before` probe met its threshold before the fault.
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRecord {
+    pub at_ms: u64,
+    pub at: DateTime<Utc>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Ok,
+    Failed,
+    TimedOut,
+    Cancelled,
+    /// Not run: an earlier step aborted the drill.
+    Skipped,
+}
+
+impl StepOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            StepOutcome::Ok => "ok",
+            StepOutcome::Failed => "FAILED",
+            StepOutcome::TimedOut => "TIMED OUT",
+            StepOutcome::Cancelled => "cancelled",
+            StepOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepRecord {
+    pub name: String,
+    pub kind: String,
+    /// The parallel group it ran in.
+    pub group: Option<String>,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub outcome: StepOutcome,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSummary {
+    pub probe: String,
+    pub phase: Phase,
+    pub kind: String,
+    pub check: String,
+    pub success_threshold: u32,
+    pub interval_ms: u64,
+    /// Whether it ran at all ("not executed" is not "failed").
+    pub executed: bool,
+    pub runs: u64,
+    pub passes: u64,
+    pub failures: u64,
+    /// For `after` probes: when its threshold was first met, after the fault.
+    pub met_at_ms: Option<u64>,
+    /// For `during` probes: the share of passing results.
+    pub availability: Option<f64>,
+    pub last_detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRecord {
+    pub step: String,
+    pub target: String,
+    pub region: String,
+    pub point: Option<String>,
+    /// The restored point's consistency time.
+    pub consistent_at: Option<DateTime<Utc>>,
+    pub plan: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupRecord {
+    pub what: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineEntry {
+    pub at_ms: u64,
+    /// step, probe, fault, canary, job, note, error
+    pub kind: String,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overhead {
+    /// Time between steps, spent by the runner itself.
+    pub between_steps_ms: u64,
+    /// How late probe results were against their schedule, on average.
+    pub probe_lateness_ms: u64,
+    /// The timeline's resolution: the shortest probe interval.
+    pub resolution_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    pub at: DateTime<Utc>,
+    pub text: String,
+}
+
+/// What went wrong and what to improve: filled in during or after the drill.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retrospective {
+    pub problems: Vec<String>,
+    pub improvements: Vec<String>,
+}
+
+/// An ed25519 signature over the hash chain of the report's timeline, so an
+/// auditor can check that the events were not edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSignature {
+    pub algorithm: String,
+    pub key: String,
+    /// sha256 chain: h0 = sha256(run id), h(i) = sha256(h(i-1) || entry i as JSON).
+    pub chain_head: String,
+    /// Signature of `drtool-report-v1 <run id> <chain head> <content hash>`.
+    pub value: String,
+}
+
+impl DrillReport {
+    /// The head of the hash chain over the timeline.
+    pub fn chain_head(&self) -> String {
+        let mut h = Sha256::digest(self.run_id.as_bytes()).to_vec();
+        for e in &self.timeline {
+            let mut next = Sha256::new();
+            next.update(&h);
+            next.update(serde_json::to_vec(e).unwrap_or_default());
+            h = next.finalize().to_vec();
+        }
+        hex::encode(h)
+    }
+
+    /// The sha256 of everything the run measured: the report without what is
+    /// added afterwards (notes, retrospective, where it was stored, the
+    /// signature itself).
+    pub fn content_hash(&self) -> String {
+        let mut bare = self.clone();
+        bare.notes.clear();
+        bare.retrospective = Retrospective::default();
+        bare.uploaded_to.clear();
+        bare.signature = None;
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&bare).unwrap_or_default(),
+        ))
+    }
+
+    /// What a signature covers: the run, the head of the events' hash chain
+    /// and the hash of every measure.
+    pub fn signed_message(&self, head: &str) -> Vec<u8> {
+        format!(
+            "drtool-report-v1 {} {head} {}",
+            self.run_id,
+            self.content_hash()
+        )
+        .into_bytes()
+    }
+
+    /// Probe summaries by phase, for rendering.
+    pub fn probes_by_phase(&self) -> BTreeMap<Phase, Vec<&ProbeSummary>> {
+        let mut out: BTreeMap<Phase, Vec<&ProbeSummary>> = BTreeMap::new();
+        for p in &self.probes {
+            out.entry(p.phase).or_default().push(p);
+        }
+        out
+    }
+
+    /// Exit code of `drill run`: documented in the README.
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict {
+            DrillVerdict::Pass => 0,
+            DrillVerdict::ObjectivesMissed => EXIT_OBJECTIVES_MISSED,
+            DrillVerdict::Failed => EXIT_DRILL_FAILED,
+            DrillVerdict::Aborted => 130,
+        }
+    }
+}
+
+/// The drill ran, and RTO or RPO was over its objective.
+pub const EXIT_OBJECTIVES_MISSED: u8 = 7;
+/// A step, the steady state, recovery or cleanup failed.
+pub const EXIT_DRILL_FAILED: u8 = 8;
+
+/// `1m 5s`, `850ms`: a duration for people.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    let tenths = (ms % 1000) / 100;
+    match secs {
+        0..=59 => format!("{secs}.{tenths}s"),
+        60..=3599 => format!("{}m {}s", secs / 60, secs % 60),
+        _ => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `12.3s` or `-` for a measure that was not taken.
+pub fn opt_ms(ms: Option<u64>) -> String {
+    ms.map_or_else(|| "-".to_string(), human_ms)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::drill::measure::Marker;
+
+    /// A report as a short etcd drill writes it, with fixed times and ids.
+    pub fn sample() -> DrillReport {
+        let t0 = DateTime::<Utc>::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+        let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+        let samples = vec![
+            Sample {
+                probe: "kv-before".into(),
+                phase: Phase::Before,
+                at_ms: 200,
+                ok: true,
+                took_ms: 3,
+                detail: "/app/config exists".into(),
+            },
+            Sample {
+                probe: "kv-restored".into(),
+                phase: Phase::After,
+                at_ms: 2100,
+                ok: false,
+                took_ms: 2,
+                detail: "etcd key /app/config: not found".into(),
+            },
+            Sample {
+                probe: "kv-restored".into(),
+                phase: Phase::After,
+                at_ms: 4600,
+                ok: true,
+                took_ms: 2,
+                detail: "/app/config has the expected value".into(),
+            },
+        ];
+        DrillReport {
+            report_version: REPORT_VERSION,
+            run_id: "20261122t020000z-0badcafe".into(),
+            drill: "etcd-region-failover".into(),
+            description: Some("Lose us-east-1; restore kv in us-west-2.".into()),
+            hypothesis: "If us-east-1 is lost, kv is back in us-west-2 within 5 minutes, losing under a minute of writes.".into(),
+            file: "drills/etcd-region-failover.yaml".into(),
+            drtool_version: "0.1.0".into(),
+            started_at: t0,
+            finished_at: at(6000),
+            duration_ms: 6000,
+            verdict: DrillVerdict::Pass,
+            summary: vec![
+                "Hypothesis: if us-east-1 is lost, kv is back in us-west-2 within 5 minutes.".into(),
+                "Verdict: PASS. RTO 2.6s (objective 5m 0s), RPO 1.2s measured (objective 1m 0s).".into(),
+            ],
+            objectives: Objectives {
+                rto_ms: 300_000,
+                rpo_ms: 60_000,
+            },
+            rto: RtoBreakdown {
+                rto_ms: Some(2600),
+                detection_ms: Some(100),
+                decision_ms: 0,
+                restore_ms: 1500,
+                verification_ms: Some(600),
+            },
+            rpo: RpoResult {
+                measured_ms: Some(1200),
+                nominal_ms: Some(1500),
+                lost_markers: 6,
+                canaries: vec![CanaryTally {
+                    canary: "etcd:kv".into(),
+                    written: 10,
+                    newest_written: Some(Marker { seq: 9, at: at(1990) }),
+                    newest_surviving: Some(Marker { seq: 3, at: at(800) }),
+                    lost: 6,
+                    rpo_ms: Some(1200),
+                }],
+            },
+            steady_state: SteadyState {
+                ok: true,
+                detail: "every before probe met its threshold".into(),
+            },
+            fault: Some(FaultRecord {
+                at_ms: 2000,
+                at: at(2000),
+                description: "lose region us-east-1".into(),
+            }),
+            steps: vec![
+                StepRecord {
+                    name: "backup-1".into(),
+                    kind: "backup".into(),
+                    group: None,
+                    start_ms: 100,
+                    end_ms: 900,
+                    outcome: StepOutcome::Ok,
+                    message: "kv: backup and copy ok".into(),
+                },
+                StepRecord {
+                    name: "lose-east".into(),
+                    kind: "fault".into(),
+                    group: None,
+                    start_ms: 1000,
+                    end_ms: 2010,
+                    outcome: StepOutcome::Ok,
+                    message: "lost region us-east-1".into(),
+                },
+                StepRecord {
+                    name: "restore-west".into(),
+                    kind: "restore".into(),
+                    group: None,
+                    start_ms: 2010,
+                    end_ms: 3510,
+                    outcome: StepOutcome::Ok,
+                    message: "40 keys created".into(),
+                },
+                StepRecord {
+                    name: "verify-4".into(),
+                    kind: "verify".into(),
+                    group: None,
+                    start_ms: 3510,
+                    end_ms: 4610,
+                    outcome: StepOutcome::Ok,
+                    message: "every after probe met its threshold".into(),
+                },
+            ],
+            probes: vec![
+                ProbeSummary {
+                    probe: "kv-before".into(),
+                    phase: Phase::Before,
+                    kind: "etcd_key".into(),
+                    check: "etcd key /app/config in us-east-1".into(),
+                    success_threshold: 1,
+                    interval_ms: 500,
+                    executed: true,
+                    runs: 1,
+                    passes: 1,
+                    failures: 0,
+                    met_at_ms: None,
+                    availability: None,
+                    last_detail: Some("/app/config exists".into()),
+                },
+                ProbeSummary {
+                    probe: "kv-restored".into(),
+                    phase: Phase::After,
+                    kind: "etcd_key".into(),
+                    check: "etcd key /app/config in us-west-2".into(),
+                    success_threshold: 1,
+                    interval_ms: 500,
+                    executed: true,
+                    runs: 2,
+                    passes: 1,
+                    failures: 1,
+                    met_at_ms: Some(2600),
+                    availability: None,
+                    last_detail: Some("/app/config has the expected value".into()),
+                },
+            ],
+            samples,
+            restores: vec![RestoreRecord {
+                step: "restore-west".into(),
+                target: "kv".into(),
+                region: "us-west-2".into(),
+                point: Some("20261122T020000Z-00000001".into()),
+                consistent_at: Some(at(500)),
+                plan: vec!["create     40".into()],
+            }],
+            cleanup: vec![CleanupRecord {
+                what: "canary etcd:kv in us-east-1".into(),
+                ok: true,
+                message: "10 markers removed".into(),
+            }],
+            timeline: vec![
+                TimelineEntry {
+                    at_ms: 100,
+                    kind: "step".into(),
+                    what: "backup-1 started".into(),
+                },
+                TimelineEntry {
+                    at_ms: 2000,
+                    kind: "fault".into(),
+                    what: "lose region us-east-1".into(),
+                },
+            ],
+            errors: vec![],
+            overhead: Overhead {
+                between_steps_ms: 12,
+                probe_lateness_ms: 3,
+                resolution_ms: 500,
+            },
+            notes: vec![],
+            retrospective: Retrospective::default(),
+            uploaded_to: vec!["us-west-2".into()],
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn the_chain_head_changes_with_any_event() {
+        let r = sample();
+        let head = r.chain_head();
+        let mut edited = r.clone();
+        edited.timeline[1].what = "nothing happened".into();
+        assert_ne!(edited.chain_head(), head);
+        assert_eq!(r.chain_head(), head, "deterministic");
+    }
+
+    #[test]
+    fn durations_read_like_a_person_wrote_them() {
+        assert_eq!(human_ms(850), "850ms");
+        assert_eq!(human_ms(12_345), "12.3s");
+        assert_eq!(human_ms(65_000), "1m 5s");
+        assert_eq!(human_ms(3_723_000), "1h 2m");
+        assert_eq!(opt_ms(None), "-");
+    }
+}

@@ -1,0 +1,202 @@
+//! The local home of reports: `reports/<drill>/<run-id>/` holding
+//! `report.json` and what is rendered from it. Listing, history and notes
+//! read and write only here.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{DrillReport, Note, REPORT_VERSION, html, junit, markdown};
+use crate::drill::measure::DrillVerdict;
+use crate::error::Error;
+
+pub struct ReportStore {
+    root: PathBuf,
+}
+
+/// One run, as `report list` and `report history` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunEntry {
+    pub drill: String,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub verdict: DrillVerdict,
+    pub rto_ms: Option<u64>,
+    pub rpo_ms: Option<u64>,
+    pub objectives: (u64, u64),
+    pub path: PathBuf,
+}
+
+/// The files of one report, by name.
+pub fn rendered(r: &DrillReport) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+    let json = serde_json::to_vec_pretty(r)
+        .map_err(|e| Error::failed(format!("cannot write the report: {e}")))?;
+    Ok(vec![
+        ("report.json", json),
+        ("report.md", markdown::render(r).into_bytes()),
+        ("report.html", html::render(r).into_bytes()),
+        ("junit.xml", junit::render(r).into_bytes()),
+    ])
+}
+
+impl ReportStore {
+    pub fn new(root: PathBuf) -> ReportStore {
+        ReportStore { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir_of(&self, drill: &str, run: &str) -> PathBuf {
+        self.root.join(drill).join(run)
+    }
+
+    /// Writes the report and its renderings; returns the folder.
+    pub fn write(&self, r: &DrillReport) -> Result<PathBuf, Error> {
+        let dir = self.dir_of(&r.drill, &r.run_id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
+        for (name, body) in rendered(r)? {
+            let path = dir.join(name);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, &body)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(dir)
+    }
+
+    fn read(path: &Path) -> Result<DrillReport, Error> {
+        let text = std::fs::read(path)
+            .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
+        let r: DrillReport = serde_json::from_slice(&text).map_err(|e| {
+            Error::input(format!("{} is not a drtool report ({e})", path.display()))
+        })?;
+        if r.report_version != REPORT_VERSION {
+            return Err(Error::input(format!(
+                "{} is report version {}; this drtool reads version {REPORT_VERSION}",
+                path.display(),
+                r.report_version
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Every run, oldest first (of one drill when given).
+    pub fn list(&self, drill: Option<&str>) -> Result<Vec<RunEntry>, Error> {
+        let mut out = Vec::new();
+        let drills = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(Error::failed(format!(
+                    "cannot read {}: {e}",
+                    self.root.display()
+                )));
+            }
+        };
+        for d in drills.filter_map(Result::ok) {
+            let name = d.file_name().to_string_lossy().to_string();
+            if drill.is_some_and(|want| want != name) {
+                continue;
+            }
+            let Ok(runs) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for run in runs.filter_map(Result::ok) {
+                let path = run.path().join("report.json");
+                let Ok(r) = Self::read(&path) else { continue };
+                out.push(RunEntry {
+                    drill: r.drill.clone(),
+                    run_id: r.run_id.clone(),
+                    started_at: r.started_at,
+                    verdict: r.verdict,
+                    rto_ms: r.rto.rto_ms,
+                    rpo_ms: r.rpo.judged_ms(),
+                    objectives: (r.objectives.rto_ms, r.objectives.rpo_ms),
+                    path: run.path(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+        Ok(out)
+    }
+
+    /// The report of a run, by its id.
+    pub fn load(&self, run: &str) -> Result<DrillReport, Error> {
+        let found = self.list(None)?.into_iter().find(|e| e.run_id == run);
+        match found {
+            Some(e) => Self::read(&e.path.join("report.json")),
+            None => Err(Error::input(format!(
+                "no report of run {run:?} under {}: `drtool report list` shows the runs",
+                self.root.display()
+            ))),
+        }
+    }
+
+    /// Adds an operator's note to a run's report and renders it again.
+    pub fn note(&self, run: &str, text: &str) -> Result<DrillReport, Error> {
+        if text.trim().is_empty() {
+            return Err(Error::input("the note is empty"));
+        }
+        let mut r = self.load(run)?;
+        r.notes.push(Note {
+            at: Utc::now(),
+            text: text.trim().to_string(),
+        });
+        self.write(&r)?;
+        Ok(r)
+    }
+}
+
+/// Which way a series of measures goes, oldest to newest.
+pub fn trend(values: &[u64]) -> &'static str {
+    if values.len() < 2 {
+        return "not enough runs";
+    }
+    let half = values.len() / 2;
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+    let (old, new) = (mean(&values[..half]), mean(&values[half..]));
+    if new > old * 1.1 {
+        "getting slower"
+    } else if new < old * 0.9 {
+        "getting faster"
+    } else {
+        "steady"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip_and_take_notes() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(Error::failed)?;
+        let store = ReportStore::new(dir.path().to_path_buf());
+        let r = crate::report::tests::sample();
+        let folder = store.write(&r)?;
+        for f in ["report.json", "report.md", "report.html", "junit.xml"] {
+            assert!(folder.join(f).is_file(), "{f}");
+        }
+        assert_eq!(store.load(&r.run_id)?, r);
+        let noted = store.note(&r.run_id, "failover took a manual DNS change")?;
+        assert_eq!(noted.notes.len(), 1);
+        let md = std::fs::read_to_string(folder.join("report.md")).map_err(Error::failed)?;
+        assert!(md.contains("failover took a manual DNS change"));
+        assert_eq!(store.list(Some("etcd-region-failover"))?.len(), 1);
+        assert!(store.list(Some("other"))?.is_empty());
+        assert!(store.load("nope").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn trends() {
+        assert_eq!(trend(&[10, 10, 20, 20]), "getting slower");
+        assert_eq!(trend(&[20, 20, 10, 10]), "getting faster");
+        assert_eq!(trend(&[10, 11, 10, 10]), "steady");
+        assert_eq!(trend(&[10]), "not enough runs");
+    }
+}

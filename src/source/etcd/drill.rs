@@ -1,0 +1,201 @@
+//! What drills do to an etcd target: faults (stop or kill a member, delete
+//! keys under a prefix), the key probe, and canary keys written inside the
+//! target's backed-up keyspace so that a restore brings them back.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use etcd_client::{Client, DeleteOptions, GetOptions};
+use serde::{Deserialize, Serialize};
+
+use super::map_err;
+use crate::config::{EtcdMode, EtcdTarget};
+use crate::engine::exercise::CanaryMark;
+use crate::error::{Error, SourceError};
+
+/// Where run `run`'s canary keys live: under the target's own prefix in keys
+/// mode (so a keys backup holds them), under `/` otherwise.
+pub fn canary_prefix(spec: &EtcdTarget, run: &str) -> String {
+    let base = match (spec.mode, &spec.prefix) {
+        (EtcdMode::Keys, Some(p)) => p.trim_end_matches('/').to_string(),
+        _ => String::new(),
+    };
+    format!("{base}/drtool-canary/{run}/")
+}
+
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    seq: u64,
+    at: DateTime<Utc>,
+}
+
+pub async fn canary_write(
+    client: &mut Client,
+    endpoints: &[String],
+    prefix: &str,
+    mark: CanaryMark,
+) -> Result<(), Error> {
+    let value = serde_json::to_vec(&Marker {
+        seq: mark.seq,
+        at: mark.at,
+    })
+    .map_err(Error::failed)?;
+    client
+        .put(format!("{prefix}{:010}", mark.seq), value, None)
+        .await
+        .map_err(|e| map_err(endpoints, "canary put", e))?;
+    Ok(())
+}
+
+pub async fn canary_read(
+    client: &mut Client,
+    endpoints: &[String],
+    prefix: &str,
+) -> Result<Vec<CanaryMark>, Error> {
+    let resp = client
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .map_err(|e| map_err(endpoints, "canary get", e))?;
+    Ok(resp
+        .kvs()
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<Marker>(kv.value()).ok())
+        .map(|m| CanaryMark {
+            seq: m.seq,
+            at: m.at,
+        })
+        .collect())
+}
+
+pub async fn delete_prefix(
+    client: &mut Client,
+    endpoints: &[String],
+    prefix: &str,
+) -> Result<u64, Error> {
+    let resp = client
+        .delete(prefix, Some(DeleteOptions::new().with_prefix()))
+        .await
+        .map_err(|e| map_err(endpoints, "delete", e))?;
+    Ok(resp.deleted().max(0) as u64)
+}
+
+/// The key probe: the key exists, and has the value asked for.
+pub async fn probe_key(
+    client: &mut Client,
+    endpoints: &[String],
+    key: &str,
+    equals: Option<&str>,
+) -> Result<String, Error> {
+    let resp = client
+        .get(key, None)
+        .await
+        .map_err(|e| map_err(endpoints, "get", e))?;
+    let Some(kv) = resp.kvs().first() else {
+        return Err(SourceError::Failed {
+            what: format!("etcd key {key}"),
+            detail: "not found".into(),
+        }
+        .into());
+    };
+    match equals {
+        Some(want) if kv.value() != want.as_bytes() => Err(SourceError::Failed {
+            what: format!("etcd key {key}"),
+            detail: format!(
+                "is {:?}, not {want:?}",
+                String::from_utf8_lossy(&kv.value()[..kv.value().len().min(80)])
+            ),
+        }
+        .into()),
+        Some(_) => Ok(format!("{key} has the expected value")),
+        None => Ok(format!("{key} exists ({} bytes)", kv.value().len())),
+    }
+}
+
+/// Stops (TERM) or kills (KILL) a member by running `command`, or by
+/// signalling the pid in `pid_file` and waiting until it is gone.
+pub async fn stop_member(
+    command: Option<&str>,
+    pid_file: Option<&Path>,
+    kill: bool,
+) -> Result<String, Error> {
+    if let Some(command) = command {
+        let out = tokio::process::Command::new("sh")
+            .args(["-c", command])
+            .output()
+            .await
+            .map_err(|e| Error::failed(format!("cannot run `{command}`: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::failed(format!(
+                "`{command}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        return Ok(format!("ran `{command}`"));
+    }
+    let Some(pid_file) = pid_file else {
+        return Err(Error::input("a member fault needs a command or a pid_file"));
+    };
+    let text = tokio::fs::read_to_string(pid_file)
+        .await
+        .map_err(|e| Error::input(format!("cannot read pid file {}: {e}", pid_file.display())))?;
+    let pid: u32 = text.trim().parse().map_err(|_| {
+        Error::input(format!(
+            "pid file {} holds {:?}, not a process id",
+            pid_file.display(),
+            text.trim()
+        ))
+    })?;
+    let signal = if kill { "KILL" } else { "TERM" };
+    let status = tokio::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .await
+        .map_err(|e| Error::failed(format!("cannot run kill: {e}")))?;
+    if !status.success() {
+        return Err(Error::failed(format!(
+            "kill -{signal} {pid} failed: the member in {} is not running",
+            pid_file.display()
+        )));
+    }
+    // Gone (or a zombie of a parent that has not reaped it yet) within 10 s.
+    for _ in 0..100 {
+        let state = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await;
+        let gone = state
+            .map(|s| {
+                s.rsplit(") ")
+                    .next()
+                    .is_some_and(|rest| rest.starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if gone {
+            return Ok(format!("sent SIG{signal} to pid {pid}; it is gone"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Error::failed(format!(
+        "sent SIG{signal} to pid {pid}, and it is still running after 10 s"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn canaries_live_inside_what_a_keys_backup_holds() {
+        let keys = EtcdTarget {
+            mode: EtcdMode::Keys,
+            prefix: Some("/app/".into()),
+            regions: BTreeMap::new(),
+        };
+        assert_eq!(canary_prefix(&keys, "r1"), "/app/drtool-canary/r1/");
+        let snap = EtcdTarget {
+            mode: EtcdMode::Snapshot,
+            ..keys
+        };
+        assert_eq!(canary_prefix(&snap, "r1"), "/drtool-canary/r1/");
+    }
+}

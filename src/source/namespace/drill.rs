@@ -1,0 +1,273 @@
+//! What drills do to a namespace target: faults (delete the namespace, delete
+//! objects by label selector), the object probe (present, ready), and canary
+//! ConfigMaps in the namespace, which a namespace backup carries along.
+
+use chrono::{DateTime, Utc};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+
+use super::{Cluster, api_code, collection_path, kube_err, list_page, resource_name};
+use crate::engine::events::Job;
+use crate::engine::exercise::CanaryMark;
+use crate::error::{Error, SourceError};
+
+/// The label every canary ConfigMap of a run carries.
+pub const CANARY_LABEL: &str = "drtool.io/canary";
+
+/// A Kubernetes name made of a run id (lowercase, `-` only).
+pub fn k8s_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(63)
+        .collect()
+}
+
+/// The served resource named `plural` or `plural.group`.
+pub async fn resource(cluster: &Cluster, name: &str, job: &Job) -> Result<ApiResource, Error> {
+    let all = cluster.namespaced_resources(job).await?;
+    all.into_iter()
+        .find(|ar| resource_name(&ar.plural, &ar.group) == name || ar.plural == name)
+        .ok_or_else(|| {
+            Error::input(format!(
+                "{} serves no namespaced resource {name:?}: name it by plural (configmaps) or plural.group (deployments.apps)",
+                cluster.name
+            ))
+        })
+}
+
+pub async fn delete_namespace(cluster: &Cluster, ns: &str) -> Result<String, Error> {
+    match cluster
+        .send_json(
+            http::Method::DELETE,
+            &format!("/api/v1/namespaces/{ns}"),
+            &json!({}),
+        )
+        .await
+    {
+        Ok(_) => Ok(format!("deleted namespace {ns} on {}", cluster.name)),
+        Err(e) if api_code(&e) == Some(404) => Err(Error::input(format!(
+            "namespace {ns} does not exist on {}: nothing to delete",
+            cluster.name
+        ))),
+        Err(e) => Err(kube_err(&cluster.name, "delete namespace", e).into()),
+    }
+}
+
+/// Deletes every object of `ar` in `ns` matching `selector`; how many.
+pub async fn delete_objects(
+    cluster: &Cluster,
+    ar: &ApiResource,
+    ns: &str,
+    selector: &str,
+) -> Result<u64, Error> {
+    let path = collection_path(ar, Some(ns));
+    let mut deleted = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = list_page(cluster, &path, Some(selector), token.as_deref()).await?;
+        for item in &page.items {
+            let Some(name) = item["metadata"]["name"].as_str() else {
+                continue;
+            };
+            match cluster
+                .send_json(http::Method::DELETE, &format!("{path}/{name}"), &json!({}))
+                .await
+            {
+                Ok(_) => deleted += 1,
+                Err(e) if api_code(&e) == Some(404) => {}
+                Err(e) => return Err(kube_err(&cluster.name, "delete", e).into()),
+            }
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(deleted),
+        }
+    }
+}
+
+/// The object probe: it exists, and (when asked) it is ready.
+pub async fn probe_object(
+    cluster: &Cluster,
+    ar: &ApiResource,
+    ns: &str,
+    name: &str,
+    ready: bool,
+) -> Result<String, Error> {
+    let path = format!("{}/{name}", collection_path(ar, Some(ns)));
+    let object = match cluster.get_json(&path).await {
+        Ok(o) => o,
+        Err(e) if api_code(&e) == Some(404) => {
+            return Err(SourceError::Failed {
+                what: format!("{} {ns}/{name}", ar.plural),
+                detail: "not found".into(),
+            }
+            .into());
+        }
+        Err(e) => return Err(kube_err(&cluster.name, "get", e).into()),
+    };
+    if !ready {
+        return Ok(format!("{} {ns}/{name} exists", ar.plural));
+    }
+    match readiness(&object) {
+        Ok(why) => Ok(format!("{} {ns}/{name} is ready ({why})", ar.plural)),
+        Err(why) => Err(SourceError::Failed {
+            what: format!("{} {ns}/{name}", ar.plural),
+            detail: format!("not ready: {why}"),
+        }
+        .into()),
+    }
+}
+
+/// Whether an object is ready: its `Ready` (or `Available`) condition, else
+/// every desired replica ready; an object with neither is ready by existing.
+pub fn readiness(object: &Value) -> Result<String, String> {
+    let status = &object["status"];
+    if let Some(conditions) = status["conditions"].as_array() {
+        for wanted in ["Ready", "Available"] {
+            if let Some(c) = conditions.iter().find(|c| c["type"] == wanted) {
+                return if c["status"] == "True" {
+                    Ok(format!("{wanted}=True"))
+                } else {
+                    Err(format!("{wanted}={}", c["status"].as_str().unwrap_or("?")))
+                };
+            }
+        }
+    }
+    if let Some(want) = object["spec"]["replicas"].as_u64() {
+        let have = status["readyReplicas"].as_u64().unwrap_or(0);
+        return if have >= want {
+            Ok(format!("{have}/{want} replicas ready"))
+        } else {
+            Err(format!("{have}/{want} replicas ready"))
+        };
+    }
+    Ok("no readiness to wait for".into())
+}
+
+fn canary_path(ns: &str) -> String {
+    format!("/api/v1/namespaces/{ns}/configmaps")
+}
+
+pub async fn canary_write(
+    cluster: &Cluster,
+    ns: &str,
+    run: &str,
+    mark: CanaryMark,
+) -> Result<(), Error> {
+    let run = k8s_name(run);
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": format!("drtool-canary-{run}-{:010}", mark.seq),
+            "labels": { CANARY_LABEL: run },
+        },
+        "data": { "seq": mark.seq.to_string(), "at": mark.at.to_rfc3339() },
+    });
+    cluster
+        .send_json(http::Method::POST, &canary_path(ns), &body)
+        .await
+        .map_err(|e| kube_err(&cluster.name, "create canary ConfigMap", e))?;
+    Ok(())
+}
+
+pub async fn canary_read(cluster: &Cluster, ns: &str, run: &str) -> Result<Vec<CanaryMark>, Error> {
+    let selector = format!("{CANARY_LABEL}={}", k8s_name(run));
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = list_page(cluster, &canary_path(ns), Some(&selector), token.as_deref()).await?;
+        for item in &page.items {
+            let seq = item["data"]["seq"].as_str().and_then(|s| s.parse().ok());
+            let at = item["data"]["at"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc));
+            if let (Some(seq), Some(at)) = (seq, at) {
+                out.push(CanaryMark { seq, at });
+            }
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub async fn canary_clear(cluster: &Cluster, ns: &str, run: &str) -> Result<u64, Error> {
+    let ar = ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    match delete_objects(
+        cluster,
+        &ar,
+        ns,
+        &format!("{CANARY_LABEL}={}", k8s_name(run)),
+    )
+    .await
+    {
+        Ok(n) => Ok(n),
+        // The namespace is gone: so are its canaries.
+        Err(Error::Source(SourceError::Failed { detail, .. })) if detail.starts_with("404") => {
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_conditions_then_replicas() {
+        let cases = [
+            (
+                json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                true,
+            ),
+            (
+                json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+                false,
+            ),
+            (
+                json!({"status": {"conditions": [{"type": "Available", "status": "True"}]}}),
+                true,
+            ),
+            (
+                json!({"spec": {"replicas": 3}, "status": {"readyReplicas": 3}}),
+                true,
+            ),
+            (
+                json!({"spec": {"replicas": 3}, "status": {"readyReplicas": 1}}),
+                false,
+            ),
+            (json!({"spec": {"replicas": 2}}), false),
+            (json!({"data": {"a": "b"}}), true),
+        ];
+        for (object, ready) in cases {
+            assert_eq!(readiness(&object).is_ok(), ready, "{object}");
+        }
+    }
+
+    #[test]
+    fn run_ids_become_kubernetes_names() {
+        assert_eq!(
+            k8s_name("Etcd_Failover-20261201T1830Z"),
+            "etcd-failover-20261201t1830z"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! What drills do to an RDS target's database: the SQL probe, and canary rows
+//! in a `drtool_canary` table of the database, which a dump carries along.
+
+use chrono::{DateTime, Utc};
+
+use super::dump::Db;
+use crate::engine::exercise::CanaryMark;
+use crate::error::{Error, SourceError};
+
+/// The SQL probe: the query runs, and its first value is `expect` when given.
+pub async fn probe_sql(db: &Db, query: &str, expect: Option<&str>) -> Result<String, Error> {
+    let out = db.query(query).await?;
+    let first = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split('|')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    match expect {
+        Some(want) if first != want => Err(SourceError::Failed {
+            what: format!("SQL `{query}` on {db:?}"),
+            detail: format!("returned {first:?}, not {want:?}"),
+        }
+        .into()),
+        Some(_) => Ok(format!("`{query}` returned {first:?}")),
+        None => Ok(format!("`{query}` ran")),
+    }
+}
+
+/// Quoted as an SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub async fn canary_write(db: &Db, run: &str, mark: CanaryMark) -> Result<(), Error> {
+    db.query(&format!(
+        "CREATE TABLE IF NOT EXISTS drtool_canary (run text NOT NULL, seq bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (run, seq)); \
+         INSERT INTO drtool_canary VALUES ({}, {}, {})",
+        literal(run),
+        mark.seq,
+        literal(&mark.at.to_rfc3339())
+    ))
+    .await?;
+    Ok(())
+}
+
+pub async fn canary_read(db: &Db, run: &str) -> Result<Vec<CanaryMark>, Error> {
+    let exists = db
+        .query("SELECT count(*) FROM pg_class WHERE relname = 'drtool_canary'")
+        .await?;
+    if exists == "0" {
+        return Ok(Vec::new());
+    }
+    let out = db
+        .query(&format!(
+            "SELECT seq || '|' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.USZ') FROM drtool_canary WHERE run = {} ORDER BY seq",
+            literal(run)
+        ))
+        .await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (seq, at) = l.split_once('|')?;
+            Some(CanaryMark {
+                seq: seq.parse().ok()?,
+                at: DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+            })
+        })
+        .collect())
+}
+
+pub async fn canary_clear(db: &Db, run: &str) -> Result<u64, Error> {
+    let exists = db
+        .query("SELECT count(*) FROM pg_class WHERE relname = 'drtool_canary'")
+        .await;
+    match exists {
+        Ok(n) if n == "0" => return Ok(0),
+        Ok(_) => {}
+        // The database is gone (a restore into it was undone): so are its rows.
+        Err(SourceError::Failed { detail, .. }) if detail.contains("does not exist") => {
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let out = db
+        .query(&format!(
+            "WITH d AS (DELETE FROM drtool_canary WHERE run = {} RETURNING 1) SELECT count(*) FROM d",
+            literal(run)
+        ))
+        .await?;
+    // Leave no empty table of ours behind.
+    let _ = db
+        .query("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM drtool_canary) THEN DROP TABLE drtool_canary; END IF; END $$")
+        .await;
+    Ok(out.trim().parse().unwrap_or(0))
+}
