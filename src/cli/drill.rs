@@ -282,6 +282,7 @@ async fn print_steps(
                 }
             ),
             Action::Parallel { steps } => format!("in parallel ({} steps):", steps.len()),
+            Action::RegainRegion(r) => format!("region {} is back", r.region),
         };
         println!(
             "{indent}step {:<18} {what} (timeout {})",

@@ -125,13 +125,18 @@ pub fn recovered_at(
     None
 }
 
-/// The first failed probe result at or after `from`: when the outage was seen.
+/// When the outage was seen: the first failed `during` probe at or after
+/// `from` (the probes that watch the service), else the first failed `after`
+/// probe.
 pub fn detected_at(samples: &[Sample], from: Ms) -> Option<Ms> {
-    samples
-        .iter()
-        .filter(|s| s.at_ms >= from && !s.ok && s.phase != Phase::Before)
-        .map(|s| s.at_ms)
-        .min()
+    let first = |phase: Phase| {
+        samples
+            .iter()
+            .filter(|s| s.at_ms >= from && !s.ok && s.phase == phase)
+            .map(|s| s.at_ms)
+            .min()
+    };
+    first(Phase::During).or_else(|| first(Phase::After))
 }
 
 /// Availability of the `during` probes between `from` and `to`: the share of
@@ -176,29 +181,34 @@ pub struct Span {
     pub end_ms: Ms,
 }
 
+/// RTO and its phases: only steps between the fault and recovery count.
 pub fn breakdown(
     fault_ms: Ms,
     recovered: Option<Ms>,
     detected: Option<Ms>,
     spans: &[Span],
 ) -> RtoBreakdown {
-    let after_fault = |kinds: &[&str]| -> u64 {
+    let until = recovered.unwrap_or(Ms::MAX);
+    let within = |s: &&Span| s.start_ms >= fault_ms && s.start_ms < until;
+    let total = |kinds: &[&str]| -> u64 {
         spans
             .iter()
-            .filter(|s| kinds.contains(&s.kind) && s.start_ms >= fault_ms)
+            .filter(within)
+            .filter(|s| kinds.contains(&s.kind))
             .map(|s| s.end_ms.saturating_sub(s.start_ms))
             .sum()
     };
     let last_restore_end = spans
         .iter()
-        .filter(|s| s.kind == "restore" && s.start_ms >= fault_ms)
+        .filter(within)
+        .filter(|s| s.kind == "restore")
         .map(|s| s.end_ms)
         .max();
     RtoBreakdown {
         rto_ms: recovered.map(|r| r.saturating_sub(fault_ms)),
         detection_ms: detected.map(|d| d.saturating_sub(fault_ms)),
-        decision_ms: after_fault(&["manual", "wait"]),
-        restore_ms: after_fault(&["restore"]),
+        decision_ms: total(&["manual", "wait"]),
+        restore_ms: total(&["restore"]),
         verification_ms: match (recovered, last_restore_end) {
             (Some(r), Some(end)) => Some(r.saturating_sub(end)),
             (Some(r), None) => Some(r.saturating_sub(fault_ms)),
@@ -328,7 +338,17 @@ mod tests {
         ];
         let thresholds = BTreeMap::from([("db".to_string(), 2), ("kv".to_string(), 1)]);
         assert_eq!(recovered_at(&samples, 1000, &thresholds), Some(2300));
-        assert_eq!(detected_at(&samples, 1000), Some(1100));
+        assert_eq!(
+            detected_at(&samples, 1000),
+            Some(1100),
+            "a during probe saw it first"
+        );
+        let after_only: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.phase == After)
+            .cloned()
+            .collect();
+        assert_eq!(detected_at(&after_only, 1000), Some(1200));
         let never = BTreeMap::from([("db".to_string(), 5)]);
         assert_eq!(recovered_at(&samples, 1000, &never), None);
         let avail = availability(&samples, 1000, 3000);

@@ -168,3 +168,31 @@ pub async fn run_command(command: &str, expect: i32, timeout: Duration) -> Resul
         )))
     }
 }
+
+/// POSTs a JSON document (a drill's start and end, to its webhook).
+pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(), String> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let req = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .map_err(|e| format!("bad webhook request: {e}"))?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .map_err(|_| format!("webhook {url} did not answer within 10 s"))?
+        .map_err(|e| format!("webhook {url}: {e}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("webhook {url} answered {}", resp.status()))
+    }
+}

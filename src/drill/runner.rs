@@ -192,6 +192,11 @@ pub async fn run(
         drill: drill.name.clone(),
         steps: drill.steps.len(),
     });
+    ctx.notify(serde_json::json!({
+        "event": "started", "drill": drill.name, "run": ctx.run, "at": started_at,
+        "hypothesis": drill.hypothesis,
+    }))
+    .await;
     let recorder = ctx.record_engine_events();
     ctx.start_canaries();
     ctx.start_probes(Phase::Before);
@@ -218,6 +223,15 @@ pub async fn run(
     ctx.join_tasks().await;
     let cleaner = engine.detached();
     let tallies = ctx.read_canaries(&cleaner).await;
+    // The drill is over: regions it declared lost are cleaned up (and get
+    // its report) like the others; if one really is down, that fails and says so.
+    for region in cleaner.lost_regions() {
+        let _ = cleaner.regain_region(&region);
+        ctx.note(
+            "cleanup",
+            format!("region {region} is no longer treated as lost: the drill is over"),
+        );
+    }
     let cleanup_ok = if ctx.opts.keep {
         ctx.note("cleanup", "--keep: what the drill made was left in place");
         true
@@ -225,7 +239,15 @@ pub async fn run(
         ctx.final_cleanup(&cleaner).await
     };
     recorder.abort();
-    let report = ctx.report(aborted, failed || !cleanup_ok, tallies);
+    let mut report = ctx.report(aborted, failed || !cleanup_ok, tallies);
+    let ended = serde_json::json!({
+        "event": "finished", "drill": drill.name, "run": ctx.run, "at": report.finished_at,
+        "verdict": report.verdict, "rto_ms": report.rto.rto_ms, "rpo_ms": report.rpo.judged_ms(),
+        "objectives": report.objectives,
+    });
+    if let Some(e) = ctx.notify(ended).await {
+        report.errors.push(e);
+    }
     ctx.publish(DrillEventKind::Finished {
         verdict: report.verdict,
         rto_ms: report.rto.rto_ms,
@@ -237,6 +259,21 @@ pub async fn run(
 impl Ctx<'_> {
     fn ms(&self) -> Ms {
         self.t0.elapsed().as_millis() as Ms
+    }
+
+    /// Tells the drill's webhook, if it has one; the error, if it failed.
+    async fn notify(&self, body: serde_json::Value) -> Option<String> {
+        let url = self.drill.webhook.as_ref()?;
+        match probe::post_json(url, &body).await {
+            Ok(()) => {
+                self.note("notify", format!("told {url}: {}", body["event"]));
+                None
+            }
+            Err(e) => {
+                self.note("notify", e.clone());
+                Some(format!("notify: {e}"))
+            }
+        }
     }
 
     fn publish(&self, kind: DrillEventKind) {
@@ -610,6 +647,13 @@ impl Ctx<'_> {
                 Ok(done.join("; "))
             }
             Action::Parallel { .. } => Ok(String::new()),
+            Action::RegainRegion(r) => {
+                self.engine.regain_region(&r.region)?;
+                Ok(format!(
+                    "region {} is back: drtool contacts it again",
+                    r.region
+                ))
+            }
         }
     }
 
@@ -858,14 +902,26 @@ impl Ctx<'_> {
                 .with(|r| measure::recovered_at(&r.samples, from, &thresholds))
                 .flatten();
             if let Some(at) = recovered {
-                self.with(|r| {
-                    r.recovered_ms = Some(r.recovered_ms.map_or(at, |prev| prev.max(at)));
-                });
-                let rto = at.saturating_sub(from);
-                self.publish(DrillEventKind::Recovered { rto_ms: rto });
+                // RTO ends at the first recovery; later verify steps (a
+                // fail-back) pass or fail, but do not move it.
+                let first = self
+                    .with(|r| {
+                        let first = r.recovered_ms.is_none();
+                        r.recovered_ms.get_or_insert(at);
+                        first
+                    })
+                    .unwrap_or(false);
+                let since = human_ms(at.saturating_sub(from));
+                if first {
+                    self.publish(DrillEventKind::Recovered {
+                        rto_ms: at.saturating_sub(from),
+                    });
+                    return Ok(format!(
+                        "every chosen after probe met its threshold, {since} after the fault"
+                    ));
+                }
                 return Ok(format!(
-                    "every after probe met its threshold, {} after the fault",
-                    human_ms(rto)
+                    "every chosen after probe met its threshold, {since} after the fault (RTO was measured at the first recovery)"
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -953,20 +1009,11 @@ impl Ctx<'_> {
     /// Removes canary data and undoes restores; whether everything went well.
     async fn final_cleanup(&self, engine: &Engine) -> bool {
         let mut ok = self.undo_restores(engine).await;
-        let lost = engine.lost_regions();
         for c in &self.drill.canaries {
             let mut regions = vec![c.write_region.clone(), c.read_region.clone()];
             regions.dedup();
             for region in regions {
                 let what = format!("canary {} in {region}", Self::canary_name(c));
-                if lost.contains(&region) {
-                    // The drill declared it lost: its markers stay until it is back.
-                    self.cleaned(
-                        what,
-                        Ok("not removed: the region is lost for this drill; remove drtool-canary data by hand once it is back".into()),
-                    );
-                    continue;
-                }
                 let cleared = engine
                     .canary_clear(&c.target, &region, &self.run)
                     .await

@@ -272,6 +272,7 @@ enum RawStep {
     Exec(RawExecStep),
     Cleanup(RawCleanup),
     Parallel(RawParallel),
+    RegainRegion(RawRegain),
 }
 
 step_kind!(RawBackup => BackupStep {
@@ -314,6 +315,11 @@ step_kind!(RawExecStep => ExecStep {
     /// The exit code that means success (default 0).
     #[serde(default)]
     expect_exit: Option<i32>,
+});
+
+step_kind!(RawRegain => RegainStep {
+    /// A region a fault declared lost: drtool may contact it again.
+    region: String,
 });
 
 step_kind!(RawCleanup => CleanupStep {
@@ -686,6 +692,7 @@ pub enum Action {
     Parallel {
         steps: Vec<Step>,
     },
+    RegainRegion(RegainStep),
 }
 
 impl Action {
@@ -701,6 +708,7 @@ impl Action {
             Action::Exec(_) => "exec",
             Action::Cleanup(_) => "cleanup",
             Action::Parallel { .. } => "parallel",
+            Action::RegainRegion(_) => "regain_region",
         }
     }
 }
@@ -1192,6 +1200,11 @@ fn check_step(
         RawStep::Cleanup(b) => {
             let (common, a) = b.split();
             (common, Action::Cleanup(a))
+        }
+        RawStep::RegainRegion(b) => {
+            let (common, a) = b.split();
+            c.region(&a.region, loc)?;
+            (common, Action::RegainRegion(a))
         }
         RawStep::Parallel(b) => {
             let (common, a) = b.split();

@@ -101,6 +101,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Undoes [`Engine::lose_region`]: the region is back (a fail-back).
+    pub fn regain_region(&self, region: &str) -> Result<(), Error> {
+        self.region(region)?;
+        self.mark_regained(region);
+        Ok(())
+    }
+
     fn drill_target(&self, target: &str, region: &str) -> Result<&Target, Error> {
         let t = self.target(target)?;
         self.region(region)?;

@@ -140,6 +140,12 @@ impl Engine {
         }
     }
 
+    pub(crate) fn mark_regained(&self, region: &str) {
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.remove(region);
+        }
+    }
+
     /// The regions a drill declared lost.
     pub fn lost_regions(&self) -> Vec<String> {
         self.lost
