@@ -19,6 +19,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Add an operator's note (problems seen, improvements) to a run's report.
     Note(NoteArgs),
+    /// Print the JSON Schema of report.json.
+    Schema,
 }
 
 #[derive(clap::Args, Debug)]
@@ -151,6 +153,10 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
                     println!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
                 }
             }
+            Ok(Verdict::Ok)
+        }
+        Command::Schema => {
+            print_json(&crate::report::schema());
             Ok(Verdict::Ok)
         }
         Command::Note(a) => {

@@ -19,7 +19,7 @@ use super::spec::Phase;
 pub type Ms = u64;
 
 /// One probe result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     pub probe: String,
     pub phase: Phase,
@@ -31,14 +31,14 @@ pub struct Sample {
 }
 
 /// A canary marker: its sequence number and when it was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Marker {
     pub seq: u64,
     pub at: DateTime<Utc>,
 }
 
 /// What a canary wrote and what survived the recovery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CanaryTally {
     pub canary: String,
     /// Markers acknowledged by the source before the fault.
@@ -160,7 +160,7 @@ pub fn availability(samples: &[Sample], from: Ms, to: Ms) -> BTreeMap<String, f6
 }
 
 /// RTO and where its time went.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RtoBreakdown {
     pub rto_ms: Option<u64>,
     /// Fault to the first failed probe.
@@ -218,7 +218,7 @@ pub fn breakdown(
 }
 
 /// How a drill came out, in the terms its exit code uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DrillVerdict {
     /// Every step and cleanup succeeded and both objectives were met.

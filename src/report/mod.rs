@@ -25,7 +25,7 @@ pub use store::{ReportStore, RunEntry};
 /// The version of `report.json`; bumped on any incompatible change.
 pub const REPORT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrillReport {
     pub report_version: u32,
@@ -66,14 +66,14 @@ pub struct DrillReport {
     pub signature: Option<ReportSignature>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Objectives {
     pub rto_ms: u64,
     pub rpo_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RpoResult {
     /// From canaries: the fault's time minus the newest surviving marker's.
@@ -92,7 +92,7 @@ impl RpoResult {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SteadyState {
     /// Whether every `before` probe met its threshold before the fault.
@@ -100,7 +100,7 @@ pub struct SteadyState {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRecord {
     pub at_ms: u64,
@@ -108,7 +108,7 @@ pub struct FaultRecord {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
     Ok,
@@ -131,7 +131,7 @@ impl StepOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepRecord {
     pub name: String,
@@ -144,7 +144,7 @@ pub struct StepRecord {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSummary {
     pub probe: String,
@@ -165,7 +165,7 @@ pub struct ProbeSummary {
     pub last_detail: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRecord {
     pub step: String,
@@ -177,7 +177,7 @@ pub struct RestoreRecord {
     pub plan: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CleanupRecord {
     pub what: String,
@@ -185,7 +185,7 @@ pub struct CleanupRecord {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineEntry {
     pub at_ms: u64,
@@ -194,7 +194,9 @@ pub struct TimelineEntry {
     pub what: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Overhead {
     /// Time between steps, spent by the runner itself.
@@ -205,7 +207,7 @@ pub struct Overhead {
     pub resolution_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Note {
     pub at: DateTime<Utc>,
@@ -213,7 +215,7 @@ pub struct Note {
 }
 
 /// What went wrong and what to improve: filled in during or after the drill.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retrospective {
     pub problems: Vec<String>,
@@ -222,7 +224,7 @@ pub struct Retrospective {
 
 /// An ed25519 signature over the hash chain of the report's timeline, so an
 /// auditor can check that the events were not edited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSignature {
     pub algorithm: String,
@@ -289,6 +291,12 @@ impl DrillReport {
             DrillVerdict::Aborted => 130,
         }
     }
+}
+
+/// The JSON Schema of `report.json` (kept in the repository as
+/// `docs/report.schema.json`; a test checks they agree).
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(DrillReport)).unwrap_or_default()
 }
 
 /// The drill ran, and RTO or RPO was over its objective.
@@ -516,6 +524,21 @@ pub(crate) mod tests {
         edited.timeline[1].what = "nothing happened".into();
         assert_ne!(edited.chain_head(), head);
         assert_eq!(r.chain_head(), head, "deterministic");
+    }
+
+    #[test]
+    fn the_schema_in_the_repository_is_the_one_reports_follow() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+        let mut generated = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+        generated.push('\n');
+        if std::env::var_os("DRTOOL_WRITE_SCHEMA").is_some() {
+            let _ = std::fs::write(&file, &generated);
+        }
+        let stored = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            stored == generated,
+            "docs/report.schema.json is out of date: run DRTOOL_WRITE_SCHEMA=1 cargo test --lib report"
+        );
     }
 
     #[test]
