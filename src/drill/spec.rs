@@ -866,7 +866,26 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     };
-    text.replace("unknown variant", "unknown kind")
+    // serde calls a step's, probe's or canary's kind a "variant": say kind.
+    // Any other enum (a phase, on_failure) gets "not one of".
+    let kinds = [
+        "expected one of backup",
+        "expected one of http",
+        "expected one of etcd",
+    ];
+    if kinds.iter().any(|k| text.contains(k)) {
+        return text.replace("unknown variant", "unknown kind");
+    }
+    match (
+        text.strip_prefix("unknown variant "),
+        text.find(", expected one of "),
+    ) {
+        (Some(rest), Some(_)) => {
+            let (value, tail) = rest.split_once(", expected one of ").unwrap_or((rest, ""));
+            format!("{value} is not one of {tail}")
+        }
+        _ => text,
+    }
 }
 
 fn check(c: &mut Checker, raw: RawDrill) -> Result<Drill, DrillFileError> {

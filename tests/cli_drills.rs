@@ -1,0 +1,104 @@
+//! `drtool drill validate` on fixtures: a good drill, and one bad drill per
+//! rule, each named with its file, line and column.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const DIR: &str = "tests/fixtures/drills";
+
+fn drtool() -> Command {
+    let mut cmd = Command::cargo_bin("drtool").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--config", &format!("{DIR}/drtool.toml")]);
+    cmd
+}
+
+#[test]
+fn a_good_drill_validates() {
+    drtool()
+        .args(["drill", "validate", &format!("{DIR}/good.yaml")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "good.yaml: valid (4 steps, 1 probes, 1 canaries)",
+        ));
+}
+
+#[test]
+fn each_bad_drill_names_file_line_column_and_the_rule() {
+    let cases = [
+        (
+            "bad-step-kind",
+            ":10:5:",
+            "unknown kind `snapshot`, expected one of backup, copy, fault",
+        ),
+        (
+            "bad-probe-kind",
+            ":8:5:",
+            "unknown kind `ping`, expected one of http, tcp, etcd_key, sql, kube, exec",
+        ),
+        (
+            "bad-duration",
+            ":3:20:",
+            "objectives.rto \"soon\" is not a duration",
+        ),
+        ("bad-target", ":4:15:", "unknown target \"orders\""),
+        (
+            "bad-field",
+            ":2:1:",
+            "unknown field `hypotheses`, expected one of name, description, hypothesis",
+        ),
+        (
+            "bad-threshold",
+            ":8:",
+            "success_threshold must be at least 1",
+        ),
+        (
+            "bad-fault",
+            ":11:5:",
+            "fault: say which fault to inject: one of lose_region",
+        ),
+        (
+            "bad-phase",
+            ":8:",
+            "`later` is not one of before, during, after",
+        ),
+        ("bad-region", ":11:27:", "unknown region \"mars-1\""),
+        (
+            "bad-point",
+            ":12:",
+            "point.random_within \"often\" is not a duration",
+        ),
+    ];
+    for (name, at, message) in cases {
+        let file = format!("{DIR}/{name}.yaml");
+        drtool()
+            .args(["drill", "validate", &file])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!("{file}{at}")))
+            .stderr(predicate::str::contains(message));
+    }
+}
+
+#[test]
+fn the_dry_run_prints_the_plan_and_changes_nothing() {
+    drtool()
+        .args(["drill", "run", &format!("{DIR}/good.yaml"), "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("FAULT: lose region us-east-1"))
+        .stdout(predicate::str::contains(
+            "restore kv in us-west-2 from the point this drill's backup makes",
+        ))
+        .stdout(predicate::str::contains("dry run: nothing was changed"));
+}
+
+#[test]
+fn the_report_schema_is_printed() {
+    let out = drtool().args(["report", "schema"]).output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "DrillReport");
+}
