@@ -1526,7 +1526,7 @@ steps:
             (
                 with("phase: before", "phase: sometimes"),
                 ":10:",
-                "unknown kind `sometimes`",
+                "`sometimes` is not one of before, during, after",
             ),
             (
                 with("success_threshold: 2", "success_threshold: 0"),
