@@ -224,9 +224,10 @@ pub async fn run(
     let cleaner = engine.detached();
     let tallies = ctx.read_canaries(&cleaner).await;
     // The drill is over: regions it declared lost are cleaned up (and get
-    // its report) like the others; if one really is down, that fails and says so.
-    for region in cleaner.lost_regions() {
-        let _ = cleaner.regain_region(&region);
+    // its report) like the others, as far as they answer.
+    let were_lost = cleaner.lost_regions();
+    for region in &were_lost {
+        let _ = cleaner.regain_region(region);
         ctx.note(
             "cleanup",
             format!("region {region} is no longer treated as lost: the drill is over"),
@@ -236,7 +237,7 @@ pub async fn run(
         ctx.note("cleanup", "--keep: what the drill made was left in place");
         true
     } else {
-        ctx.final_cleanup(&cleaner).await
+        ctx.final_cleanup(&cleaner, &were_lost).await
     };
     recorder.abort();
     let mut report = ctx.report(aborted, failed || !cleanup_ok, tallies);
@@ -993,6 +994,12 @@ impl Ctx<'_> {
     }
 
     fn cleaned(&self, what: String, result: Result<String, Error>) {
+        self.cleaned_as(what, result, false);
+    }
+
+    /// Records one cleanup; `left_behind` marks what could not be removed
+    /// because the drill itself took its region down.
+    fn cleaned_as(&self, what: String, result: Result<String, Error>, left_behind: bool) {
         let (ok, message) = match result {
             Ok(m) => (true, m),
             Err(e) => (false, e.to_string()),
@@ -1003,11 +1010,20 @@ impl Ctx<'_> {
             ok,
             message: message.clone(),
         });
-        self.with(|r| r.cleanup.push(CleanupRecord { what, ok, message }));
+        self.with(|r| {
+            r.cleanup.push(CleanupRecord {
+                what,
+                ok,
+                message,
+                left_behind,
+            })
+        });
     }
 
     /// Removes canary data and undoes restores; whether everything went well.
-    async fn final_cleanup(&self, engine: &Engine) -> bool {
+    /// Markers in a region the drill declared lost that still does not answer
+    /// (the drill took it down) are left behind and named, not a failure.
+    async fn final_cleanup(&self, engine: &Engine, were_lost: &[String]) -> bool {
         let mut ok = self.undo_restores(engine).await;
         for c in &self.drill.canaries {
             let mut regions = vec![c.write_region.clone(), c.read_region.clone()];
@@ -1018,8 +1034,24 @@ impl Ctx<'_> {
                     .canary_clear(&c.target, &region, &self.run)
                     .await
                     .map(|n| format!("{n} markers removed"));
-                ok &= cleared.is_ok();
-                self.cleaned(what, cleared);
+                match cleared {
+                    Err(e)
+                        if were_lost.contains(&region) && e.class() == ErrorClass::Unreachable =>
+                    {
+                        self.cleaned_as(
+                            what,
+                            Ok(format!(
+                                "left behind: the drill took {region} down and it does not answer ({e}); remove the markers of run {} once it is back",
+                                self.run
+                            )),
+                            true,
+                        );
+                    }
+                    cleared => {
+                        ok &= cleared.is_ok();
+                        self.cleaned(what, cleared);
+                    }
+                }
             }
         }
         ok

@@ -67,8 +67,16 @@ pub fn render(r: &DrillReport) -> String {
         let _ = write!(
             o,
             "<li class=\"{}\">{} {}: {}</li>",
-            if c.ok { "pass" } else { "fail" },
-            if c.ok { "ok" } else { "FAILED" },
+            match (c.ok, c.left_behind) {
+                (_, true) => "warn",
+                (true, false) => "pass",
+                (false, false) => "fail",
+            },
+            match (c.ok, c.left_behind) {
+                (_, true) => "LEFT",
+                (true, false) => "ok",
+                (false, false) => "FAILED",
+            },
             esc(&c.what),
             esc(&c.message)
         );

@@ -183,6 +183,9 @@ pub struct CleanupRecord {
     pub what: String,
     pub ok: bool,
     pub message: String,
+    /// Not removed because the drill took its region down (named in `message`).
+    #[serde(default)]
+    pub left_behind: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -490,6 +493,7 @@ pub(crate) mod tests {
                 what: "canary etcd:kv in us-east-1".into(),
                 ok: true,
                 message: "10 markers removed".into(),
+                left_behind: false,
             }],
             timeline: vec![
                 TimelineEntry {
