@@ -102,3 +102,28 @@ fn the_report_schema_is_printed() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["title"], "DrillReport");
 }
+
+#[test]
+fn the_example_configs_are_valid() {
+    for file in ["examples/aws-drtool.toml", "examples/lab-drtool.toml"] {
+        Command::cargo_bin("drtool")
+            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--config", file, "config", "check", "--offline"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(": valid ("));
+    }
+}
+
+#[test]
+fn the_example_drills_check_against_the_lab_config() {
+    for drill in ["etcd-region-failover", "namespace-loss", "rds-region-failover", "full-region"] {
+        Command::cargo_bin("drtool")
+            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--config", "examples/lab-drtool.toml", "drill", "validate", &format!("drills/{drill}.yaml")])
+            .assert()
+            .success();
+    }
+}
