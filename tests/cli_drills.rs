@@ -118,11 +118,22 @@ fn the_example_configs_are_valid() {
 
 #[test]
 fn the_example_drills_check_against_the_lab_config() {
-    for drill in ["etcd-region-failover", "namespace-loss", "rds-region-failover", "full-region"] {
+    for drill in [
+        "etcd-region-failover",
+        "namespace-loss",
+        "rds-region-failover",
+        "full-region",
+    ] {
         Command::cargo_bin("drtool")
             .unwrap()
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["--config", "examples/lab-drtool.toml", "drill", "validate", &format!("drills/{drill}.yaml")])
+            .args([
+                "--config",
+                "examples/lab-drtool.toml",
+                "drill",
+                "validate",
+                &format!("drills/{drill}.yaml"),
+            ])
             .assert()
             .success();
     }
