@@ -138,3 +138,28 @@ fn the_example_drills_check_against_the_lab_config() {
             .success();
     }
 }
+
+#[test]
+fn a_manual_step_needs_an_operator_or_yes() {
+    let reports = tempfile::tempdir().unwrap();
+    let run = |yes: bool| {
+        let mut cmd = drtool();
+        cmd.args(["drill", "run", &format!("{DIR}/manual.yaml"), "--reports"])
+            .arg(reports.path());
+        if yes {
+            cmd.arg("--yes");
+        }
+        cmd.write_stdin("").assert()
+    };
+    // No terminal and no --yes: the step fails and says how to go on.
+    run(false)
+        .code(8)
+        .stdout(predicate::str::contains("drill manual-decision: FAILED"))
+        .stdout(predicate::str::contains(
+            "needs an operator: run on a terminal, or with --yes",
+        ));
+    // --yes confirms it at once; its time is decision time.
+    run(true)
+        .success()
+        .stdout(predicate::str::contains("drill manual-decision: PASS"));
+}

@@ -471,6 +471,7 @@ async fn print_events(mut rx: broadcast::Receiver<DrillEvent>, quiet: bool) {
             DrillEventKind::Recovered { rto_ms } => {
                 eprintln!("{t}  +++ recovered: RTO {}", human_ms(rto_ms))
             }
+            DrillEventKind::Measures { .. } => {}
             DrillEventKind::Cleanup { what, ok, message } => {
                 eprintln!(
                     "{t}      cleanup {what}: {}{message}",

@@ -109,6 +109,12 @@ pub enum DrillEventKind {
     Recovered {
         rto_ms: u64,
     },
+    /// Once a second from the fault to the end: the clock a dashboard shows.
+    Measures {
+        since_fault_ms: u64,
+        rto_ms: Option<u64>,
+        markers_written: u64,
+    },
     Cleanup {
         what: String,
         ok: bool,
@@ -432,6 +438,43 @@ impl Ctx<'_> {
         }
     }
 
+    /// Publishes the measures so far once a second until measuring ends.
+    fn start_ticker(&self, fault_ms: Ms) {
+        let record = self.record.clone();
+        let events = self.events.clone();
+        let run = self.run.clone();
+        let t0 = self.t0;
+        let stop = self.stopped.clone();
+        self.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return,
+                }
+                let now = t0.elapsed().as_millis() as Ms;
+                let (rto_ms, markers_written) = record
+                    .lock()
+                    .map(|r| {
+                        (
+                            r.recovered_ms.map(|at| at.saturating_sub(fault_ms)),
+                            r.markers.values().map(|m| m.len() as u64).sum(),
+                        )
+                    })
+                    .unwrap_or((None, 0));
+                let _ = events.send(DrillEvent {
+                    run: run.clone(),
+                    at_ms: now,
+                    at: Utc::now(),
+                    kind: DrillEventKind::Measures {
+                        since_fault_ms: now.saturating_sub(fault_ms),
+                        rto_ms,
+                        markers_written,
+                    },
+                });
+            }
+        });
+    }
+
     fn start_probes(&self, phase: Phase) {
         let until = match phase {
             Phase::Before => self.faulted.clone(),
@@ -749,6 +792,7 @@ impl Ctx<'_> {
         });
         self.start_probes(Phase::During);
         self.start_probes(Phase::After);
+        self.start_ticker(at_ms);
         self.inject(fault).await
     }
 
