@@ -17,40 +17,48 @@ pub async fn check(engine: &Engine, check: &ProbeCheck) -> Result<String, String
         ProbeCheck::Http(p) => http(p).await,
         ProbeCheck::Tcp(p) => tcp(p).await,
         ProbeCheck::Exec(p) => exec(p).await,
-        ProbeCheck::EtcdKey(p) => {
-            let probe = KindProbe::EtcdKey {
-                key: p.key.clone(),
-                equals: p.equals.clone(),
-            };
+        ProbeCheck::EtcdKey(_) | ProbeCheck::Sql(_) | ProbeCheck::Kube(_) => {
+            let (target, region, probe) = kind_probe(check).ok_or("not a kind's probe")?;
             engine
-                .probe_target(&p.target, &p.region, &probe)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        ProbeCheck::Sql(p) => {
-            let probe = KindProbe::Sql {
-                query: p.query.clone(),
-                expect: p.expect.clone(),
-                database: p.database.clone(),
-            };
-            engine
-                .probe_target(&p.target, &p.region, &probe)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        ProbeCheck::Kube(p) => {
-            let probe = KindProbe::Kube {
-                resource: p.resource.clone(),
-                name: p.object.clone(),
-                namespace: p.namespace.clone(),
-                ready: p.ready,
-            };
-            engine
-                .probe_target(&p.target, &p.region, &probe)
+                .probe_target(target, region, &probe)
                 .await
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// A kind-owned probe as its kind's home runs it, with its target and region.
+fn kind_probe(check: &ProbeCheck) -> Option<(&str, &str, KindProbe)> {
+    Some(match check {
+        ProbeCheck::EtcdKey(p) => (
+            p.target.as_str(),
+            p.region.as_str(),
+            KindProbe::EtcdKey {
+                key: p.key.clone(),
+                equals: p.equals.clone(),
+            },
+        ),
+        ProbeCheck::Sql(p) => (
+            p.target.as_str(),
+            p.region.as_str(),
+            KindProbe::Sql {
+                query: p.query.clone(),
+                expect: p.expect.clone(),
+                database: p.database.clone(),
+            },
+        ),
+        ProbeCheck::Kube(p) => (
+            p.target.as_str(),
+            p.region.as_str(),
+            KindProbe::Kube {
+                resource: p.resource.clone(),
+                name: p.object.clone(),
+                namespace: p.namespace.clone(),
+                ready: p.ready,
+            },
+        ),
+        ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => return None,
+    })
 }
 
 async fn tcp(p: &TcpProbe) -> Result<String, String> {

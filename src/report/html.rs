@@ -3,9 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{DrillReport, StepOutcome, human_ms, opt_ms};
+use super::{DrillReport, StepOutcome, human_ms, opt_ms, phase_title};
 use crate::drill::measure::DrillVerdict;
-use crate::drill::spec::Phase;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -312,29 +311,13 @@ fn steps(o: &mut String, r: &DrillReport) {
 fn probes(o: &mut String, r: &DrillReport) {
     let _ = write!(o, "<h2>Probes</h2>");
     for (phase, list) in r.probes_by_phase() {
-        let title = match phase {
-            Phase::Before => "Before the fault (steady state)",
-            Phase::During => "During the outage (availability)",
-            Phase::After => "After (recovery)",
-        };
+        let title = phase_title(phase);
         let _ = write!(
             o,
             "<h3>{title}</h3><table><tr><th>probe</th><th>check</th><th>runs</th><th>passed</th><th>failed</th><th>result</th></tr>"
         );
         for p in list {
-            let result = if !p.executed {
-                "not executed".to_string()
-            } else if let Some(a) = p.availability {
-                format!("{:.1}% available", a * 100.0)
-            } else if let Some(m) = p.met_at_ms {
-                format!(
-                    "met {}x in a row, {} after the fault",
-                    p.success_threshold,
-                    human_ms(m)
-                )
-            } else {
-                p.last_detail.clone().unwrap_or_default()
-            };
+            let result = p.result_text();
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -2,8 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{DrillReport, human_ms, opt_ms};
-use crate::drill::spec::Phase;
+use super::{DrillReport, human_ms, opt_ms, phase_title};
 
 pub fn render(r: &DrillReport) -> String {
     let mut out = String::new();
@@ -134,19 +133,7 @@ pub fn render(r: &DrillReport) -> String {
         let _ = writeln!(w, "| probe | check | runs | passed | failed | result |");
         let _ = writeln!(w, "|---|---|---|---|---|---|");
         for p in probes {
-            let result = if !p.executed {
-                "not executed".to_string()
-            } else if let Some(a) = p.availability {
-                format!("{:.1}% available", a * 100.0)
-            } else if let Some(m) = p.met_at_ms {
-                format!(
-                    "met {}x in a row, {} after the fault",
-                    p.success_threshold,
-                    human_ms(m)
-                )
-            } else {
-                cell(p.last_detail.as_deref().unwrap_or(""))
-            };
+            let result = cell(&p.result_text());
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} | {} |",
@@ -247,14 +234,6 @@ pub fn render(r: &DrillReport) -> String {
         list(&r.retrospective.improvements)
     );
     out
-}
-
-fn phase_title(p: Phase) -> &'static str {
-    match p {
-        Phase::Before => "Before the fault (steady state)",
-        Phase::During => "During the outage (availability)",
-        Phase::After => "After (recovery)",
-    }
 }
 
 /// Text that stays inside one Markdown table cell.

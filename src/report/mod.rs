@@ -238,6 +238,35 @@ pub struct ReportSignature {
     pub value: String,
 }
 
+impl ProbeSummary {
+    /// What came of the probe, in a few words: "not executed", its
+    /// availability, when it met its threshold, or its last answer.
+    pub fn result_text(&self) -> String {
+        if !self.executed {
+            "not executed".to_string()
+        } else if let Some(a) = self.availability {
+            format!("{:.1}% available", a * 100.0)
+        } else if let Some(m) = self.met_at_ms {
+            format!(
+                "met {}x in a row, {} after the fault",
+                self.success_threshold,
+                human_ms(m)
+            )
+        } else {
+            self.last_detail.clone().unwrap_or_default()
+        }
+    }
+}
+
+/// The title of a phase's probe table.
+pub fn phase_title(p: Phase) -> &'static str {
+    match p {
+        Phase::Before => "Before the fault (steady state)",
+        Phase::During => "During the outage (availability)",
+        Phase::After => "After (recovery)",
+    }
+}
+
 impl DrillReport {
     /// The head of the hash chain over the timeline.
     pub fn chain_head(&self) -> String {
