@@ -17,6 +17,7 @@ pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod report;
+pub mod schedule;
 pub mod source;
 pub mod store;
 

@@ -31,6 +31,20 @@ pub struct Location {
     pub column: usize,
 }
 
+impl Location {
+    /// Where byte `offset` of `text` (the file `file`) is.
+    pub fn of(file: &Path, text: &str, offset: usize) -> Location {
+        let upto = &text[..offset.min(text.len())];
+        let line = upto.matches('\n').count() + 1;
+        let column = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Location {
+            file: file.to_path_buf(),
+            line,
+            column,
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
@@ -182,6 +196,8 @@ pub struct Target {
     pub home: String,
     /// Regions every new point is copied to.
     pub copy_to: Vec<String>,
+    /// Free labels (`labels = { tier = "prod" }`): schedules select targets by them.
+    pub labels: BTreeMap<String, String>,
     pub spec: TargetSpec,
 }
 

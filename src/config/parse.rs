@@ -343,6 +343,7 @@ fn target(
         ));
     }
     check_fields(ctx, name, &kind, &raw.fields(), TARGET_FIELDS)?;
+    let labels = raw.labels.clone();
     for r in raw.regions.values() {
         check_fields(ctx, name, &kind, &r.get_ref().fields(), REGION_FIELDS)?;
     }
@@ -356,6 +357,7 @@ fn target(
         name: name.to_string(),
         home,
         copy_to,
+        labels,
         spec,
     })
 }

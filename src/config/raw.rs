@@ -81,6 +81,7 @@ pub(super) const TARGET_FIELDS: &[(&str, &[&str])] = &[
     ("home", ALL),
     ("copy_to", ALL),
     ("regions", ALL),
+    ("labels", ALL),
     ("mode", &["etcd", "rds"]),
     ("prefix", &["etcd"]),
     ("instance", &["rds"]),
@@ -116,6 +117,8 @@ pub(super) struct RawTarget {
     pub(super) home: Spanned<String>,
     #[serde(default)]
     pub(super) copy_to: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) labels: BTreeMap<String, String>,
     pub(super) mode: Option<Spanned<String>>,
     pub(super) prefix: Option<Spanned<String>>,
     pub(super) instance: Option<Spanned<String>>,
@@ -137,6 +140,7 @@ impl RawTarget {
             home: _,
             copy_to: _,
             regions: _,
+            labels: _,
             mode,
             prefix,
             instance,
@@ -151,6 +155,7 @@ impl RawTarget {
             ("home", None),
             ("copy_to", None),
             ("regions", None),
+            ("labels", None),
             ("mode", span_of(mode)),
             ("prefix", span_of(prefix)),
             ("instance", span_of(instance)),
@@ -253,14 +258,7 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(super) fn location(&self, span: Range<usize>) -> Location {
-        let upto = &self.text[..span.start.min(self.text.len())];
-        let line = upto.matches('\n').count() + 1;
-        let column = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Location {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-        }
+        Location::of(self.path, self.text, span.start)
     }
 
     pub(super) fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {

@@ -298,6 +298,7 @@ mod tests {
             name: name.into(),
             home: home.into(),
             copy_to: copy_to.iter().map(|r| r.to_string()).collect(),
+            labels: Default::default(),
             spec: TargetSpec::Etcd(EtcdTarget {
                 mode: EtcdMode::Snapshot,
                 prefix: None,
