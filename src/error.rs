@@ -18,7 +18,7 @@ use crate::config::ConfigError;
 use crate::store::StoreError;
 
 /// What kind of failure an error is; front ends map it to an exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorClass {
     /// The config, an argument or an archive given to us is wrong: fix the input.
@@ -124,6 +124,22 @@ impl Error {
 
     pub fn cancelled(msg: impl fmt::Display) -> Self {
         Error::Cancelled(msg.to_string())
+    }
+
+    /// Data that does not match what its manifest says.
+    pub fn integrity(msg: impl fmt::Display) -> Self {
+        Error::Noted {
+            class: ErrorClass::Integrity,
+            message: msg.to_string(),
+        }
+    }
+
+    /// Something that did not answer (worth retrying).
+    pub fn unreachable(msg: impl fmt::Display) -> Self {
+        Error::Noted {
+            class: ErrorClass::Unreachable,
+            message: msg.to_string(),
+        }
     }
 
     /// Whether the other end of a data stream stopped (so its error says more).

@@ -3,13 +3,16 @@
 //! ```text
 //! <prefix>/points/<target>/<point-id>/data.zst[.age]   payload
 //! <prefix>/points/<target>/<point-id>/manifest.json    written last = commit marker
+//! <prefix>/points/<target>/<point-id>/restore-test.json  the last restore test
 //! <prefix>/drills/<drill-run-id>/report.<ext>
-//! <prefix>/locks/<name>
+//! <prefix>/locks/<name>                                  schedule locks, holds
+//! <prefix>/schedules/<name>.json                         a schedule's state
 //! ```
 
 use super::PointId;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
+pub const RESTORE_TEST_FILE: &str = "restore-test.json";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -75,6 +78,17 @@ impl Layout {
 
     pub fn lock_key(&self, name: &str) -> String {
         self.join(&format!("locks/{name}"))
+    }
+
+    /// What a schedule remembers between runs (last run, last checks).
+    pub fn schedule_state_key(&self, schedule: &str) -> String {
+        self.join(&format!("schedules/{schedule}.json"))
+    }
+
+    /// The result of the last restore test of a point, next to it (never in
+    /// the signed manifest).
+    pub fn restore_test_key(&self, target: &str, point: &PointId) -> String {
+        format!("{}{RESTORE_TEST_FILE}", self.point_prefix(target, point))
     }
 
     /// Splits a key under `points/` into (target, point id, file name).

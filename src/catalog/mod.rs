@@ -5,6 +5,7 @@
 //! I/O; picking a point is a pure function of the listing and the request.
 
 mod region;
+pub mod retention;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

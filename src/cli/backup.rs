@@ -37,6 +37,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         schedule: args.schedule.clone(),
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         no_copy: args.no_copy,
+        copy_to: None,
     };
     let report = ctx.engine.backup(&req).await?;
     ctx.sync().await;

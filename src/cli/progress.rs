@@ -95,6 +95,7 @@ fn title(e: &JobEvent) -> String {
         Operation::Gc => format!("gc {target} in {region}"),
         Operation::Fault => format!("fault: {target} in {region}"),
         Operation::Cleanup => format!("cleanup {target}{point} in {region}"),
+        Operation::RestoreTest => format!("restore test {target}{point} in {region}"),
         Operation::Reach => format!("reach {target} in {region}"),
     }
 }

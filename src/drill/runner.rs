@@ -627,6 +627,7 @@ impl Ctx<'_> {
                         ("drill-run".to_string(), self.run.clone()),
                     ]),
                     no_copy: b.no_copy,
+                    copy_to: None,
                 };
                 let report = self.engine.backup(&req).await?;
                 summarize(&report)

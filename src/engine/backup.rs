@@ -36,6 +36,8 @@ pub struct BackupRequest {
     pub labels: BTreeMap<String, String>,
     /// Skip the copies to `copy_to` regions.
     pub no_copy: bool,
+    /// Copy to these regions instead of each target's `copy_to` (a schedule's).
+    pub copy_to: Option<Vec<String>>,
 }
 
 impl Engine {
@@ -125,7 +127,8 @@ impl Engine {
             return report;
         }
         let mut current = manifest;
-        for to in &target.copy_to {
+        let regions = req.copy_to.as_ref().unwrap_or(&target.copy_to);
+        for to in regions.iter().filter(|r| **r != target.home) {
             let started = Instant::now();
             let item = ItemReport::new(
                 Operation::Copy,

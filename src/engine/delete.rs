@@ -43,6 +43,19 @@ impl Engine {
         Ok(report)
     }
 
+    /// Deletes `point` of `target` in one region (what prune does): what
+    /// was deleted, or none when the region does not hold it.
+    pub async fn delete_point_in(
+        &self,
+        region: &str,
+        target: &str,
+        point: &PointId,
+    ) -> Result<Option<Vec<String>>, Error> {
+        let target = self.target(target)?;
+        let rs = self.store(region).await?;
+        self.delete_in_region(target, &rs, point).await
+    }
+
     async fn delete_in_region(
         &self,
         target: &Target,

@@ -270,6 +270,40 @@ pub trait TargetKind: Send + Sync {
     async fn undo(&self, _plan: &KindPlan, _job: &Job) -> Result<String, Error> {
         Ok("nothing to undo".into())
     }
+
+    /// A scratch place to restore a point of `target` into, for a restore
+    /// test (an etcd on free ports, a scratch namespace, a scratch database);
+    /// none when the kind cannot restore this point cheaply.
+    async fn scratch(
+        &self,
+        _target: &Target,
+        _manifest: &Manifest,
+        _job: &Job,
+    ) -> Result<Option<Scratch>, Error> {
+        Ok(None)
+    }
+}
+
+/// Where a restore test restores: a target pointing at the scratch place,
+/// the options to restore with, and what checks and removes it.
+pub struct Scratch {
+    pub target: Target,
+    pub region: String,
+    pub options: RestoreOptions,
+    pub guard: Box<dyn ScratchGuard>,
+}
+
+#[async_trait]
+pub trait ScratchGuard: Send + Sync {
+    /// Checks what the restore made against the manifest; says what matched.
+    async fn check(
+        &self,
+        manifest: &Manifest,
+        plan: &KindPlan,
+        applied: &Applied,
+    ) -> Result<String, Error>;
+    /// Removes the scratch place, whatever happened.
+    async fn remove(self: Box<Self>) -> Result<(), Error>;
 }
 
 /// Connected clients of one kind, by what they connect to: one connection per

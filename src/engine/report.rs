@@ -26,6 +26,8 @@ pub enum Operation {
     Fault,
     /// A drill's cleanup (undoing what a restore made).
     Cleanup,
+    /// Restoring a point into a scratch place and checking it.
+    RestoreTest,
     /// Checking that stores and endpoints answer.
     Reach,
 }
@@ -42,6 +44,7 @@ impl Operation {
             Operation::Gc => "gc",
             Operation::Fault => "fault",
             Operation::Cleanup => "cleanup",
+            Operation::RestoreTest => "restore-test",
             Operation::Reach => "reach",
         }
     }
@@ -152,7 +155,7 @@ pub struct RunReport {
 }
 
 /// The overall result of a run, from which exit codes and alerts follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "verdict", content = "class", rename_all = "kebab-case")]
 pub enum Verdict {
     /// Nothing failed (warnings and skips included).

@@ -306,7 +306,17 @@ impl Engine {
                     Some(PointData::new(rs.store.clone(), p.clone(), self.identities(), job.clone()))
                 }
             };
-            kind.apply(&plan.kind_plan(), data, &job).await
+            // No prune removes the point while it is being restored.
+            if let Some(p) = &plan.point
+                && let Err(e) = self.hold_point(&p.region, &plan.target, &p.id, "a restore").await
+            {
+                job.warn(format!("could not hold point {} against prune: {e}", p.id));
+            }
+            let applied = kind.apply(&plan.kind_plan(), data, &job).await;
+            if let Some(p) = &plan.point {
+                let _ = self.release_point(&p.region, &plan.target, &p.id).await;
+            }
+            applied
         }
         .await;
         let mut report = RunReport::default();

@@ -38,7 +38,9 @@ const FIELDS: [(&str, u32, u32); 5] = [
     ("day of week", 0, 7),
 ];
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 fn alias(line: &str) -> Option<&'static str> {
@@ -57,18 +59,24 @@ fn value(field: usize, v: &str) -> Result<u32, String> {
     let (name, lo, hi) = FIELDS[field];
     let upper = v.to_ascii_uppercase();
     let named = match field {
-        3 => MONTHS.iter().position(|m| *m == upper).map(|i| i as u32 + 1),
+        3 => MONTHS
+            .iter()
+            .position(|m| *m == upper)
+            .map(|i| i as u32 + 1),
         4 => DAYS.iter().position(|d| *d == upper).map(|i| i as u32),
         _ => None,
     };
     let n = match named {
         Some(n) => n,
         None => v.parse::<u32>().map_err(|_| {
-            format!("{name} {v:?} is not a number{}", match field {
-                3 => " or a month name (JAN-DEC)",
-                4 => " or a weekday name (SUN-SAT)",
-                _ => "",
-            })
+            format!(
+                "{name} {v:?} is not a number{}",
+                match field {
+                    3 => " or a month name (JAN-DEC)",
+                    4 => " or a weekday name (SUN-SAT)",
+                    _ => "",
+                }
+            )
         })?,
     };
     if n < lo || n > hi {
@@ -88,7 +96,9 @@ fn check_field(field: usize, text: &str) -> Result<(), String> {
         if let Some(s) = step {
             let ok = s.parse::<u32>().is_ok_and(|n| n > 0);
             if !ok {
-                return Err(format!("{name} step {s:?} in {item:?} is not a number above 0"));
+                return Err(format!(
+                    "{name} step {s:?} in {item:?} is not a number above 0"
+                ));
             }
             if range != "*" && !range.contains('-') {
                 return Err(format!(
@@ -145,13 +155,21 @@ impl FromStr for Cron {
                 message: format!(
                     "a crontab line has 5 fields (minute hour day-of-month month day-of-week), this one has {}{}",
                     fields.len(),
-                    if fields.len() == 6 { ": drtool takes no seconds field" } else { "" }
+                    if fields.len() == 6 {
+                        ": drtool takes no seconds field"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
         for (i, (at, text)) in fields.iter().enumerate() {
             check_field(i, text).map_err(|m| CronError {
-                offset: if trimmed.starts_with('@') { lead } else { lead + at },
+                offset: if trimmed.starts_with('@') {
+                    lead
+                } else {
+                    lead + at
+                },
                 message: format!("field {} ({}): {m}", i + 1, FIELDS[i].0),
             })?;
         }
@@ -263,7 +281,8 @@ mod tests {
     }
 
     fn cron(s: &str) -> Cron {
-        s.parse().unwrap_or_else(|e: CronError| panic!("{s}: {}", e.message))
+        s.parse()
+            .unwrap_or_else(|e: CronError| panic!("{s}: {}", e.message))
     }
 
     fn next(line: &str, from: &str, tz: Tz, n: usize) -> Vec<String> {
@@ -278,8 +297,15 @@ mod tests {
     fn crontab_day_of_week_semantics() {
         // 2026-11-29 is a Sunday.
         let from = "2026-11-28T12:00:00Z";
-        assert_eq!(next("0 9 * * 0", from, Tz::UTC, 1), ["Sun 2026-11-29 09:00 UTC"]);
-        assert_eq!(next("0 9 * * 7", from, Tz::UTC, 1), ["Sun 2026-11-29 09:00 UTC"], "7 is Sunday too");
+        assert_eq!(
+            next("0 9 * * 0", from, Tz::UTC, 1),
+            ["Sun 2026-11-29 09:00 UTC"]
+        );
+        assert_eq!(
+            next("0 9 * * 7", from, Tz::UTC, 1),
+            ["Sun 2026-11-29 09:00 UTC"],
+            "7 is Sunday too"
+        );
         assert_eq!(
             next("0 9 * * 1-5", from, Tz::UTC, 5),
             [
@@ -291,7 +317,10 @@ mod tests {
             ],
             "1-5 is Monday to Friday"
         );
-        assert_eq!(next("0 9 * * MON", from, Tz::UTC, 1), ["Mon 2026-11-30 09:00 UTC"]);
+        assert_eq!(
+            next("0 9 * * MON", from, Tz::UTC, 1),
+            ["Mon 2026-11-30 09:00 UTC"]
+        );
         // A restricted day of month and day of week match either (crontab's OR).
         assert_eq!(
             next("0 0 1 * 1", "2026-11-28T12:00:00Z", Tz::UTC, 2),
@@ -302,26 +331,57 @@ mod tests {
     #[test]
     fn aliases_and_time_zones() {
         let from = "2026-11-28T12:34:00Z";
-        assert_eq!(next("@hourly", from, Tz::UTC, 1), ["Sat 2026-11-28 13:00 UTC"]);
-        assert_eq!(next("@daily", from, Tz::UTC, 1), ["Sun 2026-11-29 00:00 UTC"]);
-        assert_eq!(next("@weekly", from, Tz::UTC, 1), ["Sun 2026-11-29 00:00 UTC"]);
-        assert_eq!(next("@monthly", from, Tz::UTC, 1), ["Tue 2026-12-01 00:00 UTC"]);
+        assert_eq!(
+            next("@hourly", from, Tz::UTC, 1),
+            ["Sat 2026-11-28 13:00 UTC"]
+        );
+        assert_eq!(
+            next("@daily", from, Tz::UTC, 1),
+            ["Sun 2026-11-29 00:00 UTC"]
+        );
+        assert_eq!(
+            next("@weekly", from, Tz::UTC, 1),
+            ["Sun 2026-11-29 00:00 UTC"]
+        );
+        assert_eq!(
+            next("@monthly", from, Tz::UTC, 1),
+            ["Tue 2026-12-01 00:00 UTC"]
+        );
         assert_eq!(
             next("30 2 * * *", from, chrono_tz::America::New_York, 1),
             ["Sun 2026-11-29 02:30 EST"]
         );
         let c = cron("*/15 * * * *");
-        assert_eq!(c.interval(utc(from), Tz::UTC), Some(std::time::Duration::from_secs(900)));
+        assert_eq!(
+            c.interval(utc(from), Tz::UTC),
+            Some(std::time::Duration::from_secs(900))
+        );
     }
 
     #[test]
     fn a_bad_field_is_quoted_with_its_position() {
         let cases = [
-            ("0 25 * * *", 2, "field 2 (hour): hour 25 is out of range 0-23"),
-            ("0 0 * * * *", 0, "this one has 6: drtool takes no seconds field"),
+            (
+                "0 25 * * *",
+                2,
+                "field 2 (hour): hour 25 is out of range 0-23",
+            ),
+            (
+                "0 0 * * * *",
+                0,
+                "this one has 6: drtool takes no seconds field",
+            ),
             ("0 0 * *", 0, "this one has 4"),
-            ("*/0 * * * *", 0, "step \"0\" in \"*/0\" is not a number above 0"),
-            ("0 0 * FOO *", 6, "month \"FOO\" is not a number or a month name"),
+            (
+                "*/0 * * * *",
+                0,
+                "step \"0\" in \"*/0\" is not a number above 0",
+            ),
+            (
+                "0 0 * FOO *",
+                6,
+                "month \"FOO\" is not a number or a month name",
+            ),
             ("0 0 * * 8", 8, "day of week 8 is out of range 0-7"),
             ("0 9-5 * * *", 2, "range \"9-5\" runs backwards"),
             ("5/10 * * * *", 0, "a step needs a range"),
@@ -329,7 +389,10 @@ mod tests {
             ("@often", 0, "is not one of @hourly"),
         ];
         for (line, offset, message) in cases {
-            let err = line.parse::<Cron>().err().unwrap_or_else(|| panic!("{line} accepted"));
+            let err = line
+                .parse::<Cron>()
+                .err()
+                .unwrap_or_else(|| panic!("{line} accepted"));
             assert!(err.message.contains(message), "{line}: {}", err.message);
             assert_eq!(err.offset, offset, "{line}: {}", err.message);
         }
@@ -339,22 +402,50 @@ mod tests {
     fn dst_gaps_and_overlaps_are_flagged() {
         let berlin = chrono_tz::Europe::Berlin;
         // 29 Mar 2026: 02:00 CET jumps to 03:00 CEST, so 02:30 does not exist.
-        let gap = cron("30 2 * * *").dst_notes(utc("2026-03-28T00:00:00Z"), utc("2026-03-30T00:00:00Z"), berlin);
+        let gap = cron("30 2 * * *").dst_notes(
+            utc("2026-03-28T00:00:00Z"),
+            utc("2026-03-30T00:00:00Z"),
+            berlin,
+        );
         assert_eq!(gap.len(), 1, "{gap:?}");
         assert_eq!(gap[0].local, "2026-03-29 02:30");
         assert!(gap[0].note.contains("DST gap"));
         // 25 Oct 2026: 03:00 CEST goes back to 02:00 CET, so 02:30 happens twice.
-        let overlap = cron("30 2 * * *").dst_notes(utc("2026-10-24T00:00:00Z"), utc("2026-10-26T00:00:00Z"), berlin);
+        let overlap = cron("30 2 * * *").dst_notes(
+            utc("2026-10-24T00:00:00Z"),
+            utc("2026-10-26T00:00:00Z"),
+            berlin,
+        );
         assert_eq!(overlap.len(), 1, "{overlap:?}");
         assert!(overlap[0].note.contains("DST overlap"));
         // A run at 04:00 is untouched; UTC has no DST.
-        assert!(cron("0 4 * * *").dst_notes(utc("2026-03-28T00:00:00Z"), utc("2026-03-30T00:00:00Z"), berlin).is_empty());
-        assert!(cron("30 2 * * *").dst_notes(utc("2026-03-28T00:00:00Z"), utc("2026-03-30T00:00:00Z"), Tz::UTC).is_empty());
+        assert!(
+            cron("0 4 * * *")
+                .dst_notes(
+                    utc("2026-03-28T00:00:00Z"),
+                    utc("2026-03-30T00:00:00Z"),
+                    berlin
+                )
+                .is_empty()
+        );
+        assert!(
+            cron("30 2 * * *")
+                .dst_notes(
+                    utc("2026-03-28T00:00:00Z"),
+                    utc("2026-03-30T00:00:00Z"),
+                    Tz::UTC
+                )
+                .is_empty()
+        );
         // croner runs the gap's run once, after the jump, and the overlap's once.
         let runs = cron("30 2 * * *").next_runs(utc("2026-03-28T12:00:00Z"), berlin, 2);
         assert_eq!(runs.len(), 2);
         assert!(runs[0].format("%Y-%m-%d").to_string() == "2026-03-29");
         let back = cron("30 2 * * *").next_runs(utc("2026-10-24T12:00:00Z"), berlin, 2);
-        assert_ne!(back[0].format("%Y-%m-%d").to_string(), back[1].format("%Y-%m-%d").to_string(), "{back:?}");
+        assert_ne!(
+            back[0].format("%Y-%m-%d").to_string(),
+            back[1].format("%Y-%m-%d").to_string(),
+            "{back:?}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::cron::Cron;
-use super::retention::Policy;
+use crate::catalog::retention::Policy;
 use crate::config::{Config, Location};
 
 /// A schedule file that cannot be used, and where.
@@ -159,7 +159,10 @@ impl Ctx<'_> {
         humantime::parse_duration(v.get_ref()).map_err(|e| {
             self.err(
                 v.span().start,
-                format!("{what} {:?} is not a duration ({e}): write e.g. \"10m\", \"6h\" or \"7d\"", v.get_ref()),
+                format!(
+                    "{what} {:?} is not a duration ({e}): write e.g. \"10m\", \"6h\" or \"7d\"",
+                    v.get_ref()
+                ),
             )
         })
     }
@@ -171,7 +174,11 @@ impl Ctx<'_> {
         let known: Vec<&str> = self.config.regions.keys().map(String::as_str).collect();
         Err(self.err(
             r.span().start,
-            format!("unknown region {:?} (the config defines {})", r.get_ref(), known.join(", ")),
+            format!(
+                "unknown region {:?} (the config defines {})",
+                r.get_ref(),
+                known.join(", ")
+            ),
         ))
     }
 }
@@ -249,12 +256,16 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         ));
     }
     // The value's span includes its opening quote.
-    let cron: Cron = raw.cron.get_ref().parse().map_err(|e: super::cron::CronError| {
-        c.err(
-            raw.cron.span().start + 1 + e.offset,
-            format!("cron {:?}: {}", raw.cron.get_ref(), e.message),
-        )
-    })?;
+    let cron: Cron = raw
+        .cron
+        .get_ref()
+        .parse()
+        .map_err(|e: super::cron::CronError| {
+            c.err(
+                raw.cron.span().start + 1 + e.offset,
+                format!("cron {:?}: {}", raw.cron.get_ref(), e.message),
+            )
+        })?;
     let timezone = match &raw.timezone {
         None => Tz::UTC,
         Some(t) => t.get_ref().parse::<Tz>().map_err(|_| {
@@ -273,7 +284,11 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
             let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
             return Err(c.err(
                 t.span().start,
-                format!("unknown target {:?} (the config defines {})", t.get_ref(), known.join(", ")),
+                format!(
+                    "unknown target {:?} (the config defines {})",
+                    t.get_ref(),
+                    known.join(", ")
+                ),
             ));
         }
         targets.push(t.get_ref().clone());
@@ -282,7 +297,11 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         let matched: Vec<String> = config
             .targets
             .values()
-            .filter(|t| sel.get_ref().iter().all(|(k, v)| t.labels.get(k) == Some(v)))
+            .filter(|t| {
+                sel.get_ref()
+                    .iter()
+                    .all(|(k, v)| t.labels.get(k) == Some(v))
+            })
             .map(|t| t.name.clone())
             .collect();
         if matched.is_empty() {
@@ -305,7 +324,11 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
     }
     let copy_to = match &raw.copy_to {
         None => None,
-        Some(list) => Some(list.iter().map(|r| c.region(r)).collect::<Result<Vec<_>, _>>()?),
+        Some(list) => Some(
+            list.iter()
+                .map(|r| c.region(r))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
     };
     let r = raw.retention.get_ref();
     let retention = Policy {
@@ -315,7 +338,11 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         keep_weekly: r.keep_weekly,
         keep_monthly: r.keep_monthly,
         keep_yearly: r.keep_yearly,
-        keep_within: r.keep_within.as_ref().map(|w| c.duration(w, "keep_within")).transpose()?,
+        keep_within: r
+            .keep_within
+            .as_ref()
+            .map(|w| c.duration(w, "keep_within"))
+            .transpose()?,
     };
     if retention.is_empty() {
         return Err(c.err(
@@ -341,11 +368,15 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
     let notify = match &raw.notify {
         None => None,
         Some(n) => {
-            let ok = url::Url::parse(n.webhook.get_ref()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            let ok = url::Url::parse(n.webhook.get_ref())
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
                 return Err(c.err(
                     n.webhook.span().start,
-                    format!("notify.webhook {:?} is not an http(s) URL", n.webhook.get_ref()),
+                    format!(
+                        "notify.webhook {:?} is not an http(s) URL",
+                        n.webhook.get_ref()
+                    ),
                 ));
             }
             let format = match n.format.as_ref().map(|f| f.get_ref().as_str()) {
@@ -372,16 +403,32 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         targets,
         copy_to,
         retention,
-        hash_every: every(verify.and_then(|v| v.hash_every.as_ref()), "verify.hash_every")?,
-        restore_test_every: every(verify.and_then(|v| v.restore_test_every.as_ref()), "verify.restore_test_every")?,
-        jitter: raw.jitter.as_ref().map(|j| c.duration(j, "jitter")).transpose()?.unwrap_or_default(),
+        hash_every: every(
+            verify.and_then(|v| v.hash_every.as_ref()),
+            "verify.hash_every",
+        )?,
+        restore_test_every: every(
+            verify.and_then(|v| v.restore_test_every.as_ref()),
+            "verify.restore_test_every",
+        )?,
+        jitter: raw
+            .jitter
+            .as_ref()
+            .map(|j| c.duration(j, "jitter"))
+            .transpose()?
+            .unwrap_or_default(),
         start_window: raw
             .start_window
             .as_ref()
             .map(|j| c.duration(j, "start_window"))
             .transpose()?
             .unwrap_or(START_WINDOW),
-        timeout: raw.timeout.as_ref().map(|j| c.duration(j, "timeout")).transpose()?.unwrap_or(TIMEOUT),
+        timeout: raw
+            .timeout
+            .as_ref()
+            .map(|j| c.duration(j, "timeout"))
+            .transpose()?
+            .unwrap_or(TIMEOUT),
         missed,
         paused: raw.paused,
         notify,
@@ -390,12 +437,18 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
 
 /// The schedules that back up `target`.
 pub fn of_target<'a>(schedules: &'a [Schedule], target: &str) -> Vec<&'a Schedule> {
-    schedules.iter().filter(|s| s.targets.iter().any(|t| t == target)).collect()
+    schedules
+        .iter()
+        .filter(|s| s.targets.iter().any(|t| t == target))
+        .collect()
 }
 
 /// Every target some schedule covers.
 pub fn covered(schedules: &[Schedule]) -> BTreeSet<String> {
-    schedules.iter().flat_map(|s| s.targets.iter().cloned()).collect()
+    schedules
+        .iter()
+        .flat_map(|s| s.targets.iter().cloned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -446,7 +499,8 @@ restore_test_every = "7d"
 
     #[test]
     fn a_good_schedule() {
-        let s = parse(GOOD, Path::new("schedules/s.toml"), &config()).unwrap_or_else(|e| panic!("{e}"));
+        let s =
+            parse(GOOD, Path::new("schedules/s.toml"), &config()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(s.retention.keep_hourly, 24);
         assert_eq!(s.restore_test_every, Some(Duration::from_secs(7 * 86_400)));
@@ -463,16 +517,56 @@ restore_test_every = "7d"
             GOOD.replacen(a, b, 1)
         };
         let cases = [
-            (with("0 * * * *", "0 25 * * *"), "schedules/s.toml:2:11:", "field 2 (hour): hour 25 is out of range 0-23"),
-            (with("0 * * * *", "0 0 * * * *"), "schedules/s.toml:2:9:", "drtool takes no seconds field"),
-            (with("Europe/Berlin", "Mars/Olympus"), "schedules/s.toml:3:12:", "not an IANA time zone"),
-            (with("[\"kv\"]", "[\"kv\", \"orders\"]"), "schedules/s.toml:4:18:", "unknown target \"orders\""),
-            (with("keep_hourly = 24\nkeep_daily = 7\n", ""), "schedules/s.toml:8:1:", "[retention] keeps nothing"),
-            (with("jitter", "jiter"), "schedules/s.toml:6:1:", "unknown field `jiter`"),
-            (with("\"2m\"", "\"soon\""), "schedules/s.toml:6:10:", "jitter \"soon\" is not a duration"),
-            (with("[\"us-west-2\"]", "[\"eu-west-9\"]"), "schedules/s.toml:5:12:", "unknown region \"eu-west-9\""),
-            (with("targets = [\"kv\"]", "select = { tier = \"dev\" }"), "schedules/s.toml:4:10:", "select matches no target"),
-            (with("kv-hourly", "KV Hourly"), "schedules/s.toml:1:8:", "must be 1 to 52 lowercase"),
+            (
+                with("0 * * * *", "0 25 * * *"),
+                "schedules/s.toml:2:11:",
+                "field 2 (hour): hour 25 is out of range 0-23",
+            ),
+            (
+                with("0 * * * *", "0 0 * * * *"),
+                "schedules/s.toml:2:9:",
+                "drtool takes no seconds field",
+            ),
+            (
+                with("Europe/Berlin", "Mars/Olympus"),
+                "schedules/s.toml:3:12:",
+                "not an IANA time zone",
+            ),
+            (
+                with("[\"kv\"]", "[\"kv\", \"orders\"]"),
+                "schedules/s.toml:4:18:",
+                "unknown target \"orders\"",
+            ),
+            (
+                with("keep_hourly = 24\nkeep_daily = 7\n", ""),
+                "schedules/s.toml:8:1:",
+                "[retention] keeps nothing",
+            ),
+            (
+                with("jitter", "jiter"),
+                "schedules/s.toml:6:1:",
+                "unknown field `jiter`",
+            ),
+            (
+                with("\"2m\"", "\"soon\""),
+                "schedules/s.toml:6:10:",
+                "jitter \"soon\" is not a duration",
+            ),
+            (
+                with("[\"us-west-2\"]", "[\"eu-west-9\"]"),
+                "schedules/s.toml:5:12:",
+                "unknown region \"eu-west-9\"",
+            ),
+            (
+                with("targets = [\"kv\"]", "select = { tier = \"dev\" }"),
+                "schedules/s.toml:4:10:",
+                "select matches no target",
+            ),
+            (
+                with("kv-hourly", "KV Hourly"),
+                "schedules/s.toml:1:8:",
+                "must be 1 to 52 lowercase",
+            ),
         ];
         let mut wrong = Vec::new();
         for (text, at, message) in cases {
@@ -489,7 +583,13 @@ restore_test_every = "7d"
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("a.toml"), GOOD).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("b.toml"), GOOD).unwrap_or_else(|e| panic!("{e}"));
-        let e = load_dir(dir.path(), &config()).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("b.toml:1:1:") && e.contains("already used by"), "{e}");
+        let e = load_dir(dir.path(), &config())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("b.toml:1:1:") && e.contains("already used by"),
+            "{e}"
+        );
     }
 }

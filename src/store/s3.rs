@@ -222,6 +222,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn put_new(&self, key: &str, body: Bytes) -> Result<bool, StoreError> {
+        // Not every S3 store honours If-None-Match on PUT (Garage does not):
+        // look first, so an existing object is never overwritten knowingly.
+        match self.get_object(key, "get", None).await {
+            Ok(_) => return Ok(false),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let sent = self
             .client
             .put_object()

@@ -52,6 +52,23 @@ pub async fn snapshot(
     };
     let observed_at = Utc::now();
     let revision = status.header().map_or(0, |h| h.revision());
+    // The key count at that revision: what a restore test checks the
+    // restored snapshot against.
+    let counted = client
+        .get(
+            vec![0],
+            Some(
+                GetOptions::new()
+                    .with_range(vec![0])
+                    .with_count_only()
+                    .with_revision(revision),
+            ),
+        )
+        .await;
+    let mut items = BTreeMap::new();
+    if let Ok(c) = counted {
+        items.insert("keys".to_string(), c.count() as u64);
+    }
     let mut stream = match client.snapshot().await {
         Ok(s) => s,
         Err(e) => return Err(fail(&tx, map_err(endpoints, "snapshot", e)).await),
@@ -69,10 +86,11 @@ pub async fn snapshot(
             Err(e) => return Err(fail(&tx, map_err(endpoints, "snapshot stream", e)).await),
         }
     }
+    items.insert("snapshot_bytes".to_string(), size);
     Ok(BackupMeta {
         revision,
         observed_at,
-        items: BTreeMap::from([("snapshot_bytes".to_string(), size)]),
+        items,
     })
 }
 

@@ -14,12 +14,12 @@ use super::restore::{
     KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
 use super::{Connection, connect, drill, keys, snapshot};
-use crate::archive::{Consistency, PayloadKind, PointId};
+use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Taken,
+    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Scratch, Taken,
     TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
@@ -641,6 +641,15 @@ impl TargetKind for EtcdKind {
         (found > 0).then(|| {
             format!("the etcd cluster holds {found} Kubernetes Secrets under {SECRETS}, and they are backed up")
         })
+    }
+
+    async fn scratch(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+        _job: &Job,
+    ) -> Result<Option<Scratch>, Error> {
+        super::scratch::scratch(target, spec(target)?, manifest).await
     }
 
     async fn reachability(&self, target: &Target) -> Vec<Reachability> {

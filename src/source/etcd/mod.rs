@@ -10,6 +10,7 @@ mod backup;
 pub mod drill;
 mod home;
 mod restore;
+mod scratch;
 
 use std::time::Duration;
 

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::restore::{ResourcePlan, RestoreScope, apply, plan};
 use super::{Cluster, backup, connect, drill};
-use crate::archive::{Consistency, PayloadKind, PointId};
+use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
 use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability,
-    Taken, TargetKind, no_region_table, not_for_kind,
+    Scratch, Taken, TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::RestoreFlag;
 use crate::engine::point::PointData;
@@ -390,6 +390,21 @@ impl TargetKind for NamespaceKind {
                 spec.namespace
             )
         })
+    }
+
+    async fn scratch(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+        job: &Job,
+    ) -> Result<Option<Scratch>, Error> {
+        let spec = spec(target)?;
+        let region = spec
+            .regions
+            .get(&target.home)
+            .ok_or_else(|| no_region_table(target, &target.home))?;
+        let cluster = self.cluster(region).await?;
+        super::scratch::scratch(cluster, target, spec, manifest, job).await
     }
 
     async fn reachability(&self, target: &Target) -> Vec<Reachability> {

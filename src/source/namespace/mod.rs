@@ -10,6 +10,7 @@
 pub mod drill;
 mod home;
 mod restore;
+mod scratch;
 mod strip;
 
 use std::collections::BTreeMap;

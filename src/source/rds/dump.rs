@@ -409,22 +409,164 @@ async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin, cap: usize) ->
 /// Streams `pg_dump --format=custom` of the database into `tx`. On failure the
 /// stream gets an error too, so the pipeline aborts the upload.
 /// A cancellation kills pg_dump at once.
-pub async fn dump(db: &Db, tx: mpsc::Sender<io::Result<Bytes>>, job: &Job) -> Result<u64, Error> {
-    let result = dump_inner(db, &tx, job).await;
+/// The table and row counts of a database, as a restore test checks them.
+pub const COUNT_SQL: &str = "SELECT count(*) || '|' || coalesce(sum((xpath('/row/c/text()', \
+     query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint), 0) \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
+
+/// Tables and rows of a database (leaf tables; a partitioned table's rows
+/// are its partitions').
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub tables: u64,
+    pub rows: u64,
+}
+
+impl RowCounts {
+    fn parse(line: &str) -> Option<RowCounts> {
+        let (t, r) = line.trim().split_once('|')?;
+        Some(RowCounts {
+            tables: t.parse().ok()?,
+            rows: r.parse().ok()?,
+        })
+    }
+}
+
+impl Db {
+    /// Counts tables and rows now (a full read of every table).
+    pub async fn row_counts(&self) -> Result<RowCounts, SourceError> {
+        let out = self.query(COUNT_SQL).await?;
+        RowCounts::parse(&out).ok_or_else(|| SourceError::Failed {
+            what: format!("counting rows in {self:?}"),
+            detail: format!("unexpected answer {out:?}"),
+        })
+    }
+}
+
+/// A psql session holding a read-only repeatable-read transaction whose
+/// snapshot pg_dump imports: the rows it counts are exactly the dumped ones.
+struct SnapshotSession {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    snapshot: String,
+}
+
+impl SnapshotSession {
+    async fn open(db: &Db) -> Result<SnapshotSession, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = db
+            .command("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("no pipes to psql".into());
+        };
+        let mut stdout = tokio::io::BufReader::new(stdout).lines();
+        stdin
+            .write_all(b"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_export_snapshot();\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.next_line())
+            .await
+            .map_err(|_| "psql did not export a snapshot within 30s".to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "psql exited before exporting a snapshot".to_string())?;
+        Ok(SnapshotSession {
+            child,
+            stdin,
+            stdout,
+            snapshot: line.trim().to_string(),
+        })
+    }
+
+    async fn count(&mut self) -> Result<RowCounts, String> {
+        self.stdin
+            .write_all(format!("{COUNT_SQL};\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let line = self
+            .stdout
+            .next_line()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "psql exited while counting rows".to_string())?;
+        RowCounts::parse(&line).ok_or_else(|| format!("unexpected answer {line:?}"))
+    }
+
+    async fn close(mut self) {
+        let _ = self.stdin.write_all(b"COMMIT;\n").await;
+        drop(self.stdin);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// What a dump wrote and the tables and rows it holds (when they could be
+/// counted in the dump's own snapshot).
+pub struct Dumped {
+    pub bytes: u64,
+    pub counts: Option<RowCounts>,
+}
+
+pub async fn dump(
+    db: &Db,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    job: &Job,
+) -> Result<Dumped, Error> {
+    // pg_dump and the counting session share one snapshot; without one (an
+    // old server, no permission) the dump goes on uncounted.
+    let mut session = match SnapshotSession::open(db).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            job.warn(format!(
+                "could not open a snapshot to count rows in ({e}): the point has no row counts, and a restore test checks its tables only"
+            ));
+            None
+        }
+    };
+    let snapshot = session.as_ref().map(|s| s.snapshot.clone());
+    let dumping = dump_inner(db, &tx, snapshot.as_deref(), job);
+    let counting = async {
+        match session.as_mut() {
+            Some(s) => s.count().await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (result, counted) = tokio::join!(dumping, counting);
+    if let Some(s) = session {
+        s.close().await;
+    }
     if let Err(e) = &result {
         let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
     }
-    result
+    let bytes = result?;
+    let counts = counted.unwrap_or_else(|e| {
+        job.warn(format!(
+            "could not count the dumped rows ({e}): the point has no row counts"
+        ));
+        None
+    });
+    Ok(Dumped { bytes, counts })
 }
 
 async fn dump_inner(
     db: &Db,
     tx: &mpsc::Sender<io::Result<Bytes>>,
+    snapshot: Option<&str>,
     job: &Job,
 ) -> Result<u64, Error> {
-    let mut child = db
-        .command("pg_dump")
-        .args(["--format=custom", "--no-password", "--compress=0"])
+    let mut cmd = db.command("pg_dump");
+    cmd.args(["--format=custom", "--no-password", "--compress=0"]);
+    if let Some(id) = snapshot {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

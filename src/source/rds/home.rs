@@ -17,7 +17,7 @@ use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Taken,
+    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Scratch, Taken,
     TargetKind, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
@@ -558,8 +558,12 @@ impl TargetKind for RdsKind {
             let db = dump::Db::resolve(conn, host.as_deref())?;
             job.phase(format!("pg_dump of {db:?}"));
             at = Utc::now();
-            let size = dump::dump(&db, tx, job).await?;
-            items.insert("dump_bytes".to_string(), size);
+            let dumped = dump::dump(&db, tx, job).await?;
+            items.insert("dump_bytes".to_string(), dumped.bytes);
+            if let Some(c) = dumped.counts {
+                items.insert("tables".to_string(), c.tables);
+                items.insert("rows".to_string(), c.rows);
+            }
         }
         if spec.mode.snapshots() {
             let snapshot = snapshot_id(&target.name, point.as_str());
@@ -605,6 +609,15 @@ impl TargetKind for RdsKind {
 
     fn needs_point(&self, options: &RestoreOptions) -> bool {
         options.pitr.is_none()
+    }
+
+    async fn scratch(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+        _job: &Job,
+    ) -> Result<Option<Scratch>, Error> {
+        super::scratch::scratch(target, spec(target)?, manifest)
     }
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {

@@ -9,6 +9,7 @@ pub mod drill;
 pub mod dump;
 mod home;
 pub mod presign;
+mod scratch;
 pub mod wait;
 
 use std::time::Duration;

@@ -99,7 +99,11 @@ pub fn decide(points: &[Candidate], policy: &Policy, tz: Tz) -> Vec<Decision> {
     if let Some(r) = reasons.first_mut() {
         r.push("newest point".to_string());
     }
-    for (i, r) in reasons.iter_mut().enumerate().take(policy.keep_last as usize) {
+    for (i, r) in reasons
+        .iter_mut()
+        .enumerate()
+        .take(policy.keep_last as usize)
+    {
         r.push(format!("last {} (#{})", policy.keep_last, i + 1));
     }
     let rules = [
@@ -133,7 +137,10 @@ pub fn decide(points: &[Candidate], policy: &Policy, tz: Tz) -> Vec<Decision> {
                 "oldest point, kept for {} {n} (only {kept} buckets hold points)",
                 rule.name()
             );
-            if !r.iter().any(|x| x.starts_with(&format!("{} ", rule.name()))) {
+            if !r
+                .iter()
+                .any(|x| x.starts_with(&format!("{} ", rule.name())))
+            {
                 r.push(why);
             }
         }
@@ -185,7 +192,11 @@ mod tests {
     /// The kept ids, newest first, and the removed ones.
     fn kept(d: &[Decision]) -> (Vec<&str>, Vec<&str>) {
         let keep = d.iter().filter(|d| d.keep).map(|d| d.id.as_str()).collect();
-        let drop = d.iter().filter(|d| !d.keep).map(|d| d.id.as_str()).collect();
+        let drop = d
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.id.as_str())
+            .collect();
         (keep, drop)
     }
 
@@ -224,52 +235,97 @@ mod tests {
 
     #[test]
     fn calendar_buckets_at_the_awkward_dates() {
-        type Case<'a> = (&'a str, Policy, &'a [&'a str], (&'a [&'a str], &'a [&'a str]));
-        let monthly = |n| Policy { keep_monthly: n, ..Policy::default() };
-        let weekly = |n| Policy { keep_weekly: n, ..Policy::default() };
-        let daily = |n| Policy { keep_daily: n, ..Policy::default() };
-        let yearly = |n| Policy { keep_yearly: n, ..Policy::default() };
+        type Case<'a> = (
+            &'a str,
+            Policy,
+            &'a [&'a str],
+            (&'a [&'a str], &'a [&'a str]),
+        );
+        let monthly = |n| Policy {
+            keep_monthly: n,
+            ..Policy::default()
+        };
+        let weekly = |n| Policy {
+            keep_weekly: n,
+            ..Policy::default()
+        };
+        let daily = |n| Policy {
+            keep_daily: n,
+            ..Policy::default()
+        };
+        let yearly = |n| Policy {
+            keep_yearly: n,
+            ..Policy::default()
+        };
         let cases: &[Case] = &[
             // Month ends: 31 Jan and 1 Feb are different months; 29 Feb of a leap year is February.
             (
                 "month ends and a leap day",
                 monthly(3),
-                &["2028-01-31T23:00:00Z", "2028-02-01T01:00:00Z", "2028-02-29T12:00:00Z", "2028-03-01T00:30:00Z"],
+                &[
+                    "2028-01-31T23:00:00Z",
+                    "2028-02-01T01:00:00Z",
+                    "2028-02-29T12:00:00Z",
+                    "2028-03-01T00:30:00Z",
+                ],
                 (&["p03", "p02", "p00"], &["p01"]),
             ),
             // 29 Dec 2026 - 3 Jan 2027 is ISO week 2026-W53; 4 Jan 2027 starts 2027-W01.
             (
                 "ISO week 53 across the new year",
                 weekly(2),
-                &["2026-12-28T10:00:00Z", "2026-12-31T10:00:00Z", "2027-01-03T10:00:00Z", "2027-01-04T10:00:00Z"],
+                &[
+                    "2026-12-28T10:00:00Z",
+                    "2026-12-31T10:00:00Z",
+                    "2027-01-03T10:00:00Z",
+                    "2027-01-04T10:00:00Z",
+                ],
                 (&["p03", "p02"], &["p01", "p00"]),
             ),
             // Yearly: 31 Dec and 1 Jan are different years, even within a week.
             (
                 "years",
                 yearly(5),
-                &["2026-12-31T10:00:00Z", "2027-01-01T10:00:00Z", "2027-06-01T10:00:00Z"],
+                &[
+                    "2026-12-31T10:00:00Z",
+                    "2027-01-01T10:00:00Z",
+                    "2027-06-01T10:00:00Z",
+                ],
                 (&["p02", "p00"], &["p01"]),
             ),
             // Only days that hold points count: three points on days far apart fill daily 3.
             (
                 "only buckets that hold points count",
                 daily(3),
-                &["2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-11-01T00:00:00Z", "2026-11-01T06:00:00Z"],
+                &[
+                    "2026-01-01T00:00:00Z",
+                    "2026-06-01T00:00:00Z",
+                    "2026-11-01T00:00:00Z",
+                    "2026-11-01T06:00:00Z",
+                ],
                 (&["p03", "p01", "p00"], &["p02"]),
             ),
             // Fewer buckets than asked: the oldest point fills the unmet count.
             (
                 "the oldest fills an unmet count",
                 daily(7),
-                &["2026-11-20T01:00:00Z", "2026-11-20T05:00:00Z", "2026-11-21T05:00:00Z"],
+                &[
+                    "2026-11-20T01:00:00Z",
+                    "2026-11-20T05:00:00Z",
+                    "2026-11-21T05:00:00Z",
+                ],
                 (&["p02", "p01", "p00"], &[]),
             ),
         ];
         for (name, policy, times, want) in cases {
             let d = decide(&points(times), policy, Tz::UTC);
             let (keep, drop) = kept(&d);
-            assert_eq!((keep.as_slice(), drop.as_slice()), (want.0, want.1), "{name}:\n{}", render(&d));
+            assert_eq!(
+                (keep.as_slice(), drop.as_slice()),
+                (want.0, want.1),
+                "{name}:\n{}",
+                render(&d)
+            );
         }
     }
 
@@ -278,32 +334,75 @@ mod tests {
         // Europe/Berlin leaves summer time on 25 Oct 2026 at 03:00 CEST (01:00 UTC).
         // 22:30 UTC on the 24th is 00:30 CEST on the 25th; 23:30 UTC on the 25th is
         // 00:30 CET on the 26th: in Berlin these are different days, in UTC not.
-        let p = points(&["2026-10-24T21:30:00Z", "2026-10-24T22:30:00Z", "2026-10-25T23:30:00Z"]);
-        let policy = Policy { keep_daily: 3, ..Policy::default() };
+        let p = points(&[
+            "2026-10-24T21:30:00Z",
+            "2026-10-24T22:30:00Z",
+            "2026-10-25T23:30:00Z",
+        ]);
+        let policy = Policy {
+            keep_daily: 3,
+            ..Policy::default()
+        };
         let berlin = decide(&p, &policy, chrono_tz::Europe::Berlin);
-        assert_eq!(kept(&berlin).0, vec!["p02", "p01", "p00"], "{}", render(&berlin));
-        assert!(berlin[1].reasons.iter().any(|r| r == "daily 2026-10-25"), "{}", render(&berlin));
-        let utc = decide(&p, &Policy { keep_daily: 2, ..Policy::default() }, Tz::UTC);
+        assert_eq!(
+            kept(&berlin).0,
+            vec!["p02", "p01", "p00"],
+            "{}",
+            render(&berlin)
+        );
+        assert!(
+            berlin[1].reasons.iter().any(|r| r == "daily 2026-10-25"),
+            "{}",
+            render(&berlin)
+        );
+        let utc = decide(
+            &p,
+            &Policy {
+                keep_daily: 2,
+                ..Policy::default()
+            },
+            Tz::UTC,
+        );
         assert_eq!(kept(&utc).0, vec!["p02", "p01"], "{}", render(&utc));
     }
 
     #[test]
     fn keep_within_is_relative_to_the_newest_point() {
         // The newest point is old: keep_within counts back from it, not from now.
-        let p = points(&["2020-01-01T00:00:00Z", "2020-01-05T00:00:00Z", "2020-01-07T00:00:00Z"]);
+        let p = points(&[
+            "2020-01-01T00:00:00Z",
+            "2020-01-05T00:00:00Z",
+            "2020-01-07T00:00:00Z",
+        ]);
         let policy = Policy {
             keep_within: Some(std::time::Duration::from_secs(3 * 86_400)),
             ..Policy::default()
         };
-        assert_eq!(kept(&decide(&p, &policy, Tz::UTC)), (vec!["p02", "p01"], vec!["p00"]));
+        assert_eq!(
+            kept(&decide(&p, &policy, Tz::UTC)),
+            (vec!["p02", "p01"], vec!["p00"])
+        );
     }
 
     #[test]
     fn the_newest_point_is_always_kept_and_an_empty_policy_is_empty() {
         let p = points(&["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]);
-        let d = decide(&p, &Policy { keep_last: 0, ..Policy::default() }, Tz::UTC);
+        let d = decide(
+            &p,
+            &Policy {
+                keep_last: 0,
+                ..Policy::default()
+            },
+            Tz::UTC,
+        );
         assert_eq!(kept(&d), (vec!["p01"], vec!["p00"]));
         assert!(Policy::default().is_empty());
-        assert!(!Policy { keep_weekly: 1, ..Policy::default() }.is_empty());
+        assert!(
+            !Policy {
+                keep_weekly: 1,
+                ..Policy::default()
+            }
+            .is_empty()
+        );
     }
 }

@@ -1,0 +1,267 @@
+//! One run of a schedule: take its lock, back up its targets (copying where
+//! it says), apply its retention, check the newest points when their cadence
+//! is due, remember how it went, release the lock. The daemon and `drtool
+//! backup --schedule NAME` both run schedules this way.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::spec::Schedule;
+use crate::engine::lock::{Locked, owner_id};
+use crate::engine::prune::{PruneRequest, TargetPolicy};
+use crate::engine::{BackupRequest, Engine, Outcome, RunReport, Scope, Verdict, VerifyRequest};
+use crate::error::Error;
+
+/// What a schedule remembers between runs (in its home region's store).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleState {
+    pub last_run: Option<DateTime<Utc>>,
+    pub last_outcome: Option<Verdict>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_hash_verify: Option<DateTime<Utc>>,
+    pub last_restore_test: Option<DateTime<Utc>>,
+    pub last_duration_ms: Option<u64>,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleRun {
+    pub schedule: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub verdict: Verdict,
+    /// The backup, copies, prune deletions, verifications and restore tests.
+    pub report: RunReport,
+    pub pruned: u64,
+    /// Not run: the lock was someone else's (who, until when).
+    pub skipped: Option<String>,
+    /// The state before this run (to tell a recovery from a failure).
+    #[serde(skip)]
+    pub previous: ScheduleState,
+}
+
+impl ScheduleRun {
+    /// The points this run made, by target.
+    pub fn new_points(&self) -> BTreeMap<String, String> {
+        new_points(&self.report).into_iter().collect()
+    }
+}
+
+/// Where a schedule keeps its lock and state: its first target's home region.
+pub fn home_region(engine: &Engine, schedule: &Schedule) -> Result<String, Error> {
+    let first = schedule
+        .targets
+        .first()
+        .ok_or_else(|| Error::input(format!("schedule {} has no targets", schedule.name)))?;
+    Ok(engine.target(first)?.home.clone())
+}
+
+/// The retention policies of every schedule, by target.
+pub fn policies(schedules: &[Schedule]) -> Vec<TargetPolicy> {
+    schedules
+        .iter()
+        .flat_map(|s| {
+            s.targets.iter().map(move |t| TargetPolicy {
+                target: t.clone(),
+                schedule: s.name.clone(),
+                policy: s.retention,
+                timezone: s.timezone,
+            })
+        })
+        .collect()
+}
+
+fn due(last: Option<DateTime<Utc>>, every: Option<Duration>, now: DateTime<Utc>) -> bool {
+    match (every, last) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(every), Some(last)) => {
+            now - last >= chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX)
+        }
+    }
+}
+
+/// Runs `schedule` once; `all` are every schedule (a target's retention is
+/// what any of its schedules keeps).
+pub async fn run_once(
+    engine: &Engine,
+    schedule: &Schedule,
+    all: &[Schedule],
+) -> Result<ScheduleRun, Error> {
+    let started_at = Utc::now();
+    let started = Instant::now();
+    let region = home_region(engine, schedule)?;
+    let owner = owner_id();
+    let lock_name = format!("schedule.{}", schedule.name);
+    // The lock outlives the run's timeout a little, so a hung run cannot be doubled.
+    let ttl = schedule.timeout + Duration::from_secs(600);
+    let previous: ScheduleState = engine
+        .schedule_state(&region, &schedule.name)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    match engine.try_lock(&region, &lock_name, &owner, ttl).await? {
+        Locked::Taken(_) => {}
+        Locked::Busy(held) => {
+            return Ok(ScheduleRun {
+                schedule: schedule.name.clone(),
+                started_at,
+                duration_ms: started.elapsed().as_millis() as u64,
+                verdict: Verdict::Ok,
+                report: RunReport::default(),
+                pruned: 0,
+                skipped: Some(format!(
+                    "another run holds the lock ({} since {}, until {})",
+                    held.owner,
+                    held.since.format("%H:%M:%S UTC"),
+                    held.until.format("%H:%M:%S UTC")
+                )),
+                previous,
+            });
+        }
+    }
+    let worked =
+        tokio::time::timeout(schedule.timeout, work(engine, schedule, all, &previous)).await;
+    let _ = engine.unlock(&region, &lock_name, &owner).await;
+    let (report, pruned, verified, tested) = match worked {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            engine.cancel();
+            return Err(Error::failed(format!(
+                "schedule {} did not finish within its timeout of {}: the run was cancelled",
+                schedule.name,
+                humantime::format_duration(schedule.timeout)
+            )));
+        }
+    };
+    let verdict = report.verdict();
+    let now = Utc::now();
+    let state = ScheduleState {
+        last_run: Some(started_at),
+        last_outcome: Some(verdict),
+        last_success: if verdict == Verdict::Ok {
+            Some(now)
+        } else {
+            previous.last_success
+        },
+        last_hash_verify: if verified {
+            Some(now)
+        } else {
+            previous.last_hash_verify
+        },
+        last_restore_test: if tested {
+            Some(now)
+        } else {
+            previous.last_restore_test
+        },
+        last_duration_ms: Some(started.elapsed().as_millis() as u64),
+    };
+    let _ = engine
+        .save_schedule_state(&region, &schedule.name, &state)
+        .await;
+    Ok(ScheduleRun {
+        schedule: schedule.name.clone(),
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        verdict,
+        report,
+        pruned,
+        skipped: None,
+        previous,
+    })
+}
+
+async fn work(
+    engine: &Engine,
+    schedule: &Schedule,
+    all: &[Schedule],
+    previous: &ScheduleState,
+) -> Result<(RunReport, u64, bool, bool), Error> {
+    let req = BackupRequest {
+        targets: schedule.targets.clone(),
+        schedule: Some(schedule.name.clone()),
+        labels: BTreeMap::from([("schedule".to_string(), schedule.name.clone())]),
+        no_copy: false,
+        copy_to: schedule.copy_to.clone(),
+    };
+    let mut report = engine.backup(&req).await?;
+    if engine.cancel_token().is_cancelled() {
+        return Ok((report, 0, false, false));
+    }
+    // Retention for the targets of this schedule, in every region they live in.
+    let wanted: Vec<TargetPolicy> = policies(all)
+        .into_iter()
+        .filter(|p| schedule.targets.contains(&p.target))
+        .collect();
+    let plan = engine
+        .plan_prune(&PruneRequest {
+            scope: Scope::default(),
+            policies: wanted,
+        })
+        .await?;
+    let pruned_report = engine.prune(&plan).await;
+    let pruned = pruned_report
+        .items
+        .iter()
+        .filter(|i| i.outcome == Outcome::Ok)
+        .count() as u64;
+    report.extend(pruned_report);
+    let now = Utc::now();
+    let mut verified = false;
+    if due(previous.last_hash_verify, schedule.hash_every, now) {
+        for (target, point) in new_points(&report) {
+            let v = engine
+                .verify(&VerifyRequest {
+                    scope: Scope {
+                        region: None,
+                        target: Some(target),
+                    },
+                    point: point.parse().ok(),
+                })
+                .await;
+            match v {
+                Ok(r) => report.extend(r),
+                Err(e) => return Err(e),
+            }
+        }
+        verified = true;
+    }
+    let mut tested = false;
+    if due(previous.last_restore_test, schedule.restore_test_every, now) {
+        for (target, point) in new_points(&report) {
+            report.extend(engine.restore_test(&target, &point).await);
+        }
+        tested = true;
+    }
+    Ok((report, pruned, verified, tested))
+}
+
+/// The points a report's backups made, as (target, point).
+fn new_points(report: &RunReport) -> Vec<(String, String)> {
+    report
+        .items
+        .iter()
+        .filter(|i| i.operation == crate::engine::Operation::Backup && i.outcome == Outcome::Ok)
+        .filter_map(|i| i.point.clone().map(|p| (i.target.clone(), p)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cadences() {
+        let now = DateTime::<Utc>::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+        let day = Some(Duration::from_secs(86_400));
+        assert!(!due(None, None, now), "no cadence, never");
+        assert!(due(None, day, now), "never done, due");
+        assert!(!due(Some(now - chrono::Duration::hours(2)), day, now));
+        assert!(due(Some(now - chrono::Duration::hours(25)), day, now));
+    }
+}

@@ -1,0 +1,85 @@
+//! Restore tests for RDS dump points: the dump is restored into a scratch
+//! database on the home region's server (`drtool_rt_<random>`), its tables and
+//! rows are counted against the manifest (counted in pg_dump's own snapshot at
+//! backup time), and the database is dropped. Snapshot-only points are not
+//! restore-tested here: that makes a whole new instance, which is a drill.
+
+use async_trait::async_trait;
+
+use super::dump::DbRef;
+use crate::archive::Manifest;
+use crate::config::{RdsTarget, Target};
+use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
+use crate::engine::options::RestoreOptions;
+use crate::error::Error;
+
+struct RdsScratch {
+    db: DbRef,
+}
+
+/// A scratch database for `manifest`'s dump, or none when it has no dump or
+/// the home region names no database server.
+pub fn scratch(
+    target: &Target,
+    spec: &RdsTarget,
+    manifest: &Manifest,
+) -> Result<Option<Scratch>, Error> {
+    if manifest.data_file.is_none() {
+        return Ok(None);
+    }
+    let Some(conn) = spec
+        .regions
+        .get(&target.home)
+        .and_then(|r| r.database.as_ref())
+    else {
+        return Ok(None);
+    };
+    let base = DbRef::of(conn, None)?;
+    let name = format!("drtool_rt_{:08x}", rand::random::<u32>());
+    let options = RestoreOptions {
+        database: Some(name.clone()),
+        from_dump: true,
+        ..RestoreOptions::default()
+    };
+    Ok(Some(Scratch {
+        target: target.clone(),
+        region: target.home.clone(),
+        options,
+        guard: Box::new(RdsScratch {
+            db: base.with_dbname(&name),
+        }),
+    }))
+}
+
+#[async_trait]
+impl ScratchGuard for RdsScratch {
+    async fn check(
+        &self,
+        manifest: &Manifest,
+        _plan: &KindPlan,
+        _applied: &Applied,
+    ) -> Result<String, Error> {
+        let db = self.db.open()?;
+        let found = db.row_counts().await?;
+        let (tables, rows) = (manifest.items.get("tables"), manifest.items.get("rows"));
+        match (tables, rows) {
+            (Some(&t), Some(&r)) if t == found.tables && r == found.rows => Ok(format!(
+                "{} tables and {} rows restored into scratch database {}, as the manifest counts",
+                found.tables, found.rows, self.db.dbname
+            )),
+            (Some(&t), Some(&r)) => Err(Error::integrity(format!(
+                "the manifest counts {t} tables and {r} rows; scratch database {} holds {} tables and {} rows",
+                self.db.dbname, found.tables, found.rows
+            ))),
+            _ => Ok(format!(
+                "the dump restored into scratch database {} ({} tables, {} rows; the point has no row counts to compare)",
+                self.db.dbname, found.tables, found.rows
+            )),
+        }
+    }
+
+    async fn remove(self: Box<Self>) -> Result<(), Error> {
+        self.db.open()?.drop_database().await?;
+        Ok(())
+    }
+}
