@@ -72,3 +72,41 @@ export LAB_PG_BIN=$PG_BIN
 ENV
   log "  RDS API (moto, every region): http://127.0.0.1:$MOTO_PORT; PostgreSQL 15: 127.0.0.1:$PG_PORT user $PG_USER"
 }
+
+# The lab's own database target (lab-orders in drtool.toml): an RDS instance
+# in moto and the database lab_orders, made once. pgbench's tables plus 40 of
+# varied shapes (json, text, numeric, timestamps, foreign keys), as a real
+# application database has many tables. Kept across lab/up runs.
+rds_seed() {
+  local moto="http://127.0.0.1:$MOTO_PORT"
+  if ! AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab aws rds describe-db-instances --region us-east-1 \
+      --endpoint-url "$moto" --db-instance-identifier lab-orders >/dev/null 2>&1; then
+    AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab aws rds create-db-instance --region us-east-1 \
+      --endpoint-url "$moto" --db-instance-identifier lab-orders --engine postgres \
+      --db-instance-class db.t3.micro --master-username postgres \
+      --master-user-password not-used-by-the-lab --allocated-storage 20 >/dev/null \
+      || die "cannot create the lab-orders instance in moto"
+  fi
+  local psql=(env PGPASSWORD="$PG_PASSWORD" psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER")
+  if ! "${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'lab_orders'" | grep -q 1; then
+    log "seeding database lab_orders (pgbench scale 1 and 40 more tables)"
+    "${psql[@]}" -d postgres -c "CREATE DATABASE lab_orders" >/dev/null
+    PGPASSWORD="$PG_PASSWORD" "$PG_BIN/pgbench" -i -s 1 -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" lab_orders 2>/dev/null
+    "${psql[@]}" -d lab_orders -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE SCHEMA shop;
+CREATE TABLE shop.customers (id bigint PRIMARY KEY, email text NOT NULL, profile jsonb, created timestamptz);
+INSERT INTO shop.customers SELECT g, 'user' || g || '@example.com',
+  jsonb_build_object('tier', g % 4, 'tags', jsonb_build_array('a' || g % 7, 'b' || g % 11), 'note', repeat('x', 200 + g % 800)),
+  now() - (g || ' minutes')::interval FROM generate_series(1, 5000) g;
+DO $$
+BEGIN
+  FOR i IN 1..40 LOOP
+    EXECUTE format('CREATE TABLE shop.orders_%s (id bigint PRIMARY KEY, customer bigint REFERENCES shop.customers(id), amount numeric(12,2), status text, lines jsonb, placed timestamptz DEFAULT now())', i);
+    EXECUTE format('INSERT INTO shop.orders_%s SELECT g, 1 + g %% 5000, (g * 7 %% 100000) / 100.0, (ARRAY[''new'',''paid'',''shipped'',''returned''])[1 + g %% 4], jsonb_build_array(jsonb_build_object(''sku'', ''SKU-'' || g %% 977, ''qty'', 1 + g %% 5)), now() - (g || '' seconds'')::interval FROM generate_series(1, %s) g', i, 50 * i);
+    EXECUTE format('CREATE INDEX ON shop.orders_%s (customer)', i);
+  END LOOP;
+END $$;
+CREATE VIEW shop.open_orders AS SELECT * FROM shop.orders_1 WHERE status <> 'shipped';
+SQL
+  fi
+}

@@ -35,14 +35,7 @@ async fn copy_fills_the_dr_region_once() {
 
     let out = lab
         .drtool(&cfg)
-        .args([
-            "backup",
-            "--no-copy",
-            "--label",
-            "env=test",
-            "--schedule",
-            "nightly",
-        ])
+        .args(["backup", "--no-copy", "--label", "env=test"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -63,7 +56,6 @@ async fn copy_fills_the_dr_region_once() {
     assert_eq!(west[0]["region"], WEST);
     assert_eq!(west[0]["copied_from"], EAST);
     assert_eq!(west[0]["labels"]["env"], "test");
-    assert_eq!(west[0]["schedule"], "nightly");
     assert_eq!(west[0]["items"]["keys"], 300);
     let east_points = points_json(&lab, &cfg, EAST);
     assert_eq!(east_points[0]["copied_to"], serde_json::json!([WEST]));

@@ -180,6 +180,8 @@ const BUILTINS: &[Builtin] = &[
         .all()
         .returns_object(),
     b("", &["v1"], "events", "Event", &["ev"]),
+    b("", &["v1"], "resourcequotas", "ResourceQuota", &["quota"]),
+    b("", &["v1"], "limitranges", "LimitRange", &["limits"]),
     b("", &["v1"], "endpoints", "Endpoints", &["ep"]).key("services/endpoints"),
     b("apps", &["v1"], "deployments", "Deployment", &["deploy"])
         .all()

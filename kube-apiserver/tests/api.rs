@@ -65,6 +65,8 @@ fn discovery_and_health() {
         ),
         ("pods", Some("po"), "Pod", true),
         ("events", Some("ev"), "Event", true),
+        ("resourcequotas", Some("quota"), "ResourceQuota", true),
+        ("limitranges", Some("limits"), "LimitRange", true),
         ("endpoints", Some("ep"), "Endpoints", true),
         ("secrets", None, "Secret", true),
         ("namespaces", Some("ns"), "Namespace", false),

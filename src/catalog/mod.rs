@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use region::RegionStore;
 
-use crate::archive::layout::MANIFEST_FILE;
+use crate::archive::layout::{MANIFEST_FILE, RESTORE_TEST_FILE};
 use crate::archive::{Manifest, PointId};
 use crate::error::{Error, SourceError};
 use crate::store::{StoreError, Unfinished, UnfinishedKind};
@@ -27,6 +27,18 @@ pub struct PointEntry {
     pub id: PointId,
     pub manifest_key: String,
     pub manifest: Manifest,
+    /// The point's last restore test (`restore-test.json` next to it).
+    pub restore_test: Option<RestoreTest>,
+}
+
+/// The last restore test of a point: kept next to it, never in the signed
+/// manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RestoreTest {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub ok: bool,
+    pub message: String,
+    pub duration_ms: u64,
 }
 
 /// A point folder that is not a usable recovery point, and why.
@@ -151,10 +163,14 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
     let objects = rs.store.list(&prefix).await?;
     let mut folders = std::collections::BTreeMap::<(String, PointId), bool>::new();
     let mut manifests = Vec::new();
+    let mut tests = std::collections::BTreeMap::<(String, PointId), String>::new();
     for o in &objects {
         let Some((t, id, file)) = rs.layout.parse_point_key(&o.key) else {
             continue;
         };
+        if file == RESTORE_TEST_FILE {
+            tests.insert((t.to_string(), id.clone()), o.key.clone());
+        }
         let is_manifest = file == MANIFEST_FILE;
         *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
         if is_manifest {
@@ -177,9 +193,22 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             })
         })
         .collect();
-    let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| async {
-        let got = rs.store.get(&key).await;
-        (t, id, key, got)
+    let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| {
+        let test_key = tests.get(&(t.clone(), id.clone())).cloned();
+        async move {
+            let got = rs.store.get(&key).await;
+            // A missing or unreadable result is no result, never an error.
+            let test = match test_key {
+                Some(k) => rs
+                    .store
+                    .get(&k)
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<RestoreTest>(&b).ok()),
+                None => None,
+            };
+            (t, id, key, got, test)
+        }
     }))
     .buffer_unordered(MANIFESTS_IN_FLIGHT)
     .collect()
@@ -188,7 +217,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         leftovers,
         ..Listing::default()
     };
-    for (t, id, key, got) in fetched {
+    for (t, id, key, got, restore_test) in fetched {
         let bytes = match got {
             Ok(b) => b,
             // Deleted between the listing and the read: it is gone, not damaged.
@@ -201,6 +230,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
                     id,
                     manifest_key: key,
                     manifest: m,
+                    restore_test,
                 })
             }
             Ok(m) => listing.problems.push(Problem {
@@ -319,12 +349,15 @@ pub fn select<'a>(
     };
     let Some(chosen) = found else {
         let what = match choice {
-            PointChoice::Id(id) => format!("point {id}"),
-            PointChoice::Before(t) => format!("a point finished before {}", t.to_rfc3339()),
-            PointChoice::Newest => "any point".to_string(),
+            PointChoice::Id(id) => format!("point {id} of target {target}"),
+            PointChoice::Before(t) => format!(
+                "point of target {target} finished before {}",
+                t.to_rfc3339()
+            ),
+            PointChoice::Newest => format!("point of target {target}"),
         };
         return Err(Error::input(format!(
-            "region {region} holds no {what} of target {target}: run `drtool points --region {region} --target {target}` to see what it has"
+            "region {region} holds no {what}: run `drtool points --region {region} --target {target}` to see what it has"
         )));
     };
     let fallbacks = match choice {
@@ -399,6 +432,7 @@ mod tests {
             manifest_key: format!("points/etcd-main/{id}/manifest.json"),
             id,
             manifest: m,
+            restore_test: None,
         }
     }
 

@@ -35,6 +35,26 @@ impl Policy {
             && self.keep_yearly == 0
             && self.keep_within.is_none()
     }
+
+    /// One line: "last 3, hourly 24, daily 7, within 2d".
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = [
+            ("last", self.keep_last),
+            ("hourly", self.keep_hourly),
+            ("daily", self.keep_daily),
+            ("weekly", self.keep_weekly),
+            ("monthly", self.keep_monthly),
+            ("yearly", self.keep_yearly),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect();
+        if let Some(w) = self.keep_within {
+            parts.push(format!("within {}", humantime::format_duration(w)));
+        }
+        format!("keep {}", parts.join(", "))
+    }
 }
 
 /// A point as retention sees it.

@@ -1,22 +1,28 @@
-//! `drtool backup`: back up targets, then copy them to their DR regions.
+//! `drtool backup`: back up targets, then copy them to their DR regions; or,
+//! with `--schedule NAME`, run one schedule once (its targets, copies,
+//! retention and checks) for an external crontab or a Kubernetes CronJob.
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, Output, print_report};
+use super::schedule::{DirArgs, dir_of, load};
+use super::{Ctx, Output, print_json, print_report};
 use crate::engine::{BackupRequest, Verdict};
 use crate::error::Error;
+use crate::schedule::run::run_once;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Targets to back up (repeatable); all targets when omitted.
-    #[arg(long = "target", short = 't')]
+    #[arg(long = "target", short = 't', conflicts_with = "schedule")]
     pub targets: Vec<String>,
     /// Do not copy the new points to the targets' copy_to regions.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "schedule")]
     pub no_copy: bool,
-    /// Record this schedule name in the manifests.
+    /// Run this schedule once: its backups, copies, retention and checks.
     #[arg(long)]
     pub schedule: Option<String>,
+    #[command(flatten)]
+    pub dir: DirArgs,
     /// Labels to record, as key=value (repeatable).
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -32,9 +38,12 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    if let Some(name) = &args.schedule {
+        return scheduled(ctx, args, name).await;
+    }
     let req = BackupRequest {
         targets: args.targets.clone(),
-        schedule: args.schedule.clone(),
+        schedule: None,
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         no_copy: args.no_copy,
         copy_to: None,
@@ -42,4 +51,41 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let report = ctx.engine.backup(&req).await?;
     ctx.sync().await;
     Ok(print_report(&report, args.output))
+}
+
+async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error> {
+    let dir = dir_of(ctx, &args.dir);
+    let schedules = load(ctx.engine.config(), &dir)?;
+    let Some(schedule) = schedules.iter().find(|s| s.name == name) else {
+        let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+        return Err(Error::input(format!(
+            "no schedule named {name:?} in {} (schedules: {})",
+            dir.display(),
+            known.join(", ")
+        )));
+    };
+    if schedule.paused {
+        eprintln!(
+            "schedule {name} is paused ({}): running it once anyway, as asked",
+            schedule.file.display()
+        );
+    }
+    let run = run_once(&ctx.engine, schedule, &schedules).await?;
+    ctx.sync().await;
+    if args.output == Output::Json {
+        print_json(&run);
+        return Ok(run.report.verdict());
+    }
+    if let Some(why) = &run.skipped {
+        println!("schedule {name} not run: {why}");
+        return Ok(Verdict::Ok);
+    }
+    let verdict = print_report(&run.report, args.output);
+    println!(
+        "schedule {name}: {} points made, {} pruned, in {:.1}s",
+        run.new_points().len(),
+        run.pruned,
+        run.duration_ms as f64 / 1000.0
+    );
+    Ok(verdict)
 }

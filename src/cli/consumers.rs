@@ -149,3 +149,29 @@ pub async fn events_file(
         },
     ))
 }
+
+/// Job warnings and item failures as log lines (the daemon's progress).
+pub struct LogLines;
+
+impl Handler for LogLines {
+    fn event(&mut self, event: Result<&JobEvent, u64>) {
+        use crate::engine::EventKind;
+        let Ok(e) = event else { return };
+        let target = e.target.as_deref().unwrap_or("-");
+        let region = e.region.as_deref().unwrap_or("-");
+        match &e.kind {
+            EventKind::Warning { message } => {
+                tracing::warn!(operation = %e.operation, target, region, "{message}");
+            }
+            EventKind::ItemFailed { item, error } => {
+                tracing::warn!(operation = %e.operation, target, region, item = %item, "{error}");
+            }
+            EventKind::Phase => {
+                tracing::debug!(operation = %e.operation, target, region, phase = ?e.phase, "phase");
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self) {}
+}

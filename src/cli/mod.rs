@@ -17,8 +17,11 @@ mod drill;
 mod gc;
 mod points;
 mod progress;
+mod prune;
 mod report;
 mod restore;
+mod restore_test;
+mod schedule;
 mod signals;
 mod verify;
 
@@ -82,6 +85,13 @@ pub enum Command {
     Verify(verify::Args),
     /// Remove what belongs to no recovery point (interrupted writes), after a plan.
     Gc(gc::Args),
+    /// Apply the schedules' retention (and remove leftovers), after a plan.
+    Prune(prune::Args),
+    /// Restore a point into a scratch place, check it, remove it, record the result.
+    RestoreTest(restore_test::Args),
+    /// Schedules: list next runs, check, run the daemon, export CronJobs.
+    #[command(subcommand)]
+    Schedule(schedule::Command),
     /// Failover drills: run, validate, list.
     #[command(subcommand)]
     Drill(drill::Command),
@@ -129,7 +139,7 @@ pub enum Output {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(&cli);
     // One TLS provider for every crate (AWS SDK and etcd both use aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -148,13 +158,23 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging() {
+/// Logs go to stderr; the daemon logs what it does (info), as text or JSON
+/// lines; every other command only warnings. `DRTOOL_LOG` overrides the level.
+fn init_logging(cli: &Cli) {
+    let daemon = match &cli.command {
+        Command::Schedule(schedule::Command::Run(a)) => Some(a.log_format),
+        _ => None,
+    };
+    let default = if daemon.is_some() { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match daemon {
+        Some(schedule::LogFormat::Json) => builder.json().flatten_event(true).try_init(),
+        _ => builder.try_init(),
+    };
 }
 
 /// What every command gets: the engine and the progress display.
@@ -195,10 +215,14 @@ async fn run(cli: Cli) -> u8 {
             }
         },
     };
-    let ctx = Ctx {
-        progress: consumers::Consumer::start(engine.subscribe(), progress::Display::new()),
-        engine,
+    // The daemon logs instead of drawing progress.
+    let progress = match &cli.command {
+        Command::Schedule(schedule::Command::Run(_)) => {
+            consumers::Consumer::start(engine.subscribe(), consumers::LogLines)
+        }
+        _ => consumers::Consumer::start(engine.subscribe(), progress::Display::new()),
     };
+    let ctx = Ctx { progress, engine };
     let result = match &cli.command {
         Command::Config(ConfigCommand::Check(a)) => {
             config_check::run(&ctx, a).await.map(Exit::from)
@@ -209,6 +233,9 @@ async fn run(cli: Cli) -> u8 {
         Command::Copy(a) => copy::run(&ctx, a).await.map(Exit::from),
         Command::Verify(a) => verify::run(&ctx, a).await.map(Exit::from),
         Command::Gc(a) => gc::run(&ctx, a).await.map(Exit::from),
+        Command::Prune(a) => prune::run(&ctx, a).await.map(Exit::from),
+        Command::RestoreTest(a) => restore_test::run(&ctx, a).await.map(Exit::from),
+        Command::Schedule(c) => schedule::run(&ctx, c).await,
         Command::Drill(c) => drill::run(&ctx, c).await,
         Command::Report(c) => report::run(&ctx, c).map(Exit::from),
     };
@@ -219,6 +246,7 @@ async fn run(cli: Cli) -> u8 {
     }
     drop(engine);
     let verdict = match result {
+        Ok(Exit::Stopped(code)) => return code,
         Ok(Exit::Code(code)) if signal.received().is_none() => return code,
         Ok(Exit::Code(_)) => Verdict::Cancelled,
         Ok(Exit::Verdict(v)) => v,
@@ -235,6 +263,8 @@ async fn run(cli: Cli) -> u8 {
 pub enum Exit {
     Verdict(Verdict),
     Code(u8),
+    /// A code that stands after a signal too: the daemon's clean stop.
+    Stopped(u8),
 }
 
 impl From<Verdict> for Exit {

@@ -42,8 +42,19 @@ fn print_table(regions: &[RegionPoints]) {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
+            let tested = match r.restore_tests.get(&m.point_id) {
+                Some(t) if t.ok => {
+                    format!(" restore-tested at {}", t.at.format("%Y-%m-%d %H:%M UTC"))
+                }
+                Some(t) => format!(
+                    " RESTORE TEST FAILED at {}: {}",
+                    t.at.format("%Y-%m-%d %H:%M UTC"),
+                    t.message
+                ),
+                None => String::new(),
+            };
             println!(
-                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}",
+                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}",
                 m.target,
                 m.point_id,
                 payload,
@@ -51,7 +62,8 @@ fn print_table(regions: &[RegionPoints]) {
                 m.stored_size,
                 m.finished_at.format("%Y-%m-%d %H:%M:%S"),
                 m.copied_from.as_deref().unwrap_or("(taken here)"),
-                if m.is_encrypted() { " [encrypted]" } else { "" }
+                if m.is_encrypted() { " [encrypted]" } else { "" },
+                tested
             );
         }
         for p in &r.problems {

@@ -83,6 +83,11 @@ impl Engine {
                 .await?;
             deleted.push("data".into());
         }
+        // The restore test's result goes with the point (gone already is fine).
+        let _ = rs
+            .store
+            .delete(&rs.layout.restore_test_key(&target.name, point))
+            .await;
         Ok(Some(deleted))
     }
 }

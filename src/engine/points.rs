@@ -17,6 +17,9 @@ pub struct RegionPoints {
     pub error: Option<String>,
     pub error_class: Option<ErrorClass>,
     pub points: Vec<Manifest>,
+    /// The last restore test of each point that had one, by point id.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub restore_tests: std::collections::BTreeMap<String, crate::catalog::RestoreTest>,
     /// Manifests that could not be trusted (edited, damaged, misplaced).
     pub problems: Vec<Problem>,
     /// Point folders without a manifest: interrupted backups or copies.
@@ -40,6 +43,7 @@ impl Engine {
                         error_class: Some(e.class()),
                         error: Some(e.to_string()),
                         points: Vec::new(),
+                        restore_tests: Default::default(),
                         problems: Vec::new(),
                         orphans: Vec::new(),
                         leftovers: Vec::new(),
@@ -53,6 +57,7 @@ impl Engine {
                 error: None,
                 error_class: None,
                 points: Vec::new(),
+                restore_tests: Default::default(),
                 problems: Vec::new(),
                 orphans: Vec::new(),
                 leftovers: Vec::new(),
@@ -65,6 +70,11 @@ impl Engine {
             .await;
             match found {
                 Ok((l, unfinished)) => {
+                    listed.restore_tests = l
+                        .points
+                        .iter()
+                        .filter_map(|p| Some((p.id.to_string(), p.restore_test.clone()?)))
+                        .collect();
                     listed.points = l.points.into_iter().map(|p| p.manifest).collect();
                     listed.problems = l.problems;
                     listed.orphans = l.orphans;

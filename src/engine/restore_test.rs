@@ -6,8 +6,7 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
 use super::events::JobSpec;
 use super::kind::PlanRequest;
@@ -15,47 +14,49 @@ use super::point::{PointData, PointRef};
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::Engine;
 use crate::archive::PointId;
+pub use crate::catalog::RestoreTest;
 use crate::catalog::{self, PointChoice};
 use crate::error::Error;
 use crate::store::{Keep, StoreError};
 
-/// The last restore test of a point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreTest {
-    pub at: DateTime<Utc>,
-    pub ok: bool,
-    pub message: String,
-    pub duration_ms: u64,
-}
-
 impl Engine {
-    /// Restore-tests `point` of `target` from its home region.
-    pub async fn restore_test(&self, target: &str, point: &str) -> RunReport {
+    /// Restore-tests `point` of `target` (its newest when none) from its
+    /// home region.
+    pub async fn restore_test(&self, target: &str, point: Option<&str>) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport::default();
-        let item = |region: &str| {
-            ItemReport::new(
-                Operation::RestoreTest,
-                target,
-                region,
-                Some(point.to_string()),
-            )
+        let named = point.map(str::to_string);
+        let item = |region: &str, point: Option<String>| {
+            ItemReport::new(Operation::RestoreTest, target, region, point)
         };
         let t = match self.target(target) {
             Ok(t) => t,
             Err(e) => {
-                report.push(item("-").failed(&e));
+                report.push(item("-", named).failed(&e));
                 return report;
             }
         };
         let region = t.home.clone();
-        let tested = self.restore_test_in(target, point, &region).await;
+        let (point, tested) = match self.restore_test_in(target, point, &region).await {
+            Ok((p, m)) => (p, Ok(m)),
+            Err((p, e)) => (p, Err(e)),
+        };
+        let Some(point) = point else {
+            if let Err(e) = tested {
+                report.push(item(&region, named).failed(&e));
+            }
+            return report;
+        };
+        let item = |region: &str| item(region, Some(point.clone()));
         let (ok, message) = match &tested {
             Ok(Some(m)) => (true, m.clone()),
             Ok(None) => {
                 report.push(item(&region).with_outcome(
                     Outcome::Skipped,
-                    format!("{} points of this kind are not restore-tested (no cheap scratch place): run a drill", t.spec.kind()),
+                    format!(
+                        "this {} point cannot be restore-tested cheaply (no scratch place for it): run a drill",
+                        t.spec.kind()
+                    ),
                 ));
                 return report;
             }
@@ -68,7 +69,7 @@ impl Engine {
             duration_ms: started.elapsed().as_millis() as u64,
         };
         if let Err(e) = self
-            .record_restore_test(&region, target, point, &result)
+            .record_restore_test(&region, target, &point, &result)
             .await
         {
             tracing::warn!("could not record the restore test of {point}: {e}");
@@ -80,18 +81,51 @@ impl Engine {
         report
     }
 
+    /// The point tested (once known) and what its test said.
+    #[allow(clippy::type_complexity)]
     async fn restore_test_in(
         &self,
         target: &str,
+        point: Option<&str>,
+        region: &str,
+    ) -> Result<(Option<String>, Option<String>), (Option<String>, Error)> {
+        let named = point.map(str::to_string);
+        let found = async {
+            let rs = self.store(region).await?;
+            let listing = catalog::list_points(&rs, Some(target)).await?;
+            let choice = match point {
+                Some(p) => PointChoice::Id(p.parse::<PointId>()?),
+                None => PointChoice::Newest,
+            };
+            let id = catalog::select(&listing, region, target, &choice)?
+                .chosen
+                .id
+                .to_string();
+            Ok::<_, Error>((rs, listing, id))
+        }
+        .await;
+        let (rs, listing, id) = found.map_err(|e| (named, e))?;
+        match self
+            .restore_test_point(target, &rs, &listing, &id, region)
+            .await
+        {
+            Ok(m) => Ok((Some(id), m)),
+            Err(e) => Err((Some(id), e)),
+        }
+    }
+
+    async fn restore_test_point(
+        &self,
+        target: &str,
+        rs: &crate::catalog::RegionStore,
+        listing: &catalog::Listing,
         point: &str,
         region: &str,
     ) -> Result<Option<String>, Error> {
         let t = self.target(target)?;
         let kind = self.kind_of(t)?;
-        let rs = self.store(region).await?;
-        let listing = catalog::list_points(&rs, Some(target)).await?;
         let id: PointId = point.parse()?;
-        let selection = catalog::select(&listing, region, target, &PointChoice::Id(id))?;
+        let selection = catalog::select(listing, region, target, &PointChoice::Id(id))?;
         let entry = selection.chosen;
         let job = self.job(
             JobSpec::new(Operation::RestoreTest)
@@ -99,11 +133,34 @@ impl Engine {
                 .region(region)
                 .point(point.to_string()),
         );
-        let Some(scratch) = kind.scratch(t, &entry.manifest, &job).await? else {
+        // Held while it is tested, so a prune elsewhere leaves it alone.
+        let holder = format!("restore test of {target}");
+        if let Err(e) = self.hold_point(region, target, point, &holder).await {
+            tracing::warn!("could not hold {point} during its restore test: {e}");
+        }
+        let tested = self.test_in_scratch(&kind, t, rs, entry, &job).await;
+        let _ = self.release_point(region, target, point).await;
+        match &tested {
+            Ok(None) => job.finish(Outcome::Skipped, "no scratch place for this point", None),
+            Ok(Some(m)) => job.finish(Outcome::Ok, m.clone(), None),
+            Err(e) => job.fail(e),
+        }
+        tested
+    }
+
+    async fn test_in_scratch(
+        &self,
+        kind: &std::sync::Arc<dyn super::kind::TargetKind>,
+        t: &crate::config::Target,
+        rs: &crate::catalog::RegionStore,
+        entry: &catalog::PointEntry,
+        job: &super::events::Job,
+    ) -> Result<Option<String>, Error> {
+        let Some(scratch) = kind.scratch(t, &entry.manifest, job).await? else {
             return Ok(None);
         };
         let outcome = async {
-            let point_ref = PointRef::from_entry(&rs, entry);
+            let point_ref = PointRef::from_entry(rs, entry);
             let data = PointData::new(rs.store.clone(), point_ref, self.identities(), job.clone());
             let plan = kind
                 .plan_restore(PlanRequest {
@@ -111,19 +168,24 @@ impl Engine {
                     region: &scratch.region,
                     options: &scratch.options,
                     point: Some((&entry.manifest, data.clone())),
-                    job: &job,
+                    job,
                 })
                 .await?;
-            let applied = kind.apply(&plan, Some(data), &job).await?;
+            let applied = kind.apply(&plan, Some(data), job).await?;
             scratch.guard.check(&entry.manifest, &plan, &applied).await
         }
         .await;
         let removed = scratch.guard.remove().await;
-        let message = outcome?;
-        removed.map_err(|e| {
-            e.noted("the restore test passed, but its scratch place could not be removed")
-        })?;
-        Ok(Some(message))
+        match (outcome, removed) {
+            (Ok(m), Ok(())) => Ok(Some(m)),
+            (Ok(_), Err(e)) => {
+                Err(e.noted("the restore test passed, but its scratch place could not be removed"))
+            }
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(r)) => {
+                Err(e.noted(format!("and its scratch place could not be removed: {r}")))
+            }
+        }
     }
 
     async fn record_restore_test(

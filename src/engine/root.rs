@@ -134,6 +134,15 @@ impl Engine {
         }
     }
 
+    /// The same engine with a cancellation that follows this one's (a
+    /// SIGTERM stops it too) but can also be cancelled alone: one schedule
+    /// run that times out stops without stopping the others.
+    pub fn child(&self) -> Engine {
+        let mut e = self.detached();
+        e.cancel = self.cancel.child_token();
+        e
+    }
+
     pub(crate) fn mark_lost(&self, region: &str) {
         if let Ok(mut lost) = self.lost.lock() {
             lost.insert(region.to_string());

@@ -357,6 +357,7 @@ mod tests {
             id: point.parse().unwrap_or_else(|_| panic!("bad id {point}")),
             manifest_key: format!("{region}/{point}/manifest.json"),
             manifest: m,
+            restore_test: None,
         }
     }
 

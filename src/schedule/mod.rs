@@ -5,6 +5,10 @@
 //! Schedules call the engine like every other face; nothing here prints.
 
 pub mod cron;
+pub mod daemon;
+pub mod export;
+pub mod metrics;
+pub mod notify;
 pub mod run;
 pub mod spec;
 

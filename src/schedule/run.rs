@@ -124,23 +124,30 @@ pub async fn run_once(
             });
         }
     }
-    let worked =
-        tokio::time::timeout(schedule.timeout, work(engine, schedule, all, &previous)).await;
-    let _ = engine.unlock(&region, &lock_name, &owner).await;
-    let (report, pruned, verified, tested) = match worked {
-        Ok(Ok(w)) => w,
-        Ok(Err(e)) => return Err(e),
-        Err(_) => {
+    let seen = previous.clone();
+    let working = work(engine, schedule, all, &seen);
+    tokio::pin!(working);
+    let worked = tokio::select! {
+        w = &mut working => w,
+        _ = tokio::time::sleep(schedule.timeout) => {
+            // Stop it and let it clean up (abort uploads) before giving up.
             engine.cancel();
-            return Err(Error::failed(format!(
-                "schedule {} did not finish within its timeout of {}: the run was cancelled",
+            let _ = working.await;
+            Err(Error::failed(format!(
+                "schedule {} did not finish within its timeout of {}: the run was cancelled, nothing half-done was kept",
                 schedule.name,
                 humantime::format_duration(schedule.timeout)
-            )));
+            )))
         }
     };
+    let _ = engine.unlock(&region, &lock_name, &owner).await;
+    let (report, pruned, verified, tested) = worked?;
     let verdict = report.verdict();
     let now = Utc::now();
+    let cancelled = matches!(
+        verdict,
+        Verdict::Cancelled | Verdict::Failed(crate::error::ErrorClass::Cancelled)
+    );
     let state = ScheduleState {
         last_run: Some(started_at),
         last_outcome: Some(verdict),
@@ -161,9 +168,13 @@ pub async fn run_once(
         },
         last_duration_ms: Some(started.elapsed().as_millis() as u64),
     };
-    let _ = engine
-        .save_schedule_state(&region, &schedule.name, &state)
-        .await;
+    // A cancelled run (SIGTERM) is not remembered as run: after a restart,
+    // `missed = "run_once"` makes up for it.
+    if !cancelled {
+        let _ = engine
+            .save_schedule_state(&region, &schedule.name, &state)
+            .await;
+    }
     Ok(ScheduleRun {
         schedule: schedule.name.clone(),
         started_at,
@@ -234,7 +245,7 @@ async fn work(
     let mut tested = false;
     if due(previous.last_restore_test, schedule.restore_test_every, now) {
         for (target, point) in new_points(&report) {
-            report.extend(engine.restore_test(&target, &point).await);
+            report.extend(engine.restore_test(&target, Some(&point)).await);
         }
         tested = true;
     }

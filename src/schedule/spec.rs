@@ -242,7 +242,7 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
     })?;
     let name = raw.name.get_ref();
     let name_ok = !name.is_empty()
-        && name.len() <= 52
+        && name.len() <= 45
         && name
             .chars()
             .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
@@ -251,7 +251,7 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         return Err(c.err(
             raw.name.span().start,
             format!(
-                "name {name:?} must be 1 to 52 lowercase letters, digits and '-' (it names locks, metrics and CronJobs)"
+                "name {name:?} must be 1 to 45 lowercase letters, digits and '-' (it names locks, metrics and the CronJob drtool-NAME, which Kubernetes limits to 52)"
             ),
         ));
     }
@@ -565,7 +565,7 @@ restore_test_every = "7d"
             (
                 with("kv-hourly", "KV Hourly"),
                 "schedules/s.toml:1:8:",
-                "must be 1 to 52 lowercase",
+                "must be 1 to 45 lowercase",
             ),
         ];
         let mut wrong = Vec::new();

@@ -803,8 +803,11 @@ impl TargetKind for RdsKind {
         }
         let rds = self.api(&api_ref(target, region)).await;
         let id = snapshot_id(&manifest.target, &manifest.point_id);
-        rds.delete_managed_snapshot(&id).await?;
-        Ok(vec![format!("snapshot {id}")])
+        if rds.delete_managed_snapshot(&id).await? {
+            Ok(vec![format!("snapshot {id}")])
+        } else {
+            Ok(vec![format!("snapshot {id} (gone already)")])
+        }
     }
 
     async fn fault(

@@ -73,7 +73,12 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let detail = DisplayErrorContext(&e).to_string();
+    // A service error says it in its code and message; the context of
+    // anything else (a connection refused) is the useful part.
+    let detail = match (e.code(), e.message()) {
+        (Some(_), Some(m)) => m.to_string(),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
     match &e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => SourceError::Unreachable {
             what: format!("the RDS API of {region}"),
@@ -184,27 +189,37 @@ impl Rds {
     }
 
     pub async fn snapshot(&self, id: &str) -> Result<SnapshotInfo, SourceError> {
-        let out = self
+        self.find_snapshot(id)
+            .await?
+            .ok_or_else(|| SourceError::Failed {
+                what: format!("RDS snapshot {id} in {}", self.region),
+                detail: "not found".into(),
+            })
+    }
+
+    /// The snapshot, or none when RDS has no snapshot of that name.
+    pub async fn find_snapshot(&self, id: &str) -> Result<Option<SnapshotInfo>, SourceError> {
+        let out = match self
             .client
             .describe_db_snapshots()
             .db_snapshot_identifier(id)
             .send()
             .await
-            .map_err(|e| map_err(&self.region, &format!("describe snapshot {id}"), e))?;
-        let s = out
-            .db_snapshots()
-            .first()
-            .ok_or_else(|| SourceError::Failed {
-                what: format!("RDS snapshot {id} in {}", self.region),
-                detail: "not found".into(),
-            })?;
-        Ok(SnapshotInfo {
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("DBSnapshotNotFound") => return Ok(None),
+            Err(e) => return Err(map_err(&self.region, &format!("describe snapshot {id}"), e)),
+        };
+        let Some(s) = out.db_snapshots().first() else {
+            return Ok(None);
+        };
+        Ok(Some(SnapshotInfo {
             id: id.to_string(),
             arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
             status: s.status().unwrap_or_default().to_string(),
             created_at: time(s.snapshot_create_time()),
             engine: s.engine().map(str::to_string),
-        })
+        }))
     }
 
     fn tags(target: &str, point: &str) -> Vec<Tag> {
@@ -329,8 +344,11 @@ impl Rds {
     }
 
     /// Deletes a snapshot drtool made; refuses one without drtool's tag.
-    pub async fn delete_managed_snapshot(&self, id: &str) -> Result<(), SourceError> {
-        let info = self.snapshot(id).await?;
+    /// Deletes a snapshot drtool made; false when it was gone already.
+    pub async fn delete_managed_snapshot(&self, id: &str) -> Result<bool, SourceError> {
+        let Some(info) = self.find_snapshot(id).await? else {
+            return Ok(false);
+        };
         let tags = self
             .client
             .list_tags_for_resource()
@@ -354,7 +372,7 @@ impl Rds {
             .send()
             .await
             .map_err(|e| map_err(&self.region, &format!("delete snapshot {id}"), e))?;
-        Ok(())
+        Ok(true)
     }
 
     async fn wait_instance(
