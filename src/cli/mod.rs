@@ -172,7 +172,11 @@ fn init_logging(cli: &Cli) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match daemon {
-        Some(schedule::LogFormat::Json) => builder.json().flatten_event(true).try_init(),
+        Some(schedule::LogFormat::Json) => builder
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .try_init(),
         _ => builder.try_init(),
     };
 }
@@ -204,7 +208,9 @@ async fn run(cli: Cli) -> u8 {
             return exit_code(Verdict::Failed(e.class()), None);
         }
     };
-    let signal = signals::watch(engine.cancel_token());
+    // The daemon says it in its log (which may be JSON lines).
+    let as_log = matches!(&cli.command, Command::Schedule(schedule::Command::Run(_)));
+    let signal = signals::watch(engine.cancel_token(), as_log);
     let events = match &cli.events {
         None => None,
         Some(path) => match consumers::events_file(path, engine.subscribe()).await {

@@ -45,7 +45,7 @@ impl SignalWatch {
 }
 
 /// Starts watching for SIGINT and SIGTERM; the first cancels `cancel`.
-pub fn watch(cancel: CancellationToken) -> SignalWatch {
+pub fn watch(cancel: CancellationToken, as_log: bool) -> SignalWatch {
     let got = Arc::new(AtomicU8::new(0));
     let seen = got.clone();
     tokio::spawn(async move {
@@ -76,10 +76,17 @@ pub fn watch(cancel: CancellationToken) -> SignalWatch {
                 );
                 std::process::exit(i32::from(s.exit_code()));
             }
-            eprintln!(
-                "drtool: {}: cancelling; uploads are aborted and nothing half-done is kept (press Ctrl-C again to exit at once)",
-                s.name()
-            );
+            if as_log {
+                tracing::info!(
+                    "{}: stopping; uploads are aborted and nothing half-done is kept",
+                    s.name()
+                );
+            } else {
+                eprintln!(
+                    "drtool: {}: cancelling; uploads are aborted and nothing half-done is kept (press Ctrl-C again to exit at once)",
+                    s.name()
+                );
+            }
             cancel.cancel();
         }
     });
