@@ -21,6 +21,10 @@ pub struct Args {
     /// Run this schedule once: its backups, copies, retention and checks.
     #[arg(long)]
     pub schedule: Option<String>,
+    /// With --schedule: skip when the schedule's latest scheduled time has
+    /// already run (elsewhere): for CronJobs in several clusters.
+    #[arg(long, requires = "schedule")]
+    pub once_per_slot: bool,
     #[command(flatten)]
     pub dir: DirArgs,
     /// Labels to record, as key=value (repeatable).
@@ -70,7 +74,18 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
             schedule.file.display()
         );
     }
-    let run = run_once(&ctx.engine, schedule, &schedules).await?;
+    let slot = args
+        .once_per_slot
+        .then(|| {
+            schedule
+                .cron
+                .previous_run(chrono::Utc::now(), schedule.timezone)
+        })
+        .flatten()
+        .map(|t| t.with_timezone(&chrono::Utc));
+    let result = run_once(&ctx.engine, schedule, &schedules, slot).await;
+    crate::schedule::daemon::tell(schedule, &result).await;
+    let run = result?;
     ctx.sync().await;
     if args.output == Output::Json {
         print_json(&run);

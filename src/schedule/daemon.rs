@@ -226,7 +226,7 @@ pub async fn run(
                 tracing::info!(schedule = %s.name, scheduled_for = %slot.at, catch_up = slot.catch_up, "run started");
                 running.spawn(async move {
                     let every = all.lock().map(|a| a.clone()).unwrap_or_default();
-                    let result = run_once(&engine, &schedule, &every).await;
+                    let result = run_once(&engine, &schedule, &every, Some(slot.at)).await;
                     Finished {
                         name: schedule.name.clone(),
                         result,
@@ -338,31 +338,49 @@ fn reload(
     tracing::info!(schedules = new.len(), removed = ?gone, "schedules reloaded");
 }
 
+/// Tells the schedule's webhook about a run (or a run that could not
+/// happen), when there is something to tell; logs what became of it.
+pub async fn tell(s: &Schedule, result: &Result<ScheduleRun, Error>) {
+    let Some(n) = &s.notify else { return };
+    let (run, error) = match result {
+        Ok(run) if run.skipped.is_some() => return,
+        Ok(run) => (run.clone(), None),
+        Err(e) => (
+            ScheduleRun {
+                schedule: s.name.clone(),
+                started_at: Utc::now(),
+                duration_ms: 0,
+                verdict: crate::engine::Verdict::Failed(e.class()),
+                report: Default::default(),
+                pruned: 0,
+                skipped: None,
+                previous: ScheduleState::default(),
+            },
+            Some(e.to_string()),
+        ),
+    };
+    match notify::notify(n, &run, error.as_deref()).await {
+        Ok(Some(t)) => tracing::info!(schedule = %s.name, "webhook told: {t:?}"),
+        Ok(None) => {}
+        Err(why) => tracing::warn!(schedule = %s.name, "webhook not delivered: {why}"),
+    }
+}
+
 /// Logs, counts and tells about a finished run; whether it went well.
 async fn finished(s: Option<&Schedule>, f: &Finished, metrics: Option<&Metrics>) -> bool {
+    if let Some(s) = s {
+        tell(s, &f.result).await;
+    }
     let run = match &f.result {
         Ok(run) => run,
+        Err(e) if e.class() == crate::error::ErrorClass::Cancelled => {
+            tracing::info!(schedule = %f.name, "run cancelled: {e}");
+            return true;
+        }
         Err(e) => {
             tracing::error!(schedule = %f.name, class = ?e.class(), "run failed: {e}");
-            if let Some(s) = s {
-                if let Some(m) = metrics {
-                    m.record_failure(s);
-                }
-                if let Some(n) = &s.notify {
-                    let empty = ScheduleRun {
-                        schedule: s.name.clone(),
-                        started_at: Utc::now(),
-                        duration_ms: 0,
-                        verdict: crate::engine::Verdict::Failed(e.class()),
-                        report: Default::default(),
-                        pruned: 0,
-                        skipped: None,
-                        previous: ScheduleState::default(),
-                    };
-                    if let Err(why) = notify::notify(n, &empty, Some(&e.to_string())).await {
-                        tracing::warn!(schedule = %f.name, "webhook not delivered: {why}");
-                    }
-                }
+            if let (Some(s), Some(m)) = (s, metrics) {
+                m.record_failure(s);
             }
             return false;
         }
@@ -388,7 +406,13 @@ async fn finished(s: Option<&Schedule>, f: &Finished, metrics: Option<&Metrics>)
             ),
         }
     }
-    let ok = matches!(run.verdict, crate::engine::Verdict::Ok);
+    // A run stopped by SIGTERM is not a failure of the schedule.
+    let ok = matches!(
+        run.verdict,
+        crate::engine::Verdict::Ok
+            | crate::engine::Verdict::Cancelled
+            | crate::engine::Verdict::Failed(crate::error::ErrorClass::Cancelled)
+    );
     tracing::info!(
         schedule = %run.schedule,
         verdict = ?run.verdict,
@@ -399,13 +423,6 @@ async fn finished(s: Option<&Schedule>, f: &Finished, metrics: Option<&Metrics>)
     );
     if let Some(m) = metrics {
         m.record_run(run);
-    }
-    if let Some(n) = s.and_then(|s| s.notify.as_ref()) {
-        match notify::notify(n, run, None).await {
-            Ok(Some(t)) => tracing::info!(schedule = %run.schedule, "webhook told: {t:?}"),
-            Ok(None) => {}
-            Err(why) => tracing::warn!(schedule = %run.schedule, "webhook not delivered: {why}"),
-        }
     }
     ok
 }

@@ -54,7 +54,7 @@ pub fn cron_job(s: &Schedule, o: &ExportOptions) -> Value {
         "image": o.image,
         "args": [
             "--config", "/etc/drtool/config/drtool.toml",
-            "backup", "--schedule", s.name,
+            "backup", "--schedule", s.name, "--once-per-slot",
             "--schedules", "/etc/drtool/schedules",
         ],
         "resources": {

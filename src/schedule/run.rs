@@ -85,12 +85,17 @@ fn due(last: Option<DateTime<Utc>>, every: Option<Duration>, now: DateTime<Utc>)
 }
 
 /// Runs `schedule` once; `all` are every schedule (a target's retention is
-/// what any of its schedules keeps).
+/// what any of its schedules keeps). With `slot`, the run is for that
+/// scheduled time: when another scheduler (a second daemon, a CronJob in
+/// another cluster) already ran it, this one is skipped.
 pub async fn run_once(
     engine: &Engine,
     schedule: &Schedule,
     all: &[Schedule],
+    slot: Option<DateTime<Utc>>,
 ) -> Result<ScheduleRun, Error> {
+    // Its own cancellation: a timeout stops this run only.
+    let engine = &engine.child();
     let started_at = Utc::now();
     let started = Instant::now();
     let region = home_region(engine, schedule)?;
@@ -98,31 +103,46 @@ pub async fn run_once(
     let lock_name = format!("schedule.{}", schedule.name);
     // The lock outlives the run's timeout a little, so a hung run cannot be doubled.
     let ttl = schedule.timeout + Duration::from_secs(600);
-    let previous: ScheduleState = engine
-        .schedule_state(&region, &schedule.name)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let skipped = |why: String, previous: ScheduleState| ScheduleRun {
+        schedule: schedule.name.clone(),
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        verdict: Verdict::Ok,
+        report: RunReport::default(),
+        pruned: 0,
+        skipped: Some(why),
+        previous,
+    };
     match engine.try_lock(&region, &lock_name, &owner, ttl).await? {
         Locked::Taken(_) => {}
         Locked::Busy(held) => {
-            return Ok(ScheduleRun {
-                schedule: schedule.name.clone(),
-                started_at,
-                duration_ms: started.elapsed().as_millis() as u64,
-                verdict: Verdict::Ok,
-                report: RunReport::default(),
-                pruned: 0,
-                skipped: Some(format!(
-                    "another run holds the lock ({} since {}, until {})",
-                    held.owner,
-                    held.since.format("%H:%M:%S UTC"),
-                    held.until.format("%H:%M:%S UTC")
-                )),
-                previous,
-            });
+            let why = format!(
+                "another run holds the lock ({} since {}, until {})",
+                held.owner,
+                held.since.format("%H:%M:%S UTC"),
+                held.until.format("%H:%M:%S UTC")
+            );
+            return Ok(skipped(why, ScheduleState::default()));
         }
+    }
+    // Read under the lock: what the last run (anyone's) left.
+    let previous: ScheduleState = match engine.schedule_state(&region, &schedule.name).await {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            let _ = engine.unlock(&region, &lock_name, &owner).await;
+            return Err(e.noted(format!("reading the state of schedule {}", schedule.name)));
+        }
+    };
+    if let (Some(slot), Some(last)) = (slot, previous.last_run)
+        && last >= slot
+    {
+        let _ = engine.unlock(&region, &lock_name, &owner).await;
+        let why = format!(
+            "its run for {} already ran (started {}), elsewhere",
+            slot.format("%Y-%m-%d %H:%M UTC"),
+            last.format("%H:%M:%S UTC")
+        );
+        return Ok(skipped(why, previous));
     }
     let seen = previous.clone();
     let working = work(engine, schedule, all, &seen);
@@ -140,9 +160,14 @@ pub async fn run_once(
             )))
         }
     };
-    let _ = engine.unlock(&region, &lock_name, &owner).await;
-    let (report, pruned, verified, tested) = worked?;
-    let verdict = report.verdict();
+    let (report, pruned, verified, tested, error) = match worked {
+        Ok((r, p, v, t)) => (r, p, v, t, None),
+        Err(e) => (RunReport::default(), 0, false, false, Some(e)),
+    };
+    let verdict = match &error {
+        Some(e) => Verdict::Failed(e.class()),
+        None => report.verdict(),
+    };
     let now = Utc::now();
     let cancelled = matches!(
         verdict,
@@ -168,12 +193,19 @@ pub async fn run_once(
         },
         last_duration_ms: Some(started.elapsed().as_millis() as u64),
     };
-    // A cancelled run (SIGTERM) is not remembered as run: after a restart,
+    // Saved before the lock is released, so nobody runs this slot again. A
+    // cancelled run (SIGTERM) is not remembered as run: after a restart,
     // `missed = "run_once"` makes up for it.
-    if !cancelled {
-        let _ = engine
+    if !cancelled
+        && let Err(e) = engine
             .save_schedule_state(&region, &schedule.name, &state)
-            .await;
+            .await
+    {
+        tracing::warn!(schedule = %schedule.name, "could not save the schedule's state: {e}");
+    }
+    let _ = engine.unlock(&region, &lock_name, &owner).await;
+    if let Some(e) = error {
+        return Err(e);
     }
     Ok(ScheduleRun {
         schedule: schedule.name.clone(),

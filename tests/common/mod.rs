@@ -152,9 +152,12 @@ pub async fn etcd_client(endpoints: &[String]) -> Client {
     Client::connect(endpoints, None).await.unwrap()
 }
 
-/// Puts `count` keys of `size` bytes under `prefix`, in batched transactions.
+/// Puts `count` keys of `size` bytes under `prefix`, in batched transactions
+/// (at most 100 keys and about 1 MiB each: etcd's request limit is 1.5 MiB).
 pub async fn load_keys(client: &mut Client, prefix: &str, count: usize, size: usize) {
     let mut ops = Vec::new();
+    let per_txn = (1 << 20) / size.max(1);
+    let per_txn = per_txn.clamp(1, 100);
     for i in 0..count {
         let value: Vec<u8> = (0..size).map(|j| ((i * 31 + j) % 251) as u8).collect();
         ops.push(etcd_client::TxnOp::put(
@@ -162,7 +165,7 @@ pub async fn load_keys(client: &mut Client, prefix: &str, count: usize, size: us
             value,
             None,
         ));
-        if ops.len() == 100 {
+        if ops.len() == per_txn {
             client
                 .txn(etcd_client::Txn::new().and_then(std::mem::take(&mut ops)))
                 .await
