@@ -21,6 +21,15 @@ use crate::store::{StoreError, Unfinished, UnfinishedKind};
 /// Manifests fetched at once while listing.
 const MANIFESTS_IN_FLIGHT: usize = 16;
 
+/// How many manifests a listing reads at once: `DRTOOL_CATALOG_READS`
+/// (1-256) for stores far away, else 16.
+fn manifests_in_flight() -> usize {
+    std::env::var("DRTOOL_CATALOG_READS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(MANIFESTS_IN_FLIGHT, |n| n.clamp(1, 256))
+}
+
 /// A recovery point as found in one region.
 #[derive(Debug, Clone)]
 pub struct PointEntry {
@@ -210,7 +219,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             (t, id, key, got, test)
         }
     }))
-    .buffer_unordered(MANIFESTS_IN_FLIGHT)
+    .buffer_unordered(manifests_in_flight())
     .collect()
     .await;
     let mut listing = Listing {

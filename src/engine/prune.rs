@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::report::{ItemReport, Operation, Outcome, RunReport, Verdict, verdict_of};
@@ -199,6 +200,30 @@ pub fn decide_prune(
     items
 }
 
+/// When each of these (point, manifest key) is under Object Lock retention
+/// until, asked concurrently; a point that cannot be asked is not retained.
+async fn retained_until(
+    rs: &RegionStore,
+    asked: Vec<(String, String)>,
+) -> BTreeMap<String, DateTime<Utc>> {
+    let store = rs.store.clone();
+    let answers: Vec<(String, Option<DateTime<Utc>>)> =
+        futures::stream::iter(asked.into_iter().map(|(id, key)| {
+            let store = store.clone();
+            async move {
+                let until = store.retained_until(&key).await.ok().flatten();
+                (id, until)
+            }
+        }))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    answers
+        .into_iter()
+        .filter_map(|(id, u)| Some((id, u?)))
+        .collect()
+}
+
 /// How long a restore's hold lasts if it is never released.
 pub const HOLD_TTL: Duration = Duration::from_secs(6 * 3600);
 
@@ -330,12 +355,19 @@ impl Engine {
                     at: p.manifest.started_at,
                 })
                 .collect();
-            let mut retained = BTreeMap::new();
-            for p in &mine {
-                if let Ok(Some(until)) = rs.store.retained_until(&p.manifest_key).await {
-                    retained.insert(p.id.to_string(), until);
-                }
-            }
+            // Only points the policies would remove are asked about Object
+            // Lock (one HEAD each, concurrently): the rest stay anyway.
+            let first = decide_prune(&candidates, policies, &holds, &BTreeMap::new(), now);
+            let keys: BTreeMap<String, String> = mine
+                .iter()
+                .map(|p| (p.id.to_string(), p.manifest_key.clone()))
+                .collect();
+            let asked: Vec<(String, String)> = first
+                .iter()
+                .filter(|i| i.action == PruneAction::Remove)
+                .filter_map(|i| Some((i.point.clone(), keys.get(&i.point)?.clone())))
+                .collect();
+            let retained = retained_until(&rs, asked).await;
             out.targets.push(TargetPrune {
                 target: target.to_string(),
                 schedules: policies.iter().map(|p| p.schedule.clone()).collect(),

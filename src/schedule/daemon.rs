@@ -353,6 +353,7 @@ pub async fn tell(s: &Schedule, result: &Result<ScheduleRun, Error>) {
                 verdict: crate::engine::Verdict::Failed(e.class()),
                 report: Default::default(),
                 pruned: 0,
+                kept: Vec::new(),
                 skipped: None,
                 previous: ScheduleState::default(),
             },

@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use super::run::ScheduleRun;
 use super::spec::Schedule;
 use crate::drill::measure::DrillVerdict;
-use crate::engine::prune::{PruneAction, PrunePlan};
 use crate::engine::{Operation, Outcome};
 use crate::report::ReportStore;
 
@@ -216,6 +215,10 @@ impl Metrics {
         }
         let schedule = run.schedule.as_str();
         self.with(|v| {
+            for k in &run.kept {
+                let l = labels(&[("target", &k.target), ("region", &k.region)]);
+                Self::set(v, "drtool_points", l, k.points as f64);
+            }
             for i in &run.report.items {
                 let per_region = labels(&[
                     ("schedule", schedule),
@@ -283,23 +286,6 @@ impl Metrics {
             for t in &schedule.targets {
                 let l = labels(&[("schedule", &schedule.name), ("target", t)]);
                 Self::set(v, "drtool_backup_last_status", l, 0.0);
-            }
-        });
-    }
-
-    /// The points a prune plan keeps, per target and region.
-    pub fn record_points(&self, plan: &PrunePlan) {
-        self.with(|v| {
-            for r in &plan.regions {
-                for t in &r.targets {
-                    let kept = t
-                        .items
-                        .iter()
-                        .filter(|i| i.action == PruneAction::Keep)
-                        .count();
-                    let l = labels(&[("target", &t.target), ("region", &r.region)]);
-                    Self::set(v, "drtool_points", l, kept as f64);
-                }
             }
         });
     }
@@ -496,6 +482,11 @@ mod tests {
             verdict: Verdict::Partial,
             report,
             pruned: 1,
+            kept: vec![super::super::run::KeptPoints {
+                target: "kv".into(),
+                region: "us-east-1".into(),
+                points: 7,
+            }],
             skipped: None,
             previous: Default::default(),
         }
@@ -516,6 +507,7 @@ mod tests {
             r#"drtool_backup_last_successful_timestamp{schedule="hourly",target="kv"} 1795000020"#,
             r#"drtool_backup_last_status{schedule="hourly",target="kv"} 1"#,
             r#"drtool_prune_deleted_total{target="kv",region="us-east-1"} 1"#,
+            r#"drtool_points{target="kv",region="us-east-1"} 7"#,
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -36,6 +36,8 @@ pub struct ScheduleRun {
     /// The backup, copies, prune deletions, verifications and restore tests.
     pub report: RunReport,
     pub pruned: u64,
+    /// Points kept per target and region after the run's prune.
+    pub kept: Vec<KeptPoints>,
     /// Not run: the lock was someone else's (who, until when).
     pub skipped: Option<String>,
     /// The state before this run (to tell a recovery from a failure).
@@ -110,6 +112,7 @@ pub async fn run_once(
         verdict: Verdict::Ok,
         report: RunReport::default(),
         pruned: 0,
+        kept: Vec::new(),
         skipped: Some(why),
         previous,
     };
@@ -160,10 +163,17 @@ pub async fn run_once(
             )))
         }
     };
-    let (report, pruned, verified, tested, error) = match worked {
-        Ok((r, p, v, t)) => (r, p, v, t, None),
-        Err(e) => (RunReport::default(), 0, false, false, Some(e)),
+    let (w, error) = match worked {
+        Ok(w) => (w, None),
+        Err(e) => (Worked::default(), Some(e)),
     };
+    let Worked {
+        report,
+        pruned,
+        verified,
+        tested,
+        kept,
+    } = w;
     let verdict = match &error {
         Some(e) => Verdict::Failed(e.class()),
         None => report.verdict(),
@@ -214,9 +224,45 @@ pub async fn run_once(
         verdict,
         report,
         pruned,
+        kept,
         skipped: None,
         previous,
     })
+}
+
+/// What the work of a run did.
+#[derive(Default)]
+struct Worked {
+    report: RunReport,
+    pruned: u64,
+    verified: bool,
+    tested: bool,
+    kept: Vec<KeptPoints>,
+}
+
+/// How many points of a target a region keeps after the run's prune.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptPoints {
+    pub target: String,
+    pub region: String,
+    pub points: u64,
+}
+
+fn kept_points(plan: &crate::engine::prune::PrunePlan) -> Vec<KeptPoints> {
+    plan.regions
+        .iter()
+        .flat_map(|r| {
+            r.targets.iter().map(|t| KeptPoints {
+                target: t.target.clone(),
+                region: r.region.clone(),
+                points: t
+                    .items
+                    .iter()
+                    .filter(|i| i.action == crate::engine::prune::PruneAction::Keep)
+                    .count() as u64,
+            })
+        })
+        .collect()
 }
 
 async fn work(
@@ -224,7 +270,7 @@ async fn work(
     schedule: &Schedule,
     all: &[Schedule],
     previous: &ScheduleState,
-) -> Result<(RunReport, u64, bool, bool), Error> {
+) -> Result<Worked, Error> {
     let req = BackupRequest {
         targets: schedule.targets.clone(),
         schedule: Some(schedule.name.clone()),
@@ -234,7 +280,10 @@ async fn work(
     };
     let mut report = engine.backup(&req).await?;
     if engine.cancel_token().is_cancelled() {
-        return Ok((report, 0, false, false));
+        return Ok(Worked {
+            report,
+            ..Worked::default()
+        });
     }
     // Retention for the targets of this schedule, in every region they live in.
     let wanted: Vec<TargetPolicy> = policies(all)
@@ -247,6 +296,7 @@ async fn work(
             policies: wanted,
         })
         .await?;
+    let kept = kept_points(&plan);
     let pruned_report = engine.prune(&plan).await;
     let pruned = pruned_report
         .items
@@ -272,16 +322,24 @@ async fn work(
                 Err(e) => return Err(e),
             }
         }
-        verified = true;
+        // Only a run that had new points to check counts as checked.
+        verified = !new_points(&report).is_empty();
     }
     let mut tested = false;
     if due(previous.last_restore_test, schedule.restore_test_every, now) {
-        for (target, point) in new_points(&report) {
+        let made = new_points(&report);
+        tested = !made.is_empty();
+        for (target, point) in made {
             report.extend(engine.restore_test(&target, Some(&point)).await);
         }
-        tested = true;
     }
-    Ok((report, pruned, verified, tested))
+    Ok(Worked {
+        report,
+        pruned,
+        verified,
+        tested,
+        kept,
+    })
 }
 
 /// The points a report's backups made, as (target, point).
