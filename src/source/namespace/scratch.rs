@@ -1,9 +1,12 @@
 //! Restore tests for namespace points: the point is restored into a fresh
 //! scratch namespace (`drtool-rt-<point>`) on the home region's cluster,
 //! every resource is listed back and counted against the manifest, and the
-//! namespace is deleted. A ResourceQuota of zero pods is created first, so the
+//! namespace is deleted. A ResourceQuota is created first that allows no pods,
+//! no PersistentVolumeClaims and no LoadBalancer or NodePort Services: the
 //! application's workloads are created as objects but never start a second
-//! copy of the application (no duplicate consumers, no duplicate CronJobs).
+//! copy of the application (no duplicate consumers, no duplicate CronJobs), and
+//! nothing outside the cluster is provisioned (volumes, cloud load balancers).
+//! Objects the quota refuses are counted as held back, not as missing.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use super::{Cluster, collection_path, kube_err, list_page};
 use crate::archive::Manifest;
 use crate::config::{NamespaceTarget, Target};
 use crate::engine::events::Job;
-use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
+use crate::engine::kind::{Applied, ItemFailure, KindPlan, Scratch, ScratchGuard};
 use crate::engine::options::{Existing, RestoreOptions};
 use crate::error::Error;
 
@@ -72,7 +75,12 @@ pub async fn scratch(
         "apiVersion": "v1",
         "kind": "ResourceQuota",
         "metadata": {"name": QUOTA, "labels": {RESTORE_TEST_LABEL: "true"}},
-        "spec": {"hard": {"pods": "0"}},
+        "spec": {"hard": {
+            "pods": "0",
+            "persistentvolumeclaims": "0",
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+        }},
     });
     if let Err(e) = cluster
         .send_json(
@@ -124,6 +132,22 @@ impl NamespaceScratch {
     }
 }
 
+/// Splits a restore's failures into objects the scratch quota refused (by
+/// resource) and real failures.
+pub fn held_back(failures: &[ItemFailure]) -> (BTreeMap<String, u64>, Vec<&ItemFailure>) {
+    let mut held = BTreeMap::new();
+    let mut real = Vec::new();
+    for f in failures {
+        if f.error.contains("exceeded quota") && f.error.contains(QUOTA) {
+            let resource = f.item.split('/').next().unwrap_or_default().to_string();
+            *held.entry(resource).or_default() += 1;
+        } else {
+            real.push(f);
+        }
+    }
+    (held, real)
+}
+
 #[async_trait]
 impl ScratchGuard for NamespaceScratch {
     async fn check(
@@ -132,16 +156,14 @@ impl ScratchGuard for NamespaceScratch {
         _plan: &KindPlan,
         applied: &Applied,
     ) -> Result<String, Error> {
-        let failed = applied.counts.get("failed").copied().unwrap_or(0);
-        if failed > 0 {
-            let first = applied
-                .failures
-                .first()
-                .map(|f| format!("{}: {}", f.item, f.error));
+        let (held, real) = held_back(&applied.failures);
+        if let Some(first) = real.first() {
             return Err(Error::failed(format!(
-                "{failed} objects could not be restored into scratch namespace {} (first: {})",
+                "{} objects could not be restored into scratch namespace {} (first: {}: {})",
+                real.len(),
                 self.namespace,
-                first.unwrap_or_default()
+                first.item,
+                first.error
             )));
         }
         let mut short: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -152,6 +174,7 @@ impl ScratchGuard for NamespaceScratch {
             if name == "namespaces" || name == CRDS || expected == 0 {
                 continue;
             }
+            let expected = expected - held.get(name).copied().unwrap_or(0).min(expected);
             let found = self.count(name).await?;
             // Controllers of a real cluster add objects (the default
             // ServiceAccount, kube-root-ca.crt): more is fine, fewer is not.
@@ -172,8 +195,18 @@ impl ScratchGuard for NamespaceScratch {
                 what.join(", ")
             )));
         }
+        let held_total: u64 = held.values().sum();
+        let held_note = if held_total == 0 {
+            String::new()
+        } else {
+            let what: Vec<String> = held.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            format!(
+                "; {held_total} held back by the scratch quota so nothing is provisioned ({})",
+                what.join(", ")
+            )
+        };
         Ok(format!(
-            "{objects} objects of {kinds} resources restored into scratch namespace {} and listed back, as the manifest counts",
+            "{objects} objects of {kinds} resources restored into scratch namespace {} and listed back, as the manifest counts{held_note}",
             self.namespace
         ))
     }
@@ -188,6 +221,40 @@ impl ScratchGuard for NamespaceScratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_the_quota_refuses_are_held_back_not_failed() {
+        let f = |item: &str, error: &str| ItemFailure {
+            item: item.into(),
+            error: error.into(),
+        };
+        let failures = [
+            f(
+                "services/web",
+                "403 Forbidden: services \"web\" is forbidden: exceeded quota: drtool-restore-test-no-pods, requested: services.loadbalancers=1",
+            ),
+            f(
+                "persistentvolumeclaims/data",
+                "403 Forbidden: exceeded quota: drtool-restore-test-no-pods, requested: persistentvolumeclaims=1",
+            ),
+            f("configmaps/big", "422 Unprocessable Entity: too long"),
+            f("secrets/x", "403 Forbidden: exceeded quota: team-quota"),
+        ];
+        let (held, real) = held_back(&failures);
+        assert_eq!(
+            held,
+            BTreeMap::from([
+                ("persistentvolumeclaims".to_string(), 1),
+                ("services".to_string(), 1)
+            ])
+        );
+        let real: Vec<&str> = real.iter().map(|f| f.item.as_str()).collect();
+        assert_eq!(
+            real,
+            ["configmaps/big", "secrets/x"],
+            "another quota's refusal is a failure"
+        );
+    }
 
     #[test]
     fn scratch_names_are_valid_namespace_names() {
