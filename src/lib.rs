@@ -7,7 +7,8 @@
 //! (the [`engine::Engine`] value and the [`engine::kind::TargetKind`] interface),
 //! `source` (one folder per kind, registered in [`source::registry`]),
 //! `drill` (failover drills over the engine) and `report` (their reports),
-//! and the faces (`cli`). The core knows nothing about terminals.
+//! and the faces (`cli`, and `tui`, the dashboard). The core knows nothing
+//! about terminals.
 
 pub mod archive;
 pub mod catalog;
@@ -20,5 +21,6 @@ pub mod report;
 pub mod schedule;
 pub mod source;
 pub mod store;
+pub mod tui;
 
 pub use error::{Error, ErrorClass, Result};

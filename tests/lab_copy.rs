@@ -8,14 +8,10 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 fn points_json(lab: &Lab, cfg: &std::path::Path, region: &str) -> Vec<Value> {
-    let out = lab
-        .drtool(cfg)
-        .args(["points", "--region", region, "-o", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v[0]["points"].as_array().unwrap().clone()
+    points_in(lab, cfg, region)["points"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]

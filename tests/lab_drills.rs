@@ -428,45 +428,8 @@ fn an_aborted_drill_cleans_up_and_says_so() {
 
 #[test]
 fn a_drill_tells_its_webhook_when_it_starts_and_ends() {
-    use std::io::{Read, Write};
     let lab = Lab::get();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = std::thread::spawn(move || {
-        let mut bodies = Vec::new();
-        for _ in 0..2 {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Headers, then as many body bytes as Content-Length says.
-            loop {
-                let n = s.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(|v| v.trim().parse::<usize>().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        bodies.push(body.to_string());
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            s.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                .unwrap();
-        }
-        bodies
-    });
+    let (url, got) = webhook_server();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("notified.yaml");
     std::fs::write(
@@ -476,7 +439,7 @@ fn a_drill_tells_its_webhook_when_it_starts_and_ends() {
 name: notified
 hypothesis: the webhook hears of the drill.
 objectives: {{ rto: 1m, rpo: 1m }}
-notify: {{ webhook: "http://127.0.0.1:{port}/drills" }}
+notify: {{ webhook: "{url}" }}
 probes:
   - exec: {{ name: up, phase: after, command: "true", interval: 100ms }}
 steps:
@@ -495,11 +458,11 @@ steps:
         stdout(&out),
         stderr(&out)
     );
-    let bodies = received.join().unwrap();
-    let events: Vec<Value> = bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).unwrap())
-        .collect();
+    let start = Instant::now();
+    while got.lock().unwrap().len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events: Vec<Value> = got.lock().unwrap().clone();
     assert_eq!(events[0]["event"], "started", "{events:?}");
     assert_eq!(events[1]["event"], "finished", "{events:?}");
     assert_eq!(events[1]["verdict"], "pass", "{events:?}");

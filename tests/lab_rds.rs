@@ -283,32 +283,6 @@ async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
         )));
 }
 
-fn psql(lab: &Lab, db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &lab.env["LAB_PG_PORT"],
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", &lab.env["LAB_PG_PASSWORD"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 const CHECKSUM: &str = "SELECT (SELECT count(*) FROM pgbench_accounts) || ':' || \
     (SELECT count(*) FROM pgbench_branches) || ':' || (SELECT count(*) FROM pgbench_tellers) || ':' || \
     (SELECT md5(string_agg(aid::text || ',' || abalance || ',' || filler, ';' ORDER BY aid)) FROM pgbench_accounts)";

@@ -24,17 +24,6 @@ fn write_schedule(dir: &Path, file: &str, text: &str) {
     std::fs::write(dir.join(file), text).unwrap();
 }
 
-fn points_in(lab: &Lab, cfg: &Path, region: &str) -> Value {
-    let out = lab
-        .drtool(cfg)
-        .args(["points", "--region", region, "-o", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v[0].clone()
-}
-
 fn point_ids(lab: &Lab, cfg: &Path, region: &str) -> Vec<String> {
     points_in(lab, cfg, region)["points"]
         .as_array()
@@ -544,32 +533,6 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
     engine.release_point(EAST, "kv", &oldest).await.unwrap();
 }
 
-fn psql(lab: &Lab, db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &lab.env["LAB_PG_PORT"],
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", &lab.env["LAB_PG_PASSWORD"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 fn kubectl(lab: &Lab, args: &[&str]) -> std::process::Output {
     Command::new(&lab.env["LAB_KUBECTL"])
         .args([
@@ -788,48 +751,6 @@ database = {{ host = "127.0.0.1", port = {port}, user = "postgres", dbname = "{d
         &format!("DROP DATABASE {db} WITH (FORCE)"),
     );
     let _ = kubectl(&lab, &["delete", "namespace", &ns]);
-}
-
-/// A local HTTP server that answers 200 and keeps each JSON body it gets.
-fn webhook_server() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let body = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break Some(body[..len].to_string());
-                    }
-                }
-            };
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            if let Some(b) = body.and_then(|b| serde_json::from_str(&b).ok()) {
-                sink.lock().unwrap().push(b);
-            }
-        }
-    });
-    (url, got)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use super::{Ctx, Exit, Output, print_json};
 use crate::drill::runner::{self, DrillEvent, DrillEventKind, Operator, RunOptions, Unattended};
-use crate::drill::spec::{self, Action, Drill, Phase, PointPick, Step};
+use crate::drill::spec::{self, Action, Drill, PointPick, Step};
 use crate::engine::{Scope, Verdict};
 use crate::error::{Error, ErrorClass};
 use crate::report::{ReportStore, human_ms, opt_ms};
@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Where reports go (default: reports/ next to the config).
     #[arg(long, env = "DRTOOL_REPORTS")]
     pub reports: Option<PathBuf>,
+    /// Also write every drill event to FILE, one JSON object per line (what
+    /// the dashboard shows live; its tests replay such a file).
+    #[arg(long, value_name = "FILE")]
+    pub drill_events: Option<PathBuf>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -221,68 +225,19 @@ async fn print_steps(
                     b.targets.clone()
                 };
                 backed_up.extend(targets.iter().cloned());
-                format!(
-                    "back up {}{}",
-                    targets.join(", "),
-                    if b.no_copy { " (no copy)" } else { "" }
-                )
+                s.summary(d, args.region.as_deref())
             }
-            Action::Copy(c) => format!(
-                "copy {} to {}",
-                if c.targets.is_empty() {
-                    d.targets.join(", ")
-                } else {
-                    c.targets.join(", ")
-                },
-                c.to.as_deref().unwrap_or("their copy_to regions")
-            ),
-            Action::Fault(f) => format!("FAULT: {}", f.describe()),
-            Action::Restore(r) => {
+            // The newest point is looked up, so the dry run names it.
+            Action::Restore(r) if r.point == PointPick::Latest => {
                 let region = args.region.clone().unwrap_or_else(|| r.region.clone());
-                let point = match (&r.point, backed_up.contains(&r.target)) {
-                    (PointPick::Latest, true) => "the point this drill's backup makes".to_string(),
-                    (PointPick::Latest, false) => newest_point(ctx, &r.target, &region).await,
-                    (PointPick::Before(t), _) => {
-                        format!("the newest point before {}", t.to_rfc3339())
-                    }
-                    (PointPick::RandomWithin(w), _) => format!(
-                        "a random point of the last {}",
-                        humantime::format_duration(*w)
-                    ),
+                let point = if backed_up.contains(&r.target) {
+                    "the point this drill's backup makes".to_string()
+                } else {
+                    newest_point(ctx, &r.target, &region).await
                 };
                 format!("restore {} in {region} from {point}", r.target)
             }
-            Action::Verify(v) => format!(
-                "wait until {} pass",
-                if v.probes.is_empty() {
-                    d.probes
-                        .iter()
-                        .filter(|p| p.phase == Phase::After)
-                        .map(|p| p.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                } else {
-                    v.probes.join(", ")
-                }
-            ),
-            Action::Wait { duration } => format!("wait {}", human_ms(duration.as_millis() as u64)),
-            Action::Manual(m) => format!("MANUAL: {}", m.instruction),
-            Action::Exec(e) => format!("exec `{}`", e.command),
-            Action::Cleanup(c) => format!(
-                "cleanup{}{}",
-                if c.keep_restores {
-                    ""
-                } else {
-                    ": undo restores"
-                },
-                if c.exec.is_empty() {
-                    String::new()
-                } else {
-                    format!(", run {}", c.exec.join("; "))
-                }
-            ),
-            Action::Parallel { steps } => format!("in parallel ({} steps):", steps.len()),
-            Action::RegainRegion(r) => format!("region {} is back", r.region),
+            _ => s.summary(d, args.region.as_deref()),
         };
         println!(
             "{indent}step {:<18} {what} (timeout {})",
@@ -369,7 +324,13 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         return Ok(Exit::from(Verdict::Ok));
     }
     let (tx, rx) = broadcast::channel(1024);
-    let printer = tokio::spawn(print_events(rx, args.output == Output::Json));
+    let recording = match &args.drill_events {
+        Some(p) => Some(std::fs::File::create(p).map_err(|e| {
+            Error::input(format!("cannot write drill events to {}: {e}", p.display()))
+        })?),
+        None => None,
+    };
+    let printer = tokio::spawn(print_events(rx, args.output == Output::Json, recording));
     let operator: Arc<dyn Operator> = if args.yes {
         Arc::new(Unattended)
     } else {
@@ -380,17 +341,21 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         yes: args.yes,
         region: args.region.clone(),
     };
-    let mut report = runner::run(&ctx.engine, &drill, opts, operator, tx).await;
-    let _ = printer.await;
-    ctx.sync().await;
     let dir = args
         .reports
         .clone()
         .unwrap_or_else(|| beside_config(ctx, "reports"));
     let store = ReportStore::new(dir);
     // Signed and stored in the regions the drill names (and can still reach).
-    let uploaded = crate::drill::file_report(&ctx.engine, &drill, &mut report).await;
-    let folder = store.write(&report)?;
+    let filed = crate::drill::run_and_file(&ctx.engine, &drill, opts, operator, tx, &store).await;
+    let _ = printer.await;
+    ctx.sync().await;
+    let crate::drill::Filed {
+        report,
+        folder,
+        uploaded,
+    } = filed;
+    let folder = folder?;
     match args.output {
         Output::Json => print_json(&report),
         Output::Table => {
@@ -421,7 +386,12 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
 }
 
 /// Progress on stderr: steps, the fault, recovery, probes when they change.
-async fn print_events(mut rx: broadcast::Receiver<DrillEvent>, quiet: bool) {
+async fn print_events(
+    mut rx: broadcast::Receiver<DrillEvent>,
+    quiet: bool,
+    mut recording: Option<std::fs::File>,
+) {
+    use std::io::Write;
     let mut last: BTreeMap<String, bool> = BTreeMap::new();
     loop {
         let e = match rx.recv().await {
@@ -429,57 +399,29 @@ async fn print_events(mut rx: broadcast::Receiver<DrillEvent>, quiet: bool) {
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        if let Some(f) = recording.as_mut() {
+            let mut line = serde_json::to_vec(&e).unwrap_or_default();
+            line.push(b'\n');
+            if f.write_all(&line).is_err() {
+                recording = None;
+            }
+        }
         if quiet {
             continue;
         }
         let t = format!("{:>8}", human_ms(e.at_ms));
-        match e.kind {
-            DrillEventKind::Started { drill, steps } => {
-                eprintln!("{t}  drill {drill}: {steps} steps, run {}", e.run)
-            }
-            DrillEventKind::StepStarted { step, kind } => eprintln!("{t}  ==> {step} ({kind})"),
-            DrillEventKind::StepFinished {
-                step,
-                outcome,
-                message,
-                duration_ms,
-            } => {
-                eprintln!(
-                    "{t}      {step} {} in {}: {message}",
-                    outcome.label(),
-                    human_ms(duration_ms)
-                )
-            }
+        match &e.kind {
+            // The terminal operator asks it itself.
             DrillEventKind::Manual { .. } => {}
-            DrillEventKind::Fault { description } => eprintln!("{t}  !!! FAULT: {description}"),
             DrillEventKind::Probe { sample } => {
                 if last.insert(sample.probe.clone(), sample.ok) != Some(sample.ok) {
-                    eprintln!(
-                        "{t}      probe {} [{}] {}: {}",
-                        sample.probe,
-                        sample.phase.name(),
-                        if sample.ok { "passes" } else { "FAILS" },
-                        sample.detail
-                    );
+                    eprintln!("{t}  {}", runner::probe_line(sample));
                 }
             }
-            DrillEventKind::Canary { canary, written } => {
-                if written == 1 {
-                    eprintln!("{t}      canary {canary} writing markers");
+            _ => {
+                if let Some(line) = e.line() {
+                    eprintln!("{t}  {line}");
                 }
-            }
-            DrillEventKind::Recovered { rto_ms } => {
-                eprintln!("{t}  +++ recovered: RTO {}", human_ms(rto_ms))
-            }
-            DrillEventKind::Measures { .. } => {}
-            DrillEventKind::Cleanup { what, ok, message } => {
-                eprintln!(
-                    "{t}      cleanup {what}: {}{message}",
-                    if ok { "" } else { "FAILED: " }
-                )
-            }
-            DrillEventKind::Finished { verdict, .. } => {
-                eprintln!("{t}  drill finished: {}", verdict.label())
             }
         }
     }

@@ -11,7 +11,7 @@ pub struct Args {
     #[command(flatten)]
     pub scope: ScopeArgs,
     /// Only leftovers older than this (e.g. 24h, 7d, 30m).
-    #[arg(long, value_parser = parse_age, default_value = "24h")]
+    #[arg(long, value_parser = super::parse_age, default_value = "24h")]
     pub older_than: Duration,
     /// Print the plan and stop.
     #[arg(long)]
@@ -21,11 +21,6 @@ pub struct Args {
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
-}
-
-fn parse_age(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration like 24h or 7d ({e})"))
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {

@@ -67,8 +67,12 @@ pub struct Cli {
     /// Also write every job event to FILE, one JSON object per line.
     #[arg(long, global = true, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// The dashboard's options, for `drtool` alone (as `drtool ui` takes them).
+    #[command(flatten)]
+    pub ui: UiArgs,
+    /// Without one, on a terminal, the dashboard opens (as `drtool ui`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,12 +105,68 @@ pub enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The terminal dashboard: posture, points, drills, reports, schedules.
+    Ui(UiArgs),
+}
+
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct UiArgs {
+    /// Hide and refuse every action that changes anything.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Key bindings overriding the defaults (TOML: `[keys] verify = "V"`;
+    /// default: $DRTOOL_KEYMAP when set).
+    #[arg(long, value_name = "FILE")]
+    pub keymap: Option<PathBuf>,
+    /// Where logs go while the dashboard is up
+    /// (default: $XDG_STATE_HOME/drtool/ui.log, else ~/.local/state/drtool/ui.log).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// The drills folder (default: drills/ next to the config).
+    #[arg(long)]
+    pub drills: Option<PathBuf>,
+    /// The reports folder (default: reports/ next to the config).
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
+    /// The schedules folder (default: $DRTOOL_SCHEDULES, else schedules/
+    /// next to the config).
+    #[arg(long)]
+    pub schedules: Option<PathBuf>,
+}
+
+impl UiArgs {
+    fn any(&self) -> bool {
+        self.read_only
+            || self.keymap.is_some()
+            || self.log_file.is_some()
+            || self.drills.is_some()
+            || self.reports.is_some()
+            || self.schedules.is_some()
+    }
+
+    /// These, with what `other` gives where these give nothing.
+    fn or(self, other: &UiArgs) -> UiArgs {
+        UiArgs {
+            read_only: self.read_only || other.read_only,
+            keymap: self.keymap.or_else(|| other.keymap.clone()),
+            log_file: self.log_file.or_else(|| other.log_file.clone()),
+            drills: self.drills.or_else(|| other.drills.clone()),
+            reports: self.reports.or_else(|| other.reports.clone()),
+            schedules: self.schedules.or_else(|| other.schedules.clone()),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Validate the config and probe every store and endpoint.
     Check(config_check::Args),
+}
+
+/// A duration argument (`--grace`, `--older-than`): 24h, 7d, 30m.
+pub(crate) fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 24h or 7d ({e})"))
 }
 
 /// Which regions and target a listing command looks at.
@@ -138,8 +198,31 @@ pub enum Output {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(&cli);
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        None => {
+            use std::io::IsTerminal;
+            if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+                eprintln!(
+                    "drtool: no command given and this is not a terminal, so no dashboard: see drtool --help"
+                );
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+            cli.command = Some(Command::Ui(cli.ui.clone()));
+        }
+        Some(Command::Ui(a)) => cli.command = Some(Command::Ui(a.or(&cli.ui))),
+        Some(_) if cli.ui.any() => {
+            eprintln!(
+                "error: --read-only, --keymap, --log-file, --drills, --reports and --schedules before the command are the dashboard's: put them after the command that takes them (drtool COMMAND --help)"
+            );
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        other => cli.command = other,
+    }
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     // One TLS provider for every crate (AWS SDK and etcd both use aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -160,11 +243,41 @@ pub fn main() -> ExitCode {
 
 /// Logs go to stderr; the daemon logs what it does (info), as text or JSON
 /// lines; every other command only warnings. `DRTOOL_LOG` overrides the level.
-fn init_logging(cli: &Cli) {
+/// The dashboard logs (info) to a file, since it owns the terminal.
+fn init_logging(cli: &Cli) -> Result<(), String> {
     let daemon = match &cli.command {
-        Command::Schedule(schedule::Command::Run(a)) => Some(a.log_format),
+        Some(Command::Schedule(schedule::Command::Run(a))) => Some(a.log_format),
         _ => None,
     };
+    if let Some(Command::Ui(a)) = &cli.command {
+        let path = a.log_file.clone().unwrap_or_else(default_ui_log);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!(
+                    "cannot create {} for the dashboard's log: {e} (--log-file FILE picks another)",
+                    dir.display()
+                )
+            })?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot open the dashboard's log {}: {e} (--log-file FILE picks another)",
+                    path.display()
+                )
+            })?;
+        let filter = tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+        return Ok(());
+    }
     let default = if daemon.is_some() { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -179,6 +292,16 @@ fn init_logging(cli: &Cli) {
             .try_init(),
         _ => builder.try_init(),
     };
+    Ok(())
+}
+
+fn default_ui_log() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("drtool").join("ui.log")
 }
 
 /// What every command gets: the engine and the progress display.
@@ -196,7 +319,10 @@ impl Ctx {
 }
 
 async fn run(cli: Cli) -> u8 {
-    let identity = match &cli.command {
+    let Some(command) = &cli.command else {
+        return EXIT_BAD_INPUT;
+    };
+    let identity = match command {
         Command::Restore(a) => a.identity.clone(),
         Command::Verify(a) => a.identity.clone(),
         _ => None,
@@ -208,8 +334,11 @@ async fn run(cli: Cli) -> u8 {
             return exit_code(Verdict::Failed(e.class()), None);
         }
     };
+    if let Command::Ui(a) = command {
+        return ui(engine, &cli, a).await;
+    }
     // The daemon says it in its log (which may be JSON lines).
-    let as_log = matches!(&cli.command, Command::Schedule(schedule::Command::Run(_)));
+    let as_log = matches!(command, Command::Schedule(schedule::Command::Run(_)));
     let signal = signals::watch(engine.cancel_token(), as_log);
     let events = match &cli.events {
         None => None,
@@ -222,14 +351,15 @@ async fn run(cli: Cli) -> u8 {
         },
     };
     // The daemon logs instead of drawing progress.
-    let progress = match &cli.command {
+    let progress = match command {
         Command::Schedule(schedule::Command::Run(_)) => {
             consumers::Consumer::start(engine.subscribe(), consumers::LogLines)
         }
         _ => consumers::Consumer::start(engine.subscribe(), progress::Display::new()),
     };
     let ctx = Ctx { progress, engine };
-    let result = match &cli.command {
+    let result = match command {
+        Command::Ui(_) => Ok(Exit::Code(EXIT_OK)),
         Command::Config(ConfigCommand::Check(a)) => {
             config_check::run(&ctx, a).await.map(Exit::from)
         }
@@ -262,6 +392,38 @@ async fn run(cli: Cli) -> u8 {
         }
     };
     exit_code(verdict, signal.received())
+}
+
+/// The dashboard, on the engine; its folders default to next to the config.
+async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
+    let beside = |name: &str| {
+        cli.config
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(name)
+    };
+    let opts = crate::tui::Options {
+        read_only: a.read_only,
+        // `drtool` alone gets the environment's defaults too.
+        keymap: a
+            .keymap
+            .clone()
+            .or_else(|| std::env::var_os("DRTOOL_KEYMAP").map(PathBuf::from)),
+        drills: a.drills.clone().unwrap_or_else(|| beside("drills")),
+        reports: a.reports.clone().unwrap_or_else(|| beside("reports")),
+        schedules: a
+            .schedules
+            .clone()
+            .or_else(|| std::env::var_os("DRTOOL_SCHEDULES").map(PathBuf::from))
+            .unwrap_or_else(|| beside("schedules")),
+    };
+    match crate::tui::run(engine, opts).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            class_code(e.class())
+        }
+    }
 }
 
 /// How a command ended: a run report's verdict, or a code of its own (a

@@ -20,7 +20,7 @@ pub struct Args {
     #[command(flatten)]
     pub dir: DirArgs,
     /// Leftovers (data without a manifest, open uploads) older than this go too.
-    #[arg(long, value_parser = parse_age, default_value = "24h")]
+    #[arg(long, value_parser = super::parse_age, default_value = "24h")]
     pub grace: Duration,
     /// Print the plan and stop.
     #[arg(long)]
@@ -30,11 +30,6 @@ pub struct Args {
     pub yes: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
-}
-
-fn parse_age(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration like 24h or 7d ({e})"))
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {

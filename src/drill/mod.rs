@@ -10,8 +10,43 @@ pub mod probe;
 pub mod runner;
 pub mod spec;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
 use crate::engine::Engine;
-use crate::report::{DrillReport, ReportSignature, store};
+use crate::error::Error;
+use crate::report::{DrillReport, ReportSignature, ReportStore, store};
+
+/// A drill run and where its report went.
+pub struct Filed {
+    pub report: DrillReport,
+    /// The report's folder in the local store, or why it could not be written.
+    pub folder: Result<PathBuf, Error>,
+    /// Per region of the drill: where the report was stored, or why not.
+    pub uploaded: Vec<String>,
+}
+
+/// Runs a drill, then signs its report and stores it in the drill's regions
+/// and in `store`: what `drill run` and the dashboard do alike.
+pub async fn run_and_file(
+    engine: &Engine,
+    drill: &spec::Drill,
+    opts: runner::RunOptions,
+    operator: Arc<dyn runner::Operator>,
+    events: broadcast::Sender<runner::DrillEvent>,
+    store: &ReportStore,
+) -> Filed {
+    let mut report = runner::run(engine, drill, opts, operator, events).await;
+    let uploaded = file_report(engine, drill, &mut report).await;
+    let folder = store.write(&report);
+    Filed {
+        report,
+        folder,
+        uploaded,
+    }
+}
 
 /// Signs the report (with the config's signing key, over its timeline's hash
 /// chain) and stores it in the drill's regions that are not lost; one line

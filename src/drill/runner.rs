@@ -66,7 +66,7 @@ pub struct RunOptions {
 }
 
 /// Something that happened in a running drill.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DrillEvent {
     pub run: String,
     pub at_ms: Ms,
@@ -75,7 +75,7 @@ pub struct DrillEvent {
     pub kind: DrillEventKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum DrillEventKind {
     Started {
@@ -125,6 +125,61 @@ pub enum DrillEventKind {
         rto_ms: Option<u64>,
         rpo_ms: Option<u64>,
     },
+}
+
+impl DrillEvent {
+    /// The event as a log line, without its time: what `drill run` prints
+    /// and the dashboard's drill log shows. Sub-events are indented. None
+    /// for what is not a line of its own: probe samples (a face says when
+    /// a probe changes, with [`probe_line`]), the measures tick, and canary
+    /// counts after the first.
+    pub fn line(&self) -> Option<String> {
+        Some(match &self.kind {
+            DrillEventKind::Started { drill, steps } => {
+                format!("drill {drill}: {steps} steps, run {}", self.run)
+            }
+            DrillEventKind::StepStarted { step, kind } => format!("==> {step} ({kind})"),
+            DrillEventKind::StepFinished {
+                step,
+                outcome,
+                message,
+                duration_ms,
+            } => format!(
+                "    {step} {} in {}: {message}",
+                outcome.label(),
+                crate::report::human_ms(*duration_ms)
+            ),
+            DrillEventKind::Manual { step, instruction } => format!("MANUAL {step}: {instruction}"),
+            DrillEventKind::Fault { description } => format!("!!! FAULT: {description}"),
+            DrillEventKind::Canary { canary, written: 1 } => {
+                format!("    canary {canary} writing markers")
+            }
+            DrillEventKind::Recovered { rto_ms } => {
+                format!("+++ recovered: RTO {}", crate::report::human_ms(*rto_ms))
+            }
+            DrillEventKind::Cleanup { what, ok, message } => format!(
+                "    cleanup {what}: {}{message}",
+                if *ok { "" } else { "FAILED: " }
+            ),
+            DrillEventKind::Finished { verdict, .. } => {
+                format!("drill finished: {}", verdict.label())
+            }
+            DrillEventKind::Probe { .. }
+            | DrillEventKind::Canary { .. }
+            | DrillEventKind::Measures { .. } => return None,
+        })
+    }
+}
+
+/// A probe's result as a log line, for when it changes.
+pub fn probe_line(sample: &Sample) -> String {
+    format!(
+        "    probe {} [{}] {}: {}",
+        sample.probe,
+        sample.phase.name(),
+        if sample.ok { "passes" } else { "FAILS" },
+        sample.detail
+    )
 }
 
 /// What the run has recorded so far (its own state, not a front end's).

@@ -736,6 +736,81 @@ pub struct Step {
     pub loc: Loc,
 }
 
+impl Step {
+    /// What the step does, in one line (`drill run --dry-run`, the dashboard).
+    /// `region` replaces the region restores name; a restore of the newest
+    /// point is described as such (the CLI looks the point up).
+    pub fn summary(&self, d: &Drill, region: Option<&str>) -> String {
+        let ms = |t: &Duration| crate::report::human_ms(t.as_millis() as u64);
+        let or_all = |t: &[String]| {
+            if t.is_empty() {
+                d.targets.join(", ")
+            } else {
+                t.join(", ")
+            }
+        };
+        match &self.action {
+            Action::Backup(b) => format!(
+                "back up {}{}",
+                or_all(&b.targets),
+                if b.no_copy { " (no copy)" } else { "" }
+            ),
+            Action::Copy(c) => format!(
+                "copy {} to {}",
+                or_all(&c.targets),
+                c.to.as_deref().unwrap_or("their copy_to regions")
+            ),
+            Action::Fault(f) => format!("FAULT: {}", f.describe()),
+            Action::Restore(r) => {
+                let point = match &r.point {
+                    PointPick::Latest => "the newest point".to_string(),
+                    PointPick::Before(t) => format!("the newest point before {}", t.to_rfc3339()),
+                    PointPick::RandomWithin(w) => format!(
+                        "a random point of the last {}",
+                        humantime::format_duration(*w)
+                    ),
+                };
+                format!(
+                    "restore {} in {} from {point}",
+                    r.target,
+                    region.unwrap_or(&r.region)
+                )
+            }
+            Action::Verify(v) => format!(
+                "wait until {} pass",
+                if v.probes.is_empty() {
+                    d.probes
+                        .iter()
+                        .filter(|p| p.phase == Phase::After)
+                        .map(|p| p.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    v.probes.join(", ")
+                }
+            ),
+            Action::Wait { duration } => format!("wait {}", ms(duration)),
+            Action::Manual(m) => format!("MANUAL: {}", m.instruction),
+            Action::Exec(e) => format!("exec `{}`", e.command),
+            Action::Cleanup(c) => format!(
+                "cleanup{}{}",
+                if c.keep_restores {
+                    ""
+                } else {
+                    ": undo restores"
+                },
+                if c.exec.is_empty() {
+                    String::new()
+                } else {
+                    format!(", run {}", c.exec.join("; "))
+                }
+            ),
+            Action::Parallel { steps } => format!("in parallel ({} steps):", steps.len()),
+            Action::RegainRegion(r) => format!("region {} is back", r.region),
+        }
+    }
+}
+
 // ---- defaults ------------------------------------------------------------------
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);

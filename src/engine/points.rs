@@ -29,7 +29,62 @@ pub struct RegionPoints {
     pub leftovers: Vec<Leftover>,
 }
 
+impl RegionPoints {
+    /// A region that could not be read, and why.
+    fn failed(region: &str, e: &Error) -> RegionPoints {
+        RegionPoints {
+            region: region.to_string(),
+            store: "-".into(),
+            error_class: Some(e.class()),
+            error: Some(e.to_string()),
+            points: Vec::new(),
+            restore_tests: Default::default(),
+            problems: Vec::new(),
+            orphans: Vec::new(),
+            leftovers: Vec::new(),
+        }
+    }
+}
+
 impl Engine {
+    /// Every region in scope listed on its own and at once, each given
+    /// `timeout`: a region comes back as soon as it is read, and one that
+    /// does not answer in time comes back as unreachable, without holding
+    /// up the others (the dashboard shows each as it arrives).
+    pub fn points_each<'a>(
+        &'a self,
+        scope: &Scope,
+        timeout: std::time::Duration,
+    ) -> impl futures::Stream<Item = RegionPoints> + 'a {
+        let target = scope.target.clone();
+        self.scoped_regions(scope)
+            .into_iter()
+            .map(move |region| {
+                let scope = Scope {
+                    region: Some(region.clone()),
+                    target: target.clone(),
+                };
+                async move {
+                    match tokio::time::timeout(timeout, self.points(&scope)).await {
+                        Ok(Ok(mut listed)) if !listed.is_empty() => listed.remove(0),
+                        Ok(Ok(_)) => RegionPoints::failed(
+                            &region,
+                            &Error::input(format!("no region {region}")),
+                        ),
+                        Ok(Err(e)) => RegionPoints::failed(&region, &e),
+                        Err(_) => RegionPoints::failed(
+                            &region,
+                            &Error::unreachable(format!(
+                                "region {region}: no answer from its store in {}s",
+                                timeout.as_secs()
+                            )),
+                        ),
+                    }
+                }
+            })
+            .collect::<futures::stream::FuturesUnordered<_>>()
+    }
+
     pub async fn points(&self, scope: &Scope) -> Result<Vec<RegionPoints>, Error> {
         self.check_scope(scope)?;
         let mut out = Vec::new();
@@ -37,17 +92,7 @@ impl Engine {
             let rs = match self.store(&region).await {
                 Ok(rs) => rs,
                 Err(e) => {
-                    out.push(RegionPoints {
-                        region: region.clone(),
-                        store: "-".into(),
-                        error_class: Some(e.class()),
-                        error: Some(e.to_string()),
-                        points: Vec::new(),
-                        restore_tests: Default::default(),
-                        problems: Vec::new(),
-                        orphans: Vec::new(),
-                        leftovers: Vec::new(),
-                    });
+                    out.push(RegionPoints::failed(&region, &e));
                     continue;
                 }
             };

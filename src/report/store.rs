@@ -28,6 +28,22 @@ pub struct RunEntry {
     pub path: PathBuf,
 }
 
+impl RunEntry {
+    /// The listing's line of a report kept in `path`.
+    pub fn of(r: &DrillReport, path: PathBuf) -> RunEntry {
+        RunEntry {
+            drill: r.drill.clone(),
+            run_id: r.run_id.clone(),
+            started_at: r.started_at,
+            verdict: r.verdict,
+            rto_ms: r.rto.rto_ms,
+            rpo_ms: r.rpo.judged_ms(),
+            objectives: (r.objectives.rto_ms, r.objectives.rpo_ms),
+            path,
+        }
+    }
+}
+
 /// The files of one report, by name.
 pub fn rendered(r: &DrillReport) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
     let json = serde_json::to_vec_pretty(r)
@@ -108,16 +124,7 @@ impl ReportStore {
             for run in runs.filter_map(Result::ok) {
                 let path = run.path().join("report.json");
                 let Ok(r) = Self::read(&path) else { continue };
-                out.push(RunEntry {
-                    drill: r.drill.clone(),
-                    run_id: r.run_id.clone(),
-                    started_at: r.started_at,
-                    verdict: r.verdict,
-                    rto_ms: r.rto.rto_ms,
-                    rpo_ms: r.rpo.judged_ms(),
-                    objectives: (r.objectives.rto_ms, r.objectives.rpo_ms),
-                    path: run.path(),
-                });
+                out.push(RunEntry::of(&r, run.path()));
             }
         }
         out.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));

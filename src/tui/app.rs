@@ -1,0 +1,1582 @@
+//! The dashboard's state and its one mutator, [`App::update`]: an action in
+//! (a command from the keymap, typed text, a tick, or what a background task
+//! loaded or reported), effects out (work for the runtime to start). No I/O
+//! here: tests drive `update` directly.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::keymap::{Command, Keymap};
+use super::model::{
+    self, DrillInfo, DrillRow, Loadable, OverviewInput, OverviewRow, PointRow, RegionPoints,
+    ScheduleRow, StepLine, TargetInfo,
+};
+use crate::catalog::PointChoice;
+use crate::drill::measure::DrillVerdict;
+use crate::drill::runner::{DrillEvent, DrillEventKind};
+use crate::engine::{Existing, RestoreOptions, RestorePlan, RestoreRequest};
+use crate::report::{DrillReport, RunEntry, StepOutcome};
+
+/// The screens `tab` walks through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Screen {
+    Overview,
+    Points,
+    Drills,
+    Reports,
+    Schedules,
+}
+
+pub const SCREENS: [Screen; 5] = [
+    Screen::Overview,
+    Screen::Points,
+    Screen::Drills,
+    Screen::Reports,
+    Screen::Schedules,
+];
+
+impl Screen {
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Overview => "Overview",
+            Screen::Points => "Points",
+            Screen::Drills => "Drills",
+            Screen::Reports => "Reports",
+            Screen::Schedules => "Schedules",
+        }
+    }
+
+    fn index(self) -> usize {
+        SCREENS.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// What is opened on top of a screen (the breadcrumb).
+#[derive(Debug, Clone, PartialEq)]
+pub enum View {
+    Point {
+        region: String,
+        target: String,
+        point: String,
+    },
+    Drill {
+        name: String,
+    },
+    Live,
+    Report {
+        run: String,
+    },
+    Wizard(Box<Wizard>),
+}
+
+impl View {
+    fn crumb(&self) -> String {
+        match self {
+            View::Point { region, point, .. } => format!("{region} › {point}"),
+            View::Drill { name } => format!("drill {name}"),
+            View::Live => "running".into(),
+            View::Report { run } => format!("report {run}"),
+            View::Wizard(w) => format!("restore › {}", w.step.title()),
+        }
+    }
+}
+
+/// The restore wizard: region -> target -> point -> options -> plan -> confirm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wizard {
+    pub step: WizardStep,
+    pub region: Option<String>,
+    pub target: Option<String>,
+    /// None = the newest point.
+    pub point: Option<String>,
+    pub existing: Option<Existing>,
+    pub from_dump: bool,
+    pub sel: usize,
+    pub plan: Loadable<PlanView>,
+    pub typed: String,
+    pub result: Loadable<Vec<String>>,
+    /// The number of the plan asked for last: only its answer is shown.
+    pub plan_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WizardStep {
+    Region,
+    Target,
+    Point,
+    Options,
+    Plan,
+    Confirm,
+    Running,
+}
+
+impl WizardStep {
+    pub fn title(self) -> &'static str {
+        match self {
+            WizardStep::Region => "region",
+            WizardStep::Target => "target",
+            WizardStep::Point => "point",
+            WizardStep::Options => "options",
+            WizardStep::Plan => "plan",
+            WizardStep::Confirm => "confirm",
+            WizardStep::Running => "restoring",
+        }
+    }
+}
+
+/// A restore plan as the wizard shows it: the lines `restore --dry-run` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanView {
+    pub lines: Vec<String>,
+    pub destructive: bool,
+    pub target: String,
+    pub plan: Arc<RestorePlan>,
+}
+
+/// Something shown over the screen that takes the keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help,
+    Palette {
+        input: String,
+        sel: usize,
+    },
+    Filter {
+        input: String,
+    },
+    Confirm(Confirm),
+    /// A drill's manual step: Enter when done, `a` to abort.
+    Manual {
+        step: String,
+        instruction: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub then: ConfirmThen,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfirmThen {
+    RunDrill(PathBuf),
+    AbortDrill,
+    AbortAndQuit,
+}
+
+/// Typed text and editing keys, for the overlay that takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Char(char),
+    Backspace,
+    Enter,
+    Esc,
+    Tab,
+    Up,
+    Down,
+}
+
+/// Everything that reaches `update`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Cmd(Command),
+    Input(Input),
+    Tick(DateTime<Utc>),
+    Region(String, Loadable<Vec<PointRow>>),
+    Drills(Loadable<Vec<DrillRow>>),
+    Reports(Loadable<Vec<RunEntry>>),
+    Schedules(Loadable<Vec<ScheduleRow>>),
+    Report(String, Loadable<Box<DrillReport>>),
+    /// A verify or copy finished: what to say.
+    Done(Result<String, String>),
+    /// The plan of the wizard's request number N (older ones are dropped).
+    Plan(u64, Result<PlanView, String>),
+    Restored(Result<Vec<String>, String>),
+    Drill(Box<DrillEvent>),
+    Manual {
+        step: String,
+        instruction: String,
+    },
+    /// The drill's report was written (its run id), or could not be.
+    DrillReported(Result<String, String>),
+    Log(String),
+    /// What the engine is doing now (None: nothing).
+    Progress(Option<String>),
+}
+
+/// Work for the runtime: each becomes a background task whose result comes
+/// back as an action.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    LoadAll,
+    LoadReport(String),
+    Verify {
+        region: String,
+        target: String,
+        point: String,
+    },
+    Copy {
+        region: String,
+        target: String,
+        point: String,
+    },
+    /// A restore plan for the wizard, with the request's number.
+    PlanRestore(u64, RestoreRequest),
+    Restore(Arc<RestorePlan>),
+    RunDrill(PathBuf),
+    AbortDrill,
+    AnswerManual(bool),
+}
+
+/// A step of the running drill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveStep {
+    pub line: StepLine,
+    pub state: StepState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepState {
+    Pending,
+    Running {
+        since_ms: u64,
+    },
+    Done {
+        outcome: StepOutcome,
+        ms: u64,
+        message: String,
+    },
+}
+
+/// A probe of the running drill, per phase.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveProbe {
+    pub last_ok: Option<bool>,
+    /// Consecutive results like the last one.
+    pub streak: u32,
+    pub passes: u64,
+    pub failures: u64,
+    pub detail: String,
+}
+
+/// The drill running in the dashboard, from its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveDrill {
+    pub name: String,
+    pub run: Option<String>,
+    pub info: DrillInfo,
+    pub steps: Vec<LiveStep>,
+    pub probes: BTreeMap<(String, String), LiveProbe>,
+    pub canaries: BTreeMap<String, u64>,
+    pub now_ms: u64,
+    pub fault_at_ms: Option<u64>,
+    pub since_fault_ms: Option<u64>,
+    pub rto_ms: Option<u64>,
+    pub finished: Option<(DrillVerdict, Option<u64>, Option<u64>)>,
+    pub report: Option<Result<String, String>>,
+    pub aborting: bool,
+    pub log: VecDeque<String>,
+}
+
+const LOG_LINES: usize = 200;
+
+impl LiveDrill {
+    pub fn new(name: &str, info: DrillInfo) -> LiveDrill {
+        LiveDrill {
+            name: name.to_string(),
+            run: None,
+            steps: info
+                .steps
+                .iter()
+                .map(|l| LiveStep {
+                    line: l.clone(),
+                    state: StepState::Pending,
+                })
+                .collect(),
+            info,
+            probes: BTreeMap::new(),
+            canaries: BTreeMap::new(),
+            now_ms: 0,
+            fault_at_ms: None,
+            since_fault_ms: None,
+            rto_ms: None,
+            finished: None,
+            report: None,
+            aborting: false,
+            log: VecDeque::new(),
+        }
+    }
+
+    fn say(&mut self, at_ms: u64, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log
+            .push_back(format!("{:>7} {line}", crate::report::human_ms(at_ms)));
+    }
+
+    fn step(&mut self, name: &str) -> Option<&mut LiveStep> {
+        self.steps.iter_mut().find(|s| s.line.name == name)
+    }
+
+    pub fn apply(&mut self, e: &DrillEvent) {
+        self.now_ms = self.now_ms.max(e.at_ms);
+        match &e.kind {
+            DrillEventKind::Started { .. } => self.run = Some(e.run.clone()),
+            DrillEventKind::StepStarted { step, .. } => {
+                if let Some(s) = self.step(step) {
+                    s.state = StepState::Running { since_ms: e.at_ms };
+                }
+            }
+            DrillEventKind::StepFinished {
+                step,
+                outcome,
+                message,
+                duration_ms,
+            } => {
+                if let Some(s) = self.step(step) {
+                    s.state = StepState::Done {
+                        outcome: *outcome,
+                        ms: *duration_ms,
+                        message: message.clone(),
+                    };
+                }
+            }
+            DrillEventKind::Fault { .. } => self.fault_at_ms = Some(e.at_ms),
+            DrillEventKind::Probe { sample } => {
+                let key = (sample.probe.clone(), sample.phase.name().to_string());
+                let p = self.probes.entry(key).or_default();
+                let changed = p.last_ok.is_some() && p.last_ok != Some(sample.ok);
+                p.streak = if p.last_ok == Some(sample.ok) {
+                    p.streak + 1
+                } else {
+                    1
+                };
+                p.last_ok = Some(sample.ok);
+                if sample.ok {
+                    p.passes += 1;
+                } else {
+                    p.failures += 1;
+                }
+                p.detail = sample.detail.clone();
+                if changed {
+                    self.say(e.at_ms, crate::drill::runner::probe_line(sample));
+                }
+            }
+            DrillEventKind::Canary { canary, written } => {
+                self.canaries.insert(canary.clone(), *written);
+            }
+            DrillEventKind::Recovered { rto_ms } => self.rto_ms = Some(*rto_ms),
+            DrillEventKind::Measures {
+                since_fault_ms,
+                rto_ms,
+                ..
+            } => {
+                self.since_fault_ms = Some(*since_fault_ms);
+                if rto_ms.is_some() {
+                    self.rto_ms = *rto_ms;
+                }
+            }
+            DrillEventKind::Manual { .. } | DrillEventKind::Cleanup { .. } => {}
+            DrillEventKind::Finished {
+                verdict,
+                rto_ms,
+                rpo_ms,
+            } => {
+                self.finished = Some((*verdict, *rto_ms, *rpo_ms));
+                if rto_ms.is_some() {
+                    self.rto_ms = *rto_ms;
+                }
+            }
+        }
+        if let Some(line) = e.line() {
+            self.say(e.at_ms, line);
+        }
+    }
+
+    /// Until its report is written (or could not be): a drill whose
+    /// finished event was lost, or that never started, ends there too.
+    pub fn running(&self) -> bool {
+        self.finished.is_none() && self.report.is_none()
+    }
+}
+
+/// The dashboard.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub now: DateTime<Utc>,
+    pub read_only: bool,
+    pub keymap: Keymap,
+    pub screen: Screen,
+    pub views: Vec<View>,
+    pub overlay: Option<Overlay>,
+    pub filter: String,
+    pub inverse: bool,
+    pub targets: Vec<TargetInfo>,
+    pub regions: Vec<RegionPoints>,
+    pub region: usize,
+    pub drills: Loadable<Vec<DrillRow>>,
+    pub reports: Loadable<Vec<RunEntry>>,
+    pub schedules: Loadable<Vec<ScheduleRow>>,
+    pub report: Option<(String, Loadable<Box<DrillReport>>)>,
+    /// Selected row per screen.
+    pub sel: [usize; 5],
+    /// Scroll of an opened view (point manifest, report).
+    pub scroll: u16,
+    pub live: Option<LiveDrill>,
+    pub status: Option<(String, bool)>,
+    pub log: VecDeque<String>,
+    /// The engine job in progress, for the footer.
+    pub progress: Option<String>,
+    /// A manual step waiting to be asked (step, instruction).
+    pub manual: Option<(String, String)>,
+    /// A reload on the Drills screen: the drills' load says how many are valid.
+    validating: bool,
+    /// Plans asked for so far, by any wizard: each answer names its number.
+    plans: u64,
+    pub quit: bool,
+    quit_after_drill: bool,
+}
+
+impl App {
+    pub fn new(
+        now: DateTime<Utc>,
+        targets: Vec<TargetInfo>,
+        regions: Vec<String>,
+        keymap: Keymap,
+        read_only: bool,
+    ) -> App {
+        App {
+            now,
+            read_only,
+            keymap,
+            screen: Screen::Overview,
+            views: Vec::new(),
+            overlay: None,
+            filter: String::new(),
+            inverse: false,
+            targets,
+            regions: regions
+                .into_iter()
+                .map(|r| RegionPoints {
+                    region: r,
+                    points: Loadable::Loading,
+                })
+                .collect(),
+            region: 0,
+            drills: Loadable::Loading,
+            reports: Loadable::Loading,
+            schedules: Loadable::Loading,
+            report: None,
+            sel: [0; 5],
+            scroll: 0,
+            live: None,
+            status: None,
+            log: VecDeque::new(),
+            progress: None,
+            manual: None,
+            validating: false,
+            plans: 0,
+            quit: false,
+            quit_after_drill: false,
+        }
+    }
+
+    /// Whether keys go to an overlay's text (not the keymap).
+    pub fn wants_text(&self) -> bool {
+        matches!(
+            self.overlay,
+            Some(
+                Overlay::Palette { .. }
+                    | Overlay::Filter { .. }
+                    | Overlay::Confirm(_)
+                    | Overlay::Manual { .. }
+            )
+        ) || matches!(self.views.last(), Some(View::Wizard(w)) if w.step == WizardStep::Confirm)
+    }
+
+    /// The breadcrumb: screen › opened views.
+    pub fn breadcrumb(&self) -> String {
+        let mut parts = vec![self.screen.title().to_string()];
+        if self.screen == Screen::Points
+            && self.views.is_empty()
+            && let Some(r) = self.regions.get(self.region)
+        {
+            parts.push(r.region.clone());
+        }
+        parts.extend(self.views.iter().map(View::crumb));
+        parts.join(" › ")
+    }
+
+    pub fn overview(&self) -> Vec<OverviewRow> {
+        let drills = self.drills.ready().map(Vec::as_slice);
+        let reports = self.reports.ready().map(Vec::as_slice);
+        let schedules = self.schedules.ready().map(Vec::as_slice);
+        let rows = model::overview(&OverviewInput {
+            now: self.now,
+            targets: &self.targets,
+            regions: &self.regions,
+            drills,
+            reports,
+            schedules,
+        });
+        rows.into_iter()
+            .filter(|r| self.matches(&format!("{} {}", r.target, r.kind)))
+            .collect()
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        self.filter.is_empty()
+            || text.to_lowercase().contains(&self.filter.to_lowercase()) != self.inverse
+    }
+
+    /// The selected region's points, filtered, newest first.
+    pub fn points(&self) -> Vec<&PointRow> {
+        match self.regions.get(self.region).map(|r| &r.points) {
+            Some(Loadable::Ready(p)) => model::filtered(p, &self.filter, self.inverse),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn drill_rows(&self) -> Vec<&DrillRow> {
+        self.drills
+            .ready()
+            .map(|d| d.iter().filter(|r| self.matches(&r.name)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs, newest first.
+    pub fn report_rows(&self) -> Vec<&RunEntry> {
+        let mut rows: Vec<&RunEntry> = self
+            .reports
+            .ready()
+            .map(|r| {
+                r.iter()
+                    .filter(|e| self.matches(&format!("{} {}", e.drill, e.run_id)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        rows
+    }
+
+    pub fn schedule_rows(&self) -> Vec<&ScheduleRow> {
+        self.schedules
+            .ready()
+            .map(|s| {
+                s.iter()
+                    .filter(|r| self.matches(&format!("{} {}", r.name, r.targets.join(" "))))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn rows(&self) -> usize {
+        match self.screen {
+            Screen::Overview => self.overview().len(),
+            Screen::Points => self.points().len(),
+            Screen::Drills => self.drill_rows().len(),
+            Screen::Reports => self.report_rows().len(),
+            Screen::Schedules => self.schedule_rows().len(),
+        }
+    }
+
+    pub fn selected(&self) -> usize {
+        self.selected_in(self.rows())
+    }
+
+    /// The selected row of a list of `rows` the caller already has (a
+    /// view draws its rows once, not again to clamp the selection).
+    pub fn selected_in(&self, rows: usize) -> usize {
+        self.sel[self.screen.index()].min(rows.saturating_sub(1))
+    }
+
+    fn say(&mut self, text: impl Into<String>, error: bool) {
+        let text = text.into();
+        self.log_line(text.clone());
+        self.status = Some((text, error));
+    }
+
+    fn log_line(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log
+            .push_back(format!("{} {line}", self.now.format("%H:%M:%S")));
+    }
+
+    /// The one mutator.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let effects = self.apply(action);
+        self.show_manual();
+        effects
+    }
+
+    /// A waiting manual step is asked once nothing else takes the keys.
+    fn show_manual(&mut self) {
+        let Some((step, instruction)) = self.manual.clone() else {
+            return;
+        };
+        if !self.live.as_ref().is_some_and(LiveDrill::running) {
+            self.manual = None;
+            if matches!(self.overlay, Some(Overlay::Manual { .. })) {
+                self.overlay = None;
+            }
+            return;
+        }
+        // Not over the wizard's typed confirmation either.
+        let typing =
+            matches!(self.views.last(), Some(View::Wizard(w)) if w.step == WizardStep::Confirm);
+        if (self.overlay.is_none() && !typing)
+            || matches!(self.overlay, Some(Overlay::Manual { .. }))
+        {
+            self.overlay = Some(Overlay::Manual { step, instruction });
+        }
+    }
+
+    /// Nothing is left to ask about a drill that is over.
+    fn drill_over(&mut self) {
+        self.manual = None;
+        match &self.overlay {
+            Some(Overlay::Manual { .. }) => self.overlay = None,
+            Some(Overlay::Confirm(c)) if c.then == ConfirmThen::AbortDrill => self.overlay = None,
+            // Quitting needs no abort any more: it asks no more either.
+            Some(Overlay::Confirm(c)) if c.then == ConfirmThen::AbortAndQuit => {
+                self.overlay = None;
+                self.say("the drill is over: q quits", false);
+            }
+            _ => {}
+        }
+    }
+
+    fn apply(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Cmd(c) => self.command(c),
+            Action::Input(i) => self.input(i),
+            Action::Tick(now) => {
+                self.now = now;
+                Vec::new()
+            }
+            Action::Region(region, points) => {
+                if let Loadable::Failed(e) = &points {
+                    self.log_line(format!("{region}: {e}"));
+                }
+                if let Some(r) = self.regions.iter_mut().find(|r| r.region == region) {
+                    r.points = points;
+                }
+                Vec::new()
+            }
+            Action::Drills(d) => {
+                if std::mem::take(&mut self.validating)
+                    && let Loadable::Ready(rows) = &d
+                {
+                    let bad = rows.iter().filter(|r| r.info.is_err()).count();
+                    let text = format!(
+                        "{} drill files validated: {} valid, {bad} invalid",
+                        rows.len(),
+                        rows.len() - bad
+                    );
+                    self.say(text, bad > 0);
+                }
+                self.drills = d;
+                Vec::new()
+            }
+            Action::Reports(r) => {
+                self.reports = r;
+                Vec::new()
+            }
+            Action::Schedules(s) => {
+                self.schedules = s;
+                Vec::new()
+            }
+            Action::Report(run, r) => {
+                self.report = Some((run, r));
+                Vec::new()
+            }
+            Action::Done(r) => {
+                match r {
+                    Ok(m) => self.say(m, false),
+                    Err(e) => self.say(e, true),
+                }
+                vec![Effect::LoadAll]
+            }
+            Action::Plan(seq, p) => {
+                if let Some(View::Wizard(w)) = self.views.last_mut()
+                    && w.plan_seq == seq
+                    && w.step == WizardStep::Plan
+                {
+                    w.plan = match p {
+                        Ok(p) => Loadable::Ready(p),
+                        Err(e) => Loadable::Failed(e),
+                    };
+                }
+                Vec::new()
+            }
+            Action::Restored(r) => {
+                let (text, error) = match &r {
+                    Ok(lines) => (lines.join("; "), false),
+                    Err(e) => (e.clone(), true),
+                };
+                if let Some(View::Wizard(w)) = self.views.last_mut() {
+                    w.result = match r {
+                        Ok(l) => Loadable::Ready(l),
+                        Err(e) => Loadable::Failed(e),
+                    };
+                }
+                self.say(text, error);
+                vec![Effect::LoadAll]
+            }
+            Action::Drill(e) => {
+                if let Some(l) = self.live.as_mut() {
+                    l.apply(&e);
+                }
+                match &e.kind {
+                    // A step that ended (answered, timed out) asks no more.
+                    DrillEventKind::StepFinished { step, .. }
+                        if self.manual.as_ref().is_some_and(|(m, _)| m == step) =>
+                    {
+                        self.manual = None;
+                        if matches!(self.overlay, Some(Overlay::Manual { .. })) {
+                            self.overlay = None;
+                        }
+                    }
+                    DrillEventKind::Finished { .. } => self.drill_over(),
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Action::Manual { step, instruction } => {
+                // Not over something taking keys: an enter meant for it
+                // would confirm the step. It shows when that closes.
+                self.manual = Some((step, instruction));
+                self.show_manual();
+                Vec::new()
+            }
+            Action::DrillReported(r) => {
+                if let Some(l) = self.live.as_mut() {
+                    l.report = Some(r.clone());
+                }
+                self.drill_over();
+                match r {
+                    Ok(run) => self.say(format!("report {run} written: enter opens it"), false),
+                    Err(e) => self.say(format!("the report could not be written: {e}"), true),
+                }
+                if self.quit_after_drill {
+                    self.quit = true;
+                }
+                vec![Effect::LoadAll]
+            }
+            Action::Log(line) => {
+                self.log_line(line);
+                Vec::new()
+            }
+            Action::Progress(p) => {
+                self.progress = p;
+                Vec::new()
+            }
+        }
+    }
+
+    fn move_sel(&mut self, by: isize, rows: usize) {
+        let i = self.screen.index();
+        let cur = self.sel[i].min(rows.saturating_sub(1)) as isize;
+        self.sel[i] = (cur + by).clamp(0, rows.saturating_sub(1) as isize) as usize;
+    }
+
+    fn command(&mut self, c: Command) -> Vec<Effect> {
+        if let Some(Overlay::Help) = self.overlay {
+            if matches!(
+                c,
+                Command::Back | Command::Help | Command::Quit | Command::Open
+            ) {
+                self.overlay = None;
+            }
+            return Vec::new();
+        }
+        if self.read_only && c.writes() {
+            self.say(format!("read-only: {} is not available", c.name()), true);
+            return Vec::new();
+        }
+        self.status = None;
+        if let Some(View::Wizard(_)) = self.views.last() {
+            return self.wizard_command(c);
+        }
+        match c {
+            Command::Quit => {
+                if self.live.as_ref().is_some_and(LiveDrill::running) {
+                    self.overlay = Some(Overlay::Confirm(Confirm {
+                        title: "A drill is running".into(),
+                        lines: vec![
+                            "Quitting aborts it: its cleanup runs first, then drtool exits.".into(),
+                            "y: abort and quit    n / esc: keep watching".into(),
+                        ],
+                        then: ConfirmThen::AbortAndQuit,
+                    }));
+                } else {
+                    self.quit = true;
+                }
+                Vec::new()
+            }
+            Command::Help => {
+                self.overlay = Some(Overlay::Help);
+                Vec::new()
+            }
+            Command::Palette => {
+                self.overlay = Some(Overlay::Palette {
+                    input: String::new(),
+                    sel: 0,
+                });
+                Vec::new()
+            }
+            Command::Filter => {
+                self.overlay = Some(Overlay::Filter {
+                    input: String::new(),
+                });
+                Vec::new()
+            }
+            Command::NextScreen | Command::PrevScreen => {
+                let i =
+                    self.screen.index() as isize + if c == Command::NextScreen { 1 } else { -1 };
+                self.go(SCREENS[i.rem_euclid(SCREENS.len() as isize) as usize]);
+                Vec::new()
+            }
+            Command::Up
+            | Command::Down
+            | Command::PageUp
+            | Command::PageDown
+            | Command::Top
+            | Command::Bottom => {
+                if !self.views.is_empty() {
+                    self.scroll = match c {
+                        Command::Up => self.scroll.saturating_sub(1),
+                        Command::Down => self.scroll.saturating_add(1),
+                        Command::PageUp => self.scroll.saturating_sub(10),
+                        Command::PageDown => self.scroll.saturating_add(10),
+                        Command::Top => 0,
+                        _ => u16::MAX / 2,
+                    };
+                    return Vec::new();
+                }
+                let rows = self.rows();
+                let by = match c {
+                    Command::Up => -1,
+                    Command::Down => 1,
+                    Command::PageUp => -10,
+                    Command::PageDown => 10,
+                    Command::Top => -(rows as isize),
+                    _ => rows as isize,
+                };
+                self.move_sel(by, rows);
+                Vec::new()
+            }
+            Command::NextRegion | Command::PrevRegion => {
+                if self.screen == Screen::Points
+                    && self.views.is_empty()
+                    && !self.regions.is_empty()
+                {
+                    let n = self.regions.len() as isize;
+                    let by = if c == Command::NextRegion { 1 } else { -1 };
+                    self.region = (self.region as isize + by).rem_euclid(n) as usize;
+                    self.sel[Screen::Points.index()] = 0;
+                }
+                Vec::new()
+            }
+            Command::Open => self.open(),
+            Command::Back => {
+                if self.views.pop().is_some() {
+                    self.scroll = 0;
+                } else if !self.filter.is_empty() {
+                    self.filter.clear();
+                    self.inverse = false;
+                }
+                Vec::new()
+            }
+            Command::Refresh => {
+                for r in &mut self.regions {
+                    r.points = Loadable::Loading;
+                }
+                // On the Drills screen a reload is a validation: say how it went.
+                self.validating = self.screen == Screen::Drills;
+                vec![Effect::LoadAll]
+            }
+            Command::Verify | Command::Copy => match self.current_point() {
+                Some((region, target, point)) => {
+                    self.say(
+                        format!(
+                            "{} {target} {point} in {region}...",
+                            if c == Command::Verify {
+                                "verifying"
+                            } else {
+                                "copying"
+                            }
+                        ),
+                        false,
+                    );
+                    vec![if c == Command::Verify {
+                        Effect::Verify {
+                            region,
+                            target,
+                            point,
+                        }
+                    } else {
+                        Effect::Copy {
+                            region,
+                            target,
+                            point,
+                        }
+                    }]
+                }
+                None => {
+                    self.say("select a point first (Points screen)", true);
+                    Vec::new()
+                }
+            },
+            Command::Restore => {
+                let picked = self.current_point();
+                let mut w = Wizard {
+                    step: WizardStep::Region,
+                    region: None,
+                    target: None,
+                    point: None,
+                    existing: None,
+                    from_dump: false,
+                    sel: 0,
+                    plan: Loadable::Loading,
+                    typed: String::new(),
+                    result: Loadable::Loading,
+                    plan_seq: 0,
+                };
+                if let Some((region, target, point)) = picked {
+                    w.region = Some(region);
+                    w.target = Some(target);
+                    w.point = Some(point);
+                    w.step = WizardStep::Options;
+                }
+                self.scroll = 0;
+                self.views.push(View::Wizard(Box::new(w)));
+                Vec::new()
+            }
+            Command::Run => match self.current_drill() {
+                Some(d) => match &d.info {
+                    Ok(info) => {
+                        // Until the last drill's report is written.
+                        if let Some(l) = self.live.as_ref().filter(|l| l.report.is_none()) {
+                            let why = if l.running() {
+                                "a drill is already running"
+                            } else {
+                                "the last drill is still writing its report"
+                            };
+                            self.say(why, true);
+                            return Vec::new();
+                        }
+                        let faults: Vec<String> = info
+                            .steps
+                            .iter()
+                            .filter(|s| s.kind == "fault" || s.kind == "exec")
+                            .map(|s| format!("  {}: {}", s.name, s.summary))
+                            .collect();
+                        let mut lines = vec![info.hypothesis.clone(), "It will:".into()];
+                        lines.extend(faults);
+                        lines.push("y: run it    n / esc: cancel".into());
+                        self.overlay = Some(Overlay::Confirm(Confirm {
+                            title: format!("Run drill {}?", d.name),
+                            lines,
+                            then: ConfirmThen::RunDrill(d.file.clone()),
+                        }));
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        let e = e.clone();
+                        self.say(format!("the drill is not valid: {e}"), true);
+                        Vec::new()
+                    }
+                },
+                None => {
+                    self.say("select a drill first (Drills screen)", true);
+                    Vec::new()
+                }
+            },
+            Command::DryRun => {
+                if let Some(d) = self.current_drill() {
+                    let name = d.name.clone();
+                    self.views.push(View::Drill { name });
+                    self.say(
+                        "dry run: every step as it would run; nothing was changed",
+                        false,
+                    );
+                }
+                Vec::new()
+            }
+            Command::Abort => {
+                if let Some(l) = self.live.as_ref().filter(|l| l.running()) {
+                    self.overlay = Some(Overlay::Confirm(Confirm {
+                        title: format!("Abort drill {}?", l.name),
+                        lines: vec![
+                            "The running step is stopped; cleanup still runs.".into(),
+                            "y: abort    n / esc: keep going".into(),
+                        ],
+                        then: ConfirmThen::AbortDrill,
+                    }));
+                } else {
+                    self.say("no drill is running", true);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn go(&mut self, s: Screen) {
+        self.screen = s;
+        self.views.clear();
+        self.scroll = 0;
+        self.filter.clear();
+        self.inverse = false;
+    }
+
+    /// (region, target, point) of the selected point.
+    fn current_point(&self) -> Option<(String, String, String)> {
+        match self.views.last() {
+            Some(View::Point {
+                region,
+                target,
+                point,
+            }) => Some((region.clone(), target.clone(), point.clone())),
+            None if self.screen == Screen::Points => self
+                .points()
+                .get(self.selected())
+                .map(|p| (p.region.clone(), p.target().to_string(), p.id().to_string())),
+            _ => None,
+        }
+    }
+
+    fn current_drill(&self) -> Option<&DrillRow> {
+        let name = match self.views.last() {
+            Some(View::Drill { name }) => Some(name.clone()),
+            _ => None,
+        };
+        let drills = self.drills.ready()?;
+        match name {
+            Some(n) => drills.iter().find(|d| d.name == n),
+            None if self.screen == Screen::Drills => {
+                self.drill_rows().get(self.selected()).copied()
+            }
+            None => None,
+        }
+    }
+
+    fn open(&mut self) -> Vec<Effect> {
+        if let Some(View::Live) = self.views.last()
+            && let Some(Some(Ok(run))) = self.live.as_ref().map(|l| l.report.clone())
+        {
+            self.views.push(View::Report { run: run.clone() });
+            self.report = None;
+            return vec![Effect::LoadReport(run)];
+        }
+        if !self.views.is_empty() {
+            return Vec::new();
+        }
+        let i = self.selected();
+        match self.screen {
+            Screen::Overview => {
+                if let Some(row) = self.overview().get(i) {
+                    let target = row.target.clone();
+                    self.go(Screen::Points);
+                    self.filter = target;
+                }
+                Vec::new()
+            }
+            Screen::Points => {
+                if let Some(p) = self.points().get(i) {
+                    let v = View::Point {
+                        region: p.region.clone(),
+                        target: p.target().to_string(),
+                        point: p.id().to_string(),
+                    };
+                    self.views.push(v);
+                }
+                Vec::new()
+            }
+            Screen::Drills => {
+                if let Some(d) = self.drill_rows().get(i) {
+                    let name = d.name.clone();
+                    self.views.push(View::Drill { name });
+                }
+                Vec::new()
+            }
+            Screen::Reports => match self.report_rows().get(i) {
+                Some(r) => {
+                    let run = r.run_id.clone();
+                    self.views.push(View::Report { run: run.clone() });
+                    self.report = None;
+                    vec![Effect::LoadReport(run)]
+                }
+                None => Vec::new(),
+            },
+            Screen::Schedules => Vec::new(),
+        }
+    }
+
+    /// The lists the wizard's steps choose from.
+    pub fn wizard_choices(&self, w: &Wizard) -> Vec<String> {
+        match w.step {
+            WizardStep::Region => self.regions.iter().map(|r| r.region.clone()).collect(),
+            WizardStep::Target => self.targets.iter().map(|t| t.name.clone()).collect(),
+            WizardStep::Point => {
+                let mut out = vec!["newest point".to_string()];
+                if let Some(r) = self
+                    .regions
+                    .iter()
+                    .find(|r| Some(&r.region) == w.region.as_ref())
+                    && let Loadable::Ready(points) = &r.points
+                {
+                    out.extend(
+                        model::filtered(points, "", false)
+                            .iter()
+                            .filter(|p| Some(p.target()) == w.target.as_deref())
+                            .map(|p| p.id().to_string()),
+                    );
+                }
+                out
+            }
+            WizardStep::Options => {
+                let kind = w
+                    .target
+                    .as_ref()
+                    .and_then(|t| self.targets.iter().find(|x| &x.name == t))
+                    .map_or("", |t| t.kind.as_str());
+                let existing = match w.existing {
+                    None => "default (fail if anything exists)",
+                    Some(Existing::Fail) => "fail",
+                    Some(Existing::Skip) => "skip",
+                    Some(Existing::Overwrite) => "overwrite",
+                };
+                let mut out = vec![format!("existing: {existing}")];
+                if kind == "rds" {
+                    out.push(format!(
+                        "from dump: {}",
+                        if w.from_dump { "yes" } else { "no" }
+                    ));
+                }
+                out.push("make the plan".into());
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn wizard_command(&mut self, c: Command) -> Vec<Effect> {
+        let Some(View::Wizard(w)) = self.views.last() else {
+            return Vec::new();
+        };
+        let mut w = (**w).clone();
+        let choices = self.wizard_choices(&w);
+        let mut effects = Vec::new();
+        match c {
+            // The plan scrolls; the other steps choose.
+            Command::Up | Command::PageUp if w.step == WizardStep::Plan => {
+                let by = if c == Command::Up { 1 } else { 10 };
+                self.scroll = self.scroll.saturating_sub(by);
+            }
+            Command::Down | Command::PageDown if w.step == WizardStep::Plan => {
+                let by = if c == Command::Down { 1 } else { 10 };
+                let lines = w.plan.ready().map_or(0, |p| p.lines.len());
+                self.scroll = self.scroll.saturating_add(by).min(lines as u16);
+            }
+            Command::Up => w.sel = w.sel.saturating_sub(1),
+            Command::Down => w.sel = (w.sel + 1).min(choices.len().saturating_sub(1)),
+            Command::Top | Command::PageUp => w.sel = 0,
+            Command::Bottom | Command::PageDown => w.sel = choices.len().saturating_sub(1),
+            Command::Back | Command::Quit if w.step == WizardStep::Running => {
+                if matches!(w.result, Loadable::Loading) {
+                    self.say(
+                        "the restore is running: its result shows here when it ends",
+                        true,
+                    );
+                } else {
+                    self.views.pop();
+                }
+                return Vec::new();
+            }
+            Command::Back => {
+                let back = match w.step {
+                    WizardStep::Region | WizardStep::Running => None,
+                    WizardStep::Target => Some(WizardStep::Region),
+                    WizardStep::Point => Some(WizardStep::Target),
+                    WizardStep::Options => Some(WizardStep::Point),
+                    WizardStep::Plan => Some(WizardStep::Options),
+                    WizardStep::Confirm => Some(WizardStep::Plan),
+                };
+                match back {
+                    Some(s) => {
+                        w.step = s;
+                        w.sel = 0;
+                    }
+                    None => {
+                        self.views.pop();
+                        return Vec::new();
+                    }
+                }
+            }
+            Command::Open => match w.step {
+                WizardStep::Region => {
+                    w.region = choices.get(w.sel).cloned();
+                    w.step = WizardStep::Target;
+                    w.sel = 0;
+                }
+                WizardStep::Target => {
+                    w.target = choices.get(w.sel).cloned();
+                    w.step = WizardStep::Point;
+                    w.sel = 0;
+                }
+                WizardStep::Point => {
+                    w.point = if w.sel == 0 {
+                        None
+                    } else {
+                        choices.get(w.sel).cloned()
+                    };
+                    w.step = WizardStep::Options;
+                    w.sel = 0;
+                }
+                WizardStep::Options => {
+                    let last = choices.len().saturating_sub(1);
+                    if w.sel == 0 {
+                        w.existing = match w.existing {
+                            None => Some(Existing::Skip),
+                            Some(Existing::Skip) => Some(Existing::Overwrite),
+                            Some(Existing::Overwrite) => Some(Existing::Fail),
+                            Some(Existing::Fail) => None,
+                        };
+                    } else if w.sel < last {
+                        w.from_dump = !w.from_dump;
+                    } else if let (Some(region), Some(target)) =
+                        (w.region.clone(), w.target.clone())
+                    {
+                        let point = match &w.point {
+                            Some(p) => match p.parse() {
+                                Ok(id) => PointChoice::Id(id),
+                                Err(e) => {
+                                    self.say(format!("cannot restore point {p}: {e}"), true);
+                                    return Vec::new();
+                                }
+                            },
+                            None => PointChoice::Newest,
+                        };
+                        self.plans += 1;
+                        w.plan_seq = self.plans;
+                        self.scroll = 0;
+                        effects.push(Effect::PlanRestore(
+                            w.plan_seq,
+                            RestoreRequest {
+                                region,
+                                target,
+                                point,
+                                options: RestoreOptions {
+                                    existing: w.existing,
+                                    from_dump: w.from_dump,
+                                    ..RestoreOptions::default()
+                                },
+                            },
+                        ));
+                        w.plan = Loadable::Loading;
+                        w.step = WizardStep::Plan;
+                    }
+                }
+                WizardStep::Plan => {
+                    if let Loadable::Ready(_) = &w.plan {
+                        w.step = WizardStep::Confirm;
+                        w.typed.clear();
+                    }
+                }
+                WizardStep::Confirm => {}
+                WizardStep::Running => {
+                    if !matches!(w.result, Loadable::Loading) {
+                        self.views.pop();
+                        return Vec::new();
+                    }
+                }
+            },
+            Command::Quit => {
+                self.views.pop();
+                return Vec::new();
+            }
+            _ => {}
+        }
+        if let Some(View::Wizard(slot)) = self.views.last_mut() {
+            **slot = w;
+        }
+        effects
+    }
+
+    fn input(&mut self, i: Input) -> Vec<Effect> {
+        if let Some(View::Wizard(w)) = self.views.last_mut()
+            && w.step == WizardStep::Confirm
+            && self.overlay.is_none()
+        {
+            match i {
+                Input::Char(c) => w.typed.push(c),
+                Input::Backspace => {
+                    w.typed.pop();
+                }
+                Input::Esc => {
+                    w.step = WizardStep::Plan;
+                }
+                Input::Enter => {
+                    if let Loadable::Ready(p) = &w.plan {
+                        if w.typed == p.target {
+                            let plan = p.plan.clone();
+                            w.step = WizardStep::Running;
+                            w.result = Loadable::Loading;
+                            return vec![Effect::Restore(plan)];
+                        }
+                        let want = p.target.clone();
+                        w.typed.clear();
+                        self.say(format!("not confirmed: type {want} exactly"), true);
+                    }
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
+        let Some(overlay) = self.overlay.take() else {
+            return Vec::new();
+        };
+        match overlay {
+            Overlay::Filter { mut input } => match i {
+                Input::Char(c) => {
+                    input.push(c);
+                    self.overlay = Some(Overlay::Filter { input });
+                }
+                Input::Backspace => {
+                    input.pop();
+                    self.overlay = Some(Overlay::Filter { input });
+                }
+                Input::Enter => {
+                    self.inverse = input.starts_with('!');
+                    self.filter = input.trim_start_matches('!').to_string();
+                    self.sel[self.screen.index()] = 0;
+                }
+                Input::Esc => {}
+                _ => self.overlay = Some(Overlay::Filter { input }),
+            },
+            Overlay::Palette { mut input, mut sel } => {
+                let options = self.completions(&input);
+                match i {
+                    Input::Char(c) => {
+                        input.push(c);
+                        sel = 0;
+                    }
+                    Input::Backspace => {
+                        input.pop();
+                        sel = 0;
+                    }
+                    Input::Up => sel = sel.saturating_sub(1),
+                    Input::Down => sel = (sel + 1).min(options.len().saturating_sub(1)),
+                    Input::Tab => {
+                        if let Some(o) = options.get(sel) {
+                            input = o.clone();
+                            sel = 0;
+                        }
+                    }
+                    Input::Enter => {
+                        // A partial word runs what it completes to.
+                        let bare = input.split_whitespace().nth(1).is_none();
+                        let line = if (bare && self.palette_command(&input).is_some())
+                            || options.iter().any(|o| o == input.trim())
+                        {
+                            input.trim().to_string()
+                        } else {
+                            options.get(sel).cloned().unwrap_or(input.clone())
+                        };
+                        return self.run_palette(&line);
+                    }
+                    Input::Esc => return Vec::new(),
+                }
+                self.overlay = Some(Overlay::Palette { input, sel });
+            }
+            Overlay::Confirm(c) => match i {
+                Input::Char('y') | Input::Char('Y') => {
+                    return match c.then {
+                        ConfirmThen::RunDrill(file) => {
+                            let name = self.drills.ready().and_then(|d| {
+                                d.iter().find(|r| r.file == file).and_then(|r| {
+                                    r.info.as_ref().ok().map(|i| (r.name.clone(), i.clone()))
+                                })
+                            });
+                            let Some((name, info)) = name else {
+                                self.say(
+                                    format!(
+                                        "{} is no longer a valid drill: reload (r)",
+                                        file.display()
+                                    ),
+                                    true,
+                                );
+                                return Vec::new();
+                            };
+                            self.live = Some(LiveDrill::new(&name, info));
+                            self.screen = Screen::Drills;
+                            self.views = vec![View::Drill { name }, View::Live];
+                            vec![Effect::RunDrill(file)]
+                        }
+                        ConfirmThen::AbortDrill => {
+                            if let Some(l) = self.live.as_mut() {
+                                l.aborting = true;
+                            }
+                            self.manual = None;
+                            vec![Effect::AbortDrill]
+                        }
+                        ConfirmThen::AbortAndQuit => {
+                            if !self.live.as_ref().is_some_and(LiveDrill::running) {
+                                self.quit = true;
+                                return Vec::new();
+                            }
+                            if let Some(l) = self.live.as_mut() {
+                                l.aborting = true;
+                            }
+                            self.manual = None;
+                            self.quit_after_drill = true;
+                            vec![Effect::AbortDrill]
+                        }
+                    };
+                }
+                Input::Char('n') | Input::Char('N') | Input::Esc => {}
+                _ => self.overlay = Some(Overlay::Confirm(c)),
+            },
+            Overlay::Manual { step, instruction } => match i {
+                Input::Enter => {
+                    self.manual = None;
+                    return vec![Effect::AnswerManual(true)];
+                }
+                Input::Char('a') => {
+                    // Asks first; "no" brings the prompt back.
+                    self.overlay = Some(Overlay::Confirm(Confirm {
+                        title: format!("Abort the drill at {step}?"),
+                        lines: vec![
+                            "The drill stops here; its cleanup still runs.".into(),
+                            "y: abort    n / esc: back to the manual step".into(),
+                        ],
+                        then: ConfirmThen::AbortDrill,
+                    }));
+                }
+                _ => self.overlay = Some(Overlay::Manual { step, instruction }),
+            },
+            Overlay::Help => {}
+        }
+        Vec::new()
+    }
+
+    /// The palette's commands and what follows them.
+    const PALETTE: &'static [&'static str] = &[
+        "overview",
+        "points",
+        "drills",
+        "drill",
+        "reports",
+        "schedules",
+        "help",
+        "quit",
+    ];
+
+    fn palette_command(&self, line: &str) -> Option<&'static str> {
+        let word = line.split_whitespace().next()?;
+        Self::PALETTE
+            .iter()
+            .copied()
+            .find(|c| *c == word || (word == "q" && *c == "quit"))
+    }
+
+    /// Completions of what was typed in the palette.
+    pub fn completions(&self, input: &str) -> Vec<String> {
+        let mut words = input.split_whitespace();
+        let first = words.next().unwrap_or("");
+        let second = words.next();
+        let after_space = input.ends_with(' ');
+        if second.is_none() && !after_space {
+            return Self::PALETTE
+                .iter()
+                .filter(|c| c.starts_with(first))
+                .map(|c| c.to_string())
+                .collect();
+        }
+        let partial = second.unwrap_or("");
+        let args: Vec<String> = match first {
+            "points" => self.regions.iter().map(|r| r.region.clone()).collect(),
+            "drill" | "reports" => self
+                .drills
+                .ready()
+                .map(|d| d.iter().map(|r| r.name.clone()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        args.into_iter()
+            .filter(|a| a.starts_with(partial))
+            .map(|a| format!("{first} {a}"))
+            .collect()
+    }
+
+    fn run_palette(&mut self, line: &str) -> Vec<Effect> {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("");
+        let arg = words.next();
+        match (cmd, arg) {
+            ("overview", _) => self.go(Screen::Overview),
+            ("points", region) => {
+                self.go(Screen::Points);
+                if let Some(r) = region {
+                    match self.regions.iter().position(|x| x.region == r) {
+                        Some(i) => self.region = i,
+                        None => {
+                            let known: Vec<&str> =
+                                self.regions.iter().map(|x| x.region.as_str()).collect();
+                            self.say(
+                                format!("no region {r}: the config has {}", known.join(", ")),
+                                true,
+                            )
+                        }
+                    }
+                }
+            }
+            ("drills", _) => self.go(Screen::Drills),
+            ("drill", Some(name)) => {
+                let known = self
+                    .drills
+                    .ready()
+                    .is_some_and(|d| d.iter().any(|r| r.name == name));
+                if known {
+                    self.go(Screen::Drills);
+                    if let Some(i) = self.drill_rows().iter().position(|d| d.name == name) {
+                        self.sel[Screen::Drills.index()] = i;
+                    }
+                    self.views.push(View::Drill {
+                        name: name.to_string(),
+                    });
+                } else {
+                    self.say(format!("no drill {name} (:drills lists them)"), true);
+                }
+            }
+            ("drill", None) => self.say("drill NAME: which drill? (tab completes)", true),
+            ("reports", drill) => {
+                self.go(Screen::Reports);
+                if let Some(d) = drill {
+                    self.filter = d.to_string();
+                }
+            }
+            ("schedules", _) => self.go(Screen::Schedules),
+            ("help", _) => self.overlay = Some(Overlay::Help),
+            ("quit" | "q", _) => return self.command(Command::Quit),
+            ("", _) => {}
+            (other, _) => self.say(
+                format!("unknown command {other:?}: {}", Self::PALETTE.join(", ")),
+                true,
+            ),
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,590 @@
+//! The dashboard's background work: each [`Effect`] becomes a task that
+//! calls the engine (with a timeout where it only reads) and sends what it
+//! found back as an [`Action`] over the bounded channel. Nothing here
+//! touches the terminal or the app's state.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Options;
+use super::app::{Action, Effect, PlanView};
+use super::model::{DrillInfo, DrillRow, Loadable, PointRow, ScheduleRow};
+use crate::archive::PointId;
+use crate::drill::runner::{DrillEvent, Operator, RunOptions};
+use crate::drill::spec;
+use crate::engine::{
+    CopyRequest, Engine, EventKind, JobEvent, Outcome, RunReport, Scope, Verdict, VerifyRequest,
+};
+use crate::error::Error;
+use crate::report::ReportStore;
+use crate::schedule::run::{ScheduleState, home_region};
+
+/// How long listing one region may take before it shows as unreachable.
+const LIST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Reading a schedule's state.
+const STATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Making a restore plan (it verifies the point: a download).
+const PLAN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The drill running in the dashboard.
+struct Running {
+    engine: Arc<Engine>,
+    /// The answer to the manual step waiting for one.
+    answer: Arc<Mutex<Option<oneshot::Sender<bool>>>>,
+    task: JoinHandle<()>,
+}
+
+pub struct Worker {
+    engine: Arc<Engine>,
+    opts: Options,
+    tx: mpsc::Sender<Action>,
+    drill: Arc<Mutex<Option<Running>>>,
+    /// Verify, copy and restore jobs: stopped cleanly and waited for on exit.
+    jobs: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Worker {
+    pub fn new(engine: Engine, opts: Options, tx: mpsc::Sender<Action>) -> Worker {
+        let engine = Arc::new(engine);
+        tokio::spawn(forward_jobs(engine.subscribe(), tx.clone()));
+        Worker {
+            engine,
+            opts,
+            tx,
+            drill: Arc::new(Mutex::new(None)),
+            jobs: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn track(&self, job: JoinHandle<()>) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.retain(|j| !j.is_finished());
+            jobs.push(job);
+        }
+    }
+
+    /// How many verify, copy or restore jobs are still running.
+    pub fn jobs_running(&self) -> usize {
+        self.jobs
+            .lock()
+            .map_or(0, |j| j.iter().filter(|j| !j.is_finished()).count())
+    }
+
+    /// Cancels the running jobs through the engine (each stops the way a
+    /// cancelled CLI command does: no manifest for a partial copy, a
+    /// restore rolled back or reported) and waits for them.
+    pub async fn stop_jobs(&self) {
+        self.engine.cancel();
+        let jobs = self
+            .jobs
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default();
+        for j in jobs {
+            let _ = j.await;
+        }
+    }
+
+    pub fn drill_running(&self) -> bool {
+        self.drill
+            .lock()
+            .ok()
+            .is_some_and(|d| d.as_ref().is_some_and(|r| !r.task.is_finished()))
+    }
+
+    /// Waits until the running drill (and its cleanup) is over.
+    pub async fn wait_drill(&self) {
+        let task = self
+            .drill
+            .lock()
+            .ok()
+            .and_then(|mut d| d.take())
+            .map(|r| r.task);
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+
+    pub fn effect(&self, e: Effect) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        match e {
+            Effect::LoadAll => self.load_all(),
+            Effect::LoadReport(run) => {
+                let store = ReportStore::new(self.opts.reports.clone());
+                tokio::spawn(async move {
+                    let id = run.clone();
+                    let r = tokio::task::spawn_blocking(move || store.load(&id)).await;
+                    let loaded = match r {
+                        Ok(Ok(r)) => Loadable::Ready(Box::new(r)),
+                        Ok(Err(e)) => Loadable::Failed(e.to_string()),
+                        Err(e) => Loadable::Failed(e.to_string()),
+                    };
+                    let _ = tx.send(Action::Report(run, loaded)).await;
+                });
+            }
+            Effect::Verify {
+                region,
+                target,
+                point,
+            } => self.track(job(tx, "verify", point, move |id| async move {
+                engine
+                    .verify(&VerifyRequest {
+                        scope: Scope {
+                            region: Some(region),
+                            target: Some(target),
+                        },
+                        point: Some(id),
+                    })
+                    .await
+            })),
+            Effect::Copy {
+                region,
+                target,
+                point,
+            } => self.track(job(tx, "copy", point, move |id| async move {
+                engine
+                    .copy(&CopyRequest {
+                        target: Some(target),
+                        point: Some(id),
+                        from: Some(region),
+                        to: None,
+                    })
+                    .await
+            })),
+            Effect::PlanRestore(seq, req) => {
+                tokio::spawn(async move {
+                    let r =
+                        match tokio::time::timeout(PLAN_TIMEOUT, engine.plan_restore(&req)).await {
+                            Ok(Ok(plan)) => Ok(PlanView {
+                                lines: plan.describe(),
+                                destructive: plan.destructive,
+                                target: plan.target.clone(),
+                                plan: Arc::new(plan),
+                            }),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err(format!(
+                                "planning took longer than {}s: is region {} reachable?",
+                                PLAN_TIMEOUT.as_secs(),
+                                req.region
+                            )),
+                        };
+                    let _ = tx.send(Action::Plan(seq, r)).await;
+                });
+            }
+            Effect::Restore(plan) => {
+                self.track(tokio::spawn(async move {
+                    let rep = engine.execute(&plan).await;
+                    let lines: Vec<String> = rep
+                        .items
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{} {} {}: {}",
+                                i.outcome.label(),
+                                i.operation,
+                                i.target,
+                                i.message
+                            )
+                        })
+                        .collect();
+                    let r = match rep.verdict() {
+                        Verdict::Ok => Ok(lines),
+                        _ => Err(lines.join("; ")),
+                    };
+                    let _ = tx.send(Action::Restored(r)).await;
+                }));
+            }
+            Effect::RunDrill(file) => self.run_drill(file),
+            Effect::AbortDrill => {
+                if let Ok(d) = self.drill.lock()
+                    && let Some(r) = d.as_ref()
+                {
+                    r.engine.cancel();
+                    if let Ok(mut a) = r.answer.lock()
+                        && let Some(s) = a.take()
+                    {
+                        let _ = s.send(false);
+                    }
+                }
+            }
+            Effect::AnswerManual(ok) => {
+                if let Ok(d) = self.drill.lock()
+                    && let Some(r) = d.as_ref()
+                {
+                    if let Ok(mut a) = r.answer.lock()
+                        && let Some(s) = a.take()
+                    {
+                        let _ = s.send(ok);
+                    }
+                    if !ok {
+                        r.engine.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every region's points (each on its own, so a dead region only delays
+    /// itself), the drills, the reports and the schedules.
+    fn load_all(&self) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut listed = std::pin::pin!(engine.points_each(&Scope::default(), LIST_TIMEOUT));
+            while let Some(rp) = listed.next().await {
+                let region = rp.region.clone();
+                let points = match rp.error {
+                    Some(e) => Loadable::Failed(e),
+                    None => Loadable::Ready(
+                        rp.points
+                            .into_iter()
+                            .map(|m| PointRow {
+                                region: region.clone(),
+                                restore_test: rp.restore_tests.get(&m.point_id).cloned(),
+                                manifest: Arc::new(m),
+                            })
+                            .collect(),
+                    ),
+                };
+                let _ = tx.send(Action::Region(region, points)).await;
+            }
+        });
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        let drills = self.opts.drills.clone();
+        tokio::spawn(async move {
+            let cfg = engine.config().clone();
+            let rows = tokio::task::spawn_blocking(move || load_drills(&drills, &cfg)).await;
+            let a = match rows {
+                Ok(r) => Action::Drills(r),
+                Err(e) => Action::Drills(Loadable::Failed(e.to_string())),
+            };
+            let _ = tx.send(a).await;
+        });
+        let tx = self.tx.clone();
+        let store = ReportStore::new(self.opts.reports.clone());
+        tokio::spawn(async move {
+            let r = tokio::task::spawn_blocking(move || store.list(None)).await;
+            let a = match r {
+                Ok(Ok(runs)) => Loadable::Ready(runs),
+                Ok(Err(e)) => Loadable::Failed(e.to_string()),
+                Err(e) => Loadable::Failed(e.to_string()),
+            };
+            let _ = tx.send(Action::Reports(a)).await;
+        });
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        let dir = self.opts.schedules.clone();
+        tokio::spawn(async move {
+            let _ = tx
+                .send(Action::Schedules(load_schedules(&engine, &dir).await))
+                .await;
+        });
+    }
+
+    fn run_drill(&self, file: PathBuf) {
+        let tx = self.tx.clone();
+        if self.drill_running() {
+            // The dashboard asks only when none runs; say so rather than
+            // leave it waiting for a drill that will not start.
+            tokio::spawn(async move {
+                let _ = tx
+                    .send(Action::DrillReported(Err(
+                        "a drill is already running".into()
+                    )))
+                    .await;
+            });
+            return;
+        }
+        let engine = Arc::new(self.engine.child());
+        let answer = Arc::new(Mutex::new(None));
+        let store = ReportStore::new(self.opts.reports.clone());
+        let operator = Arc::new(Screen {
+            tx: tx.clone(),
+            answer: answer.clone(),
+            cancel: engine.cancel_token(),
+        });
+        let drill_engine = engine.clone();
+        let sender = tx.clone();
+        let run = tokio::spawn(async move {
+            let tx = sender;
+            let cfg = drill_engine.config().clone();
+            let loaded = tokio::task::spawn_blocking(move || spec::load(&file, &cfg)).await;
+            let drill = match loaded {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Action::DrillReported(Err(e.to_string()))).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Action::DrillReported(Err(e.to_string()))).await;
+                    return;
+                }
+            };
+            let (etx, erx) = broadcast::channel::<DrillEvent>(4096);
+            let forward = tokio::spawn(forward_drill(erx, tx.clone()));
+            let opts = RunOptions {
+                keep: false,
+                // The run was confirmed on the screen that listed what it does.
+                yes: true,
+                region: None,
+            };
+            let filed =
+                crate::drill::run_and_file(&drill_engine, &drill, opts, operator, etx, &store)
+                    .await;
+            let _ = forward.await;
+            for u in filed.uploaded {
+                let _ = tx.send(Action::Log(u)).await;
+            }
+            let r = match filed.folder {
+                Ok(folder) => {
+                    tracing::info!(report = %folder.display(), "drill report written");
+                    Ok(filed.report.run_id.clone())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(Action::DrillReported(r)).await;
+        });
+        // A drill task that dies says so, so the screen does not wait on it.
+        let task = tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::error!(error = %e, "the drill task failed");
+                let _ = tx
+                    .send(Action::DrillReported(Err(format!(
+                        "the drill stopped unexpectedly: {e}"
+                    ))))
+                    .await;
+            }
+        });
+        if let Ok(mut d) = self.drill.lock() {
+            *d = Some(Running {
+                engine,
+                answer,
+                task,
+            });
+        }
+    }
+}
+
+/// Runs an engine job on one point in the background; says how it went.
+fn job<F, Fut>(
+    tx: mpsc::Sender<Action>,
+    what: &'static str,
+    point: String,
+    run: F,
+) -> JoinHandle<()>
+where
+    F: FnOnce(PointId) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<RunReport, Error>> + Send,
+{
+    tokio::spawn(async move {
+        let outcome = match point.parse() {
+            Ok(id) => match run(id).await {
+                Ok(rep) => said(what, &rep),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(_) => Err(format!("{point} is not a point id")),
+        };
+        let _ = tx.send(Action::Done(outcome)).await;
+    })
+}
+
+/// A report as one status line: ok with what was done, or the failures.
+fn said(what: &str, rep: &RunReport) -> Result<String, String> {
+    let failed: Vec<String> = rep
+        .items
+        .iter()
+        .filter(|i| matches!(i.outcome, Outcome::Failed | Outcome::Cancelled))
+        .map(|i| format!("{} in {}: {}", i.target, i.region, i.message))
+        .collect();
+    if rep.verdict() == Verdict::Ok {
+        let done: Vec<String> = rep
+            .items
+            .iter()
+            .map(|i| format!("{}: {}", i.region, i.message))
+            .collect();
+        Ok(format!("{what} ok: {}", done.join("; ")))
+    } else {
+        Err(format!("{what} failed: {}", failed.join("; ")))
+    }
+}
+
+/// The drill files of a folder, each parsed and checked against the config.
+pub fn load_drills(dir: &Path, cfg: &crate::config::Config) -> Loadable<Vec<DrillRow>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loadable::Ready(Vec::new()),
+        Err(e) => return Loadable::Failed(format!("cannot read {}: {e}", dir.display())),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Loadable::Ready(
+        files
+            .into_iter()
+            .map(|file| {
+                let stem = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match spec::load(&file, cfg) {
+                    Ok(d) => DrillRow {
+                        name: d.name.clone(),
+                        info: Ok(DrillInfo::of(&d)),
+                        file,
+                    },
+                    Err(e) => DrillRow {
+                        name: stem,
+                        info: Err(e.to_string()),
+                        file,
+                    },
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The schedules of a folder with their state (each read with a timeout).
+pub async fn load_schedules(engine: &Engine, dir: &Path) -> Loadable<Vec<ScheduleRow>> {
+    if !dir.exists() {
+        return Loadable::Ready(Vec::new());
+    }
+    let (cfg, folder) = (engine.config().clone(), dir.to_path_buf());
+    let loaded =
+        tokio::task::spawn_blocking(move || crate::schedule::spec::load_dir(&folder, &cfg)).await;
+    let schedules = match loaded {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Loadable::Failed(e.to_string()),
+        Err(e) => return Loadable::Failed(e.to_string()),
+    };
+    let now = Utc::now();
+    let states = futures::future::join_all(schedules.iter().map(|s| async move {
+        let region = home_region(engine, s).ok()?;
+        tokio::time::timeout(
+            STATE_TIMEOUT,
+            engine.schedule_state::<ScheduleState>(&region, &s.name),
+        )
+        .await
+        .ok()?
+        .ok()?
+    }))
+    .await;
+    Loadable::Ready(
+        schedules
+            .iter()
+            .zip(states)
+            .map(|(s, st)| ScheduleRow::of(s, st, now))
+            .collect(),
+    )
+}
+
+/// The drill's events, onto the dashboard's queue.
+async fn forward_drill(mut rx: broadcast::Receiver<DrillEvent>, tx: mpsc::Sender<Action>) {
+    loop {
+        match rx.recv().await {
+            Ok(e) => {
+                if tx.send(Action::Drill(Box::new(e))).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let _ = tx
+                    .send(Action::Log(format!(
+                        "{n} drill events were dropped (the screen fell behind)"
+                    )))
+                    .await;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Engine jobs' progress and problems, as the footer's progress line and log
+/// lines. Lossy: a full queue drops progress, never blocks a job.
+async fn forward_jobs(mut rx: broadcast::Receiver<JobEvent>, tx: mpsc::Sender<Action>) {
+    loop {
+        let e = match rx.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let what = format!(
+            "{} {} {}",
+            e.operation,
+            e.target.as_deref().unwrap_or("-"),
+            e.region.as_deref().unwrap_or("-")
+        );
+        let a = match &e.kind {
+            EventKind::Progress {
+                bytes, total_bytes, ..
+            } => Action::Progress(Some(match total_bytes {
+                Some(t) if *t > 0 => format!(
+                    "{what}: {} of {} ({}%)",
+                    super::model::size(*bytes),
+                    super::model::size(*t),
+                    bytes * 100 / t
+                ),
+                _ => format!("{what}: {}", super::model::size(*bytes)),
+            })),
+            EventKind::Phase => Action::Progress(Some(format!(
+                "{what}: {}",
+                e.phase.as_deref().unwrap_or("")
+            ))),
+            EventKind::Warning { message } => Action::Log(format!("warning: {what}: {message}")),
+            EventKind::ItemFailed { item, error } => {
+                Action::Log(format!("failed: {what}: {item}: {error}"))
+            }
+            EventKind::Finished { .. } if e.parent.is_none() => Action::Progress(None),
+            _ => continue,
+        };
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(a) {
+            return;
+        }
+    }
+}
+
+/// Manual steps asked on the dashboard.
+struct Screen {
+    tx: mpsc::Sender<Action>,
+    answer: Arc<Mutex<Option<oneshot::Sender<bool>>>>,
+    cancel: CancellationToken,
+}
+
+#[async_trait]
+impl Operator for Screen {
+    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut a) = self.answer.lock() {
+            *a = Some(tx);
+        }
+        let asked = self
+            .tx
+            .send(Action::Manual {
+                step: step.to_string(),
+                instruction: instruction.to_string(),
+            })
+            .await;
+        if asked.is_err() {
+            return Err(format!("manual step {step}: the dashboard is gone"));
+        }
+        tokio::select! {
+            r = rx => match r {
+                Ok(true) => Ok(()),
+                _ => Err(format!("the operator aborted at {step}")),
+            },
+            _ = self.cancel.cancelled() => Err(format!("the drill was aborted at {step}")),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The real dashboard in tmux against the lab (send-keys / capture-pane):
+//! open it, start the etcd region-failover drill from the palette, confirm
+//! its manual step, wait for the verdict, open its report, quit; and the
+//! terminal is back to normal (canonical mode and echo on, cursor shown).
+//! SIGTERM puts the terminal back too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A tmux server of its own, killed when the test ends.
+struct Tmux {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// Starts `drtool ui` on a 160x48 terminal, from the repository root
+    /// (the drill runs lab/ scripts), with the lab's environment.
+    /// `sub` is `ui`, or empty for `drtool` alone (the dashboard's flags
+    /// then go before no command).
+    fn start(lab: &Lab, sub: &str, drills: &str, extra: &str) -> Tmux {
+        let dir = tempfile::tempdir().unwrap();
+        let mut script = String::from("#!/bin/bash\n");
+        for (k, v) in &lab.env {
+            script.push_str(&format!("export {k}='{v}'\n"));
+        }
+        // Each frame drawn is a debug line in the log (the idle test counts them).
+        script.push_str("export DRTOOL_LOG='info,drtool::tui=debug'\n");
+        let config = PathBuf::from(&lab.env["DRTOOL_LAB_DIR"]).join("drtool.toml");
+        script.push_str(&format!(
+            "cd '{}'\n'{}' --config '{}' {sub} --drills '{drills}' --reports '{d}/reports' --log-file '{d}/ui.log' {extra}\n\
+             echo \"EXIT=$?\"\nstty -a > '{d}/stty'\nsleep 600\n",
+            repo().display(),
+            drtool_bin().display(),
+            config.display(),
+            d = dir.path().display(),
+        ));
+        let path = dir.path().join("run.sh");
+        std::fs::write(&path, script).unwrap();
+        let status = Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        assert!(status.success());
+        let t = Tmux {
+            socket: unique("tui"),
+            dir,
+        };
+        let ok = t
+            .cmd(&["new-session", "-d", "-s", "ui", "-x", "160", "-y", "48"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "tmux new-session failed");
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
+        c
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "ui"];
+        args.extend(keys);
+        assert!(self.cmd(&args).status().unwrap().success());
+    }
+
+    fn text(&self, text: &str) {
+        assert!(
+            self.cmd(&["send-keys", "-t", "ui", "-l", text])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd(&["capture-pane", "-p", "-t", "ui"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `what`; fails with the screen.
+    fn wait_for(&self, what: &str, within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < within,
+                "no {what:?} on the screen after {within:?}:\n{s}\nlog:\n{}",
+                std::fs::read_to_string(self.dir.path().join("ui.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The terminal after the dashboard exited: `stty -a` in the same pane.
+    fn stty(&self) -> String {
+        let start = Instant::now();
+        while !self.path("stty").exists() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::read_to_string(self.path("stty"))
+            .unwrap_or_else(|e| panic!("no stty output: {e}\n{}", self.screen()))
+    }
+
+    fn cursor_shown(&self) -> bool {
+        let out = self
+            .cmd(&["display-message", "-p", "-t", "ui", "#{cursor_flag}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).status();
+    }
+}
+
+fn assert_terminal_restored(t: &Tmux) {
+    let stty = t.stty();
+    let flags: Vec<&str> = stty.split_whitespace().collect();
+    for want in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(flags.contains(&want), "{want} is not back on:\n{stty}");
+    }
+    assert!(t.cursor_shown(), "the cursor is hidden:\n{}", t.screen());
+    let s = t.screen();
+    assert!(
+        !s.contains("Recovery posture"),
+        "the alternate screen was left:\n{s}"
+    );
+}
+
+fn reports_written(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for r in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            out.push(r.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_drill_run_from_the_dashboard_end_to_end() {
+    let lab = Lab::get();
+    let t = Tmux::start(&lab, "ui", "drills", "");
+    t.wait_for("Recovery posture", Duration::from_secs(20));
+    t.wait_for("us-west-2     ", Duration::from_secs(30));
+    // A point of lab-shop: verify it, copy it (it is there already), and
+    // restore it through the wizard with existing objects skipped.
+    t.keys(&["Tab", "/"]);
+    t.text("lab-shop");
+    t.keys(&["Enter"]);
+    t.wait_for("filter: lab-shop", Duration::from_secs(5));
+    t.keys(&["v"]);
+    t.wait_for("verify ok:", Duration::from_secs(60));
+    t.keys(&["c"]);
+    t.wait_for("copy ok:", Duration::from_secs(60));
+    t.keys(&["R"]);
+    t.wait_for("choose the options", Duration::from_secs(5));
+    t.keys(&["Enter"]);
+    t.wait_for("existing: skip", Duration::from_secs(5));
+    t.keys(&["G", "Enter"]);
+    t.wait_for("enter: confirm this plan", Duration::from_secs(60));
+    t.keys(&["Enter"]);
+    t.wait_for("Type the target's name (lab-shop)", Duration::from_secs(5));
+    t.text("lab-shop");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("enter: close", Duration::from_secs(120));
+    assert!(s.contains("restore lab-shop"), "{s}");
+    assert!(!s.contains("FAILED"), "{s}");
+    t.keys(&["Enter"]);
+    t.keys(&[":"]);
+    t.text("drill etcd-region-failover");
+    t.keys(&["Enter"]);
+    t.wait_for("steps (dry run", Duration::from_secs(10));
+    t.keys(&["x"]);
+    t.wait_for("Run drill etcd-region-failover?", Duration::from_secs(5));
+    t.keys(&["y"]);
+    let s = t.wait_for("MANUAL STEP declare-outage", Duration::from_secs(90));
+    assert!(s.contains("east-goes-dark"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("drill etcd-region-failover: PASS", Duration::from_secs(180));
+    assert!(s.contains("RTO "), "{s}");
+    let s = t.wait_for("enter opens it", Duration::from_secs(60));
+    assert!(s.contains("drill finished: PASS"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("timeline (", Duration::from_secs(10));
+    assert!(s.contains("PASS  RTO"), "the report opened:\n{s}");
+    assert!(s.contains("declare-outage"), "{s}");
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0", Duration::from_secs(20));
+    assert_terminal_restored(&t);
+    let runs = reports_written(&t.path("reports"));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "pass");
+    let manual = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "declare-outage")
+        .cloned()
+        .unwrap();
+    assert_eq!(manual["outcome"], "ok", "{manual}");
+    let log = std::fs::read_to_string(t.path("ui.log")).unwrap();
+    assert!(
+        log.contains("drill report written"),
+        "logs went to the file:\n{log}"
+    );
+}
+
+#[test]
+fn sigterm_puts_the_terminal_back() {
+    let lab = Lab::get();
+    // drtool alone opens the dashboard; its flags go before no command.
+    let t = Tmux::start(&lab, "", "drills", "--read-only");
+    t.wait_for("read-only", Duration::from_secs(20));
+    t.wait_for("us-west-2     ", Duration::from_secs(30));
+    // Idle, it redraws for the clock's tick only: about once a second.
+    std::thread::sleep(Duration::from_secs(1));
+    let frames = || {
+        std::fs::read_to_string(t.path("ui.log"))
+            .unwrap_or_default()
+            .matches("frame drawn")
+            .count()
+    };
+    let before = frames();
+    std::thread::sleep(Duration::from_secs(4));
+    let idle = frames() - before;
+    assert!((3..=6).contains(&idle), "{idle} frames in 4 idle seconds");
+    signal(drtool_pid(&t), "TERM");
+    t.wait_for("EXIT=143", Duration::from_secs(20));
+    assert_terminal_restored(&t);
+}
+
+/// The dashboard's process (its command line names the test's log file).
+fn drtool_pid(t: &Tmux) -> u32 {
+    let out = Command::new("pgrep")
+        .args(["-f", &t.path("ui.log").display().to_string()])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&out.stdout).into_owned();
+    pids.lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "drtool")
+        })
+        .unwrap_or_else(|| panic!("no drtool process among {pids:?}"))
+}
+
+#[test]
+fn sigterm_during_a_drill_aborts_it_cleans_up_and_puts_the_terminal_back() {
+    let lab = Lab::get();
+    let drills = tempfile::tempdir().unwrap();
+    let key = format!("/lab/{}", unique("tui-term"));
+    std::fs::write(
+        drills.path().join("held.yaml"),
+        format!(
+            r#"
+name: held
+hypothesis: lab-keys comes back in us-west-2 once the operator says so.
+objectives: {{ rto: 5m, rpo: 1m }}
+targets: [lab-keys]
+regions: [us-west-2]
+canaries:
+  - etcd: {{ target: lab-keys, interval: 200ms }}
+probes:
+  - etcd_key: {{ name: west-key, phase: after, target: lab-keys, region: us-west-2, key: {key}, interval: 200ms }}
+steps:
+  - exec: {{ name: seed, command: "etcdctl --endpoints \"$LAB_ETCD_US_EAST_1\" put {key} here >/dev/null" }}
+  - backup: {{ name: backup }}
+  - fault: {{ name: lose-east, lose_region: us-east-1 }}
+  - manual: {{ name: decide, instruction: "Approve the failover.", timeout: 5m }}
+  - restore: {{ name: restore-west, target: lab-keys, region: us-west-2, options: {{ existing: overwrite }} }}
+  - verify: {{ name: west-serves, timeout: 1m }}
+"#
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start(&lab, "ui", &drills.path().display().to_string(), "");
+    t.wait_for("Recovery posture", Duration::from_secs(20));
+    t.keys(&[":"]);
+    t.text("drill held");
+    t.keys(&["Enter"]);
+    t.wait_for("steps (dry run", Duration::from_secs(10));
+    t.keys(&["x"]);
+    t.wait_for("Run drill held?", Duration::from_secs(5));
+    t.keys(&["y"]);
+    t.wait_for("MANUAL STEP decide", Duration::from_secs(60));
+    signal(drtool_pid(&t), "TERM");
+    let s = t.wait_for("EXIT=143", Duration::from_secs(60));
+    assert!(s.contains("aborting the running drill"), "{s}");
+    assert_terminal_restored(&t);
+    let runs = reports_written(&t.path("reports"));
+    assert_eq!(
+        runs.len(),
+        1,
+        "the aborted drill's report was written: {runs:?}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "aborted", "{}", report["verdict"]);
+    let cleaned: Vec<String> = report["cleanup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert!(
+        cleaned.iter().any(|c| c.contains("canary")),
+        "the canaries were cleaned up: {cleaned:?}"
+    );
+}

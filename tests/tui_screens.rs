@@ -1,0 +1,255 @@
+//! Every screen of the dashboard at 80x24 and 160x48, drawn from fixed data
+//! with a frozen clock (insta snapshots of the text), and the colours that
+//! carry meaning checked on the buffer's cells, since text drops styles.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "tui/fixture.rs"]
+mod fixture;
+
+use std::sync::Arc;
+
+use drtool::tui::app::{Action, App, Effect, Input, PlanView, Screen, View, WizardStep};
+use drtool::tui::keymap::Command;
+use drtool::tui::model::Loadable;
+use drtool::tui::view::{BAD, GOOD, WARN};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn snap(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        let t = fixture::draw(app, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), t.backend());
+    }
+}
+
+fn cmd(app: &mut App, c: Command) -> Vec<Effect> {
+    app.update(Action::Cmd(c))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::Input(Input::Char(c)));
+    }
+}
+
+#[test]
+fn overview() {
+    let app = fixture::app();
+    snap("overview", &app);
+    let t = fixture::draw(&app, 160, 48);
+    // lab-keys' newest point is 24s old against a 30s objective: amber;
+    // lab-shop's is minutes old against 30s: red; the recorded drill passed.
+    assert_eq!(fixture::colour_of(&t, "lab-keys"), Some(WARN));
+    assert_eq!(fixture::colour_of(&t, "lab-shop"), Some(BAD));
+    assert_eq!(fixture::colour_of(&t, "PASS"), Some(GOOD));
+    // Ten seconds after that point was taken it was well inside: green.
+    let mut early = fixture::app();
+    early.update(Action::Tick("2026-12-01T21:30:42Z".parse().unwrap()));
+    let t = fixture::draw(&early, 80, 24);
+    assert_eq!(fixture::colour_of(&t, "lab-keys"), Some(GOOD));
+}
+
+#[test]
+fn overview_with_a_region_down_and_one_loading() {
+    let cfg = fixture::config();
+    let (targets, regions) = drtool::tui::targets_of(&cfg);
+    let mut app = App::new(fixture::now(), targets, regions, Default::default(), false);
+    let mut points = fixture::points();
+    let (east, rows) = points.remove(0);
+    app.update(Action::Region(east, Loadable::Ready(rows)));
+    app.update(Action::Region(
+        "us-west-2".into(),
+        Loadable::Failed("s3 us-west-2: connection refused (tcp connect error)".into()),
+    ));
+    snap("overview_region_down", &app);
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(fixture::colour_of(&t, "us-west-2:unreachable"), Some(BAD));
+    // Nothing waited: the drills and schedules still show as loading.
+    let text = format!("{}", t.backend());
+    assert!(text.contains("us-east-1:"), "{text}");
+}
+
+#[test]
+fn points_point_and_filter() {
+    let mut app = fixture::app();
+    cmd(&mut app, Command::NextScreen);
+    assert_eq!(app.screen, Screen::Points);
+    snap("points_us_east_1", &app);
+    cmd(&mut app, Command::NextRegion);
+    cmd(&mut app, Command::Filter);
+    typed(&mut app, "lab-orders");
+    app.update(Action::Input(Input::Enter));
+    snap("points_us_west_2_filtered", &app);
+    assert!(app.points().iter().all(|p| p.target() == "lab-orders"));
+    cmd(&mut app, Command::Open);
+    assert!(matches!(app.views.last(), Some(View::Point { .. })));
+    snap("point_manifest", &app);
+}
+
+#[test]
+fn drills_and_a_drill() {
+    let mut app = fixture::app();
+    app.update(Action::Cmd(Command::Palette));
+    typed(&mut app, "drills");
+    app.update(Action::Input(Input::Enter));
+    assert_eq!(app.screen, Screen::Drills);
+    snap("drills", &app);
+    cmd(&mut app, Command::Open);
+    snap("drill", &app);
+    cmd(&mut app, Command::Run);
+    snap("drill_confirm_run", &app);
+}
+
+#[test]
+fn reports_and_a_report() {
+    let mut app = fixture::app();
+    for _ in 0..3 {
+        cmd(&mut app, Command::NextScreen);
+    }
+    assert_eq!(app.screen, Screen::Reports);
+    snap("reports", &app);
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(fixture::colour_of(&t, "FAILED"), Some(BAD));
+    let effects = cmd(&mut app, Command::Open);
+    let Some(Effect::LoadReport(run)) = effects.first() else {
+        panic!("opening a run loads its report: {effects:?}")
+    };
+    snap("report_loading", &app);
+    app.update(Action::Report(
+        run.clone(),
+        Loadable::Ready(Box::new(fixture::report())),
+    ));
+    snap("report", &app);
+}
+
+#[test]
+fn schedules() {
+    let mut app = fixture::app();
+    cmd(&mut app, Command::PrevScreen);
+    assert_eq!(app.screen, Screen::Schedules);
+    snap("schedules", &app);
+}
+
+#[test]
+fn help_and_palette() {
+    let mut app = fixture::app();
+    cmd(&mut app, Command::Help);
+    snap("help", &app);
+    cmd(&mut app, Command::Back);
+    cmd(&mut app, Command::Palette);
+    typed(&mut app, "points ");
+    snap("palette_regions", &app);
+}
+
+#[test]
+fn read_only_hides_what_writes() {
+    let mut app = fixture::app_with(fixture::points(), true);
+    cmd(&mut app, Command::NextScreen);
+    snap("points_read_only", &app);
+    cmd(&mut app, Command::Help);
+    snap("help_read_only", &app);
+}
+
+#[test]
+fn the_restore_wizard() {
+    let mut app = fixture::app();
+    // The wizard from scratch: region, target, point, options.
+    cmd(&mut app, Command::Restore);
+    snap("wizard_region", &app);
+    cmd(&mut app, Command::Down);
+    cmd(&mut app, Command::Open);
+    snap("wizard_target", &app);
+    cmd(&mut app, Command::Down);
+    cmd(&mut app, Command::Open);
+    snap("wizard_point", &app);
+    cmd(&mut app, Command::Open);
+    snap("wizard_options", &app);
+    cmd(&mut app, Command::Bottom);
+    let effects = cmd(&mut app, Command::Open);
+    assert!(
+        matches!(effects.as_slice(), [Effect::PlanRestore(1, r)] if r.region == "us-west-2" && r.target == "lab-keys"),
+        "{effects:?}"
+    );
+    snap("wizard_planning", &app);
+    let plan = fixture::plan();
+    app.update(Action::Plan(
+        1,
+        Ok(PlanView {
+            lines: plan.describe(),
+            destructive: plan.destructive,
+            target: plan.target.clone(),
+            plan: Arc::new(plan),
+        }),
+    ));
+    snap("wizard_plan", &app);
+    cmd(&mut app, Command::Open);
+    typed(&mut app, "lab-k");
+    snap("wizard_confirm", &app);
+    let Some(View::Wizard(w)) = app.views.last() else {
+        panic!("the wizard is open")
+    };
+    assert_eq!(w.step, WizardStep::Confirm);
+    typed(&mut app, "eys");
+    let effects = app.update(Action::Input(Input::Enter));
+    assert!(matches!(effects.as_slice(), [Effect::Restore(_)]));
+    snap("wizard_restoring", &app);
+    app.update(Action::Restored(Ok(vec![
+        "ok restore lab-keys: 18 keys created, 0 updated, 0 skipped (4866 bytes) in 41 ms".into(),
+    ])));
+    snap("wizard_restored", &app);
+}
+
+#[test]
+fn status_colours() {
+    let mut app = fixture::app();
+    app.update(Action::Done(Err(
+        "verify failed: lab-keys in us-west-2: sha256 mismatch".into(),
+    )));
+    let t = fixture::draw(&app, 80, 24);
+    assert_eq!(fixture::colour_in_row(&t, 23, "verify failed"), Some(BAD));
+    app.update(Action::Done(Ok(
+        "verify ok: us-west-2: 1 point verified".into()
+    )));
+    let t = fixture::draw(&app, 80, 24);
+    assert_eq!(fixture::colour_in_row(&t, 23, "verify ok"), Some(GOOD));
+}
+
+#[test]
+fn an_invalid_drill_shows_its_error_in_place() {
+    let mut app = fixture::app();
+    let mut rows = app.drills.ready().cloned().unwrap();
+    let bad = std::path::PathBuf::from("tests/fixtures/drills/bad-step-kind.yaml");
+    let cfg =
+        drtool::config::Config::load(std::path::Path::new("tests/fixtures/drills/drtool.toml"))
+            .unwrap();
+    let error = drtool::drill::spec::load(&bad, &cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    rows.push(drtool::tui::model::DrillRow {
+        file: bad,
+        name: "bad-step-kind".into(),
+        info: Err(error),
+    });
+    app.update(Action::Drills(Loadable::Ready(rows)));
+    app.update(Action::Cmd(Command::Palette));
+    typed(&mut app, "drills");
+    app.update(Action::Input(Input::Enter));
+    cmd(&mut app, Command::Bottom);
+    snap("drills_with_an_invalid_one", &app);
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(fixture::colour_of(&t, "INVALID"), Some(BAD));
+    cmd(&mut app, Command::Open);
+    let t = fixture::draw(&app, 160, 48);
+    let text = format!("{}", t.backend());
+    assert!(text.contains("bad-step-kind.yaml:10:5:"), "{text}");
+    assert!(
+        cmd(&mut app, Command::Run).is_empty(),
+        "an invalid drill does not run"
+    );
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|(s, e)| *e && s.contains("not valid"))
+    );
+}
