@@ -58,6 +58,21 @@ async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
         .assert()
         .success()
         .stdout(predicate::str::contains("OK      verify"));
+    // The result is kept next to the point, and listings show it.
+    let verified = &points_in(&lab, &cfg, EAST)["verifies"][&point];
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert!(
+        verified["message"]
+            .as_str()
+            .unwrap()
+            .contains("match their sha256"),
+        "{verified}"
+    );
+    lab.drtool(&cfg)
+        .args(["points", "--region", EAST])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" verified at "));
 
     let rs = region_store(&cfg, EAST).await;
     let id = point.parse().unwrap();
@@ -75,6 +90,14 @@ async fn verify_catches_a_flipped_byte_and_an_edited_manifest() {
         .code(5)
         .stdout(predicate::str::contains("FAILED"))
         .stdout(predicate::str::contains(&point));
+    // A failed verify replaces the good one: the point is no longer known good.
+    let verified = &points_in(&lab, &cfg, EAST)["verifies"][&point];
+    assert_eq!(verified["ok"], false, "{verified}");
+    lab.drtool(&cfg)
+        .args(["points", "--region", EAST])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" VERIFY FAILED at "));
 
     // A second point whose manifest is edited (a size changed by hand).
     let out = lab

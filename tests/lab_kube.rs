@@ -37,27 +37,6 @@ fn kubectl(lab: &Lab, context: &str, args: &[&str], stdin: Option<&str>) -> Stri
     stdout(&out)
 }
 
-fn load(lab: &Lab, region_url: &str, ns: &str, objects: usize) {
-    let out = Command::new(repo().join("lab/kube-load"))
-        .args([
-            "--server",
-            region_url,
-            "--namespace",
-            ns,
-            "--objects",
-            &objects.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kube-load: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let _ = lab;
-}
-
 /// Every object of the namespace, by (resource, name), in comparable form:
 /// what a restore must reproduce (no server-filled or cluster-assigned fields).
 fn objects(lab: &Lab, context: &str, ns: &str) -> BTreeMap<(String, String), Value> {
@@ -191,7 +170,7 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
     let name = unique("ns");
     let ns = name.clone();
     let group = format!("{name}.drtool.dev");
-    load(&lab, &lab.env["LAB_KUBE_US_EAST_1"], &ns, 400);
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 400);
     // The CRD first, on its own: kubectl maps every kind of a file before it
     // creates anything, so a custom resource next to its CRD may not map yet.
     let docs = extras(&ns, &group);
@@ -312,7 +291,7 @@ async fn mapping_filters_policies_and_paging() {
     let name = unique("nsmap");
     let ns = name.clone();
     // 9000 objects over 17 kinds: more than one 500-object page per kind.
-    load(&lab, &lab.env["LAB_KUBE_US_EAST_1"], &ns, 9000);
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 9000);
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(
         tmp.path(),
@@ -506,7 +485,7 @@ async fn a_payload_drtool_never_writes_is_refused_before_anything_is_written() {
     let name = unique("nsforged");
     let ns = name.clone();
     let east = lab.env["LAB_KUBE_US_EAST_1"].clone();
-    load(&lab, &east, &ns, 20);
+    kube_load(&east, &ns, 20);
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &ns, ""));
     let out = lab
@@ -587,7 +566,7 @@ async fn secrets_backed_up_without_encryption_are_warned_about() {
     let lab = Lab::get();
     let name = unique("nssecret");
     let east = lab.env["LAB_KUBE_US_EAST_1"].clone();
-    load(&lab, &east, &name, 5);
+    kube_load(&east, &name, 5);
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &name, ""));
     let warning = format!("the Secrets of namespace {name} are backed up");

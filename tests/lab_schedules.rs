@@ -423,6 +423,10 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
         made.push(point_of(&stdout(&out)));
     }
     let (oldest, newest) = (made[0].clone(), made[4].clone());
+    // Verified points keep their result next to them: a pruned point's
+    // result goes with it (else it would be left over below).
+    let out = lab.drtool(&cfg).args(["verify"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let engine = engine_of(&cfg).await;
     engine
         .hold_point(EAST, "kv", &oldest, "a drill of the test")
@@ -526,6 +530,11 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
     assert_eq!(west, vec![made[3].clone(), newest.clone()]);
     let listed = points_in(&lab, &cfg, EAST);
     assert_eq!(
+        listed["verifies"].as_object().map(|v| v.len()),
+        Some(3),
+        "the kept points' verifies stay: {listed}"
+    );
+    assert_eq!(
         listed["leftovers"],
         serde_json::json!([]),
         "the orphan is gone: {listed}"
@@ -577,18 +586,7 @@ async fn restore_tests_pass_on_good_points_of_every_kind_and_fail_on_a_damaged_o
          CREATE SCHEMA s; CREATE TABLE s.b (id int, t text); INSERT INTO s.b SELECT g, repeat('x', g % 300) FROM generate_series(1, 700) g; \
          CREATE TABLE empty_one (id int)",
     );
-    let out = Command::new(repo().join("lab/kube-load"))
-        .args([
-            "--server",
-            &lab.env["LAB_KUBE_US_EAST_1"],
-            "--namespace",
-            &ns,
-            "--objects",
-            "40",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "kube-load: {}", stderr(&out));
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 40);
     load_keys(
         &mut etcd_client(&lab.etcd(EAST)).await,
         &prefix,

@@ -50,6 +50,35 @@ fn overview() {
 }
 
 #[test]
+fn last_verified_is_the_newest_passed_verify_of_a_schedule_or_a_point() {
+    let verified_at: chrono::DateTime<chrono::Utc> =
+        "2026-12-01T21:30:50.120455871Z".parse().unwrap();
+    let keys = |app: &App| {
+        app.overview()
+            .into_iter()
+            .find(|r| r.target == "lab-keys")
+            .unwrap()
+    };
+    // lab-keys' newest point was verified after its schedule's hash verify.
+    assert_eq!(keys(&fixture::app()).last_verified, Some(verified_at));
+    // A verify that failed proves nothing: it is not the last verify.
+    let mut points = fixture::points();
+    for (_, rows) in &mut points {
+        for p in rows.iter_mut() {
+            if let Some(v) = p.verified.as_mut() {
+                v.ok = false;
+            }
+        }
+    }
+    let app = fixture::app_with(points, false);
+    assert!(
+        keys(&app).last_verified.is_none_or(|at| at < verified_at),
+        "{:?}",
+        keys(&app).last_verified
+    );
+}
+
+#[test]
 fn overview_with_a_region_down_and_one_loading() {
     let cfg = fixture::config();
     let (targets, regions) = drtool::tui::targets_of(&cfg);
@@ -84,6 +113,12 @@ fn points_point_and_filter() {
     cmd(&mut app, Command::Open);
     assert!(matches!(app.views.last(), Some(View::Point { .. })));
     snap("point_manifest", &app);
+    // Its last verify in this region passed: green.
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(
+        fixture::colour_of(&t, "passed at 2026-12-01 21:29 UTC"),
+        Some(GOOD)
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! <prefix>/points/<target>/<point-id>/data.zst[.age]   payload
 //! <prefix>/points/<target>/<point-id>/manifest.json    written last = commit marker
 //! <prefix>/points/<target>/<point-id>/restore-test.json  the last restore test
+//! <prefix>/points/<target>/<point-id>/verify.json        the last verify
 //! <prefix>/drills/<drill-run-id>/report.<ext>
 //! <prefix>/locks/<name>                                  schedule locks, holds
 //! <prefix>/schedules/<name>.json                         a schedule's state
@@ -13,6 +14,7 @@ use super::PointId;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const RESTORE_TEST_FILE: &str = "restore-test.json";
+pub const VERIFY_FILE: &str = "verify.json";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -89,6 +91,10 @@ impl Layout {
     /// the signed manifest).
     pub fn restore_test_key(&self, target: &str, point: &PointId) -> String {
         format!("{}{RESTORE_TEST_FILE}", self.point_prefix(target, point))
+    }
+
+    pub fn verify_key(&self, target: &str, point: &PointId) -> String {
+        format!("{}{VERIFY_FILE}", self.point_prefix(target, point))
     }
 
     /// Splits a key under `points/` into (target, point id, file name).

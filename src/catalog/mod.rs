@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use region::RegionStore;
 
-use crate::archive::layout::{MANIFEST_FILE, RESTORE_TEST_FILE};
+use crate::archive::layout::{MANIFEST_FILE, RESTORE_TEST_FILE, VERIFY_FILE};
 use crate::archive::{Manifest, PointId};
 use crate::error::{Error, SourceError};
 use crate::store::{StoreError, Unfinished, UnfinishedKind};
@@ -37,13 +37,15 @@ pub struct PointEntry {
     pub manifest_key: String,
     pub manifest: Manifest,
     /// The point's last restore test (`restore-test.json` next to it).
-    pub restore_test: Option<RestoreTest>,
+    pub restore_test: Option<CheckResult>,
+    /// The point's last verify in this region (`verify.json` next to it).
+    pub verified: Option<CheckResult>,
 }
 
-/// The last restore test of a point: kept next to it, never in the signed
-/// manifest.
+/// The last restore test or verify of a point: kept next to it, never in the
+/// signed manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct RestoreTest {
+pub struct CheckResult {
     pub at: chrono::DateTime<chrono::Utc>,
     pub ok: bool,
     pub message: String,
@@ -166,6 +168,13 @@ pub async fn unfinished(
         .collect())
 }
 
+/// A check's result kept next to a point, if it has one: a missing or
+/// unreadable result is no result, never an error.
+async fn check_result(rs: &RegionStore, key: Option<String>) -> Option<CheckResult> {
+    let body = rs.store.get(&key?).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
 /// Lists the points of one target (or all) in a region, oldest first.
 pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listing, StoreError> {
     let prefix = rs.layout.points_prefix(target);
@@ -173,12 +182,16 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
     let mut folders = std::collections::BTreeMap::<(String, PointId), bool>::new();
     let mut manifests = Vec::new();
     let mut tests = std::collections::BTreeMap::<(String, PointId), String>::new();
+    let mut verifies = std::collections::BTreeMap::<(String, PointId), String>::new();
     for o in &objects {
         let Some((t, id, file)) = rs.layout.parse_point_key(&o.key) else {
             continue;
         };
         if file == RESTORE_TEST_FILE {
             tests.insert((t.to_string(), id.clone()), o.key.clone());
+        }
+        if file == VERIFY_FILE {
+            verifies.insert((t.to_string(), id.clone()), o.key.clone());
         }
         let is_manifest = file == MANIFEST_FILE;
         *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
@@ -204,19 +217,14 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         .collect();
     let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| {
         let test_key = tests.get(&(t.clone(), id.clone())).cloned();
+        let verify_key = verifies.get(&(t.clone(), id.clone())).cloned();
         async move {
-            let got = rs.store.get(&key).await;
-            // A missing or unreadable result is no result, never an error.
-            let test = match test_key {
-                Some(k) => rs
-                    .store
-                    .get(&k)
-                    .await
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<RestoreTest>(&b).ok()),
-                None => None,
-            };
-            (t, id, key, got, test)
+            let (got, test, verified) = futures::join!(
+                rs.store.get(&key),
+                check_result(rs, test_key),
+                check_result(rs, verify_key)
+            );
+            (t, id, key, got, (test, verified))
         }
     }))
     .buffer_unordered(manifests_in_flight())
@@ -226,7 +234,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         leftovers,
         ..Listing::default()
     };
-    for (t, id, key, got, restore_test) in fetched {
+    for (t, id, key, got, (restore_test, verified)) in fetched {
         let bytes = match got {
             Ok(b) => b,
             // Deleted between the listing and the read: it is gone, not damaged.
@@ -240,6 +248,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
                     manifest_key: key,
                     manifest: m,
                     restore_test,
+                    verified,
                 })
             }
             Ok(m) => listing.problems.push(Problem {
@@ -442,6 +451,7 @@ mod tests {
             id,
             manifest: m,
             restore_test: None,
+            verified: None,
         }
     }
 

@@ -53,8 +53,17 @@ fn print_table(regions: &[RegionPoints]) {
                 ),
                 None => String::new(),
             };
+            let verified = match r.verifies.get(&m.point_id) {
+                Some(v) if v.ok => format!(" verified at {}", v.at.format("%Y-%m-%d %H:%M UTC")),
+                Some(v) => format!(
+                    " VERIFY FAILED at {}: {}",
+                    v.at.format("%Y-%m-%d %H:%M UTC"),
+                    v.message
+                ),
+                None => String::new(),
+            };
             println!(
-                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}",
+                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}",
                 m.target,
                 m.point_id,
                 payload,
@@ -63,6 +72,7 @@ fn print_table(regions: &[RegionPoints]) {
                 m.finished_at.format("%Y-%m-%d %H:%M:%S"),
                 m.copied_from.as_deref().unwrap_or("(taken here)"),
                 if m.is_encrypted() { " [encrypted]" } else { "" },
+                verified,
                 tested
             );
         }

@@ -83,11 +83,13 @@ impl Engine {
                 .await?;
             deleted.push("data".into());
         }
-        // The restore test's result goes with the point (gone already is fine).
-        let _ = rs
-            .store
-            .delete(&rs.layout.restore_test_key(&target.name, point))
-            .await;
+        // The results of its checks go with the point (gone already is fine).
+        for key in [
+            rs.layout.restore_test_key(&target.name, point),
+            rs.layout.verify_key(&target.name, point),
+        ] {
+            let _ = rs.store.delete(&key).await;
+        }
         Ok(Some(deleted))
     }
 }

@@ -19,7 +19,10 @@ pub struct RegionPoints {
     pub points: Vec<Manifest>,
     /// The last restore test of each point that had one, by point id.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub restore_tests: std::collections::BTreeMap<String, crate::catalog::RestoreTest>,
+    pub restore_tests: std::collections::BTreeMap<String, crate::catalog::CheckResult>,
+    /// The last verify of each point verified in this region, by point id.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub verifies: std::collections::BTreeMap<String, crate::catalog::CheckResult>,
     /// Manifests that could not be trusted (edited, damaged, misplaced).
     pub problems: Vec<Problem>,
     /// Point folders without a manifest: interrupted backups or copies.
@@ -39,6 +42,7 @@ impl RegionPoints {
             error: Some(e.to_string()),
             points: Vec::new(),
             restore_tests: Default::default(),
+            verifies: Default::default(),
             problems: Vec::new(),
             orphans: Vec::new(),
             leftovers: Vec::new(),
@@ -103,6 +107,7 @@ impl Engine {
                 error_class: None,
                 points: Vec::new(),
                 restore_tests: Default::default(),
+                verifies: Default::default(),
                 problems: Vec::new(),
                 orphans: Vec::new(),
                 leftovers: Vec::new(),
@@ -119,6 +124,11 @@ impl Engine {
                         .points
                         .iter()
                         .filter_map(|p| Some((p.id.to_string(), p.restore_test.clone()?)))
+                        .collect();
+                    listed.verifies = l
+                        .points
+                        .iter()
+                        .filter_map(|p| Some((p.id.to_string(), p.verified.clone()?)))
                         .collect();
                     listed.points = l.points.into_iter().map(|p| p.manifest).collect();
                     listed.problems = l.problems;

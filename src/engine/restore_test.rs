@@ -14,7 +14,7 @@ use super::point::{PointData, PointRef};
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::Engine;
 use crate::archive::PointId;
-pub use crate::catalog::RestoreTest;
+pub use crate::catalog::CheckResult;
 use crate::catalog::{self, PointChoice};
 use crate::error::Error;
 use crate::store::{Keep, StoreError};
@@ -62,7 +62,7 @@ impl Engine {
             }
             Err(e) => (false, e.to_string()),
         };
-        let result = RestoreTest {
+        let result = CheckResult {
             at: Utc::now(),
             ok,
             message: message.clone(),
@@ -193,7 +193,7 @@ impl Engine {
         region: &str,
         target: &str,
         point: &str,
-        result: &RestoreTest,
+        result: &CheckResult,
     ) -> Result<(), Error> {
         let rs = self.store(region).await?;
         let key = rs.layout.restore_test_key(target, &point.parse()?);
@@ -208,7 +208,7 @@ impl Engine {
         region: &str,
         target: &str,
         point: &str,
-    ) -> Result<Option<RestoreTest>, Error> {
+    ) -> Result<Option<CheckResult>, Error> {
         let rs = self.store(region).await?;
         let key = rs.layout.restore_test_key(target, &point.parse()?);
         match rs.store.get(&key).await {

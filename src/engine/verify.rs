@@ -10,8 +10,9 @@ use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::{Engine, Scope};
 use crate::archive::pipeline::{self, DataSummary};
 use crate::archive::{ArchiveError, PointId};
-use crate::catalog::{self, Listing, PointEntry, Problem, RegionStore};
+use crate::catalog::{self, CheckResult, Listing, PointEntry, Problem, RegionStore};
 use crate::error::{Error, SourceError};
+use crate::store::Keep;
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyRequest {
@@ -124,7 +125,14 @@ impl Engine {
             Some(entry.id.to_string()),
         );
         match self.check_point(rs, entry, &job).await {
-            Ok((outcome, message)) => {
+            Ok((outcome, mut message)) => {
+                // Only a full check is a verify worth recording (an encrypted
+                // point read without its key had its stored bytes checked).
+                if outcome == Outcome::Ok
+                    && let Err(e) = record(rs, entry, true, &message, started).await
+                {
+                    message.push_str(&format!("; its result could not be kept next to it: {e}"));
+                }
                 job.finish(outcome, &message, None);
                 let mut done = item.with_outcome(outcome, message).timed(started);
                 done.bytes = Some(m.plaintext_size);
@@ -132,7 +140,12 @@ impl Engine {
             }
             Err(e) => {
                 job.fail(&e);
-                item.failed(&e).timed(started)
+                let failed = item.failed(&e).timed(started);
+                // A region that cannot be reached cannot keep it either.
+                if let Err(r) = record(rs, entry, false, &failed.message, started).await {
+                    tracing::debug!("verify result of {} not kept: {r}", entry.id);
+                }
+                failed
             }
         }
     }
@@ -190,6 +203,27 @@ impl Engine {
         }
         Ok((outcome, message))
     }
+}
+
+/// Keeps a verify's result next to the point (`verify.json`), so listings,
+/// the dashboard and `points` show when it was last verified.
+async fn record(
+    rs: &RegionStore,
+    entry: &PointEntry,
+    ok: bool,
+    message: &str,
+    started: Instant,
+) -> Result<(), Error> {
+    let result = CheckResult {
+        at: chrono::Utc::now(),
+        ok,
+        message: message.to_string(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let key = rs.layout.verify_key(&entry.manifest.target, &entry.id);
+    let body = serde_json::to_vec_pretty(&result).map_err(Error::failed)?;
+    rs.store.put(&key, body.into(), Keep::Normal).await?;
+    Ok(())
 }
 
 /// Encrypted points without an identity: only the stored bytes can be checked.
@@ -358,6 +392,7 @@ mod tests {
             manifest_key: format!("{region}/{point}/manifest.json"),
             manifest: m,
             restore_test: None,
+            verified: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::archive::Manifest;
-use crate::catalog::RestoreTest;
+use crate::catalog::CheckResult;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::spec::{Action as StepAction, Drill, PointPick, Step};
 use crate::report::RunEntry;
@@ -46,7 +46,9 @@ pub struct TargetInfo {
 pub struct PointRow {
     pub region: String,
     pub manifest: Arc<Manifest>,
-    pub restore_test: Option<RestoreTest>,
+    pub restore_test: Option<CheckResult>,
+    /// Its last verify in this region.
+    pub verified: Option<CheckResult>,
 }
 
 impl PointRow {
@@ -284,6 +286,7 @@ pub fn overview(input: &OverviewInput) -> Vec<OverviewRow> {
             let mut newest: Option<&PointRow> = None;
             let mut regions = Vec::new();
             let mut tested: Option<(DateTime<Utc>, bool)> = None;
+            let mut verified: Option<DateTime<Utc>> = None;
             for r in input.regions {
                 let holding = match &r.points {
                     Loadable::Loading => Holding::Loading,
@@ -300,6 +303,9 @@ pub fn overview(input: &OverviewInput) -> Vec<OverviewRow> {
                                 && tested.is_none_or(|(at, _)| at < rt.at)
                             {
                                 tested = Some((rt.at, rt.ok));
+                            }
+                            if let Some(v) = p.verified.as_ref().filter(|v| v.ok) {
+                                verified = verified.max(Some(v.at));
                             }
                         }
                         Holding::Points(mine.len())
@@ -320,9 +326,12 @@ pub fn overview(input: &OverviewInput) -> Vec<OverviewRow> {
                 .filter(|s| !s.paused)
                 .filter_map(|s| s.next_at.map(|at| (s.name.clone(), at)))
                 .min_by_key(|(_, at)| *at);
+            // A schedule's hash verify, or any verify of one of its points
+            // (from the CLI or here) that passed.
             let last_verified = schedules
                 .iter()
                 .filter_map(|s| s.state.as_ref().and_then(|st| st.last_hash_verify))
+                .chain(verified)
                 .max();
             let drills: Vec<&str> = input
                 .drills

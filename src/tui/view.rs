@@ -14,6 +14,7 @@ use ratatui::widgets::{
 use super::app::{App, LiveDrill, Overlay, SCREENS, Screen, StepState, View, Wizard, WizardStep};
 use super::keymap::Command;
 use super::model::{self, DrillRow, Health, Holding, Loadable, PointRow};
+use crate::catalog::CheckResult;
 use crate::drill::measure::DrillVerdict;
 use crate::report::{DrillReport, StepOutcome, human_ms, opt_ms};
 
@@ -697,9 +698,20 @@ fn draw_point(f: &mut Frame, area: Rect, app: &App, region: &str, target: &str, 
             lines.push(kv("rds snapshot", format!("{r}: {arn}")));
         }
     }
-    lines.push(match &p.restore_test {
+    lines.push(check_line("verified", &p.verified));
+    lines.push(check_line("restore test", &p.restore_test));
+    let para = Paragraph::new(Text::from(lines))
+        .wrap(Wrap { trim: false })
+        .scroll((app.scroll, 0))
+        .block(block(&format!("{target} {point}")));
+    f.render_widget(para, area);
+}
+
+/// A check's last result (verify, restore test) in the point view.
+fn check_line(what: &str, result: &Option<CheckResult>) -> Line<'static> {
+    match result {
         Some(t) => Line::from(vec![
-            Span::styled(format!("{:<14}", "restore test"), style(DIM)),
+            Span::styled(format!("{what:<14}"), style(DIM)),
             Span::styled(
                 format!(
                     "{} at {}: {}",
@@ -710,13 +722,11 @@ fn draw_point(f: &mut Frame, area: Rect, app: &App, region: &str, target: &str, 
                 style(if t.ok { GOOD } else { BAD }),
             ),
         ]),
-        None => kv("restore test", "never".into()),
-    });
-    let para = Paragraph::new(Text::from(lines))
-        .wrap(Wrap { trim: false })
-        .scroll((app.scroll, 0))
-        .block(block(&format!("{target} {point}")));
-    f.render_widget(para, area);
+        None => Line::from(vec![
+            Span::styled(format!("{what:<14}"), style(DIM)),
+            Span::raw("never"),
+        ]),
+    }
 }
 
 fn last_verdict(app: &App, drill: &str) -> Option<(DrillVerdict, chrono::DateTime<chrono::Utc>)> {

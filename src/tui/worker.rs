@@ -250,6 +250,7 @@ impl Worker {
                             .map(|m| PointRow {
                                 region: region.clone(),
                                 restore_test: rp.restore_tests.get(&m.point_id).cloned(),
+                                verified: rp.verifies.get(&m.point_id).cloned(),
                                 manifest: Arc::new(m),
                             })
                             .collect(),

@@ -529,6 +529,28 @@ pub fn webhook_server() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
 }
 
 /// `drtool points --region R -o json`: that region's listing.
+/// Fills namespace `ns` of the lab's API server at `server` with `objects`
+/// objects of every common kind (`lab/kube-load`).
+pub fn kube_load(server: &str, ns: &str, objects: usize) {
+    let out = std::process::Command::new(repo().join("lab/kube-load"))
+        .args([
+            "--server",
+            server,
+            "--namespace",
+            ns,
+            "--objects",
+            &objects.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kube-load: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 pub fn points_in(lab: &Lab, cfg: &Path, region: &str) -> serde_json::Value {
     let out = lab
         .drtool(cfg)

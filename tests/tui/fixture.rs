@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use drtool::archive::Manifest;
-use drtool::catalog::RestoreTest;
+use drtool::catalog::CheckResult;
 use drtool::config::Config;
 use drtool::drill::runner::DrillEvent;
 use drtool::report::{DrillReport, RunEntry};
@@ -42,8 +42,11 @@ pub fn points() -> Vec<(String, Vec<PointRow>)> {
         .iter()
         .map(|r| {
             let region = r["region"].as_str().unwrap().to_string();
-            let tests: std::collections::BTreeMap<String, RestoreTest> =
+            let tests: std::collections::BTreeMap<String, CheckResult> =
                 serde_json::from_value(r.get("restore_tests").cloned().unwrap_or_default())
+                    .unwrap_or_default();
+            let verifies: std::collections::BTreeMap<String, CheckResult> =
+                serde_json::from_value(r.get("verifies").cloned().unwrap_or_default())
                     .unwrap_or_default();
             let rows = r["points"]
                 .as_array()
@@ -54,6 +57,7 @@ pub fn points() -> Vec<(String, Vec<PointRow>)> {
                     PointRow {
                         region: region.clone(),
                         restore_test: tests.get(&m.point_id).cloned(),
+                        verified: verifies.get(&m.point_id).cloned(),
                         manifest: Arc::new(m),
                     }
                 })
@@ -80,6 +84,7 @@ pub fn many_points(n: usize) -> Vec<(String, Vec<PointRow>)> {
                     PointRow {
                         region: region.clone(),
                         restore_test: None,
+                        verified: None,
                         manifest: Arc::new(m),
                     }
                 })

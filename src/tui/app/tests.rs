@@ -79,6 +79,7 @@ fn app_with(read_only: bool) -> App {
                 region: region.clone(),
                 manifest: Arc::new(serde_json::from_value::<Manifest>(m.clone()).unwrap()),
                 restore_test: None,
+                verified: None,
             })
             .collect();
         app.update(Action::Region(region, Loadable::Ready(rows)));
