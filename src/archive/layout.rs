@@ -4,7 +4,8 @@
 //! <prefix>/points/<target>/<point-id>/data.zst[.age]   payload
 //! <prefix>/points/<target>/<point-id>/manifest.json    written last = commit marker
 //! <prefix>/points/<target>/<point-id>/restore-test.json  the last restore test
-//! <prefix>/points/<target>/<point-id>/verify.json        the last verify
+//! <prefix>/points/<target>/<point-id>/verified.json      the last verify, passed
+//! <prefix>/points/<target>/<point-id>/verify-failed.json the last verify, failed
 //! <prefix>/drills/<drill-run-id>/report.<ext>
 //! <prefix>/locks/<name>                                  schedule locks, holds
 //! <prefix>/schedules/<name>.json                         a schedule's state
@@ -14,7 +15,11 @@ use super::PointId;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const RESTORE_TEST_FILE: &str = "restore-test.json";
-pub const VERIFY_FILE: &str = "verify.json";
+/// A point's last verify passed. Listings take its time from the store's
+/// listing and read none of them (thousands of points, one GET each).
+pub const VERIFIED_FILE: &str = "verified.json";
+/// A point's last verify failed: read, to say why.
+pub const VERIFY_FAILED_FILE: &str = "verify-failed.json";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -93,8 +98,15 @@ impl Layout {
         format!("{}{RESTORE_TEST_FILE}", self.point_prefix(target, point))
     }
 
-    pub fn verify_key(&self, target: &str, point: &PointId) -> String {
-        format!("{}{VERIFY_FILE}", self.point_prefix(target, point))
+    /// Where a verify's result is kept: `(this one, the other one)`.
+    pub fn verify_keys(&self, target: &str, point: &PointId, ok: bool) -> (String, String) {
+        let prefix = self.point_prefix(target, point);
+        let (this, other) = if ok {
+            (VERIFIED_FILE, VERIFY_FAILED_FILE)
+        } else {
+            (VERIFY_FAILED_FILE, VERIFIED_FILE)
+        };
+        (format!("{prefix}{this}"), format!("{prefix}{other}"))
     }
 
     /// Splits a key under `points/` into (target, point id, file name).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use region::RegionStore;
 
-use crate::archive::layout::{MANIFEST_FILE, RESTORE_TEST_FILE, VERIFY_FILE};
+use crate::archive::layout::{MANIFEST_FILE, RESTORE_TEST_FILE, VERIFIED_FILE, VERIFY_FAILED_FILE};
 use crate::archive::{Manifest, PointId};
 use crate::error::{Error, SourceError};
 use crate::store::{StoreError, Unfinished, UnfinishedKind};
@@ -175,6 +175,29 @@ async fn check_result(rs: &RegionStore, key: Option<String>) -> Option<CheckResu
     serde_json::from_slice(&body).ok()
 }
 
+/// A point's last verify as the listing found it.
+#[derive(Debug, Clone)]
+struct Verified {
+    passed: bool,
+    key: String,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A passed verify is known from the listing alone (its time is the
+/// object's, its message left empty); a failed one is read, to say why.
+async fn last_verify(rs: &RegionStore, found: Option<Verified>) -> Option<CheckResult> {
+    let found = found?;
+    match found.at {
+        Some(at) if found.passed => Some(CheckResult {
+            at,
+            ok: true,
+            message: String::new(),
+            duration_ms: 0,
+        }),
+        _ => check_result(rs, Some(found.key)).await,
+    }
+}
+
 /// Lists the points of one target (or all) in a region, oldest first.
 pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listing, StoreError> {
     let prefix = rs.layout.points_prefix(target);
@@ -182,7 +205,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
     let mut folders = std::collections::BTreeMap::<(String, PointId), bool>::new();
     let mut manifests = Vec::new();
     let mut tests = std::collections::BTreeMap::<(String, PointId), String>::new();
-    let mut verifies = std::collections::BTreeMap::<(String, PointId), String>::new();
+    let mut verifies = std::collections::BTreeMap::<(String, PointId), Verified>::new();
     for o in &objects {
         let Some((t, id, file)) = rs.layout.parse_point_key(&o.key) else {
             continue;
@@ -190,8 +213,19 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         if file == RESTORE_TEST_FILE {
             tests.insert((t.to_string(), id.clone()), o.key.clone());
         }
-        if file == VERIFY_FILE {
-            verifies.insert((t.to_string(), id.clone()), o.key.clone());
+        if file == VERIFIED_FILE || file == VERIFY_FAILED_FILE {
+            let seen = Verified {
+                passed: file == VERIFIED_FILE,
+                key: o.key.clone(),
+                at: o.modified,
+            };
+            let slot = verifies.entry((t.to_string(), id.clone()));
+            let slot = slot.or_insert_with(|| seen.clone());
+            // Both there (a verify stopped between writing one and removing
+            // the other): the newer one is the last verify.
+            if seen.at > slot.at {
+                *slot = seen;
+            }
         }
         let is_manifest = file == MANIFEST_FILE;
         *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
@@ -217,12 +251,12 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         .collect();
     let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| {
         let test_key = tests.get(&(t.clone(), id.clone())).cloned();
-        let verify_key = verifies.get(&(t.clone(), id.clone())).cloned();
+        let verified = verifies.get(&(t.clone(), id.clone())).cloned();
         async move {
             let (got, test, verified) = futures::join!(
                 rs.store.get(&key),
                 check_result(rs, test_key),
-                check_result(rs, verify_key)
+                last_verify(rs, verified)
             );
             (t, id, key, got, (test, verified))
         }

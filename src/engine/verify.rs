@@ -205,7 +205,8 @@ impl Engine {
     }
 }
 
-/// Keeps a verify's result next to the point (`verify.json`), so listings,
+/// Keeps a verify's result next to the point (`verified.json` or
+/// `verify-failed.json`), so listings,
 /// the dashboard and `points` show when it was last verified.
 async fn record(
     rs: &RegionStore,
@@ -220,9 +221,12 @@ async fn record(
         message: message.to_string(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
-    let key = rs.layout.verify_key(&entry.manifest.target, &entry.id);
+    let (key, other) = rs.layout.verify_keys(&entry.manifest.target, &entry.id, ok);
     let body = serde_json::to_vec_pretty(&result).map_err(Error::failed)?;
     rs.store.put(&key, body.into(), Keep::Normal).await?;
+    // The other result is older now (none is fine; one left behind loses to
+    // this one's newer time in listings).
+    let _ = rs.store.delete(&other).await;
     Ok(())
 }
 

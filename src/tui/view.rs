@@ -714,9 +714,10 @@ fn check_line(what: &str, result: &Option<CheckResult>) -> Line<'static> {
             Span::styled(format!("{what:<14}"), style(DIM)),
             Span::styled(
                 format!(
-                    "{} at {}: {}",
+                    "{} at {}{}{}",
                     if t.ok { "passed" } else { "FAILED" },
                     t.at.format("%Y-%m-%d %H:%M UTC"),
+                    if t.message.is_empty() { "" } else { ": " },
                     t.message
                 ),
                 style(if t.ok { GOOD } else { BAD }),
