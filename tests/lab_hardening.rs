@@ -134,6 +134,17 @@ async fn verify_reports_a_dr_copy_that_is_missing_or_lost_its_manifest() {
         )),
         "{text}"
     );
+    // The gone copy's verify result (from the first verify) is no copy: a
+    // leftover, which gc removes.
+    let listed = points_in(&lab, &cfg, WEST);
+    let left: Vec<&str> = listed["leftovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["key"].as_str())
+        .collect();
+    let result = west.layout.verify_keys("kv", &id(&points[1]), true).0;
+    assert!(left.contains(&result.as_str()), "{listed}");
     // Asked for by id in that region: a failure, not "no points matched".
     lab.drtool(&cfg)
         .args(["verify", "--region", WEST, "--point", &points[0]])

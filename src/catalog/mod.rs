@@ -228,7 +228,11 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             }
         }
         let is_manifest = file == MANIFEST_FILE;
-        *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
+        // Results of checks alone do not make a copy: a folder that holds
+        // only those does not hold the point (they are leftovers below).
+        if ![RESTORE_TEST_FILE, VERIFIED_FILE, VERIFY_FAILED_FILE].contains(&file) {
+            *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
+        }
         if is_manifest {
             manifests.push((t.to_string(), id, o.key.clone()));
         }
@@ -237,7 +241,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         .iter()
         .filter_map(|o| {
             let (t, id, _) = rs.layout.parse_point_key(&o.key)?;
-            let orphan = folders.get(&(t.to_string(), id.clone())) == Some(&false);
+            let orphan = folders.get(&(t.to_string(), id.clone())) != Some(&true);
             orphan.then(|| Leftover {
                 what: LeftoverKind::DataWithoutManifest,
                 target: Some(t.to_string()),
