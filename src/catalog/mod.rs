@@ -219,12 +219,11 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
                 key: o.key.clone(),
                 at: o.modified,
             };
-            let slot = verifies.entry((t.to_string(), id.clone()));
-            let slot = slot.or_insert_with(|| seen.clone());
             // Both there (a verify stopped between writing one and removing
             // the other): the newer one is the last verify.
-            if seen.at > slot.at {
-                *slot = seen;
+            let key = (t.to_string(), id.clone());
+            if verifies.get(&key).is_none_or(|v| seen.at > v.at) {
+                verifies.insert(key, seen);
             }
         }
         let is_manifest = file == MANIFEST_FILE;

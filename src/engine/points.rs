@@ -33,19 +33,28 @@ pub struct RegionPoints {
 }
 
 impl RegionPoints {
-    /// A region that could not be read, and why.
-    fn failed(region: &str, e: &Error) -> RegionPoints {
+    /// A region's store, nothing listed yet.
+    fn empty(region: &str, store: String) -> RegionPoints {
         RegionPoints {
             region: region.to_string(),
-            store: "-".into(),
-            error_class: Some(e.class()),
-            error: Some(e.to_string()),
+            store,
+            error: None,
+            error_class: None,
             points: Vec::new(),
             restore_tests: Default::default(),
             verifies: Default::default(),
             problems: Vec::new(),
             orphans: Vec::new(),
             leftovers: Vec::new(),
+        }
+    }
+
+    /// A region that could not be read, and why.
+    fn failed(region: &str, e: &Error) -> RegionPoints {
+        RegionPoints {
+            error_class: Some(e.class()),
+            error: Some(e.to_string()),
+            ..RegionPoints::empty(region, "-".into())
         }
     }
 }
@@ -100,18 +109,7 @@ impl Engine {
                     continue;
                 }
             };
-            let mut listed = RegionPoints {
-                region: region.clone(),
-                store: rs.store.describe(),
-                error: None,
-                error_class: None,
-                points: Vec::new(),
-                restore_tests: Default::default(),
-                verifies: Default::default(),
-                problems: Vec::new(),
-                orphans: Vec::new(),
-                leftovers: Vec::new(),
-            };
+            let mut listed = RegionPoints::empty(&region, rs.store.describe());
             let target = scope.target.as_deref();
             let found = futures::future::try_join(
                 catalog::list_points(&rs, target),

@@ -131,7 +131,9 @@ impl Engine {
                 if outcome == Outcome::Ok
                     && let Err(e) = record(rs, entry, true, &message, started).await
                 {
-                    message.push_str(&format!("; its result could not be kept next to it: {e}"));
+                    message.push_str(&format!(
+                        "; its result could not be kept next to it ({e}): give drtool write access to the store to record verifies"
+                    ));
                 }
                 job.finish(outcome, &message, None);
                 let mut done = item.with_outcome(outcome, message).timed(started);
@@ -224,9 +226,11 @@ async fn record(
     let (key, other) = rs.layout.verify_keys(&entry.manifest.target, &entry.id, ok);
     let body = serde_json::to_vec_pretty(&result).map_err(Error::failed)?;
     rs.store.put(&key, body.into(), Keep::Normal).await?;
-    // The other result is older now (none is fine; one left behind loses to
-    // this one's newer time in listings).
-    let _ = rs.store.delete(&other).await;
+    // The listing said which result was there: only the other kind needs
+    // removing (one left behind loses to this newer one in listings).
+    if entry.verified.as_ref().is_some_and(|v| v.ok != ok) {
+        let _ = rs.store.delete(&other).await;
+    }
     Ok(())
 }
 
