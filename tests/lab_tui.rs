@@ -179,6 +179,9 @@ fn a_drill_run_from_the_dashboard_end_to_end() {
     t.text("lab-shop");
     t.keys(&["Enter"]);
     t.wait_for("filter: lab-shop", Duration::from_secs(5));
+    // A point is listed (and selected) before `v`: the listing may still be
+    // on its way.
+    t.wait_for("taken here", Duration::from_secs(30));
     t.keys(&["v"]);
     t.wait_for("verify ok:", Duration::from_secs(60));
     // The verify is kept next to the point: its manifest view shows it.
