@@ -31,6 +31,7 @@ fn main() {
         hypothesis: "a big drill renders fast".into(),
         file: "drills/big.yaml".into(),
         drtool_version: env!("CARGO_PKG_VERSION").into(),
+        ran_by: None,
         started_at: t0,
         finished_at: t0 + Duration::seconds(3600),
         duration_ms: 3_600_000,
@@ -46,28 +47,38 @@ fn main() {
             decision_ms: 0,
             restore_ms: 200_000,
             verification_ms: Some(99_000),
+            ..RtoBreakdown::default()
         },
         rpo: RpoResult {
             measured_ms: Some(5000),
             nominal_ms: Some(6000),
+            lower_ms: Some(4900),
+            upper_ms: Some(6000),
+            resolution_ms: Some(100),
+            bound: "canaries and the restored point".into(),
             lost_markers: 25,
             canaries: vec![CanaryTally {
                 canary: "etcd:big".into(),
                 written: 1000,
                 newest_written: Some(Marker { seq: 999, at: t0 }),
                 newest_surviving: Some(Marker { seq: 974, at: t0 }),
+                oldest_lost: Some(Marker { seq: 975, at: t0 }),
                 lost: 25,
                 rpo_ms: Some(5000),
+                lost_since_ms: Some(4900),
+                interval_ms: 100,
             }],
         },
         steady_state: SteadyState {
             ok: true,
             detail: "ok".into(),
         },
+        steady_state_after: None,
         fault: Some(FaultRecord {
             at_ms: 60_000,
             at: t0,
             description: "lose region us-east-1".into(),
+            injected_ms: Some(60_010),
         }),
         steps: (0..steps)
             .map(|i| StepRecord {
@@ -116,12 +127,14 @@ fn main() {
             point: None,
             consistent_at: Some(t0),
             plan: vec!["create 1000".into()],
+            result: None,
         }],
         cleanup: vec![CleanupRecord {
             what: "canary".into(),
             ok: true,
             message: "removed".into(),
             left_behind: false,
+            canary: None,
         }],
         timeline: (0..steps * 4)
             .map(|i| TimelineEntry {
@@ -139,6 +152,7 @@ fn main() {
         notes: vec![],
         retrospective: Retrospective::default(),
         uploaded_to: vec![],
+        seal: None,
         signature: None,
     };
     let time = |name: &str, f: &dyn Fn() -> usize| {

@@ -105,6 +105,19 @@ impl ManifestSigner {
 }
 
 impl TrustedKey {
+    /// Whether `value` (base64) is this key's ed25519 signature of `message`.
+    pub fn verify_bytes(&self, message: &[u8], value: &str) -> bool {
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+            .is_some_and(|b| {
+                self.key
+                    .verify_strict(message, &Signature::from_bytes(&b))
+                    .is_ok()
+            })
+    }
+
     pub fn from_file(path: &Path) -> Result<TrustedKey, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read verify key {}: {e}", path.display()))?;
@@ -129,16 +142,7 @@ pub fn check(m: &Manifest, trusted: &[TrustedKey]) -> SignatureCheck {
     let Some(key) = trusted.iter().find(|k| k.fingerprint == sig.key) else {
         return SignatureCheck::UnknownKey(sig.key.clone());
     };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&sig.value)
-        .ok()
-        .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok());
-    let matches = sig.algorithm == "ed25519"
-        && bytes.is_some_and(|b| {
-            key.key
-                .verify_strict(&m.signed_bytes(), &Signature::from_bytes(&b))
-                .is_ok()
-        });
+    let matches = sig.algorithm == "ed25519" && key.verify_bytes(&m.signed_bytes(), &sig.value);
     if matches {
         SignatureCheck::Valid(sig.key.clone())
     } else {

@@ -93,7 +93,8 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
 }
 
 fn load(ctx: &Ctx, file: &Path) -> Result<Drill, Error> {
-    spec::load(file, ctx.engine.config()).map_err(|e| Error::input(e.to_string()))
+    spec::load(file, ctx.engine.config(), ctx.engine.kinds())
+        .map_err(|e| Error::input(e.to_string()))
 }
 
 fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
@@ -337,6 +338,7 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         Arc::new(Terminal)
     };
     let opts = RunOptions {
+        via: "drill run".into(),
         keep: args.keep,
         yes: args.yes,
         region: args.region.clone(),
@@ -345,7 +347,8 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         .reports
         .clone()
         .unwrap_or_else(|| beside_config(ctx, "reports"));
-    let store = ReportStore::new(dir);
+    let store =
+        ReportStore::new(dir).trusting(ctx.engine.trusted_keys(), ctx.engine.signatures_expected());
     // Signed and stored in the regions the drill names (and can still reach).
     let filed = crate::drill::run_and_file(&ctx.engine, &drill, opts, operator, tx, &store).await;
     let _ = printer.await;

@@ -373,7 +373,7 @@ async fn run(cli: Cli) -> u8 {
         Command::RestoreTest(a) => restore_test::run(&ctx, a).await.map(Exit::from),
         Command::Schedule(c) => schedule::run(&ctx, c).await,
         Command::Drill(c) => drill::run(&ctx, c).await,
-        Command::Report(c) => report::run(&ctx, c).map(Exit::from),
+        Command::Report(c) => report::run(&ctx, c).await.map(Exit::from),
     };
     let Ctx { engine, progress } = ctx;
     progress.stop().await;

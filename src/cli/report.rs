@@ -1,13 +1,16 @@
-//! `drtool report list|show|history|note`: the reports drills wrote.
+//! `drtool report list|show|history|note|verify`: the reports drills wrote.
+//! Every report is checked against its seal and signature where it is
+//! read: an edited or unverifiable one is marked, and never trended.
 
 use std::path::PathBuf;
 
 use super::drill::beside_config;
 use super::{Ctx, Output, print_json};
 use crate::engine::Verdict;
-use crate::error::Error;
+use crate::error::{Error, ErrorClass};
+use crate::report::integrity::Integrity;
 use crate::report::store::trend;
-use crate::report::{ReportStore, human_ms, junit, markdown, opt_ms};
+use crate::report::{ReportStore, RunEntry, human_ms, junit, markdown, opt_ms};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -17,8 +20,12 @@ pub enum Command {
     Show(ShowArgs),
     /// RTO and RPO of a drill's last runs, with the trend.
     History(HistoryArgs),
-    /// Add an operator's note (problems seen, improvements) to a run's report.
+    /// Add an operator's note (problems seen, improvements) to a run's report,
+    /// here and in every region that holds a copy.
     Note(NoteArgs),
+    /// Check that a report is what the drill wrote: its hash chain, its
+    /// measures, its signature and its rendered pages (exit 5 on any edit).
+    Verify(VerifyArgs),
     /// Print the JSON Schema of report.json.
     Schema,
 }
@@ -77,6 +84,22 @@ pub struct NoteArgs {
     pub at: Where,
     pub run: String,
     pub text: String,
+    /// Who writes it (default: the operating-system user).
+    #[arg(long)]
+    pub author: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub at: Where,
+    /// A run id (in the reports folder), or a report's folder or report.json.
+    pub report: PathBuf,
+    /// An unsigned report fails too (exit 5): signatures are required.
+    #[arg(long)]
+    pub require_signature: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
 }
 
 fn store(ctx: &Ctx, at: &Where) -> ReportStore {
@@ -85,9 +108,19 @@ fn store(ctx: &Ctx, at: &Where) -> ReportStore {
             .clone()
             .unwrap_or_else(|| beside_config(ctx, "reports")),
     )
+    .trusting(ctx.engine.trusted_keys(), ctx.engine.signatures_expected())
 }
 
-pub fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
+/// A mark after a listed run whose report cannot be trusted.
+fn mark(r: &RunEntry) -> String {
+    if r.trusted {
+        String::new()
+    } else {
+        format!("  [{}: not trended]", r.integrity.label())
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
     match cmd {
         Command::List(a) => {
             let runs = store(ctx, &a.at).list(a.drill.as_deref())?;
@@ -99,13 +132,15 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
                     }
                     for r in &runs {
                         println!(
-                            "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {}",
+                            "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {:<8} {}{}",
                             r.run_id,
                             r.drill,
                             r.verdict.label(),
                             opt_ms(r.rto_ms),
                             opt_ms(r.rpo_ms),
-                            r.started_at.format("%Y-%m-%d %H:%M UTC")
+                            r.integrity.label(),
+                            r.started_at.format("%Y-%m-%d %H:%M UTC"),
+                            mark(r)
                         );
                     }
                 }
@@ -113,9 +148,14 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
             Ok(Verdict::Ok)
         }
         Command::Show(a) => {
-            let r = store(ctx, &a.at).load(&a.run)?;
+            let store = store(ctx, &a.at);
+            let r = store.load(&a.run)?;
+            let (integrity, _) = store.integrity(&r);
             match a.format {
-                Format::Text => print!("{}", markdown::render(&r)),
+                Format::Text => {
+                    println!("Integrity: {integrity}\n");
+                    print!("{}", markdown::render(&r))
+                }
                 Format::Json => print_json(&r),
                 Format::Junit => print!("{}", junit::render(&r)),
                 Format::Html => print!("{}", crate::report::html::render(&r)),
@@ -131,26 +171,36 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
                     a.drill
                 )));
             }
-            let rtos: Vec<u64> = newest.iter().filter_map(|r| r.rto_ms).collect();
-            let rpos: Vec<u64> = newest.iter().filter_map(|r| r.rpo_ms).collect();
+            // Only what can be trusted is trended.
+            let trusted = || newest.iter().filter(|r| r.trusted);
+            let rtos: Vec<u64> = trusted().filter_map(|r| r.rto_ms).collect();
+            let rpos: Vec<u64> = trusted().filter_map(|r| r.rpo_ms).collect();
+            let left_out = newest.len() - trusted().count();
             match a.output {
                 Output::Json => print_json(&serde_json::json!({
                     "drill": a.drill, "runs": newest, "rto_trend": trend(&rtos), "rpo_trend": trend(&rpos),
+                    "untrusted_runs": left_out,
                 })),
                 Output::Table => {
                     println!("drill {}: the last {} runs", a.drill, newest.len());
                     for r in &newest {
                         println!(
-                            "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {})",
+                            "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {}){}",
                             r.run_id,
                             r.verdict.label(),
                             opt_ms(r.rto_ms),
                             opt_ms(r.rpo_ms),
                             human_ms(r.objectives.0),
-                            human_ms(r.objectives.1)
+                            human_ms(r.objectives.1),
+                            mark(r)
                         );
                     }
                     println!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
+                    if left_out > 0 {
+                        println!(
+                            "  {left_out} run(s) left out of the trends: their reports cannot be verified (drtool report verify RUN says why)"
+                        );
+                    }
                 }
             }
             Ok(Verdict::Ok)
@@ -159,10 +209,115 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
             print_json(&crate::report::schema());
             Ok(Verdict::Ok)
         }
-        Command::Note(a) => {
-            let r = store(ctx, &a.at).note(&a.run, &a.text)?;
-            println!("note added to {} ({} notes)", r.run_id, r.notes.len());
-            Ok(Verdict::Ok)
+        Command::Note(a) => note(ctx, a).await,
+        Command::Verify(a) => verify(ctx, a),
+    }
+}
+
+/// Adds the note locally, then to every region that holds the report.
+async fn note(ctx: &Ctx, a: &NoteArgs) -> Result<Verdict, Error> {
+    let author = a.author.clone().unwrap_or_else(crate::report::current_user);
+    let r = store(ctx, &a.at).note(&a.run, &a.text, &author)?;
+    println!(
+        "note by {author} added to {} ({} notes)",
+        r.run_id,
+        r.notes.len()
+    );
+    let files = crate::report::store::rendered(&r)?;
+    let mut failed = 0;
+    for region in &r.uploaded_to {
+        let mut stored = Ok(());
+        for (name, body) in &files {
+            stored = ctx
+                .engine
+                .put_drill_file(region, &r.run_id, name, body.clone())
+                .await;
+            if stored.is_err() {
+                break;
+            }
+        }
+        match stored {
+            Ok(()) => println!("  stored in {region} under drills/{}/", r.run_id),
+            Err(e) => {
+                failed += 1;
+                println!("  NOT stored in {region}: {e} (run the note again once it answers)");
+            }
         }
     }
+    Ok(match failed {
+        0 => Verdict::Ok,
+        n if n == r.uploaded_to.len() => Verdict::Failed(ErrorClass::Unreachable),
+        _ => Verdict::Partial,
+    })
+}
+
+/// `report verify`: the report's hashes, signature and pages.
+fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
+    let store = store(ctx, &a.at);
+    let path = &a.report;
+    let folder = if path.is_dir() {
+        path.clone()
+    } else if path.is_file() {
+        path.parent().map(PathBuf::from).unwrap_or_default()
+    } else {
+        let run = path.to_string_lossy();
+        store
+            .find(&run)
+            .map_err(|e| e.noted("give a run id, or the report's folder or report.json"))?
+    };
+    let r = ReportStore::read(&folder.join("report.json"))?;
+    let (integrity, _) = store.integrity(&r);
+    let pages = crate::report::integrity::edited_renderings(&r, |name| {
+        std::fs::read(folder.join(name)).ok()
+    });
+    let unsigned_refused = a.require_signature && integrity == Integrity::Unsigned;
+    let ok = matches!(integrity, Integrity::Verified(_) | Integrity::Unsigned)
+        && pages.is_empty()
+        && !unsigned_refused;
+    match a.output {
+        Output::Json => print_json(&serde_json::json!({
+            "run_id": r.run_id, "drill": r.drill, "folder": folder,
+            "integrity": integrity, "edited_pages": pages, "ok": ok,
+            "ran_by": r.ran_by, "restored_points": r.restores.iter().map(|x| &x.point).collect::<Vec<_>>(),
+        })),
+        Output::Table => {
+            println!(
+                "report {} of drill {} ({})",
+                r.run_id,
+                r.drill,
+                folder.display()
+            );
+            println!("  {integrity}");
+            for p in &pages {
+                println!("  EDITED: {p} is not what report.json renders to");
+            }
+            if unsigned_refused {
+                println!("  REFUSED: --require-signature and the report is unsigned");
+            }
+            if let Some(by) = &r.ran_by {
+                println!(
+                    "  ran by {} on {} via {}, config {} (sha256 {})",
+                    by.user,
+                    by.host,
+                    by.via,
+                    by.config,
+                    by.config_sha256.as_deref().unwrap_or("unreadable")
+                );
+            }
+            for x in &r.restores {
+                println!(
+                    "  restored {} in {} from point {}",
+                    x.target,
+                    x.region,
+                    x.point.as_deref().unwrap_or("-")
+                );
+            }
+            println!("{}", if ok { "OK" } else { "NOT VERIFIED" });
+        }
+    }
+    Ok(if ok {
+        Verdict::Ok
+    } else {
+        Verdict::Failed(ErrorClass::Integrity)
+    })
 }

@@ -103,6 +103,7 @@ impl Args {
                 namespace_map: self.namespace_map.clone(),
                 include: self.include.clone(),
                 exclude: self.exclude.clone(),
+                with_canaries: false,
             },
         })
     }

@@ -272,7 +272,10 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         .reports
         .clone()
         .unwrap_or_else(|| beside_config(ctx, "reports"));
-    let metrics = Metrics::new(Some(ReportStore::new(reports)));
+    let metrics = Metrics::new(Some(
+        ReportStore::new(reports)
+            .trusting(ctx.engine.trusted_keys(), ctx.engine.signatures_expected()),
+    ));
     if let Some(addr) = args.metrics_addr {
         let bound = metrics::serve(addr, metrics.clone(), stop.clone())
             .await

@@ -57,6 +57,7 @@ pub async fn file_report(
     report: &mut DrillReport,
 ) -> Vec<String> {
     let mut said = Vec::new();
+    report.seal_now();
     let head = report.chain_head();
     match engine.sign(&report.signed_message(&head)) {
         Ok(Some((key, value))) => {

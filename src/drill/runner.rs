@@ -7,7 +7,7 @@
 //! The runner prints nothing: it publishes [`DrillEvent`]s for any front end
 //! and returns the [`DrillReport`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,21 +21,23 @@ use tokio_util::sync::CancellationToken;
 use super::measure::{self, DrillVerdict, Marker, Ms, Sample, Span};
 use super::probe;
 use super::spec::{
-    Action, Canary, Drill, Fault, OnFailure, Phase, PointPick, Probe, RestoreStep, Step,
+    Action, Canary, Drill, Fault, OnFailure, Phase, PointPick, Probe, RestoreStep, Rollback, Step,
 };
 use crate::archive::{Consistency, PointId};
 use crate::catalog::PointChoice;
 use crate::engine::exercise::{CanaryMark, KindFault};
 use crate::engine::{
-    BackupRequest, CopyRequest, Engine, Existing, RestoreOptions, RestorePlan, RestoreRequest,
-    Scope, Verdict,
+    BackupRequest, CopyRequest, Engine, RestorePlan, RestoreRequest, Scope, Verdict,
 };
 use crate::error::{Error, ErrorClass};
 use crate::report::{
-    CleanupRecord, DrillReport, FaultRecord, Objectives, Overhead, ProbeSummary, REPORT_VERSION,
-    RestoreRecord, Retrospective, RpoResult, SteadyState, StepOutcome, StepRecord, TimelineEntry,
-    human_ms, opt_ms,
+    CanaryPlace, CleanupRecord, DrillReport, FaultRecord, Objectives, Overhead, ProbeSummary,
+    REPORT_VERSION, RanBy, RestoreRecord, Retrospective, RpoResult, SteadyState, StepOutcome,
+    StepRecord, TimelineEntry, human_ms, opt_ms,
 };
+
+/// How long a cancelled step that changes something may take to roll back.
+const WIND_DOWN: Duration = Duration::from_secs(300);
 
 /// What the operator is asked for at a `manual` step.
 #[async_trait]
@@ -57,6 +59,8 @@ impl Operator for Unattended {
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// How the drill was started (`drill run`, `the dashboard`), for the report.
+    pub via: String,
     /// Keep what the drill made (restored copies, canary data).
     pub keep: bool,
     /// Confirm destructive restore plans.
@@ -109,6 +113,10 @@ pub enum DrillEventKind {
     Recovered {
         rto_ms: u64,
     },
+    /// A guard probe tripped: the drill stops and rolls back.
+    Guard {
+        message: String,
+    },
     /// Once a second from the fault to the end: the clock a dashboard shows.
     Measures {
         since_fault_ms: u64,
@@ -157,6 +165,7 @@ impl DrillEvent {
             DrillEventKind::Recovered { rto_ms } => {
                 format!("+++ recovered: RTO {}", crate::report::human_ms(*rto_ms))
             }
+            DrillEventKind::Guard { message } => format!("!!! STOPPED: {message}"),
             DrillEventKind::Cleanup { what, ok, message } => format!(
                 "    cleanup {what}: {}{message}",
                 if *ok { "" } else { "FAILED: " }
@@ -182,8 +191,19 @@ pub fn probe_line(sample: &Sample) -> String {
     )
 }
 
+/// A restore the drill ran (or began): what the cleanup undoes.
+#[derive(Clone)]
+struct Restored {
+    step: String,
+    plan: RestorePlan,
+    /// Whether it may have changed the target (and is not undone yet).
+    pending_undo: bool,
+    /// How it ended, once it did.
+    result: Option<String>,
+}
+
 /// What the run has recorded so far (its own state, not a front end's).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Record {
     timeline: Vec<TimelineEntry>,
     samples: Vec<Sample>,
@@ -192,10 +212,14 @@ struct Record {
     steps: Vec<StepRecord>,
     markers: BTreeMap<String, Vec<Marker>>,
     fault: Option<FaultRecord>,
-    restores: Vec<(String, RestorePlan, bool)>,
+    restores: Vec<Restored>,
     recovered_ms: Option<Ms>,
     errors: Vec<String>,
     steady: Option<SteadyState>,
+    /// The steady state re-checked after recovery.
+    steady_after: Option<SteadyState>,
+    /// Why a guard probe stopped the drill.
+    guard_tripped: Option<String>,
     cleanup: Vec<CleanupRecord>,
 }
 
@@ -235,8 +259,11 @@ pub async fn run(
     events: broadcast::Sender<DrillEvent>,
 ) -> DrillReport {
     let started_at = Utc::now();
+    // The drill's own engine: a guard probe stops it without it looking like
+    // a signal or an operator's abort (those cancel `engine`).
+    let drill_engine = engine.child();
     let ctx = Ctx {
-        engine,
+        engine: &drill_engine,
         drill,
         opts,
         operator,
@@ -259,25 +286,8 @@ pub async fn run(
     }))
     .await;
     let recorder = ctx.record_engine_events();
-    ctx.start_canaries();
-    ctx.start_probes(Phase::Before);
-    let mut failed = false;
-    let mut skip = false;
-    for step in &drill.steps {
-        if skip {
-            ctx.skipped(step, None);
-            continue;
-        }
-        let ok = ctx.step(step, None).await;
-        if !ok {
-            failed = true;
-            skip = step.on_failure == OnFailure::Abort;
-        }
-        if ctx.engine.cancel_token().is_cancelled() {
-            skip = true;
-        }
-    }
-    let aborted = ctx.engine.cancel_token().is_cancelled();
+    let outcome = ctx.run_steps().await;
+    let aborted = engine.cancel_token().is_cancelled();
     // Measuring ends; what follows runs even after an abort.
     ctx.faulted.cancel();
     ctx.stopped.cancel();
@@ -294,14 +304,12 @@ pub async fn run(
             format!("region {region} is no longer treated as lost: the drill is over"),
         );
     }
-    let cleanup_ok = if ctx.opts.keep {
-        ctx.note("cleanup", "--keep: what the drill made was left in place");
-        true
-    } else {
-        ctx.final_cleanup(&cleaner, &were_lost).await
-    };
+    let provisional = ctx.report(aborted, outcome.failed, tallies.clone()).verdict;
+    let cleanup_ok = ctx
+        .roll_back(&cleaner, &were_lost, &outcome.rollback_steps, provisional)
+        .await;
     recorder.abort();
-    let mut report = ctx.report(aborted, failed || !cleanup_ok, tallies);
+    let mut report = ctx.report(aborted, outcome.failed || !cleanup_ok, tallies);
     let ended = serde_json::json!({
         "event": "finished", "drill": drill.name, "run": ctx.run, "at": report.finished_at,
         "verdict": report.verdict, "rto_ms": report.rto.rto_ms, "rpo_ms": report.rpo.judged_ms(),
@@ -316,6 +324,260 @@ pub async fn run(
         rpo_ms: report.rpo.judged_ms(),
     });
     report
+}
+
+/// How the steps went.
+struct StepsOutcome<'d> {
+    failed: bool,
+    /// `cleanup` steps an abort or a failure skipped: the rollback runs them.
+    rollback_steps: Vec<&'d Step>,
+}
+
+impl<'d> Ctx<'d> {
+    /// The pre-flight, then the steps in order; cleanup steps skipped by an
+    /// abort are kept for the rollback.
+    async fn run_steps(&self) -> StepsOutcome<'d> {
+        let mut out = StepsOutcome {
+            failed: false,
+            rollback_steps: Vec::new(),
+        };
+        let mut stop = false;
+        match self.preflight().await {
+            Ok(said) => self.note("preflight", said),
+            Err(e) => {
+                let message = format!("pre-flight: {e}; nothing was done");
+                self.note("preflight", message.clone());
+                self.with(|r| r.errors.push(message));
+                out.failed = true;
+                stop = true;
+            }
+        }
+        if !stop {
+            self.start_canaries();
+            self.start_probes(Phase::Before);
+            self.start_probes(Phase::Guard);
+        }
+        let drill: &'d Drill = self.drill;
+        for step in &drill.steps {
+            if stop {
+                if matches!(step.action, Action::Cleanup(_)) {
+                    out.rollback_steps.push(step);
+                } else {
+                    self.skipped(step, None);
+                }
+                continue;
+            }
+            if !self.step(step, None).await {
+                out.failed = true;
+                stop = step.on_failure == OnFailure::Abort;
+            }
+            if self.engine.cancel_token().is_cancelled() {
+                stop = true;
+            }
+        }
+        if let Some(why) = self.with(|r| r.guard_tripped.clone()).flatten() {
+            out.failed = true;
+            self.with(|r| r.errors.push(why));
+        }
+        let faulted = self.with(|r| r.fault.is_some()).unwrap_or(false);
+        if !stop && faulted {
+            if let Err(e) = self.steady_state_after().await {
+                out.failed = true;
+                self.with(|r| r.errors.push(e));
+            }
+        }
+        out
+    }
+
+    /// Cleans up as the drill's rollback policy says: runs the cleanup steps
+    /// an abort skipped, undoes restores, removes canary markers. Whether all
+    /// of it went well.
+    async fn roll_back(
+        &self,
+        cleaner: &Engine,
+        were_lost: &[String],
+        skipped_cleanups: &[&Step],
+        provisional: DrillVerdict,
+    ) -> bool {
+        let why_not = if self.opts.keep {
+            Some("--keep: what the drill made was left in place".to_string())
+        } else {
+            match self.drill.rollback {
+                Rollback::Always => None,
+                Rollback::OnFailure if provisional != DrillVerdict::Pass => None,
+                Rollback::OnFailure => Some(
+                    "rollback: on_failure and the drill passed: what it made was left in place"
+                        .into(),
+                ),
+                Rollback::Never => {
+                    Some("rollback: never: what the drill made was left in place".into())
+                }
+            }
+        };
+        if let Some(why) = why_not {
+            self.note("cleanup", why);
+            for step in skipped_cleanups {
+                self.skipped(step, None);
+            }
+            return true;
+        }
+        let mut ok = true;
+        for step in skipped_cleanups {
+            self.note(
+                "cleanup",
+                format!(
+                    "{}: a cleanup step, run although the drill stopped",
+                    step.name
+                ),
+            );
+            ok &= self.step_on(step, None, cleaner).await;
+        }
+        ok & self.final_cleanup(cleaner, were_lost).await
+    }
+
+    /// Before anything changes: every store and endpoint the steps after the
+    /// fault need (restore regions' stores and targets, `after` probes'
+    /// targets, where canaries write and are read) must answer.
+    async fn preflight(&self) -> Result<String, Error> {
+        let mut stores = BTreeSet::new();
+        let mut targets = BTreeSet::new();
+        collect_needs(
+            &self.drill.steps,
+            self.opts.region.as_deref(),
+            &mut stores,
+            &mut targets,
+        );
+        for p in self.drill.probes.iter().filter(|p| p.phase == Phase::After) {
+            if let Some((t, r)) = p.check.target() {
+                targets.insert((t.to_string(), r.to_string()));
+            }
+        }
+        for c in &self.drill.canaries {
+            targets.insert((c.target.clone(), c.write_region.clone()));
+            targets.insert((c.target.clone(), c.read_region.clone()));
+        }
+        if stores.is_empty() && targets.is_empty() {
+            return Ok("no store or endpoint to check".into());
+        }
+        let checked = self.engine.reachability_of(&stores, &targets).await;
+        let dead: Vec<String> = checked
+            .iter()
+            .filter(|c| !c.reachable)
+            .map(|c| format!("{} in {} ({}): {}", c.what, c.region, c.address, c.detail))
+            .collect();
+        if dead.is_empty() {
+            Ok(format!(
+                "{} stores and endpoints the drill needs after its fault answer",
+                checked.len()
+            ))
+        } else {
+            Err(crate::store::StoreError::Unreachable {
+                store: format!("{} of {} needed endpoints", dead.len(), checked.len()),
+                detail: format!(
+                    "{}: fix them before the drill injects a fault it could not recover from",
+                    dead.join("; ")
+                ),
+            }
+            .into())
+        }
+    }
+
+    /// After recovery, the hypothesis again: every `before` probe, moved to
+    /// the region the drill last restored its target into, must meet its
+    /// threshold once more.
+    async fn steady_state_after(&self) -> Result<(), String> {
+        let before: Vec<&Probe> = self
+            .drill
+            .probes
+            .iter()
+            .filter(|p| p.phase == Phase::Before)
+            .collect();
+        if before.is_empty() {
+            self.with(|r| {
+                r.steady_after = Some(SteadyState {
+                    ok: true,
+                    detail: "no before probes: the steady state was not re-checked".into(),
+                })
+            });
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        let mut ok = true;
+        for p in before {
+            let region = p
+                .check
+                .target()
+                .and_then(|(t, _)| last_restore_region(&self.drill.steps, t))
+                .map(|r| self.opts.region.clone().unwrap_or(r));
+            let check = region
+                .as_deref()
+                .and_then(|r| p.check.in_region(r))
+                .unwrap_or_else(|| p.check.clone());
+            let (passed, detail) = self.hold(p, &check).await;
+            ok &= passed;
+            lines.push(format!(
+                "{} ({}): {}",
+                p.name,
+                check.describe(),
+                if passed {
+                    "holds".to_string()
+                } else {
+                    format!("does not hold: {detail}")
+                }
+            ));
+        }
+        let detail = lines.join("; ");
+        self.note("steady-state", format!("after recovery: {detail}"));
+        self.with(|r| {
+            r.steady_after = Some(SteadyState {
+                ok,
+                detail: detail.clone(),
+            })
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "the steady state did not come back after recovery: {detail}"
+            ))
+        }
+    }
+
+    /// Checks `check` until it passes `p.success_threshold` times in a row,
+    /// or the patience the steady state gets runs out.
+    async fn hold(&self, p: &Probe, check: &super::spec::ProbeCheck) -> (bool, String) {
+        let patience = (p.interval.saturating_add(p.timeout))
+            .saturating_mul(p.success_threshold.saturating_add(2));
+        let deadline = Instant::now() + patience;
+        let mut streak = 0;
+        loop {
+            let checked = tokio::time::timeout(p.timeout, probe::check(self.engine, check)).await;
+            let last = match checked {
+                Ok(Ok(d)) => {
+                    streak += 1;
+                    d
+                }
+                Ok(Err(e)) => {
+                    streak = 0;
+                    e
+                }
+                Err(_) => {
+                    streak = 0;
+                    format!(
+                        "no answer within {}",
+                        human_ms(p.timeout.as_millis() as u64)
+                    )
+                }
+            };
+            if streak >= p.success_threshold {
+                return (true, last);
+            }
+            if Instant::now() >= deadline || self.engine.cancel_token().is_cancelled() {
+                return (false, last);
+            }
+            tokio::time::sleep(p.interval).await;
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -533,19 +795,21 @@ impl Ctx<'_> {
     fn start_probes(&self, phase: Phase) {
         let until = match phase {
             Phase::Before => self.faulted.clone(),
-            Phase::During | Phase::After => self.stopped.clone(),
+            Phase::During | Phase::After | Phase::Guard => self.stopped.clone(),
         };
         for p in self.drill.probes.iter().filter(|p| p.phase == phase) {
-            let engine = self.engine.detached();
-            let probe = p.clone();
-            let record = self.record.clone();
-            let events = self.events.clone();
-            let run = self.run.clone();
-            let t0 = self.t0;
-            let stop = until.clone();
-            self.spawn(async move {
-                probe_loop(engine, probe, record, events, run, t0, stop).await;
-            });
+            let looped = ProbeLoop {
+                engine: self.engine.detached(),
+                probe: p.clone(),
+                record: self.record.clone(),
+                events: self.events.clone(),
+                run: self.run.clone(),
+                t0: self.t0,
+                stop: until.clone(),
+                // A guard that trips stops the drill's steps.
+                trips: (phase == Phase::Guard).then(|| self.engine.cancel_token()),
+            };
+            self.spawn(looped.run());
         }
     }
 
@@ -566,6 +830,12 @@ impl Ctx<'_> {
 
     /// Runs one step; whether it succeeded.
     async fn step(&self, step: &Step, group: Option<&str>) -> bool {
+        self.step_on(step, group, self.engine).await
+    }
+
+    /// Runs one step on `engine` (the drill's, or a detached one for a
+    /// rollback after an abort); whether it succeeded.
+    async fn step_on(&self, step: &Step, group: Option<&str>, engine: &Engine) -> bool {
         if let Action::Parallel { steps } = &step.action {
             return self.parallel(step, steps).await;
         }
@@ -578,18 +848,8 @@ impl Ctx<'_> {
             step: step.name.clone(),
             kind: step.action.kind().into(),
         });
-        let cancel = self.engine.cancel_token();
-        let result = tokio::select! {
-            r = tokio::time::timeout(step.timeout, self.action(step)) => match r {
-                Ok(Ok(message)) => (StepOutcome::Ok, message),
-                Ok(Err(e)) if e.class() == ErrorClass::Cancelled => (StepOutcome::Cancelled, e.to_string()),
-                Ok(Err(e)) => (StepOutcome::Failed, e.to_string()),
-                Err(_) => (StepOutcome::TimedOut, format!("did not finish within {}", human_ms(step.timeout.as_millis() as u64))),
-            },
-            _ = cancel.cancelled() => (StepOutcome::Cancelled, "aborted: the drill was cancelled".into()),
-        };
+        let (outcome, message) = self.run_action(step, engine).await;
         let end = self.ms();
-        let (outcome, message) = result;
         self.note(
             "step",
             format!("{} {}: {message}", step.name, outcome.label()),
@@ -615,6 +875,64 @@ impl Ctx<'_> {
             })
         });
         outcome == StepOutcome::Ok
+    }
+
+    /// Runs a step's action on a child of `parent`, within the step's
+    /// timeout. A step that changes something (a backup, a restore, a fault,
+    /// a cleanup) is never dropped half-way: an abort or its timeout cancels
+    /// it through the engine, and it is awaited while it rolls back or
+    /// records what it wrote. A step that only waits is dropped at once.
+    async fn run_action(&self, step: &Step, parent: &Engine) -> (StepOutcome, String) {
+        let engine = parent.child();
+        let owns = step.action.changes_something();
+        let work = self.action(step, &engine);
+        tokio::pin!(work);
+        let deadline = tokio::time::sleep(step.timeout);
+        tokio::pin!(deadline);
+        let cancel = parent.cancel_token();
+        let done = tokio::select! {
+            r = &mut work => Some(r),
+            _ = &mut deadline => None,
+            _ = cancel.cancelled(), if !owns => {
+                return (StepOutcome::Cancelled, "aborted: the drill was cancelled".into());
+            }
+        };
+        let timed_out = format!(
+            "did not finish within {}",
+            human_ms(step.timeout.as_millis() as u64)
+        );
+        let result = match done {
+            Some(r) => r,
+            None if !owns => return (StepOutcome::TimedOut, timed_out),
+            None => {
+                engine.cancel();
+                match tokio::time::timeout(WIND_DOWN, &mut work).await {
+                    Ok(Ok(m)) => {
+                        return (
+                            StepOutcome::TimedOut,
+                            format!("{timed_out}; it finished while stopping: {m}"),
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        return (StepOutcome::TimedOut, format!("{timed_out}; stopped: {e}"));
+                    }
+                    Err(_) => {
+                        return (
+                            StepOutcome::TimedOut,
+                            format!(
+                                "{timed_out}, and did not stop within {} of being cancelled: what it changed may be half-done",
+                                human_ms(WIND_DOWN.as_millis() as u64)
+                            ),
+                        );
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(message) => (StepOutcome::Ok, message),
+            Err(e) if e.class() == ErrorClass::Cancelled => (StepOutcome::Cancelled, e.to_string()),
+            Err(e) => (StepOutcome::Failed, e.to_string()),
+        }
     }
 
     async fn parallel(&self, group: &Step, steps: &[Step]) -> bool {
@@ -666,7 +984,7 @@ impl Ctx<'_> {
         ok
     }
 
-    async fn action(&self, step: &Step) -> Result<String, Error> {
+    async fn action(&self, step: &Step, engine: &Engine) -> Result<String, Error> {
         match &step.action {
             Action::Backup(b) => {
                 let targets = if b.targets.is_empty() {
@@ -684,7 +1002,7 @@ impl Ctx<'_> {
                     no_copy: b.no_copy,
                     copy_to: None,
                 };
-                let report = self.engine.backup(&req).await?;
+                let report = engine.backup(&req).await?;
                 summarize(&report)
             }
             Action::Copy(c) => {
@@ -705,12 +1023,12 @@ impl Ctx<'_> {
                         from: c.from.clone(),
                         to: c.to.clone(),
                     };
-                    all.extend(self.engine.copy(&req).await?);
+                    all.extend(engine.copy(&req).await?);
                 }
                 summarize(&all)
             }
-            Action::Fault(f) => self.fault(f).await,
-            Action::Restore(r) => self.restore(step, r).await,
+            Action::Fault(f) => self.fault(f, engine).await,
+            Action::Restore(r) => self.restore(step, r, engine).await,
             Action::Verify(v) => self.verify(&v.probes).await,
             Action::Wait { duration } => {
                 tokio::time::sleep(*duration).await;
@@ -736,8 +1054,7 @@ impl Ctx<'_> {
                     done.push(probe::run_command(command, 0, step.timeout).await?);
                 }
                 if !c.keep_restores && !self.opts.keep {
-                    let engine = self.engine.detached();
-                    let ok = self.undo_restores(&engine).await;
+                    let ok = self.undo_restores(&engine.detached()).await;
                     done.push(if ok {
                         "restores undone".to_string()
                     } else {
@@ -748,7 +1065,7 @@ impl Ctx<'_> {
             }
             Action::Parallel { .. } => Ok(String::new()),
             Action::RegainRegion(r) => {
-                self.engine.regain_region(&r.region)?;
+                engine.regain_region(&r.region)?;
                 Ok(format!(
                     "region {} is back: drtool contacts it again",
                     r.region
@@ -758,7 +1075,7 @@ impl Ctx<'_> {
     }
 
     /// Waits until every `before` probe holds its threshold, or refuses.
-    async fn steady_state(&self) -> Result<(), Error> {
+    async fn steady_state(&self, engine: &Engine) -> Result<(), Error> {
         let before: Vec<&Probe> = self
             .drill
             .probes
@@ -806,6 +1123,11 @@ impl Ctx<'_> {
                 });
                 return Ok(());
             }
+            if engine.cancel_token().is_cancelled() {
+                return Err(Error::cancelled(
+                    "aborted while waiting for the steady state: no fault was injected",
+                ));
+            }
             if Instant::now() >= deadline {
                 let detail = format!(
                     "the steady state does not hold, so no fault was injected: {}",
@@ -823,12 +1145,14 @@ impl Ctx<'_> {
         }
     }
 
-    async fn fault(&self, fault: &Fault) -> Result<String, Error> {
+    async fn fault(&self, fault: &Fault, engine: &Engine) -> Result<String, Error> {
         if self.with(|r| r.fault.is_some()).unwrap_or(false) {
             // A second fault (a parallel group's): measured from the first.
-            return self.inject(fault).await;
+            let done = self.inject(fault, engine).await;
+            self.injected();
+            return done;
         }
-        self.steady_state().await?;
+        self.steady_state(engine).await?;
         let description = fault.describe();
         // Canaries stop at the fault: what they wrote before it is what a
         // recovery should bring back.
@@ -840,6 +1164,7 @@ impl Ctx<'_> {
                 at_ms,
                 at,
                 description: description.clone(),
+                injected_ms: None,
             })
         });
         self.note("fault", description.clone());
@@ -849,13 +1174,25 @@ impl Ctx<'_> {
         self.start_probes(Phase::During);
         self.start_probes(Phase::After);
         self.start_ticker(at_ms);
-        self.inject(fault).await
+        let done = self.inject(fault, engine).await;
+        self.injected();
+        done
     }
 
-    async fn inject(&self, fault: &Fault) -> Result<String, Error> {
+    /// The fault (every fault, in a parallel group) has been delivered.
+    fn injected(&self) {
+        let now = self.ms();
+        self.with(|r| {
+            if let Some(f) = r.fault.as_mut() {
+                f.injected_ms = Some(f.injected_ms.map_or(now, |t| t.max(now)));
+            }
+        });
+    }
+
+    async fn inject(&self, fault: &Fault, engine: &Engine) -> Result<String, Error> {
         let kind = match fault {
             Fault::LoseRegion { region } => {
-                self.engine.lose_region(region)?;
+                engine.lose_region(region)?;
                 return Ok(format!(
                     "region {region} is lost: drtool contacts nothing in it from now on"
                 ));
@@ -890,33 +1227,22 @@ impl Ctx<'_> {
         let (target, region) = fault
             .target()
             .ok_or_else(|| Error::failed("a kind's fault names its target"))?;
-        self.engine.inject_fault(target, region, &kind).await
+        engine.inject_fault(target, region, &kind).await
     }
 
-    async fn restore(&self, step: &Step, r: &RestoreStep) -> Result<String, Error> {
+    async fn restore(
+        &self,
+        step: &Step,
+        r: &RestoreStep,
+        engine: &Engine,
+    ) -> Result<String, Error> {
         let region = self.opts.region.clone().unwrap_or_else(|| r.region.clone());
-        let point = self.pick_point(r, &region).await?;
-        let o = &r.options;
-        let options = RestoreOptions {
-            prefix: o.prefix.clone(),
-            existing: o.existing.as_deref().map(|e| match e {
-                "skip" => Existing::Skip,
-                "fail" => Existing::Fail,
-                _ => Existing::Overwrite,
-            }),
-            database: o.database.clone(),
-            from_dump: o.from_dump,
-            pitr: None,
-            namespace_map: o
-                .namespace_map
-                .as_deref()
-                .and_then(|m| m.split_once('='))
-                .map(|(a, b)| (a.to_string(), b.to_string())),
-            include: o.include.clone(),
-            exclude: o.exclude.clone(),
-        };
-        let plan = self
-            .engine
+        let point = self.pick_point(r, &region, engine).await?;
+        let mut options = r.options.clone();
+        // A drill's restore brings its own canary markers back: they are
+        // how it measures the RPO. No other restore does.
+        options.with_canaries = true;
+        let plan = engine
             .plan_restore(&RestoreRequest {
                 region: region.clone(),
                 target: r.target.clone(),
@@ -933,29 +1259,54 @@ impl Ctx<'_> {
                 r.target
             )));
         }
-        let report = self.engine.execute(&plan).await;
-        let executed = report.verdict() != Verdict::Failed(ErrorClass::BadInput);
+        // Recorded before it runs: a restore cut short by an abort or its
+        // timeout has written something the cleanup must undo.
+        let index = self
+            .with(|rec| {
+                rec.restores.push(Restored {
+                    step: step.name.clone(),
+                    plan: plan.clone(),
+                    pending_undo: true,
+                    result: None,
+                });
+                rec.restores.len() - 1
+            })
+            .unwrap_or_default();
+        let report = engine.execute(&plan).await;
+        let summary = summarize(&report);
+        let refused = report.verdict() == Verdict::Failed(ErrorClass::BadInput);
         self.with(|rec| {
-            rec.restores
-                .push((step.name.clone(), plan.clone(), executed))
+            if let Some(entry) = rec.restores.get_mut(index) {
+                entry.pending_undo = !refused;
+                entry.result = Some(match &summary {
+                    Ok(m) => m.clone(),
+                    Err(e) => e.to_string(),
+                });
+            }
         });
-        summarize(&report)
+        summary
     }
 
-    async fn pick_point(&self, r: &RestoreStep, region: &str) -> Result<PointChoice, Error> {
+    async fn pick_point(
+        &self,
+        r: &RestoreStep,
+        region: &str,
+        engine: &Engine,
+    ) -> Result<PointChoice, Error> {
         match &r.point {
             PointPick::Latest => Ok(PointChoice::Newest),
             PointPick::Before(t) => Ok(PointChoice::Before(*t)),
             PointPick::RandomWithin(window) => {
-                let listed = self
-                    .engine
+                let listed = engine
                     .points(&Scope {
                         region: Some(region.to_string()),
                         target: Some(r.target.clone()),
                     })
                     .await?;
-                let since = self.started_at
-                    - chrono::Duration::from_std(*window).unwrap_or(chrono::Duration::MAX);
+                let since = chrono::Duration::from_std(*window)
+                    .ok()
+                    .and_then(|w| self.started_at.checked_sub_signed(w))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
                 let candidates: Vec<String> = listed
                     .iter()
                     .flat_map(|rp| &rp.points)
@@ -1061,7 +1412,13 @@ impl Ctx<'_> {
                     Vec::new()
                 }
             };
-            out.push(measure::tally(&name, &written, &surviving, fault.at));
+            out.push(measure::tally(
+                &name,
+                &written,
+                &surviving,
+                fault.at,
+                c.interval.as_millis() as u64,
+            ));
         }
         out
     }
@@ -1073,8 +1430,8 @@ impl Ctx<'_> {
                 r.restores
                     .iter()
                     .enumerate()
-                    .filter(|(_, (_, _, executed))| *executed)
-                    .map(|(i, (s, p, _))| (i, s.clone(), p.clone()))
+                    .filter(|(_, x)| x.pending_undo)
+                    .map(|(i, x)| (i, x.step.clone(), x.plan.clone()))
                     .collect()
             })
             .unwrap_or_default();
@@ -1086,7 +1443,7 @@ impl Ctx<'_> {
             self.cleaned(what, undone);
             self.with(|r| {
                 if let Some(entry) = r.restores.get_mut(i) {
-                    entry.2 = false;
+                    entry.pending_undo = false;
                 }
             });
         }
@@ -1094,12 +1451,18 @@ impl Ctx<'_> {
     }
 
     fn cleaned(&self, what: String, result: Result<String, Error>) {
-        self.cleaned_as(what, result, false);
+        self.cleaned_as(what, result, false, None);
     }
 
     /// Records one cleanup; `left_behind` marks what could not be removed
     /// because the drill itself took its region down.
-    fn cleaned_as(&self, what: String, result: Result<String, Error>, left_behind: bool) {
+    fn cleaned_as(
+        &self,
+        what: String,
+        result: Result<String, Error>,
+        left_behind: bool,
+        canary: Option<CanaryPlace>,
+    ) {
         let (ok, message) = match result {
             Ok(m) => (true, m),
             Err(e) => (false, e.to_string()),
@@ -1116,6 +1479,7 @@ impl Ctx<'_> {
                 ok,
                 message,
                 left_behind,
+                canary,
             })
         });
     }
@@ -1130,6 +1494,10 @@ impl Ctx<'_> {
             regions.dedup();
             for region in regions {
                 let what = format!("canary {} in {region}", Self::canary_name(c));
+                let place = Some(CanaryPlace {
+                    target: c.target.clone(),
+                    region: region.clone(),
+                });
                 let cleared = engine
                     .canary_clear(&c.target, &region, &self.run)
                     .await
@@ -1141,16 +1509,26 @@ impl Ctx<'_> {
                         self.cleaned_as(
                             what,
                             Ok(format!(
-                                "left behind: the drill took {region} down and it does not answer ({e}); remove the markers of run {} once it is back",
+                                "left behind: the drill took {region} down and it does not answer ({e}); once it is back, remove them with `drtool drill cleanup {}`",
                                 self.run
                             )),
                             true,
+                            place,
                         );
                     }
-                    cleared => {
-                        ok &= cleared.is_ok();
-                        self.cleaned(what, cleared);
+                    Err(e) => {
+                        ok = false;
+                        self.cleaned_as(
+                            what,
+                            Err(e.noted(format!(
+                                "remove them with `drtool drill cleanup {}` once it answers",
+                                self.run
+                            ))),
+                            false,
+                            place,
+                        );
                     }
+                    Ok(m) => self.cleaned_as(what, Ok(m), false, place),
                 }
             }
         }
@@ -1163,11 +1541,9 @@ impl Ctx<'_> {
         failed: bool,
         tallies: Vec<measure::CanaryTally>,
     ) -> DrillReport {
-        let rec = self
-            .record
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
+        // A copy: a provisional report (the rollback policy asks for the
+        // verdict) leaves the record as it is.
+        let rec = self.record.lock().map(|r| r.clone()).unwrap_or_default();
         let finished_at = Utc::now();
         let duration_ms = self.ms();
         let fault_ms = rec.fault.as_ref().map(|f| f.at_ms);
@@ -1200,40 +1576,34 @@ impl Ctx<'_> {
                 })
             })
             .collect();
-        let rto = match fault_ms {
-            Some(f) => measure::breakdown(f, recovered, detected, &spans),
+        let rto = match &rec.fault {
+            Some(f) => measure::breakdown(&measure::Timeline {
+                fault_ms: f.at_ms,
+                injected_ms: f.injected_ms,
+                detected_ms: detected,
+                recovered_ms: recovered,
+                spans,
+            }),
             None => measure::RtoBreakdown::default(),
         };
-        let lost: u64 = tallies.iter().map(|t| t.lost).sum();
-        let measured = tallies.iter().filter_map(|t| t.rpo_ms).max();
         let restores: Vec<RestoreRecord> = rec
             .restores
             .iter()
-            .map(|(step, plan, _)| RestoreRecord {
-                step: step.clone(),
-                target: plan.target.clone(),
-                region: plan.region.clone(),
-                point: plan.point.as_ref().map(|p| p.id.clone()),
-                consistent_at: plan
+            .map(|x| RestoreRecord {
+                step: x.step.clone(),
+                target: x.plan.target.clone(),
+                region: x.plan.region.clone(),
+                point: x.plan.point.as_ref().map(|p| p.id.clone()),
+                consistent_at: x
+                    .plan
                     .point
                     .as_ref()
                     .map(|p| consistency_time(&p.consistency)),
-                plan: plan.describe(),
+                plan: x.plan.describe(),
+                result: x.result.clone(),
             })
             .collect();
-        let nominal = rec.fault.as_ref().and_then(|f| {
-            restores
-                .iter()
-                .filter_map(|r| r.consistent_at)
-                .map(|c| (f.at - c).num_milliseconds().max(0) as u64)
-                .max()
-        });
-        let rpo = RpoResult {
-            measured_ms: measured,
-            nominal_ms: nominal,
-            lost_markers: lost,
-            canaries: tallies,
-        };
+        let rpo = rpo_result(rec.fault.as_ref(), &restores, tallies);
         let objectives = Objectives {
             rto_ms: self.drill.rto.as_millis() as u64,
             rpo_ms: self.drill.rpo.as_millis() as u64,
@@ -1243,10 +1613,15 @@ impl Ctx<'_> {
             aborted,
             failed || fault_missing,
             rto.rto_ms,
-            rpo.judged_ms(),
+            rpo_judged(&rpo),
             (objectives.rto_ms, objectives.rpo_ms),
         );
-        let probes = self.probe_summaries(&rec.samples, fault_ms, recovered.unwrap_or(duration_ms));
+        let delivered = rec.fault.as_ref().map(|f| f.injected_ms.unwrap_or(f.at_ms));
+        let probes = self.probe_summaries(
+            &rec.samples,
+            (fault_ms, delivered),
+            recovered.unwrap_or(duration_ms),
+        );
         let step_time: u64 = rec
             .steps
             .iter()
@@ -1301,6 +1676,7 @@ impl Ctx<'_> {
             hypothesis: self.drill.hypothesis.clone(),
             file: self.drill.file.display().to_string(),
             drtool_version: env!("CARGO_PKG_VERSION").to_string(),
+            ran_by: Some(RanBy::here(&self.engine.config().path, &self.opts.via)),
             started_at: self.started_at,
             finished_at,
             duration_ms,
@@ -1310,6 +1686,7 @@ impl Ctx<'_> {
             rto,
             rpo,
             steady_state: steady,
+            steady_state_after: rec.steady_after,
             fault: rec.fault,
             steps: rec.steps,
             probes,
@@ -1326,17 +1703,21 @@ impl Ctx<'_> {
             notes: Vec::new(),
             retrospective: Retrospective::default(),
             uploaded_to: Vec::new(),
+            seal: None,
             signature: None,
         }
     }
 
+    /// Per probe: runs, passes, when an `after` probe met its threshold
+    /// (from the fault) and a `during` probe's availability (from the moment
+    /// the fault was delivered).
     fn probe_summaries(
         &self,
         samples: &[Sample],
-        fault_ms: Option<Ms>,
+        (fault_ms, delivered_ms): (Option<Ms>, Option<Ms>),
         end_ms: Ms,
     ) -> Vec<ProbeSummary> {
-        let availability = fault_ms.map(|f| measure::availability(samples, f, end_ms));
+        let availability = delivered_ms.map(|f| measure::availability(samples, f, end_ms));
         self.drill
             .probes
             .iter()
@@ -1385,7 +1766,8 @@ fn streak(samples: &[Sample], probe: &str) -> u32 {
         .count() as u32
 }
 
-async fn probe_loop(
+/// One probe, checked at its interval until `stop`.
+struct ProbeLoop {
     engine: Engine,
     probe: Probe,
     record: Arc<Mutex<Record>>,
@@ -1393,58 +1775,141 @@ async fn probe_loop(
     run: String,
     t0: Instant,
     stop: CancellationToken,
-) {
-    let mut due = tokio::time::Instant::now();
-    loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        let late = tokio::time::Instant::now().saturating_duration_since(due);
-        let started = Instant::now();
-        let checked = tokio::select! {
-            r = tokio::time::timeout(probe.timeout, probe::check(&engine, &probe.check)) => r,
-            _ = stop.cancelled() => return,
-        };
-        let (ok, detail) = match checked {
-            Ok(Ok(d)) => (true, d),
-            Ok(Err(e)) => (false, e),
-            Err(_) => (
-                false,
-                format!(
-                    "no answer within {}",
-                    human_ms(probe.timeout.as_millis() as u64)
+    /// For a guard probe: what its tripping cancels.
+    trips: Option<CancellationToken>,
+}
+
+impl ProbeLoop {
+    async fn run(self) {
+        let probe = &self.probe;
+        let mut due = tokio::time::Instant::now();
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            let late = tokio::time::Instant::now().saturating_duration_since(due);
+            let started = Instant::now();
+            let checked = tokio::select! {
+                r = tokio::time::timeout(probe.timeout, probe::check(&self.engine, &probe.check)) => r,
+                _ = self.stop.cancelled() => return,
+            };
+            let (ok, detail) = match checked {
+                Ok(Ok(d)) => (true, d),
+                Ok(Err(e)) => (false, e),
+                Err(_) => (
+                    false,
+                    format!(
+                        "no answer within {}",
+                        human_ms(probe.timeout.as_millis() as u64)
+                    ),
                 ),
-            ),
-        };
-        let sample = Sample {
-            probe: probe.name.clone(),
-            phase: probe.phase,
-            at_ms: t0.elapsed().as_millis() as Ms,
-            ok,
-            took_ms: started.elapsed().as_millis() as u64,
-            detail,
-        };
-        if let Ok(mut r) = record.lock() {
-            r.samples.push(sample.clone());
-            r.lateness.push(late.as_millis() as u64);
-        }
-        let _ = events.send(DrillEvent {
-            run: run.clone(),
-            at_ms: sample.at_ms,
-            at: Utc::now(),
-            kind: DrillEventKind::Probe { sample },
-        });
-        due += probe.interval;
-        // A check slower than its interval runs again at once, not in a burst.
-        let now = tokio::time::Instant::now();
-        if due < now {
-            due = now;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
-            _ = stop.cancelled() => return,
+            };
+            let sample = Sample {
+                probe: probe.name.clone(),
+                phase: probe.phase,
+                at_ms: self.t0.elapsed().as_millis() as Ms,
+                ok,
+                took_ms: started.elapsed().as_millis() as u64,
+                detail,
+            };
+            let tripped = self.record.lock().ok().and_then(|mut r| {
+                r.samples.push(sample.clone());
+                r.lateness.push(late.as_millis() as u64);
+                self.trip(&mut r)
+            });
+            let _ = self.events.send(DrillEvent {
+                run: self.run.clone(),
+                at_ms: sample.at_ms,
+                at: Utc::now(),
+                kind: DrillEventKind::Probe { sample },
+            });
+            if let Some(why) = tripped {
+                let _ = self.events.send(DrillEvent {
+                    run: self.run.clone(),
+                    at_ms: self.t0.elapsed().as_millis() as Ms,
+                    at: Utc::now(),
+                    kind: DrillEventKind::Guard { message: why },
+                });
+                return;
+            }
+            due += probe.interval;
+            // A check slower than its interval runs again at once, not in a burst.
+            let now = tokio::time::Instant::now();
+            if due < now {
+                due = now;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = self.stop.cancelled() => return,
+            }
         }
     }
+
+    /// A guard that has failed `failure_threshold` times in a row stops the
+    /// drill (once); why, when it did.
+    fn trip(&self, r: &mut Record) -> Option<String> {
+        let cancel = self.trips.as_ref()?;
+        let p = &self.probe;
+        let failures = r
+            .samples
+            .iter()
+            .rev()
+            .filter(|s| s.probe == p.name)
+            .take_while(|s| !s.ok)
+            .count();
+        if failures < p.failure_threshold as usize || r.guard_tripped.is_some() {
+            return None;
+        }
+        let last = r
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.probe == p.name)
+            .map(|s| s.detail.clone())
+            .unwrap_or_default();
+        let why = format!(
+            "guard probe {} ({}) failed {failures} times in a row (its threshold): the drill was stopped and rolled back; last answer: {last}",
+            p.name,
+            p.check.describe()
+        );
+        r.guard_tripped = Some(why.clone());
+        r.timeline.push(TimelineEntry {
+            at_ms: self.t0.elapsed().as_millis() as Ms,
+            kind: "guard".into(),
+            what: why.clone(),
+        });
+        cancel.cancel();
+        Some(why)
+    }
+}
+
+/// The stores and (target, region) endpoints the restore steps need.
+fn collect_needs(
+    steps: &[Step],
+    region_override: Option<&str>,
+    stores: &mut BTreeSet<String>,
+    targets: &mut BTreeSet<(String, String)>,
+) {
+    for s in steps {
+        match &s.action {
+            Action::Restore(r) => {
+                let region = region_override.unwrap_or(&r.region).to_string();
+                stores.insert(region.clone());
+                targets.insert((r.target.clone(), region));
+            }
+            Action::Parallel { steps } => collect_needs(steps, region_override, stores, targets),
+            _ => {}
+        }
+    }
+}
+
+/// The region of the last restore step of `target`, as the file names it.
+fn last_restore_region(steps: &[Step], target: &str) -> Option<String> {
+    steps.iter().rev().find_map(|s| match &s.action {
+        Action::Restore(r) if r.target == target => Some(r.region.clone()),
+        Action::Parallel { steps } => last_restore_region(steps, target),
+        _ => None,
+    })
 }
 
 fn consistency_time(c: &Consistency) -> DateTime<Utc> {
@@ -1452,6 +1917,88 @@ fn consistency_time(c: &Consistency) -> DateTime<Utc> {
         Consistency::Etcd { observed_at, .. } => *observed_at,
         Consistency::Rds { at } => *at,
         Consistency::Namespace { at, .. } => *at,
+    }
+}
+
+/// The RPO interval from the canaries and the restored points.
+fn rpo_result(
+    fault: Option<&FaultRecord>,
+    restores: &[RestoreRecord],
+    canaries: Vec<measure::CanaryTally>,
+) -> RpoResult {
+    let nominal = fault.and_then(|f| {
+        restores
+            .iter()
+            .filter_map(|r| r.consistent_at)
+            .map(|c| (f.at - c).num_milliseconds().max(0) as u64)
+            .max()
+    });
+    let b = measure::rpo_bounds(&canaries, nominal);
+    let measured = if canaries.is_empty() || canaries.iter().any(|t| t.rpo_ms.is_none()) {
+        None
+    } else {
+        canaries.iter().filter_map(|t| t.rpo_ms).max()
+    };
+    let bound = rpo_bound_text(&canaries, nominal, &b);
+    RpoResult {
+        measured_ms: measured,
+        nominal_ms: nominal,
+        lower_ms: b.lower_ms,
+        upper_ms: b.upper_ms,
+        resolution_ms: b.resolution_ms,
+        bound,
+        lost_markers: canaries.iter().map(|t| t.lost).sum(),
+        canaries,
+    }
+}
+
+/// How the RPO is judged, from a report's numbers.
+fn rpo_judged(rpo: &RpoResult) -> measure::RpoJudged {
+    measure::RpoJudged::of(&measure::RpoBounds {
+        lower_ms: rpo.lower_ms,
+        upper_ms: rpo.upper_ms,
+        measured: !rpo.canaries.is_empty() || rpo.nominal_ms.is_some(),
+        resolution_ms: rpo.resolution_ms,
+    })
+}
+
+/// Where the RPO interval's ends come from, in words.
+fn rpo_bound_text(
+    canaries: &[measure::CanaryTally],
+    nominal: Option<u64>,
+    b: &measure::RpoBounds,
+) -> String {
+    let mut parts = Vec::new();
+    let survivors = canaries.iter().all(|t| t.newest_surviving.is_some());
+    if !canaries.is_empty() {
+        let resolution = opt_ms(b.resolution_ms);
+        if survivors {
+            parts.push(format!(
+                "canaries: {} proven lost, {} at most (markers every {resolution})",
+                opt_ms(b.lower_ms),
+                opt_ms(canaries.iter().filter_map(|t| t.rpo_ms).max()),
+            ));
+        } else {
+            parts.push(format!(
+                "canaries: no marker survived, so they prove only a lower bound: at least {} lost (markers every {resolution})",
+                opt_ms(b.lower_ms)
+            ));
+        }
+    }
+    match nominal {
+        Some(n) => parts.push(format!(
+            "the restored point was taken {} before the fault",
+            human_ms(n)
+        )),
+        None if !canaries.is_empty() && !survivors => {
+            parts.push("no restored point bounds it: the loss has no upper bound".into())
+        }
+        None => {}
+    }
+    if parts.is_empty() {
+        "not measured: the drill has no canaries and restored no point".into()
+    } else {
+        parts.join("; ")
     }
 }
 
@@ -1496,10 +2043,13 @@ fn summary_lines(
     let mut lines = vec![format!("Hypothesis: {}", drill.hypothesis)];
     lines.push(format!(
         "Steady state: {}",
-        if steady.ok {
-            "held before the fault"
-        } else {
-            "did not hold"
+        match (steady.ok, fault) {
+            (true, _) => "held before the fault",
+            (false, Some(_)) => "did not hold",
+            (false, None) if steady.detail.starts_with("the steady state does not hold") => {
+                "did not hold, so no fault was injected"
+            }
+            (false, None) => "not checked: the drill stopped before its fault",
         }
     ));
     match fault {
@@ -1510,14 +2060,13 @@ fn summary_lines(
         )),
         None => lines.push("What was done: no fault was injected.".into()),
     }
-    let rpo_text = match (rpo.measured_ms, rpo.nominal_ms) {
-        (Some(m), _) => format!(
-            "RPO {} measured ({} canary markers lost; nominal {})",
-            human_ms(m),
+    let rpo_text = match (rpo.upper_ms, rpo.lower_ms) {
+        (Some(_), _) => format!(
+            "RPO {} ({} canary markers lost; judged on the upper bound)",
+            rpo.interval_text(),
             rpo.lost_markers,
-            opt_ms(rpo.nominal_ms)
         ),
-        (None, Some(n)) => format!("RPO {} nominal (no canaries)", human_ms(n)),
+        (None, Some(_)) => format!("RPO {}", rpo.interval_text()),
         (None, None) => "RPO not measured".into(),
     };
     lines.push(format!(
@@ -1527,6 +2076,9 @@ fn summary_lines(
         human_ms(objectives.rto_ms),
         human_ms(objectives.rpo_ms),
     ));
+    if fault.is_some() {
+        lines.push(format!("RPO evidence: {}.", rpo.bound));
+    }
     lines
 }
 

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::config::Config;
+use crate::engine::kind::Registry;
+use crate::engine::{Existing, RestoreOptions};
 
 /// Where something is in a drill file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -78,6 +80,8 @@ struct RawDrill {
     steps: Spanned<Vec<Spanned<RawStep>>>,
     #[serde(default)]
     notify: Option<RawNotify>,
+    #[serde(default)]
+    rollback: Rollback,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,13 +153,22 @@ macro_rules! probe_kind {
             timeout: Option<Text>,
             #[serde(default)]
             success_threshold: Option<Spanned<u32>>,
+            #[serde(default)]
+            failure_threshold: Option<Spanned<u32>>,
             $( $(#[$fm])* $field: $ty, )*
         }
 
         impl $raw {
             fn split(self) -> (ProbeCommon, $typed) {
                 (
-                    (self.name, self.phase, self.interval, self.timeout, self.success_threshold),
+                    ProbeCommon {
+                        name: self.name,
+                        phase: self.phase,
+                        interval: self.interval,
+                        timeout: self.timeout,
+                        success_threshold: self.success_threshold,
+                        failure_threshold: self.failure_threshold,
+                    },
                     $typed { $( $field: self.$field, )* },
                 )
             }
@@ -366,7 +379,7 @@ step_kind!(inner RawRestore => RestoreFields {
     #[serde(default)]
     point: Option<Spanned<RawPointPick>>,
     #[serde(default)]
-    options: RestoreStepOptions,
+    options: Option<Spanned<RestoreStepOptions>>,
 });
 
 #[derive(Debug, Deserialize)]
@@ -400,6 +413,10 @@ pub enum Phase {
     During,
     /// Defines recovery: RTO ends when every one meets its threshold.
     After,
+    /// Watches a service the drill must not harm, from start to end: when it
+    /// fails `failure_threshold` times in a row the drill stops and cleans
+    /// up (AWS FIS's stop conditions).
+    Guard,
 }
 
 impl Phase {
@@ -408,8 +425,24 @@ impl Phase {
             Phase::Before => "before",
             Phase::During => "during",
             Phase::After => "after",
+            Phase::Guard => "guard",
         }
     }
+}
+
+/// When a drill cleans up what it made (undoes its restores, removes its
+/// canary markers, runs `cleanup` steps an abort skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollback {
+    /// Whatever the outcome.
+    #[default]
+    Always,
+    /// Only when the drill did not pass: a passing drill leaves the
+    /// failed-over state in place.
+    OnFailure,
+    /// Never (as `--keep`).
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -469,7 +502,8 @@ pub struct PromoteFault {
     pub replica: String,
 }
 
-/// Restore options of a restore step, as on the command line.
+/// Restore options of a restore step, as on the command line; checked
+/// against the target's kind into the engine's [`RestoreOptions`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreStepOptions {
@@ -507,6 +541,7 @@ pub struct Drill {
     pub probes: Vec<Probe>,
     pub steps: Vec<Step>,
     pub webhook: Option<String>,
+    pub rollback: Rollback,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -560,6 +595,20 @@ impl ProbeCheck {
         }
     }
 
+    /// The same check against another region (a kind-owned probe: the
+    /// steady state re-checked where the drill restored its target); none for
+    /// a check that names no region.
+    pub fn in_region(&self, region: &str) -> Option<ProbeCheck> {
+        let mut moved = self.clone();
+        match &mut moved {
+            ProbeCheck::EtcdKey(p) => p.region = region.to_string(),
+            ProbeCheck::Sql(p) => p.region = region.to_string(),
+            ProbeCheck::Kube(p) => p.region = region.to_string(),
+            ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => return None,
+        }
+        Some(moved)
+    }
+
     /// The target and region a kind-owned probe reads.
     pub fn target(&self) -> Option<(&str, &str)> {
         match self {
@@ -596,6 +645,8 @@ pub struct Probe {
     pub interval: Duration,
     pub timeout: Duration,
     pub success_threshold: u32,
+    /// Guard probes: this many failures in a row stop the drill.
+    pub failure_threshold: u32,
     pub check: ProbeCheck,
 }
 
@@ -683,7 +734,9 @@ pub struct RestoreStep {
     pub target: String,
     pub region: String,
     pub point: PointPick,
-    pub options: RestoreStepOptions,
+    /// Parsed once and checked against the target's kind: what the runner
+    /// hands the engine as it is.
+    pub options: RestoreOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -708,6 +761,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the step writes something it must roll back or record when
+    /// it is stopped (a backup, copy, restore, fault, cleanup): such a step is
+    /// cancelled through the engine and awaited, never dropped.
+    pub fn changes_something(&self) -> bool {
+        matches!(
+            self,
+            Action::Backup(_)
+                | Action::Copy(_)
+                | Action::Restore(_)
+                | Action::Fault(_)
+                | Action::Cleanup(_)
+                | Action::RegainRegion(_)
+        )
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Backup(_) => "backup",
@@ -822,11 +890,34 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Manual steps wait this long for the operator by default.
 const MANUAL_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// The longest a step may be given: a drill is an exercise of hours, not weeks.
+const LONGEST_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest objective: a year of downtime or loss is no objective.
+const LONGEST_OBJECTIVE: Duration = Duration::from_secs(366 * 24 * 3600);
+/// How far back `random_within` may reach: points older than ten years are
+/// not what a drill proves.
+const LONGEST_WINDOW: Duration = Duration::from_secs(3650 * 24 * 3600);
+/// A probe or canary interval: at least a millisecond, at most an hour.
+const INTERVALS: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(3600));
+/// Timeouts: more than nothing, at most [`LONGEST_STEP`].
+const TIMEOUTS: (Duration, Duration) = (Duration::from_millis(1), LONGEST_STEP);
+
+/// "between 1ms and 7d": the range of a bounded duration, for errors.
+fn bounds_text(min: Duration, max: Duration) -> String {
+    let f = |d: Duration| humantime::format_duration(d).to_string();
+    if min.is_zero() {
+        format!("at most {}", f(max))
+    } else {
+        format!("between {} and {}", f(min), f(max))
+    }
+}
+
 // ---- checking ------------------------------------------------------------------
 
 struct Checker<'a> {
     file: &'a Path,
     config: &'a Config,
+    kinds: &'a Registry,
     names: BTreeSet<String>,
     counter: usize,
 }
@@ -840,8 +931,15 @@ impl Checker<'_> {
         }
     }
 
-    fn duration(&self, t: &Text, what: &str) -> Result<Duration, DrillFileError> {
-        humantime::parse_duration(&t.value).map_err(|e| {
+    /// A duration within `bounds` (inclusive): every duration of a drill is
+    /// bounded where it is read, so no arithmetic on it can overflow later.
+    fn duration(
+        &self,
+        t: &Text,
+        what: &str,
+        (min, max): (Duration, Duration),
+    ) -> Result<Duration, DrillFileError> {
+        let d = humantime::parse_duration(&t.value).map_err(|e| {
             self.err(
                 Loc::from(t),
                 format!(
@@ -849,7 +947,71 @@ impl Checker<'_> {
                     t.value
                 ),
             )
-        })
+        })?;
+        if d < min || d > max {
+            return Err(self.err(
+                Loc::from(t),
+                format!(
+                    "{what} {:?} is out of range: it must be {}",
+                    t.value,
+                    bounds_text(min, max)
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// A restore step's options, parsed into the engine's typed options and
+    /// checked against the kind of `target` (as `drtool restore` checks its
+    /// flags).
+    fn restore_options(
+        &self,
+        target: &str,
+        loc: Loc,
+        raw: RestoreStepOptions,
+    ) -> Result<RestoreOptions, DrillFileError> {
+        let existing = match &raw.existing {
+            Some(e) => Some(
+                e.parse::<Existing>()
+                    .map_err(|why| self.err(loc, format!("options.existing {e:?} {why}")))?,
+            ),
+            None => None,
+        };
+        let namespace_map = match &raw.namespace_map {
+            Some(m) => match m.split_once('=') {
+                Some((a, b)) if !a.is_empty() && !b.is_empty() => {
+                    Some((a.to_string(), b.to_string()))
+                }
+                _ => {
+                    return Err(self.err(loc, format!("options.namespace_map {m:?} is not OLD=NEW")));
+                }
+            },
+            None => None,
+        };
+        let options = RestoreOptions {
+            prefix: raw.prefix,
+            existing,
+            database: raw.database,
+            from_dump: raw.from_dump,
+            pitr: None,
+            namespace_map,
+            include: raw.include,
+            exclude: raw.exclude,
+            with_canaries: false,
+        };
+        let kind_name = self
+            .config
+            .target(target)
+            .map(|t| t.spec.kind())
+            .unwrap_or_default();
+        let kind = self
+            .kinds
+            .get(kind_name)
+            .map_err(|e| self.err(loc, e.to_string()))?;
+        options
+            .check(kind.restore_flags(), target, kind_name)
+            .map_err(|e| self.err(loc, format!("options: {e}")))?;
+        Ok(options)
     }
 
     fn target(&self, name: &str, loc: Loc, kind: Option<&str>) -> Result<(), DrillFileError> {
@@ -905,18 +1067,24 @@ impl Checker<'_> {
     }
 }
 
-/// Reads, parses and checks a drill file against the config.
-pub fn load(path: &Path, config: &Config) -> Result<Drill, DrillFileError> {
+/// Reads, parses and checks a drill file against the config and the kinds
+/// of its targets.
+pub fn load(path: &Path, config: &Config, kinds: &Registry) -> Result<Drill, DrillFileError> {
     let text = std::fs::read_to_string(path).map_err(|e| DrillFileError {
         file: path.to_path_buf(),
         loc: None,
         message: format!("cannot read the drill file: {e}"),
     })?;
-    parse(&text, path, config)
+    parse(&text, path, config, kinds)
 }
 
 /// Parses and checks drill text; `path` names it in errors.
-pub fn parse(text: &str, path: &Path, config: &Config) -> Result<Drill, DrillFileError> {
+pub fn parse(
+    text: &str,
+    path: &Path,
+    config: &Config,
+    kinds: &Registry,
+) -> Result<Drill, DrillFileError> {
     let raw: RawDrill = serde_saphyr::from_str(text).map_err(|e| DrillFileError {
         file: path.to_path_buf(),
         loc: e.location().map(|l| Loc {
@@ -928,6 +1096,7 @@ pub fn parse(text: &str, path: &Path, config: &Config) -> Result<Drill, DrillFil
     let mut c = Checker {
         file: path,
         config,
+        kinds,
         names: BTreeSet::new(),
         counter: 0,
     };
@@ -989,8 +1158,16 @@ fn check(c: &mut Checker, raw: RawDrill) -> Result<Drill, DrillFileError> {
         ));
     }
     let objectives = &raw.objectives.value;
-    let rto = c.duration(&objectives.rto, "objectives.rto")?;
-    let rpo = c.duration(&objectives.rpo, "objectives.rpo")?;
+    let rto = c.duration(
+        &objectives.rto,
+        "objectives.rto",
+        (Duration::from_millis(1), LONGEST_OBJECTIVE),
+    )?;
+    let rpo = c.duration(
+        &objectives.rpo,
+        "objectives.rpo",
+        (Duration::ZERO, LONGEST_OBJECTIVE),
+    )?;
     for t in &raw.targets {
         c.target(&t.value, Loc::from(t), None)?;
     }
@@ -1051,6 +1228,7 @@ fn check(c: &mut Checker, raw: RawDrill) -> Result<Drill, DrillFileError> {
         probes,
         steps,
         webhook,
+        rollback: raw.rollback,
     })
 }
 
@@ -1093,7 +1271,14 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
             (common, ProbeCheck::Exec(p))
         }
     };
-    let (name, phase, interval, timeout, threshold) = common;
+    let ProbeCommon {
+        name,
+        phase,
+        interval,
+        timeout,
+        success_threshold: threshold,
+        failure_threshold,
+    } = common;
     c.unique(&name.value, Loc::from(&name), "probe")?;
     if let Some((target, region)) = check.target() {
         let kind = match &check {
@@ -1113,11 +1298,11 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
         ));
     }
     let interval = match &interval {
-        Some(t) => c.duration(t, "interval")?,
+        Some(t) => c.duration(t, "interval", INTERVALS)?,
         None => PROBE_INTERVAL,
     };
     let timeout = match &timeout {
-        Some(t) => c.duration(t, "timeout")?,
+        Some(t) => c.duration(t, "timeout", TIMEOUTS)?,
         None => PROBE_TIMEOUT,
     };
     let success_threshold = match threshold {
@@ -1127,29 +1312,43 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
         Some(t) => t.value,
         None => 1,
     };
-    if interval.is_zero() {
-        return Err(c.err(
-            loc,
-            format!("probe {}: interval must be above zero", name.value),
-        ));
-    }
+    let failure_threshold = match (failure_threshold, phase.value) {
+        (Some(t), _) if t.value == 0 => {
+            return Err(c.err(Loc::from(&t), "failure_threshold must be at least 1"));
+        }
+        (Some(t), Phase::Guard) => t.value,
+        (Some(t), other) => {
+            return Err(c.err(
+                Loc::from(&t),
+                format!(
+                    "failure_threshold is for guard probes (it stops the drill); probe {} is a {} probe",
+                    name.value,
+                    other.name()
+                ),
+            ));
+        }
+        (None, _) => 1,
+    };
     Ok(Probe {
         name: name.value,
         phase: phase.value,
         interval,
         timeout,
         success_threshold,
+        failure_threshold,
         check,
     })
 }
 
-type ProbeCommon = (
-    Text,
-    Spanned<Phase>,
-    Option<Text>,
-    Option<Text>,
-    Option<Spanned<u32>>,
-);
+/// What every probe has next to its kind's fields.
+struct ProbeCommon {
+    name: Text,
+    phase: Spanned<Phase>,
+    interval: Option<Text>,
+    timeout: Option<Text>,
+    success_threshold: Option<Spanned<u32>>,
+    failure_threshold: Option<Spanned<u32>>,
+}
 
 fn check_canary(
     c: &mut Checker,
@@ -1197,7 +1396,7 @@ fn check_canary(
         }
     };
     let interval = match &body.interval {
-        Some(t) => c.duration(t, "interval")?,
+        Some(t) => c.duration(t, "interval", INTERVALS)?,
         None => CANARY_INTERVAL,
     };
     if interval < Duration::from_millis(10) {
@@ -1259,7 +1458,7 @@ fn check_step(
         }
         RawStep::Restore(b) => {
             let (common, a) = (*b).split();
-            (common, Action::Restore(check_restore(c, a, loc)?))
+            (common, Action::Restore(check_restore(c, a)?))
         }
         RawStep::Verify(b) => {
             let (common, a) = b.split();
@@ -1289,7 +1488,7 @@ fn check_step(
         }
         RawStep::Wait(b) => {
             let (common, a) = b.split();
-            let duration = c.duration(&a.duration, "wait.for")?;
+            let duration = c.duration(&a.duration, "wait.for", (Duration::ZERO, LONGEST_STEP))?;
             (common, Action::Wait { duration })
         }
         RawStep::Manual(b) => {
@@ -1329,10 +1528,10 @@ fn check_step(
     let name = name.unwrap_or_else(|| format!("{}-{}", action.kind(), c.counter));
     c.unique(&name, loc, "step")?;
     let timeout = match &timeout {
-        Some(t) => c.duration(t, "timeout")?,
+        Some(t) => c.duration(t, "timeout", TIMEOUTS)?,
         None => match &action {
             Action::Manual(_) => MANUAL_TIMEOUT,
-            Action::Wait { duration } => *duration + Duration::from_secs(60),
+            Action::Wait { duration } => duration.saturating_add(Duration::from_secs(60)),
             _ => STEP_TIMEOUT,
         },
     };
@@ -1396,7 +1595,7 @@ fn check_fault(c: &Checker, f: FaultStep, loc: Loc) -> Result<Fault, DrillFileEr
     Ok(fault)
 }
 
-fn check_restore(c: &Checker, r: RestoreFields, loc: Loc) -> Result<RestoreStep, DrillFileError> {
+fn check_restore(c: &Checker, r: RestoreFields) -> Result<RestoreStep, DrillFileError> {
     c.target(&r.target.value, Loc::from(&r.target), None)?;
     c.region(&r.region.value, Loc::from(&r.region))?;
     let point = match r.point {
@@ -1410,32 +1609,30 @@ fn check_restore(c: &Checker, r: RestoreFields, loc: Loc) -> Result<RestoreStep,
                         .map_err(|e| c.err(ploc, format!("point.before: {e}")))?,
                 ),
                 RawPointPick::RandomWithin(d) => {
-                    PointPick::RandomWithin(humantime::parse_duration(&d).map_err(|e| {
+                    let window = humantime::parse_duration(&d).map_err(|e| {
                         c.err(
                             ploc,
                             format!("point.random_within {d:?} is not a duration ({e}): write e.g. \"7d\""),
                         )
-                    })?)
+                    })?;
+                    if window.is_zero() || window > LONGEST_WINDOW {
+                        return Err(c.err(
+                            ploc,
+                            format!(
+                                "point.random_within {d:?} is out of range: it must be {}",
+                                bounds_text(Duration::from_millis(1), LONGEST_WINDOW)
+                            ),
+                        ));
+                    }
+                    PointPick::RandomWithin(window)
                 }
             }
         }
     };
-    let options = r.options;
-    if let Some(e) = &options.existing
-        && !matches!(e.as_str(), "skip" | "overwrite" | "update" | "fail")
-    {
-        return Err(c.err(
-            loc,
-            format!("options.existing {e:?} is not one of skip, overwrite, update, fail"),
-        ));
-    }
-    if let Some(m) = &options.namespace_map
-        && !m
-            .split_once('=')
-            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
-    {
-        return Err(c.err(loc, format!("options.namespace_map {m:?} is not OLD=NEW")));
-    }
+    let options = match r.options {
+        Some(o) => c.restore_options(&r.target.value, Loc::from(&o), o.value)?,
+        None => RestoreOptions::default(),
+    };
     Ok(RestoreStep {
         target: r.target.value,
         region: r.region.value,
@@ -1508,7 +1705,12 @@ steps:
     }
 
     fn err(yaml: &str) -> String {
-        match parse(yaml, Path::new("drills/d.yaml"), &config()) {
+        match parse(
+            yaml,
+            Path::new("drills/d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        ) {
             Ok(_) => panic!("accepted:\n{yaml}"),
             Err(e) => e.to_string(),
         }
@@ -1516,8 +1718,13 @@ steps:
 
     #[test]
     fn a_good_drill_is_checked_into_typed_steps() {
-        let d =
-            parse(GOOD, Path::new("drills/d.yaml"), &config()).unwrap_or_else(|e| panic!("{e}"));
+        let d = parse(
+            GOOD,
+            Path::new("drills/d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(d.rto, Duration::from_secs(300));
         assert_eq!(
             d.canaries[0].read_region, "us-west-2",

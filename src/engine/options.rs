@@ -25,6 +25,20 @@ pub enum Existing {
     Fail,
 }
 
+impl std::str::FromStr for Existing {
+    type Err = String;
+
+    /// `skip`, `overwrite` (or `update`, as namespaces say it), `fail`.
+    fn from_str(s: &str) -> Result<Existing, String> {
+        match s {
+            "skip" => Ok(Existing::Skip),
+            "overwrite" | "update" => Ok(Existing::Overwrite),
+            "fail" => Ok(Existing::Fail),
+            _ => Err("is not one of skip, overwrite, update, fail".into()),
+        }
+    }
+}
+
 impl Existing {
     pub fn name(self) -> &'static str {
         match self {
@@ -88,6 +102,9 @@ pub struct RestoreOptions {
     /// Namespaces: only / never these resources (plural or plural.group).
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Bring back the canary markers drills write (only a drill's own
+    /// restore does: any other restore leaves them out).
+    pub with_canaries: bool,
 }
 
 impl RestoreOptions {

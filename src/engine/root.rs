@@ -184,6 +184,17 @@ impl Engine {
         &self.config
     }
 
+    /// The keys whose signatures are trusted (verify keys and the signer's own).
+    pub fn trusted_keys(&self) -> &[TrustedKey] {
+        &self.signing.trusted
+    }
+
+    /// Whether this config signs or requires signatures: then an unsigned
+    /// report is not to be trusted.
+    pub fn signatures_expected(&self) -> bool {
+        self.signing.required || self.signing.signer.is_some()
+    }
+
     pub fn kinds(&self) -> &Registry {
         &self.kinds
     }

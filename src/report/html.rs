@@ -46,6 +46,17 @@ pub fn render(r: &DrillReport) -> String {
         human_ms(r.duration_ms),
         esc(&r.file)
     );
+    if let Some(by) = &r.ran_by {
+        let _ = write!(
+            o,
+            "<p class=\"muted\">Run by {} on {} via {} · config <code>{}</code> (sha256 <code>{}</code>)</p>",
+            esc(&by.user),
+            esc(&by.host),
+            esc(&by.via),
+            esc(&by.config),
+            esc(by.config_sha256.as_deref().unwrap_or("unreadable"))
+        );
+    }
     let _ = write!(o, "<h2>Summary</h2><ul>");
     for line in &r.summary {
         let _ = write!(o, "<li>{}</li>", esc(line));
@@ -58,6 +69,7 @@ pub fn render(r: &DrillReport) -> String {
     }
     steps(&mut o, r);
     probes(&mut o, r);
+    restores(&mut o, r);
     let _ = write!(o, "<h2>Cleanup</h2><ul>");
     if r.cleanup.is_empty() {
         let _ = write!(o, "<li>Nothing to clean up.</li>");
@@ -95,8 +107,9 @@ pub fn render(r: &DrillReport) -> String {
     for n in &r.notes {
         let _ = write!(
             o,
-            "<li>{}: {}</li>",
+            "<li>{}, {}: {}</li>",
             n.at.format("%Y-%m-%d %H:%M UTC"),
+            esc(n.author.as_deref().unwrap_or("unknown author")),
             esc(&n.text)
         );
     }
@@ -114,6 +127,31 @@ pub fn render(r: &DrillReport) -> String {
         }
         let _ = write!(o, "</ul>");
     }
+    let _ = write!(o, "<h2>Integrity</h2>");
+    match (&r.signature, &r.seal) {
+        (Some(sig), _) => {
+            let _ = write!(
+                o,
+                "<p>Signed by ed25519 key <code>{}</code> over the timeline's hash chain and every measure.<br>Chain head <code>{}</code><br>Signature <code style=\"word-break:break-all\">{}</code><br>Check it with <code>drtool report verify {}</code>.</p>",
+                esc(&sig.key),
+                esc(&sig.chain_head),
+                esc(&sig.value),
+                esc(&r.run_id)
+            );
+        }
+        (None, Some(seal)) => {
+            let _ = write!(
+                o,
+                "<p>Not signed. Sealed: chain head <code>{}</code>, content sha256 <code>{}</code>. Check it with <code>drtool report verify {}</code>.</p>",
+                esc(&seal.chain_head),
+                esc(&seal.content_sha256),
+                esc(&r.run_id)
+            );
+        }
+        (None, None) => {
+            let _ = write!(o, "<p class=\"warn\">Neither sealed nor signed.</p>");
+        }
+    }
     let _ = writeln!(
         o,
         "<p class=\"muted\">Resolution {}; probe results {} late on average; runner time between steps {}. drtool {}.</p></body></html>",
@@ -125,52 +163,82 @@ pub fn render(r: &DrillReport) -> String {
     o
 }
 
-/// RTO and RPO as bars against their objectives.
+/// RTO and RPO as bars against their objectives. The SVG is wide enough
+/// for the longest value text (`1h 59m / 1h 59m`) right of the longest bar.
 fn objectives(o: &mut String, r: &DrillReport) {
     let _ = write!(o, "<h2>Objectives</h2>");
+    let unbounded = r.rpo.upper_ms.is_none() && r.rpo.lower_ms.is_some();
     let rows = [
-        ("RTO", r.rto.rto_ms, r.objectives.rto_ms),
-        ("RPO measured", r.rpo.measured_ms, r.objectives.rpo_ms),
-        ("RPO nominal", r.rpo.nominal_ms, r.objectives.rpo_ms),
+        ("RTO", r.rto.rto_ms, Some(r.objectives.rto_ms), false),
+        (
+            "RPO upper bound",
+            r.rpo.upper_ms,
+            Some(r.objectives.rpo_ms),
+            unbounded,
+        ),
+        ("RPO lower bound", r.rpo.lower_ms, None, false),
     ];
-    let (w, row_h) = (640.0, 34.0);
+    let (label_w, bar_w, text_w, row_h) = (150.0, 420.0, 190.0, 34.0);
     let _ = write!(
         o,
-        "<svg width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"RTO and RPO against objectives\">",
+        "<svg width=\"{:.0}\" height=\"{}\" role=\"img\" aria-label=\"RTO and RPO against objectives\">",
+        label_w + bar_w + text_w,
         rows.len() as f64 * row_h + 10.0
     );
-    for (i, (name, got, limit)) in rows.iter().enumerate() {
+    for (i, (name, got, limit, never_met)) in rows.iter().enumerate() {
         let y = 10.0 + i as f64 * row_h;
-        let scale = (got.unwrap_or(0).max(*limit) as f64).max(1.0);
-        let bar = 420.0 * got.unwrap_or(0) as f64 / scale;
-        let lim = 120.0 + 420.0 * *limit as f64 / scale;
-        let color = match got {
-            Some(v) if v <= limit => "#1a7f37",
-            Some(_) => "#cf222e",
-            None => "#999",
+        let scale = (got.unwrap_or(0).max(limit.unwrap_or(0)) as f64).max(1.0);
+        let bar = bar_w * got.unwrap_or(0) as f64 / scale;
+        let color = match (got, limit) {
+            _ if *never_met => "#cf222e",
+            (Some(v), Some(l)) if v <= l => "#1a7f37",
+            (Some(_), Some(_)) => "#cf222e",
+            (Some(_), None) => "#9a6700",
+            (None, _) => "#999",
+        };
+        let value = if *never_met {
+            "unbounded".to_string()
+        } else {
+            opt_ms(*got)
+        };
+        let text = match limit {
+            Some(l) => format!("{value} / {}", human_ms(*l)),
+            None => value,
         };
         let _ = write!(
             o,
-            "<text x=\"4\" y=\"{:.0}\" font-size=\"12\">{name}</text><rect x=\"120\" y=\"{y:.0}\" width=\"{bar:.1}\" height=\"18\" fill=\"{color}\"/>\
-             <line x1=\"{lim:.1}\" x2=\"{lim:.1}\" y1=\"{:.0}\" y2=\"{:.0}\" stroke=\"#222\" stroke-dasharray=\"3,2\"/>\
-             <text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\">{} / {}</text>",
+            "<text x=\"4\" y=\"{:.0}\" font-size=\"12\">{name}</text><rect x=\"{label_w:.0}\" y=\"{y:.0}\" width=\"{bar:.1}\" height=\"18\" fill=\"{color}\"/>",
             y + 13.0,
-            y - 3.0,
-            y + 21.0,
-            560.0,
+        );
+        if let Some(l) = limit {
+            let lim = label_w + bar_w * *l as f64 / scale;
+            let _ = write!(
+                o,
+                "<line x1=\"{lim:.1}\" x2=\"{lim:.1}\" y1=\"{:.0}\" y2=\"{:.0}\" stroke=\"#222\" stroke-dasharray=\"3,2\"/>",
+                y - 3.0,
+                y + 21.0,
+            );
+        }
+        let _ = write!(
+            o,
+            "<text x=\"{:.0}\" y=\"{:.0}\" font-size=\"12\">{}</text>",
+            label_w + bar_w + 10.0,
             y + 13.0,
-            opt_ms(*got),
-            human_ms(*limit)
+            esc(&text)
         );
     }
     let _ = write!(o, "</svg>");
+    let _ = write!(o, "<p>RPO evidence: {}.</p>", esc(&r.rpo.bound));
+    let phases: Vec<String> = r
+        .rto
+        .phases()
+        .iter()
+        .map(|(name, ms)| format!("{name} {}", human_ms(*ms)))
+        .collect();
     let _ = write!(
         o,
-        "<p>RTO by phase: detection {}, decision {}, restore {}, verification {}.</p>",
-        opt_ms(r.rto.detection_ms),
-        human_ms(r.rto.decision_ms),
-        human_ms(r.rto.restore_ms),
-        opt_ms(r.rto.verification_ms)
+        "<p>RTO by phase (consecutive, adding up to the RTO): {}.</p>",
+        phases.join(", ")
     );
 }
 
@@ -240,9 +308,15 @@ fn timeline(o: &mut String, r: &DrillReport) {
         );
         if let Some(rto) = r.rto.rto_ms {
             let rx = x(f.at_ms + rto);
+            // Right of the middle, the label ends at the line (never past the edge).
+            let anchor = if rx > left + width / 2.0 {
+                "end"
+            } else {
+                "start"
+            };
             let _ = write!(
                 o,
-                "<line x1=\"{rx:.1}\" x2=\"{rx:.1}\" y1=\"4\" y2=\"{bottom:.0}\" stroke=\"#1a7f37\"/><text x=\"{rx:.1}\" y=\"{:.0}\" font-size=\"11\" fill=\"#1a7f37\">recovered (+{})</text>",
+                "<line x1=\"{rx:.1}\" x2=\"{rx:.1}\" y1=\"4\" y2=\"{bottom:.0}\" stroke=\"#1a7f37\"/><text x=\"{rx:.1}\" y=\"{:.0}\" font-size=\"11\" fill=\"#1a7f37\" text-anchor=\"{anchor}\">recovered (+{})</text>",
                 bottom + 14.0,
                 human_ms(rto)
             );
@@ -255,26 +329,74 @@ fn timeline(o: &mut String, r: &DrillReport) {
 fn canaries(o: &mut String, r: &DrillReport) {
     let _ = write!(
         o,
-        "<h2>Canaries</h2><table><tr><th>canary</th><th>written</th><th>newest surviving</th><th>lost</th><th>measured RPO</th><th></th></tr>"
+        "<h2>Canaries</h2><table><tr><th>canary</th><th>written</th><th>newest surviving</th><th>oldest lost</th><th>lost</th><th>RPO bounds</th><th></th></tr>"
     );
+    let marker = |m: Option<crate::drill::measure::Marker>| {
+        m.map_or("none".to_string(), |m| {
+            format!("#{} at {}", m.seq, m.at.format("%H:%M:%S%.3f"))
+        })
+    };
     for c in &r.rpo.canaries {
         let total = c.written.max(1) as f64;
         let kept = c.written.saturating_sub(c.lost) as f64;
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><svg width=\"200\" height=\"14\"><rect width=\"{:.1}\" height=\"14\" fill=\"#1a7f37\"/><rect x=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#cf222e\"/></svg></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} to {} (every {})</td><td><svg width=\"200\" height=\"14\"><rect width=\"{:.1}\" height=\"14\" fill=\"#1a7f37\"/><rect x=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#cf222e\"/></svg></td></tr>",
             esc(&c.canary),
             c.written,
-            c.newest_surviving.map_or("none".to_string(), |m| format!(
-                "#{} at {}",
-                m.seq,
-                m.at.format("%H:%M:%S%.3f")
-            )),
+            marker(c.newest_surviving),
+            marker(c.oldest_lost),
             c.lost,
-            opt_ms(c.rpo_ms),
+            opt_ms(c.lost_since_ms),
+            c.rpo_ms.map_or("unbounded".to_string(), human_ms),
+            human_ms(c.interval_ms),
             200.0 * kept / total,
             200.0 * kept / total,
             200.0 * c.lost as f64 / total
+        );
+    }
+    let _ = write!(o, "</table>");
+}
+
+/// The steady state before and after, and every restore with its exact point.
+fn restores(o: &mut String, r: &DrillReport) {
+    let _ = write!(
+        o,
+        "<h2>Steady state</h2><p class=\"{}\">Before the fault: {}</p>",
+        if r.steady_state.ok { "pass" } else { "fail" },
+        esc(&r.steady_state.detail)
+    );
+    if let Some(after) = &r.steady_state_after {
+        let _ = write!(
+            o,
+            "<p class=\"{}\">After recovery: steady state restored: {} ({})</p>",
+            if after.ok { "pass" } else { "fail" },
+            if after.ok { "yes" } else { "NO" },
+            esc(&after.detail)
+        );
+    }
+    if r.restores.is_empty() {
+        return;
+    }
+    let _ = write!(
+        o,
+        "<h2>Restores</h2><table><tr><th>step</th><th>target</th><th>region</th><th>point</th><th>consistent</th><th>result</th></tr>"
+    );
+    for rs in &r.restores {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            esc(&rs.step),
+            esc(&rs.target),
+            esc(&rs.region),
+            esc(rs.point.as_deref().unwrap_or("-")),
+            rs.consistent_at.map_or("-".to_string(), |t| t
+                .format("%Y-%m-%d %H:%M:%S%.3f UTC")
+                .to_string()),
+            esc(rs
+                .result
+                .as_deref()
+                .unwrap_or("cut off before it could say"))
         );
     }
     let _ = write!(o, "</table>");

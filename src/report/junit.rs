@@ -47,7 +47,15 @@ pub fn render(r: &DrillReport) -> String {
         skipped: false,
     };
     cases.push(objective("RTO", r.rto.rto_ms, r.objectives.rto_ms));
-    cases.push(objective("RPO", r.rpo.judged_ms(), r.objectives.rpo_ms));
+    let mut rpo = objective("RPO", r.rpo.judged_ms(), r.objectives.rpo_ms);
+    if r.rpo.upper_ms.is_none() && r.rpo.lower_ms.is_some() {
+        rpo.failure = Some(format!(
+            "RPO has no upper bound (objective {}): {}",
+            human_ms(r.objectives.rpo_ms),
+            r.rpo.bound
+        ));
+    }
+    cases.push(rpo);
     for s in &r.steps {
         let name = match &s.group {
             Some(g) => format!("step {g}/{} ({})", s.name, s.kind),

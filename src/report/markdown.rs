@@ -19,6 +19,17 @@ pub fn render(r: &DrillReport) -> String {
         r.file,
         r.drtool_version
     );
+    if let Some(by) = &r.ran_by {
+        let _ = writeln!(
+            w,
+            "Run by {} on {} via {}, with config `{}` (sha256 {}).",
+            by.user,
+            by.host,
+            by.via,
+            by.config,
+            by.config_sha256.as_deref().unwrap_or("unreadable")
+        );
+    }
     if let Some(d) = &r.description {
         let _ = writeln!(w, "\n{d}");
     }
@@ -44,46 +55,58 @@ pub fn render(r: &DrillReport) -> String {
     );
     let _ = writeln!(
         w,
-        "| RPO (measured) | {} | {} | {} |",
-        opt_ms(r.rpo.measured_ms),
+        "| RPO (upper bound, judged) | {} | {} | {} |",
+        match (r.rpo.upper_ms, r.rpo.lower_ms) {
+            (None, Some(_)) => "unbounded".to_string(),
+            (u, _) => opt_ms(u),
+        },
         human_ms(r.objectives.rpo_ms),
-        met(r.rpo.measured_ms, r.objectives.rpo_ms)
+        match (r.rpo.upper_ms, r.rpo.lower_ms) {
+            (None, Some(_)) => "NO",
+            (u, _) => met(u, r.objectives.rpo_ms),
+        }
     );
     let _ = writeln!(
         w,
-        "| RPO (nominal) | {} | {} | {} |",
-        opt_ms(r.rpo.nominal_ms),
-        human_ms(r.objectives.rpo_ms),
-        met(r.rpo.nominal_ms, r.objectives.rpo_ms)
+        "| RPO (lower bound, proven lost) | {} | | |",
+        opt_ms(r.rpo.lower_ms)
     );
+    let _ = writeln!(w, "\nRPO evidence: {}.", r.rpo.bound);
+    let phases: Vec<String> = r
+        .rto
+        .phases()
+        .iter()
+        .map(|(name, ms)| format!("{name} {}", human_ms(*ms)))
+        .collect();
     let _ = writeln!(
         w,
-        "\nRTO by phase: detection {}, decision {}, restore {}, verification {}.",
-        opt_ms(r.rto.detection_ms),
-        human_ms(r.rto.decision_ms),
-        human_ms(r.rto.restore_ms),
-        opt_ms(r.rto.verification_ms)
+        "\nRTO by phase (consecutive, adding up to the RTO): {}.",
+        phases.join(", ")
     );
     if !r.rpo.canaries.is_empty() {
         let _ = writeln!(w, "\n## Canaries\n");
         let _ = writeln!(
             w,
-            "| canary | written | newest surviving | lost | measured RPO |"
+            "| canary | written | newest surviving | oldest lost | lost | RPO bounds |"
         );
-        let _ = writeln!(w, "|---|---|---|---|---|");
+        let _ = writeln!(w, "|---|---|---|---|---|---|");
         for c in &r.rpo.canaries {
+            let marker = |m: Option<crate::drill::measure::Marker>| {
+                m.map_or("none".to_string(), |m| {
+                    format!("#{} at {}", m.seq, m.at.format("%H:%M:%S%.3f"))
+                })
+            };
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} to {} (every {}) |",
                 c.canary,
                 c.written,
-                c.newest_surviving.map_or("none".to_string(), |m| format!(
-                    "#{} at {}",
-                    m.seq,
-                    m.at.format("%H:%M:%S%.3f")
-                )),
+                marker(c.newest_surviving),
+                marker(c.oldest_lost),
                 c.lost,
-                opt_ms(c.rpo_ms)
+                opt_ms(c.lost_since_ms),
+                c.rpo_ms.map_or("unbounded".to_string(), human_ms),
+                human_ms(c.interval_ms)
             );
         }
     }
@@ -98,6 +121,18 @@ pub fn render(r: &DrillReport) -> String {
         },
         r.steady_state.detail
     );
+    if let Some(after) = &r.steady_state_after {
+        let _ = writeln!(
+            w,
+            "\nAfter recovery: {} ({}).",
+            if after.ok {
+                "steady state restored: yes"
+            } else {
+                "steady state restored: NO"
+            },
+            after.detail
+        );
+    }
     if let Some(f) = &r.fault {
         let _ = writeln!(
             w,
@@ -153,14 +188,17 @@ pub fn render(r: &DrillReport) -> String {
         for rs in &r.restores {
             let _ = writeln!(
                 w,
-                "- {}: {} in {} from point {} (consistent {})",
+                "- {}: {} in {} from point `{}` (consistent {}): {}",
                 rs.step,
                 rs.target,
                 rs.region,
                 rs.point.as_deref().unwrap_or("-"),
                 rs.consistent_at.map_or("-".to_string(), |t| t
                     .format("%H:%M:%S%.3f UTC")
-                    .to_string())
+                    .to_string()),
+                rs.result
+                    .as_deref()
+                    .unwrap_or("cut off before it could say")
             );
         }
         let _ = writeln!(w);
@@ -200,12 +238,22 @@ pub fn render(r: &DrillReport) -> String {
             r.uploaded_to.join(", ")
         );
     }
-    if let Some(sig) = &r.signature {
-        let _ = writeln!(
-            w,
-            "Signed by ed25519 key {} over the timeline's hash chain (head {}).",
-            sig.key, sig.chain_head
-        );
+    match (&r.signature, &r.seal) {
+        (Some(sig), _) => {
+            let _ = writeln!(
+                w,
+                "Signed by ed25519 key {} over the timeline's hash chain (head {}) and every measure; `drtool report verify {}` checks it.",
+                sig.key, sig.chain_head, r.run_id
+            );
+        }
+        (None, Some(seal)) => {
+            let _ = writeln!(
+                w,
+                "Not signed; sealed with the timeline's hash chain (head {}) and content hash {}: `drtool report verify {}` checks them.",
+                seal.chain_head, seal.content_sha256, r.run_id
+            );
+        }
+        (None, None) => {}
     }
 
     let _ = writeln!(w, "\n## Notes\n");
@@ -217,7 +265,13 @@ pub fn render(r: &DrillReport) -> String {
         );
     }
     for n in &r.notes {
-        let _ = writeln!(w, "- {}: {}", n.at.format("%Y-%m-%d %H:%M UTC"), n.text);
+        let _ = writeln!(
+            w,
+            "- {}, {}: {}",
+            n.at.format("%Y-%m-%d %H:%M UTC"),
+            n.author.as_deref().unwrap_or("unknown author"),
+            n.text
+        );
     }
     let _ = writeln!(w, "\n## Retrospective\n");
     let list = |items: &[String]| {

@@ -7,6 +7,7 @@
 //! runs (that is `drill/`) or of terminals.
 
 pub mod html;
+pub mod integrity;
 pub mod junit;
 pub mod markdown;
 pub mod store;
@@ -36,6 +37,9 @@ pub struct DrillReport {
     /// The drill file the run came from.
     pub file: String,
     pub drtool_version: String,
+    /// Who ran the drill, where, with which config.
+    #[serde(default)]
+    pub ran_by: Option<RanBy>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duration_ms: u64,
@@ -46,6 +50,10 @@ pub struct DrillReport {
     pub rto: RtoBreakdown,
     pub rpo: RpoResult,
     pub steady_state: SteadyState,
+    /// The steady state re-checked after recovery, where the drill left the
+    /// service (none: the drill stopped before it could be).
+    #[serde(default)]
+    pub steady_state_after: Option<SteadyState>,
     pub fault: Option<FaultRecord>,
     pub steps: Vec<StepRecord>,
     pub probes: Vec<ProbeSummary>,
@@ -62,8 +70,79 @@ pub struct DrillReport {
     pub retrospective: Retrospective,
     #[serde(default)]
     pub uploaded_to: Vec<String>,
+    /// The hashes that make any later edit visible (set when the report is
+    /// filed, signed or not).
+    #[serde(default)]
+    pub seal: Option<ReportSeal>,
     #[serde(default)]
     pub signature: Option<ReportSignature>,
+}
+
+/// Who ran a drill: what an auditor asks first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RanBy {
+    /// The operating-system user.
+    pub user: String,
+    pub host: String,
+    /// The config file the drill ran with, and the sha256 of its bytes.
+    pub config: String,
+    pub config_sha256: Option<String>,
+    /// How it was started: `drill run`, the dashboard, the daemon.
+    pub via: String,
+}
+
+impl RanBy {
+    /// This process, with `config` (its path) and how it was started.
+    pub fn here(config: &std::path::Path, via: &str) -> RanBy {
+        RanBy {
+            user: current_user(),
+            host: current_host(),
+            config: config.display().to_string(),
+            config_sha256: std::fs::read(config)
+                .ok()
+                .map(|b| hex::encode(Sha256::digest(&b))),
+            via: via.to_string(),
+        }
+    }
+}
+
+/// The user running drtool ($USER, else $LOGNAME, else the uid).
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|l| l.split_whitespace().next().map(|u| format!("uid {u}")))
+                })
+                .unwrap_or_else(|| "unknown".into())
+        })
+}
+
+/// This machine's name.
+pub fn current_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The report's own hashes: the head of the timeline's hash chain and the
+/// sha256 of everything measured. A signature signs both; without one they
+/// still make an edit by someone who did not recompute them visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSeal {
+    pub chain_head: String,
+    pub content_sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -76,19 +155,45 @@ pub struct Objectives {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RpoResult {
-    /// From canaries: the fault's time minus the newest surviving marker's.
+    /// From canaries: the fault's time minus the newest surviving marker's
+    /// (none when no marker survived).
     pub measured_ms: Option<u64>,
-    /// The fault's time minus the restored point's consistency time.
+    /// The fault's time minus the oldest restored point's consistency time.
     pub nominal_ms: Option<u64>,
+    /// What the canaries prove was lost (the oldest lost marker's age at the
+    /// fault; 0 when none was lost).
+    #[serde(default)]
+    pub lower_ms: Option<u64>,
+    /// What nothing rules out: the larger of `measured_ms` and `nominal_ms`.
+    /// The verdict judges this one.
+    #[serde(default)]
+    pub upper_ms: Option<u64>,
+    /// The canary bounds' resolution (the coarsest canary interval).
+    #[serde(default)]
+    pub resolution_ms: Option<u64>,
+    /// How the interval was bounded, in words.
+    #[serde(default)]
+    pub bound: String,
     /// Acknowledged canary markers that did not survive.
     pub lost_markers: u64,
     pub canaries: Vec<CanaryTally>,
 }
 
 impl RpoResult {
-    /// The RPO the verdict uses: measured when canaries ran, nominal otherwise.
+    /// The RPO the verdict and the metrics use: the upper bound.
     pub fn judged_ms(&self) -> Option<u64> {
-        self.measured_ms.or(self.nominal_ms)
+        self.upper_ms
+    }
+
+    /// `between 1.8s and 2.0s`, `at least 2.0s (unbounded)`, `at most 12.1s`.
+    pub fn interval_text(&self) -> String {
+        match (self.lower_ms, self.upper_ms) {
+            (Some(l), Some(u)) if l == u => human_ms(u),
+            (Some(l), Some(u)) => format!("{}-{}", human_ms(l), human_ms(u)),
+            (None, Some(u)) => format!("at most {}", human_ms(u)),
+            (Some(l), None) => format!("at least {}, no upper bound", human_ms(l)),
+            (None, None) => "not measured".into(),
+        }
     }
 }
 
@@ -106,6 +211,9 @@ pub struct FaultRecord {
     pub at_ms: u64,
     pub at: DateTime<Utc>,
     pub description: String,
+    /// When the fault step returned: the fault was delivered.
+    #[serde(default)]
+    pub injected_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -175,6 +283,9 @@ pub struct RestoreRecord {
     /// The restored point's consistency time.
     pub consistent_at: Option<DateTime<Utc>>,
     pub plan: Vec<String>,
+    /// How it ended (none: it was cut off before it could say).
+    #[serde(default)]
+    pub result: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -186,6 +297,17 @@ pub struct CleanupRecord {
     /// Not removed because the drill took its region down (named in `message`).
     #[serde(default)]
     pub left_behind: bool,
+    /// The canary markers it is about (what `drtool drill cleanup` removes).
+    #[serde(default)]
+    pub canary: Option<CanaryPlace>,
+}
+
+/// Where a run's canary markers are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryPlace {
+    pub target: String,
+    pub region: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -215,6 +337,9 @@ pub struct Overhead {
 pub struct Note {
     pub at: DateTime<Utc>,
     pub text: String,
+    /// Who wrote it (the operating-system user unless given).
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 /// What went wrong and what to improve: filled in during or after the drill.
@@ -264,6 +389,7 @@ pub fn phase_title(p: Phase) -> &'static str {
         Phase::Before => "Before the fault (steady state)",
         Phase::During => "During the outage (availability)",
         Phase::After => "After (recovery)",
+        Phase::Guard => "Guards (services the drill must not harm)",
     }
 }
 
@@ -288,6 +414,7 @@ impl DrillReport {
         bare.notes.clear();
         bare.retrospective = Retrospective::default();
         bare.uploaded_to.clear();
+        bare.seal = None;
         bare.signature = None;
         hex::encode(Sha256::digest(
             serde_json::to_vec(&bare).unwrap_or_default(),
@@ -312,6 +439,14 @@ impl DrillReport {
             out.entry(p.phase).or_default().push(p);
         }
         out
+    }
+
+    /// Seals the report: its chain head and content hash as they are now.
+    pub fn seal_now(&mut self) {
+        self.seal = Some(ReportSeal {
+            chain_head: self.chain_head(),
+            content_sha256: self.content_hash(),
+        });
     }
 
     /// Exit code of `drill run`: documented in the README.
@@ -398,6 +533,13 @@ pub(crate) mod tests {
             hypothesis: "If us-east-1 is lost, kv is back in us-west-2 within 5 minutes, losing under a minute of writes.".into(),
             file: "drills/etcd-region-failover.yaml".into(),
             drtool_version: "0.1.0".into(),
+            ran_by: Some(RanBy {
+                user: "oncall".into(),
+                host: "bastion-1".into(),
+                config: "/etc/drtool/drtool.toml".into(),
+                config_sha256: Some("ab".repeat(32)),
+                via: "drill run".into(),
+            }),
             started_at: t0,
             finished_at: at(6000),
             duration_ms: 6000,
@@ -412,32 +554,45 @@ pub(crate) mod tests {
             },
             rto: RtoBreakdown {
                 rto_ms: Some(2600),
-                detection_ms: Some(100),
+                injection_ms: 10,
+                detection_ms: Some(90),
                 decision_ms: 0,
-                restore_ms: 1500,
-                verification_ms: Some(600),
+                restore_ms: 1410,
+                verification_ms: Some(1090),
             },
             rpo: RpoResult {
                 measured_ms: Some(1200),
                 nominal_ms: Some(1500),
+                lower_ms: Some(1000),
+                upper_ms: Some(1500),
+                resolution_ms: Some(200),
+                bound: "canaries: 1.0s proven lost, 1.2s at most; the restored point: 1.5s".into(),
                 lost_markers: 6,
                 canaries: vec![CanaryTally {
                     canary: "etcd:kv".into(),
                     written: 10,
                     newest_written: Some(Marker { seq: 9, at: at(1990) }),
                     newest_surviving: Some(Marker { seq: 3, at: at(800) }),
+                    oldest_lost: Some(Marker { seq: 4, at: at(1000) }),
                     lost: 6,
                     rpo_ms: Some(1200),
+                    lost_since_ms: Some(1000),
+                    interval_ms: 200,
                 }],
             },
             steady_state: SteadyState {
                 ok: true,
                 detail: "every before probe met its threshold".into(),
             },
+            steady_state_after: Some(SteadyState {
+                ok: true,
+                detail: "kv-before (etcd key /app/config in us-west-2): holds".into(),
+            }),
             fault: Some(FaultRecord {
                 at_ms: 2000,
                 at: at(2000),
                 description: "lose region us-east-1".into(),
+                injected_ms: Some(2010),
             }),
             steps: vec![
                 StepRecord {
@@ -517,12 +672,17 @@ pub(crate) mod tests {
                 point: Some("20261122T020000Z-00000001".into()),
                 consistent_at: Some(at(500)),
                 plan: vec!["create     40".into()],
+                result: Some("ok restore kv us-west-2: 40 keys created".into()),
             }],
             cleanup: vec![CleanupRecord {
                 what: "canary etcd:kv in us-east-1".into(),
                 ok: true,
                 message: "10 markers removed".into(),
                 left_behind: false,
+                canary: Some(CanaryPlace {
+                    target: "kv".into(),
+                    region: "us-east-1".into(),
+                }),
             }],
             timeline: vec![
                 TimelineEntry {
@@ -545,6 +705,7 @@ pub(crate) mod tests {
             notes: vec![],
             retrospective: Retrospective::default(),
             uploaded_to: vec!["us-west-2".into()],
+            seal: None,
             signature: None,
         }
     }

@@ -7,12 +7,18 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::integrity::{self, Integrity};
 use super::{DrillReport, Note, REPORT_VERSION, html, junit, markdown};
+use crate::archive::signing::TrustedKey;
 use crate::drill::measure::DrillVerdict;
 use crate::error::Error;
 
 pub struct ReportStore {
     root: PathBuf,
+    /// Keys whose report signatures are trusted.
+    trusted: Vec<TrustedKey>,
+    /// Whether reports are expected to be signed (the config signs).
+    signatures_expected: bool,
 }
 
 /// One run, as `report list` and `report history` show it.
@@ -26,11 +32,15 @@ pub struct RunEntry {
     pub rpo_ms: Option<u64>,
     pub objectives: (u64, u64),
     pub path: PathBuf,
+    /// Whether the report is what the drill wrote.
+    pub integrity: Integrity,
+    /// Whether its numbers may be trusted (and trended, and exported).
+    pub trusted: bool,
 }
 
 impl RunEntry {
-    /// The listing's line of a report kept in `path`.
-    pub fn of(r: &DrillReport, path: PathBuf) -> RunEntry {
+    /// The listing's line of a report kept in `path`, checked.
+    pub fn of(r: &DrillReport, path: PathBuf, integrity: Integrity, trusted: bool) -> RunEntry {
         RunEntry {
             drill: r.drill.clone(),
             run_id: r.run_id.clone(),
@@ -40,6 +50,8 @@ impl RunEntry {
             rpo_ms: r.rpo.judged_ms(),
             objectives: (r.objectives.rto_ms, r.objectives.rpo_ms),
             path,
+            integrity,
+            trusted,
         }
     }
 }
@@ -57,8 +69,28 @@ pub fn rendered(r: &DrillReport) -> Result<Vec<(&'static str, Vec<u8>)>, Error> 
 }
 
 impl ReportStore {
+    /// A store that trusts no signature and expects none.
     pub fn new(root: PathBuf) -> ReportStore {
-        ReportStore { root }
+        ReportStore {
+            root,
+            trusted: Vec::new(),
+            signatures_expected: false,
+        }
+    }
+
+    /// Checks signatures against `keys`; with `expected`, unsigned reports
+    /// are not trusted.
+    pub fn trusting(mut self, keys: &[TrustedKey], expected: bool) -> ReportStore {
+        self.trusted = keys.to_vec();
+        self.signatures_expected = expected;
+        self
+    }
+
+    /// What checking `r` finds, and whether its numbers may be trusted.
+    pub fn integrity(&self, r: &DrillReport) -> (Integrity, bool) {
+        let i = integrity::check(r, &self.trusted);
+        let trusted = i.trusted(self.signatures_expected);
+        (i, trusted)
     }
 
     pub fn root(&self) -> &Path {
@@ -84,7 +116,8 @@ impl ReportStore {
         Ok(dir)
     }
 
-    fn read(path: &Path) -> Result<DrillReport, Error> {
+    /// Reads one `report.json`.
+    pub fn read(path: &Path) -> Result<DrillReport, Error> {
         let text = std::fs::read(path)
             .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
         let r: DrillReport = serde_json::from_slice(&text).map_err(|e| {
@@ -124,18 +157,22 @@ impl ReportStore {
             for run in runs.filter_map(Result::ok) {
                 let path = run.path().join("report.json");
                 let Ok(r) = Self::read(&path) else { continue };
-                out.push(RunEntry::of(&r, run.path()));
+                let (integrity, trusted) = self.integrity(&r);
+                out.push(RunEntry::of(&r, run.path(), integrity, trusted));
             }
         }
         out.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
         Ok(out)
     }
 
-    /// The report of a run, by its id.
-    pub fn load(&self, run: &str) -> Result<DrillReport, Error> {
-        let found = self.list(None)?.into_iter().find(|e| e.run_id == run);
+    /// The folder of a run's report, by its id (any case).
+    pub fn find(&self, run: &str) -> Result<PathBuf, Error> {
+        let found = self
+            .list(None)?
+            .into_iter()
+            .find(|e| e.run_id.eq_ignore_ascii_case(run));
         match found {
-            Some(e) => Self::read(&e.path.join("report.json")),
+            Some(e) => Ok(e.path),
             None => Err(Error::input(format!(
                 "no report of run {run:?} under {}: `drtool report list` shows the runs",
                 self.root.display()
@@ -143,8 +180,14 @@ impl ReportStore {
         }
     }
 
-    /// Adds an operator's note to a run's report and renders it again.
-    pub fn note(&self, run: &str, text: &str) -> Result<DrillReport, Error> {
+    /// The report of a run, by its id.
+    pub fn load(&self, run: &str) -> Result<DrillReport, Error> {
+        Self::read(&self.find(run)?.join("report.json"))
+    }
+
+    /// Adds a note by `author` to a run's report and renders it again
+    /// (notes are outside the seal and the signature).
+    pub fn note(&self, run: &str, text: &str, author: &str) -> Result<DrillReport, Error> {
         if text.trim().is_empty() {
             return Err(Error::input("the note is empty"));
         }
@@ -152,6 +195,7 @@ impl ReportStore {
         r.notes.push(Note {
             at: Utc::now(),
             text: text.trim().to_string(),
+            author: Some(author.to_string()),
         });
         self.write(&r)?;
         Ok(r)
@@ -189,7 +233,7 @@ mod tests {
             assert!(folder.join(f).is_file(), "{f}");
         }
         assert_eq!(store.load(&r.run_id)?, r);
-        let noted = store.note(&r.run_id, "failover took a manual DNS change")?;
+        let noted = store.note(&r.run_id, "failover took a manual DNS change", "oncall")?;
         assert_eq!(noted.notes.len(), 1);
         let md = std::fs::read_to_string(folder.join("report.md")).map_err(Error::failed)?;
         assert!(md.contains("failover took a manual DNS change"));

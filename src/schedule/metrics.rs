@@ -104,7 +104,12 @@ const METRICS: &[(&str, Type, &str)] = &[
     (
         "drtool_drill_rpo_seconds",
         Type::Gauge,
-        "Measured RPO of the drill's last run.",
+        "RPO of the drill's last run: the upper bound of what it proved (what the verdict judged).",
+    ),
+    (
+        "drtool_drill_reports_unverified",
+        Type::Gauge,
+        "Reports of the drill that are edited, unsealed or signed by an untrusted key: left out of every other drill metric.",
     ),
     (
         "drtool_drill_last_success_timestamp",
@@ -300,11 +305,24 @@ impl Metrics {
         let mut out = Vec::new();
         let mut last: BTreeMap<&str, &crate::report::RunEntry> = BTreeMap::new();
         let mut passed: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+        let mut untrusted: BTreeMap<&str, u64> = BTreeMap::new();
+        // A report that cannot be verified is counted, never exported as a measure.
         for r in &runs {
+            if !r.trusted {
+                *untrusted.entry(&r.drill).or_default() += 1;
+                continue;
+            }
             last.insert(&r.drill, r);
             if r.verdict == DrillVerdict::Pass {
                 passed.insert(&r.drill, r.started_at);
             }
+        }
+        for (drill, n) in untrusted {
+            out.push((
+                "drtool_drill_reports_unverified",
+                labels(&[("drill", drill)]),
+                n as f64,
+            ));
         }
         for (drill, r) in last {
             let l = labels(&[("drill", drill)]);

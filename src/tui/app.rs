@@ -382,7 +382,9 @@ impl LiveDrill {
                     self.rto_ms = *rto_ms;
                 }
             }
-            DrillEventKind::Manual { .. } | DrillEventKind::Cleanup { .. } => {}
+            DrillEventKind::Manual { .. }
+            | DrillEventKind::Cleanup { .. }
+            | DrillEventKind::Guard { .. } => {}
             DrillEventKind::Finished {
                 verdict,
                 rto_ms,

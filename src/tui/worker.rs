@@ -119,7 +119,10 @@ impl Worker {
         match e {
             Effect::LoadAll => self.load_all(),
             Effect::LoadReport(run) => {
-                let store = ReportStore::new(self.opts.reports.clone());
+                let store = ReportStore::new(self.opts.reports.clone()).trusting(
+                    self.engine.trusted_keys(),
+                    self.engine.signatures_expected(),
+                );
                 tokio::spawn(async move {
                     let id = run.clone();
                     let r = tokio::task::spawn_blocking(move || store.load(&id)).await;
@@ -264,7 +267,9 @@ impl Worker {
         let drills = self.opts.drills.clone();
         tokio::spawn(async move {
             let cfg = engine.config().clone();
-            let rows = tokio::task::spawn_blocking(move || load_drills(&drills, &cfg)).await;
+            let kinds = engine.kinds().clone();
+            let rows =
+                tokio::task::spawn_blocking(move || load_drills(&drills, &cfg, &kinds)).await;
             let a = match rows {
                 Ok(r) => Action::Drills(r),
                 Err(e) => Action::Drills(Loadable::Failed(e.to_string())),
@@ -272,7 +277,10 @@ impl Worker {
             let _ = tx.send(a).await;
         });
         let tx = self.tx.clone();
-        let store = ReportStore::new(self.opts.reports.clone());
+        let store = ReportStore::new(self.opts.reports.clone()).trusting(
+            self.engine.trusted_keys(),
+            self.engine.signatures_expected(),
+        );
         tokio::spawn(async move {
             let r = tokio::task::spawn_blocking(move || store.list(None)).await;
             let a = match r {
@@ -308,7 +316,10 @@ impl Worker {
         }
         let engine = Arc::new(self.engine.child());
         let answer = Arc::new(Mutex::new(None));
-        let store = ReportStore::new(self.opts.reports.clone());
+        let store = ReportStore::new(self.opts.reports.clone()).trusting(
+            self.engine.trusted_keys(),
+            self.engine.signatures_expected(),
+        );
         let operator = Arc::new(Screen {
             tx: tx.clone(),
             answer: answer.clone(),
@@ -319,7 +330,8 @@ impl Worker {
         let run = tokio::spawn(async move {
             let tx = sender;
             let cfg = drill_engine.config().clone();
-            let loaded = tokio::task::spawn_blocking(move || spec::load(&file, &cfg)).await;
+            let kinds = drill_engine.kinds().clone();
+            let loaded = tokio::task::spawn_blocking(move || spec::load(&file, &cfg, &kinds)).await;
             let drill = match loaded {
                 Ok(Ok(d)) => d,
                 Ok(Err(e)) => {
@@ -334,6 +346,7 @@ impl Worker {
             let (etx, erx) = broadcast::channel::<DrillEvent>(4096);
             let forward = tokio::spawn(forward_drill(erx, tx.clone()));
             let opts = RunOptions {
+                via: "the dashboard".into(),
                 keep: false,
                 // The run was confirmed on the screen that listed what it does.
                 yes: true,
@@ -420,7 +433,11 @@ fn said(what: &str, rep: &RunReport) -> Result<String, String> {
 }
 
 /// The drill files of a folder, each parsed and checked against the config.
-pub fn load_drills(dir: &Path, cfg: &crate::config::Config) -> Loadable<Vec<DrillRow>> {
+pub fn load_drills(
+    dir: &Path,
+    cfg: &crate::config::Config,
+    kinds: &crate::engine::kind::Registry,
+) -> Loadable<Vec<DrillRow>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loadable::Ready(Vec::new()),
@@ -440,7 +457,7 @@ pub fn load_drills(dir: &Path, cfg: &crate::config::Config) -> Loadable<Vec<Dril
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                match spec::load(&file, cfg) {
+                match spec::load(&file, cfg, kinds) {
                     Ok(d) => DrillRow {
                         name: d.name.clone(),
                         info: Ok(DrillInfo::of(&d)),

@@ -13,6 +13,7 @@ use drtool::archive::Manifest;
 use drtool::catalog::CheckResult;
 use drtool::config::Config;
 use drtool::drill::runner::DrillEvent;
+use drtool::report::integrity::Integrity;
 use drtool::report::{DrillReport, RunEntry};
 use drtool::schedule::run::ScheduleState;
 use drtool::tui::app::{Action, App};
@@ -123,9 +124,16 @@ pub fn runs() -> Vec<RunEntry> {
             rpo_ms: Some(rpo),
             objectives: (r.objectives.rto_ms, r.objectives.rpo_ms),
             path: PathBuf::from("reports"),
+            integrity: Integrity::Unsigned,
+            trusted: true,
         });
     }
-    out.push(RunEntry::of(&r, PathBuf::from("reports")));
+    out.push(RunEntry::of(
+        &r,
+        PathBuf::from("reports"),
+        Integrity::Unsigned,
+        true,
+    ));
     out.push(RunEntry {
         drill: "namespace-loss".into(),
         run_id: "20261130t101500z-5f0c1d2e".into(),
@@ -135,6 +143,8 @@ pub fn runs() -> Vec<RunEntry> {
         rpo_ms: None,
         objectives: (300_000, 3_600_000),
         path: PathBuf::from("reports"),
+        integrity: Integrity::Unsigned,
+        trusted: true,
     });
     out
 }
@@ -176,6 +186,7 @@ pub fn app_with(points: Vec<(String, Vec<PointRow>)>, read_only: bool) -> App {
     app.update(Action::Drills(drtool::tui::load_drills(
         Path::new("drills"),
         &cfg,
+        &drtool::source::registry(),
     )));
     app.update(Action::Reports(Loadable::Ready(runs())));
     app.update(Action::Schedules(Loadable::Ready(schedules(&cfg))));

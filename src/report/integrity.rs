@@ -1,0 +1,216 @@
+//! Whether a report is what the drill wrote: its seal (the timeline's hash
+//! chain and the hash of every measure), its signature against the trusted
+//! keys, and the rendered files against `report.json`.
+//!
+//! Pure: the keys and the files' bytes come in, a verdict goes out. Listing,
+//! history and metrics use it to mark and leave out reports that cannot be
+//! trusted; `drtool report verify` prints it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::DrillReport;
+use crate::archive::signing::TrustedKey;
+
+/// What checking a report found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum Integrity {
+    /// Signed by this trusted key; chain, content and signature match.
+    Verified(String),
+    /// Not signed, and its seal matches: no sign of an edit, but nothing
+    /// proves who wrote it.
+    Unsigned,
+    /// Signed by a key that is not trusted here.
+    UnknownKey(String),
+    /// Changed after it was written: what does not match.
+    Edited(String),
+    /// Neither sealed nor signed (written by an older drtool): cannot be checked.
+    Unsealed,
+}
+
+impl Integrity {
+    /// Whether its numbers may be shown as facts, trended and exported as
+    /// metrics: verified, or intact and unsigned where no signature is
+    /// expected.
+    pub fn trusted(&self, signatures_expected: bool) -> bool {
+        match self {
+            Integrity::Verified(_) => true,
+            Integrity::Unsigned => !signatures_expected,
+            Integrity::UnknownKey(_) | Integrity::Edited(_) | Integrity::Unsealed => false,
+        }
+    }
+
+    /// A few words for a listing's column.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Integrity::Verified(_) => "signed",
+            Integrity::Unsigned => "unsigned",
+            Integrity::UnknownKey(_) => "UNKNOWN KEY",
+            Integrity::Edited(_) => "EDITED",
+            Integrity::Unsealed => "UNSEALED",
+        }
+    }
+}
+
+impl fmt::Display for Integrity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Integrity::Verified(key) => write!(
+                f,
+                "verified: signed by trusted ed25519 key {key}; the timeline's hash chain and every measure match the signature"
+            ),
+            Integrity::Unsigned => write!(
+                f,
+                "intact but unsigned: its hashes match, yet anyone could have recomputed them (set [signing] key in the config so reports are signed)"
+            ),
+            Integrity::UnknownKey(key) => write!(
+                f,
+                "signed by ed25519 key {key}, which this config does not trust: add its public key to [signing] verify_keys to check it"
+            ),
+            Integrity::Edited(what) => write!(f, "EDITED after it was written: {what}"),
+            Integrity::Unsealed => write!(
+                f,
+                "cannot be checked: written by a drtool that neither sealed nor signed reports"
+            ),
+        }
+    }
+}
+
+/// Checks `r` against its own seal and signature.
+pub fn check(r: &DrillReport, trusted: &[TrustedKey]) -> Integrity {
+    let head = r.chain_head();
+    let content = r.content_hash();
+    if let Some(seal) = &r.seal {
+        if seal.chain_head != head {
+            return Integrity::Edited("the timeline does not hash to the sealed chain head".into());
+        }
+        if seal.content_sha256 != content {
+            return Integrity::Edited(
+                "the measures (verdict, RTO, RPO, steps, probes, ...) do not hash to the sealed content hash".into(),
+            );
+        }
+    }
+    let Some(sig) = &r.signature else {
+        return match r.seal {
+            Some(_) => Integrity::Unsigned,
+            None => Integrity::Unsealed,
+        };
+    };
+    if sig.chain_head != head {
+        return Integrity::Edited("the timeline does not hash to the signed chain head".into());
+    }
+    let Some(key) = trusted.iter().find(|k| k.fingerprint == sig.key) else {
+        return Integrity::UnknownKey(sig.key.clone());
+    };
+    if sig.algorithm == "ed25519" && key.verify_bytes(&r.signed_message(&head), &sig.value) {
+        Integrity::Verified(sig.key.clone())
+    } else {
+        Integrity::Edited(
+            "the signature does not match the report's measures: something was changed after signing"
+                .into(),
+        )
+    }
+}
+
+/// Rendered files of a report folder that differ from what `report.json`
+/// renders to: someone edited the page people read.
+pub fn edited_renderings(r: &DrillReport, read: impl Fn(&str) -> Option<Vec<u8>>) -> Vec<String> {
+    let Ok(files) = super::store::rendered(r) else {
+        return Vec::new();
+    };
+    files
+        .into_iter()
+        .filter(|(name, _)| *name != "report.json")
+        .filter_map(|(name, body)| match read(name) {
+            Some(found) if found != body => Some(name.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::signing::ManifestSigner;
+
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEILCDNAB4b6COdDGt5nD4knZ00ltXXl0vWoqPe05era06\n-----END PRIVATE KEY-----\n";
+
+    fn signed() -> (DrillReport, Vec<TrustedKey>) {
+        let signer = ManifestSigner::from_pem(KEY, "test key").unwrap_or_else(|e| panic!("{e}"));
+        let mut r = crate::report::tests::sample();
+        r.seal_now();
+        let head = r.chain_head();
+        let (key, value) = signer.sign_bytes(&r.signed_message(&head));
+        r.signature = Some(crate::report::ReportSignature {
+            algorithm: "ed25519".into(),
+            key,
+            chain_head: head,
+            value,
+        });
+        (r, vec![signer.trusted()])
+    }
+
+    #[test]
+    fn any_edit_to_a_measure_or_an_event_is_caught() {
+        let (r, keys) = signed();
+        assert!(matches!(check(&r, &keys), Integrity::Verified(_)));
+        // The case: rto_ms 403 -> 103.
+        let mut faster = r.clone();
+        faster.rto.rto_ms = Some(103);
+        assert!(matches!(check(&faster, &keys), Integrity::Edited(_)));
+        let mut quieter = r.clone();
+        quieter.timeline[1].what = "nothing happened".into();
+        assert!(matches!(check(&quieter, &keys), Integrity::Edited(_)));
+        // The seal recomputed by the editor: the signature still catches it.
+        faster.seal_now();
+        assert!(matches!(check(&faster, &keys), Integrity::Edited(_)));
+        // Notes and where it was stored may change after signing.
+        let mut noted = r.clone();
+        noted.notes.push(crate::report::Note {
+            at: r.finished_at,
+            text: "DNS took long".into(),
+            author: Some("oncall".into()),
+        });
+        noted.uploaded_to.push("eu-west-1".into());
+        assert!(matches!(check(&noted, &keys), Integrity::Verified(_)));
+        // Nobody here trusts the key.
+        assert!(matches!(check(&r, &[]), Integrity::UnknownKey(_)));
+    }
+
+    #[test]
+    fn unsigned_reports_are_sealed_and_only_trusted_where_no_signature_is_expected() {
+        let mut r = crate::report::tests::sample();
+        assert_eq!(check(&r, &[]), Integrity::Unsealed);
+        r.seal_now();
+        assert_eq!(check(&r, &[]), Integrity::Unsigned);
+        assert!(Integrity::Unsigned.trusted(false));
+        assert!(!Integrity::Unsigned.trusted(true));
+        r.verdict = crate::drill::measure::DrillVerdict::Pass;
+        r.rpo.upper_ms = Some(1);
+        assert!(matches!(check(&r, &[]), Integrity::Edited(_)));
+        assert!(!check(&r, &[]).trusted(false));
+    }
+
+    #[test]
+    fn an_edited_page_is_named() {
+        let r = crate::report::tests::sample();
+        let files = crate::report::store::rendered(&r).unwrap_or_default();
+        let same = |name: &str| {
+            files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, b)| b.clone())
+        };
+        assert!(edited_renderings(&r, same).is_empty());
+        let html_changed = |name: &str| {
+            if name == "report.html" {
+                Some(b"<html>PASS</html>".to_vec())
+            } else {
+                same(name)
+            }
+        };
+        assert_eq!(edited_renderings(&r, html_changed), ["report.html"]);
+    }
+}
