@@ -33,9 +33,11 @@ impl Tmux {
         // Each frame drawn is a debug line in the log (the idle test counts them).
         script.push_str("export DRTOOL_LOG='info,drtool::tui=debug'\n");
         let config = PathBuf::from(&lab.env["DRTOOL_LAB_DIR"]).join("drtool.toml");
+        // The shell outlives a hangup (its trap runs once drtool is done), so
+        // drtool's exit code is kept even when the terminal is killed.
         script.push_str(&format!(
-            "cd '{}'\n'{}' --config '{}' {sub} --drills '{drills}' --reports '{d}/reports' --log-file '{d}/ui.log' {extra}\n\
-             echo \"EXIT=$?\"\nstty -a > '{d}/stty'\nsleep 600\n",
+            "trap 'true' HUP\ncd '{}'\n'{}' --config '{}' {sub} --drills '{drills}' --reports '{d}/reports' --log-file '{d}/ui.log' {extra}\n\
+             rc=$?\necho \"$rc\" > '{d}/exit'\necho \"EXIT=$rc\"\nstty -a > '{d}/stty'\nsleep 600\n",
             repo().display(),
             drtool_bin().display(),
             config.display(),
@@ -292,30 +294,7 @@ fn sigterm_during_a_drill_aborts_it_cleans_up_and_puts_the_terminal_back() {
     let lab = Lab::get();
     let drills = tempfile::tempdir().unwrap();
     let key = format!("/lab/{}", unique("tui-term"));
-    std::fs::write(
-        drills.path().join("held.yaml"),
-        format!(
-            r#"
-name: held
-hypothesis: lab-keys comes back in us-west-2 once the operator says so.
-objectives: {{ rto: 5m, rpo: 1m }}
-targets: [lab-keys]
-regions: [us-west-2]
-canaries:
-  - etcd: {{ target: lab-keys, interval: 200ms }}
-probes:
-  - etcd_key: {{ name: west-key, phase: after, target: lab-keys, region: us-west-2, key: {key}, interval: 200ms }}
-steps:
-  - exec: {{ name: seed, command: "etcdctl --endpoints \"$LAB_ETCD_US_EAST_1\" put {key} here >/dev/null" }}
-  - backup: {{ name: backup }}
-  - fault: {{ name: lose-east, lose_region: us-east-1 }}
-  - manual: {{ name: decide, instruction: "Approve the failover.", timeout: 5m }}
-  - restore: {{ name: restore-west, target: lab-keys, region: us-west-2, options: {{ existing: overwrite }} }}
-  - verify: {{ name: west-serves, timeout: 1m }}
-"#
-        ),
-    )
-    .unwrap();
+    held_drill(drills.path(), &key);
     let t = Tmux::start(&lab, "ui", &drills.path().display().to_string(), "");
     t.wait_for("Recovery posture", Duration::from_secs(20));
     t.keys(&[":"]);
@@ -350,4 +329,93 @@ steps:
         cleaned.iter().any(|c| c.contains("canary")),
         "the canaries were cleaned up: {cleaned:?}"
     );
+}
+
+/// Writes `held.yaml` (lab-keys restored in us-west-2 once its manual step
+/// is confirmed) under `dir`; its probe reads `key`.
+fn held_drill(dir: &Path, key: &str) {
+    std::fs::write(
+        dir.join("held.yaml"),
+        format!(
+            r#"
+name: held
+hypothesis: lab-keys comes back in us-west-2 once the operator says so.
+objectives: {{ rto: 5m, rpo: 1m }}
+targets: [lab-keys]
+regions: [us-west-2]
+canaries:
+  - etcd: {{ target: lab-keys, interval: 200ms }}
+probes:
+  - etcd_key: {{ name: west-key, phase: after, target: lab-keys, region: us-west-2, key: {key}, interval: 200ms }}
+steps:
+  - exec: {{ name: seed, command: "etcdctl --endpoints \"$LAB_ETCD_US_EAST_1\" put {key} here >/dev/null" }}
+  - backup: {{ name: backup }}
+  - fault: {{ name: lose-east, lose_region: us-east-1 }}
+  - manual: {{ name: decide, instruction: "Approve the failover.", timeout: 5m }}
+  - restore: {{ name: restore-west, target: lab-keys, region: us-west-2, options: {{ existing: overwrite }} }}
+  - verify: {{ name: west-serves, timeout: 1m }}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn killing_the_terminal_mid_drill_aborts_it_cleans_up_and_reports() {
+    let lab = Lab::get();
+    let drills = tempfile::tempdir().unwrap();
+    let key = format!("/lab/{}", unique("tui-hup"));
+    held_drill(drills.path(), &key);
+    let t = Tmux::start(&lab, "ui", &drills.path().display().to_string(), "");
+    t.wait_for("Recovery posture", Duration::from_secs(20));
+    t.keys(&[":"]);
+    t.text("drill held");
+    t.keys(&["Enter"]);
+    t.wait_for("steps (dry run", Duration::from_secs(10));
+    t.keys(&["x"]);
+    t.wait_for("Run drill held?", Duration::from_secs(5));
+    t.keys(&["y"]);
+    t.wait_for("MANUAL STEP decide", Duration::from_secs(60));
+    let pid = drtool_pid(&t);
+    // The SSH session drops: the terminal and everything on it is gone.
+    assert!(
+        t.cmd(&["kill-session", "-t", "ui"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "drtool is still running 90 s after its terminal was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let code = std::fs::read_to_string(t.path("exit")).unwrap_or_default();
+    let log = std::fs::read_to_string(t.path("ui.log")).unwrap_or_default();
+    assert_eq!(
+        code.trim(),
+        "129",
+        "the exit code of a lost terminal; log:\n{log}"
+    );
+    assert!(!log.contains("panic"), "{log}");
+    let runs = reports_written(&t.path("reports"));
+    assert_eq!(runs.len(), 1, "the aborted drill's report: {runs:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs[0].join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "aborted", "{}", report["verdict"]);
+    let run = report["run_id"].as_str().unwrap().to_string();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        for region in [EAST, WEST] {
+            let mut client = etcd_client(&lab.etcd(region)).await;
+            assert!(
+                dump(&mut client, &format!("/lab/drtool-canary/{run}/"))
+                    .await
+                    .is_empty(),
+                "canary markers left in {region}"
+            );
+        }
+    });
 }

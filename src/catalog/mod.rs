@@ -97,6 +97,9 @@ pub enum LeftoverKind {
     DataWithoutManifest,
     OpenUpload,
     TempFile,
+    /// A lock or hold past its lifetime: whoever took it is gone (a run
+    /// killed before it could release it).
+    ExpiredLock,
 }
 
 impl LeftoverKind {
@@ -105,6 +108,7 @@ impl LeftoverKind {
             LeftoverKind::DataWithoutManifest => "data without a manifest",
             LeftoverKind::OpenUpload => "open multipart upload",
             LeftoverKind::TempFile => "temporary file",
+            LeftoverKind::ExpiredLock => "expired lock",
         }
     }
 }
@@ -119,7 +123,11 @@ impl Leftover {
     pub fn describe(&self, now: DateTime<Utc>) -> String {
         let size = self.size.map_or(String::new(), |s| format!(", {s} bytes"));
         let age = self.age(now).map_or(", age unknown".to_string(), |a| {
-            format!(", {} old", short_age(a))
+            if self.what == LeftoverKind::ExpiredLock {
+                format!(", expired {} ago", short_age(a))
+            } else {
+                format!(", {} old", short_age(a))
+            }
         });
         format!("{}: {}{size}{age}", self.what.describe(), self.key)
     }
@@ -166,6 +174,52 @@ pub async fn unfinished(
             }
         })
         .collect())
+}
+
+/// Locks and holds past their lifetime (`until`), of `target` when given
+/// (holds name their target; schedule locks are listed without one). `since`
+/// is when it expired. An unreadable lock is not listed: it may be held.
+pub async fn expired_locks(
+    rs: &RegionStore,
+    target: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Leftover>, StoreError> {
+    let prefix = rs.layout.lock_key("");
+    let mut out = Vec::new();
+    for o in rs.store.list(&prefix).await? {
+        let name = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
+        let held_for = name
+            .strip_prefix("hold.")
+            .and_then(|rest| rest.split_once('.'))
+            .map(|(t, _)| t);
+        if target.is_some() && held_for != target {
+            continue;
+        }
+        let body = match rs.store.get(&o.key).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let until = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v["until"]
+                    .as_str()
+                    .and_then(|u| u.parse::<DateTime<Utc>>().ok())
+            });
+        if let Some(until) = until.filter(|u| *u < now) {
+            out.push(Leftover {
+                what: LeftoverKind::ExpiredLock,
+                target: held_for.map(str::to_string),
+                point: None,
+                key: o.key.clone(),
+                size: Some(o.size),
+                since: Some(until),
+                unfinished: None,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A check's result kept next to a point, if it has one: a missing or

@@ -69,7 +69,7 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
         )));
     };
     if schedule.paused {
-        eprintln!(
+        errln!(
             "schedule {name} is paused ({}): running it once anyway, as asked",
             schedule.file.display()
         );
@@ -92,11 +92,11 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
         return Ok(run.report.verdict());
     }
     if let Some(why) = &run.skipped {
-        println!("schedule {name} not run: {why}");
+        outln!("schedule {name} not run: {why}");
         return Ok(Verdict::Ok);
     }
     let verdict = print_report(&run.report, args.output);
-    println!(
+    outln!(
         "schedule {name}: {} points made, {} pruned, in {:.1}s",
         run.new_points().len(),
         run.pruned,

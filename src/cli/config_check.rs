@@ -22,7 +22,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         cfg.targets.len()
     );
     if args.offline {
-        println!("{valid}");
+        outln!("{valid}");
         return Ok(Verdict::Ok);
     }
     let checks = ctx.engine.reachability().await;
@@ -39,12 +39,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
             "warnings": warnings,
         })),
         Output::Table => {
-            println!("{valid}");
+            outln!("{valid}");
             for w in &warnings {
-                println!("  WARNING: {w}");
+                outln!("  WARNING: {w}");
             }
             for p in &checks {
-                println!(
+                outln!(
                     "  {:<12} {:<24} {:<12} {}{}",
                     p.region,
                     p.what,

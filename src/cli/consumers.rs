@@ -116,7 +116,7 @@ impl Handler for EventsFile {
             .and_then(|()| self.out.flush());
         if let Err(e) = written {
             // Losing the log must not stop a backup: say so once and go on.
-            eprintln!(
+            errln!(
                 "drtool: cannot write the events file {}: {e}; events are no longer logged",
                 self.path
             );

@@ -23,6 +23,18 @@ pub enum Command {
     Validate(ValidateArgs),
     /// List the drills in the drills folder.
     List(ListArgs),
+    /// Remove what a finished drill run left behind (canary markers in a
+    /// region that was down when it ended), as its report names them.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CleanupArgs {
+    /// The run id (as `drtool report list` shows it).
+    pub run: String,
+    /// Where reports are (default: reports/ next to the config).
+    #[arg(long, env = "DRTOOL_REPORTS")]
+    pub reports: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,6 +53,11 @@ pub struct RunArgs {
     /// Confirm destructive restores and manual steps without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Run in the background, detached from this terminal (needs --yes):
+    /// closing the terminal or the SSH session does not touch it. Prints its
+    /// pid and log file and returns at once.
+    #[arg(long, requires = "yes")]
+    pub detach: bool,
     /// Where reports go (default: reports/ next to the config).
     #[arg(long, env = "DRTOOL_REPORTS")]
     pub reports: Option<PathBuf>,
@@ -89,6 +106,7 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
         Command::Run(a) => run_drill(ctx, a).await,
         Command::Validate(a) => validate(ctx, a).map(Exit::from),
         Command::List(a) => list(ctx, a).map(Exit::from),
+        Command::Cleanup(a) => cleanup(ctx, a).await.map(Exit::from),
     }
 }
 
@@ -101,7 +119,7 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
     let mut bad = 0;
     for f in &args.files {
         match load(ctx, &resolve_file(ctx, f)) {
-            Ok(d) => println!(
+            Ok(d) => outln!(
                 "{}: valid ({} steps, {} probes, {} canaries)",
                 f.display(),
                 d.steps.len(),
@@ -110,7 +128,7 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
             ),
             Err(e) => {
                 bad += 1;
-                eprintln!("error: {e}");
+                errln!("error: {e}");
             }
         }
     }
@@ -154,11 +172,11 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
         Output::Json => print_json(&rows),
         Output::Table => {
             if rows.is_empty() {
-                println!("no drills in {}", dir.display());
+                outln!("no drills in {}", dir.display());
             }
             for r in &rows {
                 if r["valid"] == true {
-                    println!(
+                    outln!(
                         "{:<28} RTO {:<8} RPO {:<8} {}",
                         r["name"].as_str().unwrap_or(""),
                         r["rto"].as_str().unwrap_or(""),
@@ -166,7 +184,7 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
                         r["hypothesis"].as_str().unwrap_or("")
                     );
                 } else {
-                    println!("INVALID  {}", r["error"].as_str().unwrap_or(""));
+                    outln!("INVALID  {}", r["error"].as_str().unwrap_or(""));
                 }
             }
         }
@@ -176,15 +194,15 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
 
 /// The dry run: every reference resolved, the points restores would use.
 async fn dry_run(ctx: &Ctx, d: &Drill, args: &RunArgs) -> Result<(), Error> {
-    println!("drill {} ({})", d.name, d.file.display());
-    println!("  hypothesis  {}", d.hypothesis);
-    println!(
+    outln!("drill {} ({})", d.name, d.file.display());
+    outln!("  hypothesis  {}", d.hypothesis);
+    outln!(
         "  objectives  RTO {}, RPO {}",
         human_ms(d.rto.as_millis() as u64),
         human_ms(d.rpo.as_millis() as u64)
     );
     for c in &d.canaries {
-        println!(
+        outln!(
             "  canary      {:?} in {}: written in {} every {}, read back in {}",
             c.kind,
             c.target,
@@ -194,7 +212,7 @@ async fn dry_run(ctx: &Ctx, d: &Drill, args: &RunArgs) -> Result<(), Error> {
         );
     }
     for p in &d.probes {
-        println!(
+        outln!(
             "  probe       {} [{}] {} every {}, {} in a row",
             p.name,
             p.phase.name(),
@@ -205,8 +223,13 @@ async fn dry_run(ctx: &Ctx, d: &Drill, args: &RunArgs) -> Result<(), Error> {
     }
     let mut backed_up: Vec<String> = Vec::new();
     print_steps(ctx, d, &d.steps, args, &mut backed_up, "  ").await;
-    println!("dry run: nothing was changed");
-    Ok(())
+    let checked = runner::preflight(&ctx.engine, d, args.region.as_deref()).await;
+    match &checked {
+        Ok(said) => outln!("  pre-flight  {said}"),
+        Err(e) => outln!("  pre-flight  FAILS: {e}"),
+    }
+    outln!("dry run: nothing was changed");
+    checked.map(|_| ())
 }
 
 async fn print_steps(
@@ -240,7 +263,7 @@ async fn print_steps(
             }
             _ => s.summary(d, args.region.as_deref()),
         };
-        println!(
+        outln!(
             "{indent}step {:<18} {what} (timeout {})",
             s.name,
             human_ms(s.timeout.as_millis() as u64)
@@ -297,8 +320,8 @@ impl Operator for Terminal {
                 "manual step {step} needs an operator: run on a terminal, or with --yes to confirm it at once"
             ));
         }
-        eprintln!("    MANUAL  {instruction}");
-        eprint!("    Press Enter when done, or type abort: ");
+        errln!("    MANUAL  {instruction}");
+        errp!("    Press Enter when done, or type abort: ");
         let answer = tokio::task::spawn_blocking(|| {
             let mut s = String::new();
             std::io::stdin().read_line(&mut s).map(|_| s)
@@ -323,6 +346,9 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
     if args.dry_run {
         dry_run(ctx, &drill, args).await?;
         return Ok(Exit::from(Verdict::Ok));
+    }
+    if args.detach {
+        return detach(ctx, &drill, &file, args).map(Exit::from);
     }
     let (tx, rx) = broadcast::channel(1024);
     let recording = match &args.drill_events {
@@ -362,8 +388,8 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
     match args.output {
         Output::Json => print_json(&report),
         Output::Table => {
-            println!("drill {}: {}", report.drill, report.verdict.label());
-            println!(
+            outln!("drill {}: {}", report.drill, report.verdict.label());
+            outln!(
                 "  RTO {} (objective {})   RPO {} measured, {} nominal (objective {}), {} canary markers lost",
                 opt_ms(report.rto.rto_ms),
                 human_ms(report.objectives.rto_ms),
@@ -373,11 +399,11 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
                 report.rpo.lost_markers
             );
             for e in &report.errors {
-                println!("  error: {e}");
+                outln!("  error: {e}");
             }
-            println!("  report: {}", folder.join("report.md").display());
+            outln!("  report: {}", folder.join("report.md").display());
             for u in uploaded {
-                println!("  {u}");
+                outln!("  {u}");
             }
         }
     }
@@ -418,14 +444,141 @@ async fn print_events(
             DrillEventKind::Manual { .. } => {}
             DrillEventKind::Probe { sample } => {
                 if last.insert(sample.probe.clone(), sample.ok) != Some(sample.ok) {
-                    eprintln!("{t}  {}", runner::probe_line(sample));
+                    errln!("{t}  {}", runner::probe_line(sample));
                 }
             }
             _ => {
                 if let Some(line) = e.line() {
-                    eprintln!("{t}  {line}");
+                    errln!("{t}  {line}");
                 }
             }
         }
     }
+}
+
+fn reports_dir(ctx: &Ctx, given: Option<&PathBuf>) -> PathBuf {
+    given
+        .cloned()
+        .unwrap_or_else(|| beside_config(ctx, "reports"))
+}
+
+/// Starts this drill again as a process of its own session (no controlling
+/// terminal, stdin closed, output to a log file next to its reports).
+fn detach(ctx: &Ctx, drill: &Drill, file: &Path, args: &RunArgs) -> Result<Verdict, Error> {
+    use std::os::unix::process::CommandExt;
+    let dir = reports_dir(ctx, args.reports.as_ref()).join(&drill.name);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
+    let log = dir.join(format!(
+        "detached-{}.log",
+        chrono::Utc::now().format("%Y%m%dt%H%M%Sz")
+    ));
+    let out = std::fs::File::create(&log)
+        .map_err(|e| Error::input(format!("cannot write {}: {e}", log.display())))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| Error::failed(format!("cannot share {}: {e}", log.display())))?;
+    let me = std::env::current_exe()
+        .map_err(|e| Error::failed(format!("cannot find the drtool binary to start: {e}")))?;
+    let mut cmd = std::process::Command::new(me);
+    cmd.arg("--config")
+        .arg(&ctx.engine.config().path)
+        .args(["drill", "run"])
+        .arg(file)
+        .arg("--yes")
+        .arg("--reports")
+        .arg(reports_dir(ctx, args.reports.as_ref()));
+    if let Some(r) = &args.region {
+        cmd.args(["--region", r]);
+    }
+    if args.keep {
+        cmd.arg("--keep");
+    }
+    if let Some(e) = &args.drill_events {
+        cmd.arg("--drill-events").arg(e);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // A session of its own: no terminal to lose, no SIGHUP from it.
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::failed(format!("cannot start the detached drill: {e}")))?;
+    outln!(
+        "drill {} runs in the background: pid {}, log {}",
+        drill.name,
+        child.id(),
+        log.display()
+    );
+    outln!(
+        "  its report goes to {} (drtool report list --drill {}); stop it with kill -TERM {} (it rolls back first)",
+        dir.display(),
+        drill.name,
+        child.id()
+    );
+    Ok(Verdict::Ok)
+}
+
+/// Removes the canary markers a run's report says were left behind.
+async fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> Result<Verdict, Error> {
+    let store = ReportStore::new(reports_dir(ctx, args.reports.as_ref()));
+    let report = store.load(&args.run)?;
+    let places: Vec<&crate::report::CanaryPlace> = report
+        .cleanup
+        .iter()
+        .filter(|c| c.left_behind || !c.ok)
+        .filter_map(|c| c.canary.as_ref())
+        .collect();
+    if places.is_empty() {
+        outln!(
+            "run {}: its report names nothing left behind",
+            report.run_id
+        );
+        return Ok(Verdict::Ok);
+    }
+    let mut failed = 0;
+    let mut done = Vec::new();
+    for p in &places {
+        match ctx
+            .engine
+            .canary_clear(&p.target, &p.region, &report.run_id)
+            .await
+        {
+            Ok(n) => {
+                outln!("removed {n} canary markers of {} in {}", p.target, p.region);
+                done.push(format!(
+                    "{n} canary markers of {} in {}",
+                    p.target, p.region
+                ));
+            }
+            Err(e) => {
+                failed += 1;
+                outln!(
+                    "NOT removed: canary markers of {} in {}: {e}",
+                    p.target,
+                    p.region
+                );
+            }
+        }
+    }
+    if !done.is_empty() {
+        let text = format!("drtool drill cleanup removed {}", done.join(", "));
+        if let Err(e) = store.note(&report.run_id, &text, &crate::report::current_user()) {
+            errln!("warning: the report could not record it: {e}");
+        }
+    }
+    Ok(match failed {
+        0 => Verdict::Ok,
+        n if n == places.len() => Verdict::Failed(ErrorClass::Unreachable),
+        _ => Verdict::Partial,
+    })
 }

@@ -33,16 +33,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let json = args.output == Output::Json;
     if !json {
         for line in plan.describe() {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     if args.dry_run || plan.removals() == 0 {
         if json {
             print_json(&serde_json::json!({ "plan": plan, "dry_run": args.dry_run }));
         } else if args.dry_run {
-            println!("dry run: nothing was removed");
+            outln!("dry run: nothing was removed");
         } else {
-            println!("nothing to remove");
+            outln!("nothing to remove");
         }
         return Ok(plan.listing_verdict());
     }

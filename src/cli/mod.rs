@@ -9,12 +9,31 @@
 //! destructive plan was not confirmed; 7 a drill missed its objectives; 8 a
 //! drill failed; 130 cancelled by SIGINT (Ctrl-C); 143 cancelled by SIGTERM.
 
+/// `println!` that never panics (see [`output`]).
+macro_rules! outln {
+    () => { $crate::cli::output::out(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::cli::output::out(format_args!($($t)*), true) };
+}
+/// `print!` that never panics.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::output::out(format_args!($($t)*), false) };
+}
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::cli::output::err(format_args!($($t)*), true) };
+}
+/// `eprint!` that never panics.
+macro_rules! errp {
+    ($($t:tt)*) => { $crate::cli::output::err(format_args!($($t)*), false) };
+}
+
 mod backup;
 mod config_check;
 mod consumers;
 mod copy;
 mod drill;
 mod gc;
+mod output;
 mod points;
 mod progress;
 mod prune;
@@ -45,6 +64,7 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_UNREACHABLE: u8 = 4;
 pub const EXIT_INTEGRITY: u8 = 5;
 pub const EXIT_NOT_CONFIRMED: u8 = 6;
+pub const EXIT_SIGHUP: u8 = 129;
 pub const EXIT_SIGINT: u8 = 130;
 pub const EXIT_SIGTERM: u8 = 143;
 
@@ -165,8 +185,11 @@ pub enum ConfigCommand {
 
 /// A duration argument (`--grace`, `--older-than`): 24h, 7d, 30m.
 pub(crate) fn parse_age(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration like 24h or 7d ({e})"))
+    crate::config::duration::parse_bounded(
+        s,
+        std::time::Duration::ZERO,
+        crate::config::duration::CENTURY,
+    )
 }
 
 /// Which regions and target a listing command looks at.
@@ -203,7 +226,7 @@ pub fn main() -> ExitCode {
         None => {
             use std::io::IsTerminal;
             if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
-                eprintln!(
+                errln!(
                     "drtool: no command given and this is not a terminal, so no dashboard: see drtool --help"
                 );
                 return ExitCode::from(EXIT_BAD_INPUT);
@@ -212,7 +235,7 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Ui(a)) => cli.command = Some(Command::Ui(a.or(&cli.ui))),
         Some(_) if cli.ui.any() => {
-            eprintln!(
+            errln!(
                 "error: --read-only, --keymap, --log-file, --drills, --reports and --schedules before the command are the dashboard's: put them after the command that takes them (drtool COMMAND --help)"
             );
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -220,7 +243,7 @@ pub fn main() -> ExitCode {
         other => cli.command = other,
     }
     if let Err(e) = init_logging(&cli) {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     // One TLS provider for every crate (AWS SDK and etcd both use aws-lc-rs).
@@ -231,7 +254,7 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -330,7 +353,7 @@ async fn run(cli: Cli) -> u8 {
     let engine = match build_engine(&cli, identity.as_ref()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return exit_code(Verdict::Failed(e.class()), None);
         }
     };
@@ -339,13 +362,15 @@ async fn run(cli: Cli) -> u8 {
     }
     // The daemon says it in its log (which may be JSON lines).
     let as_log = matches!(command, Command::Schedule(schedule::Command::Run(_)));
-    let signal = signals::watch(engine.cancel_token(), as_log);
+    // The daemon reloads its schedules on SIGHUP; every other command takes it
+    // as "the terminal went away": stop cleanly.
+    let signal = signals::watch(engine.cancel_token(), as_log, !as_log);
     let events = match &cli.events {
         None => None,
         Some(path) => match consumers::events_file(path, engine.subscribe()).await {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return EXIT_BAD_INPUT;
             }
         },
@@ -381,17 +406,29 @@ async fn run(cli: Cli) -> u8 {
         events.stop().await;
     }
     drop(engine);
-    let verdict = match result {
-        Ok(Exit::Stopped(code)) => return code,
-        Ok(Exit::Code(code)) if signal.received().is_none() => return code,
-        Ok(Exit::Code(_)) => Verdict::Cancelled,
-        Ok(Exit::Verdict(v)) => v,
+    let code = match result {
+        Ok(Exit::Stopped(code)) => code,
+        Ok(Exit::Code(code)) if signal.received().is_none() => code,
+        Ok(Exit::Code(_)) => exit_code(Verdict::Cancelled, signal.received()),
+        Ok(Exit::Verdict(v)) => exit_code(v, signal.received()),
         Err(e) => {
-            eprintln!("error: {e}");
-            Verdict::Failed(e.class())
+            errln!("error: {e}");
+            exit_code(Verdict::Failed(e.class()), signal.received())
         }
     };
-    exit_code(verdict, signal.received())
+    with_output_checked(code)
+}
+
+/// The exit code once stdout is known to have taken everything: a reader
+/// that stopped reading (`| head`) is no failure; any other write error is.
+fn with_output_checked(code: u8) -> u8 {
+    match output::stdout_failure() {
+        None | Some(std::io::ErrorKind::BrokenPipe) => code,
+        Some(kind) => {
+            errln!("error: could not write the output to stdout ({kind}): it is incomplete");
+            if code == EXIT_OK { EXIT_FAILED } else { code }
+        }
+    }
 }
 
 /// The dashboard, on the engine; its folders default to next to the config.
@@ -420,7 +457,7 @@ async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
     match crate::tui::run(engine, opts).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             class_code(e.class())
         }
     }
@@ -480,7 +517,7 @@ pub fn print_report(report: &RunReport, output: Output) -> Verdict {
         Output::Json => print_json(report),
         Output::Table => {
             for r in &report.items {
-                println!(
+                outln!(
                     "{:<7} {:<8} {:<16} {:<12} {:<26} {}",
                     r.outcome.label(),
                     r.operation,
@@ -506,7 +543,7 @@ pub async fn confirm(ctx: &Ctx, what: &str, asked: &str, word: &str) -> Result<(
             what.to_lowercase()
         )));
     }
-    eprint!("{what}. Type {asked} to go on: ");
+    errp!("{what}. Type {asked} to go on: ");
     let _ = std::io::stderr().flush();
     let read = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();
@@ -535,7 +572,7 @@ pub async fn confirm(ctx: &Ctx, what: &str, asked: &str, word: &str) -> Result<(
 
 pub fn print_json(value: &impl serde::Serialize) {
     // Our own plain-data types always serialize.
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

@@ -24,17 +24,22 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
 
 fn print_table(regions: &[RegionPoints]) {
     for r in regions {
-        println!("region {} ({})", r.region, r.store);
+        outln!("region {} ({})", r.region, r.store);
         if let Some(e) = &r.error {
-            println!("  UNAVAILABLE: {e}");
+            outln!("  UNAVAILABLE: {e}");
             continue;
         }
         if r.points.is_empty() {
-            println!("  no recovery points");
+            outln!("  no recovery points");
         } else {
-            println!(
+            outln!(
                 "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} FROM",
-                "TARGET", "POINT", "PAYLOAD", "SIZE", "STORED", "FINISHED"
+                "TARGET",
+                "POINT",
+                "PAYLOAD",
+                "SIZE",
+                "STORED",
+                "FINISHED"
             );
         }
         for m in &r.points {
@@ -62,7 +67,7 @@ fn print_table(regions: &[RegionPoints]) {
                 ),
                 None => String::new(),
             };
-            println!(
+            outln!(
                 "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}",
                 m.target,
                 m.point_id,
@@ -77,15 +82,15 @@ fn print_table(regions: &[RegionPoints]) {
             );
         }
         for p in &r.problems {
-            println!("  PROBLEM: {}: ignored", p.detail);
+            outln!("  PROBLEM: {}: ignored", p.detail);
         }
         let now = chrono::Utc::now();
         for l in &r.leftovers {
-            println!("  LEFTOVER: {}", l.describe(now));
+            outln!("  LEFTOVER: {}", l.describe(now));
         }
         if !r.leftovers.is_empty() {
-            println!(
-                "  {} leftovers belong to no recovery point: `drtool gc --region {}` removes those older than a day",
+            outln!(
+                "  {} leftovers belong to no recovery point: `drtool gc --region {}` removes expired locks and what is older than a day",
                 r.leftovers.len(),
                 r.region
             );

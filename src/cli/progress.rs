@@ -71,7 +71,7 @@ impl Display {
         if self.tty {
             let _ = self.bars.println(text);
         } else {
-            eprintln!("{text}");
+            errln!("{text}");
         }
     }
 }
@@ -114,7 +114,7 @@ impl Handler for Display {
                 let title = title(e);
                 let bar = self.bar(&title, *total_bytes);
                 if bar.is_none() {
-                    eprintln!("==> {title}");
+                    errln!("==> {title}");
                 }
                 let now = Instant::now();
                 self.jobs.insert(
@@ -132,7 +132,7 @@ impl Handler for Display {
                 if let Some(s) = self.jobs.get(&e.job) {
                     match &s.bar {
                         Some(b) => b.set_message(format!("{} ({phase})", s.title)),
-                        None => eprintln!("    {phase}"),
+                        None => errln!("    {phase}"),
                     }
                 }
             }
@@ -161,7 +161,7 @@ impl Handler for Display {
                             } else {
                                 String::new()
                             };
-                            eprintln!(
+                            errln!(
                                 "    {:.1} MiB{of} at {:.1} MiB/s{objects}",
                                 mib(*bytes),
                                 mib(*bytes) / secs
@@ -194,8 +194,8 @@ impl Handler for Display {
                         b.abandon_with_message(format!("{} {}", s.title, outcome_word(*outcome)));
                         self.line(&format!("    {}: {message}", outcome_word(*outcome)));
                     }
-                    (None, false) => eprintln!("    done in {secs:.1}s: {message}"),
-                    (None, true) => eprintln!("    {}: {message}", outcome_word(*outcome)),
+                    (None, false) => errln!("    done in {secs:.1}s: {message}"),
+                    (None, true) => errln!("    {}: {message}", outcome_word(*outcome)),
                 }
             }
         }

@@ -64,19 +64,19 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     };
     if !json {
         for line in plan.describe() {
-            println!("{line}");
+            outln!("{line}");
         }
         for t in &uncovered {
-            println!(
+            outln!(
                 "target {t}: no schedule covers it, so no retention applies: all its points are kept"
             );
         }
-        println!(
+        outln!(
             "leftovers older than {}:",
             humantime::format_duration(args.grace)
         );
         for line in gc.describe() {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
     let (points, leftovers) = (plan.removals(), gc.removals());
@@ -86,11 +86,11 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
                 &serde_json::json!({ "plan": plan, "leftovers": gc, "dry_run": args.dry_run }),
             );
         } else if args.dry_run {
-            println!(
+            outln!(
                 "dry run: nothing was removed ({points} points and {leftovers} leftovers would be)"
             );
         } else {
-            println!("nothing to remove");
+            outln!("nothing to remove");
         }
         return Ok(worst(plan.listing_verdict(), gc.listing_verdict()));
     }

@@ -128,10 +128,10 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
                 Output::Json => print_json(&runs),
                 Output::Table => {
                     if runs.is_empty() {
-                        println!("no drill reports yet");
+                        outln!("no drill reports yet");
                     }
                     for r in &runs {
-                        println!(
+                        outln!(
                             "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {:<8} {}{}",
                             r.run_id,
                             r.drill,
@@ -153,12 +153,12 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
             let (integrity, _) = store.integrity(&r);
             match a.format {
                 Format::Text => {
-                    println!("Integrity: {integrity}\n");
-                    print!("{}", markdown::render(&r))
+                    outln!("Integrity: {integrity}\n");
+                    out!("{}", markdown::render(&r))
                 }
                 Format::Json => print_json(&r),
-                Format::Junit => print!("{}", junit::render(&r)),
-                Format::Html => print!("{}", crate::report::html::render(&r)),
+                Format::Junit => out!("{}", junit::render(&r)),
+                Format::Html => out!("{}", crate::report::html::render(&r)),
             }
             Ok(Verdict::Ok)
         }
@@ -182,9 +182,9 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
                     "untrusted_runs": left_out,
                 })),
                 Output::Table => {
-                    println!("drill {}: the last {} runs", a.drill, newest.len());
+                    outln!("drill {}: the last {} runs", a.drill, newest.len());
                     for r in &newest {
-                        println!(
+                        outln!(
                             "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {}){}",
                             r.run_id,
                             r.verdict.label(),
@@ -195,9 +195,9 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
                             mark(r)
                         );
                     }
-                    println!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
+                    outln!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
                     if left_out > 0 {
-                        println!(
+                        outln!(
                             "  {left_out} run(s) left out of the trends: their reports cannot be verified (drtool report verify RUN says why)"
                         );
                     }
@@ -218,7 +218,7 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
 async fn note(ctx: &Ctx, a: &NoteArgs) -> Result<Verdict, Error> {
     let author = a.author.clone().unwrap_or_else(crate::report::current_user);
     let r = store(ctx, &a.at).note(&a.run, &a.text, &author)?;
-    println!(
+    outln!(
         "note by {author} added to {} ({} notes)",
         r.run_id,
         r.notes.len()
@@ -237,10 +237,10 @@ async fn note(ctx: &Ctx, a: &NoteArgs) -> Result<Verdict, Error> {
             }
         }
         match stored {
-            Ok(()) => println!("  stored in {region} under drills/{}/", r.run_id),
+            Ok(()) => outln!("  stored in {region} under drills/{}/", r.run_id),
             Err(e) => {
                 failed += 1;
-                println!("  NOT stored in {region}: {e} (run the note again once it answers)");
+                outln!("  NOT stored in {region}: {e} (run the note again once it answers)");
             }
         }
     }
@@ -281,21 +281,21 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
             "ran_by": r.ran_by, "restored_points": r.restores.iter().map(|x| &x.point).collect::<Vec<_>>(),
         })),
         Output::Table => {
-            println!(
+            outln!(
                 "report {} of drill {} ({})",
                 r.run_id,
                 r.drill,
                 folder.display()
             );
-            println!("  {integrity}");
+            outln!("  {integrity}");
             for p in &pages {
-                println!("  EDITED: {p} is not what report.json renders to");
+                outln!("  EDITED: {p} is not what report.json renders to");
             }
             if unsigned_refused {
-                println!("  REFUSED: --require-signature and the report is unsigned");
+                outln!("  REFUSED: --require-signature and the report is unsigned");
             }
             if let Some(by) = &r.ran_by {
-                println!(
+                outln!(
                     "  ran by {} on {} via {}, config {} (sha256 {})",
                     by.user,
                     by.host,
@@ -305,14 +305,14 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
                 );
             }
             for x in &r.restores {
-                println!(
+                outln!(
                     "  restored {} in {} from point {}",
                     x.target,
                     x.region,
                     x.point.as_deref().unwrap_or("-")
                 );
             }
-            println!("{}", if ok { "OK" } else { "NOT VERIFIED" });
+            outln!("{}", if ok { "OK" } else { "NOT VERIFIED" });
         }
     }
     Ok(if ok {

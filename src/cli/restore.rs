@@ -116,14 +116,14 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let json = args.output == Output::Json;
     if !json {
         for line in plan.describe() {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     if args.dry_run {
         if json {
             print_json(&serde_json::json!({ "plan": plan, "dry_run": true }));
         } else {
-            println!("dry run: nothing was changed");
+            outln!("dry run: nothing was changed");
         }
         return Ok(Verdict::Ok);
     }

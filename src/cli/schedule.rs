@@ -133,7 +133,7 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
             let dir = dir_of(ctx, a);
             let schedules = load(ctx.engine.config(), &dir)?;
             for s in &schedules {
-                println!(
+                outln!(
                     "ok  {:<24} {}  ({} targets)",
                     s.name,
                     s.file.display(),
@@ -157,7 +157,7 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
                 memory_limit: a.memory_limit.clone(),
             };
             let text = export::yaml(&schedules, &o).map_err(Error::failed)?;
-            print!("{text}");
+            out!("{text}");
             Ok(Exit::from(Verdict::Ok))
         }
     }
@@ -221,20 +221,20 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
         return Ok(Verdict::Ok);
     }
     for l in &out {
-        println!(
+        outln!(
             "schedule {}{}  ({})",
             l.name,
             if l.paused { "  [PAUSED]" } else { "" },
             l.file.display()
         );
-        println!("  cron       {}  in {}", l.cron, l.timezone);
-        println!("  targets    {}", l.targets.join(", "));
+        outln!("  cron       {}  in {}", l.cron, l.timezone);
+        outln!("  targets    {}", l.targets.join(", "));
         if let Some(c) = &l.copy_to {
-            println!("  copy to    {}", c.join(", "));
+            outln!("  copy to    {}", c.join(", "));
         }
-        println!("  retention  {}", l.retention);
+        outln!("  retention  {}", l.retention);
         match &l.last_run {
-            Some(st) => println!(
+            Some(st) => outln!(
                 "  last run   {} ({})",
                 st.last_run.map_or_else(
                     || "-".to_string(),
@@ -242,13 +242,13 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
                 ),
                 st.last_outcome.map_or("-", verdict_word)
             ),
-            None => println!("  last run   none recorded"),
+            None => outln!("  last run   none recorded"),
         }
         for (i, n) in l.next_runs.iter().enumerate() {
-            println!("  {:<10} {n}", if i == 0 { "next runs" } else { "" });
+            outln!("  {:<10} {n}", if i == 0 { "next runs" } else { "" });
         }
         for d in &l.dst_notes {
-            println!("  DST        {}: {}", d.local, d.note);
+            outln!("  DST        {}: {}", d.local, d.note);
         }
     }
     Ok(Verdict::Ok)

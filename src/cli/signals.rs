@@ -1,6 +1,7 @@
-//! Ctrl-C and SIGTERM: the first one cancels the engine's token, so uploads are
-//! aborted, temporary files removed and child processes stopped before drtool
-//! exits with 130 (SIGINT) or 143 (SIGTERM); a second one exits at once.
+//! Ctrl-C, SIGTERM and SIGHUP: the first one cancels the engine's token, so
+//! uploads are aborted, temporary files removed, drills rolled back and child
+//! processes stopped before drtool exits with 130 (SIGINT), 143 (SIGTERM) or
+//! 129 (SIGHUP: the terminal went away); a second one exits at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 pub enum Signal {
     Interrupt,
     Terminate,
+    Hangup,
 }
 
 impl Signal {
@@ -18,6 +20,7 @@ impl Signal {
         match self {
             Signal::Interrupt => super::EXIT_SIGINT,
             Signal::Terminate => super::EXIT_SIGTERM,
+            Signal::Hangup => super::EXIT_SIGHUP,
         }
     }
 
@@ -25,6 +28,15 @@ impl Signal {
         match self {
             Signal::Interrupt => "interrupted (SIGINT)",
             Signal::Terminate => "terminated (SIGTERM)",
+            Signal::Hangup => "hung up (SIGHUP: the terminal went away)",
+        }
+    }
+
+    fn number(self) -> u8 {
+        match self {
+            Signal::Interrupt => 1,
+            Signal::Terminate => 2,
+            Signal::Hangup => 3,
         }
     }
 }
@@ -39,13 +51,15 @@ impl SignalWatch {
         match self.got.load(Ordering::SeqCst) {
             1 => Some(Signal::Interrupt),
             2 => Some(Signal::Terminate),
+            3 => Some(Signal::Hangup),
             _ => None,
         }
     }
 }
 
-/// Starts watching for SIGINT and SIGTERM; the first cancels `cancel`.
-pub fn watch(cancel: CancellationToken, as_log: bool) -> SignalWatch {
+/// Starts watching for SIGINT, SIGTERM and (unless `hangup` is false: the
+/// daemon reloads on it) SIGHUP; the first cancels `cancel`.
+pub fn watch(cancel: CancellationToken, as_log: bool, hangup: bool) -> SignalWatch {
     let got = Arc::new(AtomicU8::new(0));
     let seen = got.clone();
     tokio::spawn(async move {
@@ -57,20 +71,23 @@ pub fn watch(cancel: CancellationToken, as_log: bool) -> SignalWatch {
             tracing::warn!("cannot watch SIGINT/SIGTERM: a signal ends drtool without clean-up");
             return;
         };
+        let mut hup = if hangup {
+            signal(SignalKind::hangup()).ok()
+        } else {
+            None
+        };
         loop {
             let s = tokio::select! {
                 _ = int.recv() => Signal::Interrupt,
                 _ = term.recv() => Signal::Terminate,
+                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => Signal::Hangup,
             };
-            let code = match s {
-                Signal::Interrupt => 1,
-                Signal::Terminate => 2,
-            };
+            let code = s.number();
             if seen
                 .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
             {
-                eprintln!(
+                errln!(
                     "drtool: {} again: exiting at once; an upload in progress may stay open until `drtool prune` or the bucket's lifecycle rule removes it",
                     s.name()
                 );
@@ -82,7 +99,7 @@ pub fn watch(cancel: CancellationToken, as_log: bool) -> SignalWatch {
                     s.name()
                 );
             } else {
-                eprintln!(
+                errln!(
                     "drtool: {}: cancelling; uploads are aborted and nothing half-done is kept (press Ctrl-C again to exit at once)",
                     s.name()
                 );

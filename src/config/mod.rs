@@ -8,6 +8,7 @@
 //! Each kind of target has its section (`etcd.rs`, `namespace.rs`, `rds.rs`);
 //! `raw.rs` holds the TOML shape and the table of which kind owns which field.
 
+pub mod duration;
 mod etcd;
 mod namespace;
 mod parse;

@@ -194,13 +194,15 @@ fn object_lock(
             ));
         }
     };
-    let retain = humantime::parse_duration(raw.retain.get_ref()).map_err(|e| {
+    let retain = super::duration::parse_bounded(
+        raw.retain.get_ref(),
+        std::time::Duration::ZERO,
+        super::duration::CENTURY,
+    )
+    .map_err(|e| {
         ctx.err(
             raw.retain.span(),
-            format!(
-                "region {name}: object_lock.retain {:?} is not a duration ({e}): write e.g. \"30d\" or \"12h\"",
-                raw.retain.get_ref()
-            ),
+            format!("region {name}: object_lock.retain {e}"),
         )
     })?;
     if retain < std::time::Duration::from_secs(86_400) {

@@ -326,6 +326,52 @@ pub async fn run(
     report
 }
 
+/// Before anything changes: every store and endpoint the steps after the
+/// fault need (restore regions' stores and targets, `after` probes'
+/// targets, where canaries write and are read) must answer.
+pub async fn preflight(
+    engine: &Engine,
+    drill: &Drill,
+    region: Option<&str>,
+) -> Result<String, Error> {
+    let mut stores = BTreeSet::new();
+    let mut targets = BTreeSet::new();
+    collect_needs(&drill.steps, region, &mut stores, &mut targets);
+    for p in drill.probes.iter().filter(|p| p.phase == Phase::After) {
+        if let Some((t, r)) = p.check.target() {
+            targets.insert((t.to_string(), r.to_string()));
+        }
+    }
+    for c in &drill.canaries {
+        targets.insert((c.target.clone(), c.write_region.clone()));
+        targets.insert((c.target.clone(), c.read_region.clone()));
+    }
+    if stores.is_empty() && targets.is_empty() {
+        return Ok("no store or endpoint to check".into());
+    }
+    let checked = engine.reachability_of(&stores, &targets).await;
+    let dead: Vec<String> = checked
+        .iter()
+        .filter(|c| !c.reachable)
+        .map(|c| format!("{} in {} ({}): {}", c.what, c.region, c.address, c.detail))
+        .collect();
+    if dead.is_empty() {
+        Ok(format!(
+            "{} stores and endpoints the drill needs after its fault answer",
+            checked.len()
+        ))
+    } else {
+        Err(crate::store::StoreError::Unreachable {
+            store: format!("{} of {} needed endpoints", dead.len(), checked.len()),
+            detail: format!(
+                "{}: fix them before the drill injects a fault it could not recover from",
+                dead.join("; ")
+            ),
+        }
+        .into())
+    }
+}
+
 /// How the steps went.
 struct StepsOutcome<'d> {
     failed: bool,
@@ -435,51 +481,8 @@ impl<'d> Ctx<'d> {
         ok & self.final_cleanup(cleaner, were_lost).await
     }
 
-    /// Before anything changes: every store and endpoint the steps after the
-    /// fault need (restore regions' stores and targets, `after` probes'
-    /// targets, where canaries write and are read) must answer.
     async fn preflight(&self) -> Result<String, Error> {
-        let mut stores = BTreeSet::new();
-        let mut targets = BTreeSet::new();
-        collect_needs(
-            &self.drill.steps,
-            self.opts.region.as_deref(),
-            &mut stores,
-            &mut targets,
-        );
-        for p in self.drill.probes.iter().filter(|p| p.phase == Phase::After) {
-            if let Some((t, r)) = p.check.target() {
-                targets.insert((t.to_string(), r.to_string()));
-            }
-        }
-        for c in &self.drill.canaries {
-            targets.insert((c.target.clone(), c.write_region.clone()));
-            targets.insert((c.target.clone(), c.read_region.clone()));
-        }
-        if stores.is_empty() && targets.is_empty() {
-            return Ok("no store or endpoint to check".into());
-        }
-        let checked = self.engine.reachability_of(&stores, &targets).await;
-        let dead: Vec<String> = checked
-            .iter()
-            .filter(|c| !c.reachable)
-            .map(|c| format!("{} in {} ({}): {}", c.what, c.region, c.address, c.detail))
-            .collect();
-        if dead.is_empty() {
-            Ok(format!(
-                "{} stores and endpoints the drill needs after its fault answer",
-                checked.len()
-            ))
-        } else {
-            Err(crate::store::StoreError::Unreachable {
-                store: format!("{} of {} needed endpoints", dead.len(), checked.len()),
-                detail: format!(
-                    "{}: fix them before the drill injects a fault it could not recover from",
-                    dead.join("; ")
-                ),
-            }
-            .into())
-        }
+        preflight(self.engine, self.drill, self.opts.region.as_deref()).await
     }
 
     /// After recovery, the hypothesis again: every `before` probe, moved to

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::config::Config;
+use crate::config::duration::parse_bounded;
 use crate::engine::kind::Registry;
 use crate::engine::{Existing, RestoreOptions};
 
@@ -902,16 +903,6 @@ const INTERVALS: (Duration, Duration) = (Duration::from_millis(1), Duration::fro
 /// Timeouts: more than nothing, at most [`LONGEST_STEP`].
 const TIMEOUTS: (Duration, Duration) = (Duration::from_millis(1), LONGEST_STEP);
 
-/// "between 1ms and 7d": the range of a bounded duration, for errors.
-fn bounds_text(min: Duration, max: Duration) -> String {
-    let f = |d: Duration| humantime::format_duration(d).to_string();
-    if min.is_zero() {
-        format!("at most {}", f(max))
-    } else {
-        format!("between {} and {}", f(min), f(max))
-    }
-}
-
 // ---- checking ------------------------------------------------------------------
 
 struct Checker<'a> {
@@ -939,26 +930,7 @@ impl Checker<'_> {
         what: &str,
         (min, max): (Duration, Duration),
     ) -> Result<Duration, DrillFileError> {
-        let d = humantime::parse_duration(&t.value).map_err(|e| {
-            self.err(
-                Loc::from(t),
-                format!(
-                    "{what} {:?} is not a duration ({e}): write e.g. \"30s\", \"5m\" or \"200ms\"",
-                    t.value
-                ),
-            )
-        })?;
-        if d < min || d > max {
-            return Err(self.err(
-                Loc::from(t),
-                format!(
-                    "{what} {:?} is out of range: it must be {}",
-                    t.value,
-                    bounds_text(min, max)
-                ),
-            ));
-        }
-        Ok(d)
+        parse_bounded(&t.value, min, max).map_err(|e| self.err(Loc::from(t), format!("{what} {e}")))
     }
 
     /// A restore step's options, parsed into the engine's typed options and
@@ -983,7 +955,9 @@ impl Checker<'_> {
                     Some((a.to_string(), b.to_string()))
                 }
                 _ => {
-                    return Err(self.err(loc, format!("options.namespace_map {m:?} is not OLD=NEW")));
+                    return Err(
+                        self.err(loc, format!("options.namespace_map {m:?} is not OLD=NEW"))
+                    );
                 }
             },
             None => None,
@@ -1609,21 +1583,8 @@ fn check_restore(c: &Checker, r: RestoreFields) -> Result<RestoreStep, DrillFile
                         .map_err(|e| c.err(ploc, format!("point.before: {e}")))?,
                 ),
                 RawPointPick::RandomWithin(d) => {
-                    let window = humantime::parse_duration(&d).map_err(|e| {
-                        c.err(
-                            ploc,
-                            format!("point.random_within {d:?} is not a duration ({e}): write e.g. \"7d\""),
-                        )
-                    })?;
-                    if window.is_zero() || window > LONGEST_WINDOW {
-                        return Err(c.err(
-                            ploc,
-                            format!(
-                                "point.random_within {d:?} is out of range: it must be {}",
-                                bounds_text(Duration::from_millis(1), LONGEST_WINDOW)
-                            ),
-                        ));
-                    }
+                    let window = parse_bounded(&d, Duration::from_millis(1), LONGEST_WINDOW)
+                        .map_err(|e| c.err(ploc, format!("point.random_within {e}")))?;
                     PointPick::RandomWithin(window)
                 }
             }
@@ -1714,6 +1675,128 @@ steps:
             Ok(_) => panic!("accepted:\n{yaml}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// Every duration field of a drill, as a template with `{D}` where the
+    /// duration goes.
+    const DURATION_FIELDS: &[(&str, &str)] = &[
+        ("objectives.rto", "objectives: { rto: {D}, rpo: 1m }"),
+        ("objectives.rpo", "objectives: { rto: 5m, rpo: {D} }"),
+        ("canary interval", "  - etcd: { target: kv, interval: {D} }"),
+        ("probe interval", "      interval: {D}"),
+        ("probe timeout", "      key: /app/x\n      timeout: {D}"),
+        ("step timeout", "lose_region: us-east-1, timeout: {D} }"),
+        ("wait.for", "        - wait: { for: {D} }"),
+        (
+            "random_within",
+            "  - restore: { target: kv, region: us-west-2, point: { random_within: {D} }, options",
+        ),
+    ];
+
+    fn with_duration(field: &str, d: &str) -> String {
+        let replaced = match field {
+            "objectives.rto" | "objectives.rpo" => ("objectives: { rto: 5m, rpo: 1m }", ""),
+            "canary interval" => ("  - etcd: { target: kv, interval: 200ms }", ""),
+            "probe interval" => ("      interval: 250ms", ""),
+            "probe timeout" => ("      key: /app/x\n      equals: v1", "\n      equals: v1"),
+            "step timeout" => ("lose_region: us-east-1, timeout: 30s }", ""),
+            "wait.for" => ("        - wait: { for: 1s }", ""),
+            _ => ("  - restore: { target: kv, region: us-west-2, options", ""),
+        };
+        let template = DURATION_FIELDS
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        assert!(GOOD.contains(replaced.0), "{field}");
+        GOOD.replacen(
+            replaced.0,
+            &format!("{}{}", template.replace("{D}", d), replaced.1),
+            1,
+        )
+    }
+
+    #[test]
+    fn no_duration_anywhere_in_a_drill_can_overflow() {
+        // Huge, tiny and random values through every duration field: each is
+        // accepted within its bounds or refused with the field's name and
+        // place; nothing panics.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut random = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut values: Vec<String> = vec![
+            format!("{}s", u64::MAX),
+            format!("{}ms", u64::MAX),
+            "100000000y".into(),
+            "99999999999y".into(),
+            "99999999h".into(),
+            "0s".into(),
+        ];
+        for _ in 0..40 {
+            let unit = ["ns", "ms", "s", "m", "h", "d", "w", "y"][(random() % 8) as usize];
+            values.push(format!("{}{unit}", random() >> (random() % 64)));
+        }
+        for (field, _) in DURATION_FIELDS {
+            for v in &values {
+                let text = with_duration(field, v);
+                let got = parse(
+                    &text,
+                    Path::new("drills/d.yaml"),
+                    &config(),
+                    &crate::source::registry(),
+                );
+                if let Err(e) = got {
+                    let e = e.to_string();
+                    assert!(e.starts_with("drills/d.yaml:"), "{field} {v}: {e}");
+                }
+            }
+            let huge = with_duration(field, &format!("{}s", u64::MAX));
+            let e = err(&huge);
+            assert!(
+                e.contains("out of range") || e.contains("not a duration"),
+                "{field}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restore_option_of_another_kind_is_refused_where_it_is_written() {
+        let e = err(&GOOD.replacen(
+            "options: { existing: overwrite }",
+            "options: { from_dump: true }",
+            1,
+        ));
+        assert!(e.starts_with("drills/d.yaml:23:"), "{e}");
+        assert!(
+            e.contains("--from-dump does not apply to target kv (kind etcd)"),
+            "{e}"
+        );
+        let e = err(&GOOD.replacen(
+            "options: { existing: overwrite }",
+            "options: { namespace_map: a=b }",
+            1,
+        ));
+        assert!(e.contains("--namespace-map does not apply"), "{e}");
+        let d = parse(
+            GOOD,
+            Path::new("d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let restore = d.steps.iter().find_map(|s| match &s.action {
+            Action::Restore(r) => Some(r),
+            _ => None,
+        });
+        assert_eq!(
+            restore.map(|r| r.options.existing),
+            Some(Some(Existing::Overwrite)),
+            "parsed once, typed"
+        );
     }
 
     #[test]

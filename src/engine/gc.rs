@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::report::{ItemReport, Operation, Outcome, RunReport, Verdict, verdict_of};
 use super::root::{Engine, Scope};
-use crate::catalog::{self, Leftover, short_age};
+use crate::catalog::{self, Leftover, LeftoverKind, short_age};
 use crate::error::{Error, ErrorClass};
 
 /// Leftovers younger than this are kept by default.
@@ -116,6 +116,14 @@ pub fn decide_gc(
         .into_iter()
         .map(|leftover| {
             let (action, reason) = match leftover.age(now) {
+                // Past its own lifetime: no grace is needed.
+                Some(age) if leftover.what == LeftoverKind::ExpiredLock => (
+                    GcAction::Remove,
+                    format!(
+                        "expired {} ago: whoever took it is gone (killed before releasing it)",
+                        short_age(age)
+                    ),
+                ),
                 None => (
                     GcAction::Keep,
                     "the store does not say how old it is: remove it by hand if you know it is stale"
@@ -163,9 +171,10 @@ impl Engine {
                     continue;
                 }
             };
-            let found = futures::future::try_join(
+            let found = futures::future::try_join3(
                 catalog::list_points(&rs, target),
                 catalog::unfinished(&rs, target),
+                catalog::expired_locks(&rs, target, now),
             )
             .await
             .map_err(Error::from);
@@ -177,9 +186,10 @@ impl Engine {
                 items: Vec::new(),
             };
             match found {
-                Ok((listing, unfinished)) => {
+                Ok((listing, unfinished, locks)) => {
                     let mut leftovers = listing.leftovers;
                     leftovers.extend(unfinished);
+                    leftovers.extend(locks);
                     planned.items = decide_gc(leftovers, now, req.older_than);
                 }
                 Err(e) => {
@@ -244,6 +254,12 @@ impl Engine {
                 }
                 let done = match &i.leftover.unfinished {
                     Some(u) => rs.store.discard(u).await,
+                    // Taken again since the plan: it is someone's now.
+                    None if i.leftover.what == LeftoverKind::ExpiredLock
+                        && !still_expired(&rs, &i.leftover.key).await =>
+                    {
+                        continue;
+                    }
                     None => rs.store.delete(&i.leftover.key).await,
                 };
                 match done {
@@ -273,10 +289,25 @@ impl Engine {
     }
 }
 
+/// Whether the lock at `key` is still past its lifetime (re-read just before
+/// it is removed).
+async fn still_expired(rs: &catalog::RegionStore, key: &str) -> bool {
+    let Ok(body) = rs.store.get(key).await else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["until"]
+                .as_str()
+                .and_then(|u| u.parse::<DateTime<Utc>>().ok())
+        })
+        .is_some_and(|until| until < Utc::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::LeftoverKind;
 
     fn leftover(age_hours: Option<i64>, now: DateTime<Utc>) -> Leftover {
         Leftover {

@@ -111,13 +111,14 @@ impl Engine {
             };
             let mut listed = RegionPoints::empty(&region, rs.store.describe());
             let target = scope.target.as_deref();
-            let found = futures::future::try_join(
+            let found = futures::future::try_join3(
                 catalog::list_points(&rs, target),
                 catalog::unfinished(&rs, target),
+                catalog::expired_locks(&rs, target, chrono::Utc::now()),
             )
             .await;
             match found {
-                Ok((l, unfinished)) => {
+                Ok((l, unfinished, locks)) => {
                     listed.restore_tests = l
                         .points
                         .iter()
@@ -133,6 +134,7 @@ impl Engine {
                     listed.orphans = l.orphans;
                     listed.leftovers = l.leftovers;
                     listed.leftovers.extend(unfinished);
+                    listed.leftovers.extend(locks);
                 }
                 Err(e) => {
                     let e = Error::from(e);

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use super::cron::Cron;
 use crate::catalog::retention::Policy;
+use crate::config::duration::{CENTURY, DAY};
 use crate::config::{Config, Location};
 
 /// A schedule file that cannot be used, and where.
@@ -155,16 +156,16 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&self, v: &Spanned<String>, what: &str) -> Result<Duration, ScheduleError> {
-        humantime::parse_duration(v.get_ref()).map_err(|e| {
-            self.err(
-                v.span().start,
-                format!(
-                    "{what} {:?} is not a duration ({e}): write e.g. \"10m\", \"6h\" or \"7d\"",
-                    v.get_ref()
-                ),
-            )
-        })
+    /// A duration within `(min, max)`: bounded where it is read, so no
+    /// lock lifetime, jitter or deadline computed from it can overflow.
+    fn duration(
+        &self,
+        v: &Spanned<String>,
+        what: &str,
+        (min, max): (Duration, Duration),
+    ) -> Result<Duration, ScheduleError> {
+        crate::config::duration::parse_bounded(v.get_ref(), min, max)
+            .map_err(|e| self.err(v.span().start, format!("{what} {e}")))
     }
 
     fn region(&self, r: &Spanned<String>) -> Result<String, ScheduleError> {
@@ -341,7 +342,7 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         keep_within: r
             .keep_within
             .as_ref()
-            .map(|w| c.duration(w, "keep_within"))
+            .map(|w| c.duration(w, "keep_within", (Duration::from_secs(1), CENTURY)))
             .transpose()?,
     };
     if retention.is_empty() {
@@ -351,7 +352,10 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         ));
     }
     let verify = raw.verify.as_ref();
-    let every = |v: Option<&Spanned<String>>, what| v.map(|v| c.duration(v, what)).transpose();
+    let every = |v: Option<&Spanned<String>>, what| {
+        v.map(|v| c.duration(v, what, (Duration::from_secs(60), CENTURY)))
+            .transpose()
+    };
     let missed = match &raw.missed {
         None => Missed::RunOnce,
         Some(m) => match m.get_ref().as_str() {
@@ -414,19 +418,19 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         jitter: raw
             .jitter
             .as_ref()
-            .map(|j| c.duration(j, "jitter"))
+            .map(|j| c.duration(j, "jitter", (Duration::ZERO, DAY)))
             .transpose()?
             .unwrap_or_default(),
         start_window: raw
             .start_window
             .as_ref()
-            .map(|j| c.duration(j, "start_window"))
+            .map(|j| c.duration(j, "start_window", (Duration::from_secs(1), 7 * DAY)))
             .transpose()?
             .unwrap_or(START_WINDOW),
         timeout: raw
             .timeout
             .as_ref()
-            .map(|j| c.duration(j, "timeout"))
+            .map(|j| c.duration(j, "timeout", (Duration::from_secs(1), 7 * DAY)))
             .transpose()?
             .unwrap_or(TIMEOUT),
         missed,
@@ -494,6 +498,48 @@ restore_test_every = "7d"
         match parse(text, Path::new("schedules/s.toml"), &config()) {
             Ok(_) => panic!("accepted:\n{text}"),
             Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn no_duration_anywhere_in_a_schedule_can_overflow() {
+        let fields = [
+            ("jitter = \"2m\"", "jitter = \"{D}\""),
+            ("jitter = \"2m\"", "jitter = \"2m\"\nstart_window = \"{D}\""),
+            ("jitter = \"2m\"", "jitter = \"2m\"\ntimeout = \"{D}\""),
+            ("keep_daily = 7", "keep_daily = 7\nkeep_within = \"{D}\""),
+            ("hash_every = \"1d\"", "hash_every = \"{D}\""),
+            (
+                "restore_test_every = \"7d\"",
+                "restore_test_every = \"{D}\"",
+            ),
+        ];
+        let values = [
+            format!("{}s", u64::MAX),
+            "100000000y".to_string(),
+            "99999999999y".to_string(),
+            "0s".to_string(),
+            "1ns".to_string(),
+        ];
+        for (from, to) in fields {
+            for v in &values {
+                let text = GOOD.replacen(from, &to.replace("{D}", v), 1);
+                match parse(&text, Path::new("schedules/s.toml"), &config()) {
+                    Ok(s) => {
+                        // Whatever is accepted is small enough to compute with.
+                        let _ = s.timeout + s.start_window + s.jitter;
+                    }
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(e.starts_with("schedules/s.toml:"), "{to} {v}: {e}");
+                    }
+                }
+            }
+            let e = err(&GOOD.replacen(from, &to.replace("{D}", &format!("{}s", u64::MAX)), 1));
+            assert!(
+                e.contains("out of range") || e.contains("not a duration"),
+                "{to}: {e}"
+            );
         }
     }
 

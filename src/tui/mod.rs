@@ -150,7 +150,10 @@ pub async fn run(engine: Engine, opts: Options) -> Result<u8, Error> {
             )),
         )
     });
-    drop(terminal);
+    // Not dropped: ratatui's Terminal shows the cursor on drop and eprintln!s
+    // (a panic, then an abort) when the terminal is gone. `restore` shows the
+    // cursor without printing anything.
+    std::mem::forget(terminal);
     drop(restore);
     // Nothing reads the queue from here on: senders must not wait on it.
     drop(rx);
@@ -201,10 +204,9 @@ async fn event_loop(
         }
         if dirty {
             if let Err(e) = terminal.draw(|f| view::draw(f, app)) {
-                return (
-                    None,
-                    Some(Error::Failed(format!("cannot draw on the terminal: {e}"))),
-                );
+                // The terminal is gone (a closed pty, an SSH drop): a hangup.
+                tracing::warn!("cannot draw on the terminal ({e}): stopping as on SIGHUP");
+                return (Some(crate::cli::EXIT_SIGHUP), None);
             }
             dirty = false;
             tracing::debug!("frame drawn");
@@ -218,10 +220,15 @@ async fn event_loop(
                 Some(Ok(Event::Key(k))) => actions.extend(action_of(app, &k)),
                 Some(Ok(Event::Resize(..))) => dirty = true,
                 Some(Ok(_)) => {}
+                // EIO, a closed pty: the terminal is gone, as on SIGHUP.
                 Some(Err(e)) => {
-                    return (None, Some(Error::Failed(format!("cannot read the terminal: {e}"))));
+                    tracing::warn!("cannot read the terminal ({e}): stopping as on SIGHUP");
+                    return (Some(crate::cli::EXIT_SIGHUP), None);
                 }
-                None => return (None, None),
+                None => {
+                    tracing::warn!("the terminal's input ended: stopping as on SIGHUP");
+                    return (Some(crate::cli::EXIT_SIGHUP), None);
+                }
             },
             a = rx.recv() => {
                 actions.extend(a);
@@ -272,7 +279,7 @@ fn signals() -> mpsc::Receiver<u8> {
         for (kind, code) in [
             (SignalKind::terminate(), crate::cli::EXIT_SIGTERM),
             (SignalKind::interrupt(), crate::cli::EXIT_SIGINT),
-            (SignalKind::hangup(), 129),
+            (SignalKind::hangup(), crate::cli::EXIT_SIGHUP),
         ] {
             // Registered here, before the terminal changes.
             let Ok(mut s) = signal(kind) else { continue };

@@ -17,11 +17,16 @@ use crate::error::{Error, SourceError};
 /// Where run `run`'s canary keys live: under the target's own prefix in keys
 /// mode (so a keys backup holds them), under `/` otherwise.
 pub fn canary_prefix(spec: &EtcdTarget, run: &str) -> String {
+    format!("{}{run}/", canary_root(spec))
+}
+
+/// Where every run's canary markers live in the target's keyspace.
+pub fn canary_root(spec: &EtcdTarget) -> String {
     let base = match (spec.mode, &spec.prefix) {
         (EtcdMode::Keys, Some(p)) => p.trim_end_matches('/').to_string(),
         _ => String::new(),
     };
-    format!("{base}/drtool-canary/{run}/")
+    format!("{base}/drtool-canary/")
 }
 
 #[derive(Serialize, Deserialize)]

@@ -107,6 +107,9 @@ pub enum EtcdPlan {
         /// this prefix, when the target held none of them before.
         #[serde(default)]
         undo_prefix: Option<String>,
+        /// Keys under this (drill canary markers) are not restored.
+        #[serde(default)]
+        leave_out: Option<String>,
     },
     /// Materialize fresh member data dirs from a snapshot.
     EtcdSnapshot {
@@ -152,6 +155,7 @@ pub fn decide_keys(
             max_request_bytes,
             counts,
             undo_prefix: None,
+            leave_out: None,
         },
         destructive,
     ))
@@ -247,6 +251,12 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
                     .unwrap_or_default()
             ));
             lines.push(format!("create     {}", counts.create));
+            if counts.canaries_left_out > 0 {
+                lines.push(format!(
+                    "left out   {} drill canary markers (only a drill's own restore brings them back)",
+                    counts.canaries_left_out
+                ));
+            }
             let verb = match existing {
                 Existing::Skip => "skip",
                 Existing::Overwrite => "OVERWRITE",
@@ -328,11 +338,17 @@ impl EtcdKind {
             .phase("verifying the point and comparing with the target");
         let mut stream = data.stream().await?;
         let rx = stream.take();
+        // Only a drill's own restore brings drill canary markers back.
+        let leave_out = if req.options.with_canaries {
+            None
+        } else {
+            Some(super::drill::canary_root(spec(req.target)?))
+        };
         let counted = plan_keys(
             &mut client,
             &connection.endpoints,
             rx,
-            req.options.prefix.as_deref(),
+            (req.options.prefix.as_deref(), leave_out.as_deref()),
             req.job,
         )
         .await;
@@ -343,6 +359,9 @@ impl EtcdKind {
             counts,
             req.options,
         )?;
+        if let EtcdPlan::EtcdKeys { leave_out: l, .. } = &mut plan {
+            *l = leave_out;
+        }
         if let EtcdPlan::EtcdKeys {
             undo_prefix,
             prefix,
@@ -473,6 +492,7 @@ impl TargetKind for EtcdKind {
                 prefix,
                 existing,
                 max_request_bytes,
+                leave_out,
                 ..
             } => {
                 let mut client = self.client(&connection).await?;
@@ -483,7 +503,11 @@ impl TargetKind for EtcdKind {
                     &mut client,
                     &connection.endpoints,
                     rx,
-                    (prefix.as_deref(), existing, max_request_bytes),
+                    (
+                        (prefix.as_deref(), leave_out.as_deref()),
+                        existing,
+                        max_request_bytes,
+                    ),
                     job,
                 )
                 .await;
@@ -607,6 +631,24 @@ impl TargetKind for EtcdKind {
                     .into(),
             ),
             EtcdPlan::EtcdSnapshot { members, .. } => {
+                // A member started on a restored data dir keeps running on
+                // it: deleting it under etcd would lose what it wrote since.
+                let busy: Vec<String> = members
+                    .iter()
+                    .flat_map(|m| {
+                        processes_using(&m.data_dir)
+                            .into_iter()
+                            .map(move |(pid, name)| {
+                                format!("{} ({}) by {name} pid {pid}", m.name, m.data_dir.display())
+                            })
+                    })
+                    .collect();
+                if !busy.is_empty() {
+                    return Err(Error::failed(format!(
+                        "the restored data dirs are in use: {}; stop those processes, then move the original data dirs back by hand (the plan names them), or keep the restore",
+                        busy.join(", ")
+                    )));
+                }
                 let all: Vec<&MemberPlan> = members.iter().collect();
                 Ok(roll_back(&all).join("; "))
             }
@@ -924,6 +966,38 @@ fn with_rollback(e: Error, undone: &[String]) -> Error {
     e.noted(undone.join("; "))
 }
 
+/// Processes with a file open, or their working directory, under `dir`
+/// (read from /proc: pid and command name).
+fn processes_using(dir: &Path) -> Vec<(u32, String)> {
+    let Ok(dir) = dir.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for p in procs.filter_map(Result::ok) {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let under = |link: PathBuf| std::fs::read_link(link).is_ok_and(|t| t.starts_with(&dir));
+        let uses = under(p.path().join("cwd"))
+            || std::fs::read_dir(p.path().join("fd"))
+                .map(|fds| fds.filter_map(Result::ok).any(|fd| under(fd.path())))
+                .unwrap_or(false);
+        if uses {
+            let name = std::fs::read_to_string(p.path().join("comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default();
+            found.push((pid, name));
+        }
+    }
+    found
+}
+
 /// Removes a temporary file however the restore ends.
 struct RemoveOnDrop(PathBuf);
 
@@ -943,6 +1017,7 @@ mod tests {
             selected: 10,
             create: 10 - existing,
             existing,
+            canaries_left_out: 0,
             existing_examples: (0..existing.min(2)).map(|i| format!("/k{i}")).collect(),
         }
     }

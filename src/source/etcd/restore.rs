@@ -30,6 +30,10 @@ pub struct KeysPlan {
     pub existing: u64,
     /// A few of the existing keys, for the plan.
     pub existing_examples: Vec<String>,
+    /// Drill canary markers in the point, left out (only a drill's own
+    /// restore brings them back).
+    #[serde(default)]
+    pub canaries_left_out: u64,
 }
 
 /// What replaying did.
@@ -93,6 +97,9 @@ const PER_OP_OVERHEAD: usize = 32;
 struct Batches {
     lines: Lines,
     prefix: Option<Vec<u8>>,
+    /// Keys under this are drill canary markers: not restored.
+    leave_out: Option<Vec<u8>>,
+    left_out: u64,
     budget: usize,
     /// A record read for the previous batch that did not fit in it.
     carry: Option<(Vec<u8>, Vec<u8>)>,
@@ -102,12 +109,14 @@ struct Batches {
 impl Batches {
     fn new(
         plaintext: mpsc::Receiver<Bytes>,
-        prefix: Option<&str>,
+        (prefix, leave_out): (Option<&str>, Option<&str>),
         max_request_bytes: u64,
     ) -> Batches {
         Batches {
             lines: Lines::new(plaintext),
             prefix: prefix.map(|p| p.as_bytes().to_vec()),
+            leave_out: leave_out.map(|p| p.as_bytes().to_vec()),
+            left_out: 0,
             budget: (max_request_bytes as usize)
                 .saturating_sub(REQUEST_MARGIN)
                 .max(1),
@@ -133,6 +142,10 @@ impl Batches {
             self.in_point += 1;
             let key = record.key_bytes().map_err(bad)?;
             if self.prefix.as_ref().is_some_and(|p| !key.starts_with(p)) {
+                continue;
+            }
+            if self.leave_out.as_ref().is_some_and(|p| key.starts_with(p)) {
+                self.left_out += 1;
                 continue;
             }
             return Ok(Some((key, record.value_bytes().map_err(bad)?)));
@@ -186,15 +199,16 @@ pub async fn plan_keys(
     client: &mut Client,
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
-    prefix: Option<&str>,
+    select: (Option<&str>, Option<&str>),
     job: &Job,
 ) -> Result<KeysPlan, Error> {
-    let mut batches = Batches::new(plaintext, prefix, DEFAULT_MAX_REQUEST_BYTES);
+    let mut batches = Batches::new(plaintext, select, DEFAULT_MAX_REQUEST_BYTES);
     let mut plan = KeysPlan::default();
     loop {
         job.check_cancelled()?;
         let batch = batches.next().await?;
         plan.in_point = batches.in_point;
+        plan.canaries_left_out = batches.left_out;
         if batch.is_empty() {
             return Ok(plan);
         }
@@ -222,10 +236,10 @@ pub async fn apply_keys(
     client: &mut Client,
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
-    (prefix, existing, max_request_bytes): (Option<&str>, Existing, u64),
+    (select, existing, max_request_bytes): ((Option<&str>, Option<&str>), Existing, u64),
     job: &Job,
 ) -> Result<KeysOutcome, Error> {
-    let mut batches = Batches::new(plaintext, prefix, max_request_bytes);
+    let mut batches = Batches::new(plaintext, select, max_request_bytes);
     let mut out = KeysOutcome::default();
     loop {
         if job.is_cancelled() {
@@ -431,7 +445,7 @@ mod tests {
                 let _ = tx.send(Bytes::copy_from_slice(chunk)).await;
             }
         });
-        let mut batches = Batches::new(rx, None, max_request_bytes);
+        let mut batches = Batches::new(rx, (None, None), max_request_bytes);
         let mut out = Vec::new();
         loop {
             let b = batches.next().await.unwrap_or_default();

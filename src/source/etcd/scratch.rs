@@ -206,7 +206,11 @@ pub async fn scratch(
     Ok(Some(Scratch {
         target: scratch_target,
         region: REGION.into(),
-        options: RestoreOptions::default(),
+        // A restore test reproduces the point exactly, canary markers too.
+        options: RestoreOptions {
+            with_canaries: true,
+            ..RestoreOptions::default()
+        },
         guard: Box::new(guard),
     }))
 }

@@ -221,6 +221,7 @@ impl TargetKind for NamespaceKind {
             include: req.options.include.clone(),
             exclude: req.options.exclude.clone(),
             existing: req.options.existing(),
+            with_canaries: req.options.with_canaries,
         };
         let cluster = self.cluster(region).await?;
         req.job
@@ -441,6 +442,7 @@ mod tests {
             include: vec![],
             exclude: vec![],
             existing,
+            with_canaries: false,
         }
     }
 

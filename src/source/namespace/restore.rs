@@ -30,6 +30,9 @@ pub struct RestoreScope {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub existing: Existing,
+    /// Bring back drill canary ConfigMaps (a drill's own restore only).
+    #[serde(default)]
+    pub with_canaries: bool,
 }
 
 /// Per resource: what the restore does with its objects.
@@ -299,11 +302,21 @@ pub fn decide(existing: Option<&(String, Value)>, desired: &Value, policy: Exist
 }
 
 fn wanted(r: &ObjectRecord, opts: &RestoreScope) -> bool {
+    if !opts.with_canaries && is_canary(r) {
+        return false;
+    }
     // CRDs and the namespace follow what they carry, never filtered away alone.
     let resource = r.resource();
     resource == CRD
         || resource == "namespaces"
         || selected(&resource, &r.plural, &opts.include, &opts.exclude)
+}
+
+/// A drill's canary ConfigMap (only a drill's own restore brings it back).
+fn is_canary(r: &ObjectRecord) -> bool {
+    r.plural == "configmaps"
+        && r.group.is_empty()
+        && !r.object["metadata"]["labels"][super::drill::CANARY_LABEL].is_null()
 }
 
 /// Counts, per resource, what a restore would do. Reads the target only.

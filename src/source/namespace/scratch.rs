@@ -105,6 +105,8 @@ pub async fn scratch(
             namespace_map: Some((spec.namespace.clone(), namespace)),
             // The scratch namespace exists already (with its quota).
             existing: Some(Existing::Skip),
+            // A restore test reproduces the point exactly, canary markers too.
+            with_canaries: true,
             ..RestoreOptions::default()
         },
         guard: Box::new(guard),

@@ -71,6 +71,15 @@ pub async fn canary_read(db: &Db, run: &str) -> Result<Vec<CanaryMark>, Error> {
         .collect())
 }
 
+/// The table canary rows are written to.
+pub const CANARY_TABLE: &str = "drtool_canary";
+
+/// Drops the canary table a dump brought back (a restore that is not a drill's).
+pub async fn drop_canaries(db: &Db) -> Result<(), Error> {
+    db.query("DROP TABLE IF EXISTS drtool_canary").await?;
+    Ok(())
+}
+
 pub async fn canary_clear(db: &Db, run: &str) -> Result<u64, Error> {
     let exists = db
         .query("SELECT count(*) FROM pg_class WHERE relname = 'drtool_canary'")

@@ -72,6 +72,10 @@ pub enum RdsPlan {
         /// Relations of the database the dump does not hold: left as they are.
         #[serde(default)]
         kept: u64,
+        /// The dump holds drill canary rows (`drtool_canary`): the table is
+        /// dropped once restored (only a drill's own restore keeps it).
+        #[serde(default)]
+        drop_canaries: bool,
     },
 }
 
@@ -188,6 +192,11 @@ pub fn decide_dump(
         0
     };
     let destructive = !drops.is_empty();
+    let drop_canaries = !options.with_canaries
+        && facts
+            .in_dump
+            .iter()
+            .any(|r| r.name == super::drill::CANARY_TABLE);
     Ok((
         RdsPlan::PgRestore {
             db,
@@ -195,6 +204,7 @@ pub fn decide_dump(
             clean,
             drops,
             kept,
+            drop_canaries,
         },
         destructive,
     ))
@@ -295,8 +305,15 @@ fn lines(plan: &RdsPlan) -> Vec<String> {
             clean,
             drops,
             kept,
+            drop_canaries,
         } => {
             lines.push(format!("into       database {db}, in one transaction"));
+            if *drop_canaries {
+                lines.push(
+                    "left out   the dump's drill canary rows (drtool_canary; only a drill's own restore brings them back)"
+                        .into(),
+                );
+            }
             lines.push(format!(
                 "database   {}",
                 match (state, clean) {
@@ -681,7 +698,11 @@ impl TargetKind for RdsKind {
                 self.new_instance(job, &api, &new_instance, making).await?
             }
             RdsPlan::PgRestore {
-                db, state, clean, ..
+                db,
+                state,
+                clean,
+                drop_canaries,
+                ..
             } => {
                 let data = point.ok_or_else(|| Error::failed("a dump restore needs its point"))?;
                 let conn = db.open()?;
@@ -696,6 +717,10 @@ impl TargetKind for RdsKind {
                 job.phase("pg_restore");
                 let restored = dump::restore(&conn, &mut stream, clean, job).await;
                 match stream.finish(restored).await {
+                    Ok(()) if drop_canaries => {
+                        super::drill::drop_canaries(&conn).await?;
+                        format!("dump restored into {db} (its drill canary rows left out)")
+                    }
                     Ok(()) => format!("dump restored into {db}"),
                     // A database this restore made must not stay behind half made.
                     Err(e) if created => {

@@ -39,6 +39,8 @@ pub fn scratch(
     let options = RestoreOptions {
         database: Some(name.clone()),
         from_dump: true,
+        // A restore test reproduces the point exactly, canary rows too.
+        with_canaries: true,
         ..RestoreOptions::default()
     };
     Ok(Some(Scratch {
