@@ -89,7 +89,7 @@ fn a_recorded_drill_replays_step_by_step() {
             _ => {}
         }
     }
-    assert_eq!(finished_steps, 12);
+    assert_eq!(finished_steps, 14);
     assert!(saw_failing_probe);
     let live = app.live.as_ref().unwrap();
     let (verdict, rto, rpo) = live.finished.unwrap();

@@ -390,14 +390,25 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         Output::Table => {
             outln!("drill {}: {}", report.drill, report.verdict.label());
             outln!(
-                "  RTO {} (objective {})   RPO {} measured, {} nominal (objective {}), {} canary markers lost",
+                "  RTO {} (objective {})   RPO {} (objective {}; judged on the upper bound), {} canary markers lost",
                 opt_ms(report.rto.rto_ms),
                 human_ms(report.objectives.rto_ms),
-                opt_ms(report.rpo.measured_ms),
-                opt_ms(report.rpo.nominal_ms),
+                report.rpo.interval_text(),
                 human_ms(report.objectives.rpo_ms),
                 report.rpo.lost_markers
             );
+            if report.fault.is_some() {
+                outln!("  RPO evidence: {}", report.rpo.bound);
+            }
+            if let Some(after) = &report.steady_state_after {
+                outln!(
+                    "  steady state restored: {}",
+                    if after.ok { "yes" } else { "NO" }
+                );
+            }
+            for c in report.cleanup.iter().filter(|c| c.left_behind || !c.ok) {
+                outln!("  LEFT BEHIND: {}: {}", c.what, c.message);
+            }
             for e in &report.errors {
                 outln!("  error: {e}");
             }

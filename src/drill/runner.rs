@@ -840,7 +840,7 @@ impl Ctx<'_> {
     /// rollback after an abort); whether it succeeded.
     async fn step_on(&self, step: &Step, group: Option<&str>, engine: &Engine) -> bool {
         if let Action::Parallel { steps } = &step.action {
-            return self.parallel(step, steps).await;
+            return Box::pin(self.parallel(step, steps, engine)).await;
         }
         let start = self.ms();
         self.note(
@@ -938,15 +938,34 @@ impl Ctx<'_> {
         }
     }
 
-    async fn parallel(&self, group: &Step, steps: &[Step]) -> bool {
+    /// Runs a parallel group's steps at once on a child of `engine`; at the
+    /// group's timeout the child is cancelled and every step is awaited while
+    /// it winds down (a restore in it rolls back, it is not dropped).
+    async fn parallel(&self, group: &Step, steps: &[Step], engine: &Engine) -> bool {
         let start = self.ms();
         self.note(
             "step",
             format!("{} (parallel, {} steps) started", group.name, steps.len()),
         );
-        let runs = steps.iter().map(|s| self.step(s, Some(&group.name)));
-        let done = tokio::time::timeout(group.timeout, futures::future::join_all(runs)).await;
-        let (ok, message) = match &done {
+        self.publish(DrillEventKind::StepStarted {
+            step: group.name.clone(),
+            kind: "parallel".into(),
+        });
+        let group_engine = engine.child();
+        let runs = futures::future::join_all(
+            steps
+                .iter()
+                .map(|s| self.step_on(s, Some(&group.name), &group_engine)),
+        );
+        tokio::pin!(runs);
+        let results = tokio::select! {
+            r = &mut runs => Ok(r),
+            _ = tokio::time::sleep(group.timeout) => {
+                group_engine.cancel();
+                Err(runs.await)
+            }
+        };
+        let (ok, message) = match &results {
             Ok(results) => {
                 let failed: Vec<&str> = steps
                     .iter()
@@ -963,12 +982,23 @@ impl Ctx<'_> {
             Err(_) => (
                 false,
                 format!(
-                    "did not finish within {}",
+                    "did not finish within {}: its steps were stopped",
                     human_ms(group.timeout.as_millis() as u64)
                 ),
             ),
         };
         let end = self.ms();
+        let outcome = if ok {
+            StepOutcome::Ok
+        } else {
+            StepOutcome::Failed
+        };
+        self.publish(DrillEventKind::StepFinished {
+            step: group.name.clone(),
+            outcome,
+            message: message.clone(),
+            duration_ms: end - start,
+        });
         self.with(|r| {
             r.steps.push(StepRecord {
                 name: group.name.clone(),
@@ -976,11 +1006,7 @@ impl Ctx<'_> {
                 group: None,
                 start_ms: start,
                 end_ms: end,
-                outcome: if ok {
-                    StepOutcome::Ok
-                } else {
-                    StepOutcome::Failed
-                },
+                outcome,
                 message: message.clone(),
             })
         });
@@ -1150,7 +1176,7 @@ impl Ctx<'_> {
 
     async fn fault(&self, fault: &Fault, engine: &Engine) -> Result<String, Error> {
         if self.with(|r| r.fault.is_some()).unwrap_or(false) {
-            // A second fault (a parallel group's): measured from the first.
+            // A later fault: measured from the first.
             let done = self.inject(fault, engine).await;
             self.injected();
             return done;
@@ -1161,22 +1187,32 @@ impl Ctx<'_> {
         // recovery should bring back.
         let at_ms = self.ms();
         let at = Utc::now();
-        self.faulted.cancel();
-        self.with(|r| {
-            r.fault = Some(FaultRecord {
-                at_ms,
-                at,
-                description: description.clone(),
-                injected_ms: None,
+        // Faults of one parallel group all wait for the steady state; the
+        // first to get here is the fault the drill is measured from.
+        let first = self
+            .with(|r| {
+                if r.fault.is_some() {
+                    return false;
+                }
+                r.fault = Some(FaultRecord {
+                    at_ms,
+                    at,
+                    description: description.clone(),
+                    injected_ms: None,
+                });
+                true
             })
-        });
-        self.note("fault", description.clone());
-        self.publish(DrillEventKind::Fault {
-            description: description.clone(),
-        });
-        self.start_probes(Phase::During);
-        self.start_probes(Phase::After);
-        self.start_ticker(at_ms);
+            .unwrap_or(false);
+        if first {
+            self.faulted.cancel();
+            self.note("fault", description.clone());
+            self.publish(DrillEventKind::Fault {
+                description: description.clone(),
+            });
+            self.start_probes(Phase::During);
+            self.start_probes(Phase::After);
+            self.start_ticker(at_ms);
+        }
         let done = self.inject(fault, engine).await;
         self.injected();
         done

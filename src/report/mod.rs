@@ -98,7 +98,10 @@ impl RanBy {
         RanBy {
             user: current_user(),
             host: current_host(),
-            config: config.display().to_string(),
+            config: std::path::absolute(config)
+                .unwrap_or_else(|_| config.to_path_buf())
+                .display()
+                .to_string(),
             config_sha256: std::fs::read(config)
                 .ok()
                 .map(|b| hex::encode(Sha256::digest(&b))),
@@ -107,22 +110,36 @@ impl RanBy {
     }
 }
 
-/// The user running drtool ($USER, else $LOGNAME, else the uid).
+/// The user running drtool: $USER, else $LOGNAME, else the name
+/// /etc/passwd gives the process's uid, else the uid.
 pub fn current_user() -> String {
-    std::env::var("USER")
+    if let Some(u) = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("Uid:"))
-                        .and_then(|l| l.split_whitespace().next().map(|u| format!("uid {u}")))
-                })
-                .unwrap_or_else(|| "unknown".into())
+    {
+        return u;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        });
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid).then(|| name.to_string())
+            })
         })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// This machine's name.
