@@ -70,6 +70,21 @@ fn each_bad_drill_names_file_line_column_and_the_rule() {
             ":12:",
             "point.random_within \"often\" is not a duration",
         ),
+        (
+            "bad-option",
+            ":13:16:",
+            "options: --from-dump does not apply to target kv (kind etcd)",
+        ),
+        (
+            "bad-huge-wait",
+            ":6:18:",
+            "wait.for \"18446744073709551615s\" is out of range: it must be at most 7days",
+        ),
+        (
+            "bad-objective",
+            ":3:20:",
+            "objectives.rto \"99999999h\" is out of range: it must be between 1ms and 1year",
+        ),
     ];
     for (name, at, message) in cases {
         let file = format!("{DIR}/{name}.yaml");
@@ -83,14 +98,34 @@ fn each_bad_drill_names_file_line_column_and_the_rule() {
 }
 
 #[test]
-fn the_dry_run_prints_the_plan_and_changes_nothing() {
-    drtool()
+fn the_dry_run_prints_the_plan_and_its_pre_flight_and_changes_nothing() {
+    // Stores that exist; etcd endpoints where nothing listens: the pre-flight
+    // names the endpoint the restore would need after the fault.
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(format!("{DIR}/drtool.toml")).unwrap();
+    let config = fixture
+        .replace("/var/backups", &tmp.path().display().to_string())
+        .replace("127.0.0.1:12379", "127.0.0.1:9")
+        .replace("127.0.0.1:22379", "127.0.0.1:9");
+    for region in ["drtool-east", "drtool-west"] {
+        std::fs::create_dir_all(tmp.path().join(region)).unwrap();
+    }
+    let path = tmp.path().join("drtool.toml");
+    std::fs::write(&path, config).unwrap();
+    Command::cargo_bin("drtool")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--config", &path.display().to_string()])
         .args(["drill", "run", &format!("{DIR}/good.yaml"), "--dry-run"])
         .assert()
-        .success()
+        .code(4)
         .stdout(predicate::str::contains("FAULT: lose region us-east-1"))
         .stdout(predicate::str::contains(
             "restore kv in us-west-2 from the point this drill's backup makes",
+        ))
+        .stdout(predicate::str::contains("pre-flight  FAILS"))
+        .stdout(predicate::str::contains(
+            "target kv in us-west-2 (http://127.0.0.1:9)",
         ))
         .stdout(predicate::str::contains("dry run: nothing was changed"));
 }

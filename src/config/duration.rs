@@ -30,8 +30,10 @@ pub fn range_text(min: Duration, max: Duration) -> String {
 }
 
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
+/// A year as durations are written (365.25 days: `1y` parses to it).
+pub const YEAR: Duration = Duration::from_secs(31_557_600);
 /// The longest anything may be asked to last or to be kept: a century.
-pub const CENTURY: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+pub const CENTURY: Duration = Duration::from_secs(100 * YEAR.as_secs());
 
 #[cfg(test)]
 mod tests {

@@ -894,10 +894,10 @@ const MANUAL_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The longest a step may be given: a drill is an exercise of hours, not weeks.
 const LONGEST_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest objective: a year of downtime or loss is no objective.
-const LONGEST_OBJECTIVE: Duration = Duration::from_secs(366 * 24 * 3600);
+const LONGEST_OBJECTIVE: Duration = crate::config::duration::YEAR;
 /// How far back `random_within` may reach: points older than ten years are
 /// not what a drill proves.
-const LONGEST_WINDOW: Duration = Duration::from_secs(3650 * 24 * 3600);
+const LONGEST_WINDOW: Duration = Duration::from_secs(10 * crate::config::duration::YEAR.as_secs());
 /// A probe or canary interval: at least a millisecond, at most an hour.
 const INTERVALS: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(3600));
 /// Timeouts: more than nothing, at most [`LONGEST_STEP`].
