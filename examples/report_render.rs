@@ -128,6 +128,7 @@ fn main() {
             consistent_at: Some(t0),
             plan: vec!["create 1000".into()],
             result: None,
+            completed: true,
         }],
         cleanup: vec![CleanupRecord {
             what: "canary".into(),

@@ -235,24 +235,24 @@ steps:
 }
 
 #[test]
-fn rollback_never_keeps_what_the_drill_made() {
+fn rollback_never_keeps_what_the_drill_made_but_still_runs_its_cleanup_commands() {
     let s = Setup::new();
-    let flag = s.path("kept");
+    let flag = s.path("stopped-region");
     std::fs::write(
         s.path("kept.yaml"),
         format!(
             r#"
 name: kept
-hypothesis: a failing drill with rollback never leaves its state for a post-mortem.
+hypothesis: a failing drill with rollback never keeps its state for a post-mortem.
 objectives: {{ rto: 1m, rpo: 1m }}
 rollback: never
 probes:
   - exec: {{ name: up, phase: after, command: "true", interval: 50ms }}
 steps:
-  - fault: {{ name: harmless, exec: "touch {f}" }}
+  - fault: {{ name: stop-something, exec: "touch {f}" }}
   - exec: {{ name: breaks, command: "false" }}
   - verify: {{}}
-  - cleanup: {{ name: tidy, exec: ["rm -f {f}"] }}
+  - cleanup: {{ name: start-it-again, exec: ["rm -f {f}"] }}
 "#,
             f = flag.display()
         ),
@@ -264,5 +264,99 @@ steps:
         .args(["--yes", "--reports", &s.reports()])
         .assert()
         .code(8);
-    assert!(flag.exists(), "rollback: never left it");
+    assert!(!flag.exists(), "the skipped cleanup step's command ran");
+    let drill = s.path("reports").join("kept");
+    let folder = std::fs::read_dir(&drill)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let md = std::fs::read_to_string(folder.join("report.json")).unwrap();
+    assert!(
+        md.contains("rollback: never: what the drill made was left in place"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_detached_drill_survives_its_terminal() {
+    let s = Setup::new();
+    std::fs::write(
+        s.path("slow.yaml"),
+        r#"
+name: slow
+hypothesis: the drill outlives the terminal it was started from.
+objectives: { rto: 1m, rpo: 1m }
+probes:
+  - exec: { name: up, phase: after, command: "true", interval: 50ms }
+steps:
+  - wait: { name: a-while, for: 3s }
+  - fault: { name: harmless, exec: "true" }
+  - verify: {}
+"#,
+    )
+    .unwrap();
+    let script = s.path("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n'{}' --config '{}' drill run '{}' --yes --detach --reports '{}'\nsleep 600\n",
+            assert_cmd::cargo::cargo_bin("drtool").display(),
+            s.path("drtool.toml").display(),
+            s.path("slow.yaml").display(),
+            s.reports()
+        ),
+    )
+    .unwrap();
+    let socket = format!("detach-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "d",
+        "bash",
+        &script.display().to_string(),
+    ]);
+    assert!(started.status.success(), "tmux: {started:?}");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let screen =
+            String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "d"]).stdout).into_owned();
+        if screen.contains("runs in the background: pid") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "never detached:\n{screen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The terminal goes away while the drill is in its wait.
+    tmux(&["kill-server"]);
+    // The detached run's log ends with its verdict once its report is written.
+    let drill = s.path("reports").join("slow");
+    let log = || {
+        std::fs::read_dir(&drill)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("detached-"))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !log().unwrap_or_default().contains("drill slow: PASS") {
+        assert!(
+            std::time::Instant::now() < until,
+            "the detached drill never finished: {:?}",
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

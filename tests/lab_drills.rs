@@ -610,6 +610,73 @@ const EVERY_KIND: &[&str] = &[
     "east-up-again",  // cleanup
 ];
 
+/// Runs `file`, sends `sig` once `step` has started (after `delay`), and
+/// checks what every stopped drill must leave: exit 130/143, an aborted report
+/// whose cleanup all went well and names nothing left behind, no lock in either
+/// store and no leftover since `since`. The report.
+fn interrupt_at(
+    lab: &Lab,
+    file: &Path,
+    (step, sig, delay): (&str, &str, Duration),
+    since: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = tmp.path().join("events.jsonl");
+    let reports = tmp.path().join("reports");
+    let child = drill(lab, file, &reports, &["--drill-events"])
+        .arg(&events)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !read_events(&events)
+        .iter()
+        .any(|e| e["event"] == "step-started" && e["step"] == step)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "step {step} never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(delay);
+    signal(child.id(), sig);
+    let (code, out, err) = finish(child);
+    let at = format!("{sig} at {step} of {}", file.display());
+    let want = if sig == "INT" { 130 } else { 143 };
+    assert_eq!(code, Some(want), "{at}:\n{out}{err}");
+    let (_, r) = report(&reports);
+    assert_eq!(r["verdict"], "aborted", "{at}: {}", r["verdict"]);
+    let cleanup = r["cleanup"].as_array().unwrap();
+    assert!(
+        cleanup
+            .iter()
+            .all(|c| c["ok"] == true && c["left_behind"] == false),
+        "{at}: {cleanup:?}"
+    );
+    for region in [EAST, WEST] {
+        let locks = s3_keys(lab, region, "lab/locks/");
+        assert!(locks.is_empty(), "{at}: locks left in {region}: {locks:?}");
+        let listed = points_in(lab, &lab_config(lab), region);
+        let fresh: Vec<&Value> = listed["leftovers"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter(|x| {
+                        x["since"].as_str().is_some_and(|s| {
+                            s.parse::<chrono::DateTime<chrono::Utc>>()
+                                .is_ok_and(|t| t >= since)
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(fresh.is_empty(), "{at}: leftovers in {region}: {fresh:?}");
+    }
+    r
+}
+
 #[test]
 fn a_signal_at_every_step_kind_leaves_nothing_of_the_run_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -629,50 +696,15 @@ fn a_signal_at_every_step_kind_leaves_nothing_of_the_run_behind() {
                 .await
                 .unwrap();
             });
-            let tmp = tempfile::tempdir().unwrap();
-            let events = tmp.path().join("events.jsonl");
-            let reports = tmp.path().join("reports");
-            let child = drill(&lab, &file, &reports, &["--drill-events"])
-                .arg(&events)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let started = Instant::now();
-            loop {
-                let seen = read_events(&events)
-                    .iter()
-                    .any(|e| e["event"] == "step-started" && e["step"] == *step);
-                if seen {
-                    break;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(120),
-                    "step {step} never started"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
             // Somewhere inside the step, not always at its first instant (the
             // last steps take a few ms: at once).
-            if i + 2 < EVERY_KIND.len() {
-                std::thread::sleep(Duration::from_millis(17 * (i % 4) as u64));
-            }
-            signal(child.id(), sig);
-            let (code, out, err) = finish(child);
-            let want = if sig == "INT" { 130 } else { 143 };
+            let delay = if i + 2 < EVERY_KIND.len() {
+                Duration::from_millis(17 * (i % 4) as u64)
+            } else {
+                Duration::ZERO
+            };
+            let r = interrupt_at(&lab, &file, (step, sig, delay), since);
             let at = format!("{sig} at {step}");
-            assert_eq!(code, Some(want), "{at}:\n{out}{err}");
-            let (_, r) = report(&reports);
-            assert_eq!(r["verdict"], "aborted", "{at}: {}", r["verdict"]);
-            assert!(
-                r["cleanup"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|c| c["ok"] == true),
-                "{at}: {}",
-                r["cleanup"]
-            );
             let run = r["run_id"].as_str().unwrap().to_string();
             rt.block_on(async {
                 // us-east-1 is up again (the cleanup step ran), and neither
@@ -688,29 +720,27 @@ fn a_signal_at_every_step_kind_leaves_nothing_of_the_run_behind() {
                     "{at}: restored keys left in us-west-2"
                 );
             });
-            for region in [EAST, WEST] {
-                let locks = s3_keys(&lab, region, "lab/locks/");
-                assert!(locks.is_empty(), "{at}: locks left in {region}: {locks:?}");
-            }
-            // Nothing half-written in the stores: no leftover of lab-keys
-            // since this test began.
-            for region in [EAST, WEST] {
-                let listed = points_in(&lab, &lab_config(&lab), region);
-                let fresh: Vec<&Value> = listed["leftovers"]
-                    .as_array()
-                    .map(|l| {
-                        l.iter()
-                            .filter(|x| {
-                                x["since"].as_str().is_some_and(|s| {
-                                    s.parse::<chrono::DateTime<chrono::Utc>>()
-                                        .is_ok_and(|t| t >= since)
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                assert!(fresh.is_empty(), "{at}: leftovers in {region}: {fresh:?}");
-            }
+        }
+    }
+}
+
+#[test]
+fn a_signal_in_the_namespace_and_database_drills_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::get();
+    let since = chrono::Utc::now();
+    let cases = [
+        ("namespace-loss", "delete-shop", "INT"),
+        ("namespace-loss", "restore-shop", "TERM"),
+        ("rds-region-failover", "restore-instance", "INT"),
+        ("rds-region-failover", "restore-dump", "TERM"),
+    ];
+    for (name, step, sig) in cases {
+        let file = repo().join(format!("drills/{name}.yaml"));
+        let r = interrupt_at(&lab, &file, (step, sig, Duration::from_millis(30)), since);
+        // A restore the signal reached is in the report, and says how it ended.
+        for x in r["restores"].as_array().unwrap() {
+            assert!(x["result"].is_string(), "{sig} at {step}: {x}");
         }
     }
 }

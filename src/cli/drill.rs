@@ -329,6 +329,13 @@ impl Operator for Terminal {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+        // Nothing read (end of input: the terminal went away, or Ctrl-D) is
+        // no confirmation.
+        if answer.is_empty() {
+            return Err(format!(
+                "manual step {step}: the terminal closed before anyone answered"
+            ));
+        }
         if answer.trim().eq_ignore_ascii_case("abort") {
             Err(format!("the operator aborted at {step}"))
         } else {
@@ -481,8 +488,9 @@ fn detach(ctx: &Ctx, drill: &Drill, file: &Path, args: &RunArgs) -> Result<Verdi
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     let log = dir.join(format!(
-        "detached-{}.log",
-        chrono::Utc::now().format("%Y%m%dt%H%M%Sz")
+        "detached-{}-{:08x}.log",
+        chrono::Utc::now().format("%Y%m%dt%H%M%Sz"),
+        rand::random::<u32>()
     ));
     let out = std::fs::File::create(&log)
         .map_err(|e| Error::input(format!("cannot write {}: {e}", log.display())))?;
@@ -507,6 +515,9 @@ fn detach(ctx: &Ctx, drill: &Drill, file: &Path, args: &RunArgs) -> Result<Verdi
     }
     if let Some(e) = &args.drill_events {
         cmd.arg("--drill-events").arg(e);
+    }
+    if let Some(e) = &ctx.events {
+        cmd.arg("--events").arg(e);
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(out)

@@ -331,6 +331,8 @@ fn default_ui_log() -> PathBuf {
 pub struct Ctx {
     pub engine: Engine,
     pub progress: consumers::Consumer,
+    /// `--events FILE`, for a command that starts another drtool.
+    pub events: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -382,7 +384,11 @@ async fn run(cli: Cli) -> u8 {
         }
         _ => consumers::Consumer::start(engine.subscribe(), progress::Display::new()),
     };
-    let ctx = Ctx { progress, engine };
+    let ctx = Ctx {
+        progress,
+        engine,
+        events: cli.events.clone(),
+    };
     let result = match command {
         Command::Ui(_) => Ok(Exit::Code(EXIT_OK)),
         Command::Config(ConfigCommand::Check(a)) => {
@@ -400,7 +406,9 @@ async fn run(cli: Cli) -> u8 {
         Command::Drill(c) => drill::run(&ctx, c).await,
         Command::Report(c) => report::run(&ctx, c).await.map(Exit::from),
     };
-    let Ctx { engine, progress } = ctx;
+    let Ctx {
+        engine, progress, ..
+    } = ctx;
     progress.stop().await;
     if let Some(events) = events {
         events.stop().await;

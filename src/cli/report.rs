@@ -266,14 +266,15 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
             .map_err(|e| e.noted("give a run id, or the report's folder or report.json"))?
     };
     let r = ReportStore::read(&folder.join("report.json"))?;
-    let (integrity, _) = store.integrity(&r);
+    let (integrity, trusted) = store.integrity(&r);
     let pages = crate::report::integrity::edited_renderings(&r, |name| {
         std::fs::read(folder.join(name)).ok()
     });
-    let unsigned_refused = a.require_signature && integrity == Integrity::Unsigned;
-    let ok = matches!(integrity, Integrity::Verified(_) | Integrity::Unsigned)
-        && pages.is_empty()
-        && !unsigned_refused;
+    // Unsigned where this config signs reports: the signature may have been
+    // stripped, so it is not trusted (as `list` marks it).
+    let unsigned_refused = integrity == Integrity::Unsigned
+        && (a.require_signature || ctx.engine.signatures_expected());
+    let ok = trusted && pages.is_empty() && !unsigned_refused;
     match a.output {
         Output::Json => print_json(&serde_json::json!({
             "run_id": r.run_id, "drill": r.drill, "folder": folder,
@@ -292,7 +293,9 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
                 outln!("  EDITED: {p} is not what report.json renders to");
             }
             if unsigned_refused {
-                outln!("  REFUSED: --require-signature and the report is unsigned");
+                outln!(
+                    "  REFUSED: the report is unsigned, and signatures are required (--require-signature, or this config signs reports)"
+                );
             }
             if let Some(by) = &r.ran_by {
                 outln!(

@@ -4,19 +4,24 @@
 //!
 //! - RTO: from the fault to the first moment every `after` probe has passed
 //!   `success_threshold` times in a row.
-//! - RTO phases: consecutive spans that add up to the RTO. Fault injection
-//!   lasts from the fault until the fault step returned; detection until the
-//!   first failed probe of any phase after the fault; decision until the first
-//!   restore step started; restore until the last restore step that started
-//!   before recovery ended; verification until recovery. A boundary that was
-//!   not seen (no probe failed, no restore ran) gives its phase no time.
+//! - RTO phases: consecutive spans that add up to the RTO. Fault injection lasts
+//!   from the fault until the fault step returned (with several faults in one
+//!   parallel group, until the last of them returned); detection until the first
+//!   failed probe of any phase after the fault; decision until the first restore
+//!   step started (without a restore step: until the last manual or wait step
+//!   after the fault ended); restore until the last of the restore steps that
+//!   started before recovery ended; verification until recovery. A boundary
+//!   that was not seen (no probe failed, no restore and no manual or wait step)
+//!   gives its phase no time.
 //! - RPO lower bound: what the canaries prove was lost: the fault's time minus
-//!   the write time of the oldest acknowledged marker that did not survive
-//!   (when none survived, that is the time since the first marker).
+//!   the write time of the oldest acknowledged marker that did not survive (when
+//!   none survived, that is the time since the first marker).
 //! - RPO upper bound: what the evidence cannot rule out: the larger of the
-//!   fault's time minus the newest surviving marker's write time, and the
-//!   fault's time minus the restored point's consistency time. Canaries
-//!   without a survivor and without a restored point leave the RPO unbounded.
+//!   fault's time minus each canary's newest surviving marker's write time (for
+//!   a canary with no survivor, nothing short of the restored point bounds it),
+//!   and the fault's time minus the oldest consistency time of the points
+//!   restores completed with; never below the lower bound. Canaries without a
+//!   survivor and no completed restore leave the RPO unbounded.
 //! - The verdict judges the upper bound; the canary interval is the
 //!   resolution of the canary bounds.
 

@@ -200,6 +200,8 @@ struct Restored {
     pending_undo: bool,
     /// How it ended, once it did.
     result: Option<String>,
+    /// Whether it finished without a failure (only those bound the RPO).
+    completed: bool,
 }
 
 /// What the run has recorded so far (its own state, not a front end's).
@@ -220,6 +222,8 @@ struct Record {
     steady_after: Option<SteadyState>,
     /// Why a guard probe stopped the drill.
     guard_tripped: Option<String>,
+    /// The parallel group of the first fault (none: it was no group's).
+    fault_group: Option<Option<String>>,
     cleanup: Vec<CleanupRecord>,
 }
 
@@ -238,6 +242,11 @@ struct Ctx<'a> {
     /// Fires when measuring ends: `during` and `after` probes stop.
     stopped: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Cleanup steps run their commands only (the rollback policy keeps
+    /// what the drill made).
+    exec_only: std::sync::atomic::AtomicBool,
+    /// The rollback runs in full (its policy allows it after this outcome).
+    undo_granted: std::sync::atomic::AtomicBool,
 }
 
 /// A run id: the start time and a random suffix, lowercase (it names
@@ -275,6 +284,8 @@ pub async fn run(
         faulted: CancellationToken::new(),
         stopped: CancellationToken::new(),
         tasks: Mutex::new(Vec::new()),
+        exec_only: std::sync::atomic::AtomicBool::new(false),
+        undo_granted: std::sync::atomic::AtomicBool::new(false),
     };
     ctx.publish(DrillEventKind::Started {
         drill: drill.name.clone(),
@@ -293,7 +304,8 @@ pub async fn run(
     ctx.stopped.cancel();
     ctx.join_tasks().await;
     let cleaner = engine.detached();
-    let tallies = ctx.read_canaries(&cleaner).await;
+    let (tallies, canaries_read) = ctx.read_canaries(&cleaner).await;
+    let failed = outcome.failed || !canaries_read;
     // The drill is over: regions it declared lost are cleaned up (and get
     // its report) like the others, as far as they answer.
     let were_lost = cleaner.lost_regions();
@@ -304,12 +316,12 @@ pub async fn run(
             format!("region {region} is no longer treated as lost: the drill is over"),
         );
     }
-    let provisional = ctx.report(aborted, outcome.failed, tallies.clone()).verdict;
+    let provisional = ctx.report(aborted, failed, tallies.clone()).verdict;
     let cleanup_ok = ctx
         .roll_back(&cleaner, &were_lost, &outcome.rollback_steps, provisional)
         .await;
     recorder.abort();
-    let mut report = ctx.report(aborted, outcome.failed || !cleanup_ok, tallies);
+    let mut report = ctx.report(aborted, failed || !cleanup_ok, tallies);
     let ended = serde_json::json!({
         "event": "finished", "drill": drill.name, "run": ctx.run, "at": report.finished_at,
         "verdict": report.verdict, "rto_ms": report.rto.rto_ms, "rpo_ms": report.rpo.judged_ms(),
@@ -426,11 +438,12 @@ impl<'d> Ctx<'d> {
             self.with(|r| r.errors.push(why));
         }
         let faulted = self.with(|r| r.fault.is_some()).unwrap_or(false);
-        if !stop && faulted {
-            if let Err(e) = self.steady_state_after().await {
-                out.failed = true;
-                self.with(|r| r.errors.push(e));
-            }
+        if !stop
+            && faulted
+            && let Err(e) = self.steady_state_after().await
+        {
+            out.failed = true;
+            self.with(|r| r.errors.push(e));
         }
         out
     }
@@ -460,12 +473,17 @@ impl<'d> Ctx<'d> {
                 }
             }
         };
-        if let Some(why) = why_not {
-            self.note("cleanup", why);
-            for step in skipped_cleanups {
-                self.skipped(step, None);
+        match &why_not {
+            Some(why) => {
+                self.note("cleanup", why.clone());
+                // Their commands still run (they undo the drill's own faults,
+                // such as a region it stopped); what restores made is kept.
+                self.exec_only
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
             }
-            return true;
+            None => self
+                .undo_granted
+                .store(true, std::sync::atomic::Ordering::SeqCst),
         }
         let mut ok = true;
         for step in skipped_cleanups {
@@ -477,6 +495,9 @@ impl<'d> Ctx<'d> {
                 ),
             );
             ok &= self.step_on(step, None, cleaner).await;
+        }
+        if why_not.is_some() {
+            return ok;
         }
         ok & self.final_cleanup(cleaner, were_lost).await
     }
@@ -551,7 +572,9 @@ impl<'d> Ctx<'d> {
     async fn hold(&self, p: &Probe, check: &super::spec::ProbeCheck) -> (bool, String) {
         let patience = (p.interval.saturating_add(p.timeout))
             .saturating_mul(p.success_threshold.saturating_add(2));
-        let deadline = Instant::now() + patience;
+        let deadline = Instant::now()
+            .checked_add(patience)
+            .unwrap_or_else(Instant::now);
         let mut streak = 0;
         loop {
             let checked = tokio::time::timeout(p.timeout, probe::check(self.engine, check)).await;
@@ -851,7 +874,7 @@ impl Ctx<'_> {
             step: step.name.clone(),
             kind: step.action.kind().into(),
         });
-        let (outcome, message) = self.run_action(step, engine).await;
+        let (outcome, message) = self.run_action(step, group, engine).await;
         let end = self.ms();
         self.note(
             "step",
@@ -885,10 +908,15 @@ impl Ctx<'_> {
     /// a cleanup) is never dropped half-way: an abort or its timeout cancels
     /// it through the engine, and it is awaited while it rolls back or
     /// records what it wrote. A step that only waits is dropped at once.
-    async fn run_action(&self, step: &Step, parent: &Engine) -> (StepOutcome, String) {
+    async fn run_action(
+        &self,
+        step: &Step,
+        group: Option<&str>,
+        parent: &Engine,
+    ) -> (StepOutcome, String) {
         let engine = parent.child();
         let owns = step.action.changes_something();
-        let work = self.action(step, &engine);
+        let work = self.action(step, group, &engine);
         tokio::pin!(work);
         let deadline = tokio::time::sleep(step.timeout);
         tokio::pin!(deadline);
@@ -1013,7 +1041,12 @@ impl Ctx<'_> {
         ok
     }
 
-    async fn action(&self, step: &Step, engine: &Engine) -> Result<String, Error> {
+    async fn action(
+        &self,
+        step: &Step,
+        group: Option<&str>,
+        engine: &Engine,
+    ) -> Result<String, Error> {
         match &step.action {
             Action::Backup(b) => {
                 let targets = if b.targets.is_empty() {
@@ -1056,7 +1089,7 @@ impl Ctx<'_> {
                 }
                 summarize(&all)
             }
-            Action::Fault(f) => self.fault(f, engine).await,
+            Action::Fault(f) => self.fault(f, group, engine).await,
             Action::Restore(r) => self.restore(step, r, engine).await,
             Action::Verify(v) => self.verify(&v.probes).await,
             Action::Wait { duration } => {
@@ -1082,7 +1115,7 @@ impl Ctx<'_> {
                 for command in &c.exec {
                     done.push(probe::run_command(command, 0, step.timeout).await?);
                 }
-                if !c.keep_restores && !self.opts.keep {
+                if !c.keep_restores && self.undo_allowed() {
                     let ok = self.undo_restores(&engine.detached()).await;
                     done.push(if ok {
                         "restores undone".to_string()
@@ -1122,10 +1155,16 @@ impl Ctx<'_> {
         }
         let patience = before
             .iter()
-            .map(|p| (p.interval + p.timeout) * (p.success_threshold + 2))
+            .map(|p| {
+                p.interval
+                    .saturating_add(p.timeout)
+                    .saturating_mul(p.success_threshold.saturating_add(2))
+            })
             .max()
             .unwrap_or(Duration::from_secs(30));
-        let deadline = Instant::now() + patience;
+        let deadline = Instant::now()
+            .checked_add(patience)
+            .unwrap_or_else(Instant::now);
         loop {
             let pending: Vec<String> = self
                 .with(|r| {
@@ -1174,11 +1213,17 @@ impl Ctx<'_> {
         }
     }
 
-    async fn fault(&self, fault: &Fault, engine: &Engine) -> Result<String, Error> {
+    async fn fault(
+        &self,
+        fault: &Fault,
+        group: Option<&str>,
+        engine: &Engine,
+    ) -> Result<String, Error> {
         if self.with(|r| r.fault.is_some()).unwrap_or(false) {
-            // A later fault: measured from the first.
+            // A later fault: measured from the first. Only the first fault's
+            // parallel group is its injection; a fault later on is not.
             let done = self.inject(fault, engine).await;
-            self.injected();
+            self.injected(group);
             return done;
         }
         self.steady_state(engine).await?;
@@ -1200,6 +1245,7 @@ impl Ctx<'_> {
                     description: description.clone(),
                     injected_ms: None,
                 });
+                r.fault_group = Some(group.map(str::to_string));
                 true
             })
             .unwrap_or(false);
@@ -1214,18 +1260,37 @@ impl Ctx<'_> {
             self.start_ticker(at_ms);
         }
         let done = self.inject(fault, engine).await;
-        self.injected();
+        self.injected(group);
         done
     }
 
-    /// The fault (every fault, in a parallel group) has been delivered.
-    fn injected(&self) {
+    /// A fault of `group` has been delivered: the injection lasts until the
+    /// last fault of the first fault's group (or the first fault alone) has.
+    fn injected(&self, group: Option<&str>) {
         let now = self.ms();
         self.with(|r| {
+            let same = match (&r.fault_group, group) {
+                (Some(Some(g)), Some(mine)) => g == mine,
+                (Some(None), None) => r.fault.as_ref().is_some_and(|f| f.injected_ms.is_none()),
+                _ => false,
+            };
+            if !same {
+                return;
+            }
             if let Some(f) = r.fault.as_mut() {
                 f.injected_ms = Some(f.injected_ms.map_or(now, |t| t.max(now)));
             }
         });
+    }
+
+    /// Whether restores may be undone now: not with `--keep`, and only with
+    /// `rollback: always` before the verdict is known (and not while the
+    /// rollback runs cleanup steps the policy keeps from undoing).
+    fn undo_allowed(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.opts.keep
+            && !self.exec_only.load(SeqCst)
+            && (self.drill.rollback == Rollback::Always || self.undo_granted.load(SeqCst))
     }
 
     async fn inject(&self, fault: &Fault, engine: &Engine) -> Result<String, Error> {
@@ -1307,6 +1372,7 @@ impl Ctx<'_> {
                     plan: plan.clone(),
                     pending_undo: true,
                     result: None,
+                    completed: false,
                 });
                 rec.restores.len() - 1
             })
@@ -1317,6 +1383,7 @@ impl Ctx<'_> {
         self.with(|rec| {
             if let Some(entry) = rec.restores.get_mut(index) {
                 entry.pending_undo = !refused;
+                entry.completed = summary.is_ok();
                 entry.result = Some(match &summary {
                     Ok(m) => m.clone(),
                     Err(e) => e.to_string(),
@@ -1419,18 +1486,21 @@ impl Ctx<'_> {
         }
     }
 
-    async fn read_canaries(&self, engine: &Engine) -> Vec<measure::CanaryTally> {
+    /// What every canary wrote and what survived; whether every canary could
+    /// be read (one that cannot proves nothing and is left out of the RPO).
+    async fn read_canaries(&self, engine: &Engine) -> (Vec<measure::CanaryTally>, bool) {
         let fault = self.with(|r| r.fault.clone()).flatten();
         let Some(fault) = fault else {
-            return Vec::new();
+            return (Vec::new(), true);
         };
         let mut out = Vec::new();
+        let mut all_read = true;
         for c in &self.drill.canaries {
             let name = Self::canary_name(c);
             let written = self
                 .with(|r| r.markers.get(&name).cloned().unwrap_or_default())
                 .unwrap_or_default();
-            let surviving = match engine
+            let surviving: Vec<Marker> = match engine
                 .canary_read(&c.target, &c.read_region, &self.run)
                 .await
             {
@@ -1442,13 +1512,14 @@ impl Ctx<'_> {
                     })
                     .collect(),
                 Err(e) => {
+                    all_read = false;
                     self.with(|r| {
                         r.errors.push(format!(
-                            "canary {name}: cannot read markers in {}: {e}",
+                            "canary {name}: cannot read its markers in {} ({e}): the RPO it would measure is unknown",
                             c.read_region
                         ))
                     });
-                    Vec::new()
+                    continue;
                 }
             };
             out.push(measure::tally(
@@ -1459,7 +1530,7 @@ impl Ctx<'_> {
                 c.interval.as_millis() as u64,
             ));
         }
-        out
+        (out, all_read)
     }
 
     /// Undoes every restore not undone yet, newest first; whether all went well.
@@ -1640,6 +1711,7 @@ impl Ctx<'_> {
                     .map(|p| consistency_time(&p.consistency)),
                 plan: x.plan.describe(),
                 result: x.result.clone(),
+                completed: x.completed,
             })
             .collect();
         let rpo = rpo_result(rec.fault.as_ref(), &restores, tallies);
@@ -1968,6 +2040,7 @@ fn rpo_result(
     let nominal = fault.and_then(|f| {
         restores
             .iter()
+            .filter(|r| r.completed)
             .filter_map(|r| r.consistent_at)
             .map(|c| (f.at - c).num_milliseconds().max(0) as u64)
             .max()

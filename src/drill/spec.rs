@@ -895,6 +895,8 @@ const MANUAL_TIMEOUT: Duration = Duration::from_secs(1800);
 const LONGEST_STEP: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest objective: a year of downtime or loss is no objective.
 const LONGEST_OBJECTIVE: Duration = crate::config::duration::YEAR;
+/// The most consecutive results a threshold may ask for.
+const MAX_THRESHOLD: u32 = 1000;
 /// How far back `random_within` may reach: points older than ten years are
 /// not what a drill proves.
 const LONGEST_WINDOW: Duration = Duration::from_secs(10 * crate::config::duration::YEAR.as_secs());
@@ -1283,12 +1285,24 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
         Some(t) if t.value == 0 => {
             return Err(c.err(Loc::from(&t), "success_threshold must be at least 1"));
         }
+        Some(t) if t.value > MAX_THRESHOLD => {
+            return Err(c.err(
+                Loc::from(&t),
+                format!("success_threshold {} is over {MAX_THRESHOLD}", t.value),
+            ));
+        }
         Some(t) => t.value,
         None => 1,
     };
     let failure_threshold = match (failure_threshold, phase.value) {
         (Some(t), _) if t.value == 0 => {
             return Err(c.err(Loc::from(&t), "failure_threshold must be at least 1"));
+        }
+        (Some(t), _) if t.value > MAX_THRESHOLD => {
+            return Err(c.err(
+                Loc::from(&t),
+                format!("failure_threshold {} is over {MAX_THRESHOLD}", t.value),
+            ));
         }
         (Some(t), Phase::Guard) => t.value,
         (Some(t), other) => {

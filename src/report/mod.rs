@@ -303,6 +303,10 @@ pub struct RestoreRecord {
     /// How it ended (none: it was cut off before it could say).
     #[serde(default)]
     pub result: Option<String>,
+    /// Whether it finished without a failure: only such a restore bounds
+    /// the RPO (its point's consistency time).
+    #[serde(default)]
+    pub completed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -690,6 +694,7 @@ pub(crate) mod tests {
                 consistent_at: Some(at(500)),
                 plan: vec!["create     40".into()],
                 result: Some("ok restore kv us-west-2: 40 keys created".into()),
+                completed: true,
             }],
             cleanup: vec![CleanupRecord {
                 what: "canary etcd:kv in us-east-1".into(),

@@ -276,6 +276,10 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
                 "into       new data dirs via {} (cluster token {cluster_token})",
                 tool.program.display()
             ));
+            lines.push(
+                "canaries   a snapshot comes back whole: drill canary markers in it (/drtool-canary/) come back too"
+                    .into(),
+            );
             for m in members {
                 lines.push(format!(
                     "member     {} {} -> {}",
@@ -633,6 +637,7 @@ impl TargetKind for EtcdKind {
             EtcdPlan::EtcdSnapshot { members, .. } => {
                 // A member started on a restored data dir keeps running on
                 // it: deleting it under etcd would lose what it wrote since.
+                // It is left in place, and the cleanup says so.
                 let busy: Vec<String> = members
                     .iter()
                     .flat_map(|m| {
@@ -644,10 +649,10 @@ impl TargetKind for EtcdKind {
                     })
                     .collect();
                 if !busy.is_empty() {
-                    return Err(Error::failed(format!(
-                        "the restored data dirs are in use: {}; stop those processes, then move the original data dirs back by hand (the plan names them), or keep the restore",
+                    return Ok(format!(
+                        "LEFT IN PLACE: the restored data dirs are in use: {}; stop those processes, then put the originals back by hand (the plan names where they were moved)",
                         busy.join(", ")
-                    )));
+                    ));
                 }
                 let all: Vec<&MemberPlan> = members.iter().collect();
                 Ok(roll_back(&all).join("; "))
@@ -879,6 +884,19 @@ fn prepare(plan: &MemberPlan) -> Result<(), Error> {
 fn roll_back(done: &[&MemberPlan]) -> Vec<String> {
     let mut report = Vec::new();
     for m in done.iter().rev() {
+        // The original was moved aside and is back already (the restore
+        // rolled itself back, or never moved it): what is there is the
+        // original, never to be removed.
+        if let Some(aside) = &m.move_aside_to
+            && !aside.exists()
+        {
+            report.push(format!(
+                "{}: the original data dir is in place at {}; nothing to undo",
+                m.name,
+                m.data_dir.display()
+            ));
+            continue;
+        }
         if m.in_place {
             report.push(roll_back_in_place(m));
             continue;
@@ -984,7 +1002,18 @@ fn processes_using(dir: &Path) -> Vec<(u32, String)> {
             continue;
         }
         let under = |link: PathBuf| std::fs::read_link(link).is_ok_and(|t| t.starts_with(&dir));
-        let uses = under(p.path().join("cwd"))
+        // The command line is readable for every user's process (etcd names
+        // its --data-dir there); fds and cwd only for our own.
+        let named = std::fs::read(p.path().join("cmdline")).is_ok_and(|c| {
+            c.split(|b| *b == 0)
+                .filter_map(|a| std::str::from_utf8(a).ok())
+                .any(|a| {
+                    let a = a.strip_prefix("--data-dir=").unwrap_or(a);
+                    Path::new(a).starts_with(&dir)
+                })
+        });
+        let uses = named
+            || under(p.path().join("cwd"))
             || std::fs::read_dir(p.path().join("fd"))
                 .map(|fds| fds.filter_map(Result::ok).any(|fd| under(fd.path())))
                 .unwrap_or(false);

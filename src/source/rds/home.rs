@@ -270,6 +270,10 @@ fn lines(plan: &RdsPlan) -> Vec<String> {
             ..
         } => {
             lines.push(format!("snapshot   {snapshot_arn}"));
+            lines.push(
+                "canaries   a snapshot comes back whole: drill canary rows in it (drtool_canary) come back too"
+                    .into(),
+            );
             new_instance_lines(
                 &mut lines,
                 new_instance,
@@ -717,10 +721,16 @@ impl TargetKind for RdsKind {
                 job.phase("pg_restore");
                 let restored = dump::restore(&conn, &mut stream, clean, job).await;
                 match stream.finish(restored).await {
-                    Ok(()) if drop_canaries => {
-                        super::drill::drop_canaries(&conn).await?;
-                        format!("dump restored into {db} (its drill canary rows left out)")
-                    }
+                    // The dump's canary table: after a clean restore it holds
+                    // only the dump's rows (a replaced or new database).
+                    Ok(()) if drop_canaries => match super::drill::drop_canaries(&conn).await {
+                        Ok(()) => {
+                            format!("dump restored into {db} (its drill canary rows left out)")
+                        }
+                        Err(e) => format!(
+                            "dump restored into {db}; its drill canary rows could not be dropped ({e}): DROP TABLE drtool_canary there"
+                        ),
+                    },
                     Ok(()) => format!("dump restored into {db}"),
                     // A database this restore made must not stay behind half made.
                     Err(e) if created => {
