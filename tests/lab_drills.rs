@@ -486,6 +486,27 @@ steps:
     assert_eq!(events[0]["run"], events[1]["run"]);
 }
 
+/// Empties lab-keys' prefix in us-west-2, so a restore's undo there is exact.
+async fn clear_west(lab: &Lab) {
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    west.delete(
+        "/lab/",
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await
+    .unwrap();
+}
+
+/// `drtool backup --target lab-keys` (and its copy to us-west-2).
+fn backup_lab_keys(lab: &Lab) {
+    let out = lab
+        .drtool(&lab_config(lab))
+        .args(["backup", "--target", "lab-keys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// `aws s3` against a lab region's Garage, with the lab's credentials.
 fn s3_keys(lab: &Lab, region: &str, prefix: &str) -> Vec<String> {
     let out = Command::new("aws")
@@ -518,21 +539,10 @@ fn a_drill_restoring_an_old_point_misses_its_rpo_on_the_upper_bound() {
     rt.block_on(async {
         let mut east = etcd_client(&lab.etcd(EAST)).await;
         east.put(key.as_str(), "old", None).await.unwrap();
-        let mut west = etcd_client(&lab.etcd(WEST)).await;
-        west.delete(
-            "/lab/",
-            Some(etcd_client::DeleteOptions::new().with_prefix()),
-        )
-        .await
-        .unwrap();
+        clear_west(&lab).await;
     });
     // The newest point is taken, then ages past the 3 s objective.
-    let out = lab
-        .drtool(&lab_config(&lab))
-        .args(["backup", "--target", "lab-keys"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    backup_lab_keys(&lab);
     std::thread::sleep(Duration::from_secs(5));
     let file = tmp.path().join("old-point.yaml");
     std::fs::write(
@@ -687,15 +697,7 @@ fn a_signal_at_every_step_kind_leaves_nothing_of_the_run_behind() {
     for (i, step) in EVERY_KIND.iter().enumerate() {
         for sig in ["INT", "TERM"] {
             // us-west-2 starts without lab-keys' keys: the restore's undo is exact.
-            rt.block_on(async {
-                let mut west = etcd_client(&lab.etcd(WEST)).await;
-                west.delete(
-                    "/lab/",
-                    Some(etcd_client::DeleteOptions::new().with_prefix()),
-                )
-                .await
-                .unwrap();
-            });
+            rt.block_on(clear_west(&lab));
             // Somewhere inside the step, not always at its first instant (the
             // last steps take a few ms: at once).
             let delay = if i + 2 < EVERY_KIND.len() {
@@ -762,20 +764,9 @@ fn a_restore_that_is_no_drill_never_brings_canary_markers_back() {
         )
         .await
         .unwrap();
-        let mut west = etcd_client(&lab.etcd(WEST)).await;
-        west.delete(
-            "/lab/",
-            Some(etcd_client::DeleteOptions::new().with_prefix()),
-        )
-        .await
-        .unwrap();
+        clear_west(&lab).await;
     });
-    let out = lab
-        .drtool(&cfg)
-        .args(["backup", "--target", "lab-keys"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    backup_lab_keys(&lab);
     let out = lab
         .drtool(&cfg)
         .args(["restore", "--region", WEST, "--target", "lab-keys", "--yes"])

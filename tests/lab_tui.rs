@@ -293,18 +293,7 @@ fn drtool_pid(t: &Tmux) -> u32 {
 fn sigterm_during_a_drill_aborts_it_cleans_up_and_puts_the_terminal_back() {
     let lab = Lab::get();
     let drills = tempfile::tempdir().unwrap();
-    let key = format!("/lab/{}", unique("tui-term"));
-    held_drill(drills.path(), &key);
-    let t = Tmux::start(&lab, "ui", &drills.path().display().to_string(), "");
-    t.wait_for("Recovery posture", Duration::from_secs(20));
-    t.keys(&[":"]);
-    t.text("drill held");
-    t.keys(&["Enter"]);
-    t.wait_for("steps (dry run", Duration::from_secs(10));
-    t.keys(&["x"]);
-    t.wait_for("Run drill held?", Duration::from_secs(5));
-    t.keys(&["y"]);
-    t.wait_for("MANUAL STEP decide", Duration::from_secs(60));
+    let t = start_held(&lab, drills.path(), "tui-term");
     signal(drtool_pid(&t), "TERM");
     let s = t.wait_for("EXIT=143", Duration::from_secs(60));
     assert!(s.contains("aborting the running drill"), "{s}");
@@ -329,6 +318,24 @@ fn sigterm_during_a_drill_aborts_it_cleans_up_and_puts_the_terminal_back() {
         cleaned.iter().any(|c| c.contains("canary")),
         "the canaries were cleaned up: {cleaned:?}"
     );
+}
+
+/// Opens the dashboard on `dir`'s `held.yaml`, starts it from the palette and
+/// waits at its manual step.
+fn start_held(lab: &Lab, dir: &Path, name: &str) -> Tmux {
+    let key = format!("/lab/{}", unique(name));
+    held_drill(dir, &key);
+    let t = Tmux::start(lab, "ui", &dir.display().to_string(), "");
+    t.wait_for("Recovery posture", Duration::from_secs(20));
+    t.keys(&[":"]);
+    t.text("drill held");
+    t.keys(&["Enter"]);
+    t.wait_for("steps (dry run", Duration::from_secs(10));
+    t.keys(&["x"]);
+    t.wait_for("Run drill held?", Duration::from_secs(5));
+    t.keys(&["y"]);
+    t.wait_for("MANUAL STEP decide", Duration::from_secs(60));
+    t
 }
 
 /// Writes `held.yaml` (lab-keys restored in us-west-2 once its manual step
@@ -364,18 +371,7 @@ steps:
 fn killing_the_terminal_mid_drill_aborts_it_cleans_up_and_reports() {
     let lab = Lab::get();
     let drills = tempfile::tempdir().unwrap();
-    let key = format!("/lab/{}", unique("tui-hup"));
-    held_drill(drills.path(), &key);
-    let t = Tmux::start(&lab, "ui", &drills.path().display().to_string(), "");
-    t.wait_for("Recovery posture", Duration::from_secs(20));
-    t.keys(&[":"]);
-    t.text("drill held");
-    t.keys(&["Enter"]);
-    t.wait_for("steps (dry run", Duration::from_secs(10));
-    t.keys(&["x"]);
-    t.wait_for("Run drill held?", Duration::from_secs(5));
-    t.keys(&["y"]);
-    t.wait_for("MANUAL STEP decide", Duration::from_secs(60));
+    let t = start_held(&lab, drills.path(), "tui-hup");
     let pid = drtool_pid(&t);
     // The SSH session drops: the terminal and everything on it is gone.
     assert!(

@@ -54,6 +54,15 @@ pub struct Marker {
     pub at: DateTime<Utc>,
 }
 
+impl Marker {
+    /// `#3 at 11:06:40.800`, or `none`.
+    pub fn describe(m: Option<Marker>) -> String {
+        m.map_or("none".to_string(), |m| {
+            format!("#{} at {}", m.seq, m.at.format("%H:%M:%S%.3f"))
+        })
+    }
+}
+
 /// What a canary wrote and what survived the recovery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CanaryTally {

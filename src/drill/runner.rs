@@ -510,12 +510,7 @@ impl<'d> Ctx<'d> {
     /// the region the drill last restored its target into, must meet its
     /// threshold once more.
     async fn steady_state_after(&self) -> Result<(), String> {
-        let before: Vec<&Probe> = self
-            .drill
-            .probes
-            .iter()
-            .filter(|p| p.phase == Phase::Before)
-            .collect();
+        let before = self.probes_of(Phase::Before);
         if before.is_empty() {
             self.with(|r| {
                 r.steady_after = Some(SteadyState {
@@ -1138,12 +1133,7 @@ impl Ctx<'_> {
 
     /// Waits until every `before` probe holds its threshold, or refuses.
     async fn steady_state(&self, engine: &Engine) -> Result<(), Error> {
-        let before: Vec<&Probe> = self
-            .drill
-            .probes
-            .iter()
-            .filter(|p| p.phase == Phase::Before)
-            .collect();
+        let before = self.probes_of(Phase::Before);
         if before.is_empty() {
             self.with(|r| {
                 r.steady = Some(SteadyState {
@@ -1281,6 +1271,15 @@ impl Ctx<'_> {
                 f.injected_ms = Some(f.injected_ms.map_or(now, |t| t.max(now)));
             }
         });
+    }
+
+    /// The drill's probes of one phase.
+    fn probes_of(&self, phase: Phase) -> Vec<&Probe> {
+        self.drill
+            .probes
+            .iter()
+            .filter(|p| p.phase == phase)
+            .collect()
     }
 
     /// Whether restores may be undone now: not with `--keep`, and only with

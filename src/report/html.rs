@@ -331,11 +331,6 @@ fn canaries(o: &mut String, r: &DrillReport) {
         o,
         "<h2>Canaries</h2><table><tr><th>canary</th><th>written</th><th>newest surviving</th><th>oldest lost</th><th>lost</th><th>RPO bounds</th><th></th></tr>"
     );
-    let marker = |m: Option<crate::drill::measure::Marker>| {
-        m.map_or("none".to_string(), |m| {
-            format!("#{} at {}", m.seq, m.at.format("%H:%M:%S%.3f"))
-        })
-    };
     for c in &r.rpo.canaries {
         let total = c.written.max(1) as f64;
         let kept = c.written.saturating_sub(c.lost) as f64;
@@ -344,8 +339,8 @@ fn canaries(o: &mut String, r: &DrillReport) {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} to {} (every {})</td><td><svg width=\"200\" height=\"14\"><rect width=\"{:.1}\" height=\"14\" fill=\"#1a7f37\"/><rect x=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#cf222e\"/></svg></td></tr>",
             esc(&c.canary),
             c.written,
-            marker(c.newest_surviving),
-            marker(c.oldest_lost),
+            crate::drill::measure::Marker::describe(c.newest_surviving),
+            crate::drill::measure::Marker::describe(c.oldest_lost),
             c.lost,
             opt_ms(c.lost_since_ms),
             c.rpo_ms.map_or("unbounded".to_string(), human_ms),

@@ -91,18 +91,13 @@ pub fn render(r: &DrillReport) -> String {
         );
         let _ = writeln!(w, "|---|---|---|---|---|---|");
         for c in &r.rpo.canaries {
-            let marker = |m: Option<crate::drill::measure::Marker>| {
-                m.map_or("none".to_string(), |m| {
-                    format!("#{} at {}", m.seq, m.at.format("%H:%M:%S%.3f"))
-                })
-            };
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} | {} to {} (every {}) |",
                 c.canary,
                 c.written,
-                marker(c.newest_surviving),
-                marker(c.oldest_lost),
+                crate::drill::measure::Marker::describe(c.newest_surviving),
+                crate::drill::measure::Marker::describe(c.oldest_lost),
                 c.lost,
                 opt_ms(c.lost_since_ms),
                 c.rpo_ms.map_or("unbounded".to_string(), human_ms),
