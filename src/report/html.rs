@@ -178,6 +178,13 @@ fn objectives(o: &mut String, r: &DrillReport) {
         ),
         ("RPO lower bound", r.rpo.lower_ms, None, false),
     ];
+    // Both RPO bars on one scale: the larger of the bounds and the objective.
+    let rpo_scale = r
+        .rpo
+        .upper_ms
+        .unwrap_or(0)
+        .max(r.rpo.lower_ms.unwrap_or(0))
+        .max(r.objectives.rpo_ms);
     let (label_w, bar_w, text_w, row_h) = (150.0, 420.0, 190.0, 34.0);
     let _ = write!(
         o,
@@ -187,7 +194,12 @@ fn objectives(o: &mut String, r: &DrillReport) {
     );
     for (i, (name, got, limit, never_met)) in rows.iter().enumerate() {
         let y = 10.0 + i as f64 * row_h;
-        let scale = (got.unwrap_or(0).max(limit.unwrap_or(0)) as f64).max(1.0);
+        let scale = if name.starts_with("RPO") {
+            rpo_scale
+        } else {
+            got.unwrap_or(0).max(limit.unwrap_or(0))
+        };
+        let scale = (scale as f64).max(1.0);
         let bar = bar_w * got.unwrap_or(0) as f64 / scale;
         let color = match (got, limit) {
             _ if *never_met => "#cf222e",
