@@ -898,3 +898,102 @@ async fn exported_cron_jobs_are_created_and_read_back_by_kubectl() {
     assert_eq!(cj["spec"]["schedule"], "@weekly");
     let _ = kubectl(&lab, &["delete", "namespace", &name]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_tests_reach_every_copy_and_an_unknown_point_writes_nothing() {
+    let lab = Lab::get();
+    let name = unique("rt-copies");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    load_keys(
+        &mut etcd_client(&lab.etcd(EAST)).await,
+        &prefix,
+        50,
+        4 * 1024,
+    )
+    .await;
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("kv", "keys", Some(&prefix), ""),
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--target", "kv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Every region that holds it, the DR copy first.
+    let out = lab
+        .drtool(&cfg)
+        .args(["restore-test", "--target", "kv"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("restore-test"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains(WEST) && lines[1].contains(EAST), "{text}");
+    for region in [EAST, WEST] {
+        let listed = lab
+            .drtool(&cfg)
+            .args(["points", "--region", region])
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&listed).contains("restore-tested at"),
+            "{region}: {}",
+            stdout(&listed)
+        );
+    }
+    // --region: that copy only.
+    let out = lab
+        .drtool(&cfg)
+        .args(["restore-test", "--target", "kv", "--region", WEST])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("restore-test").count(),
+        1,
+        "{}",
+        stdout(&out)
+    );
+    // A point nobody took: refused, and no result appears anywhere.
+    let out = lab
+        .drtool(&cfg)
+        .args([
+            "restore-test",
+            "--target",
+            "kv",
+            "--point",
+            "20991231T000000Z-deadbeef",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    for region in [EAST, WEST] {
+        let listed = points_in(&lab, &cfg, region);
+        assert!(
+            listed["leftovers"].as_array().is_none_or(|l| l.is_empty()),
+            "{region}: {}",
+            listed["leftovers"]
+        );
+    }
+}

@@ -14,6 +14,10 @@ pub struct Args {
     /// The point (its newest in the home region when omitted).
     #[arg(long, short = 'p')]
     pub point: Option<String>,
+    /// Test the copy in this region only (default: every region that holds
+    /// the point, DR copies first).
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -21,7 +25,7 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let report = ctx
         .engine
-        .restore_test(&args.target, args.point.as_deref())
+        .restore_test(&args.target, args.point.as_deref(), args.region.as_deref())
         .await;
     ctx.sync().await;
     Ok(print_report(&report, args.output))

@@ -44,9 +44,9 @@ pub struct DirArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub dir: DirArgs,
-    /// How many next runs to show per schedule.
-    #[arg(long, default_value_t = 5)]
-    pub count: usize,
+    /// How many next runs to show per schedule (1 to 1000).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -185,7 +185,7 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
     for s in &schedules {
         let next: Vec<String> = s
             .cron
-            .next_runs(now, s.timezone, args.count)
+            .next_runs(now, s.timezone, usize::from(args.count))
             .iter()
             .map(|t| t.format("%a %Y-%m-%d %H:%M %Z (UTC%:z)").to_string())
             .collect();

@@ -272,11 +272,13 @@ pub trait TargetKind: Send + Sync {
     }
 
     /// A scratch place to restore a point of `target` into, for a restore
-    /// test (an etcd on free ports, a scratch namespace, a scratch database);
-    /// none when the kind cannot restore this point cheaply.
+    /// test of its copy in `region` (an etcd on free ports, a scratch
+    /// namespace or database in that region where the target has one there,
+    /// else in its home); none when the kind cannot restore this point cheaply.
     async fn scratch(
         &self,
         _target: &Target,
+        _region: &str,
         _manifest: &Manifest,
         _job: &Job,
     ) -> Result<Option<Scratch>, Error> {

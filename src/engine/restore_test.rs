@@ -20,9 +20,93 @@ use crate::error::Error;
 use crate::store::{Keep, StoreError};
 
 impl Engine {
-    /// Restore-tests `point` of `target` (its newest when none) from its
-    /// home region.
-    pub async fn restore_test(&self, target: &str, point: Option<&str>) -> RunReport {
+    /// Restore-tests `point` of `target` (its newest in the home region when
+    /// none) in `region`, or in every region that holds it, DR copies first:
+    /// a copy nobody restored is no copy.
+    pub async fn restore_test(
+        &self,
+        target: &str,
+        point: Option<&str>,
+        region: Option<&str>,
+    ) -> RunReport {
+        let mut report = RunReport::default();
+        let t = match self.target(target) {
+            Ok(t) => t,
+            Err(e) => {
+                report.push(
+                    ItemReport::new(
+                        Operation::RestoreTest,
+                        target,
+                        "-",
+                        point.map(str::to_string),
+                    )
+                    .failed(&e),
+                );
+                return report;
+            }
+        };
+        if let Some(r) = region {
+            if let Err(e) = self.region(r) {
+                report.push(
+                    ItemReport::new(Operation::RestoreTest, target, r, point.map(str::to_string))
+                        .failed(&e),
+                );
+                return report;
+            }
+            return self.restore_test_one(target, point, r).await;
+        }
+        let (point, regions) = self.copies_of(t, point).await;
+        for r in regions {
+            report.extend(self.restore_test_one(target, point.as_deref(), &r).await);
+        }
+        report
+    }
+
+    /// The point to test (as named, or the home region's newest) and the
+    /// regions that hold it, DR copies first. When the home region cannot
+    /// be listed: the target's configured regions, each testing its own.
+    async fn copies_of(
+        &self,
+        t: &crate::config::Target,
+        point: Option<&str>,
+    ) -> (Option<String>, Vec<String>) {
+        let configured = || {
+            let mut r: Vec<String> = t.copy_to.clone();
+            r.push(t.home.clone());
+            r
+        };
+        let listed = async {
+            let rs = self.store(&t.home).await?;
+            let listing = catalog::list_points(&rs, Some(&t.name)).await?;
+            let choice = match point {
+                Some(p) => PointChoice::Id(p.parse::<PointId>()?),
+                None => PointChoice::Newest,
+            };
+            let m = catalog::select(&listing, &t.home, &t.name, &choice)?
+                .chosen
+                .manifest
+                .clone();
+            Ok::<_, Error>(m)
+        }
+        .await;
+        match listed {
+            Ok(m) => {
+                let mut regions: Vec<String> = m
+                    .copied_to
+                    .iter()
+                    .filter(|r| self.config().region(r).is_some())
+                    .cloned()
+                    .collect();
+                regions.push(t.home.clone());
+                (Some(m.point_id.clone()), regions)
+            }
+            Err(_) => (point.map(str::to_string), configured()),
+        }
+    }
+
+    /// Restore-tests one point in one region and records the result there;
+    /// a point that is not found is reported, and nothing is written.
+    async fn restore_test_one(&self, target: &str, point: Option<&str>, region: &str) -> RunReport {
         let started = Instant::now();
         let mut report = RunReport::default();
         let named = point.map(str::to_string);
@@ -32,16 +116,17 @@ impl Engine {
         let t = match self.target(target) {
             Ok(t) => t,
             Err(e) => {
-                report.push(item("-", named).failed(&e));
+                report.push(item(region, named).failed(&e));
                 return report;
             }
         };
-        let region = t.home.clone();
+        let region = region.to_string();
         let (point, tested) = match self.restore_test_in(target, point, &region).await {
             Ok((p, m)) => (p, Ok(m)),
             Err((p, e)) => (p, Err(e)),
         };
         let Some(point) = point else {
+            // Not found (or not even listed): nothing to test, nothing written.
             if let Err(e) = tested {
                 report.push(item(&region, named).failed(&e));
             }
@@ -89,7 +174,6 @@ impl Engine {
         point: Option<&str>,
         region: &str,
     ) -> Result<(Option<String>, Option<String>), (Option<String>, Error)> {
-        let named = point.map(str::to_string);
         let found = async {
             let rs = self.store(region).await?;
             let listing = catalog::list_points(&rs, Some(target)).await?;
@@ -104,7 +188,9 @@ impl Engine {
             Ok::<_, Error>((rs, listing, id))
         }
         .await;
-        let (rs, listing, id) = found.map_err(|e| (named, e))?;
+        // Until the point is found in the region, there is no point to record
+        // a result for: an unknown id writes nothing.
+        let (rs, listing, id) = found.map_err(|e| (None, e))?;
         match self
             .restore_test_point(target, &rs, &listing, &id, region)
             .await
@@ -156,7 +242,7 @@ impl Engine {
         entry: &catalog::PointEntry,
         job: &super::events::Job,
     ) -> Result<Option<String>, Error> {
-        let Some(scratch) = kind.scratch(t, &entry.manifest, job).await? else {
+        let Some(scratch) = kind.scratch(t, &rs.region, &entry.manifest, job).await? else {
             return Ok(None);
         };
         let outcome = async {

@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -177,6 +177,23 @@ impl FromStr for Cron {
             offset: lead,
             message: format!("{e}"),
         })?;
+        // A line whose fields name no date that exists (day 30 of February,
+        // day 31 of April) would pass every field check and never run.
+        let from = Utc
+            .with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let fires = cron
+            .find_next_occurrence(&from, false)
+            .is_ok_and(|t| t.year() < 2000 + 29);
+        if !fires {
+            return Err(CronError {
+                offset: lead,
+                message: format!(
+                    "{trimmed:?} never fires: its day-of-month and month name no date that exists (like 30 February or 31 April); fix the day or the month"
+                ),
+            });
+        }
         Ok(Cron {
             line: trimmed.to_string(),
             cron,
@@ -291,6 +308,66 @@ mod tests {
             .iter()
             .map(|t| t.format("%a %Y-%m-%d %H:%M %Z").to_string())
             .collect()
+    }
+
+    #[test]
+    fn random_lines_in_random_zones_never_panic_and_run_forward() {
+        let mut seed: u64 = 0xdead_beef_cafe_f00d;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        let zones: Vec<Tz> = chrono_tz::TZ_VARIANTS.to_vec();
+        let pieces = [
+            "*", "*/7", "0", "59", "1-5", "5-1", "1,2,3", "60", "32", "13", "*/0", "MON", "FEB",
+            "7", "", "a", "0-23/4", "L", "?",
+        ];
+        for _ in 0..3000 {
+            let fields: Vec<&str> = (0..(3 + next(4)))
+                .map(|_| pieces[next(pieces.len() as u64) as usize])
+                .collect();
+            let line = fields.join(" ");
+            let tz = zones[next(zones.len() as u64) as usize];
+            let Ok(c) = line.parse::<Cron>() else {
+                continue;
+            };
+            let from = Utc
+                .timestamp_opt(1_700_000_000 + next(400_000_000) as i64, 0)
+                .single()
+                .unwrap_or_default();
+            let runs = c.next_runs(from, tz, 3);
+            assert!(
+                runs.windows(2).all(|w| w[0] < w[1]),
+                "{line} in {tz}: {runs:?}"
+            );
+            assert!(
+                runs.first().is_none_or(|r| r.with_timezone(&Utc) > from),
+                "{line} in {tz}"
+            );
+            let _ = c.dst_notes(from, from + Duration::days(40), tz);
+        }
+    }
+
+    #[test]
+    fn lines_that_never_fire_are_refused() {
+        for line in ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"] {
+            let started = std::time::Instant::now();
+            let e = line
+                .parse::<Cron>()
+                .err()
+                .map(|e| e.message)
+                .unwrap_or_default();
+            assert!(e.contains("never fires"), "{line}: {e}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{line}: slow"
+            );
+        }
+        // 29 February fires every four years; a weekday makes 31 April fire.
+        assert!("0 0 29 2 *".parse::<Cron>().is_ok());
+        assert!("0 0 31 4 MON".parse::<Cron>().is_ok());
     }
 
     #[test]

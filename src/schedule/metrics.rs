@@ -275,7 +275,7 @@ impl Metrics {
                         Self::set(
                             v,
                             "drtool_restore_test_last_success_timestamp",
-                            per_target,
+                            per_region,
                             finished,
                         );
                     }

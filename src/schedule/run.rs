@@ -330,7 +330,8 @@ async fn work(
         let made = new_points(&report);
         tested = !made.is_empty();
         for (target, point) in made {
-            report.extend(engine.restore_test(&target, Some(&point)).await);
+            // Every copy: the DR region's too.
+            report.extend(engine.restore_test(&target, Some(&point), None).await);
         }
     }
     Ok(Worked {

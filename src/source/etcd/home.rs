@@ -693,9 +693,11 @@ impl TargetKind for EtcdKind {
     async fn scratch(
         &self,
         target: &Target,
+        _region: &str,
         manifest: &Manifest,
         _job: &Job,
     ) -> Result<Option<Scratch>, Error> {
+        // An etcd of its own on free ports: the same wherever the copy is.
         super::scratch::scratch(target, spec(target)?, manifest).await
     }
 

@@ -396,16 +396,23 @@ impl TargetKind for NamespaceKind {
     async fn scratch(
         &self,
         target: &Target,
+        region: &str,
         manifest: &Manifest,
         job: &Job,
     ) -> Result<Option<Scratch>, Error> {
         let spec = spec(target)?;
-        let region = spec
+        // The tested copy's region's cluster, where the target has one.
+        let region = if spec.regions.contains_key(region) {
+            region
+        } else {
+            target.home.as_str()
+        };
+        let cluster_cfg = spec
             .regions
-            .get(&target.home)
-            .ok_or_else(|| no_region_table(target, &target.home))?;
-        let cluster = self.cluster(region).await?;
-        super::scratch::scratch(cluster, target, spec, manifest, job).await
+            .get(region)
+            .ok_or_else(|| no_region_table(target, region))?;
+        let cluster = self.cluster(cluster_cfg).await?;
+        super::scratch::scratch(cluster, (target, region), spec, manifest, job).await
     }
 
     async fn reachability(&self, target: &Target) -> Vec<Reachability> {

@@ -45,7 +45,7 @@ pub fn scratch_name(point: &str) -> String {
 
 pub async fn scratch(
     cluster: Cluster,
-    target: &Target,
+    (target, region): (&Target, &str),
     spec: &NamespaceTarget,
     manifest: &Manifest,
     job: &Job,
@@ -100,7 +100,7 @@ pub async fn scratch(
     }
     Ok(Some(Scratch {
         target: target.clone(),
-        region: target.home.clone(),
+        region: region.to_string(),
         options: RestoreOptions {
             namespace_map: Some((spec.namespace.clone(), namespace)),
             // The scratch namespace exists already (with its quota).

@@ -635,10 +635,11 @@ impl TargetKind for RdsKind {
     async fn scratch(
         &self,
         target: &Target,
+        region: &str,
         manifest: &Manifest,
         _job: &Job,
     ) -> Result<Option<Scratch>, Error> {
-        super::scratch::scratch(target, spec(target)?, manifest)
+        super::scratch::scratch((target, region), spec(target)?, manifest)
     }
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {

@@ -20,19 +20,19 @@ struct RdsScratch {
 /// A scratch database for `manifest`'s dump, or none when it has no dump or
 /// the home region names no database server.
 pub fn scratch(
-    target: &Target,
+    (target, region): (&Target, &str),
     spec: &RdsTarget,
     manifest: &Manifest,
 ) -> Result<Option<Scratch>, Error> {
     if manifest.data_file.is_none() {
         return Ok(None);
     }
-    let Some(conn) = spec
-        .regions
-        .get(&target.home)
-        .and_then(|r| r.database.as_ref())
-    else {
-        return Ok(None);
+    // The tested copy's region's database server, else the home one.
+    let has_db = |r: &str| spec.regions.get(r).and_then(|r| r.database.as_ref());
+    let (region, conn) = match (has_db(region), has_db(&target.home)) {
+        (Some(c), _) => (region, c),
+        (None, Some(c)) => (target.home.as_str(), c),
+        (None, None) => return Ok(None),
     };
     let base = DbRef::of(conn, None)?;
     let name = format!("drtool_rt_{:08x}", rand::random::<u32>());
@@ -45,7 +45,7 @@ pub fn scratch(
     };
     Ok(Some(Scratch {
         target: target.clone(),
-        region: target.home.clone(),
+        region: region.to_string(),
         options,
         guard: Box::new(RdsScratch {
             db: base.with_dbname(&name),
