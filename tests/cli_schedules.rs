@@ -185,7 +185,8 @@ fn backup_and_prune_name_a_missing_schedule_or_folder() {
                 .and(predicate::str::contains("kv-hourly, nightly")),
         );
     drtool()
-        .args(["prune", "--dry-run", "--schedules", &dir("nonexistent")])
+        .args(["points", "retain", "--target", "kv", "--policy", "nightly"])
+        .args(["--schedules", &dir("nonexistent")])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("cannot read the schedules folder"));

@@ -423,6 +423,27 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
         made.push(point_of(&stdout(&out)));
     }
     let (oldest, newest) = (made[0].clone(), made[4].clone());
+    // Made outside a schedule, they carry no retention: prune keeps them
+    // all until one is given to them by hand.
+    let dir_arg = dir.display().to_string();
+    let out = lab
+        .drtool(&cfg)
+        .args(["prune", "--dry-run", "--grace", "0s"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("no retention recorded"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("REMOVE 2"), "{}", stdout(&out));
+    let out = lab
+        .drtool(&cfg)
+        .args(["points", "retain", "--target", "kv", "--policy", "nightly"])
+        .args(["--schedules", &dir_arg])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // Verified points keep their result next to them: a pruned point's
     // result goes with it (else it would be left over below).
     let out = lab.drtool(&cfg).args(["verify"]).output().unwrap();
@@ -446,17 +467,9 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
         .await
         .unwrap();
 
-    let dir_arg = dir.display().to_string();
     let out = lab
         .drtool(&cfg)
-        .args([
-            "prune",
-            "--dry-run",
-            "--schedules",
-            &dir_arg,
-            "--grace",
-            "0s",
-        ])
+        .args(["prune", "--dry-run", "--grace", "0s"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -471,16 +484,7 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
 
     let out = lab
         .drtool(&cfg)
-        .args([
-            "prune",
-            "--dry-run",
-            "--schedules",
-            &dir_arg,
-            "--grace",
-            "0s",
-            "-o",
-            "json",
-        ])
+        .args(["prune", "--dry-run", "--grace", "0s", "-o", "json"])
         .output()
         .unwrap();
     let planned: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -490,16 +494,7 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
 
     let out = lab
         .drtool(&cfg)
-        .args([
-            "prune",
-            "--yes",
-            "--schedules",
-            &dir_arg,
-            "--grace",
-            "0s",
-            "-o",
-            "json",
-        ])
+        .args(["prune", "--yes", "--grace", "0s", "-o", "json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -996,4 +991,114 @@ async fn restore_tests_reach_every_copy_and_an_unknown_point_writes_nothing() {
             listed["leftovers"]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_travels_with_each_point_whatever_schedule_folder_a_run_loads() {
+    let lab = Lab::get();
+    let name = unique("two-folders");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &keys_config(&lab, &name, &prefix));
+    load_keys(&mut etcd_client(&lab.etcd(EAST)).await, &prefix, 20, 2048).await;
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write_schedule(
+        &a,
+        "minutely.toml",
+        "name = \"minutely\"\ncron = \"* * * * *\"\ntargets = [\"kv\"]\n[retention]\nkeep_last = 2\n",
+    );
+    write_schedule(
+        &b,
+        "once.toml",
+        "name = \"once\"\ncron = \"@daily\"\ntargets = [\"kv\"]\n[retention]\nkeep_last = 1\n",
+    );
+    let run = |dir: &Path, schedule: &str| {
+        let out = lab
+            .drtool(&cfg)
+            .args(["backup", "--schedule", schedule, "--schedules"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        point_of(&stdout(&out))
+    };
+    let a1 = run(&a, "minutely");
+    let a2 = run(&a, "minutely");
+    // A drill report in us-east-1's store cites a1: it stays as evidence.
+    let report = tmp.path().join("report.json");
+    std::fs::write(
+        &report,
+        format!(
+            r#"{{"run_id":"20261205t000000z-cafecafe","drill":"etcd-region-failover","restores":[{{"target":"kv","point":"{a1}"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let put = Command::new("aws")
+        .envs(&lab.env)
+        .args(["--endpoint-url", &lab.s3(EAST), "s3", "cp"])
+        .arg(&report)
+        .arg(format!(
+            "s3://drtool-{EAST}/{name}/drills/20261205t000000z-cafecafe/report.json"
+        ))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{}", stderr(&put));
+    let a3 = run(&a, "minutely");
+    let a4 = run(&a, "minutely");
+    // Another folder's schedule, keeping 1: it judges its own point only.
+    let b1 = run(&b, "once");
+    let mut left = point_ids(&lab, &cfg, EAST);
+    left.sort();
+    let mut want = vec![a1.clone(), a3, a4, b1];
+    want.sort();
+    assert_eq!(left, want, "a2 went by minutely's keep_last 2; a1 is cited");
+    assert!(!left.contains(&a2));
+    let out = lab
+        .drtool(&cfg)
+        .args(["prune", "--dry-run", "--region", EAST])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("cited by drill report 20261205t000000z-cafecafe (etcd-region-failover)"),
+        "{text}"
+    );
+    assert!(text.contains("points made under minutely, once"), "{text}");
+    // The policy is in the signed manifest.
+    let listed = points_in(&lab, &cfg, EAST);
+    let m = listed["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["point_id"] == a1.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(m["retention"]["policy"], "minutely", "{m}");
+    assert_eq!(m["retention"]["rules"]["keep_last"], 2, "{m}");
+    // Kept by hand past its policy: recorded next to it, with who.
+    let out = lab
+        .drtool(&cfg)
+        .args([
+            "points",
+            "retain",
+            "--target",
+            "kv",
+            "--point",
+            &a1,
+            "--until",
+            "2099-01-01",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = lab
+        .drtool(&cfg)
+        .args(["points", "--region", EAST])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("retention minutely, kept until 2099-01-01 00:00 UTC"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -6,6 +6,7 @@
 //! <prefix>/points/<target>/<point-id>/restore-test.json  the last restore test
 //! <prefix>/points/<target>/<point-id>/verified.json      the last verify, passed
 //! <prefix>/points/<target>/<point-id>/verify-failed.json the last verify, failed
+//! <prefix>/points/<target>/<point-id>/retention.json     retention changed by hand
 //! <prefix>/drills/<drill-run-id>/report.<ext>
 //! <prefix>/locks/<name>                                  schedule locks, holds
 //! <prefix>/schedules/<name>.json                         a schedule's state
@@ -20,6 +21,17 @@ pub const RESTORE_TEST_FILE: &str = "restore-test.json";
 pub const VERIFIED_FILE: &str = "verified.json";
 /// A point's last verify failed: read, to say why.
 pub const VERIFY_FAILED_FILE: &str = "verify-failed.json";
+/// A point's retention as changed by `drtool points retain` (it outranks the
+/// manifest's, which is signed and never rewritten).
+pub const RETENTION_FILE: &str = "retention.json";
+/// Files kept next to a point that are not part of it: a folder holding only
+/// these does not hold the point.
+pub const BESIDE_POINT: [&str; 4] = [
+    RESTORE_TEST_FILE,
+    VERIFIED_FILE,
+    VERIFY_FAILED_FILE,
+    RETENTION_FILE,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -81,6 +93,16 @@ impl Layout {
     /// A file of a drill run's report folder (`report.json`, `junit.xml`, ...).
     pub fn drill_file_key(&self, run: &str, name: &str) -> String {
         self.join(&format!("drills/{run}/{name}"))
+    }
+
+    /// Where every drill run's report folder is.
+    pub fn drills_prefix(&self) -> String {
+        self.join("drills/")
+    }
+
+    /// A point's retention changed by hand.
+    pub fn retention_key(&self, target: &str, point: &PointId) -> String {
+        format!("{}{RETENTION_FILE}", self.point_prefix(target, point))
     }
 
     pub fn lock_key(&self, name: &str) -> String {

@@ -152,6 +152,10 @@ pub struct Manifest {
     pub schedule: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub rds: Option<RdsInfo>,
+    /// The retention the point was made under: prune judges it by this, never
+    /// by which schedule files a process loaded. Signed with the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<PointRetention>,
     /// The ed25519 signature of what the point is (see [`Manifest::signed_bytes`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<super::signing::ManifestSignature>,
@@ -185,6 +189,46 @@ struct Signed<'a> {
     labels: &'a BTreeMap<String, String>,
     rds_instance: Option<&'a str>,
     rds_engine: Option<&'a str>,
+    // Absent from points made before retention was recorded: their
+    // signatures cover the same bytes as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: &'a Option<PointRetention>,
+}
+
+/// The retention policy a point was made under: the schedule's name, its
+/// rules and time zone as they were then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointRetention {
+    /// The schedule (or `drtool points retain --policy`) that named it.
+    pub policy: String,
+    pub rules: RetentionRules,
+    /// The zone calendar buckets are cut in (IANA name).
+    pub timezone: String,
+    /// A fixed date until which the point is kept whatever the rules say;
+    /// GFS rules count points and give none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// GFS rules as plain data (`catalog::retention::Policy` applies them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRules {
+    #[serde(default)]
+    pub keep_last: u32,
+    #[serde(default)]
+    pub keep_hourly: u32,
+    #[serde(default)]
+    pub keep_daily: u32,
+    #[serde(default)]
+    pub keep_weekly: u32,
+    #[serde(default)]
+    pub keep_monthly: u32,
+    #[serde(default)]
+    pub keep_yearly: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_within_secs: Option<u64>,
 }
 
 impl Manifest {
@@ -213,6 +257,7 @@ impl Manifest {
             labels: &self.labels,
             rds_instance: self.rds.as_ref().map(|r| r.instance.as_str()),
             rds_engine: self.rds.as_ref().and_then(|r| r.engine.as_deref()),
+            retention: &self.retention,
         };
         let mut out = b"drtool-manifest-signature-v1\n".to_vec();
         // Plain data always serializes.
@@ -306,6 +351,7 @@ pub(crate) mod tests {
             schedule: None,
             labels: BTreeMap::new(),
             rds: None,
+            retention: None,
             signature: None,
             checksum: String::new(),
         }

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 pub use region::RegionStore;
 
-use crate::archive::layout::{MANIFEST_FILE, RESTORE_TEST_FILE, VERIFIED_FILE, VERIFY_FAILED_FILE};
+use crate::archive::layout::{
+    BESIDE_POINT, MANIFEST_FILE, RESTORE_TEST_FILE, RETENTION_FILE, VERIFIED_FILE,
+    VERIFY_FAILED_FILE,
+};
 use crate::archive::{Manifest, PointId};
 use crate::error::{Error, SourceError};
 use crate::store::{StoreError, Unfinished, UnfinishedKind};
@@ -40,6 +43,23 @@ pub struct PointEntry {
     pub restore_test: Option<CheckResult>,
     /// The point's last verify in this region (`verify.json` next to it).
     pub verified: Option<CheckResult>,
+    /// Its retention as changed by hand (`retention.json` next to it).
+    pub retention_override: Option<RetentionOverride>,
+}
+
+/// A point's retention changed by `drtool points retain`: kept until a date,
+/// judged by another policy, or both; who did it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionOverride {
+    /// Kept at least until then, whatever its policy says.
+    #[serde(default)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Judged by this policy instead of the manifest's.
+    #[serde(default)]
+    pub policy: Option<crate::archive::manifest::PointRetention>,
+    pub by: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The last restore test or verify of a point: kept next to it, never in the
@@ -225,6 +245,14 @@ pub async fn expired_locks(
 /// A check's result kept next to a point, if it has one: a missing or
 /// unreadable result is no result, never an error.
 async fn check_result(rs: &RegionStore, key: Option<String>) -> Option<CheckResult> {
+    read_json(rs, key).await
+}
+
+/// A small JSON document next to a point, if it is there and reads.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    rs: &RegionStore,
+    key: Option<String>,
+) -> Option<T> {
     let body = rs.store.get(&key?).await.ok()?;
     serde_json::from_slice(&body).ok()
 }
@@ -259,6 +287,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
     let mut folders = std::collections::BTreeMap::<(String, PointId), bool>::new();
     let mut manifests = Vec::new();
     let mut tests = std::collections::BTreeMap::<(String, PointId), String>::new();
+    let mut overrides = std::collections::BTreeMap::<(String, PointId), String>::new();
     let mut verifies = std::collections::BTreeMap::<(String, PointId), Verified>::new();
     for o in &objects {
         let Some((t, id, file)) = rs.layout.parse_point_key(&o.key) else {
@@ -266,6 +295,9 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         };
         if file == RESTORE_TEST_FILE {
             tests.insert((t.to_string(), id.clone()), o.key.clone());
+        }
+        if file == RETENTION_FILE {
+            overrides.insert((t.to_string(), id.clone()), o.key.clone());
         }
         if file == VERIFIED_FILE || file == VERIFY_FAILED_FILE {
             let seen = Verified {
@@ -283,7 +315,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         let is_manifest = file == MANIFEST_FILE;
         // Results of checks alone do not make a copy: a folder that holds
         // only those does not hold the point (they are leftovers below).
-        if ![RESTORE_TEST_FILE, VERIFIED_FILE, VERIFY_FAILED_FILE].contains(&file) {
+        if !BESIDE_POINT.contains(&file) {
             *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
         }
         if is_manifest {
@@ -309,13 +341,15 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
     let fetched: Vec<_> = futures::stream::iter(manifests.into_iter().map(|(t, id, key)| {
         let test_key = tests.get(&(t.clone(), id.clone())).cloned();
         let verified = verifies.get(&(t.clone(), id.clone())).cloned();
+        let override_key = overrides.get(&(t.clone(), id.clone())).cloned();
         async move {
-            let (got, test, verified) = futures::join!(
+            let (got, test, verified, retention) = futures::join!(
                 rs.store.get(&key),
                 check_result(rs, test_key),
-                last_verify(rs, verified)
+                last_verify(rs, verified),
+                read_json::<RetentionOverride>(rs, override_key)
             );
-            (t, id, key, got, (test, verified))
+            (t, id, key, got, (test, verified, retention))
         }
     }))
     .buffer_unordered(manifests_in_flight())
@@ -325,7 +359,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
         leftovers,
         ..Listing::default()
     };
-    for (t, id, key, got, (restore_test, verified)) in fetched {
+    for (t, id, key, got, (restore_test, verified, retention_override)) in fetched {
         let bytes = match got {
             Ok(b) => b,
             // Deleted between the listing and the read: it is gone, not damaged.
@@ -340,6 +374,7 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
                     manifest: m,
                     restore_test,
                     verified,
+                    retention_override,
                 })
             }
             Ok(m) => listing.problems.push(Problem {
@@ -543,6 +578,7 @@ mod tests {
             manifest: m,
             restore_test: None,
             verified: None,
+            retention_override: None,
         }
     }
 

@@ -57,6 +57,34 @@ impl Policy {
     }
 }
 
+impl From<&crate::archive::manifest::RetentionRules> for Policy {
+    fn from(r: &crate::archive::manifest::RetentionRules) -> Policy {
+        Policy {
+            keep_last: r.keep_last,
+            keep_hourly: r.keep_hourly,
+            keep_daily: r.keep_daily,
+            keep_weekly: r.keep_weekly,
+            keep_monthly: r.keep_monthly,
+            keep_yearly: r.keep_yearly,
+            keep_within: r.keep_within_secs.map(std::time::Duration::from_secs),
+        }
+    }
+}
+
+impl From<&Policy> for crate::archive::manifest::RetentionRules {
+    fn from(p: &Policy) -> Self {
+        crate::archive::manifest::RetentionRules {
+            keep_last: p.keep_last,
+            keep_hourly: p.keep_hourly,
+            keep_daily: p.keep_daily,
+            keep_weekly: p.keep_weekly,
+            keep_monthly: p.keep_monthly,
+            keep_yearly: p.keep_yearly,
+            keep_within_secs: p.keep_within.map(|d| d.as_secs()),
+        }
+    }
+}
+
 /// A point as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

@@ -46,6 +46,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         return scheduled(ctx, args, name).await;
     }
     let req = BackupRequest {
+        retention: None,
         targets: args.targets.clone(),
         schedule: None,
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
@@ -83,7 +84,7 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
         })
         .flatten()
         .map(|t| t.with_timezone(&chrono::Utc));
-    let result = run_once(&ctx.engine, schedule, &schedules, slot).await;
+    let result = run_once(&ctx.engine, schedule, slot).await;
     crate::schedule::daemon::tell(schedule, &result).await;
     let run = result?;
     ctx.sync().await;

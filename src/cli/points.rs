@@ -1,18 +1,60 @@
-//! `drtool points`: list recovery points per region.
+//! `drtool points`: list recovery points per region; `drtool points retain`:
+//! change their retention by hand (recorded next to each point).
 
-use super::{Ctx, Output, ScopeArgs, print_json};
-use crate::engine::{RegionPoints, Verdict, listing_verdict};
+use std::path::PathBuf;
+
+use super::{Ctx, Output, ScopeArgs, print_json, print_report};
+use crate::catalog::RetentionOverride;
+use crate::engine::prune::RetainRequest;
+use crate::engine::{RegionPoints, Scope, Verdict, listing_verdict};
 use crate::error::Error;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
+    #[command(subcommand)]
+    pub command: Option<PointsCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PointsCommand {
+    /// Change the retention of points: keep them until a date, or judge them
+    /// by a schedule's policy (recorded next to each point, with who and when).
+    Retain(RetainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RetainArgs {
+    #[arg(long, short = 't')]
+    pub target: String,
+    /// These points (repeatable); every point of the target when omitted.
+    #[arg(long = "point", short = 'p')]
+    pub points: Vec<String>,
+    /// Only in this region (default: every region holding them).
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Keep them at least until this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, required_unless_present = "policy")]
+    pub until: Option<String>,
+    /// Judge them by this schedule's retention (its rules are recorded).
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Where --policy's schedule is (default: $DRTOOL_SCHEDULES, else
+    /// schedules/ next to the config).
+    #[arg(long, env = "DRTOOL_SCHEDULES")]
+    pub schedules: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    if let Some(PointsCommand::Retain(a)) = &args.command {
+        return retain(ctx, a).await;
+    }
     let regions = ctx.engine.points(&args.scope.scope()).await?;
     ctx.sync().await;
     match args.output {
@@ -67,8 +109,22 @@ fn print_table(regions: &[RegionPoints]) {
                 ),
                 None => String::new(),
             };
+            let o = r.retention_overrides.get(&m.point_id);
+            let kept = match (
+                o.and_then(|o| o.policy.as_ref()).or(m.retention.as_ref()),
+                o.and_then(|o| o.until),
+            ) {
+                (Some(p), Some(u)) => format!(
+                    " retention {}, kept until {}",
+                    p.policy,
+                    u.format("%Y-%m-%d %H:%M UTC")
+                ),
+                (Some(p), None) => format!(" retention {}", p.policy),
+                (None, Some(u)) => format!(" kept until {}", u.format("%Y-%m-%d %H:%M UTC")),
+                (None, None) => " no retention recorded".to_string(),
+            };
             outln!(
-                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}",
+                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}{}",
                 m.target,
                 m.point_id,
                 payload,
@@ -78,7 +134,8 @@ fn print_table(regions: &[RegionPoints]) {
                 m.copied_from.as_deref().unwrap_or("(taken here)"),
                 if m.is_encrypted() { " [encrypted]" } else { "" },
                 verified,
-                tested
+                tested,
+                kept
             );
         }
         for p in &r.problems {
@@ -96,4 +153,58 @@ fn print_table(regions: &[RegionPoints]) {
             );
         }
     }
+}
+
+async fn retain(ctx: &Ctx, a: &RetainArgs) -> Result<Verdict, Error> {
+    let until = a
+        .until
+        .as_deref()
+        .map(crate::catalog::parse_time)
+        .transpose()?;
+    let policy = match &a.policy {
+        None => None,
+        Some(name) => {
+            let dir = a
+                .schedules
+                .clone()
+                .unwrap_or_else(|| super::drill::beside_config(ctx, "schedules"));
+            let schedules = super::schedule::load(ctx.engine.config(), &dir)?;
+            let s = schedules.iter().find(|s| &s.name == name).ok_or_else(|| {
+                Error::input(format!(
+                    "no schedule named {name:?} in {} (schedules: {})",
+                    dir.display(),
+                    schedules
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            Some(s.point_retention())
+        }
+    };
+    let points = a
+        .points
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = ctx
+        .engine
+        .retain(&RetainRequest {
+            scope: Scope {
+                region: a.region.clone(),
+                target: Some(a.target.clone()),
+            },
+            target: a.target.clone(),
+            points,
+            change: RetentionOverride {
+                until,
+                policy,
+                by: crate::report::current_user(),
+                at: chrono::Utc::now(),
+            },
+        })
+        .await?;
+    ctx.sync().await;
+    Ok(print_report(&report, a.output))
 }

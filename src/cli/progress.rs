@@ -97,6 +97,7 @@ fn title(e: &JobEvent) -> String {
         Operation::Cleanup => format!("cleanup {target}{point} in {region}"),
         Operation::RestoreTest => format!("restore test {target}{point} in {region}"),
         Operation::Reach => format!("reach {target} in {region}"),
+        Operation::Retain => format!("retain {target}{point} in {region}"),
     }
 }
 

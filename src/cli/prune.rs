@@ -1,24 +1,20 @@
-//! `drtool prune`: apply every schedule's retention per target and region,
-//! and remove leftovers (data without a manifest, stale multipart uploads)
+//! `drtool prune`: apply to each point the retention it was made under
+//! (recorded in its manifest, or changed by `drtool points retain`), per target
+//! and region, and remove leftovers (data without a manifest, stale multipart uploads)
 //! older than a grace period. Prints the whole plan (every point with *keep*
 //! and its reasons, or *remove*) before anything is removed.
 
 use std::time::Duration;
 
-use super::schedule::{DirArgs, dir_of, load};
 use super::{Ctx, Output, ScopeArgs, confirm, print_json, print_report};
 use crate::engine::prune::PruneRequest;
 use crate::engine::{GcRequest, Verdict};
 use crate::error::Error;
-use crate::schedule::run::policies;
-use crate::schedule::spec::covered;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     pub scope: ScopeArgs,
-    #[command(flatten)]
-    pub dir: DirArgs,
     /// Leftovers (data without a manifest, open uploads) older than this go too.
     #[arg(long, value_parser = super::parse_age, default_value = "24h")]
     pub grace: Duration,
@@ -33,13 +29,12 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
-    let schedules = load(ctx.engine.config(), &dir_of(ctx, &args.dir))?;
     let scope = args.scope.scope();
     let plan = ctx
         .engine
         .plan_prune(&PruneRequest {
             scope: scope.clone(),
-            policies: policies(&schedules),
+            targets: Vec::new(),
         })
         .await?;
     let gc = ctx
@@ -51,25 +46,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         .await?;
     ctx.sync().await;
     let json = args.output == Output::Json;
-    let uncovered: Vec<String> = {
-        let covered = covered(&schedules);
-        ctx.engine
-            .config()
-            .targets
-            .keys()
-            .filter(|t| !covered.contains(*t))
-            .filter(|t| scope.target.as_ref().is_none_or(|s| s == *t))
-            .cloned()
-            .collect()
-    };
     if !json {
         for line in plan.describe() {
             outln!("{line}");
-        }
-        for t in &uncovered {
-            outln!(
-                "target {t}: no schedule covers it, so no retention applies: all its points are kept"
-            );
         }
         outln!(
             "leftovers older than {}:",

@@ -1050,6 +1050,7 @@ impl Ctx<'_> {
                     b.targets.clone()
                 };
                 let req = BackupRequest {
+                    retention: None,
                     targets,
                     schedule: None,
                     labels: BTreeMap::from([

@@ -33,6 +33,9 @@ pub struct BackupRequest {
     pub targets: Vec<String>,
     /// The schedule that asked for this backup, recorded in the manifests.
     pub schedule: Option<String>,
+    /// The retention the new points are made under (a schedule's), signed
+    /// into their manifests.
+    pub retention: Option<crate::archive::manifest::PointRetention>,
     pub labels: BTreeMap<String, String>,
     /// Skip the copies to `copy_to` regions.
     pub no_copy: bool,
@@ -357,6 +360,7 @@ impl Draft<'_> {
             schedule: self.req.schedule.clone(),
             labels: self.req.labels.clone(),
             rds: taken.rds.clone(),
+            retention: self.req.retention.clone(),
             signature: None,
             checksum: String::new(),
         }

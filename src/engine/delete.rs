@@ -83,12 +83,14 @@ impl Engine {
                 .await?;
             deleted.push("data".into());
         }
-        // The results of its checks go with the point (gone already is fine).
+        // The results of its checks and its hand-set retention go with the
+        // point (gone already is fine).
         let (verified, failed) = rs.layout.verify_keys(&target.name, point, true);
         for key in [
             rs.layout.restore_test_key(&target.name, point),
             verified,
             failed,
+            rs.layout.retention_key(&target.name, point),
         ] {
             let _ = rs.store.delete(&key).await;
         }

@@ -34,7 +34,7 @@ pub use gc::{GcAction, GcPlan, GcRequest};
 pub use kind::{Reachability, Registry, TargetKind};
 pub use options::{Existing, RestoreFlag, RestoreOptions};
 pub use points::{RegionPoints, listing_verdict};
-pub use prune::{PrunePlan, PruneRequest, TargetPolicy};
+pub use prune::{PrunePlan, PruneRequest};
 pub use report::{ItemReport, Operation, Outcome, RunReport, Verdict};
 pub use restore::{RestorePlan, RestoreRequest};
 pub use root::{Engine, EngineOptions, Scope};

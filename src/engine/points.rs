@@ -23,6 +23,9 @@ pub struct RegionPoints {
     /// The last verify of each point verified in this region, by point id.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub verifies: std::collections::BTreeMap<String, crate::catalog::CheckResult>,
+    /// Retention changed by hand (`drtool points retain`), by point id.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub retention_overrides: std::collections::BTreeMap<String, crate::catalog::RetentionOverride>,
     /// Manifests that could not be trusted (edited, damaged, misplaced).
     pub problems: Vec<Problem>,
     /// Point folders without a manifest: interrupted backups or copies.
@@ -43,6 +46,7 @@ impl RegionPoints {
             points: Vec::new(),
             restore_tests: Default::default(),
             verifies: Default::default(),
+            retention_overrides: Default::default(),
             problems: Vec::new(),
             orphans: Vec::new(),
             leftovers: Vec::new(),
@@ -128,6 +132,11 @@ impl Engine {
                         .points
                         .iter()
                         .filter_map(|p| Some((p.id.to_string(), p.verified.clone()?)))
+                        .collect();
+                    listed.retention_overrides = l
+                        .points
+                        .iter()
+                        .filter_map(|p| Some((p.id.to_string(), p.retention_override.clone()?)))
                         .collect();
                     listed.points = l.points.into_iter().map(|p| p.manifest).collect();
                     listed.problems = l.problems;

@@ -1,8 +1,11 @@
-//! Prune: apply retention policies per target and region. The plan lists
-//! every point with *keep* and its reasons, or *remove*; then only the plan is
-//! executed. Three guards overrule a policy: the newest point of a target is
-//! always kept, a point a running restore or drill holds is kept, and a point
-//! under S3 Object Lock retention is kept (deleting it would fail anyway).
+//! Prune: apply to each point the retention it was made under (recorded in
+//! its signed manifest, or changed by hand next to it), per target and region:
+//! never the policies of whichever schedule files a process loaded. The plan
+//! lists every point with *keep* and its reasons, or *remove*; then only the
+//! plan is executed. Guards overrule a policy: the newest point of a target,
+//! a point with no retention recorded, one kept until a date by hand, one a
+//! drill report cites, the newest point a restore test proved, one a running
+//! restore holds, and one under S3 Object Lock retention are all kept.
 //!
 //! Holds are small objects under `locks/` that a restore writes while it
 //! runs (see [`Engine::hold_point`]); they expire, so a crashed restore does
@@ -19,25 +22,31 @@ use serde::{Deserialize, Serialize};
 use super::report::{ItemReport, Operation, Outcome, RunReport, Verdict, verdict_of};
 use super::root::{Engine, Scope};
 use crate::archive::PointId;
+use crate::archive::manifest::PointRetention;
 use crate::catalog::retention::{self, Candidate, Policy};
 use crate::catalog::{self, RegionStore};
 use crate::error::{Error, ErrorClass};
 use crate::store::{Keep, StoreError};
 
-/// One target's policy, from the schedule that backs it up.
-#[derive(Debug, Clone)]
-pub struct TargetPolicy {
-    pub target: String,
-    pub schedule: String,
-    pub policy: Policy,
-    pub timezone: Tz,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct PruneRequest {
     pub scope: Scope,
-    /// Policies by target; a target with several schedules keeps what any keeps.
-    pub policies: Vec<TargetPolicy>,
+    /// Only these targets (all in scope when empty).
+    pub targets: Vec<String>,
+}
+
+/// What prune knows of one point before it decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointFacts {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// The retention it is judged by: the hand-set one, else its manifest's.
+    pub retention: Option<PointRetention>,
+    /// Kept at least until then, and who said so.
+    pub kept_until: Option<(DateTime<Utc>, String)>,
+    /// Why it must stay whatever its policy says (a drill report cites it,
+    /// it is the newest point a restore test proved).
+    pub cited: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,9 +117,13 @@ impl PrunePlan {
             }
             for t in &r.targets {
                 lines.push(format!(
-                    "  target {} (retention of {})",
+                    "  target {} (points made under {})",
                     t.target,
-                    t.schedules.join(", ")
+                    if t.schedules.is_empty() {
+                        "no recorded retention".to_string()
+                    } else {
+                        t.schedules.join(", ")
+                    }
                 ));
                 for i in &t.items {
                     match i.action {
@@ -142,35 +155,56 @@ pub struct Hold {
     pub until: DateTime<Utc>,
 }
 
-/// The retention decisions of several policies over one target's points,
-/// with the guards: holds and Object Lock keep a point whatever the policies say.
+/// Decides one target's points in one region: each is judged by the retention
+/// it carries, among the points that carry the same one (same policy, rules
+/// and zone); then the guards keep what must stay. Newest first.
 pub fn decide_prune(
-    points: &[Candidate],
-    policies: &[&TargetPolicy],
+    points: &[PointFacts],
     holds: &BTreeMap<String, Hold>,
     retained: &BTreeMap<String, DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Vec<PruneItem> {
     let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for p in policies {
-        for d in retention::decide(points, &p.policy, p.timezone) {
+    let mut groups: BTreeMap<String, (&PointRetention, Vec<Candidate>)> = BTreeMap::new();
+    for p in points {
+        match &p.retention {
+            Some(r) => {
+                let key = serde_json::to_string(r).unwrap_or_else(|_| r.policy.clone());
+                groups.entry(key).or_insert((r, Vec::new())).1.push(Candidate {
+                    id: p.id.clone(),
+                    at: p.at,
+                });
+            }
+            None => reasons.entry(p.id.clone()).or_default().push(
+                "no retention recorded (a backup outside a schedule, or made by an older drtool): kept until `drtool points retain` gives it one".into(),
+            ),
+        }
+    }
+    for (r, candidates) in groups.values() {
+        let tz: Tz = r.timezone.parse().unwrap_or(Tz::UTC);
+        let policy = Policy::from(&r.rules);
+        for d in retention::decide(candidates, &policy, tz) {
             let entry = reasons.entry(d.id.clone()).or_default();
-            for r in d.reasons {
-                let r = if policies.len() > 1 {
-                    format!("{}: {r}", p.schedule)
-                } else {
-                    r
-                };
-                if !entry.contains(&r) {
-                    entry.push(r);
-                }
+            for why in d.reasons {
+                entry.push(format!("{}: {why}", r.policy));
             }
         }
     }
+    let newest = points.iter().max_by_key(|p| (p.at, &p.id)).map(|p| &p.id);
     let mut items: Vec<PruneItem> = points
         .iter()
         .map(|p| {
             let mut why = reasons.remove(&p.id).unwrap_or_default();
+            if Some(&p.id) == newest && !why.iter().any(|w| w.contains("newest point")) {
+                why.push("the target's newest point in this region".into());
+            }
+            if let Some((until, by)) = p.kept_until.as_ref().filter(|(u, _)| *u > now) {
+                why.push(format!(
+                    "kept until {} ({by})",
+                    until.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+            why.extend(p.cited.iter().cloned());
             if let Some(h) = holds.get(&p.id).filter(|h| h.until > now) {
                 why.push(format!(
                     "held by {} until {}",
@@ -200,6 +234,40 @@ pub fn decide_prune(
     items
 }
 
+/// What one point's folder says for prune: its retention (hand-set first),
+/// its keep-until and its citations.
+fn facts_of(p: &catalog::PointEntry, cited: Vec<String>) -> PointFacts {
+    let o = p.retention_override.as_ref();
+    PointFacts {
+        id: p.id.to_string(),
+        at: p.manifest.started_at,
+        retention: o
+            .and_then(|o| o.policy.clone())
+            .or_else(|| p.manifest.retention.clone()),
+        kept_until: o
+            .and_then(|o| {
+                o.until.map(|u| {
+                    (
+                        u,
+                        format!(
+                            "drtool points retain by {} at {}",
+                            o.by,
+                            o.at.format("%Y-%m-%d %H:%M UTC")
+                        ),
+                    )
+                })
+            })
+            .or_else(|| {
+                p.manifest
+                    .retention
+                    .as_ref()
+                    .and_then(|r| r.expires_at)
+                    .map(|u| (u, "its retention's date".to_string()))
+            }),
+        cited,
+    }
+}
+
 /// When each of these (point, manifest key) is under Object Lock retention
 /// until, asked concurrently; a point that cannot be asked is not retained.
 async fn retained_until(
@@ -222,6 +290,47 @@ async fn retained_until(
         .into_iter()
         .filter_map(|(id, u)| Some((id, u?)))
         .collect()
+}
+
+/// Which points the drill reports stored in a region cite (restored from),
+/// by (target, point): a point a report is evidence for stays.
+async fn drill_citations(
+    rs: &RegionStore,
+) -> Result<BTreeMap<(String, String), Vec<String>>, Error> {
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let reports: Vec<String> = rs
+        .store
+        .list(&rs.layout.drills_prefix())
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with("/report.json"))
+        .collect();
+    let read: Vec<Option<serde_json::Value>> =
+        futures::stream::iter(reports.into_iter().map(|key| {
+            let store = rs.store.clone();
+            async move {
+                let body = store.get(&key).await.ok()?;
+                serde_json::from_slice(&body).ok()
+            }
+        }))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in read.into_iter().flatten() {
+        let (run, drill) = (
+            r["run_id"].as_str().unwrap_or("?").to_string(),
+            r["drill"].as_str().unwrap_or("?").to_string(),
+        );
+        for x in r["restores"].as_array().into_iter().flatten() {
+            if let (Some(t), Some(p)) = (x["target"].as_str(), x["point"].as_str()) {
+                out.entry((t.to_string(), p.to_string()))
+                    .or_default()
+                    .push(format!("cited by drill report {run} ({drill})"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// How long a restore's hold lasts if it is never released.
@@ -291,18 +400,13 @@ impl Engine {
     /// Lists every region in scope and decides, per target, what to keep.
     pub async fn plan_prune(&self, req: &PruneRequest) -> Result<PrunePlan, Error> {
         self.check_scope(&req.scope)?;
-        let now = Utc::now();
-        let mut by_target: BTreeMap<&str, Vec<&TargetPolicy>> = BTreeMap::new();
-        for p in &req.policies {
-            self.target(&p.target)?;
-            if req.scope.target.as_ref().is_none_or(|t| t == &p.target) {
-                by_target.entry(p.target.as_str()).or_default().push(p);
-            }
+        for t in &req.targets {
+            self.target(t)?;
         }
+        let now = Utc::now();
         let mut regions = Vec::new();
         for region in self.scoped_regions(&req.scope) {
-            let planned = self.plan_region(&region, &by_target, now).await;
-            regions.push(planned);
+            regions.push(self.plan_region(&region, req, now).await);
         }
         Ok(PrunePlan {
             made_at: now,
@@ -313,7 +417,7 @@ impl Engine {
     async fn plan_region(
         &self,
         region: &str,
-        by_target: &BTreeMap<&str, Vec<&TargetPolicy>>,
+        req: &PruneRequest,
         now: DateTime<Utc>,
     ) -> RegionPrune {
         let mut out = RegionPrune {
@@ -325,12 +429,13 @@ impl Engine {
         };
         let found = async {
             let rs = self.store(region).await?;
-            let listing = catalog::list_points(&rs, None).await?;
+            let listing = catalog::list_points(&rs, req.scope.target.as_deref()).await?;
             let holds = self.holds(&rs).await?;
-            Ok::<_, Error>((rs, listing, holds))
+            let reports = drill_citations(&rs).await?;
+            Ok::<_, Error>((rs, listing, holds, reports))
         }
         .await;
-        let (rs, listing, holds) = match found {
+        let (rs, listing, holds, mut reports) = match found {
             Ok(f) => f,
             Err(e) => {
                 out.error_class = Some(e.class());
@@ -339,25 +444,45 @@ impl Engine {
             }
         };
         out.store = rs.store.describe();
-        for (target, policies) in by_target {
+        let mut targets: Vec<&str> = listing
+            .points
+            .iter()
+            .map(|p| p.manifest.target.as_str())
+            .collect();
+        targets.sort();
+        targets.dedup();
+        for target in targets {
+            if !req.targets.is_empty() && !req.targets.iter().any(|t| t == target) {
+                continue;
+            }
             let mine: Vec<&catalog::PointEntry> = listing
                 .points
                 .iter()
-                .filter(|p| p.manifest.target == *target)
+                .filter(|p| p.manifest.target == target)
                 .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let candidates: Vec<Candidate> = mine
+            // The newest point a restore test proved stays: it is the one
+            // known to come back.
+            let proven = mine
                 .iter()
-                .map(|p| Candidate {
-                    id: p.id.to_string(),
-                    at: p.manifest.started_at,
+                .filter(|p| p.restore_test.as_ref().is_some_and(|t| t.ok))
+                .max_by_key(|p| p.manifest.started_at)
+                .map(|p| p.id.to_string());
+            let facts: Vec<PointFacts> = mine
+                .iter()
+                .map(|p| {
+                    let id = p.id.to_string();
+                    let mut cited = reports
+                        .remove(&(target.to_string(), id.clone()))
+                        .unwrap_or_default();
+                    if proven.as_ref() == Some(&id) {
+                        cited.push("the newest point a restore test proved".into());
+                    }
+                    facts_of(p, cited)
                 })
                 .collect();
             // Only points the policies would remove are asked about Object
             // Lock (one HEAD each, concurrently): the rest stay anyway.
-            let first = decide_prune(&candidates, policies, &holds, &BTreeMap::new(), now);
+            let first = decide_prune(&facts, &holds, &BTreeMap::new(), now);
             let keys: BTreeMap<String, String> = mine
                 .iter()
                 .map(|p| (p.id.to_string(), p.manifest_key.clone()))
@@ -368,10 +493,16 @@ impl Engine {
                 .filter_map(|i| Some((i.point.clone(), keys.get(&i.point)?.clone())))
                 .collect();
             let retained = retained_until(&rs, asked).await;
+            let mut policies: Vec<String> = facts
+                .iter()
+                .filter_map(|f| f.retention.as_ref().map(|r| r.policy.clone()))
+                .collect();
+            policies.sort();
+            policies.dedup();
             out.targets.push(TargetPrune {
                 target: target.to_string(),
-                schedules: policies.iter().map(|p| p.schedule.clone()).collect(),
-                items: decide_prune(&candidates, policies, &holds, &retained, now),
+                schedules: policies,
+                items: decide_prune(&facts, &holds, &retained, now),
             });
         }
         out
@@ -434,29 +565,31 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::manifest::RetentionRules;
 
     fn at(h: i64) -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_795_000_000 + h * 3600, 0).unwrap_or_default()
     }
 
-    fn points(n: i64) -> Vec<Candidate> {
-        (0..n)
-            .map(|h| Candidate {
-                id: format!("p{h}"),
-                at: at(h),
-            })
-            .collect()
+    fn made_under(policy: &str, last: u32) -> Option<PointRetention> {
+        Some(PointRetention {
+            policy: policy.into(),
+            rules: RetentionRules {
+                keep_last: last,
+                ..RetentionRules::default()
+            },
+            timezone: "UTC".into(),
+            expires_at: None,
+        })
     }
 
-    fn policy(schedule: &str, last: u32) -> TargetPolicy {
-        TargetPolicy {
-            target: "t".into(),
-            schedule: schedule.into(),
-            policy: Policy {
-                keep_last: last,
-                ..Policy::default()
-            },
-            timezone: Tz::UTC,
+    fn point(h: i64, retention: Option<PointRetention>) -> PointFacts {
+        PointFacts {
+            id: format!("p{h}"),
+            at: at(h),
+            retention,
+            kept_until: None,
+            cited: Vec::new(),
         }
     }
 
@@ -468,30 +601,20 @@ mod tests {
     fn holds_and_object_lock_overrule_the_policy() {
         use PruneAction::{Keep, Remove};
         let now = at(10);
-        let p = policy("nightly", 1);
+        let points: Vec<PointFacts> = (0..4).map(|h| point(h, made_under("nightly", 1))).collect();
+        let hold = |p: &str, until| Hold {
+            target: "t".into(),
+            point: p.into(),
+            holder: "restore".into(),
+            until,
+        };
+        // An expired hold holds nothing.
         let holds = BTreeMap::from([
-            (
-                "p1".to_string(),
-                Hold {
-                    target: "t".into(),
-                    point: "p1".into(),
-                    holder: "restore".into(),
-                    until: at(11),
-                },
-            ),
-            // An expired hold holds nothing.
-            (
-                "p0".to_string(),
-                Hold {
-                    target: "t".into(),
-                    point: "p0".into(),
-                    holder: "restore".into(),
-                    until: at(9),
-                },
-            ),
+            ("p1".to_string(), hold("p1", at(11))),
+            ("p0".to_string(), hold("p0", at(9))),
         ]);
         let retained = BTreeMap::from([("p2".to_string(), at(30))]);
-        let items = decide_prune(&points(4), &[&p], &holds, &retained, now);
+        let items = decide_prune(&points, &holds, &retained, now);
         assert_eq!(
             actions(&items),
             [("p3", Keep), ("p2", Keep), ("p1", Keep), ("p0", Remove)]
@@ -501,35 +624,125 @@ mod tests {
     }
 
     #[test]
-    fn several_schedules_keep_what_any_keeps_and_say_which() {
+    fn each_point_is_judged_by_the_retention_it_was_made_under() {
         use PruneAction::{Keep, Remove};
-        let (a, b) = (policy("hourly", 2), policy("weekly", 3));
-        let items = decide_prune(
-            &points(4),
-            &[&a, &b],
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            at(10),
-        );
+        // The case: minutely points kept 5, then a point of another
+        // schedule that keeps 1: neither policy reaches the other's points.
+        let mut points: Vec<PointFacts> = (0..6)
+            .map(|h| point(h, made_under("minutely", 5)))
+            .collect();
+        points.push(point(6, made_under("once", 1)));
+        points.push(point(7, None));
+        let items = decide_prune(&points, &BTreeMap::new(), &BTreeMap::new(), at(10));
         assert_eq!(
             actions(&items),
-            [("p3", Keep), ("p2", Keep), ("p1", Keep), ("p0", Remove)]
+            [
+                ("p7", Keep),
+                ("p6", Keep),
+                ("p5", Keep),
+                ("p4", Keep),
+                ("p3", Keep),
+                ("p2", Keep),
+                ("p1", Keep),
+                ("p0", Remove)
+            ]
         );
         assert!(
+            items[0].reasons[0].starts_with("no retention recorded"),
+            "{:?}",
+            items[0]
+        );
+        assert!(
+            items[1].reasons.iter().any(|r| r.starts_with("once: ")),
+            "{:?}",
+            items[1]
+        );
+        assert!(
+            items[2].reasons.iter().any(|r| r.starts_with("minutely: ")),
+            "{:?}",
             items[2]
-                .reasons
-                .iter()
-                .any(|r| r.starts_with("weekly: last 3")),
+        );
+    }
+
+    #[test]
+    fn citations_and_hand_set_dates_keep_a_point_and_say_why() {
+        use PruneAction::{Keep, Remove};
+        let mut points: Vec<PointFacts> =
+            (0..4).map(|h| point(h, made_under("nightly", 1))).collect();
+        points[0]
+            .cited
+            .push("cited by drill report r1 (etcd-region-failover)".into());
+        points[1].kept_until = Some((at(48), "drtool points retain by alice".into()));
+        points[2].kept_until = Some((at(5), "drtool points retain by bob".into()));
+        let items = decide_prune(&points, &BTreeMap::new(), &BTreeMap::new(), at(10));
+        assert_eq!(
+            actions(&items),
+            [("p3", Keep), ("p2", Remove), ("p1", Keep), ("p0", Keep)]
+        );
+        assert!(
+            items[2].reasons[0].starts_with("kept until "),
             "{:?}",
             items[2]
         );
         assert!(
-            items[0]
-                .reasons
-                .iter()
-                .any(|r| r.starts_with("hourly: newest point")),
+            items[3].reasons[0].starts_with("cited by drill report r1"),
             "{:?}",
-            items[0]
+            items[3]
         );
+    }
+}
+
+/// A change of points' retention by hand (`drtool points retain`).
+#[derive(Debug, Clone)]
+pub struct RetainRequest {
+    pub scope: Scope,
+    pub target: String,
+    /// These points (every point of the target when empty).
+    pub points: Vec<PointId>,
+    pub change: catalog::RetentionOverride,
+}
+
+impl Engine {
+    /// Records the new retention next to each chosen point, in every region
+    /// in scope that holds it; one report item per region.
+    pub async fn retain(&self, req: &RetainRequest) -> Result<RunReport, Error> {
+        self.check_scope(&req.scope)?;
+        self.target(&req.target)?;
+        let body = serde_json::to_vec_pretty(&req.change).map_err(Error::failed)?;
+        let mut report = RunReport::default();
+        for region in self.scoped_regions(&req.scope) {
+            let item = ItemReport::new(Operation::Retain, &req.target, &region, None);
+            let done = async {
+                let rs = self.store(&region).await?;
+                let listing = catalog::list_points(&rs, Some(&req.target)).await?;
+                let mut changed = 0u64;
+                for p in listing
+                    .points
+                    .iter()
+                    .filter(|p| req.points.is_empty() || req.points.contains(&p.id))
+                {
+                    rs.store
+                        .put(
+                            &rs.layout.retention_key(&req.target, &p.id),
+                            body.clone().into(),
+                            Keep::Normal,
+                        )
+                        .await?;
+                    changed += 1;
+                }
+                Ok::<u64, Error>(changed)
+            }
+            .await;
+            report.push(match done {
+                Ok(0) => item.with_outcome(Outcome::Skipped, "holds none of the points"),
+                Ok(n) => {
+                    let mut ok = item.ok(format!("retention of {n} points changed"));
+                    ok.counts.insert("points".into(), n);
+                    ok
+                }
+                Err(e) => item.failed(&e),
+            });
+        }
+        Ok(report)
     }
 }

@@ -30,6 +30,8 @@ pub enum Operation {
     RestoreTest,
     /// Checking that stores and endpoints answer.
     Reach,
+    /// Changing a point's retention by hand.
+    Retain,
 }
 
 impl Operation {
@@ -41,6 +43,7 @@ impl Operation {
             Operation::Plan => "plan",
             Operation::Restore => "restore",
             Operation::Delete => "delete",
+            Operation::Retain => "retain",
             Operation::Gc => "gc",
             Operation::Fault => "fault",
             Operation::Cleanup => "cleanup",

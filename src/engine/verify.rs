@@ -401,6 +401,7 @@ mod tests {
             manifest: m,
             restore_test: None,
             verified: None,
+            retention_override: None,
         }
     }
 

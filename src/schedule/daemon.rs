@@ -185,7 +185,6 @@ pub async fn run(
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: BTreeSet<String> = BTreeSet::new();
     let mut failures = 0u64;
-    let all = Arc::new(std::sync::Mutex::new(schedules.clone()));
     let mut closed = false;
     loop {
         let now = Utc::now();
@@ -222,11 +221,9 @@ pub async fn run(
                 busy.insert(s.name.clone());
                 let engine = engine.clone();
                 let schedule = s.clone();
-                let all = all.clone();
                 tracing::info!(schedule = %s.name, scheduled_for = %slot.at, catch_up = slot.catch_up, "run started");
                 running.spawn(async move {
-                    let every = all.lock().map(|a| a.clone()).unwrap_or_default();
-                    let result = run_once(&engine, &schedule, &every, Some(slot.at)).await;
+                    let result = run_once(&engine, &schedule, Some(slot.at)).await;
                     Finished {
                         name: schedule.name.clone(),
                         result,
@@ -263,9 +260,6 @@ pub async fn run(
                     Some(Control::Reload(new)) => {
                         reload(&mut slots, &schedules, &new, options.metrics.as_deref());
                         schedules = new;
-                        if let Ok(mut a) = all.lock() {
-                            *a = schedules.clone();
-                        }
                     }
                     // No one can reload any more; keep running.
                     None => closed = true,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::Schedule;
 use crate::engine::lock::{Locked, owner_id};
-use crate::engine::prune::{PruneRequest, TargetPolicy};
+use crate::engine::prune::PruneRequest;
 use crate::engine::{BackupRequest, Engine, Outcome, RunReport, Scope, Verdict, VerifyRequest};
 use crate::error::Error;
 
@@ -61,21 +61,6 @@ pub fn home_region(engine: &Engine, schedule: &Schedule) -> Result<String, Error
     Ok(engine.target(first)?.home.clone())
 }
 
-/// The retention policies of every schedule, by target.
-pub fn policies(schedules: &[Schedule]) -> Vec<TargetPolicy> {
-    schedules
-        .iter()
-        .flat_map(|s| {
-            s.targets.iter().map(move |t| TargetPolicy {
-                target: t.clone(),
-                schedule: s.name.clone(),
-                policy: s.retention,
-                timezone: s.timezone,
-            })
-        })
-        .collect()
-}
-
 fn due(last: Option<DateTime<Utc>>, every: Option<Duration>, now: DateTime<Utc>) -> bool {
     match (every, last) {
         (None, _) => false,
@@ -86,14 +71,13 @@ fn due(last: Option<DateTime<Utc>>, every: Option<Duration>, now: DateTime<Utc>)
     }
 }
 
-/// Runs `schedule` once; `all` are every schedule (a target's retention is
-/// what any of its schedules keeps). With `slot`, the run is for that
+/// Runs `schedule` once (its points are pruned by the retention each was
+/// made under, whatever other schedules say). With `slot`, the run is for that
 /// scheduled time: when another scheduler (a second daemon, a CronJob in
 /// another cluster) already ran it, this one is skipped.
 pub async fn run_once(
     engine: &Engine,
     schedule: &Schedule,
-    all: &[Schedule],
     slot: Option<DateTime<Utc>>,
 ) -> Result<ScheduleRun, Error> {
     // Its own cancellation: a timeout stops this run only.
@@ -148,7 +132,7 @@ pub async fn run_once(
         return Ok(skipped(why, previous));
     }
     let seen = previous.clone();
-    let working = work(engine, schedule, all, &seen);
+    let working = work(engine, schedule, &seen);
     tokio::pin!(working);
     let worked = tokio::select! {
         w = &mut working => w,
@@ -268,10 +252,10 @@ fn kept_points(plan: &crate::engine::prune::PrunePlan) -> Vec<KeptPoints> {
 async fn work(
     engine: &Engine,
     schedule: &Schedule,
-    all: &[Schedule],
     previous: &ScheduleState,
 ) -> Result<Worked, Error> {
     let req = BackupRequest {
+        retention: Some(schedule.point_retention()),
         targets: schedule.targets.clone(),
         schedule: Some(schedule.name.clone()),
         labels: BTreeMap::from([("schedule".to_string(), schedule.name.clone())]),
@@ -285,15 +269,12 @@ async fn work(
             ..Worked::default()
         });
     }
-    // Retention for the targets of this schedule, in every region they live in.
-    let wanted: Vec<TargetPolicy> = policies(all)
-        .into_iter()
-        .filter(|p| schedule.targets.contains(&p.target))
-        .collect();
+    // Retention for the targets of this schedule, in every region they live
+    // in: each point judged by the retention it was made under.
     let plan = engine
         .plan_prune(&PruneRequest {
             scope: Scope::default(),
-            policies: wanted,
+            targets: schedule.targets.clone(),
         })
         .await?;
     let kept = kept_points(&plan);

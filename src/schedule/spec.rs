@@ -439,6 +439,18 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
     })
 }
 
+impl Schedule {
+    /// The retention its points are made under, recorded in their manifests.
+    pub fn point_retention(&self) -> crate::archive::manifest::PointRetention {
+        crate::archive::manifest::PointRetention {
+            policy: self.name.clone(),
+            rules: (&self.retention).into(),
+            timezone: self.timezone.name().to_string(),
+            expires_at: None,
+        }
+    }
+}
+
 /// The schedules that back up `target`.
 pub fn of_target<'a>(schedules: &'a [Schedule], target: &str) -> Vec<&'a Schedule> {
     schedules
