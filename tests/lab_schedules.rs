@@ -867,8 +867,16 @@ async fn exported_cron_jobs_are_created_and_read_back_by_kubectl() {
     assert_eq!(cj["spec"]["timeZone"], "Europe/Berlin");
     assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
     assert_eq!(cj["spec"]["startingDeadlineSeconds"], 3600);
-    let container = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
     assert_eq!(container["resources"]["requests"]["memory"], "256Mi");
+    // The API server kept the restricted security context.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{pod}");
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let sc = &container["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{sc}");
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL", "{sc}");
     assert!(
         container["args"]
             .as_array()

@@ -156,6 +156,9 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
                 memory_request: a.memory_request.clone(),
                 memory_limit: a.memory_limit.clone(),
             };
+            for w in export::warnings(&schedules, ctx.engine.config()) {
+                errln!("warning: {w}");
+            }
             let text = export::yaml(&schedules, &o).map_err(Error::failed)?;
             out!("{text}");
             Ok(Exit::from(Verdict::Ok))

@@ -67,12 +67,27 @@ pub fn cron_job(s: &Schedule, o: &ExportOptions) -> Value {
             {"name": "work", "mountPath": "/tmp"},
         ],
         "env": [{"name": "TMPDIR", "value": "/tmp"}],
+        // Kubernetes' restricted Pod Security profile: nothing to escalate,
+        // nothing to write outside /tmp.
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "capabilities": {"drop": ["ALL"]},
+        },
     });
     if let Some(secret) = &o.env_secret {
         container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
     }
     let mut pod = json!({
         "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [container],
         "volumes": [
             {"name": "config", "secret": {"secretName": o.config_secret}},
@@ -141,6 +156,38 @@ pub fn yaml(schedules: &[Schedule], o: &ExportOptions) -> Result<String, String>
     Ok(out)
 }
 
+/// What a CronJob cannot do with this config: a `file://` store in a region a
+/// schedule writes to is the pod's own (lost with it), not the machine's.
+pub fn warnings(schedules: &[Schedule], config: &crate::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in schedules {
+        let mut regions: Vec<String> = s
+            .targets
+            .iter()
+            .filter_map(|t| config.target(t))
+            .flat_map(|t| {
+                let mut r = vec![t.home.clone()];
+                r.extend(s.copy_to.clone().unwrap_or_else(|| t.copy_to.clone()));
+                r
+            })
+            .collect();
+        regions.sort();
+        regions.dedup();
+        for r in regions {
+            if let Some(region) = config.region(&r)
+                && let crate::config::StoreUrl::File { root, .. } = &region.store
+            {
+                out.push(format!(
+                    "schedule {}: region {r}'s store is file://{}: in a CronJob that is the pod's own filesystem, gone with the pod; use an s3:// store (or mount a volume there yourself)",
+                    s.name,
+                    root.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +210,8 @@ mod tests {
             image: "registry.example/drtool:1".into(),
             ..ExportOptions::default()
         };
+        let w = warnings(std::slice::from_ref(&s), &config);
+        assert!(w.len() == 1 && w[0].contains("file:///tmp/x"), "{w:?}");
         let text = yaml(&[s], &o).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(text);
     }
