@@ -248,3 +248,40 @@ fn help_documents_exit_codes() {
         .stdout(predicate::str::contains("Exit codes: 0 ok"))
         .stdout(predicate::str::contains("3 partial failure"));
 }
+
+#[test]
+fn an_unreachable_etcd_is_said_in_words_not_a_library_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("st")).unwrap();
+    let cfg = dir.path().join("drtool.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[regions.r]\nstore = \"file://{}\"\n[targets.kv]\nkind = \"etcd\"\nmode = \"keys\"\nhome = \"r\"\n[targets.kv.regions.r]\nendpoints = [\"http://127.0.0.1:9\"]\n",
+            dir.path().join("st").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::cargo_bin("drtool")
+        .unwrap()
+        .args([
+            "--config",
+            &cfg.display().to_string(),
+            "backup",
+            "--target",
+            "kv",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("cannot reach etcd at http://127.0.0.1:9: connection refused"),
+        "{all}"
+    );
+    assert!(!all.contains("tonic::") && !all.contains("Os {"), "{all}");
+}

@@ -196,3 +196,37 @@ fn backup_and_prune_name_a_missing_schedule_or_folder() {
         .code(2)
         .stderr(predicate::str::contains("cannot be used with"));
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_listing_quietly() {
+    // `| head -c 1` and `| head -12` (a Berlin schedule): exit 0, no panic.
+    let bin = assert_cmd::cargo::cargo_bin("drtool");
+    for (head, folder) in [("-c 1", "good"), ("-12", "dst")] {
+        let script = format!(
+            "'{}' --config {DIR}/drtool.toml schedule list --schedules {DIR}/{folder} --count 1000 | head {head} >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+            bin.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("DRTOOL_SCHEDULES")
+            .output()
+            .unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code, "0", "head {head}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    drtool()
+        .args([
+            "schedule",
+            "list",
+            "--schedules",
+            &dir("good"),
+            "--count",
+            "100000000",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("100000000 is not in 1..=1000"));
+}

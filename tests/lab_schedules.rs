@@ -872,7 +872,10 @@ async fn exported_cron_jobs_are_created_and_read_back_by_kubectl() {
     assert_eq!(container["resources"]["requests"]["memory"], "256Mi");
     // The API server kept the restricted security context.
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{pod}");
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     let sc = &container["securityContext"];
     assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
     assert_eq!(sc["readOnlyRootFilesystem"], true, "{sc}");

@@ -173,7 +173,13 @@ pub fn decide(points: &[Candidate], policy: &Policy, tz: Tz) -> Vec<Decision> {
             }
             let bucket = rule.bucket(p.at, tz);
             if last.as_ref() != Some(&bucket) {
-                reasons[i].push(format!("{} {bucket}", rule.name()));
+                // Buckets are cut in the policy's zone: say which, unless UTC.
+                let zone = if tz == Tz::UTC {
+                    String::new()
+                } else {
+                    format!(" ({})", tz.name())
+                };
+                reasons[i].push(format!("{} {bucket}{zone}", rule.name()));
                 last = Some(bucket);
                 kept += 1;
             }
@@ -182,8 +188,13 @@ pub fn decide(points: &[Candidate], policy: &Policy, tz: Tz) -> Vec<Decision> {
             && let Some(r) = reasons.last_mut()
         {
             let why = format!(
-                "oldest point, kept for {} {n} (only {kept} buckets hold points)",
-                rule.name()
+                "oldest point, kept for {} {n} (only {kept} {} points)",
+                rule.name(),
+                if kept == 1 {
+                    "bucket holds"
+                } else {
+                    "buckets hold"
+                }
             );
             if !r
                 .iter()
@@ -194,7 +205,12 @@ pub fn decide(points: &[Candidate], policy: &Policy, tz: Tz) -> Vec<Decision> {
         }
     }
     if let (Some(within), Some(newest)) = (policy.keep_within, sorted.first()) {
-        let since = newest.at - chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+        // Rules come from manifests too: a huge `within` reaches back to the
+        // beginning of time, never past it.
+        let since = chrono::Duration::from_std(within)
+            .ok()
+            .and_then(|w| newest.at.checked_sub_signed(w))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         for (i, p) in sorted.iter().enumerate() {
             if p.at >= since {
                 reasons[i].push(format!(
@@ -399,7 +415,10 @@ mod tests {
             render(&berlin)
         );
         assert!(
-            berlin[1].reasons.iter().any(|r| r == "daily 2026-10-25"),
+            berlin[1]
+                .reasons
+                .iter()
+                .any(|r| r == "daily 2026-10-25 (Europe/Berlin)"),
             "{}",
             render(&berlin)
         );

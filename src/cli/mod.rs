@@ -292,8 +292,10 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
                     path.display()
                 )
             })?;
-        let filter = tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let filter =
+            tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("info,{QUIET_LIBRARIES}"))
+            });
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(false)
@@ -301,11 +303,22 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
             .try_init();
         return Ok(());
     }
-    let default = if daemon.is_some() { "info" } else { "warn" };
+    // The AWS SDK's own warnings (a part-level checksum it cannot check, a
+    // retry) are for its developers, not for the operator's output.
+    let default = if daemon.is_some() {
+        format!("info,{QUIET_LIBRARIES}")
+    } else {
+        format!("warn,{QUIET_LIBRARIES}")
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal, and never with NO_COLOR (no-color.org).
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match daemon {
         Some(schedule::LogFormat::Json) => builder
@@ -317,6 +330,9 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
     };
     Ok(())
 }
+
+/// Libraries whose warnings do not reach the operator (DRTOOL_LOG overrides).
+const QUIET_LIBRARIES: &str = "aws_sdk_s3=error,aws_sdk_rds=error,aws_smithy_runtime=error,aws_config=error,aws_smithy_http_client=error";
 
 fn default_ui_log() -> PathBuf {
     let state = std::env::var_os("XDG_STATE_HOME")

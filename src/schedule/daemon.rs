@@ -221,7 +221,7 @@ pub async fn run(
                 busy.insert(s.name.clone());
                 let engine = engine.clone();
                 let schedule = s.clone();
-                tracing::info!(schedule = %s.name, scheduled_for = %slot.at, catch_up = slot.catch_up, "run started");
+                tracing::info!(schedule = %s.name, scheduled_for = %slot.at, catch_up = slot.catch_up, "slot due: taking the schedule's lock");
                 running.spawn(async move {
                     let result = run_once(&engine, &schedule, Some(slot.at)).await;
                     Finished {

@@ -131,6 +131,8 @@ pub async fn run_once(
         );
         return Ok(skipped(why, previous));
     }
+    // Said only now: a run that is skipped above never "started".
+    tracing::info!(schedule = %schedule.name, "run started");
     let seen = previous.clone();
     let working = work(engine, schedule, &seen);
     tokio::pin!(working);

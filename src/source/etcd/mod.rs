@@ -119,13 +119,73 @@ pub(crate) fn map_err(endpoints: &[String], what: &str, e: etcd_client::Error) -
         SourceError::Unreachable {
             what: "etcd".into(),
             endpoints: describe(endpoints),
-            detail: e.to_string(),
+            detail: in_words(&e),
         }
     } else {
         SourceError::Failed {
             what: format!("etcd {what} at {}", describe(endpoints)),
-            detail: e.to_string(),
+            detail: in_words(&e),
         }
+    }
+}
+
+/// An etcd client error as an operator reads it: the operating system's
+/// words for a failed connection ("connection refused"), or the gRPC
+/// status and its message; never the client library's Debug dump.
+pub(crate) fn in_words(e: &etcd_client::Error) -> String {
+    let mut said: Option<String> = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let text = io.to_string();
+            let text = text
+                .split(" (os error")
+                .next()
+                .unwrap_or(&text)
+                .to_lowercase();
+            return match said {
+                Some(s) if !s.is_empty() => format!("{text} ({s})"),
+                _ => text,
+            };
+        }
+        if let Some(st) = c.downcast_ref::<tonic::Status>() {
+            said = Some(format!("{}: {}", code_words(st.code()), st.message()));
+        }
+        cur = c.source();
+    }
+    // Some transports keep the OS error only in their Debug text: take its
+    // words from there ("Connection refused"), not the dump.
+    let dump = format!("{e:?}");
+    let os = dump
+        .split_once("Os {")
+        .and_then(|(_, rest)| rest.split_once("message: \""))
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(msg, _)| msg.to_lowercase());
+    match (os, said, e) {
+        (Some(os), Some(s), _) => format!("{os} ({s})"),
+        (Some(os), None, _) => os,
+        (None, Some(s), _) => s,
+        (None, None, etcd_client::Error::GRpcStatus(st)) => {
+            format!("{}: {}", code_words(st.code()), st.message())
+        }
+        (None, None, other) => other.to_string(),
+    }
+}
+
+fn code_words(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Unavailable => "unavailable",
+        C::DeadlineExceeded => "no answer in time",
+        C::Unauthenticated => "not authenticated",
+        C::PermissionDenied => "permission denied",
+        C::ResourceExhausted => "resource exhausted (too large a request, or rate-limited)",
+        C::InvalidArgument => "invalid argument",
+        C::NotFound => "not found",
+        C::FailedPrecondition => "failed precondition",
+        C::OutOfRange => "out of range (compacted?)",
+        C::Cancelled => "cancelled",
+        _ => "error",
     }
 }
 

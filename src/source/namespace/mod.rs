@@ -132,7 +132,7 @@ pub(crate) fn kube_err(cluster: &str, what: &str, e: kube::Error) -> SourceError
         other => SourceError::Unreachable {
             what: "the Kubernetes API".into(),
             endpoints: cluster.to_string(),
-            detail: other.to_string(),
+            detail: crate::error::os_words(&other).unwrap_or_else(|| other.to_string()),
         },
     }
 }
