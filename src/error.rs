@@ -185,6 +185,25 @@ fn archive_class(e: &ArchiveError) -> ErrorClass {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The operating system's words for the failure behind `e`, if one is in its
+/// chain of sources ("connection refused", "no such file or directory").
+pub fn os_words(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let text = io.to_string();
+            return Some(
+                text.split(" (os error")
+                    .next()
+                    .unwrap_or(&text)
+                    .to_lowercase(),
+            );
+        }
+        cur = c.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,23 +222,4 @@ mod tests {
         assert_eq!(Error::cancelled("x").class(), ErrorClass::Cancelled);
         assert!(!ErrorClass::Integrity.retryable());
     }
-}
-
-/// The operating system's words for the failure behind `e`, if one is in its
-/// chain of sources ("connection refused", "no such file or directory").
-pub fn os_words(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            let text = io.to_string();
-            return Some(
-                text.split(" (os error")
-                    .next()
-                    .unwrap_or(&text)
-                    .to_lowercase(),
-            );
-        }
-        cur = c.source();
-    }
-    None
 }
