@@ -135,9 +135,83 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The README's example alert rules, evaluated by `promtool test rules` on
+/// series with the names and labels a daemon exported (`scraped`).
+fn alert_rules_fire_on_these_series(scraped: &str) {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let rules = readme
+        .split("```yaml\ngroups:\n  - name: drtool\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .map(|r| format!("groups:\n  - name: drtool\n{r}"))
+        .expect("the README's alert rules");
+    // The label sets exactly as scraped.
+    let series = |name: &str| -> String {
+        scraped
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(s, _)| s.to_string())
+            .unwrap_or_else(|| panic!("{name} not scraped:\n{scraped}"))
+    };
+    let tests = format!(
+        r#"rule_files: [rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: '{status}'
+        values: '0x60'
+    alert_rule_test:
+      - eval_time: 40m
+        alertname: DrtoolBackupFailing
+        exp_alerts:
+          - exp_labels: {{schedule: every-minute, target: kv}}
+  - interval: 1m
+    input_series:
+      - series: '{last_ok}'
+        values: '0x60'
+      - series: '{interval}'
+        values: '60x60'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: DrtoolBackupTooOld
+        exp_alerts:
+          - exp_labels: {{schedule: every-minute, target: kv}}
+  - interval: 1d
+    input_series:
+      - series: '{drill}'
+        values: '0x100'
+    alert_rule_test:
+      - eval_time: 91d
+        alertname: DrtoolNoPassingDrill
+        exp_alerts:
+          - exp_labels: {{drill: never-ran}}
+"#,
+        status = series("drtool_backup_last_status"),
+        last_ok = series("drtool_backup_last_successful_timestamp"),
+        interval = series("drtool_schedule_expected_interval_seconds"),
+        drill = series("drtool_drill_last_success_timestamp"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+    std::fs::write(dir.path().join("tests.yml"), tests).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules", "tests.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
@@ -182,15 +256,43 @@ async fn a_minute_schedule_runs_twice_once_across_two_daemons_and_is_measured() 
     while !(3..50).contains(&chrono::Utc::now().second()) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let port = free_port();
+    // A drill that never ran: its series is there from the first scrape.
+    let drills = tmp.path().join("drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    std::fs::write(
+        drills.join("never-ran.yaml"),
+        "name: never-ran\nhypothesis: h.\nobjectives: { rto: 1m, rpo: 1m }\nsteps:\n  - exec: { command: \"true\" }\n",
+    )
+    .unwrap();
+    let drills_arg = drills.display().to_string();
+    let (port, port_b) = (free_port(), free_port());
     let dir_arg = dir.display().to_string();
     let addr = format!("127.0.0.1:{port}");
+    let addr_b = format!("127.0.0.1:{port_b}");
     let mut a = Daemon::start(
         &lab,
         &cfg,
-        &["--schedules", &dir_arg, "--metrics-addr", &addr],
+        &[
+            "--schedules",
+            &dir_arg,
+            "--metrics-addr",
+            &addr,
+            "--drills",
+            &drills_arg,
+        ],
     );
-    let mut b = Daemon::start(&lab, &cfg, &["--schedules", &dir_arg]);
+    let mut b = Daemon::start(
+        &lab,
+        &cfg,
+        &[
+            "--schedules",
+            &dir_arg,
+            "--metrics-addr",
+            &addr_b,
+            "--drills",
+            &drills_arg,
+        ],
+    );
     // Two minute boundaries: two runs, each by one of the daemons.
     let started = Instant::now();
     while a.count("run finished") + b.count("run finished") < 2 {
@@ -220,6 +322,39 @@ async fn a_minute_schedule_runs_twice_once_across_two_daemons_and_is_measured() 
     );
 
     let text = scrape(port);
+    let text_b = scrape(port_b);
+    // Both daemons say the same of the schedule (its state in the bucket),
+    // whichever of them ran it; counters are each daemon's own, from 0.
+    let l = [("schedule", "every-minute"), ("target", "kv")];
+    for name in [
+        "drtool_backup_last_status",
+        "drtool_backup_last_successful_timestamp",
+    ] {
+        assert!(sample(&text, name, &l).is_some(), "{name}: {text}");
+        assert_eq!(sample(&text, name, &l), sample(&text_b, name, &l), "{name}");
+    }
+    let attempts = |t: &str| {
+        sample(
+            t,
+            "drtool_backup_attempt_total",
+            &[("schedule", "every-minute"), ("region", EAST)],
+        )
+    };
+    assert_eq!(
+        attempts(&text).unwrap_or(-1.0) + attempts(&text_b).unwrap_or(-1.0),
+        2.0,
+        "A:\n{text}\nB:\n{text_b}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "drtool_drill_last_success_timestamp",
+            &[("drill", "never-ran")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    alert_rules_fire_on_these_series(&text);
     let ran_here = a.count("run finished") as f64;
     let l = [("schedule", "every-minute"), ("target", "kv")];
     if ran_here > 0.0 {
@@ -250,7 +385,7 @@ async fn a_minute_schedule_runs_twice_once_across_two_daemons_and_is_measured() 
         "{text}"
     );
     assert!(text.contains("# TYPE drtool_backup_duration_seconds histogram"));
-    assert!(text.contains("# TYPE drtool_drill_rto_seconds gauge"));
+    assert!(text.contains("# TYPE drtool_drill_last_success_timestamp gauge"));
     assert_eq!(
         a.stop(),
         Some(0),

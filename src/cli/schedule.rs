@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Where drill reports are read from for the drill metrics (default: reports/ next to the config).
     #[arg(long, env = "DRTOOL_REPORTS")]
     pub reports: Option<PathBuf>,
+    /// The drills whose metrics exist from the first scrape (default:
+    /// drills/ next to the config).
+    #[arg(long, env = "DRTOOL_DRILLS")]
+    pub drills: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,10 +279,18 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         .reports
         .clone()
         .unwrap_or_else(|| beside_config(ctx, "reports"));
-    let metrics = Metrics::new(Some(
-        ReportStore::new(reports)
-            .trusting(ctx.engine.trusted_keys(), ctx.engine.signatures_expected()),
-    ));
+    let metrics = Metrics::shared(
+        Some(
+            ReportStore::new(reports)
+                .trusting(ctx.engine.trusted_keys(), ctx.engine.signatures_expected()),
+        ),
+        engine.clone(),
+    );
+    let drills = args
+        .drills
+        .clone()
+        .unwrap_or_else(|| beside_config(ctx, "drills"));
+    metrics.set_drills(drill_names(ctx, &drills));
     if let Some(addr) = args.metrics_addr {
         let bound = metrics::serve(addr, metrics.clone(), stop.clone())
             .await
@@ -304,6 +316,27 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
     } else {
         super::EXIT_OK
     }))
+}
+
+/// The names of the drills in `dir` that check against the config (the
+/// others are said in the log and left out).
+fn drill_names(ctx: &Ctx, dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if !p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            continue;
+        }
+        match crate::drill::spec::load(&p, ctx.engine.config(), ctx.engine.kinds()) {
+            Ok(d) => names.push(d.name),
+            Err(err) => tracing::warn!("drill left out of the metrics: {err}"),
+        }
+    }
+    names.sort();
+    names
 }
 
 /// Reloads the schedule files on every SIGHUP. The config is the one the

@@ -329,6 +329,9 @@ fn reload(
         .filter(|o| !new.iter().any(|n| n.name == o.name))
         .map(|o| o.name.as_str())
         .collect();
+    if let Some(m) = metrics {
+        m.keep_only(&new.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+    }
     tracing::info!(schedules = new.len(), removed = ?gone, "schedules reloaded");
 }
 

@@ -1,308 +1,493 @@
-//! Prometheus metrics of the scheduler, in the text exposition format, and
-//! the small HTTP server `--metrics-addr` starts. Names follow Velero's where
-//! Velero has one (`velero_backup_attempt_total` -> `drtool_backup_attempt_total`,
-//! ...), so dashboards and alert rules carry over; restore-test and drill
-//! metrics are drtool's own.
+//! Prometheus metrics of the scheduler, registered and encoded with the
+//! Prometheus project's `prometheus-client` crate and served by hyper on
+//! `--metrics-addr`. Names follow Velero's where Velero has one
+//! (`velero_backup_attempt_total` -> `drtool_backup_attempt_total`, its
+//! duration buckets), so dashboards and alert rules carry over; restore-test
+//! and drill metrics are drtool's own.
 //!
-//! Runs update the values ([`Metrics::record_run`]); drill metrics are read
-//! from the reports folder when scraped, so a drill run from the CLI shows.
+//! Three sources: this daemon's runs (counters and histograms, as Velero's);
+//! the state every scheduler shares in the bucket (last run, success, failure
+//! and status per schedule, read at each scrape, so two daemons export the
+//! same values); and the reports folder (drill measures, from reports that
+//! verify). Every configured schedule and drill has its series from the first
+//! scrape: counters start at 0, a drill that never passed at 0.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use super::run::ScheduleRun;
+use super::run::{ScheduleRun, ScheduleState, home_region};
 use super::spec::Schedule;
 use crate::drill::measure::DrillVerdict;
-use crate::engine::{Operation, Outcome};
+use crate::engine::{Engine, Operation, Outcome, Verdict};
 use crate::report::ReportStore;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Type {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-/// Every metric: name, type, help. Rendered in this order.
-const METRICS: &[(&str, Type, &str)] = &[
-    (
-        "drtool_backup_attempt_total",
-        Type::Counter,
-        "Backups and copies attempted by schedules.",
-    ),
-    (
-        "drtool_backup_success_total",
-        Type::Counter,
-        "Backups and copies that succeeded.",
-    ),
-    (
-        "drtool_backup_failure_total",
-        Type::Counter,
-        "Backups and copies that failed.",
-    ),
-    (
-        "drtool_backup_duration_seconds",
-        Type::Histogram,
-        "How long a scheduled backup took.",
-    ),
-    (
-        "drtool_backup_last_successful_timestamp",
-        Type::Gauge,
-        "When the last successful scheduled backup finished (Unix seconds).",
-    ),
-    (
-        "drtool_backup_last_status",
-        Type::Gauge,
-        "1 if the last scheduled backup succeeded, 0 if it failed.",
-    ),
-    (
-        "drtool_schedule_expected_interval_seconds",
-        Type::Gauge,
-        "The time between two runs of the schedule (from its cron line).",
-    ),
-    (
-        "drtool_schedule_next_run_timestamp",
-        Type::Gauge,
-        "When the schedule runs next (Unix seconds).",
-    ),
-    (
-        "drtool_schedule_paused",
-        Type::Gauge,
-        "1 if the schedule is paused.",
-    ),
-    (
-        "drtool_prune_deleted_total",
-        Type::Counter,
-        "Points prune removed.",
-    ),
-    (
-        "drtool_points",
-        Type::Gauge,
-        "Recovery points kept after the last prune.",
-    ),
-    (
-        "drtool_restore_duration_seconds",
-        Type::Histogram,
-        "How long a restore test's restore took.",
-    ),
-    (
-        "drtool_restore_test_last_success_timestamp",
-        Type::Gauge,
-        "When the last passing restore test finished (Unix seconds).",
-    ),
-    (
-        "drtool_drill_rto_seconds",
-        Type::Gauge,
-        "Measured RTO of the drill's last run.",
-    ),
-    (
-        "drtool_drill_rpo_seconds",
-        Type::Gauge,
-        "RPO of the drill's last run: the upper bound of what it proved (what the verdict judged).",
-    ),
-    (
-        "drtool_drill_reports_unverified",
-        Type::Gauge,
-        "Reports of the drill that are edited, unsealed or signed by an untrusted key: left out of every other drill metric.",
-    ),
-    (
-        "drtool_drill_last_success_timestamp",
-        Type::Gauge,
-        "When the drill last passed (Unix seconds).",
-    ),
+/// Velero's backup duration buckets (seconds): 1, 5, 10, 15, 30 minutes,
+/// 1, 2, 3, 4 hours.
+pub const BUCKETS: [f64; 9] = [
+    60.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0,
 ];
 
-/// Velero's backup duration buckets (seconds).
-const BUCKETS: &[f64] = &[10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0];
-
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PerRegion {
+    schedule: String,
+    target: String,
+    region: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, v: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
-        }
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PerTarget {
+    schedule: String,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PerSchedule {
+    schedule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Where {
+    target: String,
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PerDrill {
+    drill: String,
+}
+
+type F64 = Gauge<f64, AtomicU64>;
+type Buckets = fn() -> Histogram;
+
+fn velero_buckets() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Every family, registered once.
+struct Families {
+    attempt: Family<PerRegion, Counter>,
+    success: Family<PerRegion, Counter>,
+    failure: Family<PerRegion, Counter>,
+    duration: Family<PerTarget, Histogram, Buckets>,
+    last_successful: Family<PerTarget, F64>,
+    last_status: Family<PerTarget, F64>,
+    interval: Family<PerSchedule, F64>,
+    next_run: Family<PerSchedule, F64>,
+    paused: Family<PerSchedule, F64>,
+    last_run: Family<PerSchedule, F64>,
+    last_failure: Family<PerSchedule, F64>,
+    deleted: Family<Where, Counter>,
+    points: Family<Where, F64>,
+    restore_duration: Family<PerTarget, Histogram, Buckets>,
+    restore_test: Family<PerRegion, F64>,
+    drill_rto: Family<PerDrill, F64>,
+    drill_rpo: Family<PerDrill, F64>,
+    drill_passed: Family<PerDrill, F64>,
+    drill_unverified: Family<PerDrill, F64>,
+}
+
+impl Families {
+    fn register(r: &mut Registry) -> Families {
+        let f = Families {
+            attempt: Family::default(),
+            success: Family::default(),
+            failure: Family::default(),
+            duration: Family::new_with_constructor(velero_buckets),
+            last_successful: Family::default(),
+            last_status: Family::default(),
+            interval: Family::default(),
+            next_run: Family::default(),
+            paused: Family::default(),
+            last_run: Family::default(),
+            last_failure: Family::default(),
+            deleted: Family::default(),
+            points: Family::default(),
+            restore_duration: Family::new_with_constructor(velero_buckets),
+            restore_test: Family::default(),
+            drill_rto: Family::default(),
+            drill_rpo: Family::default(),
+            drill_passed: Family::default(),
+            drill_unverified: Family::default(),
+        };
+        // Counters are exposed with `_total` appended.
+        r.register(
+            "drtool_backup_attempt",
+            "Backups and copies attempted by schedules.",
+            f.attempt.clone(),
+        );
+        r.register(
+            "drtool_backup_success",
+            "Backups and copies that succeeded.",
+            f.success.clone(),
+        );
+        r.register(
+            "drtool_backup_failure",
+            "Backups and copies that failed.",
+            f.failure.clone(),
+        );
+        r.register(
+            "drtool_backup_duration_seconds",
+            "How long a scheduled backup took (Velero's buckets).",
+            f.duration.clone(),
+        );
+        r.register("drtool_backup_last_successful_timestamp", "When the schedule last succeeded (Unix seconds), from the state every scheduler shares.", f.last_successful.clone());
+        r.register(
+            "drtool_backup_last_status",
+            "1 if the schedule's last run (anyone's) succeeded, 0 if it did not.",
+            f.last_status.clone(),
+        );
+        r.register(
+            "drtool_schedule_expected_interval_seconds",
+            "The usual time between two runs of the schedule.",
+            f.interval.clone(),
+        );
+        r.register(
+            "drtool_schedule_next_run_timestamp",
+            "When the schedule runs next (Unix seconds).",
+            f.next_run.clone(),
+        );
+        r.register(
+            "drtool_schedule_paused",
+            "1 if the schedule is paused.",
+            f.paused.clone(),
+        );
+        r.register(
+            "drtool_schedule_last_run_timestamp",
+            "When the schedule last ran, here or elsewhere (Unix seconds).",
+            f.last_run.clone(),
+        );
+        r.register(
+            "drtool_schedule_last_failure_timestamp",
+            "When a run of the schedule last failed, here or elsewhere (Unix seconds).",
+            f.last_failure.clone(),
+        );
+        r.register(
+            "drtool_prune_deleted",
+            "Points removed by retention.",
+            f.deleted.clone(),
+        );
+        r.register(
+            "drtool_points",
+            "Points kept per target and region after the last prune.",
+            f.points.clone(),
+        );
+        r.register(
+            "drtool_restore_duration_seconds",
+            "How long a restore test took.",
+            f.restore_duration.clone(),
+        );
+        r.register(
+            "drtool_restore_test_last_success_timestamp",
+            "When a restore test of the copy in this region last passed (Unix seconds; 0: never).",
+            f.restore_test.clone(),
+        );
+        r.register(
+            "drtool_drill_rto_seconds",
+            "Measured RTO of the drill's last run.",
+            f.drill_rto.clone(),
+        );
+        r.register("drtool_drill_rpo_seconds", "RPO of the drill's last run: the upper bound of what it proved (what the verdict judged).", f.drill_rpo.clone());
+        r.register(
+            "drtool_drill_last_success_timestamp",
+            "When the drill last passed (Unix seconds; 0: never).",
+            f.drill_passed.clone(),
+        );
+        r.register("drtool_drill_reports_unverified", "Reports of the drill that are edited, unsealed or signed by an untrusted key: left out of every other drill metric.", f.drill_unverified.clone());
+        f
     }
 }
 
-#[derive(Default)]
-struct Values {
-    scalars: BTreeMap<(&'static str, Labels), f64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+/// What the metrics read the shared schedule state with.
+struct Shared {
+    engine: Arc<Engine>,
+    schedules: Mutex<Vec<Schedule>>,
 }
 
 /// The metrics of one daemon.
-#[derive(Default)]
 pub struct Metrics {
-    values: Mutex<Values>,
+    registry: Registry,
+    f: Families,
     reports: Option<ReportStore>,
-}
-
-fn labels(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    drills: Mutex<Vec<String>>,
+    shared: Option<Shared>,
 }
 
 fn ts(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
+fn per_region(schedule: &str, target: &str, region: &str) -> PerRegion {
+    PerRegion {
+        schedule: schedule.into(),
+        target: target.into(),
+        region: region.into(),
+    }
+}
+
+fn per_target(schedule: &str, target: &str) -> PerTarget {
+    PerTarget {
+        schedule: schedule.into(),
+        target: target.into(),
+    }
+}
+
+fn per_schedule(schedule: &str) -> PerSchedule {
+    PerSchedule {
+        schedule: schedule.into(),
+    }
+}
+
 impl Metrics {
     /// Metrics that also read drill results from `reports`.
     pub fn new(reports: Option<ReportStore>) -> Arc<Metrics> {
-        Arc::new(Metrics {
-            values: Mutex::default(),
-            reports,
-        })
+        Arc::new(Self::build(reports, None))
     }
 
-    fn with(&self, f: impl FnOnce(&mut Values)) {
-        if let Ok(mut v) = self.values.lock() {
-            f(&mut v);
+    /// Metrics that also read every schedule's shared state from its bucket
+    /// at each scrape (`refresh`), with `engine`.
+    pub fn shared(reports: Option<ReportStore>, engine: Arc<Engine>) -> Arc<Metrics> {
+        Arc::new(Self::build(
+            reports,
+            Some(Shared {
+                engine,
+                schedules: Mutex::new(Vec::new()),
+            }),
+        ))
+    }
+
+    fn build(reports: Option<ReportStore>, shared: Option<Shared>) -> Metrics {
+        let mut registry = Registry::default();
+        let f = Families::register(&mut registry);
+        Metrics {
+            registry,
+            f,
+            reports,
+            drills: Mutex::new(Vec::new()),
+            shared,
         }
     }
 
-    fn set(v: &mut Values, name: &'static str, l: Labels, value: f64) {
-        v.scalars.insert((name, l), value);
+    /// The drills whose series exist from the first scrape.
+    pub fn set_drills(&self, names: Vec<String>) {
+        for n in &names {
+            let _ = self
+                .f
+                .drill_passed
+                .get_or_create(&PerDrill { drill: n.clone() });
+        }
+        if let Ok(mut d) = self.drills.lock() {
+            *d = names;
+        }
     }
 
-    fn add(v: &mut Values, name: &'static str, l: Labels, by: f64) {
-        *v.scalars.entry((name, l)).or_default() += by;
-    }
-
-    /// What a schedule is: its interval, next run, paused state.
+    /// What a schedule is (its interval, next run, paused state), and its
+    /// series at 0: counters per target and region, restore tests when it
+    /// makes them.
     pub fn describe_schedule(&self, s: &Schedule, next: Option<DateTime<Utc>>) {
-        self.with(|v| {
-            let l = labels(&[("schedule", &s.name)]);
-            if let Some(i) = s.cron.interval(Utc::now(), s.timezone) {
-                Self::set(
-                    v,
-                    "drtool_schedule_expected_interval_seconds",
-                    l.clone(),
-                    i.as_secs_f64(),
-                );
+        let l = per_schedule(&s.name);
+        if let Some(i) = s.cron.interval(Utc::now(), s.timezone) {
+            let _ = self.f.interval.get_or_create(&l).set(i.as_secs_f64());
+        }
+        if let Some(n) = next {
+            let _ = self.f.next_run.get_or_create(&l).set(ts(n));
+        }
+        let _ = self
+            .f
+            .paused
+            .get_or_create(&l)
+            .set(f64::from(u8::from(s.paused)));
+        if let Some(shared) = &self.shared {
+            let regions_of = |t: &str| -> Vec<String> {
+                shared
+                    .engine
+                    .config()
+                    .target(t)
+                    .map(|t| {
+                        let mut r = vec![t.home.clone()];
+                        r.extend(s.copy_to.clone().unwrap_or_else(|| t.copy_to.clone()));
+                        r
+                    })
+                    .unwrap_or_default()
+            };
+            for t in &s.targets {
+                for r in regions_of(t) {
+                    let l = per_region(&s.name, t, &r);
+                    let _ = self.f.attempt.get_or_create(&l);
+                    let _ = self.f.success.get_or_create(&l);
+                    let _ = self.f.failure.get_or_create(&l);
+                    if s.restore_test_every.is_some() {
+                        let _ = self.f.restore_test.get_or_create(&l);
+                    }
+                }
             }
-            if let Some(n) = next {
-                Self::set(v, "drtool_schedule_next_run_timestamp", l.clone(), ts(n));
+            if let Ok(mut all) = shared.schedules.lock() {
+                all.retain(|o| o.name != s.name);
+                all.push(s.clone());
             }
-            Self::set(
-                v,
-                "drtool_schedule_paused",
-                l,
-                f64::from(u8::from(s.paused)),
-            );
-        });
+        }
     }
 
-    /// What a run did: backups, copies, prunes and restore tests.
+    /// Forgets schedules no longer configured (after a reload).
+    pub fn keep_only(&self, names: &[String]) {
+        if let Some(shared) = &self.shared
+            && let Ok(mut all) = shared.schedules.lock()
+        {
+            all.retain(|s| names.contains(&s.name));
+        }
+    }
+
+    /// What a run did here: backups, copies, prunes and restore tests.
     pub fn record_run(&self, run: &ScheduleRun) {
         if run.skipped.is_some() {
             return;
         }
         let schedule = run.schedule.as_str();
-        self.with(|v| {
-            for k in &run.kept {
-                let l = labels(&[("target", &k.target), ("region", &k.region)]);
-                Self::set(v, "drtool_points", l, k.points as f64);
-            }
-            for i in &run.report.items {
-                let per_region = labels(&[
-                    ("schedule", schedule),
-                    ("target", &i.target),
-                    ("region", &i.region),
-                ]);
-                let per_target = labels(&[("schedule", schedule), ("target", &i.target)]);
-                let ok = i.outcome == Outcome::Ok || i.outcome == Outcome::Warning;
-                let finished = ts(run.started_at) + run.duration_ms as f64 / 1000.0;
-                match i.operation {
-                    Operation::Backup | Operation::Copy => {
-                        Self::add(v, "drtool_backup_attempt_total", per_region.clone(), 1.0);
-                        let outcome = if ok {
-                            "drtool_backup_success_total"
-                        } else {
-                            "drtool_backup_failure_total"
-                        };
-                        Self::add(v, outcome, per_region, 1.0);
-                        if i.operation == Operation::Backup {
-                            if ok {
-                                v.histograms
-                                    .entry(("drtool_backup_duration_seconds", per_target.clone()))
-                                    .or_default()
-                                    .observe(i.duration_ms as f64 / 1000.0);
-                                Self::set(
-                                    v,
-                                    "drtool_backup_last_successful_timestamp",
-                                    per_target.clone(),
-                                    finished,
-                                );
-                            }
-                            Self::set(
-                                v,
-                                "drtool_backup_last_status",
-                                per_target,
-                                f64::from(u8::from(ok)),
-                            );
+        for k in &run.kept {
+            self.f
+                .points
+                .get_or_create(&Where {
+                    target: k.target.clone(),
+                    region: k.region.clone(),
+                })
+                .set(k.points as f64);
+        }
+        let finished = ts(run.started_at) + run.duration_ms as f64 / 1000.0;
+        for i in &run.report.items {
+            let region = per_region(schedule, &i.target, &i.region);
+            let target = per_target(schedule, &i.target);
+            let ok = i.outcome == Outcome::Ok || i.outcome == Outcome::Warning;
+            match i.operation {
+                Operation::Backup | Operation::Copy => {
+                    let _ = self.f.attempt.get_or_create(&region).inc();
+                    if ok {
+                        let _ = self.f.success.get_or_create(&region).inc();
+                    } else {
+                        let _ = self.f.failure.get_or_create(&region).inc();
+                    }
+                    if i.operation == Operation::Backup {
+                        if ok {
+                            self.f
+                                .duration
+                                .get_or_create(&target)
+                                .observe(i.duration_ms as f64 / 1000.0);
+                            let _ = self.f.last_successful.get_or_create(&target).set(finished);
                         }
+                        self.f
+                            .last_status
+                            .get_or_create(&target)
+                            .set(f64::from(u8::from(ok)));
                     }
-                    Operation::Delete if i.outcome == Outcome::Ok => {
-                        let l = labels(&[("target", &i.target), ("region", &i.region)]);
-                        Self::add(v, "drtool_prune_deleted_total", l, 1.0);
-                    }
-                    Operation::RestoreTest if i.outcome == Outcome::Ok => {
-                        v.histograms
-                            .entry(("drtool_restore_duration_seconds", per_target.clone()))
-                            .or_default()
-                            .observe(i.duration_ms as f64 / 1000.0);
-                        Self::set(
-                            v,
-                            "drtool_restore_test_last_success_timestamp",
-                            per_region,
-                            finished,
-                        );
-                    }
-                    _ => {}
                 }
+                Operation::Delete if i.outcome == Outcome::Ok => {
+                    self.f
+                        .deleted
+                        .get_or_create(&Where {
+                            target: i.target.clone(),
+                            region: i.region.clone(),
+                        })
+                        .inc();
+                }
+                Operation::RestoreTest if i.outcome == Outcome::Ok => {
+                    self.f
+                        .restore_duration
+                        .get_or_create(&target)
+                        .observe(i.duration_ms as f64 / 1000.0);
+                    let _ = self.f.restore_test.get_or_create(&region).set(finished);
+                }
+                _ => {}
             }
-        });
+        }
     }
 
     /// A run that failed before it had a report (no store, a lock error).
     pub fn record_failure(&self, schedule: &Schedule) {
-        self.with(|v| {
-            for t in &schedule.targets {
-                let l = labels(&[("schedule", &schedule.name), ("target", t)]);
-                Self::set(v, "drtool_backup_last_status", l, 0.0);
-            }
-        });
+        for t in &schedule.targets {
+            self.f
+                .last_status
+                .get_or_create(&per_target(&schedule.name, t))
+                .set(0.0);
+        }
+        self.f
+            .last_failure
+            .get_or_create(&per_schedule(&schedule.name))
+            .set(ts(Utc::now()));
     }
 
-    fn drill_values(&self) -> Vec<(&'static str, Labels, f64)> {
+    /// Reads what a scrape shows that is not this daemon's own: every
+    /// schedule's shared state (each within 5 s) and the drill reports.
+    pub async fn refresh(&self) {
+        if let Some(shared) = &self.shared {
+            let schedules = shared
+                .schedules
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            let reads = schedules.iter().map(|s| async move {
+                let state = match home_region(&shared.engine, s) {
+                    Ok(region) => tokio::time::timeout(
+                        Duration::from_secs(5),
+                        shared
+                            .engine
+                            .schedule_state::<ScheduleState>(&region, &s.name),
+                    )
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten(),
+                    Err(_) => None,
+                };
+                (s, state)
+            });
+            for (s, state) in futures::future::join_all(reads).await {
+                if let Some(state) = state {
+                    self.shared_state(s, &state);
+                }
+            }
+        }
+        self.drill_values();
+    }
+
+    fn shared_state(&self, s: &Schedule, state: &ScheduleState) {
+        let l = per_schedule(&s.name);
+        if let Some(t) = state.last_run {
+            let _ = self.f.last_run.get_or_create(&l).set(ts(t));
+        }
+        if let Some(t) = state.last_failure {
+            let _ = self.f.last_failure.get_or_create(&l).set(ts(t));
+        }
+        for target in &s.targets {
+            let t = per_target(&s.name, target);
+            if let Some(at) = state.last_success {
+                let _ = self.f.last_successful.get_or_create(&t).set(ts(at));
+            }
+            if let Some(v) = state.last_outcome {
+                self.f
+                    .last_status
+                    .get_or_create(&t)
+                    .set(f64::from(u8::from(v == Verdict::Ok)));
+            }
+        }
+    }
+
+    fn drill_values(&self) {
         let Some(store) = &self.reports else {
-            return Vec::new();
+            return;
         };
         let Ok(runs) = store.list(None) else {
-            return Vec::new();
+            return;
         };
-        let mut out = Vec::new();
         let mut last: BTreeMap<&str, &crate::report::RunEntry> = BTreeMap::new();
         let mut passed: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
         let mut untrusted: BTreeMap<&str, u64> = BTreeMap::new();
@@ -317,88 +502,53 @@ impl Metrics {
                 passed.insert(&r.drill, r.started_at);
             }
         }
+        self.f.drill_unverified.clear();
         for (drill, n) in untrusted {
-            out.push((
-                "drtool_drill_reports_unverified",
-                labels(&[("drill", drill)]),
-                n as f64,
-            ));
+            self.f
+                .drill_unverified
+                .get_or_create(&PerDrill {
+                    drill: drill.into(),
+                })
+                .set(n as f64);
+        }
+        let configured = self.drills.lock().map(|d| d.clone()).unwrap_or_default();
+        for d in configured
+            .iter()
+            .map(String::as_str)
+            .chain(last.keys().copied())
+        {
+            let l = PerDrill { drill: d.into() };
+            self.f
+                .drill_passed
+                .get_or_create(&l)
+                .set(passed.get(d).map_or(0.0, |t| ts(*t)));
         }
         for (drill, r) in last {
-            let l = labels(&[("drill", drill)]);
+            let l = PerDrill {
+                drill: drill.into(),
+            };
             if let Some(ms) = r.rto_ms {
-                out.push(("drtool_drill_rto_seconds", l.clone(), ms as f64 / 1000.0));
+                let _ = self.f.drill_rto.get_or_create(&l).set(ms as f64 / 1000.0);
             }
             if let Some(ms) = r.rpo_ms {
-                out.push(("drtool_drill_rpo_seconds", l.clone(), ms as f64 / 1000.0));
-            }
-            if let Some(at) = passed.get(drill) {
-                out.push(("drtool_drill_last_success_timestamp", l, ts(*at)));
+                let _ = self.f.drill_rpo.get_or_create(&l).set(ms as f64 / 1000.0);
             }
         }
-        out
     }
 
-    /// The text exposition format (version 0.0.4).
+    /// The OpenMetrics text exposition of everything registered.
     pub fn render(&self) -> String {
-        let drills = self.drill_values();
-        let Ok(v) = self.values.lock() else {
-            return String::new();
-        };
         let mut out = String::new();
-        for (name, kind, help) in METRICS {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let t = match kind {
-                Type::Counter => "counter",
-                Type::Gauge => "gauge",
-                Type::Histogram => "histogram",
-            };
-            let _ = writeln!(out, "# TYPE {name} {t}");
-            if *kind == Type::Histogram {
-                for ((_, l), h) in v.histograms.iter().filter(|((n, _), _)| n == name) {
-                    for (i, b) in BUCKETS.iter().enumerate() {
-                        let mut with = l.clone();
-                        with.push(("le", b.to_string()));
-                        let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(&with), h.counts[i]);
-                    }
-                    let mut inf = l.clone();
-                    inf.push(("le", "+Inf".into()));
-                    let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(&inf), h.count);
-                    let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(l), h.sum);
-                    let _ = writeln!(out, "{name}_count{} {}", fmt_labels(l), h.count);
-                }
-                continue;
-            }
-            for ((_, l), value) in v.scalars.iter().filter(|((n, _), _)| n == name) {
-                let _ = writeln!(out, "{name}{} {value}", fmt_labels(l));
-            }
-            for (_, l, value) in drills.iter().filter(|(n, _, _)| n == name) {
-                let _ = writeln!(out, "{name}{} {value}", fmt_labels(l));
-            }
-        }
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-fn fmt_labels(l: &Labels) -> String {
-    if l.is_empty() {
-        return String::new();
-    }
-    let inner: Vec<String> = l
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect();
-    format!("{{{}}}", inner.join(","))
-}
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Serves `GET /metrics` on `addr` until `stop`; returns the bound address
-/// (port 0 picks one).
+/// Serves `GET /metrics` (and `/healthz`) with hyper on `addr` until `stop`;
+/// returns the bound address (port 0 picks one).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
@@ -415,68 +565,60 @@ pub async fn serve(
             let Ok((stream, _)) = accepted else { continue };
             let metrics = metrics.clone();
             tokio::spawn(async move {
-                let _ = answer(stream, &metrics).await;
+                let service = hyper::service::service_fn(move |req| {
+                    let metrics = metrics.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(req, &metrics).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5))
+                    .serve_connection(io, service);
+                let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
             });
         }
     });
     Ok(bound)
 }
 
-async fn answer(mut stream: tokio::net::TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    // The request line is all we need; a slow or huge request is dropped.
-    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
+async fn answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    metrics: &Metrics,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let text = "text/plain; charset=utf-8";
+    let (status, kind, body) = match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => {
+            metrics.refresh().await;
+            (hyper::StatusCode::OK, CONTENT_TYPE, metrics.render())
         }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
-    if !matches!(read, Ok(Ok(()))) {
-        return Ok(());
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, kind, body) = match (method, path.split('?').next().unwrap_or("")) {
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        ("GET", "/") | ("GET", "/healthz") => (
-            "200 OK",
-            "text/plain; charset=utf-8",
+        (&hyper::Method::GET, "/" | "/healthz") => (
+            hyper::StatusCode::OK,
+            text,
             "drtool scheduler: metrics at /metrics\n".to_string(),
         ),
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
+        (&hyper::Method::GET, _) => (
+            hyper::StatusCode::NOT_FOUND,
+            text,
             "not found: try /metrics\n".to_string(),
         ),
         _ => (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
+            hyper::StatusCode::METHOD_NOT_ALLOWED,
+            text,
             "only GET\n".to_string(),
         ),
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(kind) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{ItemReport, RunReport, Verdict};
+    use crate::engine::{ItemReport, RunReport};
 
     fn run() -> ScheduleRun {
         let mut report = RunReport::default();
@@ -511,28 +653,78 @@ mod tests {
     }
 
     #[test]
-    fn a_run_renders_in_the_exposition_format() {
+    fn a_run_renders_in_the_exposition_format_with_velero_buckets() {
         let m = Metrics::new(None);
         m.record_run(&run());
         let text = m.render();
         for want in [
-            "# TYPE drtool_backup_attempt_total counter",
+            "# TYPE drtool_backup_attempt counter",
             r#"drtool_backup_attempt_total{schedule="hourly",target="kv",region="us-east-1"} 1"#,
             r#"drtool_backup_failure_total{schedule="hourly",target="kv",region="us-west-2"} 1"#,
-            r#"drtool_backup_duration_seconds_bucket{schedule="hourly",target="kv",le="60"} 1"#,
-            r#"drtool_backup_duration_seconds_bucket{schedule="hourly",target="kv",le="10"} 0"#,
+            r#"drtool_backup_duration_seconds_bucket{le="60.0",schedule="hourly",target="kv"} 1"#,
+            r#"drtool_backup_duration_seconds_bucket{le="14400.0",schedule="hourly",target="kv"} 1"#,
             r#"drtool_backup_duration_seconds_count{schedule="hourly",target="kv"} 1"#,
-            r#"drtool_backup_last_successful_timestamp{schedule="hourly",target="kv"} 1795000020"#,
-            r#"drtool_backup_last_status{schedule="hourly",target="kv"} 1"#,
+            r#"drtool_backup_last_successful_timestamp{schedule="hourly",target="kv"} 1795000020.0"#,
+            r#"drtool_backup_last_status{schedule="hourly",target="kv"} 1.0"#,
             r#"drtool_prune_deleted_total{target="kv",region="us-east-1"} 1"#,
-            r#"drtool_points{target="kv",region="us-east-1"} 7"#,
+            r#"drtool_points{target="kv",region="us-east-1"} 7.0"#,
+            "# EOF",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+        // Velero's buckets exactly: no 10 s bucket.
+        assert!(!text.contains(r#"le="10.0""#), "{text}");
     }
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(fmt_labels(&labels(&[("a", "x\"y\\z")])), r#"{a="x\"y\\z"}"#);
+    fn configured_drills_have_a_series_before_they_ever_pass() {
+        let m = Metrics::new(None);
+        m.set_drills(vec!["etcd-region-failover".into()]);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"drtool_drill_last_success_timestamp{drill="etcd-region-failover"} 0.0"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_shared_state_decides_the_status_every_daemon_exports() {
+        let m = Metrics::new(None);
+        // This daemon's own last run went well...
+        m.record_run(&run());
+        // ...but the bucket says the schedule's last run (another daemon's) failed.
+        let schedule: Schedule = crate::schedule::spec::parse(
+            "name = \"hourly\"\ncron = \"@hourly\"\ntargets = [\"kv\"]\n[retention]\nkeep_last = 3\n",
+            std::path::Path::new("s.toml"),
+            &crate::config::parse_str(
+                "[regions.r]\nstore = \"file:///tmp/x\"\n[targets.kv]\nkind = \"etcd\"\nmode = \"keys\"\nhome = \"r\"\n[targets.kv.regions.r]\nendpoints = [\"http://127.0.0.1:1\"]\n",
+                std::path::Path::new("drtool.toml"),
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let failed_at = DateTime::<Utc>::from_timestamp(1_795_003_600, 0).unwrap_or_default();
+        m.shared_state(
+            &schedule,
+            &ScheduleState {
+                last_run: Some(failed_at),
+                last_outcome: Some(Verdict::Partial),
+                last_failure: Some(failed_at),
+                ..ScheduleState::default()
+            },
+        );
+        let text = m.render();
+        assert!(
+            text.contains(r#"drtool_backup_last_status{schedule="hourly",target="kv"} 0.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"drtool_schedule_last_failure_timestamp{schedule="hourly"} 1795003600.0"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -21,6 +21,10 @@ pub struct ScheduleState {
     pub last_run: Option<DateTime<Utc>>,
     pub last_outcome: Option<Verdict>,
     pub last_success: Option<DateTime<Utc>>,
+    /// The last run that did not succeed (shared: every daemon's metrics
+    /// read it from the bucket).
+    #[serde(default)]
+    pub last_failure: Option<DateTime<Utc>>,
     pub last_hash_verify: Option<DateTime<Utc>>,
     pub last_restore_test: Option<DateTime<Utc>>,
     pub last_duration_ms: Option<u64>,
@@ -176,6 +180,11 @@ pub async fn run_once(
             Some(now)
         } else {
             previous.last_success
+        },
+        last_failure: if verdict == Verdict::Ok || cancelled {
+            previous.last_failure
+        } else {
+            Some(now)
         },
         last_hash_verify: if verified {
             Some(now)

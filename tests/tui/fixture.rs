@@ -159,6 +159,7 @@ pub fn schedules(cfg: &Config) -> Vec<ScheduleRow> {
                 last_run: Some(now() - Duration::minutes(32)),
                 last_outcome: Some(drtool::engine::Verdict::Ok),
                 last_success: Some(now() - Duration::minutes(32)),
+                last_failure: None,
                 last_hash_verify: Some(now() - Duration::hours(5)),
                 last_restore_test: Some(now() - Duration::hours(29)),
                 last_duration_ms: Some(1_840),
