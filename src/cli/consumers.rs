@@ -151,6 +151,8 @@ pub async fn events_file(
 }
 
 /// Job warnings and item failures as log lines (the daemon's progress).
+/// The daemon's log lines: warnings, failed items, and each job's result as
+/// it finishes.
 pub struct LogLines;
 
 impl Handler for LogLines {
@@ -168,6 +170,26 @@ impl Handler for LogLines {
             }
             EventKind::Phase => {
                 tracing::debug!(operation = %e.operation, target, region, phase = ?e.phase, "phase");
+            }
+            // Each target's result as it finishes, not only at the run's end.
+            EventKind::Finished {
+                outcome,
+                message,
+                duration_ms,
+                ..
+            } => {
+                let point = e.point.as_deref().unwrap_or("-");
+                match outcome {
+                    crate::engine::Outcome::Failed => tracing::error!(
+                        operation = %e.operation, target, region, point, duration_ms, "{message}"
+                    ),
+                    crate::engine::Outcome::Warning => tracing::warn!(
+                        operation = %e.operation, target, region, point, duration_ms, "{message}"
+                    ),
+                    _ => tracing::info!(
+                        operation = %e.operation, target, region, point, duration_ms, "{message}"
+                    ),
+                }
             }
             _ => {}
         }
