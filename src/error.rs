@@ -152,7 +152,7 @@ fn store_class(e: &StoreError) -> ErrorClass {
     match e {
         StoreError::NotFound { .. } => ErrorClass::BadInput,
         StoreError::Unreachable { .. } => ErrorClass::Unreachable,
-        StoreError::Credentials { .. } => ErrorClass::BadInput,
+        StoreError::Credentials { .. } | StoreError::Misconfigured { .. } => ErrorClass::BadInput,
         StoreError::Changed { .. } => ErrorClass::Integrity,
         StoreError::Retained { .. } | StoreError::Failed { .. } => ErrorClass::Failed,
     }

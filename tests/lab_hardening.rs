@@ -434,8 +434,31 @@ path_style = true
     lab.drtool(&plain)
         .args(["config", "check"])
         .assert()
-        .failure()
+        .code(2)
+        .stdout(predicates::str::contains("MISCONFIGURED"))
         .stdout(predicates::str::contains("has no Object Lock enabled"));
+    // A backup into it is refused before anything is written (never an
+    // unprotected point that looks protected).
+    load_keys(&mut etcd_client(&lab.etcd(EAST)).await, &prefix, 5, 512).await;
+    let out = lab
+        .drtool(&plain)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("bucket {unlocked} has no Object Lock enabled")),
+        "{}",
+        stdout(&out)
+    );
+    let written = s3.list_objects_v2().bucket(&unlocked).send().await.unwrap();
+    assert_eq!(written.key_count(), Some(0), "nothing was written");
     lab.drtool(&cfg)
         .args(["config", "check"])
         .assert()
@@ -606,4 +629,63 @@ async fn a_snapshot_restores_into_a_mount_point_and_a_failed_member_is_reported(
     );
     assert_eq!(std::fs::read(plain.join("original")).unwrap(), b"m1 before");
     drop(mount);
+}
+
+#[test]
+fn object_lock_on_a_store_that_cannot_keep_it_fails_the_backup_before_writing() {
+    // Garage accepts the lock headers and keeps nothing: the backup must say
+    // so instead of printing OK.
+    let lab = Lab::get();
+    let name = unique("garage-lock");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            r#"
+[regions.{EAST}]
+store = "s3://drtool-{EAST}/{name}"
+endpoint = "{east}"
+path_style = true
+object_lock = {{ mode = "compliance", retain = "2d" }}
+
+[regions.{WEST}]
+store = "s3://drtool-{WEST}/{name}"
+endpoint = "{west}"
+path_style = true
+{target}"#,
+            east = lab.s3(EAST),
+            west = lab.s3(WEST),
+            target = lab.etcd_target_toml("kv", "keys", Some(&prefix), "")
+        ),
+    );
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("no Object Lock enabled"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("Debug") && !stdout(&out).contains("SdkError"));
+    let listed = points_in(&lab, &cfg, EAST);
+    assert!(listed["points"].as_array().unwrap().is_empty(), "{listed}");
+    assert!(
+        listed["leftovers"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+    lab.drtool(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .code(2)
+        .stdout(predicates::str::contains("MISCONFIGURED"));
 }

@@ -48,10 +48,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
                     "  {:<12} {:<24} {:<12} {}{}",
                     p.region,
                     p.what,
-                    if p.reachable {
-                        "reachable"
-                    } else {
-                        "UNREACHABLE"
+                    match (p.reachable, p.misconfigured) {
+                        (true, _) => "reachable",
+                        (false, true) => "MISCONFIGURED",
+                        (false, false) => "UNREACHABLE",
                     },
                     p.address,
                     if p.reachable {
@@ -63,9 +63,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
             }
         }
     }
+    // A store that answered but cannot do what the config asks is a config
+    // problem (exit 2), not an outage (exit 4).
     Ok(if checks.iter().all(|p| p.reachable) {
         Verdict::Ok
-    } else {
+    } else if checks.iter().any(|p| !p.reachable && !p.misconfigured) {
         Verdict::Failed(ErrorClass::Unreachable)
+    } else {
+        Verdict::Failed(ErrorClass::BadInput)
     })
 }

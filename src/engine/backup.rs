@@ -139,7 +139,7 @@ impl Engine {
                 to,
                 Some(current.point_id.clone()),
             );
-            let copied = match self.store(to).await {
+            let copied = match self.writable_store(to).await {
                 Ok(to_rs) => self
                     .copy_point(target, &rs, &to_rs, &current, Some(&job))
                     .await
@@ -171,7 +171,7 @@ impl Engine {
         let kind = self.kind_of(target)?;
         let shape = kind.backup_shape(target)?;
         let signer = self.signer()?;
-        let rs = self.store(&target.home).await?;
+        let rs = self.writable_store(&target.home).await?;
         let started_at = Utc::now();
         let id = PointId::new(started_at);
         job.set_point(id.as_str());
@@ -237,6 +237,7 @@ impl Engine {
             self.discard(&kind, target, &rs, &manifest, data_key).await;
             return Err(e.into());
         }
+        self.check_retention_took(&rs, &key).await?;
         Ok((manifest, rs))
     }
 

@@ -83,7 +83,10 @@ impl Engine {
         let mut report = RunReport::default();
         for pair in pairs {
             let target = self.target(&pair.target)?;
-            let stores = match (self.store(&pair.from).await, self.store(&pair.to).await) {
+            let stores = match (
+                self.store(&pair.from).await,
+                self.writable_store(&pair.to).await,
+            ) {
                 (Ok(f), Ok(t)) => (f, t),
                 (Err(e), _) | (_, Err(e)) => {
                     report.push(
@@ -265,6 +268,8 @@ impl Engine {
             }
             return Err(e);
         }
+        self.check_retention_took(to, &to.layout.manifest_key(name, &id))
+            .await?;
         let mut source = updated;
         if !source.copied_to.contains(&to.region) {
             source.copied_to.push(to.region.clone());

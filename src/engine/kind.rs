@@ -114,6 +114,11 @@ pub struct Reachability {
     pub what: String,
     pub address: String,
     pub reachable: bool,
+    /// It answered, but cannot do what the config asks (a bucket without the
+    /// Object Lock `object_lock` needs, refused credentials): fix the config
+    /// or the store; no retry helps.
+    #[serde(default)]
+    pub misconfigured: bool,
     pub detail: String,
 }
 

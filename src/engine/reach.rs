@@ -51,6 +51,11 @@ impl Engine {
                     let address = rs.store.describe();
                     let r = rs.store.probe().await;
                     Reachability {
+                        misconfigured: matches!(
+                            r,
+                            Err(crate::store::StoreError::Misconfigured { .. }
+                                | crate::store::StoreError::Credentials { .. })
+                        ),
                         region: region.clone(),
                         what: "store".into(),
                         address,
@@ -59,6 +64,7 @@ impl Engine {
                     }
                 }
                 Err(e) => Reachability {
+                    misconfigured: false,
                     region: region.clone(),
                     what: "store".into(),
                     address: "-".into(),
@@ -71,6 +77,7 @@ impl Engine {
             match self.kind_of(t) {
                 Ok(kind) => kind.reachability(t).await,
                 Err(e) => vec![Reachability {
+                    misconfigured: false,
                     region: t.home.clone(),
                     what: format!("target {}", t.name),
                     address: "-".into(),

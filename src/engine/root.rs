@@ -37,6 +37,10 @@ pub struct Engine {
     cancel: CancellationToken,
     /// Regions a drill declared lost: nothing in them is contacted.
     lost: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Regions with `object_lock` whose bucket was found to have Object Lock,
+    /// and those where a written object was read back under retention: each
+    /// checked once per run.
+    protected: Arc<std::sync::Mutex<std::collections::BTreeSet<(String, bool)>>>,
 }
 
 /// Which regions and target a listing looks at (none = all).
@@ -115,6 +119,7 @@ impl Engine {
             stores: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             cancel: CancellationToken::new(),
             lost: Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new())),
+            protected: Arc::default(),
         })
     }
 
@@ -131,6 +136,7 @@ impl Engine {
             stores: self.stores.clone(),
             cancel: CancellationToken::new(),
             lost: self.lost.clone(),
+            protected: self.protected.clone(),
         }
     }
 
@@ -161,6 +167,67 @@ impl Engine {
             .lock()
             .map(|l| l.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// A region's store to write points to. With `object_lock`, the bucket is
+    /// checked first (once per run): a bucket without Object Lock refuses the
+    /// write before anything is written, never a silently unprotected point.
+    pub async fn writable_store(&self, region: &str) -> Result<RegionStore, Error> {
+        let rs = self.store(region).await?;
+        if self.region(region)?.object_lock.is_none() || self.was_protected(region, false) {
+            return Ok(rs);
+        }
+        rs.store.probe().await?;
+        self.mark_protected(region, false);
+        Ok(rs)
+    }
+
+    /// After a point's manifest is written: with `object_lock`, reads it back
+    /// (once per run and region) and fails when the store kept no retention
+    /// on it.
+    pub async fn check_retention_took(&self, rs: &RegionStore, key: &str) -> Result<(), Error> {
+        let Some(lock) = self.region(&rs.region)?.object_lock else {
+            return Ok(());
+        };
+        if self.was_protected(&rs.region, true) {
+            return Ok(());
+        }
+        let until = rs.store.retained_until(key).await?;
+        let soon = chrono::Utc::now()
+            + chrono::Duration::from_std(lock.retain / 2)
+                .unwrap_or_else(|_| chrono::Duration::days(1));
+        match until {
+            Some(u) if u >= soon => {
+                self.mark_protected(&rs.region, true);
+                Ok(())
+            }
+            other => Err(crate::store::StoreError::Misconfigured {
+                store: rs.store.describe(),
+                detail: format!(
+                    "{key} was written with Object Lock retention but the store keeps {}: the point exists, it is NOT immutable; \
+                     check the bucket's Object Lock and versioning, or remove object_lock from region {}",
+                    match other {
+                        Some(u) => format!("it only until {}", u.format("%Y-%m-%d %H:%M UTC")),
+                        None => "none on it".to_string(),
+                    },
+                    rs.region
+                ),
+            }
+            .into()),
+        }
+    }
+
+    fn was_protected(&self, region: &str, read_back: bool) -> bool {
+        self.protected
+            .lock()
+            .map(|p| p.contains(&(region.to_string(), read_back)))
+            .unwrap_or(false)
+    }
+
+    fn mark_protected(&self, region: &str, read_back: bool) {
+        if let Ok(mut p) = self.protected.lock() {
+            p.insert((region.to_string(), read_back));
+        }
     }
 
     /// Refuses a region a drill declared lost.

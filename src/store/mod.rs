@@ -46,6 +46,11 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    /// The store cannot do what the config asks of it (Object Lock on a
+    /// bucket without it, an operation it does not implement): fix the
+    /// bucket or the config, retrying will not help.
+    #[error("{store}: {detail}")]
+    Misconfigured { store: String, detail: String },
     #[error("{store}: {op} {key} failed: {detail}")]
     Failed {
         store: String,

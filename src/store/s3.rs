@@ -168,10 +168,16 @@ impl S3Store {
 fn map_err<E, R>(store: &str, op: &'static str, key: &str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let code = err.code().map(str::to_string);
-    let detail = DisplayErrorContext(&err).to_string();
+    // The service's own code and message when it answered; the operating
+    // system's words when it could not be reached; the SDK's context last.
+    let detail = match (code.as_deref(), err.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => crate::error::os_words(&err).unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
+    };
     match (&err, code.as_deref()) {
         // The SDK reports a missing credential chain as a dispatch failure.
         (SdkError::DispatchFailure(_), _)
@@ -190,6 +196,17 @@ where
         (_, Some("NoSuchKey" | "NotFound")) => StoreError::NotFound {
             store: store.to_string(),
             key: key.to_string(),
+        },
+        (_, Some("NotImplemented")) => StoreError::Misconfigured {
+            store: store.to_string(),
+            detail: format!(
+                "the store does not implement {op} ({detail}){}",
+                if op == "list versions" {
+                    ": it keeps no object versions, which object_lock needs (use a bucket with versioning and Object Lock, or remove object_lock from the region)"
+                } else {
+                    ""
+                }
+            ),
         },
         _ => StoreError::Failed {
             store: store.to_string(),
@@ -437,15 +454,14 @@ impl ObjectStore for S3Store {
                 .and_then(|o| o.object_lock_configuration().cloned())
                 .and_then(|c| c.object_lock_enabled().cloned());
             if enabled != Some(aws_sdk_s3::types::ObjectLockEnabled::Enabled) {
-                return Err(StoreError::Failed {
+                return Err(StoreError::Misconfigured {
                     store: self.name.clone(),
-                    op: "check object lock",
-                    key: self.bucket.clone(),
-                    detail:
-                        "the region sets object_lock but the bucket has no Object Lock enabled: \
-                             create the bucket with Object Lock (it cannot be turned on later for \
-                             every store), or remove object_lock from the region"
-                            .into(),
+                    detail: format!(
+                        "the region sets object_lock but bucket {} has no Object Lock enabled, so points would not be immutable: \
+                         create the bucket with Object Lock (aws s3api create-bucket --object-lock-enabled-for-bucket), \
+                         or remove object_lock from the region",
+                        self.bucket
+                    ),
                 });
             }
         }

@@ -709,6 +709,7 @@ impl TargetKind for EtcdKind {
             let connection = Connection::of(r);
             let result = self.client(&connection).await;
             Reachability {
+                misconfigured: false,
                 region: region.clone(),
                 what: format!("target {}", target.name),
                 address: connection.endpoints.join(","),

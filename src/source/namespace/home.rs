@@ -422,6 +422,7 @@ impl TargetKind for NamespaceKind {
         let checks = spec.regions.iter().map(|(region, r)| async move {
             let result = self.cluster(r).await;
             Reachability {
+                misconfigured: false,
                 region: region.clone(),
                 what: format!("target {}", target.name),
                 address: format!(

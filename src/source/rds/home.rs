@@ -965,6 +965,7 @@ impl TargetKind for RdsKind {
                 Err(e) => (false, e.to_string()),
             };
             Reachability {
+                misconfigured: false,
                 region: region.to_string(),
                 what: format!("target {}", target.name),
                 address: api.endpoint.unwrap_or_else(|| "RDS API".to_string()),
