@@ -29,6 +29,9 @@ pub enum ErrorClass {
     Integrity,
     /// A destructive step was not confirmed.
     NotConfirmed,
+    /// A restore refused by its existing-policy (`--existing fail` found
+    /// data there): choose skip or overwrite, or restore elsewhere.
+    Exists,
     /// The run was cancelled (Ctrl-C, SIGTERM, or a front end's abort).
     Cancelled,
     /// Anything else that failed.
@@ -81,6 +84,9 @@ pub enum Error {
     /// A destructive plan was not confirmed.
     #[error("{0}")]
     NotConfirmed(String),
+    /// What the restore would write exists and the policy says fail.
+    #[error("{0}")]
+    Exists(String),
     /// The run was cancelled; the message says what was left behind, if anything.
     #[error("{0}")]
     Cancelled(String),
@@ -99,6 +105,7 @@ impl Error {
             Error::Source(e) => source_class(e),
             Error::Archive(e) => archive_class(e),
             Error::NotConfirmed(_) => ErrorClass::NotConfirmed,
+            Error::Exists(_) => ErrorClass::Exists,
             Error::Cancelled(_) => ErrorClass::Cancelled,
             Error::Failed(_) => ErrorClass::Failed,
             Error::Noted { class, .. } => *class,
@@ -116,6 +123,11 @@ impl Error {
 
     pub fn input(msg: impl fmt::Display) -> Self {
         Error::Input(msg.to_string())
+    }
+
+    /// A restore refused by its existing-policy.
+    pub fn exists(msg: impl fmt::Display) -> Self {
+        Error::Exists(msg.to_string())
     }
 
     pub fn failed(msg: impl fmt::Display) -> Self {

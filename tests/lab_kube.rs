@@ -395,7 +395,8 @@ async fn mapping_filters_policies_and_paging() {
         args.extend_from_slice(extra);
         lab.drtool(&cfg).args(args).assert()
     };
-    restore(&[]).code(2).stderr(predicate::str::contains(
+    // Refused by its existing-policy: exit 9, its own code.
+    restore(&[]).code(9).stderr(predicate::str::contains(
         "1 objects already exist in namespace",
     ));
     restore(&["--existing", "skip"])

@@ -360,12 +360,27 @@ async fn dump_restores_into_a_new_database_with_equal_rows() {
         )));
     assert_eq!(psql(&lab, &dst, CHECKSUM), expected);
 
-    // The database is no longer empty: refused without --existing overwrite.
+    // The database is no longer empty: refused without --existing overwrite
+    // (exit 9, the existing-policy's own code); `skip` means nothing for a
+    // dump that lands whole, and is refused as bad input.
     lab.drtool(&cfg)
         .args(["restore", "--region", WEST, "--target", "db"])
         .assert()
-        .code(2)
+        .code(9)
         .stderr(predicate::str::contains("refusing to restore over them"));
+    lab.drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "db",
+            "--existing",
+            "skip",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a dump is restored whole"));
     psql(&lab, &dst, "UPDATE pgbench_accounts SET abalance = 0");
     lab.drtool(&cfg)
         .args([

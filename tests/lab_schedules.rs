@@ -393,10 +393,10 @@ async fn a_minute_schedule_runs_twice_once_across_two_daemons_and_is_measured() 
     assert!(text.contains("# TYPE drtool_drill_last_success_timestamp gauge"));
     assert_eq!(
         a.stop(),
-        Some(0),
-        "a SIGTERM is a clean stop for the daemon"
+        Some(143),
+        "a SIGTERM stops the daemon cleanly, with SIGTERM's exit code"
     );
-    assert_eq!(b.stop(), Some(0));
+    assert_eq!(b.stop(), Some(143));
     assert!(a.count("scheduler stopped") == 1);
 }
 
@@ -431,7 +431,7 @@ async fn sigterm_in_the_middle_of_a_backup_leaves_no_partial_point() {
             && e["event"] == "progress"
             && e["bytes"].as_u64().unwrap_or(0) > 0
     });
-    assert_eq!(d.stop(), Some(0));
+    assert_eq!(d.stop(), Some(143));
     assert!(d.count("stopping") >= 1, "{:?}", d.logs());
     let east = points_in(&lab, &cfg, EAST);
     assert_eq!(
@@ -504,7 +504,7 @@ async fn after_downtime_a_missed_run_is_made_up_once_or_skipped() {
     skip.wait_for("skipped (missed = \"skip\")", 1, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(skip.count("run started"), 0);
-    assert_eq!(skip.stop(), Some(0));
+    assert_eq!(skip.stop(), Some(143));
     assert!(point_ids(&lab, &cfg, EAST).is_empty(), "skip: nothing ran");
 
     let catch_dir = tmp.path().join("catch-up").display().to_string();
@@ -517,7 +517,7 @@ async fn after_downtime_a_missed_run_is_made_up_once_or_skipped() {
         1,
         "three missed runs are made up by one"
     );
-    assert_eq!(catch.stop(), Some(0));
+    assert_eq!(catch.stop(), Some(143));
     assert_eq!(point_ids(&lab, &cfg, EAST).len(), 1);
 }
 

@@ -7,7 +7,8 @@
 //! 3 partial failure (some items failed, some succeeded); 4 a store or endpoint
 //! was unreachable; 5 integrity (a checksum or decode check failed); 6 a
 //! destructive plan was not confirmed; 7 a drill missed its objectives; 8 a
-//! drill failed; 130 cancelled by SIGINT (Ctrl-C); 143 cancelled by SIGTERM.
+//! drill failed; 9 a restore refused by its existing-policy; 129 SIGHUP; 130
+//! cancelled by SIGINT (Ctrl-C); 143 cancelled by SIGTERM.
 
 /// `println!` that never panics (see [`output`]).
 macro_rules! outln {
@@ -64,6 +65,8 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_UNREACHABLE: u8 = 4;
 pub const EXIT_INTEGRITY: u8 = 5;
 pub const EXIT_NOT_CONFIRMED: u8 = 6;
+/// A restore refused by its existing-policy (`--existing fail` found data).
+pub const EXIT_EXISTS: u8 = 9;
 pub const EXIT_SIGHUP: u8 = 129;
 pub const EXIT_SIGINT: u8 = 130;
 pub const EXIT_SIGTERM: u8 = 143;
@@ -73,7 +76,7 @@ pub const EXIT_SIGTERM: u8 = 143;
     name = "drtool",
     version,
     about = "Disaster-recovery backups of etcd, Kubernetes namespaces and RDS to S3, across regions",
-    after_help = "Exit codes: 0 ok, 1 failed, 2 bad input, 3 partial failure, 4 unreachable, 5 integrity check failed, 6 not confirmed, 7 drill objectives missed, 8 drill failed, 130 cancelled (Ctrl-C), 143 cancelled (SIGTERM)"
+    after_help = "Exit codes: 0 ok, 1 failed, 2 bad input, 3 partial failure, 4 unreachable, 5 integrity check failed, 6 not confirmed, 7 drill objectives missed, 8 drill failed, 9 restore refused by --existing fail, 129 hung up (SIGHUP), 130 cancelled (Ctrl-C), 143 cancelled (SIGTERM); a cancellation wins, then an integrity failure anywhere, then partial"
 )]
 pub struct Cli {
     /// The config file.
@@ -431,7 +434,6 @@ async fn run(cli: Cli) -> u8 {
     }
     drop(engine);
     let code = match result {
-        Ok(Exit::Stopped(code)) => code,
         Ok(Exit::Code(code)) if signal.received().is_none() => code,
         Ok(Exit::Code(_)) => exit_code(Verdict::Cancelled, signal.received()),
         Ok(Exit::Verdict(v)) => exit_code(v, signal.received()),
@@ -492,8 +494,6 @@ async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
 pub enum Exit {
     Verdict(Verdict),
     Code(u8),
-    /// A code that stands after a signal too: the daemon's clean stop.
-    Stopped(u8),
 }
 
 impl From<Verdict> for Exit {
@@ -530,6 +530,7 @@ pub fn class_code(class: ErrorClass) -> u8 {
         ErrorClass::Unreachable => EXIT_UNREACHABLE,
         ErrorClass::Integrity => EXIT_INTEGRITY,
         ErrorClass::NotConfirmed => EXIT_NOT_CONFIRMED,
+        ErrorClass::Exists => EXIT_EXISTS,
         ErrorClass::Cancelled => EXIT_SIGINT,
         ErrorClass::Failed => EXIT_FAILED,
     }

@@ -310,8 +310,9 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         },
     )
     .await;
-    // A stop by SIGTERM is a clean end for a daemon; `--once` says how its runs went.
-    Ok(Exit::Stopped(if args.once && failures > 0 {
+    // A stop by a signal exits with its code (130/143, as every command);
+    // `--once` says how its runs went.
+    Ok(Exit::Code(if args.once && failures > 0 {
         super::EXIT_FAILED
     } else {
         super::EXIT_OK

@@ -189,24 +189,28 @@ impl RunReport {
     }
 }
 
-/// The verdict of a list of outcomes: a cancellation wins, then no failure is
-/// ok, a failure next to a success is partial, and failures alone take the
-/// class of the first one.
+/// The verdict of a list of outcomes: a cancellation wins, then an integrity
+/// failure anywhere, then no failure is ok, a failure next to a success is
+/// partial, and failures alone take the class of the first one.
 pub fn verdict_of(items: impl IntoIterator<Item = (Outcome, Option<ErrorClass>)>) -> Verdict {
     let mut first_failure = None;
+    let mut integrity = false;
     let mut succeeded = false;
     for (outcome, class) in items {
         match outcome {
             Outcome::Cancelled => return Verdict::Cancelled,
             Outcome::Failed => {
+                integrity |= class == Some(ErrorClass::Integrity);
                 first_failure.get_or_insert(class.unwrap_or(ErrorClass::Failed));
             }
             Outcome::Ok | Outcome::Warning => succeeded = true,
             Outcome::Skipped => {}
         }
     }
+    // A damaged point anywhere is what the run says, whatever else went well.
     match first_failure {
         None => Verdict::Ok,
+        Some(_) if integrity => Verdict::Failed(ErrorClass::Integrity),
         Some(_) if succeeded => Verdict::Partial,
         Some(class) => Verdict::Failed(class),
     }
@@ -230,9 +234,18 @@ mod tests {
                 &[(Done, None), (Failed, Some(Unreachable))],
                 Verdict::Partial,
             ),
+            // An integrity failure wins over a partial success.
             (
                 &[(Warning, None), (Failed, Some(Integrity))],
-                Verdict::Partial,
+                Verdict::Failed(Integrity),
+            ),
+            (
+                &[
+                    (Failed, Some(Unreachable)),
+                    (Done, None),
+                    (Failed, Some(Integrity)),
+                ],
+                Verdict::Failed(Integrity),
             ),
             (
                 &[(Failed, Some(Integrity)), (Failed, Some(Unreachable))],

@@ -139,7 +139,7 @@ pub fn decide_keys(
 ) -> Result<(EtcdPlan, bool), Error> {
     let existing = options.existing();
     if existing == Existing::Fail && counts.existing > 0 {
-        return Err(Error::input(format!(
+        return Err(Error::exists(format!(
             "{} of the selected keys already exist in region {region} (e.g. {}) and --existing fail is in effect: \
              use --existing skip or --existing overwrite, or restore into an empty cluster",
             counts.existing,
@@ -1093,7 +1093,7 @@ mod tests {
                 }
                 (Err(e), Err(part)) => {
                     assert!(e.to_string().contains(part), "{e}");
-                    assert_eq!(e.class(), crate::error::ErrorClass::BadInput);
+                    assert_eq!(e.class(), crate::error::ErrorClass::Exists);
                 }
                 (got, want) => panic!("{existing} {policy:?}: got {got:?}, want {want:?}"),
             }

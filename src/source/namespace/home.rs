@@ -77,7 +77,7 @@ pub fn decide_namespace(
 ) -> Result<(NamespacePlan, bool), Error> {
     let conflicts: u64 = resources.values().map(|k| k.conflict).sum();
     if conflicts > 0 {
-        return Err(Error::input(format!(
+        return Err(Error::exists(format!(
             "{conflicts} objects already exist in namespace {} and differ from the point (--existing fail): \
              use --existing skip or --existing update, or --namespace-map to restore next to them",
             scope.namespace

@@ -166,9 +166,16 @@ pub fn decide_dump(
     facts: &DumpFacts,
     options: &RestoreOptions,
 ) -> Result<(RdsPlan, bool), Error> {
+    if options.existing == Some(Existing::Skip) {
+        return Err(RestoreOptions::not_for_point(
+            RestoreFlag::Existing,
+            "--existing skip: a dump is restored whole, in one transaction, or not at all; \
+             use --existing fail (the default) or --existing overwrite",
+        ));
+    }
     let clean = match state {
         DbState::NotEmpty(n) if options.existing() != Existing::Overwrite => {
-            return Err(Error::input(format!(
+            return Err(Error::exists(format!(
                 "database {db} already holds {n} relations: refusing to restore over them; \
                  use --database NEW to restore next to them, or --existing overwrite to drop and replace them"
             )));
@@ -1084,7 +1091,7 @@ mod tests {
                     existing: Some(Existing::Skip),
                     ..opts()
                 },
-                Err("refusing to restore over them"),
+                Err("a dump is restored whole"),
             ),
             (DbState::NotEmpty(4), overwrite, Ok((true, true))),
         ];
