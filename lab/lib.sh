@@ -5,6 +5,8 @@
 
 LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_DIR=$(realpath -m "${DRTOOL_LAB_DIR:-$LAB_REPO/.lab}")
+# Drill reports of the lab live outside .lab: `lab/down --purge` keeps them.
+LAB_REPORTS=$(realpath -m "${XDG_STATE_HOME:-$HOME/.local/state}/drtool/lab-reports")
 LAB_RUN=$LAB_DIR/run    # one pid file per process
 LAB_LOGS=$LAB_DIR/logs
 # Marker file: --purge only deletes a directory that carries it, so a mistyped

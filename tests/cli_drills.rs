@@ -198,3 +198,28 @@ fn a_manual_step_needs_an_operator_or_yes() {
         .success()
         .stdout(predicate::str::contains("drill manual-decision: PASS"));
 }
+
+#[test]
+fn a_drill_is_found_by_its_file_stem_or_its_name_in_the_drills_folder() {
+    for given in ["good", "kv-failover"] {
+        drtool()
+            .args(["drill", "validate", given, "--drills", DIR])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("valid (4 steps"));
+    }
+    drtool()
+        .env("DRTOOL_DRILLS", DIR)
+        .args(["drill", "validate", "no-such-drill"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no drill file no-such-drill and no drill named \"no-such-drill\" in tests/fixtures/drills",
+        ));
+    // `--dir` still names the folder for `drill list`.
+    drtool()
+        .args(["drill", "list", "--dir", DIR])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kv-failover"));
+}

@@ -61,6 +61,8 @@ pub struct RunArgs {
     /// Where reports go (default: reports/ next to the config).
     #[arg(long, env = "DRTOOL_REPORTS")]
     pub reports: Option<PathBuf>,
+    #[command(flatten)]
+    pub drills: DrillsDir,
     /// Also write every drill event to FILE, one JSON object per line (what
     /// the dashboard shows live; its tests replay such a file).
     #[arg(long, value_name = "FILE")]
@@ -71,17 +73,41 @@ pub struct RunArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
+    /// Drill files, or drills' names (looked up in the drills folder).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub drills: DrillsDir,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// The drills folder (default: drills/ next to the config).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub drills: DrillsDir,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
+}
+
+/// `--drills DIR`, the same flag wherever drills are looked up (the
+/// dashboard's too).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DrillsDir {
+    /// The drills folder (default: $DRTOOL_DRILLS, else drills/ next to the config).
+    #[arg(
+        long = "drills",
+        visible_alias = "dir",
+        env = "DRTOOL_DRILLS",
+        value_name = "DIR"
+    )]
+    pub dir: Option<PathBuf>,
+}
+
+impl DrillsDir {
+    fn path(&self, ctx: &Ctx) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| beside_config(ctx, "drills"))
+    }
 }
 
 /// The folder next to the config named `name`.
@@ -94,11 +120,47 @@ pub fn beside_config(ctx: &Ctx, name: &str) -> PathBuf {
         .join(name)
 }
 
-fn resolve_file(ctx: &Ctx, file: &Path) -> PathBuf {
+/// A drill given as a file, a file's stem in the drills folder, or a drill's
+/// `name:` there.
+fn resolve_file(ctx: &Ctx, file: &Path, drills: &DrillsDir) -> Result<PathBuf, Error> {
     if file.exists() || file.extension().is_some() {
-        return file.to_path_buf();
+        return Ok(file.to_path_buf());
     }
-    beside_config(ctx, "drills").join(format!("{}.yaml", file.display()))
+    let dir = drills.path(ctx);
+    let wanted = file.display().to_string();
+    for ext in ["yaml", "yml"] {
+        let by_stem = dir.join(format!("{wanted}.{ext}"));
+        if by_stem.exists() {
+            return Ok(by_stem);
+        }
+    }
+    let named = drill_files(&dir).unwrap_or_default().into_iter().find(|f| {
+        crate::drill::spec::load(f, ctx.engine.config(), ctx.engine.kinds())
+            .is_ok_and(|d| d.name == wanted)
+    });
+    named.ok_or_else(|| {
+        Error::input(format!(
+            "no drill file {wanted} and no drill named {wanted:?} in {} (`drtool drill list --drills DIR` shows them)",
+            dir.display()
+        ))
+    })
+}
+
+/// The `*.yaml` / `*.yml` files of a drills folder, sorted.
+fn drill_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot read the drills folder {}: {e}",
+                dir.display()
+            ))
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
@@ -118,7 +180,7 @@ fn load(ctx: &Ctx, file: &Path) -> Result<Drill, Error> {
 fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
     let mut bad = 0;
     for f in &args.files {
-        match load(ctx, &resolve_file(ctx, f)) {
+        match resolve_file(ctx, f, &args.drills).and_then(|file| load(ctx, &file)) {
             Ok(d) => outln!(
                 "{}: valid ({} steps, {} probes, {} canaries)",
                 f.display(),
@@ -140,22 +202,8 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
 }
 
 fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| beside_config(ctx, "drills"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| {
-            Error::input(format!(
-                "cannot read the drills folder {}: {e}",
-                dir.display()
-            ))
-        })?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
+    let dir = args.drills.path(ctx);
+    let files = drill_files(&dir)?;
     let mut rows = Vec::new();
     for f in &files {
         let row = match load(ctx, f) {
@@ -345,7 +393,7 @@ impl Operator for Terminal {
 }
 
 async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
-    let file = resolve_file(ctx, &args.file);
+    let file = resolve_file(ctx, &args.file, &args.drills)?;
     let drill = load(ctx, &file)?;
     if let Some(r) = &args.region {
         ctx.engine.region(r)?;

@@ -145,10 +145,10 @@ pub struct UiArgs {
     /// (default: $XDG_STATE_HOME/drtool/ui.log, else ~/.local/state/drtool/ui.log).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
-    /// The drills folder (default: drills/ next to the config).
+    /// The drills folder (default: $DRTOOL_DRILLS, else drills/ next to the config).
     #[arg(long)]
     pub drills: Option<PathBuf>,
-    /// The reports folder (default: reports/ next to the config).
+    /// The reports folder (default: $DRTOOL_REPORTS, else reports/ next to the config).
     #[arg(long)]
     pub reports: Option<PathBuf>,
     /// The schedules folder (default: $DRTOOL_SCHEDULES, else schedules/
@@ -472,8 +472,18 @@ async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
             .keymap
             .clone()
             .or_else(|| std::env::var_os("DRTOOL_KEYMAP").map(PathBuf::from)),
-        drills: a.drills.clone().unwrap_or_else(|| beside("drills")),
-        reports: a.reports.clone().unwrap_or_else(|| beside("reports")),
+        // The same defaults as `drill run` and `report`: the flag, else the
+        // environment, else next to the config.
+        drills: a
+            .drills
+            .clone()
+            .or_else(|| std::env::var_os("DRTOOL_DRILLS").map(PathBuf::from))
+            .unwrap_or_else(|| beside("drills")),
+        reports: a
+            .reports
+            .clone()
+            .or_else(|| std::env::var_os("DRTOOL_REPORTS").map(PathBuf::from))
+            .unwrap_or_else(|| beside("reports")),
         schedules: a
             .schedules
             .clone()
