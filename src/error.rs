@@ -39,6 +39,19 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Its name in JSON and logs (`bad-input`, `unreachable`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::BadInput => "bad-input",
+            ErrorClass::Unreachable => "unreachable",
+            ErrorClass::Integrity => "integrity",
+            ErrorClass::NotConfirmed => "not-confirmed",
+            ErrorClass::Exists => "exists",
+            ErrorClass::Cancelled => "cancelled",
+            ErrorClass::Failed => "failed",
+        }
+    }
+
     /// Whether trying again later may succeed without changing anything.
     pub fn retryable(self) -> bool {
         matches!(self, ErrorClass::Unreachable)
@@ -219,6 +232,24 @@ pub fn os_words(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_names_are_their_json_names() {
+        for c in [
+            ErrorClass::BadInput,
+            ErrorClass::Unreachable,
+            ErrorClass::Integrity,
+            ErrorClass::NotConfirmed,
+            ErrorClass::Exists,
+            ErrorClass::Cancelled,
+            ErrorClass::Failed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::json!(c.name()))
+            );
+        }
+    }
 
     #[test]
     fn classes_follow_the_variant_not_the_message() {

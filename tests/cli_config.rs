@@ -285,3 +285,94 @@ fn an_unreachable_etcd_is_said_in_words_not_a_library_dump() {
     );
     assert!(!all.contains("tonic::") && !all.contains("Os {"), "{all}");
 }
+
+#[test]
+fn completions_are_generated_for_every_shell_from_the_commands() {
+    for (shell, marker) in [
+        ("bash", "_drtool()"),
+        ("zsh", "#compdef drtool"),
+        ("fish", "complete -c drtool"),
+    ] {
+        drtool()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(marker))
+            .stdout(predicate::str::contains("restore-test"));
+    }
+    drtool()
+        .args(["completions", "tcsh"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("possible values"));
+}
+
+#[test]
+fn the_man_page_is_generated_and_one_per_command_on_request() {
+    drtool()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(".ie"))
+        .stdout(predicate::str::contains(".TH drtool 1"))
+        .stdout(predicate::str::contains("Exit codes"));
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    drtool()
+        .args(["man", "--dir"])
+        .arg(&pages)
+        .assert()
+        .success();
+    for page in [
+        "drtool.1",
+        "drtool-backup.1",
+        "drtool-restore.1",
+        "drtool-drill-run.1",
+    ] {
+        let text = std::fs::read_to_string(pages.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}");
+    }
+}
+
+#[test]
+fn quiet_and_verbose_exclude_each_other() {
+    drtool()
+        .args([
+            "--config",
+            &fixture("good"),
+            "config",
+            "check",
+            "--offline",
+            "-q",
+            "-v",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+#[test]
+fn errors_before_the_command_runs_are_json_when_json_is_asked() {
+    let out = drtool()
+        .args([
+            "--config",
+            &fixture("not-toml"),
+            "config",
+            "check",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "ConfigCheck");
+    assert_eq!(doc["errors"][0]["class"], "bad-input");
+    assert!(
+        doc["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not-toml.toml"),
+        "{doc}"
+    );
+}

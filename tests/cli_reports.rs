@@ -360,3 +360,27 @@ steps:
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn quiet_runs_say_only_their_result() {
+    let s = Setup::new();
+    let run = |extra: &[&str]| {
+        s.drtool()
+            .args(["drill", "run"])
+            .arg(s.path("quick.yaml"))
+            .args(["--yes", "--reports", &s.reports()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let loud = run(&[]);
+    assert!(loud.status.success());
+    assert!(
+        String::from_utf8_lossy(&loud.stderr).contains("nothing-really"),
+        "progress without -q"
+    );
+    let quiet = run(&["-q"]);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr).trim(), "", "-q");
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("drill quick: PASS"));
+}

@@ -116,8 +116,12 @@ fn list_shows_next_runs_in_the_time_zone_and_dst_notes() {
         .output()
         .unwrap();
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed[0]["timezone"], "Europe/Berlin");
-    assert_eq!(listed[0]["next_runs"].as_array().map(Vec::len), Some(5));
+    assert_eq!(listed["kind"], "ScheduleList");
+    assert_eq!(listed["items"][0]["timezone"], "Europe/Berlin");
+    assert_eq!(
+        listed["items"][0]["next_runs"].as_array().map(Vec::len),
+        Some(5)
+    );
 }
 
 #[test]

@@ -119,7 +119,7 @@ async fn config_check_probes_every_region() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let unreachable: Vec<&Value> = v["checks"]
+    let unreachable: Vec<&Value> = v["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -216,7 +216,7 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let m = &v[0]["points"][0];
+    let m = &v["items"][0];
     assert_eq!(m["payload"], "kube-namespace");
     let cms = before.keys().filter(|(k, _)| k == "configmaps").count();
     assert_eq!(m["items"]["configmaps"], cms);
@@ -309,7 +309,7 @@ async fn mapping_filters_policies_and_paging() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let items = &v[0]["points"][0]["items"];
+    let items = &v["items"][0]["items"];
     let cms = kubectl(
         &lab,
         &format!("lab-{EAST}"),

@@ -107,7 +107,7 @@ async fn snapshot_copied_and_restored_in_west_while_east_fails() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let p = &v[0]["points"][0];
+    let p = &v["items"][0];
     assert_eq!(p["payload"], "rds-snapshot");
     assert_eq!(p["data_file"], Value::Null);
     let snaps = p["rds"]["snapshots"].as_object().unwrap();
@@ -460,8 +460,9 @@ async fn pg_dump_failures_are_clear_and_leave_no_point() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v[0]["points"].as_array().unwrap().is_empty());
-    assert!(v[0]["orphans"].as_array().unwrap().is_empty());
+    let v = region_view(&v, EAST);
+    assert!(v["points"].as_array().unwrap().is_empty());
+    assert!(v["orphans"].as_array().unwrap().is_empty());
     let parsed = Config::load(&cfg).unwrap();
     let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
     assert!(
@@ -869,7 +870,8 @@ async fn a_killed_backup_leaves_leftovers_that_points_lists_and_gc_removes() {
                 .stdout,
         )
         .unwrap();
-        let leftovers = v[0]["leftovers"].as_array().unwrap();
+        let v = region_view(&v, EAST);
+        let leftovers = v["leftovers"].as_array().unwrap();
         assert_eq!(leftovers.len(), 1, "{v}");
         assert!(leftovers[0]["since"].is_string(), "with its age: {v}");
     }

@@ -307,6 +307,15 @@ async fn a_minute_schedule_runs_twice_once_across_two_daemons_and_is_measured() 
     let finished = a.count("run finished") + b.count("run finished");
     let skipped = a.count("not run here") + b.count("not run here");
     assert_eq!(finished, 2, "A:\n{:?}\nB:\n{:?}", a.logs(), b.logs());
+    // Log fields are words and numbers, never text to parse again.
+    for l in a.logs().iter().chain(b.logs().iter()) {
+        if l["message"] == "run finished" {
+            assert_eq!(l["verdict"], "ok", "{l}");
+            let points = l["points"].as_str().unwrap();
+            assert!(points.starts_with("kv=") && !points.contains('{'), "{l}");
+            assert!(l["duration_ms"].is_u64(), "{l}");
+        }
+    }
     assert_eq!(
         skipped, 2,
         "each boundary: one daemon ran, the other saw it"
@@ -456,7 +465,7 @@ async fn sigterm_in_the_middle_of_a_backup_leaves_no_partial_point() {
         .output()
         .unwrap();
     let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(listed[0]["last_run"], Value::Null, "{listed}");
+    assert_eq!(listed["items"][0]["last_run"], Value::Null, "{listed}");
     etcd.delete(
         prefix.as_str(),
         Some(etcd_client::DeleteOptions::new().with_prefix()),
@@ -639,7 +648,7 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let done: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let removed: BTreeSet<(String, String)> = done["results"]["items"]
+    let removed: BTreeSet<(String, String)> = done["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -44,13 +44,23 @@ impl PointId {
 impl FromStr for PointId {
     type Err = ArchiveError;
 
+    /// Any case is taken (`20261205t083724z-08F162F8`); the id is kept in
+    /// its one spelling, `20261205T083724Z-08f162f8`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = s.len() == 25
-            && s.as_bytes()[16] == b'-'
-            && s[17..].chars().all(|c| c.is_ascii_hexdigit())
-            && NaiveDateTime::parse_from_str(&s[..16], TIME_FORMAT).is_ok();
-        if valid {
-            Ok(PointId(s.to_string()))
+        let canonical = (s.is_ascii() && s.len() == 25).then(|| {
+            format!(
+                "{}{}",
+                s[..16].to_ascii_uppercase(),
+                s[16..].to_ascii_lowercase()
+            )
+        });
+        let valid = canonical.as_deref().filter(|c| {
+            c.as_bytes()[16] == b'-'
+                && c[17..].chars().all(|c| c.is_ascii_hexdigit())
+                && NaiveDateTime::parse_from_str(&c[..16], TIME_FORMAT).is_ok()
+        });
+        if let Some(c) = valid {
+            Ok(PointId(c.to_string()))
         } else {
             Err(ArchiveError::BadPointId(s.to_string()))
         }
@@ -67,6 +77,21 @@ impl fmt::Display for PointId {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn ids_are_taken_in_any_case_and_kept_in_one() {
+        let id: PointId = "20261205t083724z-08F162F8"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(id.to_string(), "20261205T083724Z-08f162f8");
+        for bad in [
+            "20261205T083724Z-08f162f",
+            "20261205T083724Z_08f162f8",
+            "2026120ÄT083724Z-08f162f",
+        ] {
+            assert!(bad.parse::<PointId>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn round_trips_and_sorts_by_time() -> Result<(), ArchiveError> {

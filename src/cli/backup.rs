@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use super::Ctx;
 use super::schedule::{DirArgs, dir_of, load};
-use super::{Ctx, Output, print_json, print_report};
 use crate::engine::{BackupRequest, Verdict};
 use crate::error::Error;
 use crate::schedule::run::run_once;
@@ -30,8 +30,6 @@ pub struct Args {
     /// Labels to record, as key=value (repeatable).
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -55,7 +53,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     };
     let report = ctx.engine.backup(&req).await?;
     ctx.sync().await;
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }
 
 async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error> {
@@ -88,15 +86,29 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
     crate::schedule::daemon::tell(schedule, &result).await;
     let run = result?;
     ctx.sync().await;
-    if args.output == Output::Json {
-        print_json(&run);
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.report(&run.report);
+            e.field(
+                "schedule",
+                serde_json::json!({
+                    "name": run.schedule,
+                    "started_at": run.started_at,
+                    "duration_ms": run.duration_ms,
+                    "new_points": run.new_points(),
+                    "pruned": run.pruned,
+                    "kept": run.kept,
+                    "skipped": run.skipped,
+                }),
+            );
+        });
         return Ok(run.report.verdict());
     }
     if let Some(why) = &run.skipped {
         outln!("schedule {name} not run: {why}");
         return Ok(Verdict::Ok);
     }
-    let verdict = print_report(&run.report, args.output);
+    let verdict = ctx.report(&run.report);
     outln!(
         "schedule {name}: {} points made, {} pruned, in {:.1}s",
         run.new_points().len(),

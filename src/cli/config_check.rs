@@ -1,6 +1,6 @@
 //! `drtool config check`: validate the config and probe every endpoint.
 
-use super::{Ctx, Output, print_json};
+use super::Ctx;
 use crate::engine::Verdict;
 use crate::error::{Error, ErrorClass};
 
@@ -9,8 +9,6 @@ pub struct Args {
     /// Only validate the file; do not contact anything.
     #[arg(long)]
     pub offline: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -21,8 +19,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         cfg.regions.len(),
         cfg.targets.len()
     );
+    ctx.emit(|e| {
+        e.field("config", &cfg.path);
+        e.field("regions", cfg.regions.len());
+        e.field("targets", cfg.targets.len());
+        e.field("offline", args.offline);
+    });
     if args.offline {
-        outln!("{valid}");
+        if !ctx.json() {
+            outln!("{valid}");
+        }
         return Ok(Verdict::Ok);
     }
     let checks = ctx.engine.reachability().await;
@@ -32,35 +38,44 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
             warnings.push(w);
         }
     }
-    match args.output {
-        Output::Json => print_json(&serde_json::json!({
-            "config": cfg.path,
-            "checks": checks,
-            "warnings": warnings,
-        })),
-        Output::Table => {
-            outln!("{valid}");
-            for w in &warnings {
-                outln!("  WARNING: {w}");
+    if ctx.json() {
+        ctx.emit(|e| {
+            for p in checks.iter().filter(|p| !p.reachable) {
+                let mut about = serde_json::Map::new();
+                about.insert("region".into(), serde_json::json!(p.region));
+                about.insert("what".into(), serde_json::json!(p.what));
+                let class = if p.misconfigured {
+                    ErrorClass::BadInput
+                } else {
+                    ErrorClass::Unreachable
+                };
+                e.error(class, &p.detail, about);
             }
-            for p in &checks {
-                outln!(
-                    "  {:<12} {:<24} {:<12} {}{}",
-                    p.region,
-                    p.what,
-                    match (p.reachable, p.misconfigured) {
-                        (true, _) => "reachable",
-                        (false, true) => "MISCONFIGURED",
-                        (false, false) => "UNREACHABLE",
-                    },
-                    p.address,
-                    if p.reachable {
-                        String::new()
-                    } else {
-                        format!(": {}", p.detail)
-                    }
-                );
-            }
+            e.items(&checks);
+            e.field("warnings", &warnings);
+        });
+    } else {
+        outln!("{valid}");
+        for w in &warnings {
+            outln!("  WARNING: {w}");
+        }
+        for p in &checks {
+            outln!(
+                "  {:<12} {:<24} {:<12} {}{}",
+                p.region,
+                p.what,
+                match (p.reachable, p.misconfigured) {
+                    (true, _) => "reachable",
+                    (false, true) => "MISCONFIGURED",
+                    (false, false) => "UNREACHABLE",
+                },
+                p.address,
+                if p.reachable {
+                    String::new()
+                } else {
+                    format!(": {}", p.detail)
+                }
+            );
         }
     }
     // A store that answered but cannot do what the config asks is a config

@@ -150,7 +150,14 @@ pub async fn events_file(
     ))
 }
 
-/// Job warnings and item failures as log lines (the daemon's progress).
+/// `--quiet`: no progress at all (errors come from the command's result).
+pub struct Silent;
+
+impl Handler for Silent {
+    fn event(&mut self, _: Result<&JobEvent, u64>) {}
+    fn end(&mut self) {}
+}
+
 /// The daemon's log lines: warnings, failed items, and each job's result as
 /// it finishes.
 pub struct LogLines;

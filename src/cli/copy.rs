@@ -1,6 +1,6 @@
 //! `drtool copy`: copy points a region lacks from another region.
 
-use super::{Ctx, Output, print_report};
+use super::Ctx;
 use crate::archive::PointId;
 use crate::engine::{CopyRequest, Verdict};
 use crate::error::Error;
@@ -19,8 +19,6 @@ pub struct Args {
     /// Destination region (default: each target's copy_to regions).
     #[arg(long)]
     pub to: Option<String>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -32,5 +30,5 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     };
     let report = ctx.engine.copy(&req).await?;
     ctx.sync().await;
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }

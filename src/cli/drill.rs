@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{Ctx, Exit, Output, print_json};
+use super::{Ctx, Exit};
 use crate::drill::runner::{self, DrillEvent, DrillEventKind, Operator, RunOptions, Unattended};
 use crate::drill::spec::{self, Action, Drill, PointPick, Step};
 use crate::engine::{Scope, Verdict};
@@ -67,8 +67,6 @@ pub struct RunArgs {
     /// the dashboard shows live; its tests replay such a file).
     #[arg(long, value_name = "FILE")]
     pub drill_events: Option<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,8 +82,6 @@ pub struct ValidateArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub drills: DrillsDir,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 /// `--drills DIR`, the same flag wherever drills are looked up (the
@@ -181,16 +177,34 @@ fn validate(ctx: &Ctx, args: &ValidateArgs) -> Result<Verdict, Error> {
     let mut bad = 0;
     for f in &args.files {
         match resolve_file(ctx, f, &args.drills).and_then(|file| load(ctx, &file)) {
-            Ok(d) => outln!(
-                "{}: valid ({} steps, {} probes, {} canaries)",
-                f.display(),
-                d.steps.len(),
-                d.probes.len(),
-                d.canaries.len()
-            ),
-            Err(e) => {
+            Ok(d) => {
+                if !ctx.json() {
+                    outln!(
+                        "{}: valid ({} steps, {} probes, {} canaries)",
+                        f.display(),
+                        d.steps.len(),
+                        d.probes.len(),
+                        d.canaries.len()
+                    );
+                }
+                ctx.emit(|e| {
+                    e.items([serde_json::json!({
+                        "file": f, "name": d.name, "valid": true, "steps": d.steps.len(),
+                        "probes": d.probes.len(), "canaries": d.canaries.len(),
+                    })])
+                });
+            }
+            Err(err) => {
                 bad += 1;
-                errln!("error: {e}");
+                errln!("error: {err}");
+                ctx.emit(|e| {
+                    let mut about = serde_json::Map::new();
+                    about.insert("file".into(), serde_json::json!(f));
+                    e.error(err.class(), &err.to_string(), about);
+                    e.items([serde_json::json!({
+                        "file": f, "valid": false, "error": err.to_string(),
+                    })]);
+                });
             }
         }
     }
@@ -209,31 +223,33 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
         let row = match load(ctx, f) {
             Ok(d) => serde_json::json!({
                 "file": f, "name": d.name, "valid": true,
-                "rto": human_ms(d.rto.as_millis() as u64), "rpo": human_ms(d.rpo.as_millis() as u64),
+                "rto_ms": d.rto.as_millis() as u64, "rpo_ms": d.rpo.as_millis() as u64,
                 "hypothesis": d.hypothesis,
             }),
             Err(e) => serde_json::json!({ "file": f, "valid": false, "error": e.to_string() }),
         };
         rows.push(row);
     }
-    match args.output {
-        Output::Json => print_json(&rows),
-        Output::Table => {
-            if rows.is_empty() {
-                outln!("no drills in {}", dir.display());
-            }
-            for r in &rows {
-                if r["valid"] == true {
-                    outln!(
-                        "{:<28} RTO {:<8} RPO {:<8} {}",
-                        r["name"].as_str().unwrap_or(""),
-                        r["rto"].as_str().unwrap_or(""),
-                        r["rpo"].as_str().unwrap_or(""),
-                        r["hypothesis"].as_str().unwrap_or("")
-                    );
-                } else {
-                    outln!("INVALID  {}", r["error"].as_str().unwrap_or(""));
-                }
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.field("drills", &dir);
+            e.items(&rows);
+        });
+    } else {
+        if rows.is_empty() {
+            outln!("no drills in {}", dir.display());
+        }
+        for r in &rows {
+            if r["valid"] == true {
+                outln!(
+                    "{:<28} RTO {:<8} RPO {:<8} {}",
+                    r["name"].as_str().unwrap_or(""),
+                    human_ms(r["rto_ms"].as_u64().unwrap_or(0)),
+                    human_ms(r["rpo_ms"].as_u64().unwrap_or(0)),
+                    r["hypothesis"].as_str().unwrap_or("")
+                );
+            } else {
+                outln!("INVALID  {}", r["error"].as_str().unwrap_or(""));
             }
         }
     }
@@ -242,41 +258,56 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
 
 /// The dry run: every reference resolved, the points restores would use.
 async fn dry_run(ctx: &Ctx, d: &Drill, args: &RunArgs) -> Result<(), Error> {
-    outln!("drill {} ({})", d.name, d.file.display());
-    outln!("  hypothesis  {}", d.hypothesis);
-    outln!(
+    let mut lines = Vec::new();
+    lines.push(format!("drill {} ({})", d.name, d.file.display()));
+    lines.push(format!("  hypothesis  {}", d.hypothesis));
+    lines.push(format!(
         "  objectives  RTO {}, RPO {}",
         human_ms(d.rto.as_millis() as u64),
         human_ms(d.rpo.as_millis() as u64)
-    );
+    ));
     for c in &d.canaries {
-        outln!(
+        lines.push(format!(
             "  canary      {:?} in {}: written in {} every {}, read back in {}",
             c.kind,
             c.target,
             c.write_region,
             human_ms(c.interval.as_millis() as u64),
             c.read_region
-        );
+        ));
     }
     for p in &d.probes {
-        outln!(
+        lines.push(format!(
             "  probe       {} [{}] {} every {}, {} in a row",
             p.name,
             p.phase.name(),
             p.check.describe(),
             human_ms(p.interval.as_millis() as u64),
             p.success_threshold
-        );
+        ));
     }
     let mut backed_up: Vec<String> = Vec::new();
-    print_steps(ctx, d, &d.steps, args, &mut backed_up, "  ").await;
+    print_steps(ctx, d, &d.steps, args, &mut backed_up, "  ", &mut lines).await;
     let checked = runner::preflight(&ctx.engine, d, args.region.as_deref()).await;
     match &checked {
-        Ok(said) => outln!("  pre-flight  {said}"),
-        Err(e) => outln!("  pre-flight  FAILS: {e}"),
+        Ok(said) => lines.push(format!("  pre-flight  {said}")),
+        Err(e) => lines.push(format!("  pre-flight  FAILS: {e}")),
     }
-    outln!("dry run: nothing was changed");
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.field("dry_run", true);
+            e.field("plan", &lines);
+            e.items([serde_json::json!({
+                "drill": d.name, "file": d.file, "rto_ms": d.rto.as_millis() as u64,
+                "rpo_ms": d.rpo.as_millis() as u64, "preflight_ok": checked.is_ok(),
+            })]);
+        });
+    } else {
+        for l in &lines {
+            outln!("{l}");
+        }
+        outln!("dry run: nothing was changed");
+    }
     checked.map(|_| ())
 }
 
@@ -287,6 +318,7 @@ async fn print_steps(
     args: &RunArgs,
     backed_up: &mut Vec<String>,
     indent: &str,
+    lines: &mut Vec<String>,
 ) {
     for s in steps {
         let what = match &s.action {
@@ -311,11 +343,11 @@ async fn print_steps(
             }
             _ => s.summary(d, args.region.as_deref()),
         };
-        outln!(
+        lines.push(format!(
             "{indent}step {:<18} {what} (timeout {})",
             s.name,
             human_ms(s.timeout.as_millis() as u64)
-        );
+        ));
         if let Action::Parallel { steps } = &s.action {
             Box::pin(print_steps(
                 ctx,
@@ -324,6 +356,7 @@ async fn print_steps(
                 args,
                 backed_up,
                 &format!("{indent}  "),
+                lines,
             ))
             .await;
         }
@@ -412,7 +445,7 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         })?),
         None => None,
     };
-    let printer = tokio::spawn(print_events(rx, args.output == Output::Json, recording));
+    let printer = tokio::spawn(print_events(rx, ctx.json() || ctx.quiet, recording));
     let operator: Arc<dyn Operator> = if args.yes {
         Arc::new(Unattended)
     } else {
@@ -440,37 +473,43 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         uploaded,
     } = filed;
     let folder = folder?;
-    match args.output {
-        Output::Json => print_json(&report),
-        Output::Table => {
-            outln!("drill {}: {}", report.drill, report.verdict.label());
+    if ctx.json() {
+        ctx.emit(|e| {
+            for m in &report.errors {
+                e.error(ErrorClass::Failed, m, serde_json::Map::new());
+            }
+            e.field("folder", &folder);
+            e.field("uploaded", &uploaded);
+            e.items([&report]);
+        });
+    } else {
+        outln!("drill {}: {}", report.drill, report.verdict.label());
+        outln!(
+            "  RTO {} (objective {})   RPO {} (objective {}; judged on the upper bound), {} canary markers lost",
+            opt_ms(report.rto.rto_ms),
+            human_ms(report.objectives.rto_ms),
+            report.rpo.interval_text(),
+            human_ms(report.objectives.rpo_ms),
+            report.rpo.lost_markers
+        );
+        if report.fault.is_some() {
+            outln!("  RPO evidence: {}", report.rpo.bound);
+        }
+        if let Some(after) = &report.steady_state_after {
             outln!(
-                "  RTO {} (objective {})   RPO {} (objective {}; judged on the upper bound), {} canary markers lost",
-                opt_ms(report.rto.rto_ms),
-                human_ms(report.objectives.rto_ms),
-                report.rpo.interval_text(),
-                human_ms(report.objectives.rpo_ms),
-                report.rpo.lost_markers
+                "  steady state restored: {}",
+                if after.ok { "yes" } else { "NO" }
             );
-            if report.fault.is_some() {
-                outln!("  RPO evidence: {}", report.rpo.bound);
-            }
-            if let Some(after) = &report.steady_state_after {
-                outln!(
-                    "  steady state restored: {}",
-                    if after.ok { "yes" } else { "NO" }
-                );
-            }
-            for c in report.cleanup.iter().filter(|c| c.left_behind || !c.ok) {
-                outln!("  LEFT BEHIND: {}: {}", c.what, c.message);
-            }
-            for e in &report.errors {
-                outln!("  error: {e}");
-            }
-            outln!("  report: {}", folder.join("report.md").display());
-            for u in uploaded {
-                outln!("  {u}");
-            }
+        }
+        for c in report.cleanup.iter().filter(|c| c.left_behind || !c.ok) {
+            outln!("  LEFT BEHIND: {}: {}", c.what, c.message);
+        }
+        for e in &report.errors {
+            outln!("  error: {e}");
+        }
+        outln!("  report: {}", folder.join("report.md").display());
+        for u in uploaded {
+            outln!("  {u}");
         }
     }
     Ok(match report.exit_code() {
@@ -537,7 +576,7 @@ fn detach(ctx: &Ctx, drill: &Drill, file: &Path, args: &RunArgs) -> Result<Verdi
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     let log = dir.join(format!(
         "detached-{}-{:08x}.log",
-        chrono::Utc::now().format("%Y%m%dt%H%M%Sz"),
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         rand::random::<u32>()
     ));
     let out = std::fs::File::create(&log)
@@ -583,6 +622,14 @@ fn detach(ctx: &Ctx, drill: &Drill, file: &Path, args: &RunArgs) -> Result<Verdi
     let child = cmd
         .spawn()
         .map_err(|e| Error::failed(format!("cannot start the detached drill: {e}")))?;
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.items([serde_json::json!({
+                "drill": drill.name, "pid": child.id(), "log": log, "reports": dir,
+            })])
+        });
+        return Ok(Verdict::Ok);
+    }
     outln!(
         "drill {} runs in the background: pid {}, log {}",
         drill.name,
@@ -609,10 +656,12 @@ async fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> Result<Verdict, Error> {
         .filter_map(|c| c.canary.as_ref())
         .collect();
     if places.is_empty() {
-        outln!(
-            "run {}: its report names nothing left behind",
-            report.run_id
-        );
+        if !ctx.json() {
+            outln!(
+                "run {}: its report names nothing left behind",
+                report.run_id
+            );
+        }
         return Ok(Verdict::Ok);
     }
     let mut failed = 0;
@@ -624,7 +673,14 @@ async fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> Result<Verdict, Error> {
             .await
         {
             Ok(n) => {
-                outln!("removed {n} canary markers of {} in {}", p.target, p.region);
+                ctx.emit(|e| {
+                    e.items([serde_json::json!({
+                        "target": p.target, "region": p.region, "removed_markers": n,
+                    })])
+                });
+                if !ctx.json() {
+                    outln!("removed {n} canary markers of {} in {}", p.target, p.region);
+                }
                 done.push(format!(
                     "{n} canary markers of {} in {}",
                     p.target, p.region
@@ -632,11 +688,18 @@ async fn cleanup(ctx: &Ctx, args: &CleanupArgs) -> Result<Verdict, Error> {
             }
             Err(e) => {
                 failed += 1;
-                outln!(
-                    "NOT removed: canary markers of {} in {}: {e}",
-                    p.target,
-                    p.region
-                );
+                let mut about = serde_json::Map::new();
+                about.insert("target".into(), serde_json::json!(p.target));
+                about.insert("region".into(), serde_json::json!(p.region));
+                let message = format!("canary markers not removed: {e}");
+                ctx.emit(|env| env.error(e.class(), &message, about));
+                if !ctx.json() {
+                    outln!(
+                        "NOT removed: canary markers of {} in {}: {e}",
+                        p.target,
+                        p.region
+                    );
+                }
             }
         }
     }

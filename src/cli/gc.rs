@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, Output, ScopeArgs, confirm, print_json, print_report};
+use super::{Ctx, ScopeArgs, confirm};
 use crate::engine::{GcRequest, Verdict};
 use crate::error::Error;
 
@@ -19,8 +19,6 @@ pub struct Args {
     /// Remove without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -30,7 +28,14 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     };
     let plan = ctx.engine.plan_gc(&req).await?;
     ctx.sync().await;
-    let json = args.output == Output::Json;
+    let json = ctx.json();
+    ctx.emit(|e| {
+        for r in &plan.regions {
+            e.region_error(&r.region, r.error_class, r.error.as_deref());
+        }
+        e.field("plan", &plan);
+        e.field("dry_run", args.dry_run);
+    });
     if !json {
         for line in plan.describe() {
             outln!("{line}");
@@ -38,7 +43,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     }
     if args.dry_run || plan.removals() == 0 {
         if json {
-            print_json(&serde_json::json!({ "plan": plan, "dry_run": args.dry_run }));
+            // The plan is in the envelope.
         } else if args.dry_run {
             outln!("dry run: nothing was removed");
         } else {
@@ -52,9 +57,5 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     }
     let report = ctx.engine.gc(&plan).await;
     ctx.sync().await;
-    if json {
-        print_json(&serde_json::json!({ "plan": plan, "results": report }));
-        return Ok(report.verdict());
-    }
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }

@@ -33,6 +33,8 @@ mod config_check;
 mod consumers;
 mod copy;
 mod drill;
+mod envelope;
+mod extras;
 mod gc;
 mod output;
 mod points;
@@ -90,6 +92,17 @@ pub struct Cli {
     /// Also write every job event to FILE, one JSON object per line.
     #[arg(long, global = true, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// text for people; json for programs: one document on stdout whatever
+    /// happens, errors included (docs/output.schema.json).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t)]
+    pub output: Output,
+    /// Only errors and the result on the terminal: no progress, no warnings.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More on stderr: -v what is done (info), -vv how (debug). DRTOOL_LOG
+    /// overrides both.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// The dashboard's options, for `drtool` alone (as `drtool ui` takes them).
     #[command(flatten)]
     pub ui: UiArgs,
@@ -130,6 +143,10 @@ pub enum Command {
     Config(ConfigCommand),
     /// The terminal dashboard: posture, points, drills, reports, schedules.
     Ui(UiArgs),
+    /// Print a shell completion script: drtool completions bash > /etc/bash_completion.d/drtool
+    Completions(extras::CompletionsArgs),
+    /// Print the man page (roff): drtool man | man -l -
+    Man(extras::ManArgs),
 }
 
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -215,16 +232,38 @@ impl ScopeArgs {
     }
 }
 
+/// What stdout carries (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Output {
+    /// Tables and sentences for people.
     #[default]
-    Table,
+    #[value(alias = "table")]
+    Text,
+    /// One JSON document (see envelope.rs and docs/output.schema.json).
     Json,
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && envelope::wanted(&args) => {
+            // A usage error, told as JSON since JSON was asked for.
+            let text = e.render().to_string();
+            errp!("{text}");
+            let mut env = envelope::Envelope::default();
+            let message = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            env.error(ErrorClass::BadInput, message, Default::default());
+            print_json(&env.finish(envelope::kind(None), EXIT_BAD_INPUT));
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        Err(e) => e.exit(),
+    };
     match cli.command.take() {
         None => {
             use std::io::IsTerminal;
@@ -308,11 +347,13 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
     }
     // The AWS SDK's own warnings (a part-level checksum it cannot check, a
     // retry) are for its developers, not for the operator's output.
-    let default = if daemon.is_some() {
-        format!("info,{QUIET_LIBRARIES}")
-    } else {
-        format!("warn,{QUIET_LIBRARIES}")
+    let level = match (cli.quiet, cli.verbose, daemon.is_some()) {
+        (true, _, _) => "error",
+        (false, 0, false) => "warn",
+        (false, 0, true) | (false, 1, _) => "info",
+        _ => "debug",
     };
+    let default = format!("{level},{QUIET_LIBRARIES}");
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only on a terminal, and never with NO_COLOR (no-color.org).
@@ -352,9 +393,38 @@ pub struct Ctx {
     pub progress: consumers::Consumer,
     /// `--events FILE`, for a command that starts another drtool.
     pub events: Option<PathBuf>,
+    /// `-o`: with json, commands hand their records to `envelope` instead
+    /// of printing; it is printed once the exit code is known.
+    pub output: Output,
+    /// `--quiet`: no progress and no notes on stderr.
+    pub quiet: bool,
+    pub envelope: std::sync::Mutex<envelope::Envelope>,
 }
 
 impl Ctx {
+    /// Whether stdout is JSON (`-o json`).
+    pub fn json(&self) -> bool {
+        self.output == Output::Json
+    }
+
+    /// Hands something to the JSON envelope (no-op for text).
+    pub fn emit(&self, f: impl FnOnce(&mut envelope::Envelope)) {
+        if self.json() {
+            let mut e = self.envelope.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut e);
+        }
+    }
+
+    /// A run report: its table, or its items in the envelope; its verdict.
+    pub fn report(&self, report: &RunReport) -> Verdict {
+        if self.json() {
+            self.emit(|e| e.report(report));
+        } else {
+            print_report_table(report);
+        }
+        report.verdict()
+    }
+
     /// Waits until every event sent so far is on the screen, so what the
     /// command prints next comes after it.
     pub async fn sync(&self) {
@@ -371,11 +441,24 @@ async fn run(cli: Cli) -> u8 {
         Command::Verify(a) => a.identity.clone(),
         _ => None,
     };
+    let json = cli.output == Output::Json;
+    let kind = envelope::kind(Some(command));
+    match command {
+        Command::Completions(a) => return extras::completions(a),
+        Command::Man(a) => return extras::man(a),
+        _ => {}
+    }
     let engine = match build_engine(&cli, identity.as_ref()) {
         Ok(e) => e,
         Err(e) => {
             errln!("error: {e}");
-            return exit_code(Verdict::Failed(e.class()), None);
+            let code = exit_code(Verdict::Failed(e.class()), None);
+            if json {
+                let mut env = envelope::Envelope::default();
+                env.error(e.class(), &e.to_string(), Default::default());
+                print_json(&env.finish(kind, code));
+            }
+            return code;
         }
     };
     if let Command::Ui(a) = command {
@@ -392,6 +475,11 @@ async fn run(cli: Cli) -> u8 {
             Ok(c) => Some(c),
             Err(e) => {
                 errln!("error: {e}");
+                if json {
+                    let mut env = envelope::Envelope::default();
+                    env.error(ErrorClass::BadInput, &e.to_string(), Default::default());
+                    print_json(&env.finish(kind, EXIT_BAD_INPUT));
+                }
                 return EXIT_BAD_INPUT;
             }
         },
@@ -401,15 +489,19 @@ async fn run(cli: Cli) -> u8 {
         Command::Schedule(schedule::Command::Run(_)) => {
             consumers::Consumer::start(engine.subscribe(), consumers::LogLines)
         }
+        _ if cli.quiet => consumers::Consumer::start(engine.subscribe(), consumers::Silent),
         _ => consumers::Consumer::start(engine.subscribe(), progress::Display::new()),
     };
     let ctx = Ctx {
         progress,
         engine,
         events: cli.events.clone(),
+        output: cli.output,
+        quiet: cli.quiet,
+        envelope: std::sync::Mutex::new(envelope::Envelope::default()),
     };
     let result = match command {
-        Command::Ui(_) => Ok(Exit::Code(EXIT_OK)),
+        Command::Ui(_) | Command::Completions(_) | Command::Man(_) => Ok(Exit::Code(EXIT_OK)),
         Command::Config(ConfigCommand::Check(a)) => {
             config_check::run(&ctx, a).await.map(Exit::from)
         }
@@ -426,22 +518,37 @@ async fn run(cli: Cli) -> u8 {
         Command::Report(c) => report::run(&ctx, c).await.map(Exit::from),
     };
     let Ctx {
-        engine, progress, ..
+        engine,
+        progress,
+        envelope,
+        ..
     } = ctx;
     progress.stop().await;
     if let Some(events) = events {
         events.stop().await;
     }
     drop(engine);
+    let mut envelope = envelope.into_inner().unwrap_or_else(|e| e.into_inner());
     let code = match result {
         Ok(Exit::Code(code)) if signal.received().is_none() => code,
         Ok(Exit::Code(_)) => exit_code(Verdict::Cancelled, signal.received()),
         Ok(Exit::Verdict(v)) => exit_code(v, signal.received()),
         Err(e) => {
             errln!("error: {e}");
+            envelope.error(e.class(), &e.to_string(), Default::default());
             exit_code(Verdict::Failed(e.class()), signal.received())
         }
     };
+    if json {
+        if let Some(s) = signal.received() {
+            envelope.error(
+                ErrorClass::Cancelled,
+                &format!("stopped: {}", s.name()),
+                Default::default(),
+            );
+        }
+        print_json(&envelope.finish(kind, code));
+    }
     with_output_checked(code)
 }
 
@@ -546,25 +653,19 @@ pub fn class_code(class: ErrorClass) -> u8 {
     }
 }
 
-/// Prints a report as a table or JSON; returns its verdict.
-pub fn print_report(report: &RunReport, output: Output) -> Verdict {
-    match output {
-        Output::Json => print_json(report),
-        Output::Table => {
-            for r in &report.items {
-                outln!(
-                    "{:<7} {:<8} {:<16} {:<12} {:<26} {}",
-                    r.outcome.label(),
-                    r.operation,
-                    r.target,
-                    r.region,
-                    r.point.as_deref().unwrap_or("-"),
-                    r.message
-                );
-            }
-        }
+/// A run report as a table.
+fn print_report_table(report: &RunReport) {
+    for r in &report.items {
+        outln!(
+            "{:<7} {:<8} {:<16} {:<12} {:<26} {}",
+            r.outcome.label(),
+            r.operation,
+            r.target,
+            r.region,
+            r.point.as_deref().unwrap_or("-"),
+            r.message
+        );
     }
-    report.verdict()
 }
 
 /// Asks on the terminal to type `word` (described as `asked`) after `what`

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Ctx, Output, ScopeArgs, print_json, print_report};
+use super::{Ctx, ScopeArgs};
 use crate::catalog::RetentionOverride;
 use crate::engine::prune::RetainRequest;
 use crate::engine::{RegionPoints, Scope, Verdict, listing_verdict};
@@ -14,8 +14,9 @@ use crate::error::Error;
 pub struct Args {
     #[command(flatten)]
     pub scope: ScopeArgs,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
+    /// Sizes as exact byte counts instead of KiB/MiB/GiB.
+    #[arg(long)]
+    pub bytes: bool,
     #[command(subcommand)]
     pub command: Option<PointsCommand>,
 }
@@ -47,8 +48,6 @@ pub struct RetainArgs {
     /// schedules/ next to the config).
     #[arg(long, env = "DRTOOL_SCHEDULES")]
     pub schedules: Option<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -57,14 +56,65 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     }
     let regions = ctx.engine.points(&args.scope.scope()).await?;
     ctx.sync().await;
-    match args.output {
-        Output::Json => print_json(&regions),
-        Output::Table => print_table(&regions),
+    if ctx.json() {
+        ctx.emit(|e| emit(e, &regions));
+    } else {
+        print_table(&regions, args.bytes);
     }
     Ok(listing_verdict(&regions))
 }
 
-fn print_table(regions: &[RegionPoints]) {
+/// One item per point (its manifest, the region holding it, its last verify,
+/// restore test and retention change); per region what was read or not.
+fn emit(e: &mut super::envelope::Envelope, regions: &[RegionPoints]) {
+    use serde_json::{Value, json};
+    for r in regions {
+        e.region_error(&r.region, r.error_class, r.error.as_deref());
+        e.items(r.points.iter().map(|m| {
+            let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("region".into(), json!(r.region));
+                o.insert("verify".into(), json!(r.verifies.get(&m.point_id)));
+                o.insert(
+                    "restore_test".into(),
+                    json!(r.restore_tests.get(&m.point_id)),
+                );
+                o.insert(
+                    "retention_override".into(),
+                    json!(r.retention_overrides.get(&m.point_id)),
+                );
+            }
+            v
+        }));
+    }
+    e.field(
+        "regions",
+        regions
+            .iter()
+            .map(|r| {
+                json!({
+                    "region": r.region,
+                    "store": r.store,
+                    "error": r.error,
+                    "error_class": r.error_class,
+                    "points": r.points.len(),
+                    "problems": r.problems,
+                    "orphans": r.orphans,
+                    "leftovers": r.leftovers,
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+}
+
+fn print_table(regions: &[RegionPoints], bytes: bool) {
+    let size = |n: u64| {
+        if bytes {
+            n.to_string()
+        } else {
+            crate::report::human_bytes(n)
+        }
+    };
     for r in regions {
         outln!("region {} ({})", r.region, r.store);
         if let Some(e) = &r.error {
@@ -128,8 +178,8 @@ fn print_table(regions: &[RegionPoints]) {
                 m.target,
                 m.point_id,
                 payload,
-                m.plaintext_size,
-                m.stored_size,
+                size(m.plaintext_size),
+                size(m.stored_size),
                 m.finished_at.format("%Y-%m-%d %H:%M:%S"),
                 m.copied_from.as_deref().unwrap_or("(taken here)"),
                 if m.is_encrypted() { " [encrypted]" } else { "" },
@@ -206,5 +256,5 @@ async fn retain(ctx: &Ctx, a: &RetainArgs) -> Result<Verdict, Error> {
         })
         .await?;
     ctx.sync().await;
-    Ok(print_report(&report, a.output))
+    Ok(ctx.report(&report))
 }

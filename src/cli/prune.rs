@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Ctx, Output, ScopeArgs, confirm, print_json, print_report};
+use super::{Ctx, ScopeArgs, confirm};
 use crate::engine::prune::PruneRequest;
 use crate::engine::{GcRequest, Verdict};
 use crate::error::Error;
@@ -24,8 +24,6 @@ pub struct Args {
     /// Remove without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -45,7 +43,18 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         })
         .await?;
     ctx.sync().await;
-    let json = args.output == Output::Json;
+    let json = ctx.json();
+    ctx.emit(|e| {
+        for r in &plan.regions {
+            e.region_error(&r.region, r.error_class, r.error.as_deref());
+        }
+        for r in &gc.regions {
+            e.region_error(&r.region, r.error_class, r.error.as_deref());
+        }
+        e.field("plan", &plan);
+        e.field("leftovers", &gc);
+        e.field("dry_run", args.dry_run);
+    });
     if !json {
         for line in plan.describe() {
             outln!("{line}");
@@ -61,9 +70,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let (points, leftovers) = (plan.removals(), gc.removals());
     if args.dry_run || points + leftovers == 0 {
         if json {
-            print_json(
-                &serde_json::json!({ "plan": plan, "leftovers": gc, "dry_run": args.dry_run }),
-            );
+            // The plan is in the envelope.
         } else if args.dry_run {
             outln!(
                 "dry run: nothing was removed ({points} points and {leftovers} leftovers would be)"
@@ -80,11 +87,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let mut report = ctx.engine.prune(&plan).await;
     report.extend(ctx.engine.gc(&gc).await);
     ctx.sync().await;
-    if json {
-        print_json(&serde_json::json!({ "plan": plan, "leftovers": gc, "results": report }));
-        return Ok(report.verdict());
-    }
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }
 
 /// The worse of two listing verdicts.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::drill::beside_config;
-use super::{Ctx, Output, print_json};
+use super::{Ctx, print_json};
 use crate::engine::Verdict;
 use crate::error::{Error, ErrorClass};
 use crate::report::integrity::Integrity;
@@ -44,8 +44,6 @@ pub struct ListArgs {
     /// Only this drill's runs.
     #[arg(long)]
     pub drill: Option<String>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -74,8 +72,6 @@ pub struct HistoryArgs {
     /// How many of the newest runs.
     #[arg(long, default_value_t = 10)]
     pub last: usize,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,8 +94,6 @@ pub struct VerifyArgs {
     /// An unsigned report fails too (exit 5): signatures are required.
     #[arg(long)]
     pub require_signature: bool,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 fn store(ctx: &Ctx, at: &Where) -> ReportStore {
@@ -124,25 +118,24 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
     match cmd {
         Command::List(a) => {
             let runs = store(ctx, &a.at).list(a.drill.as_deref())?;
-            match a.output {
-                Output::Json => print_json(&runs),
-                Output::Table => {
-                    if runs.is_empty() {
-                        outln!("no drill reports yet");
-                    }
-                    for r in &runs {
-                        outln!(
-                            "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {:<8} {}{}",
-                            r.run_id,
-                            r.drill,
-                            r.verdict.label(),
-                            opt_ms(r.rto_ms),
-                            opt_ms(r.rpo_ms),
-                            r.integrity.label(),
-                            r.started_at.format("%Y-%m-%d %H:%M UTC"),
-                            mark(r)
-                        );
-                    }
+            if ctx.json() {
+                ctx.emit(|e| e.items(&runs));
+            } else {
+                if runs.is_empty() {
+                    outln!("no drill reports yet");
+                }
+                for r in &runs {
+                    outln!(
+                        "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {:<8} {}{}",
+                        r.run_id,
+                        r.drill,
+                        r.verdict.label(),
+                        opt_ms(r.rto_ms),
+                        opt_ms(r.rpo_ms),
+                        r.integrity.label(),
+                        r.started_at.format("%Y-%m-%d %H:%M UTC"),
+                        mark(r)
+                    );
                 }
             }
             Ok(Verdict::Ok)
@@ -151,6 +144,13 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
             let store = store(ctx, &a.at);
             let r = store.load(&a.run)?;
             let (integrity, _) = store.integrity(&r);
+            if ctx.json() {
+                ctx.emit(|e| {
+                    e.field("integrity", integrity.label());
+                    e.items([&r]);
+                });
+                return Ok(Verdict::Ok);
+            }
             match a.format {
                 Format::Text => {
                     outln!("Integrity: {integrity}\n");
@@ -176,37 +176,43 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
             let rtos: Vec<u64> = trusted().filter_map(|r| r.rto_ms).collect();
             let rpos: Vec<u64> = trusted().filter_map(|r| r.rpo_ms).collect();
             let left_out = newest.len() - trusted().count();
-            match a.output {
-                Output::Json => print_json(&serde_json::json!({
-                    "drill": a.drill, "runs": newest, "rto_trend": trend(&rtos), "rpo_trend": trend(&rpos),
-                    "untrusted_runs": left_out,
-                })),
-                Output::Table => {
-                    outln!("drill {}: the last {} runs", a.drill, newest.len());
-                    for r in &newest {
-                        outln!(
-                            "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {}){}",
-                            r.run_id,
-                            r.verdict.label(),
-                            opt_ms(r.rto_ms),
-                            opt_ms(r.rpo_ms),
-                            human_ms(r.objectives.0),
-                            human_ms(r.objectives.1),
-                            mark(r)
-                        );
-                    }
-                    outln!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
-                    if left_out > 0 {
-                        outln!(
-                            "  {left_out} run(s) left out of the trends: their reports cannot be verified (drtool report verify RUN says why)"
-                        );
-                    }
+            if ctx.json() {
+                ctx.emit(|e| {
+                    e.items(&newest);
+                    e.field("drill", &a.drill);
+                    e.field("rto_trend", trend(&rtos));
+                    e.field("rpo_trend", trend(&rpos));
+                    e.field("untrusted_runs", left_out);
+                });
+            } else {
+                outln!("drill {}: the last {} runs", a.drill, newest.len());
+                for r in &newest {
+                    outln!(
+                        "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {}){}",
+                        r.run_id,
+                        r.verdict.label(),
+                        opt_ms(r.rto_ms),
+                        opt_ms(r.rpo_ms),
+                        human_ms(r.objectives.0),
+                        human_ms(r.objectives.1),
+                        mark(r)
+                    );
+                }
+                outln!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
+                if left_out > 0 {
+                    outln!(
+                        "  {left_out} run(s) left out of the trends: their reports cannot be verified (drtool report verify RUN says why)"
+                    );
                 }
             }
             Ok(Verdict::Ok)
         }
         Command::Schema => {
-            print_json(&crate::report::schema());
+            if ctx.json() {
+                ctx.emit(|e| e.items([crate::report::schema()]));
+            } else {
+                print_json(&crate::report::schema());
+            }
             Ok(Verdict::Ok)
         }
         Command::Note(a) => note(ctx, a).await,
@@ -218,11 +224,14 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
 async fn note(ctx: &Ctx, a: &NoteArgs) -> Result<Verdict, Error> {
     let author = a.author.clone().unwrap_or_else(crate::report::current_user);
     let r = store(ctx, &a.at).note(&a.run, &a.text, &author)?;
-    outln!(
-        "note by {author} added to {} ({} notes)",
-        r.run_id,
-        r.notes.len()
-    );
+    if !ctx.json() {
+        outln!(
+            "note by {author} added to {} ({} notes)",
+            r.run_id,
+            r.notes.len()
+        );
+    }
+    let mut stored_in = Vec::new();
     let files = crate::report::store::rendered(&r)?;
     let mut failed = 0;
     for region in &r.uploaded_to {
@@ -237,13 +246,27 @@ async fn note(ctx: &Ctx, a: &NoteArgs) -> Result<Verdict, Error> {
             }
         }
         match stored {
+            Ok(()) if ctx.json() => stored_in.push(region.clone()),
             Ok(()) => outln!("  stored in {region} under drills/{}/", r.run_id),
             Err(e) => {
                 failed += 1;
-                outln!("  NOT stored in {region}: {e} (run the note again once it answers)");
+                let message = format!("{e} (run the note again once it answers)");
+                ctx.emit(|env| {
+                    let mut about = serde_json::Map::new();
+                    about.insert("region".into(), serde_json::json!(region));
+                    env.error(e.class(), &message, about);
+                });
+                if !ctx.json() {
+                    outln!("  NOT stored in {region}: {message}");
+                }
             }
         }
     }
+    ctx.emit(|e| {
+        e.items([serde_json::json!({
+            "run_id": r.run_id, "author": author, "notes": r.notes, "stored_in": stored_in,
+        })])
+    });
     Ok(match failed {
         0 => Verdict::Ok,
         n if n == r.uploaded_to.len() => Verdict::Failed(ErrorClass::Unreachable),
@@ -275,48 +298,58 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
     let unsigned_refused = integrity == Integrity::Unsigned
         && (a.require_signature || ctx.engine.signatures_expected());
     let ok = trusted && pages.is_empty() && !unsigned_refused;
-    match a.output {
-        Output::Json => print_json(&serde_json::json!({
-            "run_id": r.run_id, "drill": r.drill, "folder": folder,
-            "integrity": integrity, "edited_pages": pages, "ok": ok,
-            "ran_by": r.ran_by, "restored_points": r.restores.iter().map(|x| &x.point).collect::<Vec<_>>(),
-        })),
-        Output::Table => {
-            outln!(
-                "report {} of drill {} ({})",
-                r.run_id,
-                r.drill,
-                folder.display()
-            );
-            outln!("  {integrity}");
-            for p in &pages {
-                outln!("  EDITED: {p} is not what report.json renders to");
-            }
-            if unsigned_refused {
-                outln!(
-                    "  REFUSED: the report is unsigned, and signatures are required (--require-signature, or this config signs reports)"
+    if ctx.json() {
+        ctx.emit(|e| {
+            if !ok {
+                let mut about = serde_json::Map::new();
+                about.insert("run_id".into(), serde_json::json!(r.run_id));
+                e.error(
+                    ErrorClass::Integrity,
+                    &format!("report {} cannot be trusted: {integrity}", r.run_id),
+                    about,
                 );
             }
-            if let Some(by) = &r.ran_by {
-                outln!(
-                    "  ran by {} on {} via {}, config {} (sha256 {})",
-                    by.user,
-                    by.host,
-                    by.via,
-                    by.config,
-                    by.config_sha256.as_deref().unwrap_or("unreadable")
-                );
-            }
-            for x in &r.restores {
-                outln!(
-                    "  restored {} in {} from point {}",
-                    x.target,
-                    x.region,
-                    x.point.as_deref().unwrap_or("-")
-                );
-            }
-            outln!("{}", if ok { "OK" } else { "NOT VERIFIED" });
+            e.items([serde_json::json!({
+                "run_id": r.run_id, "drill": r.drill, "folder": folder,
+                "integrity": integrity, "edited_pages": pages, "ok": ok,
+                "ran_by": r.ran_by, "restored_points": r.restores.iter().map(|x| &x.point).collect::<Vec<_>>(),
+            })]);
+        });
+    } else {
+        outln!(
+            "report {} of drill {} ({})",
+            r.run_id,
+            r.drill,
+            folder.display()
+        );
+        outln!("  {integrity}");
+        for p in &pages {
+            outln!("  EDITED: {p} is not what report.json renders to");
         }
+        if unsigned_refused {
+            outln!(
+                "  REFUSED: the report is unsigned, and signatures are required (--require-signature, or this config signs reports)"
+            );
+        }
+        if let Some(by) = &r.ran_by {
+            outln!(
+                "  ran by {} on {} via {}, config {} (sha256 {})",
+                by.user,
+                by.host,
+                by.via,
+                by.config,
+                by.config_sha256.as_deref().unwrap_or("unreadable")
+            );
+        }
+        for x in &r.restores {
+            outln!(
+                "  restored {} in {} from point {}",
+                x.target,
+                x.region,
+                x.point.as_deref().unwrap_or("-")
+            );
+        }
+        outln!("{}", if ok { "OK" } else { "NOT VERIFIED" });
     }
     Ok(if ok {
         Verdict::Ok

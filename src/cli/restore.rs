@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Ctx, Output, confirm, print_json, print_report};
+use super::{Ctx, confirm};
 use crate::archive::PointId;
 use crate::catalog::{PointChoice, parse_time};
 use crate::engine::{Existing, RestoreOptions, RestoreRequest, Verdict};
@@ -57,8 +57,6 @@ pub struct Args {
     /// Namespaces: never these resources.
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 /// `--existing` on the command line.
@@ -113,16 +111,18 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let req = args.request()?;
     let plan = ctx.engine.plan_restore(&req).await?;
     ctx.sync().await;
-    let json = args.output == Output::Json;
+    let json = ctx.json();
+    ctx.emit(|e| {
+        e.field("plan", &plan);
+        e.field("dry_run", args.dry_run);
+    });
     if !json {
         for line in plan.describe() {
             outln!("{line}");
         }
     }
     if args.dry_run {
-        if json {
-            print_json(&serde_json::json!({ "plan": plan, "dry_run": true }));
-        } else {
+        if !json {
             outln!("dry run: nothing was changed");
         }
         return Ok(Verdict::Ok);
@@ -138,12 +138,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     }
     let report = ctx.engine.execute(&plan).await;
     ctx.sync().await;
-    if json {
-        // One JSON document holding both the plan and what came of it.
-        print_json(&serde_json::json!({ "plan": plan, "results": report }));
-        return Ok(report.verdict());
-    }
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }
 
 fn parse_mapping(s: &str) -> Result<(String, String), String> {

@@ -2,7 +2,7 @@
 //! free ports, a scratch namespace, a scratch database), check it against its
 //! manifest, remove the scratch place and record the result next to the point.
 
-use super::{Ctx, Output, print_report};
+use super::Ctx;
 use crate::engine::Verdict;
 use crate::error::Error;
 
@@ -18,8 +18,6 @@ pub struct Args {
     /// the point, DR copies first).
     #[arg(long, short = 'r')]
     pub region: Option<String>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -28,5 +26,5 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         .restore_test(&args.target, args.point.as_deref(), args.region.as_deref())
         .await;
     ctx.sync().await;
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }

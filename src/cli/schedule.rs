@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use tokio::sync::mpsc;
 
 use super::drill::beside_config;
-use super::{Ctx, Exit, Output, print_json};
+use super::{Ctx, Exit};
 use crate::config::Config;
 use crate::engine::Verdict;
 use crate::error::Error;
@@ -47,8 +47,6 @@ pub struct ListArgs {
     /// How many next runs to show per schedule (1 to 1000).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub count: u16,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -136,7 +134,15 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
         Command::Check(a) => {
             let dir = dir_of(ctx, a);
             let schedules = load(ctx.engine.config(), &dir)?;
-            for s in &schedules {
+            ctx.emit(|e| {
+                e.items(schedules.iter().map(|s| {
+                    serde_json::json!({
+                        "name": s.name, "file": s.file, "valid": true, "targets": s.targets,
+                        "cron": s.cron.line, "timezone": s.timezone.name(),
+                    })
+                }))
+            });
+            for s in schedules.iter().filter(|_| !ctx.json()) {
                 outln!(
                     "ok  {:<24} {}  ({} targets)",
                     s.name,
@@ -163,8 +169,13 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
             for w in export::warnings(&schedules, ctx.engine.config()) {
                 errln!("warning: {w}");
             }
-            let text = export::yaml(&schedules, &o).map_err(Error::failed)?;
-            out!("{text}");
+            if ctx.json() {
+                // The same manifests, as JSON objects.
+                ctx.emit(|e| e.items(schedules.iter().map(|s| export::cron_job(s, &o))));
+            } else {
+                let text = export::yaml(&schedules, &o).map_err(Error::failed)?;
+                out!("{text}");
+            }
             Ok(Exit::from(Verdict::Ok))
         }
     }
@@ -180,7 +191,10 @@ struct Listed {
     copy_to: Option<Vec<String>>,
     paused: bool,
     retention: String,
-    next_runs: Vec<String>,
+    /// RFC 3339 UTC.
+    next_runs: Vec<chrono::DateTime<Utc>>,
+    /// The same runs in the schedule's zone, for people.
+    next_runs_local: Vec<String>,
     dst_notes: Vec<crate::schedule::cron::DstNote>,
     last_run: Option<ScheduleState>,
 }
@@ -190,9 +204,8 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
     let now = Utc::now();
     let mut out = Vec::new();
     for s in &schedules {
-        let next: Vec<String> = s
-            .cron
-            .next_runs(now, s.timezone, usize::from(args.count))
+        let runs = s.cron.next_runs(now, s.timezone, usize::from(args.count));
+        let next: Vec<String> = runs
             .iter()
             .map(|t| t.format("%a %Y-%m-%d %H:%M %Z (UTC%:z)").to_string())
             .collect();
@@ -216,15 +229,16 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
             copy_to: s.copy_to.clone(),
             paused: s.paused,
             retention: s.retention.describe(),
-            next_runs: next,
+            next_runs: runs.iter().map(|t| t.with_timezone(&Utc)).collect(),
+            next_runs_local: next,
             dst_notes: s
                 .cron
                 .dst_notes(now, now + chrono::Duration::days(366), s.timezone),
             last_run: state,
         });
     }
-    if args.output == Output::Json {
-        print_json(&out);
+    if ctx.json() {
+        ctx.emit(|e| e.items(&out));
         return Ok(Verdict::Ok);
     }
     for l in &out {
@@ -251,7 +265,7 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
             ),
             None => outln!("  last run   none recorded"),
         }
-        for (i, n) in l.next_runs.iter().enumerate() {
+        for (i, n) in l.next_runs_local.iter().enumerate() {
             outln!("  {:<10} {n}", if i == 0 { "next runs" } else { "" });
         }
         for d in &l.dst_notes {

@@ -24,7 +24,7 @@ impl Signal {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Signal::Interrupt => "interrupted (SIGINT)",
             Signal::Terminate => "terminated (SIGTERM)",

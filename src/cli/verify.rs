@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{Ctx, Output, ScopeArgs, print_report};
+use super::{Ctx, ScopeArgs};
 use crate::archive::PointId;
 use crate::engine::{Verdict, VerifyRequest};
 use crate::error::Error;
@@ -17,8 +17,6 @@ pub struct Args {
     /// age identity file, to check the plaintext of encrypted points.
     #[arg(long, env = "DRTOOL_AGE_IDENTITY")]
     pub identity: Option<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -28,5 +26,5 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     };
     let report = ctx.engine.verify(&req).await?;
     ctx.sync().await;
-    Ok(print_report(&report, args.output))
+    Ok(ctx.report(&report))
 }

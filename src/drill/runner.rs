@@ -249,12 +249,12 @@ struct Ctx<'a> {
     undo_granted: std::sync::atomic::AtomicBool,
 }
 
-/// A run id: the start time and a random suffix, lowercase (it names
-/// folders, keys and Kubernetes objects).
+/// A run id: the start time and a random suffix, spelled as point ids are
+/// (`20261205T083724Z-08f162f8`); Kubernetes names take it lowercased.
 pub fn run_id(started: DateTime<Utc>) -> String {
     format!(
         "{}-{:08x}",
-        started.format("%Y%m%dt%H%M%Sz"),
+        started.format("%Y%m%dT%H%M%SZ"),
         rand::thread_rng().r#gen::<u32>()
     )
 }
@@ -2224,10 +2224,13 @@ mod tests {
     }
 
     #[test]
-    fn run_ids_are_lowercase_and_sort_by_time() {
+    fn run_ids_are_spelled_as_point_ids() {
         let t = DateTime::<Utc>::from_timestamp(1_795_000_000, 0).unwrap_or_default();
         let id = run_id(t);
-        assert!(id.starts_with("20261118t"), "{id}");
-        assert_eq!(id, id.to_lowercase());
+        assert!(id.starts_with("20261118T"), "{id}");
+        assert!(
+            id.parse::<crate::archive::PointId>().is_ok(),
+            "{id} reads as a point id"
+        );
     }
 }

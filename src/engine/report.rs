@@ -97,7 +97,6 @@ pub struct ItemReport {
     pub error_class: Option<ErrorClass>,
     pub message: String,
     /// What was counted (keys, objects per kind, ...).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: BTreeMap<String, u64>,
     /// Bytes moved (plaintext for backups and restores, stored for copies).
     pub bytes: Option<u64>,

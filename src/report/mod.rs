@@ -492,6 +492,22 @@ pub const EXIT_OBJECTIVES_MISSED: u8 = 7;
 /// A step, the steady state, recovery or cleanup failed.
 pub const EXIT_DRILL_FAILED: u8 = 8;
 
+/// Bytes as people read them.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// `1m 5s`, `850ms`: a duration for people.
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {

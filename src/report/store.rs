@@ -30,12 +30,18 @@ pub struct RunEntry {
     pub verdict: DrillVerdict,
     pub rto_ms: Option<u64>,
     pub rpo_ms: Option<u64>,
+    /// RTO and RPO objectives in ms (`{"rto_ms": .., "rpo_ms": ..}` in JSON).
+    #[serde(serialize_with = "objectives_ms")]
     pub objectives: (u64, u64),
     pub path: PathBuf,
     /// Whether the report is what the drill wrote.
     pub integrity: Integrity,
     /// Whether its numbers may be trusted (and trended, and exported).
     pub trusted: bool,
+}
+
+fn objectives_ms<S: serde::Serializer>(o: &(u64, u64), s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&serde_json::json!({ "rto_ms": o.0, "rpo_ms": o.1 }), s)
 }
 
 impl RunEntry {

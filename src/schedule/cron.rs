@@ -245,15 +245,24 @@ impl Cron {
     /// skips (a gap) or that happen twice (an overlap).
     pub fn dst_notes(&self, from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<DstNote> {
         let mut out = Vec::new();
-        let mut t = from;
+        // The walk starts at a whole UTC hour, so the notes do not depend on
+        // the minute it is run at.
+        let mut t = from
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(from);
         while t < to {
             let next = t + Duration::hours(1);
             let (a, b) = (t.with_timezone(&tz), next.with_timezone(&tz));
             let shift = (b.naive_local() - a.naive_local()) - Duration::hours(1);
             if !shift.is_zero() {
-                // The clock jumps by `shift` in this hour: walk the local minutes it touches.
-                let start = a.naive_local().with_second(0).unwrap_or(a.naive_local());
-                for m in 0..(60 + shift.num_minutes().abs()) {
+                // The clock jumps by `shift` in this hour: walk every local
+                // minute it can touch, from an hour before (zones whose
+                // offsets or jumps are half hours) to an hour after.
+                let start = a.naive_local().with_second(0).unwrap_or(a.naive_local())
+                    - Duration::minutes(60);
+                for m in 0..(180 + shift.num_minutes().abs()) {
                     let local = start + Duration::minutes(m);
                     if !self.names(local) {
                         continue;
@@ -273,6 +282,7 @@ impl Cron {
             }
             t = next;
         }
+        out.sort_by(|x, y| x.local.cmp(&y.local));
         out.dedup();
         out
     }
@@ -472,6 +482,34 @@ mod tests {
                 .unwrap_or_else(|| panic!("{line} accepted"));
             assert!(err.message.contains(message), "{line}: {}", err.message);
             assert_eq!(err.offset, offset, "{line}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn dst_notes_do_not_depend_on_the_minute_the_walk_starts() {
+        // Whatever minute `schedule list` runs at, the same notes.
+        let zones = [
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::St_Johns,
+            chrono_tz::Australia::Lord_Howe,
+        ];
+        for tz in zones {
+            for line in ["0,15,30,45 * * * *", "30 2 * * *", "59 1 * * *"] {
+                let c = cron(line);
+                let at = |from: DateTime<Utc>| c.dst_notes(from, from + Duration::days(366), tz);
+                let base = at(utc("2026-01-01T00:00:00Z"));
+                for minute in [1, 17, 37, 59] {
+                    let from = utc("2026-01-01T00:00:00Z") + Duration::minutes(minute);
+                    assert_eq!(at(from), base, "{line} in {tz} from {from}");
+                }
+            }
+        }
+        // The Berlin overlap is found from any minute before it.
+        let c = cron("0,15,30,45 * * * *");
+        for minute in 0..60 {
+            let from = utc("2026-10-24T23:00:00Z") + Duration::minutes(minute);
+            let notes = c.dst_notes(from, from + Duration::days(2), chrono_tz::Europe::Berlin);
+            assert_eq!(notes.len(), 4, "from {from}: {notes:?}");
         }
     }
 

@@ -411,11 +411,25 @@ async fn finished(s: Option<&Schedule>, f: &Finished, metrics: Option<&Metrics>)
             | crate::engine::Verdict::Cancelled
             | crate::engine::Verdict::Failed(crate::error::ErrorClass::Cancelled)
     );
+    // Plain words and numbers, so JSON log lines hold no text to parse again.
+    use crate::engine::Verdict;
+    let (verdict, class) = match run.verdict {
+        Verdict::Ok => ("ok", None),
+        Verdict::Partial => ("partial", None),
+        Verdict::Cancelled => ("cancelled", None),
+        Verdict::Failed(c) => ("failed", Some(c)),
+    };
+    let points: Vec<String> = run
+        .new_points()
+        .iter()
+        .map(|(target, point)| format!("{target}={point}"))
+        .collect();
     tracing::info!(
         schedule = %run.schedule,
-        verdict = ?run.verdict,
+        verdict,
+        error_class = class.map(crate::error::ErrorClass::name),
         duration_ms = run.duration_ms,
-        points = ?run.new_points(),
+        points = %points.join(" "),
         pruned = run.pruned,
         "run finished"
     );

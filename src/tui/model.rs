@@ -386,20 +386,7 @@ pub fn age(d: chrono::Duration) -> String {
 }
 
 /// Bytes as people read them.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crate::report::human_bytes as size;
 
 /// The points of every region, newest first, with the filter applied.
 pub fn filtered<'a>(points: &'a [PointRow], filter: &str, inverse: bool) -> Vec<&'a PointRow> {

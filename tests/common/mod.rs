@@ -563,5 +563,44 @@ pub fn points_in(lab: &Lab, cfg: &Path, region: &str) -> serde_json::Value {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    v[0].clone()
+    region_view(&v, region)
+}
+
+/// One region of a `points -o json` envelope, as a region listing: its
+/// `regions` entry with its points and their verifies, restore tests and
+/// retention overrides by point id.
+pub fn region_view(v: &serde_json::Value, region: &str) -> serde_json::Value {
+    let mut r = v["regions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no regions: {v}"))
+        .iter()
+        .find(|r| r["region"] == region)
+        .unwrap_or_else(|| panic!("no region {region}: {v}"))
+        .clone();
+    let points: Vec<serde_json::Value> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["region"] == region)
+        .cloned()
+        .collect();
+    for (field, by_point) in [
+        ("verify", "verifies"),
+        ("restore_test", "restore_tests"),
+        ("retention_override", "retention_overrides"),
+    ] {
+        let map: serde_json::Map<String, serde_json::Value> = points
+            .iter()
+            .filter(|p| !p[field].is_null())
+            .map(|p| {
+                (
+                    p["point_id"].as_str().unwrap().to_string(),
+                    p[field].clone(),
+                )
+            })
+            .collect();
+        r[by_point] = serde_json::Value::Object(map);
+    }
+    r["points"] = serde_json::Value::Array(points);
+    r
 }
