@@ -376,3 +376,28 @@ fn errors_before_the_command_runs_are_json_when_json_is_asked() {
         "{doc}"
     );
 }
+
+#[test]
+fn a_signing_key_that_cannot_sign_fails_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sign.pem");
+    std::fs::write(&key, "not a key\n").unwrap();
+    let cfg = dir.path().join("drtool.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[signing]\nkey_file = \"{}\"\n\n[regions.r]\nstore = \"file://{}\"\n",
+            key.display(),
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    drtool()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "check", "--offline"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sign.pem"))
+        .stderr(predicate::str::contains("every backup would fail"));
+}

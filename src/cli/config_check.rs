@@ -19,6 +19,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         cfg.regions.len(),
         cfg.targets.len()
     );
+    // A signing key that cannot sign would fail every backup: say it now.
+    if let Err(e) = ctx.engine.signer() {
+        return Err(e.noted("every backup would fail until [signing] names a key that loads"));
+    }
     ctx.emit(|e| {
         e.field("config", &cfg.path);
         e.field("regions", cfg.regions.len());
