@@ -137,6 +137,7 @@ pub fn kind(command: Option<&Command>) -> &'static str {
         Command::Ui(_) => "Ui",
         Command::Completions(_) => "Completions",
         Command::Man(_) => "Man",
+        Command::Init(_) => "Init",
     }
 }
 

@@ -36,6 +36,7 @@ mod drill;
 mod envelope;
 mod extras;
 mod gc;
+mod init;
 mod output;
 mod points;
 mod progress;
@@ -147,6 +148,10 @@ pub enum Command {
     Completions(extras::CompletionsArgs),
     /// Print the man page (roff): drtool man | man -l -
     Man(extras::ManArgs),
+    /// Write a commented drtool.toml from what it can discover (buckets,
+    /// etcd, kubeconfig contexts and namespaces, RDS instances), probe it all,
+    /// and write it only when it reads back.
+    Init(init::Args),
 }
 
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -446,6 +451,7 @@ async fn run(cli: Cli) -> u8 {
     match command {
         Command::Completions(a) => return extras::completions(a),
         Command::Man(a) => return extras::man(a),
+        Command::Init(a) => return init::run(&cli.config, cli.output, a).await,
         _ => {}
     }
     let engine = match build_engine(&cli, identity.as_ref()) {
@@ -501,7 +507,9 @@ async fn run(cli: Cli) -> u8 {
         envelope: std::sync::Mutex::new(envelope::Envelope::default()),
     };
     let result = match command {
-        Command::Ui(_) | Command::Completions(_) | Command::Man(_) => Ok(Exit::Code(EXIT_OK)),
+        Command::Ui(_) | Command::Completions(_) | Command::Man(_) | Command::Init(_) => {
+            Ok(Exit::Code(EXIT_OK))
+        }
         Command::Config(ConfigCommand::Check(a)) => {
             config_check::run(&ctx, a).await.map(Exit::from)
         }

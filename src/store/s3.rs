@@ -45,6 +45,39 @@ fn retention(
     Some((mode, aws_sdk_s3::primitives::DateTime::from(until)))
 }
 
+/// The buckets the credentials can see at `endpoint` (AWS's when none;
+/// path style), for `drtool init`; an error in the service's words.
+pub async fn list_buckets(region: &str, endpoint: Option<&str>) -> Result<Vec<String>, String> {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(20))
+        .build();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared).force_path_style(true);
+    if let Some(endpoint) = endpoint {
+        conf = conf.endpoint_url(endpoint);
+    }
+    let out = Client::from_conf(conf.build())
+        .list_buckets()
+        .send()
+        .await
+        .map_err(|e| match e.message() {
+            Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
+            None => {
+                crate::error::os_words(&e).unwrap_or_else(|| DisplayErrorContext(&e).to_string())
+            }
+        })?;
+    Ok(out
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect())
+}
+
 impl S3Store {
     pub async fn new(region: &Region, bucket: &str) -> S3Store {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()

@@ -152,6 +152,21 @@ impl Rds {
         }
     }
 
+    /// Every instance of the region: its id and engine (`drtool init`).
+    pub async fn list_instances(&self) -> Result<Vec<(String, String)>, SourceError> {
+        let mut out = Vec::new();
+        let mut pages = self.client.describe_db_instances().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err(&self.region, "list instances", e))?;
+            for i in page.db_instances() {
+                if let Some(id) = i.db_instance_identifier() {
+                    out.push((id.to_string(), i.engine().unwrap_or("").to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The instance, or `None` if this region has no instance of that name.
     async fn describe_instance(&self, id: &str) -> Result<Option<InstanceInfo>, SourceError> {
         let out = match self

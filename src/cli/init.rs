@@ -1,0 +1,606 @@
+//! `drtool init`: writes a commented `drtool.toml` from what it can discover
+//! (buckets per region, etcd endpoints, kubeconfig contexts and their
+//! namespaces, RDS instances), checks it as drtool will read it, probes every
+//! store and endpoint, and explains each choice in the file itself.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use super::Output;
+use crate::config::{Config, NamespaceRegion};
+use crate::engine::{Engine, EngineOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A region and its store: REGION=s3://bucket/prefix or REGION=file:///path
+    /// (repeatable). Without one, the region's buckets are listed and the one
+    /// whose name holds the region's is taken.
+    #[arg(long = "store", value_name = "REGION=URL", value_parser = pair)]
+    pub stores: Vec<(String, String)>,
+    /// A region's S3-compatible endpoint (path style), e.g. MinIO or Garage.
+    #[arg(long = "s3-endpoint", value_name = "REGION=URL", value_parser = pair)]
+    pub s3_endpoints: Vec<(String, String)>,
+    /// A region to set up when no other option names it (repeatable).
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// The folder inside discovered buckets.
+    #[arg(long, default_value = "drtool")]
+    pub prefix: String,
+    /// A region's etcd client endpoints: REGION=URL[,URL...] (repeatable).
+    #[arg(long = "etcd", value_name = "REGION=URLS", value_parser = pair)]
+    pub etcd: Vec<(String, String)>,
+    /// Only keys under this prefix in the etcd target (default: every key).
+    #[arg(long, value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// The kubeconfig (default: $KUBECONFIG, else ~/.kube/config when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// A region's kubeconfig context: REGION=CONTEXT (default: the context
+    /// whose name holds the region's name).
+    #[arg(long = "context", value_name = "REGION=CONTEXT", value_parser = pair)]
+    pub contexts: Vec<(String, String)>,
+    /// Only these namespaces (repeatable; default: every namespace but
+    /// default and kube-*).
+    #[arg(long = "namespace", value_name = "NAME")]
+    pub namespaces: Vec<String>,
+    /// The RDS API's address (default: AWS's). RDS is looked at when this is
+    /// given or AWS credentials are in the environment.
+    #[arg(long, value_name = "URL")]
+    pub rds_endpoint: Option<String>,
+    /// The targets' home region (default: the first region named).
+    #[arg(long, value_name = "REGION")]
+    pub home: Option<String>,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Ask nothing: write the file when everything checks (for scripts).
+    #[arg(long)]
+    pub non_interactive: bool,
+}
+
+fn pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not REGION=VALUE")),
+    }
+}
+
+/// What was found, and why each part of the file is what it is.
+#[derive(Default)]
+struct Found {
+    regions: Vec<String>,
+    stores: BTreeMap<String, (String, String)>,
+    etcd: BTreeMap<String, Vec<String>>,
+    contexts: BTreeMap<String, String>,
+    namespaces: Vec<String>,
+    rds: Vec<String>,
+    /// Lines said to the user and kept as comments at the top of the file.
+    notes: Vec<String>,
+}
+
+pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
+    let json = output == Output::Json;
+    let fail = |code: u8, message: String| {
+        errln!("error: {message}");
+        if json {
+            let mut env = super::envelope::Envelope::default();
+            let class = if code == super::EXIT_BAD_INPUT {
+                crate::error::ErrorClass::BadInput
+            } else {
+                crate::error::ErrorClass::Failed
+            };
+            env.error(class, &message, Default::default());
+            super::print_json(&env.finish("Init", code));
+        }
+        code
+    };
+    if config.exists() && !a.force {
+        return fail(
+            super::EXIT_BAD_INPUT,
+            format!(
+                "{} exists: --force replaces it, or --config PATH writes another",
+                config.display()
+            ),
+        );
+    }
+    let found = match discover(a).await {
+        Ok(f) => f,
+        Err(e) => return fail(super::EXIT_BAD_INPUT, e),
+    };
+    let text = render(a, &found);
+    // Read back exactly as drtool will, before anything is written.
+    let dir = config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staged = dir.join(format!(".drtool-init-{:08x}.toml", rand::random::<u32>()));
+    if let Err(e) = std::fs::write(&staged, &text) {
+        return fail(
+            super::EXIT_BAD_INPUT,
+            format!("cannot write in {}: {e}", dir.display()),
+        );
+    }
+    let loaded = Config::load(&staged).map_err(|e| e.to_string());
+    let probes = match loaded.clone().and_then(|c| {
+        Engine::new(c, crate::source::registry(), EngineOptions::default())
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(engine) => engine.reachability().await,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return fail(
+                super::EXIT_FAILED,
+                format!(
+                    "the config init made does not read back ({e}): this is a bug, please report it with the options given"
+                ),
+            );
+        }
+    };
+    let answered = probes.iter().filter(|p| p.reachable).count();
+    let mut said = found.notes.clone();
+    for p in &probes {
+        said.push(format!(
+            "probe {} {}: {}",
+            p.region,
+            p.what,
+            if p.reachable {
+                "answers".to_string()
+            } else {
+                format!("does NOT answer: {}", p.detail)
+            }
+        ));
+    }
+    if !json {
+        for line in &said {
+            errln!("  {line}");
+        }
+        errln!(
+            "{} of {} stores and endpoints answer",
+            answered,
+            probes.len()
+        );
+    }
+    let ask = !a.non_interactive && std::io::stdin().is_terminal();
+    if ask {
+        errp!("Write {}? [y/N] ", config.display());
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err()
+            || !answer.trim().eq_ignore_ascii_case("y")
+        {
+            let _ = std::fs::remove_file(&staged);
+            return fail(super::EXIT_NOT_CONFIRMED, "not written".into());
+        }
+    }
+    if let Err(e) = std::fs::rename(&staged, config) {
+        let _ = std::fs::remove_file(&staged);
+        return fail(
+            super::EXIT_FAILED,
+            format!("cannot write {}: {e}", config.display()),
+        );
+    }
+    let targets = loaded
+        .map(|c| c.targets.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    // Written either way (the file is right; the world may be down), but a
+    // script learns that not everything answered.
+    let code = if answered == probes.len() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_UNREACHABLE
+    };
+    if json {
+        let mut env = super::envelope::Envelope::default();
+        env.items(targets.iter().map(|t| serde_json::json!({ "target": t })));
+        env.field("file", config);
+        env.field("probes", &probes);
+        env.field("notes", &said);
+        for p in probes.iter().filter(|p| !p.reachable) {
+            let mut about = serde_json::Map::new();
+            about.insert("region".into(), p.region.clone().into());
+            env.error(
+                crate::error::ErrorClass::Unreachable,
+                &format!("{} at {}: {}", p.what, p.address, p.detail),
+                about,
+            );
+        }
+        super::print_json(&env.finish("Init", code));
+    } else {
+        outln!(
+            "wrote {} ({} regions, {} targets: {}); next: drtool --config {} config check, then drtool backup",
+            config.display(),
+            found.regions.len(),
+            targets.len(),
+            targets.join(", "),
+            config.display()
+        );
+        if code != super::EXIT_OK {
+            outln!(
+                "warning: {} of {} stores and endpoints do not answer (listed above): fix them or the file before the first backup",
+                probes.len() - answered,
+                probes.len()
+            );
+        }
+    }
+    code
+}
+
+/// Regions in the order the options name them.
+fn regions(a: &Args) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let named = a
+        .stores
+        .iter()
+        .chain(&a.s3_endpoints)
+        .chain(&a.etcd)
+        .chain(&a.contexts)
+        .map(|(r, _)| r)
+        .chain(&a.regions)
+        .chain(&a.home);
+    for r in named {
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+async fn discover(a: &Args) -> Result<Found, String> {
+    let mut f = Found {
+        regions: regions(a),
+        ..Found::default()
+    };
+    if f.regions.is_empty() {
+        return Err(
+            "name at least one region: --store REGION=URL, --s3-endpoint REGION=URL, --etcd REGION=URLS or --region REGION".into(),
+        );
+    }
+    let home = a.home.clone().unwrap_or_else(|| f.regions[0].clone());
+    // Stores: given, or the bucket whose name holds the region's.
+    for r in f.regions.clone() {
+        let endpoint = a
+            .s3_endpoints
+            .iter()
+            .find(|(x, _)| *x == r)
+            .map(|(_, e)| e.as_str());
+        if let Some((_, url)) = a.stores.iter().find(|(x, _)| *x == r) {
+            f.stores
+                .insert(r.clone(), (url.clone(), endpoint.unwrap_or("").to_string()));
+            f.notes.push(format!("{r}: store {url}, as given"));
+            continue;
+        }
+        let buckets = list_buckets(&r, endpoint).await.map_err(|e| {
+            format!(
+                "cannot list the buckets of {r}{}: {e}; pass --store {r}=s3://BUCKET/PREFIX",
+                endpoint.map(|e| format!(" at {e}")).unwrap_or_default()
+            )
+        })?;
+        let matching: Vec<&String> = buckets.iter().filter(|b| b.contains(r.as_str())).collect();
+        match matching.as_slice() {
+            [one] => {
+                let url = format!("s3://{one}/{}", a.prefix);
+                f.notes.push(format!(
+                    "{r}: store {url}: of {} bucket(s), {one} is the one whose name holds {r:?}",
+                    buckets.len()
+                ));
+                f.stores
+                    .insert(r.clone(), (url, endpoint.unwrap_or("").to_string()));
+            }
+            [] => {
+                return Err(format!(
+                    "no bucket's name holds {r:?} (buckets: {}): pass --store {r}=s3://BUCKET/PREFIX",
+                    buckets.join(", ")
+                ));
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|b| b.as_str()).collect();
+                return Err(format!(
+                    "several buckets' names hold {r:?} ({}): pass --store {r}=s3://BUCKET/PREFIX",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    for (r, urls) in &a.etcd {
+        let endpoints: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
+        f.notes
+            .push(format!("{r}: etcd at {}", endpoints.join(", ")));
+        f.etcd.insert(r.clone(), endpoints);
+    }
+    kube(a, &home, &mut f).await?;
+    rds(a, &home, &mut f).await;
+    Ok(f)
+}
+
+async fn list_buckets(region: &str, endpoint: Option<&str>) -> Result<Vec<String>, String> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        crate::store::list_buckets(region, endpoint),
+    )
+    .await
+    .map_err(|_| "no answer in 30 s".to_string())?
+}
+
+/// Contexts per region and the home context's namespaces.
+async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
+    let path = match &a.kubeconfig {
+        Some(p) => p.clone(),
+        None => match std::env::var_os("KUBECONFIG").map(PathBuf::from) {
+            Some(p) => p,
+            None => match std::env::var_os("HOME") {
+                Some(h) => PathBuf::from(h).join(".kube/config"),
+                None => return Ok(()),
+            },
+        },
+    };
+    if !path.exists() {
+        if a.kubeconfig.is_some() {
+            return Err(format!("kubeconfig {} does not exist", path.display()));
+        }
+        f.notes.push(format!(
+            "no kubeconfig at {}: no namespace targets",
+            path.display()
+        ));
+        return Ok(());
+    }
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+    let names: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+    for r in f.regions.clone() {
+        let given = a
+            .contexts
+            .iter()
+            .find(|(x, _)| *x == r)
+            .map(|(_, c)| c.clone());
+        let chosen = match given {
+            Some(c) if names.contains(&c) => Some((c, "as given".to_string())),
+            Some(c) => {
+                return Err(format!(
+                    "context {c:?} is not in {} (contexts: {})",
+                    path.display(),
+                    names.join(", ")
+                ));
+            }
+            None => {
+                let hits: Vec<&String> = names.iter().filter(|n| n.contains(r.as_str())).collect();
+                match hits.as_slice() {
+                    [one] => Some(((*one).clone(), format!("its name holds {r:?}"))),
+                    _ => None,
+                }
+            }
+        };
+        if let Some((c, why)) = chosen {
+            f.notes.push(format!("{r}: Kubernetes context {c} ({why})"));
+            f.contexts.insert(r, c);
+        }
+    }
+    let Some(context) = f.contexts.get(home).cloned() else {
+        f.notes.push(format!(
+            "no context of the home region {home} (--context {home}=NAME): no namespace targets"
+        ));
+        return Ok(());
+    };
+    let region = NamespaceRegion {
+        kubeconfig: path.clone(),
+        context: Some(context.clone()),
+    };
+    let cluster = match crate::source::namespace::connect(&region).await {
+        Ok(c) => c,
+        Err(e) => {
+            f.notes.push(format!(
+                "context {context} does not answer ({e}): no namespace targets"
+            ));
+            return Ok(());
+        }
+    };
+    let listed = cluster
+        .get_json("/api/v1/namespaces")
+        .await
+        .map_err(|e| format!("cannot list the namespaces of {context}: {e}"))?;
+    let all: Vec<String> = listed["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for n in &a.namespaces {
+        if !all.contains(n) {
+            return Err(format!(
+                "namespace {n:?} is not in context {context} (namespaces: {})",
+                all.join(", ")
+            ));
+        }
+    }
+    f.namespaces = if a.namespaces.is_empty() {
+        all.iter()
+            .filter(|n| *n != "default" && !n.starts_with("kube-"))
+            .cloned()
+            .collect()
+    } else {
+        a.namespaces.clone()
+    };
+    f.notes.push(format!(
+        "{home}: {} namespaces in {context}, {} taken ({})",
+        all.len(),
+        f.namespaces.len(),
+        if a.namespaces.is_empty() {
+            "all but default and kube-*"
+        } else {
+            "as given"
+        }
+    ));
+    Ok(())
+}
+
+/// The home region's RDS instances, when there is an RDS API to ask.
+async fn rds(a: &Args, home: &str, f: &mut Found) {
+    let credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || std::env::var_os("AWS_PROFILE").is_some();
+    if a.rds_endpoint.is_none() && !credentials {
+        f.notes.push(
+            "no AWS credentials in the environment and no --rds-endpoint: RDS not looked at".into(),
+        );
+        return;
+    }
+    let api = crate::source::rds::Rds::new(home, a.rds_endpoint.as_deref()).await;
+    match tokio::time::timeout(std::time::Duration::from_secs(30), api.list_instances()).await {
+        Ok(Ok(instances)) => {
+            f.notes
+                .push(format!("{home}: {} RDS instances", instances.len()));
+            f.rds = instances.into_iter().map(|(id, _)| id).collect();
+        }
+        Ok(Err(e)) => f
+            .notes
+            .push(format!("{home}: RDS instances not listed ({e})")),
+        Err(_) => f
+            .notes
+            .push(format!("{home}: the RDS API did not answer in 30 s")),
+    }
+}
+
+/// A TOML string.
+fn q(s: &str) -> String {
+    toml_edit_free_quote(s)
+}
+
+fn toml_edit_free_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn list(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The target's name for a discovered thing: lowercase letters, digits, '-'.
+fn target_name(prefix: &str, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{prefix}{clean}")
+}
+
+fn render(a: &Args, f: &Found) -> String {
+    let home = a.home.clone().unwrap_or_else(|| f.regions[0].clone());
+    let others: Vec<String> = f.regions.iter().filter(|r| **r != home).cloned().collect();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "# drtool.toml written by `drtool init` on {}.\n# What it found and chose:",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    for n in &f.notes {
+        let _ = writeln!(t, "#   {n}");
+    }
+    let _ = writeln!(
+        t,
+        "# Every target is homed in {home} (--home) and copied to {}.\n# `drtool config check` probes it all again; README.md documents every key.\n",
+        if others.is_empty() {
+            "no other region".to_string()
+        } else {
+            others.join(", ")
+        }
+    );
+    for r in &f.regions {
+        let (store, endpoint) = &f.stores[r];
+        let _ = writeln!(t, "[regions.{r}]\nstore = {}", q(store));
+        if !endpoint.is_empty() {
+            let _ = writeln!(
+                t,
+                "# An S3-compatible server: its address, path-style requests.\nendpoint = {}\npath_style = true",
+                q(endpoint)
+            );
+        }
+        t.push('\n');
+    }
+    let copy = |t: &mut String| {
+        let _ = writeln!(t, "home = {}\ncopy_to = {}", q(&home), list(&others));
+    };
+    if f.etcd.contains_key(&home) {
+        let _ = writeln!(
+            t,
+            "# etcd, key by key at one revision: restores into a running cluster in any\n# region listed below. For whole-cluster restores use mode = \"snapshot\" and\n# give the DR region's members (README: etcd snapshot restores).\n[targets.etcd]\nkind = \"etcd\"\nmode = \"keys\""
+        );
+        if let Some(p) = &a.etcd_prefix {
+            let _ = writeln!(t, "prefix = {}", q(p));
+        }
+        copy(&mut t);
+        for (r, endpoints) in &f.etcd {
+            let _ = writeln!(
+                t,
+                "\n[targets.etcd.regions.{r}]\nendpoints = {}",
+                list(endpoints)
+            );
+        }
+        t.push('\n');
+    }
+    let kubeconfig = a
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")))
+        .unwrap_or_default();
+    let kubeconfig = std::fs::canonicalize(&kubeconfig).unwrap_or(kubeconfig);
+    for ns in &f.namespaces {
+        let name = target_name("ns-", ns);
+        let _ = writeln!(
+            t,
+            "# Namespace {ns}: every object of every kind, restored into the same\n# namespace in the DR region's cluster (--namespace-map to rename).\n[targets.{name}]\nkind = \"namespace\"\nnamespace = {}",
+            q(ns)
+        );
+        copy(&mut t);
+        for (r, c) in &f.contexts {
+            let _ = writeln!(
+                t,
+                "\n[targets.{name}.regions.{r}]\nkubeconfig = {}\ncontext = {}",
+                q(&kubeconfig.display().to_string()),
+                q(c)
+            );
+        }
+        t.push('\n');
+    }
+    for id in &f.rds {
+        let name = target_name("rds-", id);
+        let _ = writeln!(
+            t,
+            "# RDS instance {id}: native snapshots, copied to the DR regions. For\n# pg_dump archives too, set mode = \"both\" and give each region a\n# database = {{ host, port, user, dbname, password_env }}.\n[targets.{name}]\nkind = \"rds\"\nmode = \"snapshot\"\ninstance = {}",
+            q(id)
+        );
+        copy(&mut t);
+        for r in &f.regions {
+            let _ = writeln!(t, "\n[targets.{name}.regions.{r}]");
+            if let Some(e) = &a.rds_endpoint {
+                let _ = writeln!(t, "endpoint = {}", q(e));
+            }
+        }
+        t.push('\n');
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_pairs_are_checked() {
+        assert_eq!(target_name("ns-", "Lab_Shop"), "ns-lab-shop");
+        assert!(pair("us-east-1=http://x").is_ok());
+        assert!(pair("=x").is_err());
+        assert!(pair("us-east-1").is_err());
+        assert_eq!(q("a\"b"), "\"a\\\"b\"");
+    }
+}

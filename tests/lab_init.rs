@@ -1,0 +1,197 @@
+//! `drtool init` against the lab: it finds the buckets, etcd, contexts,
+//! namespaces and RDS instances, writes a file that `config check` and a
+//! backup accept, never replaces a file without --force, and says which
+//! endpoints do not answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+
+fn init_args(lab: &Lab, cfg: &std::path::Path, prefix: &str, west_etcd: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        cfg.display().to_string(),
+        "init".into(),
+        "--non-interactive".into(),
+        "--prefix".into(),
+        prefix.into(),
+        "--etcd-prefix".into(),
+        format!("/{prefix}/"),
+        "--kubeconfig".into(),
+        lab.env["LAB_KUBECONFIG"].clone(),
+        "--namespace".into(),
+        "lab-shop".into(),
+        "--rds-endpoint".into(),
+        lab.env["LAB_RDS_ENDPOINT"].clone(),
+    ];
+    for region in [EAST, WEST] {
+        args.push("--s3-endpoint".into());
+        args.push(format!("{region}={}", lab.s3(region)));
+    }
+    args.push("--etcd".into());
+    args.push(format!("{EAST}={}", lab.etcd(EAST).join(",")));
+    args.push("--etcd".into());
+    args.push(format!("{WEST}={west_etcd}"));
+    args
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_writes_a_config_that_checks_and_backs_up() {
+    let lab = Lab::get();
+    let name = unique("init");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("drtool.toml");
+    let west = lab.etcd(WEST).join(",");
+
+    let out = lab
+        .drtool(&cfg)
+        .args(init_args(&lab, &cfg, &name, &west))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let wants: [String; 9] = [
+        format!("store = \"s3://drtool-{EAST}/{name}\""),
+        format!("store = \"s3://drtool-{WEST}/{name}\""),
+        "[targets.etcd]".into(),
+        format!("prefix = \"/{name}/\""),
+        "[targets.ns-lab-shop]".into(),
+        "context = \"lab-us-west-2\"".into(),
+        "[targets.rds-lab-orders]".into(),
+        format!("copy_to = [\"{WEST}\"]"),
+        "# What it found and chose:".into(),
+    ];
+    for want in &wants {
+        assert!(text.contains(want.as_str()), "{want} not in\n{text}");
+    }
+    assert!(
+        stderr(&out).contains("8 of 8 stores and endpoints answer"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing staged is left beside it.
+    let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+
+    lab.drtool(&cfg)
+        .args(["config", "check"])
+        .assert()
+        .success();
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    load_keys(&mut east, &format!("/{name}/"), 20, 4 * 1024).await;
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--target", "etcd"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // An existing file is never replaced without --force.
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    lab.drtool(&cfg)
+        .args(init_args(&lab, &cfg, &name, &west))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--force replaces it"));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+
+    // With --force and a DR etcd that does not answer: written, exit 4, and
+    // the JSON document names what did not answer.
+    let mut args = init_args(&lab, &cfg, &name, "http://127.0.0.1:9");
+    args.push("--force".into());
+    let out = lab
+        .drtool(&cfg)
+        .args(&args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "Init", "{doc}");
+    assert_eq!(doc["exit_code"], 4, "{doc}");
+    assert_eq!(doc["items"].as_array().unwrap().len(), 3, "{doc}");
+    let errors = doc["errors"].as_array().unwrap();
+    assert!(
+        errors.len() == 1 && errors[0]["region"] == WEST && errors[0]["class"] == "unreachable",
+        "{doc}"
+    );
+    assert!(
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "the file is written even when an endpoint is down"
+    );
+}
+
+#[test]
+fn init_says_what_it_cannot_find() {
+    let lab = Lab::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("drtool.toml");
+    // No region named at all.
+    lab.drtool(&cfg)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "init",
+            "--non-interactive",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("name at least one region"));
+    // A region the store does not serve: its words, and the way around.
+    lab.drtool(&cfg)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "init",
+            "--non-interactive",
+        ])
+        .arg("--s3-endpoint")
+        .arg(format!("eu-central-1={}", lab.s3(EAST)))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "cannot list the buckets of eu-central-1 at",
+        ))
+        .stderr(predicates::str::contains("unexpected scope"))
+        .stderr(predicates::str::contains(
+            "--store eu-central-1=s3://BUCKET/PREFIX",
+        ));
+    // A namespace the cluster does not have.
+    lab.drtool(&cfg)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "init",
+            "--non-interactive",
+        ])
+        .arg("--s3-endpoint")
+        .arg(format!("{EAST}={}", lab.s3(EAST)))
+        .args([
+            "--kubeconfig",
+            &lab.env["LAB_KUBECONFIG"],
+            "--namespace",
+            "no-such-ns",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "namespace \"no-such-ns\" is not in context lab-us-east-1",
+        ));
+    assert!(!cfg.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
