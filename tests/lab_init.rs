@@ -195,3 +195,35 @@ fn init_says_what_it_cannot_find() {
     assert!(!cfg.exists());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_signal_while_probing_leaves_the_folder_as_it_was() {
+    let lab = Lab::get();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("drtool.toml");
+    // An etcd that takes the connection and never answers: the probe waits.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("http://{}", silent.local_addr().unwrap());
+    let args = init_args(&lab, &cfg, &unique("init-sig"), &silent);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = lab.spawn_drtool(&cfg, &args, None);
+    let staged = || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(".drtool-init-"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !staged() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("init never staged its file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    signal(child.id(), "TERM");
+    let (code, _, err) = finish(child);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("interrupted: nothing written"), "{err}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

@@ -122,6 +122,32 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
             format!("cannot write in {}: {e}", dir.display()),
         );
     }
+    // A signal while probing or asking removes the staged file: an
+    // interrupted init leaves the folder as it was.
+    let on_signal = {
+        let token = tokio_util::sync::CancellationToken::new();
+        let watch = super::signals::watch(token.clone(), false, true);
+        let staged = staged.clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            let _ = std::fs::remove_file(&staged);
+            let code = watch
+                .received()
+                .map_or(super::EXIT_SIGINT, super::Signal::exit_code);
+            let message = "interrupted: nothing written".to_string();
+            errln!("error: {message}");
+            if json {
+                let mut env = super::envelope::Envelope::default();
+                env.error(
+                    crate::error::ErrorClass::Cancelled,
+                    &message,
+                    Default::default(),
+                );
+                super::print_json(&env.finish("Init", code));
+            }
+            std::process::exit(i32::from(code));
+        })
+    };
     let loaded = Config::load(&staged).map_err(|e| e.to_string());
     let probes = match loaded.clone().and_then(|c| {
         Engine::new(c, crate::source::registry(), EngineOptions::default())
@@ -173,6 +199,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
             return fail(super::EXIT_NOT_CONFIRMED, "not written".into());
         }
     }
+    on_signal.abort();
     if let Err(e) = std::fs::rename(&staged, config) {
         let _ = std::fs::remove_file(&staged);
         return fail(
