@@ -8,7 +8,14 @@ mod common;
 
 use common::*;
 
-fn init_args(lab: &Lab, cfg: &std::path::Path, prefix: &str, west_etcd: &str) -> Vec<String> {
+/// The init command line; `west_etcd` None leaves the DR etcd to be found
+/// through the west cluster's kube-apiserver pod.
+fn init_args(
+    lab: &Lab,
+    cfg: &std::path::Path,
+    prefix: &str,
+    west_etcd: Option<&str>,
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--config".into(),
         cfg.display().to_string(),
@@ -24,6 +31,8 @@ fn init_args(lab: &Lab, cfg: &std::path::Path, prefix: &str, west_etcd: &str) ->
         "lab-shop".into(),
         "--rds-endpoint".into(),
         lab.env["LAB_RDS_ENDPOINT"].clone(),
+        "--rds-instance".into(),
+        "lab-orders".into(),
     ];
     for region in [EAST, WEST] {
         args.push("--s3-endpoint".into());
@@ -31,8 +40,10 @@ fn init_args(lab: &Lab, cfg: &std::path::Path, prefix: &str, west_etcd: &str) ->
     }
     args.push("--etcd".into());
     args.push(format!("{EAST}={}", lab.etcd(EAST).join(",")));
-    args.push("--etcd".into());
-    args.push(format!("{WEST}={west_etcd}"));
+    if let Some(west) = west_etcd {
+        args.push("--etcd".into());
+        args.push(format!("{WEST}={west}"));
+    }
     args
 }
 
@@ -43,10 +54,13 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("drtool.toml");
     let west = lab.etcd(WEST).join(",");
+    // The DR cluster's etcd is found the way kubeadm clusters show it: the
+    // kube-apiserver static pod's --etcd-servers.
+    let pod = ApiserverPod::create(&lab, &name, &west);
 
     let out = lab
         .drtool(&cfg)
-        .args(init_args(&lab, &cfg, &name, &west))
+        .args(init_args(&lab, &cfg, &name, None))
         .output()
         .unwrap();
     assert_eq!(
@@ -57,7 +71,7 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
         stderr(&out)
     );
     let text = std::fs::read_to_string(&cfg).unwrap();
-    let wants: [String; 9] = [
+    let wants: [String; 11] = [
         format!("store = \"s3://drtool-{EAST}/{name}\""),
         format!("store = \"s3://drtool-{WEST}/{name}\""),
         "[targets.etcd]".into(),
@@ -67,6 +81,8 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
         "[targets.rds-lab-orders]".into(),
         format!("copy_to = [\"{WEST}\"]"),
         "# What it found and chose:".into(),
+        format!("endpoints = [\"{west}\"]"),
+        format!("read from the kube-apiserver pod {}", pod.name),
     ];
     for want in &wants {
         assert!(text.contains(want.as_str()), "{want} not in\n{text}");
@@ -96,7 +112,7 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
     // An existing file is never replaced without --force.
     let before = std::fs::read_to_string(&cfg).unwrap();
     lab.drtool(&cfg)
-        .args(init_args(&lab, &cfg, &name, &west))
+        .args(init_args(&lab, &cfg, &name, Some(&west)))
         .assert()
         .code(2)
         .stderr(predicates::str::contains("--force replaces it"));
@@ -104,7 +120,7 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
 
     // With --force and a DR etcd that does not answer: written, exit 4, and
     // the JSON document names what did not answer.
-    let mut args = init_args(&lab, &cfg, &name, "http://127.0.0.1:9");
+    let mut args = init_args(&lab, &cfg, &name, Some("http://127.0.0.1:9"));
     args.push("--force".into());
     let out = lab
         .drtool(&cfg)
@@ -204,7 +220,7 @@ fn a_signal_while_probing_leaves_the_folder_as_it_was() {
     // An etcd that takes the connection and never answers: the probe waits.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent = format!("http://{}", silent.local_addr().unwrap());
-    let args = init_args(&lab, &cfg, &unique("init-sig"), &silent);
+    let args = init_args(&lab, &cfg, &unique("init-sig"), Some(&silent));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.spawn_drtool(&cfg, &args, None);
     let staged = || {
@@ -226,4 +242,69 @@ fn a_signal_while_probing_leaves_the_folder_as_it_was() {
     assert_eq!(code, Some(143), "{err}");
     assert!(err.contains("interrupted: nothing written"), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// A pod in the west cluster's kube-system shaped like kubeadm's
+/// kube-apiserver static pod; deleted when dropped.
+struct ApiserverPod {
+    name: String,
+    kubectl: Vec<String>,
+}
+
+impl ApiserverPod {
+    fn create(lab: &Lab, unique: &str, etcd: &str) -> ApiserverPod {
+        let name = format!("kube-apiserver-{unique}");
+        let kubectl = vec![
+            lab.env["LAB_KUBECTL"].clone(),
+            "--kubeconfig".into(),
+            lab.env["LAB_KUBECONFIG"].clone(),
+            "--context".into(),
+            "lab-us-west-2".into(),
+        ];
+        let pod = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": "kube-system",
+                "labels": {"component": "kube-apiserver", "tier": "control-plane"}
+            },
+            "spec": {"containers": [{
+                "name": "kube-apiserver",
+                "image": "registry.k8s.io/kube-apiserver:v1.34.2",
+                "command": ["kube-apiserver", "--authorization-mode=Node,RBAC", format!("--etcd-servers={etcd}")]
+            }]}
+        });
+        let mut child = std::process::Command::new(&kubectl[0])
+            .args(&kubectl[1..])
+            .args(["create", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pod.to_string().as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "kubectl create pod");
+        ApiserverPod { name, kubectl }
+    }
+}
+
+impl Drop for ApiserverPod {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.kubectl[0])
+            .args(&self.kubectl[1..])
+            .args([
+                "-n",
+                "kube-system",
+                "delete",
+                "pod",
+                &self.name,
+                "--wait=false",
+            ])
+            .output();
+    }
 }

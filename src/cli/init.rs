@@ -29,6 +29,8 @@ pub struct Args {
     #[arg(long, default_value = "drtool")]
     pub prefix: String,
     /// A region's etcd client endpoints: REGION=URL[,URL...] (repeatable).
+    /// Without one, a region's kube-apiserver pods (kubeadm's static pods in
+    /// kube-system) are read for their --etcd-servers and TLS files.
     #[arg(long = "etcd", value_name = "REGION=URLS", value_parser = pair)]
     pub etcd: Vec<(String, String)>,
     /// Only keys under this prefix in the etcd target (default: every key).
@@ -45,6 +47,9 @@ pub struct Args {
     /// default and kube-*).
     #[arg(long = "namespace", value_name = "NAME")]
     pub namespaces: Vec<String>,
+    /// Only these RDS instances (repeatable; default: every instance found).
+    #[arg(long = "rds-instance", value_name = "ID")]
+    pub rds_instances: Vec<String>,
     /// The RDS API's address (default: AWS's). RDS is looked at when this is
     /// given or AWS credentials are in the environment.
     #[arg(long, value_name = "URL")]
@@ -67,15 +72,24 @@ fn pair(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A region's etcd: its endpoints and, when found beside them, client TLS.
+#[derive(Default, Debug, PartialEq)]
+struct Etcd {
+    endpoints: Vec<String>,
+    /// (ca, cert, key) files.
+    tls: Option<(String, String, String)>,
+}
+
 /// What was found, and why each part of the file is what it is.
 #[derive(Default)]
 struct Found {
     regions: Vec<String>,
     stores: BTreeMap<String, (String, String)>,
-    etcd: BTreeMap<String, Vec<String>>,
+    etcd: BTreeMap<String, Etcd>,
     contexts: BTreeMap<String, String>,
     namespaces: Vec<String>,
-    rds: Vec<String>,
+    /// (region, instance id): each instance is homed where it was found.
+    rds: Vec<(String, String)>,
     /// Lines said to the user and kept as comments at the top of the file.
     notes: Vec<String>,
 }
@@ -333,10 +347,16 @@ async fn discover(a: &Args) -> Result<Found, String> {
         let endpoints: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
         f.notes
             .push(format!("{r}: etcd at {}", endpoints.join(", ")));
-        f.etcd.insert(r.clone(), endpoints);
+        f.etcd.insert(
+            r.clone(),
+            Etcd {
+                endpoints,
+                tls: None,
+            },
+        );
     }
     kube(a, &home, &mut f).await?;
-    rds(a, &home, &mut f).await;
+    rds(a, &mut f).await;
     Ok(f)
 }
 
@@ -402,6 +422,37 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
             f.contexts.insert(r, c);
         }
     }
+    for (r, context) in f.contexts.clone() {
+        if f.etcd.contains_key(&r) {
+            continue;
+        }
+        if let Some((mut etcd, pod)) = etcd_from_cluster(&path, &context).await {
+            let unreadable: Vec<String> = etcd
+                .tls
+                .iter()
+                .flat_map(|(ca, cert, key)| [ca, cert, key])
+                .filter(|file| std::fs::File::open(file).is_err())
+                .cloned()
+                .collect();
+            if !unreadable.is_empty() {
+                f.notes.push(format!(
+                    "{r}: the etcd client TLS files of {pod} are not readable here ({}): copy them where drtool runs and add tls = {{ ca, cert, key }} to [targets.etcd.regions.{r}]",
+                    unreadable.join(", ")
+                ));
+                etcd.tls = None;
+            }
+            f.notes.push(format!(
+                "{r}: etcd at {} ({}), read from the kube-apiserver pod {pod} in {context}",
+                etcd.endpoints.join(", "),
+                if etcd.tls.is_some() {
+                    "with its client TLS files"
+                } else {
+                    "no client TLS"
+                }
+            ));
+            f.etcd.insert(r, etcd);
+        }
+    }
     let Some(context) = f.contexts.get(home).cloned() else {
         f.notes.push(format!(
             "no context of the home region {home} (--context {home}=NAME): no namespace targets"
@@ -463,8 +514,34 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
     Ok(())
 }
 
-/// The home region's RDS instances, when there is an RDS API to ask.
-async fn rds(a: &Args, home: &str, f: &mut Found) {
+/// The etcd behind a context's API server, when its kube-apiserver runs as
+/// a pod there (kubeadm); the pod's name beside it.
+async fn etcd_from_cluster(kubeconfig: &Path, context: &str) -> Option<(Etcd, String)> {
+    let region = NamespaceRegion {
+        kubeconfig: kubeconfig.to_path_buf(),
+        context: Some(context.to_string()),
+    };
+    let cluster = crate::source::namespace::connect(&region).await.ok()?;
+    let pods = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        cluster.get_json("/api/v1/namespaces/kube-system/pods"),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    pods["items"].as_array()?.iter().find_map(|pod| {
+        let name = pod["metadata"]["name"].as_str()?;
+        let apiserver = pod["metadata"]["labels"]["component"] == "kube-apiserver"
+            || name.starts_with("kube-apiserver");
+        if !apiserver {
+            return None;
+        }
+        etcd_of_apiserver(pod).map(|e| (e, name.to_string()))
+    })
+}
+
+/// Every region's RDS instances, when there is an RDS API to ask.
+async fn rds(a: &Args, f: &mut Found) {
     let credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
         || std::env::var_os("AWS_PROFILE").is_some();
     if a.rds_endpoint.is_none() && !credentials {
@@ -473,20 +550,81 @@ async fn rds(a: &Args, home: &str, f: &mut Found) {
         );
         return;
     }
-    let api = crate::source::rds::Rds::new(home, a.rds_endpoint.as_deref()).await;
-    match tokio::time::timeout(std::time::Duration::from_secs(30), api.list_instances()).await {
-        Ok(Ok(instances)) => {
-            f.notes
-                .push(format!("{home}: {} RDS instances", instances.len()));
-            f.rds = instances.into_iter().map(|(id, _)| id).collect();
+    for r in f.regions.clone() {
+        let api = crate::source::rds::Rds::new(&r, a.rds_endpoint.as_deref()).await;
+        match tokio::time::timeout(std::time::Duration::from_secs(30), api.list_instances()).await {
+            Ok(Ok(instances)) => {
+                let all = instances.len();
+                let taken: Vec<String> = instances
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .filter(|id| a.rds_instances.is_empty() || a.rds_instances.contains(id))
+                    .collect();
+                f.notes.push(format!(
+                    "{r}: {all} RDS instance(s), {} taken{}",
+                    taken.len(),
+                    if a.rds_instances.is_empty() {
+                        ""
+                    } else {
+                        " (as given)"
+                    }
+                ));
+                f.rds.extend(taken.into_iter().map(|id| (r.clone(), id)));
+            }
+            Ok(Err(e)) => f.notes.push(format!("{r}: RDS instances not listed ({e})")),
+            Err(_) => f
+                .notes
+                .push(format!("{r}: the RDS API did not answer in 30 s")),
         }
-        Ok(Err(e)) => f
-            .notes
-            .push(format!("{home}: RDS instances not listed ({e})")),
-        Err(_) => f
-            .notes
-            .push(format!("{home}: the RDS API did not answer in 30 s")),
     }
+    for id in &a.rds_instances {
+        if !f.rds.iter().any(|(_, x)| x == id) {
+            f.notes
+                .push(format!("RDS instance {id} was not found in any region"));
+        }
+    }
+}
+
+/// The etcd a kube-apiserver pod talks to: `--etcd-servers` and the TLS
+/// files beside it (kubeadm's static pods carry them in `command`).
+fn etcd_of_apiserver(pod: &serde_json::Value) -> Option<Etcd> {
+    let containers = pod["spec"]["containers"].as_array()?;
+    for c in containers {
+        let words: Vec<&str> = ["command", "args"]
+            .iter()
+            .filter_map(|k| c[*k].as_array())
+            .flatten()
+            .filter_map(|w| w.as_str())
+            .collect();
+        let flag = |name: &str| {
+            words
+                .iter()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        let Some(servers) = flag("--etcd-servers") else {
+            continue;
+        };
+        let endpoints: Vec<String> = servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if endpoints.is_empty() {
+            continue;
+        }
+        let tls = match (
+            flag("--etcd-cafile"),
+            flag("--etcd-certfile"),
+            flag("--etcd-keyfile"),
+        ) {
+            (Some(ca), Some(cert), Some(key)) => Some((ca, cert, key)),
+            _ => None,
+        };
+        return Some(Etcd { endpoints, tls });
+    }
+    None
 }
 
 /// A TOML string.
@@ -565,12 +703,21 @@ fn render(a: &Args, f: &Found) -> String {
             let _ = writeln!(t, "prefix = {}", q(p));
         }
         copy(&mut t);
-        for (r, endpoints) in &f.etcd {
+        for (r, etcd) in &f.etcd {
             let _ = writeln!(
                 t,
                 "\n[targets.etcd.regions.{r}]\nendpoints = {}",
-                list(endpoints)
+                list(&etcd.endpoints)
             );
+            if let Some((ca, cert, key)) = &etcd.tls {
+                let _ = writeln!(
+                    t,
+                    "# The API server's own etcd client files, as its pod names them:\n# copy them where drtool runs if it runs elsewhere.\ntls = {{ ca = {}, cert = {}, key = {} }}",
+                    q(ca),
+                    q(cert),
+                    q(key)
+                );
+            }
         }
         t.push('\n');
     }
@@ -599,14 +746,26 @@ fn render(a: &Args, f: &Found) -> String {
         }
         t.push('\n');
     }
-    for id in &f.rds {
-        let name = target_name("rds-", id);
+    for (found_in, id) in &f.rds {
+        let twice = f.rds.iter().filter(|(_, x)| x == id).count() > 1;
+        let name = if twice {
+            target_name("rds-", &format!("{id}-{found_in}"))
+        } else {
+            target_name("rds-", id)
+        };
+        let elsewhere: Vec<String> = f
+            .regions
+            .iter()
+            .filter(|r| *r != found_in)
+            .cloned()
+            .collect();
         let _ = writeln!(
             t,
-            "# RDS instance {id}: native snapshots, copied to the DR regions. For\n# pg_dump archives too, set mode = \"both\" and give each region a\n# database = {{ host, port, user, dbname, password_env }}.\n[targets.{name}]\nkind = \"rds\"\nmode = \"snapshot\"\ninstance = {}",
-            q(id)
+            "# RDS instance {id} in {found_in}: native snapshots, copied to the DR\n# regions. For pg_dump archives too, set mode = \"both\" and give each\n# region a database = {{ host, port, user, dbname, password_env }}.\n[targets.{name}]\nkind = \"rds\"\nmode = \"snapshot\"\ninstance = {}\nhome = {}\ncopy_to = {}",
+            q(id),
+            q(found_in),
+            list(&elsewhere)
         );
-        copy(&mut t);
         for r in &f.regions {
             let _ = writeln!(t, "\n[targets.{name}.regions.{r}]");
             if let Some(e) = &a.rds_endpoint {
@@ -619,8 +778,41 @@ fn render(a: &Args, f: &Found) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etcd_is_read_from_a_kubeadm_apiserver_pod() {
+        let pod = serde_json::json!({"spec": {"containers": [{"command": [
+            "kube-apiserver",
+            "--advertise-address=10.0.0.1",
+            "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
+            "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt",
+            "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key",
+            "--etcd-servers=https://10.0.0.1:2379,https://10.0.0.2:2379",
+        ]}]}});
+        let etcd = etcd_of_apiserver(&pod).unwrap();
+        assert_eq!(
+            etcd.endpoints,
+            ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
+        assert_eq!(
+            etcd.tls.unwrap().2,
+            "/etc/kubernetes/pki/apiserver-etcd-client.key"
+        );
+        // In args, without TLS files: endpoints only.
+        let pod = serde_json::json!({"spec": {"containers": [{"args": ["--etcd-servers=http://e:2379"]}]}});
+        assert_eq!(etcd_of_apiserver(&pod).unwrap().tls, None);
+        // No flag, an empty flag, no containers: nothing.
+        for pod in [
+            serde_json::json!({"spec": {"containers": [{"command": ["kube-apiserver"]}]}}),
+            serde_json::json!({"spec": {"containers": [{"command": ["--etcd-servers="]}]}}),
+            serde_json::json!({"spec": {}}),
+        ] {
+            assert_eq!(etcd_of_apiserver(&pod), None, "{pod}");
+        }
+    }
 
     #[test]
     fn names_and_pairs_are_checked() {
