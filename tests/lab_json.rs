@@ -225,6 +225,26 @@ async fn every_command_speaks_one_json_contract_in_success_and_failure() {
         case(&["config", "check"], 0, "ConfigCheck"),
         case(&["config", "check", "--offline"], 0, "ConfigCheck"),
         case(&["backup", "-t", "nope"], 2, "Backup"),
+        case(&["backup", "-t", "kv", "--dry-run"], 0, "Backup"),
+        case(
+            &[
+                "backup",
+                "--schedule",
+                "kv-hourly",
+                "--schedules",
+                &s,
+                "--dry-run",
+            ],
+            0,
+            "Backup",
+        ),
+        case(&["copy", "-t", "kv", "--dry-run"], 0, "Copy"),
+        case(&["restore-test", "-t", "kv", "--dry-run"], 0, "RestoreTest"),
+        case(
+            &["restore-test", "-t", "kv", "--point", missing, "--dry-run"],
+            2,
+            "RestoreTest",
+        ),
         case(&["points"], 0, "Points"),
         case(&["points", "-r", "nowhere"], 2, "Points"),
         case(

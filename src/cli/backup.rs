@@ -27,6 +27,10 @@ pub struct Args {
     pub once_per_slot: bool,
     #[command(flatten)]
     pub dir: DirArgs,
+    /// Check and say what would be backed up and copied (sources answer,
+    /// stores take writes, the signing key signs); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Labels to record, as key=value (repeatable).
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -51,6 +55,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         no_copy: args.no_copy,
         copy_to: None,
     };
+    if args.dry_run {
+        let report = ctx.engine.backup_plan(&req).await?;
+        return Ok(ctx.planned(&report));
+    }
     let report = ctx.engine.backup(&req).await?;
     ctx.sync().await;
     Ok(ctx.report(&report))
@@ -72,6 +80,9 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
             "schedule {name} is paused ({}): running it once anyway, as asked",
             schedule.file.display()
         );
+    }
+    if args.dry_run {
+        return scheduled_plan(ctx, schedule).await;
     }
     let slot = args
         .once_per_slot
@@ -116,4 +127,41 @@ async fn scheduled(ctx: &Ctx, args: &Args, name: &str) -> Result<Verdict, Error>
         run.duration_ms as f64 / 1000.0
     );
     Ok(verdict)
+}
+
+/// A schedule's run, planned: its backups and copies checked as `backup
+/// --dry-run` checks them, and what its retention would remove today.
+async fn scheduled_plan(ctx: &Ctx, schedule: &crate::schedule::Schedule) -> Result<Verdict, Error> {
+    let report = ctx
+        .engine
+        .backup_plan(&crate::schedule::run::backup_request(schedule))
+        .await?;
+    let prune = ctx
+        .engine
+        .plan_prune(&crate::engine::PruneRequest {
+            scope: crate::engine::Scope::default(),
+            targets: schedule.targets.clone(),
+        })
+        .await?;
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.report(&report);
+            e.field("prune", &prune);
+            e.field("dry_run", true);
+        });
+    } else {
+        super::print_report_table(&report);
+        outln!(
+            "retention of {} (each point by the retention it was made under; judged on today's points, before the new one):",
+            schedule.name
+        );
+        for line in prune.describe() {
+            outln!("  {line}");
+        }
+        outln!(
+            "dry run: nothing was written ({} points would be removed)",
+            prune.removals()
+        );
+    }
+    Ok(report.verdict())
 }

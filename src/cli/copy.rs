@@ -19,6 +19,10 @@ pub struct Args {
     /// Destination region (default: each target's copy_to regions).
     #[arg(long)]
     pub to: Option<String>,
+    /// List what would be copied (and check the destination takes writes);
+    /// copy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
@@ -27,8 +31,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         point: args.point.clone(),
         from: args.from.clone(),
         to: args.to.clone(),
+        dry_run: args.dry_run,
     };
     let report = ctx.engine.copy(&req).await?;
     ctx.sync().await;
+    if args.dry_run {
+        return Ok(ctx.planned(&report));
+    }
     Ok(ctx.report(&report))
 }

@@ -430,6 +430,22 @@ impl Ctx {
         report.verdict()
     }
 
+    /// A dry run's plan: the items (`PLAN` or `FAILED` with why the real run
+    /// would fail), `dry_run: true` in JSON, and a last line saying nothing
+    /// was written.
+    pub fn planned(&self, report: &RunReport) -> Verdict {
+        if self.json() {
+            self.emit(|e| {
+                e.report(report);
+                e.field("dry_run", true);
+            });
+        } else {
+            print_report_table(report);
+            outln!("dry run: nothing was written");
+        }
+        report.verdict()
+    }
+
     /// Waits until every event sent so far is on the screen, so what the
     /// command prints next comes after it.
     pub async fn sync(&self) {

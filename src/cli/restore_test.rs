@@ -18,9 +18,20 @@ pub struct Args {
     /// the point, DR copies first).
     #[arg(long, short = 'r')]
     pub region: Option<String>,
+    /// Say which point would be tested in which regions; start, hold and
+    /// record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    if args.dry_run {
+        let report = ctx
+            .engine
+            .restore_test_plan(&args.target, args.point.as_deref(), args.region.as_deref())
+            .await;
+        return Ok(ctx.planned(&report));
+    }
     let report = ctx
         .engine
         .restore_test(&args.target, args.point.as_deref(), args.region.as_deref())

@@ -1080,6 +1080,7 @@ impl Ctx<'_> {
                         point: None,
                         from: c.from.clone(),
                         to: c.to.clone(),
+                        dry_run: false,
                     };
                     all.extend(engine.copy(&req).await?);
                 }

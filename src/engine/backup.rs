@@ -47,6 +47,97 @@ impl Engine {
     /// Backs up the selected targets, one after the other, and copies each new
     /// point; one report item per region touched.
     pub async fn backup(&self, req: &BackupRequest) -> Result<RunReport, Error> {
+        let targets = self.backup_targets(req)?;
+        let mut report = RunReport::default();
+        for target in targets {
+            if self.cancel_token().is_cancelled() {
+                report.push(
+                    ItemReport::new(Operation::Backup, &target.name, &target.home, None)
+                        .failed(&Error::cancelled("not started: the run was cancelled")),
+                );
+                continue;
+            }
+            report.extend(self.backup_target(target, req).await);
+        }
+        Ok(report)
+    }
+
+    /// What `backup` would do, checked without writing anything: per target,
+    /// that its kind can back it up, the signing key signs, its source
+    /// answers in the home region and the home store takes writes (Object
+    /// Lock included); per copy region, that its store takes writes. Items
+    /// are `Planned` or `Failed` with the reason the real run would fail.
+    pub async fn backup_plan(&self, req: &BackupRequest) -> Result<RunReport, Error> {
+        let targets = self.backup_targets(req)?;
+        let mut report = RunReport::default();
+        for target in targets {
+            let home = target.home.as_str();
+            let item = ItemReport::new(Operation::Backup, &target.name, home, None);
+            let checked = async {
+                let kind = self.kind_of(target)?;
+                kind.backup_shape(target)?;
+                self.signer()?;
+                let source = kind
+                    .reachability(target)
+                    .await
+                    .into_iter()
+                    .find(|r| r.region == home);
+                if let Some(r) = source.as_ref().filter(|r| !r.reachable) {
+                    return Err(Error::unreachable(format!(
+                        "the {} source at {} does not answer: {}",
+                        target.spec.kind(),
+                        r.address,
+                        r.detail
+                    )));
+                }
+                let rs = self.writable_store(home).await?;
+                rs.store.probe().await?;
+                Ok::<_, Error>((source.map(|r| r.address), rs.store.describe()))
+            }
+            .await;
+            match checked {
+                Ok((source, store)) => {
+                    let mut message = format!(
+                        "would back up {} {}{} into {store}",
+                        target.spec.kind(),
+                        target.name,
+                        source.map(|s| format!(" from {s}")).unwrap_or_default()
+                    );
+                    if let Some(w) = self.plaintext_secrets(target).await {
+                        message = format!("{message}; WARNING: {w}");
+                    }
+                    report.push(item.with_outcome(Outcome::Planned, message));
+                }
+                Err(e) => {
+                    report.push(item.failed(&e));
+                    continue;
+                }
+            }
+            if req.no_copy {
+                continue;
+            }
+            let regions = req.copy_to.as_ref().unwrap_or(&target.copy_to);
+            for to in regions.iter().filter(|r| **r != target.home) {
+                let item = ItemReport::new(Operation::Copy, &target.name, to, None);
+                let writable = async {
+                    let rs = self.writable_store(to).await?;
+                    rs.store.probe().await?;
+                    Ok::<_, Error>(rs.store.describe())
+                }
+                .await;
+                report.push(match writable {
+                    Ok(store) => item.with_outcome(
+                        Outcome::Planned,
+                        format!("would copy the new point from {home} to {store}"),
+                    ),
+                    Err(e) => item.failed(&e),
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    fn backup_targets(&self, req: &BackupRequest) -> Result<Vec<&Target>, Error> {
         let targets: Vec<&Target> = if req.targets.is_empty() {
             self.config().targets.values().collect()
         } else {
@@ -61,18 +152,7 @@ impl Engine {
                 self.config().path.display()
             )));
         }
-        let mut report = RunReport::default();
-        for target in targets {
-            if self.cancel_token().is_cancelled() {
-                report.push(
-                    ItemReport::new(Operation::Backup, &target.name, &target.home, None)
-                        .failed(&Error::cancelled("not started: the run was cancelled")),
-                );
-                continue;
-            }
-            report.extend(self.backup_target(target, req).await);
-        }
-        Ok(report)
+        Ok(targets)
     }
 
     /// A warning when `target`'s points hold secrets and nothing encrypts them.

@@ -29,6 +29,9 @@ pub struct CopyRequest {
     pub from: Option<String>,
     /// Destination region (default: each target's other regions).
     pub to: Option<String>,
+    /// Say what would be copied (both stores listed, the destination checked
+    /// for writes) and copy nothing.
+    pub dry_run: bool,
 }
 
 /// One target's points copied from one region to another.
@@ -95,10 +98,7 @@ impl Engine {
                     continue;
                 }
             };
-            report.extend(
-                self.copy_missing(target, &stores.0, &stores.1, req.point.as_ref())
-                    .await,
-            );
+            report.extend(self.copy_missing(target, &stores.0, &stores.1, req).await);
         }
         Ok(report)
     }
@@ -108,8 +108,9 @@ impl Engine {
         target: &Target,
         from: &RegionStore,
         to: &RegionStore,
-        point: Option<&PointId>,
+        req: &CopyRequest,
     ) -> RunReport {
+        let point = req.point.as_ref();
         let name = target.name.as_str();
         let mut report = RunReport::default();
         let listings = tokio::join!(
@@ -144,6 +145,15 @@ impl Engine {
             }
             if self.cancel_token().is_cancelled() {
                 report.push(item.failed(&Error::cancelled("not started: the run was cancelled")));
+                continue;
+            }
+            if req.dry_run {
+                let mut planned = item.with_outcome(
+                    Outcome::Planned,
+                    format!("would copy from {} to {}", from.region, to.store.describe()),
+                );
+                planned.bytes = Some(p.manifest.stored_size);
+                report.push(planned);
                 continue;
             }
             match self.copy_point(target, from, to, &p.manifest, None).await {

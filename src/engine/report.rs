@@ -71,6 +71,9 @@ pub enum Outcome {
     Skipped,
     /// Stopped by a cancellation before it finished; nothing half-done was kept.
     Cancelled,
+    /// A dry run: what would be done, checked as far as it can be without
+    /// writing.
+    Planned,
 }
 
 impl Outcome {
@@ -81,6 +84,7 @@ impl Outcome {
             Outcome::Failed => "FAILED",
             Outcome::Skipped => "SKIPPED",
             Outcome::Cancelled => "CANCELLED",
+            Outcome::Planned => "PLAN",
         }
     }
 }
@@ -202,7 +206,7 @@ pub fn verdict_of(items: impl IntoIterator<Item = (Outcome, Option<ErrorClass>)>
                 integrity |= class == Some(ErrorClass::Integrity);
                 first_failure.get_or_insert(class.unwrap_or(ErrorClass::Failed));
             }
-            Outcome::Ok | Outcome::Warning => succeeded = true,
+            Outcome::Ok | Outcome::Warning | Outcome::Planned => succeeded = true,
             Outcome::Skipped => {}
         }
     }

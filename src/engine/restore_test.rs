@@ -166,6 +166,81 @@ impl Engine {
         report
     }
 
+    /// The point (as named, or the newest) in `region`, with its listing.
+    async fn find_point(
+        &self,
+        target: &str,
+        point: Option<&str>,
+        region: &str,
+    ) -> Result<(crate::catalog::RegionStore, catalog::Listing, String), Error> {
+        let rs = self.store(region).await?;
+        let listing = catalog::list_points(&rs, Some(target)).await?;
+        let choice = match point {
+            Some(p) => PointChoice::Id(p.parse::<PointId>()?),
+            None => PointChoice::Newest,
+        };
+        let id = catalog::select(&listing, region, target, &choice)?
+            .chosen
+            .id
+            .to_string();
+        Ok((rs, listing, id))
+    }
+
+    /// What `restore_test` would do: per region, the point it would test
+    /// (found and listed, as the real run finds it) and its size. Nothing is
+    /// started, held or recorded.
+    pub async fn restore_test_plan(
+        &self,
+        target: &str,
+        point: Option<&str>,
+        region: Option<&str>,
+    ) -> RunReport {
+        let mut report = RunReport::default();
+        let item = |region: &str, point: Option<String>| {
+            ItemReport::new(Operation::RestoreTest, target, region, point)
+        };
+        let t = match self.target(target) {
+            Ok(t) => t,
+            Err(e) => {
+                report.push(item("-", point.map(str::to_string)).failed(&e));
+                return report;
+            }
+        };
+        let (point, regions) = match region {
+            Some(r) => match self.region(r) {
+                Ok(_) => (point.map(str::to_string), vec![r.to_string()]),
+                Err(e) => {
+                    report.push(item(r, point.map(str::to_string)).failed(&e));
+                    return report;
+                }
+            },
+            None => self.copies_of(t, point).await,
+        };
+        for r in regions {
+            match self.find_point(target, point.as_deref(), &r).await {
+                Ok((rs, listing, id)) => {
+                    let size = listing
+                        .points
+                        .iter()
+                        .find(|p| p.id.as_str() == id)
+                        .map(|p| p.manifest.stored_size);
+                    let mut planned = item(&r, Some(id.clone())).with_outcome(
+                        Outcome::Planned,
+                        format!(
+                            "would restore {id} from {} into a scratch place of its kind ({}), check it against its manifest, remove the scratch place and record the result",
+                            rs.store.describe(),
+                            t.spec.kind()
+                        ),
+                    );
+                    planned.bytes = size;
+                    report.push(planned);
+                }
+                Err(e) => report.push(item(&r, point.clone()).failed(&e)),
+            }
+        }
+        report
+    }
+
     /// The point tested (once known) and what its test said.
     #[allow(clippy::type_complexity)]
     async fn restore_test_in(
@@ -174,20 +249,7 @@ impl Engine {
         point: Option<&str>,
         region: &str,
     ) -> Result<(Option<String>, Option<String>), (Option<String>, Error)> {
-        let found = async {
-            let rs = self.store(region).await?;
-            let listing = catalog::list_points(&rs, Some(target)).await?;
-            let choice = match point {
-                Some(p) => PointChoice::Id(p.parse::<PointId>()?),
-                None => PointChoice::Newest,
-            };
-            let id = catalog::select(&listing, region, target, &choice)?
-                .chosen
-                .id
-                .to_string();
-            Ok::<_, Error>((rs, listing, id))
-        }
-        .await;
+        let found = self.find_point(target, point, region).await;
         // Until the point is found in the region, there is no point to record
         // a result for: an unknown id writes nothing.
         let (rs, listing, id) = found.map_err(|e| (None, e))?;

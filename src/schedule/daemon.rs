@@ -390,7 +390,7 @@ async fn finished(s: Option<&Schedule>, f: &Finished, metrics: Option<&Metrics>)
     for i in &run.report.items {
         let point = i.point.as_deref().unwrap_or("-");
         match i.outcome {
-            Outcome::Ok | Outcome::Skipped => tracing::info!(
+            Outcome::Ok | Outcome::Skipped | Outcome::Planned => tracing::info!(
                 schedule = %run.schedule, operation = %i.operation, target = %i.target,
                 region = %i.region, point, duration_ms = i.duration_ms, "{}", i.message
             ),

@@ -260,19 +260,24 @@ fn kept_points(plan: &crate::engine::prune::PrunePlan) -> Vec<KeptPoints> {
         .collect()
 }
 
-async fn work(
-    engine: &Engine,
-    schedule: &Schedule,
-    previous: &ScheduleState,
-) -> Result<Worked, Error> {
-    let req = BackupRequest {
+/// The backup a run of `schedule` asks for.
+pub fn backup_request(schedule: &Schedule) -> BackupRequest {
+    BackupRequest {
         retention: Some(schedule.point_retention()),
         targets: schedule.targets.clone(),
         schedule: Some(schedule.name.clone()),
         labels: BTreeMap::from([("schedule".to_string(), schedule.name.clone())]),
         no_copy: false,
         copy_to: schedule.copy_to.clone(),
-    };
+    }
+}
+
+async fn work(
+    engine: &Engine,
+    schedule: &Schedule,
+    previous: &ScheduleState,
+) -> Result<Worked, Error> {
+    let req = backup_request(schedule);
     let mut report = engine.backup(&req).await?;
     if engine.cancel_token().is_cancelled() {
         return Ok(Worked {

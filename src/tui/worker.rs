@@ -160,6 +160,7 @@ impl Worker {
                         point: Some(id),
                         from: Some(region),
                         to: None,
+                        dry_run: false,
                     })
                     .await
             })),
