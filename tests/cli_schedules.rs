@@ -234,3 +234,16 @@ fn a_reader_that_stops_early_ends_the_listing_quietly() {
         .code(2)
         .stderr(predicate::str::contains("100000000 is not in 1..=1000"));
 }
+
+#[test]
+fn a_select_matching_nothing_beside_targets_is_a_warning() {
+    for cmd in ["check", "list"] {
+        drtool()
+            .args(["schedule", cmd, "--schedules", &dir("select-nothing")])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "select tier=dev matches no target today: only the targets named run (kv)",
+            ));
+    }
+}

@@ -139,6 +139,7 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
                     serde_json::json!({
                         "name": s.name, "file": s.file, "valid": true, "targets": s.targets,
                         "cron": s.cron.line, "timezone": s.timezone.name(),
+                        "warnings": s.warnings,
                     })
                 }))
             });
@@ -149,6 +150,9 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Exit, Error> {
                     s.file.display(),
                     s.targets.len()
                 );
+                for w in &s.warnings {
+                    outln!("    warning: {w}");
+                }
             }
             Ok(Exit::from(Verdict::Ok))
         }
@@ -196,6 +200,7 @@ struct Listed {
     /// The same runs in the schedule's zone, for people.
     next_runs_local: Vec<String>,
     dst_notes: Vec<crate::schedule::cron::DstNote>,
+    warnings: Vec<String>,
     last_run: Option<ScheduleState>,
 }
 
@@ -234,6 +239,7 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
             dst_notes: s
                 .cron
                 .dst_notes(now, now + chrono::Duration::days(366), s.timezone),
+            warnings: s.warnings.clone(),
             last_run: state,
         });
     }
@@ -270,6 +276,9 @@ async fn list(ctx: &Ctx, args: &ListArgs) -> Result<Verdict, Error> {
         }
         for d in &l.dst_notes {
             outln!("  DST        {}: {}", d.local, d.note);
+        }
+        for w in &l.warnings {
+            outln!("  warning    {w}");
         }
     }
     Ok(Verdict::Ok)

@@ -127,6 +127,9 @@ pub struct Schedule {
     pub missed: Missed,
     pub paused: bool,
     pub notify: Option<Notify>,
+    /// What is right enough to run but worth saying (`schedule check` and
+    /// `list` print them): a `select` that matches nothing beside `targets`.
+    pub warnings: Vec<String>,
 }
 
 fn cron_line<S: serde::Serializer>(c: &Cron, s: S) -> Result<S::Ok, S::Error> {
@@ -294,6 +297,7 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         }
         targets.push(t.get_ref().clone());
     }
+    let mut warnings = Vec::new();
     if let Some(sel) = &raw.select {
         let matched: Vec<String> = config
             .targets
@@ -305,10 +309,22 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
             })
             .map(|t| t.name.clone())
             .collect();
-        if matched.is_empty() {
+        if matched.is_empty() && targets.is_empty() {
             return Err(c.err(
                 sel.span().start,
                 "select matches no target: give targets `labels = { ... }` in the config, or name them in `targets`",
+            ));
+        }
+        if matched.is_empty() {
+            // The named targets still run; a label added later joins them.
+            warnings.push(format!(
+                "select {} matches no target today: only the targets named run ({})",
+                sel.get_ref()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                targets.join(", ")
             ));
         }
         for t in matched {
@@ -400,6 +416,7 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
         }
     };
     Ok(Schedule {
+        warnings,
         file: file.to_path_buf(),
         name: name.clone(),
         cron,
@@ -566,6 +583,19 @@ restore_test_every = "7d"
         let by_label = GOOD.replace("targets = [\"kv\"]", "select = { tier = \"prod\" }");
         let s = parse(&by_label, Path::new("s.toml"), &config()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.targets, ["kv"]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // A selector matching nothing beside named targets: they run, and
+        // the schedule says so.
+        let both = GOOD.replace(
+            "targets = [\"kv\"]",
+            "targets = [\"kv\"]\nselect = { tier = \"dev\" }",
+        );
+        let s = parse(&both, Path::new("s.toml"), &config()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.targets, ["kv"]);
+        assert_eq!(
+            s.warnings,
+            ["select tier=dev matches no target today: only the targets named run (kv)"]
+        );
     }
 
     #[test]
