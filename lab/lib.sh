@@ -196,7 +196,7 @@ stop_lab() {
 region_pidfiles() {
   local region=$1
   shopt -s nullglob
-  local files=("$LAB_RUN/garage-$region.pid" "$LAB_RUN"/etcd-"$region"-e*.pid "$LAB_RUN"/kube-apiserver-"$region".pid)
+  local files=("$LAB_RUN/garage-$region.pid" "$LAB_RUN"/etcd-"$region"-e*.pid "$LAB_RUN"/kube-controller-manager-"$region".pid "$LAB_RUN"/kube-apiserver-"$region".pid)
   shopt -u nullglob
   printf '%s\n' "${files[@]}"
 }

@@ -28,7 +28,7 @@ fn init_args(
         "--kubeconfig".into(),
         lab.env["LAB_KUBECONFIG"].clone(),
         "--namespace".into(),
-        "lab-shop".into(),
+        prefix.into(),
         "--rds-endpoint".into(),
         lab.env["LAB_RDS_ENDPOINT"].clone(),
         "--rds-instance".into(),
@@ -54,6 +54,8 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("drtool.toml");
     let west = lab.etcd(WEST).join(",");
+    // A namespace of the test's own (named as its prefix), for init to find.
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &name, 5);
     // The DR cluster's etcd is found the way kubeadm clusters show it: the
     // kube-apiserver static pod's --etcd-servers.
     let pod = ApiserverPod::create(&lab, &name, &west);
@@ -76,7 +78,7 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
         format!("store = \"s3://drtool-{WEST}/{name}\""),
         "[targets.etcd]".into(),
         format!("prefix = \"/{name}/\""),
-        "[targets.ns-lab-shop]".into(),
+        format!("[targets.ns-{name}]"),
         "context = \"lab-us-west-2\"".into(),
         "[targets.rds-lab-orders]".into(),
         format!("copy_to = [\"{WEST}\"]"),
@@ -220,7 +222,9 @@ fn a_signal_while_probing_leaves_the_folder_as_it_was() {
     // An etcd that takes the connection and never answers: the probe waits.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent = format!("http://{}", silent.local_addr().unwrap());
-    let args = init_args(&lab, &cfg, &unique("init-sig"), Some(&silent));
+    let ns = unique("init-sig");
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 1);
+    let args = init_args(&lab, &cfg, &ns, Some(&silent));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.spawn_drtool(&cfg, &args, None);
     let staged = || {

@@ -536,7 +536,9 @@ pub fn webhook_server() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
 /// Fills namespace `ns` of the lab's API server at `server` with `objects`
 /// objects of every common kind (`lab/kube-load`).
 pub fn kube_load(server: &str, ns: &str, objects: usize) {
+    let lab = Lab::get();
     let out = std::process::Command::new(repo().join("lab/kube-load"))
+        .envs(lab.env.iter().filter(|(k, _)| k.starts_with("LAB_KUBE")))
         .args([
             "--server",
             server,

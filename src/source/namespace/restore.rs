@@ -415,8 +415,23 @@ async fn flush(
 ) -> Result<(), SourceError> {
     use futures::StreamExt;
     let writes = std::mem::take(batch);
-    let mut results = futures::stream::iter(writes.into_iter().map(|w| async move {
-        let r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
+    let mut results = futures::stream::iter(writes.into_iter().map(|mut w| async move {
+        let mut r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
+        if made_by_the_cluster(&w, &r) {
+            // The namespace was new at the plan; its controller has made this
+            // object since. The point's copy replaces it.
+            let path = format!("{}/{}", w.path, w.name);
+            r = match cluster.get_json(&path).await {
+                Ok(live) => {
+                    w.body["metadata"]["resourceVersion"] =
+                        live["metadata"]["resourceVersion"].clone();
+                    w.method = http::Method::PUT;
+                    w.path = path;
+                    cluster.send_json(w.method.clone(), &w.path, &w.body).await
+                }
+                Err(e) => Err(e),
+            };
+        }
         (w, r)
     }))
     .buffer_unordered(PARALLEL_WRITES);
@@ -437,6 +452,15 @@ async fn flush(
         }
     }
     Ok(())
+}
+
+/// A create refused because the object exists, for an object the cluster
+/// makes in every new namespace (the `default` ServiceAccount).
+fn made_by_the_cluster(w: &Write, r: &Result<Value, kube::Error>) -> bool {
+    w.method == http::Method::POST
+        && w.resource == "serviceaccounts"
+        && w.name == "default"
+        && matches!(r, Err(kube::Error::Api(s)) if s.code == 409)
 }
 
 /// Restores the records into the cluster. Per-object failures are collected,

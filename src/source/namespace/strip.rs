@@ -25,6 +25,8 @@ const SERVER_METADATA: &[&str] = &[
 
 /// Removes status and server-owned fields.
 pub fn strip(mut object: Value, opts: &StripOptions) -> Value {
+    let kind = object["kind"].as_str().map(str::to_string);
+    let object_kind = kind.as_deref();
     if let Some(o) = object.as_object_mut() {
         o.remove("status");
     }
@@ -37,6 +39,13 @@ pub fn strip(mut object: Value, opts: &StripOptions) -> Value {
                 ann.remove(LAST_APPLIED);
             }
             ann.remove("deployment.kubernetes.io/revision");
+        }
+        // The API server sets this label on every namespace to its name; a
+        // namespace restored under another name gets its own.
+        if object_kind == Some("Namespace")
+            && let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut)
+        {
+            labels.remove("kubernetes.io/metadata.name");
         }
         drop_empty(meta, "annotations");
         drop_empty(meta, "labels");
@@ -55,8 +64,13 @@ fn drop_empty(map: &mut Map<String, Value>, key: &str) {
 }
 
 /// Objects that must not come back: owned by a controller (it recreates
-/// them), and service-account tokens (the new cluster issues its own).
+/// them), service-account tokens (the new cluster issues its own) and the
+/// `kube-root-ca.crt` ConfigMap the controller manager publishes in every
+/// namespace (it holds the cluster's own CA; another cluster's would be wrong).
 pub fn skip(resource: &str, object: &Value) -> bool {
+    if resource == "configmaps" && object["metadata"]["name"] == "kube-root-ca.crt" {
+        return true;
+    }
     let controlled = object["metadata"]["ownerReferences"]
         .as_array()
         .is_some_and(|refs| refs.iter().any(|r| r["controller"] == Value::Bool(true)));
@@ -97,6 +111,30 @@ pub fn for_new_cluster(resource: &str, mut object: Value) -> Value {
         "pods" => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("nodeName");
+            }
+        }
+        "jobs" => {
+            // The server gives every Job a selector and template labels with
+            // its own uid; another cluster's uid is refused. A manual
+            // selector is the user's and stays.
+            let manual = object["spec"]["manualSelector"] == Value::Bool(true);
+            if !manual && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("selector");
+                if let Some(labels) = spec
+                    .get_mut("template")
+                    .and_then(|t| t.get_mut("metadata"))
+                    .and_then(|m| m.get_mut("labels"))
+                    .and_then(Value::as_object_mut)
+                {
+                    for l in [
+                        "controller-uid",
+                        "batch.kubernetes.io/controller-uid",
+                        "job-name",
+                        "batch.kubernetes.io/job-name",
+                    ] {
+                        labels.remove(l);
+                    }
+                }
             }
         }
         "serviceaccounts" => {
@@ -148,6 +186,26 @@ mod tests {
             &json!({"metadata": {}, "type": "kubernetes.io/service-account-token"})
         ));
         assert!(!skip("secrets", &json!({"metadata": {}, "type": "Opaque"})));
+        assert!(skip(
+            "configmaps",
+            &json!({"metadata": {"name": "kube-root-ca.crt"}})
+        ));
+        assert!(!skip("configmaps", &json!({"metadata": {"name": "app"}})));
+        // A Job loses the server's selector and uid labels, unless the
+        // selector is the user's own.
+        let job = json!({"spec": {
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
+            "template": {"metadata": {"labels": {
+                "app": "x", "controller-uid": "u1", "batch.kubernetes.io/controller-uid": "u1",
+                "job-name": "j", "batch.kubernetes.io/job-name": "j"}}}}});
+        let new = for_new_cluster("jobs", job);
+        assert_eq!(
+            new["spec"],
+            json!({"template": {"metadata": {"labels": {"app": "x"}}}})
+        );
+        let manual =
+            json!({"spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
+        assert_eq!(for_new_cluster("jobs", manual.clone()), manual);
     }
 
     #[test]
