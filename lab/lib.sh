@@ -193,6 +193,17 @@ stop_lab() {
   stop_pidfiles "${last[@]}"
 }
 
+# The Kubernetes part of the lab: with LAB_KUBERNETES=real the real control
+# planes of lab/kube-real.sh (issue #18, being brought in), otherwise the
+# project's test API server (lab/kube.sh).
+kube_script() {
+  if [[ ${LAB_KUBERNETES:-test} == real ]]; then
+    echo "$LAB_REPO/lab/kube-real.sh"
+  else
+    echo "$LAB_REPO/lab/kube.sh"
+  fi
+}
+
 region_pidfiles() {
   local region=$1
   shopt -s nullglob

@@ -130,17 +130,33 @@ context = "lab-{WEST}"
     )
 }
 
+fn wait_for_stateful_set_claims(lab: &Lab, ns: &str) {
+    let names = |kind: &str| {
+        kubectl(
+            lab,
+            &format!("lab-{EAST}"),
+            &["get", kind, "-n", ns, "-o", "name"],
+            None,
+        )
+    };
+    for _ in 0..150 {
+        let claims = names("pvc")
+            .lines()
+            .filter(|n| n.starts_with("persistentvolumeclaim/data-statefulset-"))
+            .count();
+        if claims >= names("sts").lines().count() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn strip_job_uid(mut spec: Value) -> Value {
     if let Some(s) = spec.as_object_mut() {
         s.remove("selector");
     }
     if let Some(labels) = spec["template"]["metadata"]["labels"].as_object_mut() {
-        for l in [
-            "controller-uid",
-            "batch.kubernetes.io/controller-uid",
-            "job-name",
-            "batch.kubernetes.io/job-name",
-        ] {
+        for l in drtool::source::namespace::JOB_UID_LABELS {
             labels.remove(l);
         }
     }
@@ -243,26 +259,10 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
         Some(rest),
     );
     // The StatefulSet controller makes each set's first claim on its own
-    // time: wait for all of them, so the point and `before` agree.
-    let names = |kind: &str| {
-        kubectl(
-            &lab,
-            &format!("lab-{EAST}"),
-            &["get", kind, "-n", &ns, "-o", "name"],
-            None,
-        )
-    };
-    // (The project's test API server has no controllers: nothing to wait for.)
-    let real = lab.env.contains_key("LAB_KUBE_VERSION");
-    for _ in 0..if real { 150 } else { 0 } {
-        let claims = names("pvc")
-            .lines()
-            .filter(|n| n.starts_with("persistentvolumeclaim/data-statefulset-"))
-            .count();
-        if claims >= names("sts").lines().count() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    // time: wait for all of them, so the point and `before` agree. (The
+    // project's test API server has no controllers: nothing to wait for.)
+    if lab.env.contains_key("LAB_KUBE_VERSION") {
+        wait_for_stateful_set_claims(&lab, &ns);
     }
     let before = objects(&lab, &format!("lab-{EAST}"), &ns);
     assert!(before.len() > 400, "{} objects", before.len());

@@ -12,6 +12,7 @@ mod home;
 mod restore;
 mod scratch;
 mod strip;
+pub use strip::JOB_UID_LABELS;
 
 use std::collections::BTreeMap;
 use std::io;

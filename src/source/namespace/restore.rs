@@ -618,6 +618,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn only_the_clusters_own_default_service_account_is_taken_over() {
+        let write = |resource: &str, name: &str, method: http::Method| Write {
+            resource: resource.into(),
+            name: name.into(),
+            method,
+            path: "/api/v1/namespaces/n/serviceaccounts".into(),
+            body: json!({}),
+        };
+        let status = |code| {
+            Err(kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            })))
+        };
+        let sa = write("serviceaccounts", "default", http::Method::POST);
+        assert!(made_by_the_cluster(&sa, &status(409)));
+        assert!(!made_by_the_cluster(&sa, &status(422)));
+        assert!(!made_by_the_cluster(&sa, &Ok(json!({}))));
+        for other in [
+            write("serviceaccounts", "app", http::Method::POST),
+            write("configmaps", "default", http::Method::POST),
+            write("serviceaccounts", "default", http::Method::PUT),
+        ] {
+            assert!(!made_by_the_cluster(&other, &status(409)));
+        }
+    }
+
     fn cm(data: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": data}})
     }

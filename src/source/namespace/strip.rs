@@ -23,10 +23,18 @@ const SERVER_METADATA: &[&str] = &[
     "ownerReferences",
 ];
 
+/// The labels the API server puts on a Job's pod template (and selector),
+/// naming the Job's uid: another cluster refuses them.
+pub const JOB_UID_LABELS: [&str; 4] = [
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "job-name",
+    "batch.kubernetes.io/job-name",
+];
+
 /// Removes status and server-owned fields.
 pub fn strip(mut object: Value, opts: &StripOptions) -> Value {
-    let kind = object["kind"].as_str().map(str::to_string);
-    let object_kind = kind.as_deref();
+    let namespace = object["kind"] == "Namespace";
     if let Some(o) = object.as_object_mut() {
         o.remove("status");
     }
@@ -42,9 +50,7 @@ pub fn strip(mut object: Value, opts: &StripOptions) -> Value {
         }
         // The API server sets this label on every namespace to its name; a
         // namespace restored under another name gets its own.
-        if object_kind == Some("Namespace")
-            && let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut)
-        {
+        if namespace && let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
             labels.remove("kubernetes.io/metadata.name");
         }
         drop_empty(meta, "annotations");
@@ -113,27 +119,19 @@ pub fn for_new_cluster(resource: &str, mut object: Value) -> Value {
                 spec.remove("nodeName");
             }
         }
-        "jobs" => {
-            // The server gives every Job a selector and template labels with
-            // its own uid; another cluster's uid is refused. A manual
-            // selector is the user's and stays.
-            let manual = object["spec"]["manualSelector"] == Value::Bool(true);
-            if !manual && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        // The server gives every Job a selector and template labels with its
+        // own uid; another cluster's uid is refused. A manual selector is
+        // the user's and stays.
+        "jobs" if object["spec"]["manualSelector"] != Value::Bool(true) => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("selector");
-                if let Some(labels) = spec
-                    .get_mut("template")
-                    .and_then(|t| t.get_mut("metadata"))
-                    .and_then(|m| m.get_mut("labels"))
-                    .and_then(Value::as_object_mut)
-                {
-                    for l in [
-                        "controller-uid",
-                        "batch.kubernetes.io/controller-uid",
-                        "job-name",
-                        "batch.kubernetes.io/job-name",
-                    ] {
-                        labels.remove(l);
-                    }
+            }
+            if let Some(labels) = object
+                .pointer_mut("/spec/template/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                for l in JOB_UID_LABELS {
+                    labels.remove(l);
                 }
             }
         }
