@@ -4,8 +4,9 @@
 # from the k8s.io/kubernetes Go module once per machine (and again only when
 # the pin changes), backed by that region's lab etcd, served over TLS with
 # client certificates, RBAC and the default admission plugins; kubectl of the
-# same release; a kubeconfig with one context per region (and a read-only
-# user per region, see lab/kube/rbac.yaml). Sourced after lib.sh by lab/up and
+# same release; a validating admission webhook per region (lab/kube/webhook.py);
+# a kubeconfig with one context per region (and reader and restorer users
+# per region, see lab/kube/rbac.yaml). Sourced after lib.sh by lab/up and
 # lab/start-region, never executed. lab/stop-region and lab/down stop the
 # servers through their pid files (see region_pidfiles in lib.sh).
 
@@ -30,6 +31,7 @@ KUBECTL=$KUBE_BIN_DIR/kubectl
 
 kube_port()     { echo "$(region_num "$1")6443"; }
 kcm_port()      { echo "$(region_num "$1")0257"; }
+policy_port()   { echo "$(region_num "$1")6444"; }
 kube_url()      { echo "https://127.0.0.1:$(kube_port "$1")"; }
 kube_pidfile()  { echo "$LAB_RUN/kube-apiserver-$1.pid"; }
 kcm_pidfile()   { echo "$LAB_RUN/kube-controller-manager-$1.pid"; }
@@ -95,6 +97,10 @@ extendedKeyUsage=clientAuth"
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.91.0.1,IP:10.92.0.1"
+  kube_cert webhook "/CN=lab-policy-webhook" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1"
   kube_cert admin "/O=system:masters/CN=lab-admin" "$client"
   kube_cert controller-manager "/CN=system:kube-controller-manager" "$client"
   kube_cert reader "/O=drtool:backup/CN=lab-reader" "$client"
@@ -177,7 +183,47 @@ start_kube() {
     --v=1
   wait_for "kube-controller-manager of $region" \
     "$(kcm_pidfile "$region")" kcm_healthy "$(kcm_port "$region")"
+  spawn "kube-policy-webhook-$region" "$(policy_port "$region")" python3 "$KUBE_MOD/webhook.py" \
+    --region "$region" --port "$(policy_port "$region")" \
+    --cert "$KUBE_PKI/webhook.crt" --key "$KUBE_PKI/webhook.key"
+  wait_for "the admission policy webhook of $region" \
+    "$LAB_RUN/kube-policy-webhook-$region.pid" \
+    curl -sf -m 2 --cacert "$KUBE_PKI/ca.crt" "https://127.0.0.1:$(policy_port "$region")/healthz"
   log "$region ready: Kubernetes $(kube_version) API $(kube_url "$region")"
+}
+
+# Each region's admission policy (lab/kube/webhook.py): objects labelled
+# lab.drtool.dev/reject-in=REGION are refused there.
+kube_policy() {
+  local region ca
+  ca=$(base64 -w0 "$KUBE_PKI/ca.crt")
+  for region in "${LAB_REGIONS[@]}"; do
+    "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" --context "lab-$region" apply -f - \
+      >>"$LAB_LOGS/kube-rbac.log" 2>&1 <<EOF || { tail -n 20 "$LAB_LOGS/kube-rbac.log" >&2; die "registering the policy webhook in $region failed"; }
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: lab-policy
+webhooks:
+- name: reject-in.lab.drtool.dev
+  clientConfig:
+    url: https://127.0.0.1:$(policy_port "$region")/validate
+    caBundle: $ca
+  rules:
+  - operations: ["CREATE", "UPDATE"]
+    apiGroups: ["*"]
+    apiVersions: ["*"]
+    resources: ["*"]
+    scope: Namespaced
+  objectSelector:
+    matchExpressions:
+    - {key: lab.drtool.dev/reject-in, operator: Exists}
+  failurePolicy: Fail
+  sideEffects: None
+  admissionReviewVersions: ["v1"]
+  timeoutSeconds: 5
+EOF
+  done
 }
 
 write_kubeconfig() {
@@ -245,6 +291,7 @@ kube_up_all() {
   for region in "${LAB_REGIONS[@]}"; do start_kube "$region"; done
   write_kubeconfig
   kube_rbac
+  kube_policy
   append_kube_env
   log "  kubeconfig: $KUBECONFIG_FILE (contexts lab-us-east-1, lab-us-west-2, and -reader/-restorer of each); kubectl $(kube_version): $KUBECTL"
 }

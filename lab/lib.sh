@@ -193,21 +193,21 @@ stop_lab() {
   stop_pidfiles "${last[@]}"
 }
 
-# The Kubernetes part of the lab: with LAB_KUBERNETES=real the real control
-# planes of lab/kube-real.sh (issue #18, being brought in), otherwise the
-# project's test API server (lab/kube.sh).
+# The Kubernetes part of the lab: real control planes (lab/kube-real.sh,
+# kube-apiserver and kube-controller-manager built from the k8s.io/kubernetes
+# module). A lab made before them ran the project's test API server, whose
+# objects in the region's etcd the real one cannot read: it must be purged.
 kube_script() {
-  if [[ ${LAB_KUBERNETES:-test} == real ]]; then
-    echo "$LAB_REPO/lab/kube-real.sh"
-  else
-    echo "$LAB_REPO/lab/kube.sh"
+  if [[ -e $LAB_DIR/bin/kube-test-apiserver ]]; then
+    die "this lab ($LAB_DIR) was made with the retired Kubernetes test API server and its etcd holds that server's objects; run lab/down --purge, then lab/up"
   fi
+  echo "$LAB_REPO/lab/kube-real.sh"
 }
 
 region_pidfiles() {
   local region=$1
   shopt -s nullglob
-  local files=("$LAB_RUN/garage-$region.pid" "$LAB_RUN"/etcd-"$region"-e*.pid "$LAB_RUN"/kube-controller-manager-"$region".pid "$LAB_RUN"/kube-apiserver-"$region".pid)
+  local files=("$LAB_RUN/garage-$region.pid" "$LAB_RUN"/etcd-"$region"-e*.pid "$LAB_RUN"/kube-controller-manager-"$region".pid "$LAB_RUN"/kube-policy-webhook-"$region".pid "$LAB_RUN"/kube-apiserver-"$region".pid)
   shopt -u nullglob
   printf '%s\n' "${files[@]}"
 }

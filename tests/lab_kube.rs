@@ -1,6 +1,8 @@
-//! Kubernetes namespaces against the project's test API server (one per lab
-//! region, each on that region's etcd): backup, cross-region restore, mapping,
-//! filters, existing-object policies, paging, CRDs, and bad inputs.
+//! Kubernetes namespaces against the lab's real control planes (kube-apiserver
+//! and kube-controller-manager v1.34 per region, each on that region's etcd):
+//! backup, cross-region restore, mapping, filters, existing-object policies,
+//! paging, CRDs with two versions, autoscaled replicas, admission refusals,
+//! least-privilege roles, a namespace stuck terminating, and bad inputs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -104,6 +106,28 @@ fn objects(lab: &Lab, context: &str, ns: &str) -> BTreeMap<(String, String), Val
             );
         }
     }
+    // An autoscaler owns the replica count of what it scales, and sets it on
+    // its own time (the HPA controller raises it to minReplicas): not
+    // something a restore reproduces.
+    let scaled: Vec<(String, String)> = out
+        .iter()
+        .filter(|((kind, _), _)| kind.starts_with("horizontalpodautoscalers."))
+        .filter_map(|(_, hpa)| {
+            let target = &hpa["spec"]["scaleTargetRef"];
+            let kind = match target["kind"].as_str()? {
+                "Deployment" => "deployments.apps",
+                "StatefulSet" => "statefulsets.apps",
+                "ReplicaSet" => "replicasets.apps",
+                _ => return None,
+            };
+            Some((kind.to_string(), target["name"].as_str()?.to_string()))
+        })
+        .collect();
+    for key in scaled {
+        if let Some(spec) = out.get_mut(&key).and_then(|o| o["spec"].as_object_mut()) {
+            spec.remove("replicas");
+        }
+    }
     out
 }
 
@@ -174,16 +198,29 @@ spec:
   group: {group}
   scope: Namespaced
   names: {{plural: gadgets, singular: gadget, kind: Gadget}}
+  conversion: {{strategy: None}}
   versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema: {{openAPIV3Schema: {{type: object, properties: {{spec: {{type: object, properties: {{
+      size: {{type: integer}}, color: {{type: string, default: grey}}}}}}}}}}}}
   - name: v1
     served: true
     storage: true
-    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+    schema: {{openAPIV3Schema: {{type: object, properties: {{spec: {{type: object, properties: {{
+      size: {{type: integer, minimum: 1}}, color: {{type: string, default: blue}},
+      owner: {{type: string}}}}}}}}}}}}
 ---
 apiVersion: {group}/v1
 kind: Gadget
 metadata: {{name: g1, namespace: {ns}, labels: {{tier: gold}}}}
 spec: {{size: 3}}
+---
+apiVersion: {group}/v1beta1
+kind: Gadget
+metadata: {{name: g2, namespace: {ns}}}
+spec: {{size: 5}}
 ---
 apiVersion: v1
 kind: Pod
@@ -196,7 +233,7 @@ spec: {{containers: [{{name: c, image: busybox}}]}}
 apiVersion: v1
 kind: Pod
 metadata: {{name: bare-pod, namespace: {ns}}}
-spec: {{nodeName: node-7, containers: [{{name: c, image: busybox}}]}}
+spec: {{containers: [{{name: c, image: busybox}}]}}
 ---
 apiVersion: v1
 kind: Secret
@@ -259,15 +296,16 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
         Some(rest),
     );
     // The StatefulSet controller makes each set's first claim on its own
-    // time: wait for all of them, so the point and `before` agree. (The
-    // project's test API server has no controllers: nothing to wait for.)
-    if lab.env.contains_key("LAB_KUBE_VERSION") {
-        wait_for_stateful_set_claims(&lab, &ns);
-    }
+    // time: wait for all of them, so the point and `before` agree.
+    wait_for_stateful_set_claims(&lab, &ns);
     let before = objects(&lab, &format!("lab-{EAST}"), &ns);
     assert!(before.len() > 400, "{} objects", before.len());
     let kinds: std::collections::BTreeSet<&str> = before.keys().map(|(k, _)| k.as_str()).collect();
     assert!(kinds.len() >= 17, "{kinds:?}");
+    // Each object got the default of the version it was written through.
+    let gadget = |n: &str| before[&(format!("gadgets.{group}"), n.to_string())]["spec"].clone();
+    assert_eq!(gadget("g1"), json!({"size": 3, "color": "blue"}));
+    assert_eq!(gadget("g2"), json!({"size": 5, "color": "grey"}));
 
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &ns, ""));
@@ -293,7 +331,9 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
         m["items"]["customresourcedefinitions.apiextensions.k8s.io"],
         1
     );
-    assert_eq!(m["items"][format!("gadgets.{group}")], 1);
+    // Two versions: one made through each, both read and restored through
+    // the preferred one, with the defaults the server gave them.
+    assert_eq!(m["items"][format!("gadgets.{group}")], 2);
     assert_eq!(m["items"]["pods"], 1, "the controller-owned pod is skipped");
     assert!(m["items"]["events"].is_null(), "events are not backed up");
     assert!(
@@ -341,10 +381,11 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
         None,
     ))
     .unwrap();
-    assert!(
-        pod["spec"]["nodeName"].is_null(),
-        "nodeName is assigned by the new cluster"
-    );
+    // Back, and waiting for a node of the new cluster (the lab has none; a
+    // pod bound to a node the cluster lacks is deleted by its pod GC, which
+    // is why a restore drops nodeName).
+    assert_eq!(pod["spec"]["containers"][0]["image"], "busybox");
+    assert!(pod["spec"]["nodeName"].is_null());
 
     // A second run changes nothing.
     lab.drtool(&cfg)
@@ -700,4 +741,206 @@ async fn secrets_backed_up_without_encryption_are_warned_about() {
         .output()
         .unwrap();
     assert!(!stdout(&out).contains("WARNING"), "{}", stdout(&out));
+}
+
+/// README "Kubernetes permissions": the read-only role backs up, a restore
+/// with it is refused before anything is written, naming what it may not do,
+/// and the restore role is enough to restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_least_privilege_roles_back_up_and_restore_and_no_more() {
+    let lab = Lab::get();
+    let name = unique("nsrbac");
+    let ns = name.clone();
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 60);
+    let tmp = tempfile::tempdir().unwrap();
+    let as_role = |role: &str| {
+        ns_config(&lab, &name, &ns, "")
+            .replace(
+                &format!("\"lab-{EAST}\""),
+                &format!("\"lab-{EAST}-{role}\""),
+            )
+            .replace(
+                &format!("\"lab-{WEST}\""),
+                &format!("\"lab-{WEST}-{role}\""),
+            )
+    };
+    let reader = write_config(tmp.path(), &as_role("reader"));
+    let out = lab.drtool(&reader).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let refused = lab
+        .drtool(&reader)
+        .args(["restore", "--region", WEST, "--target", "app", "--yes"])
+        .output()
+        .unwrap();
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{}{err}", stdout(&refused));
+    assert!(
+        err.contains(&format!("lab-{WEST}-reader"))
+            && err.contains("may not create namespaces (1) cluster-wide")
+            && err.contains(&format!("in namespace {ns}: create configmaps ("))
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    let gone = std::process::Command::new(&lab.env["LAB_KUBECTL"])
+        .args(["--kubeconfig", &lab.env["LAB_KUBECONFIG"]])
+        .args(["--context", &format!("lab-{WEST}"), "get", "namespace", &ns])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "the refused restore made namespace {ns}"
+    );
+
+    std::fs::write(tmp.path().join("restorer.toml"), as_role("restorer")).unwrap();
+    let restorer = tmp.path().join("restorer.toml");
+    lab.drtool(&restorer)
+        .args(["restore", "--region", WEST, "--target", "app"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 failed"));
+}
+
+/// A restore into a namespace that is being deleted is refused before
+/// anything is written, naming what holds it (velero#3940 and kin).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_stuck_terminating_is_named_with_its_finalizers() {
+    let lab = Lab::get();
+    let name = unique("nsterm");
+    let ns = name.clone();
+    let context = format!("lab-{EAST}");
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &ns, ""));
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "--no-copy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let hold = |finalizers: &str| {
+        kubectl(
+            &lab,
+            &context,
+            &[
+                "patch",
+                "configmap",
+                "configmap-00000",
+                "-n",
+                &ns,
+                "--type",
+                "merge",
+                "-p",
+                &format!(r#"{{"metadata":{{"finalizers":{finalizers}}}}}"#),
+            ],
+            None,
+        )
+    };
+    hold(r#"["drtool.dev/hold"]"#);
+    kubectl(
+        &lab,
+        &context,
+        &["delete", "namespace", &ns, "--wait=false"],
+        None,
+    );
+    // The namespace controller empties it and then says what is left.
+    let mut said = false;
+    for _ in 0..150 {
+        let status = kubectl(
+            &lab,
+            &context,
+            &["get", "namespace", &ns, "-o", "json"],
+            None,
+        );
+        if status.contains("drtool.dev/hold") {
+            said = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(said, "the namespace controller never named the finalizer");
+
+    let refused = lab
+        .drtool(&cfg)
+        .args(["restore", "--region", EAST, "--target", "app", "--yes"])
+        .output()
+        .unwrap();
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{}{err}", stdout(&refused));
+    assert!(
+        err.contains(&format!("namespace {ns} on lab-{EAST} ("))
+            && err.contains("is Terminating")
+            && err.contains("still there after 120 s")
+            && err.contains("drtool.dev/hold")
+            && err.contains("nothing was written")
+            && err.contains("--namespace-map"),
+        "{err}"
+    );
+    hold("[]");
+}
+
+/// What the target region's admission refuses is reported object by object,
+/// with the policy's own words; everything else is restored (exit 3).
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_refused_by_admission_are_reported_one_by_one() {
+    let lab = Lab::get();
+    let name = unique("nsadmit");
+    let ns = name.clone();
+    kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 20);
+    let refused: String = (0..2)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: policy-{i}, namespace: {ns}, \
+                 labels: {{lab.drtool.dev/reject-in: {WEST}}}}}\ndata: {{k: v}}\n---\n"
+            )
+        })
+        .collect();
+    kubectl(
+        &lab,
+        &format!("lab-{EAST}"),
+        &["create", "-f", "-"],
+        Some(&refused),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &ns_config(&lab, &name, &ns, ""));
+    let out = lab.drtool(&cfg).arg("backup").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let out = lab
+        .drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "app", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Writes of one kind go in parallel: failures come in any order.
+    let mut failed: Vec<String> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 2, "{v:#}");
+    for (i, error) in failed.iter().enumerate() {
+        assert!(
+            error.contains(&format!("configmaps/policy-{i}"))
+                && error.contains(&format!("lab policy of {WEST}")),
+            "{error}"
+        );
+    }
+    let restored = kubectl(
+        &lab,
+        &format!("lab-{WEST}"),
+        &["get", "configmaps", "-n", &ns, "-o", "name"],
+        None,
+    );
+    assert!(restored.contains("configmap/configmap-00000") && !restored.contains("policy-"));
 }

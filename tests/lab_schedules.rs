@@ -4,7 +4,7 @@
 //! missed-run policy after downtime, prune (the dry run is exactly what a
 //! real prune removes; orphans go; the newest and a held point stay), restore
 //! tests of every kind on good and damaged points, webhooks on failure and
-//! recovery, and exported CronJobs created in the test API server.
+//! recovery, and exported CronJobs created in the lab's Kubernetes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,4 +1,4 @@
-// The lab's real Kubernetes control plane, built from source by lab/up (lab/kube.sh):
+// The lab's real Kubernetes control plane, built from source by lab/up (lab/kube-real.sh):
 // kube-apiserver, kube-controller-manager and kubectl of the release pinned here.
 // Regenerate for another release with lab/kube/pin vX.Y.Z (every k8s.io staging
 // module is pinned to the matching v0.Y.Z, as k8s.io/kubernetes's own replaces are

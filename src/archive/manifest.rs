@@ -72,6 +72,10 @@ pub enum Consistency {
         at: DateTime<Utc>,
         /// Resource -> resourceVersion of its list.
         lists: BTreeMap<String, String>,
+        /// Resource -> why its list spans more than one resourceVersion (its
+        /// continue token expired while paging). Absent when none did.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        resumed: BTreeMap<String, String>,
     },
 }
 
@@ -87,11 +91,21 @@ impl Consistency {
                 observed_at.to_rfc3339()
             ),
             Consistency::Rds { at } => format!("database as of {}", at.to_rfc3339()),
-            Consistency::Namespace { at, lists } => format!(
-                "{} lists read from {} (each at its own resourceVersion)",
-                lists.len(),
-                at.to_rfc3339()
-            ),
+            Consistency::Namespace { at, lists, resumed } => {
+                let mut line = format!(
+                    "{} lists read from {} (each at its own resourceVersion)",
+                    lists.len(),
+                    at.to_rfc3339()
+                );
+                if !resumed.is_empty() {
+                    let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
+                    line.push_str(&format!(
+                        "; not one snapshot, their continue token expired: {}",
+                        names.join(", ")
+                    ));
+                }
+                line
+            }
         }
     }
 }

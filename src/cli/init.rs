@@ -411,9 +411,24 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
             }
             None => {
                 let hits: Vec<&String> = names.iter().filter(|n| n.contains(r.as_str())).collect();
-                match hits.as_slice() {
-                    [one] => Some(((*one).clone(), format!("its name holds {r:?}"))),
-                    _ => None,
+                match context_of_region(&hits) {
+                    Some(one) if hits.len() == 1 => Some((one, format!("its name holds {r:?}"))),
+                    Some(one) => Some((
+                        one,
+                        format!(
+                            "its name holds {r:?} and begins the names of the other {} that do",
+                            hits.len() - 1
+                        ),
+                    )),
+                    None if hits.is_empty() => None,
+                    None => {
+                        let listed: Vec<&str> = hits.iter().map(|h| h.as_str()).collect();
+                        f.notes.push(format!(
+                            "{r}: several contexts name it ({}): choose one with --context {r}=NAME",
+                            listed.join(", ")
+                        ));
+                        None
+                    }
                 }
             }
         };
@@ -516,6 +531,16 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
 
 /// The etcd behind a context's API server, when its kube-apiserver runs as
 /// a pod there (kubeadm); the pod's name beside it.
+/// Of the contexts whose names hold a region's name, the one to use: the
+/// only one, or the one whose name begins every other's (`prod-use1` before
+/// `prod-use1-readonly`); None when that does not settle it.
+fn context_of_region(hits: &[&String]) -> Option<String> {
+    let base = hits.iter().min_by_key(|h| h.len())?;
+    hits.iter()
+        .all(|h| h.starts_with(base.as_str()))
+        .then(|| (*base).clone())
+}
+
 async fn etcd_from_cluster(kubeconfig: &Path, context: &str) -> Option<(Etcd, String)> {
     let region = NamespaceRegion {
         kubeconfig: kubeconfig.to_path_buf(),
@@ -781,6 +806,27 @@ fn render(a: &Args, f: &Found) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_context_of_a_region_is_the_one_the_others_extend() {
+        let pick = |names: &[&str]| {
+            let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let hits: Vec<&String> = owned.iter().collect();
+            context_of_region(&hits)
+        };
+        assert_eq!(pick(&[]), None);
+        assert_eq!(pick(&["prod-use1"]).as_deref(), Some("prod-use1"));
+        assert_eq!(
+            pick(&[
+                "lab-us-east-1-reader",
+                "lab-us-east-1",
+                "lab-us-east-1-restorer"
+            ])
+            .as_deref(),
+            Some("lab-us-east-1")
+        );
+        assert_eq!(pick(&["blue-us-east-1", "green-us-east-1"]), None);
+    }
 
     #[test]
     fn etcd_is_read_from_a_kubeadm_apiserver_pod() {

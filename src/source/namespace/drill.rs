@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
+use super::restore::{TERMINATING_WAIT, wait_terminated};
 use super::{Cluster, api_code, collection_path, kube_err, list_page, resource_name};
 use crate::engine::events::Job;
 use crate::engine::exercise::CanaryMark;
@@ -59,6 +60,24 @@ pub async fn delete_namespace(cluster: &Cluster, ns: &str) -> Result<String, Err
             cluster.name
         ))),
         Err(e) => Err(kube_err(&cluster.name, "delete namespace", e).into()),
+    }
+}
+
+/// Deletes a namespace drtool made and waits until the namespace controller
+/// has emptied it, so nothing is left behind and the name is free again; one
+/// still there after [`TERMINATING_WAIT`] is an error naming what holds it.
+pub async fn delete_namespace_until_gone(
+    cluster: &Cluster,
+    ns: &str,
+    job: &Job,
+) -> Result<String, Error> {
+    let deleted = delete_namespace(cluster, ns).await?;
+    match wait_terminated(cluster, ns, TERMINATING_WAIT, job).await? {
+        None => Ok(deleted),
+        Some(why) => Err(Error::failed(format!(
+            "{why}: not gone {} s after its deletion; remove what holds it by hand",
+            TERMINATING_WAIT.as_secs()
+        ))),
     }
 }
 

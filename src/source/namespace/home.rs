@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::restore::{ResourcePlan, RestoreScope, apply, plan};
+use super::restore::{
+    ResourcePlan, RestoreScope, TERMINATING_WAIT, apply, missing_permissions, plan, wait_terminated,
+};
 use super::{Cluster, backup, connect, drill};
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
@@ -192,6 +194,7 @@ impl TargetKind for NamespaceKind {
             consistency: Consistency::Namespace {
                 at: meta.at,
                 lists: meta.list_versions,
+                resumed: meta.resumed,
             },
             items: meta.items,
             rds: None,
@@ -224,12 +227,30 @@ impl TargetKind for NamespaceKind {
             with_canaries: req.options.with_canaries,
         };
         let cluster = self.cluster(region).await?;
+        if let Some(why) =
+            wait_terminated(&cluster, &scope.namespace, TERMINATING_WAIT, req.job).await?
+        {
+            req.job.check_cancelled()?;
+            return Err(Error::failed(format!(
+                "{why}: still there after {} s, nothing was written; clear what holds it \
+                 (kubectl get namespace {ns} -o yaml shows it) and restore again, or restore next to it with --namespace-map",
+                TERMINATING_WAIT.as_secs(),
+                ns = scope.namespace
+            )));
+        }
         req.job
             .phase("verifying the point and comparing with the cluster");
         let mut stream = data.stream().await?;
         let rx = stream.take();
         let compared = plan(&cluster, rx, &scope, req.job).await;
         let resources = stream.finish(compared).await?;
+        if let Some(missing) = missing_permissions(&cluster, &scope, &resources).await? {
+            return Err(Error::input(format!(
+                "the user of {} may not {missing}: nothing was written; give it the drtool-restore role \
+                 (README: Kubernetes permissions) or restore with another context",
+                cluster.name,
+            )));
+        }
         let (plan, destructive) =
             decide_namespace(region.clone(), cluster.name.clone(), scope, resources)?;
         KindPlan::new(&plan, lines(&plan), destructive, true)
@@ -365,7 +386,7 @@ impl TargetKind for NamespaceKind {
         drill::canary_clear(&cluster, &ns, run).await
     }
 
-    async fn undo(&self, plan: &KindPlan, _job: &Job) -> Result<String, Error> {
+    async fn undo(&self, plan: &KindPlan, job: &Job) -> Result<String, Error> {
         let NamespacePlan::Namespace {
             cluster,
             scope,
@@ -380,7 +401,7 @@ impl TargetKind for NamespaceKind {
             ));
         }
         let cluster = self.cluster(&cluster).await?;
-        drill::delete_namespace(&cluster, &scope.namespace).await
+        drill::delete_namespace_until_gone(&cluster, &scope.namespace, job).await
     }
 
     async fn holds_secrets(&self, target: &Target) -> Option<String> {

@@ -16,6 +16,7 @@ pub use strip::JOB_UID_LABELS;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -27,13 +28,14 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use home::{NamespaceKind, NamespacePlan, decide_namespace, map_namespace};
-pub use restore::{
-    NamespaceOutcome, ObjectFailure, ResourcePlan, RestoreScope, apply, decide, plan,
-};
+pub use restore::{NamespaceOutcome, ObjectFailure, ResourcePlan, RestoreScope, apply, plan};
 
 use crate::config::{NamespaceRegion, NamespaceTarget};
 use crate::engine::events::Job;
 use crate::error::SourceError;
+
+/// The name drtool's writes carry in an object's managedFields.
+pub const FIELD_MANAGER: &str = "drtool";
 
 /// Objects per list page.
 const PAGE: u32 = 500;
@@ -126,6 +128,11 @@ pub struct Cluster {
 
 pub(crate) fn kube_err(cluster: &str, what: &str, e: kube::Error) -> SourceError {
     match e {
+        kube::Error::Api(s) if s.code == 403 => SourceError::Input(format!(
+            "{what} on {cluster}: 403 {}: {}; give the context's user the role drtool needs \
+             (README: Kubernetes permissions) or use another context",
+            s.reason, s.message
+        )),
         kube::Error::Api(s) => SourceError::Failed {
             what: format!("{what} on {cluster}"),
             detail: format!("{} {}: {}", s.code, s.reason, s.message),
@@ -136,6 +143,37 @@ pub(crate) fn kube_err(cluster: &str, what: &str, e: kube::Error) -> SourceError
             detail: crate::error::os_words(&other).unwrap_or_else(|| other.to_string()),
         },
     }
+}
+
+/// How long a request is retried while the server is too busy, in all.
+const RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// Whether (and after how long) a failed request is sent again. 429 means the
+/// server refused it before doing anything, so writes are safe to repeat;
+/// 503/504 may come after a write took effect, so only reads repeat on them.
+/// The server's Retry-After wins (capped at 10 s); otherwise 250 ms doubling
+/// to 8 s.
+fn retry_after(e: &kube::Error, method: &http::Method, attempt: u32) -> Option<Duration> {
+    let kube::Error::Api(status) = e else {
+        return None;
+    };
+    let busy = match status.code {
+        429 => true,
+        503 | 504 => method == http::Method::GET,
+        _ => false,
+    };
+    if !busy {
+        return None;
+    }
+    let asked = status
+        .details
+        .as_ref()
+        .map(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0);
+    Some(match asked {
+        Some(secs) => Duration::from_secs(u64::from(secs.min(10))),
+        None => Duration::from_millis(250u64 << attempt.min(5)),
+    })
 }
 
 /// HTTP status of an API error, if it is one.
@@ -191,10 +229,37 @@ pub async fn connect(region: &NamespaceRegion) -> Result<Cluster, SourceError> {
 
 impl Cluster {
     pub(crate) async fn get_json(&self, path: &str) -> Result<Value, kube::Error> {
-        let req = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(kube::Error::HttpError)?;
-        self.client.request::<Value>(req).await
+        self.request(http::Method::GET, path, Vec::new()).await
+    }
+
+    /// One request, tried again while the server says it is too busy (429
+    /// from API Priority and Fairness, or, for reads, 503/504), waiting what
+    /// it asks for (Retry-After) or backing off, for at most [`RETRY_BUDGET`].
+    async fn request(
+        &self,
+        method: http::Method,
+        uri: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, kube::Error> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let req = http::Request::builder()
+                .method(method.clone())
+                .uri(uri)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .map_err(kube::Error::HttpError)?;
+            let result = self.client.request::<Value>(req).await;
+            let Err(e) = &result else { return result };
+            match retry_after(e, &method, attempt) {
+                Some(wait) if started.elapsed() + wait <= RETRY_BUDGET => {
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return result,
+            }
+        }
     }
 
     pub(crate) async fn send_json(
@@ -204,13 +269,18 @@ impl Cluster {
         body: &Value,
     ) -> Result<Value, kube::Error> {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(bytes)
-            .map_err(kube::Error::HttpError)?;
-        self.client.request::<Value>(req).await
+        // Writes are recorded under drtool's name in managedFields, so
+        // `kubectl get -o yaml --show-managed-fields` says who restored what.
+        let uri = if matches!(
+            method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        ) {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}fieldManager={FIELD_MANAGER}")
+        } else {
+            path.to_string()
+        };
+        self.request(method, &uri, bytes).await
     }
 
     /// Whether a namespace exists.
@@ -305,6 +375,110 @@ pub(crate) async fn list_page(
         .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))
 }
 
+/// Where a paged list stands. A continue token lives only as long as etcd
+/// keeps the revision the list began at: once compacted (every 5 minutes by
+/// default), the next page is 410 Gone. The server then offers a token that
+/// goes on from the same place at the current revision; failing that, the
+/// list starts again and skips the names already read (lists come in name
+/// order). Either way the resource is no longer one snapshot, and the
+/// manifest says so.
+#[derive(Default)]
+struct Cursor {
+    token: Option<String>,
+    /// The last name read, to skip what a restarted list repeats.
+    last: Option<String>,
+    expired: u32,
+    restarted: bool,
+}
+
+/// How many times one list may outlive its token before the backup fails.
+const MAX_EXPIRED: u32 = 10;
+
+impl Cursor {
+    async fn next_page(
+        &mut self,
+        cluster: &Cluster,
+        path: &str,
+        label_selector: Option<&str>,
+        job: &Job,
+    ) -> Result<Page, SourceError> {
+        loop {
+            match fetch_page(cluster, path, label_selector, self.token.as_deref()).await {
+                Ok(page) => return Ok(page),
+                Err(e) if self.token.is_some() && api_code(&e) == Some(410) => {
+                    self.expired += 1;
+                    if self.expired > MAX_EXPIRED {
+                        return Err(SourceError::Failed {
+                            what: format!("list {path} on {}", cluster.name),
+                            detail: format!(
+                                "its continue token expired {MAX_EXPIRED} times: etcd is compacted faster than the list pages; \
+                                 back up when the cluster is quieter or raise the API server's --etcd-compaction-interval"
+                            ),
+                        });
+                    }
+                    self.token = inconsistent_continue(&e);
+                    if self.token.is_none() {
+                        self.restarted = true;
+                    }
+                    job.warn(format!(
+                        "list {path} on {}: continue token expired (410); {}",
+                        cluster.name,
+                        if self.token.is_some() {
+                            "going on at the current resourceVersion"
+                        } else {
+                            "listing again after the last object read"
+                        }
+                    ));
+                }
+                Err(e) => return Err(kube_err(&cluster.name, &format!("list {path}"), e)),
+            }
+        }
+    }
+
+    /// Whether an item was not read before (a restarted list repeats).
+    fn is_new(&mut self, item: &Value) -> bool {
+        let name = item["metadata"]["name"].as_str().unwrap_or_default();
+        if self.last.as_deref().is_some_and(|last| name <= last) {
+            return false;
+        }
+        self.last = Some(name.to_string());
+        true
+    }
+
+    /// Takes the next token; false once the list is complete.
+    fn advance(&mut self, next: Option<String>) -> bool {
+        self.token = next;
+        self.token.is_some()
+    }
+
+    /// Why the list is not one snapshot, if it is not.
+    fn resumed(&self) -> Option<String> {
+        (self.expired > 0).then(|| {
+            format!(
+                "continue token expired {} time(s); {}",
+                self.expired,
+                if self.restarted {
+                    "listed again after the last object read"
+                } else {
+                    "went on at the resourceVersion current then"
+                }
+            )
+        })
+    }
+}
+
+/// The token a 410 offers to go on from the same place, if any.
+fn inconsistent_continue(e: &kube::Error) -> Option<String> {
+    match e {
+        kube::Error::Api(s) => s
+            .metadata
+            .as_ref()
+            .and_then(|m| m.continue_.clone())
+            .filter(|t| !t.is_empty()),
+        _ => None,
+    }
+}
+
 /// Whether a collection holds at least one (selected) object: a one-item list.
 async fn has_objects(
     cluster: &Cluster,
@@ -366,6 +540,8 @@ pub struct NsBackupMeta {
     pub at: DateTime<Utc>,
     pub items: BTreeMap<String, u64>,
     pub list_versions: BTreeMap<String, String>,
+    /// Resources whose list outlived its continue token (see [`Cursor`]).
+    pub resumed: BTreeMap<String, String>,
 }
 
 async fn fail(tx: &mpsc::Sender<io::Result<Bytes>>, e: SourceError) -> SourceError {
@@ -426,6 +602,7 @@ async fn backup_inner(
         at,
         items: BTreeMap::new(),
         list_versions: BTreeMap::new(),
+        resumed: BTreeMap::new(),
     };
     let opts = strip::StripOptions {
         keep_last_applied: target.keep_last_applied,
@@ -485,22 +662,18 @@ async fn backup_inner(
         let resource = resource_name(&ar.plural, &ar.group);
         let mut count = 0u64;
         let mut version = String::new();
-        let mut token: Option<String> = None;
         let path = collection_path(ar, Some(ns));
+        let mut cursor = Cursor::default();
         loop {
-            let page = list_page(
-                cluster,
-                &path,
-                target.label_selector.as_deref(),
-                token.as_deref(),
-            )
-            .await?;
+            let page = cursor
+                .next_page(cluster, &path, target.label_selector.as_deref(), job)
+                .await?;
             if version.is_empty() {
                 version = page.version;
             }
             let mut batch = Vec::new();
             for item in page.items {
-                if strip::skip(&resource, &item) {
+                if !cursor.is_new(&item) || strip::skip(&resource, &item) {
                     continue;
                 }
                 let mut object = strip::strip(item, &opts);
@@ -512,10 +685,12 @@ async fn backup_inner(
             // One page at a time: memory stays at a page, whatever the namespace holds.
             send(tx, &mut batch).await?;
             job.items(objects + count, None);
-            token = page.next;
-            if token.is_none() {
+            if !cursor.advance(page.next) {
                 break;
             }
+        }
+        if let Some(resumed) = cursor.resumed() {
+            meta.resumed.insert(resource.clone(), resumed);
         }
         meta.list_versions.insert(resource.clone(), version);
         objects += count;
@@ -560,6 +735,87 @@ async fn send(tx: &mpsc::Sender<io::Result<Bytes>>, buf: &mut Vec<u8>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn status(code: u16, retry_after_seconds: u32, continue_: Option<&str>) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            details: Some(kube::core::response::StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: String::new(),
+                uid: String::new(),
+                causes: Vec::new(),
+                retry_after_seconds,
+            }),
+            metadata: continue_.map(
+                |c| k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta {
+                    continue_: Some(c.into()),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn busy_servers_are_asked_again_and_writes_only_when_nothing_was_done() {
+        use http::Method;
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+        let cases = [
+            // (code, Retry-After, method, attempt, wait in ms)
+            (429, 0, Method::GET, 0, Some(250)),
+            (429, 0, Method::POST, 2, Some(1000)),
+            (429, 0, Method::PUT, 30, Some(8000)),
+            (429, 3, Method::PUT, 0, Some(3000)),
+            (429, u32::MAX, Method::GET, 0, Some(10_000)),
+            (503, 0, Method::GET, 1, Some(500)),
+            (504, 0, Method::GET, 0, Some(250)),
+            (503, 0, Method::POST, 0, None),
+            (504, 0, Method::PUT, 0, None),
+            (500, 0, Method::GET, 0, None),
+            (409, 0, Method::POST, 0, None),
+            (410, 0, Method::GET, 0, None),
+        ];
+        for (code, after, method, attempt, want) in cases {
+            let got = ms(retry_after(&status(code, after, None), &method, attempt));
+            assert_eq!(got, want, "{code} {after} {method} {attempt}");
+        }
+        let not_api = kube::Error::LinesCodecMaxLineLengthExceeded;
+        assert_eq!(retry_after(&not_api, &Method::GET, 0), None);
+    }
+
+    #[test]
+    fn an_expired_list_goes_on_after_the_last_name_read() {
+        assert_eq!(
+            inconsistent_continue(&status(410, 0, Some("abc"))).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(inconsistent_continue(&status(410, 0, Some(""))), None);
+        assert_eq!(inconsistent_continue(&status(410, 0, None)), None);
+
+        let mut cursor = Cursor::default();
+        let item = |n: &str| json!({"metadata": {"name": n}});
+        assert!(cursor.is_new(&item("cm-001")));
+        assert!(cursor.is_new(&item("cm-002")));
+        assert_eq!(
+            cursor.resumed(),
+            None,
+            "a list that never expired is one snapshot"
+        );
+        // Listed again from the start: what was read is skipped, the rest kept.
+        cursor.expired = 1;
+        cursor.restarted = true;
+        assert!(!cursor.is_new(&item("cm-001")));
+        assert!(!cursor.is_new(&item("cm-002")));
+        assert!(cursor.is_new(&item("cm-003")));
+        assert_eq!(
+            cursor.resumed().as_deref(),
+            Some("continue token expired 1 time(s); listed again after the last object read")
+        );
+        assert!(cursor.advance(Some("t".into())));
+        assert!(!cursor.advance(None));
+    }
 
     #[test]
     fn order_puts_dependencies_first() {

@@ -71,8 +71,48 @@ pub enum Decision {
     Conflict,
 }
 
-/// What exists in the target for one resource: name -> (resourceVersion, comparable form).
-type TargetObjects = HashMap<String, (String, Value)>;
+/// What the target holds under one name.
+#[derive(Debug, Clone)]
+pub struct Live {
+    resource_version: String,
+    /// The object in the form `desired` produces, for comparison.
+    form: Value,
+    /// `spec.replicas` as an autoscaler set it through the scale
+    /// subresource: the autoscaler's from then on, so a restore neither
+    /// compares it nor puts the point's count back over it.
+    autoscaled: Option<Value>,
+}
+
+impl Live {
+    fn of(resource: &str, object: Value) -> Live {
+        let resource_version = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let autoscaled = scaled_by_autoscaler(&object).then(|| object["spec"]["replicas"].clone());
+        Live {
+            resource_version,
+            form: comparable(resource, object),
+            autoscaled,
+        }
+    }
+}
+
+/// Whether the object's replica count was last written through its scale
+/// subresource (by a HorizontalPodAutoscaler, KEDA or `kubectl scale`), as the
+/// server's managedFields record it.
+fn scaled_by_autoscaler(object: &Value) -> bool {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(|entries| {
+            entries.iter().any(|m| {
+                m["subresource"] == "scale" && !m["fieldsV1"]["f:spec"]["f:replicas"].is_null()
+            })
+        })
+}
+
+/// What exists in the target for one resource, by name.
+type TargetObjects = HashMap<String, Live>;
 
 /// Splits a chunk stream into JSON Lines records.
 struct Records {
@@ -160,7 +200,7 @@ fn api_resource(r: &ObjectRecord) -> ApiResource {
 
 /// The object as it should be created in the target namespace.
 fn desired(r: &ObjectRecord, opts: &RestoreScope) -> Value {
-    let mut object = for_new_cluster(&r.plural, r.object.clone());
+    let mut object = for_new_cluster(&r.resource(), r.object.clone());
     if r.namespaced {
         object["metadata"]["namespace"] = Value::String(opts.namespace.clone());
     }
@@ -195,21 +235,29 @@ fn comparable(resource: &str, existing: Value) -> Value {
     o
 }
 
-fn same(existing: &Value, desired: &Value) -> bool {
+fn same(existing: &Live, desired: &Value) -> bool {
     let mut d = desired.clone();
     if let Some(meta) = d["metadata"].as_object_mut() {
         meta.remove("namespace");
     }
+    let mut current = existing.form.clone();
+    if existing.autoscaled.is_some() {
+        for o in [&mut d, &mut current] {
+            if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("replicas");
+            }
+        }
+    }
     // apiVersion/kind may be missing from list items of some servers.
-    let strip_type = |v: &Value| {
-        let mut v = v.clone();
+    let strip_type = |v: &mut Value| {
         if let Some(o) = v.as_object_mut() {
             o.remove("apiVersion");
             o.remove("kind");
         }
-        v
     };
-    strip_type(existing) == strip_type(&d)
+    strip_type(&mut current);
+    strip_type(&mut d);
+    current == d
 }
 
 /// Tracks what the target holds, one resource at a time (records arrive grouped).
@@ -249,11 +297,7 @@ impl TargetState {
                     .as_str()
                     .unwrap_or_default()
                     .to_string();
-                let rv = item["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                self.objects.insert(name, (rv, comparable(&resource, item)));
+                self.objects.insert(name, Live::of(&resource, item));
             }
             token = page.next;
             if token.is_none() {
@@ -267,20 +311,14 @@ impl TargetState {
         cluster: &Cluster,
         r: &ObjectRecord,
         desired: &Value,
-    ) -> Result<Option<(String, Value)>, SourceError> {
+    ) -> Result<Option<Live>, SourceError> {
         if r.namespaced {
             return Ok(self.objects.get(r.name()).cloned());
         }
         let name = desired["metadata"]["name"].as_str().unwrap_or_default();
         let path = format!("{}/{name}", collection_path(&api_resource(r), None));
         match cluster.get_json(&path).await {
-            Ok(o) => {
-                let rv = o["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                Ok(Some((rv, comparable(&r.resource(), o))))
-            }
+            Ok(o) => Ok(Some(Live::of(&r.resource(), o))),
             Err(e) if api_code(&e) == Some(404) => Ok(None),
             Err(e) => Err(kube_err(&cluster.name, &format!("get {path}"), e)),
         }
@@ -289,10 +327,10 @@ impl TargetState {
 
 /// Decides one object from what the target holds under its name (with its
 /// resourceVersion) and the policy for existing objects.
-pub fn decide(existing: Option<&(String, Value)>, desired: &Value, policy: Existing) -> Decision {
+pub fn decide(existing: Option<&Live>, desired: &Value, policy: Existing) -> Decision {
     match existing {
         None => Decision::Create,
-        Some((_, current)) if same(current, desired) => Decision::Unchanged,
+        Some(live) if same(live, desired) => Decision::Unchanged,
         Some(_) => match policy {
             Existing::Skip => Decision::Skip,
             Existing::Overwrite => Decision::Update,
@@ -361,6 +399,146 @@ pub async fn plan(
         }
     }
     Ok(kinds)
+}
+
+/// Whether the target namespace is being deleted, and what holds it: a
+/// restore into it would be refused object by object (403), and it may hang
+/// there for good on a finalizer nobody serves any more.
+pub async fn terminating(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<Option<String>, SourceError> {
+    let path = format!("/api/v1/namespaces/{namespace}");
+    let ns = match cluster.get_json(&path).await {
+        Ok(ns) => ns,
+        Err(e) if api_code(&e) == Some(404) => return Ok(None),
+        Err(e) => return Err(kube_err(&cluster.name, "get namespace", e)),
+    };
+    let Some(since) = ns["metadata"]["deletionTimestamp"].as_str() else {
+        return Ok(None);
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut finalizers = names(&ns["spec"]["finalizers"]);
+    finalizers.extend(names(&ns["metadata"]["finalizers"]));
+    let mut why = format!(
+        "namespace {namespace} on {} is Terminating (deleted at {since}); finalizers: {}",
+        cluster.name,
+        if finalizers.is_empty() {
+            "none".to_string()
+        } else {
+            finalizers.join(", ")
+        }
+    );
+    // The namespace controller says what it still waits for.
+    for c in ns["status"]["conditions"].as_array().into_iter().flatten() {
+        if c["status"] == "True"
+            && let Some(message) = c["message"].as_str()
+        {
+            why.push_str(&format!(
+                "; {}: {message}",
+                c["type"].as_str().unwrap_or("condition")
+            ));
+        }
+    }
+    Ok(Some(why))
+}
+
+/// How long a restore waits for a namespace that is being deleted to go (as
+/// Velero's resourceTerminatingTimeout does), and how long deleting a
+/// namespace drtool made (a drill's undo, a restore test's scratch) waits
+/// until the namespace controller has emptied it.
+pub const TERMINATING_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits, up to `within`, until namespace `ns` is not Terminating (gone or
+/// never deleted). `Some(why)` names what still holds it when time is up.
+pub async fn wait_terminated(
+    cluster: &Cluster,
+    namespace: &str,
+    within: Duration,
+    job: &Job,
+) -> Result<Option<String>, SourceError> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let Some(why) = terminating(cluster, namespace).await? else {
+            return Ok(None);
+        };
+        if started.elapsed() >= within {
+            return Ok(Some(why));
+        }
+        if !said {
+            job.phase(format!(
+                "waiting up to {} s for namespace {namespace} to finish terminating",
+                within.as_secs()
+            ));
+            said = true;
+        }
+        if job.is_cancelled() {
+            return Ok(Some(why));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What the restore's plan will ask the server to do that the context's user
+/// may not (asked through SelfSubjectAccessReviews, which every user may
+/// send), in words: `create namespaces (1) cluster-wide; in namespace shop:
+/// create configmaps (40), ...`. None when everything is allowed, and from a
+/// server without the authorization API (not held against it).
+pub async fn missing_permissions(
+    cluster: &Cluster,
+    scope: &RestoreScope,
+    resources: &BTreeMap<String, ResourcePlan>,
+) -> Result<Option<String>, SourceError> {
+    let (mut cluster_wide, mut in_namespace) = (Vec::new(), Vec::new());
+    for (resource, plan) in resources {
+        let (plural, group) = resource.split_once('.').unwrap_or((resource.as_str(), ""));
+        let namespaced = resource != CRD && resource != "namespaces";
+        let namespace = if namespaced {
+            scope.namespace.as_str()
+        } else {
+            ""
+        };
+        let verbs = [("create", plan.create), ("update", plan.update)];
+        for (verb, n) in verbs.into_iter().filter(|(_, n)| *n > 0) {
+            let review = serde_json::json!({
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {
+                    "namespace": namespace, "verb": verb, "group": group, "resource": plural,
+                }},
+            });
+            let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+            match cluster.send_json(http::Method::POST, path, &review).await {
+                Ok(answer) if answer["status"]["allowed"] == Value::Bool(true) => {}
+                Ok(_) if namespaced => in_namespace.push(format!("{verb} {resource} ({n})")),
+                Ok(_) => cluster_wide.push(format!("{verb} {resource} ({n})")),
+                Err(e) if api_code(&e) == Some(404) => return Ok(None),
+                Err(e) => return Err(kube_err(&cluster.name, "access review", e)),
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    if !cluster_wide.is_empty() {
+        parts.push(format!("{} cluster-wide", cluster_wide.join(", ")));
+    }
+    if !in_namespace.is_empty() {
+        parts.push(format!(
+            "in namespace {}: {}",
+            scope.namespace,
+            in_namespace.join(", ")
+        ));
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("; ")))
 }
 
 /// Waits until a newly created CRD's resource is served.
@@ -536,8 +714,12 @@ async fn apply_into(
             },
             Decision::Update => {
                 let mut body = want;
-                if let Some((rv, _)) = &existing {
-                    body["metadata"]["resourceVersion"] = Value::String(rv.clone());
+                if let Some(live) = &existing {
+                    body["metadata"]["resourceVersion"] =
+                        Value::String(live.resource_version.clone());
+                    if let Some(replicas) = &live.autoscaled {
+                        body["spec"]["replicas"] = replicas.clone();
+                    }
                 }
                 Write {
                     path: format!("{}/{name}", collection_path(&ar, ns)),
@@ -704,9 +886,89 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_job_with_its_new_uid_labels_is_unchanged() {
+        let job = |uid: &str| {
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "j", "namespace": "shop", "uid": uid},
+                "spec": {"manualSelector": false,
+                    "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}},
+                    "template": {"metadata": {"labels": {"app": "x",
+                        "batch.kubernetes.io/controller-uid": uid, "controller-uid": uid,
+                        "batch.kubernetes.io/job-name": "j", "job-name": "j"}}}}})
+        };
+        let mut record = record(("jobs", "batch"), true, job("from-the-source"));
+        record.object = strip(
+            record.object,
+            &StripOptions {
+                keep_last_applied: false,
+            },
+        );
+        let scope = RestoreScope {
+            source_namespace: "shop".into(),
+            namespace: "shop".into(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            existing: Existing::Fail,
+            with_canaries: false,
+        };
+        let live = Live::of("jobs.batch", job("given-by-the-target"));
+        let want = desired(&record, &scope);
+        assert_eq!(
+            decide(Some(&live), &want, Existing::Fail),
+            Decision::Unchanged
+        );
+    }
+
+    #[test]
+    fn replicas_an_autoscaler_set_are_its_own() {
+        let deployment = |replicas: u64, scaled: bool| {
+            let mut fields = vec![json!({"manager": "drtool", "operation": "Update",
+                "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}})];
+            if scaled {
+                fields.push(
+                    json!({"manager": "kube-controller-manager", "operation": "Update",
+                    "subresource": "scale", "fieldsV1": {"f:spec": {"f:replicas": {}}}}),
+                );
+            }
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "resourceVersion": "42", "managedFields": fields},
+                "spec": {"replicas": replicas, "template": {"spec": {"containers": []}}}})
+        };
+        let point = for_new_cluster(
+            "deployments",
+            strip(
+                deployment(1, false),
+                &StripOptions {
+                    keep_last_applied: false,
+                },
+            ),
+        );
+        let scaled = Live::of("deployments", deployment(5, true));
+        assert_eq!(scaled.autoscaled, Some(json!(5)));
+        assert_eq!(
+            decide(Some(&scaled), &point, Existing::Fail),
+            Decision::Unchanged
+        );
+        // Set by hand, not through /scale: the point's count comes back.
+        let edited = Live::of("deployments", deployment(5, false));
+        assert_eq!(edited.autoscaled, None);
+        assert_eq!(
+            decide(Some(&edited), &point, Existing::Fail),
+            Decision::Conflict
+        );
+        // Anything else that differs is still a difference.
+        let mut changed = point.clone();
+        changed["spec"]["template"]["spec"]["containers"] = json!([{"name": "x"}]);
+        assert_eq!(
+            decide(Some(&scaled), &changed, Existing::Overwrite),
+            Decision::Update
+        );
+    }
+
+    #[test]
     fn object_decisions() {
-        let same = ("7".to_string(), comparable("configmaps", cm("v")));
-        let other = ("7".to_string(), comparable("configmaps", cm("changed")));
+        let same = Live::of("configmaps", cm("v"));
+        let other = Live::of("configmaps", cm("changed"));
         let cases = [
             (None, Existing::Fail, Decision::Create),
             (None, Existing::Overwrite, Decision::Create),

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::drill::{delete_namespace, k8s_name, resource};
+use super::drill::{delete_namespace_until_gone, k8s_name, resource};
 use super::{Cluster, collection_path, kube_err, list_page};
 use crate::archive::Manifest;
 use crate::config::{NamespaceTarget, Target};
@@ -214,7 +214,8 @@ impl ScratchGuard for NamespaceScratch {
     }
 
     async fn remove(self: Box<Self>) -> Result<(), Error> {
-        delete_namespace(&self.cluster, &self.namespace)
+        let job = Job::unobserved(crate::engine::Operation::RestoreTest);
+        delete_namespace_until_gone(&self.cluster, &self.namespace, &job)
             .await
             .map(|_| ())
     }

@@ -85,6 +85,7 @@ pub fn skip(resource: &str, object: &Value) -> bool {
 }
 
 /// Fields a new cluster must assign: dropped before create/compare.
+/// `resource` is `plural` or `plural.group`, as [`super::ObjectRecord::resource`] names it.
 pub fn for_new_cluster(resource: &str, mut object: Value) -> Value {
     match resource {
         "services" => {
@@ -122,7 +123,7 @@ pub fn for_new_cluster(resource: &str, mut object: Value) -> Value {
         // The server gives every Job a selector and template labels with its
         // own uid; another cluster's uid is refused. A manual selector is
         // the user's and stays.
-        "jobs" if object["spec"]["manualSelector"] != Value::Bool(true) => {
+        "jobs.batch" if object["spec"]["manualSelector"] != Value::Bool(true) => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("selector");
             }
@@ -196,14 +197,16 @@ mod tests {
             "template": {"metadata": {"labels": {
                 "app": "x", "controller-uid": "u1", "batch.kubernetes.io/controller-uid": "u1",
                 "job-name": "j", "batch.kubernetes.io/job-name": "j"}}}}});
-        let new = for_new_cluster("jobs", job);
+        let new = for_new_cluster("jobs.batch", job.clone());
+        // Named by resource (plural.group): another group's "jobs" is not a Job.
+        assert_eq!(for_new_cluster("jobs.example.com", job.clone()), job);
         assert_eq!(
             new["spec"],
             json!({"template": {"metadata": {"labels": {"app": "x"}}}})
         );
         let manual =
             json!({"spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
-        assert_eq!(for_new_cluster("jobs", manual.clone()), manual);
+        assert_eq!(for_new_cluster("jobs.batch", manual.clone()), manual);
     }
 
     #[test]

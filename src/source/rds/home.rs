@@ -932,7 +932,15 @@ impl TargetKind for RdsKind {
             | RdsPlan::RdsPointInTime {
                 api, new_instance, ..
             } => {
-                self.api(&api).await.delete_instance(&new_instance).await?;
+                let rds = self.api(&api).await;
+                // A restore stopped before RDS took its request made nothing.
+                if !rds.instance_exists(&new_instance).await? {
+                    return Ok(format!(
+                        "instance {new_instance} in {} was never created: nothing to undo",
+                        api.region
+                    ));
+                }
+                rds.delete_instance(&new_instance).await?;
                 Ok(format!(
                     "deleting instance {new_instance} in {} (no final snapshot)",
                     api.region
