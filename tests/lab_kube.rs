@@ -15,6 +15,18 @@ use predicates::prelude::*;
 use serde_json::{Value, json};
 
 fn kubectl(lab: &Lab, context: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl_output(lab, context, args, stdin);
+    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// kubectl's whole outcome, for calls that may fail on purpose.
+fn kubectl_output(
+    lab: &Lab,
+    context: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
     let mut cmd = Command::new(&lab.env["LAB_KUBECTL"]);
     cmd.args([
         "--kubeconfig",
@@ -34,9 +46,7 @@ fn kubectl(lab: &Lab, context: &str, args: &[&str], stdin: Option<&str>) -> Stri
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(text.as_bytes()).unwrap();
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
-    stdout(&out)
+    child.wait_with_output().unwrap()
 }
 
 /// Every object of the namespace, by (resource, name), in comparable form:
@@ -782,11 +792,12 @@ async fn the_least_privilege_roles_back_up_and_restore_and_no_more() {
             && err.contains("nothing was written"),
         "{err}"
     );
-    let gone = std::process::Command::new(&lab.env["LAB_KUBECTL"])
-        .args(["--kubeconfig", &lab.env["LAB_KUBECONFIG"]])
-        .args(["--context", &format!("lab-{WEST}"), "get", "namespace", &ns])
-        .output()
-        .unwrap();
+    let gone = kubectl_output(
+        &lab,
+        &format!("lab-{WEST}"),
+        &["get", "namespace", &ns],
+        None,
+    );
     assert!(
         !gone.status.success(),
         "the refused restore made namespace {ns}"
@@ -799,6 +810,30 @@ async fn the_least_privilege_roles_back_up_and_restore_and_no_more() {
         .assert()
         .success()
         .stdout(predicate::str::contains("0 failed"));
+    // Its writes carry drtool's name in managedFields.
+    let restored: Value = serde_json::from_str(&kubectl(
+        &lab,
+        &format!("lab-{WEST}"),
+        &[
+            "get",
+            "configmap",
+            "configmap-00000",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+        None,
+    ))
+    .unwrap();
+    let managers: Vec<&str> = restored["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["drtool"], "{restored:#}");
 }
 
 /// A restore into a namespace that is being deleted is refused before

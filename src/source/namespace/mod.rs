@@ -35,7 +35,7 @@ use crate::engine::events::Job;
 use crate::error::SourceError;
 
 /// The name drtool's writes carry in an object's managedFields.
-pub const FIELD_MANAGER: &str = "drtool";
+const FIELD_MANAGER: &str = "drtool";
 
 /// Objects per list page.
 const PAGE: u32 = 500;
