@@ -78,6 +78,11 @@ fn each_bad_config_names_file_line_and_value() {
             "namespace \"Shop_Prod\" is not a valid Kubernetes namespace name",
         ),
         (
+            "ns-bad-page-size",
+            ":11:",
+            "target shop: page_size = 0 is out of range: use 1..=10000",
+        ),
+        (
             "rds-missing-instance",
             ":9:",
             "`instance` (the RDS DB instance identifier) is missing",

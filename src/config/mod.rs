@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use etcd::{DEFAULT_MAX_REQUEST_BYTES, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles};
-pub use namespace::{NamespaceRegion, NamespaceTarget};
+pub use namespace::{DEFAULT_PAGE_SIZE, NamespaceRegion, NamespaceTarget};
 pub use parse::parse_str;
 pub use rds::{DbConn, PasswordSource, RdsMode, RdsRegion, RdsTarget};
 

@@ -22,6 +22,8 @@ pub struct NamespaceTarget {
     pub label_selector: Option<String>,
     /// Keep the kubectl last-applied-configuration annotation.
     pub keep_last_applied: bool,
+    /// Objects per list page of a backup.
+    pub page_size: u32,
     pub regions: BTreeMap<String, NamespaceRegion>,
 }
 
@@ -31,6 +33,11 @@ pub struct NamespaceRegion {
     /// The kubeconfig context; its current context when absent.
     pub context: Option<String>,
 }
+
+/// Objects per list page when the target does not say: kubectl's chunk size.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// A page is one response held in memory; the API server caps nothing.
+const PAGE_SIZES: std::ops::RangeInclusive<u32> = 1..=10_000;
 
 pub(super) fn parse(
     ctx: &Ctx,
@@ -74,12 +81,30 @@ pub(super) fn parse(
             format!("target {name}: no [targets.{name}.regions.{home}] table with the kubeconfig of its home region"),
         ));
     }
+    let page_size = match raw.page_size {
+        None => DEFAULT_PAGE_SIZE,
+        Some(v) => match u32::try_from(*v.get_ref()) {
+            Ok(n) if PAGE_SIZES.contains(&n) => n,
+            _ => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!(
+                        "target {name}: page_size = {} is out of range: use {}..={} objects per list page (default {DEFAULT_PAGE_SIZE})",
+                        v.get_ref(),
+                        PAGE_SIZES.start(),
+                        PAGE_SIZES.end()
+                    ),
+                ));
+            }
+        },
+    };
     Ok(NamespaceTarget {
         namespace: namespace.into_inner(),
         include: raw.include.map(Spanned::into_inner).unwrap_or_default(),
         exclude: raw.exclude.map(Spanned::into_inner).unwrap_or_default(),
         label_selector: raw.label_selector.map(Spanned::into_inner),
         keep_last_applied: raw.keep_last_applied.is_some_and(|k| *k.get_ref()),
+        page_size,
         regions,
     })
 }

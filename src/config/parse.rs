@@ -475,6 +475,7 @@ include = []
 exclude = []
 label_selector = "a=b"
 keep_last_applied = true
+page_size = 100
 
 [targets.all.regions.r]
 endpoints = []

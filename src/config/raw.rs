@@ -90,6 +90,7 @@ pub(super) const TARGET_FIELDS: &[(&str, &[&str])] = &[
     ("exclude", &["namespace"]),
     ("label_selector", &["namespace"]),
     ("keep_last_applied", &["namespace"]),
+    ("page_size", &["namespace"]),
 ];
 
 /// The same for each `[targets.NAME.regions.REGION]` table.
@@ -127,6 +128,7 @@ pub(super) struct RawTarget {
     pub(super) exclude: Option<Spanned<Vec<String>>>,
     pub(super) label_selector: Option<Spanned<String>>,
     pub(super) keep_last_applied: Option<Spanned<bool>>,
+    pub(super) page_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub(super) regions: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
 }
@@ -149,6 +151,7 @@ impl RawTarget {
             exclude,
             label_selector,
             keep_last_applied,
+            page_size,
         } = self;
         vec![
             ("kind", None),
@@ -164,6 +167,7 @@ impl RawTarget {
             ("exclude", span_of(exclude)),
             ("label_selector", span_of(label_selector)),
             ("keep_last_applied", span_of(keep_last_applied)),
+            ("page_size", span_of(page_size)),
         ]
     }
 }

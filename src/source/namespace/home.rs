@@ -270,16 +270,28 @@ impl TargetKind for NamespaceKind {
         let rx = stream.take();
         let applied = apply(&cluster, rx, &scope, job).await;
         let out = stream.finish(applied).await?;
+        let mut message = format!(
+            "namespace {}: {} created, {} updated, {} unchanged, {} skipped, {} failed",
+            scope.namespace,
+            out.created,
+            out.updated,
+            out.unchanged,
+            out.skipped,
+            out.failed.len()
+        );
+        if !out.node_ports_moved.is_empty() {
+            let moved: Vec<String> = out
+                .node_ports_moved
+                .iter()
+                .map(|m| format!("{} {}->{}", m.service, m.from, m.to))
+                .collect();
+            message.push_str(&format!(
+                "; node ports held by other Services, the server gave others: {}",
+                moved.join(", ")
+            ));
+        }
         Ok(Applied {
-            message: format!(
-                "namespace {}: {} created, {} updated, {} unchanged, {} skipped, {} failed",
-                scope.namespace,
-                out.created,
-                out.updated,
-                out.unchanged,
-                out.skipped,
-                out.failed.len()
-            ),
+            message,
             counts: BTreeMap::from([
                 ("created".to_string(), out.created),
                 ("updated".to_string(), out.updated),

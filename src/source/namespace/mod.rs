@@ -37,8 +37,9 @@ use crate::error::SourceError;
 /// The name drtool's writes carry in an object's managedFields.
 const FIELD_MANAGER: &str = "drtool";
 
-/// Objects per list page.
-const PAGE: u32 = 500;
+/// Objects per list page where the target's `page_size` does not apply
+/// (drills' and scratch namespaces' own lists).
+const PAGE: u32 = crate::config::DEFAULT_PAGE_SIZE;
 
 /// One line of a namespace point.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,7 +371,7 @@ pub(crate) async fn list_page(
     label_selector: Option<&str>,
     token: Option<&str>,
 ) -> Result<Page, SourceError> {
-    fetch_page(cluster, path, label_selector, token)
+    fetch_page(cluster, path, label_selector, token, PAGE)
         .await
         .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))
 }
@@ -382,19 +383,34 @@ pub(crate) async fn list_page(
 /// list starts again and skips the names already read (lists come in name
 /// order). Either way the resource is no longer one snapshot, and the
 /// manifest says so.
-#[derive(Default)]
 struct Cursor {
+    limit: u32,
     token: Option<String>,
     /// The last name read, to skip what a restarted list repeats.
     last: Option<String>,
     expired: u32,
+    /// Expiries since the last page read.
+    stalled: u32,
     restarted: bool,
 }
 
-/// How many times one list may outlive its token before the backup fails.
+/// How many times in a row a list may outlive its token, no page read in
+/// between, before the backup fails. A list that moves on after each expiry
+/// goes on however often it expires.
 const MAX_EXPIRED: u32 = 10;
 
 impl Cursor {
+    fn new(limit: u32) -> Cursor {
+        Cursor {
+            limit,
+            token: None,
+            last: None,
+            expired: 0,
+            stalled: 0,
+            restarted: false,
+        }
+    }
+
     async fn next_page(
         &mut self,
         cluster: &Cluster,
@@ -403,16 +419,21 @@ impl Cursor {
         job: &Job,
     ) -> Result<Page, SourceError> {
         loop {
-            match fetch_page(cluster, path, label_selector, self.token.as_deref()).await {
-                Ok(page) => return Ok(page),
+            let token = self.token.as_deref();
+            match fetch_page(cluster, path, label_selector, token, self.limit).await {
+                Ok(page) => {
+                    self.stalled = 0;
+                    return Ok(page);
+                }
                 Err(e) if self.token.is_some() && api_code(&e) == Some(410) => {
                     self.expired += 1;
-                    if self.expired > MAX_EXPIRED {
+                    self.stalled += 1;
+                    if self.stalled > MAX_EXPIRED {
                         return Err(SourceError::Failed {
                             what: format!("list {path} on {}", cluster.name),
                             detail: format!(
-                                "its continue token expired {MAX_EXPIRED} times: etcd is compacted faster than the list pages; \
-                                 back up when the cluster is quieter or raise the API server's --etcd-compaction-interval"
+                                "its continue token expired {MAX_EXPIRED} times in a row: etcd is compacted faster than one page is read; \
+                                 back up when the cluster is quieter, lower the target's page_size or raise the API server's --etcd-compaction-interval"
                             ),
                         });
                     }
@@ -504,8 +525,9 @@ pub(crate) async fn fetch_page(
     path: &str,
     label_selector: Option<&str>,
     token: Option<&str>,
+    limit: u32,
 ) -> Result<Page, kube::Error> {
-    let mut query = format!("limit={PAGE}");
+    let mut query = format!("limit={limit}");
     if let Some(sel) = label_selector {
         query.push_str(&format!("&labelSelector={}", urlencode(sel)));
     }
@@ -663,7 +685,7 @@ async fn backup_inner(
         let mut count = 0u64;
         let mut version = String::new();
         let path = collection_path(ar, Some(ns));
-        let mut cursor = Cursor::default();
+        let mut cursor = Cursor::new(target.page_size);
         loop {
             let page = cursor
                 .next_page(cluster, &path, target.label_selector.as_deref(), job)
@@ -794,7 +816,7 @@ mod tests {
         assert_eq!(inconsistent_continue(&status(410, 0, Some(""))), None);
         assert_eq!(inconsistent_continue(&status(410, 0, None)), None);
 
-        let mut cursor = Cursor::default();
+        let mut cursor = Cursor::new(PAGE);
         let item = |n: &str| json!({"metadata": {"name": n}});
         assert!(cursor.is_new(&item("cm-001")));
         assert!(cursor.is_new(&item("cm-002")));

@@ -13,7 +13,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::strip::{StripOptions, for_new_cluster, strip};
-use super::{Cluster, ObjectRecord, api_code, collection_path, fetch_page, kube_err, selected};
+use super::{
+    Cluster, ObjectRecord, PAGE, api_code, collection_path, fetch_page, kube_err, selected,
+};
 use crate::engine::events::Job;
 use crate::engine::options::Existing;
 use crate::error::{Error, SourceError};
@@ -52,6 +54,15 @@ pub struct ObjectFailure {
     pub error: String,
 }
 
+/// A Service's node port another Service of the cluster holds: written with
+/// the port the server chose instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodePortMoved {
+    pub service: String,
+    pub from: u64,
+    pub to: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NamespaceOutcome {
     pub created: u64,
@@ -59,6 +70,7 @@ pub struct NamespaceOutcome {
     pub unchanged: u64,
     pub skipped: u64,
     pub failed: Vec<ObjectFailure>,
+    pub node_ports_moved: Vec<NodePortMoved>,
 }
 
 /// What a restore does with one object.
@@ -286,7 +298,7 @@ impl TargetState {
         let path = collection_path(&ar, Some(&opts.namespace));
         let mut token: Option<String> = None;
         loop {
-            let page = match fetch_page(cluster, &path, None, token.as_deref()).await {
+            let page = match fetch_page(cluster, &path, None, token.as_deref(), PAGE).await {
                 Ok(p) => p,
                 // Not served (yet): a CRD this restore creates first. Nothing exists.
                 Err(e) if api_code(&e) == Some(404) => return Ok(()),
@@ -610,10 +622,51 @@ async fn flush(
                 Err(e) => Err(e),
             };
         }
-        (w, r)
+        // Node ports are kept (load balancers and firewalls outside the
+        // cluster point at them) unless another Service holds one here: then
+        // the server picks, and the outcome says which it picked. The server
+        // may name one taken port at a time (it allocates in order), so
+        // this goes round until none is named; each round releases one.
+        let mut released = Vec::new();
+        loop {
+            let taken = match &r {
+                Err(kube::Error::Api(s)) if w.resource == "services" && s.code == 422 => {
+                    taken_node_ports(&s.message)
+                }
+                _ => Vec::new(),
+            };
+            let now = release_node_ports(&mut w.body, &taken);
+            if now.is_empty() {
+                break;
+            }
+            released.extend(now);
+            r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
+        }
+        let moved = match &r {
+            Ok(written) => released
+                .into_iter()
+                .map(|(i, from)| NodePortMoved {
+                    service: w.name.clone(),
+                    from,
+                    to: written["spec"]["ports"][i]["nodePort"]
+                        .as_u64()
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        (w, r, moved)
     }))
     .buffer_unordered(PARALLEL_WRITES);
-    while let Some((w, r)) = results.next().await {
+    while let Some((w, r, moved)) = results.next().await {
+        for m in moved {
+            job.warn(format!(
+                "services/{}: node port {} is held by another Service of {}; the server gave it {} \
+                 (free {} and restore again with --existing update to get it back)",
+                m.service, m.from, cluster.name, m.to, m.from
+            ));
+            out.node_ports_moved.push(m);
+        }
         match r {
             Ok(_) if w.method == http::Method::POST => out.created += 1,
             Ok(_) => out.updated += 1,
@@ -630,6 +683,43 @@ async fn flush(
         }
     }
     Ok(())
+}
+
+/// The node ports a refused Service asked for that other Services hold, from
+/// the server's message (`spec.ports[0].nodePort: Invalid value: 30080:
+/// provided port is already allocated`, one such cause per port).
+fn taken_node_ports(message: &str) -> Vec<u64> {
+    message
+        .split("Invalid value: ")
+        .skip(1)
+        .filter_map(|cause| {
+            let (port, rest) = cause.split_once(':')?;
+            rest.trim_start()
+                .starts_with("provided port is already allocated")
+                .then(|| port.trim().parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Takes the taken node ports out of a Service so the server assigns others
+/// (on an update it keeps the ones the live Service has). Returns each
+/// released port with its index in `spec.ports`.
+fn release_node_ports(service: &mut Value, taken: &[u64]) -> Vec<(usize, u64)> {
+    let mut released = Vec::new();
+    let ports = service
+        .pointer_mut("/spec/ports")
+        .and_then(Value::as_array_mut);
+    for (i, port) in ports.into_iter().flatten().enumerate() {
+        let Some(n) = port["nodePort"].as_u64().filter(|n| taken.contains(n)) else {
+            continue;
+        };
+        if let Some(p) = port.as_object_mut() {
+            p.remove("nodePort");
+            released.push((i, n));
+        }
+    }
+    released
 }
 
 /// A create refused because the object exists, for an object the cluster
@@ -963,6 +1053,38 @@ mod tests {
             decide(Some(&scaled), &changed, Existing::Overwrite),
             Decision::Update
         );
+    }
+
+    #[test]
+    fn a_taken_node_port_is_released_and_only_that_one() {
+        // The API server's message for a Service whose two node ports are held.
+        let message = "Service \"web\" is invalid: [spec.ports[0].nodePort: Invalid value: 30080: \
+                       provided port is already allocated, spec.ports[2].nodePort: Invalid value: 30443: \
+                       provided port is already allocated]";
+        assert_eq!(taken_node_ports(message), [30080, 30443]);
+        assert!(
+            taken_node_ports(
+                "Service \"web\" is invalid: spec.ports[0].nodePort: Invalid value: 80: \
+                 provided port is not in the valid range. The range of valid ports is 30000-32767"
+            )
+            .is_empty(),
+            "a port out of range is the user's to fix, not the server's to pick"
+        );
+        assert!(taken_node_ports("").is_empty());
+        let mut svc = json!({"spec": {"type": "NodePort", "ports": [
+            {"port": 80, "nodePort": 30080},
+            {"port": 81, "nodePort": 30081},
+            {"port": 443, "nodePort": 30443},
+        ]}});
+        assert_eq!(
+            release_node_ports(&mut svc, &[30080, 30443]),
+            [(0, 30080), (2, 30443)]
+        );
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"port": 80}, {"port": 81, "nodePort": 30081}, {"port": 443}])
+        );
+        assert!(release_node_ports(&mut json!({"spec": {}}), &[30080]).is_empty());
     }
 
     #[test]
