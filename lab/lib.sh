@@ -302,7 +302,10 @@ start_etcd() {
   for ((i = 1; i <= n; i++)); do
     name=e$i
     # --initial-* flags only matter on first boot; with an existing data dir
-    # etcd ignores them, so the same command line serves both cases.
+    # etcd ignores them, so the same command line serves both cases. The
+    # quota is etcd's largest suggested (8 GiB, not the 2 GiB default): the
+    # region's Kubernetes keeps its objects here too, 100k of them in
+    # lab/bench-kube BENCH_OBJECTS=100000.
     spawn "etcd-$region-$name" "$(etcd_client_port "$region" "$i") $(etcd_peer_port "$region" "$i")" /usr/bin/etcd \
       --name "$name" \
       --data-dir "$(etcd_dir "$region")/$name" \
@@ -313,6 +316,7 @@ start_etcd() {
       --initial-cluster "$(IFS=,; echo "${cluster[*]}")" \
       --initial-cluster-token "drtool-lab-$region" \
       --initial-cluster-state new \
+      --quota-backend-bytes 8589934592 \
       --logger zap --log-outputs stderr
   done
 }

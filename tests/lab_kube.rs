@@ -295,8 +295,31 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
     kube_load(&lab.env["LAB_KUBE_US_EAST_1"], &ns, 400);
     // The CRD first, on its own: kubectl maps every kind of a file before it
     // creates anything, so a custom resource next to its CRD may not map yet.
-    // A node port per run (the lab's clusters outlive the tests).
-    let node_port = 30000 + rand::random::<u16>() % 2768;
+    // A node port per run that neither cluster holds (the lab's clusters
+    // outlive the tests).
+    let held: Vec<String> = [EAST, WEST]
+        .iter()
+        .flat_map(|region| {
+            kubectl(
+                &lab,
+                &format!("lab-{region}"),
+                &[
+                    "get",
+                    "services",
+                    "-A",
+                    "-o",
+                    "jsonpath={.items[*].spec.ports[*].nodePort}",
+                ],
+                None,
+            )
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+        })
+        .collect();
+    let node_port = std::iter::repeat_with(|| 30000 + rand::random::<u16>() % 2768)
+        .find(|p| !held.contains(&p.to_string()))
+        .unwrap();
     let docs = extras(&ns, &group, node_port);
     let (crd, rest) = docs.split_once("---\n").unwrap();
     kubectl(
@@ -482,7 +505,9 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
             && said.contains(&format!(
                 "services/node-port-fixed: node port {node_port} is held by another Service of"
             ))
-            && said.contains(&format!("node-port-fixed {node_port}->")),
+            && said.contains(&format!("node-port-fixed {node_port}->"))
+            && said.contains(&format!("node-port-auto {}->", auto_ports[0]["nodePort"]))
+            && said.contains(&format!("node-port-auto {}->", auto_ports[1]["nodePort"])),
         "{said}"
     );
     let copied = objects(&lab, &format!("lab-{WEST}"), &copy);
@@ -1120,7 +1145,10 @@ async fn a_list_whose_continue_token_expires_goes_on_and_says_so() {
         ),
     );
 
-    // Compacts etcd at its newest revision every 40 ms until told to stop.
+    // Compacts etcd at its newest revision every 40 ms until told to stop,
+    // for the second or two the backup takes. The other tests of this file
+    // running meanwhile on the same API server see what a busy production
+    // etcd does to them: watches restart, lists may resume.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let compactor = {
         let stop = stop.clone();
@@ -1205,8 +1233,9 @@ async fn a_list_whose_continue_token_expires_goes_on_and_says_so() {
 
 /// Requests API Priority and Fairness refuses (429) are sent again after the
 /// server's Retry-After: a restore through a priority level of its own with
-/// about three seats and no queue (eight writes in flight) restores every
-/// object, and the server counted its refusals.
+/// about three seats and no queue restores every object, and the server
+/// counted its refusals. (The restore keeps eight writes in flight, well over
+/// three seats: refusals come every time, not by chance of timing.)
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_refused_for_load_are_sent_again() {
     let lab = Lab::get();
@@ -1252,35 +1281,10 @@ spec:
     nonResourceRules: [{{verbs: ["*"], nonResourceURLs: ["*"]}}]
 "#
     );
-    kubectl(&lab, &west, &["apply", "-f", "-"], Some(&setup));
-    let token = kubectl(
-        &lab,
-        &west,
-        &[
-            "create",
-            "token",
-            &account,
-            "-n",
-            "default",
-            "--duration",
-            "1h",
-        ],
-        None,
-    );
+    // The backup (from us-east-1, as the lab's admin) first: a failing
+    // assert must not leave a cluster-admin account behind.
     let tmp = tempfile::tempdir().unwrap();
     let kubeconfig = tmp.path().join("tight.kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: west\n  cluster: {{server: {}, certificate-authority: {}}}\n\
-             users:\n- name: tight\n  user: {{token: {}}}\ncontexts:\n- name: tight\n  context: {{cluster: west, user: tight}}\n\
-             current-context: tight\n",
-            lab.env["LAB_KUBE_US_WEST_2"],
-            lab.env["LAB_KUBE_CA"],
-            token.trim()
-        ),
-    )
-    .unwrap();
     let config = ns_config(&lab, &name, &ns, "").replace(
         &format!(
             "kubeconfig = \"{}\"\ncontext = \"lab-{WEST}\"",
@@ -1296,6 +1300,33 @@ spec:
     wait_for_stateful_set_claims(&lab, &ns);
     let out = lab.drtool(&cfg).arg("backup").output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    kubectl(&lab, &west, &["apply", "-f", "-"], Some(&setup));
+    let token = kubectl(
+        &lab,
+        &west,
+        &[
+            "create",
+            "token",
+            &account,
+            "-n",
+            "default",
+            "--duration",
+            "1h",
+        ],
+        None,
+    );
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: west\n  cluster: {{server: {}, certificate-authority: {}}}\n\
+             users:\n- name: tight\n  user: {{token: {}}}\ncontexts:\n- name: tight\n  context: {{cluster: west, user: tight}}\n\
+             current-context: tight\n",
+            lab.env["LAB_KUBE_US_WEST_2"],
+            lab.env["LAB_KUBE_CA"],
+            token.trim()
+        ),
+    )
+    .unwrap();
 
     let rejected = || -> u64 {
         let metrics = kubectl(&lab, &west, &["get", "--raw", "/metrics"], None);

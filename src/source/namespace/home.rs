@@ -283,7 +283,10 @@ impl TargetKind for NamespaceKind {
             let moved: Vec<String> = out
                 .node_ports_moved
                 .iter()
-                .map(|m| format!("{} {}->{}", m.service, m.from, m.to))
+                .map(|m| match m.to {
+                    Some(to) => format!("{} {}->{to}", m.service, m.from),
+                    None => format!("{} {}->none", m.service, m.from),
+                })
                 .collect();
             message.push_str(&format!(
                 "; node ports held by other Services, the server gave others: {}",
@@ -298,6 +301,10 @@ impl TargetKind for NamespaceKind {
                 ("unchanged".to_string(), out.unchanged),
                 ("skipped".to_string(), out.skipped),
                 ("failed".to_string(), out.failed.len() as u64),
+                (
+                    "node_ports_moved".to_string(),
+                    out.node_ports_moved.len() as u64,
+                ),
             ]),
             failures: out
                 .failed

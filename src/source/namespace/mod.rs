@@ -389,7 +389,7 @@ struct Cursor {
     /// The last name read, to skip what a restarted list repeats.
     last: Option<String>,
     expired: u32,
-    /// Expiries since the last page read.
+    /// Expiries since the last new object read.
     stalled: u32,
     restarted: bool,
 }
@@ -421,14 +421,9 @@ impl Cursor {
         loop {
             let token = self.token.as_deref();
             match fetch_page(cluster, path, label_selector, token, self.limit).await {
-                Ok(page) => {
-                    self.stalled = 0;
-                    return Ok(page);
-                }
+                Ok(page) => return Ok(page),
                 Err(e) if self.token.is_some() && api_code(&e) == Some(410) => {
-                    self.expired += 1;
-                    self.stalled += 1;
-                    if self.stalled > MAX_EXPIRED {
+                    if !self.expire(inconsistent_continue(&e)) {
                         return Err(SourceError::Failed {
                             what: format!("list {path} on {}", cluster.name),
                             detail: format!(
@@ -436,10 +431,6 @@ impl Cursor {
                                  back up when the cluster is quieter, lower the target's page_size or raise the API server's --etcd-compaction-interval"
                             ),
                         });
-                    }
-                    self.token = inconsistent_continue(&e);
-                    if self.token.is_none() {
-                        self.restarted = true;
                     }
                     job.warn(format!(
                         "list {path} on {}: continue token expired (410); {}",
@@ -456,13 +447,28 @@ impl Cursor {
         }
     }
 
-    /// Whether an item was not read before (a restarted list repeats).
+    /// Counts an expiry and goes on with the token the server offered (or
+    /// lists again without one); false once the list has expired
+    /// [`MAX_EXPIRED`] times with no new object read in between.
+    fn expire(&mut self, offered: Option<String>) -> bool {
+        self.expired += 1;
+        self.stalled += 1;
+        self.token = offered;
+        if self.token.is_none() {
+            self.restarted = true;
+        }
+        self.stalled < MAX_EXPIRED
+    }
+
+    /// Whether an item was not read before (a restarted list repeats). A new
+    /// one is progress: the expiries in a row start again from zero.
     fn is_new(&mut self, item: &Value) -> bool {
         let name = item["metadata"]["name"].as_str().unwrap_or_default();
         if self.last.as_deref().is_some_and(|last| name <= last) {
             return false;
         }
         self.last = Some(name.to_string());
+        self.stalled = 0;
         true
     }
 
@@ -837,6 +843,29 @@ mod tests {
         );
         assert!(cursor.advance(Some("t".into())));
         assert!(!cursor.advance(None));
+    }
+
+    #[test]
+    fn a_list_fails_only_when_expiries_in_a_row_read_nothing_new() {
+        let item = |n: &str| json!({"metadata": {"name": n}});
+        // Each expiry followed by a new object: it goes on, however many.
+        let mut moving = Cursor::new(PAGE);
+        for i in 0..100 {
+            assert!(moving.expire(Some("t".into())), "expiry {i}");
+            assert!(moving.is_new(&item(&format!("cm-{i:03}"))));
+        }
+        assert_eq!(moving.expired, 100);
+        assert!(!moving.restarted);
+        // Listed again from the start each time, only old names come back:
+        // the tenth expiry in a row stops it.
+        let mut stuck = Cursor::new(PAGE);
+        assert!(stuck.is_new(&item("cm-005")));
+        for i in 1..MAX_EXPIRED {
+            assert!(stuck.expire(None), "expiry {i}");
+            assert!(!stuck.is_new(&item("cm-001")));
+        }
+        assert!(!stuck.expire(None));
+        assert!(stuck.restarted && stuck.token.is_none());
     }
 
     #[test]

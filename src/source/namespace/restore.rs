@@ -60,7 +60,7 @@ pub struct ObjectFailure {
 pub struct NodePortMoved {
     pub service: String,
     pub from: u64,
-    pub to: u64,
+    pub to: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -606,64 +606,21 @@ async fn flush(
     use futures::StreamExt;
     let writes = std::mem::take(batch);
     let mut results = futures::stream::iter(writes.into_iter().map(|mut w| async move {
-        let mut r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
-        if made_by_the_cluster(&w, &r) {
-            // The namespace was new at the plan; its controller has made this
-            // object since. The point's copy replaces it.
-            let path = format!("{}/{}", w.path, w.name);
-            r = match cluster.get_json(&path).await {
-                Ok(live) => {
-                    w.body["metadata"]["resourceVersion"] =
-                        live["metadata"]["resourceVersion"].clone();
-                    w.method = http::Method::PUT;
-                    w.path = path;
-                    cluster.send_json(w.method.clone(), &w.path, &w.body).await
-                }
-                Err(e) => Err(e),
-            };
-        }
-        // Node ports are kept (load balancers and firewalls outside the
-        // cluster point at them) unless another Service holds one here: then
-        // the server picks, and the outcome says which it picked. The server
-        // may name one taken port at a time (it allocates in order), so
-        // this goes round until none is named; each round releases one.
-        let mut released = Vec::new();
-        loop {
-            let taken = match &r {
-                Err(kube::Error::Api(s)) if w.resource == "services" && s.code == 422 => {
-                    taken_node_ports(&s.message)
-                }
-                _ => Vec::new(),
-            };
-            let now = release_node_ports(&mut w.body, &taken);
-            if now.is_empty() {
-                break;
-            }
-            released.extend(now);
-            r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
-        }
-        let moved = match &r {
-            Ok(written) => released
-                .into_iter()
-                .map(|(i, from)| NodePortMoved {
-                    service: w.name.clone(),
-                    from,
-                    to: written["spec"]["ports"][i]["nodePort"]
-                        .as_u64()
-                        .unwrap_or_default(),
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let r = send(cluster, &mut w).await;
+        let (r, moved) = keeping_node_ports(cluster, &mut w, r).await;
         (w, r, moved)
     }))
     .buffer_unordered(PARALLEL_WRITES);
     while let Some((w, r, moved)) = results.next().await {
         for m in moved {
+            let now = match m.to {
+                Some(port) => format!("the server gave it {port}"),
+                None => "it has no node port now".to_string(),
+            };
             job.warn(format!(
-                "services/{}: node port {} is held by another Service of {}; the server gave it {} \
-                 (free {} and restore again with --existing update to get it back)",
-                m.service, m.from, cluster.name, m.to, m.from
+                "services/{}: node port {} is held by another Service of {}; {now} \
+                 (it differs from the point until {} is free and a restore with --existing update takes it back)",
+                m.service, m.from, cluster.name, m.from
             ));
             out.node_ports_moved.push(m);
         }
@@ -685,6 +642,64 @@ async fn flush(
     Ok(())
 }
 
+/// Sends one write; for the `default` ServiceAccount the cluster made in a
+/// new namespace, replaces it.
+async fn send(cluster: &Cluster, w: &mut Write) -> Result<Value, kube::Error> {
+    let r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
+    if !made_by_the_cluster(w, &r) {
+        return r;
+    }
+    // The namespace was new at the plan; its controller has made this object
+    // since. The point's copy replaces it.
+    let path = format!("{}/{}", w.path, w.name);
+    let live = cluster.get_json(&path).await?;
+    w.body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
+    w.method = http::Method::PUT;
+    w.path = path;
+    cluster.send_json(w.method.clone(), &w.path, &w.body).await
+}
+
+/// Node ports are kept (load balancers and firewalls outside the cluster
+/// point at them) unless another Service holds one here: then the server
+/// picks, and the outcome says which it picked. The server may name one
+/// taken port at a time (it allocates in order), so this goes round until
+/// none is named; each round releases one at least.
+async fn keeping_node_ports(
+    cluster: &Cluster,
+    w: &mut Write,
+    mut r: Result<Value, kube::Error>,
+) -> (Result<Value, kube::Error>, Vec<NodePortMoved>) {
+    let mut released = Vec::new();
+    loop {
+        let taken = match &r {
+            Err(kube::Error::Api(s)) if w.resource == "services" && s.code == 422 => {
+                taken_node_ports(&s.message)
+            }
+            _ => Vec::new(),
+        };
+        let now = release_node_ports(&mut w.body, &taken);
+        if now.is_empty() {
+            break;
+        }
+        released.extend(now);
+        r = cluster.send_json(w.method.clone(), &w.path, &w.body).await;
+    }
+    let moved = match &r {
+        Ok(written) => released
+            .into_iter()
+            .map(|(i, from)| NodePortMoved {
+                service: w.name.clone(),
+                from,
+                // None where the server gives none (a LoadBalancer with
+                // allocateLoadBalancerNodePorts false).
+                to: written["spec"]["ports"][i]["nodePort"].as_u64(),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    (r, moved)
+}
+
 /// The node ports a refused Service asked for that other Services hold, from
 /// the server's message (`spec.ports[0].nodePort: Invalid value: 30080:
 /// provided port is already allocated`, one such cause per port).
@@ -694,10 +709,10 @@ fn taken_node_ports(message: &str) -> Vec<u64> {
         .skip(1)
         .filter_map(|cause| {
             let (port, rest) = cause.split_once(':')?;
-            rest.trim_start()
-                .starts_with("provided port is already allocated")
-                .then(|| port.trim().parse().ok())
-                .flatten()
+            let taken = rest
+                .trim_start()
+                .starts_with("provided port is already allocated");
+            port.trim().parse().ok().filter(|_| taken)
         })
         .collect()
 }
