@@ -165,6 +165,14 @@ context = "lab-{WEST}"
     )
 }
 
+/// Deletes a test's namespaces without waiting for them to go.
+fn delete_namespaces(lab: &Lab, context: &str, namespaces: &[&str]) {
+    let mut args = vec!["delete", "namespace"];
+    args.extend_from_slice(namespaces);
+    args.push("--wait=false");
+    kubectl(lab, context, &args, None);
+}
+
 fn wait_for_stateful_set_claims(lab: &Lab, ns: &str) {
     let names = |kind: &str| {
         kubectl(
@@ -519,14 +527,7 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
 
     // Their node ports go back to the cluster.
     release(&format!("lab-{WEST}"), &ns);
-    for gone in [&ns, &copy] {
-        kubectl(
-            &lab,
-            &format!("lab-{WEST}"),
-            &["delete", "namespace", gone, "--wait=false"],
-            None,
-        );
-    }
+    delete_namespaces(&lab, &format!("lab-{WEST}"), &[&ns, &copy]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1221,14 +1222,7 @@ async fn a_list_whose_continue_token_expires_goes_on_and_says_so() {
         .stdout(predicate::str::contains(format!(
             "namespace {copy}: 301 created"
         )));
-    for gone in [&ns, &copy] {
-        kubectl(
-            &lab,
-            &format!("lab-{EAST}"),
-            &["delete", "namespace", gone, "--wait=false"],
-            None,
-        );
-    }
+    delete_namespaces(&lab, &format!("lab-{EAST}"), &[&ns, &copy]);
 }
 
 /// Requests API Priority and Fairness refuses (429) are sent again after the
@@ -1371,12 +1365,6 @@ spec:
         east.keys().collect::<Vec<_>>(),
         restored.keys().collect::<Vec<_>>()
     );
-    for gone in [(format!("lab-{EAST}"), &ns), (west.clone(), &ns)] {
-        kubectl(
-            &lab,
-            &gone.0,
-            &["delete", "namespace", gone.1, "--wait=false"],
-            None,
-        );
-    }
+    delete_namespaces(&lab, &format!("lab-{EAST}"), &[&ns]);
+    delete_namespaces(&lab, &west, &[&ns]);
 }
