@@ -17,6 +17,9 @@ use crate::archive::ArchiveError;
 use crate::config::ConfigError;
 use crate::store::StoreError;
 
+/// Kept in `store` (the lowest layer that needs it); errors say it everywhere.
+pub use crate::store::os_words;
+
 /// What kind of failure an error is; front ends map it to an exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -209,25 +212,6 @@ fn archive_class(e: &ArchiveError) -> ErrorClass {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The operating system's words for the failure behind `e`, if one is in its
-/// chain of sources ("connection refused", "no such file or directory").
-pub fn os_words(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            let text = io.to_string();
-            return Some(
-                text.split(" (os error")
-                    .next()
-                    .unwrap_or(&text)
-                    .to_lowercase(),
-            );
-        }
-        cur = c.source();
-    }
-    None
-}
 
 #[cfg(test)]
 mod tests {

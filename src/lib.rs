@@ -17,6 +17,9 @@ pub mod config;
 pub mod drill;
 pub mod engine;
 pub mod error;
+pub mod exit;
+#[cfg(test)]
+mod layering;
 pub mod report;
 pub mod schedule;
 pub mod source;

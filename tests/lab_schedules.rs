@@ -1262,3 +1262,102 @@ async fn retention_travels_with_each_point_whatever_schedule_folder_a_run_loads(
         stdout(&out)
     );
 }
+
+/// Writes `body` at `key` of a region's lab bucket, as another tool would.
+fn put_object(lab: &Lab, region: &str, key: &str, body: &[u8]) {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), body).unwrap();
+    let out = Command::new("aws")
+        .envs(&lab.env)
+        .args(["--endpoint-url", &lab.s3(region), "s3", "cp"])
+        .arg(tmp.path())
+        .arg(format!("s3://drtool-{region}/{key}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Whether `key` is in a region's lab bucket.
+fn object_exists(lab: &Lab, region: &str, key: &str) -> bool {
+    Command::new("aws")
+        .envs(&lab.env)
+        .args(["--endpoint-url", &lab.s3(region), "s3api", "head-object"])
+        .args(["--bucket", &format!("drtool-{region}"), "--key", key])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_lock_is_held_until_gc_force_unlocks_it() {
+    let lab = Lab::get();
+    let name = unique("sched-badlock");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &keys_config(&lab, &name, &prefix));
+    load_keys(&mut etcd_client(&lab.etcd(EAST)).await, &prefix, 20, 4096).await;
+    let dir = tmp.path().join("schedules");
+    write_schedule(
+        &dir,
+        "s.toml",
+        &format!(
+            "name = \"{name}\"\ncron = \"0 3 * * *\"\ntargets = [\"kv\"]\n[retention]\nkeep_last = 5\n"
+        ),
+    );
+    let dir = dir.display().to_string();
+    // A lock cut short by a crash mid-write (or put there by another tool).
+    let lock = format!("schedule.{name}");
+    let key = format!("{name}/locks/{lock}");
+    put_object(&lab, EAST, &key, b"{\"name\": \"schedule.x\", \"own");
+    let run_once = || {
+        lab.drtool(&cfg)
+            .args(["schedule", "run", "--once", "--schedules", &dir])
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    };
+    let out = run_once();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("lock {key} in {EAST} cannot be read")),
+        "{said}"
+    );
+    assert!(said.contains(&format!("--force-unlock {lock}")), "{said}");
+    assert!(object_exists(&lab, EAST, &key), "never taken over");
+    assert!(point_ids(&lab, &cfg, EAST).is_empty(), "nothing ran");
+
+    // The way out: a plan first, then the removal.
+    let plan = lab
+        .drtool(&cfg)
+        .args(["gc", "--region", EAST, "--force-unlock", &lock, "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(
+        text.contains(&format!("REMOVE lock: {key}")) && text.contains("cannot be read"),
+        "{text}"
+    );
+    assert!(object_exists(&lab, EAST, &key), "a dry run removes nothing");
+    let bad = lab
+        .drtool(&cfg)
+        .args(["gc", "--region", EAST, "--force-unlock", "a/b", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("--force-unlock \"a/b\": not a lock name"));
+    let gc = lab
+        .drtool(&cfg)
+        .args(["gc", "--region", EAST, "--force-unlock", &lock, "--yes"])
+        .output()
+        .unwrap();
+    assert!(gc.status.success(), "{}{}", stdout(&gc), stderr(&gc));
+    assert!(!object_exists(&lab, EAST, &key));
+
+    let out = run_once();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(point_ids(&lab, &cfg, EAST).len(), 1);
+    assert!(!object_exists(&lab, EAST, &key), "released after the run");
+}

@@ -120,6 +120,8 @@ pub enum LeftoverKind {
     /// A lock or hold past its lifetime: whoever took it is gone (a run
     /// killed before it could release it).
     ExpiredLock,
+    /// A lock named by `gc --force-unlock`: held, or unreadable.
+    Lock,
 }
 
 impl LeftoverKind {
@@ -129,6 +131,7 @@ impl LeftoverKind {
             LeftoverKind::OpenUpload => "open multipart upload",
             LeftoverKind::TempFile => "temporary file",
             LeftoverKind::ExpiredLock => "expired lock",
+            LeftoverKind::Lock => "lock",
         }
     }
 }

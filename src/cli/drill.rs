@@ -512,11 +512,7 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
             outln!("  {u}");
         }
     }
-    Ok(match report.exit_code() {
-        0 => Exit::from(Verdict::Ok),
-        130 => Exit::from(Verdict::Cancelled),
-        code => Exit::Code(code),
-    })
+    Ok(Exit::Drill(report.verdict))
 }
 
 /// Progress on stderr: steps, the fault, recovery, probes when they change.

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::CommandFactory;
 
-use super::{Cli, EXIT_FAILED, EXIT_OK};
+use super::Cli;
+use crate::exit;
 
 #[derive(clap::Args, Debug)]
 pub struct CompletionsArgs {
@@ -26,7 +27,7 @@ pub fn completions(a: &CompletionsArgs) -> u8 {
     let mut script = Vec::new();
     clap_complete::generate(a.shell, &mut Cli::command(), "drtool", &mut script);
     out!("{}", String::from_utf8_lossy(&script));
-    EXIT_OK
+    exit::OK
 }
 
 pub fn man(a: &ManArgs) -> u8 {
@@ -38,7 +39,7 @@ pub fn man(a: &ManArgs) -> u8 {
             match written {
                 Ok(()) => {
                     outln!("man pages written to {}", dir.display());
-                    EXIT_OK
+                    exit::OK
                 }
                 Err(e) => {
                     errln!(
@@ -46,7 +47,7 @@ pub fn man(a: &ManArgs) -> u8 {
                         dir.display(),
                         crate::error::os_words(&e).unwrap_or_else(|| e.to_string())
                     );
-                    EXIT_FAILED
+                    exit::FAILED
                 }
             }
         }
@@ -55,11 +56,11 @@ pub fn man(a: &ManArgs) -> u8 {
             match clap_mangen::Man::new(cmd).render(&mut page) {
                 Ok(()) => {
                     out!("{}", String::from_utf8_lossy(&page));
-                    EXIT_OK
+                    exit::OK
                 }
                 Err(e) => {
                     errln!("error: cannot render the man page: {e}");
-                    EXIT_FAILED
+                    exit::FAILED
                 }
             }
         }

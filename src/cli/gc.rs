@@ -13,6 +13,11 @@ pub struct Args {
     /// Only leftovers older than this (e.g. 24h, 7d, 30m).
     #[arg(long, value_parser = super::parse_age, default_value = "24h")]
     pub older_than: Duration,
+    /// Also remove this lock, though it is held or cannot be read (a name
+    /// as an error gives it, e.g. `schedule.nightly`); only when no run
+    /// holds it. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub force_unlock: Vec<String>,
     /// Print the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -25,6 +30,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let req = GcRequest {
         scope: args.scope.scope(),
         older_than: args.older_than,
+        force_unlock: args.force_unlock.clone(),
     };
     let plan = ctx.engine.plan_gc(&req).await?;
     ctx.sync().await;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::Output;
 use crate::config::{Config, NamespaceRegion};
 use crate::engine::{Engine, EngineOptions};
+use crate::exit::{self, Signal};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -100,7 +101,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         errln!("error: {message}");
         if json {
             let mut env = super::envelope::Envelope::default();
-            let class = if code == super::EXIT_BAD_INPUT {
+            let class = if code == exit::BAD_INPUT {
                 crate::error::ErrorClass::BadInput
             } else {
                 crate::error::ErrorClass::Failed
@@ -112,7 +113,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     };
     if config.exists() && !a.force {
         return fail(
-            super::EXIT_BAD_INPUT,
+            exit::BAD_INPUT,
             format!(
                 "{} exists: --force replaces it, or --config PATH writes another",
                 config.display()
@@ -121,7 +122,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     }
     let found = match discover(a).await {
         Ok(f) => f,
-        Err(e) => return fail(super::EXIT_BAD_INPUT, e),
+        Err(e) => return fail(exit::BAD_INPUT, e),
     };
     let text = render(a, &found);
     // Read back exactly as drtool will, before anything is written.
@@ -132,7 +133,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     let staged = dir.join(format!(".drtool-init-{:08x}.toml", rand::random::<u32>()));
     if let Err(e) = std::fs::write(&staged, &text) {
         return fail(
-            super::EXIT_BAD_INPUT,
+            exit::BAD_INPUT,
             format!("cannot write in {}: {e}", dir.display()),
         );
     }
@@ -145,9 +146,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         tokio::spawn(async move {
             token.cancelled().await;
             let _ = std::fs::remove_file(&staged);
-            let code = watch
-                .received()
-                .map_or(super::EXIT_SIGINT, super::Signal::exit_code);
+            let code = watch.received().map_or(exit::SIGINT, Signal::code);
             let message = "interrupted: nothing written".to_string();
             errln!("error: {message}");
             if json {
@@ -171,7 +170,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         Err(e) => {
             let _ = std::fs::remove_file(&staged);
             return fail(
-                super::EXIT_FAILED,
+                exit::FAILED,
                 format!(
                     "the config init made does not read back ({e}): this is a bug, please report it with the options given"
                 ),
@@ -210,14 +209,14 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
             || !answer.trim().eq_ignore_ascii_case("y")
         {
             let _ = std::fs::remove_file(&staged);
-            return fail(super::EXIT_NOT_CONFIRMED, "not written".into());
+            return fail(exit::NOT_CONFIRMED, "not written".into());
         }
     }
     on_signal.abort();
     if let Err(e) = std::fs::rename(&staged, config) {
         let _ = std::fs::remove_file(&staged);
         return fail(
-            super::EXIT_FAILED,
+            exit::FAILED,
             format!("cannot write {}: {e}", config.display()),
         );
     }
@@ -227,9 +226,9 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     // Written either way (the file is right; the world may be down), but a
     // script learns that not everything answered.
     let code = if answered == probes.len() {
-        super::EXIT_OK
+        exit::OK
     } else {
-        super::EXIT_UNREACHABLE
+        exit::UNREACHABLE
     };
     if json {
         let mut env = super::envelope::Envelope::default();
@@ -256,7 +255,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
             targets.join(", "),
             config.display()
         );
-        if code != super::EXIT_OK {
+        if code != exit::OK {
             outln!(
                 "warning: {} of {} stores and endpoints do not answer (listed above): fix them or the file before the first backup",
                 probes.len() - answered,

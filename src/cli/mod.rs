@@ -59,20 +59,8 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineOptions, RunReport, Scope, Verdict};
 use crate::error::{Error, ErrorClass};
 
-pub use signals::Signal;
-
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
-pub const EXIT_PARTIAL: u8 = 3;
-pub const EXIT_UNREACHABLE: u8 = 4;
-pub const EXIT_INTEGRITY: u8 = 5;
-pub const EXIT_NOT_CONFIRMED: u8 = 6;
-/// A restore refused by its existing-policy (`--existing fail` found data).
-pub const EXIT_EXISTS: u8 = 9;
-pub const EXIT_SIGHUP: u8 = 129;
-pub const EXIT_SIGINT: u8 = 130;
-pub const EXIT_SIGTERM: u8 = 143;
+use crate::exit;
+pub use crate::exit::{Exit, Signal};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -264,8 +252,8 @@ pub fn main() -> ExitCode {
                 .unwrap_or("")
                 .trim_start_matches("error: ");
             env.error(ErrorClass::BadInput, message, Default::default());
-            print_json(&env.finish(envelope::kind(None), EXIT_BAD_INPUT));
-            return ExitCode::from(EXIT_BAD_INPUT);
+            print_json(&env.finish(envelope::kind(None), exit::BAD_INPUT));
+            return ExitCode::from(exit::BAD_INPUT);
         }
         Err(e) => e.exit(),
     };
@@ -276,7 +264,7 @@ pub fn main() -> ExitCode {
                 errln!(
                     "drtool: no command given and this is not a terminal, so no dashboard: see drtool --help"
                 );
-                return ExitCode::from(EXIT_BAD_INPUT);
+                return ExitCode::from(exit::BAD_INPUT);
             }
             cli.command = Some(Command::Ui(cli.ui.clone()));
         }
@@ -285,13 +273,13 @@ pub fn main() -> ExitCode {
             errln!(
                 "error: --read-only, --keymap, --log-file, --drills, --reports and --schedules before the command are the dashboard's: put them after the command that takes them (drtool COMMAND --help)"
             );
-            return ExitCode::from(EXIT_BAD_INPUT);
+            return ExitCode::from(exit::BAD_INPUT);
         }
         other => cli.command = other,
     }
     if let Err(e) = init_logging(&cli) {
         errln!("error: {e}");
-        return ExitCode::from(EXIT_BAD_INPUT);
+        return ExitCode::from(exit::BAD_INPUT);
     }
     // One TLS provider for every crate (AWS SDK and etcd both use aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -302,7 +290,7 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             errln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(exit::FAILED);
         }
     };
     let code = runtime.block_on(run(cli));
@@ -455,7 +443,7 @@ impl Ctx {
 
 async fn run(cli: Cli) -> u8 {
     let Some(command) = &cli.command else {
-        return EXIT_BAD_INPUT;
+        return exit::BAD_INPUT;
     };
     let identity = match command {
         Command::Restore(a) => a.identity.clone(),
@@ -472,16 +460,7 @@ async fn run(cli: Cli) -> u8 {
     }
     let engine = match build_engine(&cli, identity.as_ref()) {
         Ok(e) => e,
-        Err(e) => {
-            errln!("error: {e}");
-            let code = exit_code(Verdict::Failed(e.class()), None);
-            if json {
-                let mut env = envelope::Envelope::default();
-                env.error(e.class(), &e.to_string(), Default::default());
-                print_json(&env.finish(kind, code));
-            }
-            return code;
-        }
+        Err(e) => return failed_early(json, kind, e.class(), &e),
     };
     if let Command::Ui(a) = command {
         return ui(engine, &cli, a).await;
@@ -495,15 +474,7 @@ async fn run(cli: Cli) -> u8 {
         None => None,
         Some(path) => match consumers::events_file(path, engine.subscribe()).await {
             Ok(c) => Some(c),
-            Err(e) => {
-                errln!("error: {e}");
-                if json {
-                    let mut env = envelope::Envelope::default();
-                    env.error(ErrorClass::BadInput, &e.to_string(), Default::default());
-                    print_json(&env.finish(kind, EXIT_BAD_INPUT));
-                }
-                return EXIT_BAD_INPUT;
-            }
+            Err(e) => return failed_early(json, kind, ErrorClass::BadInput, &e),
         },
     };
     // The daemon logs instead of drawing progress.
@@ -522,25 +493,7 @@ async fn run(cli: Cli) -> u8 {
         quiet: cli.quiet,
         envelope: std::sync::Mutex::new(envelope::Envelope::default()),
     };
-    let result = match command {
-        Command::Ui(_) | Command::Completions(_) | Command::Man(_) | Command::Init(_) => {
-            Ok(Exit::Code(EXIT_OK))
-        }
-        Command::Config(ConfigCommand::Check(a)) => {
-            config_check::run(&ctx, a).await.map(Exit::from)
-        }
-        Command::Backup(a) => backup::run(&ctx, a).await.map(Exit::from),
-        Command::Points(a) => points::run(&ctx, a).await.map(Exit::from),
-        Command::Restore(a) => restore::run(&ctx, a).await.map(Exit::from),
-        Command::Copy(a) => copy::run(&ctx, a).await.map(Exit::from),
-        Command::Verify(a) => verify::run(&ctx, a).await.map(Exit::from),
-        Command::Gc(a) => gc::run(&ctx, a).await.map(Exit::from),
-        Command::Prune(a) => prune::run(&ctx, a).await.map(Exit::from),
-        Command::RestoreTest(a) => restore_test::run(&ctx, a).await.map(Exit::from),
-        Command::Schedule(c) => schedule::run(&ctx, c).await,
-        Command::Drill(c) => drill::run(&ctx, c).await,
-        Command::Report(c) => report::run(&ctx, c).await.map(Exit::from),
-    };
+    let result = dispatch(&ctx, command).await;
     let Ctx {
         engine,
         progress,
@@ -554,13 +507,11 @@ async fn run(cli: Cli) -> u8 {
     drop(engine);
     let mut envelope = envelope.into_inner().unwrap_or_else(|e| e.into_inner());
     let code = match result {
-        Ok(Exit::Code(code)) if signal.received().is_none() => code,
-        Ok(Exit::Code(_)) => exit_code(Verdict::Cancelled, signal.received()),
-        Ok(Exit::Verdict(v)) => exit_code(v, signal.received()),
+        Ok(exit) => exit::code(exit, signal.received()),
         Err(e) => {
             errln!("error: {e}");
             envelope.error(e.class(), &e.to_string(), Default::default());
-            exit_code(Verdict::Failed(e.class()), signal.received())
+            exit::of_verdict(Verdict::Failed(e.class()), signal.received())
         }
     };
     if json {
@@ -576,6 +527,40 @@ async fn run(cli: Cli) -> u8 {
     with_output_checked(code)
 }
 
+/// The error of a command that failed before it ran (no engine, no events
+/// file): said on stderr, and as the envelope with `-o json`.
+fn failed_early(json: bool, kind: &str, class: ErrorClass, e: &impl std::fmt::Display) -> u8 {
+    errln!("error: {e}");
+    let code = exit::of_class(class);
+    if json {
+        let mut env = envelope::Envelope::default();
+        env.error(class, &e.to_string(), Default::default());
+        print_json(&env.finish(kind, code));
+    }
+    code
+}
+
+/// Runs the command on its context.
+async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, Error> {
+    match command {
+        Command::Ui(_) | Command::Completions(_) | Command::Man(_) | Command::Init(_) => {
+            Ok(Exit::Code(exit::OK))
+        }
+        Command::Config(ConfigCommand::Check(a)) => config_check::run(ctx, a).await.map(Exit::from),
+        Command::Backup(a) => backup::run(ctx, a).await.map(Exit::from),
+        Command::Points(a) => points::run(ctx, a).await.map(Exit::from),
+        Command::Restore(a) => restore::run(ctx, a).await.map(Exit::from),
+        Command::Copy(a) => copy::run(ctx, a).await.map(Exit::from),
+        Command::Verify(a) => verify::run(ctx, a).await.map(Exit::from),
+        Command::Gc(a) => gc::run(ctx, a).await.map(Exit::from),
+        Command::Prune(a) => prune::run(ctx, a).await.map(Exit::from),
+        Command::RestoreTest(a) => restore_test::run(ctx, a).await.map(Exit::from),
+        Command::Schedule(c) => schedule::run(ctx, c).await,
+        Command::Drill(c) => drill::run(ctx, c).await,
+        Command::Report(c) => report::run(ctx, c).await.map(Exit::from),
+    }
+}
+
 /// The exit code once stdout is known to have taken everything: a reader
 /// that stopped reading (`| head`) is no failure; any other write error is.
 fn with_output_checked(code: u8) -> u8 {
@@ -583,7 +568,7 @@ fn with_output_checked(code: u8) -> u8 {
         None | Some(std::io::ErrorKind::BrokenPipe) => code,
         Some(kind) => {
             errln!("error: could not write the output to stdout ({kind}): it is incomplete");
-            if code == EXIT_OK { EXIT_FAILED } else { code }
+            if code == exit::OK { exit::FAILED } else { code }
         }
     }
 }
@@ -625,21 +610,8 @@ async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
         Ok(code) => code,
         Err(e) => {
             errln!("error: {e}");
-            class_code(e.class())
+            exit::of_class(e.class())
         }
-    }
-}
-
-/// How a command ended: a run report's verdict, or a code of its own (a
-/// drill's "objectives missed" and "drill failed").
-pub enum Exit {
-    Verdict(Verdict),
-    Code(u8),
-}
-
-impl From<Verdict> for Exit {
-    fn from(v: Verdict) -> Exit {
-        Exit::Verdict(v)
     }
 }
 
@@ -651,30 +623,6 @@ fn build_engine(cli: &Cli, identity: Option<&PathBuf>) -> Result<Engine, Error> 
         .map(|p| Identities::from_file(p).map(Arc::new))
         .transpose()?;
     Engine::new(cfg, crate::source::registry(), EngineOptions { identities })
-}
-
-/// The exit code of a verdict; a cancelled run exits with its signal's code.
-pub fn exit_code(verdict: Verdict, signal: Option<Signal>) -> u8 {
-    match verdict {
-        Verdict::Ok => EXIT_OK,
-        Verdict::Partial => EXIT_PARTIAL,
-        Verdict::Failed(ErrorClass::Cancelled) | Verdict::Cancelled => {
-            signal.map_or(EXIT_SIGINT, Signal::exit_code)
-        }
-        Verdict::Failed(class) => class_code(class),
-    }
-}
-
-pub fn class_code(class: ErrorClass) -> u8 {
-    match class {
-        ErrorClass::BadInput => EXIT_BAD_INPUT,
-        ErrorClass::Unreachable => EXIT_UNREACHABLE,
-        ErrorClass::Integrity => EXIT_INTEGRITY,
-        ErrorClass::NotConfirmed => EXIT_NOT_CONFIRMED,
-        ErrorClass::Exists => EXIT_EXISTS,
-        ErrorClass::Cancelled => EXIT_SIGINT,
-        ErrorClass::Failed => EXIT_FAILED,
-    }
 }
 
 /// A run report as a table.
@@ -736,33 +684,4 @@ pub fn print_json(value: &impl serde::Serialize) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdicts_map_to_documented_exit_codes() {
-        let cases = [
-            (Verdict::Ok, None, 0),
-            (Verdict::Partial, None, 3),
-            (Verdict::Failed(ErrorClass::Failed), None, 1),
-            (Verdict::Failed(ErrorClass::BadInput), None, 2),
-            (Verdict::Failed(ErrorClass::Unreachable), None, 4),
-            (Verdict::Failed(ErrorClass::Integrity), None, 5),
-            (Verdict::Failed(ErrorClass::NotConfirmed), None, 6),
-            (Verdict::Cancelled, Some(Signal::Interrupt), 130),
-            (Verdict::Cancelled, Some(Signal::Terminate), 143),
-            (
-                Verdict::Failed(ErrorClass::Cancelled),
-                Some(Signal::Terminate),
-                143,
-            ),
-            (Verdict::Cancelled, None, 130),
-        ];
-        for (verdict, signal, code) in cases {
-            assert_eq!(exit_code(verdict, signal), code, "{verdict:?} {signal:?}");
-        }
-    }
 }

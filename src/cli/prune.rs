@@ -40,6 +40,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         .plan_gc(&GcRequest {
             scope: scope.clone(),
             older_than: args.grace,
+            force_unlock: Vec::new(),
         })
         .await?;
     ctx.sync().await;

@@ -232,7 +232,7 @@ async fn note(ctx: &Ctx, a: &NoteArgs) -> Result<Verdict, Error> {
         );
     }
     let mut stored_in = Vec::new();
-    let files = crate::report::store::rendered(&r)?;
+    let files = crate::report::rendered(&r)?;
     let mut failed = 0;
     for region in &r.uploaded_to {
         let mut stored = Ok(());

@@ -14,6 +14,7 @@ use super::{Ctx, Exit};
 use crate::config::Config;
 use crate::engine::Verdict;
 use crate::error::Error;
+use crate::exit;
 use crate::report::ReportStore;
 use crate::schedule::daemon::{self, Control, DaemonOptions};
 use crate::schedule::export::{self, ExportOptions};
@@ -336,9 +337,9 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
     // A stop by a signal exits with its code (130/143, as every command);
     // `--once` says how its runs went.
     Ok(Exit::Code(if args.once && failures > 0 {
-        super::EXIT_FAILED
+        exit::FAILED
     } else {
-        super::EXIT_OK
+        exit::OK
     }))
 }
 

@@ -8,36 +8,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Interrupt,
-    Terminate,
-    Hangup,
-}
+use crate::exit::Signal;
 
-impl Signal {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => super::EXIT_SIGINT,
-            Signal::Terminate => super::EXIT_SIGTERM,
-            Signal::Hangup => super::EXIT_SIGHUP,
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "interrupted (SIGINT)",
-            Signal::Terminate => "terminated (SIGTERM)",
-            Signal::Hangup => "hung up (SIGHUP: the terminal went away)",
-        }
-    }
-
-    fn number(self) -> u8 {
-        match self {
-            Signal::Interrupt => 1,
-            Signal::Terminate => 2,
-            Signal::Hangup => 3,
-        }
+/// How a signal is kept in the watch's atomic (0: none yet).
+fn number(s: Signal) -> u8 {
+    match s {
+        Signal::Interrupt => 1,
+        Signal::Terminate => 2,
+        Signal::Hangup => 3,
     }
 }
 
@@ -82,7 +60,7 @@ pub fn watch(cancel: CancellationToken, as_log: bool, hangup: bool) -> SignalWat
                 _ = term.recv() => Signal::Terminate,
                 Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => Signal::Hangup,
             };
-            let code = s.number();
+            let code = number(s);
             if seen
                 .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
@@ -91,7 +69,7 @@ pub fn watch(cancel: CancellationToken, as_log: bool, hangup: bool) -> SignalWat
                     "drtool: {} again: exiting at once; an upload in progress may stay open until `drtool prune` or the bucket's lifecycle rule removes it",
                     s.name()
                 );
-                std::process::exit(i32::from(s.exit_code()));
+                std::process::exit(i32::from(s.code()));
             }
             if as_log {
                 tracing::info!(

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::report::{DrillReport, ReportSignature, ReportStore, store};
+use crate::report::{DrillReport, ReportSignature, ReportStore};
 
 /// A drill run and where its report went.
 pub struct Filed {
@@ -84,7 +84,7 @@ pub async fn file_report(
     regions.sort();
     regions.dedup();
     let lost = engine.lost_regions();
-    let files = match store::rendered(report) {
+    let files = match crate::report::rendered(report) {
         Ok(f) => f,
         Err(e) => return vec![format!("not stored: {e}")],
     };

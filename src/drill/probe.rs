@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 
 use super::spec::{ExecProbe, HttpProbe, ProbeCheck, TcpProbe};
 use crate::engine::Engine;
-use crate::engine::exercise::KindProbe;
+use crate::engine::faults::KindProbe;
 use crate::error::Error;
 
 /// Runs `check` once: `Ok(detail)` when it passes.

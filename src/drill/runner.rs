@@ -25,7 +25,7 @@ use super::spec::{
 };
 use crate::archive::{Consistency, PointId};
 use crate::catalog::PointChoice;
-use crate::engine::exercise::{CanaryMark, KindFault};
+use crate::engine::faults::{CanaryMark, KindFault};
 use crate::engine::{
     BackupRequest, CopyRequest, Engine, RestorePlan, RestoreRequest, Scope, Verdict,
 };

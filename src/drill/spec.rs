@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::config::duration::parse_bounded;
 use crate::engine::kind::Registry;
 use crate::engine::{Existing, RestoreOptions};
+pub use crate::report::facts::Phase;
 
 /// Where something is in a drill file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -392,44 +393,6 @@ enum RawPointPick {
 }
 
 // ---- parts shared by the file and the checked drill ---------------------------
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Steady state: must hold before a fault is injected.
-    Before,
-    /// From the fault to recovery: records availability.
-    During,
-    /// Defines recovery: RTO ends when every one meets its threshold.
-    After,
-    /// Watches a service the drill must not harm, from start to end: when it
-    /// fails `failure_threshold` times in a row the drill stops and cleans
-    /// up (AWS FIS's stop conditions).
-    Guard,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Before => "before",
-            Phase::During => "during",
-            Phase::After => "after",
-            Phase::Guard => "guard",
-        }
-    }
-}
 
 /// When a drill cleans up what it made (undoes its restores, removes its
 /// canary markers, runs `cleanup` steps an abort skipped).

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::lock::{Found, read_lock};
 use super::report::{ItemReport, Operation, Outcome, RunReport, Verdict, verdict_of};
 use super::root::{Engine, Scope};
 use crate::catalog::{self, Leftover, LeftoverKind, short_age};
@@ -21,6 +22,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 pub struct GcRequest {
     pub scope: Scope,
     pub older_than: Duration,
+    /// Locks to remove though held or unreadable (`--force-unlock`).
+    pub force_unlock: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,6 +107,57 @@ impl GcPlan {
     }
 }
 
+/// What `--force-unlock` does with a named lock, given what is there: a
+/// held or unreadable one is removed (the operator said no run holds it),
+/// an absent one is said.
+pub fn decide_force_unlock(key: &str, found: Found) -> GcItem {
+    let (since, action, reason) = match found {
+        Found::Held(l) => (
+            Some(l.since),
+            GcAction::Remove,
+            format!(
+                "--force-unlock: held by {} since {} until {}",
+                l.owner,
+                l.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                l.until.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        ),
+        Found::Unreadable(why) => (
+            None,
+            GcAction::Remove,
+            format!("--force-unlock: it cannot be read ({why})"),
+        ),
+        Found::Absent => (
+            None,
+            GcAction::Keep,
+            "--force-unlock: no such lock in this region".to_string(),
+        ),
+    };
+    GcItem {
+        leftover: Leftover {
+            what: LeftoverKind::Lock,
+            target: None,
+            point: None,
+            key: key.to_string(),
+            size: None,
+            since,
+            unfinished: None,
+        },
+        action,
+        reason,
+    }
+}
+
+/// A lock name as `--force-unlock` takes it: what follows `locks/`.
+fn check_lock_name(name: &str) -> Result<(), Error> {
+    if matches!(name, "" | "." | "..") || name.contains('/') || name.chars().any(char::is_control) {
+        return Err(Error::input(format!(
+            "--force-unlock {name:?}: not a lock name; give the name an error or `drtool points` shows after `locks/` (e.g. schedule.nightly)"
+        )));
+    }
+    Ok(())
+}
+
 /// Decides what to do with each leftover: remove those older than
 /// `older_than`, keep the others (and those of unknown age), with a reason.
 pub fn decide_gc(
@@ -154,6 +208,9 @@ impl Engine {
     /// Lists every region in scope and decides what to collect. Changes nothing.
     pub async fn plan_gc(&self, req: &GcRequest) -> Result<GcPlan, Error> {
         self.check_scope(&req.scope)?;
+        for name in &req.force_unlock {
+            check_lock_name(name)?;
+        }
         let now = Utc::now();
         let target = req.scope.target.as_deref();
         let mut regions = Vec::new();
@@ -191,6 +248,19 @@ impl Engine {
                     leftovers.extend(unfinished);
                     leftovers.extend(locks);
                     planned.items = decide_gc(leftovers, now, req.older_than);
+                    for name in &req.force_unlock {
+                        let key = rs.layout.lock_key(name);
+                        match read_lock(&rs.store, &key).await {
+                            Ok(found) => {
+                                planned.items.retain(|i| i.leftover.key != key);
+                                planned.items.push(decide_force_unlock(&key, found));
+                            }
+                            Err(e) => {
+                                planned.error_class = Some(e.class());
+                                planned.error = Some(e.to_string());
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     planned.error_class = Some(e.class());
@@ -319,6 +389,36 @@ mod tests {
             since: age_hours.map(|h| now - chrono::Duration::hours(h)),
             unfinished: None,
         }
+    }
+
+    #[test]
+    fn force_unlock_removes_a_held_or_unreadable_lock_and_says_an_absent_one() {
+        let now = Utc::now();
+        let held = crate::engine::lock::Lock {
+            name: "schedule.nightly".into(),
+            owner: "host:42:abcd".into(),
+            since: now,
+            until: now + chrono::Duration::hours(1),
+        };
+        let cases = [
+            (Found::Held(held), GcAction::Remove, "held by host:42:abcd"),
+            (
+                Found::Unreadable("not a drtool lock: EOF".into()),
+                GcAction::Remove,
+                "cannot be read (not a drtool lock: EOF)",
+            ),
+            (Found::Absent, GcAction::Keep, "no such lock"),
+        ];
+        for (found, action, reason) in cases {
+            let item = decide_force_unlock("lab/locks/schedule.nightly", found);
+            assert_eq!(item.action, action, "{reason}");
+            assert_eq!(item.leftover.what, LeftoverKind::Lock);
+            assert!(item.reason.contains(reason), "{}", item.reason);
+        }
+        for bad in ["", ".", "..", "a/b", "x\n"] {
+            assert!(check_lock_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_lock_name("schedule.nightly").is_ok());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::events::Job;
-use super::exercise::{CanaryMark, KindFault, KindProbe};
+use super::faults::{CanaryMark, KindFault, KindProbe};
 use super::options::{RestoreFlag, RestoreOptions};
 use super::point::PointData;
 use crate::archive::manifest::RdsInfo;

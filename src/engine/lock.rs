@@ -23,12 +23,115 @@ pub struct Lock {
     pub until: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What taking a lock came to.
+#[derive(Debug)]
 pub enum Locked {
-    /// Ours now.
-    Taken(Lock),
+    /// Ours now, until the guard is released (or dropped).
+    Taken(LockGuard),
     /// Someone else's, still valid.
     Busy(Lock),
+}
+
+/// What reading a lock's object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Absent,
+    Held(Lock),
+    /// There, but not a lock drtool can read (why): it may be held.
+    Unreadable(String),
+}
+
+/// What to do next while taking a lock: a pure decision over what was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Taken(Lock),
+    Busy(Lock),
+    /// Expired (a crashed run): remove it and try again.
+    TakeOver,
+    /// Gone in between: try again.
+    Retry,
+    /// Never taken over: what cannot be read may be held.
+    Refuse(String),
+}
+
+/// The next step, given what was read back (`written`: right after our own
+/// write, which the store accepted) or found in the way (our write was
+/// refused: someone's lock is there).
+pub fn decide_take(found: Found, written: bool, owner: &str, now: DateTime<Utc>) -> Step {
+    match found {
+        // Ours (also when our write was refused because it was already there).
+        Found::Held(l) if l.owner == owner => Step::Taken(l),
+        Found::Held(l) if written || l.until > now => Step::Busy(l),
+        Found::Held(_) => Step::TakeOver,
+        Found::Absent => Step::Retry,
+        Found::Unreadable(why) => Step::Refuse(why),
+    }
+}
+
+/// Whether releasing removes the lock: only ours; someone else's and one
+/// that cannot be read are left where they are.
+pub fn decide_release(found: &Found, owner: &str) -> Result<bool, String> {
+    match found {
+        Found::Held(l) => Ok(l.owner == owner),
+        Found::Absent => Ok(false),
+        Found::Unreadable(why) => Err(why.clone()),
+    }
+}
+
+/// A lock this process holds. `release` removes it; a guard dropped
+/// unreleased (an early return, a panic, a task aborted on shutdown)
+/// removes it from a task of its own, so a lock never outlives its run by
+/// more than that.
+pub struct LockGuard {
+    engine: Option<Engine>,
+    region: String,
+    owner: String,
+    pub lock: Lock,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("region", &self.region)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LockGuard {
+    /// Removes the lock (if it is still ours).
+    pub async fn release(mut self) -> Result<(), Error> {
+        match self.engine.take() {
+            Some(engine) => {
+                engine
+                    .unlock(&self.region, &self.lock.name, &self.owner)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let Some(engine) = self.engine.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(lock = %self.lock.name, "lock left until it expires: no runtime to release it");
+            return;
+        };
+        let (region, name, owner) = (
+            self.region.clone(),
+            self.lock.name.clone(),
+            self.owner.clone(),
+        );
+        rt.spawn(async move {
+            if let Err(e) = engine.unlock(&region, &name, &owner).await {
+                tracing::warn!(lock = %name, "lock left until it expires: {e}");
+            }
+        });
+    }
 }
 
 /// A name for this process as a lock owner: host, pid and a random part.
@@ -62,42 +165,59 @@ impl Engine {
             until: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
         };
         let body = serde_json::to_vec(&lock).map_err(Error::failed)?;
-        for _ in 0..2 {
-            if rs.store.put_new(&key, body.clone().into()).await? {
+        let unreadable = |why: String| {
+            Error::failed(format!(
+                "lock {key} in {region} cannot be read ({why}): drtool treats it as held and did not run; \
+                 if no run holds it, remove it with `drtool gc --region {region} --force-unlock {name}`"
+            ))
+        };
+        for _ in 0..3 {
+            let written = rs.store.put_new(&key, body.clone().into()).await?;
+            if written {
                 // Read back after a moment: a store without conditional
                 // writes (Garage) could have let another writer in between;
                 // the last one wins and the other sees it.
                 tokio::time::sleep(SETTLE).await;
-                return match read::<Lock>(&rs.store, &key).await? {
-                    Some(l) if l.owner == owner => Ok(Locked::Taken(l)),
-                    Some(l) => Ok(Locked::Busy(l)),
-                    None => Ok(Locked::Taken(lock)),
-                };
             }
-            match read::<Lock>(&rs.store, &key).await? {
-                Some(held) if held.until > now => return Ok(Locked::Busy(held)),
-                // Expired (a crashed run): take it over.
-                _ => rs.store.delete(&key).await?,
+            let found = read_lock(&rs.store, &key).await?;
+            match decide_take(found, written, owner, Utc::now()) {
+                Step::Taken(lock) => {
+                    return Ok(Locked::Taken(LockGuard {
+                        engine: Some(self.detached()),
+                        region: region.to_string(),
+                        owner: owner.to_string(),
+                        lock,
+                    }));
+                }
+                Step::Busy(held) => return Ok(Locked::Busy(held)),
+                Step::TakeOver => rs.store.delete(&key).await?,
+                Step::Retry => {}
+                Step::Refuse(why) => return Err(unreadable(why)),
             }
         }
-        match read::<Lock>(&rs.store, &key).await? {
-            Some(held) => Ok(Locked::Busy(held)),
-            None => Err(Error::failed(format!(
-                "could not take lock {name} in {region}"
+        match read_lock(&rs.store, &key).await? {
+            Found::Held(held) => Ok(Locked::Busy(held)),
+            Found::Unreadable(why) => Err(unreadable(why)),
+            Found::Absent => Err(Error::failed(format!(
+                "could not take lock {name} in {region}: it changed hands three times in a row; try again"
             ))),
         }
     }
 
-    /// Releases a lock this owner holds (another's is left alone).
+    /// Releases a lock this owner holds (another's is left alone; one that
+    /// cannot be read is left and said).
     pub async fn unlock(&self, region: &str, name: &str, owner: &str) -> Result<(), Error> {
         let rs = self.store(region).await?;
         let key = rs.layout.lock_key(name);
-        if let Some(l) = read::<Lock>(&rs.store, &key).await?
-            && l.owner == owner
-        {
-            rs.store.delete(&key).await?;
+        let found = read_lock(&rs.store, &key).await?;
+        match decide_release(&found, owner) {
+            Ok(true) => Ok(rs.store.delete(&key).await?),
+            Ok(false) => Ok(()),
+            Err(why) => Err(Error::failed(format!(
+                "lock {key} in {region} cannot be read ({why}): it was left in place; \
+                 if no run holds it, remove it with `drtool gc --region {region} --force-unlock {name}`"
+            ))),
         }
-        Ok(())
     }
 
     /// Reads a schedule's state document, if it has one.
@@ -129,6 +249,21 @@ impl Engine {
     }
 }
 
+/// What is at a lock's key.
+pub(crate) async fn read_lock(
+    store: &std::sync::Arc<dyn crate::store::ObjectStore>,
+    key: &str,
+) -> Result<Found, Error> {
+    match store.get(key).await {
+        Ok(body) => Ok(match serde_json::from_slice::<Lock>(&body) {
+            Ok(l) => Found::Held(l),
+            Err(e) => Found::Unreadable(format!("not a drtool lock: {e}")),
+        }),
+        Err(StoreError::NotFound { .. }) => Ok(Found::Absent),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn read<T: DeserializeOwned>(
     store: &std::sync::Arc<dyn crate::store::ObjectStore>,
     key: &str,
@@ -137,5 +272,77 @@ async fn read<T: DeserializeOwned>(
         Ok(body) => Ok(serde_json::from_slice(&body).ok()),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(owner: &str, until: DateTime<Utc>) -> Lock {
+        Lock {
+            name: "schedule.nightly".into(),
+            owner: owner.into(),
+            since: until - chrono::Duration::hours(1),
+            until,
+        }
+    }
+
+    #[test]
+    fn taking_a_lock_never_takes_over_what_is_valid_or_unreadable() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::minutes(5);
+        let earlier = now - chrono::Duration::minutes(5);
+        let bad = || Found::Unreadable("not a drtool lock: EOF".into());
+        let cases = [
+            // Read back after our write: ours, or the other writer won.
+            (
+                Found::Held(lock("me", later)),
+                true,
+                Step::Taken(lock("me", later)),
+            ),
+            (
+                Found::Held(lock("you", later)),
+                true,
+                Step::Busy(lock("you", later)),
+            ),
+            (Found::Absent, true, Step::Retry),
+            (bad(), true, Step::Refuse("not a drtool lock: EOF".into())),
+            // Found in the way of our write.
+            (
+                Found::Held(lock("you", later)),
+                false,
+                Step::Busy(lock("you", later)),
+            ),
+            (Found::Held(lock("you", earlier)), false, Step::TakeOver),
+            (
+                Found::Held(lock("me", later)),
+                false,
+                Step::Taken(lock("me", later)),
+            ),
+            (Found::Absent, false, Step::Retry),
+            (bad(), false, Step::Refuse("not a drtool lock: EOF".into())),
+        ];
+        for (found, written, want) in cases {
+            let what = format!("{found:?} written={written}");
+            assert_eq!(decide_take(found, written, "me", now), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn releasing_removes_only_our_own_readable_lock() {
+        let until = Utc::now();
+        let cases = [
+            (Found::Held(lock("me", until)), Ok(true)),
+            (Found::Held(lock("you", until)), Ok(false)),
+            (Found::Absent, Ok(false)),
+            (
+                Found::Unreadable("garbage".into()),
+                Err("garbage".to_string()),
+            ),
+        ];
+        for (found, want) in cases {
+            assert_eq!(decide_release(&found, "me"), want, "{found:?}");
+        }
     }
 }

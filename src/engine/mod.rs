@@ -13,6 +13,7 @@ pub mod copy;
 pub mod delete;
 pub mod events;
 pub mod exercise;
+pub mod faults;
 pub mod gc;
 pub mod kind;
 pub mod lock;

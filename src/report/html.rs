@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
+use super::facts::DrillVerdict;
 use super::{DrillReport, StepOutcome, human_ms, opt_ms, phase_title};
-use crate::drill::measure::DrillVerdict;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -351,8 +351,8 @@ fn canaries(o: &mut String, r: &DrillReport) {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} to {} (every {})</td><td><svg width=\"200\" height=\"14\"><rect width=\"{:.1}\" height=\"14\" fill=\"#1a7f37\"/><rect x=\"{:.1}\" width=\"{:.1}\" height=\"14\" fill=\"#cf222e\"/></svg></td></tr>",
             esc(&c.canary),
             c.written,
-            crate::drill::measure::Marker::describe(c.newest_surviving),
-            crate::drill::measure::Marker::describe(c.oldest_lost),
+            super::facts::Marker::describe(c.newest_surviving),
+            super::facts::Marker::describe(c.oldest_lost),
             c.lost,
             opt_ms(c.lost_since_ms),
             c.rpo_ms.map_or("unbounded".to_string(), human_ms),

@@ -117,7 +117,7 @@ pub fn check(r: &DrillReport, trusted: &[TrustedKey]) -> Integrity {
 /// Rendered files of a report folder that differ from what `report.json`
 /// renders to: someone edited the page people read.
 pub fn edited_renderings(r: &DrillReport, read: impl Fn(&str) -> Option<Vec<u8>>) -> Vec<String> {
-    let Ok(files) = super::store::rendered(r) else {
+    let Ok(files) = super::rendered(r) else {
         return Vec::new();
     };
     files
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(check(&r, &[]), Integrity::Unsigned);
         assert!(Integrity::Unsigned.trusted(false));
         assert!(!Integrity::Unsigned.trusted(true));
-        r.verdict = crate::drill::measure::DrillVerdict::Pass;
+        r.verdict = crate::report::DrillVerdict::Pass;
         r.rpo.upper_ms = Some(1);
         assert!(matches!(check(&r, &[]), Integrity::Edited(_)));
         assert!(!check(&r, &[]).trusted(false));
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn an_edited_page_is_named() {
         let r = crate::report::tests::sample();
-        let files = crate::report::store::rendered(&r).unwrap_or_default();
+        let files = crate::report::rendered(&r).unwrap_or_default();
         let same = |name: &str| {
             files
                 .iter()

@@ -6,6 +6,7 @@
 //! This module renders and files reports; it knows nothing of how a drill
 //! runs (that is `drill/`) or of terminals.
 
+pub mod facts;
 pub mod html;
 pub mod integrity;
 pub mod junit;
@@ -18,8 +19,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::drill::measure::{CanaryTally, DrillVerdict, RtoBreakdown, Sample};
-use crate::drill::spec::Phase;
+use crate::error::Error;
+pub use facts::DrillVerdict;
+use facts::{CanaryTally, Phase, RtoBreakdown, Sample};
 
 pub use store::{ReportStore, RunEntry};
 
@@ -469,16 +471,18 @@ impl DrillReport {
             content_sha256: self.content_hash(),
         });
     }
+}
 
-    /// Exit code of `drill run`: documented in the README.
-    pub fn exit_code(&self) -> u8 {
-        match self.verdict {
-            DrillVerdict::Pass => 0,
-            DrillVerdict::ObjectivesMissed => EXIT_OBJECTIVES_MISSED,
-            DrillVerdict::Failed => EXIT_DRILL_FAILED,
-            DrillVerdict::Aborted => 130,
-        }
-    }
+/// The files of one report, by name.
+pub fn rendered(r: &DrillReport) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+    let json = serde_json::to_vec_pretty(r)
+        .map_err(|e| Error::failed(format!("cannot write the report: {e}")))?;
+    Ok(vec![
+        ("report.json", json),
+        ("report.md", markdown::render(r).into_bytes()),
+        ("report.html", html::render(r).into_bytes()),
+        ("junit.xml", junit::render(r).into_bytes()),
+    ])
 }
 
 /// The JSON Schema of `report.json` (kept in the repository as
@@ -486,11 +490,6 @@ impl DrillReport {
 pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(DrillReport)).unwrap_or_default()
 }
-
-/// The drill ran, and RTO or RPO was over its objective.
-pub const EXIT_OBJECTIVES_MISSED: u8 = 7;
-/// A step, the steady state, recovery or cleanup failed.
-pub const EXIT_DRILL_FAILED: u8 = 8;
 
 /// Bytes as people read them.
 pub fn human_bytes(bytes: u64) -> String {
@@ -529,8 +528,8 @@ pub fn opt_ms(ms: Option<u64>) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::facts::Marker;
     use super::*;
-    use crate::drill::measure::Marker;
 
     /// A report as a short etcd drill writes it, with fixed times and ids.
     pub fn sample() -> DrillReport {

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::facts::DrillVerdict;
 use super::integrity::{self, Integrity};
-use super::{DrillReport, Note, REPORT_VERSION, html, junit, markdown};
+use super::{DrillReport, Note, REPORT_VERSION, rendered};
 use crate::archive::signing::TrustedKey;
-use crate::drill::measure::DrillVerdict;
 use crate::error::Error;
 
 pub struct ReportStore {
@@ -60,18 +60,6 @@ impl RunEntry {
             trusted,
         }
     }
-}
-
-/// The files of one report, by name.
-pub fn rendered(r: &DrillReport) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
-    let json = serde_json::to_vec_pretty(r)
-        .map_err(|e| Error::failed(format!("cannot write the report: {e}")))?;
-    Ok(vec![
-        ("report.json", json),
-        ("report.md", markdown::render(r).into_bytes()),
-        ("report.html", html::render(r).into_bytes()),
-        ("junit.xml", junit::render(r).into_bytes()),
-    ])
 }
 
 impl ReportStore {

@@ -93,7 +93,42 @@ pub async fn run_once(
     let lock_name = format!("schedule.{}", schedule.name);
     // The lock outlives the run's timeout a little, so a hung run cannot be doubled.
     let ttl = schedule.timeout + Duration::from_secs(600);
-    let skipped = |why: String, previous: ScheduleState| ScheduleRun {
+    let guard = match engine.try_lock(&region, &lock_name, &owner, ttl).await? {
+        Locked::Taken(guard) => guard,
+        Locked::Busy(held) => {
+            let why = format!(
+                "another run holds the lock ({} since {}, until {})",
+                held.owner,
+                held.since.format("%H:%M:%S UTC"),
+                held.until.format("%H:%M:%S UTC")
+            );
+            return Ok(skipped_run(
+                schedule,
+                started_at,
+                started,
+                why,
+                ScheduleState::default(),
+            ));
+        }
+    };
+    // One release, whatever the run came to (and the guard's own if this
+    // future is dropped: a daemon shutting down).
+    let ran = run_locked(engine, schedule, slot, &region, started_at, started).await;
+    if let Err(e) = guard.release().await {
+        tracing::warn!(schedule = %schedule.name, "could not release the schedule's lock: {e}");
+    }
+    ran
+}
+
+/// A skipped run: why, and what the last run left.
+fn skipped_run(
+    schedule: &Schedule,
+    started_at: DateTime<Utc>,
+    started: Instant,
+    why: String,
+    previous: ScheduleState,
+) -> ScheduleRun {
+    ScheduleRun {
         schedule: schedule.name.clone(),
         started_at,
         duration_ms: started.elapsed().as_millis() as u64,
@@ -103,56 +138,38 @@ pub async fn run_once(
         kept: Vec::new(),
         skipped: Some(why),
         previous,
-    };
-    match engine.try_lock(&region, &lock_name, &owner, ttl).await? {
-        Locked::Taken(_) => {}
-        Locked::Busy(held) => {
-            let why = format!(
-                "another run holds the lock ({} since {}, until {})",
-                held.owner,
-                held.since.format("%H:%M:%S UTC"),
-                held.until.format("%H:%M:%S UTC")
-            );
-            return Ok(skipped(why, ScheduleState::default()));
-        }
     }
+}
+
+/// The run under its lock: what the last run left, the slot check, the
+/// work and the state it leaves for the next one.
+async fn run_locked(
+    engine: &Engine,
+    schedule: &Schedule,
+    slot: Option<DateTime<Utc>>,
+    region: &str,
+    started_at: DateTime<Utc>,
+    started: Instant,
+) -> Result<ScheduleRun, Error> {
     // Read under the lock: what the last run (anyone's) left.
-    let previous: ScheduleState = match engine.schedule_state(&region, &schedule.name).await {
-        Ok(s) => s.unwrap_or_default(),
-        Err(e) => {
-            let _ = engine.unlock(&region, &lock_name, &owner).await;
-            return Err(e.noted(format!("reading the state of schedule {}", schedule.name)));
-        }
-    };
+    let previous: ScheduleState = engine
+        .schedule_state(region, &schedule.name)
+        .await
+        .map_err(|e| e.noted(format!("reading the state of schedule {}", schedule.name)))?
+        .unwrap_or_default();
     if let (Some(slot), Some(last)) = (slot, previous.last_run)
         && last >= slot
     {
-        let _ = engine.unlock(&region, &lock_name, &owner).await;
         let why = format!(
             "its run for {} already ran (started {}), elsewhere",
             slot.format("%Y-%m-%d %H:%M UTC"),
             last.format("%H:%M:%S UTC")
         );
-        return Ok(skipped(why, previous));
+        return Ok(skipped_run(schedule, started_at, started, why, previous));
     }
     // Said only now: a run that is skipped above never "started".
     tracing::info!(schedule = %schedule.name, "run started");
-    let seen = previous.clone();
-    let working = work(engine, schedule, &seen);
-    tokio::pin!(working);
-    let worked = tokio::select! {
-        w = &mut working => w,
-        _ = tokio::time::sleep(schedule.timeout) => {
-            // Stop it and let it clean up (abort uploads) before giving up.
-            engine.cancel();
-            let _ = working.await;
-            Err(Error::failed(format!(
-                "schedule {} did not finish within its timeout of {}: the run was cancelled, nothing half-done was kept",
-                schedule.name,
-                humantime::format_duration(schedule.timeout)
-            )))
-        }
-    };
+    let worked = work_within_timeout(engine, schedule, &previous).await;
     let (w, error) = match worked {
         Ok(w) => (w, None),
         Err(e) => (Worked::default(), Some(e)),
@@ -168,47 +185,23 @@ pub async fn run_once(
         Some(e) => Verdict::Failed(e.class()),
         None => report.verdict(),
     };
-    let now = Utc::now();
-    let cancelled = matches!(
+    let state = previous.after_run(
+        started_at,
         verdict,
-        Verdict::Cancelled | Verdict::Failed(crate::error::ErrorClass::Cancelled)
+        (verified, tested),
+        Utc::now(),
+        started.elapsed().as_millis() as u64,
     );
-    let state = ScheduleState {
-        last_run: Some(started_at),
-        last_outcome: Some(verdict),
-        last_success: if verdict == Verdict::Ok {
-            Some(now)
-        } else {
-            previous.last_success
-        },
-        last_failure: if verdict == Verdict::Ok || cancelled {
-            previous.last_failure
-        } else {
-            Some(now)
-        },
-        last_hash_verify: if verified {
-            Some(now)
-        } else {
-            previous.last_hash_verify
-        },
-        last_restore_test: if tested {
-            Some(now)
-        } else {
-            previous.last_restore_test
-        },
-        last_duration_ms: Some(started.elapsed().as_millis() as u64),
-    };
     // Saved before the lock is released, so nobody runs this slot again. A
     // cancelled run (SIGTERM) is not remembered as run: after a restart,
     // `missed = "run_once"` makes up for it.
-    if !cancelled
+    if let Some(state) = state
         && let Err(e) = engine
-            .save_schedule_state(&region, &schedule.name, &state)
+            .save_schedule_state(region, &schedule.name, &state)
             .await
     {
         tracing::warn!(schedule = %schedule.name, "could not save the schedule's state: {e}");
     }
-    let _ = engine.unlock(&region, &lock_name, &owner).await;
     if let Some(e) = error {
         return Err(e);
     }
@@ -223,6 +216,70 @@ pub async fn run_once(
         skipped: None,
         previous,
     })
+}
+
+/// The work of a run, stopped (and cleaned up after) at the schedule's
+/// timeout.
+async fn work_within_timeout(
+    engine: &Engine,
+    schedule: &Schedule,
+    previous: &ScheduleState,
+) -> Result<Worked, Error> {
+    let working = work(engine, schedule, previous);
+    tokio::pin!(working);
+    tokio::select! {
+        w = &mut working => w,
+        _ = tokio::time::sleep(schedule.timeout) => {
+            // Stop it and let it clean up (abort uploads) before giving up.
+            engine.cancel();
+            let _ = working.await;
+            Err(Error::failed(format!(
+                "schedule {} did not finish within its timeout of {}: the run was cancelled, nothing half-done was kept",
+                schedule.name,
+                humantime::format_duration(schedule.timeout)
+            )))
+        }
+    }
+}
+
+impl ScheduleState {
+    /// The state a run leaves after this one (`checked`: whether it verified
+    /// hashes, whether it ran a restore test); none for a cancelled run: it
+    /// is not remembered as run, so a restart makes up for it.
+    pub fn after_run(
+        &self,
+        started_at: DateTime<Utc>,
+        verdict: Verdict,
+        checked: (bool, bool),
+        now: DateTime<Utc>,
+        duration_ms: u64,
+    ) -> Option<ScheduleState> {
+        if matches!(
+            verdict,
+            Verdict::Cancelled | Verdict::Failed(crate::error::ErrorClass::Cancelled)
+        ) {
+            return None;
+        }
+        let (verified, tested) = checked;
+        let ok = verdict == Verdict::Ok;
+        Some(ScheduleState {
+            last_run: Some(started_at),
+            last_outcome: Some(verdict),
+            last_success: if ok { Some(now) } else { self.last_success },
+            last_failure: if ok { self.last_failure } else { Some(now) },
+            last_hash_verify: if verified {
+                Some(now)
+            } else {
+                self.last_hash_verify
+            },
+            last_restore_test: if tested {
+                Some(now)
+            } else {
+                self.last_restore_test
+            },
+            last_duration_ms: Some(duration_ms),
+        })
+    }
 }
 
 /// What the work of a run did.
@@ -362,5 +419,54 @@ mod tests {
         assert!(due(None, day, now), "never done, due");
         assert!(!due(Some(now - chrono::Duration::hours(2)), day, now));
         assert!(due(Some(now - chrono::Duration::hours(25)), day, now));
+    }
+
+    #[test]
+    fn a_run_leaves_its_state_and_a_cancelled_one_none() {
+        let t = |h: i64| {
+            DateTime::<Utc>::from_timestamp(1_795_000_000 + h * 3600, 0).unwrap_or_default()
+        };
+        let before = ScheduleState {
+            last_run: Some(t(0)),
+            last_success: Some(t(0)),
+            last_failure: Some(t(-5)),
+            last_hash_verify: Some(t(-24)),
+            ..ScheduleState::default()
+        };
+        let now = t(2);
+        let ok = before
+            .after_run(t(1), Verdict::Ok, (true, false), now, 42)
+            .unwrap_or_default();
+        assert_eq!(ok.last_run, Some(t(1)));
+        assert_eq!(ok.last_success, Some(now));
+        assert_eq!(ok.last_failure, Some(t(-5)));
+        assert_eq!(ok.last_hash_verify, Some(now));
+        assert_eq!(ok.last_restore_test, None);
+        assert_eq!(ok.last_duration_ms, Some(42));
+        let failed = Verdict::Failed(crate::error::ErrorClass::Unreachable);
+        let bad = before
+            .after_run(t(1), failed, (false, true), now, 7)
+            .unwrap_or_default();
+        assert_eq!(bad.last_success, Some(t(0)));
+        assert_eq!(bad.last_failure, Some(now));
+        assert_eq!(bad.last_hash_verify, Some(t(-24)));
+        assert_eq!(bad.last_restore_test, Some(now));
+        let partial = before
+            .after_run(t(1), Verdict::Partial, (false, false), now, 7)
+            .unwrap_or_default();
+        assert_eq!(
+            partial.last_failure,
+            Some(now),
+            "a partial run is no success"
+        );
+        for cancelled in [
+            Verdict::Cancelled,
+            Verdict::Failed(crate::error::ErrorClass::Cancelled),
+        ] {
+            assert_eq!(
+                before.after_run(t(1), cancelled, (true, true), now, 1),
+                None
+            );
+        }
     }
 }

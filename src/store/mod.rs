@@ -60,6 +60,25 @@ pub enum StoreError {
     },
 }
 
+/// The operating system's words for the failure behind `e`, if one is in its
+/// chain of sources ("connection refused", "no such file or directory").
+pub fn os_words(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let text = io.to_string();
+            return Some(
+                text.split(" (os error")
+                    .next()
+                    .unwrap_or(&text)
+                    .to_lowercase(),
+            );
+        }
+        cur = c.source();
+    }
+    None
+}
+
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

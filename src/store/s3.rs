@@ -67,9 +67,7 @@ pub async fn list_buckets(region: &str, endpoint: Option<&str>) -> Result<Vec<St
         .await
         .map_err(|e| match e.message() {
             Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
-            None => {
-                crate::error::os_words(&e).unwrap_or_else(|| DisplayErrorContext(&e).to_string())
-            }
+            None => super::os_words(&e).unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
         })?;
     Ok(out
         .buckets()
@@ -209,7 +207,7 @@ where
     let detail = match (code.as_deref(), err.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
-        _ => crate::error::os_words(&err).unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
+        _ => super::os_words(&err).unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
     };
     match (&err, code.as_deref()) {
         // The SDK reports a missing credential chain as a dispatch failure.

@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::exit;
 use app::{Action, App, Effect, Input};
 use keymap::{Key, Keymap};
 use model::TargetInfo;
@@ -206,7 +207,7 @@ async fn event_loop(
             if let Err(e) = terminal.draw(|f| view::draw(f, app)) {
                 // The terminal is gone (a closed pty, an SSH drop): a hangup.
                 tracing::warn!("cannot draw on the terminal ({e}): stopping as on SIGHUP");
-                return (Some(crate::cli::EXIT_SIGHUP), None);
+                return (Some(exit::SIGHUP), None);
             }
             dirty = false;
             tracing::debug!("frame drawn");
@@ -223,11 +224,11 @@ async fn event_loop(
                 // EIO, a closed pty: the terminal is gone, as on SIGHUP.
                 Some(Err(e)) => {
                     tracing::warn!("cannot read the terminal ({e}): stopping as on SIGHUP");
-                    return (Some(crate::cli::EXIT_SIGHUP), None);
+                    return (Some(exit::SIGHUP), None);
                 }
                 None => {
                     tracing::warn!("the terminal's input ended: stopping as on SIGHUP");
-                    return (Some(crate::cli::EXIT_SIGHUP), None);
+                    return (Some(exit::SIGHUP), None);
                 }
             },
             a = rx.recv() => {
@@ -277,9 +278,9 @@ fn signals() -> mpsc::Receiver<u8> {
     {
         use tokio::signal::unix::{SignalKind, signal};
         for (kind, code) in [
-            (SignalKind::terminate(), crate::cli::EXIT_SIGTERM),
-            (SignalKind::interrupt(), crate::cli::EXIT_SIGINT),
-            (SignalKind::hangup(), crate::cli::EXIT_SIGHUP),
+            (SignalKind::terminate(), exit::SIGTERM),
+            (SignalKind::interrupt(), exit::SIGINT),
+            (SignalKind::hangup(), exit::SIGHUP),
         ] {
             // Registered here, before the terminal changes.
             let Ok(mut s) = signal(kind) else { continue };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::map_err;
 use crate::config::{EtcdMode, EtcdTarget};
-use crate::engine::exercise::CanaryMark;
+use crate::engine::faults::CanaryMark;
 use crate::error::{Error, SourceError};
 
 /// Where run `run`'s canary keys live: under the target's own prefix in keys

@@ -17,7 +17,7 @@ use super::{Connection, connect, drill, keys, snapshot};
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::events::Job;
-use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
+use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Scratch, Taken,
     TargetKind, no_region_table, not_for_kind,

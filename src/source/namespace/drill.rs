@@ -7,13 +7,10 @@ use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
 use super::restore::{TERMINATING_WAIT, wait_terminated};
-use super::{Cluster, api_code, collection_path, kube_err, list_page, resource_name};
+use super::{CANARY_LABEL, Cluster, api_code, collection_path, kube_err, list_page, resource_name};
 use crate::engine::events::Job;
-use crate::engine::exercise::CanaryMark;
+use crate::engine::faults::CanaryMark;
 use crate::error::{Error, SourceError};
-
-/// The label every canary ConfigMap of a run carries.
-pub const CANARY_LABEL: &str = "drtool.io/canary";
 
 /// A Kubernetes name made of a run id (lowercase, `-` only).
 pub fn k8s_name(s: &str) -> String {

@@ -15,7 +15,7 @@ use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
 use crate::engine::Operation;
 use crate::engine::events::Job;
-use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
+use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability,
     Scratch, Taken, TargetKind, no_region_table, not_for_kind,

@@ -37,6 +37,10 @@ use crate::error::SourceError;
 /// The name drtool's writes carry in an object's managedFields.
 const FIELD_MANAGER: &str = "drtool";
 
+/// The label every drill canary ConfigMap of a run carries (restores leave
+/// them out unless asked).
+pub const CANARY_LABEL: &str = "drtool.io/canary";
+
 /// Objects per list page where the target's `page_size` does not apply
 /// (drills' and scratch namespaces' own lists).
 const PAGE: u32 = crate::config::DEFAULT_PAGE_SIZE;

@@ -366,7 +366,7 @@ fn wanted(r: &ObjectRecord, opts: &RestoreScope) -> bool {
 fn is_canary(r: &ObjectRecord) -> bool {
     r.plural == "configmaps"
         && r.group.is_empty()
-        && !r.object["metadata"]["labels"][super::drill::CANARY_LABEL].is_null()
+        && !r.object["metadata"]["labels"][super::CANARY_LABEL].is_null()
 }
 
 /// Counts, per resource, what a restore would do. Reads the target only.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::dump::Db;
-use crate::engine::exercise::CanaryMark;
+use crate::engine::faults::CanaryMark;
 use crate::error::{Error, SourceError};
 
 /// The SQL probe: the query runs, and its first value is `expect` when given.

@@ -15,7 +15,7 @@ use crate::archive::manifest::RdsInfo;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
-use crate::engine::exercise::{CanaryMark, KindFault, KindProbe};
+use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
     Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Scratch, Taken,
     TargetKind, not_for_kind,
