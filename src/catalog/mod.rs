@@ -7,19 +7,22 @@
 mod region;
 pub mod retention;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 pub use region::RegionStore;
 
+use crate::archive::layout::Layout;
 use crate::archive::layout::{
     BESIDE_POINT, MANIFEST_FILE, RESTORE_TEST_FILE, RETENTION_FILE, VERIFIED_FILE,
     VERIFY_FAILED_FILE,
 };
 use crate::archive::{Manifest, PointId};
 use crate::error::{Error, SourceError};
-use crate::store::{StoreError, Unfinished, UnfinishedKind};
+use crate::store::{ObjectInfo, StoreError, Unfinished, UnfinishedKind};
 
 /// Manifests fetched at once while listing.
 const MANIFESTS_IN_FLIGHT: usize = 16;
@@ -283,27 +286,38 @@ async fn last_verify(rs: &RegionStore, found: Option<Verified>) -> Option<CheckR
     }
 }
 
-/// Lists the points of one target (or all) in a region, oldest first.
-pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listing, StoreError> {
-    let prefix = rs.layout.points_prefix(target);
-    let objects = rs.store.list(&prefix).await?;
-    let mut folders = std::collections::BTreeMap::<(String, PointId), bool>::new();
-    let mut manifests = Vec::new();
-    let mut tests = std::collections::BTreeMap::<(String, PointId), String>::new();
-    let mut overrides = std::collections::BTreeMap::<(String, PointId), String>::new();
-    let mut verifies = std::collections::BTreeMap::<(String, PointId), Verified>::new();
-    for o in &objects {
-        let Some((t, id, file)) = rs.layout.parse_point_key(&o.key) else {
+/// A point and its target, as keys of a listing.
+type PointKey = (String, PointId);
+
+/// What the objects of point folders are, file by file.
+#[derive(Default)]
+struct Seen {
+    /// Every folder that holds more than check results, and whether it
+    /// holds a manifest.
+    folders: BTreeMap<PointKey, bool>,
+    /// Target, point and key of each manifest.
+    manifests: Vec<(String, PointId, String)>,
+    tests: BTreeMap<PointKey, String>,
+    overrides: BTreeMap<PointKey, String>,
+    verifies: BTreeMap<PointKey, Verified>,
+}
+
+fn seen_in(layout: &Layout, objects: &[ObjectInfo]) -> Seen {
+    let mut seen = Seen::default();
+    for o in objects {
+        let Some((t, id, file)) = layout.parse_point_key(&o.key) else {
             continue;
         };
         if file == RESTORE_TEST_FILE {
-            tests.insert((t.to_string(), id.clone()), o.key.clone());
+            seen.tests
+                .insert((t.to_string(), id.clone()), o.key.clone());
         }
         if file == RETENTION_FILE {
-            overrides.insert((t.to_string(), id.clone()), o.key.clone());
+            seen.overrides
+                .insert((t.to_string(), id.clone()), o.key.clone());
         }
         if file == VERIFIED_FILE || file == VERIFY_FAILED_FILE {
-            let seen = Verified {
+            let check = Verified {
                 passed: file == VERIFIED_FILE,
                 key: o.key.clone(),
                 at: o.modified,
@@ -311,20 +325,37 @@ pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listi
             // Both there (a verify stopped between writing one and removing
             // the other): the newer one is the last verify.
             let key = (t.to_string(), id.clone());
-            if verifies.get(&key).is_none_or(|v| seen.at > v.at) {
-                verifies.insert(key, seen);
+            if seen.verifies.get(&key).is_none_or(|v| check.at > v.at) {
+                seen.verifies.insert(key, check);
             }
         }
         let is_manifest = file == MANIFEST_FILE;
         // Results of checks alone do not make a copy: a folder that holds
         // only those does not hold the point (they are leftovers below).
         if !BESIDE_POINT.contains(&file) {
-            *folders.entry((t.to_string(), id.clone())).or_insert(false) |= is_manifest;
+            *seen
+                .folders
+                .entry((t.to_string(), id.clone()))
+                .or_insert(false) |= is_manifest;
         }
         if is_manifest {
-            manifests.push((t.to_string(), id, o.key.clone()));
+            seen.manifests.push((t.to_string(), id, o.key.clone()));
         }
     }
+    seen
+}
+
+/// Lists the points of one target (or all) in a region, oldest first.
+pub async fn list_points(rs: &RegionStore, target: Option<&str>) -> Result<Listing, StoreError> {
+    let prefix = rs.layout.points_prefix(target);
+    let objects = rs.store.list(&prefix).await?;
+    let Seen {
+        folders,
+        manifests,
+        tests,
+        overrides,
+        verifies,
+    } = seen_in(&rs.layout, &objects);
     let leftovers: Vec<Leftover> = objects
         .iter()
         .filter_map(|o| {

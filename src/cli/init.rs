@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::Output;
 use crate::config::{Config, NamespaceRegion};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineOptions, Reachability};
 use crate::exit::{self, Signal};
 
 #[derive(clap::Args, Debug)]
@@ -139,28 +139,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     }
     // A signal while probing or asking removes the staged file: an
     // interrupted init leaves the folder as it was.
-    let on_signal = {
-        let token = tokio_util::sync::CancellationToken::new();
-        let watch = super::signals::watch(token.clone(), false, true);
-        let staged = staged.clone();
-        tokio::spawn(async move {
-            token.cancelled().await;
-            let _ = std::fs::remove_file(&staged);
-            let code = watch.received().map_or(exit::SIGINT, Signal::code);
-            let message = "interrupted: nothing written".to_string();
-            errln!("error: {message}");
-            if json {
-                let mut env = super::envelope::Envelope::default();
-                env.error(
-                    crate::error::ErrorClass::Cancelled,
-                    &message,
-                    Default::default(),
-                );
-                super::print_json(&env.finish("Init", code));
-            }
-            std::process::exit(i32::from(code));
-        })
-    };
+    let on_signal = remove_on_signal(staged.clone(), json);
     let loaded = Config::load(&staged).map_err(|e| e.to_string());
     let probes = match loaded.clone().and_then(|c| {
         Engine::new(c, crate::source::registry(), EngineOptions::default())
@@ -178,19 +157,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         }
     };
     let answered = probes.iter().filter(|p| p.reachable).count();
-    let mut said = found.notes.clone();
-    for p in &probes {
-        said.push(format!(
-            "probe {} {}: {}",
-            p.region,
-            p.what,
-            if p.reachable {
-                "answers".to_string()
-            } else {
-                format!("does NOT answer: {}", p.detail)
-            }
-        ));
-    }
+    let said = probe_lines(&found.notes, &probes);
     if !json {
         for line in &said {
             errln!("  {line}");
@@ -223,8 +190,66 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     let targets = loaded
         .map(|c| c.targets.keys().cloned().collect::<Vec<_>>())
         .unwrap_or_default();
+    say_written(json, config, found.regions.len(), &targets, &probes, &said)
+}
+
+/// Removes the staged file and exits with the signal's code on SIGINT,
+/// SIGTERM or SIGHUP (an interrupted init leaves the folder as it was),
+/// until aborted.
+fn remove_on_signal(staged: PathBuf, json: bool) -> tokio::task::AbortHandle {
+    let token = tokio_util::sync::CancellationToken::new();
+    let watch = super::signals::watch(token.clone(), false, true);
+    let task = tokio::spawn(async move {
+        token.cancelled().await;
+        let _ = std::fs::remove_file(&staged);
+        let code = watch.received().map_or(exit::SIGINT, Signal::code);
+        let message = "interrupted: nothing written".to_string();
+        errln!("error: {message}");
+        if json {
+            let mut env = super::envelope::Envelope::default();
+            env.error(
+                crate::error::ErrorClass::Cancelled,
+                &message,
+                Default::default(),
+            );
+            super::print_json(&env.finish("Init", code));
+        }
+        std::process::exit(i32::from(code));
+    });
+    task.abort_handle()
+}
+
+/// What init found, then what each probe said, as lines.
+fn probe_lines(notes: &[String], probes: &[Reachability]) -> Vec<String> {
+    let mut said = notes.to_vec();
+    for p in probes {
+        said.push(format!(
+            "probe {} {}: {}",
+            p.region,
+            p.what,
+            if p.reachable {
+                "answers".to_string()
+            } else {
+                format!("does NOT answer: {}", p.detail)
+            }
+        ));
+    }
+    said
+}
+
+/// Says what was written, as text or the JSON envelope; the exit code
+/// says whether every store and endpoint answered.
+fn say_written(
+    json: bool,
+    config: &Path,
+    regions: usize,
+    targets: &[String],
+    probes: &[Reachability],
+    said: &[String],
+) -> u8 {
     // Written either way (the file is right; the world may be down), but a
     // script learns that not everything answered.
+    let answered = probes.iter().filter(|p| p.reachable).count();
     let code = if answered == probes.len() {
         exit::OK
     } else {
@@ -234,8 +259,8 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         let mut env = super::envelope::Envelope::default();
         env.items(targets.iter().map(|t| serde_json::json!({ "target": t })));
         env.field("file", config);
-        env.field("probes", &probes);
-        env.field("notes", &said);
+        env.field("probes", probes);
+        env.field("notes", said);
         for p in probes.iter().filter(|p| !p.reachable) {
             let mut about = serde_json::Map::new();
             about.insert("region".into(), p.region.clone().into());
@@ -250,7 +275,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         outln!(
             "wrote {} ({} regions, {} targets: {}); next: drtool --config {} config check, then drtool backup",
             config.display(),
-            found.regions.len(),
+            regions,
             targets.len(),
             targets.join(", "),
             config.display()
@@ -393,6 +418,14 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)
         .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
     let names: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+    choose_contexts(a, &path, &names, f)?;
+    etcd_of_contexts(&path, f).await;
+    namespaces(a, home, &path, f).await
+}
+
+/// The context of each region: as given, else the one whose name holds
+/// the region's (a note when several do and none begins the others).
+fn choose_contexts(a: &Args, path: &Path, names: &[String], f: &mut Found) -> Result<(), String> {
     for r in f.regions.clone() {
         let given = a
             .contexts
@@ -436,11 +469,16 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
             f.contexts.insert(r, c);
         }
     }
+    Ok(())
+}
+
+/// The etcd behind each region's context, where its API server says.
+async fn etcd_of_contexts(path: &Path, f: &mut Found) {
     for (r, context) in f.contexts.clone() {
         if f.etcd.contains_key(&r) {
             continue;
         }
-        if let Some((mut etcd, pod)) = etcd_from_cluster(&path, &context).await {
+        if let Some((mut etcd, pod)) = etcd_from_cluster(path, &context).await {
             let unreadable: Vec<String> = etcd
                 .tls
                 .iter()
@@ -467,6 +505,11 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
             f.etcd.insert(r, etcd);
         }
     }
+}
+
+/// The namespaces to back up from the home region's context: as given
+/// (each must be there), else all but default and kube-*.
+async fn namespaces(a: &Args, home: &str, path: &Path, f: &mut Found) -> Result<(), String> {
     let Some(context) = f.contexts.get(home).cloned() else {
         f.notes.push(format!(
             "no context of the home region {home} (--context {home}=NAME): no namespace targets"
@@ -474,7 +517,7 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
         return Ok(());
     };
     let region = NamespaceRegion {
-        kubeconfig: path.clone(),
+        kubeconfig: path.to_path_buf(),
         context: Some(context.clone()),
     };
     let cluster = match crate::source::namespace::connect(&region).await {
@@ -715,36 +758,46 @@ fn render(a: &Args, f: &Found) -> String {
         }
         t.push('\n');
     }
-    let copy = |t: &mut String| {
-        let _ = writeln!(t, "home = {}\ncopy_to = {}", q(&home), list(&others));
-    };
+    let copy = format!("home = {}\ncopy_to = {}", q(&home), list(&others));
     if f.etcd.contains_key(&home) {
+        render_etcd(&mut t, a, f, &copy);
+    }
+    render_namespaces(&mut t, a, f, &copy);
+    render_rds(&mut t, a, f);
+    t
+}
+
+/// The etcd target of the home region's etcd, with every region's members.
+fn render_etcd(t: &mut String, a: &Args, f: &Found, copy: &str) {
+    let _ = writeln!(
+        t,
+        "# etcd, key by key at one revision: restores into a running cluster in any\n# region listed below. For whole-cluster restores use mode = \"snapshot\" and\n# give the DR region's members (README: etcd snapshot restores).\n[targets.etcd]\nkind = \"etcd\"\nmode = \"keys\""
+    );
+    if let Some(p) = &a.etcd_prefix {
+        let _ = writeln!(t, "prefix = {}", q(p));
+    }
+    let _ = writeln!(t, "{copy}");
+    for (r, etcd) in &f.etcd {
         let _ = writeln!(
             t,
-            "# etcd, key by key at one revision: restores into a running cluster in any\n# region listed below. For whole-cluster restores use mode = \"snapshot\" and\n# give the DR region's members (README: etcd snapshot restores).\n[targets.etcd]\nkind = \"etcd\"\nmode = \"keys\""
+            "\n[targets.etcd.regions.{r}]\nendpoints = {}",
+            list(&etcd.endpoints)
         );
-        if let Some(p) = &a.etcd_prefix {
-            let _ = writeln!(t, "prefix = {}", q(p));
-        }
-        copy(&mut t);
-        for (r, etcd) in &f.etcd {
+        if let Some((ca, cert, key)) = &etcd.tls {
             let _ = writeln!(
                 t,
-                "\n[targets.etcd.regions.{r}]\nendpoints = {}",
-                list(&etcd.endpoints)
+                "# The API server's own etcd client files, as its pod names them:\n# copy them where drtool runs if it runs elsewhere.\ntls = {{ ca = {}, cert = {}, key = {} }}",
+                q(ca),
+                q(cert),
+                q(key)
             );
-            if let Some((ca, cert, key)) = &etcd.tls {
-                let _ = writeln!(
-                    t,
-                    "# The API server's own etcd client files, as its pod names them:\n# copy them where drtool runs if it runs elsewhere.\ntls = {{ ca = {}, cert = {}, key = {} }}",
-                    q(ca),
-                    q(cert),
-                    q(key)
-                );
-            }
         }
-        t.push('\n');
     }
+    t.push('\n');
+}
+
+/// A namespace target per namespace taken, with every region's context.
+fn render_namespaces(t: &mut String, a: &Args, f: &Found, copy: &str) {
     let kubeconfig = a
         .kubeconfig
         .clone()
@@ -759,7 +812,7 @@ fn render(a: &Args, f: &Found) -> String {
             "# Namespace {ns}: every object of every kind, restored into the same\n# namespace in the DR region's cluster (--namespace-map to rename).\n[targets.{name}]\nkind = \"namespace\"\nnamespace = {}",
             q(ns)
         );
-        copy(&mut t);
+        let _ = writeln!(t, "{copy}");
         for (r, c) in &f.contexts {
             let _ = writeln!(
                 t,
@@ -770,6 +823,10 @@ fn render(a: &Args, f: &Found) -> String {
         }
         t.push('\n');
     }
+}
+
+/// An RDS target per instance found, copied to the other regions.
+fn render_rds(t: &mut String, a: &Args, f: &Found) {
     for (found_in, id) in &f.rds {
         let twice = f.rds.iter().filter(|(_, x)| x == id).count() > 1;
         let name = if twice {
@@ -798,7 +855,6 @@ fn render(a: &Args, f: &Found) -> String {
         }
         t.push('\n');
     }
-    t
 }
 
 #[cfg(test)]

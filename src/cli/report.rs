@@ -116,97 +116,9 @@ fn mark(r: &RunEntry) -> String {
 
 pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
     match cmd {
-        Command::List(a) => {
-            let runs = store(ctx, &a.at).list(a.drill.as_deref())?;
-            if ctx.json() {
-                ctx.emit(|e| e.items(&runs));
-            } else {
-                if runs.is_empty() {
-                    outln!("no drill reports yet");
-                }
-                for r in &runs {
-                    outln!(
-                        "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {:<8} {}{}",
-                        r.run_id,
-                        r.drill,
-                        r.verdict.label(),
-                        opt_ms(r.rto_ms),
-                        opt_ms(r.rpo_ms),
-                        r.integrity.label(),
-                        r.started_at.format("%Y-%m-%d %H:%M UTC"),
-                        mark(r)
-                    );
-                }
-            }
-            Ok(Verdict::Ok)
-        }
-        Command::Show(a) => {
-            let store = store(ctx, &a.at);
-            let r = store.load(&a.run)?;
-            let (integrity, _) = store.integrity(&r);
-            if ctx.json() {
-                ctx.emit(|e| {
-                    e.field("integrity", integrity.label());
-                    e.items([&r]);
-                });
-                return Ok(Verdict::Ok);
-            }
-            match a.format {
-                Format::Text => {
-                    outln!("Integrity: {integrity}\n");
-                    out!("{}", markdown::render(&r))
-                }
-                Format::Json => print_json(&r),
-                Format::Junit => out!("{}", junit::render(&r)),
-                Format::Html => out!("{}", crate::report::html::render(&r)),
-            }
-            Ok(Verdict::Ok)
-        }
-        Command::History(a) => {
-            let runs = store(ctx, &a.at).list(Some(&a.drill))?;
-            let newest: Vec<_> = runs.iter().rev().take(a.last).rev().collect();
-            if newest.is_empty() {
-                return Err(Error::input(format!(
-                    "no reports of drill {:?} yet",
-                    a.drill
-                )));
-            }
-            // Only what can be trusted is trended.
-            let trusted = || newest.iter().filter(|r| r.trusted);
-            let rtos: Vec<u64> = trusted().filter_map(|r| r.rto_ms).collect();
-            let rpos: Vec<u64> = trusted().filter_map(|r| r.rpo_ms).collect();
-            let left_out = newest.len() - trusted().count();
-            if ctx.json() {
-                ctx.emit(|e| {
-                    e.items(&newest);
-                    e.field("drill", &a.drill);
-                    e.field("rto_trend", trend(&rtos));
-                    e.field("rpo_trend", trend(&rpos));
-                    e.field("untrusted_runs", left_out);
-                });
-            } else {
-                outln!("drill {}: the last {} runs", a.drill, newest.len());
-                for r in &newest {
-                    outln!(
-                        "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {}){}",
-                        r.run_id,
-                        r.verdict.label(),
-                        opt_ms(r.rto_ms),
-                        opt_ms(r.rpo_ms),
-                        human_ms(r.objectives.0),
-                        human_ms(r.objectives.1),
-                        mark(r)
-                    );
-                }
-                outln!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
-                if left_out > 0 {
-                    outln!(
-                        "  {left_out} run(s) left out of the trends: their reports cannot be verified (drtool report verify RUN says why)"
-                    );
-                }
-            }
-            Ok(Verdict::Ok)
-        }
+        Command::List(a) => list(ctx, a),
+        Command::Show(a) => show(ctx, a),
+        Command::History(a) => history(ctx, a),
         Command::Schema => {
             if ctx.json() {
                 ctx.emit(|e| e.items([crate::report::schema()]));
@@ -218,6 +130,103 @@ pub async fn run(ctx: &Ctx, cmd: &Command) -> Result<Verdict, Error> {
         Command::Note(a) => note(ctx, a).await,
         Command::Verify(a) => verify(ctx, a),
     }
+}
+
+/// The reports, newest last, one line each.
+fn list(ctx: &Ctx, a: &ListArgs) -> Result<Verdict, Error> {
+    let runs = store(ctx, &a.at).list(a.drill.as_deref())?;
+    if ctx.json() {
+        ctx.emit(|e| e.items(&runs));
+    } else {
+        if runs.is_empty() {
+            outln!("no drill reports yet");
+        }
+        for r in &runs {
+            outln!(
+                "{:<26} {:<28} {:<18} RTO {:<9} RPO {:<9} {:<8} {}{}",
+                r.run_id,
+                r.drill,
+                r.verdict.label(),
+                opt_ms(r.rto_ms),
+                opt_ms(r.rpo_ms),
+                r.integrity.label(),
+                r.started_at.format("%Y-%m-%d %H:%M UTC"),
+                mark(r)
+            );
+        }
+    }
+    Ok(Verdict::Ok)
+}
+
+/// One report, in the format asked for, with what checking it found.
+fn show(ctx: &Ctx, a: &ShowArgs) -> Result<Verdict, Error> {
+    let store = store(ctx, &a.at);
+    let r = store.load(&a.run)?;
+    let (integrity, _) = store.integrity(&r);
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.field("integrity", integrity.label());
+            e.items([&r]);
+        });
+        return Ok(Verdict::Ok);
+    }
+    match a.format {
+        Format::Text => {
+            outln!("Integrity: {integrity}\n");
+            out!("{}", markdown::render(&r))
+        }
+        Format::Json => print_json(&r),
+        Format::Junit => out!("{}", junit::render(&r)),
+        Format::Html => out!("{}", crate::report::html::render(&r)),
+    }
+    Ok(Verdict::Ok)
+}
+
+/// A drill's last runs and the trends of what can be trusted.
+fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<Verdict, Error> {
+    let runs = store(ctx, &a.at).list(Some(&a.drill))?;
+    let newest: Vec<_> = runs.iter().rev().take(a.last).rev().collect();
+    if newest.is_empty() {
+        return Err(Error::input(format!(
+            "no reports of drill {:?} yet",
+            a.drill
+        )));
+    }
+    // Only what can be trusted is trended.
+    let trusted = || newest.iter().filter(|r| r.trusted);
+    let rtos: Vec<u64> = trusted().filter_map(|r| r.rto_ms).collect();
+    let rpos: Vec<u64> = trusted().filter_map(|r| r.rpo_ms).collect();
+    let left_out = newest.len() - trusted().count();
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.items(&newest);
+            e.field("drill", &a.drill);
+            e.field("rto_trend", trend(&rtos));
+            e.field("rpo_trend", trend(&rpos));
+            e.field("untrusted_runs", left_out);
+        });
+    } else {
+        outln!("drill {}: the last {} runs", a.drill, newest.len());
+        for r in &newest {
+            outln!(
+                "  {:<26} {:<18} RTO {:<9} RPO {:<9} (objectives {} / {}){}",
+                r.run_id,
+                r.verdict.label(),
+                opt_ms(r.rto_ms),
+                opt_ms(r.rpo_ms),
+                human_ms(r.objectives.0),
+                human_ms(r.objectives.1),
+                mark(r)
+            );
+        }
+        outln!("  RTO trend: {}; RPO trend: {}", trend(&rtos), trend(&rpos));
+        if left_out > 0 {
+            outln!(
+                "  {left_out} run(s) left out of the trends: their reports cannot be verified (drtool report verify RUN says why)"
+            );
+        }
+    }
+    Ok(Verdict::Ok)
 }
 
 /// Adds the note locally, then to every region that holds the report.

@@ -1658,63 +1658,8 @@ impl Ctx<'_> {
         let finished_at = Utc::now();
         let duration_ms = self.ms();
         let fault_ms = rec.fault.as_ref().map(|f| f.at_ms);
-        // Without a verify step, recovery is read from the after probes.
-        let recovered = rec.recovered_ms.or_else(|| {
-            let thresholds: BTreeMap<String, u32> = self
-                .drill
-                .probes
-                .iter()
-                .filter(|p| p.phase == Phase::After)
-                .map(|p| (p.name.clone(), p.success_threshold))
-                .collect();
-            fault_ms.and_then(|f| measure::recovered_at(&rec.samples, f, &thresholds))
-        });
-        let detected = fault_ms.and_then(|f| measure::detected_at(&rec.samples, f));
-        let spans: Vec<Span> = rec
-            .steps
-            .iter()
-            .filter_map(|s| {
-                let kind = match s.kind.as_str() {
-                    "manual" => "manual",
-                    "wait" => "wait",
-                    "restore" => "restore",
-                    _ => return None,
-                };
-                Some(Span {
-                    kind,
-                    start_ms: s.start_ms,
-                    end_ms: s.end_ms,
-                })
-            })
-            .collect();
-        let rto = match &rec.fault {
-            Some(f) => measure::breakdown(&measure::Timeline {
-                fault_ms: f.at_ms,
-                injected_ms: f.injected_ms,
-                detected_ms: detected,
-                recovered_ms: recovered,
-                spans,
-            }),
-            None => measure::RtoBreakdown::default(),
-        };
-        let restores: Vec<RestoreRecord> = rec
-            .restores
-            .iter()
-            .map(|x| RestoreRecord {
-                step: x.step.clone(),
-                target: x.plan.target.clone(),
-                region: x.plan.region.clone(),
-                point: x.plan.point.as_ref().map(|p| p.id.clone()),
-                consistent_at: x
-                    .plan
-                    .point
-                    .as_ref()
-                    .map(|p| consistency_time(&p.consistency)),
-                plan: x.plan.describe(),
-                result: x.result.clone(),
-                completed: x.completed,
-            })
-            .collect();
+        let (rto, recovered) = self.rto_of(&rec);
+        let restores = restore_records(&rec);
         let rpo = rpo_result(rec.fault.as_ref(), &restores, tallies);
         let objectives = Objectives {
             rto_ms: self.drill.rto.as_millis() as u64,
@@ -1734,35 +1679,7 @@ impl Ctx<'_> {
             (fault_ms, delivered),
             recovered.unwrap_or(duration_ms),
         );
-        let step_time: u64 = rec
-            .steps
-            .iter()
-            .filter(|s| s.group.is_none())
-            .map(|s| s.end_ms.saturating_sub(s.start_ms))
-            .sum();
-        let overhead = Overhead {
-            between_steps_ms: rec
-                .steps
-                .iter()
-                .filter(|s| s.group.is_none())
-                .map(|s| s.end_ms)
-                .max()
-                .unwrap_or(0)
-                .saturating_sub(step_time)
-                .saturating_sub(rec.steps.first().map_or(0, |s| s.start_ms)),
-            probe_lateness_ms: if rec.lateness.is_empty() {
-                0
-            } else {
-                rec.lateness.iter().sum::<u64>() / rec.lateness.len() as u64
-            },
-            resolution_ms: self
-                .drill
-                .probes
-                .iter()
-                .map(|p| p.interval.as_millis() as u64)
-                .min()
-                .unwrap_or(0),
-        };
+        let overhead = self.overhead(&rec);
         let mut errors = rec.errors;
         if fault_missing && !aborted {
             errors.push("no fault was injected: RTO and RPO were not measured".into());
@@ -1817,6 +1734,86 @@ impl Ctx<'_> {
             uploaded_to: Vec::new(),
             seal: None,
             signature: None,
+        }
+    }
+
+    /// The RTO and its phases, and when recovery was (from the verify
+    /// step, else from the after probes).
+    fn rto_of(&self, rec: &Record) -> (measure::RtoBreakdown, Option<Ms>) {
+        let fault_ms = rec.fault.as_ref().map(|f| f.at_ms);
+        // Without a verify step, recovery is read from the after probes.
+        let recovered = rec.recovered_ms.or_else(|| {
+            let thresholds: BTreeMap<String, u32> = self
+                .drill
+                .probes
+                .iter()
+                .filter(|p| p.phase == Phase::After)
+                .map(|p| (p.name.clone(), p.success_threshold))
+                .collect();
+            fault_ms.and_then(|f| measure::recovered_at(&rec.samples, f, &thresholds))
+        });
+        let detected = fault_ms.and_then(|f| measure::detected_at(&rec.samples, f));
+        let spans: Vec<Span> = rec
+            .steps
+            .iter()
+            .filter_map(|s| {
+                let kind = match s.kind.as_str() {
+                    "manual" => "manual",
+                    "wait" => "wait",
+                    "restore" => "restore",
+                    _ => return None,
+                };
+                Some(Span {
+                    kind,
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                })
+            })
+            .collect();
+        let rto = match &rec.fault {
+            Some(f) => measure::breakdown(&measure::Timeline {
+                fault_ms: f.at_ms,
+                injected_ms: f.injected_ms,
+                detected_ms: detected,
+                recovered_ms: recovered,
+                spans,
+            }),
+            None => measure::RtoBreakdown::default(),
+        };
+        (rto, recovered)
+    }
+
+    /// Time the drill spent between steps, how late probes ran, and the
+    /// finest probe interval.
+    fn overhead(&self, rec: &Record) -> Overhead {
+        let step_time: u64 = rec
+            .steps
+            .iter()
+            .filter(|s| s.group.is_none())
+            .map(|s| s.end_ms.saturating_sub(s.start_ms))
+            .sum();
+        Overhead {
+            between_steps_ms: rec
+                .steps
+                .iter()
+                .filter(|s| s.group.is_none())
+                .map(|s| s.end_ms)
+                .max()
+                .unwrap_or(0)
+                .saturating_sub(step_time)
+                .saturating_sub(rec.steps.first().map_or(0, |s| s.start_ms)),
+            probe_lateness_ms: if rec.lateness.is_empty() {
+                0
+            } else {
+                rec.lateness.iter().sum::<u64>() / rec.lateness.len() as u64
+            },
+            resolution_ms: self
+                .drill
+                .probes
+                .iter()
+                .map(|p| p.interval.as_millis() as u64)
+                .min()
+                .unwrap_or(0),
         }
     }
 
@@ -2030,6 +2027,27 @@ fn consistency_time(c: &Consistency) -> DateTime<Utc> {
         Consistency::Rds { at } => *at,
         Consistency::Namespace { at, .. } => *at,
     }
+}
+
+/// What each restore of the drill restored, from which point.
+fn restore_records(rec: &Record) -> Vec<RestoreRecord> {
+    rec.restores
+        .iter()
+        .map(|x| RestoreRecord {
+            step: x.step.clone(),
+            target: x.plan.target.clone(),
+            region: x.plan.region.clone(),
+            point: x.plan.point.as_ref().map(|p| p.id.clone()),
+            consistent_at: x
+                .plan
+                .point
+                .as_ref()
+                .map(|p| consistency_time(&p.consistency)),
+            plan: x.plan.describe(),
+            result: x.result.clone(),
+            completed: x.completed,
+        })
+        .collect()
 }
 
 /// The RPO interval from the canaries and the restored points.

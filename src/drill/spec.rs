@@ -740,6 +740,15 @@ impl Action {
         )
     }
 
+    /// A step's timeout when its file gives none.
+    fn default_timeout(&self) -> Duration {
+        match self {
+            Action::Manual(_) => MANUAL_TIMEOUT,
+            Action::Wait { duration } => duration.saturating_add(Duration::from_secs(60)),
+            _ => STEP_TIMEOUT,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Backup(_) => "backup",
@@ -1413,28 +1422,7 @@ fn check_step(
         }
         RawStep::Verify(b) => {
             let (common, a) = b.split();
-            let after: Vec<&str> = probes
-                .iter()
-                .filter(|p| p.phase == Phase::After)
-                .map(|p| p.name.as_str())
-                .collect();
-            if after.is_empty() {
-                return Err(c.err(
-                    loc,
-                    "verify waits for the `after` probes to pass, and the drill has none: add a probe with phase: after",
-                ));
-            }
-            for p in &a.probes {
-                if !after.contains(&p.as_str()) {
-                    return Err(c.err(
-                        loc,
-                        format!(
-                            "verify: {p:?} is not an `after` probe (they are: {})",
-                            after.join(", ")
-                        ),
-                    ));
-                }
-            }
+            check_verify(c, &a, probes, loc)?;
             (common, Action::Verify(a))
         }
         RawStep::Wait(b) => {
@@ -1480,11 +1468,7 @@ fn check_step(
     c.unique(&name, loc, "step")?;
     let timeout = match &timeout {
         Some(t) => c.duration(t, "timeout", TIMEOUTS)?,
-        None => match &action {
-            Action::Manual(_) => MANUAL_TIMEOUT,
-            Action::Wait { duration } => duration.saturating_add(Duration::from_secs(60)),
-            _ => STEP_TIMEOUT,
-        },
+        None => action.default_timeout(),
     };
     Ok(Step {
         name,
@@ -1493,6 +1477,39 @@ fn check_step(
         action,
         loc,
     })
+}
+
+/// A verify step waits for `after` probes: the drill must have some, and
+/// those it names must be among them.
+fn check_verify(
+    c: &Checker,
+    a: &VerifyStep,
+    probes: &[Probe],
+    loc: Loc,
+) -> Result<(), DrillFileError> {
+    let after: Vec<&str> = probes
+        .iter()
+        .filter(|p| p.phase == Phase::After)
+        .map(|p| p.name.as_str())
+        .collect();
+    if after.is_empty() {
+        return Err(c.err(
+            loc,
+            "verify waits for the `after` probes to pass, and the drill has none: add a probe with phase: after",
+        ));
+    }
+    for p in &a.probes {
+        if !after.contains(&p.as_str()) {
+            return Err(c.err(
+                loc,
+                format!(
+                    "verify: {p:?} is not an `after` probe (they are: {})",
+                    after.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_fault(c: &Checker, f: FaultStep, loc: Loc) -> Result<Fault, DrillFileError> {

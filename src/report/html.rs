@@ -29,6 +29,23 @@ fn verdict_class(v: DrillVerdict) -> &'static str {
 
 pub fn render(r: &DrillReport) -> String {
     let mut o = String::new();
+    head(&mut o, r);
+    objectives(&mut o, r);
+    timeline(&mut o, r);
+    if !r.rpo.canaries.is_empty() {
+        canaries(&mut o, r);
+    }
+    steps(&mut o, r);
+    probes(&mut o, r);
+    restores(&mut o, r);
+    cleanup_and_errors(&mut o, r);
+    notes_and_retrospective(&mut o, r);
+    integrity_and_measurement(&mut o, r);
+    o
+}
+
+/// The page's head, the title with the verdict, who ran it, the summary.
+fn head(o: &mut String, r: &DrillReport) {
     let _ = write!(
         o,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Drill {} {}</title><style>{STYLE}</style></head><body>",
@@ -62,14 +79,10 @@ pub fn render(r: &DrillReport) -> String {
         let _ = write!(o, "<li>{}</li>", esc(line));
     }
     let _ = write!(o, "</ul>");
-    objectives(&mut o, r);
-    timeline(&mut o, r);
-    if !r.rpo.canaries.is_empty() {
-        canaries(&mut o, r);
-    }
-    steps(&mut o, r);
-    probes(&mut o, r);
-    restores(&mut o, r);
+}
+
+/// What was cleaned up (or left behind), and the errors.
+fn cleanup_and_errors(o: &mut String, r: &DrillReport) {
     let _ = write!(o, "<h2>Cleanup</h2><ul>");
     if r.cleanup.is_empty() {
         let _ = write!(o, "<li>Nothing to clean up.</li>");
@@ -100,6 +113,10 @@ pub fn render(r: &DrillReport) -> String {
         }
         let _ = write!(o, "</ul>");
     }
+}
+
+/// Notes added since, and the retrospective.
+fn notes_and_retrospective(o: &mut String, r: &DrillReport) {
     let _ = write!(o, "<h2>Notes</h2><ul>");
     if r.notes.is_empty() {
         let _ = write!(o, "<li class=\"muted\">None yet.</li>");
@@ -127,6 +144,10 @@ pub fn render(r: &DrillReport) -> String {
         }
         let _ = write!(o, "</ul>");
     }
+}
+
+/// The seal or signature, the measurement's resolution, and the page's end.
+fn integrity_and_measurement(o: &mut String, r: &DrillReport) {
     let _ = write!(o, "<h2>Integrity</h2>");
     match (&r.signature, &r.seal) {
         (Some(sig), _) => {
@@ -160,7 +181,6 @@ pub fn render(r: &DrillReport) -> String {
         human_ms(r.overhead.between_steps_ms),
         esc(&r.drtool_version)
     );
-    o
 }
 
 /// RTO and RPO as bars against their objectives. The SVG is wide enough

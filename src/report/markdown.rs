@@ -7,6 +7,21 @@ use super::{DrillReport, human_ms, opt_ms, phase_title};
 pub fn render(r: &DrillReport) -> String {
     let mut out = String::new();
     let w = &mut out;
+    head(w, r);
+    objectives(w, r);
+    canaries(w, r);
+    steady_state_and_fault(w, r);
+    steps(w, r);
+    probes(w, r);
+    restores(w, r);
+    cleanup_and_errors(w, r);
+    measurement(w, r);
+    notes_and_retrospective(w, r);
+    out
+}
+
+/// The title, the run and who ran it, and the summary.
+fn head(w: &mut String, r: &DrillReport) {
     let _ = writeln!(w, "# Drill {}: {}", r.drill, r.verdict.label());
     let _ = writeln!(w);
     let _ = writeln!(
@@ -37,7 +52,10 @@ pub fn render(r: &DrillReport) -> String {
     for line in &r.summary {
         let _ = writeln!(w, "- {line}");
     }
+}
 
+/// RTO and RPO against their objectives, and the RTO's phases.
+fn objectives(w: &mut String, r: &DrillReport) {
     let _ = writeln!(w, "\n## Objectives\n");
     let _ = writeln!(w, "| measure | result | objective | met |");
     let _ = writeln!(w, "|---|---|---|---|");
@@ -83,6 +101,10 @@ pub fn render(r: &DrillReport) -> String {
         "\nRTO by phase (consecutive, adding up to the RTO): {}.",
         phases.join(", ")
     );
+}
+
+/// What each canary wrote and what survived.
+fn canaries(w: &mut String, r: &DrillReport) {
     if !r.rpo.canaries.is_empty() {
         let _ = writeln!(w, "\n## Canaries\n");
         let _ = writeln!(
@@ -105,7 +127,10 @@ pub fn render(r: &DrillReport) -> String {
             );
         }
     }
+}
 
+/// The steady state before and after, and the fault.
+fn steady_state_and_fault(w: &mut String, r: &DrillReport) {
     let _ = writeln!(
         w,
         "\n## Steady state\n\n{}: {}",
@@ -137,7 +162,10 @@ pub fn render(r: &DrillReport) -> String {
             human_ms(f.at_ms)
         );
     }
+}
 
+/// Every step, with its timing and outcome.
+fn steps(w: &mut String, r: &DrillReport) {
     let _ = writeln!(w, "\n## Steps\n");
     let _ = writeln!(w, "| step | kind | start | duration | outcome | detail |");
     let _ = writeln!(w, "|---|---|---|---|---|---|");
@@ -156,7 +184,10 @@ pub fn render(r: &DrillReport) -> String {
             cell(&s.message)
         );
     }
+}
 
+/// The probes of each phase.
+fn probes(w: &mut String, r: &DrillReport) {
     let _ = writeln!(w, "\n## Probes\n");
     for (phase, probes) in r.probes_by_phase() {
         let _ = writeln!(w, "**{}**\n", phase_title(phase));
@@ -177,7 +208,10 @@ pub fn render(r: &DrillReport) -> String {
         }
         let _ = writeln!(w);
     }
+}
 
+/// What each restore restored.
+fn restores(w: &mut String, r: &DrillReport) {
     if !r.restores.is_empty() {
         let _ = writeln!(w, "## Restores\n");
         for rs in &r.restores {
@@ -198,7 +232,10 @@ pub fn render(r: &DrillReport) -> String {
         }
         let _ = writeln!(w);
     }
+}
 
+/// What was cleaned up, and the errors.
+fn cleanup_and_errors(w: &mut String, r: &DrillReport) {
     let _ = writeln!(w, "## Cleanup\n");
     if r.cleanup.is_empty() {
         let _ = writeln!(w, "Nothing to clean up.");
@@ -219,6 +256,10 @@ pub fn render(r: &DrillReport) -> String {
             let _ = writeln!(w, "- {e}");
         }
     }
+}
+
+/// How finely it was measured, where it is stored, its seal or signature.
+fn measurement(w: &mut String, r: &DrillReport) {
     let _ = writeln!(
         w,
         "\n## Measurement\n\nTimeline resolution {} (the shortest probe interval); probe results were {} late on average; the runner spent {} between steps.",
@@ -250,7 +291,10 @@ pub fn render(r: &DrillReport) -> String {
         }
         (None, None) => {}
     }
+}
 
+/// Notes added since, and the retrospective.
+fn notes_and_retrospective(w: &mut String, r: &DrillReport) {
     let _ = writeln!(w, "\n## Notes\n");
     if r.notes.is_empty() {
         let _ = writeln!(
@@ -282,7 +326,6 @@ pub fn render(r: &DrillReport) -> String {
         list(&r.retrospective.problems),
         list(&r.retrospective.improvements)
     );
-    out
 }
 
 /// Text that stays inside one Markdown table cell.

@@ -148,34 +148,7 @@ pub async fn run(
     stop: CancellationToken,
     options: DaemonOptions,
 ) -> u64 {
-    let now = Utc::now();
-    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
-    for s in &schedules {
-        let last = last_run(&engine, s).await;
-        if options.once {
-            if due_once(s, last, now) {
-                slots.insert(
-                    s.name.clone(),
-                    Slot {
-                        at: now,
-                        start: now,
-                        catch_up: true,
-                    },
-                );
-            } else {
-                tracing::info!(schedule = %s.name, "not due: its last scheduled run already ran");
-            }
-            continue;
-        }
-        let (slot, note) = first_slot(s, last, now, rand::random());
-        if let Some(n) = note {
-            tracing::info!(schedule = %s.name, "{n}");
-        }
-        if let Some(slot) = slot {
-            announce(s, &slot, options.metrics.as_deref());
-            slots.insert(s.name.clone(), slot);
-        }
-    }
+    let mut slots = first_slots(&engine, &schedules, &options).await;
     tracing::info!(
         schedules = schedules.len(),
         once = options.once,
@@ -234,17 +207,7 @@ pub async fn run(
         if running.is_empty() && (stop.is_cancelled() || (options.once && slots.is_empty())) {
             break;
         }
-        let wake = slots
-            .iter()
-            .filter(|(n, _)| !busy.contains(*n))
-            .map(|(_, s)| s.start)
-            .min();
-        let sleep = wake.map_or(Duration::from_secs(3600), |w| {
-            (w - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .max(Duration::from_millis(50))
-        });
+        let sleep = until_next(&slots, &busy);
         tokio::select! {
             done = running.join_next(), if !running.is_empty() => {
                 if let Some(Ok(f)) = done {
@@ -273,6 +236,59 @@ pub async fn run(
     }
     tracing::info!("scheduler stopped");
     failures
+}
+
+/// Each schedule's first slot (with `once`, now for those due, none for
+/// the others).
+async fn first_slots(
+    engine: &Engine,
+    schedules: &[Schedule],
+    options: &DaemonOptions,
+) -> BTreeMap<String, Slot> {
+    let now = Utc::now();
+    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
+    for s in schedules {
+        let last = last_run(engine, s).await;
+        if options.once {
+            if due_once(s, last, now) {
+                slots.insert(
+                    s.name.clone(),
+                    Slot {
+                        at: now,
+                        start: now,
+                        catch_up: true,
+                    },
+                );
+            } else {
+                tracing::info!(schedule = %s.name, "not due: its last scheduled run already ran");
+            }
+            continue;
+        }
+        let (slot, note) = first_slot(s, last, now, rand::random());
+        if let Some(n) = note {
+            tracing::info!(schedule = %s.name, "{n}");
+        }
+        if let Some(slot) = slot {
+            announce(s, &slot, options.metrics.as_deref());
+            slots.insert(s.name.clone(), slot);
+        }
+    }
+    slots
+}
+
+/// How long to sleep until the next slot of a schedule not running.
+fn until_next(slots: &BTreeMap<String, Slot>, busy: &BTreeSet<String>) -> Duration {
+    let wake = slots
+        .iter()
+        .filter(|(n, _)| !busy.contains(*n))
+        .map(|(_, s)| s.start)
+        .min();
+    wake.map_or(Duration::from_secs(3600), |w| {
+        (w - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_millis(50))
+    })
 }
 
 async fn last_run(engine: &Engine, s: &Schedule) -> Option<DateTime<Utc>> {

@@ -171,6 +171,164 @@ impl Ctx<'_> {
             .map_err(|e| self.err(v.span().start, format!("{what} {e}")))
     }
 
+    /// The schedule's name: it names locks, metrics and a CronJob.
+    fn name(&self, raw: &Spanned<String>) -> Result<String, ScheduleError> {
+        let name = raw.get_ref();
+        let name_ok = !name.is_empty()
+            && name.len() <= 45
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            && !name.starts_with('-');
+        if !name_ok {
+            return Err(self.err(
+                raw.span().start,
+                format!(
+                    "name {name:?} must be 1 to 45 lowercase letters, digits and '-' (it names locks, metrics and the CronJob drtool-NAME, which Kubernetes limits to 52)"
+                ),
+            ));
+        }
+        Ok(name.clone())
+    }
+
+    /// The targets named and those `select` matches (a warning when it
+    /// matches none today).
+    fn targets(
+        &self,
+        raw: &RawSchedule,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<String>, ScheduleError> {
+        let mut targets = Vec::new();
+        for t in &raw.targets {
+            if self.config.target(t.get_ref()).is_none() {
+                let known: Vec<&str> = self.config.targets.keys().map(String::as_str).collect();
+                return Err(self.err(
+                    t.span().start,
+                    format!(
+                        "unknown target {:?} (the config defines {})",
+                        t.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            targets.push(t.get_ref().clone());
+        }
+        if let Some(sel) = &raw.select {
+            let matched: Vec<String> = self
+                .config
+                .targets
+                .values()
+                .filter(|t| {
+                    sel.get_ref()
+                        .iter()
+                        .all(|(k, v)| t.labels.get(k) == Some(v))
+                })
+                .map(|t| t.name.clone())
+                .collect();
+            if matched.is_empty() && targets.is_empty() {
+                return Err(self.err(
+                    sel.span().start,
+                    "select matches no target: give targets `labels = { ... }` in the config, or name them in `targets`",
+                ));
+            }
+            if matched.is_empty() {
+                // The named targets still run; a label added later joins them.
+                warnings.push(format!(
+                    "select {} matches no target today: only the targets named run ({})",
+                    sel.get_ref()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    targets.join(", ")
+                ));
+            }
+            for t in matched {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+        }
+        if targets.is_empty() {
+            return Err(self.err(
+                raw.name.span().start,
+                "the schedule backs up nothing: name `targets = [...]` or `select = { label = \"value\" }`",
+            ));
+        }
+        Ok(targets)
+    }
+
+    /// The `[retention]` table, which must keep something.
+    fn retention(&self, raw: &Spanned<RawRetention>) -> Result<Policy, ScheduleError> {
+        let r = raw.get_ref();
+        let retention = Policy {
+            keep_last: r.keep_last,
+            keep_hourly: r.keep_hourly,
+            keep_daily: r.keep_daily,
+            keep_weekly: r.keep_weekly,
+            keep_monthly: r.keep_monthly,
+            keep_yearly: r.keep_yearly,
+            keep_within: r
+                .keep_within
+                .as_ref()
+                .map(|w| self.duration(w, "keep_within", (Duration::from_secs(1), CENTURY)))
+                .transpose()?,
+        };
+        if retention.is_empty() {
+            return Err(self.err(
+                raw.span().start,
+                "[retention] keeps nothing: set at least one of keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within",
+            ));
+        }
+        Ok(retention)
+    }
+
+    /// What a run missed during downtime does.
+    fn missed(&self, raw: Option<&Spanned<String>>) -> Result<Missed, ScheduleError> {
+        Ok(match raw {
+            None => Missed::RunOnce,
+            Some(m) => match m.get_ref().as_str() {
+                "run_once" => Missed::RunOnce,
+                "skip" => Missed::Skip,
+                other => {
+                    return Err(self.err(
+                        m.span().start,
+                        format!("missed {other:?} is not \"run_once\" or \"skip\""),
+                    ));
+                }
+            },
+        })
+    }
+
+    /// The `[notify]` webhook and its format.
+    fn notify(&self, n: &RawNotify) -> Result<Notify, ScheduleError> {
+        let ok = url::Url::parse(n.webhook.get_ref())
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err(self.err(
+                n.webhook.span().start,
+                format!(
+                    "notify.webhook {:?} is not an http(s) URL",
+                    n.webhook.get_ref()
+                ),
+            ));
+        }
+        let format = match n.format.as_ref().map(|f| f.get_ref().as_str()) {
+            None | Some("json") => WebhookFormat::Json,
+            Some("slack") => WebhookFormat::Slack,
+            Some(other) => {
+                return Err(self.err(
+                    n.format.as_ref().map_or(0, |f| f.span().start),
+                    format!("notify.format {other:?} is not \"json\" or \"slack\""),
+                ));
+            }
+        };
+        Ok(Notify {
+            webhook: n.webhook.get_ref().clone(),
+            format,
+        })
+    }
+
     fn region(&self, r: &Spanned<String>) -> Result<String, ScheduleError> {
         if self.config.region(r.get_ref()).is_some() {
             return Ok(r.get_ref().clone());
@@ -244,21 +402,7 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
             e.message().trim_end().replace('\n', ": "),
         )
     })?;
-    let name = raw.name.get_ref();
-    let name_ok = !name.is_empty()
-        && name.len() <= 45
-        && name
-            .chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-        && !name.starts_with('-');
-    if !name_ok {
-        return Err(c.err(
-            raw.name.span().start,
-            format!(
-                "name {name:?} must be 1 to 45 lowercase letters, digits and '-' (it names locks, metrics and the CronJob drtool-NAME, which Kubernetes limits to 52)"
-            ),
-        ));
-    }
+    let name = c.name(&raw.name)?;
     // The value's span includes its opening quote.
     let cron: Cron = raw
         .cron
@@ -282,63 +426,8 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
             )
         })?,
     };
-    let mut targets = Vec::new();
-    for t in &raw.targets {
-        if config.target(t.get_ref()).is_none() {
-            let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
-            return Err(c.err(
-                t.span().start,
-                format!(
-                    "unknown target {:?} (the config defines {})",
-                    t.get_ref(),
-                    known.join(", ")
-                ),
-            ));
-        }
-        targets.push(t.get_ref().clone());
-    }
     let mut warnings = Vec::new();
-    if let Some(sel) = &raw.select {
-        let matched: Vec<String> = config
-            .targets
-            .values()
-            .filter(|t| {
-                sel.get_ref()
-                    .iter()
-                    .all(|(k, v)| t.labels.get(k) == Some(v))
-            })
-            .map(|t| t.name.clone())
-            .collect();
-        if matched.is_empty() && targets.is_empty() {
-            return Err(c.err(
-                sel.span().start,
-                "select matches no target: give targets `labels = { ... }` in the config, or name them in `targets`",
-            ));
-        }
-        if matched.is_empty() {
-            // The named targets still run; a label added later joins them.
-            warnings.push(format!(
-                "select {} matches no target today: only the targets named run ({})",
-                sel.get_ref()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                targets.join(", ")
-            ));
-        }
-        for t in matched {
-            if !targets.contains(&t) {
-                targets.push(t);
-            }
-        }
-    }
-    if targets.is_empty() {
-        return Err(c.err(
-            raw.name.span().start,
-            "the schedule backs up nothing: name `targets = [...]` or `select = { label = \"value\" }`",
-        ));
-    }
+    let targets = c.targets(&raw, &mut warnings)?;
     let copy_to = match &raw.copy_to {
         None => None,
         Some(list) => Some(
@@ -347,78 +436,18 @@ pub fn parse(text: &str, file: &Path, config: &Config) -> Result<Schedule, Sched
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
-    let r = raw.retention.get_ref();
-    let retention = Policy {
-        keep_last: r.keep_last,
-        keep_hourly: r.keep_hourly,
-        keep_daily: r.keep_daily,
-        keep_weekly: r.keep_weekly,
-        keep_monthly: r.keep_monthly,
-        keep_yearly: r.keep_yearly,
-        keep_within: r
-            .keep_within
-            .as_ref()
-            .map(|w| c.duration(w, "keep_within", (Duration::from_secs(1), CENTURY)))
-            .transpose()?,
-    };
-    if retention.is_empty() {
-        return Err(c.err(
-            raw.retention.span().start,
-            "[retention] keeps nothing: set at least one of keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within",
-        ));
-    }
+    let retention = c.retention(&raw.retention)?;
     let verify = raw.verify.as_ref();
     let every = |v: Option<&Spanned<String>>, what| {
         v.map(|v| c.duration(v, what, (Duration::from_secs(60), CENTURY)))
             .transpose()
     };
-    let missed = match &raw.missed {
-        None => Missed::RunOnce,
-        Some(m) => match m.get_ref().as_str() {
-            "run_once" => Missed::RunOnce,
-            "skip" => Missed::Skip,
-            other => {
-                return Err(c.err(
-                    m.span().start,
-                    format!("missed {other:?} is not \"run_once\" or \"skip\""),
-                ));
-            }
-        },
-    };
-    let notify = match &raw.notify {
-        None => None,
-        Some(n) => {
-            let ok = url::Url::parse(n.webhook.get_ref())
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok {
-                return Err(c.err(
-                    n.webhook.span().start,
-                    format!(
-                        "notify.webhook {:?} is not an http(s) URL",
-                        n.webhook.get_ref()
-                    ),
-                ));
-            }
-            let format = match n.format.as_ref().map(|f| f.get_ref().as_str()) {
-                None | Some("json") => WebhookFormat::Json,
-                Some("slack") => WebhookFormat::Slack,
-                Some(other) => {
-                    return Err(c.err(
-                        n.format.as_ref().map_or(0, |f| f.span().start),
-                        format!("notify.format {other:?} is not \"json\" or \"slack\""),
-                    ));
-                }
-            };
-            Some(Notify {
-                webhook: n.webhook.get_ref().clone(),
-                format,
-            })
-        }
-    };
+    let missed = c.missed(raw.missed.as_ref())?;
+    let notify = raw.notify.as_ref().map(|n| c.notify(n)).transpose()?;
     Ok(Schedule {
         warnings,
         file: file.to_path_buf(),
-        name: name.clone(),
+        name,
         cron,
         timezone,
         targets,

@@ -673,21 +673,7 @@ impl App {
                 }
                 Vec::new()
             }
-            Action::Drills(d) => {
-                if std::mem::take(&mut self.validating)
-                    && let Loadable::Ready(rows) = &d
-                {
-                    let bad = rows.iter().filter(|r| r.info.is_err()).count();
-                    let text = format!(
-                        "{} drill files validated: {} valid, {bad} invalid",
-                        rows.len(),
-                        rows.len() - bad
-                    );
-                    self.say(text, bad > 0);
-                }
-                self.drills = d;
-                Vec::new()
-            }
+            Action::Drills(d) => self.drills_loaded(d),
             Action::Reports(r) => {
                 self.reports = r;
                 Vec::new()
@@ -719,39 +705,8 @@ impl App {
                 }
                 Vec::new()
             }
-            Action::Restored(r) => {
-                let (text, error) = match &r {
-                    Ok(lines) => (lines.join("; "), false),
-                    Err(e) => (e.clone(), true),
-                };
-                if let Some(View::Wizard(w)) = self.views.last_mut() {
-                    w.result = match r {
-                        Ok(l) => Loadable::Ready(l),
-                        Err(e) => Loadable::Failed(e),
-                    };
-                }
-                self.say(text, error);
-                vec![Effect::LoadAll]
-            }
-            Action::Drill(e) => {
-                if let Some(l) = self.live.as_mut() {
-                    l.apply(&e);
-                }
-                match &e.kind {
-                    // A step that ended (answered, timed out) asks no more.
-                    DrillEventKind::StepFinished { step, .. }
-                        if self.manual.as_ref().is_some_and(|(m, _)| m == step) =>
-                    {
-                        self.manual = None;
-                        if matches!(self.overlay, Some(Overlay::Manual { .. })) {
-                            self.overlay = None;
-                        }
-                    }
-                    DrillEventKind::Finished { .. } => self.drill_over(),
-                    _ => {}
-                }
-                Vec::new()
-            }
+            Action::Restored(r) => self.restored(r),
+            Action::Drill(e) => self.drill_event(&e),
             Action::Manual { step, instruction } => {
                 // Not over something taking keys: an enter meant for it
                 // would confirm the step. It shows when that closes.
@@ -759,20 +714,7 @@ impl App {
                 self.show_manual();
                 Vec::new()
             }
-            Action::DrillReported(r) => {
-                if let Some(l) = self.live.as_mut() {
-                    l.report = Some(r.clone());
-                }
-                self.drill_over();
-                match r {
-                    Ok(run) => self.say(format!("report {run} written: enter opens it"), false),
-                    Err(e) => self.say(format!("the report could not be written: {e}"), true),
-                }
-                if self.quit_after_drill {
-                    self.quit = true;
-                }
-                vec![Effect::LoadAll]
-            }
+            Action::DrillReported(r) => self.drill_reported(r),
             Action::Log(line) => {
                 self.log_line(line);
                 Vec::new()
@@ -782,6 +724,76 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// The drill files, read again (said when it was a validation).
+    fn drills_loaded(&mut self, d: Loadable<Vec<DrillRow>>) -> Vec<Effect> {
+        if std::mem::take(&mut self.validating)
+            && let Loadable::Ready(rows) = &d
+        {
+            let bad = rows.iter().filter(|r| r.info.is_err()).count();
+            let text = format!(
+                "{} drill files validated: {} valid, {bad} invalid",
+                rows.len(),
+                rows.len() - bad
+            );
+            self.say(text, bad > 0);
+        }
+        self.drills = d;
+        Vec::new()
+    }
+
+    /// How a restore of the wizard went.
+    fn restored(&mut self, r: Result<Vec<String>, String>) -> Vec<Effect> {
+        let (text, error) = match &r {
+            Ok(lines) => (lines.join("; "), false),
+            Err(e) => (e.clone(), true),
+        };
+        if let Some(View::Wizard(w)) = self.views.last_mut() {
+            w.result = match r {
+                Ok(l) => Loadable::Ready(l),
+                Err(e) => Loadable::Failed(e),
+            };
+        }
+        self.say(text, error);
+        vec![Effect::LoadAll]
+    }
+
+    /// An event of the running drill.
+    fn drill_event(&mut self, e: &DrillEvent) -> Vec<Effect> {
+        if let Some(l) = self.live.as_mut() {
+            l.apply(e);
+        }
+        match &e.kind {
+            // A step that ended (answered, timed out) asks no more.
+            DrillEventKind::StepFinished { step, .. }
+                if self.manual.as_ref().is_some_and(|(m, _)| m == step) =>
+            {
+                self.manual = None;
+                if matches!(self.overlay, Some(Overlay::Manual { .. })) {
+                    self.overlay = None;
+                }
+            }
+            DrillEventKind::Finished { .. } => self.drill_over(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The drill's report is written (or could not be).
+    fn drill_reported(&mut self, r: Result<String, String>) -> Vec<Effect> {
+        if let Some(l) = self.live.as_mut() {
+            l.report = Some(r.clone());
+        }
+        self.drill_over();
+        match r {
+            Ok(run) => self.say(format!("report {run} written: enter opens it"), false),
+            Err(e) => self.say(format!("the report could not be written: {e}"), true),
+        }
+        if self.quit_after_drill {
+            self.quit = true;
+        }
+        vec![Effect::LoadAll]
     }
 
     fn move_sel(&mut self, by: isize, rows: usize) {
@@ -809,21 +821,7 @@ impl App {
             return self.wizard_command(c);
         }
         match c {
-            Command::Quit => {
-                if self.live.as_ref().is_some_and(LiveDrill::running) {
-                    self.overlay = Some(Overlay::Confirm(Confirm {
-                        title: "A drill is running".into(),
-                        lines: vec![
-                            "Quitting aborts it: its cleanup runs first, then drtool exits.".into(),
-                            "y: abort and quit    n / esc: keep watching".into(),
-                        ],
-                        then: ConfirmThen::AbortAndQuit,
-                    }));
-                } else {
-                    self.quit = true;
-                }
-                Vec::new()
-            }
+            Command::Quit => self.quit_or_confirm(),
             Command::Help => {
                 self.overlay = Some(Overlay::Help);
                 Vec::new()
@@ -852,30 +850,7 @@ impl App {
             | Command::PageUp
             | Command::PageDown
             | Command::Top
-            | Command::Bottom => {
-                if !self.views.is_empty() {
-                    self.scroll = match c {
-                        Command::Up => self.scroll.saturating_sub(1),
-                        Command::Down => self.scroll.saturating_add(1),
-                        Command::PageUp => self.scroll.saturating_sub(10),
-                        Command::PageDown => self.scroll.saturating_add(10),
-                        Command::Top => 0,
-                        _ => u16::MAX / 2,
-                    };
-                    return Vec::new();
-                }
-                let rows = self.rows();
-                let by = match c {
-                    Command::Up => -1,
-                    Command::Down => 1,
-                    Command::PageUp => -10,
-                    Command::PageDown => 10,
-                    Command::Top => -(rows as isize),
-                    _ => rows as isize,
-                };
-                self.move_sel(by, rows);
-                Vec::new()
-            }
+            | Command::Bottom => self.scroll_or_move(c),
             Command::NextRegion | Command::PrevRegion => {
                 if self.screen == Screen::Points
                     && self.views.is_empty()
@@ -906,103 +881,9 @@ impl App {
                 self.validating = self.screen == Screen::Drills;
                 vec![Effect::LoadAll]
             }
-            Command::Verify | Command::Copy => match self.current_point() {
-                Some((region, target, point)) => {
-                    self.say(
-                        format!(
-                            "{} {target} {point} in {region}...",
-                            if c == Command::Verify {
-                                "verifying"
-                            } else {
-                                "copying"
-                            }
-                        ),
-                        false,
-                    );
-                    vec![if c == Command::Verify {
-                        Effect::Verify {
-                            region,
-                            target,
-                            point,
-                        }
-                    } else {
-                        Effect::Copy {
-                            region,
-                            target,
-                            point,
-                        }
-                    }]
-                }
-                None => {
-                    self.say("select a point first (Points screen)", true);
-                    Vec::new()
-                }
-            },
-            Command::Restore => {
-                let picked = self.current_point();
-                let mut w = Wizard {
-                    step: WizardStep::Region,
-                    region: None,
-                    target: None,
-                    point: None,
-                    existing: None,
-                    from_dump: false,
-                    sel: 0,
-                    plan: Loadable::Loading,
-                    typed: String::new(),
-                    result: Loadable::Loading,
-                    plan_seq: 0,
-                };
-                if let Some((region, target, point)) = picked {
-                    w.region = Some(region);
-                    w.target = Some(target);
-                    w.point = Some(point);
-                    w.step = WizardStep::Options;
-                }
-                self.scroll = 0;
-                self.views.push(View::Wizard(Box::new(w)));
-                Vec::new()
-            }
-            Command::Run => match self.current_drill() {
-                Some(d) => match &d.info {
-                    Ok(info) => {
-                        // Until the last drill's report is written.
-                        if let Some(l) = self.live.as_ref().filter(|l| l.report.is_none()) {
-                            let why = if l.running() {
-                                "a drill is already running"
-                            } else {
-                                "the last drill is still writing its report"
-                            };
-                            self.say(why, true);
-                            return Vec::new();
-                        }
-                        let faults: Vec<String> = info
-                            .steps
-                            .iter()
-                            .filter(|s| s.kind == "fault" || s.kind == "exec")
-                            .map(|s| format!("  {}: {}", s.name, s.summary))
-                            .collect();
-                        let mut lines = vec![info.hypothesis.clone(), "It will:".into()];
-                        lines.extend(faults);
-                        lines.push("y: run it    n / esc: cancel".into());
-                        self.overlay = Some(Overlay::Confirm(Confirm {
-                            title: format!("Run drill {}?", d.name),
-                            lines,
-                            then: ConfirmThen::RunDrill(d.file.clone()),
-                        }));
-                        Vec::new()
-                    }
-                    Err(e) => {
-                        let e = e.clone();
-                        self.say(format!("the drill is not valid: {e}"), true);
-                        Vec::new()
-                    }
-                },
-                None => {
-                    self.say("select a drill first (Drills screen)", true);
-                    Vec::new()
-                }
-            },
+            Command::Verify | Command::Copy => self.verify_or_copy(c),
+            Command::Restore => self.open_restore_wizard(),
+            Command::Run => self.confirm_run(),
             Command::DryRun => {
                 if let Some(d) = self.current_drill() {
                     let name = d.name.clone();
@@ -1014,22 +895,175 @@ impl App {
                 }
                 Vec::new()
             }
-            Command::Abort => {
-                if let Some(l) = self.live.as_ref().filter(|l| l.running()) {
-                    self.overlay = Some(Overlay::Confirm(Confirm {
-                        title: format!("Abort drill {}?", l.name),
-                        lines: vec![
-                            "The running step is stopped; cleanup still runs.".into(),
-                            "y: abort    n / esc: keep going".into(),
-                        ],
-                        then: ConfirmThen::AbortDrill,
-                    }));
+            Command::Abort => self.confirm_abort(),
+        }
+    }
+
+    /// A quit, asked first while a drill runs.
+    fn quit_or_confirm(&mut self) -> Vec<Effect> {
+        if self.live.as_ref().is_some_and(LiveDrill::running) {
+            self.overlay = Some(Overlay::Confirm(Confirm {
+                title: "A drill is running".into(),
+                lines: vec![
+                    "Quitting aborts it: its cleanup runs first, then drtool exits.".into(),
+                    "y: abort and quit    n / esc: keep watching".into(),
+                ],
+                then: ConfirmThen::AbortAndQuit,
+            }));
+        } else {
+            self.quit = true;
+        }
+        Vec::new()
+    }
+
+    /// Scrolls a view, or moves the selection of a screen.
+    fn scroll_or_move(&mut self, c: Command) -> Vec<Effect> {
+        if !self.views.is_empty() {
+            self.scroll = match c {
+                Command::Up => self.scroll.saturating_sub(1),
+                Command::Down => self.scroll.saturating_add(1),
+                Command::PageUp => self.scroll.saturating_sub(10),
+                Command::PageDown => self.scroll.saturating_add(10),
+                Command::Top => 0,
+                _ => u16::MAX / 2,
+            };
+            return Vec::new();
+        }
+        let rows = self.rows();
+        let by = match c {
+            Command::Up => -1,
+            Command::Down => 1,
+            Command::PageUp => -10,
+            Command::PageDown => 10,
+            Command::Top => -(rows as isize),
+            _ => rows as isize,
+        };
+        self.move_sel(by, rows);
+        Vec::new()
+    }
+
+    /// Verifies or copies the selected point.
+    fn verify_or_copy(&mut self, c: Command) -> Vec<Effect> {
+        match self.current_point() {
+            Some((region, target, point)) => {
+                self.say(
+                    format!(
+                        "{} {target} {point} in {region}...",
+                        if c == Command::Verify {
+                            "verifying"
+                        } else {
+                            "copying"
+                        }
+                    ),
+                    false,
+                );
+                vec![if c == Command::Verify {
+                    Effect::Verify {
+                        region,
+                        target,
+                        point,
+                    }
                 } else {
-                    self.say("no drill is running", true);
-                }
+                    Effect::Copy {
+                        region,
+                        target,
+                        point,
+                    }
+                }]
+            }
+            None => {
+                self.say("select a point first (Points screen)", true);
                 Vec::new()
             }
         }
+    }
+
+    /// Opens the restore wizard, at its options when a point is selected.
+    fn open_restore_wizard(&mut self) -> Vec<Effect> {
+        let picked = self.current_point();
+        let mut w = Wizard {
+            step: WizardStep::Region,
+            region: None,
+            target: None,
+            point: None,
+            existing: None,
+            from_dump: false,
+            sel: 0,
+            plan: Loadable::Loading,
+            typed: String::new(),
+            result: Loadable::Loading,
+            plan_seq: 0,
+        };
+        if let Some((region, target, point)) = picked {
+            w.region = Some(region);
+            w.target = Some(target);
+            w.point = Some(point);
+            w.step = WizardStep::Options;
+        }
+        self.scroll = 0;
+        self.views.push(View::Wizard(Box::new(w)));
+        Vec::new()
+    }
+
+    /// Asks before running the selected drill.
+    fn confirm_run(&mut self) -> Vec<Effect> {
+        match self.current_drill() {
+            Some(d) => match &d.info {
+                Ok(info) => {
+                    // Until the last drill's report is written.
+                    if let Some(l) = self.live.as_ref().filter(|l| l.report.is_none()) {
+                        let why = if l.running() {
+                            "a drill is already running"
+                        } else {
+                            "the last drill is still writing its report"
+                        };
+                        self.say(why, true);
+                        return Vec::new();
+                    }
+                    let faults: Vec<String> = info
+                        .steps
+                        .iter()
+                        .filter(|s| s.kind == "fault" || s.kind == "exec")
+                        .map(|s| format!("  {}: {}", s.name, s.summary))
+                        .collect();
+                    let mut lines = vec![info.hypothesis.clone(), "It will:".into()];
+                    lines.extend(faults);
+                    lines.push("y: run it    n / esc: cancel".into());
+                    self.overlay = Some(Overlay::Confirm(Confirm {
+                        title: format!("Run drill {}?", d.name),
+                        lines,
+                        then: ConfirmThen::RunDrill(d.file.clone()),
+                    }));
+                    Vec::new()
+                }
+                Err(e) => {
+                    let e = e.clone();
+                    self.say(format!("the drill is not valid: {e}"), true);
+                    Vec::new()
+                }
+            },
+            None => {
+                self.say("select a drill first (Drills screen)", true);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Asks before aborting the running drill.
+    fn confirm_abort(&mut self) -> Vec<Effect> {
+        if let Some(l) = self.live.as_ref().filter(|l| l.running()) {
+            self.overlay = Some(Overlay::Confirm(Confirm {
+                title: format!("Abort drill {}?", l.name),
+                lines: vec![
+                    "The running step is stopped; cleanup still runs.".into(),
+                    "y: abort    n / esc: keep going".into(),
+                ],
+                then: ConfirmThen::AbortDrill,
+            }));
+        } else {
+            self.say("no drill is running", true);
+        }
+        Vec::new()
     }
 
     fn go(&mut self, s: Screen) {
@@ -1224,84 +1258,12 @@ impl App {
                     }
                 }
             }
-            Command::Open => match w.step {
-                WizardStep::Region => {
-                    w.region = choices.get(w.sel).cloned();
-                    w.step = WizardStep::Target;
-                    w.sel = 0;
+            Command::Open => {
+                let keep = self.wizard_open(&mut w, &choices, &mut effects);
+                if !keep {
+                    return Vec::new();
                 }
-                WizardStep::Target => {
-                    w.target = choices.get(w.sel).cloned();
-                    w.step = WizardStep::Point;
-                    w.sel = 0;
-                }
-                WizardStep::Point => {
-                    w.point = if w.sel == 0 {
-                        None
-                    } else {
-                        choices.get(w.sel).cloned()
-                    };
-                    w.step = WizardStep::Options;
-                    w.sel = 0;
-                }
-                WizardStep::Options => {
-                    let last = choices.len().saturating_sub(1);
-                    if w.sel == 0 {
-                        w.existing = match w.existing {
-                            None => Some(Existing::Skip),
-                            Some(Existing::Skip) => Some(Existing::Overwrite),
-                            Some(Existing::Overwrite) => Some(Existing::Fail),
-                            Some(Existing::Fail) => None,
-                        };
-                    } else if w.sel < last {
-                        w.from_dump = !w.from_dump;
-                    } else if let (Some(region), Some(target)) =
-                        (w.region.clone(), w.target.clone())
-                    {
-                        let point = match &w.point {
-                            Some(p) => match p.parse() {
-                                Ok(id) => PointChoice::Id(id),
-                                Err(e) => {
-                                    self.say(format!("cannot restore point {p}: {e}"), true);
-                                    return Vec::new();
-                                }
-                            },
-                            None => PointChoice::Newest,
-                        };
-                        self.plans += 1;
-                        w.plan_seq = self.plans;
-                        self.scroll = 0;
-                        effects.push(Effect::PlanRestore(
-                            w.plan_seq,
-                            RestoreRequest {
-                                region,
-                                target,
-                                point,
-                                options: RestoreOptions {
-                                    existing: w.existing,
-                                    from_dump: w.from_dump,
-                                    ..RestoreOptions::default()
-                                },
-                            },
-                        ));
-                        w.plan = Loadable::Loading;
-                        w.step = WizardStep::Plan;
-                    }
-                }
-                WizardStep::Plan => {
-                    if let Loadable::Ready(_) = &w.plan {
-                        w.step = WizardStep::Confirm;
-                        w.typed.clear();
-                    }
-                }
-                WizardStep::Confirm => {}
-                WizardStep::Running => {
-                    if !matches!(w.result, Loadable::Loading) {
-                        self.views.pop();
-                        return Vec::new();
-                    }
-                }
-            },
+            }
             Command::Quit => {
                 self.views.pop();
                 return Vec::new();
@@ -1312,6 +1274,174 @@ impl App {
             **slot = w;
         }
         effects
+    }
+
+    /// Enter on a step of the wizard: the choice is taken and the next step
+    /// shown; false when the wizard is left as it was (or closed).
+    fn wizard_open(
+        &mut self,
+        w: &mut Wizard,
+        choices: &[String],
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        match w.step {
+            WizardStep::Region => {
+                w.region = choices.get(w.sel).cloned();
+                w.step = WizardStep::Target;
+                w.sel = 0;
+            }
+            WizardStep::Target => {
+                w.target = choices.get(w.sel).cloned();
+                w.step = WizardStep::Point;
+                w.sel = 0;
+            }
+            WizardStep::Point => {
+                w.point = if w.sel == 0 {
+                    None
+                } else {
+                    choices.get(w.sel).cloned()
+                };
+                w.step = WizardStep::Options;
+                w.sel = 0;
+            }
+            WizardStep::Options => {
+                let last = choices.len().saturating_sub(1);
+                if w.sel == 0 {
+                    w.existing = match w.existing {
+                        None => Some(Existing::Skip),
+                        Some(Existing::Skip) => Some(Existing::Overwrite),
+                        Some(Existing::Overwrite) => Some(Existing::Fail),
+                        Some(Existing::Fail) => None,
+                    };
+                } else if w.sel < last {
+                    w.from_dump = !w.from_dump;
+                } else if let (Some(region), Some(target)) = (w.region.clone(), w.target.clone()) {
+                    let point = match &w.point {
+                        Some(p) => match p.parse() {
+                            Ok(id) => PointChoice::Id(id),
+                            Err(e) => {
+                                self.say(format!("cannot restore point {p}: {e}"), true);
+                                return false;
+                            }
+                        },
+                        None => PointChoice::Newest,
+                    };
+                    self.plans += 1;
+                    w.plan_seq = self.plans;
+                    self.scroll = 0;
+                    effects.push(Effect::PlanRestore(
+                        w.plan_seq,
+                        RestoreRequest {
+                            region,
+                            target,
+                            point,
+                            options: RestoreOptions {
+                                existing: w.existing,
+                                from_dump: w.from_dump,
+                                ..RestoreOptions::default()
+                            },
+                        },
+                    ));
+                    w.plan = Loadable::Loading;
+                    w.step = WizardStep::Plan;
+                }
+            }
+            WizardStep::Plan => {
+                if let Loadable::Ready(_) = &w.plan {
+                    w.step = WizardStep::Confirm;
+                    w.typed.clear();
+                }
+            }
+            WizardStep::Confirm => {}
+            WizardStep::Running => {
+                if !matches!(w.result, Loadable::Loading) {
+                    self.views.pop();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// A key in the command palette.
+    fn palette_input(&mut self, mut input: String, mut sel: usize, i: Input) -> Vec<Effect> {
+        let options = self.completions(&input);
+        match i {
+            Input::Char(c) => {
+                input.push(c);
+                sel = 0;
+            }
+            Input::Backspace => {
+                input.pop();
+                sel = 0;
+            }
+            Input::Up => sel = sel.saturating_sub(1),
+            Input::Down => sel = (sel + 1).min(options.len().saturating_sub(1)),
+            Input::Tab => {
+                if let Some(o) = options.get(sel) {
+                    input = o.clone();
+                    sel = 0;
+                }
+            }
+            Input::Enter => {
+                // A partial word runs what it completes to.
+                let bare = input.split_whitespace().nth(1).is_none();
+                let line = if (bare && self.palette_command(&input).is_some())
+                    || options.iter().any(|o| o == input.trim())
+                {
+                    input.trim().to_string()
+                } else {
+                    options.get(sel).cloned().unwrap_or(input.clone())
+                };
+                return self.run_palette(&line);
+            }
+            Input::Esc => return Vec::new(),
+        }
+        self.overlay = Some(Overlay::Palette { input, sel });
+        Vec::new()
+    }
+
+    /// What a confirmation said yes to.
+    fn confirmed(&mut self, then: ConfirmThen) -> Vec<Effect> {
+        match then {
+            ConfirmThen::RunDrill(file) => {
+                let name = self.drills.ready().and_then(|d| {
+                    d.iter()
+                        .find(|r| r.file == file)
+                        .and_then(|r| r.info.as_ref().ok().map(|i| (r.name.clone(), i.clone())))
+                });
+                let Some((name, info)) = name else {
+                    self.say(
+                        format!("{} is no longer a valid drill: reload (r)", file.display()),
+                        true,
+                    );
+                    return Vec::new();
+                };
+                self.live = Some(LiveDrill::new(&name, info));
+                self.screen = Screen::Drills;
+                self.views = vec![View::Drill { name }, View::Live];
+                vec![Effect::RunDrill(file)]
+            }
+            ConfirmThen::AbortDrill => {
+                if let Some(l) = self.live.as_mut() {
+                    l.aborting = true;
+                }
+                self.manual = None;
+                vec![Effect::AbortDrill]
+            }
+            ConfirmThen::AbortAndQuit => {
+                if !self.live.as_ref().is_some_and(LiveDrill::running) {
+                    self.quit = true;
+                    return Vec::new();
+                }
+                if let Some(l) = self.live.as_mut() {
+                    l.aborting = true;
+                }
+                self.manual = None;
+                self.quit_after_drill = true;
+                vec![Effect::AbortDrill]
+            }
+        }
     }
 
     fn input(&mut self, i: Input) -> Vec<Effect> {
@@ -1365,86 +1495,9 @@ impl App {
                 Input::Esc => {}
                 _ => self.overlay = Some(Overlay::Filter { input }),
             },
-            Overlay::Palette { mut input, mut sel } => {
-                let options = self.completions(&input);
-                match i {
-                    Input::Char(c) => {
-                        input.push(c);
-                        sel = 0;
-                    }
-                    Input::Backspace => {
-                        input.pop();
-                        sel = 0;
-                    }
-                    Input::Up => sel = sel.saturating_sub(1),
-                    Input::Down => sel = (sel + 1).min(options.len().saturating_sub(1)),
-                    Input::Tab => {
-                        if let Some(o) = options.get(sel) {
-                            input = o.clone();
-                            sel = 0;
-                        }
-                    }
-                    Input::Enter => {
-                        // A partial word runs what it completes to.
-                        let bare = input.split_whitespace().nth(1).is_none();
-                        let line = if (bare && self.palette_command(&input).is_some())
-                            || options.iter().any(|o| o == input.trim())
-                        {
-                            input.trim().to_string()
-                        } else {
-                            options.get(sel).cloned().unwrap_or(input.clone())
-                        };
-                        return self.run_palette(&line);
-                    }
-                    Input::Esc => return Vec::new(),
-                }
-                self.overlay = Some(Overlay::Palette { input, sel });
-            }
+            Overlay::Palette { input, sel } => return self.palette_input(input, sel, i),
             Overlay::Confirm(c) => match i {
-                Input::Char('y') | Input::Char('Y') => {
-                    return match c.then {
-                        ConfirmThen::RunDrill(file) => {
-                            let name = self.drills.ready().and_then(|d| {
-                                d.iter().find(|r| r.file == file).and_then(|r| {
-                                    r.info.as_ref().ok().map(|i| (r.name.clone(), i.clone()))
-                                })
-                            });
-                            let Some((name, info)) = name else {
-                                self.say(
-                                    format!(
-                                        "{} is no longer a valid drill: reload (r)",
-                                        file.display()
-                                    ),
-                                    true,
-                                );
-                                return Vec::new();
-                            };
-                            self.live = Some(LiveDrill::new(&name, info));
-                            self.screen = Screen::Drills;
-                            self.views = vec![View::Drill { name }, View::Live];
-                            vec![Effect::RunDrill(file)]
-                        }
-                        ConfirmThen::AbortDrill => {
-                            if let Some(l) = self.live.as_mut() {
-                                l.aborting = true;
-                            }
-                            self.manual = None;
-                            vec![Effect::AbortDrill]
-                        }
-                        ConfirmThen::AbortAndQuit => {
-                            if !self.live.as_ref().is_some_and(LiveDrill::running) {
-                                self.quit = true;
-                                return Vec::new();
-                            }
-                            if let Some(l) = self.live.as_mut() {
-                                l.aborting = true;
-                            }
-                            self.manual = None;
-                            self.quit_after_drill = true;
-                            vec![Effect::AbortDrill]
-                        }
-                    };
-                }
+                Input::Char('y') | Input::Char('Y') => return self.confirmed(c.then),
                 Input::Char('n') | Input::Char('N') | Input::Esc => {}
                 _ => self.overlay = Some(Overlay::Confirm(c)),
             },

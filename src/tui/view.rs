@@ -284,80 +284,7 @@ fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
     };
     let body: Vec<Row> = rows
         .iter()
-        .map(|r| {
-            let c = health_color(r.health);
-            let newest = match &r.newest {
-                Some((_, age)) => model::age(*age),
-                None if r.regions.iter().any(|(_, h)| *h == Holding::Loading) => "...".into(),
-                None => "none".into(),
-            };
-            let regions = Line::from(
-                r.regions
-                    .iter()
-                    .flat_map(|(name, h)| {
-                        let name = name.get(cut..).unwrap_or(name);
-                        let (text, c) = match h {
-                            Holding::Points(0) => (format!("{name}:0"), BAD),
-                            Holding::Points(n) => (format!("{name}:{n}"), Color::Gray),
-                            Holding::Loading => (format!("{name}:..."), DIM),
-                            Holding::Unreachable if wide => (format!("{name}:unreachable"), BAD),
-                            Holding::Unreachable => (format!("{name}:down"), BAD),
-                        };
-                        [Span::styled(text, style(c)), Span::raw(" ")]
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            let tested = match r.last_restore_test {
-                Some((at, true)) => Span::styled(model::age(app.now - at), style(GOOD)),
-                Some((at, false)) => {
-                    Span::styled(format!("FAILED {}", model::age(app.now - at)), style(BAD))
-                }
-                None => Span::styled("never", style(DIM)),
-            };
-            let next = match &r.next_run {
-                Some((_, at)) => format!("in {}", model::age(*at - app.now)),
-                None => "-".into(),
-            };
-            let drill = match &r.last_drill {
-                Some((name, v, rto, rpo)) => Line::from(vec![
-                    Span::styled(v.label(), style(verdict_color(*v))),
-                    Span::styled(
-                        format!(
-                            " RTO {} RPO {}{}",
-                            opt_ms(*rto),
-                            opt_ms(*rpo),
-                            if wide {
-                                format!(" ({name})")
-                            } else {
-                                String::new()
-                            }
-                        ),
-                        style(Color::Gray),
-                    ),
-                ]),
-                None => Line::from(Span::styled("no drill run", style(DIM))),
-            };
-            let mut cells = vec![
-                Cell::from(Span::styled(r.target.clone(), bold().fg(c))),
-                Cell::from(Span::styled(newest, style(c))),
-                Cell::from(r.objective_ms.map_or("-".to_string(), human_ms)),
-                Cell::from(regions),
-                Cell::from(tested),
-                Cell::from(drill),
-            ];
-            if wide {
-                cells.insert(1, Cell::from(r.kind.clone()));
-                cells.insert(
-                    6,
-                    Cell::from(
-                        r.last_verified
-                            .map_or("-".to_string(), |t| model::age(app.now - t)),
-                    ),
-                );
-                cells.insert(7, Cell::from(next));
-            }
-            Row::new(cells)
-        })
+        .map(|r| overview_row(app, r, wide, cut))
         .collect();
     let widths: Vec<Constraint> = if wide {
         vec![
@@ -418,6 +345,83 @@ fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(legend), bottom);
 }
 
+/// One target's row of the recovery posture (`cut`: the shared start of
+/// region names left out).
+fn overview_row(app: &App, r: &model::OverviewRow, wide: bool, cut: usize) -> Row<'static> {
+    let c = health_color(r.health);
+    let newest = match &r.newest {
+        Some((_, age)) => model::age(*age),
+        None if r.regions.iter().any(|(_, h)| *h == Holding::Loading) => "...".into(),
+        None => "none".into(),
+    };
+    let regions = Line::from(
+        r.regions
+            .iter()
+            .flat_map(|(name, h)| {
+                let name = name.get(cut..).unwrap_or(name);
+                let (text, c) = match h {
+                    Holding::Points(0) => (format!("{name}:0"), BAD),
+                    Holding::Points(n) => (format!("{name}:{n}"), Color::Gray),
+                    Holding::Loading => (format!("{name}:..."), DIM),
+                    Holding::Unreachable if wide => (format!("{name}:unreachable"), BAD),
+                    Holding::Unreachable => (format!("{name}:down"), BAD),
+                };
+                [Span::styled(text, style(c)), Span::raw(" ")]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let tested = match r.last_restore_test {
+        Some((at, true)) => Span::styled(model::age(app.now - at), style(GOOD)),
+        Some((at, false)) => {
+            Span::styled(format!("FAILED {}", model::age(app.now - at)), style(BAD))
+        }
+        None => Span::styled("never", style(DIM)),
+    };
+    let next = match &r.next_run {
+        Some((_, at)) => format!("in {}", model::age(*at - app.now)),
+        None => "-".into(),
+    };
+    let drill = match &r.last_drill {
+        Some((name, v, rto, rpo)) => Line::from(vec![
+            Span::styled(v.label(), style(verdict_color(*v))),
+            Span::styled(
+                format!(
+                    " RTO {} RPO {}{}",
+                    opt_ms(*rto),
+                    opt_ms(*rpo),
+                    if wide {
+                        format!(" ({name})")
+                    } else {
+                        String::new()
+                    }
+                ),
+                style(Color::Gray),
+            ),
+        ]),
+        None => Line::from(Span::styled("no drill run", style(DIM))),
+    };
+    let mut cells = vec![
+        Cell::from(Span::styled(r.target.clone(), bold().fg(c))),
+        Cell::from(Span::styled(newest, style(c))),
+        Cell::from(r.objective_ms.map_or("-".to_string(), human_ms)),
+        Cell::from(regions),
+        Cell::from(tested),
+        Cell::from(drill),
+    ];
+    if wide {
+        cells.insert(1, Cell::from(r.kind.clone()));
+        cells.insert(
+            6,
+            Cell::from(
+                r.last_verified
+                    .map_or("-".to_string(), |t| model::age(app.now - t)),
+            ),
+        );
+        cells.insert(7, Cell::from(next));
+    }
+    Row::new(cells)
+}
+
 /// What the region names all begin with, up to a dash.
 fn shared_prefix<'a>(mut names: impl Iterator<Item = &'a str>) -> usize {
     let Some(first) = names.next() else {
@@ -474,21 +478,7 @@ fn draw_log(f: &mut Frame, area: Rect, log: &std::collections::VecDeque<String>,
 
 fn draw_points(f: &mut Frame, area: Rect, app: &App) {
     let [tabs, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
-    let mut spans = vec![Span::styled(" regions: ", style(DIM))];
-    for (i, r) in app.regions.iter().enumerate() {
-        let (extra, c) = match &r.points {
-            Loadable::Ready(p) => (format!(" ({})", p.len()), Color::Gray),
-            Loadable::Loading => (" (loading)".into(), DIM),
-            Loadable::Failed(_) => (" (unreachable)".into(), BAD),
-        };
-        let st = if i == app.region {
-            bold().fg(ACCENT)
-        } else {
-            style(c)
-        };
-        spans.push(Span::styled(format!(" {}{extra} ", r.region), st));
-    }
-    f.render_widget(Paragraph::new(Line::from(spans)), tabs);
+    draw_region_tabs(f, tabs, app);
     let Some(region) = app.regions.get(app.region) else {
         return;
     };
@@ -511,44 +501,7 @@ fn draw_points(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .skip(offset)
         .take(shown)
-        .map(|p| {
-            let m = &p.manifest;
-            let tested = match &p.restore_test {
-                Some(t) if t.ok => {
-                    Span::styled(format!("ok {}", model::age(app.now - t.at)), style(GOOD))
-                }
-                Some(t) => {
-                    Span::styled(format!("FAILED {}", model::age(app.now - t.at)), style(BAD))
-                }
-                None => Span::styled("-", style(DIM)),
-            };
-            let mut cells = vec![
-                Cell::from(m.target.clone()),
-                Cell::from(m.point_id.clone()),
-                Cell::from(if wide { p.payload() } else { String::new() }),
-                Cell::from(model::size(m.plaintext_size)),
-                Cell::from(format!("{} ago", model::age(app.now - m.finished_at))),
-                Cell::from(tested),
-            ];
-            if wide {
-                cells.push(Cell::from(
-                    m.copied_from
-                        .clone()
-                        .map_or("taken here".into(), |f| format!("from {f}")),
-                ));
-                cells.push(Cell::from(
-                    [
-                        m.is_encrypted().then_some("encrypted"),
-                        m.signature.as_ref().map(|_| "signed"),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                ));
-            }
-            Row::new(cells)
-        })
+        .map(|p| point_row(app, p, wide))
         .collect();
     let mut header = vec!["TARGET", "POINT", "", "SIZE", "FINISHED", "TESTED"];
     let mut widths = vec![
@@ -589,6 +542,62 @@ fn draw_points(f: &mut Frame, area: Rect, app: &App) {
         .row_highlight_style(highlight())
         .block(block(&title));
     f.render_stateful_widget(table, rest, &mut table_state(sel - offset));
+}
+
+/// One point's row: target, id, payload, size, age, last restore test
+/// (and, wide, where it came from and its flags).
+fn point_row(app: &App, p: &PointRow, wide: bool) -> Row<'static> {
+    let m = &p.manifest;
+    let tested = match &p.restore_test {
+        Some(t) if t.ok => Span::styled(format!("ok {}", model::age(app.now - t.at)), style(GOOD)),
+        Some(t) => Span::styled(format!("FAILED {}", model::age(app.now - t.at)), style(BAD)),
+        None => Span::styled("-", style(DIM)),
+    };
+    let mut cells = vec![
+        Cell::from(m.target.clone()),
+        Cell::from(m.point_id.clone()),
+        Cell::from(if wide { p.payload() } else { String::new() }),
+        Cell::from(model::size(m.plaintext_size)),
+        Cell::from(format!("{} ago", model::age(app.now - m.finished_at))),
+        Cell::from(tested),
+    ];
+    if wide {
+        cells.push(Cell::from(
+            m.copied_from
+                .clone()
+                .map_or("taken here".into(), |f| format!("from {f}")),
+        ));
+        cells.push(Cell::from(
+            [
+                m.is_encrypted().then_some("encrypted"),
+                m.signature.as_ref().map(|_| "signed"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+        ));
+    }
+    Row::new(cells)
+}
+
+/// The regions as tabs, each with its number of points.
+fn draw_region_tabs(f: &mut Frame, tabs: Rect, app: &App) {
+    let mut spans = vec![Span::styled(" regions: ", style(DIM))];
+    for (i, r) in app.regions.iter().enumerate() {
+        let (extra, c) = match &r.points {
+            Loadable::Ready(p) => (format!(" ({})", p.len()), Color::Gray),
+            Loadable::Loading => (" (loading)".into(), DIM),
+            Loadable::Failed(_) => (" (unreachable)".into(), BAD),
+        };
+        let st = if i == app.region {
+            bold().fg(ACCENT)
+        } else {
+            style(c)
+        };
+        spans.push(Span::styled(format!(" {}{extra} ", r.region), st));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), tabs);
 }
 
 fn points_n(n: usize) -> String {
@@ -928,6 +937,13 @@ fn draw_live(f: &mut Frame, area: Rect, app: &App) {
     } else {
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(middle)
     };
+    draw_live_steps(f, steps, l, wide);
+    draw_live_probes(f, probes, l, wide);
+    draw_live_log(f, log, l);
+}
+
+/// The drill's steps, the running one (else the last one done) in sight.
+fn draw_live_steps(f: &mut Frame, steps: Rect, l: &LiveDrill, wide: bool) {
     // The step running (else the last one done) stays in sight.
     let focus = l
         .steps
@@ -1013,6 +1029,10 @@ fn draw_live(f: &mut Frame, area: Rect, app: &App) {
             format!("{} {}", l.name, l.run.clone().unwrap_or_default())
         }));
     f.render_widget(table, steps);
+}
+
+/// Every probe's last result and the canaries' markers.
+fn draw_live_probes(f: &mut Frame, probes: Rect, l: &LiveDrill, wide: bool) {
     let mut prows: Vec<Row> = l
         .probes
         .iter()
@@ -1068,6 +1088,10 @@ fn draw_live(f: &mut Frame, area: Rect, app: &App) {
         .header(Row::new(["PROBE", "PHASE", "LAST", "PASSED"]).style(bold().fg(DIM)))
         .block(block("probes and canaries"));
     f.render_widget(ptable, probes);
+}
+
+/// The newest lines of the drill's log.
+fn draw_live_log(f: &mut Frame, log: Rect, l: &LiveDrill) {
     let height = log.height.saturating_sub(2) as usize;
     let lines: Vec<Line> = l
         .log
@@ -1543,68 +1567,7 @@ fn draw_wizard(f: &mut Frame, area: Rect, app: &App, w: &Wizard) {
                 .block(block(&format!("choose the {}", w.step.title())));
             f.render_stateful_widget(table, body, &mut table_state(w.sel));
         }
-        WizardStep::Plan | WizardStep::Confirm => {
-            let lines: Vec<Line> = match &w.plan {
-                Loadable::Loading => vec![Line::from(Span::styled(
-                    "planning: reading and verifying the point...",
-                    style(DIM),
-                ))],
-                Loadable::Failed(e) => vec![Line::from(Span::styled(e.clone(), style(BAD)))],
-                Loadable::Ready(p) => p
-                    .lines
-                    .iter()
-                    .map(|l| {
-                        let loud = l.contains("REPLACE")
-                            || l.contains("DROP")
-                            || l.contains("OVERWRITE")
-                            || l.contains("UPDATE");
-                        Line::from(Span::styled(
-                            l.clone(),
-                            style(if loud { WARN } else { Color::Gray }),
-                        ))
-                    })
-                    .collect(),
-            };
-            // The prompt stays in sight below the plan, which scrolls (j/k).
-            let [plan_area, prompt_area] =
-                Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(body);
-            let mut prompt = Vec::new();
-            if let (WizardStep::Confirm, Loadable::Ready(p)) = (w.step, &w.plan) {
-                prompt.push(Line::from(vec![
-                    Span::styled(
-                        format!(
-                            "{}Type the target's name ({}) and enter to restore: ",
-                            if p.destructive {
-                                "This plan replaces or overwrites existing data. "
-                            } else {
-                                ""
-                            },
-                            p.target
-                        ),
-                        bold().fg(if p.destructive { BAD } else { WARN }),
-                    ),
-                    Span::styled(format!("{}_", w.typed), bold()),
-                ]));
-            } else if let Loadable::Ready(_) = &w.plan {
-                prompt.push(Line::from(Span::styled(
-                    "enter: confirm this plan    esc: back    j/k: scroll the plan",
-                    style(ACCENT),
-                )));
-            }
-            let para = Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((app.scroll, 0))
-                .block(block("the plan, as restore --dry-run prints it"));
-            f.render_widget(para, plan_area);
-            f.render_widget(
-                Paragraph::new(prompt).wrap(Wrap { trim: false }).block(
-                    Block::default()
-                        .borders(Borders::TOP)
-                        .border_style(style(DIM)),
-                ),
-                prompt_area,
-            );
-        }
+        WizardStep::Plan | WizardStep::Confirm => draw_wizard_plan(f, body, app, w),
         WizardStep::Running => {
             let lines = match &w.result {
                 Loadable::Loading => vec![Line::from(Span::styled("restoring...", style(ACCENT)))],
@@ -1629,6 +1592,70 @@ fn draw_wizard(f: &mut Frame, area: Rect, app: &App, w: &Wizard) {
             );
         }
     }
+}
+
+/// The wizard's plan, scrolling, with the confirmation prompt below it.
+fn draw_wizard_plan(f: &mut Frame, body: Rect, app: &App, w: &Wizard) {
+    let lines: Vec<Line> = match &w.plan {
+        Loadable::Loading => vec![Line::from(Span::styled(
+            "planning: reading and verifying the point...",
+            style(DIM),
+        ))],
+        Loadable::Failed(e) => vec![Line::from(Span::styled(e.clone(), style(BAD)))],
+        Loadable::Ready(p) => p
+            .lines
+            .iter()
+            .map(|l| {
+                let loud = l.contains("REPLACE")
+                    || l.contains("DROP")
+                    || l.contains("OVERWRITE")
+                    || l.contains("UPDATE");
+                Line::from(Span::styled(
+                    l.clone(),
+                    style(if loud { WARN } else { Color::Gray }),
+                ))
+            })
+            .collect(),
+    };
+    // The prompt stays in sight below the plan, which scrolls (j/k).
+    let [plan_area, prompt_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(body);
+    let mut prompt = Vec::new();
+    if let (WizardStep::Confirm, Loadable::Ready(p)) = (w.step, &w.plan) {
+        prompt.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "{}Type the target's name ({}) and enter to restore: ",
+                    if p.destructive {
+                        "This plan replaces or overwrites existing data. "
+                    } else {
+                        ""
+                    },
+                    p.target
+                ),
+                bold().fg(if p.destructive { BAD } else { WARN }),
+            ),
+            Span::styled(format!("{}_", w.typed), bold()),
+        ]));
+    } else if let Loadable::Ready(_) = &w.plan {
+        prompt.push(Line::from(Span::styled(
+            "enter: confirm this plan    esc: back    j/k: scroll the plan",
+            style(ACCENT),
+        )));
+    }
+    let para = Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .scroll((app.scroll, 0))
+        .block(block("the plan, as restore --dry-run prints it"));
+    f.render_widget(para, plan_area);
+    f.render_widget(
+        Paragraph::new(prompt).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::TOP)
+                .border_style(style(DIM)),
+        ),
+        prompt_area,
+    );
 }
 
 /// A rectangle of `w` x `h` in the middle of `area` (clipped to it).

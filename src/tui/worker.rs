@@ -21,7 +21,8 @@ use crate::archive::PointId;
 use crate::drill::runner::{DrillEvent, Operator, RunOptions};
 use crate::drill::spec;
 use crate::engine::{
-    CopyRequest, Engine, EventKind, JobEvent, Outcome, RunReport, Scope, Verdict, VerifyRequest,
+    CopyRequest, Engine, EventKind, JobEvent, Outcome, RestorePlan, RestoreRequest, RunReport,
+    Scope, Verdict, VerifyRequest,
 };
 use crate::error::Error;
 use crate::report::ReportStore;
@@ -118,22 +119,7 @@ impl Worker {
         let tx = self.tx.clone();
         match e {
             Effect::LoadAll => self.load_all(),
-            Effect::LoadReport(run) => {
-                let store = ReportStore::new(self.opts.reports.clone()).trusting(
-                    self.engine.trusted_keys(),
-                    self.engine.signatures_expected(),
-                );
-                tokio::spawn(async move {
-                    let id = run.clone();
-                    let r = tokio::task::spawn_blocking(move || store.load(&id)).await;
-                    let loaded = match r {
-                        Ok(Ok(r)) => Loadable::Ready(Box::new(r)),
-                        Ok(Err(e)) => Loadable::Failed(e.to_string()),
-                        Err(e) => Loadable::Failed(e.to_string()),
-                    };
-                    let _ = tx.send(Action::Report(run, loaded)).await;
-                });
-            }
+            Effect::LoadReport(run) => self.load_report(run),
             Effect::Verify {
                 region,
                 target,
@@ -164,75 +150,110 @@ impl Worker {
                     })
                     .await
             })),
-            Effect::PlanRestore(seq, req) => {
-                tokio::spawn(async move {
-                    let r =
-                        match tokio::time::timeout(PLAN_TIMEOUT, engine.plan_restore(&req)).await {
-                            Ok(Ok(plan)) => Ok(PlanView {
-                                lines: plan.describe(),
-                                destructive: plan.destructive,
-                                target: plan.target.clone(),
-                                plan: Arc::new(plan),
-                            }),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => Err(format!(
-                                "planning took longer than {}s: is region {} reachable?",
-                                PLAN_TIMEOUT.as_secs(),
-                                req.region
-                            )),
-                        };
-                    let _ = tx.send(Action::Plan(seq, r)).await;
-                });
-            }
-            Effect::Restore(plan) => {
-                self.track(tokio::spawn(async move {
-                    let rep = engine.execute(&plan).await;
-                    let lines: Vec<String> = rep
-                        .items
-                        .iter()
-                        .map(|i| {
-                            format!(
-                                "{} {} {}: {}",
-                                i.outcome.label(),
-                                i.operation,
-                                i.target,
-                                i.message
-                            )
-                        })
-                        .collect();
-                    let r = match rep.verdict() {
-                        Verdict::Ok => Ok(lines),
-                        _ => Err(lines.join("; ")),
-                    };
-                    let _ = tx.send(Action::Restored(r)).await;
-                }));
-            }
+            Effect::PlanRestore(seq, req) => self.plan_restore(seq, req),
+            Effect::Restore(plan) => self.restore(plan),
             Effect::RunDrill(file) => self.run_drill(file),
-            Effect::AbortDrill => {
-                if let Ok(d) = self.drill.lock()
-                    && let Some(r) = d.as_ref()
-                {
-                    r.engine.cancel();
-                    if let Ok(mut a) = r.answer.lock()
-                        && let Some(s) = a.take()
-                    {
-                        let _ = s.send(false);
-                    }
-                }
+            Effect::AbortDrill => self.abort_drill(),
+            Effect::AnswerManual(ok) => self.answer_manual(ok),
+        }
+    }
+
+    /// Loads a report off the event loop.
+    fn load_report(&self, run: String) {
+        let tx = self.tx.clone();
+        let store = ReportStore::new(self.opts.reports.clone()).trusting(
+            self.engine.trusted_keys(),
+            self.engine.signatures_expected(),
+        );
+        tokio::spawn(async move {
+            let id = run.clone();
+            let r = tokio::task::spawn_blocking(move || store.load(&id)).await;
+            let loaded = match r {
+                Ok(Ok(r)) => Loadable::Ready(Box::new(r)),
+                Ok(Err(e)) => Loadable::Failed(e.to_string()),
+                Err(e) => Loadable::Failed(e.to_string()),
+            };
+            let _ = tx.send(Action::Report(run, loaded)).await;
+        });
+    }
+
+    /// Plans a restore, within `PLAN_TIMEOUT`.
+    fn plan_restore(&self, seq: u64, req: RestoreRequest) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let r = match tokio::time::timeout(PLAN_TIMEOUT, engine.plan_restore(&req)).await {
+                Ok(Ok(plan)) => Ok(PlanView {
+                    lines: plan.describe(),
+                    destructive: plan.destructive,
+                    target: plan.target.clone(),
+                    plan: Arc::new(plan),
+                }),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "planning took longer than {}s: is region {} reachable?",
+                    PLAN_TIMEOUT.as_secs(),
+                    req.region
+                )),
+            };
+            let _ = tx.send(Action::Plan(seq, r)).await;
+        });
+    }
+
+    /// Carries out a confirmed restore plan.
+    fn restore(&self, plan: Arc<RestorePlan>) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        self.track(tokio::spawn(async move {
+            let rep = engine.execute(&plan).await;
+            let lines: Vec<String> = rep
+                .items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {} {}: {}",
+                        i.outcome.label(),
+                        i.operation,
+                        i.target,
+                        i.message
+                    )
+                })
+                .collect();
+            let r = match rep.verdict() {
+                Verdict::Ok => Ok(lines),
+                _ => Err(lines.join("; ")),
+            };
+            let _ = tx.send(Action::Restored(r)).await;
+        }));
+    }
+
+    /// Stops the running drill (its cleanup still runs), then answers a
+    /// waiting manual step no.
+    fn abort_drill(&self) {
+        if let Ok(d) = self.drill.lock()
+            && let Some(r) = d.as_ref()
+        {
+            r.engine.cancel();
+            if let Ok(mut a) = r.answer.lock()
+                && let Some(s) = a.take()
+            {
+                let _ = s.send(false);
             }
-            Effect::AnswerManual(ok) => {
-                if let Ok(d) = self.drill.lock()
-                    && let Some(r) = d.as_ref()
-                {
-                    if let Ok(mut a) = r.answer.lock()
-                        && let Some(s) = a.take()
-                    {
-                        let _ = s.send(ok);
-                    }
-                    if !ok {
-                        r.engine.cancel();
-                    }
-                }
+        }
+    }
+
+    /// Answers the drill's manual step; no also stops the drill.
+    fn answer_manual(&self, ok: bool) {
+        if let Ok(d) = self.drill.lock()
+            && let Some(r) = d.as_ref()
+        {
+            if let Ok(mut a) = r.answer.lock()
+                && let Some(s) = a.take()
+            {
+                let _ = s.send(ok);
+            }
+            if !ok {
+                r.engine.cancel();
             }
         }
     }

@@ -640,45 +640,15 @@ async fn backup_inner(
         keep_last_applied: target.keep_last_applied,
     };
     // CRDs first: a restore must create them before their custom resources.
-    let crd_ar = ApiResource {
-        group: "apiextensions.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "apiextensions.k8s.io/v1".into(),
-        kind: "CustomResourceDefinition".into(),
-        plural: "customresourcedefinitions".into(),
+    let b = Backup {
+        cluster,
+        target,
+        opts: &opts,
+        tx,
+        job,
     };
     let mut lines = Vec::new();
-    for ar in resources
-        .iter()
-        .filter(|ar| rank(&resource_name(&ar.plural, &ar.group)) == 20)
-    {
-        // Only the CRDs of custom resources this namespace actually holds.
-        if !has_objects(
-            cluster,
-            &collection_path(ar, Some(ns)),
-            target.label_selector.as_deref(),
-        )
-        .await?
-        {
-            continue;
-        }
-        let name = format!("{}.{}", ar.plural, ar.group);
-        match cluster
-            .get_json(&format!("{}/{name}", collection_path(&crd_ar, None)))
-            .await
-        {
-            Ok(crd) => {
-                push_line(&mut lines, &crd_ar, false, strip::strip(crd, &opts))?;
-                *meta
-                    .items
-                    .entry(resource_name(&crd_ar.plural, &crd_ar.group))
-                    .or_default() += 1;
-            }
-            // Served by an aggregated API server, not a CRD: nothing to carry.
-            Err(e) if api_code(&e) == Some(404) => {}
-            Err(e) => return Err(kube_err(&cluster.name, "get CRD", e)),
-        }
-    }
+    push_crds(&b, &resources, &mut lines, &mut meta).await?;
     let ns_ar = ApiResource {
         group: String::new(),
         version: "v1".into(),
@@ -691,46 +661,116 @@ async fn backup_inner(
     send(tx, &mut lines).await?;
     let mut objects = 0u64;
     for ar in &resources {
-        let resource = resource_name(&ar.plural, &ar.group);
-        let mut count = 0u64;
-        let mut version = String::new();
-        let path = collection_path(ar, Some(ns));
-        let mut cursor = Cursor::new(target.page_size);
-        loop {
-            let page = cursor
-                .next_page(cluster, &path, target.label_selector.as_deref(), job)
-                .await?;
-            if version.is_empty() {
-                version = page.version;
-            }
-            let mut batch = Vec::new();
-            for item in page.items {
-                if !cursor.is_new(&item) || strip::skip(&resource, &item) {
-                    continue;
-                }
-                let mut object = strip::strip(item, &opts);
-                object["apiVersion"] = Value::String(ar.api_version.clone());
-                object["kind"] = Value::String(ar.kind.clone());
-                push_line(&mut batch, ar, true, object)?;
-                count += 1;
-            }
-            // One page at a time: memory stays at a page, whatever the namespace holds.
-            send(tx, &mut batch).await?;
-            job.items(objects + count, None);
-            if !cursor.advance(page.next) {
-                break;
-            }
-        }
-        if let Some(resumed) = cursor.resumed() {
-            meta.resumed.insert(resource.clone(), resumed);
-        }
-        meta.list_versions.insert(resource.clone(), version);
-        objects += count;
-        if count > 0 {
-            meta.items.insert(resource, count);
-        }
+        objects += list_resource(&b, ar, objects, &mut meta).await?;
     }
     Ok(meta)
+}
+
+/// What one namespace backup reads with and writes to.
+struct Backup<'a> {
+    cluster: &'a Cluster,
+    target: &'a NamespaceTarget,
+    opts: &'a strip::StripOptions,
+    tx: &'a mpsc::Sender<io::Result<Bytes>>,
+    job: &'a Job,
+}
+
+/// The CRDs of the custom resources the namespace holds, as lines.
+async fn push_crds(
+    b: &Backup<'_>,
+    resources: &[ApiResource],
+    lines: &mut Vec<u8>,
+    meta: &mut NsBackupMeta,
+) -> Result<(), SourceError> {
+    let (cluster, target, opts) = (b.cluster, b.target, b.opts);
+    let crd_ar = ApiResource {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    for ar in resources
+        .iter()
+        .filter(|ar| rank(&resource_name(&ar.plural, &ar.group)) == 20)
+    {
+        // Only the CRDs of custom resources this namespace actually holds.
+        if !has_objects(
+            cluster,
+            &collection_path(ar, Some(&target.namespace)),
+            target.label_selector.as_deref(),
+        )
+        .await?
+        {
+            continue;
+        }
+        let name = format!("{}.{}", ar.plural, ar.group);
+        match cluster
+            .get_json(&format!("{}/{name}", collection_path(&crd_ar, None)))
+            .await
+        {
+            Ok(crd) => {
+                push_line(lines, &crd_ar, false, strip::strip(crd, opts))?;
+                *meta
+                    .items
+                    .entry(resource_name(&crd_ar.plural, &crd_ar.group))
+                    .or_default() += 1;
+            }
+            // Served by an aggregated API server, not a CRD: nothing to carry.
+            Err(e) if api_code(&e) == Some(404) => {}
+            Err(e) => return Err(kube_err(&cluster.name, "get CRD", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Every object of one resource, page by page into `tx` (memory stays at
+/// a page); how many, with the list's version and resumption in `meta`.
+async fn list_resource(
+    b: &Backup<'_>,
+    ar: &ApiResource,
+    before: u64,
+    meta: &mut NsBackupMeta,
+) -> Result<u64, SourceError> {
+    let (cluster, target, opts, tx, job) = (b.cluster, b.target, b.opts, b.tx, b.job);
+    let resource = resource_name(&ar.plural, &ar.group);
+    let mut count = 0u64;
+    let mut version = String::new();
+    let path = collection_path(ar, Some(&target.namespace));
+    let mut cursor = Cursor::new(target.page_size);
+    loop {
+        let page = cursor
+            .next_page(cluster, &path, target.label_selector.as_deref(), job)
+            .await?;
+        if version.is_empty() {
+            version = page.version;
+        }
+        let mut batch = Vec::new();
+        for item in page.items {
+            if !cursor.is_new(&item) || strip::skip(&resource, &item) {
+                continue;
+            }
+            let mut object = strip::strip(item, opts);
+            object["apiVersion"] = Value::String(ar.api_version.clone());
+            object["kind"] = Value::String(ar.kind.clone());
+            push_line(&mut batch, ar, true, object)?;
+            count += 1;
+        }
+        // One page at a time: memory stays at a page, whatever the namespace holds.
+        send(tx, &mut batch).await?;
+        job.items(before + count, None);
+        if !cursor.advance(page.next) {
+            break;
+        }
+    }
+    if let Some(resumed) = cursor.resumed() {
+        meta.resumed.insert(resource.clone(), resumed);
+    }
+    meta.list_versions.insert(resource.clone(), version);
+    if count > 0 {
+        meta.items.insert(resource, count);
+    }
+    Ok(count)
 }
 
 fn push_line(
