@@ -370,9 +370,11 @@ mod tests {
                 .map(|e| e.message)
                 .unwrap_or_default();
             assert!(e.contains("never fires"), "{line}: {e}");
+            // Bounded, not fast: a search without an end would never return.
+            // (Speed is for benchmarks; a loaded CI machine takes seconds.)
             assert!(
-                started.elapsed() < std::time::Duration::from_secs(2),
-                "{line}: slow"
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{line}: the search for a next run did not end"
             );
         }
         // 29 February fires every four years; a weekday makes 31 April fire.
