@@ -42,6 +42,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class.
+    pub const ALL: [ErrorClass; 7] = [
+        ErrorClass::BadInput,
+        ErrorClass::Unreachable,
+        ErrorClass::Integrity,
+        ErrorClass::NotConfirmed,
+        ErrorClass::Exists,
+        ErrorClass::Cancelled,
+        ErrorClass::Failed,
+    ];
+
     /// Its name in JSON and logs (`bad-input`, `unreachable`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -219,15 +230,7 @@ mod tests {
 
     #[test]
     fn class_names_are_their_json_names() {
-        for c in [
-            ErrorClass::BadInput,
-            ErrorClass::Unreachable,
-            ErrorClass::Integrity,
-            ErrorClass::NotConfirmed,
-            ErrorClass::Exists,
-            ErrorClass::Cancelled,
-            ErrorClass::Failed,
-        ] {
+        for c in ErrorClass::ALL {
             assert_eq!(
                 serde_json::to_value(c).ok(),
                 Some(serde_json::json!(c.name()))

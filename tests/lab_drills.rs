@@ -801,22 +801,12 @@ fn an_expired_hold_is_a_leftover_that_gc_removes() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::get();
     let cfg = lab_config(&lab);
-    let tmp = tempfile::tempdir().unwrap();
-    let body = tmp.path().join("hold.json");
     let name = format!("hold.lab-keys.{}", unique("20261205T000000Z"));
-    std::fs::write(
-        &body,
-        r#"{"target":"lab-keys","point":"x","holder":"a restore killed with SIGKILL","until":"2026-12-01T00:00:00Z"}"#,
-    )
-    .unwrap();
-    let put = Command::new("aws")
-        .envs(&lab.env)
-        .args(["--endpoint-url", &lab.s3(WEST), "s3", "cp"])
-        .arg(&body)
-        .arg(format!("s3://drtool-{WEST}/lab/locks/{name}"))
-        .output()
-        .unwrap();
-    assert!(put.status.success(), "{}", stderr(&put));
+    lab.put_object(
+        WEST,
+        &format!("lab/locks/{name}"),
+        br#"{"target":"lab-keys","point":"x","holder":"a restore killed with SIGKILL","until":"2026-12-01T00:00:00Z"}"#,
+    );
     let out = lab
         .drtool(&cfg)
         .args(["points", "--region", WEST, "--target", "lab-keys"])

@@ -1185,24 +1185,14 @@ async fn retention_travels_with_each_point_whatever_schedule_folder_a_run_loads(
     let a1 = run(&a, "minutely");
     let a2 = run(&a, "minutely");
     // A drill report in us-east-1's store cites a1: it stays as evidence.
-    let report = tmp.path().join("report.json");
-    std::fs::write(
-        &report,
+    lab.put_object(
+        EAST,
+        &format!("{name}/drills/20261205t000000z-cafecafe/report.json"),
         format!(
             r#"{{"run_id":"20261205t000000z-cafecafe","drill":"etcd-region-failover","restores":[{{"target":"kv","point":"{a1}"}}]}}"#
-        ),
-    )
-    .unwrap();
-    let put = Command::new("aws")
-        .envs(&lab.env)
-        .args(["--endpoint-url", &lab.s3(EAST), "s3", "cp"])
-        .arg(&report)
-        .arg(format!(
-            "s3://drtool-{EAST}/{name}/drills/20261205t000000z-cafecafe/report.json"
-        ))
-        .output()
-        .unwrap();
-    assert!(put.status.success(), "{}", stderr(&put));
+        )
+        .as_bytes(),
+    );
     let a3 = run(&a, "minutely");
     let a4 = run(&a, "minutely");
     // Another folder's schedule, keeping 1: it judges its own point only.
@@ -1263,32 +1253,6 @@ async fn retention_travels_with_each_point_whatever_schedule_folder_a_run_loads(
     );
 }
 
-/// Writes `body` at `key` of a region's lab bucket, as another tool would.
-fn put_object(lab: &Lab, region: &str, key: &str, body: &[u8]) {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tmp.path(), body).unwrap();
-    let out = Command::new("aws")
-        .envs(&lab.env)
-        .args(["--endpoint-url", &lab.s3(region), "s3", "cp"])
-        .arg(tmp.path())
-        .arg(format!("s3://drtool-{region}/{key}"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
-/// Whether `key` is in a region's lab bucket.
-fn object_exists(lab: &Lab, region: &str, key: &str) -> bool {
-    Command::new("aws")
-        .envs(&lab.env)
-        .args(["--endpoint-url", &lab.s3(region), "s3api", "head-object"])
-        .args(["--bucket", &format!("drtool-{region}"), "--key", key])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreadable_lock_is_held_until_gc_force_unlocks_it() {
     let lab = Lab::get();
@@ -1309,7 +1273,7 @@ async fn an_unreadable_lock_is_held_until_gc_force_unlocks_it() {
     // A lock cut short by a crash mid-write (or put there by another tool).
     let lock = format!("schedule.{name}");
     let key = format!("{name}/locks/{lock}");
-    put_object(&lab, EAST, &key, b"{\"name\": \"schedule.x\", \"own");
+    lab.put_object(EAST, &key, b"{\"name\": \"schedule.x\", \"own");
     let run_once = || {
         lab.drtool(&cfg)
             .args(["schedule", "run", "--once", "--schedules", &dir])
@@ -1325,7 +1289,7 @@ async fn an_unreadable_lock_is_held_until_gc_force_unlocks_it() {
         "{said}"
     );
     assert!(said.contains(&format!("--force-unlock {lock}")), "{said}");
-    assert!(object_exists(&lab, EAST, &key), "never taken over");
+    assert!(lab.object_exists(EAST, &key), "never taken over");
     assert!(point_ids(&lab, &cfg, EAST).is_empty(), "nothing ran");
 
     // The way out: a plan first, then the removal.
@@ -1340,7 +1304,7 @@ async fn an_unreadable_lock_is_held_until_gc_force_unlocks_it() {
         text.contains(&format!("REMOVE lock: {key}")) && text.contains("cannot be read"),
         "{text}"
     );
-    assert!(object_exists(&lab, EAST, &key), "a dry run removes nothing");
+    assert!(lab.object_exists(EAST, &key), "a dry run removes nothing");
     let bad = lab
         .drtool(&cfg)
         .args(["gc", "--region", EAST, "--force-unlock", "a/b", "--yes"])
@@ -1354,10 +1318,10 @@ async fn an_unreadable_lock_is_held_until_gc_force_unlocks_it() {
         .output()
         .unwrap();
     assert!(gc.status.success(), "{}{}", stdout(&gc), stderr(&gc));
-    assert!(!object_exists(&lab, EAST, &key));
+    assert!(!lab.object_exists(EAST, &key));
 
     let out = run_once();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(point_ids(&lab, &cfg, EAST).len(), 1);
-    assert!(!object_exists(&lab, EAST, &key), "released after the run");
+    assert!(!lab.object_exists(EAST, &key), "released after the run");
 }

@@ -68,6 +68,32 @@ impl Lab {
         self.env[&format!("LAB_S3_{}", region.to_uppercase().replace('-', "_"))].clone()
     }
 
+    /// Writes `body` at `key` of a region's lab bucket, as another tool would.
+    pub fn put_object(&self, region: &str, key: &str, body: &[u8]) {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), body).unwrap();
+        let out = Command::new("aws")
+            .envs(&self.env)
+            .args(["--endpoint-url", &self.s3(region), "s3", "cp"])
+            .arg(tmp.path())
+            .arg(format!("s3://drtool-{region}/{key}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    /// Whether `key` is in a region's lab bucket.
+    pub fn object_exists(&self, region: &str, key: &str) -> bool {
+        Command::new("aws")
+            .envs(&self.env)
+            .args(["--endpoint-url", &self.s3(region), "s3api", "head-object"])
+            .args(["--bucket", &format!("drtool-{region}"), "--key", key])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
     pub fn etcd(&self, region: &str) -> Vec<String> {
         self.env[&format!("LAB_ETCD_{}", region.to_uppercase().replace('-', "_"))]
             .split(',')
