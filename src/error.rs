@@ -72,9 +72,19 @@ impl ErrorClass {
     }
 }
 
+/// An error a kind of target defines for itself, with its facts as fields
+/// (`source::rds::RdsError`, ...): the kind says which class it is; tests
+/// match its variants through [`SourceError::kind_error`].
+pub trait KindError: std::error::Error + Send + Sync + 'static {
+    fn class(&self) -> ErrorClass;
+}
+
 /// What a source (etcd, a Kubernetes API, RDS, PostgreSQL) reported.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// In the kind's own terms.
+    #[error("{0}")]
+    Kind(Box<dyn KindError>),
     #[error(
         "cannot reach {what} at {endpoints}: {detail}. Check that it is up and the endpoints in the config are right."
     )]
@@ -197,8 +207,32 @@ fn store_class(e: &StoreError) -> ErrorClass {
     }
 }
 
+impl SourceError {
+    /// The kind's own error, when this is one of type `E`.
+    pub fn kind_error<E: KindError>(&self) -> Option<&E> {
+        match self {
+            SourceError::Kind(e) => {
+                let e: &(dyn std::error::Error + 'static) = &**e;
+                e.downcast_ref::<E>()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// The kind's own error, when this is one of type `E`.
+    pub fn kind_error<E: KindError>(&self) -> Option<&E> {
+        match self {
+            Error::Source(e) => e.kind_error(),
+            _ => None,
+        }
+    }
+}
+
 fn source_class(e: &SourceError) -> ErrorClass {
     match e {
+        SourceError::Kind(e) => e.class(),
         SourceError::Unreachable { .. } => ErrorClass::Unreachable,
         SourceError::Failed { .. } | SourceError::Stopped(_) => ErrorClass::Failed,
         SourceError::Integrity { .. } => ErrorClass::Integrity,
@@ -251,5 +285,24 @@ mod tests {
         assert!(stopped.is_stopped_stream());
         assert_eq!(Error::cancelled("x").class(), ErrorClass::Cancelled);
         assert!(!ErrorClass::Integrity.retryable());
+    }
+
+    #[derive(Debug, PartialEq, thiserror::Error)]
+    #[error("lab thing {0} is gone")]
+    struct Gone(u32);
+
+    impl KindError for Gone {
+        fn class(&self) -> ErrorClass {
+            ErrorClass::Unreachable
+        }
+    }
+
+    #[test]
+    fn a_kinds_own_error_keeps_its_class_words_and_variant() {
+        let e = Error::from(SourceError::Kind(Box::new(Gone(7))));
+        assert_eq!(e.class(), ErrorClass::Unreachable);
+        assert_eq!(e.to_string(), "lab thing 7 is gone");
+        assert_eq!(e.kind_error::<Gone>(), Some(&Gone(7)));
+        assert_eq!(Error::input("x").kind_error::<Gone>(), None);
     }
 }

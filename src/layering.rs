@@ -16,14 +16,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-type Module = Vec<String>;
+pub(crate) type Module = Vec<String>;
 
 /// A file: its path under `src/` and its text.
-type File = (String, String);
+pub(crate) type File = (String, String);
 
 /// Every `.rs` file of the library but test files, by module path
 /// (`src/a/mod.rs` is `a`).
-fn modules(src: &Path) -> BTreeMap<Module, File> {
+pub(crate) fn modules(src: &Path) -> BTreeMap<Module, File> {
     let mut out = BTreeMap::new();
     let mut dirs = vec![src.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -58,7 +58,7 @@ fn modules(src: &Path) -> BTreeMap<Module, File> {
 /// item up to its closing brace or semicolon), blanked byte for byte so that
 /// offsets still give line numbers. Braces inside strings are not told apart:
 /// the test modules it skips have none at their own level that matter.
-fn code_of(text: &str) -> String {
+pub(crate) fn code_of(text: &str) -> String {
     let mut code: Vec<u8> = text
         .split('\n')
         .map(|l| {

@@ -22,6 +22,8 @@ pub mod exit;
 mod layering;
 pub mod report;
 pub mod schedule;
+#[cfg(test)]
+mod seam;
 pub mod source;
 pub mod store;
 pub mod tui;

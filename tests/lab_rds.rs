@@ -11,7 +11,7 @@ use std::process::Command;
 use common::*;
 use drtool::config::{Config, TargetSpec};
 use drtool::engine::{Engine, EngineOptions, Outcome};
-use drtool::source::rds::Rds;
+use drtool::source::rds::{Rds, RdsError};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -226,12 +226,13 @@ async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
     let err = api
         .delete_managed_snapshot(&format!("{name}-manual"))
         .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        .err();
     assert!(
-        err.contains("drtool did not make it and will not delete it"),
-        "{err}"
+        matches!(
+            err.as_ref().and_then(|e| e.kind_error::<RdsError>()),
+            Some(RdsError::NotManaged { snapshot, region }) if *snapshot == format!("{name}-manual") && region == EAST
+        ),
+        "{err:?}"
     );
 
     let noop = |_: &str| {};

@@ -8,9 +8,10 @@ mod fixture;
 
 use std::sync::Arc;
 
+use drtool::error::ErrorClass;
 use drtool::tui::app::{Action, App, Effect, Input, PlanView, Screen, View, WizardStep};
 use drtool::tui::keymap::Command;
-use drtool::tui::model::Loadable;
+use drtool::tui::model::{Failure, Loadable};
 use drtool::tui::view::{BAD, GOOD, WARN};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
@@ -236,9 +237,10 @@ fn the_restore_wizard() {
 #[test]
 fn status_colours() {
     let mut app = fixture::app();
-    app.update(Action::Done(Err(
-        "verify failed: lab-keys in us-west-2: sha256 mismatch".into(),
-    )));
+    app.update(Action::Done(Err(Failure::new(
+        ErrorClass::Integrity,
+        "verify failed: lab-keys in us-west-2: sha256 mismatch",
+    ))));
     let t = fixture::draw(&app, 80, 24);
     assert_eq!(fixture::colour_in_row(&t, 23, "verify failed"), Some(BAD));
     app.update(Action::Done(Ok(
@@ -263,7 +265,7 @@ fn an_invalid_drill_shows_its_error_in_place() {
     rows.push(drtool::tui::model::DrillRow {
         file: bad,
         name: "bad-step-kind".into(),
-        info: Err(error),
+        info: Err(Failure::new(ErrorClass::BadInput, error)),
     });
     app.update(Action::Drills(Loadable::Ready(rows)));
     app.update(Action::Cmd(Command::Palette));

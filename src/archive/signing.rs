@@ -58,21 +58,50 @@ pub fn fingerprint(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
 }
 
+/// Why a signing or verify key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {what} {path}: {reason}")]
+    Unreadable {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "{origin} is not an ed25519 private key in PEM (PKCS#8) form ({reason}); make one with `openssl genpkey -algorithm ed25519 -out sign.pem`"
+    )]
+    NotPrivateKey { origin: String, reason: String },
+    #[error(
+        "verify key {path} is not an ed25519 public key in PEM form ({reason}); make it with `openssl pkey -in sign.pem -pubout -out verify.pem`"
+    )]
+    NotPublicKey { path: String, reason: String },
+    #[error(
+        "signing.key_env names {var}, which is not set: export it with the PEM text of the signing key"
+    )]
+    EnvNotSet { var: String },
+}
+
+fn read_key(what: &'static str, path: &Path) -> Result<String, KeyError> {
+    std::fs::read_to_string(path).map_err(|e| KeyError::Unreadable {
+        what,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
 impl ManifestSigner {
     /// Reads a PKCS#8 PEM private key; `origin` names where it came from.
-    pub fn from_pem(pem: &str, origin: &str) -> Result<ManifestSigner, String> {
+    pub fn from_pem(pem: &str, origin: &str) -> Result<ManifestSigner, KeyError> {
         SigningKey::from_pkcs8_pem(pem.trim())
             .map(|key| ManifestSigner { key })
-            .map_err(|e| {
-                format!(
-                    "{origin} is not an ed25519 private key in PEM (PKCS#8) form ({e}); make one with `openssl genpkey -algorithm ed25519 -out sign.pem`"
-                )
+            .map_err(|e| KeyError::NotPrivateKey {
+                origin: origin.to_string(),
+                reason: e.to_string(),
             })
     }
 
-    pub fn from_file(path: &Path) -> Result<ManifestSigner, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read signing key {}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<ManifestSigner, KeyError> {
+        let text = read_key("signing key", path)?;
         Self::from_pem(&text, &format!("signing key {}", path.display()))
     }
 
@@ -118,15 +147,13 @@ impl TrustedKey {
             })
     }
 
-    pub fn from_file(path: &Path) -> Result<TrustedKey, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read verify key {}: {e}", path.display()))?;
-        let key = VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| {
-            format!(
-                "verify key {} is not an ed25519 public key in PEM form ({e}); make it with `openssl pkey -in sign.pem -pubout -out verify.pem`",
-                path.display()
-            )
-        })?;
+    pub fn from_file(path: &Path) -> Result<TrustedKey, KeyError> {
+        let text = read_key("verify key", path)?;
+        let key =
+            VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| KeyError::NotPublicKey {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(TrustedKey {
             fingerprint: fingerprint(&key),
             key,
@@ -161,8 +188,8 @@ mod tests {
 
     #[test]
     fn signatures_survive_copies_and_catch_forgeries() -> Result<(), String> {
-        let a = ManifestSigner::from_pem(KEY_A, "key a")?;
-        let b = ManifestSigner::from_pem(KEY_B, "key b")?;
+        let a = ManifestSigner::from_pem(KEY_A, "key a").map_err(|e| e.to_string())?;
+        let b = ManifestSigner::from_pem(KEY_B, "key b").map_err(|e| e.to_string())?;
         let trusted = [a.trusted()];
         let mut m = sample();
         assert_eq!(check(&m, &trusted), SignatureCheck::Unsigned);
@@ -195,12 +222,23 @@ mod tests {
 
     #[test]
     fn a_bad_key_file_is_named() {
-        let err = ManifestSigner::from_pem("not a key", "signing key /k.pem")
-            .err()
-            .unwrap_or_default();
+        let err = ManifestSigner::from_pem("not a key", "signing key /k.pem").err();
         assert!(
-            err.contains("/k.pem") && err.contains("openssl genpkey"),
-            "{err}"
+            matches!(&err, Some(KeyError::NotPrivateKey { origin, .. }) if origin == "signing key /k.pem"),
+            "{err:?}"
+        );
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("openssl genpkey"), "{text}");
+        let missing = TrustedKey::from_file(Path::new("/nonexistent/verify.pem")).err();
+        assert!(
+            matches!(
+                &missing,
+                Some(KeyError::Unreadable {
+                    what: "verify key",
+                    ..
+                })
+            ),
+            "{missing:?}"
         );
     }
 }

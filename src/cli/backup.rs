@@ -36,11 +36,8 @@ pub struct Args {
     pub labels: Vec<(String, String)>,
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("label {s:?} is not key=value"))
+fn parse_label(s: &str) -> Result<(String, String), super::NotAPair> {
+    super::split_pair(s, "key=value", true)
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{Ctx, Exit};
-use crate::drill::runner::{self, DrillEvent, DrillEventKind, Operator, RunOptions, Unattended};
+use crate::drill::runner::{
+    self, DrillEvent, DrillEventKind, NotConfirmed, Operator, RunOptions, Unattended,
+};
 use crate::drill::spec::{self, Action, Drill, PointPick, Step};
 use crate::engine::{Scope, Verdict};
 use crate::error::{Error, ErrorClass};
@@ -395,11 +397,15 @@ struct Terminal;
 
 #[async_trait]
 impl Operator for Terminal {
-    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), String> {
+    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), NotConfirmed> {
+        let gone = |reason: String| NotConfirmed::OperatorGone {
+            step: step.to_string(),
+            reason,
+        };
         if !std::io::stdin().is_terminal() {
-            return Err(format!(
-                "manual step {step} needs an operator: run on a terminal, or with --yes to confirm it at once"
-            ));
+            return Err(NotConfirmed::NoOperator {
+                step: step.to_string(),
+            });
         }
         errln!("    MANUAL  {instruction}");
         errp!("    Press Enter when done, or type abort: ");
@@ -408,17 +414,17 @@ impl Operator for Terminal {
             std::io::stdin().read_line(&mut s).map(|_| s)
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| gone(e.to_string()))?
+        .map_err(|e| gone(e.to_string()))?;
         // Nothing read (end of input: the terminal went away, or Ctrl-D) is
         // no confirmation.
         if answer.is_empty() {
-            return Err(format!(
-                "manual step {step}: the terminal closed before anyone answered"
-            ));
+            return Err(gone("the terminal closed before anyone answered".into()));
         }
         if answer.trim().eq_ignore_ascii_case("abort") {
-            Err(format!("the operator aborted at {step}"))
+            Err(NotConfirmed::Aborted {
+                step: step.to_string(),
+            })
         } else {
             Ok(())
         }

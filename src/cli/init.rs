@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::Output;
 use crate::config::{Config, NamespaceRegion};
 use crate::engine::{Engine, EngineOptions, Reachability};
+use crate::error::ErrorClass;
 use crate::exit::{self, Signal};
 
 #[derive(clap::Args, Debug)]
@@ -66,11 +67,74 @@ pub struct Args {
     pub non_interactive: bool,
 }
 
-fn pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("{s:?} is not REGION=VALUE")),
-    }
+fn pair(s: &str) -> Result<(String, String), super::NotAPair> {
+    super::split_pair(s, "REGION=VALUE", false)
+}
+
+/// Why `drtool init` cannot write a config from what it was given and found.
+#[derive(Debug, thiserror::Error)]
+enum InitError {
+    #[error(
+        "name at least one region: --store REGION=URL, --s3-endpoint REGION=URL, --etcd REGION=URLS or --region REGION"
+    )]
+    NoRegion,
+    #[error(
+        "cannot list the buckets of {region}{}: {source}; pass --store {region}=s3://BUCKET/PREFIX",
+        at_endpoint(.endpoint)
+    )]
+    ListBuckets {
+        region: String,
+        endpoint: Option<String>,
+        source: crate::store::ListBucketsError,
+    },
+    #[error(
+        "no bucket's name holds {region:?} (buckets: {}): pass --store {region}=s3://BUCKET/PREFIX",
+        .buckets.join(", ")
+    )]
+    NoBucket {
+        region: String,
+        buckets: Vec<String>,
+    },
+    #[error(
+        "several buckets' names hold {region:?} ({}): pass --store {region}=s3://BUCKET/PREFIX",
+        .buckets.join(", ")
+    )]
+    SeveralBuckets {
+        region: String,
+        buckets: Vec<String>,
+    },
+    #[error("kubeconfig {} does not exist", .0.display())]
+    NoKubeconfig(PathBuf),
+    #[error("cannot read kubeconfig {}: {reason}", .path.display())]
+    Kubeconfig { path: PathBuf, reason: String },
+    #[error(
+        "context {context:?} is not in {} (contexts: {})",
+        .path.display(),
+        .contexts.join(", ")
+    )]
+    UnknownContext {
+        context: String,
+        path: PathBuf,
+        contexts: Vec<String>,
+    },
+    #[error("cannot list the namespaces of {context}: {reason}")]
+    ListNamespaces { context: String, reason: String },
+    #[error(
+        "namespace {namespace:?} is not in context {context} (namespaces: {})",
+        .namespaces.join(", ")
+    )]
+    UnknownNamespace {
+        namespace: String,
+        context: String,
+        namespaces: Vec<String>,
+    },
+}
+
+fn at_endpoint(endpoint: &Option<String>) -> String {
+    endpoint
+        .as_ref()
+        .map(|e| format!(" at {e}"))
+        .unwrap_or_default()
 }
 
 /// A region's etcd: its endpoints and, when found beside them, client TLS.
@@ -97,15 +161,11 @@ struct Found {
 
 pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     let json = output == Output::Json;
-    let fail = |code: u8, message: String| {
+    let fail = |class: ErrorClass, message: String| {
         errln!("error: {message}");
+        let code = exit::of_class(class);
         if json {
             let mut env = super::envelope::Envelope::default();
-            let class = if code == exit::BAD_INPUT {
-                crate::error::ErrorClass::BadInput
-            } else {
-                crate::error::ErrorClass::Failed
-            };
             env.error(class, &message, Default::default());
             super::print_json(&env.finish("Init", code));
         }
@@ -113,7 +173,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     };
     if config.exists() && !a.force {
         return fail(
-            exit::BAD_INPUT,
+            ErrorClass::BadInput,
             format!(
                 "{} exists: --force replaces it, or --config PATH writes another",
                 config.display()
@@ -122,7 +182,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     }
     let found = match discover(a).await {
         Ok(f) => f,
-        Err(e) => return fail(exit::BAD_INPUT, e),
+        Err(e) => return fail(ErrorClass::BadInput, e.to_string()),
     };
     let text = render(a, &found);
     // Read back exactly as drtool will, before anything is written.
@@ -133,7 +193,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     let staged = dir.join(format!(".drtool-init-{:08x}.toml", rand::random::<u32>()));
     if let Err(e) = std::fs::write(&staged, &text) {
         return fail(
-            exit::BAD_INPUT,
+            ErrorClass::BadInput,
             format!("cannot write in {}: {e}", dir.display()),
         );
     }
@@ -149,7 +209,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
         Err(e) => {
             let _ = std::fs::remove_file(&staged);
             return fail(
-                exit::FAILED,
+                ErrorClass::Failed,
                 format!(
                     "the config init made does not read back ({e}): this is a bug, please report it with the options given"
                 ),
@@ -176,14 +236,14 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
             || !answer.trim().eq_ignore_ascii_case("y")
         {
             let _ = std::fs::remove_file(&staged);
-            return fail(exit::NOT_CONFIRMED, "not written".into());
+            return fail(ErrorClass::NotConfirmed, "not written".into());
         }
     }
     on_signal.abort();
     if let Err(e) = std::fs::rename(&staged, config) {
         let _ = std::fs::remove_file(&staged);
         return fail(
-            exit::FAILED,
+            ErrorClass::Failed,
             format!("cannot write {}: {e}", config.display()),
         );
     }
@@ -311,15 +371,13 @@ fn regions(a: &Args) -> Vec<String> {
     out
 }
 
-async fn discover(a: &Args) -> Result<Found, String> {
+async fn discover(a: &Args) -> Result<Found, InitError> {
     let mut f = Found {
         regions: regions(a),
         ..Found::default()
     };
     if f.regions.is_empty() {
-        return Err(
-            "name at least one region: --store REGION=URL, --s3-endpoint REGION=URL, --etcd REGION=URLS or --region REGION".into(),
-        );
+        return Err(InitError::NoRegion);
     }
     let home = a.home.clone().unwrap_or_else(|| f.regions[0].clone());
     // Stores: given, or the bucket whose name holds the region's.
@@ -335,12 +393,14 @@ async fn discover(a: &Args) -> Result<Found, String> {
             f.notes.push(format!("{r}: store {url}, as given"));
             continue;
         }
-        let buckets = list_buckets(&r, endpoint).await.map_err(|e| {
-            format!(
-                "cannot list the buckets of {r}{}: {e}; pass --store {r}=s3://BUCKET/PREFIX",
-                endpoint.map(|e| format!(" at {e}")).unwrap_or_default()
-            )
-        })?;
+        let buckets =
+            list_buckets(&r, endpoint)
+                .await
+                .map_err(|source| InitError::ListBuckets {
+                    region: r.clone(),
+                    endpoint: endpoint.map(str::to_string),
+                    source,
+                })?;
         let matching: Vec<&String> = buckets.iter().filter(|b| b.contains(r.as_str())).collect();
         match matching.as_slice() {
             [one] => {
@@ -353,17 +413,16 @@ async fn discover(a: &Args) -> Result<Found, String> {
                     .insert(r.clone(), (url, endpoint.unwrap_or("").to_string()));
             }
             [] => {
-                return Err(format!(
-                    "no bucket's name holds {r:?} (buckets: {}): pass --store {r}=s3://BUCKET/PREFIX",
-                    buckets.join(", ")
-                ));
+                return Err(InitError::NoBucket {
+                    region: r.clone(),
+                    buckets: buckets.clone(),
+                });
             }
             many => {
-                let names: Vec<&str> = many.iter().map(|b| b.as_str()).collect();
-                return Err(format!(
-                    "several buckets' names hold {r:?} ({}): pass --store {r}=s3://BUCKET/PREFIX",
-                    names.join(", ")
-                ));
+                return Err(InitError::SeveralBuckets {
+                    region: r.clone(),
+                    buckets: many.iter().map(|b| b.to_string()).collect(),
+                });
             }
         }
     }
@@ -384,17 +443,21 @@ async fn discover(a: &Args) -> Result<Found, String> {
     Ok(f)
 }
 
-async fn list_buckets(region: &str, endpoint: Option<&str>) -> Result<Vec<String>, String> {
+async fn list_buckets(
+    region: &str,
+    endpoint: Option<&str>,
+) -> Result<Vec<String>, crate::store::ListBucketsError> {
+    const WAIT: u64 = 30;
     tokio::time::timeout(
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(WAIT),
         crate::store::list_buckets(region, endpoint),
     )
     .await
-    .map_err(|_| "no answer in 30 s".to_string())?
+    .map_err(|_| crate::store::ListBucketsError::TimedOut(WAIT))?
 }
 
 /// Contexts per region and the home context's namespaces.
-async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
+async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), InitError> {
     let path = match &a.kubeconfig {
         Some(p) => p.clone(),
         None => match std::env::var_os("KUBECONFIG").map(PathBuf::from) {
@@ -407,7 +470,7 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
     };
     if !path.exists() {
         if a.kubeconfig.is_some() {
-            return Err(format!("kubeconfig {} does not exist", path.display()));
+            return Err(InitError::NoKubeconfig(path));
         }
         f.notes.push(format!(
             "no kubeconfig at {}: no namespace targets",
@@ -415,8 +478,11 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
         ));
         return Ok(());
     }
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-        .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(&path).map_err(|e| InitError::Kubeconfig {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     let names: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
     choose_contexts(a, &path, &names, f)?;
     etcd_of_contexts(&path, f).await;
@@ -425,7 +491,12 @@ async fn kube(a: &Args, home: &str, f: &mut Found) -> Result<(), String> {
 
 /// The context of each region: as given, else the one whose name holds
 /// the region's (a note when several do and none begins the others).
-fn choose_contexts(a: &Args, path: &Path, names: &[String], f: &mut Found) -> Result<(), String> {
+fn choose_contexts(
+    a: &Args,
+    path: &Path,
+    names: &[String],
+    f: &mut Found,
+) -> Result<(), InitError> {
     for r in f.regions.clone() {
         let given = a
             .contexts
@@ -435,11 +506,11 @@ fn choose_contexts(a: &Args, path: &Path, names: &[String], f: &mut Found) -> Re
         let chosen = match given {
             Some(c) if names.contains(&c) => Some((c, "as given".to_string())),
             Some(c) => {
-                return Err(format!(
-                    "context {c:?} is not in {} (contexts: {})",
-                    path.display(),
-                    names.join(", ")
-                ));
+                return Err(InitError::UnknownContext {
+                    context: c,
+                    path: path.to_path_buf(),
+                    contexts: names.to_vec(),
+                });
             }
             None => {
                 let hits: Vec<&String> = names.iter().filter(|n| n.contains(r.as_str())).collect();
@@ -509,7 +580,7 @@ async fn etcd_of_contexts(path: &Path, f: &mut Found) {
 
 /// The namespaces to back up from the home region's context: as given
 /// (each must be there), else all but default and kube-*.
-async fn namespaces(a: &Args, home: &str, path: &Path, f: &mut Found) -> Result<(), String> {
+async fn namespaces(a: &Args, home: &str, path: &Path, f: &mut Found) -> Result<(), InitError> {
     let Some(context) = f.contexts.get(home).cloned() else {
         f.notes.push(format!(
             "no context of the home region {home} (--context {home}=NAME): no namespace targets"
@@ -529,10 +600,14 @@ async fn namespaces(a: &Args, home: &str, path: &Path, f: &mut Found) -> Result<
             return Ok(());
         }
     };
-    let listed = cluster
-        .get_json("/api/v1/namespaces")
-        .await
-        .map_err(|e| format!("cannot list the namespaces of {context}: {e}"))?;
+    let listed =
+        cluster
+            .get_json("/api/v1/namespaces")
+            .await
+            .map_err(|e| InitError::ListNamespaces {
+                context: context.clone(),
+                reason: e.to_string(),
+            })?;
     let all: Vec<String> = listed["items"]
         .as_array()
         .map(|items| {
@@ -544,10 +619,11 @@ async fn namespaces(a: &Args, home: &str, path: &Path, f: &mut Found) -> Result<
         .unwrap_or_default();
     for n in &a.namespaces {
         if !all.contains(n) {
-            return Err(format!(
-                "namespace {n:?} is not in context {context} (namespaces: {})",
-                all.join(", ")
-            ));
+            return Err(InitError::UnknownNamespace {
+                namespace: n.clone(),
+                context,
+                namespaces: all,
+            });
         }
     }
     f.namespaces = if a.namespaces.is_empty() {

@@ -197,12 +197,40 @@ pub enum ConfigCommand {
 }
 
 /// A duration argument (`--grace`, `--older-than`): 24h, 7d, 30m.
-pub(crate) fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_age(
+    s: &str,
+) -> Result<std::time::Duration, crate::config::duration::DurationError> {
     crate::config::duration::parse_bounded(
         s,
         std::time::Duration::ZERO,
         crate::config::duration::CENTURY,
     )
+}
+
+/// A `KEY=VALUE` argument that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not {form}")]
+pub(crate) struct NotAPair {
+    text: String,
+    form: &'static str,
+}
+
+/// Splits a `KEY=VALUE` argument (`form` names it in errors, e.g.
+/// `OLD=NEW`): the key is never empty, the value only if `empty_value`.
+pub(crate) fn split_pair(
+    s: &str,
+    form: &'static str,
+    empty_value: bool,
+) -> Result<(String, String), NotAPair> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && (empty_value || !v.is_empty()) => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(NotAPair {
+            text: s.to_string(),
+            form,
+        }),
+    }
 }
 
 /// Which regions and target a listing command looks at.
@@ -299,10 +327,22 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The dashboard's log file cannot be made or opened.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot {what} {} for the dashboard's log: {reason} (--log-file FILE picks another)",
+    .path.display()
+)]
+struct LogFileError {
+    what: &'static str,
+    path: PathBuf,
+    reason: String,
+}
+
 /// Logs go to stderr; the daemon logs what it does (info), as text or JSON
 /// lines; every other command only warnings. `DRTOOL_LOG` overrides the level.
 /// The dashboard logs (info) to a file, since it owns the terminal.
-fn init_logging(cli: &Cli) -> Result<(), String> {
+fn init_logging(cli: &Cli) -> Result<(), LogFileError> {
     let daemon = match &cli.command {
         Some(Command::Schedule(schedule::Command::Run(a))) => Some(a.log_format),
         _ => None,
@@ -310,22 +350,20 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
     if let Some(Command::Ui(a)) = &cli.command {
         let path = a.log_file.clone().unwrap_or_else(default_ui_log);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                format!(
-                    "cannot create {} for the dashboard's log: {e} (--log-file FILE picks another)",
-                    dir.display()
-                )
+            std::fs::create_dir_all(dir).map_err(|e| LogFileError {
+                what: "create",
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
             })?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| {
-                format!(
-                    "cannot open the dashboard's log {}: {e} (--log-file FILE picks another)",
-                    path.display()
-                )
+            .map_err(|e| LogFileError {
+                what: "open",
+                path: path.clone(),
+                reason: e.to_string(),
             })?;
         let filter =
             tracing_subscriber::EnvFilter::try_from_env("DRTOOL_LOG").unwrap_or_else(|_| {
@@ -684,4 +722,25 @@ pub fn print_json(value: &impl serde::Serialize) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_need_a_key_and_a_value_unless_told() {
+        let ok = |k: &str, v: &str| Ok((k.to_string(), v.to_string()));
+        assert_eq!(split_pair("a=b=c", "OLD=NEW", false), ok("a", "b=c"));
+        assert_eq!(split_pair("team=", "key=value", true), ok("team", ""));
+        for bad in ["team=", "=x", "x", ""] {
+            assert_eq!(
+                split_pair(bad, "OLD=NEW", false),
+                Err(NotAPair {
+                    text: bad.to_string(),
+                    form: "OLD=NEW",
+                })
+            );
+        }
+    }
 }

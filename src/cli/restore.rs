@@ -141,9 +141,6 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     Ok(ctx.report(&report))
 }
 
-fn parse_mapping(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
-        _ => Err(format!("{s:?} is not OLD=NEW")),
-    }
+fn parse_mapping(s: &str) -> Result<(String, String), super::NotAPair> {
+    super::split_pair(s, "OLD=NEW", false)
 }

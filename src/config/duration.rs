@@ -4,17 +4,36 @@
 
 use std::time::Duration;
 
-/// Parses `text` (`30s`, `5m`, `7d`) and checks it lies in `min..=max`; the
-/// error reads after the field's name: `"1000y" is out of range: ...`.
-pub fn parse_bounded(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| {
-        format!("{text:?} is not a duration ({e}): write e.g. \"30s\", \"5m\", \"6h\" or \"7d\"")
+/// Why a duration was refused; its message reads after the field's name:
+/// `object_lock.retain "1000y" is out of range: ...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{text:?} is not a duration ({reason}): write e.g. \"30s\", \"5m\", \"6h\" or \"7d\"")]
+    NotADuration { text: String, reason: String },
+    #[error("{text:?} is out of range: it must be {}", range_of(.min, .max))]
+    OutOfRange {
+        text: String,
+        min: Duration,
+        max: Duration,
+    },
+}
+
+fn range_of(min: &Duration, max: &Duration) -> String {
+    range_text(*min, *max)
+}
+
+/// Parses `text` (`30s`, `5m`, `7d`) and checks it lies in `min..=max`.
+pub fn parse_bounded(text: &str, min: Duration, max: Duration) -> Result<Duration, DurationError> {
+    let d = humantime::parse_duration(text).map_err(|e| DurationError::NotADuration {
+        text: text.to_string(),
+        reason: e.to_string(),
     })?;
     if d < min || d > max {
-        return Err(format!(
-            "{text:?} is out of range: it must be {}",
-            range_text(min, max)
-        ));
+        return Err(DurationError::OutOfRange {
+            text: text.to_string(),
+            min,
+            max,
+        });
     }
     Ok(d)
 }
@@ -50,10 +69,19 @@ mod tests {
             let got = parse_bounded(text, Duration::ZERO, CENTURY);
             assert!(got.is_err(), "{text}: {got:?}");
         }
+        let got = parse_bounded("0s", Duration::from_millis(1), DAY);
+        assert!(
+            matches!(&got, Err(DurationError::OutOfRange { min, max, .. }) if *min == Duration::from_millis(1) && *max == DAY),
+            "{got:?}"
+        );
         assert_eq!(
-            parse_bounded("0s", Duration::from_millis(1), DAY),
+            got.map_err(|e| e.to_string()),
             Err("\"0s\" is out of range: it must be between 1ms and 1day".to_string())
         );
+        assert!(matches!(
+            parse_bounded("soon", Duration::ZERO, DAY),
+            Err(DurationError::NotADuration { .. })
+        ));
         assert_eq!(
             parse_bounded("90m", Duration::ZERO, DAY),
             Ok(Duration::from_secs(5400))

@@ -11,36 +11,65 @@ use crate::engine::Engine;
 use crate::engine::faults::KindProbe;
 use crate::error::Error;
 
-/// Runs `check` once: `Ok(detail)` when it passes.
-pub async fn check(engine: &Engine, check: &ProbeCheck) -> Result<String, String> {
-    match check {
-        ProbeCheck::Http(p) => http(p).await,
-        ProbeCheck::Tcp(p) => tcp(p).await,
-        ProbeCheck::Exec(p) => exec(p).await,
-        ProbeCheck::EtcdKey(_) | ProbeCheck::Sql(_) | ProbeCheck::Kube(_) => {
-            let (target, region, probe) = kind_probe(check).ok_or("not a kind's probe")?;
-            engine
-                .probe_target(target, region, &probe)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
+/// Why a probe check did not pass; drills show it as the sample's detail.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    /// A kind-owned probe, in its kind's words.
+    #[error("{0}")]
+    Kind(#[from] Error),
+    #[error("connect {address}: {reason}")]
+    Connect { address: String, reason: String },
+    #[error("cannot run `{command}`: {reason}")]
+    Spawn { command: String, reason: String },
+    #[error("exit {code}, not {want}: {stderr}")]
+    Exit {
+        code: i32,
+        want: i32,
+        stderr: String,
+    },
+    #[error("no TLS roots: {0}")]
+    TlsRoots(String),
+    #[error("bad url {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("GET {url}: {reason}")]
+    Get { url: String, reason: String },
+    #[error("GET {url}: the body did not arrive")]
+    NoBody { url: String },
+    #[error("GET {url}: status {status}{}", not_wanted(.want))]
+    Status {
+        url: String,
+        status: u16,
+        want: Option<u16>,
+    },
+    #[error("GET {url}: status {status}, body lacks {want:?}")]
+    BodyLacks {
+        url: String,
+        status: u16,
+        want: String,
+    },
 }
 
-/// A kind-owned probe as its kind's home runs it, with its target and region.
-fn kind_probe(check: &ProbeCheck) -> Option<(&str, &str, KindProbe)> {
-    Some(match check {
+fn not_wanted(want: &Option<u16>) -> String {
+    want.map(|w| format!(", not {w}")).unwrap_or_default()
+}
+
+/// Runs `check` once: `Ok(detail)` when it passes.
+pub async fn check(engine: &Engine, check: &ProbeCheck) -> Result<String, ProbeFailure> {
+    let (target, region, probe) = match check {
+        ProbeCheck::Http(p) => return http(p).await,
+        ProbeCheck::Tcp(p) => return tcp(p).await,
+        ProbeCheck::Exec(p) => return exec(p).await,
         ProbeCheck::EtcdKey(p) => (
-            p.target.as_str(),
-            p.region.as_str(),
+            &p.target,
+            &p.region,
             KindProbe::EtcdKey {
                 key: p.key.clone(),
                 equals: p.equals.clone(),
             },
         ),
         ProbeCheck::Sql(p) => (
-            p.target.as_str(),
-            p.region.as_str(),
+            &p.target,
+            &p.region,
             KindProbe::Sql {
                 query: p.query.clone(),
                 expect: p.expect.clone(),
@@ -48,8 +77,8 @@ fn kind_probe(check: &ProbeCheck) -> Option<(&str, &str, KindProbe)> {
             },
         ),
         ProbeCheck::Kube(p) => (
-            p.target.as_str(),
-            p.region.as_str(),
+            &p.target,
+            &p.region,
             KindProbe::Kube {
                 resource: p.resource.clone(),
                 name: p.object.clone(),
@@ -57,66 +86,71 @@ fn kind_probe(check: &ProbeCheck) -> Option<(&str, &str, KindProbe)> {
                 ready: p.ready,
             },
         ),
-        ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => return None,
-    })
+    };
+    // A kind-owned probe runs through the engine and the target's home.
+    Ok(engine.probe_target(target, region, &probe).await?)
 }
 
-async fn tcp(p: &TcpProbe) -> Result<String, String> {
+async fn tcp(p: &TcpProbe) -> Result<String, ProbeFailure> {
     tokio::net::TcpStream::connect(&p.address)
         .await
         .map(|_| format!("connected to {}", p.address))
-        .map_err(|e| format!("connect {}: {e}", p.address))
+        .map_err(|e| ProbeFailure::Connect {
+            address: p.address.clone(),
+            reason: e.to_string(),
+        })
 }
 
-async fn exec(p: &ExecProbe) -> Result<String, String> {
+async fn exec(p: &ExecProbe) -> Result<String, ProbeFailure> {
     let out = tokio::process::Command::new("sh")
         .args(["-c", &p.command])
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| format!("cannot run `{}`: {e}", p.command))?;
+        .map_err(|e| ProbeFailure::Spawn {
+            command: p.command.clone(),
+            reason: e.to_string(),
+        })?;
     let want = p.expect_exit.unwrap_or(0);
     let code = out.status.code().unwrap_or(-1);
     if code == want {
         Ok(format!("exit {code}"))
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "exit {code}, not {want}: {}",
-            err.trim().chars().take(200).collect::<String>()
-        ))
+        Err(ProbeFailure::Exit {
+            code,
+            want,
+            stderr: err.trim().chars().take(200).collect(),
+        })
     }
 }
 
-/// The HTTP client probes share (HTTPS through the system's roots).
-fn client() -> Result<
-    hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        http_body_util::Empty<bytes::Bytes>,
-    >,
-    String,
+/// An HTTPS (or HTTP) connector through the system's roots.
+fn connector() -> Result<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    ProbeFailure,
 > {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
-        .map_err(|e| format!("no TLS roots: {e}"))?
+        .map_err(|e| ProbeFailure::TlsRoots(e.to_string()))?
         .https_or_http()
         .enable_http1()
-        .build();
-    Ok(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https),
-    )
+        .build())
 }
 
-async fn http(p: &HttpProbe) -> Result<String, String> {
-    let uri: http::Uri = p
-        .url
-        .parse()
-        .map_err(|e| format!("bad url {}: {e}", p.url))?;
-    let resp = client()?
-        .get(uri)
-        .await
-        .map_err(|e| format!("GET {}: {e}", p.url))?;
+async fn http(p: &HttpProbe) -> Result<String, ProbeFailure> {
+    let get = |e: &dyn std::fmt::Display| ProbeFailure::Get {
+        url: p.url.clone(),
+        reason: e.to_string(),
+    };
+    let uri: http::Uri = p.url.parse().map_err(|e| ProbeFailure::BadUrl {
+        url: p.url.clone(),
+        reason: format!("{e}"),
+    })?;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector()?);
+    let resp = client.get(uri).await.map_err(|e| get(&e))?;
     let status = resp.status().as_u16();
     let status_ok = match p.status {
         Some(want) => status == want,
@@ -125,24 +159,25 @@ async fn http(p: &HttpProbe) -> Result<String, String> {
     // Bodies are read up to 1 MiB: a probe is not a download.
     let body = tokio::time::timeout(Duration::from_secs(30), resp.into_body().collect())
         .await
-        .map_err(|_| format!("GET {}: the body did not arrive", p.url))?
-        .map_err(|e| format!("GET {}: {e}", p.url))?
+        .map_err(|_| ProbeFailure::NoBody { url: p.url.clone() })?
+        .map_err(|e| get(&e))?
         .to_bytes();
     let text = String::from_utf8_lossy(&body[..body.len().min(1 << 20)]);
     if !status_ok {
-        return Err(format!(
-            "GET {}: status {status}{}",
-            p.url,
-            p.status.map(|w| format!(", not {w}")).unwrap_or_default()
-        ));
+        return Err(ProbeFailure::Status {
+            url: p.url.clone(),
+            status,
+            want: p.status,
+        });
     }
     if let Some(want) = &p.body_contains
         && !text.contains(want.as_str())
     {
-        return Err(format!(
-            "GET {}: status {status}, body lacks {want:?}",
-            p.url
-        ));
+        return Err(ProbeFailure::BodyLacks {
+            url: p.url.clone(),
+            status,
+            want: want.clone(),
+        });
     }
     Ok(format!("GET {}: {status}", p.url))
 }
@@ -177,14 +212,30 @@ pub async fn run_command(command: &str, expect: i32, timeout: Duration) -> Resul
     }
 }
 
+/// Why a webhook was not told.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("no TLS roots: {0}")]
+    TlsRoots(String),
+    #[error("bad webhook request: {0}")]
+    Request(String),
+    #[error("webhook {url} did not answer within 10 s")]
+    NoAnswer { url: String },
+    #[error("webhook {url}: {reason}")]
+    Failed { url: String, reason: String },
+    #[error("webhook {url} answered {status}")]
+    Status {
+        url: String,
+        status: http::StatusCode,
+    },
+}
+
 /// POSTs a JSON document (a drill's start and end, to its webhook).
-pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(), String> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| format!("no TLS roots: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
+pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(), PostError> {
+    let https = connector().map_err(|e| match e {
+        ProbeFailure::TlsRoots(why) => PostError::TlsRoots(why),
+        other => PostError::Request(other.to_string()),
+    })?;
     let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(https);
@@ -193,14 +244,22 @@ pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(), String
         .body(http_body_util::Full::new(bytes::Bytes::from(
             body.to_string(),
         )))
-        .map_err(|e| format!("bad webhook request: {e}"))?;
+        .map_err(|e| PostError::Request(e.to_string()))?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
-        .map_err(|_| format!("webhook {url} did not answer within 10 s"))?
-        .map_err(|e| format!("webhook {url}: {e}"))?;
+        .map_err(|_| PostError::NoAnswer {
+            url: url.to_string(),
+        })?
+        .map_err(|e| PostError::Failed {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(format!("webhook {url} answered {}", resp.status()))
+        Err(PostError::Status {
+            url: url.to_string(),
+            status: resp.status(),
+        })
     }
 }

@@ -44,7 +44,30 @@ const WIND_DOWN: Duration = Duration::from_secs(300);
 pub trait Operator: Send + Sync {
     /// Returns once the operator has done what `instruction` says; an error
     /// (with the reason) when they refuse or cannot be asked.
-    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), String>;
+    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), NotConfirmed>;
+}
+
+/// Why a manual step was not confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotConfirmed {
+    #[error(
+        "manual step {step} needs an operator: run on a terminal, or with --yes to confirm it at once"
+    )]
+    NoOperator { step: String },
+    /// The terminal or dashboard that would ask went away.
+    #[error("manual step {step}: {reason}")]
+    OperatorGone { step: String, reason: String },
+    #[error("the operator aborted at {step}")]
+    Aborted { step: String },
+    #[error("the drill was aborted at {step}")]
+    DrillAborted { step: String },
+}
+
+/// The steady state's `before` probes did not all hold after recovery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the steady state did not come back after recovery: {detail}")]
+pub struct SteadyStateLost {
+    pub detail: String,
 }
 
 /// An operator who confirms everything at once (`--yes`).
@@ -52,7 +75,7 @@ pub struct Unattended;
 
 #[async_trait]
 impl Operator for Unattended {
-    async fn confirm(&self, _step: &str, _instruction: &str) -> Result<(), String> {
+    async fn confirm(&self, _step: &str, _instruction: &str) -> Result<(), NotConfirmed> {
         Ok(())
     }
 }
@@ -443,7 +466,7 @@ impl<'d> Ctx<'d> {
             && let Err(e) = self.steady_state_after().await
         {
             out.failed = true;
-            self.with(|r| r.errors.push(e));
+            self.with(|r| r.errors.push(e.to_string()));
         }
         out
     }
@@ -509,7 +532,7 @@ impl<'d> Ctx<'d> {
     /// After recovery, the hypothesis again: every `before` probe, moved to
     /// the region the drill last restored its target into, must meet its
     /// threshold once more.
-    async fn steady_state_after(&self) -> Result<(), String> {
+    async fn steady_state_after(&self) -> Result<(), SteadyStateLost> {
         let before = self.probes_of(Phase::Before);
         if before.is_empty() {
             self.with(|r| {
@@ -556,9 +579,7 @@ impl<'d> Ctx<'d> {
         if ok {
             Ok(())
         } else {
-            Err(format!(
-                "the steady state did not come back after recovery: {detail}"
-            ))
+            Err(SteadyStateLost { detail })
         }
     }
 
@@ -580,7 +601,7 @@ impl<'d> Ctx<'d> {
                 }
                 Ok(Err(e)) => {
                     streak = 0;
-                    e
+                    e.to_string()
                 }
                 Err(_) => {
                     streak = 0;
@@ -615,7 +636,7 @@ impl Ctx<'_> {
                 None
             }
             Err(e) => {
-                self.note("notify", e.clone());
+                self.note("notify", e.to_string());
                 Some(format!("notify: {e}"))
             }
         }
@@ -1101,7 +1122,7 @@ impl Ctx<'_> {
                 self.operator
                     .confirm(&step.name, &m.instruction)
                     .await
-                    .map_err(Error::NotConfirmed)?;
+                    .map_err(|e| Error::NotConfirmed(e.to_string()))?;
                 Ok("confirmed by the operator".into())
             }
             Action::Exec(e) => {
@@ -1904,7 +1925,7 @@ impl ProbeLoop {
             };
             let (ok, detail) = match checked {
                 Ok(Ok(d)) => (true, d),
-                Ok(Err(e)) => (false, e),
+                Ok(Err(e)) => (false, e.to_string()),
                 Err(_) => (
                     false,
                     format!(

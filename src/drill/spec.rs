@@ -1253,30 +1253,9 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
         Some(t) => c.duration(t, "timeout", TIMEOUTS)?,
         None => PROBE_TIMEOUT,
     };
-    let success_threshold = match threshold {
-        Some(t) if t.value == 0 => {
-            return Err(c.err(Loc::from(&t), "success_threshold must be at least 1"));
-        }
-        Some(t) if t.value > MAX_THRESHOLD => {
-            return Err(c.err(
-                Loc::from(&t),
-                format!("success_threshold {} is over {MAX_THRESHOLD}", t.value),
-            ));
-        }
-        Some(t) => t.value,
-        None => 1,
-    };
+    let success_threshold = threshold_in_range(c, threshold.as_ref(), "success_threshold")?;
     let failure_threshold = match (failure_threshold, phase.value) {
-        (Some(t), _) if t.value == 0 => {
-            return Err(c.err(Loc::from(&t), "failure_threshold must be at least 1"));
-        }
-        (Some(t), _) if t.value > MAX_THRESHOLD => {
-            return Err(c.err(
-                Loc::from(&t),
-                format!("failure_threshold {} is over {MAX_THRESHOLD}", t.value),
-            ));
-        }
-        (Some(t), Phase::Guard) => t.value,
+        (Some(t), Phase::Guard) => threshold_in_range(c, Some(&t), "failure_threshold")?,
         (Some(t), other) => {
             return Err(c.err(
                 Loc::from(&t),
@@ -1298,6 +1277,23 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
         failure_threshold,
         check,
     })
+}
+
+/// A probe's threshold: 1 when not given, else between 1 and `MAX_THRESHOLD`.
+fn threshold_in_range(
+    c: &Checker,
+    t: Option<&Spanned<u32>>,
+    field: &str,
+) -> Result<u32, DrillFileError> {
+    match t {
+        None => Ok(1),
+        Some(t) if t.value == 0 => Err(c.err(Loc::from(t), format!("{field} must be at least 1"))),
+        Some(t) if t.value > MAX_THRESHOLD => Err(c.err(
+            Loc::from(t),
+            format!("{field} {} is over {MAX_THRESHOLD}", t.value),
+        )),
+        Some(t) => Ok(t.value),
+    }
 }
 
 /// What every probe has next to its kind's fields.

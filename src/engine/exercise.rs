@@ -8,7 +8,7 @@
 
 use super::events::JobSpec;
 use super::faults::{CanaryMark, KindFault, KindProbe};
-use super::kind::KindPlan;
+use super::kind::{Drills, KindPlan, not_for_kind};
 use super::report::Operation;
 use super::restore::RestorePlan;
 use super::root::Engine;
@@ -39,6 +39,14 @@ impl Engine {
         Ok(t)
     }
 
+    /// The drill side of a target's kind; refused, naming the kind, when it
+    /// has none (`what`: what was asked of it).
+    fn drills_of(&self, t: &Target, what: &str) -> Result<&dyn Drills, Error> {
+        let kind = self.kinds().get(t.spec.kind())?;
+        kind.drills()
+            .ok_or_else(|| not_for_kind(kind.name(), &t.name, what))
+    }
+
     /// Injects a fault through the target's kind; says what was done.
     pub async fn inject_fault(
         &self,
@@ -47,7 +55,7 @@ impl Engine {
         fault: &KindFault,
     ) -> Result<String, Error> {
         let t = self.drill_target(target, region)?;
-        let kind = self.kind_of(t)?;
+        let kind = self.drills_of(t, fault.name())?;
         let job = self.job(JobSpec::new(Operation::Fault).target(target).region(region));
         let done = kind.fault(t, region, fault, &job).await;
         job.settle(done, |m| m.clone())
@@ -61,7 +69,9 @@ impl Engine {
         probe: &KindProbe,
     ) -> Result<String, Error> {
         let t = self.drill_target(target, region)?;
-        self.kind_of(t)?.probe(t, region, probe).await
+        self.drills_of(t, &format!("{} probe", probe.name()))?
+            .probe(t, region, probe)
+            .await
     }
 
     pub async fn canary_write(
@@ -72,7 +82,9 @@ impl Engine {
         mark: CanaryMark,
     ) -> Result<(), Error> {
         let t = self.drill_target(target, region)?;
-        self.kind_of(t)?.canary_write(t, region, run, mark).await
+        self.drills_of(t, "canary")?
+            .canary_write(t, region, run, mark)
+            .await
     }
 
     pub async fn canary_read(
@@ -82,13 +94,17 @@ impl Engine {
         run: &str,
     ) -> Result<Vec<CanaryMark>, Error> {
         let t = self.drill_target(target, region)?;
-        self.kind_of(t)?.canary_read(t, region, run).await
+        self.drills_of(t, "canary")?
+            .canary_read(t, region, run)
+            .await
     }
 
     /// Removes a run's canary data; how many markers were removed.
     pub async fn canary_clear(&self, target: &str, region: &str, run: &str) -> Result<u64, Error> {
         let t = self.drill_target(target, region)?;
-        self.kind_of(t)?.canary_clear(t, region, run).await
+        self.drills_of(t, "canary")?
+            .canary_clear(t, region, run)
+            .await
     }
 
     /// Stores one file of a drill run's report in a region's store.
@@ -127,7 +143,10 @@ impl Engine {
             destructive: plan.destructive,
             verified: plan.verified,
         };
-        let undone = kind.undo(&kind_plan, &job).await;
+        let undone = match kind.drills() {
+            Some(d) => d.undo(&kind_plan, &job).await,
+            None => Ok("nothing to undo".into()),
+        };
         job.settle(undone, |m| m.clone())
     }
 }

@@ -73,6 +73,17 @@ pub enum KindProbe {
     },
 }
 
+impl KindProbe {
+    /// As drill files name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KindProbe::EtcdKey { .. } => "etcd_key",
+            KindProbe::Sql { .. } => "sql",
+            KindProbe::Kube { .. } => "kube",
+        }
+    }
+}
+
 /// One canary marker: a sequence number and when it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CanaryMark {

@@ -2,8 +2,11 @@
 //!
 //! Each kind (etcd, namespace, RDS) lives in one folder under `source/` and
 //! implements [`TargetKind`]: take a backup into a byte channel, plan a restore
-//! (gather facts, then decide purely), apply a plan, copy / verify / delete the
-//! artefacts it keeps outside the bucket, and check that its endpoints answer.
+//! (gather facts, then decide purely), apply a plan, and check that its
+//! endpoints answer. What only some kinds have are capabilities a kind hands
+//! out when it has them: [`Drills`] (faults, probes, canaries), [`Artefacts`]
+//! (copy / verify / delete what it keeps outside the bucket) and
+//! [`ScratchRestores`] (places for restore tests).
 //! The engine's generic code only calls this trait: it never matches on kinds.
 //! Sources depend on this module; the engine depends on no source, it is handed
 //! a [`Registry`] (see `source::registry`).
@@ -173,42 +176,6 @@ pub trait TargetKind: Send + Sync {
         job: &Job,
     ) -> Result<Applied, Error>;
 
-    /// Copies the point's artefacts outside the bucket from region `from` to
-    /// `to`; returns the manifest with the copy recorded.
-    async fn copy_external(
-        &self,
-        _target: &Target,
-        manifest: &Manifest,
-        _from: &str,
-        _to: &str,
-        _job: &Job,
-    ) -> Result<Manifest, Error> {
-        Ok(manifest.clone())
-    }
-
-    /// Checks the point's artefacts outside the bucket in `region`; a message
-    /// when there were any.
-    async fn verify_external(
-        &self,
-        _target: Option<&Target>,
-        _manifest: &Manifest,
-        _region: &str,
-        _job: &Job,
-    ) -> Result<Option<String>, Error> {
-        Ok(None)
-    }
-
-    /// Deletes the point's artefacts outside the bucket in `region`; says what
-    /// was deleted.
-    async fn delete_external(
-        &self,
-        _target: Option<&Target>,
-        _manifest: &Manifest,
-        _region: &str,
-    ) -> Result<Vec<String>, Error> {
-        Ok(Vec::new())
-    }
-
     /// Whether the target's endpoints answer, per region.
     async fn reachability(&self, target: &Target) -> Vec<Reachability>;
 
@@ -218,6 +185,27 @@ pub trait TargetKind: Send + Sync {
         None
     }
 
+    /// Drill faults, probes, canaries and undoing a drill's restore, if
+    /// the kind has them.
+    fn drills(&self) -> Option<&dyn Drills> {
+        None
+    }
+
+    /// Artefacts kept outside the bucket (RDS snapshots), if the kind keeps any.
+    fn artefacts(&self) -> Option<&dyn Artefacts> {
+        None
+    }
+
+    /// Scratch places for restore tests, if the kind can make them.
+    fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        None
+    }
+}
+
+/// What a kind does for failover drills. Its defaults refuse, naming the
+/// kind: a kind implements what it has.
+#[async_trait]
+pub trait Drills: TargetKind {
     /// Injects a drill's fault into `target` in `region`; says what was done.
     async fn fault(
         &self,
@@ -237,12 +225,11 @@ pub trait TargetKind: Send + Sync {
         _region: &str,
         probe: &KindProbe,
     ) -> Result<String, Error> {
-        let what = match probe {
-            KindProbe::EtcdKey { .. } => "etcd_key probe",
-            KindProbe::Sql { .. } => "sql probe",
-            KindProbe::Kube { .. } => "kube probe",
-        };
-        Err(not_for_kind(self.name(), &target.name, what))
+        Err(not_for_kind(
+            self.name(),
+            &target.name,
+            &format!("{} probe", probe.name()),
+        ))
     }
 
     /// Writes one canary marker of drill run `run` into the target in `region`.
@@ -275,19 +262,112 @@ pub trait TargetKind: Send + Sync {
     async fn undo(&self, _plan: &KindPlan, _job: &Job) -> Result<String, Error> {
         Ok("nothing to undo".into())
     }
+}
 
+/// Artefacts a kind keeps outside the bucket for a point (RDS snapshots). A
+/// kind without them has none to copy, verify or delete.
+#[async_trait]
+pub trait Artefacts: TargetKind {
+    /// Copies the point's artefacts outside the bucket from region `from` to
+    /// `to`; returns the manifest with the copy recorded.
+    async fn copy_external(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+        from: &str,
+        to: &str,
+        job: &Job,
+    ) -> Result<Manifest, Error>;
+
+    /// Checks the point's artefacts outside the bucket in `region`; a message
+    /// when there were any.
+    async fn verify_external(
+        &self,
+        target: Option<&Target>,
+        manifest: &Manifest,
+        region: &str,
+        job: &Job,
+    ) -> Result<Option<String>, Error>;
+
+    /// Deletes the point's artefacts outside the bucket in `region`; says what
+    /// was deleted.
+    async fn delete_external(
+        &self,
+        target: Option<&Target>,
+        manifest: &Manifest,
+        region: &str,
+    ) -> Result<Vec<String>, Error>;
+}
+
+/// Scratch places a kind restores into for restore tests.
+#[async_trait]
+pub trait ScratchRestores: TargetKind {
     /// A scratch place to restore a point of `target` into, for a restore
     /// test of its copy in `region` (an etcd on free ports, a scratch
     /// namespace or database in that region where the target has one there,
     /// else in its home); none when the kind cannot restore this point cheaply.
     async fn scratch(
         &self,
-        _target: &Target,
-        _region: &str,
-        _manifest: &Manifest,
-        _job: &Job,
+        target: &Target,
+        region: &str,
+        manifest: &Manifest,
+        job: &Job,
+    ) -> Result<Option<Scratch>, Error>;
+}
+
+/// The capabilities as the engine calls them: a kind without one does
+/// nothing there (no artefacts to copy, verify or delete; no scratch place).
+impl dyn TargetKind {
+    pub async fn copy_external(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+        from: &str,
+        to: &str,
+        job: &Job,
+    ) -> Result<Manifest, Error> {
+        match self.artefacts() {
+            Some(a) => a.copy_external(target, manifest, from, to, job).await,
+            None => Ok(manifest.clone()),
+        }
+    }
+
+    pub async fn verify_external(
+        &self,
+        target: Option<&Target>,
+        manifest: &Manifest,
+        region: &str,
+        job: &Job,
+    ) -> Result<Option<String>, Error> {
+        match self.artefacts() {
+            Some(a) => a.verify_external(target, manifest, region, job).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete_external(
+        &self,
+        target: Option<&Target>,
+        manifest: &Manifest,
+        region: &str,
+    ) -> Result<Vec<String>, Error> {
+        match self.artefacts() {
+            Some(a) => a.delete_external(target, manifest, region).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn scratch(
+        &self,
+        target: &Target,
+        region: &str,
+        manifest: &Manifest,
+        job: &Job,
     ) -> Result<Option<Scratch>, Error> {
-        Ok(None)
+        match self.scratch_restores() {
+            Some(s) => s.scratch(target, region, manifest, job).await,
+            None => Ok(None),
+        }
     }
 }
 

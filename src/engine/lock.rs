@@ -68,13 +68,24 @@ pub fn decide_take(found: Found, written: bool, owner: &str, now: DateTime<Utc>)
     }
 }
 
-/// Whether releasing removes the lock: only ours; someone else's and one
-/// that cannot be read are left where they are.
-pub fn decide_release(found: &Found, owner: &str) -> Result<bool, String> {
+/// What releasing does with a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Ours: remove it.
+    Remove,
+    /// Someone else's, or gone: leave it.
+    Leave,
+    /// Not readable (why): left where it is, and said.
+    Unreadable(String),
+}
+
+/// Releasing removes only our own lock; someone else's and one that cannot
+/// be read are left where they are.
+pub fn decide_release(found: &Found, owner: &str) -> Release {
     match found {
-        Found::Held(l) => Ok(l.owner == owner),
-        Found::Absent => Ok(false),
-        Found::Unreadable(why) => Err(why.clone()),
+        Found::Held(l) if l.owner == owner => Release::Remove,
+        Found::Held(_) | Found::Absent => Release::Leave,
+        Found::Unreadable(why) => Release::Unreadable(why.clone()),
     }
 }
 
@@ -211,9 +222,9 @@ impl Engine {
         let key = rs.layout.lock_key(name);
         let found = read_lock(&rs.store, &key).await?;
         match decide_release(&found, owner) {
-            Ok(true) => Ok(rs.store.delete(&key).await?),
-            Ok(false) => Ok(()),
-            Err(why) => Err(Error::failed(format!(
+            Release::Remove => Ok(rs.store.delete(&key).await?),
+            Release::Leave => Ok(()),
+            Release::Unreadable(why) => Err(Error::failed(format!(
                 "lock {key} in {region} cannot be read ({why}): it was left in place; \
                  if no run holds it, remove it with `drtool gc --region {region} --force-unlock {name}`"
             ))),
@@ -269,7 +280,19 @@ async fn read<T: DeserializeOwned>(
     key: &str,
 ) -> Result<Option<T>, Error> {
     match store.get(key).await {
-        Ok(body) => Ok(serde_json::from_slice(&body).ok()),
+        Ok(body) => match serde_json::from_slice(&body) {
+            Ok(v) => Ok(Some(v)),
+            // A schedule's state is a cache of what runs did: read as absent,
+            // a run goes ahead (never skipped on its account) and rewrites
+            // it. Said, so a damaged object is not silently papered over.
+            Err(e) => {
+                tracing::warn!(
+                    key,
+                    "schedule state unreadable ({e}): read as absent; the next run rewrites it"
+                );
+                Ok(None)
+            }
+        },
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -333,12 +356,12 @@ mod tests {
     fn releasing_removes_only_our_own_readable_lock() {
         let until = Utc::now();
         let cases = [
-            (Found::Held(lock("me", until)), Ok(true)),
-            (Found::Held(lock("you", until)), Ok(false)),
-            (Found::Absent, Ok(false)),
+            (Found::Held(lock("me", until)), Release::Remove),
+            (Found::Held(lock("you", until)), Release::Leave),
+            (Found::Absent, Release::Leave),
             (
                 Found::Unreadable("garbage".into()),
-                Err("garbage".to_string()),
+                Release::Unreadable("garbage".into()),
             ),
         ];
         for (found, want) in cases {

@@ -25,16 +25,21 @@ pub enum Existing {
     Fail,
 }
 
+/// A policy name that is not one of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is not one of skip, overwrite, update, fail")]
+pub struct UnknownExisting;
+
 impl std::str::FromStr for Existing {
-    type Err = String;
+    type Err = UnknownExisting;
 
     /// `skip`, `overwrite` (or `update`, as namespaces say it), `fail`.
-    fn from_str(s: &str) -> Result<Existing, String> {
+    fn from_str(s: &str) -> Result<Existing, UnknownExisting> {
         match s {
             "skip" => Ok(Existing::Skip),
             "overwrite" | "update" => Ok(Existing::Overwrite),
             "fail" => Ok(Existing::Fail),
-            _ => Err("is not one of skip, overwrite, update, fail".into()),
+            _ => Err(UnknownExisting),
         }
     }
 }

@@ -181,7 +181,17 @@ pub fn decide_prune(
         }
     }
     for (r, candidates) in groups.values() {
-        let tz: Tz = r.timezone.parse().unwrap_or(Tz::UTC);
+        // A zone this build does not know (a newer drtool's tz database, or
+        // an edited manifest) would move the calendar buckets: keep instead.
+        let Ok(tz) = r.timezone.parse::<Tz>() else {
+            for c in candidates {
+                reasons.entry(c.id.clone()).or_default().push(format!(
+                    "{}: its retention's time zone {:?} is not known to this drtool: kept until `drtool points retain` gives it a known one",
+                    r.policy, r.timezone
+                ));
+            }
+            continue;
+        };
         let policy = Policy::from(&r.rules);
         for d in retention::decide(candidates, &policy, tz) {
             let entry = reasons.entry(d.id.clone()).or_default();
@@ -661,6 +671,30 @@ mod tests {
             items[2].reasons.iter().any(|r| r.starts_with("minutely: ")),
             "{:?}",
             items[2]
+        );
+    }
+
+    #[test]
+    fn a_retention_in_an_unknown_time_zone_keeps_its_points() {
+        // Read as UTC, its calendar buckets would move: nothing is removed.
+        let points: Vec<PointFacts> = (0..4)
+            .map(|h| {
+                let mut r = made_under("nightly", 1);
+                if let Some(r) = r.as_mut() {
+                    r.timezone = "Mars/Olympus_Mons".into();
+                }
+                point(h, r)
+            })
+            .collect();
+        let items = decide_prune(&points, &BTreeMap::new(), &BTreeMap::new(), at(10));
+        assert!(
+            items.iter().all(|i| i.action == PruneAction::Keep),
+            "{items:?}"
+        );
+        assert!(
+            items[3].reasons[0].contains("\"Mars/Olympus_Mons\" is not known"),
+            "{:?}",
+            items[3]
         );
     }
 

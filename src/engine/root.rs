@@ -15,7 +15,7 @@ use super::events::{EventBus, Job, JobEvent, JobSpec};
 use super::kind::{Registry, TargetKind};
 use crate::archive::Manifest;
 use crate::archive::pipeline::{Identities, WriteOptions};
-use crate::archive::signing::{self, ManifestSigner, SignatureCheck, TrustedKey};
+use crate::archive::signing::{self, KeyError, ManifestSigner, SignatureCheck, TrustedKey};
 use crate::catalog::RegionStore;
 use crate::config::{Config, KeySource, Region, Target};
 use crate::error::{Error, SourceError};
@@ -55,7 +55,7 @@ pub struct Scope {
 struct Signing {
     /// The key new manifests are signed with; an error says why it cannot be
     /// used (only a backup needs it).
-    signer: Option<Result<Arc<ManifestSigner>, String>>,
+    signer: Option<Result<Arc<ManifestSigner>, KeyError>>,
     /// Keys whose signatures are trusted: the verify keys and the signer's own.
     trusted: Vec<TrustedKey>,
     /// Whether every point must be signed by a trusted key (verify keys set).
@@ -81,9 +81,9 @@ impl Signing {
                 KeySource::File(path) => ManifestSigner::from_file(path),
                 KeySource::Env(var) => match std::env::var(var) {
                     Ok(pem) => ManifestSigner::from_pem(&pem, &format!("${var}")),
-                    Err(_) => Err(format!(
-                        "signing.key_env names {var}, which is not set: export it with the PEM text of the signing key"
-                    )),
+                    Err(_) => Err(KeyError::EnvNotSet {
+                        var: var.to_string(),
+                    }),
                 },
             };
             loaded.map(Arc::new)

@@ -27,7 +27,8 @@ struct Case {
     skipped: bool,
 }
 
-pub fn render(r: &DrillReport) -> String {
+/// One case per objective, step and cleanup action, in that order.
+fn cases(r: &DrillReport) -> Vec<Case> {
     let mut cases = Vec::new();
     let objective = |name: &str, got: Option<u64>, limit: u64| Case {
         name: name.to_string(),
@@ -79,6 +80,11 @@ pub fn render(r: &DrillReport) -> String {
             skipped: false,
         });
     }
+    cases
+}
+
+pub fn render(r: &DrillReport) -> String {
+    let cases = cases(r);
     let failures = cases.iter().filter(|c| c.failure.is_some()).count();
     let skipped = cases.iter().filter(|c| c.skipped).count();
     let mut out = String::new();

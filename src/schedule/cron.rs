@@ -54,8 +54,39 @@ fn alias(line: &str) -> Option<&'static str> {
     })
 }
 
+/// What is wrong with one field of a crontab line (`name` is the field's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("{name} {value:?} is not a number{names}")]
+    NotANumber {
+        name: &'static str,
+        value: String,
+        /// The names the field takes besides numbers, said after it.
+        names: &'static str,
+    },
+    #[error("{name} {n} is out of range {lo}-{hi}")]
+    OutOfRange {
+        name: &'static str,
+        n: u32,
+        lo: u32,
+        hi: u32,
+    },
+    #[error("{name} step {step:?} in {item:?} is not a number above 0")]
+    BadStep {
+        name: &'static str,
+        step: String,
+        item: String,
+    },
+    #[error("{name} {item:?}: a step needs a range (`*/n` or `a-b/n`); `a/n` is not crontab")]
+    StepWithoutRange { name: &'static str, item: String },
+    #[error("{name} has an empty item in {text:?}")]
+    EmptyItem { name: &'static str, text: String },
+    #[error("{name} range {range:?} runs backwards")]
+    Backwards { name: &'static str, range: String },
+}
+
 /// One value of a field: a number in range, or a month or weekday name.
-fn value(field: usize, v: &str) -> Result<u32, String> {
+fn value(field: usize, v: &str) -> Result<u32, FieldError> {
     let (name, lo, hi) = FIELDS[field];
     let upper = v.to_ascii_uppercase();
     let named = match field {
@@ -68,25 +99,24 @@ fn value(field: usize, v: &str) -> Result<u32, String> {
     };
     let n = match named {
         Some(n) => n,
-        None => v.parse::<u32>().map_err(|_| {
-            format!(
-                "{name} {v:?} is not a number{}",
-                match field {
-                    3 => " or a month name (JAN-DEC)",
-                    4 => " or a weekday name (SUN-SAT)",
-                    _ => "",
-                }
-            )
+        None => v.parse::<u32>().map_err(|_| FieldError::NotANumber {
+            name,
+            value: v.to_string(),
+            names: match field {
+                3 => " or a month name (JAN-DEC)",
+                4 => " or a weekday name (SUN-SAT)",
+                _ => "",
+            },
         })?,
     };
     if n < lo || n > hi {
-        return Err(format!("{name} {n} is out of range {lo}-{hi}"));
+        return Err(FieldError::OutOfRange { name, n, lo, hi });
     }
     Ok(n)
 }
 
 /// Checks one field: `*`, `*/n`, `a`, `a-b`, `a-b/n`, or a comma list of them.
-fn check_field(field: usize, text: &str) -> Result<(), String> {
+fn check_field(field: usize, text: &str) -> Result<(), FieldError> {
     let name = FIELDS[field].0;
     for item in text.split(',') {
         let (range, step) = match item.split_once('/') {
@@ -96,24 +126,35 @@ fn check_field(field: usize, text: &str) -> Result<(), String> {
         if let Some(s) = step {
             let ok = s.parse::<u32>().is_ok_and(|n| n > 0);
             if !ok {
-                return Err(format!(
-                    "{name} step {s:?} in {item:?} is not a number above 0"
-                ));
+                return Err(FieldError::BadStep {
+                    name,
+                    step: s.to_string(),
+                    item: item.to_string(),
+                });
             }
             if range != "*" && !range.contains('-') {
-                return Err(format!(
-                    "{name} {item:?}: a step needs a range (`*/n` or `a-b/n`); `a/n` is not crontab"
-                ));
+                return Err(FieldError::StepWithoutRange {
+                    name,
+                    item: item.to_string(),
+                });
             }
         }
         match range {
             "*" => {}
-            "" => return Err(format!("{name} has an empty item in {text:?}")),
+            "" => {
+                return Err(FieldError::EmptyItem {
+                    name,
+                    text: text.to_string(),
+                });
+            }
             r => match r.split_once('-') {
                 Some((a, b)) => {
                     let (a, b) = (value(field, a)?, value(field, b)?);
                     if a > b {
-                        return Err(format!("{name} range {r:?} runs backwards"));
+                        return Err(FieldError::Backwards {
+                            name,
+                            range: r.to_string(),
+                        });
                     }
                 }
                 None => {
@@ -310,6 +351,69 @@ mod tests {
     fn cron(s: &str) -> Cron {
         s.parse()
             .unwrap_or_else(|e: CronError| panic!("{s}: {}", e.message))
+    }
+
+    #[test]
+    fn each_bad_field_says_which_rule_it_broke() {
+        use FieldError::*;
+        let s = str::to_string;
+        let cases = [
+            (
+                0,
+                "60",
+                OutOfRange {
+                    name: "minute",
+                    n: 60,
+                    lo: 0,
+                    hi: 59,
+                },
+            ),
+            (
+                3,
+                "FOO",
+                NotANumber {
+                    name: "month",
+                    value: s("FOO"),
+                    names: " or a month name (JAN-DEC)",
+                },
+            ),
+            (
+                1,
+                "*/0",
+                BadStep {
+                    name: "hour",
+                    step: s("0"),
+                    item: s("*/0"),
+                },
+            ),
+            (
+                1,
+                "5/2",
+                StepWithoutRange {
+                    name: "hour",
+                    item: s("5/2"),
+                },
+            ),
+            (
+                2,
+                "1,,2",
+                EmptyItem {
+                    name: "day of month",
+                    text: s("1,,2"),
+                },
+            ),
+            (
+                4,
+                "FRI-MON",
+                Backwards {
+                    name: "day of week",
+                    range: s("FRI-MON"),
+                },
+            ),
+        ];
+        for (field, text, want) in cases {
+            assert_eq!(check_field(field, text), Err(want), "{text}");
+        }
     }
 
     fn next(line: &str, from: &str, tz: Tz, n: usize) -> Vec<String> {

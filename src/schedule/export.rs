@@ -143,11 +143,14 @@ pub fn cron_job(s: &Schedule, o: &ExportOptions) -> Value {
 }
 
 /// Every schedule's CronJob as one multi-document YAML text.
-pub fn yaml(schedules: &[Schedule], o: &ExportOptions) -> Result<String, String> {
+pub fn yaml(
+    schedules: &[Schedule],
+    o: &ExportOptions,
+) -> Result<String, serde_saphyr::SerializeError> {
     let mut out = String::from("# drtool schedule export --kubernetes: one CronJob per schedule\n");
     for s in schedules {
         out.push_str("---\n");
-        let doc = serde_saphyr::to_string(&cron_job(s, o)).map_err(|e| e.to_string())?;
+        let doc = serde_saphyr::to_string(&cron_job(s, o))?;
         out.push_str(&doc);
         if !out.ends_with('\n') {
             out.push('\n');

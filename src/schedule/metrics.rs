@@ -121,91 +121,106 @@ impl Families {
             drill_passed: Family::default(),
             drill_unverified: Family::default(),
         };
+        f.register_backups(r);
+        f.register_schedules(r);
+        f.register_outcomes(r);
+        f
+    }
+
+    /// What scheduled backups and copies did.
+    fn register_backups(&self, r: &mut Registry) {
         // Counters are exposed with `_total` appended.
         r.register(
             "drtool_backup_attempt",
             "Backups and copies attempted by schedules.",
-            f.attempt.clone(),
+            self.attempt.clone(),
         );
         r.register(
             "drtool_backup_success",
             "Backups and copies that succeeded.",
-            f.success.clone(),
+            self.success.clone(),
         );
         r.register(
             "drtool_backup_failure",
             "Backups and copies that failed.",
-            f.failure.clone(),
+            self.failure.clone(),
         );
         r.register(
             "drtool_backup_duration_seconds",
             "How long a scheduled backup took (Velero's buckets).",
-            f.duration.clone(),
+            self.duration.clone(),
         );
-        r.register("drtool_backup_last_successful_timestamp", "When the schedule last succeeded (Unix seconds), from the state every scheduler shares.", f.last_successful.clone());
+        r.register("drtool_backup_last_successful_timestamp", "When the schedule last succeeded (Unix seconds), from the state every scheduler shares.", self.last_successful.clone());
+    }
+
+    /// Each schedule's state, shared by every scheduler.
+    fn register_schedules(&self, r: &mut Registry) {
         r.register(
             "drtool_backup_last_status",
             "1 if the schedule's last run (anyone's) succeeded, 0 if it did not.",
-            f.last_status.clone(),
+            self.last_status.clone(),
         );
         r.register(
             "drtool_schedule_expected_interval_seconds",
             "The usual time between two runs of the schedule.",
-            f.interval.clone(),
+            self.interval.clone(),
         );
         r.register(
             "drtool_schedule_next_run_timestamp",
             "When the schedule runs next (Unix seconds).",
-            f.next_run.clone(),
+            self.next_run.clone(),
         );
         r.register(
             "drtool_schedule_paused",
             "1 if the schedule is paused.",
-            f.paused.clone(),
+            self.paused.clone(),
         );
         r.register(
             "drtool_schedule_last_run_timestamp",
             "When the schedule last ran, here or elsewhere (Unix seconds).",
-            f.last_run.clone(),
+            self.last_run.clone(),
         );
         r.register(
             "drtool_schedule_last_failure_timestamp",
             "When a run of the schedule last failed, here or elsewhere (Unix seconds).",
-            f.last_failure.clone(),
+            self.last_failure.clone(),
         );
+    }
+
+    /// Retention, restore tests and drills.
+    fn register_outcomes(&self, r: &mut Registry) {
         r.register(
             "drtool_prune_deleted",
             "Points removed by retention.",
-            f.deleted.clone(),
+            self.deleted.clone(),
         );
         r.register(
             "drtool_points",
             "Points kept per target and region after the last prune.",
-            f.points.clone(),
+            self.points.clone(),
         );
         r.register(
             "drtool_restore_duration_seconds",
             "How long a restore test took.",
-            f.restore_duration.clone(),
+            self.restore_duration.clone(),
         );
         r.register(
             "drtool_restore_test_last_success_timestamp",
             "When a restore test of the copy in this region last passed (Unix seconds; 0: never).",
-            f.restore_test.clone(),
+            self.restore_test.clone(),
         );
         r.register(
             "drtool_drill_rto_seconds",
             "Measured RTO of the drill's last run.",
-            f.drill_rto.clone(),
+            self.drill_rto.clone(),
         );
-        r.register("drtool_drill_rpo_seconds", "RPO of the drill's last run: the upper bound of what it proved (what the verdict judged).", f.drill_rpo.clone());
+        r.register("drtool_drill_rpo_seconds", "RPO of the drill's last run: the upper bound of what it proved (what the verdict judged).", self.drill_rpo.clone());
         r.register(
             "drtool_drill_last_success_timestamp",
             "When the drill last passed (Unix seconds; 0: never).",
-            f.drill_passed.clone(),
+            self.drill_passed.clone(),
         );
-        r.register("drtool_drill_reports_unverified", "Reports of the drill that are edited, unsealed or signed by an untrusted key: left out of every other drill metric.", f.drill_unverified.clone());
-        f
+        r.register("drtool_drill_reports_unverified", "Reports of the drill that are edited, unsealed or signed by an untrusted key: left out of every other drill metric.", self.drill_unverified.clone());
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn notify(
     notify: &Notify,
     run: &ScheduleRun,
     error: Option<&str>,
-) -> Result<Option<Transition>, String> {
+) -> Result<Option<Transition>, crate::drill::probe::PostError> {
     let verdict = if error.is_some() {
         Verdict::Failed(ErrorClass::Failed)
     } else {

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
 pub use fs::FsStore;
-pub use s3::{S3Store, list_buckets};
+pub use s3::{ListBucketsError, S3Store, list_buckets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

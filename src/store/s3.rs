@@ -45,9 +45,25 @@ fn retention(
     Some((mode, aws_sdk_s3::primitives::DateTime::from(until)))
 }
 
+/// Why the buckets could not be listed, in the service's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListBucketsError {
+    /// The service answered with an error.
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+    /// No answer (the operating system's or the SDK's words).
+    #[error("{0}")]
+    NoAnswer(String),
+    #[error("no answer in {0} s")]
+    TimedOut(u64),
+}
+
 /// The buckets the credentials can see at `endpoint` (AWS's when none;
-/// path style), for `drtool init`; an error in the service's words.
-pub async fn list_buckets(region: &str, endpoint: Option<&str>) -> Result<Vec<String>, String> {
+/// path style), for `drtool init`.
+pub async fn list_buckets(
+    region: &str,
+    endpoint: Option<&str>,
+) -> Result<Vec<String>, ListBucketsError> {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_timeout(Duration::from_secs(20))
@@ -66,8 +82,13 @@ pub async fn list_buckets(region: &str, endpoint: Option<&str>) -> Result<Vec<St
         .send()
         .await
         .map_err(|e| match e.message() {
-            Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
-            None => super::os_words(&e).unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+            Some(m) => ListBucketsError::Refused {
+                code: e.code().unwrap_or("error").to_string(),
+                message: m.to_string(),
+            },
+            None => ListBucketsError::NoAnswer(
+                super::os_words(&e).unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+            ),
         })?;
     Ok(out
         .buckets()

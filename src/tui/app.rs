@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 
 use super::keymap::{Command, Keymap};
 use super::model::{
-    self, DrillInfo, DrillRow, Loadable, OverviewInput, OverviewRow, PointRow, RegionPoints,
-    ScheduleRow, StepLine, TargetInfo,
+    self, DrillInfo, DrillRow, Failure, Loadable, OverviewInput, OverviewRow, PointRow,
+    RegionPoints, ScheduleRow, StepLine, TargetInfo,
 };
 use crate::catalog::PointChoice;
 use crate::drill::measure::DrillVerdict;
@@ -193,17 +193,17 @@ pub enum Action {
     Schedules(Loadable<Vec<ScheduleRow>>),
     Report(String, Loadable<Box<DrillReport>>),
     /// A verify or copy finished: what to say.
-    Done(Result<String, String>),
+    Done(Result<String, Failure>),
     /// The plan of the wizard's request number N (older ones are dropped).
-    Plan(u64, Result<PlanView, String>),
-    Restored(Result<Vec<String>, String>),
+    Plan(u64, Result<PlanView, Failure>),
+    Restored(Result<Vec<String>, Failure>),
     Drill(Box<DrillEvent>),
     Manual {
         step: String,
         instruction: String,
     },
     /// The drill's report was written (its run id), or could not be.
-    DrillReported(Result<String, String>),
+    DrillReported(Result<String, Failure>),
     Log(String),
     /// What the engine is doing now (None: nothing).
     Progress(Option<String>),
@@ -278,7 +278,7 @@ pub struct LiveDrill {
     pub since_fault_ms: Option<u64>,
     pub rto_ms: Option<u64>,
     pub finished: Option<(DrillVerdict, Option<u64>, Option<u64>)>,
-    pub report: Option<Result<String, String>>,
+    pub report: Option<Result<String, Failure>>,
     pub aborting: bool,
     pub log: VecDeque<String>,
 }
@@ -689,7 +689,7 @@ impl App {
             Action::Done(r) => {
                 match r {
                     Ok(m) => self.say(m, false),
-                    Err(e) => self.say(e, true),
+                    Err(e) => self.say(e.message, true),
                 }
                 vec![Effect::LoadAll]
             }
@@ -700,7 +700,7 @@ impl App {
                 {
                     w.plan = match p {
                         Ok(p) => Loadable::Ready(p),
-                        Err(e) => Loadable::Failed(e),
+                        Err(e) => Loadable::Failed(e.message),
                     };
                 }
                 Vec::new()
@@ -744,15 +744,15 @@ impl App {
     }
 
     /// How a restore of the wizard went.
-    fn restored(&mut self, r: Result<Vec<String>, String>) -> Vec<Effect> {
+    fn restored(&mut self, r: Result<Vec<String>, Failure>) -> Vec<Effect> {
         let (text, error) = match &r {
             Ok(lines) => (lines.join("; "), false),
-            Err(e) => (e.clone(), true),
+            Err(e) => (e.message.clone(), true),
         };
         if let Some(View::Wizard(w)) = self.views.last_mut() {
             w.result = match r {
                 Ok(l) => Loadable::Ready(l),
-                Err(e) => Loadable::Failed(e),
+                Err(e) => Loadable::Failed(e.message),
             };
         }
         self.say(text, error);
@@ -781,7 +781,7 @@ impl App {
     }
 
     /// The drill's report is written (or could not be).
-    fn drill_reported(&mut self, r: Result<String, String>) -> Vec<Effect> {
+    fn drill_reported(&mut self, r: Result<String, Failure>) -> Vec<Effect> {
         if let Some(l) = self.live.as_mut() {
             l.report = Some(r.clone());
         }

@@ -193,9 +193,21 @@ const NAMED: &[(&str, KeyName)] = &[
     ("space", KeyName::Char(' ')),
 ];
 
+/// A key name that names no key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a key: use one character (q, G, ?), f1-f12, {keys}, with ctrl- or alt- in front if needed",
+    keys = named_keys()
+)]
+pub struct NotAKey(pub String);
+
+fn named_keys() -> String {
+    NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
 impl Key {
     /// `q`, `G`, `ctrl-c`, `alt-x`, `enter`, `pgdn`, `f5`, ...
-    pub fn parse(text: &str) -> Result<Key, String> {
+    pub fn parse(text: &str) -> Result<Key, NotAKey> {
         let mut rest = text;
         let (mut ctrl, mut alt) = (false, false);
         loop {
@@ -222,11 +234,7 @@ impl Key {
                 {
                     KeyName::F(n)
                 } else {
-                    let names: Vec<&str> = NAMED.iter().map(|(n, _)| *n).collect();
-                    return Err(format!(
-                        "{text:?} is not a key: use one character (q, G, ?), f1-f12, {}, with ctrl- or alt- in front if needed",
-                        names.join(", ")
-                    ));
+                    return Err(NotAKey(text.to_string()));
                 }
             }
         };
@@ -490,8 +498,8 @@ mod tests {
         ] {
             assert_eq!(Key::parse(k).map(|k| k.to_string()), Ok(k.to_string()));
         }
-        assert!(Key::parse("hyper-q").is_err());
-        assert!(Key::parse("f13").is_err());
+        assert_eq!(Key::parse("hyper-q"), Err(NotAKey("hyper-q".into())));
+        assert_eq!(Key::parse("f13"), Err(NotAKey("f13".into())));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::archive::Manifest;
 use crate::catalog::CheckResult;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::spec::{Action as StepAction, Drill, PointPick, Step};
+use crate::error::{Error, ErrorClass};
 use crate::report::RunEntry;
 use crate::schedule::Schedule;
 use crate::schedule::run::ScheduleState;
@@ -95,12 +96,54 @@ pub struct StepLine {
     pub restores: Option<(String, String)>,
 }
 
+/// A failure as the dashboard shows it: its class and its words, rendered
+/// once where the error was caught (the dashboard is an edge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(class: ErrorClass, message: impl std::fmt::Display) -> Failure {
+        Failure {
+            class,
+            message: message.to_string(),
+        }
+    }
+
+    /// A failure of no more particular class.
+    pub fn failed(message: impl std::fmt::Display) -> Failure {
+        Failure::new(ErrorClass::Failed, message)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::new(e.class(), e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Tests write failures as their words.
+#[cfg(test)]
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure::failed(message)
+    }
+}
+
 /// A drill file: what it is, or why it is not valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrillRow {
     pub file: PathBuf,
     pub name: String,
-    pub info: Result<DrillInfo, String>,
+    pub info: Result<DrillInfo, Failure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -783,7 +783,7 @@ fn draw_drills(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(""),
                 Cell::from(""),
                 Cell::from(Span::styled("INVALID", style(BAD))),
-                Cell::from(Span::styled(e.clone(), style(BAD))),
+                Cell::from(Span::styled(e.message.clone(), style(BAD))),
             ]),
         })
         .collect();
@@ -817,7 +817,7 @@ fn draw_drill(f: &mut Frame, area: Rect, app: &App, name: &str) {
     };
     let mut lines = Vec::new();
     match &d.info {
-        Err(e) => lines.push(Line::from(Span::styled(e.clone(), style(BAD)))),
+        Err(e) => lines.push(Line::from(Span::styled(e.message.clone(), style(BAD)))),
         Ok(i) => {
             lines.push(Line::from(vec![
                 Span::styled("hypothesis  ", style(DIM)),
@@ -1470,6 +1470,22 @@ fn draw_schedules(f: &mut Frame, area: Rect, app: &App) {
     .row_highlight_style(highlight())
     .block(block("Schedules"));
     f.render_stateful_widget(table, top, &mut table_state(app.selected()));
+    let lines = schedules_glance(app);
+    let [a, b] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(glance);
+    f.render_widget(Paragraph::new(lines), a);
+    if let Some(s) = rows_data.get(app.selected()) {
+        let detail = vec![
+            Line::from(Span::styled(s.name.clone(), bold())),
+            Line::from(s.retention.clone()),
+            Line::from(format!("next: {}", s.next_runs.join(", "))),
+        ];
+        f.render_widget(Paragraph::new(detail).wrap(Wrap { trim: true }), b);
+    }
+}
+
+/// The Schedules screen's summary: how many, which fail, the last restore test.
+fn schedules_glance(app: &App) -> Vec<Line<'static>> {
     let all = app.schedules.ready().map(Vec::as_slice).unwrap_or_default();
     let paused = all.iter().filter(|s| s.paused).count();
     let failing: Vec<&str> = all
@@ -1485,7 +1501,7 @@ fn draw_schedules(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .filter_map(|s| s.state.as_ref().and_then(|st| st.last_restore_test))
         .max();
-    let lines = vec![
+    let mut lines = vec![
         Line::from(format!("{} schedules, {} paused", all.len(), paused)),
         Line::from(Span::styled(
             if failing.is_empty() {
@@ -1496,7 +1512,6 @@ fn draw_schedules(f: &mut Frame, area: Rect, app: &App) {
             style(if failing.is_empty() { GOOD } else { BAD }),
         )),
     ];
-    let mut lines = lines;
     lines.push(Line::from(format!(
         "last restore test: {}",
         tested.map_or("never".to_string(), |t| format!(
@@ -1504,17 +1519,7 @@ fn draw_schedules(f: &mut Frame, area: Rect, app: &App) {
             model::age(app.now - t)
         ))
     )));
-    let [a, b] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(glance);
-    f.render_widget(Paragraph::new(lines), a);
-    if let Some(s) = rows_data.get(app.selected()) {
-        let detail = vec![
-            Line::from(Span::styled(s.name.clone(), bold())),
-            Line::from(s.retention.clone()),
-            Line::from(format!("next: {}", s.next_runs.join(", "))),
-        ];
-        f.render_widget(Paragraph::new(detail).wrap(Wrap { trim: true }), b);
-    }
+    lines
 }
 
 fn draw_wizard(f: &mut Frame, area: Rect, app: &App, w: &Wizard) {

@@ -16,15 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::Options;
 use super::app::{Action, Effect, PlanView};
-use super::model::{DrillInfo, DrillRow, Loadable, PointRow, ScheduleRow};
+use super::model::{DrillInfo, DrillRow, Failure, Loadable, PointRow, ScheduleRow};
 use crate::archive::PointId;
-use crate::drill::runner::{DrillEvent, Operator, RunOptions};
+use crate::drill::runner::{DrillEvent, NotConfirmed, Operator, RunOptions};
 use crate::drill::spec;
 use crate::engine::{
     CopyRequest, Engine, EventKind, JobEvent, Outcome, RestorePlan, RestoreRequest, RunReport,
     Scope, Verdict, VerifyRequest,
 };
-use crate::error::Error;
+use crate::error::{Error, ErrorClass};
 use crate::report::ReportStore;
 use crate::schedule::run::{ScheduleState, home_region};
 
@@ -189,11 +189,14 @@ impl Worker {
                     target: plan.target.clone(),
                     plan: Arc::new(plan),
                 }),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!(
-                    "planning took longer than {}s: is region {} reachable?",
-                    PLAN_TIMEOUT.as_secs(),
-                    req.region
+                Ok(Err(e)) => Err(Failure::from(e)),
+                Err(_) => Err(Failure::new(
+                    ErrorClass::Unreachable,
+                    format!(
+                        "planning took longer than {}s: is region {} reachable?",
+                        PLAN_TIMEOUT.as_secs(),
+                        req.region
+                    ),
                 )),
             };
             let _ = tx.send(Action::Plan(seq, r)).await;
@@ -221,7 +224,7 @@ impl Worker {
                 .collect();
             let r = match rep.verdict() {
                 Verdict::Ok => Ok(lines),
-                _ => Err(lines.join("; ")),
+                v => Err(Failure::new(class_of(v), lines.join("; "))),
             };
             let _ = tx.send(Action::Restored(r)).await;
         }));
@@ -329,9 +332,10 @@ impl Worker {
             // leave it waiting for a drill that will not start.
             tokio::spawn(async move {
                 let _ = tx
-                    .send(Action::DrillReported(Err(
-                        "a drill is already running".into()
-                    )))
+                    .send(Action::DrillReported(Err(Failure::new(
+                        ErrorClass::BadInput,
+                        "a drill is already running",
+                    ))))
                     .await;
             });
             return;
@@ -357,11 +361,14 @@ impl Worker {
             let drill = match loaded {
                 Ok(Ok(d)) => d,
                 Ok(Err(e)) => {
-                    let _ = tx.send(Action::DrillReported(Err(e.to_string()))).await;
+                    let bad = Failure::new(ErrorClass::BadInput, e);
+                    let _ = tx.send(Action::DrillReported(Err(bad))).await;
                     return;
                 }
                 Err(e) => {
-                    let _ = tx.send(Action::DrillReported(Err(e.to_string()))).await;
+                    let _ = tx
+                        .send(Action::DrillReported(Err(Failure::failed(e))))
+                        .await;
                     return;
                 }
             };
@@ -386,7 +393,7 @@ impl Worker {
                     tracing::info!(report = %folder.display(), "drill report written");
                     Ok(filed.report.run_id.clone())
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(Failure::failed(e)),
             };
             let _ = tx.send(Action::DrillReported(r)).await;
         });
@@ -395,9 +402,9 @@ impl Worker {
             if let Err(e) = run.await {
                 tracing::error!(error = %e, "the drill task failed");
                 let _ = tx
-                    .send(Action::DrillReported(Err(format!(
+                    .send(Action::DrillReported(Err(Failure::failed(format!(
                         "the drill stopped unexpectedly: {e}"
-                    ))))
+                    )))))
                     .await;
             }
         });
@@ -426,23 +433,27 @@ where
         let outcome = match point.parse() {
             Ok(id) => match run(id).await {
                 Ok(rep) => said(what, &rep),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(Failure::from(e)),
             },
-            Err(_) => Err(format!("{point} is not a point id")),
+            Err(_) => Err(Failure::new(
+                ErrorClass::BadInput,
+                format!("{point} is not a point id"),
+            )),
         };
         let _ = tx.send(Action::Done(outcome)).await;
     })
 }
 
 /// A report as one status line: ok with what was done, or the failures.
-fn said(what: &str, rep: &RunReport) -> Result<String, String> {
+fn said(what: &str, rep: &RunReport) -> Result<String, Failure> {
     let failed: Vec<String> = rep
         .items
         .iter()
         .filter(|i| matches!(i.outcome, Outcome::Failed | Outcome::Cancelled))
         .map(|i| format!("{} in {}: {}", i.target, i.region, i.message))
         .collect();
-    if rep.verdict() == Verdict::Ok {
+    let verdict = rep.verdict();
+    if verdict == Verdict::Ok {
         let done: Vec<String> = rep
             .items
             .iter()
@@ -450,7 +461,19 @@ fn said(what: &str, rep: &RunReport) -> Result<String, String> {
             .collect();
         Ok(format!("{what} ok: {}", done.join("; ")))
     } else {
-        Err(format!("{what} failed: {}", failed.join("; ")))
+        Err(Failure::new(
+            class_of(verdict),
+            format!("{what} failed: {}", failed.join("; ")),
+        ))
+    }
+}
+
+/// The class a run's verdict stands for, when it is not ok.
+fn class_of(v: Verdict) -> ErrorClass {
+    match v {
+        Verdict::Failed(class) => class,
+        Verdict::Cancelled => ErrorClass::Cancelled,
+        Verdict::Ok | Verdict::Partial => ErrorClass::Failed,
     }
 }
 
@@ -487,7 +510,7 @@ pub fn load_drills(
                     },
                     Err(e) => DrillRow {
                         name: stem,
-                        info: Err(e.to_string()),
+                        info: Err(Failure::new(ErrorClass::BadInput, e)),
                         file,
                     },
                 }
@@ -604,7 +627,7 @@ struct Screen {
 
 #[async_trait]
 impl Operator for Screen {
-    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), String> {
+    async fn confirm(&self, step: &str, instruction: &str) -> Result<(), NotConfirmed> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut a) = self.answer.lock() {
             *a = Some(tx);
@@ -617,14 +640,18 @@ impl Operator for Screen {
             })
             .await;
         if asked.is_err() {
-            return Err(format!("manual step {step}: the dashboard is gone"));
+            return Err(NotConfirmed::OperatorGone {
+                step: step.to_string(),
+                reason: "the dashboard is gone".into(),
+            });
         }
+        let step = step.to_string();
         tokio::select! {
             r = rx => match r {
                 Ok(true) => Ok(()),
-                _ => Err(format!("the operator aborted at {step}")),
+                _ => Err(NotConfirmed::Aborted { step }),
             },
-            _ = self.cancel.cancelled() => Err(format!("the drill was aborted at {step}")),
+            _ = self.cancel.cancelled() => Err(NotConfirmed::DrillAborted { step }),
         }
     }
 }

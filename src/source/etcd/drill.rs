@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use etcd_client::{Client, DeleteOptions, GetOptions};
 use serde::{Deserialize, Serialize};
 
-use super::map_err;
+use super::{EtcdError, map_err};
 use crate::config::{EtcdMode, EtcdTarget};
 use crate::engine::faults::CanaryMark;
-use crate::error::{Error, SourceError};
+use crate::error::Error;
 
 /// Where run `run`'s canary keys live: under the target's own prefix in keys
 /// mode (so a keys backup holds them), under `/` otherwise.
@@ -97,19 +97,16 @@ pub async fn probe_key(
         .await
         .map_err(|e| map_err(endpoints, "get", e))?;
     let Some(kv) = resp.kvs().first() else {
-        return Err(SourceError::Failed {
-            what: format!("etcd key {key}"),
-            detail: "not found".into(),
+        return Err(EtcdError::KeyMissing {
+            key: key.to_string(),
         }
         .into());
     };
     match equals {
-        Some(want) if kv.value() != want.as_bytes() => Err(SourceError::Failed {
-            what: format!("etcd key {key}"),
-            detail: format!(
-                "is {:?}, not {want:?}",
-                String::from_utf8_lossy(&kv.value()[..kv.value().len().min(80)])
-            ),
+        Some(want) if kv.value() != want.as_bytes() => Err(EtcdError::KeyDiffers {
+            key: key.to_string(),
+            found: String::from_utf8_lossy(&kv.value()[..kv.value().len().min(80)]).into_owned(),
+            want: want.to_string(),
         }
         .into()),
         Some(_) => Ok(format!("{key} has the expected value")),
@@ -142,15 +139,16 @@ pub async fn stop_member(
     let Some(pid_file) = pid_file else {
         return Err(Error::input("a member fault needs a command or a pid_file"));
     };
-    let text = tokio::fs::read_to_string(pid_file)
-        .await
-        .map_err(|e| Error::input(format!("cannot read pid file {}: {e}", pid_file.display())))?;
-    let pid: u32 = text.trim().parse().map_err(|_| {
-        Error::input(format!(
-            "pid file {} holds {:?}, not a process id",
-            pid_file.display(),
-            text.trim()
-        ))
+    let text =
+        tokio::fs::read_to_string(pid_file)
+            .await
+            .map_err(|e| EtcdError::PidFileUnreadable {
+                path: pid_file.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+    let pid: u32 = text.trim().parse().map_err(|_| EtcdError::NotAPid {
+        path: pid_file.to_path_buf(),
+        text: text.trim().to_string(),
     })?;
     let signal = if kill { "KILL" } else { "TERM" };
     let status = tokio::process::Command::new("kill")
@@ -159,10 +157,12 @@ pub async fn stop_member(
         .await
         .map_err(|e| Error::failed(format!("cannot run kill: {e}")))?;
     if !status.success() {
-        return Err(Error::failed(format!(
-            "kill -{signal} {pid} failed: the member in {} is not running",
-            pid_file.display()
-        )));
+        return Err(EtcdError::NotRunning {
+            signal,
+            pid,
+            pid_file: pid_file.to_path_buf(),
+        }
+        .into());
     }
     // Gone (or a zombie of a parent that has not reaped it yet) within 10 s.
     for _ in 0..100 {
@@ -179,9 +179,7 @@ pub async fn stop_member(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(Error::failed(format!(
-        "sent SIG{signal} to pid {pid}, and it is still running after 10 s"
-    )))
+    Err(EtcdError::StillRunning { signal, pid }.into())
 }
 
 #[cfg(test)]
@@ -202,5 +200,34 @@ mod tests {
             ..keys
         };
         assert_eq!(canary_prefix(&snap, "r1"), "/drtool-canary/r1/");
+    }
+
+    #[tokio::test]
+    async fn a_pid_file_that_is_missing_or_not_a_pid_is_bad_input() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let missing = dir.path().join("gone.pid");
+        let err = stop_member(None, Some(&missing), false).await.err();
+        assert!(
+            matches!(
+                err.as_ref().and_then(Error::kind_error::<EtcdError>),
+                Some(EtcdError::PidFileUnreadable { path, .. }) if *path == missing
+            ),
+            "{err:?}"
+        );
+        let garbage = dir.path().join("etcd.pid");
+        std::fs::write(&garbage, "etcd\n").map_err(|e| e.to_string())?;
+        let err = stop_member(None, Some(&garbage), true).await.err();
+        assert_eq!(
+            err.as_ref().and_then(Error::kind_error::<EtcdError>),
+            Some(&EtcdError::NotAPid {
+                path: garbage.clone(),
+                text: "etcd".into(),
+            })
+        );
+        assert_eq!(
+            err.map(|e| e.class()),
+            Some(crate::error::ErrorClass::BadInput)
+        );
+        Ok(())
     }
 }

@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use super::restore::{
     KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
-use super::{Connection, connect, drill, keys, snapshot};
+use super::{Connection, EtcdError, connect, drill, keys, snapshot};
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Scratch, Taken,
-    TargetKind, no_region_table, not_for_kind,
+    Applied, BackupShape, Clients, DataSender, Drills, KindPlan, PlanRequest, Reachability,
+    Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -186,10 +186,11 @@ pub fn decide_snapshot(
 ) -> Result<(EtcdPlan, bool), Error> {
     snapshot_options(point, options)?;
     if facts.members.is_empty() {
-        return Err(Error::input(format!(
-            "target {target} region {region}: a snapshot restore needs `members = [{{ name, peer_url, data_dir }}, ...]` \
-             in [targets.{target}.regions.{region}]"
-        )));
+        return Err(EtcdError::NeedsMembers {
+            target: target.to_string(),
+            region: region.to_string(),
+        }
+        .into());
     }
     let members: Vec<MemberPlan> = facts
         .members
@@ -430,12 +431,13 @@ impl TargetKind for EtcdKind {
     ) -> Result<Taken, Error> {
         let spec = spec(target)?;
         let tx = data.ok_or_else(|| Error::failed("an etcd backup needs a data stream"))?;
-        let region = spec.regions.get(&target.home).ok_or_else(|| {
-            Error::input(format!(
-                "target {}: no endpoints for region {}",
-                target.name, target.home
-            ))
-        })?;
+        let region = spec
+            .regions
+            .get(&target.home)
+            .ok_or_else(|| EtcdError::NoEndpoints {
+                target: target.name.clone(),
+                region: target.home.clone(),
+            })?;
         job.phase("connecting to etcd");
         let connection = Connection::of(region);
         let mut client = self.client(&connection).await?;
@@ -475,11 +477,11 @@ impl TargetKind for EtcdKind {
         match manifest.payload {
             PayloadKind::EtcdKeys => self.plan_keys(&req, region, data).await,
             PayloadKind::EtcdSnapshot => self.plan_snapshot(&req, region, &manifest.point_id),
-            other => Err(Error::input(format!(
-                "point {} holds a {} payload, not an etcd one",
-                manifest.point_id,
-                other.describe()
-            ))),
+            other => Err(EtcdError::NotEtcdPoint {
+                point: manifest.point_id.to_string(),
+                payload: other.describe().to_string(),
+            }
+            .into()),
         }
     }
 
@@ -547,6 +549,66 @@ impl TargetKind for EtcdKind {
         }
     }
 
+    async fn holds_secrets(&self, target: &Target) -> Option<String> {
+        const SECRETS: &str = "/registry/secrets/";
+        let spec = spec(target).ok()?;
+        let covered = match (spec.mode, &spec.prefix) {
+            (EtcdMode::Snapshot, _) | (EtcdMode::Keys, None) => true,
+            (EtcdMode::Keys, Some(p)) => SECRETS.starts_with(p.as_str()) || p.starts_with(SECRETS),
+        };
+        if !covered {
+            return None;
+        }
+        // A Kubernetes etcd is one that holds Secrets: ask how many.
+        let connection = Connection::of(spec.regions.get(&target.home)?);
+        let mut client = self.client(&connection).await.ok()?;
+        let found = client
+            .get(
+                SECRETS,
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_count_only(),
+                ),
+            )
+            .await
+            .ok()?
+            .count();
+        (found > 0).then(|| {
+            format!("the etcd cluster holds {found} Kubernetes Secrets under {SECRETS}, and they are backed up")
+        })
+    }
+
+    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
+        let Ok(spec) = spec(target) else {
+            return Vec::new();
+        };
+        let checks = spec.regions.iter().map(|(region, r)| async move {
+            let connection = Connection::of(r);
+            let result = self.client(&connection).await;
+            Reachability {
+                misconfigured: false,
+                region: region.clone(),
+                what: format!("target {}", target.name),
+                address: connection.endpoints.join(","),
+                reachable: result.is_ok(),
+                detail: result.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+            }
+        });
+        futures::future::join_all(checks).await
+    }
+
+    fn drills(&self) -> Option<&dyn Drills> {
+        Some(self)
+    }
+
+    fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Drills for EtcdKind {
     async fn fault(
         &self,
         target: &Target,
@@ -659,37 +721,10 @@ impl TargetKind for EtcdKind {
             }
         }
     }
+}
 
-    async fn holds_secrets(&self, target: &Target) -> Option<String> {
-        const SECRETS: &str = "/registry/secrets/";
-        let spec = spec(target).ok()?;
-        let covered = match (spec.mode, &spec.prefix) {
-            (EtcdMode::Snapshot, _) | (EtcdMode::Keys, None) => true,
-            (EtcdMode::Keys, Some(p)) => SECRETS.starts_with(p.as_str()) || p.starts_with(SECRETS),
-        };
-        if !covered {
-            return None;
-        }
-        // A Kubernetes etcd is one that holds Secrets: ask how many.
-        let connection = Connection::of(spec.regions.get(&target.home)?);
-        let mut client = self.client(&connection).await.ok()?;
-        let found = client
-            .get(
-                SECRETS,
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_count_only(),
-                ),
-            )
-            .await
-            .ok()?
-            .count();
-        (found > 0).then(|| {
-            format!("the etcd cluster holds {found} Kubernetes Secrets under {SECRETS}, and they are backed up")
-        })
-    }
-
+#[async_trait]
+impl ScratchRestores for EtcdKind {
     async fn scratch(
         &self,
         target: &Target,
@@ -699,25 +734,6 @@ impl TargetKind for EtcdKind {
     ) -> Result<Option<Scratch>, Error> {
         // An etcd of its own on free ports: the same wherever the copy is.
         super::scratch::scratch(target, spec(target)?, manifest).await
-    }
-
-    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
-        let Ok(spec) = spec(target) else {
-            return Vec::new();
-        };
-        let checks = spec.regions.iter().map(|(region, r)| async move {
-            let connection = Connection::of(r);
-            let result = self.client(&connection).await;
-            Reachability {
-                misconfigured: false,
-                region: region.clone(),
-                what: format!("target {}", target.name),
-                address: connection.endpoints.join(","),
-                reachable: result.is_ok(),
-                detail: result.err().map_or_else(|| "ok".into(), |e| e.to_string()),
-            }
-        });
-        futures::future::join_all(checks).await
     }
 }
 
@@ -874,10 +890,10 @@ fn prepare(plan: &MemberPlan) -> Result<(), Error> {
             }
             err
         }),
-        (None, true) => Err(Error::input(format!(
-            "data dir {} appeared after the plan was made: plan the restore again",
-            plan.data_dir.display()
-        ))),
+        (None, true) => Err(EtcdError::DataDirAppeared {
+            path: plan.data_dir.clone(),
+        }
+        .into()),
         (_, false) => Ok(()),
     }
 }

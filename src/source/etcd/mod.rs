@@ -8,6 +8,7 @@
 
 mod backup;
 pub mod drill;
+mod error;
 mod home;
 mod restore;
 mod scratch;
@@ -20,6 +21,7 @@ use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use serde::{Deserialize, Serialize};
 
 pub use backup::{BackupMeta, keys, snapshot};
+pub use error::EtcdError;
 pub use home::{EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot};
 pub use restore::{
     KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
@@ -77,15 +79,28 @@ impl KeyRecord {
         }
     }
 
-    pub fn key_bytes(&self) -> Result<Vec<u8>, String> {
-        B64.decode(&self.key_b64)
-            .map_err(|e| format!("bad key_b64: {e}"))
+    pub fn key_bytes(&self) -> Result<Vec<u8>, BadBase64> {
+        decode_field("key_b64", &self.key_b64)
     }
 
-    pub fn value_bytes(&self) -> Result<Vec<u8>, String> {
-        B64.decode(&self.value_b64)
-            .map_err(|e| format!("bad value_b64: {e}"))
+    pub fn value_bytes(&self) -> Result<Vec<u8>, BadBase64> {
+        decode_field("value_b64", &self.value_b64)
     }
+}
+
+/// A record's field that is not base64.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad {field}: {reason}")]
+pub struct BadBase64 {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn decode_field(field: &'static str, text: &str) -> Result<Vec<u8>, BadBase64> {
+    B64.decode(text).map_err(|e| BadBase64 {
+        field,
+        reason: e.to_string(),
+    })
 }
 
 /// The end of the range holding every key that starts with `prefix`.
@@ -197,7 +212,10 @@ pub async fn connect(region: &Connection) -> Result<Client, SourceError> {
     if let Some(tls) = &region.tls {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| {
-                SourceError::Input(format!("cannot read TLS file {}: {e}", p.display()))
+                SourceError::from(EtcdError::TlsUnreadable {
+                    path: p.to_path_buf(),
+                    reason: e.to_string(),
+                })
             })
         };
         let mut t = TlsOptions::new();
@@ -249,7 +267,21 @@ mod tests {
         let line = serde_json::to_string(&r).map_err(|e| e.to_string())?;
         assert!(!line.contains("\"key\""));
         let back: KeyRecord = serde_json::from_str(&line).map_err(|e| e.to_string())?;
-        assert_eq!(back.key_bytes()?, vec![0, 255, 3]);
+        assert_eq!(
+            back.key_bytes().map_err(|e| e.to_string())?,
+            vec![0, 255, 3]
+        );
+        let broken = KeyRecord {
+            value_b64: "not base64!".into(),
+            ..back
+        };
+        assert!(matches!(
+            broken.value_bytes(),
+            Err(BadBase64 {
+                field: "value_b64",
+                ..
+            })
+        ));
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-use super::{DEFAULT_MAX_REQUEST_BYTES, KeyRecord, MAX_TXN_OPS, map_err};
+use super::{DEFAULT_MAX_REQUEST_BYTES, EtcdError, KeyRecord, MAX_TXN_OPS, map_err};
 use crate::config::EtcdMember;
 use crate::engine::events::Job;
 use crate::engine::options::Existing;
@@ -140,7 +140,7 @@ impl Batches {
             let record: KeyRecord =
                 serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
             self.in_point += 1;
-            let key = record.key_bytes().map_err(bad)?;
+            let key = record.key_bytes().map_err(|e| bad(e.to_string()))?;
             if self.prefix.as_ref().is_some_and(|p| !key.starts_with(p)) {
                 continue;
             }
@@ -148,7 +148,8 @@ impl Batches {
                 self.left_out += 1;
                 continue;
             }
-            return Ok(Some((key, record.value_bytes().map_err(bad)?)));
+            let value = record.value_bytes().map_err(|e| bad(e.to_string()))?;
+            return Ok(Some((key, value)));
         }
         Ok(None)
     }
@@ -271,14 +272,11 @@ pub async fn apply_keys(
                 }
                 (true, Existing::Skip) => out.skipped += 1,
                 (true, Existing::Fail) => {
-                    return Err(Error::from(SourceError::Failed {
-                        what: "etcd keys restore".into(),
-                        detail: format!(
-                            "key {:?} appeared in the target after the plan was made (--existing fail); {} keys were written before it",
-                            String::from_utf8_lossy(&key),
-                            out.created + out.overwritten
-                        ),
-                    }));
+                    return Err(EtcdError::KeyAppeared {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        written: out.created + out.overwritten,
+                    }
+                    .into());
                 }
             }
         }
@@ -330,11 +328,7 @@ pub fn find_snapshot_tool() -> Result<SnapshotTool, SourceError> {
             }
         }
     }
-    Err(SourceError::Input(
-        "neither etcdutl nor etcdctl is on PATH: a snapshot restore needs one of them \
-         (Debian: apt-get install etcd-client; or etcd's release archive)"
-            .into(),
-    ))
+    Err(EtcdError::NoSnapshotTool.into())
 }
 
 /// Materializes one member's data dir from a verified snapshot file. The tool

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use etcd_client::{Client, GetOptions};
 use tokio::process::{Child, Command};
 
+use super::EtcdError;
 use crate::archive::{Consistency, Manifest, PayloadKind};
 use crate::config::{EtcdMember, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
@@ -31,12 +32,7 @@ fn find_etcd() -> Result<PathBuf, Error> {
     std::env::split_paths(&path)
         .map(|d| d.join("etcd"))
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::input(
-                "a restore test of an etcd point starts a scratch etcd, and `etcd` is not on PATH \
-                 (Debian: apt-get install etcd-server; or etcd's release archive)",
-            )
-        })
+        .ok_or_else(|| EtcdError::NoEtcdServer.into())
 }
 
 /// A port nobody listens on now (the kernel's choice).
@@ -102,10 +98,11 @@ async fn start(
         if let Ok(Some(status)) = child.try_wait() {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(3).collect();
-            return Err(Error::failed(format!(
-                "the scratch etcd exited ({status}) before it answered: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-            )));
+            return Err(EtcdError::ScratchExited {
+                status: status.to_string(),
+                log_tail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+            }
+            .into());
         }
         if let Ok(mut client) = Client::connect(&endpoints, None).await
             && client.status().await.is_ok()
@@ -273,20 +270,23 @@ impl ScratchGuard for EtcdScratch {
                     Some(n) if n == found && n == created => Ok(format!(
                         "{found} keys restored into a scratch etcd, as the manifest counts"
                     )),
-                    Some(n) => Err(Error::integrity(format!(
-                        "the manifest counts {n} keys, the restore created {created} and the scratch etcd holds {found}"
-                    ))),
-                    None => Err(Error::integrity(
-                        "the manifest has no key count to check against",
-                    )),
+                    Some(counted) => Err(EtcdError::KeysDiffer {
+                        counted,
+                        created,
+                        found,
+                    }
+                    .into()),
+                    None => Err(EtcdError::NoKeyCount.into()),
                 }
             }
             _ => {
                 let (_, now) = count(&mut r.client, None, None).await?;
                 if now < point_revision {
-                    return Err(Error::integrity(format!(
-                        "the restored etcd is at revision {now}, older than the point's revision {point_revision}"
-                    )));
+                    return Err(EtcdError::OlderRevision {
+                        now,
+                        point_revision,
+                    }
+                    .into());
                 }
                 let Some(n) = expected else {
                     // Points made before snapshots counted their keys.
@@ -301,9 +301,12 @@ impl ScratchGuard for EtcdScratch {
                         "the snapshot started as an etcd holding {found} keys at revision {point_revision}, as the manifest counts"
                     ))
                 } else {
-                    Err(Error::integrity(format!(
-                        "the manifest counts {n} keys at revision {point_revision}; the restored etcd holds {found} there"
-                    )))
+                    Err(EtcdError::KeysAtRevisionDiffer {
+                        counted: n,
+                        revision: point_revision,
+                        found,
+                    }
+                    .into())
                 }
             }
         }

@@ -7,10 +7,13 @@ use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
 use super::restore::{TERMINATING_WAIT, wait_terminated};
-use super::{CANARY_LABEL, Cluster, api_code, collection_path, kube_err, list_page, resource_name};
+use super::{
+    CANARY_LABEL, Cluster, NamespaceError, api_code, collection_path, kube_err, list_page,
+    resource_name,
+};
 use crate::engine::events::Job;
 use crate::engine::faults::CanaryMark;
-use crate::error::{Error, SourceError};
+use crate::error::Error;
 
 /// A Kubernetes name made of a run id (lowercase, `-` only).
 pub fn k8s_name(s: &str) -> String {
@@ -35,10 +38,11 @@ pub async fn resource(cluster: &Cluster, name: &str, job: &Job) -> Result<ApiRes
     all.into_iter()
         .find(|ar| resource_name(&ar.plural, &ar.group) == name || ar.plural == name)
         .ok_or_else(|| {
-            Error::input(format!(
-                "{} serves no namespaced resource {name:?}: name it by plural (configmaps) or plural.group (deployments.apps)",
-                cluster.name
-            ))
+            NamespaceError::NoSuchResource {
+                cluster: cluster.name.clone(),
+                name: name.to_string(),
+            }
+            .into()
         })
 }
 
@@ -52,10 +56,11 @@ pub async fn delete_namespace(cluster: &Cluster, ns: &str) -> Result<String, Err
         .await
     {
         Ok(_) => Ok(format!("deleted namespace {ns} on {}", cluster.name)),
-        Err(e) if api_code(&e) == Some(404) => Err(Error::input(format!(
-            "namespace {ns} does not exist on {}: nothing to delete",
-            cluster.name
-        ))),
+        Err(e) if api_code(&e) == Some(404) => Err(NamespaceError::NothingToDelete {
+            namespace: ns.to_string(),
+            cluster: cluster.name.clone(),
+        }
+        .into()),
         Err(e) => Err(kube_err(&cluster.name, "delete namespace", e).into()),
     }
 }
@@ -71,10 +76,11 @@ pub async fn delete_namespace_until_gone(
     let deleted = delete_namespace(cluster, ns).await?;
     match wait_terminated(cluster, ns, TERMINATING_WAIT, job).await? {
         None => Ok(deleted),
-        Some(why) => Err(Error::failed(format!(
-            "{why}: not gone {} s after its deletion; remove what holds it by hand",
-            TERMINATING_WAIT.as_secs()
-        ))),
+        Some(why) => Err(NamespaceError::NotGone {
+            why,
+            waited_secs: TERMINATING_WAIT.as_secs(),
+        }
+        .into()),
     }
 }
 
@@ -122,9 +128,10 @@ pub async fn probe_object(
     let object = match cluster.get_json(&path).await {
         Ok(o) => o,
         Err(e) if api_code(&e) == Some(404) => {
-            return Err(SourceError::Failed {
-                what: format!("{} {ns}/{name}", ar.plural),
-                detail: "not found".into(),
+            return Err(NamespaceError::ObjectMissing {
+                resource: ar.plural.clone(),
+                namespace: ns.to_string(),
+                name: name.to_string(),
             }
             .into());
         }
@@ -133,40 +140,70 @@ pub async fn probe_object(
     if !ready {
         return Ok(format!("{} {ns}/{name} exists", ar.plural));
     }
-    match readiness(&object) {
-        Ok(why) => Ok(format!("{} {ns}/{name} is ready ({why})", ar.plural)),
-        Err(why) => Err(SourceError::Failed {
-            what: format!("{} {ns}/{name}", ar.plural),
-            detail: format!("not ready: {why}"),
+    let r = readiness(&object);
+    if r.ready() {
+        Ok(format!("{} {ns}/{name} is ready ({r})", ar.plural))
+    } else {
+        Err(NamespaceError::NotReady {
+            resource: ar.plural.clone(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            readiness: r,
         }
-        .into()),
+        .into())
+    }
+}
+
+/// What an object's readiness was judged by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Its `Ready` (or `Available`) condition with its status.
+    Condition { name: &'static str, status: String },
+    /// Its ready replicas against the desired ones.
+    Replicas { have: u64, want: u64 },
+    /// Neither: ready by existing.
+    Exists,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        match self {
+            Readiness::Condition { status, .. } => status == "True",
+            Readiness::Replicas { have, want } => have >= want,
+            Readiness::Exists => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Readiness::Condition { name, status } => write!(f, "{name}={status}"),
+            Readiness::Replicas { have, want } => write!(f, "{have}/{want} replicas ready"),
+            Readiness::Exists => f.write_str("no readiness to wait for"),
+        }
     }
 }
 
 /// Whether an object is ready: its `Ready` (or `Available`) condition, else
 /// every desired replica ready; an object with neither is ready by existing.
-pub fn readiness(object: &Value) -> Result<String, String> {
+pub fn readiness(object: &Value) -> Readiness {
     let status = &object["status"];
     if let Some(conditions) = status["conditions"].as_array() {
-        for wanted in ["Ready", "Available"] {
-            if let Some(c) = conditions.iter().find(|c| c["type"] == wanted) {
-                return if c["status"] == "True" {
-                    Ok(format!("{wanted}=True"))
-                } else {
-                    Err(format!("{wanted}={}", c["status"].as_str().unwrap_or("?")))
+        for name in ["Ready", "Available"] {
+            if let Some(c) = conditions.iter().find(|c| c["type"] == name) {
+                return Readiness::Condition {
+                    name,
+                    status: c["status"].as_str().unwrap_or("?").to_string(),
                 };
             }
         }
     }
     if let Some(want) = object["spec"]["replicas"].as_u64() {
         let have = status["readyReplicas"].as_u64().unwrap_or(0);
-        return if have >= want {
-            Ok(format!("{have}/{want} replicas ready"))
-        } else {
-            Err(format!("{have}/{want} replicas ready"))
-        };
+        return Readiness::Replicas { have, want };
     }
-    Ok("no readiness to wait for".into())
+    Readiness::Exists
 }
 
 fn canary_path(ns: &str) -> String {
@@ -237,7 +274,11 @@ pub async fn canary_clear(cluster: &Cluster, ns: &str, run: &str) -> Result<u64,
     {
         Ok(n) => Ok(n),
         // The namespace is gone: so are its canaries.
-        Err(Error::Source(SourceError::Failed { detail, .. })) if detail.starts_with("404") => {
+        Err(e)
+            if e.kind_error::<NamespaceError>()
+                .and_then(NamespaceError::code)
+                == Some(404) =>
+        {
             Ok(0)
         }
         Err(e) => Err(e),
@@ -275,7 +316,7 @@ mod tests {
             (json!({"data": {"a": "b"}}), true),
         ];
         for (object, ready) in cases {
-            assert_eq!(readiness(&object).is_ok(), ready, "{object}");
+            assert_eq!(readiness(&object).ready(), ready, "{object}");
         }
     }
 

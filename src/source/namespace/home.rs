@@ -10,15 +10,15 @@ use serde::{Deserialize, Serialize};
 use super::restore::{
     ResourcePlan, RestoreScope, TERMINATING_WAIT, apply, missing_permissions, plan, wait_terminated,
 };
-use super::{Cluster, backup, connect, drill};
+use super::{Cluster, NamespaceError, backup, connect, drill};
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
 use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, ItemFailure, KindPlan, PlanRequest, Reachability,
-    Scratch, Taken, TargetKind, no_region_table, not_for_kind,
+    Applied, BackupShape, Clients, DataSender, Drills, ItemFailure, KindPlan, PlanRequest,
+    Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::RestoreFlag;
 use crate::engine::point::PointData;
@@ -64,9 +64,12 @@ pub fn map_namespace(
     match mapping {
         None => Ok(source.to_string()),
         Some((from, to)) if from == source => Ok(to.clone()),
-        Some((from, _)) => Err(Error::input(format!(
-            "--namespace-map {from}=...: target {target} backs up namespace {source}, not {from}"
-        ))),
+        Some((from, _)) => Err(NamespaceError::NotItsNamespace {
+            target: target.to_string(),
+            backs_up: source.to_string(),
+            from: from.clone(),
+        }
+        .into()),
     }
 }
 
@@ -231,12 +234,12 @@ impl TargetKind for NamespaceKind {
             wait_terminated(&cluster, &scope.namespace, TERMINATING_WAIT, req.job).await?
         {
             req.job.check_cancelled()?;
-            return Err(Error::failed(format!(
-                "{why}: still there after {} s, nothing was written; clear what holds it \
-                 (kubectl get namespace {ns} -o yaml shows it) and restore again, or restore next to it with --namespace-map",
-                TERMINATING_WAIT.as_secs(),
-                ns = scope.namespace
-            )));
+            return Err(NamespaceError::StuckTerminating {
+                why,
+                namespace: scope.namespace.clone(),
+                waited_secs: TERMINATING_WAIT.as_secs(),
+            }
+            .into());
         }
         req.job
             .phase("verifying the point and comparing with the cluster");
@@ -245,11 +248,11 @@ impl TargetKind for NamespaceKind {
         let compared = plan(&cluster, rx, &scope, req.job).await;
         let resources = stream.finish(compared).await?;
         if let Some(missing) = missing_permissions(&cluster, &scope, &resources).await? {
-            return Err(Error::input(format!(
-                "the user of {} may not {missing}: nothing was written; give it the drtool-restore role \
-                 (README: Kubernetes permissions) or restore with another context",
-                cluster.name,
-            )));
+            return Err(NamespaceError::MayNot {
+                cluster: cluster.name.clone(),
+                missing,
+            }
+            .into());
         }
         let (plan, destructive) =
             decide_namespace(region.clone(), cluster.name.clone(), scope, resources)?;
@@ -317,6 +320,49 @@ impl TargetKind for NamespaceKind {
         })
     }
 
+    async fn holds_secrets(&self, target: &Target) -> Option<String> {
+        let spec = spec(target).ok()?;
+        super::selected("secrets", "secrets", &spec.include, &spec.exclude).then(|| {
+            format!(
+                "the Secrets of namespace {} are backed up (exclude = [\"secrets\"] leaves them out)",
+                spec.namespace
+            )
+        })
+    }
+
+    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
+        let Ok(spec) = spec(target) else {
+            return Vec::new();
+        };
+        let checks = spec.regions.iter().map(|(region, r)| async move {
+            let result = self.cluster(r).await;
+            Reachability {
+                misconfigured: false,
+                region: region.clone(),
+                what: format!("target {}", target.name),
+                address: format!(
+                    "{} context {}",
+                    r.kubeconfig.display(),
+                    r.context.as_deref().unwrap_or("(current)")
+                ),
+                reachable: result.is_ok(),
+                detail: result.err().map_or_else(|| "ok".into(), |e| e.to_string()),
+            }
+        });
+        futures::future::join_all(checks).await
+    }
+
+    fn drills(&self) -> Option<&dyn Drills> {
+        Some(self)
+    }
+
+    fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Drills for NamespaceKind {
     async fn fault(
         &self,
         target: &Target,
@@ -422,17 +468,10 @@ impl TargetKind for NamespaceKind {
         let cluster = self.cluster(&cluster).await?;
         drill::delete_namespace_until_gone(&cluster, &scope.namespace, job).await
     }
+}
 
-    async fn holds_secrets(&self, target: &Target) -> Option<String> {
-        let spec = spec(target).ok()?;
-        super::selected("secrets", "secrets", &spec.include, &spec.exclude).then(|| {
-            format!(
-                "the Secrets of namespace {} are backed up (exclude = [\"secrets\"] leaves them out)",
-                spec.namespace
-            )
-        })
-    }
-
+#[async_trait]
+impl ScratchRestores for NamespaceKind {
     async fn scratch(
         &self,
         target: &Target,
@@ -453,28 +492,6 @@ impl TargetKind for NamespaceKind {
             .ok_or_else(|| no_region_table(target, region))?;
         let cluster = self.cluster(cluster_cfg).await?;
         super::scratch::scratch(cluster, (target, region), spec, manifest, job).await
-    }
-
-    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
-        let Ok(spec) = spec(target) else {
-            return Vec::new();
-        };
-        let checks = spec.regions.iter().map(|(region, r)| async move {
-            let result = self.cluster(r).await;
-            Reachability {
-                misconfigured: false,
-                region: region.clone(),
-                what: format!("target {}", target.name),
-                address: format!(
-                    "{} context {}",
-                    r.kubeconfig.display(),
-                    r.context.as_deref().unwrap_or("(current)")
-                ),
-                reachable: result.is_ok(),
-                detail: result.err().map_or_else(|| "ok".into(), |e| e.to_string()),
-            }
-        });
-        futures::future::join_all(checks).await
     }
 }
 
@@ -550,10 +567,15 @@ mod tests {
             Some("shop-dr")
         );
         let wrong = ("other".to_string(), "x".to_string());
-        let err = map_namespace("t", "shop", Some(&wrong))
-            .err()
-            .map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains("backs up namespace shop, not other")));
+        let err = map_namespace("t", "shop", Some(&wrong)).err();
+        assert_eq!(
+            err.as_ref().and_then(Error::kind_error::<NamespaceError>),
+            Some(&NamespaceError::NotItsNamespace {
+                target: "t".into(),
+                backs_up: "shop".into(),
+                from: "other".into(),
+            })
+        );
     }
 
     #[test]

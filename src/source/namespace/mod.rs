@@ -8,6 +8,7 @@
 //! (in `home.rs`) is what the engine sees.
 
 pub mod drill;
+mod error;
 mod home;
 mod restore;
 mod scratch;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+pub use error::NamespaceError;
 pub use home::{NamespaceKind, NamespacePlan, decide_namespace, map_namespace};
 pub use restore::{NamespaceOutcome, ObjectFailure, ResourcePlan, RestoreScope, apply, plan};
 
@@ -133,15 +135,21 @@ pub struct Cluster {
 
 pub(crate) fn kube_err(cluster: &str, what: &str, e: kube::Error) -> SourceError {
     match e {
-        kube::Error::Api(s) if s.code == 403 => SourceError::Input(format!(
-            "{what} on {cluster}: 403 {}: {}; give the context's user the role drtool needs \
-             (README: Kubernetes permissions) or use another context",
-            s.reason, s.message
-        )),
-        kube::Error::Api(s) => SourceError::Failed {
-            what: format!("{what} on {cluster}"),
-            detail: format!("{} {}: {}", s.code, s.reason, s.message),
-        },
+        kube::Error::Api(s) if s.code == 403 => NamespaceError::Forbidden {
+            what: what.to_string(),
+            cluster: cluster.to_string(),
+            reason: s.reason,
+            message: s.message,
+        }
+        .into(),
+        kube::Error::Api(s) => NamespaceError::Api {
+            what: what.to_string(),
+            cluster: cluster.to_string(),
+            code: s.code,
+            reason: s.reason,
+            message: s.message,
+        }
+        .into(),
         other => SourceError::Unreachable {
             what: "the Kubernetes API".into(),
             endpoints: cluster.to_string(),
@@ -428,13 +436,12 @@ impl Cursor {
                 Ok(page) => return Ok(page),
                 Err(e) if self.token.is_some() && api_code(&e) == Some(410) => {
                     if !self.expire(inconsistent_continue(&e)) {
-                        return Err(SourceError::Failed {
-                            what: format!("list {path} on {}", cluster.name),
-                            detail: format!(
-                                "its continue token expired {MAX_EXPIRED} times in a row: etcd is compacted faster than one page is read; \
-                                 back up when the cluster is quieter, lower the target's page_size or raise the API server's --etcd-compaction-interval"
-                            ),
-                        });
+                        return Err(NamespaceError::TokenKeptExpiring {
+                            path: path.to_string(),
+                            cluster: cluster.name.clone(),
+                            times: MAX_EXPIRED,
+                        }
+                        .into());
                     }
                     job.warn(format!(
                         "list {path} on {}: continue token expired (410); {}",
@@ -606,10 +613,11 @@ async fn backup_inner(
     let ns_object = match cluster.get_json(&format!("/api/v1/namespaces/{ns}")).await {
         Ok(o) => o,
         Err(e) if api_code(&e) == Some(404) => {
-            return Err(SourceError::Input(format!(
-                "namespace {ns:?} does not exist in {}: check `namespace` of the target and the context",
-                cluster.name
-            )));
+            return Err(NamespaceError::MissingNamespace {
+                namespace: ns.to_string(),
+                cluster: cluster.name.clone(),
+            }
+            .into());
         }
         Err(e) => return Err(kube_err(&cluster.name, "get namespace", e)),
     };

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::strip::{StripOptions, for_new_cluster, strip};
 use super::{
-    Cluster, ObjectRecord, PAGE, api_code, collection_path, fetch_page, kube_err, selected,
+    Cluster, NamespaceError, ObjectRecord, PAGE, api_code, collection_path, fetch_page, kube_err,
+    selected,
 };
 use crate::engine::events::Job;
 use crate::engine::options::Existing;
@@ -144,7 +145,7 @@ impl Records {
                     continue;
                 }
                 let parsed = serde_json::from_slice::<ObjectRecord>(&line[..line.len() - 1])
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| RefusedRecord::Unreadable(e.to_string()))
                     .and_then(checked);
                 return Some(parsed.map_err(|detail| SourceError::Integrity {
                     what: format!("namespace payload line {}", self.line),
@@ -173,7 +174,7 @@ impl Records {
 /// the cluster-scoped kinds only those backups write (CRDs, the namespace).
 /// Anything else was not written by drtool: a damaged or forged point must not
 /// create cluster-wide objects (a ClusterRoleBinding) without anyone asking.
-fn checked(r: ObjectRecord) -> Result<ObjectRecord, String> {
+fn checked(r: ObjectRecord) -> Result<ObjectRecord, RefusedRecord> {
     let named = r.object.is_object()
         && r.object.get("metadata").is_some_and(Value::is_object)
         && r.object["metadata"]
@@ -181,19 +182,32 @@ fn checked(r: ObjectRecord) -> Result<ObjectRecord, String> {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
     if !named {
-        return Err(format!(
-            "the {} record is not a Kubernetes object with metadata.name",
-            r.resource()
-        ));
+        return Err(RefusedRecord::Unnamed {
+            resource: r.resource(),
+        });
     }
     let resource = r.resource();
     if !r.namespaced && resource != CRD && resource != "namespaces" {
-        return Err(format!(
-            "cluster-scoped {resource} {:?} is never written by a namespace backup and is not restored",
-            r.name()
-        ));
+        return Err(RefusedRecord::ClusterScoped {
+            name: r.name().to_string(),
+            resource,
+        });
     }
     Ok(r)
+}
+
+/// Why a payload line is not restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum RefusedRecord {
+    /// Not the JSON of a record.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("the {resource} record is not a Kubernetes object with metadata.name")]
+    Unnamed { resource: String },
+    #[error(
+        "cluster-scoped {resource} {name:?} is never written by a namespace backup and is not restored"
+    )]
+    ClusterScoped { resource: String, name: String },
 }
 
 fn api_resource(r: &ObjectRecord) -> ApiResource {
@@ -572,10 +586,11 @@ async fn wait_served(cluster: &Cluster, crd: &Value) -> Result<(), SourceError> 
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(60) {
-            return Err(SourceError::Failed {
-                what: format!("CRD {plural}.{group} on {}", cluster.name),
-                detail: "created but not served after 60 s".into(),
-            });
+            return Err(NamespaceError::CrdNotServed {
+                crd: format!("{plural}.{group}"),
+                cluster: cluster.name.clone(),
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -801,7 +816,6 @@ async fn apply_into(
         let want = desired(&r, opts);
         let existing = state.existing(cluster, &r, &want).await?;
         let decision = decide(existing.as_ref(), &want, opts.existing);
-        let ar = api_resource(&r);
         let ns = r.namespaced.then_some(opts.namespace.as_str());
         let name = want["metadata"]["name"]
             .as_str()
@@ -809,49 +823,18 @@ async fn apply_into(
             .to_string();
         done += 1;
         job.items(done, None);
-        let write = match decision {
-            Decision::Create => Write {
-                resource,
-                name,
-                method: http::Method::POST,
-                path: collection_path(&ar, ns),
-                body: want,
-            },
-            Decision::Update => {
-                let mut body = want;
-                if let Some(live) = &existing {
-                    body["metadata"]["resourceVersion"] =
-                        Value::String(live.resource_version.clone());
-                    if let Some(replicas) = &live.autoscaled {
-                        body["spec"]["replicas"] = replicas.clone();
-                    }
-                }
-                Write {
-                    path: format!("{}/{name}", collection_path(&ar, ns)),
-                    resource,
-                    name,
-                    method: http::Method::PUT,
-                    body,
-                }
-            }
-            Decision::Unchanged => {
-                out.unchanged += 1;
-                continue;
-            }
-            Decision::Skip => {
-                out.skipped += 1;
-                continue;
-            }
-            Decision::Conflict => {
-                let failure = ObjectFailure {
-                    resource,
-                    name,
-                    error: "already exists and differs (--existing fail)".into(),
-                };
-                job.item_failed(failure.item(), &failure.error);
-                out.failed.push(failure);
-                continue;
-            }
+        let collection = collection_path(&api_resource(&r), ns);
+        let Some(write) = write_for(
+            decision,
+            resource,
+            name,
+            collection,
+            want,
+            existing.as_ref(),
+            out,
+            job,
+        ) else {
+            continue;
         };
         // CRDs and the namespace are written alone: what follows needs them.
         if resource_is_foundation(&write.resource) {
@@ -873,6 +856,64 @@ async fn apply_into(
     }
     flush(cluster, &mut batch, out, job).await?;
     Ok(())
+}
+
+/// The request a decision calls for, or `None` when nothing is sent (the
+/// object is counted as unchanged or skipped, or reported as a conflict).
+#[allow(clippy::too_many_arguments)]
+fn write_for(
+    decision: Decision,
+    resource: String,
+    name: String,
+    collection: String,
+    want: Value,
+    existing: Option<&Live>,
+    out: &mut NamespaceOutcome,
+    job: &Job,
+) -> Option<Write> {
+    match decision {
+        Decision::Create => Some(Write {
+            resource,
+            name,
+            method: http::Method::POST,
+            path: collection,
+            body: want,
+        }),
+        Decision::Update => {
+            let mut body = want;
+            if let Some(live) = existing {
+                body["metadata"]["resourceVersion"] = Value::String(live.resource_version.clone());
+                if let Some(replicas) = &live.autoscaled {
+                    body["spec"]["replicas"] = replicas.clone();
+                }
+            }
+            Some(Write {
+                path: format!("{collection}/{name}"),
+                resource,
+                name,
+                method: http::Method::PUT,
+                body,
+            })
+        }
+        Decision::Unchanged => {
+            out.unchanged += 1;
+            None
+        }
+        Decision::Skip => {
+            out.skipped += 1;
+            None
+        }
+        Decision::Conflict => {
+            let failure = ObjectFailure {
+                resource,
+                name,
+                error: "already exists and differs (--existing fail)".into(),
+            };
+            job.item_failed(failure.item(), &failure.error);
+            out.failed.push(failure);
+            None
+        }
+    }
 }
 
 impl ObjectFailure {
@@ -956,10 +997,13 @@ mod tests {
         let crd = ("customresourcedefinitions", "apiextensions.k8s.io");
         assert!(checked(record(crd, false, named.clone())).is_ok());
         let crb = ("clusterrolebindings", "rbac.authorization.k8s.io");
-        let refused = checked(record(crb, false, named)).err().unwrap_or_default();
-        assert!(
-            refused.contains("cluster-scoped clusterrolebindings.rbac.authorization.k8s.io"),
-            "{refused}"
+        let refused = checked(record(crb, false, named)).err();
+        assert_eq!(
+            refused,
+            Some(RefusedRecord::ClusterScoped {
+                resource: "clusterrolebindings.rbac.authorization.k8s.io".into(),
+                name: "a".into(),
+            })
         );
         for not_an_object in [
             json!([1, 2]),
@@ -967,7 +1011,10 @@ mod tests {
             json!({"metadata": []}),
             json!({"metadata": {}}),
         ] {
-            assert!(checked(record(("configmaps", ""), true, not_an_object)).is_err());
+            assert!(matches!(
+                checked(record(("configmaps", ""), true, not_an_object)),
+                Err(RefusedRecord::Unnamed { .. })
+            ));
         }
     }
 

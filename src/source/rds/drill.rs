@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::RdsError;
 use super::dump::Db;
 use crate::engine::faults::CanaryMark;
-use crate::error::{Error, SourceError};
+use crate::error::Error;
 
 /// The SQL probe: the query runs, and its first value is `expect` when given.
 pub async fn probe_sql(db: &Db, query: &str, expect: Option<&str>) -> Result<String, Error> {
@@ -19,9 +20,11 @@ pub async fn probe_sql(db: &Db, query: &str, expect: Option<&str>) -> Result<Str
         .unwrap_or("")
         .to_string();
     match expect {
-        Some(want) if first != want => Err(SourceError::Failed {
-            what: format!("SQL `{query}` on {db:?}"),
-            detail: format!("returned {first:?}, not {want:?}"),
+        Some(want) if first != want => Err(RdsError::SqlDiffers {
+            query: query.to_string(),
+            db: format!("{db:?}"),
+            found: first.to_string(),
+            want: want.to_string(),
         }
         .into()),
         Some(_) => Ok(format!("`{query}` returned {first:?}")),
@@ -88,7 +91,12 @@ pub async fn canary_clear(db: &Db, run: &str) -> Result<u64, Error> {
         Ok(n) if n == "0" => return Ok(0),
         Ok(_) => {}
         // The database is gone (a restore into it was undone): so are its rows.
-        Err(SourceError::Failed { detail, .. }) if detail.contains("does not exist") => {
+        Err(e)
+            if matches!(
+                e.kind_error::<RdsError>(),
+                Some(RdsError::DatabaseMissing { .. })
+            ) =>
+        {
             return Ok(0);
         }
         Err(e) => return Err(e.into()),

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
+use super::RdsError;
 use crate::config::{DbConn, PasswordSource};
 use crate::engine::events::Job;
 use crate::engine::point::PointStream;
@@ -56,12 +57,11 @@ pub struct DbRef {
 impl DbRef {
     /// The config's connection; `host` is used when the config has none.
     pub fn of(conn: &DbConn, host: Option<&str>) -> Result<DbRef, SourceError> {
-        let host = conn.host.as_deref().or(host).ok_or_else(|| {
-            SourceError::Input(
-                "no database host: set `database.host` or let drtool read the instance endpoint"
-                    .into(),
-            )
-        })?;
+        let host = conn
+            .host
+            .as_deref()
+            .or(host)
+            .ok_or_else(|| SourceError::from(RdsError::NoDbHost))?;
         Ok(DbRef {
             host: host.to_string(),
             port: conn.port,
@@ -81,23 +81,22 @@ impl DbRef {
 
     /// Resolves the password (from its variable or file) for a connection.
     pub fn open(&self) -> Result<Db, SourceError> {
-        let password = match &self.password {
-            PasswordSource::None => None,
-            PasswordSource::Env(var) => Some(std::env::var(var).map_err(|_| {
-                SourceError::Input(format!(
-                    "the database password variable {var} is not set in drtool's environment"
-                ))
-            })?),
-            PasswordSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    SourceError::Input(format!(
-                        "cannot read the password file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                Some(text.lines().next().unwrap_or_default().to_string())
-            }
-        };
+        let password =
+            match &self.password {
+                PasswordSource::None => None,
+                PasswordSource::Env(var) => Some(std::env::var(var).map_err(|_| {
+                    SourceError::from(RdsError::PasswordEnvUnset { var: var.clone() })
+                })?),
+                PasswordSource::File(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        SourceError::from(RdsError::PasswordFileUnreadable {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    Some(text.lines().next().unwrap_or_default().to_string())
+                }
+            };
         Ok(Db {
             host: self.host.clone(),
             port: self.port,
@@ -147,9 +146,11 @@ impl Db {
     }
 
     fn spawn_failed(&self, program: &str, e: io::Error) -> SourceError {
-        SourceError::Input(format!(
-            "cannot run {program} ({e}): install the PostgreSQL client tools (Debian: postgresql-client)"
-        ))
+        RdsError::ToolMissing {
+            program: program.to_string(),
+            reason: e.to_string(),
+        }
+        .into()
     }
 
     /// Runs one SQL statement with psql and returns its unaligned output.
@@ -180,6 +181,13 @@ impl Db {
                 endpoints: format!("{}:{}", self.host, self.port),
                 detail: format!("{tool}: {text}"),
             }
+        } else if text.contains("database \"") && text.contains("\" does not exist") {
+            RdsError::DatabaseMissing {
+                tool: tool.to_string(),
+                db: format!("{self:?}"),
+                detail: text.to_string(),
+            }
+            .into()
         } else {
             SourceError::Failed {
                 what: format!("{tool} on {self:?}"),
@@ -359,13 +367,10 @@ pub async fn dump_contents(
     let list = listing.await.unwrap_or_default();
     if !status.success() {
         let stderr = errors.await.unwrap_or_default();
-        return Err(SourceError::Integrity {
-            what: "the point's dump".into(),
-            detail: format!(
-                "pg_restore cannot read its table of contents ({status}): {}",
-                stderr.trim()
-            ),
-        }
+        return Err(SourceError::from(RdsError::DumpUnreadable {
+            status: status.to_string(),
+            stderr: stderr.trim().to_string(),
+        })
         .into());
     }
     Ok(dump_relations(&list))
@@ -454,8 +459,23 @@ struct SnapshotSession {
     snapshot: String,
 }
 
+/// Why the counting session could not open or count (the dump goes on).
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("no pipes to psql")]
+    NoPipes,
+    #[error("psql did not export a snapshot within 30s")]
+    Timeout,
+    #[error("psql exited {0}")]
+    Exited(&'static str),
+    #[error("unexpected answer {0:?}")]
+    Unexpected(String),
+}
+
 impl SnapshotSession {
-    async fn open(db: &Db) -> Result<SnapshotSession, String> {
+    async fn open(db: &Db) -> Result<SnapshotSession, SessionError> {
         use tokio::io::AsyncBufReadExt;
         let mut child = db
             .command("psql")
@@ -463,21 +483,18 @@ impl SnapshotSession {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
+            .spawn()?;
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err("no pipes to psql".into());
+            return Err(SessionError::NoPipes);
         };
         let mut stdout = tokio::io::BufReader::new(stdout).lines();
         stdin
             .write_all(b"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_export_snapshot();\n")
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let line = tokio::time::timeout(std::time::Duration::from_secs(30), stdout.next_line())
             .await
-            .map_err(|_| "psql did not export a snapshot within 30s".to_string())?
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "psql exited before exporting a snapshot".to_string())?;
+            .map_err(|_| SessionError::Timeout)??
+            .ok_or(SessionError::Exited("before exporting a snapshot"))?;
         Ok(SnapshotSession {
             child,
             stdin,
@@ -486,18 +503,16 @@ impl SnapshotSession {
         })
     }
 
-    async fn count(&mut self) -> Result<RowCounts, String> {
+    async fn count(&mut self) -> Result<RowCounts, SessionError> {
         self.stdin
             .write_all(format!("{COUNT_SQL};\n").as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let line = self
             .stdout
             .next_line()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "psql exited while counting rows".to_string())?;
-        RowCounts::parse(&line).ok_or_else(|| format!("unexpected answer {line:?}"))
+            .await?
+            .ok_or(SessionError::Exited("while counting rows"))?;
+        RowCounts::parse(&line).ok_or(SessionError::Unexpected(line))
     }
 
     async fn close(mut self) {
@@ -789,10 +804,13 @@ mod tests {
             password: PasswordSource::Env("DRTOOL_TEST_UNSET_PW".into()),
             ..conn
         };
-        let err = Db::resolve(&missing, None)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("DRTOOL_TEST_UNSET_PW is not set"), "{err}");
+        let err = Db::resolve(&missing, None).err();
+        assert!(
+            matches!(
+                err.as_ref().and_then(SourceError::kind_error::<RdsError>),
+                Some(RdsError::PasswordEnvUnset { var }) if var == "DRTOOL_TEST_UNSET_PW"
+            ),
+            "{err:?}"
+        );
     }
 }

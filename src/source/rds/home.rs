@@ -10,15 +10,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::dump::{self, DbRef, DbState, Relation};
-use super::{InstanceInfo, Rds, SnapshotSource, restored_instance_id, snapshot_id};
+use super::{
+    DatabaseUse, InstanceInfo, Rds, RdsError, SnapshotSource, restored_instance_id, snapshot_id,
+};
 use crate::archive::manifest::RdsInfo;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, KindPlan, PlanRequest, Reachability, Scratch, Taken,
-    TargetKind, not_for_kind,
+    Applied, Artefacts, BackupShape, Clients, DataSender, Drills, KindPlan, PlanRequest,
+    Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -114,15 +116,17 @@ pub fn route(
         });
     }
     if !has_dump {
-        return Err(Error::input(if options.from_dump {
-            format!(
-                "--from-dump: point {point} holds no dump (the target's mode makes snapshots only)"
-            )
+        let point = point.to_string();
+        return Err(if options.from_dump {
+            RdsError::NoDump { point }
         } else {
-            format!(
-                "point {point} has no snapshot in {region} and no dump: copy it there first (drtool copy --target {target} --to {region})"
-            )
-        }));
+            RdsError::NothingHere {
+                point,
+                region: region.to_string(),
+                target: target.to_string(),
+            }
+        }
+        .into());
     }
     Ok(Route::Dump)
 }
@@ -137,10 +141,12 @@ pub fn decide_snapshot(
     target: &str,
 ) -> Result<RdsPlan, Error> {
     if instance_exists {
-        return Err(Error::input(format!(
-            "RDS instance {new_instance} already exists in {}: delete it, or change restore_identifier in [targets.{target}.regions.{}]",
-            api.region, api.region
-        )));
+        return Err(RdsError::InstanceExists {
+            instance: new_instance,
+            region: api.region,
+            target: Some(target.to_string()),
+        }
+        .into());
     }
     Ok(RdsPlan::RdsFromSnapshot {
         api,
@@ -228,16 +234,15 @@ pub fn decide_pitr(
     region_cfg: &RdsRegion,
 ) -> Result<RdsPlan, Error> {
     if at > now {
-        return Err(Error::input(format!(
-            "--pitr {} is in the future",
-            at.to_rfc3339()
-        )));
+        return Err(RdsError::PitrInFuture { at }.into());
     }
     if instance_exists {
-        return Err(Error::input(format!(
-            "RDS instance {new_instance} already exists in {}: delete it, or change restore_identifier",
-            api.region
-        )));
+        return Err(RdsError::InstanceExists {
+            instance: new_instance,
+            region: api.region,
+            target: None,
+        }
+        .into());
     }
     Ok(RdsPlan::RdsPointInTime {
         api,
@@ -409,12 +414,14 @@ pub struct RdsKind {
 impl RdsKind {
     /// The region's database (`database = {...}`), connected.
     fn database(&self, target: &Target, region: &str) -> Result<dump::Db, Error> {
-        let conn = region_cfg(Some(target), region).database.ok_or_else(|| {
-            Error::input(format!(
-                "target {} has no `database` in [targets.{}.regions.{region}]: SQL probes and canaries need one",
-                target.name, target.name
-            ))
-        })?;
+        let conn =
+            region_cfg(Some(target), region)
+                .database
+                .ok_or_else(|| RdsError::NoDatabase {
+                    needs: DatabaseUse::Probes,
+                    target: target.name.clone(),
+                    region: region.to_string(),
+                })?;
         Ok(dump::Db::resolve(&conn, None)?)
     }
 
@@ -504,11 +511,10 @@ impl RdsKind {
                 Ok((plan, false, false))
             }
             Route::Dump => {
-                let conn = cfg.database.as_ref().ok_or_else(|| {
-                    Error::input(format!(
-                        "restoring a dump needs `database = {{ host, port, user, dbname, password_env }}` in [targets.{}.regions.{}]",
-                        req.target.name, req.region
-                    ))
+                let conn = cfg.database.as_ref().ok_or_else(|| RdsError::NoDatabase {
+                    needs: DatabaseUse::RestoreDump,
+                    target: req.target.name.clone(),
+                    region: req.region.to_string(),
                 })?;
                 let base = DbRef::of(conn, None)?;
                 let db = base.with_dbname(req.options.database.as_deref().unwrap_or(&base.dbname));
@@ -569,12 +575,14 @@ impl TargetKind for RdsKind {
         };
         let mut at = Utc::now();
         if let Some(tx) = data {
-            let conn = home_cfg.and_then(|r| r.database.as_ref()).ok_or_else(|| {
-                Error::input(format!(
-                    "target {}: dumping needs a `database` in region {home}",
-                    target.name
-                ))
-            })?;
+            let conn =
+                home_cfg
+                    .and_then(|r| r.database.as_ref())
+                    .ok_or_else(|| RdsError::NoDatabase {
+                        needs: DatabaseUse::Dump,
+                        target: target.name.clone(),
+                        region: home.to_string(),
+                    })?;
             let host = match conn.host {
                 Some(_) => None,
                 None => {
@@ -637,16 +645,6 @@ impl TargetKind for RdsKind {
 
     fn needs_point(&self, options: &RestoreOptions) -> bool {
         options.pitr.is_none()
-    }
-
-    async fn scratch(
-        &self,
-        target: &Target,
-        region: &str,
-        manifest: &Manifest,
-        _job: &Job,
-    ) -> Result<Option<Scratch>, Error> {
-        super::scratch::scratch((target, region), spec(target)?, manifest)
     }
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
@@ -754,105 +752,48 @@ impl TargetKind for RdsKind {
         })
     }
 
-    async fn copy_external(
-        &self,
-        target: &Target,
-        manifest: &Manifest,
-        from: &str,
-        to: &str,
-        job: &Job,
-    ) -> Result<Manifest, Error> {
-        let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(from)) else {
-            return Ok(manifest.clone());
+    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
+        let Ok(spec) = spec(target) else {
+            return Vec::new();
         };
-        let to_cfg = region_cfg(Some(target), to);
-        let source = api_ref(Some(target), from);
-        let rds = self.api(&api_ref(Some(target), to)).await;
-        let id = snapshot_id(&manifest.target, &manifest.point_id);
-        let copied_arn = match rds.snapshot(&id).await {
-            // A copy an earlier run made is reused.
-            Ok(existing) if existing.status == "available" => existing.arn,
-            _ => {
-                job.phase(format!("copying RDS snapshot to {to}"));
-                let phase = job.clone();
-                let on_state = move |s: &str| phase.phase(format!("snapshot copy {s}"));
-                job.cancellable(async {
-                    Ok(rds
-                        .copy_snapshot_from(
-                            &SnapshotSource {
-                                arn,
-                                region: from,
-                                endpoint: source.endpoint.as_deref(),
-                            },
-                            &id,
-                            to_cfg.kms_key.as_deref(),
-                            (&manifest.target, &manifest.point_id),
-                            &on_state,
-                        )
-                        .await?)
-                })
-                .await?
-                .arn
+        let checks = target.regions().map(|region| async move {
+            let api = api_ref(Some(target), region);
+            let rds = self.api(&api).await;
+            let home = region == target.home;
+            // The home region must have the instance; elsewhere the API must answer.
+            let (reachable, detail) = match rds.instance_exists(&spec.instance).await {
+                Ok(true) => (true, "ok".to_string()),
+                Ok(false) if !home => (true, "ok".to_string()),
+                Ok(false) => (false, format!("instance {} not found", spec.instance)),
+                Err(e) => (false, e.to_string()),
+            };
+            Reachability {
+                misconfigured: false,
+                region: region.to_string(),
+                what: format!("target {}", target.name),
+                address: api.endpoint.unwrap_or_else(|| "RDS API".to_string()),
+                reachable,
+                detail,
             }
-        };
-        let mut updated = manifest.clone();
-        if let Some(info) = updated.rds.as_mut() {
-            info.snapshots.insert(to.to_string(), copied_arn);
-        }
-        Ok(updated)
+        });
+        futures::future::join_all(checks).await
     }
 
-    async fn verify_external(
-        &self,
-        target: Option<&Target>,
-        manifest: &Manifest,
-        region: &str,
-        _job: &Job,
-    ) -> Result<Option<String>, Error> {
-        let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(region)) else {
-            return Ok(None);
-        };
-        let rds = self.api(&api_ref(target, region)).await;
-        let id = snapshot_id(&manifest.target, &manifest.point_id);
-        let snapshot = rds
-            .snapshot(&id)
-            .await
-            .map_err(|e| SourceError::Integrity {
-                what: format!("RDS snapshot {arn}"),
-                detail: format!("it is recorded in the manifest but cannot be read: {e}"),
-            })?;
-        if snapshot.status != "available" {
-            return Err(SourceError::Integrity {
-                what: format!("RDS snapshot {arn}"),
-                detail: format!("status is {:?}, not available", snapshot.status),
-            }
-            .into());
-        }
-        Ok(Some(format!("RDS snapshot {id} available")))
+    fn drills(&self) -> Option<&dyn Drills> {
+        Some(self)
     }
 
-    async fn delete_external(
-        &self,
-        target: Option<&Target>,
-        manifest: &Manifest,
-        region: &str,
-    ) -> Result<Vec<String>, Error> {
-        if !manifest
-            .rds
-            .as_ref()
-            .is_some_and(|r| r.snapshots.contains_key(region))
-        {
-            return Ok(Vec::new());
-        }
-        let rds = self.api(&api_ref(target, region)).await;
-        let id = snapshot_id(&manifest.target, &manifest.point_id);
-        if rds.delete_managed_snapshot(&id).await? {
-            Ok(vec![format!("snapshot {id}")])
-        } else {
-            Ok(vec![format!("snapshot {id} (gone already)")])
-        }
+    fn artefacts(&self) -> Option<&dyn Artefacts> {
+        Some(self)
     }
 
+    fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Drills for RdsKind {
     async fn fault(
         &self,
         target: &Target,
@@ -963,32 +904,120 @@ impl TargetKind for RdsKind {
             )),
         }
     }
+}
 
-    async fn reachability(&self, target: &Target) -> Vec<Reachability> {
-        let Ok(spec) = spec(target) else {
-            return Vec::new();
+#[async_trait]
+impl Artefacts for RdsKind {
+    async fn copy_external(
+        &self,
+        target: &Target,
+        manifest: &Manifest,
+        from: &str,
+        to: &str,
+        job: &Job,
+    ) -> Result<Manifest, Error> {
+        let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(from)) else {
+            return Ok(manifest.clone());
         };
-        let checks = target.regions().map(|region| async move {
-            let api = api_ref(Some(target), region);
-            let rds = self.api(&api).await;
-            let home = region == target.home;
-            // The home region must have the instance; elsewhere the API must answer.
-            let (reachable, detail) = match rds.instance_exists(&spec.instance).await {
-                Ok(true) => (true, "ok".to_string()),
-                Ok(false) if !home => (true, "ok".to_string()),
-                Ok(false) => (false, format!("instance {} not found", spec.instance)),
-                Err(e) => (false, e.to_string()),
-            };
-            Reachability {
-                misconfigured: false,
-                region: region.to_string(),
-                what: format!("target {}", target.name),
-                address: api.endpoint.unwrap_or_else(|| "RDS API".to_string()),
-                reachable,
-                detail,
+        let to_cfg = region_cfg(Some(target), to);
+        let source = api_ref(Some(target), from);
+        let rds = self.api(&api_ref(Some(target), to)).await;
+        let id = snapshot_id(&manifest.target, &manifest.point_id);
+        let copied_arn = match rds.snapshot(&id).await {
+            // A copy an earlier run made is reused.
+            Ok(existing) if existing.status == "available" => existing.arn,
+            _ => {
+                job.phase(format!("copying RDS snapshot to {to}"));
+                let phase = job.clone();
+                let on_state = move |s: &str| phase.phase(format!("snapshot copy {s}"));
+                job.cancellable(async {
+                    Ok(rds
+                        .copy_snapshot_from(
+                            &SnapshotSource {
+                                arn,
+                                region: from,
+                                endpoint: source.endpoint.as_deref(),
+                            },
+                            &id,
+                            to_cfg.kms_key.as_deref(),
+                            (&manifest.target, &manifest.point_id),
+                            &on_state,
+                        )
+                        .await?)
+                })
+                .await?
+                .arn
             }
-        });
-        futures::future::join_all(checks).await
+        };
+        let mut updated = manifest.clone();
+        if let Some(info) = updated.rds.as_mut() {
+            info.snapshots.insert(to.to_string(), copied_arn);
+        }
+        Ok(updated)
+    }
+
+    async fn verify_external(
+        &self,
+        target: Option<&Target>,
+        manifest: &Manifest,
+        region: &str,
+        _job: &Job,
+    ) -> Result<Option<String>, Error> {
+        let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(region)) else {
+            return Ok(None);
+        };
+        let rds = self.api(&api_ref(target, region)).await;
+        let id = snapshot_id(&manifest.target, &manifest.point_id);
+        let snapshot = rds
+            .snapshot(&id)
+            .await
+            .map_err(|e| RdsError::SnapshotUnusable {
+                arn: arn.clone(),
+                detail: format!("it is recorded in the manifest but cannot be read: {e}"),
+            })?;
+        if snapshot.status != "available" {
+            return Err(RdsError::SnapshotUnusable {
+                arn: arn.clone(),
+                detail: format!("status is {:?}, not available", snapshot.status),
+            }
+            .into());
+        }
+        Ok(Some(format!("RDS snapshot {id} available")))
+    }
+
+    async fn delete_external(
+        &self,
+        target: Option<&Target>,
+        manifest: &Manifest,
+        region: &str,
+    ) -> Result<Vec<String>, Error> {
+        if !manifest
+            .rds
+            .as_ref()
+            .is_some_and(|r| r.snapshots.contains_key(region))
+        {
+            return Ok(Vec::new());
+        }
+        let rds = self.api(&api_ref(target, region)).await;
+        let id = snapshot_id(&manifest.target, &manifest.point_id);
+        if rds.delete_managed_snapshot(&id).await? {
+            Ok(vec![format!("snapshot {id}")])
+        } else {
+            Ok(vec![format!("snapshot {id} (gone already)")])
+        }
+    }
+}
+
+#[async_trait]
+impl ScratchRestores for RdsKind {
+    async fn scratch(
+        &self,
+        target: &Target,
+        region: &str,
+        manifest: &Manifest,
+        _job: &Job,
+    ) -> Result<Option<Scratch>, Error> {
+        super::scratch::scratch((target, region), spec(target)?, manifest)
     }
 }
 
@@ -1042,7 +1071,12 @@ mod tests {
                 opts(),
                 Err("no snapshot in west and no dump: copy it there first"),
             ),
-            (Some("arn:s"), false, from_dump, Err("holds no dump")),
+            (
+                Some("arn:s"),
+                false,
+                from_dump.clone(),
+                Err("holds no dump"),
+            ),
             (
                 Some("arn:s"),
                 true,
@@ -1059,6 +1093,20 @@ mod tests {
                 (got, want) => panic!("{snapshot:?} {dump}: got {got:?}, want {want:?}"),
             }
         }
+        let nothing = route("db", "west", "p", None, false, &opts()).err();
+        assert_eq!(
+            nothing.as_ref().and_then(Error::kind_error::<RdsError>),
+            Some(&RdsError::NothingHere {
+                point: "p".into(),
+                region: "west".into(),
+                target: "db".into(),
+            })
+        );
+        let no_dump = route("db", "west", "p", Some("arn:s"), false, &from_dump).err();
+        assert!(matches!(
+            no_dump.as_ref().and_then(Error::kind_error::<RdsError>),
+            Some(RdsError::NoDump { .. })
+        ));
     }
 
     fn db() -> DbRef {
@@ -1145,7 +1193,10 @@ mod tests {
         };
         let cfg = RdsRegion::default();
         let taken = decide_snapshot(api.clone(), "arn".into(), "db-p".into(), true, &cfg, "db");
-        assert!(taken.is_err_and(|e| e.to_string().contains("db-p already exists in west")));
+        assert!(taken.is_err_and(|e| matches!(
+            e.kind_error::<RdsError>(),
+            Some(RdsError::InstanceExists { instance, region, .. }) if instance == "db-p" && region == "west"
+        )));
         assert!(
             decide_snapshot(api.clone(), "arn".into(), "db-p".into(), false, &cfg, "db").is_ok()
         );
@@ -1159,9 +1210,15 @@ mod tests {
             false,
             &cfg,
         );
-        assert!(future.is_err_and(|e| e.to_string().contains("is in the future")));
+        assert!(future.is_err_and(|e| matches!(
+            e.kind_error::<RdsError>(),
+            Some(RdsError::PitrInFuture { .. })
+        )));
         let exists = decide_pitr(api.clone(), "db".into(), now, now, "x".into(), true, &cfg);
-        assert!(exists.is_err_and(|e| e.to_string().contains("already exists")));
+        assert!(exists.is_err_and(|e| matches!(
+            e.kind_error::<RdsError>(),
+            Some(RdsError::InstanceExists { target: None, .. })
+        )));
         assert!(decide_pitr(api, "db".into(), now, now, "x".into(), false, &cfg).is_ok());
     }
 

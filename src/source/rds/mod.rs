@@ -7,6 +7,7 @@
 
 pub mod drill;
 pub mod dump;
+mod error;
 mod home;
 pub mod presign;
 mod scratch;
@@ -20,6 +21,7 @@ use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use error::{DatabaseUse, RdsError};
 pub use home::{ApiRef, RdsKind, RdsPlan, Route, decide_dump, decide_pitr, decide_snapshot, route};
 
 use crate::error::SourceError;
@@ -190,12 +192,13 @@ impl Rds {
     }
 
     pub async fn instance(&self, id: &str) -> Result<InstanceInfo, SourceError> {
-        self.describe_instance(id)
-            .await?
-            .ok_or_else(|| SourceError::Failed {
-                what: format!("RDS instance {id} in {}", self.region),
-                detail: "not found: check `instance` of the target and the region".into(),
-            })
+        self.describe_instance(id).await?.ok_or_else(|| {
+            RdsError::InstanceMissing {
+                instance: id.to_string(),
+                region: self.region.clone(),
+            }
+            .into()
+        })
     }
 
     /// Whether an instance with this identifier exists.
@@ -204,12 +207,13 @@ impl Rds {
     }
 
     pub async fn snapshot(&self, id: &str) -> Result<SnapshotInfo, SourceError> {
-        self.find_snapshot(id)
-            .await?
-            .ok_or_else(|| SourceError::Failed {
-                what: format!("RDS snapshot {id} in {}", self.region),
-                detail: "not found".into(),
-            })
+        self.find_snapshot(id).await?.ok_or_else(|| {
+            RdsError::SnapshotMissing {
+                snapshot: id.to_string(),
+                region: self.region.clone(),
+            }
+            .into()
+        })
     }
 
     /// The snapshot, or none when RDS has no snapshot of that name.
@@ -355,7 +359,8 @@ impl Rds {
             kms_key,
             endpoint: source.endpoint,
         };
-        presign::copy_snapshot_url(&creds, &req, std::time::SystemTime::now()).map_err(failed)
+        presign::copy_snapshot_url(&creds, &req, std::time::SystemTime::now())
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// Deletes a snapshot drtool made; refuses one without drtool's tag.
@@ -376,10 +381,11 @@ impl Rds {
             .iter()
             .any(|t| t.key() == Some(MANAGED_TAG) && t.value() == Some("true"));
         if !managed {
-            return Err(SourceError::Input(format!(
-                "snapshot {id} in {} has no {MANAGED_TAG}=true tag: drtool did not make it and will not delete it",
-                self.region
-            )));
+            return Err(RdsError::NotManaged {
+                snapshot: id.to_string(),
+                region: self.region.clone(),
+            }
+            .into());
         }
         self.client
             .delete_db_snapshot()

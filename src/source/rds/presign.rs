@@ -22,12 +22,29 @@ pub struct CopyRequest<'a> {
     pub endpoint: Option<&'a str>,
 }
 
+/// Which signing step failed, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{step}: {reason}")]
+pub struct PresignError {
+    pub step: &'static str,
+    pub reason: String,
+}
+
+impl PresignError {
+    fn at(step: &'static str, e: impl std::fmt::Display) -> PresignError {
+        PresignError {
+            step,
+            reason: e.to_string(),
+        }
+    }
+}
+
 /// A URL valid for an hour, signed with `creds` for the source region.
 pub fn copy_snapshot_url(
     creds: &Credentials,
     req: &CopyRequest<'_>,
     now: SystemTime,
-) -> Result<String, String> {
+) -> Result<String, PresignError> {
     let host = req.endpoint.map_or_else(
         || format!("https://rds.{}.amazonaws.com", req.source_region),
         |e| e.trim_end_matches('/').to_string(),
@@ -54,16 +71,16 @@ pub fn copy_snapshot_url(
         .time(now)
         .settings(settings)
         .build()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| PresignError::at("signing parameters", e))?
         .into();
     let signable = SignableRequest::new("GET", &uri, std::iter::empty(), SignableBody::Bytes(&[]))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PresignError::at("request", e))?;
     let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| PresignError::at("signature", e))?
         .into_parts();
     let mut request = http::Request::get(&uri)
         .body(())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PresignError::at("URL", e))?;
     instructions.apply_to_request_http1x(&mut request);
     Ok(request.uri().to_string())
 }
@@ -87,7 +104,8 @@ mod tests {
             &creds,
             &req,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         assert!(
             url.starts_with("https://rds.us-east-1.amazonaws.com/?"),
             "{url}"

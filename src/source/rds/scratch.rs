@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 
+use super::RdsError;
 use super::dump::DbRef;
 use crate::archive::Manifest;
 use crate::config::{RdsTarget, Target};
@@ -69,10 +70,14 @@ impl ScratchGuard for RdsScratch {
                 "{} tables and {} rows restored into scratch database {}, as the manifest counts",
                 found.tables, found.rows, self.db.dbname
             )),
-            (Some(&t), Some(&r)) => Err(Error::integrity(format!(
-                "the manifest counts {t} tables and {r} rows; scratch database {} holds {} tables and {} rows",
-                self.db.dbname, found.tables, found.rows
-            ))),
+            (Some(&t), Some(&r)) => Err(RdsError::CountsDiffer {
+                db: self.db.dbname.clone(),
+                tables: t,
+                rows: r,
+                found_tables: found.tables,
+                found_rows: found.rows,
+            }
+            .into()),
             _ => Ok(format!(
                 "the dump restored into scratch database {} ({} tables, {} rows; the point has no row counts to compare)",
                 self.db.dbname, found.tables, found.rows

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use super::RdsError;
 use crate::error::SourceError;
 
 /// What to wait for and how.
@@ -40,24 +41,22 @@ where
             return Ok(started.elapsed());
         }
         if spec.failed.contains(&now.as_str()) {
-            return Err(SourceError::Failed {
+            return Err(RdsError::StateFailed {
                 what: spec.what.to_string(),
-                detail: format!(
-                    "reached state {now:?} after {:.0} s: RDS will not get it to {}; see the RDS events for the reason",
-                    started.elapsed().as_secs_f64(),
-                    spec.done.join("/")
-                ),
-            });
+                state: now,
+                after_secs: started.elapsed().as_secs(),
+                wanted: spec.done.join("/"),
+            }
+            .into());
         }
         if started.elapsed() >= spec.timeout {
-            return Err(SourceError::Failed {
+            return Err(RdsError::StillWaiting {
                 what: spec.what.to_string(),
-                detail: format!(
-                    "still {now:?} after {} s (waiting for {}): raise the timeout or check the RDS console",
-                    spec.timeout.as_secs(),
-                    spec.done.join("/")
-                ),
-            });
+                state: now,
+                timeout_secs: spec.timeout.as_secs(),
+                wanted: spec.done.join("/"),
+            }
+            .into());
         }
         tokio::time::sleep(spec.interval).await;
     }
@@ -113,21 +112,30 @@ mod tests {
     async fn a_failed_snapshot_is_reported_as_such() {
         let err = wait_until(&spec(5_000), script(&["creating", "failed"]), &|_| {})
             .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("snapshot s1 in us-east-1"), "{err}");
-        assert!(err.contains("reached state \"failed\""), "{err}");
+            .err();
+        assert!(
+            matches!(
+                err.as_ref().and_then(SourceError::kind_error::<RdsError>),
+                Some(RdsError::StateFailed { what, state, wanted, .. })
+                    if what == "snapshot s1 in us-east-1" && state == "failed" && wanted == "available"
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_stuck_state_times_out_with_the_state_named() {
         let err = wait_until(&spec(20), script(&["creating"]), &|_| {})
             .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("still \"creating\""), "{err}");
-        assert!(err.contains("raise the timeout"), "{err}");
+            .err();
+        assert!(
+            matches!(
+                err.as_ref().and_then(SourceError::kind_error::<RdsError>),
+                Some(RdsError::StillWaiting { state, .. }) if state == "creating"
+            ),
+            "{err:?}"
+        );
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("raise the timeout"), "{text}");
     }
 }

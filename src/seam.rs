@@ -1,0 +1,151 @@
+//! A ratchet on the kind seam (issue #19): how many lines of code outside a
+//! kind's own places (`src/source/<kind>/`, `src/config/<kind>.rs`) still
+//! name kind-specific things. The counts may only go down: a file whose count
+//! grows, or a new file that names a kind, fails the test with its lines;
+//! a file whose count fell below its allowance fails too, so the table is
+//! lowered in the same change that moved the code into its kind.
+//!
+//! A kind-specific word is an identifier or a word of a string with a part
+//! (`EtcdKey`: etcd, key) that is `etcd`, `rds`, `kube`, `kubectl`,
+//! `kubeconfig` or `pitr`, one holding `from_dump` or `namespace_map`, or an
+//! identifier beginning with `Namespace`. Comments and `#[cfg(test)]` items
+//! are left out (`layering::code_of`).
+#![allow(clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::layering::{code_of, modules};
+
+/// Where kinds may be named.
+fn is_kind_home(file: &str) -> bool {
+    file.starts_with("src/source/")
+        || matches!(
+            file,
+            "src/config/etcd.rs" | "src/config/namespace.rs" | "src/config/rds.rs"
+        )
+}
+
+fn names_a_kind(word: &str) -> bool {
+    let lower = word.to_ascii_lowercase();
+    lower.contains("from_dump")
+        || lower.contains("namespace_map")
+        || word.starts_with("Namespace")
+        || sub_words(word).iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "etcd" | "rds" | "kube" | "kubectl" | "kubeconfig" | "pitr"
+            )
+        })
+}
+
+/// `EtcdKey` -> etcd, key; `aws_sdk_rds` -> aws, sdk, rds (so `records`
+/// is no `rds`).
+fn sub_words(word: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in word.chars() {
+        let boundary = c == '_' || (c.is_ascii_uppercase() && prev_lower);
+        if boundary && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        if c != '_' {
+            cur.push(c.to_ascii_lowercase());
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The lines of `code` that name a kind: (line number, line).
+fn kind_lines(code: &str) -> Vec<(usize, String)> {
+    code.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(names_a_kind)
+        })
+        .map(|(i, l)| (i + 1, l.trim().to_string()))
+        .collect()
+}
+
+/// What each file may still have. Lower a number when a change moves code
+/// into its kind; never raise one.
+const ALLOWED: &[(&str, usize)] = &[
+    ("src/archive/manifest.rs", 24),
+    ("src/archive/pipeline.rs", 1),
+    ("src/cli/init.rs", 99),
+    ("src/cli/mod.rs", 2),
+    ("src/cli/restore.rs", 7),
+    ("src/config/mod.rs", 11),
+    ("src/config/parse.rs", 4),
+    ("src/config/raw.rs", 19),
+    ("src/drill/probe.rs", 4),
+    ("src/drill/runner.rs", 3),
+    ("src/drill/spec.rs", 46),
+    ("src/engine/backup.rs", 1),
+    ("src/engine/faults.rs", 4),
+    ("src/engine/kind.rs", 2),
+    ("src/engine/options.rs", 10),
+    ("src/engine/verify.rs", 1),
+    ("src/tui/app.rs", 6),
+    ("src/tui/view.rs", 3),
+];
+
+#[test]
+fn kind_names_outside_the_kinds_only_go_down() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let allowed: BTreeMap<&str, usize> = ALLOWED.iter().copied().collect();
+    let mut found: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    for (file, text) in modules(&src).into_values() {
+        if is_kind_home(&file) || file == "src/seam.rs" {
+            continue;
+        }
+        let lines = kind_lines(&code_of(&text));
+        if !lines.is_empty() {
+            found.insert(file, lines);
+        }
+    }
+    let mut wrong = Vec::new();
+    for (file, lines) in &found {
+        let may = allowed.get(file.as_str()).copied().unwrap_or(0);
+        if lines.len() != may {
+            let shown: Vec<String> = lines.iter().map(|(n, l)| format!("    {n}: {l}")).collect();
+            wrong.push(format!(
+                "{file}: {} lines name a kind, the table allows {may}\n{}",
+                lines.len(),
+                shown.join("\n")
+            ));
+        }
+    }
+    for (file, may) in &allowed {
+        if !found.contains_key(*file) && *may > 0 {
+            wrong.push(format!(
+                "{file}: names no kind any more: take it out of ALLOWED"
+            ));
+        }
+    }
+    let table: Vec<String> = found
+        .iter()
+        .map(|(f, l)| format!("    (\"{f}\", {}),", l.len()))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{}\n\nthe table as it is now:\n{}",
+        wrong.join("\n\n"),
+        table.join("\n")
+    );
+}
+
+#[test]
+fn the_ratchet_sees_kind_words_and_nothing_else() {
+    let code = "let a = EtcdPlan::new();\nlet b = \"copy the rds snapshot\";\nlet c = store.prefix;\nlet d = NamespaceTarget {};\nlet e = namespaces(records);\nuse aws_sdk_rds;";
+    let lines: Vec<usize> = kind_lines(code).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(lines, [1, 2, 4, 6]);
+    assert_eq!(sub_words("EtcdKey"), ["etcd", "key"]);
+    assert_eq!(sub_words("aws_sdk_rds"), ["aws", "sdk", "rds"]);
+}
