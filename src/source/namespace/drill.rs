@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::restore::{TERMINATING_WAIT, wait_terminated};
 use super::{
-    CANARY_LABEL, Cluster, NamespaceError, api_code, collection_path, kube_err, list_page,
+    CANARY_LABEL, Cluster, Lister, NamespaceError, api_code, collection_path, kube_err,
     resource_name,
 };
 use crate::engine::events::Job;
@@ -93,10 +93,9 @@ pub async fn delete_objects(
 ) -> Result<u64, Error> {
     let path = collection_path(ar, Some(ns));
     let mut deleted = 0;
-    let mut token: Option<String> = None;
-    loop {
-        let page = list_page(cluster, &path, Some(selector), token.as_deref()).await?;
-        for item in &page.items {
+    let mut pages = Lister::new(cluster, path.clone(), Some(selector.to_string()));
+    while let Some(items) = pages.next(None).await? {
+        for item in &items {
             let Some(name) = item["metadata"]["name"].as_str() else {
                 continue;
             };
@@ -109,11 +108,8 @@ pub async fn delete_objects(
                 Err(e) => return Err(kube_err(&cluster.name, "delete", e).into()),
             }
         }
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(deleted),
-        }
     }
+    Ok(deleted)
 }
 
 /// The object probe: it exists, and (when asked) it is ready.
@@ -236,10 +232,9 @@ pub async fn canary_write(
 pub async fn canary_read(cluster: &Cluster, ns: &str, run: &str) -> Result<Vec<CanaryMark>, Error> {
     let selector = format!("{CANARY_LABEL}={}", k8s_name(run));
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = list_page(cluster, &canary_path(ns), Some(&selector), token.as_deref()).await?;
-        for item in &page.items {
+    let mut pages = Lister::new(cluster, canary_path(ns), Some(selector));
+    while let Some(items) = pages.next(None).await? {
+        for item in &items {
             let seq = item["data"]["seq"].as_str().and_then(|s| s.parse().ok());
             let at = item["data"]["at"]
                 .as_str()
@@ -249,11 +244,8 @@ pub async fn canary_read(cluster: &Cluster, ns: &str, run: &str) -> Result<Vec<C
                 out.push(CanaryMark { seq, at });
             }
         }
-        match page.next {
-            Some(next) => token = Some(next),
-            None => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
 pub async fn canary_clear(cluster: &Cluster, ns: &str, run: &str) -> Result<u64, Error> {

@@ -376,16 +376,54 @@ pub(crate) struct Page {
     pub next: Option<String>,
 }
 
-/// Reads one page of a collection (`token` continues a previous list).
-pub(crate) async fn list_page(
-    cluster: &Cluster,
-    path: &str,
-    label_selector: Option<&str>,
-    token: Option<&str>,
-) -> Result<Page, SourceError> {
-    fetch_page(cluster, path, label_selector, token, PAGE)
-        .await
-        .map_err(|e| kube_err(&cluster.name, &format!("list {path}"), e))
+/// Reads a whole collection a page at a time, each object once, going on
+/// after expired continue tokens as backups do ([`Cursor`]): drills and
+/// restore tests list namespaces big enough to outlive a token too.
+pub(crate) struct Lister<'a> {
+    cluster: &'a Cluster,
+    path: String,
+    label_selector: Option<String>,
+    cursor: Cursor,
+    done: bool,
+}
+
+impl<'a> Lister<'a> {
+    pub(crate) fn new(cluster: &'a Cluster, path: String, label_selector: Option<String>) -> Self {
+        Lister {
+            cluster,
+            path,
+            label_selector,
+            cursor: Cursor::new(PAGE),
+            done: false,
+        }
+    }
+
+    /// The next page's objects not read before; none once the list is done.
+    /// Expiries are said on `job`, when there is one.
+    pub(crate) async fn next(
+        &mut self,
+        job: Option<&Job>,
+    ) -> Result<Option<Vec<Value>>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .cursor
+            .next_page(
+                self.cluster,
+                &self.path,
+                self.label_selector.as_deref(),
+                job,
+            )
+            .await?;
+        let items = page
+            .items
+            .into_iter()
+            .filter(|item| self.cursor.is_new(item))
+            .collect();
+        self.done = !self.cursor.advance(page.next);
+        Ok(Some(items))
+    }
 }
 
 /// Where a paged list stands. A continue token lives only as long as etcd
@@ -428,7 +466,7 @@ impl Cursor {
         cluster: &Cluster,
         path: &str,
         label_selector: Option<&str>,
-        job: &Job,
+        job: Option<&Job>,
     ) -> Result<Page, SourceError> {
         loop {
             let token = self.token.as_deref();
@@ -443,15 +481,19 @@ impl Cursor {
                         }
                         .into());
                     }
-                    job.warn(format!(
-                        "list {path} on {}: continue token expired (410); {}",
-                        cluster.name,
-                        if self.token.is_some() {
-                            "going on at the current resourceVersion"
-                        } else {
-                            "listing again after the last object read"
-                        }
-                    ));
+                    let how = if self.token.is_some() {
+                        "going on at the current resourceVersion"
+                    } else {
+                        "listing again after the last object read"
+                    };
+                    let said = format!(
+                        "list {path} on {}: continue token expired (410); {how}",
+                        cluster.name
+                    );
+                    match job {
+                        Some(job) => job.warn(said),
+                        None => tracing::warn!("{said}"),
+                    }
                 }
                 Err(e) => return Err(kube_err(&cluster.name, &format!("list {path}"), e)),
             }
@@ -536,7 +578,7 @@ async fn has_objects(
         .is_some_and(|items| !items.is_empty()))
 }
 
-/// [`list_page`] with the client's error, for callers that handle a 404.
+/// One page of a collection with the client's error (callers see its code).
 pub(crate) async fn fetch_page(
     cluster: &Cluster,
     path: &str,
@@ -748,7 +790,7 @@ async fn list_resource(
     let mut cursor = Cursor::new(target.page_size);
     loop {
         let page = cursor
-            .next_page(cluster, &path, target.label_selector.as_deref(), job)
+            .next_page(cluster, &path, target.label_selector.as_deref(), Some(job))
             .await?;
         if version.is_empty() {
             version = page.version;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::drill::{delete_namespace_until_gone, k8s_name, resource};
-use super::{Cluster, collection_path, kube_err, list_page};
+use super::{Cluster, Lister, collection_path, kube_err};
 use crate::archive::Manifest;
 use crate::config::{NamespaceTarget, Target};
 use crate::engine::events::Job;
@@ -117,20 +117,15 @@ impl NamespaceScratch {
     async fn count(&self, name: &str) -> Result<u64, Error> {
         let ar = resource(&self.cluster, name, &self.job).await?;
         let path = collection_path(&ar, Some(&self.namespace));
-        let mut token: Option<String> = None;
+        let mut pages = Lister::new(&self.cluster, path, None);
         let mut n = 0u64;
-        loop {
-            let page = list_page(&self.cluster, &path, None, token.as_deref()).await?;
-            n += page
-                .items
+        while let Some(items) = pages.next(Some(&self.job)).await? {
+            n += items
                 .iter()
                 .filter(|o| o["metadata"]["name"].as_str() != Some(QUOTA))
                 .count() as u64;
-            match page.next {
-                Some(t) => token = Some(t),
-                None => return Ok(n),
-            }
         }
+        Ok(n)
     }
 }
 
