@@ -79,6 +79,25 @@ pub trait KindError: std::error::Error + Send + Sync + 'static {
     fn class(&self) -> ErrorClass;
 }
 
+/// `From` a kind's error into [`SourceError::Kind`] and [`Error`], so `?`
+/// carries it either way: `crate::error::kind_error_from!(RdsError);`.
+macro_rules! kind_error_from {
+    ($kind:ty) => {
+        impl From<$kind> for $crate::error::SourceError {
+            fn from(e: $kind) -> $crate::error::SourceError {
+                $crate::error::SourceError::Kind(Box::new(e))
+            }
+        }
+
+        impl From<$kind> for $crate::error::Error {
+            fn from(e: $kind) -> $crate::error::Error {
+                $crate::error::Error::Source(e.into())
+            }
+        }
+    };
+}
+pub(crate) use kind_error_from;
+
 /// What a source (etcd, a Kubernetes API, RDS, PostgreSQL) reported.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

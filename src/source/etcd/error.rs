@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, ErrorClass, KindError, SourceError};
+use crate::error::{ErrorClass, KindError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EtcdError {
@@ -115,14 +115,4 @@ impl KindError for EtcdError {
     }
 }
 
-impl From<EtcdError> for SourceError {
-    fn from(e: EtcdError) -> SourceError {
-        SourceError::Kind(Box::new(e))
-    }
-}
-
-impl From<EtcdError> for Error {
-    fn from(e: EtcdError) -> Error {
-        Error::Source(e.into())
-    }
-}
+crate::error::kind_error_from!(EtcdError);

@@ -2,7 +2,7 @@
 //! message is rendered where it is shown.
 
 use super::drill::Readiness;
-use crate::error::{Error, ErrorClass, KindError, SourceError};
+use crate::error::{ErrorClass, KindError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NamespaceError {
@@ -59,7 +59,9 @@ pub enum NamespaceError {
         cluster: String,
         times: u32,
     },
-    #[error("CRD {crd} on {cluster}: created but not served after 60 s")]
+    #[error(
+        "CRD {crd} on {cluster}: created but not served after 60 s; see its conditions (kubectl get crd {crd} -o yaml) and restore again"
+    )]
     CrdNotServed { crd: String, cluster: String },
     /// An object probe found no object.
     #[error("{resource} {namespace}/{name}: not found")]
@@ -118,14 +120,4 @@ impl KindError for NamespaceError {
     }
 }
 
-impl From<NamespaceError> for SourceError {
-    fn from(e: NamespaceError) -> SourceError {
-        SourceError::Kind(Box::new(e))
-    }
-}
-
-impl From<NamespaceError> for Error {
-    fn from(e: NamespaceError) -> Error {
-        Error::Source(e.into())
-    }
-}
+crate::error::kind_error_from!(NamespaceError);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::{Error, ErrorClass, KindError, SourceError};
+use crate::error::{ErrorClass, KindError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RdsError {
@@ -172,17 +172,7 @@ impl KindError for RdsError {
     }
 }
 
-impl From<RdsError> for SourceError {
-    fn from(e: RdsError) -> SourceError {
-        SourceError::Kind(Box::new(e))
-    }
-}
-
-impl From<RdsError> for Error {
-    fn from(e: RdsError) -> Error {
-        Error::Source(e.into())
-    }
-}
+crate::error::kind_error_from!(RdsError);
 
 #[cfg(test)]
 mod tests {
@@ -200,7 +190,7 @@ mod tests {
             exists.to_string(),
             "RDS instance db-p already exists in west: delete it, or change restore_identifier in [targets.orders.regions.west]"
         );
-        let e = Error::from(exists.clone());
+        let e = crate::error::Error::from(exists.clone());
         assert_eq!(e.class(), ErrorClass::BadInput);
         assert_eq!(e.kind_error::<RdsError>(), Some(&exists));
     }
