@@ -60,6 +60,19 @@ impl Tmux {
         t
     }
 
+    /// drtool's exit code as the wrapping shell wrote it, once the file is
+    /// complete (empty when it is not there within `timeout`).
+    fn exit_code(&self, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let code = std::fs::read_to_string(self.path("exit")).unwrap_or_default();
+            if code.ends_with('\n') || start.elapsed() > timeout {
+                return code;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
@@ -388,7 +401,8 @@ fn killing_the_terminal_mid_drill_aborts_it_cleans_up_and_reports() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let code = std::fs::read_to_string(t.path("exit")).unwrap_or_default();
+    // The shell writes the exit code just after drtool is gone: wait for it.
+    let code = t.exit_code(Duration::from_secs(10));
     let log = std::fs::read_to_string(t.path("ui.log")).unwrap_or_default();
     assert_eq!(
         code.trim(),
