@@ -498,4 +498,14 @@ mod tests {
         );
         assert!(html.contains("PASS"));
     }
+
+    #[test]
+    fn html_troubled_snapshot() {
+        insta::assert_snapshot!(render(&crate::report::tests::troubled()));
+    }
+
+    #[test]
+    fn html_snapshot() {
+        insta::assert_snapshot!(render(&crate::report::tests::sample()));
+    }
 }

@@ -162,4 +162,9 @@ mod tests {
             "{xml}"
         );
     }
+
+    #[test]
+    fn junit_troubled_snapshot() {
+        insta::assert_snapshot!(render(&crate::report::tests::troubled()));
+    }
 }

@@ -341,4 +341,9 @@ mod tests {
     fn markdown_snapshot() {
         insta::assert_snapshot!(render(&crate::report::tests::sample()));
     }
+
+    #[test]
+    fn markdown_troubled_snapshot() {
+        insta::assert_snapshot!(render(&crate::report::tests::troubled()));
+    }
 }

@@ -747,6 +747,73 @@ pub(crate) mod tests {
         }
     }
 
+    /// A run where much went wrong, with text that needs escaping in every
+    /// format: markup, quotes, ampersands, pipes and line breaks.
+    pub fn troubled() -> DrillReport {
+        let mut r = sample();
+        let at = |ms: i64| r.started_at + chrono::Duration::milliseconds(ms);
+        r.drill = "payments <& \"db\">".into();
+        r.verdict = DrillVerdict::Failed;
+        r.rto.rto_ms = None;
+        r.rpo.upper_ms = None;
+        r.steady_state_after = Some(SteadyState {
+            ok: false,
+            detail: "kv-restored: 'not found' | twice".into(),
+        });
+        r.steps.push(StepRecord {
+            name: "restore-db".into(),
+            kind: "restore".into(),
+            group: Some("parallel <1>".into()),
+            start_ms: 3600,
+            end_ms: 5200,
+            outcome: StepOutcome::Failed,
+            message: "pg_restore: table \"a|b\" <exists> & more\nsecond line".into(),
+        });
+        r.steps.push(StepRecord {
+            name: "verify-db".into(),
+            kind: "verify".into(),
+            group: None,
+            start_ms: 5200,
+            end_ms: 5200,
+            outcome: StepOutcome::Skipped,
+            message: "an earlier step failed".into(),
+        });
+        r.restores[0].result = None;
+        r.restores[0].consistent_at = None;
+        r.cleanup.push(CleanupRecord {
+            what: "canary etcd:kv in us-west-2".into(),
+            ok: false,
+            message: "connection refused & gave up".into(),
+            left_behind: false,
+            canary: None,
+        });
+        r.cleanup.push(CleanupRecord {
+            what: "canary etcd:kv in eu-west-1".into(),
+            ok: true,
+            message: "left: the drill took eu-west-1 down".into(),
+            left_behind: true,
+            canary: None,
+        });
+        r.errors = vec!["restore-db: <pg_restore> exited 1".into()];
+        r.notes = vec![Note {
+            at: at(60_000),
+            text: "DNS took \"long\" & <b>bold</b>".into(),
+            author: None,
+        }];
+        r.retrospective = Retrospective {
+            problems: vec!["the runbook's step 3 < step 4".into()],
+            improvements: vec![],
+        };
+        r.seal_now();
+        r.signature = Some(ReportSignature {
+            algorithm: "ed25519".into(),
+            key: "SHA256:abc".into(),
+            chain_head: r.chain_head(),
+            value: "c2lnbmF0dXJl".into(),
+        });
+        r
+    }
+
     #[test]
     fn the_chain_head_changes_with_any_event() {
         let r = sample();
