@@ -9,9 +9,9 @@ use chrono::{Duration, Utc};
 use drtool::drill::measure::{CanaryTally, DrillVerdict, Marker, RtoBreakdown, Sample};
 use drtool::drill::spec::Phase;
 use drtool::report::{
-    CleanupRecord, DrillReport, FaultRecord, Objectives, Overhead, ProbeSummary, REPORT_VERSION,
-    RestoreRecord, Retrospective, RpoResult, SteadyState, StepOutcome, StepRecord, TimelineEntry,
-    html, junit, markdown,
+    CleanupRecord, DrillReport, FaultRecord, Objectives, Overhead, ProbeSummary, RENDERER,
+    REPORT_VERSION, RestoreRecord, Retrospective, RpoResult, SteadyState, StepOutcome, StepRecord,
+    TimelineEntry, html, junit, markdown,
 };
 
 fn main() {
@@ -25,6 +25,7 @@ fn main() {
     let probes = 10;
     let report = DrillReport {
         report_version: REPORT_VERSION,
+        renderer: RENDERER,
         run_id: "20261201t000000z-00000000".into(),
         drill: "big".into(),
         description: None,

@@ -384,3 +384,40 @@ fn quiet_runs_say_only_their_result() {
     assert_eq!(String::from_utf8_lossy(&quiet.stderr).trim(), "", "-q");
     assert!(String::from_utf8_lossy(&quiet.stdout).contains("drill quick: PASS"));
 }
+
+#[test]
+fn the_pages_of_a_report_from_an_older_renderer_are_not_compared() {
+    let s = Setup::new();
+    let (run, folder) = s.run();
+    // A report as a drtool of renderer 1 filed it: no `renderer` field,
+    // sealed, unsigned (this config does not sign), pages of that time.
+    let json = folder.join("report.json");
+    let mut r: drtool::report::DrillReport =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    r.renderer = 1;
+    r.signature = None;
+    r.seal_now();
+    std::fs::write(&json, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+    assert!(
+        !std::fs::read_to_string(&json)
+            .unwrap()
+            .contains("\"renderer\"")
+    );
+    edit(
+        &folder.join("report.html"),
+        "<!DOCTYPE html>",
+        "<!DOCTYPE html><!-- 1 -->",
+    );
+    s.write_config(false);
+    s.verify(&run)
+        .success()
+        .stdout(predicate::str::contains(
+            "pages not compared: renderer 1 wrote them",
+        ))
+        .stdout(predicate::str::contains("OK"));
+    // Its measures are still checked.
+    edit(&json, "\"verdict\": \"pass\"", "\"verdict\": \"failed\"");
+    s.verify(&run)
+        .code(5)
+        .stdout(predicate::str::contains("EDITED after it was written"));
+}

@@ -8,7 +8,7 @@ use super::drill::beside_config;
 use super::{Ctx, print_json};
 use crate::engine::Verdict;
 use crate::error::{Error, ErrorClass};
-use crate::report::integrity::Integrity;
+use crate::report::integrity::{Integrity, Pages};
 use crate::report::store::trend;
 use crate::report::{ReportStore, RunEntry, human_ms, junit, markdown, opt_ms};
 
@@ -306,7 +306,7 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
     // stripped, so it is not trusted (as `list` marks it).
     let unsigned_refused = integrity == Integrity::Unsigned
         && (a.require_signature || ctx.engine.signatures_expected());
-    let ok = trusted && pages.is_empty() && !unsigned_refused;
+    let ok = trusted && pages.edited().is_empty() && !unsigned_refused;
     if ctx.json() {
         ctx.emit(|e| {
             if !ok {
@@ -320,7 +320,8 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
             }
             e.items([serde_json::json!({
                 "run_id": r.run_id, "drill": r.drill, "folder": folder,
-                "integrity": integrity, "edited_pages": pages, "ok": ok,
+                "integrity": integrity, "edited_pages": pages.edited(),
+                "pages_compared": matches!(pages, Pages::Compared(_)), "ok": ok,
                 "ran_by": r.ran_by, "restored_points": r.restores.iter().map(|x| &x.point).collect::<Vec<_>>(),
             })]);
         });
@@ -332,8 +333,17 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
             folder.display()
         );
         outln!("  {integrity}");
-        for p in &pages {
-            outln!("  EDITED: {p} is not what report.json renders to");
+        match &pages {
+            Pages::Compared(edited) => {
+                for p in edited {
+                    outln!("  EDITED: {p} is not what report.json renders to");
+                }
+            }
+            Pages::NotCompared(renderer) => outln!(
+                "  pages not compared: renderer {renderer} wrote them and this drtool renders with {}; report.json is what was checked (`drtool report show {} --format html|junit` renders it anew)",
+                crate::report::RENDERER,
+                r.run_id
+            ),
         }
         if unsigned_refused {
             outln!(

@@ -32,8 +32,8 @@ use crate::engine::{
 use crate::error::{Error, ErrorClass};
 use crate::report::{
     CanaryPlace, CleanupRecord, DrillReport, FaultRecord, Objectives, Overhead, ProbeSummary,
-    REPORT_VERSION, RanBy, RestoreRecord, Retrospective, RpoResult, SteadyState, StepOutcome,
-    StepRecord, TimelineEntry, human_ms, opt_ms,
+    RENDERER, REPORT_VERSION, RanBy, RestoreRecord, Retrospective, RpoResult, SteadyState,
+    StepOutcome, StepRecord, TimelineEntry, human_ms, opt_ms,
 };
 
 /// How long a cancelled step that changes something may take to roll back.
@@ -1720,6 +1720,7 @@ impl Ctx<'_> {
         );
         DrillReport {
             report_version: REPORT_VERSION,
+            renderer: RENDERER,
             run_id: self.run.clone(),
             drill: self.drill.name.clone(),
             description: self.drill.description.clone(),

@@ -114,20 +114,46 @@ pub fn check(r: &DrillReport, trusted: &[TrustedKey]) -> Integrity {
     }
 }
 
-/// Rendered files of a report folder that differ from what `report.json`
-/// renders to: someone edited the page people read.
-pub fn edited_renderings(r: &DrillReport, read: impl Fn(&str) -> Option<Vec<u8>>) -> Vec<String> {
+/// What comparing a report folder's pages with `report.json` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pages {
+    /// Rendered by this drtool's renderer; the pages that differ from what
+    /// `report.json` renders to (empty: none was edited).
+    Compared(Vec<String>),
+    /// Written by another renderer (its number): the bytes cannot be
+    /// compared, so only `report.json` is checked.
+    NotCompared(u32),
+}
+
+impl Pages {
+    /// The pages someone edited.
+    pub fn edited(&self) -> &[String] {
+        match self {
+            Pages::Compared(edited) => edited,
+            Pages::NotCompared(_) => &[],
+        }
+    }
+}
+
+/// Compares the rendered files of a report folder with what `report.json`
+/// renders to: an edit to the page people read shows.
+pub fn edited_renderings(r: &DrillReport, read: impl Fn(&str) -> Option<Vec<u8>>) -> Pages {
+    if r.renderer != super::RENDERER {
+        return Pages::NotCompared(r.renderer);
+    }
     let Ok(files) = super::rendered(r) else {
-        return Vec::new();
+        return Pages::Compared(Vec::new());
     };
-    files
-        .into_iter()
-        .filter(|(name, _)| *name != "report.json")
-        .filter_map(|(name, body)| match read(name) {
-            Some(found) if found != body => Some(name.to_string()),
-            _ => None,
-        })
-        .collect()
+    Pages::Compared(
+        files
+            .into_iter()
+            .filter(|(name, _)| *name != "report.json")
+            .filter_map(|(name, body)| match read(name) {
+                Some(found) if found != body => Some(name.to_string()),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -203,7 +229,7 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, b)| b.clone())
         };
-        assert!(edited_renderings(&r, same).is_empty());
+        assert_eq!(edited_renderings(&r, same), Pages::Compared(vec![]));
         let html_changed = |name: &str| {
             if name == "report.html" {
                 Some(b"<html>PASS</html>".to_vec())
@@ -211,6 +237,32 @@ mod tests {
                 same(name)
             }
         };
-        assert_eq!(edited_renderings(&r, html_changed), ["report.html"]);
+        assert_eq!(
+            edited_renderings(&r, html_changed).edited(),
+            ["report.html"]
+        );
+    }
+
+    #[test]
+    fn pages_of_an_older_renderer_are_not_compared_and_the_renderer_cannot_be_set_back() {
+        // A report of renderer 1 has no `renderer` in its JSON: it reads
+        // back as 1 and hashes as it did when it was sealed.
+        let mut old = crate::report::tests::sample();
+        old.renderer = 1;
+        let json = serde_json::to_value(&old).unwrap_or_default();
+        assert!(json.get("renderer").is_none(), "{json}");
+        old.seal_now();
+        let back: DrillReport =
+            serde_json::from_value(serde_json::to_value(&old).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.renderer, 1);
+        assert_eq!(check(&back, &[]), Integrity::Unsigned);
+        let page = |_: &str| Some(b"<html>written by renderer 1</html>".to_vec());
+        assert_eq!(edited_renderings(&back, page), Pages::NotCompared(1));
+        // Setting a sealed report's renderer back to dodge the comparison
+        // is an edit.
+        let (mut r, keys) = signed();
+        r.renderer = 1;
+        assert!(matches!(check(&r, &keys), Integrity::Edited(_)));
     }
 }

@@ -1,28 +1,17 @@
-//! `junit.xml`: one testcase per objective and per step, for CI systems. The
-//! reason of a failure is in the element's text too, since some CI systems
-//! show only that and ignore the `message` attribute.
+//! `junit.xml`: one testcase per objective and per step, for CI systems,
+//! written by `quick-junit` (nextest's JUnit writer). The reason of a
+//! failure is in the element's text too, since some CI systems show only
+//! that and ignore the `message` attribute.
 
-use std::fmt::Write;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{DrillReport, StepOutcome, human_ms, opt_ms};
 
-fn esc(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&apos;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 struct Case {
     name: String,
-    secs: f64,
+    took: Duration,
     failure: Option<String>,
     skipped: bool,
 }
@@ -32,7 +21,7 @@ fn cases(r: &DrillReport) -> Vec<Case> {
     let mut cases = Vec::new();
     let objective = |name: &str, got: Option<u64>, limit: u64| Case {
         name: name.to_string(),
-        secs: 0.0,
+        took: Duration::ZERO,
         failure: match got {
             Some(v) if v <= limit => None,
             Some(v) => Some(format!(
@@ -64,7 +53,7 @@ fn cases(r: &DrillReport) -> Vec<Case> {
         };
         cases.push(Case {
             name,
-            secs: s.end_ms.saturating_sub(s.start_ms) as f64 / 1000.0,
+            took: Duration::from_millis(s.end_ms.saturating_sub(s.start_ms)),
             failure: match s.outcome {
                 StepOutcome::Ok | StepOutcome::Skipped => None,
                 o => Some(format!("{}: {}", o.label(), s.message)),
@@ -75,7 +64,7 @@ fn cases(r: &DrillReport) -> Vec<Case> {
     for c in &r.cleanup {
         cases.push(Case {
             name: format!("cleanup {}", c.what),
-            secs: 0.0,
+            took: Duration::ZERO,
             failure: (!c.ok).then(|| c.message.clone()),
             skipped: false,
         });
@@ -84,62 +73,38 @@ fn cases(r: &DrillReport) -> Vec<Case> {
 }
 
 pub fn render(r: &DrillReport) -> String {
-    let cases = cases(r);
-    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
-    let skipped = cases.iter().filter(|c| c.skipped).count();
-    let mut out = String::new();
-    let _ = writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    let _ = writeln!(
-        out,
-        r#"<testsuites name="drtool drills" tests="{}" failures="{failures}" skipped="{skipped}" time="{:.3}">"#,
-        cases.len(),
-        r.duration_ms as f64 / 1000.0
-    );
-    let _ = writeln!(
-        out,
-        r#"  <testsuite name="{}" tests="{}" failures="{failures}" skipped="{skipped}" time="{:.3}" timestamp="{}">"#,
-        esc(&r.drill),
-        cases.len(),
-        r.duration_ms as f64 / 1000.0,
-        r.started_at.format("%Y-%m-%dT%H:%M:%S")
-    );
-    let _ = writeln!(
-        out,
-        r#"    <properties><property name="run" value="{}"/><property name="verdict" value="{}"/><property name="rto" value="{}"/><property name="rpo" value="{}"/></properties>"#,
-        esc(&r.run_id),
-        r.verdict.label(),
-        opt_ms(r.rto.rto_ms),
-        opt_ms(r.rpo.judged_ms())
-    );
-    for c in &cases {
-        let head = format!(
-            r#"    <testcase classname="{}" name="{}" time="{:.3}""#,
-            esc(&r.drill),
-            esc(&c.name),
-            c.secs
-        );
-        match (&c.failure, c.skipped) {
+    let took = Duration::from_millis(r.duration_ms);
+    let mut suite = TestSuite::new(r.drill.as_str());
+    suite
+        .set_timestamp(r.started_at.fixed_offset())
+        .set_time(took)
+        .add_properties([
+            Property::new("run", r.run_id.as_str()),
+            Property::new("verdict", r.verdict.label()),
+            Property::new("rto", opt_ms(r.rto.rto_ms)),
+            Property::new("rpo", opt_ms(r.rpo.judged_ms())),
+        ]);
+    for c in cases(r) {
+        let status = match (c.failure, c.skipped) {
             (Some(f), _) => {
-                let _ = writeln!(out, "{head}>");
-                let _ = writeln!(
-                    out,
-                    r#"      <failure message="{}">{}</failure>"#,
-                    esc(f),
-                    esc(f)
-                );
-                let _ = writeln!(out, "    </testcase>");
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(f.as_str()).set_description(f);
+                status
             }
-            (None, true) => {
-                let _ = writeln!(out, "{head}><skipped/></testcase>");
-            }
-            (None, false) => {
-                let _ = writeln!(out, "{head}/>");
-            }
-        }
+            (None, true) => TestCaseStatus::skipped(),
+            (None, false) => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(c.name, status);
+        case.set_classname(r.drill.as_str()).set_time(c.took);
+        suite.add_test_case(case);
     }
-    let _ = writeln!(out, "  </testsuite>");
-    let _ = writeln!(out, "</testsuites>");
-    out
+    let mut report = Report::new("drtool drills");
+    report.set_time(took).add_test_suite(suite);
+    // Serializing into memory fails only on an I/O error, which a String
+    // does not have.
+    report.to_string().unwrap_or_else(|e| {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- cannot write the JUnit report: {e} -->\n<testsuites/>\n")
+    })
 }
 
 #[cfg(test)]
@@ -166,5 +131,20 @@ mod tests {
     #[test]
     fn junit_troubled_snapshot() {
         insta::assert_snapshot!(render(&crate::report::tests::troubled()));
+    }
+
+    #[test]
+    fn terminal_colours_and_control_characters_never_reach_the_xml() {
+        let mut r = crate::report::tests::troubled();
+        r.steps[4].message = "\u{1b}[31mpg_restore\u{1b}[0m: bad\u{0}byte\u{7}".into();
+        let xml = render(&r);
+        assert!(!xml.contains('\u{1b}') && !xml.contains('\u{0}') && !xml.contains('\u{7}'));
+        let back = quick_junit::Report::deserialize_from_str(&xml)
+            .unwrap_or_else(|e| panic!("not JUnit XML: {e}\n{xml}"));
+        assert_eq!((back.tests, back.failures, back.skipped), (11, 4, 1));
+        assert!(
+            xml.contains(">FAILED: pg_restore: badbyte</failure>"),
+            "{xml}"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod integrity;
 pub mod junit;
 pub mod markdown;
 pub mod store;
+mod view;
 
 use std::collections::BTreeMap;
 
@@ -28,10 +29,30 @@ pub use store::{ReportStore, RunEntry};
 /// The version of `report.json`; bumped on any incompatible change.
 pub const REPORT_VERSION: u32 = 1;
 
+/// The renderer of `report.md`, `report.html` and `junit.xml`, bumped
+/// whenever the bytes it writes change: `report verify` compares a report's
+/// pages only with what the renderer that wrote them renders. 1 wrote them
+/// with `write!` and hand escaping, 2 with templates and quick-junit.
+pub const RENDERER: u32 = 2;
+
+/// Reports written before the renderer was recorded.
+fn first_renderer() -> u32 {
+    1
+}
+
+fn is_first_renderer(v: &u32) -> bool {
+    *v == 1
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrillReport {
     pub report_version: u32,
+    /// The renderer that wrote its pages (see [`RENDERER`]). Left out of
+    /// renderer 1's reports, so their hashes stay what they were signed as;
+    /// covered by the seal, so it cannot be set back to skip the comparison.
+    #[serde(default = "first_renderer", skip_serializing_if = "is_first_renderer")]
+    pub renderer: u32,
     pub run_id: String,
     pub drill: String,
     pub description: Option<String>,
@@ -563,6 +584,7 @@ pub(crate) mod tests {
         ];
         DrillReport {
             report_version: REPORT_VERSION,
+            renderer: RENDERER,
             run_id: "20261122t020000z-0badcafe".into(),
             drill: "etcd-region-failover".into(),
             description: Some("Lose us-east-1; restore kv in us-west-2.".into()),
