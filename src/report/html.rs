@@ -149,8 +149,11 @@ struct StepBar {
 struct ProbeDots {
     probe: String,
     text_y: String,
-    /// Centre x, centre y and colour of each result.
-    dots: Vec<(String, String, &'static str)>,
+    /// Centre x and colour of each result (there can be tens of
+    /// thousands: the template formats the numbers, no string each).
+    dots: Vec<(f64, &'static str)>,
+    /// Centre y of the dots.
+    dot_y: String,
 }
 
 struct FaultLine {
@@ -200,17 +203,14 @@ fn timeline(r: &DrillReport) -> Timeline {
             ProbeDots {
                 probe: p.probe.clone(),
                 text_y: format!("{:.0}", y + 10.0),
+                dot_y: format!("{:.0}", y + 6.0),
                 dots: r
                     .samples
                     .iter()
                     .filter(|s| s.probe == p.probe)
                     .map(|s| {
                         let color = if s.ok { "#1a7f37" } else { "#cf222e" };
-                        (
-                            format!("{:.1}", x(s.at_ms)),
-                            format!("{:.0}", y + 6.0),
-                            color,
-                        )
+                        (x(s.at_ms), color)
                     })
                     .collect(),
             }
