@@ -30,7 +30,7 @@ use super::point::PointData;
 use crate::archive::manifest::RdsInfo;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::Target;
-use crate::error::Error;
+use crate::error::{Error, KindError};
 
 /// Where a kind's backup writes its plaintext. Dropping it ends the payload;
 /// sending an `Err` aborts the upload.
@@ -200,6 +200,137 @@ pub trait TargetKind: Send + Sync {
     fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
         None
     }
+
+    /// What `drtool init` can find of this kind, if it can find any.
+    fn discovery(&self) -> Option<&dyn Discovery> {
+        None
+    }
+}
+
+/// A command-line flag a kind adds to `drtool init` (the CLI builds it; the
+/// kind reads its values from [`InitFlags`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FlagSpec {
+    /// `--long`.
+    pub long: &'static str,
+    pub value_name: &'static str,
+    pub help: &'static str,
+    pub shape: FlagShape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagShape {
+    /// Given at most once.
+    One,
+    /// Repeatable.
+    Many,
+    /// Repeatable `REGION=VALUE`: each names a region to set up.
+    RegionPairs,
+}
+
+/// The values of the kinds' `drtool init` flags, by long name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InitFlags(pub BTreeMap<String, Vec<String>>);
+
+impl InitFlags {
+    /// Every value given (repeatable flags), in order.
+    pub fn values(&self, long: &str) -> &[String] {
+        self.0.get(long).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The value of a flag given once.
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.values(long).last().map(String::as_str)
+    }
+
+    /// The `REGION=VALUE` pairs of a flag (the CLI checked their shape).
+    pub fn pairs(&self, long: &str) -> Vec<(String, String)> {
+        self.values(long)
+            .iter()
+            .filter_map(|v| v.split_once('='))
+            .map(|(r, v)| (r.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// What a kind's discovery is asked to cover.
+pub struct InitAsk<'a> {
+    /// Every region of the file, in the order the options named them.
+    pub regions: &'a [String],
+    /// The targets' home region.
+    pub home: &'a str,
+    pub flags: &'a InitFlags,
+}
+
+impl InitAsk<'_> {
+    /// The regions other than home.
+    pub fn others(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .filter(|r| *r != self.home)
+            .cloned()
+            .collect()
+    }
+
+    /// The `home` and `copy_to` lines of a target homed in the home region.
+    pub fn home_and_copies(&self) -> String {
+        format!(
+            "home = {}\ncopy_to = {}",
+            toml_string(self.home),
+            toml_list(&self.others())
+        )
+    }
+}
+
+/// What discovery found: lines said to the user (and kept as comments at
+/// the top of the file) and the file's target sections, in order.
+#[derive(Debug, Default)]
+pub struct InitFound {
+    pub notes: Vec<String>,
+    pub sections: Vec<String>,
+}
+
+/// A TOML string.
+pub fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A TOML array of strings.
+pub fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| toml_string(s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// A target's name for a discovered thing: the prefix, then lowercase
+/// letters, digits and '-'.
+pub fn target_name(prefix: &str, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{prefix}{clean}")
+}
+
+/// What `drtool init` finds of a kind: its flags, and the targets it
+/// writes from what the regions hold.
+#[async_trait]
+pub trait Discovery: TargetKind {
+    fn init_flags(&self) -> &'static [FlagSpec];
+
+    /// Looks in the regions for what to protect; adds notes and sections.
+    /// An error is what the user asked for that cannot be (an unknown
+    /// context, a namespace that is not there), never "nothing found".
+    async fn discover(
+        &self,
+        ask: &InitAsk<'_>,
+        found: &mut InitFound,
+    ) -> Result<(), Box<dyn KindError>>;
 }
 
 /// What a kind does for failover drills. Its defaults refuse, naming the
@@ -451,6 +582,11 @@ impl Registry {
         Registry { kinds }
     }
 
+    /// Every kind, in the registry's order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn TargetKind>> {
+        self.kinds.iter()
+    }
+
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()
     }
@@ -462,5 +598,32 @@ impl Registry {
                 self.names().join(", ")
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovered_names_and_strings_are_safe_in_toml() {
+        assert_eq!(target_name("ns-", "Lab_Shop"), "ns-lab-shop");
+        assert_eq!(toml_string("a\"b"), "\"a\\\"b\"");
+        assert_eq!(toml_list(&["x".into(), "y".into()]), "[\"x\", \"y\"]");
+        let flags = InitFlags(
+            [(
+                "etcd".to_string(),
+                vec!["us-east-1=http://a:2379,http://b:2379".to_string()],
+            )]
+            .into(),
+        );
+        assert_eq!(
+            flags.pairs("etcd"),
+            [(
+                "us-east-1".to_string(),
+                "http://a:2379,http://b:2379".to_string()
+            )]
+        );
+        assert_eq!(flags.value("missing"), None);
     }
 }

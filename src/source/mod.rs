@@ -4,7 +4,17 @@
 //! in its folder: it produces a plaintext byte stream plus metadata for a
 //! backup, plans and applies restores of its own payloads, and handles what it
 //! keeps outside the bucket. Kinds talk to the engine through byte channels and
-//! the job handle only, and never import each other.
+//! the job handle only, and do not import each other, with one exception:
+//! `drtool init` finds a kubeadm cluster's etcd through its API server, so
+//! `etcd/init.rs` reads the regions' contexts with `namespace::init`.
+//!
+//! Adding a kind, in order: its folder with `mod.rs` (the kind's type) and
+//! `home.rs` (`TargetKind`: backup, plan, apply, reachability); its errors
+//! (`error.rs`, an enum implementing `KindError`); its config section
+//! (`config/<kind>.rs`, for now); the capabilities it has (`drill.rs` for
+//! `Drills`, `scratch.rs` for `ScratchRestores`, `init.rs` for `Discovery`:
+//! its `drtool init` flags and what it finds); then its line in
+//! [`registry`]. `src/seam.rs` says which places outside still name kinds.
 //!
 //! A kind's own failures are an enum in its folder (`rds::RdsError`,
 //! `namespace::NamespaceError`) with the facts as fields: it implements

@@ -19,8 +19,8 @@ use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, Target
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, Drills, KindPlan, PlanRequest, Reachability,
-    Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
+    Applied, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, PlanRequest,
+    Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -603,6 +603,10 @@ impl TargetKind for EtcdKind {
     }
 
     fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+
+    fn discovery(&self) -> Option<&dyn Discovery> {
         Some(self)
     }
 }

@@ -10,6 +10,7 @@ mod backup;
 pub mod drill;
 mod error;
 mod home;
+mod init;
 mod restore;
 mod scratch;
 

@@ -17,8 +17,9 @@ use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, Drills, ItemFailure, KindPlan, PlanRequest,
-    Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
+    Applied, BackupShape, Clients, DataSender, Discovery, Drills, ItemFailure, KindPlan,
+    PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table,
+    not_for_kind,
 };
 use crate::engine::options::RestoreFlag;
 use crate::engine::point::PointData;
@@ -357,6 +358,10 @@ impl TargetKind for NamespaceKind {
     }
 
     fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+
+    fn discovery(&self) -> Option<&dyn Discovery> {
         Some(self)
     }
 }

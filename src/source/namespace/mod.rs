@@ -10,6 +10,7 @@
 pub mod drill;
 mod error;
 mod home;
+pub mod init;
 mod restore;
 mod scratch;
 mod strip;

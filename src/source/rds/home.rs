@@ -19,7 +19,7 @@ use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, Artefacts, BackupShape, Clients, DataSender, Drills, KindPlan, PlanRequest,
+    Applied, Artefacts, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, PlanRequest,
     Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
@@ -788,6 +788,10 @@ impl TargetKind for RdsKind {
     }
 
     fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+
+    fn discovery(&self) -> Option<&dyn Discovery> {
         Some(self)
     }
 }

@@ -9,6 +9,7 @@ pub mod drill;
 pub mod dump;
 mod error;
 mod home;
+mod init;
 pub mod presign;
 mod scratch;
 pub mod wait;
