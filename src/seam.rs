@@ -76,7 +76,7 @@ fn kind_lines(code: &str) -> Vec<(usize, String)> {
 /// What each file may still have. Lower a number when a change moves code
 /// into its kind; never raise one.
 const ALLOWED: &[(&str, usize)] = &[
-    ("src/archive/manifest.rs", 24),
+    ("src/archive/manifest.rs", 14),
     ("src/archive/pipeline.rs", 1),
     ("src/cli/mod.rs", 2),
     ("src/cli/restore.rs", 7),
@@ -90,7 +90,6 @@ const ALLOWED: &[(&str, usize)] = &[
     ("src/engine/faults.rs", 4),
     ("src/engine/kind.rs", 2),
     ("src/engine/options.rs", 10),
-    ("src/engine/verify.rs", 1),
     ("src/tui/app.rs", 6),
     ("src/tui/view.rs", 3),
 ];

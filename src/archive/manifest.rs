@@ -4,6 +4,7 @@
 //! checksum) so that an edited manifest is caught by `verify` instead of being
 //! trusted.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -14,38 +15,28 @@ use super::ArchiveError;
 
 pub const FORMAT_VERSION: u32 = 1;
 
-/// What the plaintext payload is, so a restore knows how to read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PayloadKind {
-    /// The exact file `etcdctl snapshot save` writes (bbolt + trailing sha256).
-    EtcdSnapshot,
-    /// JSON Lines, one etcd key per line.
-    EtcdKeys,
-    /// Native RDS snapshots only: no data object, the manifest lists them.
-    RdsSnapshot,
-    /// `pg_dump --format=custom` output (and, in mode "both", snapshots too).
-    PgDump,
-    /// JSON Lines, one Kubernetes object per line, in restore order. Named
-    /// `kube-namespace` in manifests since format version 1.
-    #[serde(rename = "kube-namespace")]
-    Namespace,
-}
+/// What the plaintext payload is, so a restore knows how to read it: a name
+/// the kind that wrote it owns (`etcd-keys`, `kube-namespace`, `pg-dump`,
+/// ...). The kind's `TargetKind::payloads` say what each holds and whether
+/// it ends with a sha256 of itself; the archive only carries the name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PayloadKind(Cow<'static, str>);
 
 impl PayloadKind {
-    /// Whether the plaintext ends with the sha256 of everything before it.
-    pub fn has_trailing_sha256(self) -> bool {
-        matches!(self, PayloadKind::EtcdSnapshot)
+    /// A kind's payload name, as a constant of the kind.
+    pub const fn named(name: &'static str) -> PayloadKind {
+        PayloadKind(Cow::Borrowed(name))
     }
 
-    pub fn describe(self) -> &'static str {
-        match self {
-            PayloadKind::EtcdSnapshot => "etcd snapshot (etcdctl snapshot save format)",
-            PayloadKind::EtcdKeys => "etcd keys (JSON Lines)",
-            PayloadKind::RdsSnapshot => "RDS snapshot",
-            PayloadKind::PgDump => "PostgreSQL dump (pg_dump custom format)",
-            PayloadKind::Namespace => "Kubernetes namespace (JSON Lines)",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -185,7 +176,7 @@ struct Signed<'a> {
     point_id: &'a str,
     target: &'a str,
     target_kind: &'a str,
-    payload: PayloadKind,
+    payload: &'a PayloadKind,
     data_file: &'a Option<String>,
     source_region: &'a str,
     started_at: DateTime<Utc>,
@@ -253,7 +244,7 @@ impl Manifest {
             point_id: &self.point_id,
             target: &self.target,
             target_kind: &self.target_kind,
-            payload: self.payload,
+            payload: &self.payload,
             data_file: &self.data_file,
             source_region: &self.source_region,
             started_at: self.started_at,
@@ -339,7 +330,7 @@ pub(crate) mod tests {
             point_id: "20261122T020000Z-0badcafe".into(),
             target: "etcd-main".into(),
             target_kind: "etcd".into(),
-            payload: PayloadKind::EtcdSnapshot,
+            payload: PayloadKind::named("etcd-snapshot"),
             data_file: Some("data.zst".into()),
             source_region: "us-east-1".into(),
             region: "us-east-1".into(),

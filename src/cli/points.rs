@@ -135,10 +135,7 @@ fn print_table(regions: &[RegionPoints], bytes: bool) {
             );
         }
         for m in &r.points {
-            let payload = serde_json::to_value(m.payload)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let payload = m.payload.to_string();
             let tested = match r.restore_tests.get(&m.point_id) {
                 Some(t) if t.ok => {
                     format!(" restore-tested at {}", t.at.format("%Y-%m-%d %H:%M UTC"))

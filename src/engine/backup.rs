@@ -255,7 +255,7 @@ impl Engine {
         let started_at = Utc::now();
         let id = PointId::new(started_at);
         job.set_point(id.as_str());
-        let write = self.write_options(shape.payload.has_trailing_sha256());
+        let write = self.write_options(self.kinds().trailing_sha256(&shape.payload));
         let data_key = rs
             .layout
             .data_key(&target.name, &id, !write.recipients.is_empty());
@@ -410,7 +410,7 @@ impl Draft<'_> {
             point_id: self.id.to_string(),
             target: self.target.name.clone(),
             target_kind: self.target.spec.kind().to_string(),
-            payload: self.shape.payload,
+            payload: self.shape.payload.clone(),
             data_file: data.map(|_| Layout::data_file(encrypted).to_string()),
             source_region: self.region.to_string(),
             region: self.region.to_string(),

@@ -36,8 +36,19 @@ use crate::error::{Error, KindError};
 /// sending an `Err` aborts the upload.
 pub type DataSender = mpsc::Sender<io::Result<Bytes>>;
 
+/// A payload a kind writes: its name in manifests and what it is.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    pub kind: PayloadKind,
+    /// A few words for plans and listings.
+    pub describe: &'static str,
+    /// Whether the plaintext ends with the sha256 of everything before it
+    /// (checked and cut off when it is read).
+    pub trailing_sha256: bool,
+}
+
 /// What a new point of a target looks like before it is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupShape {
     pub payload: PayloadKind,
     /// Whether the point has a data object (RDS snapshot-only points have none).
@@ -141,6 +152,9 @@ pub struct PlanRequest<'a> {
 pub trait TargetKind: Send + Sync {
     /// The `kind = "..."` of `drtool.toml` and of manifests.
     fn name(&self) -> &'static str;
+
+    /// The payloads its points can hold.
+    fn payloads(&self) -> &'static [Payload];
 
     /// What a new point of `target` holds.
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error>;
@@ -580,6 +594,27 @@ pub struct Registry {
 impl Registry {
     pub fn new(kinds: Vec<Arc<dyn TargetKind>>) -> Registry {
         Registry { kinds }
+    }
+
+    /// A payload as the kind that writes it describes it (none: no kind
+    /// here writes it).
+    pub fn payload(&self, kind: &PayloadKind) -> Option<&'static Payload> {
+        self.kinds
+            .iter()
+            .flat_map(|k| k.payloads())
+            .find(|p| p.kind == *kind)
+    }
+
+    /// A few words for a payload, or its name when no kind here knows it.
+    pub fn describe_payload(&self, kind: &PayloadKind) -> String {
+        self.payload(kind)
+            .map_or_else(|| kind.to_string(), |p| p.describe.to_string())
+    }
+
+    /// Whether a payload ends with the sha256 of everything before it. A
+    /// payload no kind here knows is read as it is.
+    pub fn trailing_sha256(&self, kind: &PayloadKind) -> bool {
+        self.payload(kind).is_some_and(|p| p.trailing_sha256)
     }
 
     /// Every kind, in the registry's order.

@@ -41,6 +41,9 @@ pub struct PointRef {
     pub source_region: String,
     pub finished_at: DateTime<Utc>,
     pub payload: PayloadKind,
+    /// The payload as the kind that wrote it describes it (plans show it).
+    #[serde(default)]
+    pub payload_text: String,
     pub consistency: Consistency,
     pub manifest_key: String,
     /// None for points without a data object (RDS snapshots only).
@@ -60,8 +63,9 @@ pub struct PointRef {
 }
 
 impl PointRef {
-    /// The reference of a point listed in a region's store.
-    pub fn from_entry(rs: &RegionStore, entry: &PointEntry) -> PointRef {
+    /// The reference of a point listed in a region's store; `payload_text`
+    /// is its payload as its kind describes it.
+    pub fn from_entry(rs: &RegionStore, entry: &PointEntry, payload_text: String) -> PointRef {
         let m = &entry.manifest;
         PointRef {
             id: entry.id.to_string(),
@@ -70,7 +74,8 @@ impl PointRef {
             store: rs.store.describe(),
             source_region: m.source_region.clone(),
             finished_at: m.finished_at,
-            payload: m.payload,
+            payload: m.payload.clone(),
+            payload_text,
             consistency: m.consistency.clone(),
             manifest_key: entry.manifest_key.clone(),
             data_key: m
@@ -105,6 +110,8 @@ type Verified = Arc<Mutex<Option<String>>>;
 #[derive(Clone)]
 pub struct PointData {
     store: Arc<dyn ObjectStore>,
+    /// Whether the payload ends with its own sha256 (its kind says).
+    trailing_sha256: bool,
     point: PointRef,
     identities: Option<Arc<Identities>>,
     job: Job,
@@ -114,6 +121,7 @@ pub struct PointData {
 impl PointData {
     pub fn new(
         store: Arc<dyn ObjectStore>,
+        trailing_sha256: bool,
         point: PointRef,
         identities: Option<Arc<Identities>>,
         job: Job,
@@ -121,6 +129,7 @@ impl PointData {
         let verified = Arc::new(Mutex::new(point.data_version.clone()));
         PointData {
             store,
+            trailing_sha256,
             point,
             identities,
             job,
@@ -151,7 +160,7 @@ impl PointData {
         let req = ReadRequest {
             key: key.clone(),
             encrypted: self.point.encrypted,
-            trailing_sha256: self.point.payload.has_trailing_sha256(),
+            trailing_sha256: self.trailing_sha256,
             identities: self.identities.clone(),
             pin: self.verified_version(),
         };

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::events::{Job, JobSpec};
 use super::kind::{KindPlan, PlanRequest, TargetKind};
 use super::options::RestoreOptions;
-use super::point::{PointData, PointRef};
+use super::point::PointRef;
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::Engine;
 use crate::archive::ArchiveError;
@@ -78,7 +78,11 @@ impl RestorePlan {
             lines.push(format!("  from       {}", p.store));
             lines.push(format!(
                 "  payload    {}, {} bytes ({} stored{})",
-                p.payload.describe(),
+                if p.payload_text.is_empty() {
+                    p.payload.as_str()
+                } else {
+                    &p.payload_text
+                },
                 p.plaintext_size,
                 p.stored_size,
                 if p.encrypted { ", age-encrypted" } else { "" }
@@ -247,14 +251,9 @@ impl Engine {
         }
         job.set_point(entry.id.as_str());
         let signed_by = self.check_signature(m, &req.region)?;
-        let mut point = PointRef::from_entry(rs, entry);
+        let mut point = self.point_ref(rs, entry);
         point.signed_by = signed_by;
-        let data = PointData::new(
-            rs.store.clone(),
-            point.clone(),
-            self.identities(),
-            job.clone(),
-        );
+        let data = self.point_data(rs, point.clone(), job);
         let plan = kind
             .plan_restore(PlanRequest {
                 target,
@@ -303,7 +302,7 @@ impl Engine {
                             rs.store.describe()
                         )));
                     }
-                    Some(PointData::new(rs.store.clone(), p.clone(), self.identities(), job.clone()))
+                    Some(self.point_data(&rs, p.clone(), &job))
                 }
             };
             // No prune removes the point while it is being restored.

@@ -10,7 +10,6 @@ use chrono::Utc;
 
 use super::events::JobSpec;
 use super::kind::PlanRequest;
-use super::point::{PointData, PointRef};
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::Engine;
 use crate::archive::PointId;
@@ -308,8 +307,8 @@ impl Engine {
             return Ok(None);
         };
         let outcome = async {
-            let point_ref = PointRef::from_entry(rs, entry);
-            let data = PointData::new(rs.store.clone(), point_ref, self.identities(), job.clone());
+            let point_ref = self.point_ref(rs, entry);
+            let data = self.point_data(rs, point_ref, job);
             let plan = kind
                 .plan_restore(PlanRequest {
                     target: &scratch.target,

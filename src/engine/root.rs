@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventBus, Job, JobEvent, JobSpec};
 use super::kind::{Registry, TargetKind};
+use super::point::{PointData, PointRef};
 use crate::archive::Manifest;
 use crate::archive::pipeline::{Identities, WriteOptions};
 use crate::archive::signing::{self, KeyError, ManifestSigner, SignatureCheck, TrustedKey};
-use crate::catalog::RegionStore;
+use crate::catalog::{PointEntry, RegionStore};
 use crate::config::{Config, KeySource, Region, Target};
 use crate::error::{Error, SourceError};
 
@@ -367,6 +368,25 @@ impl Engine {
 
     pub(crate) fn kind_named(&self, name: &str) -> Result<Arc<dyn TargetKind>, Error> {
         self.kinds.get(name).cloned()
+    }
+
+    /// The reference of a listed point, its payload described by its kind.
+    pub(crate) fn point_ref(&self, rs: &RegionStore, entry: &PointEntry) -> PointRef {
+        let text = self.kinds.describe_payload(&entry.manifest.payload);
+        PointRef::from_entry(rs, entry, text)
+    }
+
+    /// A reader of a point's data, cutting off the trailing sha256 where
+    /// its kind's payload has one.
+    pub(crate) fn point_data(&self, rs: &RegionStore, point: PointRef, job: &Job) -> PointData {
+        let trailing = self.kinds.trailing_sha256(&point.payload);
+        PointData::new(
+            rs.store.clone(),
+            trailing,
+            point,
+            self.identities(),
+            job.clone(),
+        )
     }
 
     /// The store of a region, built once.

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::events::{Job, JobSpec};
-use super::point::{PointData, PointRef, pipeline_error};
+use super::point::{PointRef, pipeline_error};
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::{Engine, Scope};
 use crate::archive::pipeline::{self, DataSummary};
@@ -160,7 +160,7 @@ impl Engine {
     ) -> Result<(Outcome, String), Error> {
         let m = &entry.manifest;
         let signed_by = self.check_signature(m, &rs.region)?;
-        let point = PointRef::from_entry(rs, entry);
+        let point = self.point_ref(rs, entry);
         let (outcome, mut message) = match &point.data_key {
             None => (Outcome::Ok, String::new()),
             Some(key) if m.is_encrypted() && self.identities().is_none() => {
@@ -168,22 +168,17 @@ impl Engine {
             }
             Some(_) => {
                 job.phase("downloading and checking");
-                PointData::new(
-                    rs.store.clone(),
-                    point.clone(),
-                    self.identities(),
-                    job.clone(),
-                )
-                .stream()
-                .await?
-                .verify()
-                .await?;
+                self.point_data(rs, point.clone(), job)
+                    .stream()
+                    .await?
+                    .verify()
+                    .await?;
                 let mut message = format!(
                     "ok: {} stored bytes and {} plaintext bytes match their sha256, zstd decodes",
                     m.stored_size, m.plaintext_size
                 );
-                if m.payload.has_trailing_sha256() {
-                    message.push_str(", etcd snapshot trailer ok");
+                if self.kinds().trailing_sha256(&m.payload) {
+                    message.push_str(", its trailing sha256 ok");
                 }
                 (Outcome::Ok, message)
             }

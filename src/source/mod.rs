@@ -39,3 +39,44 @@ pub fn registry() -> Registry {
         Arc::new(rds::RdsKind::default()),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::PayloadKind;
+
+    #[test]
+    fn each_payload_belongs_to_one_kind_and_says_how_it_is_read() {
+        let kinds = registry();
+        let mut names: Vec<&str> = kinds
+            .all()
+            .flat_map(|k| k.payloads())
+            .map(|p| p.kind.as_str())
+            .collect();
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all, "a payload name used twice: {names:?}");
+        // The names manifests have carried since format 1.
+        assert_eq!(
+            names,
+            [
+                "etcd-keys",
+                "etcd-snapshot",
+                "kube-namespace",
+                "pg-dump",
+                "rds-snapshot"
+            ]
+        );
+        assert!(kinds.trailing_sha256(&etcd::SNAPSHOT));
+        assert!(!kinds.trailing_sha256(&etcd::KEYS));
+        // A payload of a newer drtool is read as it is and named as it is.
+        let newer = PayloadKind::named("dynamodb-export");
+        assert!(!kinds.trailing_sha256(&newer));
+        assert_eq!(kinds.describe_payload(&newer), "dynamodb-export");
+        assert_eq!(
+            kinds.describe_payload(&namespace::PAYLOAD),
+            "Kubernetes namespace (JSON Lines)"
+        );
+    }
+}

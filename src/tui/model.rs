@@ -47,6 +47,8 @@ pub struct TargetInfo {
 pub struct PointRow {
     pub region: String,
     pub manifest: Arc<Manifest>,
+    /// Its payload as its kind describes it.
+    pub payload_text: String,
     pub restore_test: Option<CheckResult>,
     /// Its last verify in this region.
     pub verified: Option<CheckResult>,
@@ -60,10 +62,7 @@ impl PointRow {
         &self.manifest.point_id
     }
     pub fn payload(&self) -> String {
-        serde_json::to_value(self.manifest.payload)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        self.manifest.payload.to_string()
     }
     /// The text a filter matches against.
     pub fn haystack(&self) -> String {

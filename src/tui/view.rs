@@ -643,7 +643,7 @@ fn draw_point(f: &mut Frame, area: Rect, app: &App, region: &str, target: &str, 
     let mut lines = vec![
         kv("target", format!("{} ({})", m.target, m.target_kind)),
         kv("point", m.point_id.clone()),
-        kv("payload", m.payload.describe().to_string()),
+        kv("payload", p.payload_text.clone()),
         kv(
             "region",
             format!("{} (taken in {})", m.region, m.source_region),

@@ -277,6 +277,7 @@ impl Worker {
                             .into_iter()
                             .map(|m| PointRow {
                                 region: region.clone(),
+                                payload_text: engine.kinds().describe_payload(&m.payload),
                                 restore_test: rp.restore_tests.get(&m.point_id).cloned(),
                                 verified: rp.verifies.get(&m.point_id).cloned(),
                                 manifest: Arc::new(m),

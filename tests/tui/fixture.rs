@@ -57,6 +57,7 @@ pub fn points() -> Vec<(String, Vec<PointRow>)> {
                     let m: Manifest = serde_json::from_value(m.clone()).unwrap();
                     PointRow {
                         region: region.clone(),
+                        payload_text: drtool::source::registry().describe_payload(&m.payload),
                         restore_test: tests.get(&m.point_id).cloned(),
                         verified: verifies.get(&m.point_id).cloned(),
                         manifest: Arc::new(m),
@@ -84,6 +85,7 @@ pub fn many_points(n: usize) -> Vec<(String, Vec<PointRow>)> {
                     m.point_id = format!("{}-{i:05}", m.started_at.format("%Y%m%dT%H%M%SZ"));
                     PointRow {
                         region: region.clone(),
+                        payload_text: rows[i % rows.len()].payload_text.clone(),
                         restore_test: None,
                         verified: None,
                         manifest: Arc::new(m),

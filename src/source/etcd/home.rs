@@ -13,13 +13,16 @@ use serde::{Deserialize, Serialize};
 use super::restore::{
     KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
-use super::{Connection, EtcdError, connect, drill, keys, snapshot};
-use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
+use super::{
+    Connection, EtcdError, KEYS, KEYS_NAME, PAYLOADS, SNAPSHOT, SNAPSHOT_NAME, connect, drill,
+    keys, snapshot,
+};
+use crate::archive::{Consistency, Manifest, PointId};
 use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, PlanRequest,
+    Applied, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, Payload, PlanRequest,
     Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
@@ -412,11 +415,15 @@ impl TargetKind for EtcdKind {
         "etcd"
     }
 
+    fn payloads(&self) -> &'static [Payload] {
+        &PAYLOADS
+    }
+
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
         Ok(BackupShape {
             payload: match spec(target)?.mode {
-                EtcdMode::Snapshot => PayloadKind::EtcdSnapshot,
-                EtcdMode::Keys => PayloadKind::EtcdKeys,
+                EtcdMode::Snapshot => SNAPSHOT,
+                EtcdMode::Keys => KEYS,
             },
             has_data: true,
         })
@@ -474,12 +481,12 @@ impl TargetKind for EtcdKind {
         let Some((manifest, data)) = &req.point else {
             return Err(Error::failed("an etcd restore needs a recovery point"));
         };
-        match manifest.payload {
-            PayloadKind::EtcdKeys => self.plan_keys(&req, region, data).await,
-            PayloadKind::EtcdSnapshot => self.plan_snapshot(&req, region, &manifest.point_id),
+        match manifest.payload.as_str() {
+            KEYS_NAME => self.plan_keys(&req, region, data).await,
+            SNAPSHOT_NAME => self.plan_snapshot(&req, region, &manifest.point_id),
             other => Err(EtcdError::NotEtcdPoint {
                 point: manifest.point_id.to_string(),
-                payload: other.describe().to_string(),
+                payload: other.to_string(),
             }
             .into()),
         }

@@ -21,12 +21,35 @@ use base64::engine::general_purpose::STANDARD as B64;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::archive::PayloadKind;
+use crate::engine::kind::Payload;
+
 pub use backup::{BackupMeta, keys, snapshot};
 pub use error::EtcdError;
 pub use home::{EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot};
 pub use restore::{
     KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
+
+/// A point of every key at one revision, as JSON Lines.
+pub const KEYS_NAME: &str = "etcd-keys";
+pub const KEYS: PayloadKind = PayloadKind::named(KEYS_NAME);
+/// The exact file `etcdctl snapshot save` writes (bbolt + trailing sha256).
+pub const SNAPSHOT_NAME: &str = "etcd-snapshot";
+pub const SNAPSHOT: PayloadKind = PayloadKind::named(SNAPSHOT_NAME);
+
+static PAYLOADS: [Payload; 2] = [
+    Payload {
+        kind: SNAPSHOT,
+        describe: "etcd snapshot (etcdctl snapshot save format)",
+        trailing_sha256: true,
+    },
+    Payload {
+        kind: KEYS,
+        describe: "etcd keys (JSON Lines)",
+        trailing_sha256: false,
+    },
+];
 
 use crate::config::{EtcdRegion, TlsFiles};
 use crate::error::SourceError;

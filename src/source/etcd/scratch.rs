@@ -14,7 +14,7 @@ use etcd_client::{Client, GetOptions};
 use tokio::process::{Child, Command};
 
 use super::EtcdError;
-use crate::archive::{Consistency, Manifest, PayloadKind};
+use crate::archive::{Consistency, Manifest};
 use crate::config::{EtcdMember, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
 use crate::engine::options::RestoreOptions;
@@ -171,8 +171,8 @@ pub async fn scratch(
         cluster_token: "drtool-restore-test".into(),
         max_request_bytes,
     };
-    match manifest.payload {
-        PayloadKind::EtcdKeys => {
+    match manifest.payload.as_str() {
+        super::KEYS_NAME => {
             let running = start(
                 &guard.data_dir(),
                 &guard.ports,
@@ -182,7 +182,7 @@ pub async fn scratch(
             .await?;
             *guard.running.lock().await = Some(running);
         }
-        PayloadKind::EtcdSnapshot => {
+        super::SNAPSHOT_NAME => {
             region.members = vec![EtcdMember {
                 name: MEMBER.into(),
                 peer_url: guard.ports.peer_url(),
@@ -262,8 +262,8 @@ impl ScratchGuard for EtcdScratch {
             Consistency::Etcd { revision, .. } => revision,
             _ => 0,
         };
-        match manifest.payload {
-            PayloadKind::EtcdKeys => {
+        match manifest.payload.as_str() {
+            super::KEYS_NAME => {
                 let created = applied.counts.get("created").copied().unwrap_or(0);
                 let (found, _) = count(&mut r.client, None, None).await?;
                 match expected {

@@ -17,7 +17,7 @@ use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, Discovery, Drills, ItemFailure, KindPlan,
+    Applied, BackupShape, Clients, DataSender, Discovery, Drills, ItemFailure, KindPlan, Payload,
     PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table,
     not_for_kind,
 };
@@ -161,16 +161,30 @@ impl NamespaceKind {
     }
 }
 
+/// JSON Lines, one Kubernetes object per line, in restore order. Named
+/// `kube-namespace` in manifests since format version 1.
+pub const PAYLOAD: PayloadKind = PayloadKind::named("kube-namespace");
+
+static PAYLOADS: [Payload; 1] = [Payload {
+    kind: PAYLOAD,
+    describe: "Kubernetes namespace (JSON Lines)",
+    trailing_sha256: false,
+}];
+
 #[async_trait]
 impl TargetKind for NamespaceKind {
     fn name(&self) -> &'static str {
         "namespace"
     }
 
+    fn payloads(&self) -> &'static [Payload] {
+        &PAYLOADS
+    }
+
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
         spec(target)?;
         Ok(BackupShape {
-            payload: PayloadKind::Namespace,
+            payload: PAYLOAD,
             has_data: true,
         })
     }

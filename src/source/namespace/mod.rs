@@ -30,7 +30,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 pub use error::NamespaceError;
-pub use home::{NamespaceKind, NamespacePlan, decide_namespace, map_namespace};
+pub use home::{NamespaceKind, NamespacePlan, PAYLOAD, decide_namespace, map_namespace};
 pub use restore::{NamespaceOutcome, ObjectFailure, ResourcePlan, RestoreScope, apply, plan};
 
 use crate::config::{NamespaceRegion, NamespaceTarget};

@@ -19,8 +19,8 @@ use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, Artefacts, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, PlanRequest,
-    Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
+    Applied, Artefacts, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, Payload,
+    PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -538,20 +538,38 @@ impl RdsKind {
     }
 }
 
+/// Native RDS snapshots only: no data object, the manifest lists them.
+pub const SNAPSHOT: PayloadKind = PayloadKind::named("rds-snapshot");
+/// `pg_dump --format=custom` output (and, in mode "both", snapshots too).
+pub const PG_DUMP: PayloadKind = PayloadKind::named("pg-dump");
+
+static PAYLOADS: [Payload; 2] = [
+    Payload {
+        kind: SNAPSHOT,
+        describe: "RDS snapshot",
+        trailing_sha256: false,
+    },
+    Payload {
+        kind: PG_DUMP,
+        describe: "PostgreSQL dump (pg_dump custom format)",
+        trailing_sha256: false,
+    },
+];
+
 #[async_trait]
 impl TargetKind for RdsKind {
     fn name(&self) -> &'static str {
         "rds"
     }
 
+    fn payloads(&self) -> &'static [Payload] {
+        &PAYLOADS
+    }
+
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
         let dumps = spec(target)?.mode.dumps();
         Ok(BackupShape {
-            payload: if dumps {
-                PayloadKind::PgDump
-            } else {
-                PayloadKind::RdsSnapshot
-            },
+            payload: if dumps { PG_DUMP } else { SNAPSHOT },
             has_data: dumps,
         })
     }

@@ -23,7 +23,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use error::{DatabaseUse, RdsError};
-pub use home::{ApiRef, RdsKind, RdsPlan, Route, decide_dump, decide_pitr, decide_snapshot, route};
+pub use home::{
+    ApiRef, PG_DUMP, RdsKind, RdsPlan, Route, SNAPSHOT, decide_dump, decide_pitr, decide_snapshot,
+    route,
+};
 
 use crate::error::SourceError;
 use wait::{WaitSpec, wait_until};
