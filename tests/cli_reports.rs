@@ -386,38 +386,87 @@ fn quiet_runs_say_only_their_result() {
 }
 
 #[test]
-fn the_pages_of_a_report_from_an_older_renderer_are_not_compared() {
+fn a_report_of_renderer_1_keeps_its_pages_checked_and_a_note_keeps_their_form() {
     let s = Setup::new();
     let (run, folder) = s.run();
     // A report as a drtool of renderer 1 filed it: no `renderer` field,
-    // sealed, unsigned (this config does not sign), pages of that time.
+    // sealed, unsigned (this config does not sign), its pages in that form.
     let json = folder.join("report.json");
     let mut r: drtool::report::DrillReport =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     r.renderer = 1;
     r.signature = None;
     r.seal_now();
-    std::fs::write(&json, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+    let v1 = |r: &drtool::report::DrillReport| {
+        std::fs::write(
+            folder.join("report.json"),
+            serde_json::to_vec_pretty(r).unwrap(),
+        )
+        .unwrap();
+        let pages = [
+            ("report.md", drtool::report::v1::markdown::render(r)),
+            ("report.html", drtool::report::v1::html::render(r)),
+            ("junit.xml", drtool::report::v1::junit::render(r)),
+        ];
+        for (name, body) in pages {
+            std::fs::write(folder.join(name), body).unwrap();
+        }
+    };
+    v1(&r);
     assert!(
         !std::fs::read_to_string(&json)
             .unwrap()
             .contains("\"renderer\"")
     );
-    edit(
-        &folder.join("report.html"),
-        "<!DOCTYPE html>",
-        "<!DOCTYPE html><!-- 1 -->",
-    );
     s.write_config(false);
     s.verify(&run)
         .success()
-        .stdout(predicate::str::contains(
-            "pages not compared: renderer 1 wrote them",
-        ))
         .stdout(predicate::str::contains("OK"));
-    // Its measures are still checked.
-    edit(&json, "\"verdict\": \"pass\"", "\"verdict\": \"failed\"");
+    // A note writes the pages in the same form: still comparable.
+    s.drtool()
+        .args(["report", "note", &run, "old run", "--reports", &s.reports()])
+        .assert()
+        .success();
+    let md = std::fs::read_to_string(folder.join("report.md")).unwrap();
+    assert!(md.contains(": old run"), "{md}");
+    s.verify(&run).success();
+    // An edit to an old page is caught as it was.
+    edit(
+        &folder.join("junit.xml"),
+        "<testsuites",
+        "<testsuites data-x=\"1\"",
+    );
     s.verify(&run)
         .code(5)
-        .stdout(predicate::str::contains("EDITED after it was written"));
+        .stdout(predicate::str::contains("EDITED: junit.xml"));
+    // A report of a renderer this drtool does not have: its JSON is checked,
+    // its pages are said not to be.
+    r.renderer = 99;
+    r.notes.clear();
+    r.seal_now();
+    v1(&r);
+    let out = s
+        .drtool()
+        .args([
+            "report",
+            "verify",
+            &run,
+            "--reports",
+            &s.reports(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["items"][0]["pages_compared"], false, "{doc}");
+    s.verify(&run).success().stdout(predicate::str::contains(
+        "pages not compared: renderer 99 wrote them",
+    ));
 }

@@ -340,7 +340,7 @@ fn verify(ctx: &Ctx, a: &VerifyArgs) -> Result<Verdict, Error> {
                 }
             }
             Pages::NotCompared(renderer) => outln!(
-                "  pages not compared: renderer {renderer} wrote them and this drtool renders with {}; report.json is what was checked (`drtool report show {} --format html|junit` renders it anew)",
+                "  pages not compared: renderer {renderer} wrote them, a newer drtool's (this one has {}); report.json is what was checked, `drtool report show {} --format html|junit` renders it anew",
                 crate::report::RENDERER,
                 r.run_id
             ),

@@ -120,8 +120,8 @@ pub enum Pages {
     /// Rendered by this drtool's renderer; the pages that differ from what
     /// `report.json` renders to (empty: none was edited).
     Compared(Vec<String>),
-    /// Written by another renderer (its number): the bytes cannot be
-    /// compared, so only `report.json` is checked.
+    /// Written by a renderer this drtool does not have (a newer drtool's,
+    /// its number): only `report.json` can be checked.
     NotCompared(u32),
 }
 
@@ -138,11 +138,8 @@ impl Pages {
 /// Compares the rendered files of a report folder with what `report.json`
 /// renders to: an edit to the page people read shows.
 pub fn edited_renderings(r: &DrillReport, read: impl Fn(&str) -> Option<Vec<u8>>) -> Pages {
-    if r.renderer != super::RENDERER {
-        return Pages::NotCompared(r.renderer);
-    }
     let Ok(files) = super::rendered(r) else {
-        return Pages::Compared(Vec::new());
+        return Pages::NotCompared(r.renderer);
     };
     Pages::Compared(
         files
@@ -244,23 +241,39 @@ mod tests {
     }
 
     #[test]
-    fn pages_of_an_older_renderer_are_not_compared_and_the_renderer_cannot_be_set_back() {
+    fn pages_are_compared_with_the_renderer_that_wrote_them() {
         // A report of renderer 1 has no `renderer` in its JSON: it reads
         // back as 1 and hashes as it did when it was sealed.
-        let mut old = crate::report::tests::sample();
+        let mut old = crate::report::tests::troubled();
         old.renderer = 1;
+        old.signature = None;
+        old.seal_now();
         let json = serde_json::to_value(&old).unwrap_or_default();
         assert!(json.get("renderer").is_none(), "{json}");
-        old.seal_now();
-        let back: DrillReport =
-            serde_json::from_value(serde_json::to_value(&old).unwrap_or_default())
-                .unwrap_or_else(|e| panic!("{e}"));
+        let back: DrillReport = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.renderer, 1);
         assert_eq!(check(&back, &[]), Integrity::Unsigned);
-        let page = |_: &str| Some(b"<html>written by renderer 1</html>".to_vec());
-        assert_eq!(edited_renderings(&back, page), Pages::NotCompared(1));
-        // Setting a sealed report's renderer back to dodge the comparison
-        // is an edit.
+        // Its pages as renderer 1 wrote them compare; today's do not.
+        let v1 = |name: &str| match name {
+            "report.md" => Some(crate::report::v1::markdown::render(&old).into_bytes()),
+            "report.html" => Some(crate::report::v1::html::render(&old).into_bytes()),
+            "junit.xml" => Some(crate::report::v1::junit::render(&old).into_bytes()),
+            _ => None,
+        };
+        assert_eq!(edited_renderings(&back, v1), Pages::Compared(vec![]));
+        let today = |name: &str| match name {
+            "report.html" => Some(crate::report::html::render(&old).into_bytes()),
+            other => v1(other),
+        };
+        assert_eq!(edited_renderings(&back, today).edited(), ["report.html"]);
+        // A newer drtool's renderer: only the JSON can be checked.
+        let mut newer = back.clone();
+        newer.renderer = crate::report::RENDERER + 1;
+        assert_eq!(
+            edited_renderings(&newer, v1),
+            Pages::NotCompared(crate::report::RENDERER + 1)
+        );
+        // Setting a signed report's renderer back is an edit.
         let (mut r, keys) = signed();
         r.renderer = 1;
         assert!(matches!(check(&r, &keys), Integrity::Edited(_)));
