@@ -91,7 +91,12 @@ impl clap::Args for KindFlags {
             let arg = clap::Arg::new(spec.long)
                 .long(spec.long)
                 .value_name(spec.value_name)
-                .help(spec.help);
+                .help(spec.help)
+                .value_hint(if spec.file {
+                    clap::ValueHint::FilePath
+                } else {
+                    clap::ValueHint::Unknown
+                });
             cmd.arg(match spec.shape {
                 FlagShape::One => arg.action(clap::ArgAction::Set),
                 FlagShape::Many => arg.action(clap::ArgAction::Append),
@@ -111,9 +116,10 @@ impl clap::Args for KindFlags {
 #[derive(Debug, thiserror::Error)]
 enum InitError {
     #[error(
-        "name at least one region: --store REGION=URL, --s3-endpoint REGION=URL, --region REGION or a kind's REGION=VALUE flag"
+        "name at least one region: --store REGION=URL, --s3-endpoint REGION=URL, --region REGION{}",
+        .0.iter().map(|f| format!(", {f}")).collect::<String>()
     )]
-    NoRegion,
+    NoRegion(Vec<String>),
     #[error(
         "cannot list the buckets of {region}{}: {source}; pass --store {region}=s3://BUCKET/PREFIX",
         at_endpoint(.endpoint)
@@ -166,7 +172,7 @@ struct Found {
     regions: Vec<String>,
     home: String,
     stores: BTreeMap<String, (String, String)>,
-    /// The kinds' notes and target sections.
+    /// The kinds' target sections (their notes are moved into `notes`).
     kinds: InitFound,
     /// Lines said to the user and kept as comments at the top of the file.
     notes: Vec<String>,
@@ -392,7 +398,12 @@ fn regions(a: &Args) -> Vec<String> {
 async fn discover(a: &Args) -> Result<Found, InitError> {
     let regions = regions(a);
     let Some(first) = regions.first() else {
-        return Err(InitError::NoRegion);
+        let kinds = kind_flags()
+            .into_iter()
+            .filter(|f| f.shape == FlagShape::RegionPairs)
+            .map(|f| format!("--{} {}", f.long, f.value_name))
+            .collect();
+        return Err(InitError::NoRegion(kinds));
     };
     let mut f = Found {
         home: a.home.clone().unwrap_or_else(|| first.clone()),

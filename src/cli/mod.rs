@@ -729,6 +729,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_line_is_consistent() {
+        // Flags built at run time (the kinds' `drtool init` flags) included:
+        // no two flags share a name, every value parser fits its type.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
     fn pairs_need_a_key_and_a_value_unless_told() {
         let ok = |k: &str, v: &str| Ok((k.to_string(), v.to_string()));
         assert_eq!(split_pair("a=b=c", "OLD=NEW", false), ok("a", "b=c"));

@@ -5,8 +5,9 @@
 //! (gather facts, then decide purely), apply a plan, and check that its
 //! endpoints answer. What only some kinds have are capabilities a kind hands
 //! out when it has them: [`Drills`] (faults, probes, canaries), [`Artefacts`]
-//! (copy / verify / delete what it keeps outside the bucket) and
-//! [`ScratchRestores`] (places for restore tests).
+//! (copy / verify / delete what it keeps outside the bucket),
+//! [`ScratchRestores`] (places for restore tests) and [`Discovery`] (what
+//! `drtool init` finds of it, with the flags it adds there).
 //! The engine's generic code only calls this trait: it never matches on kinds.
 //! Sources depend on this module; the engine depends on no source, it is handed
 //! a [`Registry`] (see `source::registry`).
@@ -230,6 +231,8 @@ pub struct FlagSpec {
     pub value_name: &'static str,
     pub help: &'static str,
     pub shape: FlagShape,
+    /// Its value is a file (shells complete it as one).
+    pub file: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,13 +260,16 @@ impl InitFlags {
         self.values(long).last().map(String::as_str)
     }
 
-    /// The `REGION=VALUE` pairs of a flag (the CLI checked their shape).
+    /// The `REGION=VALUE` pairs of a flag (the CLI checked their shape),
+    /// the first given for a region winning.
     pub fn pairs(&self, long: &str) -> Vec<(String, String)> {
-        self.values(long)
-            .iter()
-            .filter_map(|v| v.split_once('='))
-            .map(|(r, v)| (r.to_string(), v.to_string()))
-            .collect()
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (r, v) in self.values(long).iter().filter_map(|v| v.split_once('=')) {
+            if !out.iter().any(|(x, _)| x == r) {
+                out.push((r.to_string(), v.to_string()));
+            }
+        }
+        out
     }
 }
 

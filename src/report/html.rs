@@ -13,8 +13,9 @@ use super::{DrillReport, StepOutcome, human_ms, opt_ms};
 struct Page<'a> {
     r: &'a DrillReport,
     v: View<'a>,
-    /// The objectives chart's width and height, and where its bars start.
+    /// The objectives chart's width and height.
     chart: (String, String),
+    /// Where the chart's bars start (right of their labels).
     bar_x: String,
     bars: Vec<Bar>,
     timeline: Timeline,
@@ -63,7 +64,7 @@ struct Bar {
 /// RTO and RPO as bars against their objectives; both RPO bars on one
 /// scale (the larger of the bounds and the objective).
 fn bars(r: &DrillReport) -> Vec<Bar> {
-    let unbounded = r.rpo.upper_ms.is_none() && r.rpo.lower_ms.is_some();
+    let unbounded = r.rpo.unbounded();
     let rows = [
         ("RTO", r.rto.rto_ms, Some(r.objectives.rto_ms), false),
         (
@@ -265,5 +266,15 @@ mod tests {
     #[test]
     fn html_snapshot() {
         insta::assert_snapshot!(render(&crate::report::tests::sample()));
+    }
+
+    #[test]
+    fn html_bare_snapshot() {
+        let page = render(&crate::report::tests::bare());
+        assert!(
+            page.contains("<p>Not signed. Sealed: chain head <code>"),
+            "{page}"
+        );
+        insta::assert_snapshot!(page);
     }
 }

@@ -38,7 +38,7 @@ fn cases(r: &DrillReport) -> Vec<Case> {
     };
     cases.push(objective("RTO", r.rto.rto_ms, r.objectives.rto_ms));
     let mut rpo = objective("RPO", r.rpo.judged_ms(), r.objectives.rpo_ms);
-    if r.rpo.upper_ms.is_none() && r.rpo.lower_ms.is_some() {
+    if r.rpo.unbounded() {
         rpo.failure = Some(format!(
             "RPO has no upper bound (objective {}): {}",
             human_ms(r.objectives.rpo_ms),

@@ -41,4 +41,17 @@ mod tests {
     fn markdown_troubled_snapshot() {
         insta::assert_snapshot!(render(&crate::report::tests::troubled()));
     }
+
+    #[test]
+    fn markdown_bare_snapshot() {
+        insta::assert_snapshot!(render(&crate::report::tests::bare()));
+    }
+
+    #[test]
+    fn where_nothing_changed_on_purpose_the_template_writes_what_renderer_1_wrote() {
+        use crate::report::tests::{bare, sample};
+        for r in [sample(), bare()] {
+            assert_eq!(render(&r), crate::report::v1::markdown::render(&r));
+        }
+    }
 }

@@ -223,6 +223,12 @@ pub struct RpoResult {
 }
 
 impl RpoResult {
+    /// Writes were proven lost but nothing bounds how many: the objective
+    /// cannot have been met.
+    pub fn unbounded(&self) -> bool {
+        self.upper_ms.is_none() && self.lower_ms.is_some()
+    }
+
     /// The RPO the verdict and the metrics use: the upper bound.
     pub fn judged_ms(&self) -> Option<u64> {
         self.upper_ms
@@ -851,6 +857,24 @@ pub(crate) mod tests {
             chain_head: r.chain_head(),
             value: "c2lnbmF0dXJl".into(),
         });
+        r
+    }
+
+    /// A run with the least in it: no description, no one named as its
+    /// runner, no canaries, fault, restores, cleanup or probes; sealed.
+    pub fn bare() -> DrillReport {
+        let mut r = sample();
+        r.description = None;
+        r.ran_by = None;
+        r.rpo.canaries.clear();
+        r.fault = None;
+        r.restores.clear();
+        r.cleanup.clear();
+        r.probes.clear();
+        r.samples.clear();
+        r.steady_state_after = None;
+        r.uploaded_to.clear();
+        r.seal_now();
         r
     }
 

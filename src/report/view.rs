@@ -15,8 +15,8 @@ pub struct View<'a> {
     pub ran_by: Option<RanByView<'a>>,
     pub objectives: ObjectivesView,
     pub canaries: Vec<CanaryRow>,
-    pub steady_state: Verdict<'a>,
-    pub steady_state_after: Option<Verdict<'a>>,
+    pub steady_state: Held<'a>,
+    pub steady_state_after: Option<Held<'a>>,
     pub fault: Option<FaultView<'a>>,
     pub steps: Vec<StepRow<'a>>,
     pub probes: Vec<ProbeTable<'a>>,
@@ -63,7 +63,7 @@ pub struct CanaryRow {
 }
 
 /// A check that held or did not.
-pub struct Verdict<'a> {
+pub struct Held<'a> {
     pub ok: bool,
     pub detail: &'a str,
 }
@@ -164,11 +164,11 @@ impl<'a> View<'a> {
             }),
             objectives: ObjectivesView::of(r),
             canaries: r.rpo.canaries.iter().map(CanaryRow::of).collect(),
-            steady_state: Verdict {
+            steady_state: Held {
                 ok: r.steady_state.ok,
                 detail: &r.steady_state.detail,
             },
-            steady_state_after: r.steady_state_after.as_ref().map(|s| Verdict {
+            steady_state_after: r.steady_state_after.as_ref().map(|s| Held {
                 ok: s.ok,
                 detail: &s.detail,
             }),
@@ -245,7 +245,7 @@ impl ObjectivesView {
             Some(_) => "NO",
             None => "not measured",
         };
-        let unbounded = r.rpo.upper_ms.is_none() && r.rpo.lower_ms.is_some();
+        let unbounded = r.rpo.unbounded();
         let phases: Vec<String> = r
             .rto
             .phases()

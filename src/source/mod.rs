@@ -6,7 +6,8 @@
 //! keeps outside the bucket. Kinds talk to the engine through byte channels and
 //! the job handle only, and do not import each other, with one exception:
 //! `drtool init` finds a kubeadm cluster's etcd through its API server, so
-//! `etcd/init.rs` reads the regions' contexts with `namespace::init`.
+//! `etcd/init.rs` reads the regions' contexts and kube-system's pods with
+//! `namespace::init` (and nothing else of the namespace kind).
 //!
 //! Adding a kind, in order: its folder with `mod.rs` (the kind's type) and
 //! `home.rs` (`TargetKind`: backup, plan, apply, reachability); its errors

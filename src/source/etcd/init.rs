@@ -9,24 +9,29 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use super::EtcdKind;
-use crate::config::NamespaceRegion;
 use crate::engine::kind::{
     Discovery, FlagShape, FlagSpec, InitAsk, InitFound, toml_list, toml_string,
 };
 use crate::error::KindError;
+use crate::source::namespace::init::{contexts, kube_system_pods};
+
+const ETCD: &str = "etcd";
+const PREFIX: &str = "etcd-prefix";
 
 const FLAGS: &[FlagSpec] = &[
     FlagSpec {
-        long: "etcd",
+        long: ETCD,
         value_name: "REGION=URLS",
         help: "A region's etcd client endpoints: REGION=URL[,URL...] (repeatable). Without one, a region's kube-apiserver pods (kubeadm's static pods in kube-system) are read for their --etcd-servers and TLS files",
         shape: FlagShape::RegionPairs,
+        file: false,
     },
     FlagSpec {
-        long: "etcd-prefix",
+        long: PREFIX,
         value_name: "PREFIX",
         help: "Only keys under this prefix in the etcd target (default: every key)",
         shape: FlagShape::One,
+        file: false,
     },
 ];
 
@@ -44,7 +49,7 @@ async fn from_clusters(ask: &InitAsk<'_>, found: &mut BTreeMap<String, Members>)
     let mut notes = Vec::new();
     // The namespace kind says what the contexts are (and why, and what is
     // wrong with them); here they are only a way to the API servers.
-    let Ok(Some(contexts)) = crate::source::namespace::init::contexts(ask) else {
+    let Ok(Some(contexts)) = contexts(ask) else {
         return notes;
     };
     for (r, context) in &contexts.by_region {
@@ -85,18 +90,7 @@ async fn from_clusters(ask: &InitAsk<'_>, found: &mut BTreeMap<String, Members>)
 /// The etcd behind a context's API server, when its kube-apiserver runs as
 /// a pod there (kubeadm); the pod's name beside it.
 async fn of_cluster(kubeconfig: &Path, context: &str) -> Option<(Members, String)> {
-    let region = NamespaceRegion {
-        kubeconfig: kubeconfig.to_path_buf(),
-        context: Some(context.to_string()),
-    };
-    let cluster = crate::source::namespace::connect(&region).await.ok()?;
-    let pods = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        cluster.get_json("/api/v1/namespaces/kube-system/pods"),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let pods = kube_system_pods(kubeconfig, context).await?;
     pods["items"].as_array()?.iter().find_map(|pod| {
         let name = pod["metadata"]["name"].as_str()?;
         let apiserver = pod["metadata"]["labels"]["component"] == "kube-apiserver"
@@ -155,7 +149,7 @@ fn section(ask: &InitAsk<'_>, members: &BTreeMap<String, Members>) -> String {
     let mut t = String::from(
         "# etcd, key by key at one revision: restores into a running cluster in any\n# region listed below. For whole-cluster restores use mode = \"snapshot\" and\n# give the DR region's members (README: etcd snapshot restores).\n[targets.etcd]\nkind = \"etcd\"\nmode = \"keys\"\n",
     );
-    if let Some(p) = ask.flags.value("etcd-prefix") {
+    if let Some(p) = ask.flags.value(PREFIX) {
         t.push_str(&format!("prefix = {}\n", toml_string(p)));
     }
     t.push_str(&ask.home_and_copies());
@@ -189,7 +183,7 @@ impl Discovery for EtcdKind {
         found: &mut InitFound,
     ) -> Result<(), Box<dyn KindError>> {
         let mut members = BTreeMap::new();
-        for (r, urls) in ask.flags.pairs("etcd") {
+        for (r, urls) in ask.flags.pairs(ETCD) {
             let endpoints: Vec<String> = urls.split(',').map(|u| u.trim().to_string()).collect();
             found
                 .notes

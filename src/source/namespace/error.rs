@@ -1,6 +1,8 @@
 //! What goes wrong with namespace targets, with the facts as fields; the
 //! message is rendered where it is shown.
 
+use std::path::PathBuf;
+
 use super::drill::Readiness;
 use crate::error::{ErrorClass, KindError};
 
@@ -121,3 +123,39 @@ impl KindError for NamespaceError {
 }
 
 crate::error::kind_error_from!(NamespaceError);
+
+/// What `drtool init` was asked about namespaces that cannot be.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("kubeconfig {} does not exist", .0.display())]
+    NoKubeconfig(PathBuf),
+    #[error("cannot read kubeconfig {}: {reason}", .path.display())]
+    Kubeconfig { path: PathBuf, reason: String },
+    #[error(
+        "context {context:?} is not in {} (contexts: {})",
+        .path.display(),
+        .contexts.join(", ")
+    )]
+    UnknownContext {
+        context: String,
+        path: PathBuf,
+        contexts: Vec<String>,
+    },
+    #[error("cannot list the namespaces of {context}: {reason}")]
+    ListNamespaces { context: String, reason: String },
+    #[error(
+        "namespace {namespace:?} is not in context {context} (namespaces: {})",
+        .namespaces.join(", ")
+    )]
+    UnknownNamespace {
+        namespace: String,
+        context: String,
+        namespaces: Vec<String>,
+    },
+}
+
+impl KindError for InitError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::BadInput
+    }
+}

@@ -7,72 +7,40 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::NamespaceKind;
+use super::error::InitError;
 use crate::config::NamespaceRegion;
 use crate::engine::kind::{
     Discovery, FlagShape, FlagSpec, InitAsk, InitFound, target_name, toml_string,
 };
-use crate::error::{ErrorClass, KindError};
+use crate::error::KindError;
+
+const KUBECONFIG: &str = "kubeconfig";
+const CONTEXT: &str = "context";
+const NAMESPACE: &str = "namespace";
 
 const FLAGS: &[FlagSpec] = &[
     FlagSpec {
-        long: "kubeconfig",
+        long: KUBECONFIG,
         value_name: "FILE",
         help: "The kubeconfig (default: $KUBECONFIG, else ~/.kube/config when it exists)",
         shape: FlagShape::One,
+        file: true,
     },
     FlagSpec {
-        long: "context",
+        long: CONTEXT,
         value_name: "REGION=CONTEXT",
         help: "A region's kubeconfig context: REGION=CONTEXT (default: the context whose name holds the region's name)",
         shape: FlagShape::RegionPairs,
+        file: false,
     },
     FlagSpec {
-        long: "namespace",
+        long: NAMESPACE,
         value_name: "NAME",
         help: "Only these namespaces (repeatable; default: every namespace but default and kube-*)",
         shape: FlagShape::Many,
+        file: false,
     },
 ];
-
-/// What `drtool init` was asked about namespaces that cannot be.
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    #[error("kubeconfig {} does not exist", .0.display())]
-    NoKubeconfig(PathBuf),
-    #[error("cannot read kubeconfig {}: {reason}", .path.display())]
-    Kubeconfig { path: PathBuf, reason: String },
-    #[error(
-        "context {context:?} is not in {} (contexts: {})",
-        .path.display(),
-        .contexts.join(", ")
-    )]
-    UnknownContext {
-        context: String,
-        path: PathBuf,
-        contexts: Vec<String>,
-    },
-    #[error("cannot list the namespaces of {context}: {reason}")]
-    ListNamespaces { context: String, reason: String },
-    #[error(
-        "namespace {namespace:?} is not in context {context} (namespaces: {})",
-        .namespaces.join(", ")
-    )]
-    UnknownNamespace {
-        namespace: String,
-        context: String,
-        namespaces: Vec<String>,
-    },
-}
-
-impl KindError for InitError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::BadInput
-    }
-}
-
-fn boxed(e: InitError) -> Box<dyn KindError> {
-    Box::new(e)
-}
 
 /// Each region's context in a kubeconfig, and why it was chosen.
 #[derive(Debug, Default)]
@@ -97,7 +65,7 @@ pub fn contexts(ask: &InitAsk<'_>) -> Result<Option<Contexts>, InitError> {
         return Ok(None);
     };
     if !path.exists() {
-        if ask.flags.value("kubeconfig").is_some() {
+        if ask.flags.value(KUBECONFIG).is_some() {
             return Err(InitError::NoKubeconfig(path));
         }
         return Ok(None);
@@ -112,7 +80,7 @@ pub fn contexts(ask: &InitAsk<'_>) -> Result<Option<Contexts>, InitError> {
         kubeconfig: std::fs::canonicalize(&path).unwrap_or(path),
         ..Contexts::default()
     };
-    let given: BTreeMap<String, String> = ask.flags.pairs("context").into_iter().collect();
+    let given: BTreeMap<String, String> = ask.flags.pairs(CONTEXT).into_iter().collect();
     for r in ask.regions {
         let chosen = match given.get(r) {
             Some(c) if names.contains(c) => Some((c.clone(), "as given".to_string())),
@@ -169,6 +137,23 @@ fn context_of_region(hits: &[&String]) -> Option<String> {
         .then(|| (*base).clone())
 }
 
+/// The pods of kube-system in a context's cluster (where kubeadm runs its
+/// control plane as static pods); none when it does not answer in 30 s.
+pub async fn kube_system_pods(kubeconfig: &Path, context: &str) -> Option<serde_json::Value> {
+    let region = NamespaceRegion {
+        kubeconfig: kubeconfig.to_path_buf(),
+        context: Some(context.to_string()),
+    };
+    let cluster = super::connect(&region).await.ok()?;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        cluster.get_json("/api/v1/namespaces/kube-system/pods"),
+    )
+    .await
+    .ok()?
+    .ok()
+}
+
 /// The namespaces to back up from the home region's context: as given
 /// (each must be there), else all but default and kube-*; with the note
 /// that says so.
@@ -208,7 +193,7 @@ async fn namespaces(
                 .collect()
         })
         .unwrap_or_default();
-    let given = ask.flags.values("namespace");
+    let given = ask.flags.values(NAMESPACE);
     if let Some(missing) = given.iter().find(|n| !all.contains(n)) {
         return Err(InitError::UnknownNamespace {
             namespace: missing.clone(),
@@ -254,6 +239,10 @@ fn section(ask: &InitAsk<'_>, ns: &str, contexts: &Contexts) -> String {
         ));
     }
     t
+}
+
+fn boxed(e: InitError) -> Box<dyn KindError> {
+    Box::new(e)
 }
 
 #[async_trait]

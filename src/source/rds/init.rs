@@ -9,25 +9,30 @@ use crate::engine::kind::{
 };
 use crate::error::KindError;
 
+const INSTANCE: &str = "rds-instance";
+const ENDPOINT: &str = "rds-endpoint";
+
 const FLAGS: &[FlagSpec] = &[
     FlagSpec {
-        long: "rds-instance",
+        long: INSTANCE,
         value_name: "ID",
         help: "Only these RDS instances (repeatable; default: every instance found)",
         shape: FlagShape::Many,
+        file: false,
     },
     FlagSpec {
-        long: "rds-endpoint",
+        long: ENDPOINT,
         value_name: "URL",
         help: "The RDS API's address (default: AWS's). RDS is looked at when this is given or AWS credentials are in the environment",
         shape: FlagShape::One,
+        file: false,
     },
 ];
 
 /// The instances of every region taken: (region, instance id).
 async fn instances(ask: &InitAsk<'_>, notes: &mut Vec<String>) -> Vec<(String, String)> {
-    let given = ask.flags.values("rds-instance");
-    let endpoint = ask.flags.value("rds-endpoint");
+    let given = ask.flags.values(INSTANCE);
+    let endpoint = ask.flags.value(ENDPOINT);
     let mut found = Vec::new();
     for r in ask.regions {
         let api = super::Rds::new(r, endpoint).await;
@@ -80,7 +85,7 @@ fn section(ask: &InitAsk<'_>, found: &[(String, String)], found_in: &str, id: &s
     );
     for r in ask.regions {
         t.push_str(&format!("\n[targets.{name}.regions.{r}]\n"));
-        if let Some(e) = ask.flags.value("rds-endpoint") {
+        if let Some(e) = ask.flags.value(ENDPOINT) {
             t.push_str(&format!("endpoint = {}\n", toml_string(e)));
         }
     }
@@ -100,7 +105,7 @@ impl Discovery for RdsKind {
     ) -> Result<(), Box<dyn KindError>> {
         let credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
             || std::env::var_os("AWS_PROFILE").is_some();
-        if ask.flags.value("rds-endpoint").is_none() && !credentials {
+        if ask.flags.value(ENDPOINT).is_none() && !credentials {
             found.notes.push(
                 "no AWS credentials in the environment and no --rds-endpoint: RDS not looked at"
                     .into(),
