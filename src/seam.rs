@@ -76,7 +76,7 @@ fn kind_lines(code: &str) -> Vec<(usize, String)> {
 /// What each file may still have. Lower a number when a change moves code
 /// into its kind; never raise one.
 const ALLOWED: &[(&str, usize)] = &[
-    ("src/archive/manifest.rs", 14),
+    ("src/archive/manifest.rs", 6),
     ("src/archive/pipeline.rs", 1),
     ("src/cli/mod.rs", 2),
     ("src/cli/restore.rs", 7),
@@ -84,7 +84,6 @@ const ALLOWED: &[(&str, usize)] = &[
     ("src/config/parse.rs", 4),
     ("src/config/raw.rs", 19),
     ("src/drill/probe.rs", 4),
-    ("src/drill/runner.rs", 3),
     ("src/drill/spec.rs", 46),
     ("src/engine/backup.rs", 1),
     ("src/engine/faults.rs", 4),

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::ArchiveError;
@@ -40,65 +42,82 @@ impl std::fmt::Display for PayloadKind {
     }
 }
 
-/// The moment the point is consistent with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Consistency {
-    Etcd {
-        /// The cluster revision the point holds (keys: read at exactly this one;
-        /// snapshot: the revision observed just before the snapshot started).
-        revision: i64,
-        /// When that revision was observed.
-        observed_at: DateTime<Utc>,
-    },
-    Rds {
-        /// The snapshot's creation time, or the start of the dump (pg_dump
-        /// reads one consistent database snapshot taken when it starts).
-        at: DateTime<Utc>,
-    },
-    /// Kubernetes has no snapshot across kinds: each list is consistent at
-    /// its own resourceVersion. Named `kube` in manifests since format 1.
-    #[serde(rename = "kube")]
-    Namespace {
-        at: DateTime<Utc>,
-        /// Resource -> resourceVersion of its list.
-        lists: BTreeMap<String, String>,
-        /// Resource -> why its list spans more than one resourceVersion (its
-        /// continue token expired while paging). Absent when none did.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        resumed: BTreeMap<String, String>,
-    },
-}
+/// The moment the point is consistent with, in the terms of the kind that
+/// took it (`{"kind":"etcd","revision":42,"observed_at":...}`): the kind
+/// writes it ([`Consistency::of`]) and reads it ([`Consistency::read`]); the
+/// archive keeps its JSON as it was, so checksums and signatures made over
+/// it hold. Only drtool writes manifests, so its keys keep their order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Consistency(Box<RawValue>);
 
 impl Consistency {
-    /// One line for plans and listings.
-    pub fn describe(&self) -> String {
-        match self {
-            Consistency::Etcd {
-                revision,
-                observed_at,
-            } => format!(
-                "etcd revision {revision} (observed {})",
-                observed_at.to_rfc3339()
-            ),
-            Consistency::Rds { at } => format!("database as of {}", at.to_rfc3339()),
-            Consistency::Namespace { at, lists, resumed } => {
-                let mut line = format!(
-                    "{} lists read from {} (each at its own resourceVersion)",
-                    lists.len(),
-                    at.to_rfc3339()
-                );
-                if !resumed.is_empty() {
-                    let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
-                    line.push_str(&format!(
-                        "; not one snapshot, their continue token expired: {}",
-                        names.join(", ")
-                    ));
-                }
-                line
+    /// A kind's own consistency value.
+    pub fn of<T: Serialize>(value: &T) -> Result<Consistency, serde_json::Error> {
+        RawValue::from_string(serde_json::to_string(value)?).map(Consistency)
+    }
+
+    /// The kind's own value back (an error when it is another kind's).
+    pub fn read<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The `kind` it names.
+    pub fn kind(&self) -> String {
+        #[derive(Deserialize)]
+        struct Tag {
+            kind: String,
+        }
+        self.read::<Tag>().map(|t| t.kind).unwrap_or_default()
+    }
+
+    /// Its JSON, compact.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Consistency {
+    fn eq(&self, other: &Consistency) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Consistency {}
+
+impl<'de> Deserialize<'de> for Consistency {
+    /// Kept compact whatever the file's layout: a manifest is written pretty
+    /// and checksummed compact.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Consistency, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        RawValue::from_string(compact(raw.get()))
+            .map(Consistency)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// JSON without the whitespace between its tokens (strings as they are).
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
             }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
         }
     }
+    out
 }
 
 /// RDS facts of a point: the instance and its snapshot in each region.
@@ -338,10 +357,10 @@ pub(crate) mod tests {
             copied_to: vec![],
             started_at: t,
             finished_at: t,
-            consistency: Consistency::Etcd {
-                revision: 42,
-                observed_at: t,
-            },
+            consistency: Consistency::of(&serde_json::json!({
+                "kind": "etcd", "revision": 42, "observed_at": t,
+            }))
+            .unwrap_or_else(|e| panic!("{e}")),
             plaintext_size: 10,
             stored_size: 5,
             plaintext_sha256: "aa".into(),
@@ -367,12 +386,47 @@ pub(crate) mod tests {
         let mut m = sample();
         let bytes = m.seal();
         assert_eq!(Manifest::parse("k", &bytes)?, m);
-        let text = String::from_utf8_lossy(&bytes).replace("\"revision\": 42", "\"revision\": 43");
+        let text = String::from_utf8_lossy(&bytes).replace("\"revision\":42", "\"revision\":43");
         let err = Manifest::parse("k", text.as_bytes()).err();
         assert!(
             matches!(&err, Some(ArchiveError::BadManifest { detail, .. }) if detail.contains("checksum mismatch")),
             "{err:?}"
         );
         Ok(())
+    }
+
+    /// A manifest as the drtool before the kinds owned their consistency
+    /// wrote it (pretty, the typed enum's key order): it still parses, its
+    /// checksum holds, and sealing it again writes the same checksum.
+    #[test]
+    fn manifests_written_before_keep_their_checksum() -> Result<(), ArchiveError> {
+        let old = include_str!("testdata/manifest-format1.json");
+        let m = Manifest::parse("k", old.as_bytes())?;
+        assert_eq!(m.consistency.kind(), "kube");
+        assert_eq!(
+            m.consistency.as_json(),
+            r#"{"kind":"kube","at":"2026-12-01T21:30:31.838449656Z","lists":{"configmaps":"811","secrets":"812"},"resumed":{"secrets":"410 Gone at page 2"}}"#
+        );
+        let mut again = m.clone();
+        let checksum = m.checksum.clone();
+        let bytes = again.seal();
+        assert_eq!(again.checksum, checksum);
+        assert_eq!(Manifest::parse("k", &bytes)?, m);
+        // One the lab wrote before the change, as it was stored.
+        let real = include_str!("testdata/manifest-etcd-format1.json");
+        let m = Manifest::parse("k", real.as_bytes())?;
+        assert_eq!(m.consistency.kind(), "etcd");
+        let mut again = m.clone();
+        again.seal();
+        assert_eq!(again.checksum, m.checksum);
+        Ok(())
+    }
+
+    #[test]
+    fn compacting_keeps_strings_whole() {
+        assert_eq!(
+            compact("{ \"a b\" : [ 1 , \"x \\\" y\" ] ,\n \"c\":\t{} }"),
+            r#"{"a b":[1,"x \" y"],"c":{}}"#
+        );
     }
 }

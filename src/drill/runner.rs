@@ -23,7 +23,7 @@ use super::probe;
 use super::spec::{
     Action, Canary, Drill, Fault, OnFailure, Phase, PointPick, Probe, RestoreStep, Rollback, Step,
 };
-use crate::archive::{Consistency, PointId};
+use crate::archive::PointId;
 use crate::catalog::PointChoice;
 use crate::engine::faults::{CanaryMark, KindFault};
 use crate::engine::{
@@ -2043,14 +2043,6 @@ fn last_restore_region(steps: &[Step], target: &str) -> Option<String> {
     })
 }
 
-fn consistency_time(c: &Consistency) -> DateTime<Utc> {
-    match c {
-        Consistency::Etcd { observed_at, .. } => *observed_at,
-        Consistency::Rds { at } => *at,
-        Consistency::Namespace { at, .. } => *at,
-    }
-}
-
 /// What each restore of the drill restored, from which point.
 fn restore_records(rec: &Record) -> Vec<RestoreRecord> {
     rec.restores
@@ -2060,11 +2052,7 @@ fn restore_records(rec: &Record) -> Vec<RestoreRecord> {
             target: x.plan.target.clone(),
             region: x.plan.region.clone(),
             point: x.plan.point.as_ref().map(|p| p.id.clone()),
-            consistent_at: x
-                .plan
-                .point
-                .as_ref()
-                .map(|p| consistency_time(&p.consistency)),
+            consistent_at: x.plan.point.as_ref().and_then(|p| p.consistent_at),
             plan: x.plan.describe(),
             result: x.result.clone(),
             completed: x.completed,

@@ -194,7 +194,7 @@ impl Engine {
             manifest.plaintext_size,
             manifest.stored_size,
             rs.store.describe(),
-            manifest.consistency.describe()
+            self.kinds().describe_consistency(&manifest.consistency)
         );
         job.finish(Outcome::Ok, &message, None);
         let message = match exposed {

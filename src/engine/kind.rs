@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -46,6 +47,14 @@ pub struct Payload {
     /// Whether the plaintext ends with the sha256 of everything before it
     /// (checked and cut off when it is read).
     pub trailing_sha256: bool,
+}
+
+/// When a point is consistent, as its kind reads its [`Consistency`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consistent {
+    pub at: DateTime<Utc>,
+    /// One line for plans and listings.
+    pub text: String,
 }
 
 /// What a new point of a target looks like before it is taken.
@@ -156,6 +165,9 @@ pub trait TargetKind: Send + Sync {
 
     /// The payloads its points can hold.
     fn payloads(&self) -> &'static [Payload];
+
+    /// When a point is consistent, if `c` is this kind's.
+    fn consistent(&self, c: &Consistency) -> Option<Consistent>;
 
     /// What a new point of `target` holds.
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error>;
@@ -621,6 +633,19 @@ impl Registry {
     /// payload no kind here knows is read as it is.
     pub fn trailing_sha256(&self, kind: &PayloadKind) -> bool {
         self.payload(kind).is_some_and(|p| p.trailing_sha256)
+    }
+
+    /// When a point is consistent, as the kind that took it says; none when
+    /// no kind here knows its consistency.
+    pub fn consistent(&self, c: &Consistency) -> Option<Consistent> {
+        self.kinds.iter().find_map(|k| k.consistent(c))
+    }
+
+    /// A line for a point's consistency, or its JSON when no kind here
+    /// knows it.
+    pub fn describe_consistency(&self, c: &Consistency) -> String {
+        self.consistent(c)
+            .map_or_else(|| c.as_json().to_string(), |x| x.text)
     }
 
     /// Every kind, in the registry's order.

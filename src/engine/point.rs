@@ -45,6 +45,12 @@ pub struct PointRef {
     #[serde(default)]
     pub payload_text: String,
     pub consistency: Consistency,
+    /// The consistency as the kind that took the point reads it: a line
+    /// for plans, and its time (drill reports judge the RPO by it).
+    #[serde(default)]
+    pub consistency_text: String,
+    #[serde(default)]
+    pub consistent_at: Option<DateTime<Utc>>,
     pub manifest_key: String,
     /// None for points without a data object (RDS snapshots only).
     pub data_key: Option<String>,
@@ -62,10 +68,17 @@ pub struct PointRef {
     pub signed_by: Option<String>,
 }
 
+/// What the kind that wrote a point reads in its manifest.
+pub struct KindRead {
+    pub payload_text: String,
+    pub consistency_text: String,
+    pub consistent_at: Option<DateTime<Utc>>,
+}
+
 impl PointRef {
-    /// The reference of a point listed in a region's store; `payload_text`
-    /// is its payload as its kind describes it.
-    pub fn from_entry(rs: &RegionStore, entry: &PointEntry, payload_text: String) -> PointRef {
+    /// The reference of a point listed in a region's store, with its
+    /// payload and consistency as its kind reads them.
+    pub fn from_entry(rs: &RegionStore, entry: &PointEntry, read: KindRead) -> PointRef {
         let m = &entry.manifest;
         PointRef {
             id: entry.id.to_string(),
@@ -75,8 +88,10 @@ impl PointRef {
             source_region: m.source_region.clone(),
             finished_at: m.finished_at,
             payload: m.payload.clone(),
-            payload_text,
+            payload_text: read.payload_text,
             consistency: m.consistency.clone(),
+            consistency_text: read.consistency_text,
+            consistent_at: read.consistent_at,
             manifest_key: entry.manifest_key.clone(),
             data_key: m
                 .data_file

@@ -87,7 +87,14 @@ impl RestorePlan {
                 p.stored_size,
                 if p.encrypted { ", age-encrypted" } else { "" }
             ));
-            lines.push(format!("  consistent {}", p.consistency.describe()));
+            lines.push(format!(
+                "  consistent {}",
+                if p.consistency_text.is_empty() {
+                    p.consistency.as_json()
+                } else {
+                    &p.consistency_text
+                }
+            ));
             lines.push(format!(
                 "  signed     {}",
                 match &p.signed_by {

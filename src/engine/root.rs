@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventBus, Job, JobEvent, JobSpec};
 use super::kind::{Registry, TargetKind};
-use super::point::{PointData, PointRef};
+use super::point::{KindRead, PointData, PointRef};
 use crate::archive::Manifest;
 use crate::archive::pipeline::{Identities, WriteOptions};
 use crate::archive::signing::{self, KeyError, ManifestSigner, SignatureCheck, TrustedKey};
@@ -372,8 +372,15 @@ impl Engine {
 
     /// The reference of a listed point, its payload described by its kind.
     pub(crate) fn point_ref(&self, rs: &RegionStore, entry: &PointEntry) -> PointRef {
-        let text = self.kinds.describe_payload(&entry.manifest.payload);
-        PointRef::from_entry(rs, entry, text)
+        let m = &entry.manifest;
+        let consistent = self.kinds.consistent(&m.consistency);
+        let read = KindRead {
+            payload_text: self.kinds.describe_payload(&m.payload),
+            consistent_at: consistent.as_ref().map(|c| c.at),
+            consistency_text: consistent
+                .map_or_else(|| m.consistency.as_json().to_string(), |c| c.text),
+        };
+        PointRef::from_entry(rs, entry, read)
     }
 
     /// A reader of a point's data, cutting off the trailing sha256 where

@@ -47,8 +47,9 @@ pub struct TargetInfo {
 pub struct PointRow {
     pub region: String,
     pub manifest: Arc<Manifest>,
-    /// Its payload as its kind describes it.
+    /// Its payload and consistency as its kind describes them.
     pub payload_text: String,
+    pub consistency_text: String,
     pub restore_test: Option<CheckResult>,
     /// Its last verify in this region.
     pub verified: Option<CheckResult>,

@@ -657,7 +657,7 @@ fn draw_point(f: &mut Frame, area: Rect, app: &App, region: &str, target: &str, 
                 model::age(app.now - m.finished_at)
             ),
         ),
-        kv("consistency", m.consistency.describe()),
+        kv("consistency", p.consistency_text.clone()),
         kv(
             "size",
             format!(

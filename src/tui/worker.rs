@@ -278,6 +278,9 @@ impl Worker {
                             .map(|m| PointRow {
                                 region: region.clone(),
                                 payload_text: engine.kinds().describe_payload(&m.payload),
+                                consistency_text: engine
+                                    .kinds()
+                                    .describe_consistency(&m.consistency),
                                 restore_test: rp.restore_tests.get(&m.point_id).cloned(),
                                 verified: rp.verifies.get(&m.point_id).cloned(),
                                 manifest: Arc::new(m),

@@ -58,6 +58,8 @@ pub fn points() -> Vec<(String, Vec<PointRow>)> {
                     PointRow {
                         region: region.clone(),
                         payload_text: drtool::source::registry().describe_payload(&m.payload),
+                        consistency_text: drtool::source::registry()
+                            .describe_consistency(&m.consistency),
                         restore_test: tests.get(&m.point_id).cloned(),
                         verified: verifies.get(&m.point_id).cloned(),
                         manifest: Arc::new(m),
@@ -86,6 +88,7 @@ pub fn many_points(n: usize) -> Vec<(String, Vec<PointRow>)> {
                     PointRow {
                         region: region.clone(),
                         payload_text: rows[i % rows.len()].payload_text.clone(),
+                        consistency_text: rows[i % rows.len()].consistency_text.clone(),
                         restore_test: None,
                         verified: None,
                         manifest: Arc::new(m),

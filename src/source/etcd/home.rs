@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use etcd_client::Client;
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +22,9 @@ use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, Target
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, Payload, PlanRequest,
-    Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table, not_for_kind,
+    Applied, BackupShape, Clients, Consistent, DataSender, Discovery, Drills, KindPlan, Payload,
+    PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table,
+    not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -409,6 +410,19 @@ impl EtcdKind {
     }
 }
 
+/// The moment an etcd point is consistent with (`kind: etcd` in manifests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EtcdConsistency {
+    Etcd {
+        /// The cluster revision the point holds (keys: read at exactly this one;
+        /// snapshot: the revision observed just before the snapshot started).
+        revision: i64,
+        /// When that revision was observed.
+        observed_at: DateTime<Utc>,
+    },
+}
+
 #[async_trait]
 impl TargetKind for EtcdKind {
     fn name(&self) -> &'static str {
@@ -417,6 +431,20 @@ impl TargetKind for EtcdKind {
 
     fn payloads(&self) -> &'static [Payload] {
         &PAYLOADS
+    }
+
+    fn consistent(&self, c: &Consistency) -> Option<Consistent> {
+        let EtcdConsistency::Etcd {
+            revision,
+            observed_at,
+        } = c.read().ok()?;
+        Some(Consistent {
+            at: observed_at,
+            text: format!(
+                "etcd revision {revision} (observed {})",
+                observed_at.to_rfc3339()
+            ),
+        })
     }
 
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
@@ -463,10 +491,11 @@ impl TargetKind for EtcdKind {
             }
         }?;
         Ok(Taken {
-            consistency: Consistency::Etcd {
+            consistency: Consistency::of(&EtcdConsistency::Etcd {
                 revision: meta.revision,
                 observed_at: meta.observed_at,
-            },
+            })
+            .map_err(|e| Error::failed(format!("cannot record the point's revision: {e}")))?,
             items: meta.items,
             rds: None,
         })

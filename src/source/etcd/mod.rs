@@ -26,7 +26,9 @@ use crate::engine::kind::Payload;
 
 pub use backup::{BackupMeta, keys, snapshot};
 pub use error::EtcdError;
-pub use home::{EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot};
+pub use home::{
+    EtcdConsistency, EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot,
+};
 pub use restore::{
     KeysOutcome, KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };

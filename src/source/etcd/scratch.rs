@@ -14,7 +14,7 @@ use etcd_client::{Client, GetOptions};
 use tokio::process::{Child, Command};
 
 use super::EtcdError;
-use crate::archive::{Consistency, Manifest};
+use crate::archive::Manifest;
 use crate::config::{EtcdMember, EtcdRegion, EtcdTarget, Target, TargetSpec};
 use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
 use crate::engine::options::RestoreOptions;
@@ -258,9 +258,9 @@ impl ScratchGuard for EtcdScratch {
             return Err(Error::failed("the scratch etcd is not running"));
         };
         let expected = manifest.items.get("keys").copied();
-        let point_revision = match manifest.consistency {
-            Consistency::Etcd { revision, .. } => revision,
-            _ => 0,
+        let point_revision = match manifest.consistency.read() {
+            Ok(super::EtcdConsistency::Etcd { revision, .. }) => revision,
+            Err(_) => 0,
         };
         match manifest.payload.as_str() {
             super::KEYS_NAME => {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::restore::{
@@ -17,9 +18,9 @@ use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, BackupShape, Clients, DataSender, Discovery, Drills, ItemFailure, KindPlan, Payload,
-    PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table,
-    not_for_kind,
+    Applied, BackupShape, Clients, Consistent, DataSender, Discovery, Drills, ItemFailure,
+    KindPlan, Payload, PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind,
+    no_region_table, not_for_kind,
 };
 use crate::engine::options::RestoreFlag;
 use crate::engine::point::PointData;
@@ -161,6 +162,23 @@ impl NamespaceKind {
     }
 }
 
+/// When a namespace point is consistent: Kubernetes has no snapshot across
+/// kinds, each list is consistent at its own resourceVersion. Named `kube`
+/// in manifests since format 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum NamespaceConsistency {
+    Kube {
+        at: DateTime<Utc>,
+        /// Resource -> resourceVersion of its list.
+        lists: BTreeMap<String, String>,
+        /// Resource -> why its list spans more than one resourceVersion (its
+        /// continue token expired while paging). Absent when none did.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        resumed: BTreeMap<String, String>,
+    },
+}
+
 /// JSON Lines, one Kubernetes object per line, in restore order. Named
 /// `kube-namespace` in manifests since format version 1.
 pub const PAYLOAD: PayloadKind = PayloadKind::named("kube-namespace");
@@ -179,6 +197,23 @@ impl TargetKind for NamespaceKind {
 
     fn payloads(&self) -> &'static [Payload] {
         &PAYLOADS
+    }
+
+    fn consistent(&self, c: &Consistency) -> Option<Consistent> {
+        let NamespaceConsistency::Kube { at, lists, resumed } = c.read().ok()?;
+        let mut text = format!(
+            "{} lists read from {} (each at its own resourceVersion)",
+            lists.len(),
+            at.to_rfc3339()
+        );
+        if !resumed.is_empty() {
+            let names: Vec<&str> = resumed.keys().map(String::as_str).collect();
+            text.push_str(&format!(
+                "; not one snapshot, their continue token expired: {}",
+                names.join(", ")
+            ));
+        }
+        Some(Consistent { at, text })
     }
 
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
@@ -209,11 +244,12 @@ impl TargetKind for NamespaceKind {
         job.phase("streaming");
         let meta = backup(&cluster, spec, tx, job).await?;
         Ok(Taken {
-            consistency: Consistency::Namespace {
+            consistency: Consistency::of(&NamespaceConsistency::Kube {
                 at: meta.at,
                 lists: meta.list_versions,
                 resumed: meta.resumed,
-            },
+            })
+            .map_err(|e| Error::failed(format!("cannot record the lists' versions: {e}")))?,
             items: meta.items,
             rds: None,
         })

@@ -19,8 +19,8 @@ use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
-    Applied, Artefacts, BackupShape, Clients, DataSender, Discovery, Drills, KindPlan, Payload,
-    PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
+    Applied, Artefacts, BackupShape, Clients, Consistent, DataSender, Discovery, Drills, KindPlan,
+    Payload, PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
 };
 use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
 use crate::engine::point::PointData;
@@ -538,6 +538,17 @@ impl RdsKind {
     }
 }
 
+/// When an RDS point is consistent (`kind: rds` in manifests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RdsConsistency {
+    Rds {
+        /// The snapshot's creation time, or the start of the dump (pg_dump
+        /// reads one consistent database snapshot taken when it starts).
+        at: DateTime<Utc>,
+    },
+}
+
 /// Native RDS snapshots only: no data object, the manifest lists them.
 pub const SNAPSHOT: PayloadKind = PayloadKind::named("rds-snapshot");
 /// `pg_dump --format=custom` output (and, in mode "both", snapshots too).
@@ -564,6 +575,14 @@ impl TargetKind for RdsKind {
 
     fn payloads(&self) -> &'static [Payload] {
         &PAYLOADS
+    }
+
+    fn consistent(&self, c: &Consistency) -> Option<Consistent> {
+        let RdsConsistency::Rds { at } = c.read().ok()?;
+        Some(Consistent {
+            at,
+            text: format!("database as of {}", at.to_rfc3339()),
+        })
     }
 
     fn backup_shape(&self, target: &Target) -> Result<BackupShape, Error> {
@@ -651,7 +670,8 @@ impl TargetKind for RdsKind {
             items.insert("snapshots".to_string(), 1);
         }
         Ok(Taken {
-            consistency: Consistency::Rds { at },
+            consistency: Consistency::of(&RdsConsistency::Rds { at })
+                .map_err(|e| Error::failed(format!("cannot record the point's time: {e}")))?,
             items,
             rds: Some(rds),
         })

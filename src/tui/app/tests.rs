@@ -78,6 +78,7 @@ fn app_with(read_only: bool) -> App {
             .map(|m| PointRow {
                 region: region.clone(),
                 payload_text: String::new(),
+                consistency_text: String::new(),
                 manifest: Arc::new(serde_json::from_value::<Manifest>(m.clone()).unwrap()),
                 restore_test: None,
                 verified: None,
