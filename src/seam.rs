@@ -76,7 +76,9 @@ fn kind_lines(code: &str) -> Vec<(usize, String)> {
 /// What each file may still have. Lower a number when a change moves code
 /// into its kind; never raise one.
 const ALLOWED: &[(&str, usize)] = &[
-    ("src/archive/manifest.rs", 6),
+    // The wire names manifests and signatures have used since format 1
+    // (`rds`, `rds_instance`, `rds_engine`): they stay.
+    ("src/archive/manifest.rs", 3),
     ("src/archive/pipeline.rs", 1),
     ("src/cli/mod.rs", 2),
     ("src/cli/restore.rs", 7),
@@ -85,12 +87,9 @@ const ALLOWED: &[(&str, usize)] = &[
     ("src/config/raw.rs", 19),
     ("src/drill/probe.rs", 4),
     ("src/drill/spec.rs", 46),
-    ("src/engine/backup.rs", 1),
     ("src/engine/faults.rs", 4),
-    ("src/engine/kind.rs", 2),
     ("src/engine/options.rs", 10),
     ("src/tui/app.rs", 6),
-    ("src/tui/view.rs", 3),
 ];
 
 #[test]

@@ -42,19 +42,26 @@ impl std::fmt::Display for PayloadKind {
     }
 }
 
-/// The moment the point is consistent with, in the terms of the kind that
-/// took it (`{"kind":"etcd","revision":42,"observed_at":...}`): the kind
-/// writes it ([`Consistency::of`]) and reads it ([`Consistency::read`]); the
-/// archive keeps its JSON as it was, so checksums and signatures made over
-/// it hold. Only drtool writes manifests, so its keys keep their order.
+/// A value in the terms of the kind that wrote it: the kind writes it
+/// ([`KindJson::of`]) and reads it ([`KindJson::read`]); the archive keeps
+/// its JSON as it was written, so checksums and signatures made over it hold.
+/// Only drtool writes manifests, so its keys keep their order.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
-pub struct Consistency(Box<RawValue>);
+pub struct KindJson(Box<RawValue>);
 
-impl Consistency {
-    /// A kind's own consistency value.
-    pub fn of<T: Serialize>(value: &T) -> Result<Consistency, serde_json::Error> {
-        RawValue::from_string(serde_json::to_string(value)?).map(Consistency)
+/// The moment the point is consistent with, in its kind's terms
+/// (`{"kind":"etcd","revision":42,"observed_at":...}`).
+pub type Consistency = KindJson;
+
+/// What the kind keeps of the point outside the bucket, in its terms (RDS:
+/// the instance, its engine and its snapshot in each region).
+pub type External = KindJson;
+
+impl KindJson {
+    /// A kind's own value.
+    pub fn of<T: Serialize>(value: &T) -> Result<KindJson, serde_json::Error> {
+        RawValue::from_string(serde_json::to_string(value)?).map(KindJson)
     }
 
     /// The kind's own value back (an error when it is another kind's).
@@ -77,21 +84,21 @@ impl Consistency {
     }
 }
 
-impl PartialEq for Consistency {
-    fn eq(&self, other: &Consistency) -> bool {
+impl PartialEq for KindJson {
+    fn eq(&self, other: &KindJson) -> bool {
         self.0.get() == other.0.get()
     }
 }
 
-impl Eq for Consistency {}
+impl Eq for KindJson {}
 
-impl<'de> Deserialize<'de> for Consistency {
+impl<'de> Deserialize<'de> for KindJson {
     /// Kept compact whatever the file's layout: a manifest is written pretty
     /// and checksummed compact.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Consistency, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KindJson, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
         RawValue::from_string(compact(raw.get()))
-            .map(Consistency)
+            .map(KindJson)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -118,16 +125,6 @@ fn compact(json: &str) -> String {
         }
     }
     out
-}
-
-/// RDS facts of a point: the instance and its snapshot in each region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RdsInfo {
-    pub instance: String,
-    pub engine: Option<String>,
-    /// Region -> snapshot ARN, for every region holding a copy.
-    pub snapshots: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +172,10 @@ pub struct Manifest {
     pub drtool_version: String,
     pub schedule: Option<String>,
     pub labels: BTreeMap<String, String>,
-    pub rds: Option<RdsInfo>,
+    /// What the kind keeps outside the bucket (RDS snapshots); `rds` in
+    /// manifests since format 1, the only kind that keeps any then.
+    #[serde(rename = "rds")]
+    pub external: Option<External>,
     /// The retention the point was made under: prune judges it by this, never
     /// by which schedule files a process loaded. Signed with the point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,12 +211,24 @@ struct Signed<'a> {
     drtool_version: &'a str,
     schedule: &'a Option<String>,
     labels: &'a BTreeMap<String, String>,
-    rds_instance: Option<&'a str>,
-    rds_engine: Option<&'a str>,
+    /// What the signature covers of what a kind keeps outside the bucket:
+    /// its `instance` and `engine`, which a copy does not change (named
+    /// `rds_instance` and `rds_engine` in signatures since format 1).
+    #[serde(rename = "rds_instance")]
+    external_instance: Option<&'a str>,
+    #[serde(rename = "rds_engine")]
+    external_engine: Option<&'a str>,
     // Absent from points made before retention was recorded: their
     // signatures cover the same bytes as before.
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: &'a Option<PointRetention>,
+}
+
+/// The facts of a point's external record a signature covers.
+#[derive(Default, Deserialize)]
+struct SignedExternal {
+    instance: Option<String>,
+    engine: Option<String>,
 }
 
 /// The retention policy a point was made under: the schedule's name, its
@@ -258,6 +270,11 @@ pub struct RetentionRules {
 impl Manifest {
     /// The bytes a signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
+        let external: SignedExternal = self
+            .external
+            .as_ref()
+            .and_then(|e| e.read().ok())
+            .unwrap_or_default();
         let signed = Signed {
             format_version: self.format_version,
             point_id: &self.point_id,
@@ -279,8 +296,8 @@ impl Manifest {
             drtool_version: &self.drtool_version,
             schedule: &self.schedule,
             labels: &self.labels,
-            rds_instance: self.rds.as_ref().map(|r| r.instance.as_str()),
-            rds_engine: self.rds.as_ref().and_then(|r| r.engine.as_deref()),
+            external_instance: external.instance.as_deref(),
+            external_engine: external.engine.as_deref(),
             retention: &self.retention,
         };
         let mut out = b"drtool-manifest-signature-v1\n".to_vec();
@@ -374,7 +391,7 @@ pub(crate) mod tests {
             drtool_version: "0.1.0".into(),
             schedule: None,
             labels: BTreeMap::new(),
-            rds: None,
+            external: None,
             retention: None,
             signature: None,
             checksum: String::new(),
@@ -427,6 +444,39 @@ pub(crate) mod tests {
         assert_eq!(
             compact("{ \"a b\" : [ 1 , \"x \\\" y\" ] ,\n \"c\":\t{} }"),
             r#"{"a b":[1,"x \" y"],"c":{}}"#
+        );
+    }
+
+    /// What a kind keeps outside the bucket is kept as it wrote it, under
+    /// the names manifests and signatures have used since format 1.
+    #[test]
+    fn an_external_record_keeps_its_wire_names_and_signed_facts() {
+        let mut m = sample();
+        let none = String::from_utf8_lossy(&m.signed_bytes()).into_owned();
+        assert!(
+            none.contains(r#""rds_instance":null,"rds_engine":null"#),
+            "{none}"
+        );
+        m.external = Some(
+            serde_json::from_str::<External>(
+                r#"{ "instance": "orders", "engine": "postgres", "snapshots": { "us-east-1": "arn:1" } }"#,
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let signed = String::from_utf8_lossy(&m.signed_bytes()).into_owned();
+        assert!(
+            signed.contains(r#""rds_instance":"orders","rds_engine":"postgres""#),
+            "{signed}"
+        );
+        assert!(
+            !signed.contains("arn:1"),
+            "a copy's snapshots are not signed"
+        );
+        let bytes = m.seal();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.contains(r#""rds": {"instance":"orders","engine":"postgres","snapshots":{"us-east-1":"arn:1"}}"#),
+            "{text}"
         );
     }
 }

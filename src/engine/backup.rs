@@ -440,7 +440,7 @@ impl Draft<'_> {
             drtool_version: env!("CARGO_PKG_VERSION").to_string(),
             schedule: self.req.schedule.clone(),
             labels: self.req.labels.clone(),
-            rds: taken.rds.clone(),
+            external: taken.external.clone(),
             retention: self.req.retention.clone(),
             signature: None,
             checksum: String::new(),

@@ -29,7 +29,7 @@ use super::events::Job;
 use super::faults::{CanaryMark, KindFault, KindProbe};
 use super::options::{RestoreFlag, RestoreOptions};
 use super::point::PointData;
-use crate::archive::manifest::RdsInfo;
+use crate::archive::manifest::External;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::Target;
 use crate::error::{Error, KindError};
@@ -70,8 +70,9 @@ pub struct BackupShape {
 pub struct Taken {
     pub consistency: Consistency,
     pub items: BTreeMap<String, u64>,
-    /// Artefacts kept outside the bucket (RDS snapshots), recorded in the manifest.
-    pub rds: Option<RdsInfo>,
+    /// What the kind keeps outside the bucket (RDS snapshots), recorded in
+    /// the manifest.
+    pub external: Option<External>,
 }
 
 /// A kind's restore plan: its own typed plan as data, plus what every front end
@@ -460,6 +461,9 @@ pub trait Artefacts: TargetKind {
         manifest: &Manifest,
         region: &str,
     ) -> Result<Vec<String>, Error>;
+
+    /// The point's artefacts as (label, value) lines for people.
+    fn external_lines(&self, manifest: &Manifest) -> Vec<(String, String)>;
 }
 
 /// Scratch places a kind restores into for restore tests.
@@ -646,6 +650,15 @@ impl Registry {
     pub fn describe_consistency(&self, c: &Consistency) -> String {
         self.consistent(c)
             .map_or_else(|| c.as_json().to_string(), |x| x.text)
+    }
+
+    /// What the kind of a point keeps outside the bucket, as (label, value)
+    /// lines for people (none: nothing, or a kind this drtool lacks).
+    pub fn external_lines(&self, manifest: &Manifest) -> Vec<(String, String)> {
+        self.get(&manifest.target_kind)
+            .ok()
+            .and_then(|k| k.artefacts().map(|a| a.external_lines(manifest)))
+            .unwrap_or_default()
     }
 
     /// Every kind, in the registry's order.

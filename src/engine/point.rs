@@ -76,6 +76,25 @@ pub struct KindRead {
 }
 
 impl PointRef {
+    /// Its payload for people: as its kind describes it, else its name
+    /// (a plan recorded before kinds described them).
+    pub fn payload_line(&self) -> &str {
+        if self.payload_text.is_empty() {
+            self.payload.as_str()
+        } else {
+            &self.payload_text
+        }
+    }
+
+    /// Its consistency for people: as its kind reads it, else its JSON.
+    pub fn consistency_line(&self) -> &str {
+        if self.consistency_text.is_empty() {
+            self.consistency.as_json()
+        } else {
+            &self.consistency_text
+        }
+    }
+
     /// The reference of a point listed in a region's store, with its
     /// payload and consistency as its kind reads them.
     pub fn from_entry(rs: &RegionStore, entry: &PointEntry, read: KindRead) -> PointRef {

@@ -78,23 +78,12 @@ impl RestorePlan {
             lines.push(format!("  from       {}", p.store));
             lines.push(format!(
                 "  payload    {}, {} bytes ({} stored{})",
-                if p.payload_text.is_empty() {
-                    p.payload.as_str()
-                } else {
-                    &p.payload_text
-                },
+                p.payload_line(),
                 p.plaintext_size,
                 p.stored_size,
                 if p.encrypted { ", age-encrypted" } else { "" }
             ));
-            lines.push(format!(
-                "  consistent {}",
-                if p.consistency_text.is_empty() {
-                    p.consistency.as_json()
-                } else {
-                    &p.consistency_text
-                }
-            ));
+            lines.push(format!("  consistent {}", p.consistency_line()));
             lines.push(format!(
                 "  signed     {}",
                 match &p.signed_by {

@@ -50,6 +50,8 @@ pub struct PointRow {
     /// Its payload and consistency as its kind describes them.
     pub payload_text: String,
     pub consistency_text: String,
+    /// What its kind keeps outside the bucket, as (label, value) lines.
+    pub external: Vec<(String, String)>,
     pub restore_test: Option<CheckResult>,
     /// Its last verify in this region.
     pub verified: Option<CheckResult>,

@@ -702,10 +702,8 @@ fn draw_point(f: &mut Frame, area: Rect, app: &App, region: &str, target: &str, 
         let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         lines.push(kv("labels", labels.join(", ")));
     }
-    if let Some(rds) = &m.rds {
-        for (r, arn) in &rds.snapshots {
-            lines.push(kv("rds snapshot", format!("{r}: {arn}")));
-        }
+    for (label, value) in &p.external {
+        lines.push(kv(label, value.clone()));
     }
     lines.push(check_line("verified", &p.verified));
     lines.push(check_line("restore test", &p.restore_test));

@@ -281,6 +281,7 @@ impl Worker {
                                 consistency_text: engine
                                     .kinds()
                                     .describe_consistency(&m.consistency),
+                                external: engine.kinds().external_lines(&m),
                                 restore_test: rp.restore_tests.get(&m.point_id).cloned(),
                                 verified: rp.verifies.get(&m.point_id).cloned(),
                                 manifest: Arc::new(m),

@@ -60,6 +60,7 @@ pub fn points() -> Vec<(String, Vec<PointRow>)> {
                         payload_text: drtool::source::registry().describe_payload(&m.payload),
                         consistency_text: drtool::source::registry()
                             .describe_consistency(&m.consistency),
+                        external: drtool::source::registry().external_lines(&m),
                         restore_test: tests.get(&m.point_id).cloned(),
                         verified: verifies.get(&m.point_id).cloned(),
                         manifest: Arc::new(m),
@@ -89,6 +90,7 @@ pub fn many_points(n: usize) -> Vec<(String, Vec<PointRow>)> {
                         region: region.clone(),
                         payload_text: rows[i % rows.len()].payload_text.clone(),
                         consistency_text: rows[i % rows.len()].consistency_text.clone(),
+                        external: rows[i % rows.len()].external.clone(),
                         restore_test: None,
                         verified: None,
                         manifest: Arc::new(m),

@@ -497,7 +497,7 @@ impl TargetKind for EtcdKind {
             })
             .map_err(|e| Error::failed(format!("cannot record the point's revision: {e}")))?,
             items: meta.items,
-            rds: None,
+            external: None,
         })
     }
 

@@ -251,7 +251,7 @@ impl TargetKind for NamespaceKind {
             })
             .map_err(|e| Error::failed(format!("cannot record the lists' versions: {e}")))?,
             items: meta.items,
-            rds: None,
+            external: None,
         })
     }
 

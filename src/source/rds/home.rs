@@ -13,7 +13,7 @@ use super::dump::{self, DbRef, DbState, Relation};
 use super::{
     DatabaseUse, InstanceInfo, Rds, RdsError, SnapshotSource, restored_instance_id, snapshot_id,
 };
-use crate::archive::manifest::RdsInfo;
+use crate::archive::manifest::External;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
 use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
 use crate::engine::events::Job;
@@ -485,8 +485,8 @@ impl RdsKind {
     ) -> Result<(RdsPlan, bool, bool), Error> {
         let spec = spec(req.target)?;
         let cfg = region_cfg(Some(req.target), req.region);
-        let snapshot_here = manifest
-            .rds
+        let info = RdsInfo::of(manifest);
+        let snapshot_here = info
             .as_ref()
             .and_then(|r| r.snapshots.get(req.region))
             .map(String::as_str);
@@ -535,6 +535,30 @@ impl RdsKind {
                 Ok((plan, destructive, true))
             }
         }
+    }
+}
+
+/// What an RDS point keeps outside the bucket: the instance and its
+/// snapshot in each region (`rds` in manifests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsInfo {
+    pub instance: String,
+    pub engine: Option<String>,
+    /// Region -> snapshot ARN, for every region holding a copy.
+    pub snapshots: BTreeMap<String, String>,
+}
+
+impl RdsInfo {
+    /// The record of a point, if it has one of this kind.
+    pub fn of(manifest: &Manifest) -> Option<RdsInfo> {
+        manifest.external.as_ref().and_then(|e| e.read().ok())
+    }
+
+    /// As the manifest keeps it.
+    fn recorded(&self) -> Result<External, Error> {
+        External::of(self)
+            .map_err(|e| Error::failed(format!("cannot record the RDS snapshots: {e}")))
     }
 }
 
@@ -673,7 +697,7 @@ impl TargetKind for RdsKind {
             consistency: Consistency::of(&RdsConsistency::Rds { at })
                 .map_err(|e| Error::failed(format!("cannot record the point's time: {e}")))?,
             items,
-            rds: Some(rds),
+            external: Some(rds.recorded()?),
         })
     }
 
@@ -958,9 +982,13 @@ impl Artefacts for RdsKind {
         to: &str,
         job: &Job,
     ) -> Result<Manifest, Error> {
-        let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(from)) else {
+        let Some(mut info) = RdsInfo::of(manifest) else {
             return Ok(manifest.clone());
         };
+        let Some(arn) = info.snapshots.get(from).cloned() else {
+            return Ok(manifest.clone());
+        };
+        let arn = &arn;
         let to_cfg = region_cfg(Some(target), to);
         let source = api_ref(Some(target), from);
         let rds = self.api(&api_ref(Some(target), to)).await;
@@ -992,9 +1020,8 @@ impl Artefacts for RdsKind {
             }
         };
         let mut updated = manifest.clone();
-        if let Some(info) = updated.rds.as_mut() {
-            info.snapshots.insert(to.to_string(), copied_arn);
-        }
+        info.snapshots.insert(to.to_string(), copied_arn);
+        updated.external = Some(info.recorded()?);
         Ok(updated)
     }
 
@@ -1005,7 +1032,8 @@ impl Artefacts for RdsKind {
         region: &str,
         _job: &Job,
     ) -> Result<Option<String>, Error> {
-        let Some(arn) = manifest.rds.as_ref().and_then(|r| r.snapshots.get(region)) else {
+        let info = RdsInfo::of(manifest);
+        let Some(arn) = info.as_ref().and_then(|r| r.snapshots.get(region)) else {
             return Ok(None);
         };
         let rds = self.api(&api_ref(target, region)).await;
@@ -1033,11 +1061,7 @@ impl Artefacts for RdsKind {
         manifest: &Manifest,
         region: &str,
     ) -> Result<Vec<String>, Error> {
-        if !manifest
-            .rds
-            .as_ref()
-            .is_some_and(|r| r.snapshots.contains_key(region))
-        {
+        if !RdsInfo::of(manifest).is_some_and(|r| r.snapshots.contains_key(region)) {
             return Ok(Vec::new());
         }
         let rds = self.api(&api_ref(target, region)).await;
@@ -1047,6 +1071,17 @@ impl Artefacts for RdsKind {
         } else {
             Ok(vec![format!("snapshot {id} (gone already)")])
         }
+    }
+
+    fn external_lines(&self, manifest: &Manifest) -> Vec<(String, String)> {
+        RdsInfo::of(manifest)
+            .map(|info| {
+                info.snapshots
+                    .into_iter()
+                    .map(|(r, arn)| ("rds snapshot".to_string(), format!("{r}: {arn}")))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -24,8 +24,8 @@ use serde::Serialize;
 
 pub use error::{DatabaseUse, RdsError};
 pub use home::{
-    ApiRef, PG_DUMP, RdsKind, RdsPlan, Route, SNAPSHOT, decide_dump, decide_pitr, decide_snapshot,
-    route,
+    ApiRef, PG_DUMP, RdsInfo, RdsKind, RdsPlan, Route, SNAPSHOT, decide_dump, decide_pitr,
+    decide_snapshot, route,
 };
 
 use crate::error::SourceError;

@@ -79,6 +79,7 @@ fn app_with(read_only: bool) -> App {
                 region: region.clone(),
                 payload_text: String::new(),
                 consistency_text: String::new(),
+                external: Vec::new(),
                 manifest: Arc::new(serde_json::from_value::<Manifest>(m.clone()).unwrap()),
                 restore_test: None,
                 verified: None,
