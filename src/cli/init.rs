@@ -172,8 +172,8 @@ struct Found {
     regions: Vec<String>,
     home: String,
     stores: BTreeMap<String, (String, String)>,
-    /// The kinds' target sections (their notes are moved into `notes`).
-    kinds: InitFound,
+    /// The kinds' target sections, in the registry's order.
+    sections: Vec<String>,
     /// Lines said to the user and kept as comments at the top of the file.
     notes: Vec<String>,
 }
@@ -424,8 +424,8 @@ async fn discover(a: &Args) -> Result<Found, InitError> {
                 .map_err(InitError::Kind)?;
         }
     }
-    f.notes.append(&mut kinds.notes);
-    f.kinds = kinds;
+    f.notes.extend(kinds.notes);
+    f.sections = kinds.sections;
     Ok(f)
 }
 
@@ -527,7 +527,7 @@ fn render(f: &Found) -> String {
         }
         t.push('\n');
     }
-    for section in &f.kinds.sections {
+    for section in &f.sections {
         let _ = writeln!(t, "{section}");
     }
     t
@@ -586,5 +586,21 @@ mod tests {
         assert!(pair("us-east-1=http://x").is_ok());
         assert!(pair("=x").is_err());
         assert!(pair("us-east-1").is_err());
+    }
+
+    #[tokio::test]
+    async fn without_a_region_init_names_every_flag_that_gives_one() {
+        let cli = Cli::try_parse_from(["init", "--non-interactive"]).unwrap();
+        let err = discover(&cli.init).await.err().unwrap();
+        assert!(matches!(err, InitError::NoRegion(_)));
+        assert_eq!(err.class(), ErrorClass::BadInput);
+        let m = err.to_string();
+        for flag in [
+            "--store REGION=URL",
+            "--etcd REGION=URLS",
+            "--context REGION=CONTEXT",
+        ] {
+            assert!(m.contains(flag), "{flag} not in: {m}");
+        }
     }
 }

@@ -127,12 +127,18 @@ crate::error::kind_error_from!(NamespaceError);
 /// What `drtool init` was asked about namespaces that cannot be.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    #[error("kubeconfig {} does not exist", .0.display())]
+    #[error(
+        "kubeconfig {} does not exist: give --kubeconfig an existing file, or leave it out to use $KUBECONFIG or ~/.kube/config",
+        .0.display()
+    )]
     NoKubeconfig(PathBuf),
-    #[error("cannot read kubeconfig {}: {reason}", .path.display())]
+    #[error(
+        "cannot read kubeconfig {}: {reason}; mend the file or give another with --kubeconfig",
+        .path.display()
+    )]
     Kubeconfig { path: PathBuf, reason: String },
     #[error(
-        "context {context:?} is not in {} (contexts: {})",
+        "context {context:?} is not in {} (contexts: {}): give --context REGION=NAME with one of them",
         .path.display(),
         .contexts.join(", ")
     )]
@@ -141,10 +147,12 @@ pub enum InitError {
         path: PathBuf,
         contexts: Vec<String>,
     },
-    #[error("cannot list the namespaces of {context}: {reason}")]
+    #[error(
+        "cannot list the namespaces of {context}: {reason}; check that the context's user may list namespaces (kubectl --context {context} get namespaces)"
+    )]
     ListNamespaces { context: String, reason: String },
     #[error(
-        "namespace {namespace:?} is not in context {context} (namespaces: {})",
+        "namespace {namespace:?} is not in context {context} (namespaces: {}): name one of them with --namespace, or leave it out to take all but default and kube-*",
         .namespaces.join(", ")
     )]
     UnknownNamespace {

@@ -305,4 +305,65 @@ mod tests {
         );
         assert_eq!(pick(&["blue-us-east-1", "green-us-east-1"]), None);
     }
+
+    #[test]
+    fn contexts_are_taken_as_given_first_else_guessed_and_an_unknown_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("config");
+        let kubeconfig = r#"
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts:
+- {name: lab-us-east-1, context: {cluster: c, user: u}}
+- {name: lab-us-east-1-reader, context: {cluster: c, user: u}}
+- {name: lab-us-west-2, context: {cluster: c, user: u}}
+"#;
+        std::fs::write(&path, kubeconfig).unwrap_or_else(|e| panic!("{e}"));
+        let regions = ["us-east-1".to_string(), "us-west-2".to_string()];
+        let flags = |contexts: &[&str]| {
+            crate::engine::kind::InitFlags(
+                [
+                    (KUBECONFIG.to_string(), vec![path.display().to_string()]),
+                    (
+                        CONTEXT.to_string(),
+                        contexts.iter().map(|c| c.to_string()).collect(),
+                    ),
+                ]
+                .into(),
+            )
+        };
+        let given = flags(&["us-west-2=lab-us-west-2", "us-west-2=other"]);
+        let ask = InitAsk {
+            regions: &regions,
+            home: "us-east-1",
+            flags: &given,
+        };
+        let found = contexts(&ask)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no contexts"));
+        assert_eq!(found.by_region["us-east-1"], "lab-us-east-1");
+        assert_eq!(found.by_region["us-west-2"], "lab-us-west-2");
+        assert!(
+            found
+                .notes
+                .iter()
+                .any(|n| n.contains("lab-us-west-2 (as given)")),
+            "{:?}",
+            found.notes
+        );
+        let wrong = flags(&["us-east-1=lab-eu"]);
+        let ask = InitAsk {
+            flags: &wrong,
+            ..ask
+        };
+        let err = contexts(&ask).err();
+        assert!(
+            matches!(&err, Some(InitError::UnknownContext { context, .. }) if context == "lab-eu"),
+            "{err:?}"
+        );
+        let m = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(m.contains("give --context REGION=NAME"), "{m}");
+    }
 }
