@@ -19,6 +19,8 @@ pub mod engine;
 pub mod error;
 pub mod exit;
 #[cfg(test)]
+mod fn_length;
+#[cfg(test)]
 mod layering;
 pub mod report;
 pub mod schedule;
