@@ -83,12 +83,22 @@ lab_lock() {
 # True if the pid file names a live process that is really ours: every lab
 # process has a path under $LAB_DIR on its command line, which protects us
 # against a stale pid file whose pid was reused by an unrelated process.
+#
+# A process in the middle of execve (spawn's bash becoming the server) shows
+# an empty command line for a moment, as does a zombie: an empty one is read
+# again for up to 0.5 s before the process counts as gone. No pipe into
+# `grep -q` either: under pipefail its early exit could fail the check.
 pid_alive() {
-  local pidfile=$1 pid
+  local pidfile=$1 pid cmd i
   [[ -s $pidfile ]] || return 1
   pid=$(<"$pidfile")
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$LAB_DIR/"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  for ((i = 0; i < 5; i++)); do
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ -n $cmd ]] && break
+    sleep 0.1
+  done
+  [[ $cmd == *"$LAB_DIR/"* ]]
 }
 
 # True if something accepts TCP connections on 127.0.0.1:PORT.
