@@ -59,3 +59,46 @@ fn the_error_lists_what_the_kind_accepts() {
             "restore options for rds targets: --existing, --database, --from-dump, --pitr",
         ));
 }
+
+#[test]
+fn a_kinds_flag_with_a_bad_value_is_refused_by_the_kind_with_what_to_give() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "shop",
+            &["--namespace-map", "shop"],
+            "--namespace-map \"shop\": is not OLD=NEW (e.g. shop=shop-dr)",
+        ),
+        (
+            "orders",
+            &["--pitr", "yesterday"],
+            "--pitr \"yesterday\": invalid time \"yesterday\"",
+        ),
+        (
+            "orders",
+            &["--pitr", "2026-11-01", "--from-dump"],
+            "--pitr restores from RDS's automated backups, not from a point's dump: drop --from-dump",
+        ),
+        (
+            "etcd-main",
+            &["--prefix", "/a/", "--prefix", "/b/"],
+            "cannot be used multiple times",
+        ),
+    ];
+    for (target, flags, message) in cases {
+        restore(target, flags)
+            .code(2)
+            .stderr(predicate::str::contains(*message));
+    }
+}
+
+#[test]
+fn a_restore_without_a_point_refuses_a_point() {
+    restore(
+        "orders",
+        &["--pitr", "2026-11-01", "--before", "2026-11-02"],
+    )
+    .code(2)
+    .stderr(predicate::str::contains(
+        "this restore reads no recovery point: drop --point and --before",
+    ));
+}

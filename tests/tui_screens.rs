@@ -81,7 +81,7 @@ fn last_verified_is_the_newest_passed_verify_of_a_schedule_or_a_point() {
 #[test]
 fn overview_with_a_region_down_and_one_loading() {
     let cfg = fixture::config();
-    let (targets, regions) = drtool::tui::targets_of(&cfg);
+    let (targets, regions) = drtool::tui::targets_of(&cfg, &drtool::source::registry());
     let mut app = App::new(fixture::now(), targets, regions, Default::default(), false);
     let mut points = fixture::points();
     let (east, rows) = points.remove(0);

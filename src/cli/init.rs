@@ -12,8 +12,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use super::Output;
+use super::flags::{self, FlagSet, KindFlags};
 use crate::config::Config;
-use crate::engine::kind::{FlagShape, FlagSpec, InitAsk, InitFlags, InitFound, toml_string};
+use crate::engine::kind::{FlagShape, InitAsk, InitFound, toml_string};
 use crate::engine::{Engine, EngineOptions, Reachability};
 use crate::error::{ErrorClass, KindError};
 use crate::exit::{self, Signal};
@@ -35,7 +36,7 @@ pub struct Args {
     #[arg(long, default_value = "drtool")]
     pub prefix: String,
     #[command(flatten)]
-    pub kinds: KindFlags,
+    pub kinds: KindFlags<flags::Init>,
     /// The targets' home region (default: the first region named).
     #[arg(long, value_name = "REGION")]
     pub home: Option<String>,
@@ -49,67 +50,6 @@ pub struct Args {
 
 fn pair(s: &str) -> Result<(String, String), super::NotAPair> {
     super::split_pair(s, "REGION=VALUE", false)
-}
-
-/// The flags every kind adds to `drtool init` (its `Discovery::init_flags`),
-/// built into the command line from the registry.
-#[derive(Debug, Clone, Default)]
-pub struct KindFlags(pub InitFlags);
-
-fn kind_flags() -> Vec<FlagSpec> {
-    crate::source::registry()
-        .all()
-        .filter_map(|k| k.discovery())
-        .flat_map(|d| d.init_flags().iter().copied())
-        .collect()
-}
-
-impl clap::FromArgMatches for KindFlags {
-    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        let mut flags = BTreeMap::new();
-        for spec in kind_flags() {
-            let given: Vec<String> = m
-                .get_many::<String>(spec.long)
-                .map(|v| v.cloned().collect())
-                .unwrap_or_default();
-            if !given.is_empty() {
-                flags.insert(spec.long.to_string(), given);
-            }
-        }
-        Ok(KindFlags(InitFlags(flags)))
-    }
-
-    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(m)?;
-        Ok(())
-    }
-}
-
-impl clap::Args for KindFlags {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        kind_flags().into_iter().fold(cmd, |cmd, spec| {
-            let arg = clap::Arg::new(spec.long)
-                .long(spec.long)
-                .value_name(spec.value_name)
-                .help(spec.help)
-                .value_hint(if spec.file {
-                    clap::ValueHint::FilePath
-                } else {
-                    clap::ValueHint::Unknown
-                });
-            cmd.arg(match spec.shape {
-                FlagShape::One => arg.action(clap::ArgAction::Set),
-                FlagShape::Many => arg.action(clap::ArgAction::Append),
-                FlagShape::RegionPairs => arg
-                    .action(clap::ArgAction::Append)
-                    .value_parser(|s: &str| pair(s).map(|_| s.to_string())),
-            })
-        })
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
 }
 
 /// Why `drtool init` cannot write a config from what it was given and found.
@@ -373,10 +313,10 @@ fn say_written(
 /// Regions in the order the options name them.
 fn regions(a: &Args) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let kinds: Vec<String> = kind_flags()
+    let kinds: Vec<String> = flags::Init::specs()
         .iter()
         .filter(|f| f.shape == FlagShape::RegionPairs)
-        .flat_map(|f| a.kinds.0.pairs(f.long))
+        .flat_map(|f| a.kinds.values.pairs(f.long))
         .map(|(r, _)| r)
         .collect();
     let named = a
@@ -398,7 +338,7 @@ fn regions(a: &Args) -> Vec<String> {
 async fn discover(a: &Args) -> Result<Found, InitError> {
     let regions = regions(a);
     let Some(first) = regions.first() else {
-        let kinds = kind_flags()
+        let kinds = flags::Init::specs()
             .into_iter()
             .filter(|f| f.shape == FlagShape::RegionPairs)
             .map(|f| format!("--{} {}", f.long, f.value_name))
@@ -414,7 +354,7 @@ async fn discover(a: &Args) -> Result<Found, InitError> {
     let ask = InitAsk {
         regions: &f.regions,
         home: &f.home,
-        flags: &a.kinds.0,
+        flags: &a.kinds.values,
     };
     let mut kinds = InitFound::default();
     for kind in crate::source::registry().all() {
@@ -561,7 +501,7 @@ mod tests {
             "/k",
         ])
         .unwrap();
-        let flags = &cli.init.kinds.0;
+        let flags = &cli.init.kinds.values;
         assert_eq!(flags.values("namespace"), ["shop", "pay"]);
         assert_eq!(flags.value("kubeconfig"), Some("/k"));
         assert_eq!(regions(&cli.init), ["us-east-1", "us-west-2"]);
@@ -572,7 +512,7 @@ mod tests {
         let help = <Cli as clap::CommandFactory>::command()
             .render_help()
             .to_string();
-        for long in kind_flags().iter().map(|f| f.long) {
+        for long in flags::Init::specs().iter().map(|f| f.long) {
             assert_eq!(
                 help.matches(&format!("--{long} ")).count(),
                 1,

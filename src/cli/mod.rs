@@ -35,6 +35,7 @@ mod copy;
 mod drill;
 mod envelope;
 mod extras;
+mod flags;
 mod gc;
 mod init;
 mod output;

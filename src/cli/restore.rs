@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::flags::{self, KindFlags};
 use super::{Ctx, confirm};
 use crate::archive::PointId;
 use crate::catalog::{PointChoice, parse_time};
-use crate::engine::{Existing, RestoreOptions, RestoreRequest, Verdict};
+use crate::engine::{Existing, RestoreRequest, Verdict};
 use crate::error::Error;
 
 #[derive(clap::Args, Debug)]
@@ -30,33 +31,14 @@ pub struct Args {
     /// age identity file for encrypted points.
     #[arg(long, env = "DRTOOL_AGE_IDENTITY")]
     pub identity: Option<PathBuf>,
-    /// etcd keys points: restore only keys under this prefix.
-    #[arg(long)]
-    pub prefix: Option<String>,
     /// What to do with what already exists (default fail): etcd keys, namespace
     /// objects (update = overwrite), a non-empty database for a dump
     /// (overwrite drops and replaces its objects).
     #[arg(long, value_enum)]
     pub existing: Option<ExistingArg>,
-    /// RDS dump points: restore into this database (created if missing).
-    #[arg(long)]
-    pub database: Option<String>,
-    /// RDS points: restore the dump even where a snapshot copy exists.
-    #[arg(long)]
-    pub from_dump: bool,
-    /// RDS: restore a new instance to this time from RDS's automated backups in
-    /// the region (RFC 3339 or YYYY-MM-DD, UTC), instead of from a point.
-    #[arg(long, conflicts_with_all = ["point", "before", "from_dump"])]
-    pub pitr: Option<String>,
-    /// Namespaces: restore namespace OLD into NEW (OLD=NEW).
-    #[arg(long, value_parser = parse_mapping)]
-    pub namespace_map: Option<(String, String)>,
-    /// Namespaces: only these resources (plural or plural.group; repeatable, comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub include: Vec<String>,
-    /// Namespaces: never these resources.
-    #[arg(long, value_delimiter = ',')]
-    pub exclude: Vec<String>,
+    /// Each kind's own options (its `restore_flags`).
+    #[command(flatten)]
+    pub kinds: KindFlags<flags::Restore>,
 }
 
 /// `--existing` on the command line.
@@ -82,7 +64,7 @@ impl From<ExistingArg> for Existing {
 }
 
 impl Args {
-    fn request(&self) -> Result<RestoreRequest, Error> {
+    fn request(&self, ctx: &Ctx) -> Result<RestoreRequest, Error> {
         let point = match (&self.point, &self.before) {
             (Some(id), _) => PointChoice::Id(id.clone()),
             (None, Some(t)) => PointChoice::Before(parse_time(t)?),
@@ -92,23 +74,17 @@ impl Args {
             region: self.region.clone(),
             target: self.target.clone(),
             point,
-            options: RestoreOptions {
-                prefix: self.prefix.clone(),
-                existing: self.existing.map(Existing::from),
-                database: self.database.clone(),
-                from_dump: self.from_dump,
-                pitr: self.pitr.as_deref().map(parse_time).transpose()?,
-                namespace_map: self.namespace_map.clone(),
-                include: self.include.clone(),
-                exclude: self.exclude.clone(),
-                with_canaries: false,
-            },
+            options: ctx.engine.restore_options(
+                &self.target,
+                self.existing.map(Existing::from),
+                &self.kinds.values,
+            )?,
         })
     }
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
-    let req = args.request()?;
+    let req = args.request(ctx)?;
     let plan = ctx.engine.plan_restore(&req).await?;
     ctx.sync().await;
     let json = ctx.json();
@@ -139,8 +115,4 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let report = ctx.engine.execute(&plan).await;
     ctx.sync().await;
     Ok(ctx.report(&report))
-}
-
-fn parse_mapping(s: &str) -> Result<(String, String), super::NotAPair> {
-    super::split_pair(s, "OLD=NEW", false)
 }

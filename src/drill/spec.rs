@@ -5,7 +5,7 @@
 //! Steps, probes and canaries are externally tagged (`- restore: {...}`), so
 //! an unknown kind is named with the valid ones and locations survive.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +16,8 @@ use serde_saphyr::Spanned;
 use crate::config::Config;
 use crate::config::duration::parse_bounded;
 use crate::engine::kind::Registry;
-use crate::engine::{Existing, RestoreOptions};
+use crate::engine::options::EXISTING;
+use crate::engine::{Existing, FlagValues, RestoreOptions};
 pub use crate::report::facts::Phase;
 
 /// Where something is in a drill file.
@@ -466,28 +467,12 @@ pub struct PromoteFault {
     pub replica: String,
 }
 
-/// Restore options of a restore step, as on the command line; checked
-/// against the target's kind into the engine's [`RestoreOptions`].
+/// Restore options of a restore step, as on the command line without the
+/// dashes (`existing: overwrite`, `from_dump: true`, `include: [a, b]`);
+/// checked against the target's kind into the engine's [`RestoreOptions`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreStepOptions {
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// skip, overwrite (update) or fail.
-    #[serde(default)]
-    pub existing: Option<String>,
-    #[serde(default)]
-    pub database: Option<String>,
-    #[serde(default)]
-    pub from_dump: bool,
-    /// OLD=NEW
-    #[serde(default)]
-    pub namespace_map: Option<String>,
-    #[serde(default)]
-    pub include: Vec<String>,
-    #[serde(default)]
-    pub exclude: Vec<String>,
-}
+#[serde(transparent)]
+pub struct RestoreStepOptions(pub BTreeMap<String, serde_json::Value>);
 
 // ---- the checked drill ----------------------------------------------------------
 
@@ -907,58 +892,77 @@ impl Checker<'_> {
         parse_bounded(&t.value, min, max).map_err(|e| self.err(Loc::from(t), format!("{what} {e}")))
     }
 
-    /// A restore step's options, parsed into the engine's typed options and
-    /// checked against the kind of `target` (as `drtool restore` checks its
-    /// flags).
+    /// A restore step's options, parsed by the kind of `target` into the
+    /// engine's typed options, as `drtool restore` parses its flags.
     fn restore_options(
         &self,
         target: &str,
         loc: Loc,
         raw: RestoreStepOptions,
     ) -> Result<RestoreOptions, DrillFileError> {
-        let existing = match &raw.existing {
-            Some(e) => Some(
-                e.parse::<Existing>()
-                    .map_err(|why| self.err(loc, format!("options.existing {e:?} {why}")))?,
-            ),
-            None => None,
-        };
-        let namespace_map = match &raw.namespace_map {
-            Some(m) => match m.split_once('=') {
-                Some((a, b)) if !a.is_empty() && !b.is_empty() => {
-                    Some((a.to_string(), b.to_string()))
+        let mut existing = None;
+        let mut flags = FlagValues::default();
+        for (key, value) in raw.0 {
+            let values = match value {
+                serde_json::Value::Bool(false) => continue,
+                serde_json::Value::Bool(true) => vec!["true".to_string()],
+                serde_json::Value::String(v) => vec![v],
+                serde_json::Value::Number(n) => vec![n.to_string()],
+                serde_json::Value::Array(items) => items
+                    .into_iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(v) => Ok(v),
+                        serde_json::Value::Number(n) => Ok(n.to_string()),
+                        other => Err(self.err(
+                            loc,
+                            format!("options.{key}: {other} is not text: give a list of names"),
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => {
+                    return Err(self.err(
+                        loc,
+                        format!(
+                            "options.{key}: {other} is not text, a list or true/false: \
+                             write it as on the command line (e.g. existing: overwrite)"
+                        ),
+                    ));
                 }
-                _ => {
-                    return Err(
-                        self.err(loc, format!("options.namespace_map {m:?} is not OLD=NEW"))
-                    );
-                }
-            },
-            None => None,
-        };
-        let options = RestoreOptions {
-            prefix: raw.prefix,
-            existing,
-            database: raw.database,
-            from_dump: raw.from_dump,
-            pitr: None,
-            namespace_map,
-            include: raw.include,
-            exclude: raw.exclude,
-            with_canaries: false,
-        };
+            };
+            if key == EXISTING {
+                let e = values.join(",");
+                existing = Some(
+                    e.parse::<Existing>()
+                        .map_err(|why| self.err(loc, format!("options.existing {e:?} {why}")))?,
+                );
+            } else {
+                flags.0.insert(key.replace('_', "-"), values);
+            }
+        }
         let kind_name = self
             .config
             .target(target)
             .map(|t| t.spec.kind())
             .unwrap_or_default();
+        let options = self
+            .kinds
+            .restore_options((target, kind_name), existing, &flags)
+            .map_err(|e| self.err(loc, format!("options: {e}")))?;
         let kind = self
             .kinds
             .get(kind_name)
             .map_err(|e| self.err(loc, e.to_string()))?;
-        options
-            .check(kind.restore_flags(), target, kind_name)
-            .map_err(|e| self.err(loc, format!("options: {e}")))?;
+        if !kind.needs_point(&options) {
+            let given: Vec<String> = flags.0.keys().map(|k| format!("--{k}")).collect();
+            return Err(self.err(
+                loc,
+                format!(
+                    "options: {} restore without a recovery point, but a drill's restore step \
+                     restores one (its RPO is measured from it): drop them",
+                    given.join(", ")
+                ),
+            ));
+        }
         Ok(options)
     }
 
@@ -1619,6 +1623,14 @@ namespace = "shop"
 home = "us-east-1"
 [targets.shop.regions.us-east-1]
 kubeconfig = "/tmp/kc"
+
+[targets.orders]
+kind = "rds"
+mode = "snapshot"
+instance = "orders-db"
+home = "us-east-1"
+[targets.orders.regions.us-west-2]
+endpoint = "http://127.0.0.1:1"
 "#;
 
     const GOOD: &str = r#"
@@ -1786,6 +1798,79 @@ steps:
             restore.map(|r| r.options.existing),
             Some(Some(Existing::Overwrite)),
             "parsed once, typed"
+        );
+    }
+
+    #[test]
+    fn a_restore_steps_options_are_read_by_the_targets_kind_as_its_flags() {
+        let step = |target: &str, options: &str| {
+            GOOD.replacen(
+                "{ target: kv, region: us-west-2, options: { existing: overwrite } }",
+                &format!("{{ target: {target}, region: us-west-2, options: {options} }}"),
+                1,
+            )
+        };
+        let cases = [
+            (
+                step("kv", "{ prefix: [/a/, /b/] }"),
+                "options: --prefix takes one PREFIX, not 2 (/a/, /b/)",
+            ),
+            (
+                step("kv", "{ prefix: { a: 1 } }"),
+                "options.prefix: {\"a\":1} is not text, a list or true/false",
+            ),
+            (
+                step("orders", "{ from_dump: sometimes }"),
+                "options: --from-dump is on or off, not \"sometimes\"",
+            ),
+            (
+                step("orders", "{ pitr: 2026-11-01 }"),
+                "options: --pitr restore without a recovery point, but a drill's restore step restores one",
+            ),
+            (
+                step("shop", "{ namespace_map: shop }"),
+                "options: --namespace-map \"shop\": is not OLD=NEW",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let e = err(&yaml);
+            assert!(e.starts_with("drills/d.yaml:23:"), "{e}");
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let d = parse(
+            &step(
+                "orders",
+                "{ from_dump: true, database: copy, existing: fail }",
+            )
+            .replacen(
+                "{ target: kv, interval: 200ms }",
+                "{ target: kv, interval: 200ms, read_region: us-west-2 }",
+                1,
+            ),
+            Path::new("d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let restore = d.steps.iter().find_map(|s| match &s.action {
+            Action::Restore(r) => Some(r),
+            _ => None,
+        });
+        let want = crate::source::registry()
+            .restore_options(
+                ("orders", "rds"),
+                Some(Existing::Fail),
+                &FlagValues(BTreeMap::from([(
+                    "database".to_string(),
+                    vec!["copy".to_string()],
+                )]))
+                .switch("from-dump"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            restore.map(|r| &r.options),
+            Some(&want),
+            "as `drtool restore` reads them"
         );
     }
 

@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 
 use super::events::Job;
 use super::faults::{CanaryMark, KindFault, KindProbe};
-use super::options::{RestoreFlag, RestoreOptions};
+pub use super::options::{FlagShape, FlagSpec, FlagValues};
+use super::options::{KindOptions, RestoreOptions};
 use super::point::PointData;
 use crate::archive::manifest::External;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
@@ -184,8 +185,13 @@ pub trait TargetKind: Send + Sync {
         job: &Job,
     ) -> Result<Taken, Error>;
 
-    /// The restore options this kind understands.
-    fn restore_flags(&self) -> &'static [RestoreFlag];
+    /// The flags of `drtool restore` (and keys of a drill step's `options:`)
+    /// this kind adds to `--existing`, which every kind takes.
+    fn restore_flags(&self) -> &'static [FlagSpec];
+
+    /// Reads the given flags (only ones [`TargetKind::restore_flags`]
+    /// declares) into the kind's own options.
+    fn restore_options(&self, flags: &FlagValues) -> Result<KindOptions, Error>;
 
     /// Whether a restore with these options reads a recovery point.
     fn needs_point(&self, _options: &RestoreOptions) -> bool {
@@ -235,64 +241,13 @@ pub trait TargetKind: Send + Sync {
     }
 }
 
-/// A command-line flag a kind adds to `drtool init` (the CLI builds it; the
-/// kind reads its values from [`InitFlags`]).
-#[derive(Debug, Clone, Copy)]
-pub struct FlagSpec {
-    /// `--long`.
-    pub long: &'static str,
-    pub value_name: &'static str,
-    pub help: &'static str,
-    pub shape: FlagShape,
-    /// Its value is a file (shells complete it as one).
-    pub file: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlagShape {
-    /// Given at most once.
-    One,
-    /// Repeatable.
-    Many,
-    /// Repeatable `REGION=VALUE`: each names a region to set up.
-    RegionPairs,
-}
-
-/// The values of the kinds' `drtool init` flags, by long name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InitFlags(pub BTreeMap<String, Vec<String>>);
-
-impl InitFlags {
-    /// Every value given (repeatable flags), in order.
-    pub fn values(&self, long: &str) -> &[String] {
-        self.0.get(long).map(Vec::as_slice).unwrap_or_default()
-    }
-
-    /// The value of a flag given once.
-    pub fn value(&self, long: &str) -> Option<&str> {
-        self.values(long).last().map(String::as_str)
-    }
-
-    /// The `REGION=VALUE` pairs of a flag (the CLI checked their shape),
-    /// the first given for a region winning.
-    pub fn pairs(&self, long: &str) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        for (r, v) in self.values(long).iter().filter_map(|v| v.split_once('=')) {
-            if !out.iter().any(|(x, _)| x == r) {
-                out.push((r.to_string(), v.to_string()));
-            }
-        }
-        out
-    }
-}
-
 /// What a kind's discovery is asked to cover.
 pub struct InitAsk<'a> {
     /// Every region of the file, in the order the options named them.
     pub regions: &'a [String],
     /// The targets' home region.
     pub home: &'a str,
-    pub flags: &'a InitFlags,
+    pub flags: &'a FlagValues,
 }
 
 impl InitAsk<'_> {
@@ -670,6 +625,58 @@ impl Registry {
         self.kinds.iter().map(|k| k.name()).collect()
     }
 
+    /// A restore's options for `target` of kind `kind`: `--existing` and the
+    /// kind's own flags, read by the kind. A flag the kind does not declare is
+    /// refused by name, with the ones it does.
+    pub fn restore_options(
+        &self,
+        (target, kind): (&str, &str),
+        existing: Option<super::Existing>,
+        flags: &FlagValues,
+    ) -> Result<RestoreOptions, Error> {
+        let k = self.get(kind)?;
+        if let Some(flag) = flags.undeclared(k.restore_flags()).first() {
+            return Err(super::options::undeclared(
+                flag,
+                target,
+                kind,
+                k.restore_flags(),
+            ));
+        }
+        for spec in k.restore_flags() {
+            flags.check_shape(spec)?;
+        }
+        Ok(RestoreOptions {
+            existing,
+            kind: k.restore_options(flags)?,
+            with_canaries: false,
+        })
+    }
+
+    /// The on/off restore options of a kind (none for a kind this drtool
+    /// lacks), as the dashboard's wizard offers them.
+    pub fn restore_switches(&self, kind: &str) -> Vec<&'static str> {
+        self.get(kind)
+            .map(|k| {
+                k.restore_flags()
+                    .iter()
+                    .filter(|f| f.shape == FlagShape::Switch)
+                    .map(|f| f.long)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every kind's restore flags, each long name once (the first kind to
+    /// declare one describes it), as `drtool restore` offers them.
+    pub fn all_restore_flags(&self) -> Vec<FlagSpec> {
+        super::options::once_each(
+            self.kinds
+                .iter()
+                .flat_map(|k| k.restore_flags().iter().copied()),
+        )
+    }
+
     pub fn get(&self, name: &str) -> Result<&Arc<dyn TargetKind>, Error> {
         self.kinds.iter().find(|k| k.name() == name).ok_or_else(|| {
             Error::input(format!(
@@ -689,7 +696,7 @@ mod tests {
         assert_eq!(target_name("ns-", "Lab_Shop"), "ns-lab-shop");
         assert_eq!(toml_string("a\"b"), "\"a\\\"b\"");
         assert_eq!(toml_list(&["x".into(), "y".into()]), "[\"x\", \"y\"]");
-        let flags = InitFlags(
+        let flags = FlagValues(
             [(
                 "etcd".to_string(),
                 vec!["us-east-1=http://a:2379,http://b:2379".to_string()],

@@ -33,7 +33,7 @@ pub use copy::{CopyPair, CopyRequest, copy_pairs};
 pub use events::{EventKind, Job, JobEvent, JobId, JobSpec};
 pub use gc::{GcAction, GcPlan, GcRequest};
 pub use kind::{Reachability, Registry, TargetKind};
-pub use options::{Existing, RestoreFlag, RestoreOptions};
+pub use options::{Existing, FlagValues, KindOptions, RestoreOptions};
 pub use points::{RegionPoints, listing_verdict};
 pub use prune::{PrunePlan, PruneRequest};
 pub use report::{ItemReport, Operation, Outcome, RunReport, Verdict};

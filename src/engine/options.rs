@@ -1,13 +1,17 @@
-//! Restore options shared by every kind, and which of them a kind accepts.
+//! Restore options: the one every kind shares (what to do with what already
+//! exists) and the kinds' own, which each kind declares as flags and parses
+//! into its own typed value.
 //!
-//! Options live here, not in one source: several kinds share them (the policy
-//! for what already exists), and the engine checks every given option against
-//! the kind of the target before anything is read, so a flag that does not apply
-//! is an error instead of being silently ignored.
+//! Options are parsed once, where they are given: `drtool restore` builds every
+//! kind's flags into its command line and has the target's kind read the ones
+//! given; a drill step's `options:` goes the same way when the drill is
+//! checked; the dashboard's toggles are a kind's switches. A flag the target's
+//! kind does not declare is an error naming the flag, the target and the kind,
+//! before anything is read.
 
-use std::fmt;
+use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -54,154 +58,249 @@ impl Existing {
     }
 }
 
-/// One restore option, named as on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestoreFlag {
-    Prefix,
-    Existing,
-    Database,
-    FromDump,
-    Pitr,
-    NamespaceMap,
-    Include,
-    Exclude,
+/// The flag every kind takes.
+pub const EXISTING: &str = "existing";
+
+/// A command-line flag a kind adds (to `drtool init` or `drtool restore`):
+/// the CLI builds it, the kind reads its values from [`FlagValues`].
+#[derive(Debug, Clone, Copy)]
+pub struct FlagSpec {
+    /// `--long`.
+    pub long: &'static str,
+    pub value_name: &'static str,
+    pub help: &'static str,
+    pub shape: FlagShape,
+    /// Its value is a file (shells complete it as one).
+    pub file: bool,
 }
 
-impl RestoreFlag {
-    pub fn flag(self) -> &'static str {
-        match self {
-            RestoreFlag::Prefix => "--prefix",
-            RestoreFlag::Existing => "--existing",
-            RestoreFlag::Database => "--database",
-            RestoreFlag::FromDump => "--from-dump",
-            RestoreFlag::Pitr => "--pitr",
-            RestoreFlag::NamespaceMap => "--namespace-map",
-            RestoreFlag::Include => "--include",
-            RestoreFlag::Exclude => "--exclude",
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagShape {
+    /// Given at most once.
+    One,
+    /// Repeatable.
+    Many,
+    /// Repeatable and comma-separated (`--include a,b --include c`).
+    List,
+    /// On or off, no value (`--from-dump`; `from_dump: true` in a drill).
+    Switch,
+    /// Repeatable `REGION=VALUE`: each names a region to set up.
+    RegionPairs,
+}
+
+/// Each long name once, the first declaration describing it (two kinds may
+/// share a flag).
+pub fn once_each(specs: impl Iterator<Item = FlagSpec>) -> Vec<FlagSpec> {
+    let mut out: Vec<FlagSpec> = Vec::new();
+    for spec in specs {
+        if !out.iter().any(|s| s.long == spec.long) {
+            out.push(spec);
         }
     }
+    out
 }
 
-impl fmt::Display for RestoreFlag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.flag())
+/// The values of a kind's flags, by long name. A switch that is on has the
+/// one value `true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagValues(pub BTreeMap<String, Vec<String>>);
+
+impl FlagValues {
+    /// Every value given (repeatable flags), in order.
+    pub fn values(&self, long: &str) -> &[String] {
+        self.0.get(long).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The value of a flag given once.
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.values(long).last().map(String::as_str)
+    }
+
+    /// Whether a switch is on.
+    pub fn on(&self, long: &str) -> bool {
+        self.0.contains_key(long)
+    }
+
+    /// Turns a switch on.
+    pub fn switch(mut self, long: &str) -> FlagValues {
+        self.0.insert(long.to_string(), vec!["true".to_string()]);
+        self
+    }
+
+    /// The `REGION=VALUE` pairs of a flag (the CLI checked their shape),
+    /// the first given for a region winning.
+    pub fn pairs(&self, long: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (r, v) in self.values(long).iter().filter_map(|v| v.split_once('=')) {
+            if !out.iter().any(|(x, _)| x == r) {
+                out.push((r.to_string(), v.to_string()));
+            }
+        }
+        out
+    }
+
+    /// Whether the values of `spec` have its shape (a drill's options are
+    /// read from YAML, so a switch may be given text).
+    pub fn check_shape(&self, spec: &FlagSpec) -> Result<(), Error> {
+        let values = self.values(spec.long);
+        let fits = match spec.shape {
+            FlagShape::Switch => values.is_empty() || values == ["true"],
+            FlagShape::One => values.len() <= 1,
+            FlagShape::Many | FlagShape::List | FlagShape::RegionPairs => true,
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(Error::input(match spec.shape {
+            FlagShape::Switch => format!(
+                "--{} is on or off, not {:?}: give it alone (true or false in a drill)",
+                spec.long,
+                values.join(",")
+            ),
+            _ => format!(
+                "--{} takes one {}, not {} ({})",
+                spec.long,
+                spec.value_name,
+                values.len(),
+                values.join(", ")
+            ),
+        }))
+    }
+
+    /// The given flags that `accepted` does not declare, as `--long`.
+    pub fn undeclared(&self, accepted: &[FlagSpec]) -> Vec<String> {
+        self.0
+            .keys()
+            .filter(|f| !accepted.iter().any(|s| s.long == f.as_str()))
+            .map(|f| format!("--{f}"))
+            .collect()
     }
 }
 
-/// Every restore option; each kind reads the ones it accepts.
+/// A kind's own restore options: its typed value, parsed once where the
+/// options were given and carried serialized (as a plan's action is), so
+/// generic code holds them without knowing their type. `null` = none given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct KindOptions(serde_json::Value);
+
+impl KindOptions {
+    /// Records a kind's typed options.
+    pub fn of<T: Serialize>(options: &T) -> Result<KindOptions, Error> {
+        serde_json::to_value(options)
+            .map(KindOptions)
+            .map_err(|e| Error::failed(format!("cannot record the restore options: {e}")))
+    }
+
+    /// Reads them back as the kind's type (its default when none were given).
+    pub fn get<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
+        if self.0.is_null() {
+            return Ok(T::default());
+        }
+        serde_json::from_value(self.0.clone()).map_err(|e| {
+            Error::failed(format!(
+                "the restore options are another kind's ({e}): parse them with the target's kind"
+            ))
+        })
+    }
+}
+
+/// The options of one restore.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RestoreOptions {
-    /// etcd keys points: only keys under this prefix.
-    pub prefix: Option<String>,
     /// What to do with what exists; `None` means the default (fail).
     pub existing: Option<Existing>,
-    /// RDS dumps: restore into this database instead of the configured one.
-    pub database: Option<String>,
-    /// RDS: use the point's dump even where a snapshot copy exists.
-    pub from_dump: bool,
-    /// RDS: point-in-time restore from the automated backups, no point needed.
-    pub pitr: Option<DateTime<Utc>>,
-    /// Namespaces: restore namespace `.0` into namespace `.1`.
-    pub namespace_map: Option<(String, String)>,
-    /// Namespaces: only / never these resources (plural or plural.group).
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
+    /// The target kind's own options.
+    pub kind: KindOptions,
     /// Bring back the canary markers drills write (only a drill's own
     /// restore does: any other restore leaves them out).
     pub with_canaries: bool,
 }
 
 impl RestoreOptions {
-    /// The options that were given, in flag order.
-    pub fn given(&self) -> Vec<RestoreFlag> {
-        let set = [
-            (RestoreFlag::Prefix, self.prefix.is_some()),
-            (RestoreFlag::Existing, self.existing.is_some()),
-            (RestoreFlag::Database, self.database.is_some()),
-            (RestoreFlag::FromDump, self.from_dump),
-            (RestoreFlag::Pitr, self.pitr.is_some()),
-            (RestoreFlag::NamespaceMap, self.namespace_map.is_some()),
-            (RestoreFlag::Include, !self.include.is_empty()),
-            (RestoreFlag::Exclude, !self.exclude.is_empty()),
-        ];
-        set.into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(f, _)| f)
-            .collect()
-    }
-
     pub fn existing(&self) -> Existing {
         self.existing.unwrap_or_default()
     }
 
-    /// Fails on the first given option that `accepted` does not list.
-    pub fn check(&self, accepted: &[RestoreFlag], target: &str, kind: &str) -> Result<(), Error> {
-        match self.given().into_iter().find(|f| !accepted.contains(f)) {
-            None => Ok(()),
-            Some(flag) => {
-                let valid: Vec<&str> = accepted.iter().map(|f| f.flag()).collect();
-                Err(Error::input(format!(
-                    "{flag} does not apply to target {target} (kind {kind}); restore options for {kind} targets: {}",
-                    if valid.is_empty() {
-                        "none".to_string()
-                    } else {
-                        valid.join(", ")
-                    }
-                )))
-            }
-        }
+    /// The kind's own options, as its type.
+    pub fn own<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
+        self.kind.get()
     }
 
     /// An error for an option that the kind accepts but this point cannot use.
-    pub fn not_for_point(flag: RestoreFlag, why: &str) -> Error {
-        Error::input(format!("{flag} does not apply here: {why}"))
+    pub fn not_for_point(flag: &str, why: &str) -> Error {
+        Error::input(format!("--{flag} does not apply here: {why}"))
     }
+
+    /// An error for a value a kind cannot read.
+    pub fn bad_value(flag: &str, value: &str, why: impl std::fmt::Display) -> Error {
+        Error::input(format!("--{flag} {value:?}: {why}"))
+    }
+}
+
+/// The error for flags the target's kind does not declare.
+pub fn undeclared(flag: &str, target: &str, kind: &str, accepted: &[FlagSpec]) -> Error {
+    let valid: Vec<String> = std::iter::once(EXISTING)
+        .chain(accepted.iter().map(|s| s.long))
+        .map(|f| format!("--{f}"))
+        .collect();
+    Error::input(format!(
+        "{flag} does not apply to target {target} (kind {kind}); restore options for {kind} targets: {}",
+        valid.join(", ")
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SPECS: &[FlagSpec] = &[FlagSpec {
+        long: "prefix",
+        value_name: "PREFIX",
+        help: "",
+        shape: FlagShape::One,
+        file: false,
+    }];
+
     #[test]
-    fn a_flag_of_another_kind_is_named_with_the_target_and_kind() {
-        let opts = RestoreOptions {
-            namespace_map: Some(("a".into(), "b".into())),
-            ..RestoreOptions::default()
-        };
-        let err = opts
-            .check(
-                &[RestoreFlag::Prefix, RestoreFlag::Existing],
-                "etcd-main",
-                "etcd",
-            )
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.starts_with("--namespace-map does not apply to target etcd-main (kind etcd)"),
-            "{err}"
+    fn a_flag_of_another_kind_is_named_with_the_target_and_what_the_kind_takes() {
+        let given = FlagValues::default().switch("from-dump");
+        assert_eq!(given.undeclared(SPECS), ["--from-dump"]);
+        assert_eq!(
+            undeclared("--from-dump", "etcd-main", "etcd", SPECS).to_string(),
+            "--from-dump does not apply to target etcd-main (kind etcd); \
+             restore options for etcd targets: --existing, --prefix"
         );
-        assert!(err.contains("--prefix, --existing"), "{err}");
-        assert!(RestoreOptions::default().check(&[], "t", "k").is_ok());
+        let ok = FlagValues(BTreeMap::from([("prefix".into(), vec!["/a".into()])]));
+        assert!(ok.undeclared(SPECS).is_empty());
+    }
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Mine {
+        prefix: Option<String>,
+    }
+
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Theirs {
+        database: Option<String>,
     }
 
     #[test]
-    fn given_lists_every_set_option() {
-        let opts = RestoreOptions {
+    fn a_kinds_options_read_back_as_written_and_as_default_when_none_were_given() {
+        let mine = Mine {
             prefix: Some("/a".into()),
-            from_dump: true,
-            exclude: vec!["secrets".into()],
+        };
+        let opts = RestoreOptions {
+            kind: KindOptions::of(&mine).expect("serializes"),
             ..RestoreOptions::default()
         };
+        assert_eq!(opts.own::<Mine>().ok(), Some(mine));
         assert_eq!(
-            opts.given(),
-            [
-                RestoreFlag::Prefix,
-                RestoreFlag::FromDump,
-                RestoreFlag::Exclude
-            ]
+            RestoreOptions::default().own::<Mine>().ok(),
+            Some(Mine::default())
         );
+        assert!(opts.own::<Theirs>().is_err());
         assert_eq!(opts.existing(), Existing::Fail);
     }
 }

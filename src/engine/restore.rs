@@ -135,8 +135,6 @@ impl Engine {
         self.check_reachable(&req.region)?;
         let target = self.target(&req.target)?;
         let kind = self.kind_of(target)?;
-        req.options
-            .check(kind.restore_flags(), &target.name, kind.name())?;
         let job = self.job(
             JobSpec::new(Operation::Plan)
                 .target(&target.name)

@@ -347,6 +347,19 @@ impl Engine {
         })
     }
 
+    /// The options of a restore of `target`, read by its kind (see
+    /// [`Registry::restore_options`]).
+    pub fn restore_options(
+        &self,
+        target: &str,
+        existing: Option<super::Existing>,
+        flags: &super::kind::FlagValues,
+    ) -> Result<super::RestoreOptions, Error> {
+        let t = self.target(target)?;
+        self.kinds
+            .restore_options((&t.name, t.spec.kind()), existing, flags)
+    }
+
     pub fn region(&self, name: &str) -> Result<&Region, Error> {
         self.config.region(name).ok_or_else(|| {
             Error::input(format!(

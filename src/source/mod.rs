@@ -10,7 +10,11 @@
 //! `namespace::init` (and nothing else of the namespace kind).
 //!
 //! Adding a kind, in order: its folder with `mod.rs` (the kind's type) and
-//! `home.rs` (`TargetKind`: backup, plan, apply, reachability); its errors
+//! `home.rs` (`TargetKind`: backup, plan, apply, reachability); its restore
+//! options (`options.rs`: the flags it adds to `drtool restore` beside
+//! `--existing`, as `FlagSpec`s, and the typed value it reads them into,
+//! which `drtool restore`, a drill step's `options:` and the dashboard's
+//! wizard all go through); its errors
 //! (`error.rs`, an enum implementing `KindError`); its config section
 //! (`config/<kind>.rs`, for now); the capabilities it has (`drill.rs` for
 //! `Drills`, `scratch.rs` for `ScratchRestores`, `init.rs` for `Discovery`:

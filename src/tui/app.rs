@@ -17,7 +17,7 @@ use super::model::{
 use crate::catalog::PointChoice;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::runner::{DrillEvent, DrillEventKind};
-use crate::engine::{Existing, RestoreOptions, RestorePlan, RestoreRequest};
+use crate::engine::{Existing, FlagValues, RestorePlan};
 use crate::report::{DrillReport, RunEntry, StepOutcome};
 
 /// The screens `tab` walks through.
@@ -84,6 +84,18 @@ impl View {
     }
 }
 
+/// What the wizard asks to restore: the engine reads its options with the
+/// target's kind, as it reads `drtool restore`'s flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreAsk {
+    pub region: String,
+    pub target: String,
+    pub point: PointChoice,
+    pub existing: Option<Existing>,
+    /// The kind's switches that are on.
+    pub flags: FlagValues,
+}
+
 /// The restore wizard: region -> target -> point -> options -> plan -> confirm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wizard {
@@ -93,7 +105,8 @@ pub struct Wizard {
     /// None = the newest point.
     pub point: Option<String>,
     pub existing: Option<Existing>,
-    pub from_dump: bool,
+    /// The target kind's switches that are on (e.g. `from-dump`).
+    pub on: FlagValues,
     pub sel: usize,
     pub plan: Loadable<PlanView>,
     pub typed: String,
@@ -226,7 +239,7 @@ pub enum Effect {
         point: String,
     },
     /// A restore plan for the wizard, with the request's number.
-    PlanRestore(u64, RestoreRequest),
+    PlanRestore(u64, RestoreAsk),
     Restore(Arc<RestorePlan>),
     RunDrill(PathBuf),
     AbortDrill,
@@ -987,7 +1000,7 @@ impl App {
             target: None,
             point: None,
             existing: None,
-            from_dump: false,
+            on: FlagValues::default(),
             sel: 0,
             plan: Loadable::Loading,
             typed: String::new(),
@@ -1157,6 +1170,15 @@ impl App {
         }
     }
 
+    /// The on/off options of the wizard's target's kind.
+    fn switches(&self, w: &Wizard) -> Vec<&str> {
+        w.target
+            .as_ref()
+            .and_then(|t| self.targets.iter().find(|x| &x.name == t))
+            .map(|t| t.switches.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
     /// The lists the wizard's steps choose from.
     pub fn wizard_choices(&self, w: &Wizard) -> Vec<String> {
         match w.step {
@@ -1180,11 +1202,6 @@ impl App {
                 out
             }
             WizardStep::Options => {
-                let kind = w
-                    .target
-                    .as_ref()
-                    .and_then(|t| self.targets.iter().find(|x| &x.name == t))
-                    .map_or("", |t| t.kind.as_str());
                 let existing = match w.existing {
                     None => "default (fail if anything exists)",
                     Some(Existing::Fail) => "fail",
@@ -1192,10 +1209,11 @@ impl App {
                     Some(Existing::Overwrite) => "overwrite",
                 };
                 let mut out = vec![format!("existing: {existing}")];
-                if kind == "rds" {
+                for switch in self.switches(w) {
                     out.push(format!(
-                        "from dump: {}",
-                        if w.from_dump { "yes" } else { "no" }
+                        "{}: {}",
+                        switch.replace('-', " "),
+                        if w.on.on(switch) { "yes" } else { "no" }
                     ));
                 }
                 out.push("make the plan".into());
@@ -1314,7 +1332,13 @@ impl App {
                         Some(Existing::Fail) => None,
                     };
                 } else if w.sel < last {
-                    w.from_dump = !w.from_dump;
+                    if let Some(switch) = self.switches(w).get(w.sel - 1) {
+                        if w.on.on(switch) {
+                            w.on.0.remove(*switch);
+                        } else {
+                            w.on = std::mem::take(&mut w.on).switch(switch);
+                        }
+                    }
                 } else if let (Some(region), Some(target)) = (w.region.clone(), w.target.clone()) {
                     let point = match &w.point {
                         Some(p) => match p.parse() {
@@ -1331,15 +1355,12 @@ impl App {
                     self.scroll = 0;
                     effects.push(Effect::PlanRestore(
                         w.plan_seq,
-                        RestoreRequest {
+                        RestoreAsk {
                             region,
                             target,
                             point,
-                            options: RestoreOptions {
-                                existing: w.existing,
-                                from_dump: w.from_dump,
-                                ..RestoreOptions::default()
-                            },
+                            existing: w.existing,
+                            flags: w.on.clone(),
                         },
                     ));
                     w.plan = Loadable::Loading;

@@ -32,7 +32,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, Registry};
 use crate::error::Error;
 use crate::exit;
 use app::{Action, App, Effect, Input};
@@ -53,7 +53,7 @@ pub struct Options {
 const QUEUE: usize = 1024;
 
 /// The targets and regions of the config, as the dashboard lists them.
-pub fn targets_of(cfg: &Config) -> (Vec<TargetInfo>, Vec<String>) {
+pub fn targets_of(cfg: &Config, kinds: &Registry) -> (Vec<TargetInfo>, Vec<String>) {
     let targets = cfg
         .targets
         .iter()
@@ -62,6 +62,11 @@ pub fn targets_of(cfg: &Config) -> (Vec<TargetInfo>, Vec<String>) {
             kind: t.spec.kind().to_string(),
             home: t.home.clone(),
             copy_to: t.copy_to.clone(),
+            switches: kinds
+                .restore_switches(t.spec.kind())
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         })
         .collect();
     (targets, cfg.regions.keys().cloned().collect())
@@ -120,7 +125,7 @@ pub async fn run(engine: Engine, opts: Options) -> Result<u8, Error> {
             "the dashboard needs a terminal: run drtool on one, or use a subcommand (drtool --help)",
         ));
     }
-    let (targets, regions) = targets_of(engine.config());
+    let (targets, regions) = targets_of(engine.config(), engine.kinds());
     let mut app = App::new(Utc::now(), targets, regions, keymap, opts.read_only);
     let (tx, mut rx) = mpsc::channel::<Action>(QUEUE);
     let worker = worker::Worker::new(engine, opts.clone(), tx.clone());

@@ -40,6 +40,8 @@ pub struct TargetInfo {
     pub kind: String,
     pub home: String,
     pub copy_to: Vec<String>,
+    /// Its kind's on/off restore options (`from-dump`), as the wizard offers them.
+    pub switches: Vec<String>,
 }
 
 /// One recovery point in one region.

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Options;
-use super::app::{Action, Effect, PlanView};
+use super::app::{Action, Effect, PlanView, RestoreAsk};
 use super::model::{DrillInfo, DrillRow, Failure, Loadable, PointRow, ScheduleRow};
 use crate::archive::PointId;
 use crate::drill::runner::{DrillEvent, NotConfirmed, Operator, RunOptions};
@@ -178,10 +178,22 @@ impl Worker {
     }
 
     /// Plans a restore, within `PLAN_TIMEOUT`.
-    fn plan_restore(&self, seq: u64, req: RestoreRequest) {
+    fn plan_restore(&self, seq: u64, ask: RestoreAsk) {
         let engine = self.engine.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
+            let req = match engine.restore_options(&ask.target, ask.existing, &ask.flags) {
+                Ok(options) => RestoreRequest {
+                    region: ask.region,
+                    target: ask.target,
+                    point: ask.point,
+                    options,
+                },
+                Err(e) => {
+                    let _ = tx.send(Action::Plan(seq, Err(Failure::from(e)))).await;
+                    return;
+                }
+            };
             let r = match tokio::time::timeout(PLAN_TIMEOUT, engine.plan_restore(&req)).await {
                 Ok(Ok(plan)) => Ok(PlanView {
                     lines: plan.describe(),

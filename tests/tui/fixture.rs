@@ -186,7 +186,7 @@ pub fn drill_events() -> Vec<DrillEvent> {
 /// The dashboard with everything loaded.
 pub fn app_with(points: Vec<(String, Vec<PointRow>)>, read_only: bool) -> App {
     let cfg = config();
-    let (targets, regions) = drtool::tui::targets_of(&cfg);
+    let (targets, regions) = drtool::tui::targets_of(&cfg, &drtool::source::registry());
     let mut app = App::new(now(), targets, regions, Keymap::default(), read_only);
     for (region, rows) in points {
         app.update(Action::Region(region, Loadable::Ready(rows)));

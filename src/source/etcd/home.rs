@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use etcd_client::Client;
 use serde::{Deserialize, Serialize};
 
+use super::options::{EtcdRestoreOptions, FLAGS, PREFIX};
 use super::restore::{
     KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
@@ -26,11 +27,9 @@ use crate::engine::kind::{
     PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, no_region_table,
     not_for_kind,
 };
-use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
+use crate::engine::options::{Existing, FlagSpec, FlagValues, KindOptions, RestoreOptions};
 use crate::engine::point::PointData;
 use crate::error::Error;
-
-const FLAGS: &[RestoreFlag] = &[RestoreFlag::Prefix, RestoreFlag::Existing];
 
 /// Connected clients, by endpoints: one connection per cluster per engine.
 #[derive(Default)]
@@ -154,7 +153,7 @@ pub fn decide_keys(
     Ok((
         EtcdPlan::EtcdKeys {
             connection,
-            prefix: options.prefix.clone(),
+            prefix: options.own::<EtcdRestoreOptions>()?.prefix,
             existing,
             max_request_bytes,
             counts,
@@ -168,12 +167,12 @@ pub fn decide_keys(
 /// The options a snapshot point cannot honour.
 fn snapshot_options(point: &str, options: &RestoreOptions) -> Result<(), Error> {
     let why = format!("point {point} is a snapshot, restored into fresh member data dirs");
-    if options.prefix.is_some() {
-        return Err(RestoreOptions::not_for_point(RestoreFlag::Prefix, &why));
+    if options.own::<EtcdRestoreOptions>()?.prefix.is_some() {
+        return Err(RestoreOptions::not_for_point(PREFIX, &why));
     }
     if options.existing.is_some() {
         return Err(RestoreOptions::not_for_point(
-            RestoreFlag::Existing,
+            crate::engine::options::EXISTING,
             &format!("{why}; existing data dirs are always moved aside, never written into"),
         ));
     }
@@ -353,11 +352,12 @@ impl EtcdKind {
         } else {
             Some(super::drill::canary_root(spec(req.target)?))
         };
+        let prefix = req.options.own::<EtcdRestoreOptions>()?.prefix;
         let counted = plan_keys(
             &mut client,
             &connection.endpoints,
             rx,
-            (req.options.prefix.as_deref(), leave_out.as_deref()),
+            (prefix.as_deref(), leave_out.as_deref()),
             req.job,
         )
         .await;
@@ -501,8 +501,12 @@ impl TargetKind for EtcdKind {
         })
     }
 
-    fn restore_flags(&self) -> &'static [RestoreFlag] {
+    fn restore_flags(&self) -> &'static [FlagSpec] {
         FLAGS
+    }
+
+    fn restore_options(&self, flags: &FlagValues) -> Result<KindOptions, Error> {
+        EtcdRestoreOptions::parse(flags)
     }
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
@@ -1222,7 +1226,10 @@ mod tests {
             (RestoreOptions::default(), &[], "needs `members = "),
             (
                 RestoreOptions {
-                    prefix: Some("/a".into()),
+                    kind: KindOptions::of(&EtcdRestoreOptions {
+                        prefix: Some("/a".into()),
+                    })
+                    .expect("serializes"),
                     ..RestoreOptions::default()
                 },
                 &[("a", false)],

@@ -11,6 +11,7 @@ pub mod drill;
 mod error;
 mod home;
 mod init;
+mod options;
 mod restore;
 mod scratch;
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::options::{FLAGS, NamespaceRestoreOptions};
 use super::restore::{
     ResourcePlan, RestoreScope, TERMINATING_WAIT, apply, missing_permissions, plan, wait_terminated,
 };
@@ -22,16 +23,9 @@ use crate::engine::kind::{
     KindPlan, Payload, PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind,
     no_region_table, not_for_kind,
 };
-use crate::engine::options::RestoreFlag;
+use crate::engine::options::{FlagSpec, FlagValues, KindOptions};
 use crate::engine::point::PointData;
 use crate::error::Error;
-
-const FLAGS: &[RestoreFlag] = &[
-    RestoreFlag::Existing,
-    RestoreFlag::NamespaceMap,
-    RestoreFlag::Include,
-    RestoreFlag::Exclude,
-];
 
 /// Connected clusters, by kubeconfig and context.
 #[derive(Default)]
@@ -255,8 +249,12 @@ impl TargetKind for NamespaceKind {
         })
     }
 
-    fn restore_flags(&self) -> &'static [RestoreFlag] {
+    fn restore_flags(&self) -> &'static [FlagSpec] {
         FLAGS
+    }
+
+    fn restore_options(&self, flags: &FlagValues) -> Result<KindOptions, Error> {
+        NamespaceRestoreOptions::parse(flags)
     }
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
@@ -268,15 +266,16 @@ impl TargetKind for NamespaceKind {
         let Some((_, data)) = &req.point else {
             return Err(Error::failed("a namespace restore needs a recovery point"));
         };
+        let own: NamespaceRestoreOptions = req.options.own()?;
         let scope = RestoreScope {
             source_namespace: spec.namespace.clone(),
             namespace: map_namespace(
                 &req.target.name,
                 &spec.namespace,
-                req.options.namespace_map.as_ref(),
+                own.namespace_map.as_ref(),
             )?,
-            include: req.options.include.clone(),
-            exclude: req.options.exclude.clone(),
+            include: own.include,
+            exclude: own.exclude,
             existing: req.options.existing(),
             with_canaries: req.options.with_canaries,
         };

@@ -323,7 +323,7 @@ contexts:
         std::fs::write(&path, kubeconfig).unwrap_or_else(|e| panic!("{e}"));
         let regions = ["us-east-1".to_string(), "us-west-2".to_string()];
         let flags = |contexts: &[&str]| {
-            crate::engine::kind::InitFlags(
+            crate::engine::kind::FlagValues(
                 [
                     (KUBECONFIG.to_string(), vec![path.display().to_string()]),
                     (

@@ -14,12 +14,13 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::drill::{delete_namespace_until_gone, k8s_name, resource};
+use super::options::NamespaceRestoreOptions;
 use super::{Cluster, Lister, collection_path, kube_err};
 use crate::archive::Manifest;
 use crate::config::{NamespaceTarget, Target};
 use crate::engine::events::Job;
 use crate::engine::kind::{Applied, ItemFailure, KindPlan, Scratch, ScratchGuard};
-use crate::engine::options::{Existing, RestoreOptions};
+use crate::engine::options::{Existing, KindOptions, RestoreOptions};
 use crate::error::Error;
 
 /// Labels every scratch namespace carries (so a leftover one is easy to find).
@@ -51,6 +52,11 @@ pub async fn scratch(
     job: &Job,
 ) -> Result<Option<Scratch>, Error> {
     let namespace = scratch_name(&manifest.point_id);
+    // Decided before anything is made, so nothing is left if it fails.
+    let own = KindOptions::of(&NamespaceRestoreOptions {
+        namespace_map: Some((spec.namespace.clone(), namespace.clone())),
+        ..NamespaceRestoreOptions::default()
+    })?;
     let ns = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -102,7 +108,7 @@ pub async fn scratch(
         target: target.clone(),
         region: region.to_string(),
         options: RestoreOptions {
-            namespace_map: Some((spec.namespace.clone(), namespace)),
+            kind: own,
             // The scratch namespace exists already (with its quota).
             existing: Some(Existing::Skip),
             // A restore test reproduces the point exactly, canary markers too.

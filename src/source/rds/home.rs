@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::dump::{self, DbRef, DbState, Relation};
+use super::options::{DATABASE, FLAGS, RdsRestoreOptions};
 use super::{
     DatabaseUse, InstanceInfo, Rds, RdsError, SnapshotSource, restored_instance_id, snapshot_id,
 };
@@ -22,16 +23,11 @@ use crate::engine::kind::{
     Applied, Artefacts, BackupShape, Clients, Consistent, DataSender, Discovery, Drills, KindPlan,
     Payload, PlanRequest, Reachability, Scratch, ScratchRestores, Taken, TargetKind, not_for_kind,
 };
-use crate::engine::options::{Existing, RestoreFlag, RestoreOptions};
+use crate::engine::options::{
+    EXISTING, Existing, FlagSpec, FlagValues, KindOptions, RestoreOptions,
+};
 use crate::engine::point::PointData;
 use crate::error::{Error, SourceError};
-
-const FLAGS: &[RestoreFlag] = &[
-    RestoreFlag::Existing,
-    RestoreFlag::Database,
-    RestoreFlag::FromDump,
-    RestoreFlag::Pitr,
-];
 
 /// One region's RDS API, as a plan records it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,13 +95,14 @@ pub fn route(
     has_dump: bool,
     options: &RestoreOptions,
 ) -> Result<Route, Error> {
-    if let (Some(arn), false) = (snapshot_here, options.from_dump) {
+    let own: RdsRestoreOptions = options.own()?;
+    if let (Some(arn), false) = (snapshot_here, own.from_dump) {
         let why = format!(
             "point {point} is restored from its snapshot into a new instance (add --from-dump to restore its dump)"
         );
         for (flag, given) in [
-            (RestoreFlag::Database, options.database.is_some()),
-            (RestoreFlag::Existing, options.existing.is_some()),
+            (DATABASE, own.database.is_some()),
+            (EXISTING, options.existing.is_some()),
         ] {
             if given {
                 return Err(RestoreOptions::not_for_point(flag, &why));
@@ -117,7 +114,7 @@ pub fn route(
     }
     if !has_dump {
         let point = point.to_string();
-        return Err(if options.from_dump {
+        return Err(if own.from_dump {
             RdsError::NoDump { point }
         } else {
             RdsError::NothingHere {
@@ -174,7 +171,7 @@ pub fn decide_dump(
 ) -> Result<(RdsPlan, bool), Error> {
     if options.existing == Some(Existing::Skip) {
         return Err(RestoreOptions::not_for_point(
-            RestoreFlag::Existing,
+            EXISTING,
             "--existing skip: a dump is restored whole, in one transaction, or not at all; \
              use --existing fail (the default) or --existing overwrite",
         ));
@@ -517,7 +514,8 @@ impl RdsKind {
                     region: req.region.to_string(),
                 })?;
                 let base = DbRef::of(conn, None)?;
-                let db = base.with_dbname(req.options.database.as_deref().unwrap_or(&base.dbname));
+                let database = req.options.own::<RdsRestoreOptions>()?.database;
+                let db = base.with_dbname(database.as_deref().unwrap_or(&base.dbname));
                 req.job
                     .phase("verifying the point and reading its table of contents");
                 let conn = db.open()?;
@@ -701,16 +699,23 @@ impl TargetKind for RdsKind {
         })
     }
 
-    fn restore_flags(&self) -> &'static [RestoreFlag] {
+    fn restore_flags(&self) -> &'static [FlagSpec] {
         FLAGS
     }
 
+    fn restore_options(&self, flags: &FlagValues) -> Result<KindOptions, Error> {
+        RdsRestoreOptions::parse(flags)
+    }
+
     fn needs_point(&self, options: &RestoreOptions) -> bool {
-        options.pitr.is_none()
+        options
+            .own::<RdsRestoreOptions>()
+            .map_or(true, |o| o.pitr.is_none())
     }
 
     async fn plan_restore(&self, req: PlanRequest<'_>) -> Result<KindPlan, Error> {
-        let (plan, destructive, verified) = match (&req.point, req.options.pitr) {
+        let pitr = req.options.own::<RdsRestoreOptions>()?.pitr;
+        let (plan, destructive, verified) = match (&req.point, pitr) {
             (None, Some(at)) => (self.plan_pitr(&req, at).await?, false, false),
             (Some((manifest, data)), None) => self.plan_point(&req, manifest, data).await?,
             _ => {
@@ -1109,14 +1114,18 @@ mod tests {
 
     #[test]
     fn routes() {
-        let from_dump = RestoreOptions {
+        let own = |o: RdsRestoreOptions| RestoreOptions {
+            kind: KindOptions::of(&o).expect("serializes"),
+            ..opts()
+        };
+        let from_dump = own(RdsRestoreOptions {
             from_dump: true,
-            ..opts()
-        };
-        let with_db = RestoreOptions {
+            ..RdsRestoreOptions::default()
+        });
+        let with_db = own(RdsRestoreOptions {
             database: Some("copy".into()),
-            ..opts()
-        };
+            ..RdsRestoreOptions::default()
+        });
         type Case<'a> = (
             Option<&'a str>,
             bool,

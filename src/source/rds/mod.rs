@@ -10,6 +10,7 @@ pub mod dump;
 mod error;
 mod home;
 mod init;
+mod options;
 pub mod presign;
 mod scratch;
 pub mod wait;

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 
 use super::RdsError;
 use super::dump::DbRef;
+use super::options::RdsRestoreOptions;
 use crate::archive::Manifest;
 use crate::config::{RdsTarget, Target};
 use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
-use crate::engine::options::RestoreOptions;
+use crate::engine::options::{KindOptions, RestoreOptions};
 use crate::error::Error;
 
 struct RdsScratch {
@@ -38,8 +39,11 @@ pub fn scratch(
     let base = DbRef::of(conn, None)?;
     let name = format!("drtool_rt_{:08x}", rand::random::<u32>());
     let options = RestoreOptions {
-        database: Some(name.clone()),
-        from_dump: true,
+        kind: KindOptions::of(&RdsRestoreOptions {
+            database: Some(name.clone()),
+            from_dump: true,
+            pitr: None,
+        })?,
         // A restore test reproduces the point exactly, canary rows too.
         with_canaries: true,
         ..RestoreOptions::default()

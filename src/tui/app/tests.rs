@@ -20,6 +20,12 @@ fn target(name: &str, kind: &str) -> TargetInfo {
         kind: kind.into(),
         home: "us-east-1".into(),
         copy_to: vec!["us-west-2".into()],
+        // As the RDS kind declares its restore flags.
+        switches: if kind == "rds" {
+            vec!["from-dump".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -329,7 +335,7 @@ fn the_restore_wizard_walks_region_target_point_options_plan() {
         ("us-west-2", "lab-keys")
     );
     assert_eq!(req.point, PointChoice::Id(picked.parse().unwrap()));
-    assert_eq!(req.options.existing, Some(Existing::Overwrite));
+    assert_eq!(req.existing, Some(Existing::Overwrite));
     assert_eq!(wizard(&app).step, WizardStep::Plan);
     assert_eq!(wizard(&app).plan, Loadable::Loading);
     // Enter does nothing until there is a plan; a failed plan says why.
@@ -346,6 +352,47 @@ fn the_restore_wizard_walks_region_target_point_options_plan() {
         WizardStep::Plan,
         "no confirming a failed plan"
     );
+}
+
+#[test]
+fn the_wizard_offers_the_switches_of_the_targets_kind_and_sends_those_on() {
+    let mut app = app();
+    cmd(&mut app, Command::Restore);
+    cmd(&mut app, Command::Open);
+    let at = app
+        .wizard_choices(wizard(&app))
+        .iter()
+        .position(|t| t == "lab-orders")
+        .expect("lab-orders is offered");
+    for _ in 0..at {
+        cmd(&mut app, Command::Down);
+    }
+    cmd(&mut app, Command::Open);
+    assert_eq!(wizard(&app).target.as_deref(), Some("lab-orders"));
+    cmd(&mut app, Command::Open);
+    assert_eq!(wizard(&app).step, WizardStep::Options);
+    assert_eq!(
+        app.wizard_choices(wizard(&app)),
+        [
+            "existing: default (fail if anything exists)",
+            "from dump: no",
+            "make the plan"
+        ]
+    );
+    cmd(&mut app, Command::Down);
+    cmd(&mut app, Command::Open);
+    assert_eq!(app.wizard_choices(wizard(&app))[1], "from dump: yes");
+    cmd(&mut app, Command::Open);
+    assert_eq!(app.wizard_choices(wizard(&app))[1], "from dump: no");
+    cmd(&mut app, Command::Open);
+    cmd(&mut app, Command::Bottom);
+    let effects = cmd(&mut app, Command::Open);
+    let [Effect::PlanRestore(_, ask)] = effects.as_slice() else {
+        panic!("making the plan asks the engine: {effects:?}")
+    };
+    assert_eq!(ask.target, "lab-orders");
+    assert_eq!(ask.flags, FlagValues::default().switch("from-dump"));
+    assert_eq!(ask.existing, None);
 }
 
 #[test]
