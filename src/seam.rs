@@ -84,9 +84,6 @@ const ALLOWED: &[(&str, usize)] = &[
     ("src/config/mod.rs", 11),
     ("src/config/parse.rs", 4),
     ("src/config/raw.rs", 19),
-    ("src/drill/probe.rs", 4),
-    ("src/drill/spec.rs", 39),
-    ("src/engine/faults.rs", 4),
 ];
 
 #[test]

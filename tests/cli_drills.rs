@@ -36,7 +36,7 @@ fn each_bad_drill_names_file_line_column_and_the_rule() {
         (
             "bad-probe-kind",
             ":8:5:",
-            "unknown kind `ping`, expected one of http, tcp, etcd_key, sql, kube, exec",
+            "unknown kind `ping`, expected one of http, tcp, exec, etcd_key, kube, sql",
         ),
         (
             "bad-duration",

@@ -8,7 +8,6 @@ use http_body_util::BodyExt;
 
 use super::spec::{ExecProbe, HttpProbe, ProbeCheck, TcpProbe};
 use crate::engine::Engine;
-use crate::engine::faults::KindProbe;
 use crate::error::Error;
 
 /// Why a probe check did not pass; drills show it as the sample's detail.
@@ -55,40 +54,14 @@ fn not_wanted(want: &Option<u16>) -> String {
 
 /// Runs `check` once: `Ok(detail)` when it passes.
 pub async fn check(engine: &Engine, check: &ProbeCheck) -> Result<String, ProbeFailure> {
-    let (target, region, probe) = match check {
+    let p = match check {
         ProbeCheck::Http(p) => return http(p).await,
         ProbeCheck::Tcp(p) => return tcp(p).await,
         ProbeCheck::Exec(p) => return exec(p).await,
-        ProbeCheck::EtcdKey(p) => (
-            &p.target,
-            &p.region,
-            KindProbe::EtcdKey {
-                key: p.key.clone(),
-                equals: p.equals.clone(),
-            },
-        ),
-        ProbeCheck::Sql(p) => (
-            &p.target,
-            &p.region,
-            KindProbe::Sql {
-                query: p.query.clone(),
-                expect: p.expect.clone(),
-                database: p.database.clone(),
-            },
-        ),
-        ProbeCheck::Kube(p) => (
-            &p.target,
-            &p.region,
-            KindProbe::Kube {
-                resource: p.resource.clone(),
-                name: p.object.clone(),
-                namespace: p.namespace.clone(),
-                ready: p.ready,
-            },
-        ),
+        ProbeCheck::Target(p) => p,
     };
     // A kind-owned probe runs through the engine and the target's home.
-    Ok(engine.probe_target(target, region, &probe).await?)
+    Ok(engine.probe_target(&p.target, &p.region, &p.probe).await?)
 }
 
 async fn tcp(p: &TcpProbe) -> Result<String, ProbeFailure> {

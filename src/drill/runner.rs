@@ -25,7 +25,7 @@ use super::spec::{
 };
 use crate::archive::PointId;
 use crate::catalog::PointChoice;
-use crate::engine::faults::{CanaryMark, KindFault};
+use crate::engine::faults::CanaryMark;
 use crate::engine::{
     BackupRequest, CopyRequest, Engine, RestorePlan, RestoreRequest, Scope, Verdict,
 };
@@ -723,14 +723,7 @@ impl Ctx<'_> {
     }
 
     fn canary_name(c: &Canary) -> String {
-        format!(
-            "{}:{}",
-            serde_json::to_value(c.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            c.target
-        )
+        format!("{}:{}", c.kind, c.target)
     }
 
     fn start_canaries(&self) {
@@ -1316,44 +1309,23 @@ impl Ctx<'_> {
     }
 
     async fn inject(&self, fault: &Fault, engine: &Engine) -> Result<String, Error> {
-        let kind = match fault {
+        match fault {
             Fault::LoseRegion { region } => {
                 engine.lose_region(region)?;
-                return Ok(format!(
+                Ok(format!(
                     "region {region} is lost: drtool contacts nothing in it from now on"
-                ));
+                ))
             }
             Fault::Exec { command } => {
-                return probe::run_command(command, 0, Duration::from_secs(600)).await;
+                probe::run_command(command, 0, Duration::from_secs(600)).await
             }
-            Fault::StopMember(m) => KindFault::StopMember {
-                command: m.command.clone(),
-                pid_file: m.pid_file.clone(),
-                kill: false,
-            },
-            Fault::KillMember(m) => KindFault::StopMember {
-                command: m.command.clone(),
-                pid_file: m.pid_file.clone(),
-                kill: true,
-            },
-            Fault::DeleteKeys(d) => KindFault::DeleteKeys {
-                prefix: d.prefix.clone(),
-            },
-            Fault::DeleteNamespace(_) => KindFault::DeleteNamespace,
-            Fault::DeleteObjects(d) => KindFault::DeleteObjects {
-                resource: d.resource.clone(),
-                selector: d.selector.clone(),
-            },
-            Fault::RebootFailover(_) => KindFault::RebootFailover,
-            Fault::StopInstance(_) => KindFault::StopInstance,
-            Fault::PromoteReplica(p) => KindFault::PromoteReplica {
-                replica: p.replica.clone(),
-            },
-        };
-        let (target, region) = fault
-            .target()
-            .ok_or_else(|| Error::failed("a kind's fault names its target"))?;
-        engine.inject_fault(target, region, &kind).await
+            Fault::Target {
+                target,
+                region,
+                what,
+                ..
+            } => engine.inject_fault(target, region, what).await,
+        }
     }
 
     async fn restore(

@@ -15,6 +15,7 @@ use serde_saphyr::Spanned;
 
 use crate::config::Config;
 use crate::config::duration::parse_bounded;
+use crate::engine::faults::{KindFault, KindProbe};
 use crate::engine::kind::Registry;
 use crate::engine::options::EXISTING;
 use crate::engine::{Existing, FlagValues, RestoreOptions};
@@ -100,15 +101,51 @@ struct RawNotify {
     webhook: Text,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum RawCanary {
-    /// Sequence-numbered keys in an etcd target's keyspace.
-    Etcd(RawCanaryBody),
-    /// Rows in an RDS target's database.
-    Sql(RawCanaryBody),
-    /// ConfigMaps in a namespace target.
-    Configmap(RawCanaryBody),
+/// A canary as written: `NAME: { target, ... }`, the name one a kind's
+/// drills declare (its markers: keys, rows, ConfigMaps).
+type RawCanary = Named<RawCanaryBody>;
+
+/// A one-key map, `NAME: VALUE`, as canaries are written.
+#[derive(Debug)]
+struct Named<T> {
+    name: Text,
+    value: T,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Named<T>, D::Error> {
+        struct One<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for One<T> {
+            type Value = Named<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("one `NAME: { ... }`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Named<T>, A::Error> {
+                use serde::de::Error as _;
+                let Some(name) = map.next_key::<Text>()? else {
+                    return Err(A::Error::custom("say which kind this is"));
+                };
+                let value = map.next_value()?;
+                only_one(&mut map)?;
+                Ok(Named { name, value })
+            }
+        }
+        d.deserialize_map(One(std::marker::PhantomData))
+    }
+}
+
+/// Refuses a second key in a one-key map.
+fn only_one<'de, A: serde::de::MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    use serde::de::Error as _;
+    match map.next_key::<String>()? {
+        None => Ok(()),
+        Some(k) => Err(A::Error::custom(format!(
+            "`{k}` is a second kind in one item: start another list item (`- `) for it"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,15 +163,70 @@ struct RawCanaryBody {
     interval: Option<Text>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// A probe as written: `http`, `tcp` and `exec` are every drill's; any
+/// other name is a kind's (`etcd_key`), checked against the registry.
+#[derive(Debug)]
 enum RawProbe {
     Http(RawHttp),
     Tcp(RawTcp),
-    EtcdKey(RawEtcdKey),
-    Sql(RawSql),
-    Kube(RawKube),
     Exec(RawExecProbe),
+    Kind(Text, Box<RawKindProbe>),
+}
+
+/// The probes every drill has, whatever its targets' kinds.
+const PROBES: &[&str] = &["http", "tcp", "exec"];
+
+impl<'de> Deserialize<'de> for RawProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawProbe, D::Error> {
+        struct One;
+        impl<'de> serde::de::Visitor<'de> for One {
+            type Value = RawProbe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a probe: one of its kinds with its fields, e.g. `http: { name: up, phase: before, url: ... }`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawProbe, A::Error> {
+                use serde::de::Error as _;
+                let Some(key) = map.next_key::<Text>()? else {
+                    return Err(A::Error::custom("say which kind of probe this is"));
+                };
+                let probe = match key.value.as_str() {
+                    "http" => RawProbe::Http(map.next_value()?),
+                    "tcp" => RawProbe::Tcp(map.next_value()?),
+                    "exec" => RawProbe::Exec(map.next_value()?),
+                    _ => {
+                        let body = map.next_value()?;
+                        RawProbe::Kind(key, Box::new(body))
+                    }
+                };
+                only_one(&mut map)?;
+                Ok(probe)
+            }
+        }
+        d.deserialize_map(One)
+    }
+}
+
+/// A kind's probe as written: the fields every probe has, the target and
+/// region it reads, and the kind's own fields (read by the kind).
+#[derive(Debug, Deserialize)]
+struct RawKindProbe {
+    name: Text,
+    phase: Spanned<Phase>,
+    #[serde(default)]
+    interval: Option<Text>,
+    #[serde(default)]
+    timeout: Option<Text>,
+    #[serde(default)]
+    success_threshold: Option<Spanned<u32>>,
+    #[serde(default)]
+    failure_threshold: Option<Spanned<u32>>,
+    target: Text,
+    region: Text,
+    #[serde(flatten)]
+    own: BTreeMap<String, serde_json::Value>,
 }
 
 /// A probe kind: its own fields (`$typed`) and, in the file, the fields every
@@ -232,42 +324,6 @@ probe_kind!(RawTcp => TcpProbe {
     address: String,
 });
 
-probe_kind!(RawEtcdKey => EtcdKeyProbe {
-    target: String,
-    region: String,
-    key: String,
-    /// The value must be exactly this (default: the key exists).
-    #[serde(default)]
-    equals: Option<String>,
-});
-
-probe_kind!(RawSql => SqlProbe {
-    target: String,
-    region: String,
-    query: String,
-    /// The first column of the first row must be this (default: the query runs).
-    #[serde(default)]
-    expect: Option<String>,
-    /// Another database than the region's `database` (one a dump was restored into).
-    #[serde(default)]
-    database: Option<String>,
-});
-
-probe_kind!(RawKube => KubeProbe {
-    target: String,
-    region: String,
-    /// Plural resource, e.g. `configmaps` or `deployments.apps`.
-    resource: String,
-    /// The object's name.
-    object: String,
-    /// Another namespace than the target's (a mapped restore's).
-    #[serde(default)]
-    namespace: Option<String>,
-    /// Also require it to be ready (its Ready condition, or every replica ready).
-    #[serde(default)]
-    ready: bool,
-});
-
 probe_kind!(RawExecProbe => ExecProbe {
     /// Run with `sh -c`.
     command: String,
@@ -351,30 +407,50 @@ step_kind!(inner RawParallel => ParallelSteps {
     steps: Vec<Spanned<RawStep>>,
 });
 
-step_kind!(inner RawFault => FaultStep {
+/// A fault step as written: the fields every step has, and one fault:
+/// `lose_region` or `exec` (every drill's), or a kind's (`delete_keys: {
+/// target, region, prefix }`), read by the kind that declares its name.
+#[derive(Debug, Deserialize)]
+struct RawFault {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timeout: Option<Text>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
     /// From now on drtool contacts nothing in this region.
     #[serde(default)]
     lose_region: Option<Text>,
-    #[serde(default)]
-    stop_member: Option<MemberFault>,
-    #[serde(default)]
-    kill_member: Option<MemberFault>,
-    #[serde(default)]
-    delete_keys: Option<DeleteKeysFault>,
-    #[serde(default)]
-    delete_namespace: Option<TargetRef>,
-    #[serde(default)]
-    delete_objects: Option<DeleteObjectsFault>,
-    #[serde(default)]
-    reboot_failover: Option<TargetRef>,
-    #[serde(default)]
-    stop_instance: Option<TargetRef>,
-    #[serde(default)]
-    promote_replica: Option<PromoteFault>,
     /// A command (`sh -c`) that injects the fault.
     #[serde(default)]
     exec: Option<String>,
-});
+    /// The kinds' faults, by name.
+    #[serde(flatten)]
+    kinds: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug)]
+struct FaultStep {
+    lose_region: Option<Text>,
+    exec: Option<String>,
+    kinds: BTreeMap<String, serde_json::Value>,
+}
+
+impl RawFault {
+    fn split(self) -> (StepCommon, FaultStep) {
+        (
+            (self.name, self.timeout, self.on_failure),
+            FaultStep {
+                lose_region: self.lose_region,
+                exec: self.exec,
+                kinds: self.kinds,
+            },
+        )
+    }
+}
+
+/// The faults every drill has, whatever its targets' kinds.
+const FAULTS: &[&str] = &["lose_region", "exec"];
 
 step_kind!(inner RawRestore => RestoreFields {
     target: Text,
@@ -420,53 +496,6 @@ pub enum OnFailure {
     Continue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetRef {
-    pub target: String,
-    pub region: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberFault {
-    pub target: String,
-    pub region: String,
-    /// A command that stops the member (run with `sh -c`).
-    #[serde(default)]
-    pub command: Option<String>,
-    /// A file holding the member's pid: it is signalled (TERM to stop, KILL to kill).
-    #[serde(default)]
-    pub pid_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteKeysFault {
-    pub target: String,
-    pub region: String,
-    pub prefix: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteObjectsFault {
-    pub target: String,
-    pub region: String,
-    /// Plural resource name, e.g. `configmaps` or `deployments.apps`.
-    pub resource: String,
-    /// Label selector, e.g. `app=shop`.
-    pub selector: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PromoteFault {
-    pub target: String,
-    pub region: String,
-    pub replica: String,
-}
-
 /// Restore options of a restore step, as on the command line without the
 /// dashes (`existing: overwrite`, `from_dump: true`, `include: [a, b]`);
 /// checked against the target's kind into the engine's [`RestoreOptions`].
@@ -493,28 +522,10 @@ pub struct Drill {
     pub rollback: Rollback,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CanaryKind {
-    Etcd,
-    Sql,
-    Configmap,
-}
-
-impl CanaryKind {
-    /// The target kind a canary of this sort writes into.
-    pub fn target_kind(self) -> &'static str {
-        match self {
-            CanaryKind::Etcd => "etcd",
-            CanaryKind::Sql => "rds",
-            CanaryKind::Configmap => "namespace",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Canary {
-    pub kind: CanaryKind,
+    /// As the drill names it (`etcd`, `sql`, `configmap`): its kind's canary.
+    pub kind: String,
     pub target: String,
     pub write_region: String,
     pub read_region: String,
@@ -526,21 +537,29 @@ pub struct Canary {
 pub enum ProbeCheck {
     Http(HttpProbe),
     Tcp(TcpProbe),
-    EtcdKey(EtcdKeyProbe),
-    Sql(SqlProbe),
-    Kube(KubeProbe),
     Exec(ExecProbe),
+    /// A kind's probe of one of its targets.
+    Target(TargetProbe),
+}
+
+/// A kind's probe, as the kind read it, of `target` in `region`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetProbe {
+    pub target: String,
+    pub region: String,
+    pub probe: KindProbe,
+    /// What it checks, in the kind's words (without the region).
+    pub text: String,
 }
 
 impl ProbeCheck {
-    pub fn kind(&self) -> &'static str {
+    /// As drill files name it.
+    pub fn kind(&self) -> &str {
         match self {
             ProbeCheck::Http(_) => "http",
             ProbeCheck::Tcp(_) => "tcp",
-            ProbeCheck::EtcdKey(_) => "etcd_key",
-            ProbeCheck::Sql(_) => "sql",
-            ProbeCheck::Kube(_) => "kube",
             ProbeCheck::Exec(_) => "exec",
+            ProbeCheck::Target(p) => p.probe.name(),
         }
     }
 
@@ -548,22 +567,19 @@ impl ProbeCheck {
     /// steady state re-checked where the drill restored its target); none for
     /// a check that names no region.
     pub fn in_region(&self, region: &str) -> Option<ProbeCheck> {
-        let mut moved = self.clone();
-        match &mut moved {
-            ProbeCheck::EtcdKey(p) => p.region = region.to_string(),
-            ProbeCheck::Sql(p) => p.region = region.to_string(),
-            ProbeCheck::Kube(p) => p.region = region.to_string(),
-            ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => return None,
+        match self {
+            ProbeCheck::Target(p) => Some(ProbeCheck::Target(TargetProbe {
+                region: region.to_string(),
+                ..p.clone()
+            })),
+            ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => None,
         }
-        Some(moved)
     }
 
     /// The target and region a kind-owned probe reads.
     pub fn target(&self) -> Option<(&str, &str)> {
         match self {
-            ProbeCheck::EtcdKey(p) => Some((&p.target, &p.region)),
-            ProbeCheck::Sql(p) => Some((&p.target, &p.region)),
-            ProbeCheck::Kube(p) => Some((&p.target, &p.region)),
+            ProbeCheck::Target(p) => Some((&p.target, &p.region)),
             ProbeCheck::Http(_) | ProbeCheck::Tcp(_) | ProbeCheck::Exec(_) => None,
         }
     }
@@ -573,16 +589,8 @@ impl ProbeCheck {
         match self {
             ProbeCheck::Http(p) => format!("GET {}", p.url),
             ProbeCheck::Tcp(p) => format!("connect {}", p.address),
-            ProbeCheck::EtcdKey(p) => format!("etcd key {} in {}", p.key, p.region),
-            ProbeCheck::Sql(p) => format!("SQL `{}` in {}", p.query, p.region),
-            ProbeCheck::Kube(p) => format!(
-                "{} {}{} in {}",
-                p.resource,
-                p.object,
-                if p.ready { " ready" } else { "" },
-                p.region
-            ),
             ProbeCheck::Exec(p) => format!("exec `{}`", p.command),
+            ProbeCheck::Target(p) => format!("{} in {}", p.text, p.region),
         }
     }
 }
@@ -622,57 +630,36 @@ mod secs {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "fault")]
 pub enum Fault {
-    LoseRegion { region: String },
-    StopMember(MemberFault),
-    KillMember(MemberFault),
-    DeleteKeys(DeleteKeysFault),
-    DeleteNamespace(TargetRef),
-    DeleteObjects(DeleteObjectsFault),
-    RebootFailover(TargetRef),
-    StopInstance(TargetRef),
-    PromoteReplica(PromoteFault),
-    Exec { command: String },
+    LoseRegion {
+        region: String,
+    },
+    Exec {
+        command: String,
+    },
+    /// A kind's fault, into one of its targets.
+    Target {
+        target: String,
+        region: String,
+        /// The kind's typed fault.
+        what: KindFault,
+        /// What it does, in the kind's words.
+        text: String,
+    },
 }
 
 impl Fault {
     pub fn describe(&self) -> String {
         match self {
             Fault::LoseRegion { region } => format!("lose region {region}"),
-            Fault::StopMember(m) => format!("stop an etcd member of {} in {}", m.target, m.region),
-            Fault::KillMember(m) => format!("kill an etcd member of {} in {}", m.target, m.region),
-            Fault::DeleteKeys(d) => format!(
-                "delete keys under {} of {} in {}",
-                d.prefix, d.target, d.region
-            ),
-            Fault::DeleteNamespace(t) => {
-                format!("delete the namespace of {} in {}", t.target, t.region)
-            }
-            Fault::DeleteObjects(d) => format!(
-                "delete {} matching {} of {} in {}",
-                d.resource, d.selector, d.target, d.region
-            ),
-            Fault::RebootFailover(t) => {
-                format!("reboot {} in {} with failover", t.target, t.region)
-            }
-            Fault::StopInstance(t) => format!("stop the instance of {} in {}", t.target, t.region),
-            Fault::PromoteReplica(p) => format!(
-                "promote replica {} of {} in {}",
-                p.replica, p.target, p.region
-            ),
             Fault::Exec { command } => format!("exec `{command}`"),
+            Fault::Target { text, .. } => text.clone(),
         }
     }
 
     /// The target and region a kind-owned fault acts on.
     pub fn target(&self) -> Option<(&str, &str)> {
         match self {
-            Fault::StopMember(m) | Fault::KillMember(m) => Some((&m.target, &m.region)),
-            Fault::DeleteKeys(d) => Some((&d.target, &d.region)),
-            Fault::DeleteObjects(d) => Some((&d.target, &d.region)),
-            Fault::DeleteNamespace(t) | Fault::RebootFailover(t) | Fault::StopInstance(t) => {
-                Some((&t.target, &t.region))
-            }
-            Fault::PromoteReplica(p) => Some((&p.target, &p.region)),
+            Fault::Target { target, region, .. } => Some((target, region)),
             Fault::LoseRegion { .. } | Fault::Exec { .. } => None,
         }
     }
@@ -1062,14 +1049,10 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     };
-    // serde calls a step's, probe's or canary's kind a "variant": say kind.
-    // Any other enum (a phase, on_failure) gets "not one of".
-    let kinds = [
-        "expected one of backup",
-        "expected one of http",
-        "expected one of etcd",
-    ];
-    if kinds.iter().any(|k| text.contains(k)) {
+    // serde calls a step's kind a "variant": say kind. Any other enum (a
+    // phase, on_failure) gets "not one of". Probes and canaries are named
+    // by the kinds, and their names checked against the registry.
+    if text.contains("expected one of backup") {
         return text.replace("unknown variant", "unknown kind");
     }
     match (
@@ -1206,22 +1189,11 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
             let (common, p) = b.split();
             (common, ProbeCheck::Tcp(p))
         }
-        RawProbe::EtcdKey(b) => {
-            let (common, p) = b.split();
-            (common, ProbeCheck::EtcdKey(p))
-        }
-        RawProbe::Sql(b) => {
-            let (common, p) = b.split();
-            (common, ProbeCheck::Sql(p))
-        }
-        RawProbe::Kube(b) => {
-            let (common, p) = b.split();
-            (common, ProbeCheck::Kube(p))
-        }
         RawProbe::Exec(b) => {
             let (common, p) = b.split();
             (common, ProbeCheck::Exec(p))
         }
+        RawProbe::Kind(name, b) => kind_probe(c, loc, &name, *b)?,
     };
     let ProbeCommon {
         name,
@@ -1232,15 +1204,6 @@ fn check_probe(c: &mut Checker, raw: Spanned<RawProbe>) -> Result<Probe, DrillFi
         failure_threshold,
     } = common;
     c.unique(&name.value, Loc::from(&name), "probe")?;
-    if let Some((target, region)) = check.target() {
-        let kind = match &check {
-            ProbeCheck::EtcdKey(_) => "etcd",
-            ProbeCheck::Sql(_) => "rds",
-            _ => "namespace",
-        };
-        c.target(target, loc, Some(kind))?;
-        c.region(region, loc)?;
-    }
     if let ProbeCheck::Http(h) = &check
         && url::Url::parse(&h.url).is_err()
     {
@@ -1300,6 +1263,51 @@ fn threshold_in_range(
     }
 }
 
+/// A kind's probe: the kind that declares its name reads its own fields.
+fn kind_probe(
+    c: &Checker,
+    loc: Loc,
+    name: &Text,
+    b: RawKindProbe,
+) -> Result<(ProbeCommon, ProbeCheck), DrillFileError> {
+    let Some(drills) = c.kinds.probe_kind(&name.value) else {
+        let known: Vec<&str> = PROBES
+            .iter()
+            .copied()
+            .chain(c.kinds.probe_names())
+            .collect();
+        return Err(c.err(
+            Loc::from(name),
+            format!(
+                "unknown kind `{}`, expected one of {}",
+                name.value,
+                known.join(", ")
+            ),
+        ));
+    };
+    c.target(&b.target.value, Loc::from(&b.target), Some(drills.name()))?;
+    c.region(&b.region.value, Loc::from(&b.region))?;
+    let fields = serde_json::Value::Object(b.own.into_iter().collect());
+    let (probe, text) = drills
+        .read_probe(&name.value, fields)
+        .map_err(|e| c.err(loc, format!("{} probe {}: {e}", name.value, b.name.value)))?;
+    let common = ProbeCommon {
+        name: b.name,
+        phase: b.phase,
+        interval: b.interval,
+        timeout: b.timeout,
+        success_threshold: b.success_threshold,
+        failure_threshold: b.failure_threshold,
+    };
+    let check = ProbeCheck::Target(TargetProbe {
+        target: b.target.value,
+        region: b.region.value,
+        probe,
+        text,
+    });
+    Ok((common, check))
+}
+
 /// What every probe has next to its kind's fields.
 struct ProbeCommon {
     name: Text,
@@ -1316,16 +1324,19 @@ fn check_canary(
     steps: &[Step],
 ) -> Result<Canary, DrillFileError> {
     let loc = Loc::from(&raw);
-    let (kind, body) = match raw.value {
-        RawCanary::Etcd(b) => (CanaryKind::Etcd, b),
-        RawCanary::Sql(b) => (CanaryKind::Sql, b),
-        RawCanary::Configmap(b) => (CanaryKind::Configmap, b),
+    let Named { name, value: body } = raw.value;
+    let Some(kind) = c.kinds.canary_kind(&name.value) else {
+        return Err(c.err(
+            Loc::from(&name),
+            format!(
+                "unknown canary `{}`, expected one of {}",
+                name.value,
+                c.kinds.canary_names().join(", ")
+            ),
+        ));
     };
-    c.target(
-        &body.target.value,
-        Loc::from(&body.target),
-        Some(kind.target_kind()),
-    )?;
+    c.target(&body.target.value, Loc::from(&body.target), Some(kind))?;
+    let kind = name.value;
     let target = &body.target.value;
     let home = c
         .config
@@ -1518,22 +1529,24 @@ fn check_fault(c: &Checker, f: FaultStep, loc: Loc) -> Result<Fault, DrillFileEr
         c.region(&r.value, Loc::from(&r))?;
         found.push(Fault::LoseRegion { region: r.value });
     }
-    found.extend(f.stop_member.map(Fault::StopMember));
-    found.extend(f.kill_member.map(Fault::KillMember));
-    found.extend(f.delete_keys.map(Fault::DeleteKeys));
-    found.extend(f.delete_namespace.map(Fault::DeleteNamespace));
-    found.extend(f.delete_objects.map(Fault::DeleteObjects));
-    found.extend(f.reboot_failover.map(Fault::RebootFailover));
-    found.extend(f.stop_instance.map(Fault::StopInstance));
-    found.extend(f.promote_replica.map(Fault::PromoteReplica));
     found.extend(f.exec.map(|command| Fault::Exec { command }));
-    const KINDS: &str = "lose_region, stop_member, kill_member, delete_keys, delete_namespace, delete_objects, reboot_failover, stop_instance, promote_replica, exec";
+    for (name, body) in f.kinds {
+        found.push(kind_fault(c, loc, &name, body)?);
+    }
     let fault = match found.len() {
         1 => found.remove(0),
         0 => {
+            let known: Vec<&str> = FAULTS
+                .iter()
+                .copied()
+                .chain(c.kinds.fault_names())
+                .collect();
             return Err(c.err(
                 loc,
-                format!("fault: say which fault to inject: one of {KINDS}"),
+                format!(
+                    "fault: say which fault to inject: one of {}",
+                    known.join(", ")
+                ),
             ));
         }
         _ => {
@@ -1543,24 +1556,57 @@ fn check_fault(c: &Checker, f: FaultStep, loc: Loc) -> Result<Fault, DrillFileEr
             ));
         }
     };
-    if let Fault::StopMember(m) | Fault::KillMember(m) = &fault
-        && m.command.is_none() == m.pid_file.is_none()
-    {
+    Ok(fault)
+}
+
+/// A kind's fault: `target` and `region` checked here, its own fields read
+/// by the kind that declares its name.
+fn kind_fault(
+    c: &Checker,
+    loc: Loc,
+    name: &str,
+    body: serde_json::Value,
+) -> Result<Fault, DrillFileError> {
+    let Some(drills) = c.kinds.fault_kind(name) else {
+        let known: Vec<&str> = ["name", "timeout", "on_failure"]
+            .into_iter()
+            .chain(FAULTS.iter().copied())
+            .chain(c.kinds.fault_names())
+            .collect();
         return Err(c.err(
             loc,
-            "a member fault needs exactly one of `command` (run with sh -c) or `pid_file` (the member's pid, signalled)",
+            format!(
+                "fault: unknown field `{name}`, expected one of {}",
+                known.join(", ")
+            ),
         ));
-    }
-    if let Some((target, region)) = fault.target() {
-        let kind = match &fault {
-            Fault::StopMember(_) | Fault::KillMember(_) | Fault::DeleteKeys(_) => "etcd",
-            Fault::DeleteNamespace(_) | Fault::DeleteObjects(_) => "namespace",
-            _ => "rds",
-        };
-        c.target(target, loc, Some(kind))?;
-        c.region(region, loc)?;
-    }
-    Ok(fault)
+    };
+    let serde_json::Value::Object(mut fields) = body else {
+        return Err(c.err(
+            loc,
+            format!(
+                "fault {name}: give its fields, e.g. `{name}: {{ target: T, region: R, ... }}`"
+            ),
+        ));
+    };
+    let mut take = |field: &str| match fields.remove(field) {
+        Some(serde_json::Value::String(v)) => Ok(v),
+        Some(other) => Err(c.err(loc, format!("fault {name}: {field} {other} is not a name"))),
+        None => Err(c.err(loc, format!("fault {name}: missing field `{field}`"))),
+    };
+    let target = take("target")?;
+    let region = take("region")?;
+    c.target(&target, loc, Some(drills.name()))?;
+    c.region(&region, loc)?;
+    let (fault, text) = drills
+        .read_fault(name, (&target, &region), serde_json::Value::Object(fields))
+        .map_err(|e| c.err(loc, format!("fault {name}: {e}")))?;
+    Ok(Fault::Target {
+        target,
+        region,
+        what: fault,
+        text,
+    })
 }
 
 fn check_restore(c: &Checker, r: RestoreFields) -> Result<RestoreStep, DrillFileError> {
@@ -1687,7 +1733,7 @@ steps:
         ("canary interval", "  - etcd: { target: kv, interval: {D} }"),
         ("probe interval", "      interval: {D}"),
         ("probe timeout", "      key: /app/x\n      timeout: {D}"),
-        ("step timeout", "lose_region: us-east-1, timeout: {D} }"),
+        ("step timeout", "lose_region: us-east-1, timeout: {D}"),
         ("wait.for", "        - wait: { for: {D} }"),
         (
             "random_within",
@@ -1701,7 +1747,7 @@ steps:
             "canary interval" => ("  - etcd: { target: kv, interval: 200ms }", ""),
             "probe interval" => ("      interval: 250ms", ""),
             "probe timeout" => ("      key: /app/x\n      equals: v1", "\n      equals: v1"),
-            "step timeout" => ("lose_region: us-east-1, timeout: 30s }", ""),
+            "step timeout" => ("lose_region: us-east-1, timeout: 30s", ""),
             "wait.for" => ("        - wait: { for: 1s }", ""),
             _ => ("  - restore: { target: kv, region: us-west-2, options", ""),
         };
@@ -1875,6 +1921,41 @@ steps:
     }
 
     #[test]
+    fn a_kinds_fault_and_probe_are_read_by_the_kind_into_its_own_words() {
+        let yaml = GOOD.replacen(
+            "lose_region: us-east-1,",
+            "delete_keys: { target: kv, region: us-east-1, prefix: /app/ },",
+            1,
+        );
+        let d = parse(
+            &yaml,
+            Path::new("d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Action::Fault(fault) = &d.steps[1].action else {
+            panic!("a fault step: {:?}", d.steps[1].action)
+        };
+        assert_eq!(
+            fault.describe(),
+            "delete keys under /app/ of kv in us-east-1"
+        );
+        assert_eq!(fault.target(), Some(("kv", "us-east-1")));
+        assert_eq!(d.probes[0].check.kind(), "etcd_key");
+        assert_eq!(d.probes[0].check.describe(), "etcd key /app/x in us-east-1");
+        assert_eq!(
+            d.probes[0]
+                .check
+                .in_region("us-west-2")
+                .map(|c| c.describe()),
+            Some("etcd key /app/x in us-west-2".to_string()),
+            "the steady state re-checked where the target was restored"
+        );
+        assert_eq!(d.canaries[0].kind, "etcd");
+    }
+
+    #[test]
     fn a_good_drill_is_checked_into_typed_steps() {
         let d = parse(
             GOOD,
@@ -2024,6 +2105,56 @@ steps:
                 with("wait: { for: 1s }", "wait: { for: soon }"),
                 ":27:",
                 "wait.for \"soon\" is not a duration",
+            ),
+            // The kinds' own vocabulary: names from the registry, fields
+            // read by the kind that declares them.
+            (
+                with("  - etcd: { target: kv", "  - etcdd: { target: kv"),
+                ":8:",
+                "unknown canary `etcdd`, expected one of etcd, configmap, sql",
+            ),
+            (
+                with("key: /app/x }", "key: /app/x, equal: v1 }"),
+                ":10:",
+                "etcd_key probe kv-up: unknown field `equal`, expected `key` or `equals`",
+            ),
+            (
+                with(
+                    "lose_region: us-east-1,",
+                    "delete_keys: { target: kv, region: us-east-1, prefx: /app/ },",
+                ),
+                ":22:",
+                "fault delete_keys: unknown field `prefx`, expected `prefix`",
+            ),
+            (
+                with(
+                    "lose_region: us-east-1,",
+                    "stop_member: { target: kv, region: us-east-1, command: x, pid_file: /p },",
+                ),
+                ":22:",
+                "fault stop_member: a member fault needs exactly one of `command`",
+            ),
+            (
+                with(
+                    "lose_region: us-east-1,",
+                    "delete_objects: { target: kv, region: us-east-1, resource: a, selector: b },",
+                ),
+                ":22:",
+                "target kv is of kind etcd, not namespace",
+            ),
+            (
+                with("lose_region: us-east-1,", "lose_regoin: us-east-1,"),
+                ":22:",
+                "fault: unknown field `lose_regoin`, expected one of name, timeout, on_failure, \
+                 lose_region, exec, stop_member, kill_member, delete_keys, delete_namespace",
+            ),
+            (
+                with(
+                    "lose_region: us-east-1,",
+                    "delete_keys: { region: us-east-1, prefix: /a/ },",
+                ),
+                ":22:",
+                "fault delete_keys: missing field `target`",
             ),
         ];
         let mut wrong = Vec::new();

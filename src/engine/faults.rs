@@ -1,88 +1,78 @@
 //! The drill vocabulary each kind implements in its own home: the faults it
-//! injects, the probes it runs and the canary marks it writes. Plain data:
-//! the engine's `exercise` carries them to the kind, the drill runner makes
-//! them from a drill file.
+//! injects, the probes it runs and the canary marks it writes. Each kind
+//! declares their names and reads their fields into its own types; the
+//! engine's `exercise` carries them to the kind as [`DrillItem`]s, the drill
+//! checker makes them from a drill file.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// A fault a kind injects into one of its targets in one region.
+use crate::error::Error;
+
+/// A fault a kind injects into one of its targets in one region, or a
+/// check it runs there: the kind's own typed value, named as drill files
+/// name it (`delete_keys`, `etcd_key`) and carried serialized, as restore
+/// options are. Read by the kind that declares the name
+/// ([`Drills::read_fault`](super::kind::Drills::read_fault),
+/// [`Drills::read_probe`](super::kind::Drills::read_probe)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "fault")]
-pub enum KindFault {
-    /// Stop (SIGTERM) or kill (SIGKILL) an etcd member, by a command or the
-    /// pid in a file.
-    StopMember {
-        command: Option<String>,
-        pid_file: Option<std::path::PathBuf>,
-        kill: bool,
-    },
-    /// Delete every key under a prefix.
-    DeleteKeys {
-        prefix: String,
-    },
-    /// Delete the target's namespace.
-    DeleteNamespace,
-    /// Delete the objects of one resource matching a label selector.
-    DeleteObjects {
-        resource: String,
-        selector: String,
-    },
-    /// Reboot the instance with a Multi-AZ failover.
-    RebootFailover,
-    StopInstance,
-    /// Promote a read replica to a standalone instance.
-    PromoteReplica {
-        replica: String,
-    },
+pub struct DrillItem {
+    name: String,
+    fields: serde_json::Value,
 }
 
-impl KindFault {
-    pub fn name(&self) -> &'static str {
-        match self {
-            KindFault::StopMember { kill: false, .. } => "stop_member",
-            KindFault::StopMember { kill: true, .. } => "kill_member",
-            KindFault::DeleteKeys { .. } => "delete_keys",
-            KindFault::DeleteNamespace => "delete_namespace",
-            KindFault::DeleteObjects { .. } => "delete_objects",
-            KindFault::RebootFailover => "reboot_failover",
-            KindFault::StopInstance => "stop_instance",
-            KindFault::PromoteReplica { .. } => "promote_replica",
-        }
+/// A fault a kind injects.
+pub type KindFault = DrillItem;
+
+/// A check a kind runs.
+pub type KindProbe = DrillItem;
+
+impl DrillItem {
+    /// Records a kind's typed fault or probe under its name.
+    pub fn of<T: Serialize>(name: &str, item: &T) -> Result<DrillItem, String> {
+        serde_json::to_value(item)
+            .map(|fields| DrillItem {
+                name: name.to_string(),
+                fields,
+            })
+            .map_err(|e| format!("cannot record {name}: {e}"))
     }
-}
 
-/// A check a kind runs against one of its targets in one region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "probe")]
-pub enum KindProbe {
-    /// The key exists (with this value, when given).
-    EtcdKey { key: String, equals: Option<String> },
-    /// The query runs (and its first value is `expect`, when given).
-    Sql {
-        query: String,
-        expect: Option<String>,
-        database: Option<String>,
-    },
-    /// The object exists (and is ready, when asked).
-    Kube {
-        resource: String,
-        name: String,
-        namespace: Option<String>,
-        ready: bool,
-    },
-}
+    /// Reads a fault's or probe's own fields into the kind's type `T`
+    /// (which refuses fields it lacks) and records it; `text` says what it
+    /// does.
+    pub fn read<T: Serialize + DeserializeOwned>(
+        name: &str,
+        fields: serde_json::Value,
+        text: impl FnOnce(&T) -> String,
+    ) -> Result<(DrillItem, String), String> {
+        let typed: T = serde_json::from_value(fields).map_err(|e| e.to_string())?;
+        let text = text(&typed);
+        Ok((DrillItem::of(name, &typed)?, text))
+    }
 
-impl KindProbe {
     /// As drill files name it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            KindProbe::EtcdKey { .. } => "etcd_key",
-            KindProbe::Sql { .. } => "sql",
-            KindProbe::Kube { .. } => "kube",
-        }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads it back as the kind's type.
+    pub fn get<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_value(self.fields.clone()).map_err(|e| {
+            Error::failed(format!(
+                "{} holds what its kind does not read: {e}",
+                self.name
+            ))
+        })
     }
 }
+
+/// What a fault or probe without fields of its own reads
+/// (`delete_namespace: { target, region }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
 
 /// One canary marker: a sequence number and when it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

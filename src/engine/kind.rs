@@ -325,6 +325,25 @@ pub trait Discovery: TargetKind {
 /// kind: a kind implements what it has.
 #[async_trait]
 pub trait Drills: TargetKind {
+    /// The faults drill files may inject into this kind's targets, as they
+    /// name them (`delete_keys`); each has `target` and `region` and its own
+    /// fields, read by [`Drills::read_fault`].
+    fn fault_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Reads the own fields of fault `name` (one of [`Drills::fault_names`])
+    /// on `target` in `region` into the kind's typed fault, and says what it
+    /// does in a few words.
+    fn read_fault(
+        &self,
+        name: &str,
+        (_target, _region): (&str, &str),
+        _fields: serde_json::Value,
+    ) -> Result<(KindFault, String), String> {
+        Err(format!("kind {} has no {name} fault", self.name()))
+    }
+
     /// Injects a drill's fault into `target` in `region`; says what was done.
     async fn fault(
         &self,
@@ -334,6 +353,31 @@ pub trait Drills: TargetKind {
         _job: &Job,
     ) -> Result<String, Error> {
         Err(not_for_kind(self.name(), &target.name, fault.name()))
+    }
+
+    /// The canary drill files name for this kind's targets (`etcd`: keys,
+    /// `sql`: rows, `configmap`), if the kind writes canary markers.
+    fn canary_name(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The probes drill files may run against this kind's targets, as they
+    /// name them (`etcd_key`); each has, beside the fields every probe has
+    /// (`name`, `phase`, `interval`, `timeout`, thresholds, `target`,
+    /// `region`), its own, read by [`Drills::read_probe`].
+    fn probe_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Reads the own fields of a probe named `name` (one of
+    /// [`Drills::probe_names`]) into the kind's typed probe, and says what it
+    /// checks in a few words (the region is added after them).
+    fn read_probe(
+        &self,
+        name: &str,
+        _fields: serde_json::Value,
+    ) -> Result<(KindProbe, String), String> {
+        Err(format!("kind {} has no {name} probe", self.name()))
     }
 
     /// Runs a drill's probe once: `Ok(detail)` when it passes, the error when
@@ -665,6 +709,58 @@ impl Registry {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The drills of the kind that declares probe `name`.
+    pub fn probe_kind(&self, name: &str) -> Option<&dyn Drills> {
+        self.kinds
+            .iter()
+            .filter_map(|k| k.drills())
+            .find(|d| d.probe_names().contains(&name))
+    }
+
+    /// The drills of the kind that declares fault `name`.
+    pub fn fault_kind(&self, name: &str) -> Option<&dyn Drills> {
+        self.kinds
+            .iter()
+            .filter_map(|k| k.drills())
+            .find(|d| d.fault_names().contains(&name))
+    }
+
+    /// Every kind's fault names, in the registry's order.
+    pub fn fault_names(&self) -> Vec<&'static str> {
+        self.kinds
+            .iter()
+            .filter_map(|k| k.drills())
+            .flat_map(|d| d.fault_names().iter().copied())
+            .collect()
+    }
+
+    /// The kind whose drills name canary `name`.
+    pub fn canary_kind(&self, name: &str) -> Option<&'static str> {
+        self.kinds
+            .iter()
+            .filter_map(|k| k.drills())
+            .find(|d| d.canary_name() == Some(name))
+            .map(|d| d.name())
+    }
+
+    /// Every kind's canary name, in the registry's order.
+    pub fn canary_names(&self) -> Vec<&'static str> {
+        self.kinds
+            .iter()
+            .filter_map(|k| k.drills())
+            .filter_map(|d| d.canary_name())
+            .collect()
+    }
+
+    /// Every kind's probe names, in the registry's order.
+    pub fn probe_names(&self) -> Vec<&'static str> {
+        self.kinds
+            .iter()
+            .filter_map(|k| k.drills())
+            .flat_map(|d| d.probe_names().iter().copied())
+            .collect()
     }
 
     /// Every kind's restore flags, each long name once (the first kind to

@@ -292,7 +292,7 @@ mod tests {
             prefix: Some("/a".into()),
         };
         let opts = RestoreOptions {
-            kind: KindOptions::of(&mine).expect("serializes"),
+            kind: KindOptions::of(&mine).unwrap_or_else(|e| panic!("{e}")),
             ..RestoreOptions::default()
         };
         assert_eq!(opts.own::<Mine>().ok(), Some(mine));

@@ -51,6 +51,38 @@ mod tests {
     use crate::archive::PayloadKind;
 
     #[test]
+    fn each_drill_word_belongs_to_one_kind() {
+        let kinds = registry();
+        // Probes, faults and canaries are named apart (`sql` is a probe and
+        // a canary); within each, a name is every drill's or one kind's.
+        let vocabularies = [
+            ["http", "tcp", "exec"]
+                .into_iter()
+                .chain(kinds.probe_names())
+                .collect::<Vec<_>>(),
+            ["lose_region", "exec"]
+                .into_iter()
+                .chain(kinds.fault_names())
+                .collect(),
+            kinds.canary_names(),
+        ];
+        for mut words in vocabularies {
+            let all = words.len();
+            words.sort_unstable();
+            words.dedup();
+            assert_eq!(words.len(), all, "a drill word used twice: {words:?}");
+        }
+        for name in kinds.probe_names() {
+            assert!(kinds.probe_kind(name).is_some(), "{name}");
+        }
+        for name in kinds.fault_names() {
+            assert!(kinds.fault_kind(name).is_some(), "{name}");
+        }
+        assert_eq!(kinds.canary_kind("configmap"), Some("namespace"));
+        assert_eq!(kinds.canary_kind("nope"), None);
+    }
+
+    #[test]
     fn each_payload_belongs_to_one_kind_and_says_how_it_is_read() {
         let kinds = registry();
         let mut names: Vec<&str> = kinds

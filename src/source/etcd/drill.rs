@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{EtcdError, map_err};
 use crate::config::{EtcdMode, EtcdTarget};
-use crate::engine::faults::CanaryMark;
+use crate::engine::faults::{CanaryMark, KindFault};
 use crate::error::Error;
 
 /// Where run `run`'s canary keys live: under the target's own prefix in keys
@@ -27,6 +27,73 @@ pub fn canary_root(spec: &EtcdTarget) -> String {
         _ => String::new(),
     };
     format!("{base}/drtool-canary/")
+}
+
+/// The faults, as drill files name them.
+pub const STOP_MEMBER: &str = "stop_member";
+pub const KILL_MEMBER: &str = "kill_member";
+pub const DELETE_KEYS: &str = "delete_keys";
+pub const FAULTS: &[&str] = &[STOP_MEMBER, KILL_MEMBER, DELETE_KEYS];
+
+/// `stop_member` / `kill_member: { target, region, command | pid_file }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberFault {
+    /// A command that stops the member (run with `sh -c`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// A file holding the member's pid: it is signalled (TERM to stop, KILL to kill).
+    #[serde(default)]
+    pub pid_file: Option<std::path::PathBuf>,
+}
+
+/// `delete_keys: { target, region, prefix }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteKeysFault {
+    pub prefix: String,
+}
+
+/// Reads a drill's etcd fault.
+pub fn read_fault(
+    name: &str,
+    (target, region): (&str, &str),
+    fields: serde_json::Value,
+) -> Result<(KindFault, String), String> {
+    match name {
+        STOP_MEMBER | KILL_MEMBER => {
+            let m: MemberFault = serde_json::from_value(fields).map_err(|e| e.to_string())?;
+            if m.command.is_none() == m.pid_file.is_none() {
+                return Err(
+                    "a member fault needs exactly one of `command` (run with sh -c) or \
+                     `pid_file` (the member's pid, signalled)"
+                        .into(),
+                );
+            }
+            let verb = if name == KILL_MEMBER { "kill" } else { "stop" };
+            Ok((
+                KindFault::of(name, &m)?,
+                format!("{verb} an etcd member of {target} in {region}"),
+            ))
+        }
+        _ => KindFault::read(name, fields, |d: &DeleteKeysFault| {
+            format!("delete keys under {} of {target} in {region}", d.prefix)
+        }),
+    }
+}
+
+/// The key probe, as drill files name it.
+pub const KEY_PROBE: &str = "etcd_key";
+
+/// `etcd_key: { ..., key: /app/x, equals: v1 }`: the key exists (with this
+/// value, when given).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyProbe {
+    pub key: String,
+    /// The value must be exactly this (default: the key exists).
+    #[serde(default)]
+    pub equals: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -653,6 +653,10 @@ impl TargetKind for EtcdKind {
 
 #[async_trait]
 impl Drills for EtcdKind {
+    fn canary_name(&self) -> Option<&'static str> {
+        Some("etcd")
+    }
+
     async fn fault(
         &self,
         target: &Target,
@@ -660,20 +664,48 @@ impl Drills for EtcdKind {
         fault: &KindFault,
         _job: &Job,
     ) -> Result<String, Error> {
-        match fault {
-            KindFault::StopMember {
-                command,
-                pid_file,
-                kill,
-            } => drill::stop_member(command.as_deref(), pid_file.as_deref(), *kill).await,
-            KindFault::DeleteKeys { prefix } => {
+        match fault.name() {
+            drill::STOP_MEMBER | drill::KILL_MEMBER => {
+                let m: drill::MemberFault = fault.get()?;
+                let kill = fault.name() == drill::KILL_MEMBER;
+                drill::stop_member(m.command.as_deref(), m.pid_file.as_deref(), kill).await
+            }
+            drill::DELETE_KEYS => {
+                let prefix = fault.get::<drill::DeleteKeysFault>()?.prefix;
                 let connection = Connection::of(region_of(target, region)?);
                 let mut client = self.client(&connection).await?;
-                let n = drill::delete_prefix(&mut client, &connection.endpoints, prefix).await?;
+                let n = drill::delete_prefix(&mut client, &connection.endpoints, &prefix).await?;
                 Ok(format!("deleted {n} keys under {prefix}"))
             }
-            other => Err(not_for_kind("etcd", &target.name, other.name())),
+            other => Err(not_for_kind("etcd", &target.name, other)),
         }
+    }
+
+    fn fault_names(&self) -> &'static [&'static str] {
+        drill::FAULTS
+    }
+
+    fn read_fault(
+        &self,
+        name: &str,
+        at: (&str, &str),
+        fields: serde_json::Value,
+    ) -> Result<(KindFault, String), String> {
+        drill::read_fault(name, at, fields)
+    }
+
+    fn probe_names(&self) -> &'static [&'static str] {
+        &[drill::KEY_PROBE]
+    }
+
+    fn read_probe(
+        &self,
+        _name: &str,
+        fields: serde_json::Value,
+    ) -> Result<(KindProbe, String), String> {
+        KindProbe::read(drill::KEY_PROBE, fields, |p: &drill::KeyProbe| {
+            format!("etcd key {}", p.key)
+        })
     }
 
     async fn probe(
@@ -682,12 +714,16 @@ impl Drills for EtcdKind {
         region: &str,
         probe: &KindProbe,
     ) -> Result<String, Error> {
-        let KindProbe::EtcdKey { key, equals } = probe else {
-            return Err(not_for_kind("etcd", &target.name, "probe of another kind"));
-        };
+        let p: drill::KeyProbe = probe.get()?;
         let connection = Connection::of(region_of(target, region)?);
         let mut client = self.client(&connection).await?;
-        drill::probe_key(&mut client, &connection.endpoints, key, equals.as_deref()).await
+        drill::probe_key(
+            &mut client,
+            &connection.endpoints,
+            &p.key,
+            p.equals.as_deref(),
+        )
+        .await
     }
 
     async fn canary_write(
@@ -1229,7 +1265,7 @@ mod tests {
                     kind: KindOptions::of(&EtcdRestoreOptions {
                         prefix: Some("/a".into()),
                     })
-                    .expect("serializes"),
+                    .unwrap_or_else(|e| panic!("{e}")),
                     ..RestoreOptions::default()
                 },
                 &[("a", false)],

@@ -12,8 +12,62 @@ use super::{
     resource_name,
 };
 use crate::engine::events::Job;
-use crate::engine::faults::CanaryMark;
+use crate::engine::faults::{CanaryMark, KindFault, NoFields};
 use crate::error::Error;
+
+/// The faults, as drill files name them.
+pub const DELETE_NAMESPACE: &str = "delete_namespace";
+pub const DELETE_OBJECTS: &str = "delete_objects";
+pub const FAULTS: &[&str] = &[DELETE_NAMESPACE, DELETE_OBJECTS];
+
+/// `delete_objects: { target, region, resource, selector }`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteObjectsFault {
+    /// Plural resource name, e.g. `configmaps` or `deployments.apps`.
+    pub resource: String,
+    /// Label selector, e.g. `app=shop`.
+    pub selector: String,
+}
+
+/// Reads a drill's namespace fault.
+pub fn read_fault(
+    name: &str,
+    (target, region): (&str, &str),
+    fields: Value,
+) -> Result<(KindFault, String), String> {
+    match name {
+        DELETE_NAMESPACE => KindFault::read(name, fields, |_: &NoFields| {
+            format!("delete the namespace of {target} in {region}")
+        }),
+        _ => KindFault::read(name, fields, |d: &DeleteObjectsFault| {
+            format!(
+                "delete {} matching {} of {target} in {region}",
+                d.resource, d.selector
+            )
+        }),
+    }
+}
+
+/// The object probe, as drill files name it.
+pub const OBJECT_PROBE: &str = "kube";
+
+/// `kube: { ..., resource: deployments.apps, object: web, ready: true }`:
+/// the object exists (and is ready, when asked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectProbe {
+    /// Plural resource, e.g. `configmaps` or `deployments.apps`.
+    pub resource: String,
+    /// The object's name.
+    pub object: String,
+    /// Another namespace than the target's (a mapped restore's).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Also require it to be ready (its Ready condition, or every replica ready).
+    #[serde(default)]
+    pub ready: bool,
+}
 
 /// A Kubernetes name made of a run id (lowercase, `-` only).
 pub fn k8s_name(s: &str) -> String {

@@ -417,6 +417,10 @@ impl TargetKind for NamespaceKind {
 
 #[async_trait]
 impl Drills for NamespaceKind {
+    fn canary_name(&self) -> Option<&'static str> {
+        Some("configmap")
+    }
+
     async fn fault(
         &self,
         target: &Target,
@@ -430,18 +434,55 @@ impl Drills for NamespaceKind {
             .get(region)
             .ok_or_else(|| no_region_table(target, region))?;
         let cluster = self.cluster(r).await?;
-        match fault {
-            KindFault::DeleteNamespace => drill::delete_namespace(&cluster, &spec.namespace).await,
-            KindFault::DeleteObjects { resource, selector } => {
-                let ar = drill::resource(&cluster, resource, job).await?;
-                let n = drill::delete_objects(&cluster, &ar, &spec.namespace, selector).await?;
+        match fault.name() {
+            drill::DELETE_NAMESPACE => drill::delete_namespace(&cluster, &spec.namespace).await,
+            drill::DELETE_OBJECTS => {
+                let drill::DeleteObjectsFault { resource, selector } = fault.get()?;
+                let ar = drill::resource(&cluster, &resource, job).await?;
+                let n = drill::delete_objects(&cluster, &ar, &spec.namespace, &selector).await?;
                 Ok(format!(
                     "deleted {n} {resource} matching {selector} in namespace {}",
                     spec.namespace
                 ))
             }
-            other => Err(not_for_kind("namespace", &target.name, other.name())),
+            other => Err(not_for_kind("namespace", &target.name, other)),
         }
+    }
+
+    fn fault_names(&self) -> &'static [&'static str] {
+        drill::FAULTS
+    }
+
+    fn read_fault(
+        &self,
+        name: &str,
+        at: (&str, &str),
+        fields: serde_json::Value,
+    ) -> Result<(KindFault, String), String> {
+        drill::read_fault(name, at, fields)
+    }
+
+    fn probe_names(&self) -> &'static [&'static str] {
+        &[super::drill::OBJECT_PROBE]
+    }
+
+    fn read_probe(
+        &self,
+        _name: &str,
+        fields: serde_json::Value,
+    ) -> Result<(KindProbe, String), String> {
+        KindProbe::read(
+            super::drill::OBJECT_PROBE,
+            fields,
+            |p: &super::drill::ObjectProbe| {
+                format!(
+                    "{} {}{}",
+                    p.resource,
+                    p.object,
+                    if p.ready { " ready" } else { "" }
+                )
+            },
+        )
     }
 
     async fn probe(
@@ -450,19 +491,12 @@ impl Drills for NamespaceKind {
         region: &str,
         probe: &KindProbe,
     ) -> Result<String, Error> {
-        let KindProbe::Kube {
+        let super::drill::ObjectProbe {
             resource,
-            name,
+            object: name,
             namespace,
             ready,
-        } = probe
-        else {
-            return Err(not_for_kind(
-                "namespace",
-                &target.name,
-                "probe of another kind",
-            ));
-        };
+        } = probe.get()?;
         let spec = spec(target)?;
         let r = spec
             .regions
@@ -473,10 +507,10 @@ impl Drills for NamespaceKind {
         let ar = self
             .resources
             .get(&(r.clone(), resource.clone()), || async {
-                drill::resource(&cluster, resource, &Job::unobserved(Operation::Reach)).await
+                drill::resource(&cluster, &resource, &Job::unobserved(Operation::Reach)).await
             })
             .await?;
-        drill::probe_object(&cluster, &ar, ns, name, *ready).await
+        drill::probe_object(&cluster, &ar, ns, &name, ready).await
     }
 
     async fn canary_write(

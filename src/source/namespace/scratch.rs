@@ -113,7 +113,6 @@ pub async fn scratch(
             existing: Some(Existing::Skip),
             // A restore test reproduces the point exactly, canary markers too.
             with_canaries: true,
-            ..RestoreOptions::default()
         },
         guard: Box::new(guard),
     }))

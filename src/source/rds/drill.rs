@@ -5,10 +5,59 @@ use chrono::{DateTime, Utc};
 
 use super::RdsError;
 use super::dump::Db;
-use crate::engine::faults::CanaryMark;
+use crate::engine::faults::{CanaryMark, KindFault, NoFields};
 use crate::error::Error;
 
 /// The SQL probe: the query runs, and its first value is `expect` when given.
+/// The faults, as drill files name them.
+pub const REBOOT_FAILOVER: &str = "reboot_failover";
+pub const STOP_INSTANCE: &str = "stop_instance";
+pub const PROMOTE_REPLICA: &str = "promote_replica";
+pub const FAULTS: &[&str] = &[REBOOT_FAILOVER, STOP_INSTANCE, PROMOTE_REPLICA];
+
+/// `promote_replica: { target, region, replica }`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteFault {
+    pub replica: String,
+}
+
+/// Reads a drill's RDS fault.
+pub fn read_fault(
+    name: &str,
+    (target, region): (&str, &str),
+    fields: serde_json::Value,
+) -> Result<(KindFault, String), String> {
+    match name {
+        REBOOT_FAILOVER => KindFault::read(name, fields, |_: &NoFields| {
+            format!("reboot {target} in {region} with failover")
+        }),
+        STOP_INSTANCE => KindFault::read(name, fields, |_: &NoFields| {
+            format!("stop the instance of {target} in {region}")
+        }),
+        _ => KindFault::read(name, fields, |p: &PromoteFault| {
+            format!("promote replica {} of {target} in {region}", p.replica)
+        }),
+    }
+}
+
+/// The SQL probe, as drill files name it.
+pub const SQL_PROBE: &str = "sql";
+
+/// `sql: { ..., query: SELECT 1, expect: "1" }`: the query runs (and its
+/// first value is `expect`, when given).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlProbe {
+    pub query: String,
+    /// The first column of the first row must be this (default: the query runs).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// Another database than the region's `database` (one a dump was restored into).
+    #[serde(default)]
+    pub database: Option<String>,
+}
+
 pub async fn probe_sql(db: &Db, query: &str, expect: Option<&str>) -> Result<String, Error> {
     let out = db.query(query).await?;
     let first = out

@@ -865,6 +865,10 @@ impl TargetKind for RdsKind {
 
 #[async_trait]
 impl Drills for RdsKind {
+    fn canary_name(&self) -> Option<&'static str> {
+        Some("sql")
+    }
+
     async fn fault(
         &self,
         target: &Target,
@@ -875,13 +879,14 @@ impl Drills for RdsKind {
         let spec = spec(target)?;
         let api = self.api(&api_ref(Some(target), region)).await;
         let on_state = |state: &str| job.phase(format!("instance is {state}"));
-        let took = match fault {
-            KindFault::RebootFailover => api.reboot(&spec.instance, true, &on_state).await?,
-            KindFault::StopInstance => api.stop(&spec.instance, &on_state).await?,
-            KindFault::PromoteReplica { replica } => {
-                api.promote_read_replica(replica, &on_state).await?
+        let took = match fault.name() {
+            super::drill::REBOOT_FAILOVER => api.reboot(&spec.instance, true, &on_state).await?,
+            super::drill::STOP_INSTANCE => api.stop(&spec.instance, &on_state).await?,
+            super::drill::PROMOTE_REPLICA => {
+                let p: super::drill::PromoteFault = fault.get()?;
+                api.promote_read_replica(&p.replica, &on_state).await?
             }
-            other => return Err(not_for_kind("rds", &target.name, other.name())),
+            other => return Err(not_for_kind("rds", &target.name, other)),
         };
         Ok(format!(
             "{} of {} in {region} done in {}",
@@ -891,26 +896,48 @@ impl Drills for RdsKind {
         ))
     }
 
+    fn fault_names(&self) -> &'static [&'static str] {
+        super::drill::FAULTS
+    }
+
+    fn read_fault(
+        &self,
+        name: &str,
+        at: (&str, &str),
+        fields: serde_json::Value,
+    ) -> Result<(KindFault, String), String> {
+        super::drill::read_fault(name, at, fields)
+    }
+
+    fn probe_names(&self) -> &'static [&'static str] {
+        &[super::drill::SQL_PROBE]
+    }
+
+    fn read_probe(
+        &self,
+        _name: &str,
+        fields: serde_json::Value,
+    ) -> Result<(KindProbe, String), String> {
+        KindProbe::read(
+            super::drill::SQL_PROBE,
+            fields,
+            |p: &super::drill::SqlProbe| format!("SQL `{}`", p.query),
+        )
+    }
+
     async fn probe(
         &self,
         target: &Target,
         region: &str,
         probe: &KindProbe,
     ) -> Result<String, Error> {
-        let KindProbe::Sql {
-            query,
-            expect,
-            database,
-        } = probe
-        else {
-            return Err(not_for_kind("rds", &target.name, "probe of another kind"));
-        };
+        let p: super::drill::SqlProbe = probe.get()?;
         let db = self.database(target, region)?;
-        let db = match database {
+        let db = match &p.database {
             Some(name) => db.with_dbname(name),
             None => db,
         };
-        super::drill::probe_sql(&db, query, expect.as_deref()).await
+        super::drill::probe_sql(&db, &p.query, p.expect.as_deref()).await
     }
 
     async fn canary_write(
@@ -1115,7 +1142,7 @@ mod tests {
     #[test]
     fn routes() {
         let own = |o: RdsRestoreOptions| RestoreOptions {
-            kind: KindOptions::of(&o).expect("serializes"),
+            kind: KindOptions::of(&o).unwrap_or_else(|e| panic!("{e}")),
             ..opts()
         };
         let from_dump = own(RdsRestoreOptions {
