@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use drtool::config::{Config, TargetSpec};
+use drtool::config::{Config, RdsTarget};
 use drtool::engine::{Engine, EngineOptions, Outcome};
 use drtool::source::rds::{Rds, RdsError};
 use predicates::prelude::*;
@@ -217,7 +217,7 @@ async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
         ),
     );
     let parsed = Config::load(&cfg).unwrap();
-    let Some(TargetSpec::Rds(spec)) = parsed.target("db").map(|t| &t.spec) else {
+    let Some(spec) = parsed.target("db").and_then(|t| t.spec.get::<RdsTarget>()) else {
         panic!("not an rds target")
     };
     let endpoint = spec.regions.get(EAST).and_then(|r| r.endpoint.clone());

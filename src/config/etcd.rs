@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{Ctx, RawTarget, RawTargetRegion, RawTls, check_url, mode, regions};
+use super::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtcdMode {
@@ -26,6 +26,12 @@ pub struct EtcdTarget {
     pub prefix: Option<String>,
     /// Per region: how to reach the cluster there.
     pub regions: BTreeMap<String, EtcdRegion>,
+}
+
+impl super::KindSpec for EtcdTarget {
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,10 +60,56 @@ pub struct EtcdMember {
     pub data_dir: PathBuf,
 }
 
+target_table!(
+    /// `[targets.NAME]` of kind etcd.
+    RawEtcdTable {
+        mode: Option<Spanned<String>>,
+        prefix: Option<Spanned<String>>,
+        #[serde(default)]
+        regions: BTreeMap<Spanned<String>, Spanned<RawEtcdRegion>>,
+    }
+);
+
+/// `[targets.NAME.regions.REGION]` of kind etcd.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEtcdRegion {
+    endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    tls: Option<Spanned<RawTls>>,
+    members: Option<Spanned<Vec<RawMember>>>,
+    cluster_token: Option<Spanned<String>>,
+    max_request_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) ca: Option<Spanned<String>>,
+    pub(super) cert: Option<Spanned<String>>,
+    pub(super) key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMember {
+    pub(super) name: Spanned<String>,
+    pub(super) peer_url: Spanned<String>,
+    pub(super) data_dir: Spanned<String>,
+}
+
+/// Reads the tables of every target of this kind (`homes`: name -> home).
+pub(super) fn parse_all(
+    ctx: &Ctx,
+    homes: &BTreeMap<String, String>,
+    known: &BTreeSet<String>,
+) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+    kind_tables::<RawEtcdTable, _>(ctx, "etcd", homes, known, parse)
+}
+
 pub(super) fn parse(
     ctx: &Ctx,
     name: &str,
-    raw: RawTarget,
+    raw: RawEtcdTable,
     known: &BTreeSet<String>,
     home: &str,
 ) -> Result<EtcdTarget, ConfigError> {
@@ -97,7 +149,7 @@ fn etcd_region(
     ctx: &Ctx,
     target: &str,
     region: &str,
-    raw: Spanned<RawTargetRegion>,
+    raw: Spanned<RawEtcdRegion>,
 ) -> Result<EtcdRegion, ConfigError> {
     let table = raw.span();
     let raw = raw.into_inner();

@@ -202,20 +202,46 @@ pub struct Target {
     pub spec: TargetSpec,
 }
 
-#[derive(Debug, Clone)]
-pub enum TargetSpec {
-    Etcd(EtcdTarget),
-    Rds(RdsTarget),
-    Namespace(NamespaceTarget),
+/// Each kind's section of `drtool.toml`: its `kind = "..."` and how it
+/// reads its targets' tables (name -> home region, the known regions).
+type Section = (
+    &'static str,
+    fn(
+        &raw::Ctx,
+        &BTreeMap<String, String>,
+        &std::collections::BTreeSet<String>,
+    ) -> Result<BTreeMap<String, TargetSpec>, ConfigError>,
+);
+
+const SECTIONS: &[Section] = &[
+    ("etcd", etcd::parse_all),
+    ("rds", rds::parse_all),
+    ("namespace", namespace::parse_all),
+];
+
+/// A target's own section, as its kind parsed it (the kind reads it back
+/// with [`TargetSpec::get`]).
+pub trait KindSpec: std::fmt::Debug + Send + Sync + std::any::Any {
+    /// The `kind = "..."` it was parsed for.
+    fn kind(&self) -> &'static str;
 }
 
+#[derive(Debug, Clone)]
+pub struct TargetSpec(std::sync::Arc<dyn KindSpec>);
+
 impl TargetSpec {
+    pub fn new<T: KindSpec>(spec: T) -> TargetSpec {
+        TargetSpec(std::sync::Arc::new(spec))
+    }
+
     pub fn kind(&self) -> &'static str {
-        match self {
-            TargetSpec::Etcd(_) => "etcd",
-            TargetSpec::Rds(_) => "rds",
-            TargetSpec::Namespace(_) => "namespace",
-        }
+        self.0.kind()
+    }
+
+    /// The section as its kind's type; none for a target of another kind.
+    pub fn get<T: KindSpec>(&self) -> Option<&T> {
+        let any: &dyn std::any::Any = self.0.as_ref();
+        any.downcast_ref()
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{Ctx, RawTarget, regions};
+use super::raw::{Ctx, kind_tables, regions, target_table};
 
 /// A Kubernetes namespace, reached through a kubeconfig context per region.
 #[derive(Debug, Clone)]
@@ -27,6 +27,12 @@ pub struct NamespaceTarget {
     pub regions: BTreeMap<String, NamespaceRegion>,
 }
 
+impl super::KindSpec for NamespaceTarget {
+    fn kind(&self) -> &'static str {
+        "namespace"
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NamespaceRegion {
     pub kubeconfig: PathBuf,
@@ -39,10 +45,41 @@ pub const DEFAULT_PAGE_SIZE: u32 = 500;
 /// A page is one response held in memory; the API server caps nothing.
 const PAGE_SIZES: std::ops::RangeInclusive<u32> = 1..=10_000;
 
+target_table!(
+    /// `[targets.NAME]` of kind namespace.
+    RawNamespaceTable {
+        namespace: Option<Spanned<String>>,
+        include: Option<Spanned<Vec<String>>>,
+        exclude: Option<Spanned<Vec<String>>>,
+        label_selector: Option<Spanned<String>>,
+        keep_last_applied: Option<Spanned<bool>>,
+        page_size: Option<Spanned<i64>>,
+        #[serde(default)]
+        regions: BTreeMap<Spanned<String>, Spanned<RawNamespaceRegion>>,
+    }
+);
+
+/// `[targets.NAME.regions.REGION]` of kind namespace.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNamespaceRegion {
+    kubeconfig: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+}
+
+/// Reads the tables of every target of this kind (`homes`: name -> home).
+pub(super) fn parse_all(
+    ctx: &Ctx,
+    homes: &BTreeMap<String, String>,
+    known: &BTreeSet<String>,
+) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+    kind_tables::<RawNamespaceTable, _>(ctx, "namespace", homes, known, parse)
+}
+
 pub(super) fn parse(
     ctx: &Ctx,
     name: &str,
-    raw: RawTarget,
+    raw: RawNamespaceTable,
     known: &BTreeSet<String>,
     home: &str,
 ) -> Result<NamespaceTarget, ConfigError> {

@@ -8,12 +8,12 @@ use std::str::FromStr;
 use toml::Spanned;
 
 use super::raw::{
-    ALL, Ctx, REGION_FIELDS, RawConfig, RawDefaults, RawEncryption, RawObjectLock, RawRegion,
-    RawSigning, RawTarget, TARGET_FIELDS, check_fields, region_ref,
+    Ctx, RawConfig, RawDefaults, RawEncryption, RawObjectLock, RawRegion, RawSigning, RawTarget,
+    region_ref,
 };
 use super::{
-    Config, ConfigError, Defaults, Encryption, KeySource, LockMode, ObjectLock, Region, Signing,
-    StoreUrl, Target, TargetSpec, etcd, namespace, rds,
+    Config, ConfigError, Defaults, Encryption, KeySource, LockMode, ObjectLock, Region, SECTIONS,
+    Signing, StoreUrl, Target,
 };
 
 /// Parses and validates config text; `path` is used for messages and relative paths.
@@ -39,11 +39,37 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         regions.insert(name.into_inner(), region);
     }
     let known: BTreeSet<String> = regions.keys().cloned().collect();
-    let mut targets = BTreeMap::new();
+    let mut common = BTreeMap::new();
     for (name, t) in raw.targets {
         check_name(&ctx, &name, "target")?;
         let target = target(&ctx, name.get_ref(), t, &known)?;
-        targets.insert(name.into_inner(), target);
+        common.insert(name.into_inner(), target);
+    }
+    // Each kind's section reads its targets' own fields.
+    let mut targets = BTreeMap::new();
+    for (kind, parse) in SECTIONS {
+        let homes: BTreeMap<String, String> = common
+            .iter()
+            .filter(|(_, (k, _))| k == kind)
+            .map(|(name, (_, t)): (&String, &(String, Common))| (name.clone(), t.home.clone()))
+            .collect();
+        if homes.is_empty() {
+            continue;
+        }
+        for (name, spec) in parse(&ctx, &homes, &known)? {
+            if let Some((_, c)) = common.remove(&name) {
+                targets.insert(
+                    name.clone(),
+                    Target {
+                        name,
+                        home: c.home,
+                        copy_to: c.copy_to,
+                        labels: c.labels,
+                        spec,
+                    },
+                );
+            }
+        }
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -314,12 +340,21 @@ fn store_url(ctx: &Ctx, raw: &Spanned<String>) -> Result<StoreUrl, ConfigError> 
     }
 }
 
+/// What every target has, whatever its kind.
+struct Common {
+    home: String,
+    copy_to: Vec<String>,
+    labels: BTreeMap<String, String>,
+}
+
+/// A target's common fields, checked; its kind, checked against the
+/// sections drtool has.
 fn target(
     ctx: &Ctx,
     name: &str,
     raw: RawTarget,
     known: &BTreeSet<String>,
-) -> Result<Target, ConfigError> {
+) -> Result<(String, Common), ConfigError> {
     let home = region_ref(ctx, &raw.home, known, name, "home")?;
     let mut copy_to = Vec::new();
     for r in &raw.copy_to {
@@ -335,40 +370,28 @@ fn target(
         copy_to.push(region);
     }
     let kind = raw.kind.get_ref().clone();
-    if !ALL.contains(&kind.as_str()) {
+    if !SECTIONS.iter().any(|(k, _)| *k == kind) {
+        let all: Vec<&str> = SECTIONS.iter().map(|(k, _)| *k).collect();
         return Err(ctx.err(
             raw.kind.span(),
             format!(
                 "target {name}: unknown kind {kind:?} (supported: {})",
-                ALL.join(", ")
+                all.join(", ")
             ),
         ));
     }
-    check_fields(ctx, name, &kind, &raw.fields(), TARGET_FIELDS)?;
-    let labels = raw.labels.clone();
-    for r in raw.regions.values() {
-        check_fields(ctx, name, &kind, &r.get_ref().fields(), REGION_FIELDS)?;
-    }
-    // Each kind's section reads the fields it owns (see the tables above).
-    let spec = match kind.as_str() {
-        "etcd" => TargetSpec::Etcd(etcd::parse(ctx, name, raw, known, &home)?),
-        "rds" => TargetSpec::Rds(rds::parse(ctx, name, raw, known, &home)?),
-        _ => TargetSpec::Namespace(namespace::parse(ctx, name, raw, known, &home)?),
-    };
-    Ok(Target {
-        name: name.to_string(),
-        home,
-        copy_to,
-        labels,
-        spec,
-    })
+    Ok((
+        kind,
+        Common {
+            home,
+            copy_to,
+            labels: raw.labels,
+        },
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::ops::Range;
-
-    use serde::Deserialize;
 
     use super::*;
     use crate::config::EtcdMode;
@@ -413,7 +436,7 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
         assert_eq!(r.s3_region, "us-east-1");
         let t = &c.targets["main"];
         assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-west-2"]);
-        let TargetSpec::Etcd(e) = &t.spec else {
+        let Some(e) = t.spec.get::<crate::config::EtcdTarget>() else {
             panic!("expected an etcd target")
         };
         assert_eq!(e.mode, EtcdMode::Snapshot);
@@ -461,67 +484,46 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
         assert!(m.contains("invalid store URL \"gs://x\""), "{m}");
     }
 
-    /// A target setting every field of every kind, each on its own line.
-    const EVERY_FIELD: &str = r#"
-[targets.all]
-kind = "etcd"
-home = "r"
-copy_to = []
-mode = "keys"
-prefix = "/"
-instance = "i"
-namespace = "n"
-include = []
-exclude = []
-label_selector = "a=b"
-keep_last_applied = true
-page_size = 100
-
-[targets.all.regions.r]
-endpoints = []
-tls = {}
-members = []
-cluster_token = "t"
-max_request_bytes = 1572864
-endpoint = "http://e"
-kms_key = "k"
-instance_class = "c"
-subnet_group = "s"
-restore_identifier = "x"
-database = { user = "u", dbname = "d" }
-kubeconfig = "k"
-context = "c"
-"#;
-
-    #[derive(Deserialize)]
-    struct Targets {
-        targets: BTreeMap<String, RawTarget>,
-    }
-
     #[test]
-    fn every_field_has_an_owner_in_the_table() -> Result<(), toml::de::Error> {
-        let parsed: Targets = toml::from_str(EVERY_FIELD)?;
-        let t = &parsed.targets["all"];
-        let names = |fields: Vec<(&'static str, Option<Range<usize>>)>| {
-            fields.into_iter().map(|(f, _)| f).collect::<BTreeSet<_>>()
-        };
-        let table =
-            |t: &[(&'static str, &[&str])]| t.iter().map(|(f, _)| *f).collect::<BTreeSet<_>>();
-        assert_eq!(names(t.fields()), table(TARGET_FIELDS));
-        let region = t
-            .regions
-            .values()
-            .next()
-            .map(|r| r.get_ref().fields())
-            .unwrap_or_default();
-        assert_eq!(names(region), table(REGION_FIELDS));
-        // Every optional field was set above, so each one knows where it is.
-        assert!(t.fields().iter().skip(5).all(|(_, span)| span.is_some()));
-        for (field, kinds) in TARGET_FIELDS.iter().chain(REGION_FIELDS) {
-            assert!(!kinds.is_empty(), "{field} has no owner");
-            assert!(kinds.iter().all(|k| ALL.contains(k)), "{field}: {kinds:?}");
+    fn a_field_is_read_by_its_own_kind_only() {
+        // (field = value, the kind that reads it, whether it is a region's)
+        let fields: &[(&str, &str, bool)] = &[
+            ("prefix = \"/\"", "etcd", false),
+            ("instance = \"i\"", "rds", false),
+            ("namespace = \"n\"", "namespace", false),
+            ("page_size = 100", "namespace", false),
+            ("endpoints = []", "etcd", true),
+            ("members = []", "etcd", true),
+            ("database = { user = \"u\", dbname = \"d\" }", "rds", true),
+            ("kms_key = \"k\"", "rds", true),
+            ("kubeconfig = \"k\"", "namespace", true),
+        ];
+        for (field, owner, in_region) in fields {
+            let name = field.split(' ').next().unwrap_or_default();
+            for kind in ["etcd", "rds", "namespace"]
+                .into_iter()
+                .filter(|k| k != owner)
+            {
+                let (target, region) = if *in_region {
+                    ("", *field)
+                } else {
+                    (*field, "")
+                };
+                let text = format!(
+                    "[regions.r]\nstore = \"file:///tmp/x\"\n[targets.t]\nkind = \"{kind}\"\nhome = \"r\"\n\
+                     {target}\n[targets.t.regions.r]\n{region}\n"
+                );
+                let m = message(&text);
+                let line = if *in_region { ":8:" } else { ":6:" };
+                assert!(
+                    m.contains(line)
+                        && m.contains(&format!(
+                            "`{name}` does not apply to a target of kind {kind}"
+                        )),
+                    "{field} in {kind}: {m}"
+                );
+            }
         }
-        Ok(())
     }
 
     #[test]

@@ -68,51 +68,10 @@ pub(super) struct RawObjectLock {
     pub(super) retain: Spanned<String>,
 }
 
-/// Every kind of target.
-pub(super) const ALL: &[&str] = &["etcd", "rds", "namespace"];
-
-/// Which kinds read each field of a `[targets.NAME]` table. A field set on a
-/// target of another kind is an error that names it. [`RawTarget::fields`]
-/// lists every field of the struct (a new one does not compile until it is
-/// listed there) and a test checks that each has a row here, so no field is
-/// ever silently accepted by a kind that ignores it.
-pub(super) const TARGET_FIELDS: &[(&str, &[&str])] = &[
-    ("kind", ALL),
-    ("home", ALL),
-    ("copy_to", ALL),
-    ("regions", ALL),
-    ("labels", ALL),
-    ("mode", &["etcd", "rds"]),
-    ("prefix", &["etcd"]),
-    ("instance", &["rds"]),
-    ("namespace", &["namespace"]),
-    ("include", &["namespace"]),
-    ("exclude", &["namespace"]),
-    ("label_selector", &["namespace"]),
-    ("keep_last_applied", &["namespace"]),
-    ("page_size", &["namespace"]),
-];
-
-/// The same for each `[targets.NAME.regions.REGION]` table.
-pub(super) const REGION_FIELDS: &[(&str, &[&str])] = &[
-    ("endpoints", &["etcd"]),
-    ("tls", &["etcd"]),
-    ("members", &["etcd"]),
-    ("cluster_token", &["etcd"]),
-    ("max_request_bytes", &["etcd"]),
-    ("endpoint", &["rds"]),
-    ("kms_key", &["rds"]),
-    ("instance_class", &["rds"]),
-    ("subnet_group", &["rds"]),
-    ("restore_identifier", &["rds"]),
-    ("database", &["rds"]),
-    ("kubeconfig", &["namespace"]),
-    ("context", &["namespace"]),
-];
-
-/// A target table: the fields of every kind; each kind reads its own.
+/// A target table as every kind has it: the kind's own fields (and any
+/// misspelt one) are read, and refused, by the kind's section
+/// ([`kind_tables`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
     pub(super) kind: Spanned<String>,
     pub(super) home: Spanned<String>,
@@ -120,138 +79,135 @@ pub(super) struct RawTarget {
     pub(super) copy_to: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, String>,
-    pub(super) mode: Option<Spanned<String>>,
-    pub(super) prefix: Option<Spanned<String>>,
-    pub(super) instance: Option<Spanned<String>>,
-    pub(super) namespace: Option<Spanned<String>>,
-    pub(super) include: Option<Spanned<Vec<String>>>,
-    pub(super) exclude: Option<Spanned<Vec<String>>>,
-    pub(super) label_selector: Option<Spanned<String>>,
-    pub(super) keep_last_applied: Option<Spanned<bool>>,
-    pub(super) page_size: Option<Spanned<i64>>,
-    #[serde(default)]
-    pub(super) regions: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
 }
 
-impl RawTarget {
-    /// Every field with where it was set (none when absent or always allowed).
-    pub(super) fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
-        // No `..`: a new field must be listed here to compile.
-        let RawTarget {
-            kind: _,
-            home: _,
-            copy_to: _,
-            regions: _,
-            labels: _,
-            mode,
-            prefix,
-            instance,
-            namespace,
-            include,
-            exclude,
-            label_selector,
-            keep_last_applied,
-            page_size,
-        } = self;
-        vec![
-            ("kind", None),
-            ("home", None),
-            ("copy_to", None),
-            ("regions", None),
-            ("labels", None),
-            ("mode", span_of(mode)),
-            ("prefix", span_of(prefix)),
-            ("instance", span_of(instance)),
-            ("namespace", span_of(namespace)),
-            ("include", span_of(include)),
-            ("exclude", span_of(exclude)),
-            ("label_selector", span_of(label_selector)),
-            ("keep_last_applied", span_of(keep_last_applied)),
-            ("page_size", span_of(page_size)),
-        ]
+/// A kind's shape of a `[targets.NAME]` table: the fields every target has
+/// and the kind's own, refusing any other.
+macro_rules! target_table {
+    ($(#[$sm:meta])* $name:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        $(#[$sm])*
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            #[allow(dead_code)]
+            pub(super) kind: toml::Spanned<String>,
+            pub(super) home: toml::Spanned<String>,
+            #[serde(default)]
+            #[allow(dead_code)]
+            copy_to: serde::de::IgnoredAny,
+            #[serde(default)]
+            #[allow(dead_code)]
+            labels: serde::de::IgnoredAny,
+            $( $(#[$fm])* pub(super) $field: $ty, )*
+        }
+    };
+}
+pub(super) use target_table;
+
+/// How a kind reads one of its tables: the target's name, its table in the
+/// kind's shape `R`, the known regions and the target's home.
+pub(super) type ParseTable<R, S> =
+    fn(&Ctx, &str, R, &BTreeSet<String>, &str) -> Result<S, ConfigError>;
+
+/// The targets of kind `kind` (`homes`: name -> home region): their
+/// `[targets.NAME]` tables read again from the file as the kind's own shape
+/// `R` (every other table is skipped), each parsed by `parse`. A field `R`
+/// does not have is refused as not applying to the kind.
+pub(super) fn kind_tables<R: serde::de::DeserializeOwned, S: super::KindSpec>(
+    ctx: &Ctx,
+    kind: &str,
+    homes: &BTreeMap<String, String>,
+    known: &BTreeSet<String>,
+    parse: ParseTable<R, S>,
+) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+    use serde::de::DeserializeSeed;
+    let names: BTreeSet<String> = homes.keys().cloned().collect();
+    let doc = Pick {
+        keys: PickKeys::Targets,
+        names: &names,
+        t: std::marker::PhantomData::<R>,
+    };
+    let tables = doc
+        .deserialize(toml::Deserializer::new(ctx.text))
+        .map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().replace('\n', ": ");
+            ctx.err(span, not_for_kind(&message, kind).unwrap_or(message))
+        })?;
+    let mut out = BTreeMap::new();
+    for (name, table) in tables {
+        let home = homes.get(&name).map_or("", String::as_str);
+        let spec = parse(ctx, &name, table.into_inner(), known, home)?;
+        out.insert(name, super::TargetSpec::new(spec));
+    }
+    Ok(out)
+}
+
+/// "unknown field `x`, expected one of `a`, `b`" as a field that does not
+/// apply to `kind`.
+fn not_for_kind(message: &str, kind: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let fields = expected
+        .trim_start_matches(", expected one of ")
+        .trim_start_matches(", expected ")
+        .replace('`', "");
+    Some(format!(
+        "`{field}` does not apply to a target of kind {kind} (its fields: {fields})"
+    ))
+}
+
+enum PickKeys {
+    /// The document: only `targets`.
+    Targets,
+    /// `targets`: only the names asked for.
+    Names,
+}
+
+/// Walks the document down to the asked targets' tables.
+struct Pick<'n, T> {
+    keys: PickKeys,
+    names: &'n BTreeSet<String>,
+    t: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for Pick<'_, T> {
+    type Value = BTreeMap<String, Spanned<T>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-/// One region of a target: the fields of every kind; each kind reads its own.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTargetRegion {
-    pub(super) endpoints: Option<Spanned<Vec<Spanned<String>>>>,
-    pub(super) tls: Option<Spanned<RawTls>>,
-    pub(super) members: Option<Spanned<Vec<RawMember>>>,
-    pub(super) cluster_token: Option<Spanned<String>>,
-    pub(super) max_request_bytes: Option<Spanned<i64>>,
-    pub(super) endpoint: Option<Spanned<String>>,
-    pub(super) kms_key: Option<Spanned<String>>,
-    pub(super) instance_class: Option<Spanned<String>>,
-    pub(super) subnet_group: Option<Spanned<String>>,
-    pub(super) restore_identifier: Option<Spanned<String>>,
-    pub(super) database: Option<Spanned<RawDatabase>>,
-    pub(super) kubeconfig: Option<Spanned<String>>,
-    pub(super) context: Option<Spanned<String>>,
-}
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Pick<'_, T> {
+    type Value = BTreeMap<String, Spanned<T>>;
 
-impl RawTargetRegion {
-    pub(super) fn fields(&self) -> Vec<(&'static str, Option<Range<usize>>)> {
-        // No `..`: a new field must be listed here to compile.
-        let RawTargetRegion {
-            endpoints,
-            tls,
-            members,
-            cluster_token,
-            max_request_bytes,
-            endpoint,
-            kms_key,
-            instance_class,
-            subnet_group,
-            restore_identifier,
-            database,
-            kubeconfig,
-            context,
-        } = self;
-        vec![
-            ("endpoints", span_of(endpoints)),
-            ("tls", span_of(tls)),
-            ("members", span_of(members)),
-            ("cluster_token", span_of(cluster_token)),
-            ("max_request_bytes", span_of(max_request_bytes)),
-            ("endpoint", span_of(endpoint)),
-            ("kms_key", span_of(kms_key)),
-            ("instance_class", span_of(instance_class)),
-            ("subnet_group", span_of(subnet_group)),
-            ("restore_identifier", span_of(restore_identifier)),
-            ("database", span_of(database)),
-            ("kubeconfig", span_of(kubeconfig)),
-            ("context", span_of(context)),
-        ]
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a table")
     }
-}
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDatabase {
-    pub(super) host: Option<String>,
-    pub(super) port: Option<Spanned<i64>>,
-    pub(super) user: String,
-    pub(super) dbname: String,
-    pub(super) password_env: Option<String>,
-    pub(super) password_file: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTls {
-    pub(super) ca: Option<Spanned<String>>,
-    pub(super) cert: Option<Spanned<String>>,
-    pub(super) key: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawMember {
-    pub(super) name: Spanned<String>,
-    pub(super) peer_url: Spanned<String>,
-    pub(super) data_dir: Spanned<String>,
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match self.keys {
+                PickKeys::Targets if key == "targets" => {
+                    out = map.next_value_seed(Pick {
+                        keys: PickKeys::Names,
+                        names: self.names,
+                        t: std::marker::PhantomData::<T>,
+                    })?;
+                }
+                PickKeys::Names if self.names.contains(&key) => {
+                    let table: Spanned<T> = map.next_value()?;
+                    out.insert(key, table);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Turns byte offsets into `file:line:column` errors.
@@ -340,12 +296,12 @@ pub(super) fn mode<T: Copy>(
 
 /// A target's region tables, each checked against the known regions and
 /// parsed by its kind.
-pub(super) fn regions<T>(
+pub(super) fn regions<R, T>(
     ctx: &Ctx,
     target: &str,
-    raw: BTreeMap<Spanned<String>, Spanned<RawTargetRegion>>,
+    raw: BTreeMap<Spanned<String>, Spanned<R>>,
     known: &BTreeSet<String>,
-    mut parse: impl FnMut(&str, Spanned<RawTargetRegion>) -> Result<T, ConfigError>,
+    mut parse: impl FnMut(&str, Spanned<R>) -> Result<T, ConfigError>,
 ) -> Result<BTreeMap<String, T>, ConfigError> {
     let mut out = BTreeMap::new();
     for (region, r) in raw {
@@ -354,34 +310,6 @@ pub(super) fn regions<T>(
         out.insert(region, parsed);
     }
     Ok(out)
-}
-
-/// Fails on the first field that is set but that `kind` does not read.
-pub(super) fn check_fields(
-    ctx: &Ctx,
-    target: &str,
-    kind: &str,
-    fields: &[(&'static str, Option<Range<usize>>)],
-    table: &[(&str, &[&str])],
-) -> Result<(), ConfigError> {
-    for (field, span) in fields {
-        let Some(span) = span else { continue };
-        let owners = table
-            .iter()
-            .find(|(f, _)| f == field)
-            .map_or(&[][..], |(_, kinds)| *kinds);
-        if !owners.contains(&kind) {
-            return Err(ctx.err(
-                span.clone(),
-                format!("target {target}: `{field}` does not apply to a target of kind {kind}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
-    v.as_ref().map(Spanned::span)
 }
 
 pub(super) fn check_url(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{Ctx, RawTarget, RawTargetRegion, check_url, mode, regions};
+use super::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RdsMode {
@@ -44,6 +44,12 @@ pub struct RdsTarget {
     /// The DB instance identifier in the home region.
     pub instance: String,
     pub regions: BTreeMap<String, RdsRegion>,
+}
+
+impl super::KindSpec for RdsTarget {
+    fn kind(&self) -> &'static str {
+        "rds"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,10 +102,52 @@ pub enum PasswordSource {
     None,
 }
 
+target_table!(
+    /// `[targets.NAME]` of kind rds.
+    RawRdsTable {
+        mode: Option<Spanned<String>>,
+        instance: Option<Spanned<String>>,
+        #[serde(default)]
+        regions: BTreeMap<Spanned<String>, Spanned<RawRdsRegion>>,
+    }
+);
+
+/// `[targets.NAME.regions.REGION]` of kind rds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRdsRegion {
+    endpoint: Option<Spanned<String>>,
+    kms_key: Option<Spanned<String>>,
+    instance_class: Option<Spanned<String>>,
+    subnet_group: Option<Spanned<String>>,
+    restore_identifier: Option<Spanned<String>>,
+    database: Option<Spanned<RawDatabase>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub(super) host: Option<String>,
+    pub(super) port: Option<Spanned<i64>>,
+    pub(super) user: String,
+    pub(super) dbname: String,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<Spanned<String>>,
+}
+
+/// Reads the tables of every target of this kind (`homes`: name -> home).
+pub(super) fn parse_all(
+    ctx: &Ctx,
+    homes: &BTreeMap<String, String>,
+    known: &BTreeSet<String>,
+) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+    kind_tables::<RawRdsTable, _>(ctx, "rds", homes, known, parse)
+}
+
 pub(super) fn parse(
     ctx: &Ctx,
     name: &str,
-    raw: RawTarget,
+    raw: RawRdsTable,
     known: &BTreeSet<String>,
     home: &str,
 ) -> Result<RdsTarget, ConfigError> {
@@ -143,7 +191,7 @@ fn rds_region(
     ctx: &Ctx,
     target: &str,
     region: &str,
-    raw: Spanned<RawTargetRegion>,
+    raw: Spanned<RawRdsRegion>,
 ) -> Result<RdsRegion, ConfigError> {
     let raw = raw.into_inner();
     if let Some(e) = &raw.endpoint {

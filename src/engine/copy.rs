@@ -314,7 +314,7 @@ mod tests {
             home: home.into(),
             copy_to: copy_to.iter().map(|r| r.to_string()).collect(),
             labels: Default::default(),
-            spec: TargetSpec::Etcd(EtcdTarget {
+            spec: TargetSpec::new(EtcdTarget {
                 mode: EtcdMode::Snapshot,
                 prefix: None,
                 regions: Default::default(),

@@ -598,6 +598,20 @@ pub fn not_for_kind(kind: &str, target: &str, what: &str) -> Error {
     ))
 }
 
+/// A target's own section as kind `kind`'s type `T`.
+pub fn section<'a, T: crate::config::KindSpec>(
+    target: &'a Target,
+    kind: &str,
+) -> Result<&'a T, Error> {
+    target.spec.get().ok_or_else(|| {
+        Error::failed(format!(
+            "target {} is of kind {}, not {kind}",
+            target.name,
+            target.spec.kind()
+        ))
+    })
+}
+
 /// The error for a restore into a region the target has no table for.
 pub fn no_region_table(target: &Target, region: &str) -> Error {
     Error::input(format!(

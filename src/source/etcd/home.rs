@@ -19,7 +19,7 @@ use super::{
     keys, snapshot,
 };
 use crate::archive::{Consistency, Manifest, PointId};
-use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target, TargetSpec};
+use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
@@ -309,13 +309,7 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
 }
 
 fn spec(target: &Target) -> Result<&EtcdTarget, Error> {
-    match &target.spec {
-        TargetSpec::Etcd(s) => Ok(s),
-        _ => Err(Error::failed(format!(
-            "target {} is not an etcd target",
-            target.name
-        ))),
-    }
+    crate::engine::kind::section(target, "etcd")
 }
 
 fn region_of<'t>(target: &'t Target, region: &str) -> Result<&'t EtcdRegion, Error> {

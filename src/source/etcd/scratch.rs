@@ -198,7 +198,7 @@ pub async fn scratch(
         home: REGION.into(),
         copy_to: Vec::new(),
         labels: BTreeMap::new(),
-        spec: TargetSpec::Etcd(scratch_spec),
+        spec: TargetSpec::new(scratch_spec),
     };
     Ok(Some(Scratch {
         target: scratch_target,

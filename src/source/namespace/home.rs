@@ -14,7 +14,7 @@ use super::restore::{
 };
 use super::{Cluster, NamespaceError, backup, connect, drill};
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
-use crate::config::{NamespaceRegion, NamespaceTarget, Target, TargetSpec};
+use crate::config::{NamespaceRegion, NamespaceTarget, Target};
 use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
@@ -127,13 +127,7 @@ fn lines(plan: &NamespacePlan) -> Vec<String> {
 }
 
 fn spec(target: &Target) -> Result<&NamespaceTarget, Error> {
-    match &target.spec {
-        TargetSpec::Namespace(s) => Ok(s),
-        _ => Err(Error::failed(format!(
-            "target {} is not a namespace target",
-            target.name
-        ))),
-    }
+    crate::engine::kind::section(target, "namespace")
 }
 
 impl NamespaceKind {

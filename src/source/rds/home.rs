@@ -16,7 +16,7 @@ use super::{
 };
 use crate::archive::manifest::External;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
-use crate::config::{RdsRegion, RdsTarget, Target, TargetSpec};
+use crate::config::{RdsRegion, RdsTarget, Target};
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
@@ -353,13 +353,7 @@ fn lines(plan: &RdsPlan) -> Vec<String> {
 }
 
 fn spec(target: &Target) -> Result<&RdsTarget, Error> {
-    match &target.spec {
-        TargetSpec::Rds(s) => Ok(s),
-        _ => Err(Error::failed(format!(
-            "target {} is not an rds target",
-            target.name
-        ))),
-    }
+    crate::engine::kind::section(target, "rds")
 }
 
 /// A region's settings of the target; defaults where it has no table.
