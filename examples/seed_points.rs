@@ -6,7 +6,6 @@
 
 use drtool::archive::{Manifest, PointId};
 use drtool::catalog::RegionStore;
-use drtool::config::Config;
 use drtool::store::Keep;
 use futures::StreamExt;
 
@@ -22,7 +21,7 @@ async fn main() {
         eprintln!("COUNT {count:?} is not a number");
         std::process::exit(2)
     });
-    let cfg = Config::load(std::path::Path::new(config)).unwrap_or_else(|e| {
+    let cfg = drtool::source::load_config(std::path::Path::new(config)).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
     });

@@ -1,5 +1,5 @@
 //! A ratchet on the kind seam (issue #19): how many lines of code outside a
-//! kind's own places (`src/source/<kind>/`, `src/config/<kind>.rs`) still
+//! kind's own place (`src/source/<kind>/`, its config section included) still
 //! name kind-specific things. The counts may only go down: a file whose count
 //! grows, or a new file that names a kind, fails the test with its lines;
 //! a file whose count fell below its allowance fails too, so the table is
@@ -20,10 +20,6 @@ use crate::layering::{code_of, modules};
 /// Where kinds may be named.
 fn is_kind_home(file: &str) -> bool {
     file.starts_with("src/source/")
-        || matches!(
-            file,
-            "src/config/etcd.rs" | "src/config/namespace.rs" | "src/config/rds.rs"
-        )
 }
 
 fn names_a_kind(word: &str) -> bool {
@@ -79,9 +75,8 @@ const ALLOWED: &[(&str, usize)] = &[
     // The wire names manifests and signatures have used since format 1
     // (`rds`, `rds_instance`, `rds_engine`): they stay.
     ("src/archive/manifest.rs", 3),
-    ("src/archive/pipeline.rs", 1),
-    ("src/cli/mod.rs", 2),
-    ("src/config/mod.rs", 7),
+    // `drtool --help`'s one line on what drtool backs up: documentation.
+    ("src/cli/mod.rs", 1),
 ];
 
 #[test]

@@ -49,7 +49,7 @@ endpoints = ["http://127.0.0.1:1"]
     );
     let path = dir.path().join("drtool.toml");
     std::fs::write(&path, text).unwrap();
-    let cfg = drtool::config::Config::load(&path).unwrap();
+    let cfg = drtool::source::load_config(&path).unwrap();
     let engine = Engine::new(cfg, drtool::source::registry(), EngineOptions::default()).unwrap();
     let start = Instant::now();
     let mut listed = std::pin::pin!(engine.points_each(&Scope::default(), Duration::from_secs(2)));

@@ -13,12 +13,11 @@ use bytes::Bytes;
 use common::*;
 use drtool::archive::pipeline::{self, WriteOptions};
 use drtool::catalog::RegionStore;
-use drtool::config::Config;
 use drtool::store::Keep;
 use predicates::prelude::*;
 
 async fn region_store(cfg_path: &std::path::Path, region: &str) -> RegionStore {
-    let cfg = Config::load(cfg_path).unwrap();
+    let cfg = drtool::source::load_config(cfg_path).unwrap();
     RegionStore::open(cfg.region(region).unwrap()).await
 }
 

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use drtool::catalog::RegionStore;
-use drtool::config::Config;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -149,7 +148,7 @@ async fn assert_nothing_left(lab: &Lab, cfg: &Path) {
     let v = region_view(&v, EAST);
     assert!(v["points"].as_array().unwrap().is_empty(), "{v}");
     assert!(v["orphans"].as_array().unwrap().is_empty(), "{v}");
-    let parsed = Config::load(cfg).unwrap();
+    let parsed = drtool::source::load_config(cfg).unwrap();
     let rs = RegionStore::open(parsed.region(EAST).unwrap()).await;
     let prefix = rs.layout.points_prefix(None);
     assert!(rs.store.list(&prefix).await.unwrap().is_empty());

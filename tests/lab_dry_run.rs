@@ -21,7 +21,7 @@ fn point_ids(lab: &Lab, cfg: &std::path::Path, region: &str) -> Vec<String> {
 
 /// Every object key under the test's prefix in a region's bucket.
 async fn keys_in(cfg: &std::path::Path, region: &str, name: &str) -> Vec<String> {
-    let parsed = drtool::config::Config::load(cfg).unwrap();
+    let parsed = drtool::source::load_config(cfg).unwrap();
     let rs = drtool::catalog::RegionStore::open(parsed.region(region).unwrap()).await;
     rs.store
         .list(&format!("{name}/"))

@@ -6,13 +6,12 @@ mod common;
 
 use common::*;
 use drtool::catalog::{PointChoice, RegionStore};
-use drtool::config::Config;
 use drtool::engine::{Engine, EngineOptions, Existing, Outcome, RestoreOptions, RestoreRequest};
 use drtool::error::ErrorClass;
 use drtool::store::Keep;
 
 fn engine(cfg: &std::path::Path) -> Engine {
-    let config = Config::load(cfg).unwrap();
+    let config = drtool::source::load_config(cfg).unwrap();
     Engine::new(config, drtool::source::registry(), EngineOptions::default()).unwrap()
 }
 
@@ -57,7 +56,7 @@ async fn a_point_replaced_between_plan_and_execution_writes_nothing() {
 
     // Someone with write access to the bucket swaps the data under the plan:
     // valid zstd, another point's bytes.
-    let cfg_loaded = Config::load(&cfg).unwrap();
+    let cfg_loaded = drtool::source::load_config(&cfg).unwrap();
     let rs = RegionStore::open(cfg_loaded.region(WEST).unwrap()).await;
     let key = |p: &str| rs.layout.data_key("kv", &p.parse().unwrap(), false);
     let other = rs.store.get(&key(&points[1])).await.unwrap();
@@ -105,7 +104,7 @@ async fn verify_reports_a_dr_copy_that_is_missing_or_lost_its_manifest() {
     }
     lab.drtool(&cfg).arg("verify").assert().success();
 
-    let parsed = Config::load(&cfg).unwrap();
+    let parsed = drtool::source::load_config(&cfg).unwrap();
     let west = RegionStore::open(parsed.region(WEST).unwrap()).await;
     let id = |p: &str| p.parse::<drtool::archive::PointId>().unwrap();
     // The first copy lost its manifest; the second is gone altogether.
@@ -252,7 +251,7 @@ async fn a_forged_point_is_refused_under_a_verification_key() {
 
     // Someone who can write to the bucket replaces the data of a signed point
     // with other bytes and recomputes every hash and the manifest checksum.
-    let parsed = Config::load(&plain_cfg).unwrap();
+    let parsed = drtool::source::load_config(&plain_cfg).unwrap();
     let rs = RegionStore::open(parsed.region(EAST).unwrap()).await;
     let id = |p: &str| p.parse::<drtool::archive::PointId>().unwrap();
     let data = rs
@@ -692,7 +691,7 @@ path_style = true
         .stdout(predicates::str::contains("MISCONFIGURED"));
     // gc on such a store: deleting every version needs ListObjectVersions,
     // which Garage does not implement; said in words, with the way out.
-    let parsed = Config::load(&cfg).unwrap();
+    let parsed = drtool::source::load_config(&cfg).unwrap();
     let east = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let rs = RegionStore::open(parsed.region(EAST).unwrap()).await;
         let id: drtool::archive::PointId = "20200101T000000Z-0badf00d".parse().unwrap();

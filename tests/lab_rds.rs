@@ -9,8 +9,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use drtool::config::{Config, RdsTarget};
 use drtool::engine::{Engine, EngineOptions, Outcome};
+use drtool::source::rds::RdsTarget;
 use drtool::source::rds::{Rds, RdsError};
 use predicates::prelude::*;
 use serde_json::Value;
@@ -163,7 +163,7 @@ async fn snapshot_copied_and_restored_in_west_while_east_fails() {
 
     // Retention: deleting the point removes its snapshots in both regions.
     let engine = Engine::new(
-        Config::load(&cfg).unwrap(),
+        drtool::source::load_config(&cfg).unwrap(),
         drtool::source::registry(),
         EngineOptions::default(),
     )
@@ -216,7 +216,7 @@ async fn unmanaged_snapshots_are_never_deleted_and_failover_helpers_wait() {
             rds_target(&lab, &instance, &moto, "snapshot", "", "")
         ),
     );
-    let parsed = Config::load(&cfg).unwrap();
+    let parsed = drtool::source::load_config(&cfg).unwrap();
     let Some(spec) = parsed.target("db").and_then(|t| t.spec.get::<RdsTarget>()) else {
         panic!("not an rds target")
     };
@@ -464,7 +464,7 @@ async fn pg_dump_failures_are_clear_and_leave_no_point() {
     let v = region_view(&v, EAST);
     assert!(v["points"].as_array().unwrap().is_empty());
     assert!(v["orphans"].as_array().unwrap().is_empty());
-    let parsed = Config::load(&cfg).unwrap();
+    let parsed = drtool::source::load_config(&cfg).unwrap();
     let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
     assert!(
         rs.store
@@ -827,7 +827,7 @@ async fn a_killed_backup_leaves_leftovers_that_points_lists_and_gc_removes() {
         let cfg = write_config(&dir, config);
         let _ = std::fs::remove_file(&pidfile);
         let mut child = lab.spawn_drtool(&cfg, &["backup", "--no-copy"], Some(&tools));
-        let parsed = Config::load(&cfg).unwrap();
+        let parsed = drtool::source::load_config(&cfg).unwrap();
         let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
         let started = std::time::Instant::now();
         let prefix = rs.layout.points_prefix(None);
@@ -914,7 +914,7 @@ async fn gc_removes_the_leftover(lab: &Lab, cfg: &std::path::Path) {
         .assert()
         .success()
         .stdout(predicate::str::contains("removed 1 leftovers"));
-    let parsed = Config::load(cfg).unwrap();
+    let parsed = drtool::source::load_config(cfg).unwrap();
     let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
     assert!(
         rs.store

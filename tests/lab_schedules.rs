@@ -475,7 +475,7 @@ async fn sigterm_in_the_middle_of_a_backup_leaves_no_partial_point() {
 }
 
 async fn engine_of(cfg: &Path) -> drtool::engine::Engine {
-    let parsed = drtool::config::Config::load(cfg).unwrap();
+    let parsed = drtool::source::load_config(cfg).unwrap();
     drtool::engine::Engine::new(parsed, drtool::source::registry(), Default::default()).unwrap()
 }
 
@@ -603,7 +603,7 @@ async fn prune_removes_exactly_its_dry_run_plan_and_orphans_but_never_the_newest
         .await
         .unwrap();
     // Data without a manifest: an interrupted backup's leftover.
-    let parsed = drtool::config::Config::load(&cfg).unwrap();
+    let parsed = drtool::source::load_config(&cfg).unwrap();
     let rs = drtool::catalog::RegionStore::open(parsed.region(EAST).unwrap()).await;
     let orphan: drtool::archive::PointId = "20200101T000000Z-0badf00d".parse().unwrap();
     let orphan_key = rs.layout.data_key("kv", &orphan, false);

@@ -256,7 +256,7 @@ fn an_invalid_drill_shows_its_error_in_place() {
     let mut rows = app.drills.ready().cloned().unwrap();
     let bad = std::path::PathBuf::from("tests/fixtures/drills/bad-step-kind.yaml");
     let cfg =
-        drtool::config::Config::load(std::path::Path::new("tests/fixtures/drills/drtool.toml"))
+        drtool::source::load_config(std::path::Path::new("tests/fixtures/drills/drtool.toml"))
             .unwrap();
     let error = drtool::drill::spec::load(&bad, &cfg, &drtool::source::registry())
         .err()

@@ -472,7 +472,7 @@ fn encode(
 fn check_trailer(key: &str, plain: &PlainSum) -> Result<(), ArchiveError> {
     plain.trailer.clone().map_err(|m| ArchiveError::Mismatch {
         key: key.to_string(),
-        what: "payload's trailing sha256 (etcd snapshot)",
+        what: "payload's trailing sha256 (the one its kind writes at its end)",
         expected: m.recorded,
         found: m.computed,
     })

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use super::Output;
 use super::flags::{self, FlagSet, KindFlags};
-use crate::config::Config;
 use crate::engine::kind::{FlagShape, InitAsk, InitFound, toml_string};
 use crate::engine::{Engine, EngineOptions, Reachability};
 use crate::error::{ErrorClass, KindError};
@@ -159,7 +158,7 @@ pub async fn run(config: &Path, output: Output, a: &Args) -> u8 {
     // A signal while probing or asking removes the staged file: an
     // interrupted init leaves the folder as it was.
     let on_signal = remove_on_signal(staged.clone(), json);
-    let loaded = Config::load(&staged).map_err(|e| e.to_string());
+    let loaded = crate::source::load_config(&staged).map_err(|e| e.to_string());
     let probes = match loaded.clone().and_then(|c| {
         Engine::new(c, crate::source::registry(), EngineOptions::default())
             .map_err(|e| e.to_string())

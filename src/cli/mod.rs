@@ -56,7 +56,6 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::archive::pipeline::Identities;
-use crate::config::Config;
 use crate::engine::{Engine, EngineOptions, RunReport, Scope, Verdict};
 use crate::error::{Error, ErrorClass};
 
@@ -407,8 +406,9 @@ fn init_logging(cli: &Cli) -> Result<(), LogFileError> {
     Ok(())
 }
 
-/// Libraries whose warnings do not reach the operator (DRTOOL_LOG overrides).
-const QUIET_LIBRARIES: &str = "aws_sdk_s3=error,aws_sdk_rds=error,aws_smithy_runtime=error,aws_config=error,aws_smithy_http_client=error";
+/// Libraries whose warnings do not reach the operator (DRTOOL_LOG overrides);
+/// a target is matched by its start, so `aws_sdk` is every AWS SDK crate.
+const QUIET_LIBRARIES: &str = "aws_sdk=error,aws_smithy_runtime=error,aws_config=error,aws_smithy_http_client=error";
 
 fn default_ui_log() -> PathBuf {
     let state = std::env::var_os("XDG_STATE_HOME")
@@ -657,7 +657,7 @@ async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
 /// The engine of a command: the config (a `config check --offline` needs no
 /// more than that) and the age identity of `--identity`.
 fn build_engine(cli: &Cli, identity: Option<&PathBuf>) -> Result<Engine, Error> {
-    let cfg = Config::load(&cli.config)?;
+    let cfg = crate::source::load_config(&cli.config)?;
     let identities = identity
         .map(|p| Identities::from_file(p).map(Arc::new))
         .transpose()?;

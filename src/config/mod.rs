@@ -5,24 +5,19 @@
 //! invalid config is never replaced by defaults. This module does no network I/O;
 //! probing endpoints belongs to the engine.
 //!
-//! Each kind of target has its section (`etcd.rs`, `namespace.rs`, `rds.rs`);
-//! `raw.rs` holds the TOML shape and the table of which kind owns which field.
+//! What every target has is read here; each kind's own fields are read by
+//! its section (`source/<kind>/config.rs`), which the kinds' registry passes
+//! in. `raw.rs` holds the TOML shape and the helpers sections use.
 
 pub mod duration;
-mod etcd;
-mod namespace;
 mod parse;
-mod raw;
-mod rds;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use etcd::{DEFAULT_MAX_REQUEST_BYTES, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles};
-pub use namespace::{DEFAULT_PAGE_SIZE, NamespaceRegion, NamespaceTarget};
 pub use parse::parse_str;
-pub use rds::{DbConn, PasswordSource, RdsMode, RdsRegion, RdsTarget};
 
 /// Where a config problem is, as `file:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,22 +197,16 @@ pub struct Target {
     pub spec: TargetSpec,
 }
 
-/// Each kind's section of `drtool.toml`: its `kind = "..."` and how it
-/// reads its targets' tables (name -> home region, the known regions).
-type Section = (
-    &'static str,
-    fn(
-        &raw::Ctx,
-        &BTreeMap<String, String>,
-        &std::collections::BTreeSet<String>,
-    ) -> Result<BTreeMap<String, TargetSpec>, ConfigError>,
-);
+/// A kind's section of `drtool.toml`: its `kind = "..."` and how it reads
+/// its targets' tables (name -> home region, the known regions); each kind
+/// has its own (`source/<kind>/config.rs`) and the registry lists them.
+pub type Section = (&'static str, ParseSection);
 
-const SECTIONS: &[Section] = &[
-    ("etcd", etcd::parse_all),
-    ("rds", rds::parse_all),
-    ("namespace", namespace::parse_all),
-];
+pub type ParseSection = fn(
+    &raw::Ctx,
+    &BTreeMap<String, String>,
+    &std::collections::BTreeSet<String>,
+) -> Result<BTreeMap<String, TargetSpec>, ConfigError>;
 
 /// A target's own section, as its kind parsed it (the kind reads it back
 /// with [`TargetSpec::get`]).
@@ -246,13 +235,14 @@ impl TargetSpec {
 }
 
 impl Config {
-    /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and validates a config file, each target through its kind's
+    /// section (`crate::source::load_config` passes every kind's).
+    pub fn load(path: &Path, sections: &[Section]) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        parse_str(&text, path)
+        parse_str(&text, path, sections)
     }
 
     pub fn region(&self, name: &str) -> Option<&Region> {

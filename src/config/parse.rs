@@ -12,12 +12,12 @@ use super::raw::{
     region_ref,
 };
 use super::{
-    Config, ConfigError, Defaults, Encryption, KeySource, LockMode, ObjectLock, Region, SECTIONS,
+    Config, ConfigError, Defaults, Encryption, KeySource, LockMode, ObjectLock, Region, Section,
     Signing, StoreUrl, Target,
 };
 
 /// Parses and validates config text; `path` is used for messages and relative paths.
-pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+pub fn parse_str(text: &str, path: &Path, sections: &[Section]) -> Result<Config, ConfigError> {
     let ctx = Ctx { text, path };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
@@ -42,12 +42,12 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut common = BTreeMap::new();
     for (name, t) in raw.targets {
         check_name(&ctx, &name, "target")?;
-        let target = target(&ctx, name.get_ref(), t, &known)?;
+        let target = target(&ctx, name.get_ref(), t, &known, sections)?;
         common.insert(name.into_inner(), target);
     }
     // Each kind's section reads its targets' own fields.
     let mut targets = BTreeMap::new();
-    for (kind, parse) in SECTIONS {
+    for (kind, parse) in sections {
         let homes: BTreeMap<String, String> = common
             .iter()
             .filter(|(_, (k, _))| k == kind)
@@ -354,6 +354,7 @@ fn target(
     name: &str,
     raw: RawTarget,
     known: &BTreeSet<String>,
+    sections: &[Section],
 ) -> Result<(String, Common), ConfigError> {
     let home = region_ref(ctx, &raw.home, known, name, "home")?;
     let mut copy_to = Vec::new();
@@ -370,8 +371,8 @@ fn target(
         copy_to.push(region);
     }
     let kind = raw.kind.get_ref().clone();
-    if !SECTIONS.iter().any(|(k, _)| *k == kind) {
-        let all: Vec<&str> = SECTIONS.iter().map(|(k, _)| *k).collect();
+    if !sections.iter().any(|(k, _)| *k == kind) {
+        let all: Vec<&str> = sections.iter().map(|(k, _)| *k).collect();
         return Err(ctx.err(
             raw.kind.span(),
             format!(
@@ -394,10 +395,10 @@ fn target(
 mod tests {
 
     use super::*;
-    use crate::config::EtcdMode;
+    use crate::source::etcd::EtcdMode;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        parse_str(text, Path::new("/etc/drtool/drtool.toml"))
+        crate::source::parse_config(text, Path::new("/etc/drtool/drtool.toml"))
     }
 
     const GOOD: &str = r#"
@@ -436,7 +437,7 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
         assert_eq!(r.s3_region, "us-east-1");
         let t = &c.targets["main"];
         assert_eq!(t.regions().collect::<Vec<_>>(), ["us-east-1", "us-west-2"]);
-        let Some(e) = t.spec.get::<crate::config::EtcdTarget>() else {
+        let Some(e) = t.spec.get::<crate::source::etcd::EtcdTarget>() else {
             panic!("expected an etcd target")
         };
         assert_eq!(e.mode, EtcdMode::Snapshot);

@@ -15,70 +15,70 @@ use super::{ConfigError, Location};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawConfig {
-    pub(super) defaults: Option<RawDefaults>,
-    pub(super) encryption: Option<RawEncryption>,
-    pub(super) signing: Option<RawSigning>,
+pub struct RawConfig {
+    pub defaults: Option<RawDefaults>,
+    pub encryption: Option<RawEncryption>,
+    pub signing: Option<RawSigning>,
     #[serde(default)]
-    pub(super) regions: BTreeMap<Spanned<String>, RawRegion>,
+    pub regions: BTreeMap<Spanned<String>, RawRegion>,
     #[serde(default)]
-    pub(super) targets: BTreeMap<Spanned<String>, RawTarget>,
+    pub targets: BTreeMap<Spanned<String>, RawTarget>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawDefaults {
-    pub(super) compression_level: Option<Spanned<i64>>,
-    pub(super) compression_threads: Option<Spanned<i64>>,
-    pub(super) part_size_mib: Option<Spanned<i64>>,
-    pub(super) parts_in_flight: Option<Spanned<i64>>,
+pub struct RawDefaults {
+    pub compression_level: Option<Spanned<i64>>,
+    pub compression_threads: Option<Spanned<i64>>,
+    pub part_size_mib: Option<Spanned<i64>>,
+    pub parts_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawEncryption {
-    pub(super) recipients: Spanned<Vec<Spanned<String>>>,
+pub struct RawEncryption {
+    pub recipients: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawSigning {
-    pub(super) key_file: Option<Spanned<String>>,
-    pub(super) key_env: Option<Spanned<String>>,
+pub struct RawSigning {
+    pub key_file: Option<Spanned<String>>,
+    pub key_env: Option<Spanned<String>>,
     #[serde(default)]
-    pub(super) verify_keys: Vec<Spanned<String>>,
+    pub verify_keys: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawRegion {
-    pub(super) store: Spanned<String>,
-    pub(super) endpoint: Option<Spanned<String>>,
+pub struct RawRegion {
+    pub store: Spanned<String>,
+    pub endpoint: Option<Spanned<String>>,
     #[serde(default)]
-    pub(super) path_style: bool,
-    pub(super) s3_region: Option<String>,
-    pub(super) profile: Option<String>,
-    pub(super) object_lock: Option<Spanned<RawObjectLock>>,
+    pub path_style: bool,
+    pub s3_region: Option<String>,
+    pub profile: Option<String>,
+    pub object_lock: Option<Spanned<RawObjectLock>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawObjectLock {
-    pub(super) mode: Spanned<String>,
-    pub(super) retain: Spanned<String>,
+pub struct RawObjectLock {
+    pub mode: Spanned<String>,
+    pub retain: Spanned<String>,
 }
 
 /// A target table as every kind has it: the kind's own fields (and any
 /// misspelt one) are read, and refused, by the kind's section
 /// ([`kind_tables`]).
 #[derive(Deserialize)]
-pub(super) struct RawTarget {
-    pub(super) kind: Spanned<String>,
-    pub(super) home: Spanned<String>,
+pub struct RawTarget {
+    pub kind: Spanned<String>,
+    pub home: Spanned<String>,
     #[serde(default)]
-    pub(super) copy_to: Vec<Spanned<String>>,
+    pub copy_to: Vec<Spanned<String>>,
     #[serde(default)]
-    pub(super) labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A kind's shape of a `[targets.NAME]` table: the fields every target has
@@ -88,32 +88,31 @@ macro_rules! target_table {
         $(#[$sm])*
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
-        pub(super) struct $name {
+        pub struct $name {
             #[allow(dead_code)]
-            pub(super) kind: toml::Spanned<String>,
-            pub(super) home: toml::Spanned<String>,
+            pub kind: toml::Spanned<String>,
+            pub home: toml::Spanned<String>,
             #[serde(default)]
             #[allow(dead_code)]
             copy_to: serde::de::IgnoredAny,
             #[serde(default)]
             #[allow(dead_code)]
             labels: serde::de::IgnoredAny,
-            $( $(#[$fm])* pub(super) $field: $ty, )*
+            $( $(#[$fm])* pub $field: $ty, )*
         }
     };
 }
-pub(super) use target_table;
+pub(crate) use target_table;
 
 /// How a kind reads one of its tables: the target's name, its table in the
 /// kind's shape `R`, the known regions and the target's home.
-pub(super) type ParseTable<R, S> =
-    fn(&Ctx, &str, R, &BTreeSet<String>, &str) -> Result<S, ConfigError>;
+pub type ParseTable<R, S> = fn(&Ctx, &str, R, &BTreeSet<String>, &str) -> Result<S, ConfigError>;
 
 /// The targets of kind `kind` (`homes`: name -> home region): their
 /// `[targets.NAME]` tables read again from the file as the kind's own shape
 /// `R` (every other table is skipped), each parsed by `parse`. A field `R`
 /// does not have is refused as not applying to the kind.
-pub(super) fn kind_tables<R: serde::de::DeserializeOwned, S: super::KindSpec>(
+pub fn kind_tables<R: serde::de::DeserializeOwned, S: super::KindSpec>(
     ctx: &Ctx,
     kind: &str,
     homes: &BTreeMap<String, String>,
@@ -211,17 +210,17 @@ impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Pick<'_, T> {
 }
 
 /// Turns byte offsets into `file:line:column` errors.
-pub(super) struct Ctx<'a> {
-    pub(super) text: &'a str,
-    pub(super) path: &'a Path,
+pub struct Ctx<'a> {
+    pub text: &'a str,
+    pub path: &'a Path,
 }
 
 impl Ctx<'_> {
-    pub(super) fn location(&self, span: Range<usize>) -> Location {
+    pub fn location(&self, span: Range<usize>) -> Location {
         Location::of(self.path, self.text, span.start)
     }
 
-    pub(super) fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             location: self.location(span),
             message: message.into(),
@@ -229,7 +228,7 @@ impl Ctx<'_> {
     }
 
     /// Relative paths in the config are relative to the config file's folder.
-    pub(super) fn path(&self, value: &str) -> PathBuf {
+    pub fn path(&self, value: &str) -> PathBuf {
         let p = Path::new(value);
         if p.is_absolute() {
             p.to_path_buf()
@@ -243,7 +242,7 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn region_ref(
+pub fn region_ref(
     ctx: &Ctx,
     r: &Spanned<String>,
     known: &BTreeSet<String>,
@@ -266,7 +265,7 @@ pub(super) fn region_ref(
 }
 
 /// The `mode` of a target: one of `modes` (the first is the default).
-pub(super) fn mode<T: Copy>(
+pub fn mode<T: Copy>(
     ctx: &Ctx,
     target: &str,
     raw: &Option<Spanned<String>>,
@@ -296,7 +295,7 @@ pub(super) fn mode<T: Copy>(
 
 /// A target's region tables, each checked against the known regions and
 /// parsed by its kind.
-pub(super) fn regions<R, T>(
+pub fn regions<R, T>(
     ctx: &Ctx,
     target: &str,
     raw: BTreeMap<Spanned<String>, Spanned<R>>,
@@ -312,7 +311,7 @@ pub(super) fn regions<R, T>(
     Ok(out)
 }
 
-pub(super) fn check_url(
+pub fn check_url(
     ctx: &Ctx,
     v: &Spanned<String>,
     target: &str,

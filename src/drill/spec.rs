@@ -1710,7 +1710,8 @@ steps:
 "#;
 
     fn config() -> Config {
-        crate::config::parse_str(CONFIG, Path::new("drtool.toml")).unwrap_or_else(|e| panic!("{e}"))
+        crate::source::parse_config(CONFIG, Path::new("drtool.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn err(yaml: &str) -> String {

@@ -306,7 +306,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EtcdMode, EtcdTarget, TargetSpec};
+    use crate::config::TargetSpec;
+    use crate::source::etcd::{EtcdMode, EtcdTarget};
 
     fn target(name: &str, home: &str, copy_to: &[&str]) -> Target {
         Target {

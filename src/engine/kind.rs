@@ -165,6 +165,10 @@ pub trait TargetKind: Send + Sync {
     /// The `kind = "..."` of `drtool.toml` and of manifests.
     fn name(&self) -> &'static str;
 
+    /// Its section of `drtool.toml` (`source/<kind>/config.rs`): how it
+    /// reads its targets' own fields.
+    fn section(&self) -> crate::config::Section;
+
     /// The payloads its points can hold.
     fn payloads(&self) -> &'static [Payload];
 
@@ -672,6 +676,11 @@ impl Registry {
             .ok()
             .and_then(|k| k.artefacts().map(|a| a.external_lines(manifest)))
             .unwrap_or_default()
+    }
+
+    /// Every kind's section of `drtool.toml`, in the registry's order.
+    pub fn sections(&self) -> Vec<crate::config::Section> {
+        self.kinds.iter().map(|k| k.section()).collect()
     }
 
     /// Every kind, in the registry's order.

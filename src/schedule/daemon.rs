@@ -461,7 +461,7 @@ mod tests {
     use std::path::Path;
 
     fn schedule(extra: &str) -> Schedule {
-        let config = crate::config::parse_str(
+        let config = crate::source::parse_config(
             "[regions.r]\nstore = \"file:///tmp/x\"\n[targets.kv]\nkind = \"etcd\"\nmode = \"keys\"\nhome = \"r\"\n[targets.kv.regions.r]\nendpoints = [\"http://127.0.0.1:1\"]\n",
             Path::new("drtool.toml"),
         )

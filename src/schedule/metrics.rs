@@ -713,7 +713,7 @@ mod tests {
         let schedule: Schedule = crate::schedule::spec::parse(
             "name = \"hourly\"\ncron = \"@hourly\"\ntargets = [\"kv\"]\n[retention]\nkeep_last = 3\n",
             std::path::Path::new("s.toml"),
-            &crate::config::parse_str(
+            &crate::source::parse_config(
                 "[regions.r]\nstore = \"file:///tmp/x\"\n[targets.kv]\nkind = \"etcd\"\nmode = \"keys\"\nhome = \"r\"\n[targets.kv.regions.r]\nendpoints = [\"http://127.0.0.1:1\"]\n",
                 std::path::Path::new("drtool.toml"),
             )

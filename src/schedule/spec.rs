@@ -549,7 +549,8 @@ restore_test_every = "7d"
 "#;
 
     fn config() -> Config {
-        crate::config::parse_str(CONFIG, Path::new("drtool.toml")).unwrap_or_else(|e| panic!("{e}"))
+        crate::source::parse_config(CONFIG, Path::new("drtool.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn err(text: &str) -> String {

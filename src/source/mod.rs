@@ -33,6 +33,9 @@ pub mod rds;
 
 use std::sync::Arc;
 
+use std::path::Path;
+
+use crate::config::{Config, ConfigError};
 use crate::engine::kind::Registry;
 
 /// Every kind this drtool knows: a new kind is a new folder and one line
@@ -43,6 +46,17 @@ pub fn registry() -> Registry {
         Arc::new(namespace::NamespaceKind::default()),
         Arc::new(rds::RdsKind::default()),
     ])
+}
+
+/// Reads and validates config text, each target through its kind's section;
+/// `path` is used for messages and relative paths.
+pub fn parse_config(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    crate::config::parse_str(text, path, &registry().sections())
+}
+
+/// Reads and validates a config file with every kind's section.
+pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    Config::load(path, &registry().sections())
 }
 
 #[cfg(test)]

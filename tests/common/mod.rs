@@ -430,7 +430,7 @@ pub async fn rewrite_point(
 ) {
     use drtool::archive::pipeline::{self, ReadRequest, WriteOptions};
     use std::sync::Arc;
-    let parsed = drtool::config::Config::load(cfg).unwrap();
+    let parsed = drtool::source::load_config(cfg).unwrap();
     let rs = drtool::catalog::RegionStore::open(parsed.region(region).unwrap()).await;
     let id: drtool::archive::PointId = point.parse().unwrap();
     let data_key = rs.layout.data_key(target, &id, false);

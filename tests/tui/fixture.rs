@@ -32,7 +32,7 @@ pub fn now() -> DateTime<Utc> {
 }
 
 pub fn config() -> Config {
-    Config::load(Path::new(&format!("{DIR}/drtool.toml"))).unwrap()
+    drtool::source::load_config(Path::new(&format!("{DIR}/drtool.toml"))).unwrap()
 }
 
 /// The recorded points listing, per region.

@@ -10,7 +10,7 @@ use etcd_client::{Client, DeleteOptions, GetOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{EtcdError, map_err};
-use crate::config::{EtcdMode, EtcdTarget};
+use super::{EtcdMode, EtcdTarget};
 use crate::engine::faults::{CanaryMark, KindFault};
 use crate::error::Error;
 

@@ -18,8 +18,9 @@ use super::{
     Connection, EtcdError, KEYS, KEYS_NAME, PAYLOADS, SNAPSHOT, SNAPSHOT_NAME, connect, drill,
     keys, snapshot,
 };
+use super::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget};
 use crate::archive::{Consistency, Manifest, PointId};
-use crate::config::{EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, Target};
+use crate::config::Target;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
@@ -419,6 +420,10 @@ pub enum EtcdConsistency {
 
 #[async_trait]
 impl TargetKind for EtcdKind {
+    fn section(&self) -> crate::config::Section {
+        ("etcd", super::config::parse_all)
+    }
+
     fn name(&self) -> &'static str {
         "etcd"
     }

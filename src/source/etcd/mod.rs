@@ -7,6 +7,7 @@
 //! engine sees.
 
 mod backup;
+mod config;
 pub mod drill;
 mod error;
 mod home;
@@ -14,6 +15,10 @@ mod init;
 mod options;
 mod restore;
 mod scratch;
+
+pub use config::{
+    DEFAULT_MAX_REQUEST_BYTES, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles,
+};
 
 use std::time::Duration;
 
@@ -54,7 +59,6 @@ static PAYLOADS: [Payload; 2] = [
     },
 ];
 
-use crate::config::{EtcdRegion, TlsFiles};
 use crate::error::SourceError;
 
 /// How to reach one region's cluster: what a plan records (paths, never keys).
@@ -75,8 +79,6 @@ impl Connection {
 
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
-
-pub use crate::config::DEFAULT_MAX_REQUEST_BYTES;
 
 /// One key of a `keys` point: one JSON object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

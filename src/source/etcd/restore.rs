@@ -11,8 +11,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use super::EtcdMember;
 use super::{DEFAULT_MAX_REQUEST_BYTES, EtcdError, KeyRecord, MAX_TXN_OPS, map_err};
-use crate::config::EtcdMember;
 use crate::engine::events::Job;
 use crate::engine::options::Existing;
 use crate::error::{Error, SourceError};

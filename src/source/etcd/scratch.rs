@@ -14,8 +14,9 @@ use etcd_client::{Client, GetOptions};
 use tokio::process::{Child, Command};
 
 use super::EtcdError;
+use super::{EtcdMember, EtcdRegion, EtcdTarget};
 use crate::archive::Manifest;
-use crate::config::{EtcdMember, EtcdRegion, EtcdTarget, Target, TargetSpec};
+use crate::config::{Target, TargetSpec};
 use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
 use crate::engine::options::RestoreOptions;
 use crate::error::Error;
@@ -155,9 +156,7 @@ pub async fn scratch(
         peer: free_port()?,
     };
     let home = spec.regions.get(&target.home);
-    let max_request_bytes = home.map_or(crate::config::DEFAULT_MAX_REQUEST_BYTES, |r| {
-        r.max_request_bytes
-    });
+    let max_request_bytes = home.map_or(super::DEFAULT_MAX_REQUEST_BYTES, |r| r.max_request_bytes);
     let guard = EtcdScratch {
         dir,
         ports,

@@ -13,8 +13,9 @@ use super::restore::{
     ResourcePlan, RestoreScope, TERMINATING_WAIT, apply, missing_permissions, plan, wait_terminated,
 };
 use super::{Cluster, NamespaceError, backup, connect, drill};
+use super::{NamespaceRegion, NamespaceTarget};
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
-use crate::config::{NamespaceRegion, NamespaceTarget, Target};
+use crate::config::Target;
 use crate::engine::Operation;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
@@ -179,6 +180,10 @@ static PAYLOADS: [Payload; 1] = [Payload {
 
 #[async_trait]
 impl TargetKind for NamespaceKind {
+    fn section(&self) -> crate::config::Section {
+        ("namespace", super::config::parse_all)
+    }
+
     fn name(&self) -> &'static str {
         "namespace"
     }

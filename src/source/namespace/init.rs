@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::NamespaceKind;
+use super::NamespaceRegion;
 use super::error::InitError;
-use crate::config::NamespaceRegion;
 use crate::engine::kind::{
     Discovery, FlagShape, FlagSpec, InitAsk, InitFound, target_name, toml_string,
 };

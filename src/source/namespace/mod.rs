@@ -7,6 +7,7 @@
 //! JSON requests so objects round-trip without a typed model). [`NamespaceKind`]
 //! (in `home.rs`) is what the engine sees.
 
+mod config;
 pub mod drill;
 mod error;
 mod home;
@@ -16,6 +17,8 @@ mod restore;
 mod scratch;
 mod strip;
 pub use strip::JOB_UID_LABELS;
+
+pub use config::{DEFAULT_PAGE_SIZE, NamespaceRegion, NamespaceTarget};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -34,7 +37,6 @@ pub use error::NamespaceError;
 pub use home::{NamespaceKind, NamespacePlan, PAYLOAD, decide_namespace, map_namespace};
 pub use restore::{NamespaceOutcome, ObjectFailure, ResourcePlan, RestoreScope, apply, plan};
 
-use crate::config::{NamespaceRegion, NamespaceTarget};
 use crate::engine::events::Job;
 use crate::error::SourceError;
 
@@ -47,7 +49,7 @@ pub const CANARY_LABEL: &str = "drtool.io/canary";
 
 /// Objects per list page where the target's `page_size` does not apply
 /// (drills' and scratch namespaces' own lists).
-const PAGE: u32 = crate::config::DEFAULT_PAGE_SIZE;
+const PAGE: u32 = DEFAULT_PAGE_SIZE;
 
 /// One line of a namespace point.
 #[derive(Debug, Clone, Serialize, Deserialize)]

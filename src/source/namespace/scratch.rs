@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::NamespaceTarget;
 use super::drill::{delete_namespace_until_gone, k8s_name, resource};
 use super::options::NamespaceRestoreOptions;
 use super::{Cluster, Lister, collection_path, kube_err};
 use crate::archive::Manifest;
-use crate::config::{NamespaceTarget, Target};
+use crate::config::Target;
 use crate::engine::events::Job;
 use crate::engine::kind::{Applied, ItemFailure, KindPlan, Scratch, ScratchGuard};
 use crate::engine::options::{Existing, KindOptions, RestoreOptions};

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use serde::{Deserialize, Serialize};
 
 use super::RdsError;
-use crate::config::{DbConn, PasswordSource};
+use super::{DbConn, PasswordSource};
 use crate::engine::events::Job;
 use crate::engine::point::PointStream;
 use crate::error::{Error, SourceError};

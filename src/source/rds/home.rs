@@ -14,9 +14,10 @@ use super::options::{DATABASE, FLAGS, RdsRestoreOptions};
 use super::{
     DatabaseUse, InstanceInfo, Rds, RdsError, SnapshotSource, restored_instance_id, snapshot_id,
 };
+use super::{RdsRegion, RdsTarget};
 use crate::archive::manifest::External;
 use crate::archive::{Consistency, Manifest, PayloadKind, PointId};
-use crate::config::{RdsRegion, RdsTarget, Target};
+use crate::config::Target;
 use crate::engine::events::Job;
 use crate::engine::faults::{CanaryMark, KindFault, KindProbe};
 use crate::engine::kind::{
@@ -585,6 +586,10 @@ static PAYLOADS: [Payload; 2] = [
 
 #[async_trait]
 impl TargetKind for RdsKind {
+    fn section(&self) -> crate::config::Section {
+        ("rds", super::config::parse_all)
+    }
+
     fn name(&self) -> &'static str {
         "rds"
     }
@@ -1127,7 +1132,7 @@ impl ScratchRestores for RdsKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PasswordSource;
+    use crate::source::rds::PasswordSource;
 
     fn opts() -> RestoreOptions {
         RestoreOptions::default()

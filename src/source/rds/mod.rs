@@ -5,6 +5,7 @@
 //! drtool tags what it creates (`drtool:managed=true`) and never deletes a
 //! snapshot without that tag. [`RdsKind`] (in `home.rs`) is what the engine sees.
 
+mod config;
 pub mod drill;
 pub mod dump;
 mod error;
@@ -14,6 +15,8 @@ mod options;
 pub mod presign;
 mod scratch;
 pub mod wait;
+
+pub use config::{DbConn, PasswordSource, RdsMode, RdsRegion, RdsTarget};
 
 use std::time::Duration;
 

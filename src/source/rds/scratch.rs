@@ -7,10 +7,11 @@
 use async_trait::async_trait;
 
 use super::RdsError;
+use super::RdsTarget;
 use super::dump::DbRef;
 use super::options::RdsRestoreOptions;
 use crate::archive::Manifest;
-use crate::config::{RdsTarget, Target};
+use crate::config::Target;
 use crate::engine::kind::{Applied, KindPlan, Scratch, ScratchGuard};
 use crate::engine::options::{KindOptions, RestoreOptions};
 use crate::error::Error;

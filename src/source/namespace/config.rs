@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::ConfigError;
-use super::raw::{Ctx, kind_tables, regions, target_table};
+use crate::config::ConfigError;
+use crate::config::raw::{Ctx, kind_tables, regions, target_table};
 
 /// A Kubernetes namespace, reached through a kubeconfig context per region.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct NamespaceTarget {
     pub regions: BTreeMap<String, NamespaceRegion>,
 }
 
-impl super::KindSpec for NamespaceTarget {
+impl crate::config::KindSpec for NamespaceTarget {
     fn kind(&self) -> &'static str {
         "namespace"
     }
@@ -68,11 +68,11 @@ pub(super) struct RawNamespaceRegion {
 }
 
 /// Reads the tables of every target of this kind (`homes`: name -> home).
-pub(super) fn parse_all(
+pub fn parse_all(
     ctx: &Ctx,
     homes: &BTreeMap<String, String>,
     known: &BTreeSet<String>,
-) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+) -> Result<BTreeMap<String, crate::config::TargetSpec>, ConfigError> {
     kind_tables::<RawNamespaceTable, _>(ctx, "namespace", homes, known, parse)
 }
 

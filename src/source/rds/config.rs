@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::ConfigError;
-use super::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
+use crate::config::ConfigError;
+use crate::config::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RdsMode {
@@ -46,7 +46,7 @@ pub struct RdsTarget {
     pub regions: BTreeMap<String, RdsRegion>,
 }
 
-impl super::KindSpec for RdsTarget {
+impl crate::config::KindSpec for RdsTarget {
     fn kind(&self) -> &'static str {
         "rds"
     }
@@ -136,11 +136,11 @@ pub(super) struct RawDatabase {
 }
 
 /// Reads the tables of every target of this kind (`homes`: name -> home).
-pub(super) fn parse_all(
+pub fn parse_all(
     ctx: &Ctx,
     homes: &BTreeMap<String, String>,
     known: &BTreeSet<String>,
-) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+) -> Result<BTreeMap<String, crate::config::TargetSpec>, ConfigError> {
     kind_tables::<RawRdsTable, _>(ctx, "rds", homes, known, parse)
 }
 

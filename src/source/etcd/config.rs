@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::ConfigError;
-use super::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
+use crate::config::ConfigError;
+use crate::config::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtcdMode {
@@ -28,7 +28,7 @@ pub struct EtcdTarget {
     pub regions: BTreeMap<String, EtcdRegion>,
 }
 
-impl super::KindSpec for EtcdTarget {
+impl crate::config::KindSpec for EtcdTarget {
     fn kind(&self) -> &'static str {
         "etcd"
     }
@@ -98,11 +98,11 @@ pub(super) struct RawMember {
 }
 
 /// Reads the tables of every target of this kind (`homes`: name -> home).
-pub(super) fn parse_all(
+pub fn parse_all(
     ctx: &Ctx,
     homes: &BTreeMap<String, String>,
     known: &BTreeSet<String>,
-) -> Result<BTreeMap<String, super::TargetSpec>, ConfigError> {
+) -> Result<BTreeMap<String, crate::config::TargetSpec>, ConfigError> {
     kind_tables::<RawEtcdTable, _>(ctx, "etcd", homes, known, parse)
 }
 
