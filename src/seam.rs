@@ -79,6 +79,47 @@ const ALLOWED: &[(&str, usize)] = &[
     ("src/cli/mod.rs", 1),
 ];
 
+/// The proof of the seam (#19): the test-only `dir` kind is its folder and
+/// its line in the registry. Its names (the module, its types, its payload)
+/// appear nowhere else in `src/`, tests and comments included.
+#[test]
+fn the_fourth_kind_is_one_folder_and_a_registry_line() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut outside = Vec::new();
+    for (file, text) in modules(&src).into_values() {
+        if file.starts_with("src/source/dir/") || file == "src/seam.rs" {
+            continue;
+        }
+        for line in text.lines() {
+            let named = [
+                "mod dir;",
+                "dir::",
+                "DirKind",
+                "DirTarget",
+                "dir-files",
+                "kind = \"dir\"",
+            ]
+            .iter()
+            .any(|w| line.contains(w));
+            if named {
+                outside.push(format!("{file}: {}", line.trim()));
+            }
+        }
+    }
+    assert_eq!(
+        outside,
+        [
+            // The module and the registry line.
+            "src/source/mod.rs: pub mod dir;",
+            "src/source/mod.rs: Arc::new(dir::DirKind),",
+            // The registry's own test lists every payload name.
+            "src/source/mod.rs: \"dir-files\","
+        ],
+        "the dir kind is named outside its folder"
+    );
+    assert!(crate::source::registry().get("dir").is_ok());
+}
+
 #[test]
 fn kind_names_outside_the_kinds_only_go_down() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -408,7 +408,8 @@ fn init_logging(cli: &Cli) -> Result<(), LogFileError> {
 
 /// Libraries whose warnings do not reach the operator (DRTOOL_LOG overrides);
 /// a target is matched by its start, so `aws_sdk` is every AWS SDK crate.
-const QUIET_LIBRARIES: &str = "aws_sdk=error,aws_smithy_runtime=error,aws_config=error,aws_smithy_http_client=error";
+const QUIET_LIBRARIES: &str =
+    "aws_sdk=error,aws_smithy_runtime=error,aws_config=error,aws_smithy_http_client=error";
 
 fn default_ui_log() -> PathBuf {
     let state = std::env::var_os("XDG_STATE_HOME")

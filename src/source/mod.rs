@@ -27,6 +27,8 @@
 //! exit code), and converts into `SourceError::Kind`; tests match its
 //! variants through `kind_error::<E>()`, never the words.
 
+#[cfg(any(test, feature = "test-kinds"))]
+pub mod dir;
 pub mod etcd;
 pub mod namespace;
 pub mod rds;
@@ -45,6 +47,8 @@ pub fn registry() -> Registry {
         Arc::new(etcd::EtcdKind::default()),
         Arc::new(namespace::NamespaceKind::default()),
         Arc::new(rds::RdsKind::default()),
+        #[cfg(any(test, feature = "test-kinds"))]
+        Arc::new(dir::DirKind),
     ])
 }
 
@@ -108,10 +112,12 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), all, "a payload name used twice: {names:?}");
-        // The names manifests have carried since format 1.
+        // The names manifests have carried since format 1, and the test-only
+        // dir kind's.
         assert_eq!(
             names,
             [
+                "dir-files",
                 "etcd-keys",
                 "etcd-snapshot",
                 "kube-namespace",
