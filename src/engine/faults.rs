@@ -30,13 +30,13 @@ pub type KindProbe = DrillItem;
 
 impl DrillItem {
     /// Records a kind's typed fault or probe under its name.
-    pub fn of<T: Serialize>(name: &str, item: &T) -> Result<DrillItem, String> {
+    pub fn of<T: Serialize>(name: &str, item: &T) -> Result<DrillItem, Error> {
         serde_json::to_value(item)
             .map(|fields| DrillItem {
                 name: name.to_string(),
                 fields,
             })
-            .map_err(|e| format!("cannot record {name}: {e}"))
+            .map_err(|e| Error::failed(format!("cannot record {name}: {e}")))
     }
 
     /// Reads a fault's or probe's own fields into the kind's type `T`
@@ -46,8 +46,8 @@ impl DrillItem {
         name: &str,
         fields: serde_json::Value,
         text: impl FnOnce(&T) -> String,
-    ) -> Result<(DrillItem, String), String> {
-        let typed: T = serde_json::from_value(fields).map_err(|e| e.to_string())?;
+    ) -> Result<(DrillItem, String), Error> {
+        let typed: T = serde_json::from_value(fields).map_err(|e| Error::input(e.to_string()))?;
         let text = text(&typed);
         Ok((DrillItem::of(name, &typed)?, text))
     }

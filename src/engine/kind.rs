@@ -344,8 +344,11 @@ pub trait Drills: TargetKind {
         name: &str,
         (_target, _region): (&str, &str),
         _fields: serde_json::Value,
-    ) -> Result<(KindFault, String), String> {
-        Err(format!("kind {} has no {name} fault", self.name()))
+    ) -> Result<(KindFault, String), Error> {
+        Err(Error::input(format!(
+            "kind {} has no {name} fault",
+            self.name()
+        )))
     }
 
     /// Injects a drill's fault into `target` in `region`; says what was done.
@@ -380,8 +383,11 @@ pub trait Drills: TargetKind {
         &self,
         name: &str,
         _fields: serde_json::Value,
-    ) -> Result<(KindProbe, String), String> {
-        Err(format!("kind {} has no {name} probe", self.name()))
+    ) -> Result<(KindProbe, String), Error> {
+        Err(Error::input(format!(
+            "kind {} has no {name} probe",
+            self.name()
+        )))
     }
 
     /// Runs a drill's probe once: `Ok(detail)` when it passes, the error when

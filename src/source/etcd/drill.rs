@@ -59,16 +59,16 @@ pub fn read_fault(
     name: &str,
     (target, region): (&str, &str),
     fields: serde_json::Value,
-) -> Result<(KindFault, String), String> {
+) -> Result<(KindFault, String), Error> {
     match name {
         STOP_MEMBER | KILL_MEMBER => {
-            let m: MemberFault = serde_json::from_value(fields).map_err(|e| e.to_string())?;
+            let m: MemberFault =
+                serde_json::from_value(fields).map_err(|e| Error::input(e.to_string()))?;
             if m.command.is_none() == m.pid_file.is_none() {
-                return Err(
+                return Err(Error::input(
                     "a member fault needs exactly one of `command` (run with sh -c) or \
-                     `pid_file` (the member's pid, signalled)"
-                        .into(),
-                );
+                     `pid_file` (the member's pid, signalled)",
+                ));
             }
             let verb = if name == KILL_MEMBER { "kill" } else { "stop" };
             Ok((

@@ -689,7 +689,7 @@ impl Drills for EtcdKind {
         name: &str,
         at: (&str, &str),
         fields: serde_json::Value,
-    ) -> Result<(KindFault, String), String> {
+    ) -> Result<(KindFault, String), Error> {
         drill::read_fault(name, at, fields)
     }
 
@@ -701,7 +701,7 @@ impl Drills for EtcdKind {
         &self,
         _name: &str,
         fields: serde_json::Value,
-    ) -> Result<(KindProbe, String), String> {
+    ) -> Result<(KindProbe, String), Error> {
         KindProbe::read(drill::KEY_PROBE, fields, |p: &drill::KeyProbe| {
             format!("etcd key {}", p.key)
         })

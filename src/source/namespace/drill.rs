@@ -35,7 +35,7 @@ pub fn read_fault(
     name: &str,
     (target, region): (&str, &str),
     fields: Value,
-) -> Result<(KindFault, String), String> {
+) -> Result<(KindFault, String), Error> {
     match name {
         DELETE_NAMESPACE => KindFault::read(name, fields, |_: &NoFields| {
             format!("delete the namespace of {target} in {region}")

@@ -457,7 +457,7 @@ impl Drills for NamespaceKind {
         name: &str,
         at: (&str, &str),
         fields: serde_json::Value,
-    ) -> Result<(KindFault, String), String> {
+    ) -> Result<(KindFault, String), Error> {
         drill::read_fault(name, at, fields)
     }
 
@@ -469,7 +469,7 @@ impl Drills for NamespaceKind {
         &self,
         _name: &str,
         fields: serde_json::Value,
-    ) -> Result<(KindProbe, String), String> {
+    ) -> Result<(KindProbe, String), Error> {
         KindProbe::read(
             super::drill::OBJECT_PROBE,
             fields,

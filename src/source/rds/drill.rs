@@ -27,7 +27,7 @@ pub fn read_fault(
     name: &str,
     (target, region): (&str, &str),
     fields: serde_json::Value,
-) -> Result<(KindFault, String), String> {
+) -> Result<(KindFault, String), Error> {
     match name {
         REBOOT_FAILOVER => KindFault::read(name, fields, |_: &NoFields| {
             format!("reboot {target} in {region} with failover")

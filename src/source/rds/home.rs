@@ -904,7 +904,7 @@ impl Drills for RdsKind {
         name: &str,
         at: (&str, &str),
         fields: serde_json::Value,
-    ) -> Result<(KindFault, String), String> {
+    ) -> Result<(KindFault, String), Error> {
         super::drill::read_fault(name, at, fields)
     }
 
@@ -916,7 +916,7 @@ impl Drills for RdsKind {
         &self,
         _name: &str,
         fields: serde_json::Value,
-    ) -> Result<(KindProbe, String), String> {
+    ) -> Result<(KindProbe, String), Error> {
         KindProbe::read(
             super::drill::SQL_PROBE,
             fields,
