@@ -9,17 +9,32 @@
 //! `etcd/init.rs` reads the regions' contexts and kube-system's pods with
 //! `namespace::init` (and nothing else of the namespace kind).
 //!
-//! Adding a kind, in order: its folder with `mod.rs` (the kind's type) and
-//! `home.rs` (`TargetKind`: backup, plan, apply, reachability); its restore
-//! options (`options.rs`: the flags it adds to `drtool restore` beside
-//! `--existing`, as `FlagSpec`s, and the typed value it reads them into,
-//! which `drtool restore`, a drill step's `options:` and the dashboard's
-//! wizard all go through); its errors
-//! (`error.rs`, an enum implementing `KindError`); its config section
-//! (`config/<kind>.rs`, for now); the capabilities it has (`drill.rs` for
-//! `Drills`, `scratch.rs` for `ScratchRestores`, `init.rs` for `Discovery`:
-//! its `drtool init` flags and what it finds); then its line in
-//! [`registry`]. `src/seam.rs` says which places outside still name kinds.
+//! Adding a kind is its folder and one line in [`registry`]; in the order a
+//! newcomer would write it (`dir/` is the smallest complete example, a kind
+//! for tests only):
+//! 1. `config.rs`: its section of `drtool.toml`: the shape of its
+//!    `[targets.NAME]` and region tables (`target_table!`, refusing fields
+//!    it does not read), the typed section it parses them into
+//!    (`KindSpec`), and `parse_all`, which `TargetKind::section` names.
+//! 2. `mod.rs` (the kind's type, its payload names) and `home.rs`
+//!    (`TargetKind`: backup into a byte channel, the consistency it records,
+//!    restore plans made by gathering facts and deciding purely, applying a
+//!    plan, reachability).
+//! 3. `options.rs`: the flags it adds to `drtool restore` beside
+//!    `--existing`, as `FlagSpec`s, and the typed value it reads them into;
+//!    `drtool restore`, a drill step's `options:` and the dashboard's
+//!    toggles all go through it.
+//! 4. `error.rs`: its failures, an enum implementing `KindError`.
+//! 5. The capabilities it has: `drill.rs` for `Drills` (its canary name,
+//!    its probes and faults, each read from a drill file into its own
+//!    types), external artefacts (`Artefacts`, as RDS snapshots),
+//!    `scratch.rs` for `ScratchRestores`, `init.rs` for `Discovery` (its
+//!    `drtool init` flags and what it finds).
+//! 6. Its line in [`registry`].
+//!
+//! `src/seam.rs` checks that nothing outside `src/source/` names a kind (the
+//! manifest's format-1 wire names and `drtool --help`'s line aside), and that
+//! the `dir` kind is named only by its folder and its registry line.
 //!
 //! A kind's own failures are an enum in its folder (`rds::RdsError`,
 //! `namespace::NamespaceError`) with the facts as fields: it implements
@@ -41,7 +56,7 @@ use crate::config::{Config, ConfigError};
 use crate::engine::kind::Registry;
 
 /// Every kind this drtool knows: a new kind is a new folder and one line
-/// here, plus (until issue #19 is done) the places `seam.rs` still counts.
+/// here.
 pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(etcd::EtcdKind::default()),
