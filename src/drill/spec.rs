@@ -209,36 +209,12 @@ impl<'de> Deserialize<'de> for RawProbe {
     }
 }
 
-/// A kind's probe as written: the fields every probe has, the target and
-/// region it reads, and the kind's own fields (read by the kind).
-#[derive(Debug, Deserialize)]
-struct RawKindProbe {
-    name: Text,
-    phase: Spanned<Phase>,
-    #[serde(default)]
-    interval: Option<Text>,
-    #[serde(default)]
-    timeout: Option<Text>,
-    #[serde(default)]
-    success_threshold: Option<Spanned<u32>>,
-    #[serde(default)]
-    failure_threshold: Option<Spanned<u32>>,
-    target: Text,
-    region: Text,
-    #[serde(flatten)]
-    own: BTreeMap<String, serde_json::Value>,
-}
-
-/// A probe kind: its own fields (`$typed`) and, in the file, the fields every
-/// probe has next to them (`$raw`).
-macro_rules! probe_kind {
-    ($raw:ident => $typed:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct $typed { $( $(#[$fm])* pub $field: $ty, )* }
-
+/// A probe as written: the fields every probe has (split off as
+/// [`ProbeCommon`]) and, next to them, its own.
+macro_rules! probe_raw {
+    ($(#[$sm:meta])* $raw:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
         #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        $(#[$sm])*
         struct $raw {
             name: Text,
             phase: Spanned<Phase>,
@@ -254,7 +230,8 @@ macro_rules! probe_kind {
         }
 
         impl $raw {
-            fn split(self) -> (ProbeCommon, $typed) {
+            /// The fields every probe has, and its own.
+            fn into_parts(self) -> (ProbeCommon, ($($ty,)*)) {
                 (
                     ProbeCommon {
                         name: self.name,
@@ -264,8 +241,41 @@ macro_rules! probe_kind {
                         success_threshold: self.success_threshold,
                         failure_threshold: self.failure_threshold,
                     },
-                    $typed { $( $field: self.$field, )* },
+                    ($(self.$field,)*),
                 )
+            }
+        }
+    };
+}
+
+probe_raw!(
+    /// A kind's probe as written: the target and region it reads, and the
+    /// kind's own fields (read by the kind).
+    RawKindProbe {
+        target: Text,
+        region: Text,
+        #[serde(flatten)]
+        own: BTreeMap<String, serde_json::Value>,
+    }
+);
+
+/// A probe kind every drill has: its own fields (`$typed`) and, in the
+/// file, the fields every probe has next to them (`$raw`).
+macro_rules! probe_kind {
+    ($raw:ident => $typed:ident { $( $(#[$fm:meta])* $field:ident : $ty:ty ),* $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $typed { $( $(#[$fm])* pub $field: $ty, )* }
+
+        probe_raw!(
+            #[serde(deny_unknown_fields)]
+            $raw { $( $(#[$fm])* $field: $ty, )* }
+        );
+
+        impl $raw {
+            fn split(self) -> (ProbeCommon, $typed) {
+                let (common, ($($field,)*)) = self.into_parts();
+                (common, $typed { $( $field, )* })
             }
         }
     };
@@ -1287,21 +1297,17 @@ fn kind_probe(
     };
     c.target(&b.target.value, Loc::from(&b.target), Some(drills.name()))?;
     c.region(&b.region.value, Loc::from(&b.region))?;
-    let fields = serde_json::Value::Object(b.own.into_iter().collect());
-    let (probe, text) = drills
-        .read_probe(&name.value, fields)
-        .map_err(|e| c.err(loc, format!("{} probe {}: {e}", name.value, b.name.value)))?;
-    let common = ProbeCommon {
-        name: b.name,
-        phase: b.phase,
-        interval: b.interval,
-        timeout: b.timeout,
-        success_threshold: b.success_threshold,
-        failure_threshold: b.failure_threshold,
-    };
+    let (common, (target, region, own)) = b.into_parts();
+    let fields = serde_json::Value::Object(own.into_iter().collect());
+    let (probe, text) = drills.read_probe(&name.value, fields).map_err(|e| {
+        c.err(
+            loc,
+            format!("{} probe {}: {e}", name.value, common.name.value),
+        )
+    })?;
     let check = ProbeCheck::Target(TargetProbe {
-        target: b.target.value,
-        region: b.region.value,
+        target: target.value,
+        region: region.value,
         probe,
         text,
     });
