@@ -94,7 +94,7 @@ pid_alive() {
   pid=$(<"$pidfile")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   for ((i = 0; i < 5; i++)); do
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
     [[ -n $cmd ]] && break
     sleep 0.1
   done

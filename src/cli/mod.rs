@@ -738,6 +738,38 @@ mod tests {
     }
 
     #[test]
+    fn a_kinds_restore_flags_parse_as_declared() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "drtool",
+            "restore",
+            "-r",
+            "west",
+            "-t",
+            "shop",
+            "--include",
+            "a,b",
+            "--include",
+            "c",
+            "--from-dump",
+            "--namespace-map",
+            "x=y",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Some(Command::Restore(args)) = cli.command else {
+            panic!("a restore")
+        };
+        let v = &args.kinds.values;
+        assert_eq!(v.values("include"), ["a", "b", "c"]);
+        assert!(v.on("from-dump") && !v.on("exclude"));
+        assert_eq!(v.value("namespace-map"), Some("x=y"));
+        let twice = Cli::try_parse_from([
+            "drtool", "restore", "-r", "w", "-t", "t", "--prefix", "/a", "--prefix", "/b",
+        ]);
+        assert!(twice.is_err(), "a flag given once is refused twice");
+    }
+
+    #[test]
     fn pairs_need_a_key_and_a_value_unless_told() {
         let ok = |k: &str, v: &str| Ok((k.to_string(), v.to_string()));
         assert_eq!(split_pair("a=b=c", "OLD=NEW", false), ok("a", "b=c"));

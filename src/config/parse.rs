@@ -71,6 +71,14 @@ pub fn parse_str(text: &str, path: &Path, sections: &[Section]) -> Result<Config
             }
         }
     }
+    // Every target's kind has a section (checked above), which reads all of
+    // its targets: one left over would be a section's bug, never a silent loss.
+    if let Some(name) = common.keys().next() {
+        return Err(ctx.err(
+            0..0,
+            format!("target {name}: its kind's section did not read it (a bug: please report it)"),
+        ));
+    }
     Ok(Config {
         path: path.to_path_buf(),
         defaults,

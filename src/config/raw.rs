@@ -1,5 +1,6 @@
-//! The TOML shape of `drtool.toml`, the table of which kind owns which target
-//! field, and the helpers every section's validation uses.
+//! The TOML shape of `drtool.toml` (what every target has; each kind's
+//! section reads its own tables again with [`kind_tables`]) and the helpers
+//! every section's validation uses.
 //!
 //! Fields that later need an error location are `Spanned`, so every semantic
 //! error (unknown region, bad URL, ...) points at the offending value.
@@ -143,7 +144,8 @@ pub fn kind_tables<R: serde::de::DeserializeOwned, S: super::KindSpec>(
 }
 
 /// "unknown field `x`, expected one of `a`, `b`" as a field that does not
-/// apply to `kind`.
+/// apply to `kind` where it is (a target's table, a region's, or one inside
+/// them such as `database`).
 fn not_for_kind(message: &str, kind: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, expected) = rest.split_once('`')?;
@@ -152,7 +154,7 @@ fn not_for_kind(message: &str, kind: &str) -> Option<String> {
         .trim_start_matches(", expected ")
         .replace('`', "");
     Some(format!(
-        "`{field}` does not apply to a target of kind {kind} (its fields: {fields})"
+        "`{field}` does not apply to a target of kind {kind} here (the fields here: {fields})"
     ))
 }
 

@@ -252,8 +252,10 @@ probe_raw!(
     /// A kind's probe as written: the target and region it reads, and the
     /// kind's own fields (read by the kind).
     RawKindProbe {
-        target: Text,
-        region: Text,
+        #[serde(default)]
+        target: Option<Text>,
+        #[serde(default)]
+        region: Option<Text>,
         #[serde(flatten)]
         own: BTreeMap<String, serde_json::Value>,
     }
@@ -901,7 +903,9 @@ impl Checker<'_> {
         let mut flags = FlagValues::default();
         for (key, value) in raw.0 {
             let values = match value {
-                serde_json::Value::Bool(false) => continue,
+                // Off, unset or empty: as if not given.
+                serde_json::Value::Bool(false) | serde_json::Value::Null => continue,
+                serde_json::Value::Array(items) if items.is_empty() => continue,
                 serde_json::Value::Bool(true) => vec!["true".to_string()],
                 serde_json::Value::String(v) => vec![v],
                 serde_json::Value::Number(n) => vec![n.to_string()],
@@ -950,13 +954,24 @@ impl Checker<'_> {
             .get(kind_name)
             .map_err(|e| self.err(loc, e.to_string()))?;
         if !kind.needs_point(&options) {
-            let given: Vec<String> = flags.0.keys().map(|k| format!("--{k}")).collect();
+            // Name the options that make it so, as the file spells them.
+            let pointless: Vec<String> = flags
+                .0
+                .iter()
+                .filter(|(k, v)| {
+                    let alone = FlagValues(BTreeMap::from([((*k).clone(), (*v).clone())]));
+                    self.kinds
+                        .restore_options((target, kind_name), None, &alone)
+                        .is_ok_and(|o| !kind.needs_point(&o))
+                })
+                .map(|(k, _)| format!("options.{}", k.replace('-', "_")))
+                .collect();
             return Err(self.err(
                 loc,
                 format!(
-                    "options: {} restore without a recovery point, but a drill's restore step \
-                     restores one (its RPO is measured from it): drop them",
-                    given.join(", ")
+                    "{} restores without a recovery point, but a drill's restore step restores \
+                     one (its RPO is measured from it): drop it",
+                    pointless.join(", ")
                 ),
             ));
         }
@@ -1295,14 +1310,31 @@ fn kind_probe(
             ),
         ));
     };
-    c.target(&b.target.value, Loc::from(&b.target), Some(drills.name()))?;
-    c.region(&b.region.value, Loc::from(&b.region))?;
     let (common, (target, region, own)) = b.into_parts();
+    let (Some(target), Some(region)) = (target, region) else {
+        return Err(c.err(
+            loc,
+            format!(
+                "{} probe {}: say which target it reads and in which region (target, region)",
+                name.value, common.name.value
+            ),
+        ));
+    };
+    c.target(&target.value, Loc::from(&target), Some(drills.name()))?;
+    c.region(&region.value, Loc::from(&region))?;
     let fields = serde_json::Value::Object(own.into_iter().collect());
     let (probe, text) = drills.read_probe(&name.value, fields).map_err(|e| {
+        let e = e.to_string();
+        // A misspelt field every probe has reaches the kind too: name them.
+        let also = if e.starts_with("unknown field") {
+            "; every probe also takes name, phase, interval, timeout, success_threshold, \
+             failure_threshold, target, region"
+        } else {
+            ""
+        };
         c.err(
             loc,
-            format!("{} probe {}: {e}", name.value, common.name.value),
+            format!("{} probe {}: {e}{also}", name.value, common.name.value),
         )
     })?;
     let check = ProbeCheck::Target(TargetProbe {
@@ -1878,7 +1910,7 @@ steps:
             ),
             (
                 step("orders", "{ pitr: 2026-11-01 }"),
-                "options: --pitr restore without a recovery point, but a drill's restore step restores one",
+                "options.pitr restores without a recovery point, but a drill's restore step restores one",
             ),
             (
                 step("shop", "{ namespace_map: shop }"),
@@ -1960,6 +1992,76 @@ steps:
             "the steady state re-checked where the target was restored"
         );
         assert_eq!(d.canaries[0].kind, "etcd");
+    }
+
+    #[test]
+    fn a_kinds_words_read_plain_yaml_scalars_as_text_and_lists_as_on_the_command_line() {
+        // `equals: 42` and `expect: 1` were always text to the kinds.
+        let yaml = GOOD.replacen("equals: v1", "equals: 42", 1).replacen(
+            "options: { existing: overwrite }",
+            "options: { existing: overwrite, prefix: 7 }",
+            1,
+        );
+        let d = parse(
+            &yaml,
+            Path::new("d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ProbeCheck::Target(p) = &d.probes[1].check else {
+            panic!("a kind's probe: {:?}", d.probes[1].check)
+        };
+        let read: crate::source::etcd::drill::KeyProbe =
+            p.probe.get().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.equals.as_deref(), Some("42"));
+        // A comma list in `options:` is split as `--exclude a,b` is; empty,
+        // null and false are as if not given.
+        let step = |options: &str| {
+            GOOD.replacen(
+                "{ target: kv, region: us-west-2, options: { existing: overwrite } }",
+                &format!("{{ target: shop, region: us-west-2, options: {options} }}"),
+                1,
+            )
+            .replacen(
+                "{ target: kv, interval: 200ms }",
+                "{ target: kv, interval: 200ms, read_region: us-west-2 }",
+                1,
+            )
+        };
+        let options = |options: &str| {
+            let d = parse(
+                &step(options),
+                Path::new("d.yaml"),
+                &config(),
+                &crate::source::registry(),
+            )
+            .unwrap_or_else(|e| panic!("{options}: {e}"));
+            d.steps
+                .iter()
+                .find_map(|s| match &s.action {
+                    Action::Restore(r) => Some(r.options.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            options("{ exclude: \"secrets, configmaps\" }"),
+            options("{ exclude: [secrets, configmaps] }")
+        );
+        assert_eq!(
+            options("{ include: [], namespace_map: ~, existing: fail }"),
+            options("{ existing: fail }")
+        );
+        let e = err(&GOOD.replacen(
+            "  - etcd_key: { name: kv-up, phase: before, target: kv, region: us-east-1, key: /app/x }",
+            "  - htpp: { name: kv-up, phase: before, url: \"http://127.0.0.1:1/\" }",
+            1,
+        ));
+        assert!(
+            e.contains("unknown kind `htpp`, expected one of http, tcp, exec"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl DrillItem {
         fields: serde_json::Value,
         text: impl FnOnce(&T) -> String,
     ) -> Result<(DrillItem, String), Error> {
-        let typed: T = serde_json::from_value(fields).map_err(|e| Error::input(e.to_string()))?;
+        let typed: T = read_fields(fields)?;
         let text = text(&typed);
         Ok((DrillItem::of(name, &typed)?, text))
     }
@@ -66,6 +66,37 @@ impl DrillItem {
             ))
         })
     }
+}
+
+/// Reads a fault's or probe's own fields into `T`. YAML gives a plain
+/// scalar its type (`expect: 1` is a number, `equals: true` a boolean)
+/// where the drill file meant text, as it did when drill files were read
+/// straight into typed fields: when `T` refuses the fields as they are,
+/// numbers, then numbers and booleans, are read again as text.
+pub fn read_fields<T: DeserializeOwned>(fields: serde_json::Value) -> Result<T, Error> {
+    let first = match serde_json::from_value(fields.clone()) {
+        Ok(typed) => return Ok(typed),
+        Err(e) => e,
+    };
+    for with_booleans in [false, true] {
+        if let Ok(typed) = serde_json::from_value(as_text(fields.clone(), with_booleans)) {
+            return Ok(typed);
+        }
+    }
+    Err(Error::input(first.to_string()))
+}
+
+/// The same fields with numbers (and booleans) as text, at the top level.
+fn as_text(fields: serde_json::Value, with_booleans: bool) -> serde_json::Value {
+    let serde_json::Value::Object(map) = fields else {
+        return fields;
+    };
+    let text = |v: serde_json::Value| match v {
+        serde_json::Value::Number(n) => serde_json::Value::String(n.to_string()),
+        serde_json::Value::Bool(b) if with_booleans => serde_json::Value::String(b.to_string()),
+        other => other,
+    };
+    serde_json::Value::Object(map.into_iter().map(|(k, v)| (k, text(v))).collect())
 }
 
 /// What a fault or probe without fields of its own reads

@@ -719,9 +719,27 @@ impl Registry {
         for spec in k.restore_flags() {
             flags.check_shape(spec)?;
         }
+        // A list given as `a,b` (a drill's `include: a,b`) is split as the
+        // command line splits `--include a,b`.
+        let mut flags = flags.clone();
+        for spec in k
+            .restore_flags()
+            .iter()
+            .filter(|s| s.shape == FlagShape::List)
+        {
+            if let Some(values) = flags.0.get_mut(spec.long) {
+                *values = values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
+        }
         Ok(RestoreOptions {
             existing,
-            kind: k.restore_options(flags)?,
+            kind: k.restore_options(&flags)?,
             with_canaries: false,
         })
     }

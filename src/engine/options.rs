@@ -179,25 +179,36 @@ impl FlagValues {
 
 /// A kind's own restore options: its typed value, parsed once where the
 /// options were given and carried serialized (as a plan's action is), so
-/// generic code holds them without knowing their type. `null` = none given.
+/// generic code holds them without knowing their type, with the name of the
+/// kind that read them. None given: no kind, `null`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct KindOptions(serde_json::Value);
+pub struct KindOptions {
+    kind: String,
+    value: serde_json::Value,
+}
 
 impl KindOptions {
-    /// Records a kind's typed options.
-    pub fn of<T: Serialize>(options: &T) -> Result<KindOptions, Error> {
+    /// Records kind `kind`'s typed options.
+    pub fn of<T: Serialize>(kind: &str, options: &T) -> Result<KindOptions, Error> {
         serde_json::to_value(options)
-            .map(KindOptions)
+            .map(|value| KindOptions {
+                kind: kind.to_string(),
+                value,
+            })
             .map_err(|e| Error::failed(format!("cannot record the restore options: {e}")))
+    }
+
+    /// The kind that read them; none when none were given.
+    pub fn kind(&self) -> Option<&str> {
+        Some(self.kind.as_str()).filter(|k| !k.is_empty())
     }
 
     /// Reads them back as the kind's type (its default when none were given).
     pub fn get<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
-        if self.0.is_null() {
+        if self.value.is_null() {
             return Ok(T::default());
         }
-        serde_json::from_value(self.0.clone()).map_err(|e| {
+        serde_json::from_value(self.value.clone()).map_err(|e| {
             Error::failed(format!(
                 "the restore options are another kind's ({e}): parse them with the target's kind"
             ))
@@ -292,10 +303,12 @@ mod tests {
             prefix: Some("/a".into()),
         };
         let opts = RestoreOptions {
-            kind: KindOptions::of(&mine).unwrap_or_else(|e| panic!("{e}")),
+            kind: KindOptions::of("mine", &mine).unwrap_or_else(|e| panic!("{e}")),
             ..RestoreOptions::default()
         };
         assert_eq!(opts.own::<Mine>().ok(), Some(mine));
+        assert_eq!(opts.kind.kind(), Some("mine"));
+        assert_eq!(RestoreOptions::default().kind.kind(), None);
         assert_eq!(
             RestoreOptions::default().own::<Mine>().ok(),
             Some(Mine::default())

@@ -135,6 +135,16 @@ impl Engine {
         self.check_reachable(&req.region)?;
         let target = self.target(&req.target)?;
         let kind = self.kind_of(target)?;
+        if let Some(read_by) = req.options.kind.kind()
+            && read_by != kind.name()
+        {
+            return Err(Error::input(format!(
+                "the restore options were read for a target of kind {read_by}, and target {} is of kind {}: \
+                 read them again for it",
+                target.name,
+                kind.name()
+            )));
+        }
         let job = self.job(
             JobSpec::new(Operation::Plan)
                 .target(&target.name)

@@ -10,8 +10,10 @@
 //! `namespace::init` (and nothing else of the namespace kind).
 //!
 //! Adding a kind is its folder and one line in [`registry`]; in the order a
-//! newcomer would write it (`dir/` is the smallest complete example, a kind
-//! for tests only):
+//! newcomer would write it (`dir/`, a kind for tests only, is the smallest
+//! example: steps 1, 2 and 6 in two files, `TargetKind` in its `mod.rs`;
+//! steps 3 to 5 are for a kind that has options, its own failures and
+//! capabilities):
 //! 1. `config.rs`: its section of `drtool.toml`: the shape of its
 //!    `[targets.NAME]` and region tables (`target_table!`, refusing fields
 //!    it does not read), the typed section it parses them into

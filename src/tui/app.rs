@@ -1310,6 +1310,8 @@ impl App {
             }
             WizardStep::Target => {
                 w.target = choices.get(w.sel).cloned();
+                // Another target's kind has other switches.
+                w.on = FlagValues::default();
                 w.step = WizardStep::Point;
                 w.sel = 0;
             }

@@ -115,7 +115,7 @@ fn parse_line(line: &[u8]) -> Result<(String, Vec<u8>), Error> {
     let plain = Path::new(&file.name)
         .file_name()
         .is_some_and(|n| n == file.name.as_str());
-    if !plain || file.name == ".." {
+    if !plain {
         return Err(Error::failed(format!(
             "the point names {:?}, which is not a plain file name",
             file.name
@@ -145,6 +145,12 @@ async fn read_point(
                 each(name, bytes)?;
                 n += 1;
             }
+        }
+        if !buf.is_empty() {
+            return Err(Error::failed(format!(
+                "the point ends in the middle of a file record ({} bytes after the last line)",
+                buf.len()
+            )));
         }
         Ok(n)
     }
@@ -238,7 +244,8 @@ impl TargetKind for DirKind {
         req.job
             .phase("verifying the point and comparing with the directory");
         let files = read_point(data, |name, _| {
-            if dir.join(&name).exists() {
+            // A symlink counts as there, even one pointing nowhere.
+            if dir.join(&name).symlink_metadata().is_ok() {
                 there.push(name);
             }
             Ok(())
@@ -281,12 +288,21 @@ impl TargetKind for DirKind {
         let (mut written, mut skipped) = (0u64, 0u64);
         read_point(&data, |name, bytes| {
             let path = plan.dir.join(&name);
-            if plan.existing == Existing::Skip && path.exists() {
+            if plan.existing == Existing::Skip && path.symlink_metadata().is_ok() {
                 skipped += 1;
                 return Ok(());
             }
+            // A fresh file of our own (never through what is at that name),
+            // renamed over the target: a reader sees the old file or the new.
+            // Blocking calls: this kind is for tests, with small files.
             let part = plan.dir.join(format!(".{name}.drtool-part"));
-            std::fs::write(&part, bytes).map_err(|e| io_error("write", &part, e))?;
+            let _ = std::fs::remove_file(&part);
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&part)
+                .map_err(|e| io_error("write", &part, e))?;
+            std::io::Write::write_all(&mut out, &bytes).map_err(|e| io_error("write", &part, e))?;
             std::fs::rename(&part, &path).map_err(|e| io_error("write", &path, e))?;
             written += 1;
             Ok(())

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use super::*;
 use crate::catalog::PointChoice;
-use crate::engine::{BackupRequest, Engine, EngineOptions, RestoreRequest, Verdict};
+use crate::engine::{
+    BackupRequest, Engine, EngineOptions, RestoreOptions, RestoreRequest, Verdict,
+};
 use crate::error::ErrorClass;
 
 fn config(root: &Path, extra_region_field: &str) -> String {
@@ -92,6 +94,31 @@ async fn a_kind_in_one_folder_is_backed_up_copied_and_restored_through_the_engin
         std::fs::read_to_string(root.join("west/a.txt")).unwrap(),
         "alpha\n"
     );
+
+    // Options another kind read are refused before anything is read.
+    let theirs = RestoreOptions {
+        kind: KindOptions::of("etcd", &BTreeMap::from([("prefix", "/a")])).unwrap(),
+        ..RestoreOptions::default()
+    };
+    let refused = engine
+        .plan_restore(&RestoreRequest {
+            region: "west".into(),
+            target: "docs".into(),
+            point: PointChoice::Newest,
+            options: theirs,
+        })
+        .await
+        .err()
+        .map(|e| (e.class(), e.to_string()));
+    assert_eq!(
+        refused,
+        Some((
+            ErrorClass::BadInput,
+            "the restore options were read for a target of kind etcd, and target docs is of kind dir: \
+             read them again for it"
+                .to_string()
+        ))
+    );
 }
 
 #[test]
@@ -104,7 +131,9 @@ fn what_the_kind_does_not_read_is_refused_with_its_name() {
             .map(|e| e.to_string())
             .unwrap_or_default();
     assert!(
-        err.contains("`endpoints` does not apply to a target of kind dir (its fields: path)"),
+        err.contains(
+            "`endpoints` does not apply to a target of kind dir here (the fields here: path)"
+        ),
         "{err}"
     );
     let cfg = crate::source::parse_config(&config(root, ""), &root.join("drtool.toml")).unwrap();

@@ -62,8 +62,7 @@ pub fn read_fault(
 ) -> Result<(KindFault, String), Error> {
     match name {
         STOP_MEMBER | KILL_MEMBER => {
-            let m: MemberFault =
-                serde_json::from_value(fields).map_err(|e| Error::input(e.to_string()))?;
+            let m: MemberFault = crate::engine::faults::read_fields(fields)?;
             if m.command.is_none() == m.pid_file.is_none() {
                 return Err(Error::input(
                     "a member fault needs exactly one of `command` (run with sh -c) or \

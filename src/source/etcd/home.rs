@@ -1261,9 +1261,12 @@ mod tests {
             (RestoreOptions::default(), &[], "needs `members = "),
             (
                 RestoreOptions {
-                    kind: KindOptions::of(&EtcdRestoreOptions {
-                        prefix: Some("/a".into()),
-                    })
+                    kind: KindOptions::of(
+                        "etcd",
+                        &EtcdRestoreOptions {
+                            prefix: Some("/a".into()),
+                        },
+                    )
                     .unwrap_or_else(|e| panic!("{e}")),
                     ..RestoreOptions::default()
                 },

@@ -25,8 +25,11 @@ pub struct EtcdRestoreOptions {
 
 impl EtcdRestoreOptions {
     pub fn parse(flags: &FlagValues) -> Result<KindOptions, Error> {
-        KindOptions::of(&EtcdRestoreOptions {
-            prefix: flags.value(PREFIX).map(str::to_string),
-        })
+        KindOptions::of(
+            "etcd",
+            &EtcdRestoreOptions {
+                prefix: flags.value(PREFIX).map(str::to_string),
+            },
+        )
     }
 }

@@ -62,10 +62,13 @@ impl NamespaceRestoreOptions {
                 }
             },
         };
-        KindOptions::of(&NamespaceRestoreOptions {
-            namespace_map,
-            include: flags.values(INCLUDE).to_vec(),
-            exclude: flags.values(EXCLUDE).to_vec(),
-        })
+        KindOptions::of(
+            "namespace",
+            &NamespaceRestoreOptions {
+                namespace_map,
+                include: flags.values(INCLUDE).to_vec(),
+                exclude: flags.values(EXCLUDE).to_vec(),
+            },
+        )
     }
 }

@@ -54,10 +54,13 @@ pub async fn scratch(
 ) -> Result<Option<Scratch>, Error> {
     let namespace = scratch_name(&manifest.point_id);
     // Decided before anything is made, so nothing is left if it fails.
-    let own = KindOptions::of(&NamespaceRestoreOptions {
-        namespace_map: Some((spec.namespace.clone(), namespace.clone())),
-        ..NamespaceRestoreOptions::default()
-    })?;
+    let own = KindOptions::of(
+        "namespace",
+        &NamespaceRestoreOptions {
+            namespace_map: Some((spec.namespace.clone(), namespace.clone())),
+            ..NamespaceRestoreOptions::default()
+        },
+    )?;
     let ns = json!({
         "apiVersion": "v1",
         "kind": "Namespace",

@@ -8,7 +8,6 @@ use super::dump::Db;
 use crate::engine::faults::{CanaryMark, KindFault, NoFields};
 use crate::error::Error;
 
-/// The SQL probe: the query runs, and its first value is `expect` when given.
 /// The faults, as drill files name them.
 pub const REBOOT_FAILOVER: &str = "reboot_failover";
 pub const STOP_INSTANCE: &str = "stop_instance";
@@ -44,7 +43,7 @@ pub fn read_fault(
 /// The SQL probe, as drill files name it.
 pub const SQL_PROBE: &str = "sql";
 
-/// `sql: { ..., query: SELECT 1, expect: "1" }`: the query runs (and its
+/// `sql: { ..., query: SELECT 1, expect: 1 }`: the query runs (and its
 /// first value is `expect`, when given).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +57,7 @@ pub struct SqlProbe {
     pub database: Option<String>,
 }
 
+/// The SQL probe: the query runs, and its first value is `expect` when given.
 pub async fn probe_sql(db: &Db, query: &str, expect: Option<&str>) -> Result<String, Error> {
     let out = db.query(query).await?;
     let first = out

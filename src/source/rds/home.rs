@@ -1141,7 +1141,7 @@ mod tests {
     #[test]
     fn routes() {
         let own = |o: RdsRestoreOptions| RestoreOptions {
-            kind: KindOptions::of(&o).unwrap_or_else(|e| panic!("{e}")),
+            kind: KindOptions::of("rds", &o).unwrap_or_else(|e| panic!("{e}")),
             ..opts()
         };
         let from_dump = own(RdsRestoreOptions {

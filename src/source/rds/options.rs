@@ -61,10 +61,13 @@ impl RdsRestoreOptions {
                 "--{PITR} restores from RDS's automated backups, not from a point's dump: drop --{FROM_DUMP}"
             )));
         }
-        KindOptions::of(&RdsRestoreOptions {
-            database: flags.value(DATABASE).map(str::to_string),
-            from_dump,
-            pitr,
-        })
+        KindOptions::of(
+            "rds",
+            &RdsRestoreOptions {
+                database: flags.value(DATABASE).map(str::to_string),
+                from_dump,
+                pitr,
+            },
+        )
     }
 }

@@ -40,11 +40,14 @@ pub fn scratch(
     let base = DbRef::of(conn, None)?;
     let name = format!("drtool_rt_{:08x}", rand::random::<u32>());
     let options = RestoreOptions {
-        kind: KindOptions::of(&RdsRestoreOptions {
-            database: Some(name.clone()),
-            from_dump: true,
-            pitr: None,
-        })?,
+        kind: KindOptions::of(
+            "rds",
+            &RdsRestoreOptions {
+                database: Some(name.clone()),
+                from_dump: true,
+                pitr: None,
+            },
+        )?,
         // A restore test reproduces the point exactly, canary rows too.
         with_canaries: true,
         ..RestoreOptions::default()

@@ -393,6 +393,14 @@ fn the_wizard_offers_the_switches_of_the_targets_kind_and_sends_those_on() {
     assert_eq!(ask.target, "lab-orders");
     assert_eq!(ask.flags, FlagValues::default().switch("from-dump"));
     assert_eq!(ask.existing, None);
+    // Back to the targets: another target starts with its kind's switches off.
+    cmd(&mut app, Command::Back);
+    cmd(&mut app, Command::Back);
+    cmd(&mut app, Command::Back);
+    assert_eq!(wizard(&app).step, WizardStep::Target);
+    cmd(&mut app, Command::Top);
+    cmd(&mut app, Command::Open);
+    assert_eq!(wizard(&app).on, FlagValues::default());
 }
 
 #[test]
