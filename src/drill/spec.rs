@@ -1752,6 +1752,17 @@ steps:
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A drill that must check.
+    fn checked(yaml: &str) -> Drill {
+        parse(
+            yaml,
+            Path::new("d.yaml"),
+            &config(),
+            &crate::source::registry(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn err(yaml: &str) -> String {
         match parse(
             yaml,
@@ -1868,13 +1879,7 @@ steps:
             1,
         ));
         assert!(e.contains("--namespace-map does not apply"), "{e}");
-        let d = parse(
-            GOOD,
-            Path::new("d.yaml"),
-            &config(),
-            &crate::source::registry(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let d = checked(&GOOD);
         let restore = d.steps.iter().find_map(|s| match &s.action {
             Action::Restore(r) => Some(r),
             _ => None,
@@ -1966,13 +1971,7 @@ steps:
             "delete_keys: { target: kv, region: us-east-1, prefix: /app/ },",
             1,
         );
-        let d = parse(
-            &yaml,
-            Path::new("d.yaml"),
-            &config(),
-            &crate::source::registry(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let d = checked(&yaml);
         let Action::Fault(fault) = &d.steps[1].action else {
             panic!("a fault step: {:?}", d.steps[1].action)
         };
@@ -2002,13 +2001,7 @@ steps:
             "options: { existing: overwrite, prefix: 7 }",
             1,
         );
-        let d = parse(
-            &yaml,
-            Path::new("d.yaml"),
-            &config(),
-            &crate::source::registry(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let d = checked(&yaml);
         let ProbeCheck::Target(p) = &d.probes[1].check else {
             panic!("a kind's probe: {:?}", d.probes[1].check)
         };
