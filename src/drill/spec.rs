@@ -1879,7 +1879,7 @@ steps:
             1,
         ));
         assert!(e.contains("--namespace-map does not apply"), "{e}");
-        let d = checked(&GOOD);
+        let d = checked(GOOD);
         let restore = d.steps.iter().find_map(|s| match &s.action {
             Action::Restore(r) => Some(r),
             _ => None,
