@@ -7,12 +7,14 @@
 //! <prefix>/points/<target>/<point-id>/verified.json      the last verify, passed
 //! <prefix>/points/<target>/<point-id>/verify-failed.json the last verify, failed
 //! <prefix>/points/<target>/<point-id>/retention.json     retention changed by hand
+//! <prefix>/streams/<target>/<base-point-id>/<from>-<to>.seg.zst  stream segments
 //! <prefix>/drills/<drill-run-id>/report.<ext>
 //! <prefix>/locks/<name>                                  schedule locks, holds
 //! <prefix>/schedules/<name>.json                         a schedule's state
 //! ```
 
 use super::PointId;
+use super::segment::SegmentName;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const RESTORE_TEST_FILE: &str = "restore-test.json";
@@ -84,6 +86,30 @@ impl Layout {
 
     pub fn manifest_key(&self, target: &str, point: &PointId) -> String {
         format!("{}{MANIFEST_FILE}", self.point_prefix(target, point))
+    }
+
+    /// Where a target's stream segments are (every base point's, or one's).
+    /// They live beside `points/`, not in the point folders, so listing points
+    /// never pages through a day of one-second segments.
+    pub fn stream_prefix(&self, target: &str, base: Option<&PointId>) -> String {
+        match base {
+            Some(p) => self.join(&format!("streams/{target}/{p}/")),
+            None => self.join(&format!("streams/{target}/")),
+        }
+    }
+
+    pub fn segment_key(&self, target: &str, base: &PointId, name: &SegmentName) -> String {
+        format!(
+            "{}{}",
+            self.stream_prefix(target, Some(base)),
+            name.file_name()
+        )
+    }
+
+    /// The base point of a key under a target's [`Layout::stream_prefix`].
+    pub fn stream_base_of(&self, target: &str, key: &str) -> Option<PointId> {
+        let rest = key.strip_prefix(self.stream_prefix(target, None).as_str())?;
+        rest.split('/').next()?.parse().ok()
     }
 
     pub fn drill_report_key(&self, run: &str, ext: &str) -> String {
@@ -160,8 +186,17 @@ mod tests {
             m,
             "backups/points/etcd-main/20261122T020000Z-0badcafe/manifest.json"
         );
-        assert_eq!(l.parse_point_key(&m), Some(("etcd-main", p, MANIFEST_FILE)));
+        assert_eq!(
+            l.parse_point_key(&m),
+            Some(("etcd-main", p.clone(), MANIFEST_FILE))
+        );
         assert_eq!(Layout::new("").lock_key("nightly"), "locks/nightly");
+        let seg = l.segment_key("etcd-main", &p, &SegmentName { from: 5, to: 7 });
+        assert_eq!(
+            seg,
+            "backups/streams/etcd-main/20261122T020000Z-0badcafe/00000000000000000005-00000000000000000007.seg.zst"
+        );
+        assert_eq!(l.stream_base_of("etcd-main", &seg), Some(p.clone()));
         assert_eq!(
             l.drill_report_key("r1", "md"),
             "backups/drills/r1/report.md"

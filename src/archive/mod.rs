@@ -9,6 +9,7 @@ pub mod layout;
 pub mod manifest;
 pub mod pipeline;
 pub mod point;
+pub mod segment;
 pub mod signing;
 
 pub use digest::PlainDigest;

@@ -457,6 +457,9 @@ pub enum PointChoice {
     Id(PointId),
     /// The newest valid point finished before this time.
     Before(DateTime<Utc>),
+    /// The newest valid point at or before this position of the target's
+    /// stream (etcd: revision), then its stream replayed up to it.
+    Revision(u64),
 }
 
 /// A point that was newer than the one chosen but could not be used.
@@ -523,28 +526,22 @@ pub fn select<'a>(
     let found = match choice {
         PointChoice::Id(id) => mine.find(|p| &p.id == id),
         PointChoice::Before(t) => mine.find(|p| p.manifest.finished_at < *t),
-        PointChoice::Newest => mine.next(),
+        // The engine picks the base of a revision (it knows positions).
+        PointChoice::Newest | PointChoice::Revision(_) => mine.next(),
     };
     let Some(chosen) = found else {
-        let what = match choice {
-            PointChoice::Id(id) => format!("point {id} of target {target}"),
-            PointChoice::Before(t) => format!(
-                "point of target {target} finished before {}",
-                t.to_rfc3339()
-            ),
-            PointChoice::Newest => format!("point of target {target}"),
-        };
         return Err(Error::input(format!(
-            "region {region} holds no {what}: run `drtool points --region {region} --target {target}` to see what it has"
+            "region {region} holds no {}: run `drtool points --region {region} --target {target}` to see what it has",
+            wanted(choice, target)
         )));
     };
     let fallbacks = match choice {
         PointChoice::Id(_) => Vec::new(),
-        PointChoice::Newest | PointChoice::Before(_) => mine.collect(),
+        PointChoice::Newest | PointChoice::Before(_) | PointChoice::Revision(_) => mine.collect(),
     };
     let passed_over = match choice {
         PointChoice::Id(_) => Vec::new(),
-        PointChoice::Newest | PointChoice::Before(_) => {
+        PointChoice::Newest | PointChoice::Before(_) | PointChoice::Revision(_) => {
             let limit = match choice {
                 PointChoice::Before(t) => Some(*t),
                 _ => None,
@@ -575,6 +572,19 @@ pub fn select<'a>(
         passed_over,
         fallbacks,
     })
+}
+
+/// What a choice asked for, for the error when nothing matches it.
+fn wanted(choice: &PointChoice, target: &str) -> String {
+    match choice {
+        PointChoice::Id(id) => format!("point {id} of target {target}"),
+        PointChoice::Before(t) => format!(
+            "point of target {target} finished before {}",
+            t.to_rfc3339()
+        ),
+        PointChoice::Newest => format!("point of target {target}"),
+        PointChoice::Revision(n) => format!("point of target {target} at or before revision {n}"),
+    }
 }
 
 /// Parses `--before`: RFC 3339, `YYYY-MM-DDTHH:MM:SS[Z]` (UTC) or a date (midnight UTC).

@@ -119,6 +119,10 @@ pub fn kind(command: Option<&Command>) -> &'static str {
             schedule::Command::Run(_) => "ScheduleRun",
             schedule::Command::Export(_) => "ScheduleExport",
         },
+        Command::Stream(c) => match c {
+            super::stream::Command::Run(_) => "StreamRun",
+            super::stream::Command::Status(_) => "StreamStatus",
+        },
         Command::Drill(c) => match c {
             drill::Command::Run(_) => "DrillRun",
             drill::Command::Validate(_) => "DrillValidate",

@@ -47,6 +47,7 @@ mod restore;
 mod restore_test;
 mod schedule;
 mod signals;
+mod stream;
 mod verify;
 
 use std::path::PathBuf;
@@ -121,6 +122,9 @@ pub enum Command {
     /// Schedules: list next runs, check, run the daemon, export CronJobs.
     #[command(subcommand)]
     Schedule(schedule::Command),
+    /// Continuous streams: run one, show where every stream stands.
+    #[command(subcommand)]
+    Stream(stream::Command),
     /// Failover drills: run, validate, list.
     #[command(subcommand)]
     Drill(drill::Command),
@@ -596,6 +600,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, Error> {
         Command::Prune(a) => prune::run(ctx, a).await.map(Exit::from),
         Command::RestoreTest(a) => restore_test::run(ctx, a).await.map(Exit::from),
         Command::Schedule(c) => schedule::run(ctx, c).await,
+        Command::Stream(c) => stream::run(ctx, c).await.map(Exit::from),
         Command::Drill(c) => drill::run(ctx, c).await,
         Command::Report(c) => report::run(ctx, c).await.map(Exit::from),
     }

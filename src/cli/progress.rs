@@ -98,6 +98,7 @@ fn title(e: &JobEvent) -> String {
         Operation::RestoreTest => format!("restore test {target}{point} in {region}"),
         Operation::Reach => format!("reach {target} in {region}"),
         Operation::Retain => format!("retain {target}{point} in {region}"),
+        Operation::Stream => format!("stream {target}{point}"),
     }
 }
 

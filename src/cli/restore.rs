@@ -16,12 +16,18 @@ pub struct Args {
     pub region: String,
     #[arg(long, short = 't')]
     pub target: String,
-    /// The point to restore (default: the newest valid one).
-    #[arg(long, conflicts_with = "before")]
+    /// Exactly this point, as it is (default: the newest valid one, and its
+    /// continuous stream replayed as far as the region holds it).
+    #[arg(long, conflicts_with_all = ["before", "revision"])]
     pub point: Option<PointId>,
-    /// The newest point finished before this time (RFC 3339 or YYYY-MM-DD, UTC).
-    #[arg(long)]
+    /// The newest point finished before this time (RFC 3339 or YYYY-MM-DD,
+    /// UTC), and its stream replayed up to that time.
+    #[arg(long, conflicts_with = "revision")]
     pub before: Option<String>,
+    /// A target with a continuous stream: the newest point at or before this
+    /// revision, and its stream replayed up to exactly this revision.
+    #[arg(long, value_name = "N")]
+    pub revision: Option<u64>,
     /// Print the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
@@ -65,10 +71,11 @@ impl From<ExistingArg> for Existing {
 
 impl Args {
     fn request(&self, ctx: &Ctx) -> Result<RestoreRequest, Error> {
-        let point = match (&self.point, &self.before) {
-            (Some(id), _) => PointChoice::Id(id.clone()),
-            (None, Some(t)) => PointChoice::Before(parse_time(t)?),
-            (None, None) => PointChoice::Newest,
+        let point = match (&self.point, &self.before, self.revision) {
+            (Some(id), _, _) => PointChoice::Id(id.clone()),
+            (None, Some(t), _) => PointChoice::Before(parse_time(t)?),
+            (None, None, Some(n)) => PointChoice::Revision(n),
+            (None, None, None) => PointChoice::Newest,
         };
         Ok(RestoreRequest {
             region: self.region.clone(),

@@ -48,6 +48,44 @@ pub fn range_text(min: Duration, max: Duration) -> String {
     }
 }
 
+/// Why a size was refused; its message reads after the field's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("{text:?} is not a size: write e.g. \"512KiB\", \"8MiB\" or a number of bytes")]
+    NotASize { text: String },
+    #[error("{text:?} is out of range: it must be between {min} and {max} bytes")]
+    OutOfRange { text: String, min: u64, max: u64 },
+}
+
+/// Parses `text` (`8MiB`, `512KiB`, `65536`; `KB`/`MB` are read as the
+/// binary units too) and checks it lies in `min..=max`.
+pub fn parse_size_bounded(text: &str, min: u64, max: u64) -> Result<u64, SizeError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let not = || SizeError::NotASize {
+        text: text.to_string(),
+    };
+    let n: u64 = digits.parse().map_err(|_| not())?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(not()),
+    };
+    let out_of_range = || SizeError::OutOfRange {
+        text: text.to_string(),
+        min,
+        max,
+    };
+    let bytes = n.checked_mul(scale).ok_or_else(out_of_range)?;
+    if bytes < min || bytes > max {
+        return Err(out_of_range());
+    }
+    Ok(bytes)
+}
+
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 /// A year as durations are written (365.25 days: `1y` parses to it).
 pub const YEAR: Duration = Duration::from_secs(31_557_600);
@@ -57,6 +95,29 @@ pub const CENTURY: Duration = Duration::from_secs(100 * YEAR.as_secs());
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_read_with_binary_units_and_bounded() {
+        let ok = |t: &str| parse_size_bounded(t, 1, u64::MAX);
+        assert_eq!(ok("8MiB"), Ok(8 << 20));
+        assert_eq!(ok("512 KiB"), Ok(512 << 10));
+        assert_eq!(ok("65536"), Ok(65536));
+        assert_eq!(ok("1g"), Ok(1 << 30));
+        assert!(matches!(ok("8 parsecs"), Err(SizeError::NotASize { .. })));
+        assert!(matches!(ok("MiB"), Err(SizeError::NotASize { .. })));
+        assert!(matches!(
+            ok("18446744073709551615GiB"),
+            Err(SizeError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            ok("99999999999999999999999"),
+            Err(SizeError::NotASize { .. })
+        ));
+        assert!(matches!(
+            parse_size_bounded("1KiB", 65536, 1 << 26),
+            Err(SizeError::OutOfRange { .. })
+        ));
+    }
 
     #[test]
     fn huge_and_tiny_durations_are_errors_not_panics() {

@@ -319,6 +319,7 @@ mod tests {
                 mode: EtcdMode::Snapshot,
                 prefix: None,
                 regions: Default::default(),
+                continuous: None,
             }),
         }
     }

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::events::Job;
 use super::faults::{CanaryMark, KindFault, KindProbe};
@@ -240,6 +242,12 @@ pub trait TargetKind: Send + Sync {
     }
 
     /// What `drtool init` can find of this kind, if it can find any.
+    /// Continuous protection between points, if the kind can follow its
+    /// source (`engine::stream`).
+    fn streams(&self) -> Option<&dyn Streams> {
+        None
+    }
+
     fn discovery(&self) -> Option<&dyn Discovery> {
         None
     }
@@ -435,6 +443,81 @@ pub trait Drills: TargetKind {
     async fn undo(&self, _plan: &KindPlan, _job: &Job) -> Result<String, Error> {
         Ok("nothing to undo".into())
     }
+}
+
+/// How a target's stream cuts segments (the kind reads it from its config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// A segment is written at least this often while changes come in.
+    pub segment: Duration,
+    /// A segment is written as soon as its events reach this many bytes (a
+    /// single revision larger than this still goes whole into one segment).
+    pub max_segment: u64,
+}
+
+/// One cut of a stream: the kind's lines for positions `from..=to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cut {
+    pub from: u64,
+    pub to: u64,
+    /// The kind's event lines, each ending in `\n`.
+    pub lines: Vec<u8>,
+    pub events: u64,
+    pub revisions: u64,
+    pub first_at: Option<DateTime<Utc>>,
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// Why a kind stopped following its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStop {
+    /// Asked to stop; every change received was cut and sent first.
+    Cancelled,
+    /// The source no longer holds the history the stream needs (compacted
+    /// past it): only a new base point can go on.
+    HistoryLost(String),
+    /// The connection or the watch broke: following again from the last
+    /// stored position can go on.
+    Broken(String),
+}
+
+/// Continuous protection, for a kind that can follow its source.
+#[async_trait]
+pub trait Streams: TargetKind {
+    /// The target's stream settings; none when its config asks for no stream.
+    fn stream_settings(&self, target: &Target) -> Option<StreamSettings>;
+
+    /// Where a point of this kind stands (the position a stream of it starts
+    /// after), read from the point itself; none for points a stream cannot
+    /// start from (with the reason).
+    fn position(&self, manifest: &Manifest) -> Result<u64, String>;
+
+    /// The source's current position in the target's home region (for lag).
+    async fn source_position(&self, target: &Target) -> Result<u64, Error>;
+
+    /// Replays segments' lines (one item per segment, in chain order) into
+    /// what `plan` (this kind's restore plan, already applied) restored, up
+    /// to position `to`: one change of the source (one transaction) at a
+    /// time, so the target passes through states that existed. Every kind's
+    /// event line carries its position as `rev`.
+    async fn replay(
+        &self,
+        plan: &KindPlan,
+        segments: mpsc::Receiver<Result<Vec<u8>, Error>>,
+        to: u64,
+        job: &Job,
+    ) -> Result<Applied, Error>;
+
+    /// Follows the source in the target's home region from the position
+    /// after `after`, sending cuts until told to stop or the source fails.
+    async fn follow(
+        &self,
+        target: &Target,
+        after: u64,
+        settings: StreamSettings,
+        cuts: mpsc::Sender<Cut>,
+        cancel: CancellationToken,
+    ) -> StreamStop;
 }
 
 /// Artefacts a kind keeps outside the bucket for a point (RDS snapshots). A

@@ -110,6 +110,37 @@ impl std::fmt::Debug for LockGuard {
 }
 
 impl LockGuard {
+    /// Extends a lock held for long work (a stream) by `ttl` from now. Fails
+    /// when it is no longer ours (it expired and another run took it): the
+    /// work must stop then.
+    pub async fn renew(&mut self, ttl: std::time::Duration) -> Result<(), Error> {
+        let Some(engine) = self.engine.as_ref() else {
+            return Err(Error::failed("the lock was released"));
+        };
+        let rs = engine.store(&self.region).await?;
+        let key = rs.layout.lock_key(&self.lock.name);
+        match read_lock(&rs.store, &key).await? {
+            Found::Held(l) if l.owner == self.owner => {}
+            found => {
+                return Err(Error::failed(format!(
+                    "lock {key} in {} is no longer ours ({}): another run may hold it; stopping",
+                    self.region,
+                    match found {
+                        Found::Held(l) => format!("held by {}", l.owner),
+                        Found::Absent => "gone".into(),
+                        Found::Unreadable(why) => why,
+                    }
+                )));
+            }
+        }
+        let mut lock = self.lock.clone();
+        lock.until = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+        let body = serde_json::to_vec(&lock).map_err(Error::failed)?;
+        rs.store.put(&key, body.into(), Keep::Normal).await?;
+        self.lock = lock;
+        Ok(())
+    }
+
     /// Removes the lock (if it is still ours).
     pub async fn release(mut self) -> Result<(), Error> {
         match self.engine.take() {

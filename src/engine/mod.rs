@@ -22,10 +22,12 @@ pub mod point;
 pub mod points;
 pub mod prune;
 pub mod reach;
+pub mod replay;
 pub mod report;
 pub mod restore;
 pub mod restore_test;
 pub mod root;
+pub mod stream;
 pub mod verify;
 
 pub use backup::BackupRequest;

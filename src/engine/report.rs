@@ -32,6 +32,8 @@ pub enum Operation {
     Reach,
     /// Changing a point's retention by hand.
     Retain,
+    /// Following a source between points (a continuous stream).
+    Stream,
 }
 
 impl Operation {
@@ -49,6 +51,7 @@ impl Operation {
             Operation::Cleanup => "cleanup",
             Operation::RestoreTest => "restore-test",
             Operation::Reach => "reach",
+            Operation::Stream => "stream",
         }
     }
 }

@@ -15,6 +15,7 @@ use super::events::{Job, JobSpec};
 use super::kind::{KindPlan, PlanRequest, TargetKind};
 use super::options::RestoreOptions;
 use super::point::PointRef;
+use super::replay::{ReplayPlan, ReplayTo};
 use super::report::{ItemReport, Operation, Outcome, RunReport};
 use super::root::Engine;
 use crate::archive::ArchiveError;
@@ -51,6 +52,10 @@ pub struct RestorePlan {
     pub action: serde_json::Value,
     /// What the kind's plan does, one line per fact.
     pub summary: Vec<String>,
+    /// The point's stream replayed after it (a restore to a revision or a
+    /// time between points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayPlan>,
 }
 
 impl RestorePlan {
@@ -100,6 +105,9 @@ impl RestorePlan {
             ));
         }
         lines.extend(self.summary.iter().map(|l| format!("  {l}")));
+        if let Some(r) = &self.replay {
+            lines.extend(r.describe().into_iter().map(|l| format!("  {l}")));
+        }
         if self.point.is_some() {
             lines.push(format!(
                 "  checksums  {}",
@@ -123,10 +131,27 @@ impl RestorePlan {
     }
 }
 
+/// How far a point choice replays the point's stream: the newest point and
+/// a time go as far as the region holds (up to that time); a point asked
+/// for by id is restored as it is.
+fn replay_to(choice: &PointChoice) -> Option<ReplayTo> {
+    match choice {
+        PointChoice::Newest => Some(ReplayTo::Newest),
+        PointChoice::Before(t) => Some(ReplayTo::Before(*t)),
+        PointChoice::Revision(n) => Some(ReplayTo::Position(*n)),
+        PointChoice::Id(_) => None,
+    }
+}
+
 /// Older points tried when the chosen one fails its checks while planning.
 const MAX_FALLBACKS: usize = 2;
 
-type Planned = (Option<PointRef>, Vec<PassedOver>, KindPlan);
+type Planned = (
+    Option<PointRef>,
+    Vec<PassedOver>,
+    KindPlan,
+    Option<ReplayPlan>,
+);
 
 impl Engine {
     /// Builds the plan. Reads only `req.region`'s store and endpoints.
@@ -151,7 +176,7 @@ impl Engine {
                 .region(&req.region),
         );
         let planned = self.plan_with(&kind, target, req, &job).await;
-        let (point, passed_over, plan) = job.settle(planned, |_| "planned".to_string())?;
+        let (point, passed_over, plan, replay) = job.settle(planned, |_| "planned".to_string())?;
         Ok(RestorePlan {
             region: req.region.clone(),
             target: target.name.clone(),
@@ -162,6 +187,7 @@ impl Engine {
             verified: plan.verified,
             action: plan.action,
             summary: plan.lines,
+            replay,
         })
     }
 
@@ -187,18 +213,27 @@ impl Engine {
                     job,
                 })
                 .await?;
-            return Ok((None, Vec::new(), plan));
+            return Ok((None, Vec::new(), plan, None));
         }
         let rs = self.store(&req.region).await?;
         let listing = catalog::list_points(&rs, Some(&target.name)).await?;
-        let selection = catalog::select(&listing, &req.region, &target.name, &req.point)?;
+        let choice = self.base_of(kind, target, &listing, &req.region, &req.point)?;
+        let selection = catalog::select(&listing, &req.region, &target.name, &choice)?;
         let mut passed_over = selection.passed_over;
         let explicit = matches!(req.point, PointChoice::Id(_));
         let candidates = std::iter::once(selection.chosen)
             .chain(selection.fallbacks.into_iter().take(MAX_FALLBACKS));
         for entry in candidates {
             match self.plan_point(kind, target, req, &rs, entry, job).await {
-                Ok((point, plan)) => return Ok((Some(point), passed_over, plan)),
+                Ok((point, plan)) => {
+                    let replay = match (kind.streams(), replay_to(&req.point)) {
+                        (Some(streams), Some(to)) => {
+                            self.plan_replay(streams, &rs, entry, to, job).await?
+                        }
+                        _ => None,
+                    };
+                    return Ok((Some(point), passed_over, plan, replay));
+                }
                 // A point whose data fails its checks is passed over when the
                 // newest one was asked for; the plan names it.
                 Err(e) if e.class() == ErrorClass::Integrity && !explicit => {
@@ -225,6 +260,41 @@ impl Engine {
             ),
         }
         .into())
+    }
+
+    /// The point a restore to a revision starts from: the newest whose own
+    /// revision is at or before it (other choices are left as they are).
+    fn base_of(
+        &self,
+        kind: &Arc<dyn TargetKind>,
+        target: &Target,
+        listing: &catalog::Listing,
+        region: &str,
+        choice: &PointChoice,
+    ) -> Result<PointChoice, Error> {
+        let PointChoice::Revision(n) = choice else {
+            return Ok(choice.clone());
+        };
+        let streams = kind.streams().ok_or_else(|| {
+            Error::input(format!(
+                "target {}: its kind ({}) has no stream, so it restores points, not revisions: use --point or --before",
+                target.name,
+                kind.name()
+            ))
+        })?;
+        listing
+            .points
+            .iter()
+            .rev()
+            .filter(|p| p.manifest.target == target.name)
+            .find(|p| streams.position(&p.manifest).is_ok_and(|pos| pos <= *n))
+            .map(|p| PointChoice::Id(p.id.clone()))
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "region {region} holds no point of {} at or before revision {n} that a stream starts from:                      run `drtool stream status --target {}` to see what it holds",
+                    target.name, target.name
+                ))
+            })
     }
 
     /// Plans the restore of one point.
@@ -272,6 +342,21 @@ impl Engine {
         Ok((point, plan))
     }
 
+    async fn replay_after(
+        &self,
+        kind: &Arc<dyn TargetKind>,
+        plan: &RestorePlan,
+        replay: &ReplayPlan,
+        job: &Job,
+    ) -> Result<super::kind::Applied, Error> {
+        let streams = kind
+            .streams()
+            .ok_or_else(|| Error::failed("the plan replays a stream of a kind without streams"))?;
+        let rs = self.store(&plan.region).await?;
+        self.run_replay(streams, &plan.kind_plan(), &rs, replay, job)
+            .await
+    }
+
     /// Runs a plan made by [`Engine::plan_restore`]. The caller has shown it and,
     /// if it is destructive, obtained confirmation.
     pub async fn execute(&self, plan: &RestorePlan) -> RunReport {
@@ -315,7 +400,22 @@ impl Engine {
             {
                 job.warn(format!("could not hold point {} against prune: {e}", p.id));
             }
-            let applied = kind.apply(&plan.kind_plan(), data, &job).await;
+            let mut applied = kind.apply(&plan.kind_plan(), data, &job).await;
+            if let (Ok(done), Some(replay)) = (&mut applied, &plan.replay) {
+                match self.replay_after(&kind, plan, replay, &job).await {
+                    Ok(more) => {
+                        done.message = format!("{}; {}", done.message, more.message);
+                        done.counts.extend(more.counts);
+                        done.failures.extend(more.failures);
+                    }
+                    Err(e) => {
+                        applied = Err(e.noted(format!(
+                            "the base point was restored ({}); the stream's replay stopped",
+                            done.message
+                        )))
+                    }
+                }
+            }
             if let Some(p) = &plan.point {
                 let _ = self.release_point(&p.region, &plan.target, &p.id).await;
             }

@@ -4,12 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::config::ConfigError;
+use crate::config::duration::{parse_bounded, parse_size_bounded};
 use crate::config::raw::{Ctx, check_url, kind_tables, mode, regions, target_table};
+use crate::engine::stream::StreamSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtcdMode {
@@ -26,6 +29,8 @@ pub struct EtcdTarget {
     pub prefix: Option<String>,
     /// Per region: how to reach the cluster there.
     pub regions: BTreeMap<String, EtcdRegion>,
+    /// A continuous stream between points (`continuous = { ... }`).
+    pub continuous: Option<StreamSettings>,
 }
 
 impl crate::config::KindSpec for EtcdTarget {
@@ -67,8 +72,26 @@ target_table!(
         prefix: Option<Spanned<String>>,
         #[serde(default)]
         regions: BTreeMap<Spanned<String>, Spanned<RawEtcdRegion>>,
+        continuous: Option<Spanned<RawContinuous>>,
     }
 );
+
+/// `continuous = { segment = "1s", max_segment = "8MiB" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawContinuous {
+    segment: Option<Spanned<String>>,
+    max_segment: Option<Spanned<String>>,
+}
+
+/// How often a stream writes a segment while changes come in, by default,
+/// and the bounds of `segment`.
+pub const DEFAULT_SEGMENT: Duration = Duration::from_secs(1);
+const SEGMENT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(600));
+/// The default and bounds of `max_segment`: well under etcd's and gRPC's
+/// message limits, and under the size a segment is read back at.
+pub const DEFAULT_MAX_SEGMENT: u64 = 8 << 20;
+const MAX_SEGMENT_RANGE: (u64, u64) = (64 << 10, 64 << 20);
 
 /// `[targets.NAME.regions.REGION]` of kind etcd.
 #[derive(Deserialize)]
@@ -138,10 +161,52 @@ pub(super) fn parse(
             ),
         ));
     }
+    let continuous = match raw.continuous {
+        None => None,
+        Some(c) => Some(continuous(ctx, name, mode, c)?),
+    };
     Ok(EtcdTarget {
         mode,
         prefix: raw.prefix.map(Spanned::into_inner),
         regions,
+        continuous,
+    })
+}
+
+fn continuous(
+    ctx: &Ctx,
+    name: &str,
+    mode: EtcdMode,
+    raw: Spanned<RawContinuous>,
+) -> Result<StreamSettings, ConfigError> {
+    if mode == EtcdMode::Snapshot {
+        return Err(ctx.err(
+            raw.span(),
+            format!(
+                "target {name}: `continuous` needs mode = \"keys\" for now: a stream starts at the exact \
+                 revision its base point holds, and drtool cannot yet read that revision from a snapshot file itself"
+            ),
+        ));
+    }
+    let raw = raw.into_inner();
+    let segment = match raw.segment {
+        None => DEFAULT_SEGMENT,
+        Some(s) => parse_bounded(s.get_ref(), SEGMENT_RANGE.0, SEGMENT_RANGE.1)
+            .map_err(|e| ctx.err(s.span(), format!("target {name}: continuous.segment {e}")))?,
+    };
+    let max_segment = match raw.max_segment {
+        None => DEFAULT_MAX_SEGMENT,
+        Some(s) => parse_size_bounded(s.get_ref(), MAX_SEGMENT_RANGE.0, MAX_SEGMENT_RANGE.1)
+            .map_err(|e| {
+                ctx.err(
+                    s.span(),
+                    format!("target {name}: continuous.max_segment {e}"),
+                )
+            })?,
+    };
+    Ok(StreamSettings {
+        segment,
+        max_segment,
     })
 }
 

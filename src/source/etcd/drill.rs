@@ -259,6 +259,7 @@ mod tests {
             mode: EtcdMode::Keys,
             prefix: Some("/app/".into()),
             regions: BTreeMap::new(),
+            continuous: None,
         };
         assert_eq!(canary_prefix(&keys, "r1"), "/app/drtool-canary/r1/");
         let snap = EtcdTarget {

@@ -321,7 +321,7 @@ fn region_of<'t>(target: &'t Target, region: &str) -> Result<&'t EtcdRegion, Err
 }
 
 impl EtcdKind {
-    async fn client(&self, connection: &Connection) -> Result<Client, Error> {
+    pub(super) async fn client(&self, connection: &Connection) -> Result<Client, Error> {
         self.clients
             .get(&connection.endpoints, || async {
                 connect(connection).await.map_err(Error::from)
@@ -642,6 +642,10 @@ impl TargetKind for EtcdKind {
     }
 
     fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+
+    fn streams(&self) -> Option<&dyn crate::engine::stream::Streams> {
         Some(self)
     }
 

@@ -10,11 +10,14 @@ mod backup;
 mod config;
 pub mod drill;
 mod error;
+mod event;
 mod home;
 mod init;
 mod options;
+mod replay;
 mod restore;
 mod scratch;
+pub mod stream;
 
 pub use config::{
     DEFAULT_MAX_REQUEST_BYTES, EtcdMember, EtcdMode, EtcdRegion, EtcdTarget, TlsFiles,

@@ -1,0 +1,674 @@
+//! Continuous streams: a target's changes between recovery points, written
+//! as small immutable segments under a base point, to the home region's store
+//! and every `copy_to` region's as they are made.
+//!
+//! A kind that can follow its source hands out [`Streams`]: it reads where a
+//! point stands (its position: etcd's revision, from the point itself), and
+//! follows the source from a position, cutting its changes into [`Cut`]s. This
+//! module does the rest for every kind: it picks (or takes) the base point,
+//! resumes after the newest stored segment, seals each cut into the chain
+//! (`archive::segment`), writes it to every region, holds the target's stream
+//! lock, and starts a new base when the source's history no longer reaches
+//! the stream. It never decides what an event means.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::events::{Job, JobSpec};
+use super::kind::TargetKind;
+pub use super::kind::{Cut, StreamSettings, StreamStop, Streams};
+use super::lock::{LockGuard, Locked, owner_id};
+use super::report::Operation;
+use super::root::Engine;
+use super::{BackupRequest, CopyRequest};
+use crate::archive::segment::{self, ChainView, SEGMENT_FORMAT, SegmentHead, SegmentName};
+use crate::archive::{Manifest, PointId};
+use crate::catalog::RegionStore;
+use crate::config::Target;
+use crate::error::Error;
+use crate::store::Keep;
+
+/// How long a stream's lock lasts without renewal (a crashed daemon's lock
+/// expires after this); it is renewed every third of it.
+pub const LOCK_TTL: Duration = Duration::from_secs(90);
+/// The longest wait between two attempts to follow a broken source again.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The lock that keeps two processes from writing one target's stream.
+pub fn lock_name(target: &str) -> String {
+    format!("stream-{target}")
+}
+
+/// What a stream run did before it stopped.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamRun {
+    pub target: String,
+    /// The base points it wrote segments under, oldest first.
+    pub bases: Vec<String>,
+    pub segments: u64,
+    pub events: u64,
+    /// The newest position stored in the home region.
+    pub reaches: u64,
+    /// Times it followed the source again after a break.
+    pub restarts: u64,
+    /// Times the source's history was lost and a new base point was taken.
+    pub gaps: u64,
+}
+
+/// A stream's state in one region, as `drtool stream status` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegionStream {
+    pub region: String,
+    /// The newest base point with segments there.
+    pub base: Option<String>,
+    pub base_position: Option<u64>,
+    pub segments: usize,
+    /// The newest position the region holds without a hole.
+    pub reaches: Option<u64>,
+    /// When its newest segment was stored.
+    pub newest_at: Option<DateTime<Utc>>,
+    /// How far it is behind the source (when the source answered).
+    pub lag_revisions: Option<u64>,
+    pub lag_seconds: Option<f64>,
+    /// Where the chain stops being whole, if it does.
+    pub broken: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamStatus {
+    pub target: String,
+    pub source_position: Option<u64>,
+    pub source_error: Option<String>,
+    pub regions: Vec<RegionStream>,
+}
+
+/// The writer of one copy region's segments, running beside the home writer.
+struct Copier {
+    tx: mpsc::Sender<(SegmentName, bytes::Bytes)>,
+    /// A segment was not handed over: the writer copies from home what its
+    /// region lacks before the next one.
+    lagging: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a copy region's writer works on.
+#[derive(Clone)]
+struct CopyJob {
+    home: RegionStore,
+    sink: RegionStore,
+    target: String,
+    base: PointId,
+    position: u64,
+    job: Job,
+}
+
+impl CopyJob {
+    fn spawn(self) -> Copier {
+        let (tx, rx) = mpsc::channel(64);
+        let lagging = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(self.run(rx, lagging.clone()));
+        Copier { tx, lagging, task }
+    }
+
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<(SegmentName, bytes::Bytes)>,
+        lagging: Arc<AtomicBool>,
+    ) {
+        let mut reaches = None;
+        let mut warned = false;
+        loop {
+            if lagging.swap(false, Ordering::SeqCst) || reaches.is_none() {
+                match self.catch_up().await {
+                    Ok(r) => {
+                        reaches = Some(r);
+                        warned = false;
+                    }
+                    Err(e) => {
+                        lagging.store(true, Ordering::SeqCst);
+                        self.warn_once(&mut warned, &e.to_string());
+                    }
+                }
+            }
+            let Some((name, body)) = rx.recv().await else {
+                return;
+            };
+            match reaches {
+                Some(r) if r.saturating_add(1) == name.from => {}
+                // Already there (caught up past it) or out of line: catch up.
+                Some(r) if name.to <= r => continue,
+                _ => {
+                    lagging.store(true, Ordering::SeqCst);
+                    continue;
+                }
+            }
+            let key = self
+                .sink
+                .layout
+                .segment_key(&self.target, &self.base, &name);
+            match self.sink.store.put(&key, body, Keep::Normal).await {
+                Ok(()) => reaches = Some(name.to),
+                Err(e) => {
+                    lagging.store(true, Ordering::SeqCst);
+                    self.warn_once(&mut warned, &e.to_string());
+                }
+            }
+        }
+    }
+
+    fn warn_once(&self, warned: &mut bool, why: &str) {
+        if !*warned {
+            self.job.warn(format!(
+                "segments of {} not copied to {} ({why}); they are copied from {} when its store answers",
+                self.target, self.sink.region, self.home.region
+            ));
+            *warned = true;
+        }
+    }
+
+    /// Copies from home, in chain order, the segments this region lacks;
+    /// returns how far its chain reaches.
+    async fn catch_up(&self) -> Result<u64, Error> {
+        let have = chain_in(&self.sink, &self.target, &self.base, self.position).await?;
+        let home = chain_in(&self.home, &self.target, &self.base, self.position).await?;
+        let mut reaches = have.reaches;
+        for (key, name) in &home.whole {
+            if name.to <= reaches {
+                continue;
+            }
+            if name.from != reaches.saturating_add(1) {
+                break;
+            }
+            let body = self.home.store.get(key).await?;
+            let to = self.sink.layout.segment_key(&self.target, &self.base, name);
+            self.sink.store.put(&to, body, Keep::Normal).await?;
+            reaches = name.to;
+        }
+        Ok(reaches)
+    }
+}
+
+/// The chain of segments of `base` in one region.
+async fn chain_in(
+    rs: &RegionStore,
+    target: &str,
+    base: &PointId,
+    position: u64,
+) -> Result<ChainView, Error> {
+    let objects = rs
+        .store
+        .list(&rs.layout.stream_prefix(target, Some(base)))
+        .await?;
+    let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    Ok(segment::chain_of(position, &keys))
+}
+
+impl Engine {
+    fn streams_of<'a>(
+        &self,
+        kind: &'a std::sync::Arc<dyn TargetKind>,
+        target: &Target,
+    ) -> Result<&'a dyn Streams, Error> {
+        kind.streams().ok_or_else(|| {
+            Error::input(format!(
+                "target {}: its kind ({}) has no continuous stream",
+                target.name,
+                kind.name()
+            ))
+        })
+    }
+
+    /// Runs the stream of `target` until the engine is cancelled: takes its
+    /// lock, picks or takes the base point and writes segments, following the
+    /// source again after breaks and from a new base after a lost history.
+    pub async fn stream(&self, target: &str, job: &Job) -> Result<StreamRun, Error> {
+        let t = self.target(target)?.clone();
+        let kind = self.kind_of(&t)?;
+        let streams = self.streams_of(&kind, &t)?;
+        let settings = streams.stream_settings(&t).ok_or_else(|| {
+            Error::input(format!(
+                "target {target} has no `continuous` setting in its config: add \
+                 continuous = {{ segment = \"1s\" }} to [targets.{target}]"
+            ))
+        })?;
+        if self.config().encryption.is_some() {
+            return Err(Error::input(format!(
+                "target {target}: continuous streams do not encrypt their segments yet, and this config \
+                 encrypts every point ([encryption]); a stream would store changes in the clear, so it does not start"
+            )));
+        }
+        let owner = owner_id();
+        let mut guard = match self
+            .try_lock(&t.home, &lock_name(target), &owner, LOCK_TTL)
+            .await?
+        {
+            Locked::Taken(g) => g,
+            Locked::Busy(l) => {
+                return Err(Error::exists(format!(
+                    "the stream of {target} is already written by {} (its lock in {} lasts until {}): \
+                     one stream per target; stop that one first",
+                    l.owner,
+                    t.home,
+                    l.until.to_rfc3339()
+                )));
+            }
+        };
+        let mut run = StreamRun {
+            target: target.to_string(),
+            ..StreamRun::default()
+        };
+        let outcome = self
+            .stream_loop(&t, streams, settings, &mut guard, &mut run, job)
+            .await;
+        let released = guard.release().await;
+        outcome?;
+        released?;
+        Ok(run)
+    }
+
+    async fn stream_loop(
+        &self,
+        t: &Target,
+        streams: &dyn Streams,
+        settings: StreamSettings,
+        guard: &mut LockGuard,
+        run: &mut StreamRun,
+        job: &Job,
+    ) -> Result<(), Error> {
+        let cancel = self.cancel_token();
+        let mut backoff = Duration::from_secs(1);
+        let mut new_base = false;
+        loop {
+            let (base, position) = self.stream_base(t, streams, new_base, job).await?;
+            new_base = false;
+            if run.bases.last() != Some(&base.to_string()) {
+                run.bases.push(base.to_string());
+                job.set_point(&base.to_string());
+            }
+            let segments_before = run.segments;
+            let stop = self
+                .follow_base(t, streams, settings, (&base, position), guard, run, job)
+                .await?;
+            if run.segments > segments_before {
+                backoff = Duration::from_secs(1);
+            }
+            match stop {
+                StreamStop::Cancelled => return Ok(()),
+                StreamStop::HistoryLost(why) => {
+                    job.warn(format!(
+                        "the stream of {} has a gap ({why}): taking a new base point",
+                        t.name
+                    ));
+                    run.gaps += 1;
+                    new_base = true;
+                }
+                StreamStop::Broken(why) => {
+                    run.restarts += 1;
+                    job.warn(format!(
+                        "the stream of {} broke off ({why}); following again in {}s",
+                        t.name,
+                        backoff.as_secs()
+                    ));
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    guard.renew(LOCK_TTL).await?;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Follows the source after the newest segment of `base` in the home
+    /// region, sealing and writing each cut, until the kind stops.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow_base(
+        &self,
+        t: &Target,
+        streams: &dyn Streams,
+        settings: StreamSettings,
+        (base, position): (&PointId, u64),
+        guard: &mut LockGuard,
+        run: &mut StreamRun,
+        job: &Job,
+    ) -> Result<StreamStop, Error> {
+        let home = self.store(&t.home).await?;
+        let view = chain_in(&home, &t.name, base, position).await?;
+        if let Some(broken) = &view.broken {
+            return Ok(StreamStop::HistoryLost(format!(
+                "its chain under {base} in {} is broken: {broken}",
+                t.home
+            )));
+        }
+        let mut prev = match view.whole.last() {
+            Some((key, _)) => Some(segment::sha256_of(&home.store.get(key).await?)),
+            None => None,
+        };
+        run.reaches = view.reaches;
+        let copiers = self.copiers(t, &home, base, position, job).await?;
+        let (tx, mut rx) = mpsc::channel::<Cut>(4);
+        let follow_cancel = self.cancel_token().child_token();
+        let follow = streams.follow(t, view.reaches, settings, tx, follow_cancel.clone());
+        let write = async {
+            let mut renewed = std::time::Instant::now();
+            while let Some(cut) = rx.recv().await {
+                let head = SegmentHead {
+                    format: SEGMENT_FORMAT,
+                    target: t.name.clone(),
+                    base: base.to_string(),
+                    from: cut.from,
+                    to: cut.to,
+                    prev_sha256: prev.clone(),
+                    events: cut.events,
+                    revisions: cut.revisions,
+                    first_at: cut.first_at,
+                    last_at: cut.last_at,
+                    written_at: Utc::now(),
+                };
+                let sealed = segment::seal(&head, &cut.lines).map_err(Error::failed)?;
+                let name = SegmentName {
+                    from: cut.from,
+                    to: cut.to,
+                };
+                let key = home.layout.segment_key(&t.name, base, &name);
+                self.write_segment(&home, &copiers, &key, &name, &sealed.bytes, job)
+                    .await?;
+                prev = Some(sealed.sha256);
+                run.segments += 1;
+                run.events += cut.events;
+                run.reaches = cut.to;
+                job.items(run.segments, None);
+                if renewed.elapsed() > LOCK_TTL / 3 {
+                    guard.renew(LOCK_TTL).await?;
+                    renewed = std::time::Instant::now();
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        let (stop, written) = tokio::join!(follow, async {
+            let r = write.await;
+            // A failed write stops the follower: its cuts have nowhere to go.
+            follow_cancel.cancel();
+            r
+        });
+        for c in copiers {
+            drop(c.tx);
+            let _ = c.task.await;
+        }
+        written?;
+        Ok(stop)
+    }
+
+    /// A writer per copy region, each with the base point copied there first
+    /// when it is missing.
+    async fn copiers(
+        &self,
+        t: &Target,
+        home: &RegionStore,
+        base: &PointId,
+        position: u64,
+        job: &Job,
+    ) -> Result<Vec<Copier>, Error> {
+        let mut copiers = Vec::new();
+        for region in t.regions().filter(|r| *r != t.home) {
+            let sink = self.store(region).await?;
+            let there = sink
+                .store
+                .get(&sink.layout.manifest_key(&t.name, base))
+                .await
+                .is_ok();
+            if !there {
+                let copied = self
+                    .copy(&CopyRequest {
+                        target: Some(t.name.clone()),
+                        point: Some(base.clone()),
+                        to: Some(region.to_string()),
+                        ..CopyRequest::default()
+                    })
+                    .await;
+                let failed = match copied {
+                    Ok(report) => report
+                        .items
+                        .into_iter()
+                        .find(|i| i.outcome == super::Outcome::Failed)
+                        .map(|i| i.message),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(e) = failed {
+                    job.warn(format!(
+                        "the base point {base} of {} is not in {region} ({e}); its segments go there anyway",
+                        t.name
+                    ));
+                }
+            }
+            copiers.push(
+                CopyJob {
+                    home: home.clone(),
+                    sink,
+                    target: t.name.clone(),
+                    base: base.clone(),
+                    position,
+                    job: job.clone(),
+                }
+                .spawn(),
+            );
+        }
+        Ok(copiers)
+    }
+
+    /// The base point a stream continues: the newest point in the home
+    /// region a stream can start from, or a new one (`fresh`, or none yet).
+    async fn stream_base(
+        &self,
+        t: &Target,
+        streams: &dyn Streams,
+        fresh: bool,
+        job: &Job,
+    ) -> Result<(PointId, u64), Error> {
+        if !fresh && let Some(found) = self.newest_base(t, streams).await? {
+            return Ok(found);
+        }
+        job.phase("taking a base point");
+        let report = self
+            .backup(&BackupRequest {
+                targets: vec![t.name.clone()],
+                labels: BTreeMap::from([("made-by".to_string(), "stream".to_string())]),
+                ..BackupRequest::default()
+            })
+            .await?;
+        if let Some(failed) = report
+            .items
+            .iter()
+            .find(|i| i.outcome != super::Outcome::Ok && i.region == t.home)
+        {
+            return Err(Error::failed(format!(
+                "the stream of {} needs a base point and the backup failed: {}",
+                t.name, failed.message
+            )));
+        }
+        job.phase("streaming");
+        self.newest_base(t, streams).await?.ok_or_else(|| {
+            Error::failed(format!(
+                "the stream of {} took a base point and cannot find it in {}",
+                t.name, t.home
+            ))
+        })
+    }
+
+    async fn newest_base(
+        &self,
+        t: &Target,
+        streams: &dyn Streams,
+    ) -> Result<Option<(PointId, u64)>, Error> {
+        let rs = self.store(&t.home).await?;
+        let listing = crate::catalog::list_points(&rs, Some(&t.name)).await?;
+        Ok(listing
+            .points
+            .iter()
+            .rev()
+            .find_map(|p| Some((p.id.clone(), streams.position(&p.manifest).ok()?))))
+    }
+
+    /// Writes a segment to the home region until it takes it (the chain must
+    /// not skip one), then hands it to each copy region's writer, which never
+    /// holds the home writes up.
+    async fn write_segment(
+        &self,
+        home: &RegionStore,
+        copiers: &[Copier],
+        key: &str,
+        name: &SegmentName,
+        bytes: &bytes::Bytes,
+        job: &Job,
+    ) -> Result<(), Error> {
+        let cancel = self.cancel_token();
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match home.store.put(key, bytes.clone(), Keep::Normal).await {
+                Ok(()) => break,
+                Err(e) if !cancel.is_cancelled() => {
+                    job.warn(format!(
+                        "segment {key} not written to {} ({e}); trying again",
+                        home.region
+                    ));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for c in copiers {
+            if c.tx.try_send((*name, bytes.clone())).is_err() {
+                // Its writer is busy with a slow store: it catches up from home.
+                c.lagging.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// The state of the stream of each target that has one (or of one), per
+    /// region.
+    pub async fn stream_status(&self, target: Option<&str>) -> Result<Vec<StreamStatus>, Error> {
+        let mut out = Vec::new();
+        let targets: Vec<Target> = match target {
+            Some(name) => vec![self.target(name)?.clone()],
+            None => self.config().targets.values().cloned().collect(),
+        };
+        for t in targets {
+            let kind = self.kind_of(&t)?;
+            let Some(streams) = kind.streams() else {
+                if target.is_some() {
+                    self.streams_of(&kind, &t)?;
+                }
+                continue;
+            };
+            if streams.stream_settings(&t).is_none() && target.is_none() {
+                continue;
+            }
+            out.push(self.status_of(&t, streams).await);
+        }
+        Ok(out)
+    }
+
+    async fn status_of(&self, t: &Target, streams: &dyn Streams) -> StreamStatus {
+        let (source_position, source_error) = match streams.source_position(t).await {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut regions = Vec::new();
+        for region in t.regions() {
+            let mut r = RegionStream {
+                region: region.to_string(),
+                ..RegionStream::default()
+            };
+            if let Err(e) = self
+                .region_stream(t, streams, source_position, &mut r)
+                .await
+            {
+                r.error = Some(e.to_string());
+            }
+            regions.push(r);
+        }
+        StreamStatus {
+            target: t.name.clone(),
+            source_position,
+            source_error,
+            regions,
+        }
+    }
+
+    async fn region_stream(
+        &self,
+        t: &Target,
+        streams: &dyn Streams,
+        source: Option<u64>,
+        r: &mut RegionStream,
+    ) -> Result<(), Error> {
+        let rs = self.store(&r.region).await?;
+        let objects = rs
+            .store
+            .list(&rs.layout.stream_prefix(&t.name, None))
+            .await?;
+        let Some(base) = objects
+            .iter()
+            .filter_map(|o| rs.layout.stream_base_of(&t.name, &o.key))
+            .max()
+        else {
+            return Ok(());
+        };
+        let manifest = rs.store.get(&rs.layout.manifest_key(&t.name, &base)).await;
+        let position = match manifest {
+            Ok(body) => {
+                let m: Manifest = serde_json::from_slice(&body).map_err(Error::failed)?;
+                streams.position(&m).map_err(Error::failed)?
+            }
+            Err(e) => {
+                r.base = Some(base.to_string());
+                return Err(Error::failed(format!(
+                    "the base point {base} of the stream is not in {} ({e})",
+                    r.region
+                )));
+            }
+        };
+        let prefix = rs.layout.stream_prefix(&t.name, Some(&base));
+        let mine: Vec<&crate::store::ObjectInfo> = objects
+            .iter()
+            .filter(|o| o.key.starts_with(&prefix))
+            .collect();
+        let keys: Vec<&str> = mine.iter().map(|o| o.key.as_str()).collect();
+        let view = segment::chain_of(position, &keys);
+        r.base = Some(base.to_string());
+        r.base_position = Some(position);
+        r.segments = view.whole.len();
+        r.reaches = Some(view.reaches);
+        r.newest_at = view
+            .whole
+            .last()
+            .and_then(|(k, _)| mine.iter().find(|o| &o.key == k))
+            .and_then(|o| o.modified);
+        r.broken = view.broken.as_ref().map(ToString::to_string);
+        if let Some(src) = source {
+            let behind = src.saturating_sub(view.reaches);
+            r.lag_revisions = Some(behind);
+            r.lag_seconds = Some(match (behind, r.newest_at) {
+                (0, _) => 0.0,
+                (_, Some(at)) => (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0,
+                (_, None) => f64::NAN,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A job for a stream run of `target`.
+pub fn stream_job(engine: &Engine, target: &str) -> Job {
+    engine.job(JobSpec::new(Operation::Stream).target(target))
+}
