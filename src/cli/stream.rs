@@ -47,7 +47,7 @@ async fn run_stream(ctx: &Ctx, args: &RunArgs) -> Result<Verdict, Error> {
     ctx.emit(|e| e.items([&run]));
     if !ctx.json() {
         outln!(
-            "stream of {} stopped: {} segments ({} events) written under {}, up to revision {}; {} restarts, {} gaps",
+            "stream of {} stopped: {} segments ({} events) written, following base point {}, up to revision {}; {} restarts, {} gaps",
             run.target,
             run.segments,
             run.events,

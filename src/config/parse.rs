@@ -465,6 +465,62 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
     }
 
     #[test]
+    fn a_stream_is_read_with_its_bounds_and_only_in_keys_mode() -> Result<(), ConfigError> {
+        let keys = GOOD.replace(
+            "kind = \"etcd\"\nhome",
+            "kind = \"etcd\"\nmode = \"keys\"\ncontinuous = { segment = \"250ms\", max_segment = \"1MiB\" }\nhome",
+        );
+        let c = parse(&keys)?;
+        let Some(e) = c.targets["main"]
+            .spec
+            .get::<crate::source::etcd::EtcdTarget>()
+        else {
+            panic!("expected an etcd target")
+        };
+        let Some(s) = e.continuous else {
+            panic!("expected a stream")
+        };
+        assert_eq!(s.segment, std::time::Duration::from_millis(250));
+        assert_eq!(s.max_segment, 1 << 20);
+        let defaults =
+            parse(&keys.replace("{ segment = \"250ms\", max_segment = \"1MiB\" }", "{}"))?;
+        let e = defaults.targets["main"]
+            .spec
+            .get::<crate::source::etcd::EtcdTarget>();
+        assert_eq!(
+            e.and_then(|e| e.continuous)
+                .map(|s| (s.segment, s.max_segment)),
+            Some((std::time::Duration::from_secs(1), 8 << 20))
+        );
+        let cases = [
+            ("250ms", "18446744073709551615GiB", "continuous.max_segment"),
+            ("250ms", "1KiB", "out of range"),
+            ("250ms", "lots", "not a size"),
+            ("18446744073709551615s", "1MiB", "continuous.segment"),
+            ("1ms", "1MiB", "out of range"),
+        ];
+        for (segment, max, says) in cases {
+            let bad = keys
+                .replace("250ms", segment)
+                .replace("\"1MiB\"", &format!("{max:?}"));
+            let m = message(&bad);
+            assert!(
+                m.contains(says) && m.contains(":14:"),
+                "{segment} {max}: {m}"
+            );
+        }
+        let m = message(&keys.replace("segment = ", "segmnet = "));
+        assert!(m.contains("segmnet"), "{m}");
+        let snapshot = GOOD.replace(
+            "kind = \"etcd\"\nhome",
+            "kind = \"etcd\"\ncontinuous = {}\nhome",
+        );
+        let m = message(&snapshot);
+        assert!(m.contains("needs mode = \"keys\""), "{m}");
+        Ok(())
+    }
+
+    #[test]
     fn unknown_region_names_line_and_value() {
         let bad = GOOD.replace(r#"copy_to = ["us-west-2"]"#, r#"copy_to = ["eu-west-9"]"#);
         let m = message(&bad);

@@ -27,8 +27,8 @@ use super::lock::{LockGuard, Locked, owner_id};
 use super::report::Operation;
 use super::root::Engine;
 use super::{BackupRequest, CopyRequest};
+use crate::archive::PointId;
 use crate::archive::segment::{self, ChainView, SEGMENT_FORMAT, SegmentHead, SegmentName};
-use crate::archive::{Manifest, PointId};
 use crate::catalog::RegionStore;
 use crate::config::Target;
 use crate::error::Error;
@@ -617,26 +617,29 @@ impl Engine {
             .store
             .list(&rs.layout.stream_prefix(&t.name, None))
             .await?;
-        let Some(base) = objects
+        // The newest point a stream starts from (a new base has no segment
+        // yet), or the newest base with segments when its point is gone.
+        let listing = crate::catalog::list_points(&rs, Some(&t.name)).await?;
+        let newest_point = listing
+            .points
+            .iter()
+            .rev()
+            .find_map(|p| Some((p.id.clone(), streams.position(&p.manifest).ok()?)));
+        let newest_streamed = objects
             .iter()
             .filter_map(|o| rs.layout.stream_base_of(&t.name, &o.key))
-            .max()
-        else {
-            return Ok(());
-        };
-        let manifest = rs.store.get(&rs.layout.manifest_key(&t.name, &base)).await;
-        let position = match manifest {
-            Ok(body) => {
-                let m: Manifest = serde_json::from_slice(&body).map_err(Error::failed)?;
-                streams.position(&m).map_err(Error::failed)?
-            }
-            Err(e) => {
-                r.base = Some(base.to_string());
+            .max();
+        let (base, position) = match (newest_point, newest_streamed) {
+            (Some((p, pos)), None) => (p, pos),
+            (Some((p, pos)), Some(s)) if s <= p => (p, pos),
+            (_, Some(s)) => {
+                r.base = Some(s.to_string());
                 return Err(Error::failed(format!(
-                    "the base point {base} of the stream is not in {} ({e})",
+                    "the base point {s} of the stream is not in {} (or is not one a stream starts from)",
                     r.region
                 )));
             }
+            (None, None) => return Ok(()),
         };
         let prefix = rs.layout.stream_prefix(&t.name, Some(&base));
         let mine: Vec<&crate::store::ObjectInfo> = objects

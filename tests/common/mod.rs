@@ -409,6 +409,11 @@ impl Proxy {
         format!("http://{}", self.addr)
     }
 
+    /// Lets new connections through again after a cut.
+    pub fn mend(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Resets every connection and refuses new ones.
     pub fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::SeqCst);

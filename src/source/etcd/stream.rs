@@ -3,10 +3,14 @@
 //! lease), as `engine::stream` asks.
 //!
 //! Coverage is never guessed: a segment accounts for the revisions up to its
-//! last event, or up to a progress notification's revision (etcd sends one
-//! only when every event up to it was sent). The header revision of a
-//! response with events is not coverage: a watch catching up can be sent
-//! that while older events are still on their way.
+//! last event. A progress notification's revision moves coverage on only
+//! when nothing changed under the watch for a while: etcd before 3.4.24 and
+//! 3.5.8 can send a progress notification ahead of events still on their way
+//! (etcd#15220), so one counts only once a later one confirms it with no
+//! event in between. The header revision of a response with events is not
+//! coverage either: a watch catching up is sent that while older events are
+//! still coming. An event at or below what is accounted for is a break: the
+//! stream starts a new base point rather than guess.
 
 use std::time::Duration;
 
@@ -49,7 +53,13 @@ pub struct Pending {
     last_rev: u64,
     first_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
+    /// A progress revision not yet confirmed, and when it came.
+    candidate: Option<(u64, std::time::Instant)>,
 }
+
+/// How long a progress notification must stand, with no event after it,
+/// before its revision counts.
+pub const CONFIRM: Duration = Duration::from_secs(1);
 
 impl Pending {
     pub fn after(position: u64) -> Pending {
@@ -82,12 +92,24 @@ impl Pending {
         self.covered = rev;
         self.first_at.get_or_insert(at);
         self.last_at = Some(at);
+        // A progress before this event may have come ahead of it.
+        self.candidate = None;
         Ok(())
     }
 
-    /// etcd says every event up to `revision` was sent.
-    pub fn progress(&mut self, revision: u64) {
-        self.covered = self.covered.max(revision);
+    /// etcd says every event up to `revision` was sent: counted once a later
+    /// notification, [`CONFIRM`] after it with no event between, stands by it.
+    pub fn progress(&mut self, revision: u64, now: std::time::Instant) {
+        match self.candidate {
+            Some((earlier, since))
+                if now.duration_since(since) >= CONFIRM && revision >= earlier =>
+            {
+                self.covered = self.covered.max(earlier);
+                self.candidate = Some((revision, now));
+            }
+            Some(_) => {}
+            None => self.candidate = Some((revision, now)),
+        }
     }
 
     pub fn has_events(&self) -> bool {
@@ -108,7 +130,8 @@ impl Pending {
         if !self.advanced() {
             return None;
         }
-        let done = std::mem::replace(self, Pending::after(self.covered));
+        let mut done = std::mem::replace(self, Pending::after(self.covered));
+        self.candidate = done.candidate.take();
         Some(Cut {
             from: done.from,
             to: done.covered,
@@ -163,7 +186,7 @@ fn take_response(resp: &WatchResponse, pending: &mut Pending) -> Option<StreamSt
     }
     if resp.events().is_empty() {
         if let Some(rev) = resp.header().map(|h| h.revision()) {
-            pending.progress(u64::try_from(rev).unwrap_or(0));
+            pending.progress(u64::try_from(rev).unwrap_or(0), std::time::Instant::now());
         }
         return None;
     }
@@ -385,37 +408,48 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_accounts_for_its_events_and_the_progress_after_them() -> Result<(), String> {
+    fn a_cut_accounts_for_its_events_and_for_progress_only_once_confirmed() -> Result<(), String> {
         let now = Utc::now();
+        let t0 = std::time::Instant::now();
+        let later = |s: u64| t0 + Duration::from_secs(s);
         let mut p = Pending::after(10);
         assert!(p.cut().is_none(), "nothing new: no cut");
         p.push(&put(11, "a"), now)?;
         p.push(&put(11, "b"), now)?; // one transaction, two keys
         p.push(&put(13, "c"), now)?;
-        p.progress(15);
+        p.progress(15, t0);
         let cut = p.cut().ok_or("a cut")?;
         assert_eq!(
             (cut.from, cut.to, cut.events, cut.revisions),
-            (11, 15, 3, 2)
+            (11, 13, 3, 2)
         );
         assert_eq!(cut.lines.iter().filter(|b| **b == b'\n').count(), 3);
-        // The next one starts right after.
-        p.progress(14);
-        assert!(p.cut().is_none(), "an older progress moves nothing");
-        p.progress(20);
-        let cut = p.cut().ok_or("a cut of progress only")?;
-        assert_eq!((cut.from, cut.to, cut.events), (16, 20, 0));
+        // A progress stands only when a later one confirms it.
+        assert!(p.cut().is_none(), "15 is not confirmed yet");
+        p.progress(16, later(0));
+        assert!(p.cut().is_none(), "too soon to confirm");
+        p.progress(17, later(2));
+        let cut = p.cut().ok_or("a cut of confirmed progress")?;
+        assert_eq!((cut.from, cut.to, cut.events), (14, 15, 0));
+        // An event after a progress drops it: it may have come ahead of it.
+        p.progress(30, later(3));
+        p.push(&put(20, "d"), now)?;
+        p.progress(31, later(9));
+        let cut = p.cut().ok_or("a cut")?;
+        assert_eq!((cut.from, cut.to), (16, 20));
         Ok(())
     }
 
     #[test]
     fn an_event_below_what_is_accounted_for_is_a_break() -> Result<(), String> {
         let now = Utc::now();
+        let t0 = std::time::Instant::now();
         let mut p = Pending::after(10);
         p.push(&put(12, "a"), now)?;
         assert!(p.push(&put(11, "b"), now).is_err());
         let mut p = Pending::after(10);
-        p.progress(12);
+        p.progress(12, t0);
+        p.progress(12, t0 + Duration::from_secs(2));
         assert!(
             p.push(&put(12, "a"), now).is_err(),
             "12 was already accounted for"

@@ -1,0 +1,633 @@
+//! Continuous etcd streams against the lab: `drtool stream run` follows the
+//! home cluster and writes segments to both regions; `drtool restore
+//! --revision N` in the other region gives exactly the state etcd had at N.
+//! What the world does to a stream: SIGKILL mid-run, a member restart, a
+//! network cut, a compaction past it; what a damaged chain does to a restore.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use drtool::catalog::RegionStore;
+use etcd_client::{Client, DeleteOptions, Txn, TxnOp};
+use serde_json::Value;
+
+/// A value like a serialized object: `size` bytes of text.
+fn value(seed: usize, size: usize) -> Vec<u8> {
+    let mut v = format!("{{\"kind\":\"ConfigMap\",\"seed\":{seed},\"data\":\"").into_bytes();
+    let mut n = seed as u64 + 7;
+    while v.len() < size {
+        n = n
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        v.push(b'a' + (n >> 59) as u8);
+    }
+    v.truncate(size);
+    v
+}
+
+/// Every key and value under a prefix.
+type State = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// 1-20 KiB, as most of a real /registry.
+fn size_of(i: usize) -> usize {
+    1024 * (1 + (i * 7) % 20)
+}
+
+/// A config with one keys target `s` under `prefix`, streaming, homed in
+/// us-east-1 at `east` and copied to us-west-2.
+fn stream_config(lab: &Lab, name: &str, prefix: &str, east: Option<&str>) -> String {
+    let mut target = lab.etcd_target_toml("s", "keys", Some(prefix), "").replace(
+        "mode = \"keys\"\n",
+        "mode = \"keys\"\ncontinuous = { segment = \"300ms\" }\n",
+    );
+    if let Some(east) = east {
+        target = target.replace(&format!("{:?}", lab.etcd(EAST)), &format!("[{east:?}]"));
+    }
+    format!("{}{target}", lab.regions_toml(name))
+}
+
+/// Puts in one transaction; the revision it made.
+async fn txn(client: &mut Client, ops: Vec<TxnOp>) -> u64 {
+    let resp = client.txn(Txn::new().and_then(ops)).await.unwrap();
+    resp.header().unwrap().revision() as u64
+}
+
+fn put(prefix: &str, key: &str, value: Vec<u8>) -> TxnOp {
+    TxnOp::put(format!("{prefix}{key}"), value, None)
+}
+
+/// `drtool stream status -o json` for target `s`.
+fn status(lab: &Lab, cfg: &Path) -> Value {
+    let out = lab
+        .drtool(cfg)
+        .args(["-o", "json", "stream", "status", "--target", "s"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    v["items"][0].clone()
+}
+
+/// Waits until both regions hold the stream up to `rev` without a hole.
+fn wait_reaches(lab: &Lab, cfg: &Path, rev: u64) -> Value {
+    let started = Instant::now();
+    loop {
+        let s = status(lab, cfg);
+        let regions = s["regions"].as_array().cloned().unwrap_or_default();
+        let held = regions
+            .iter()
+            .all(|r| r["reaches"].as_u64().is_some_and(|x| x >= rev));
+        if regions.len() == 2 && held {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the stream did not reach revision {rev} in both regions in 60 s: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Deletes every key under `prefix` in the west cluster.
+async fn wipe_west(lab: &Lab, prefix: &str) {
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    west.delete(prefix, Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}
+
+fn restore(lab: &Lab, cfg: &Path, extra: &[&str]) -> std::process::Output {
+    lab.drtool(cfg)
+        .args(["restore", "--region", WEST, "--target", "s", "-y"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn backup(lab: &Lab, cfg: &Path) {
+    let out = lab
+        .drtool(cfg)
+        .args(["backup", "--target", "s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
+    let lab = Lab::get();
+    let name = unique("stream");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    for chunk in (0..300).collect::<Vec<_>>().chunks(40) {
+        let ops = chunk
+            .iter()
+            .map(|i| put(&prefix, &format!("cm/{i:04}"), value(*i, size_of(*i))))
+            .collect();
+        txn(&mut east, ops).await;
+    }
+    txn(
+        &mut east,
+        vec![put(&prefix, "secret/big", value(1, 1_400_000))],
+    )
+    .await;
+    backup(&lab, &cfg);
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+
+    // Three moments, each a revision and the state it left.
+    let mut marks: Vec<(u64, State)> = Vec::new();
+    let mut rev = 0;
+    for i in 0..60 {
+        rev = txn(
+            &mut east,
+            vec![put(
+                &prefix,
+                &format!("cm/{:04}", i * 3),
+                value(1000 + i, size_of(i + 5)),
+            )],
+        )
+        .await;
+    }
+    marks.push((rev, dump(&mut east, &prefix).await));
+    // One revision that changes several keys, a large value, and deletes.
+    txn(
+        &mut east,
+        vec![
+            put(&prefix, "cm/0001", value(5000, 3000)),
+            put(&prefix, "cm/0002", value(5001, 18_000)),
+            TxnOp::delete(format!("{prefix}cm/0003"), None),
+        ],
+    )
+    .await;
+    txn(
+        &mut east,
+        vec![put(&prefix, "secret/big", value(2, 1_450_000))],
+    )
+    .await;
+    rev = txn(
+        &mut east,
+        vec![TxnOp::delete(format!("{prefix}cm/0004"), None)],
+    )
+    .await;
+    marks.push((rev, dump(&mut east, &prefix).await));
+    let resp = east
+        .delete(
+            format!("{prefix}cm/01"),
+            Some(DeleteOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.deleted(), 100);
+    rev = txn(&mut east, vec![put(&prefix, "cm/9999", value(9, 20_000))]).await;
+    marks.push((rev, dump(&mut east, &prefix).await));
+
+    let s = wait_reaches(&lab, &cfg, rev);
+    assert!(s["regions"][1]["broken"].is_null(), "{s:#}");
+    signal(stream.id(), "INT");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("stream of s stopped"), "{out}");
+
+    // The plan says what it replays, and how far the region holds.
+    let (mid, _) = &marks[1];
+    let out = lab
+        .drtool(&cfg)
+        .args(["restore", "--region", WEST, "--target", "s", "--dry-run"])
+        .args(["--revision", &mid.to_string()])
+        .output()
+        .unwrap();
+    let plan = stdout(&out);
+    assert!(out.status.success(), "{plan}{}", stderr(&out));
+    assert!(plan.contains(&format!("up to revision {mid}")), "{plan}");
+    assert!(
+        plan.contains(&format!("holds the stream up to revision {}", marks[2].0))
+            || plan.contains("holds the stream up to revision"),
+        "{plan}"
+    );
+
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    for (n, expected) in &marks {
+        wipe_west(&lab, &prefix).await;
+        let out = restore(&lab, &cfg, &["--revision", &n.to_string()]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("stream replayed up to revision {n}")),
+            "{}",
+            stdout(&out)
+        );
+        let got = dump(&mut west, &prefix).await;
+        assert_eq!(got.len(), expected.len(), "keys at revision {n}");
+        assert!(&got == expected, "values differ at revision {n}");
+    }
+    // Without --revision: everything the region holds.
+    wipe_west(&lab, &prefix).await;
+    let out = restore(&lab, &cfg, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(dump(&mut west, &prefix).await == marks[2].1);
+    // A revision the region does not hold yet is refused, saying how far it goes.
+    wipe_west(&lab, &prefix).await;
+    let out = restore(&lab, &cfg, &["--revision", &(rev + 1_000_000).to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("up to revision"), "{}", stderr(&out));
+    wipe_west(&lab, &prefix).await;
+    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
+    let lab = Lab::get();
+    let name = unique("stream-kill");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    txn(&mut east, vec![put(&prefix, "a", value(0, 4096))]).await;
+    backup(&lab, &cfg);
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let mut last = 0;
+    for i in 0..40 {
+        last = txn(
+            &mut east,
+            vec![put(
+                &prefix,
+                &format!("k{:02}", i % 13),
+                value(i, size_of(i)),
+            )],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if i == 10 {
+            wait_reaches(&lab, &cfg, last);
+        }
+        if i == 20 {
+            signal(stream.id(), "KILL");
+        }
+    }
+    let _ = finish(stream);
+    // What was stored is whole: no partial segment, no hole.
+    let s = status(&lab, &cfg);
+    for r in s["regions"].as_array().unwrap() {
+        assert!(r["broken"].is_null() && r["error"].is_null(), "{s:#}");
+        assert!(r["segments"].as_u64().unwrap() >= 1, "{s:#}");
+    }
+    // Its lock outlives it: a second run is refused, naming the way out.
+    let out = lab
+        .drtool(&cfg)
+        .args(["stream", "run", "--target", "s"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("already written by"),
+        "{}",
+        stderr(&out)
+    );
+    let out = lab
+        .drtool(&cfg)
+        .args(["gc", "--region", EAST, "--force-unlock", "stream-s", "-y"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let stream = lab.spawn_drtool(
+        &cfg,
+        &["-o", "json", "stream", "run", "--target", "s"],
+        None,
+    );
+    last = last.max(txn(&mut east, vec![put(&prefix, "after", value(77, 9000))]).await);
+    let held = wait_reaches(&lab, &cfg, last);
+    signal(stream.id(), "TERM");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let run: Value = serde_json::from_str(&out).unwrap();
+    let bases = run["items"][0]["bases"].as_array().unwrap();
+    assert_eq!(bases.len(), 1, "it resumed under the same base: {run:#}");
+    assert_eq!(held["regions"][0]["base"], held["regions"][1]["base"]);
+
+    wipe_west(&lab, &prefix).await;
+    let out = restore(&lab, &cfg, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    assert!(dump(&mut west, &prefix).await == dump(&mut east, &prefix).await);
+    wipe_west(&lab, &prefix).await;
+    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}
+
+/// An etcd of this test's own (it restarts and compacts it).
+struct OwnEtcd {
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+const OWN_CLIENT: &str = "127.0.0.1:32779";
+const OWN_PEER: &str = "http://127.0.0.1:32780";
+
+impl OwnEtcd {
+    async fn start(dir: &Path) -> OwnEtcd {
+        let mut e = OwnEtcd {
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        e.up().await;
+        e
+    }
+
+    async fn up(&mut self) {
+        let client = format!("http://{OWN_CLIENT}");
+        let child = Command::new("etcd")
+            .args(["--name", "own", "--data-dir"])
+            .arg(self.dir.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                OWN_PEER,
+                "--initial-advertise-peer-urls",
+                OWN_PEER,
+            ])
+            .args(["--initial-cluster", &format!("own={OWN_PEER}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Ok(mut c) = Client::connect([client.as_str()], None).await
+                && c.status().await.is_ok()
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "own etcd did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnEtcd {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_compaction() {
+    let lab = Lab::get();
+    let name = unique("stream-world");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut etcd = OwnEtcd::start(tmp.path()).await;
+    let proxy = Proxy::start(OWN_CLIENT);
+    let cfg = write_config(
+        tmp.path(),
+        &stream_config(&lab, &name, &prefix, Some(&proxy.url())),
+    );
+    let own = vec![format!("http://{OWN_CLIENT}")];
+    let mut direct = etcd_client(&own).await;
+    txn(&mut direct, vec![put(&prefix, "base", value(0, 2048))]).await;
+    backup(&lab, &cfg);
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let rev = txn(&mut direct, vec![put(&prefix, "a", value(1, 5000))]).await;
+    wait_reaches(&lab, &cfg, rev);
+    // A compaction racing the watch changes nothing for a watch that is there.
+    direct.compact(rev as i64, None).await.unwrap();
+
+    // The member restarts.
+    etcd.down();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    etcd.up().await;
+    let mut direct = etcd_client(&own).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "b", value(2, 7000))]).await;
+    wait_reaches(&lab, &cfg, rev);
+
+    // The network between drtool and etcd is cut, then mended.
+    proxy.cut();
+    let rev = txn(&mut direct, vec![put(&prefix, "c", value(3, 9000))]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.mend();
+    wait_reaches(&lab, &cfg, rev);
+    signal(stream.id(), "INT");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(" 0 gaps"), "no base was lost: {out}");
+    assert!(!out.contains(" 0 restarts"), "it followed again: {out}");
+
+    // While it is stopped, etcd compacts past it: it starts a new base and says so.
+    let old_base = status(&lab, &cfg)["regions"][0]["base"].clone();
+    txn(&mut direct, vec![put(&prefix, "d", value(4, 3000))]).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "d2", value(6, 3000))]).await;
+    direct
+        .compact(
+            rev as i64,
+            Some(etcd_client::CompactionOptions::new().with_physical()),
+        )
+        .await
+        .unwrap();
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let s = {
+        let started = Instant::now();
+        loop {
+            let s = status(&lab, &cfg);
+            if s["regions"][1]["base"] != old_base && !s["regions"][1]["base"].is_null() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no new base: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let rev = txn(&mut direct, vec![put(&prefix, "e", value(5, 1500))]).await;
+    wait_reaches(&lab, &cfg, rev);
+    signal(stream.id(), "INT");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("compacted"), "the gap is said: {out}{err}");
+    assert!(out.contains(" 1 gaps"), "{out}");
+    assert_ne!(s["regions"][0]["base"], old_base);
+
+    wipe_west(&lab, &prefix).await;
+    let out = restore(&lab, &cfg, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    assert!(dump(&mut west, &prefix).await == dump(&mut direct, &prefix).await);
+    wipe_west(&lab, &prefix).await;
+}
+
+async fn west_store(cfg: &Path) -> RegionStore {
+    let parsed = drtool::source::load_config(cfg).unwrap();
+    RegionStore::open(parsed.region(WEST).unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
+    let lab = Lab::get();
+    let name = unique("stream-damage");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    txn(&mut east, vec![put(&prefix, "base", value(0, 2048))]).await;
+    backup(&lab, &cfg);
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let mut revs = Vec::new();
+    for i in 0..8 {
+        revs.push(
+            txn(
+                &mut east,
+                vec![put(&prefix, &format!("k{i}"), value(i, size_of(i)))],
+            )
+            .await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let last = *revs.last().unwrap();
+    wait_reaches(&lab, &cfg, last);
+    signal(stream.id(), "INT");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    let rs = west_store(&cfg).await;
+    let mut segments: Vec<String> = rs
+        .store
+        .list(&rs.layout.stream_prefix("s", None))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 4, "{segments:?}");
+    let victim = segments[segments.len() / 2].clone();
+    let name_of = drtool::archive::segment::name_of(&victim).unwrap();
+
+    // Damaged: another segment's bytes under its name.
+    let other = rs.store.get(&segments[0]).await.unwrap();
+    let original = rs.store.get(&victim).await.unwrap();
+    rs.store
+        .put(&victim, other, drtool::store::Keep::Normal)
+        .await
+        .unwrap();
+    let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&victim), "names it: {}", stderr(&out));
+
+    // Missing: a hole in the chain.
+    rs.store.delete(&victim).await.unwrap();
+    let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("in no segment"), "{}", stderr(&out));
+    // Before it, a restore still works; by time, it stops at the hole and says so.
+    let before = name_of.from - 1;
+    let out = restore(
+        &lab,
+        &cfg,
+        &["--revision", &before.to_string(), "--dry-run"],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let out = restore(&lab, &cfg, &["--before", "2999-01-01", "--dry-run"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("STOPS SHORT"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("up to revision {before}")),
+        "{}",
+        stdout(&out)
+    );
+    let s = status(&lab, &cfg);
+    assert!(s["regions"][1]["broken"].as_str().is_some(), "{s:#}");
+    // Put back, the chain is whole again.
+    rs.store
+        .put(&victim, original, drtool::store::Keep::Normal)
+        .await
+        .unwrap();
+    let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn what_cannot_stream_says_why() {
+    let lab = Lab::get();
+    let name = unique("stream-refused");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}{}",
+        lab.regions_toml(&name),
+        lab.etcd_target_toml("s", "keys", Some("/x/"), "")
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let out = lab
+        .drtool(&cfg)
+        .args(["stream", "run", "--target", "s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no `continuous` setting"),
+        "{}",
+        stderr(&out)
+    );
+    let out = lab
+        .drtool(&cfg)
+        .args([
+            "restore",
+            "--region",
+            WEST,
+            "--target",
+            "s",
+            "--revision",
+            "5",
+            "--point",
+            "20261122T020000Z-0badcafe",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
