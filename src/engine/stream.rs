@@ -373,7 +373,11 @@ impl Engine {
                     last_at: cut.last_at,
                     written_at: Utc::now(),
                 };
-                let sealed = segment::seal(&head, &cut.lines).map_err(Error::failed)?;
+                // Compressing and hashing off the task that reads the watch.
+                let sealed = tokio::task::spawn_blocking(move || segment::seal(&head, &cut.lines))
+                    .await
+                    .map_err(Error::failed)?
+                    .map_err(Error::failed)?;
                 let name = SegmentName {
                     from: cut.from,
                     to: cut.to,
