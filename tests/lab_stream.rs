@@ -631,3 +631,92 @@ fn what_cannot_stream_says_why() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// Reads `GET /metrics` of a daemon.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
+    let lab = Lab::get();
+    let name = unique("stream-daemon");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
+    let schedules = tmp.path().join("schedules");
+    std::fs::create_dir(&schedules).unwrap();
+    std::fs::write(
+        schedules.join("yearly.toml"),
+        "name = \"yearly\"\ncron = \"0 0 1 1 *\"\ntargets = [\"s\"]\n[retention]\nkeep_last = 3\n",
+    )
+    .unwrap();
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    txn(&mut east, vec![put(&prefix, "a", value(0, 3000))]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = schedules.display().to_string();
+    let daemon = lab.spawn_drtool(
+        &cfg,
+        &[
+            "schedule",
+            "run",
+            "--schedules",
+            &dir,
+            "--metrics-addr",
+            &addr,
+        ],
+        None,
+    );
+    // No point yet: the daemon's stream takes its base, then follows.
+    let rev = txn(&mut east, vec![put(&prefix, "b", value(1, 9000))]).await;
+    wait_reaches(&lab, &cfg, rev);
+    let started = Instant::now();
+    let text = loop {
+        let text = scrape(&addr);
+        if text.contains(&format!(
+            "drtool_stream_revision{{target=\"s\",region=\"{WEST}\"}}"
+        )) {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no stream series: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains("drtool_stream_segments_total{target=\"s\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("drtool_stream_gaps_total{target=\"s\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("drtool_stream_lag_seconds{"), "{text}");
+    signal(daemon.id(), "TERM");
+    let (code, out, err) = finish(daemon);
+    assert_eq!(code, Some(143), "{out}{err}");
+    assert!(err.contains("stream stopped"), "{err}");
+    // It let go of the stream's lock: a stream starts at once.
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let rev = txn(&mut east, vec![put(&prefix, "c", value(2, 1000))]).await;
+    wait_reaches(&lab, &cfg, rev);
+    signal(stream.id(), "INT");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}

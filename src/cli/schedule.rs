@@ -323,6 +323,13 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
     }
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(reloads(ctx.engine.config().clone(), dir, tx));
+    let streams = (!args.once).then(|| {
+        tokio::spawn(crate::schedule::streams::supervise(
+            engine.clone(),
+            stop.clone(),
+            Some(metrics.clone()),
+        ))
+    });
     let failures = daemon::run(
         engine,
         schedules,
@@ -334,6 +341,9 @@ async fn daemon(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         },
     )
     .await;
+    if let Some(streams) = streams {
+        let _ = streams.await;
+    }
     // A stop by a signal exits with its code (130/143, as every command);
     // `--once` says how its runs went.
     Ok(Exit::Code(if args.once && failures > 0 {

@@ -40,9 +40,11 @@ pub async fn run(ctx: &Ctx, command: &Command) -> Result<Verdict, Error> {
 
 async fn run_stream(ctx: &Ctx, args: &RunArgs) -> Result<Verdict, Error> {
     let job = stream_job(&ctx.engine, &args.target);
-    let run = job.settle(ctx.engine.stream(&args.target, &job).await, |r| {
-        format!("{} segments, up to revision {}", r.segments, r.reaches)
-    })?;
+    let counters = crate::engine::stream::StreamCounters::default();
+    let run = job.settle(
+        ctx.engine.stream(&args.target, &job, &counters).await,
+        |r| format!("{} segments, up to revision {}", r.segments, r.reaches),
+    )?;
     ctx.sync().await;
     ctx.emit(|e| e.items([&run]));
     if !ctx.json() {

@@ -505,7 +505,7 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
                 .replace("\"1MiB\"", &format!("{max:?}"));
             let m = message(&bad);
             assert!(
-                m.contains(says) && m.contains(":14:"),
+                m.contains(says) && m.contains(":13:"),
                 "{segment} {max}: {m}"
             );
         }

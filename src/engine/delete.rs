@@ -94,6 +94,18 @@ impl Engine {
         ] {
             let _ = rs.store.delete(&key).await;
         }
+        // Its stream's segments go with it: without their base they restore
+        // nothing (and a stream writing under it now takes a new base).
+        let segments = rs
+            .store
+            .list(&rs.layout.stream_prefix(&target.name, Some(point)))
+            .await?;
+        if !segments.is_empty() {
+            for s in &segments {
+                rs.store.delete(&s.key).await?;
+            }
+            deleted.push(format!("{} stream segments", segments.len()));
+        }
         Ok(Some(deleted))
     }
 }

@@ -473,6 +473,8 @@ pub struct Cut {
 pub enum StreamStop {
     /// Asked to stop; every change received was cut and sent first.
     Cancelled,
+    /// Stopped to follow from a newer base point (the engine's own reason).
+    NewBase,
     /// The source no longer holds the history the stream needs (compacted
     /// past it): only a new base point can go on.
     HistoryLost(String),

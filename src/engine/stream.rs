@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -59,6 +59,15 @@ pub struct StreamRun {
     pub restarts: u64,
     /// Times the source's history was lost and a new base point was taken.
     pub gaps: u64,
+}
+
+/// Counts a running stream keeps for whoever watches it (the daemon's
+/// metrics): they move while it runs, not only when it ends.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    pub gaps: AtomicU64,
+    pub restarts: AtomicU64,
+    pub segments: AtomicU64,
 }
 
 /// A stream's state in one region, as `drtool stream status` shows it.
@@ -195,6 +204,78 @@ impl CopyJob {
     }
 }
 
+/// A cut sealed as the next segment of `base`'s chain (compressing and
+/// hashing off the task that reads the watch).
+async fn seal_cut(
+    target: &str,
+    base: &PointId,
+    prev: Option<String>,
+    cut: Cut,
+) -> Result<(SegmentName, segment::Sealed), Error> {
+    let name = SegmentName {
+        from: cut.from,
+        to: cut.to,
+    };
+    let head = SegmentHead {
+        format: SEGMENT_FORMAT,
+        target: target.to_string(),
+        base: base.to_string(),
+        from: cut.from,
+        to: cut.to,
+        prev_sha256: prev,
+        events: cut.events,
+        revisions: cut.revisions,
+        first_at: cut.first_at,
+        last_at: cut.last_at,
+        written_at: Utc::now(),
+    };
+    let sealed = tokio::task::spawn_blocking(move || segment::seal(&head, &cut.lines))
+        .await
+        .map_err(Error::failed)?
+        .map_err(Error::failed)?;
+    Ok((name, sealed))
+}
+
+/// Manifests read at most while looking for a point a stream starts from.
+const MANIFESTS_LOOKED_AT: usize = 50;
+
+/// The newest point of `target` in `rs` (newer than `newer_than`) that a
+/// stream starts from, with its position: one LIST, then manifests read
+/// newest first until one will do (most often the first). Cheap enough for
+/// every lock renewal and every scrape, unlike a full listing.
+async fn newest_streamable(
+    rs: &RegionStore,
+    target: &str,
+    streams: &dyn Streams,
+    newer_than: Option<&PointId>,
+) -> Result<Option<(PointId, u64)>, Error> {
+    let objects = rs
+        .store
+        .list(&rs.layout.points_prefix(Some(target)))
+        .await?;
+    let mut ids: Vec<PointId> = objects
+        .iter()
+        .filter_map(|o| rs.layout.parse_point_key(&o.key))
+        .filter(|(_, _, file)| *file == crate::archive::layout::MANIFEST_FILE)
+        .map(|(_, id, _)| id)
+        .filter(|id| newer_than.is_none_or(|n| id > n))
+        .collect();
+    ids.sort();
+    for id in ids.into_iter().rev().take(MANIFESTS_LOOKED_AT) {
+        let key = rs.layout.manifest_key(target, &id);
+        let Ok(bytes) = rs.store.get(&key).await else {
+            continue;
+        };
+        let Ok(manifest) = crate::archive::Manifest::parse(&key, &bytes) else {
+            continue;
+        };
+        if let Ok(position) = streams.position(&manifest) {
+            return Ok(Some((id, position)));
+        }
+    }
+    Ok(None)
+}
+
 /// The chain of segments of `base` in one region.
 async fn chain_in(
     rs: &RegionStore,
@@ -228,7 +309,12 @@ impl Engine {
     /// Runs the stream of `target` until the engine is cancelled: takes its
     /// lock, picks or takes the base point and writes segments, following the
     /// source again after breaks and from a new base after a lost history.
-    pub async fn stream(&self, target: &str, job: &Job) -> Result<StreamRun, Error> {
+    pub async fn stream(
+        &self,
+        target: &str,
+        job: &Job,
+        counters: &StreamCounters,
+    ) -> Result<StreamRun, Error> {
         let t = self.target(target)?.clone();
         let kind = self.kind_of(&t)?;
         let streams = self.streams_of(&kind, &t)?;
@@ -265,7 +351,7 @@ impl Engine {
             ..StreamRun::default()
         };
         let outcome = self
-            .stream_loop(&t, streams, settings, &mut guard, &mut run, job)
+            .stream_loop(&t, streams, settings, &mut guard, (&mut run, counters), job)
             .await;
         let released = guard.release().await;
         outcome?;
@@ -279,7 +365,7 @@ impl Engine {
         streams: &dyn Streams,
         settings: StreamSettings,
         guard: &mut LockGuard,
-        run: &mut StreamRun,
+        (run, counters): (&mut StreamRun, &StreamCounters),
         job: &Job,
     ) -> Result<(), Error> {
         let cancel = self.cancel_token();
@@ -294,23 +380,34 @@ impl Engine {
             }
             let segments_before = run.segments;
             let stop = self
-                .follow_base(t, streams, settings, (&base, position), guard, run, job)
+                .follow_base(
+                    t,
+                    streams,
+                    settings,
+                    (&base, position),
+                    guard,
+                    (run, counters),
+                    job,
+                )
                 .await?;
             if run.segments > segments_before {
                 backoff = Duration::from_secs(1);
             }
             match stop {
                 StreamStop::Cancelled => return Ok(()),
+                StreamStop::NewBase => {}
                 StreamStop::HistoryLost(why) => {
                     job.warn(format!(
                         "the stream of {} has a gap ({why}): taking a new base point",
                         t.name
                     ));
                     run.gaps += 1;
+                    counters.gaps.fetch_add(1, Ordering::Relaxed);
                     new_base = true;
                 }
                 StreamStop::Broken(why) => {
                     run.restarts += 1;
+                    counters.restarts.fetch_add(1, Ordering::Relaxed);
                     job.warn(format!(
                         "the stream of {} broke off ({why}); following again in {}s",
                         t.name,
@@ -337,9 +434,10 @@ impl Engine {
         settings: StreamSettings,
         (base, position): (&PointId, u64),
         guard: &mut LockGuard,
-        run: &mut StreamRun,
+        (run, counters): (&mut StreamRun, &StreamCounters),
         job: &Job,
     ) -> Result<StreamStop, Error> {
+        let segments_written = &counters.segments;
         let home = self.store(&t.home).await?;
         let view = chain_in(&home, &t.name, base, position).await?;
         if let Some(broken) = &view.broken {
@@ -357,43 +455,38 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel::<Cut>(4);
         let follow_cancel = self.cancel_token().child_token();
         let follow = streams.follow(t, view.reaches, settings, tx, follow_cancel.clone());
+        let mut switched = false;
         let write = async {
-            let mut renewed = std::time::Instant::now();
-            while let Some(cut) = rx.recv().await {
-                let head = SegmentHead {
-                    format: SEGMENT_FORMAT,
-                    target: t.name.clone(),
-                    base: base.to_string(),
-                    from: cut.from,
-                    to: cut.to,
-                    prev_sha256: prev.clone(),
-                    events: cut.events,
-                    revisions: cut.revisions,
-                    first_at: cut.first_at,
-                    last_at: cut.last_at,
-                    written_at: Utc::now(),
+            let mut tick = tokio::time::interval(LOCK_TTL / 3);
+            tick.tick().await;
+            loop {
+                let cut = tokio::select! {
+                    cut = rx.recv() => match cut {
+                        Some(c) => c,
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        guard.renew(LOCK_TTL).await?;
+                        if self.newer_base(t, streams, base).await? {
+                            // A newer point (a schedule's backup): follow
+                            // from it, so the old chain can be pruned with it.
+                            switched = true;
+                            follow_cancel.cancel();
+                        }
+                        continue;
+                    }
                 };
-                // Compressing and hashing off the task that reads the watch.
-                let sealed = tokio::task::spawn_blocking(move || segment::seal(&head, &cut.lines))
-                    .await
-                    .map_err(Error::failed)?
-                    .map_err(Error::failed)?;
-                let name = SegmentName {
-                    from: cut.from,
-                    to: cut.to,
-                };
+                let events = cut.events;
+                let (name, sealed) = seal_cut(&t.name, base, prev.clone(), cut).await?;
                 let key = home.layout.segment_key(&t.name, base, &name);
                 self.write_segment(&home, &copiers, &key, &name, &sealed.bytes, job)
                     .await?;
                 prev = Some(sealed.sha256);
                 run.segments += 1;
-                run.events += cut.events;
-                run.reaches = cut.to;
+                run.events += events;
+                segments_written.fetch_add(1, Ordering::Relaxed);
+                run.reaches = name.to;
                 job.items(run.segments, None);
-                if renewed.elapsed() > LOCK_TTL / 3 {
-                    guard.renew(LOCK_TTL).await?;
-                    renewed = std::time::Instant::now();
-                }
             }
             Ok::<(), Error>(())
         };
@@ -408,7 +501,26 @@ impl Engine {
             let _ = c.task.await;
         }
         written?;
-        Ok(stop)
+        Ok(match stop {
+            StreamStop::Cancelled if switched && !self.cancel_token().is_cancelled() => {
+                StreamStop::NewBase
+            }
+            other => other,
+        })
+    }
+
+    /// Whether the home region holds a point newer than `base` that a stream
+    /// starts from.
+    async fn newer_base(
+        &self,
+        t: &Target,
+        streams: &dyn Streams,
+        base: &PointId,
+    ) -> Result<bool, Error> {
+        let rs = self.store(&t.home).await?;
+        Ok(newest_streamable(&rs, &t.name, streams, Some(base))
+            .await?
+            .is_some())
     }
 
     /// A writer per copy region, each with the base point copied there first
@@ -513,17 +625,12 @@ impl Engine {
         streams: &dyn Streams,
     ) -> Result<Option<(PointId, u64)>, Error> {
         let rs = self.store(&t.home).await?;
-        let listing = crate::catalog::list_points(&rs, Some(&t.name)).await?;
-        Ok(listing
-            .points
-            .iter()
-            .rev()
-            .find_map(|p| Some((p.id.clone(), streams.position(&p.manifest).ok()?))))
+        newest_streamable(&rs, &t.name, streams, None).await
     }
 
-    /// Writes a segment to the home region until it takes it (the chain must
-    /// not skip one), then hands it to each copy region's writer, which never
-    /// holds the home writes up.
+    /// Hands a segment to each copy region's writer (which never holds the
+    /// home writes up), then writes it to the home region until it takes it
+    /// (the chain must not skip one).
     async fn write_segment(
         &self,
         home: &RegionStore,
@@ -533,6 +640,14 @@ impl Engine {
         bytes: &bytes::Bytes,
         job: &Job,
     ) -> Result<(), Error> {
+        // The copies first: a home store that is down (the region is going
+        // dark) must not keep the last changes from the DR regions.
+        for c in copiers {
+            if c.tx.try_send((*name, bytes.clone())).is_err() {
+                // Its writer is busy with a slow store: it catches up from home.
+                c.lagging.store(true, Ordering::SeqCst);
+            }
+        }
         let cancel = self.cancel_token();
         let mut wait = Duration::from_millis(200);
         loop {
@@ -547,12 +662,6 @@ impl Engine {
                     wait = (wait * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => return Err(e.into()),
-            }
-        }
-        for c in copiers {
-            if c.tx.try_send((*name, bytes.clone())).is_err() {
-                // Its writer is busy with a slow store: it catches up from home.
-                c.lagging.store(true, Ordering::SeqCst);
             }
         }
         Ok(())
@@ -623,12 +732,7 @@ impl Engine {
             .await?;
         // The newest point a stream starts from (a new base has no segment
         // yet), or the newest base with segments when its point is gone.
-        let listing = crate::catalog::list_points(&rs, Some(&t.name)).await?;
-        let newest_point = listing
-            .points
-            .iter()
-            .rev()
-            .find_map(|p| Some((p.id.clone(), streams.position(&p.manifest).ok()?)));
+        let newest_point = newest_streamable(&rs, &t.name, streams, None).await?;
         let newest_streamed = objects
             .iter()
             .filter_map(|o| rs.layout.stream_base_of(&t.name, &o.key))
@@ -672,6 +776,23 @@ impl Engine {
             });
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// The targets whose config asks for a continuous stream.
+    pub fn streaming_targets(&self) -> Vec<String> {
+        self.config()
+            .targets
+            .values()
+            .filter(|t| {
+                self.kind_of(t)
+                    .ok()
+                    .and_then(|k| k.streams().and_then(|s| s.stream_settings(t)))
+                    .is_some()
+            })
+            .map(|t| t.name.clone())
+            .collect()
     }
 }
 

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::run::{ScheduleRun, ScheduleState, home_region};
 use super::spec::Schedule;
 use crate::drill::measure::DrillVerdict;
+use crate::engine::stream::StreamCounters;
 use crate::engine::{Engine, Operation, Outcome, Verdict};
 use crate::report::ReportStore;
 
@@ -61,6 +62,11 @@ struct PerSchedule {
 struct Where {
     target: String,
     region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PerStream {
+    target: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +102,12 @@ struct Families {
     drill_rpo: Family<PerDrill, F64>,
     drill_passed: Family<PerDrill, F64>,
     drill_unverified: Family<PerDrill, F64>,
+    stream_gaps: Family<PerStream, Counter>,
+    stream_restarts: Family<PerStream, Counter>,
+    stream_segments: Family<PerStream, Counter>,
+    stream_revision: Family<Where, F64>,
+    stream_lag_seconds: Family<Where, F64>,
+    stream_lag_revisions: Family<Where, F64>,
 }
 
 impl Families {
@@ -120,11 +132,52 @@ impl Families {
             drill_rpo: Family::default(),
             drill_passed: Family::default(),
             drill_unverified: Family::default(),
+            stream_gaps: Family::default(),
+            stream_restarts: Family::default(),
+            stream_segments: Family::default(),
+            stream_revision: Family::default(),
+            stream_lag_seconds: Family::default(),
+            stream_lag_revisions: Family::default(),
         };
         f.register_backups(r);
+        f.register_streams(r);
         f.register_schedules(r);
         f.register_outcomes(r);
         f
+    }
+
+    /// The continuous streams the daemon follows.
+    fn register_streams(&self, r: &mut Registry) {
+        r.register(
+            "drtool_stream_gaps",
+            "Times a stream lost its source's history (or its chain broke) and took a new base point.",
+            self.stream_gaps.clone(),
+        );
+        r.register(
+            "drtool_stream_restarts",
+            "Times a stream followed its source again after a break, or was started again after a failure.",
+            self.stream_restarts.clone(),
+        );
+        r.register(
+            "drtool_stream_segments",
+            "Segments a stream wrote to its home region.",
+            self.stream_segments.clone(),
+        );
+        r.register(
+            "drtool_stream_revision",
+            "The newest revision a region holds of the stream without a hole.",
+            self.stream_revision.clone(),
+        );
+        r.register(
+            "drtool_stream_lag_seconds",
+            "How long ago the region's newest segment was stored, while the source is ahead of it (0: caught up).",
+            self.stream_lag_seconds.clone(),
+        );
+        r.register(
+            "drtool_stream_lag_revisions",
+            "Revisions the source is ahead of what the region holds.",
+            self.stream_lag_revisions.clone(),
+        );
     }
 
     /// What scheduled backups and copies did.
@@ -237,6 +290,8 @@ pub struct Metrics {
     reports: Option<ReportStore>,
     drills: Mutex<Vec<String>>,
     shared: Option<Shared>,
+    /// The streams the daemon follows, with their live counts.
+    streams: Mutex<Vec<(String, Arc<StreamCounters>)>>,
 }
 
 fn ts(t: DateTime<Utc>) -> f64 {
@@ -291,6 +346,7 @@ impl Metrics {
             reports,
             drills: Mutex::new(Vec::new()),
             shared,
+            streams: Mutex::new(Vec::new()),
         }
     }
 
@@ -442,8 +498,63 @@ impl Metrics {
 
     /// Reads what a scrape shows that is not this daemon's own: every
     /// schedule's shared state (each within 5 s) and the drill reports.
+    /// A stream whose counts and state every scrape shows.
+    pub fn watch_stream(&self, target: &str, counters: Arc<StreamCounters>) {
+        let l = PerStream {
+            target: target.to_string(),
+        };
+        let _ = self.f.stream_gaps.get_or_create(&l);
+        let _ = self.f.stream_restarts.get_or_create(&l);
+        let _ = self.f.stream_segments.get_or_create(&l);
+        if let Ok(mut s) = self.streams.lock() {
+            s.push((target.to_string(), counters));
+        }
+    }
+
+    /// Brings the stream series up to date: counters from the live counts,
+    /// gauges from each region's store and the source.
+    async fn stream_values(&self, engine: &Engine) {
+        let watched = self.streams.lock().map(|s| s.clone()).unwrap_or_default();
+        for (target, counters) in watched {
+            let l = PerStream {
+                target: target.clone(),
+            };
+            for (family, now) in [
+                (&self.f.stream_gaps, &counters.gaps),
+                (&self.f.stream_restarts, &counters.restarts),
+                (&self.f.stream_segments, &counters.segments),
+            ] {
+                let c = family.get_or_create(&l);
+                let now = now.load(std::sync::atomic::Ordering::Relaxed);
+                if now > c.get() {
+                    c.inc_by(now - c.get());
+                }
+            }
+            let status =
+                tokio::time::timeout(Duration::from_secs(5), engine.stream_status(Some(&target)))
+                    .await;
+            let Ok(Ok(all)) = status else { continue };
+            for r in all.iter().flat_map(|s| s.regions.iter()) {
+                let w = Where {
+                    target: target.clone(),
+                    region: r.region.clone(),
+                };
+                if let Some(v) = r.reaches {
+                    let _ = self.f.stream_revision.get_or_create(&w).set(v as f64);
+                }
+                if let Some(v) = r.lag_seconds.filter(|v| v.is_finite()) {
+                    let _ = self.f.stream_lag_seconds.get_or_create(&w).set(v);
+                }
+                if let Some(v) = r.lag_revisions {
+                    let _ = self.f.stream_lag_revisions.get_or_create(&w).set(v as f64);
+                }
+            }
+        }
+    }
+
     pub async fn refresh(&self) {
         if let Some(shared) = &self.shared {
+            self.stream_values(&shared.engine).await;
             let schedules = shared
                 .schedules
                 .lock()

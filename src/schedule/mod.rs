@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod notify;
 pub mod run;
 pub mod spec;
+pub mod streams;
 
 pub use spec::{Schedule, ScheduleError};

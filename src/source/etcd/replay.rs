@@ -303,7 +303,9 @@ mod tests {
         assert!(!b.takes(&[op("c", 10), op("a", 10)], 100), "a again");
         assert!(b.takes(&[op("c", 80)], 100));
         assert!(!b.takes(&[op("c", 81)], 100), "over the byte budget");
-        let many: Vec<Op> = (0..MAX_TXN_OPS - 1).map(|i| op(&format!("k{i}"), 0)).collect();
+        let many: Vec<Op> = (0..MAX_TXN_OPS - 1)
+            .map(|i| op(&format!("k{i}"), 0))
+            .collect();
         assert!(!b.takes(&many, usize::MAX), "over etcd's op limit");
         assert!(Batch::default().takes(&many, usize::MAX));
     }
