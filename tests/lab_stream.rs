@@ -705,6 +705,55 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
         "{text}"
     );
     assert!(text.contains("drtool_stream_lag_seconds{"), "{text}");
+    // A schedule's backup (here by hand) becomes the stream's base within
+    // 30 s; the old base and its segments can then go together.
+    let old = status(&lab, &cfg)["regions"][0]["base"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    backup(&lab, &cfg);
+    let started = Instant::now();
+    let rev = loop {
+        let rev = txn(&mut east, vec![put(&prefix, "moved", value(3, 2000))]).await;
+        let s = status(&lab, &cfg);
+        let segments = s["regions"][0]["segments"].as_u64().unwrap_or(0);
+        if s["regions"][0]["base"].as_str() != Some(old.as_str()) && segments > 0 {
+            break rev;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the stream kept its old base: {s:#}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    wait_reaches(&lab, &cfg, rev);
+    let config = drtool::source::load_config(&cfg).unwrap();
+    let engine = drtool::engine::Engine::new(
+        config,
+        drtool::source::registry(),
+        drtool::engine::EngineOptions::default(),
+    )
+    .unwrap();
+    let report = engine
+        .delete_point("s", &old.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        report
+            .items
+            .iter()
+            .all(|i| i.message.contains("stream segments")),
+        "{report:?}"
+    );
+    for region in [EAST, WEST] {
+        let rs = RegionStore::open(engine.config().region(region).unwrap()).await;
+        let left = rs
+            .store
+            .list(&rs.layout.stream_prefix("s", Some(&old.parse().unwrap())))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{region}: {left:?}");
+    }
     signal(daemon.id(), "TERM");
     let (code, out, err) = finish(daemon);
     assert_eq!(code, Some(143), "{out}{err}");
