@@ -127,6 +127,7 @@ fn main() {
             region: "us-west-2".into(),
             point: None,
             consistent_at: Some(t0),
+            stream_to: None,
             plan: vec!["create 1000".into()],
             result: None,
             completed: true,

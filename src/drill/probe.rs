@@ -157,10 +157,13 @@ async fn http(p: &HttpProbe) -> Result<String, ProbeFailure> {
 
 /// Runs a command (`sh -c`) with a timeout and an expected exit code.
 pub async fn run_command(command: &str, expect: i32, timeout: Duration) -> Result<String, Error> {
-    let child = tokio::process::Command::new("sh")
-        .args(["-c", command])
-        .kill_on_drop(true)
-        .output();
+    let mut child = tokio::process::Command::new("sh");
+    child.args(["-c", command]).kill_on_drop(true);
+    // Which drtool runs the drill, for commands that run drtool too.
+    if let Ok(me) = std::env::current_exe() {
+        child.env("DRTOOL_BIN", me);
+    }
+    let child = child.output();
     let out = tokio::time::timeout(timeout, child)
         .await
         .map_err(|_| {

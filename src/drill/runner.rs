@@ -2024,7 +2024,13 @@ fn restore_records(rec: &Record) -> Vec<RestoreRecord> {
             target: x.plan.target.clone(),
             region: x.plan.region.clone(),
             point: x.plan.point.as_ref().map(|p| p.id.clone()),
-            consistent_at: x.plan.point.as_ref().and_then(|p| p.consistent_at),
+            consistent_at: x
+                .plan
+                .replay
+                .as_ref()
+                .and_then(|r| r.reaches_at)
+                .or_else(|| x.plan.point.as_ref().and_then(|p| p.consistent_at)),
+            stream_to: x.plan.replay.as_ref().map(|r| r.to),
             plan: x.plan.describe(),
             result: x.result.clone(),
             completed: x.completed,
@@ -2052,7 +2058,10 @@ fn rpo_result(
     } else {
         canaries.iter().filter_map(|t| t.rpo_ms).max()
     };
-    let bound = rpo_bound_text(&canaries, nominal, &b);
+    let streamed = restores
+        .iter()
+        .any(|r| r.completed && r.stream_to.is_some());
+    let bound = rpo_bound_text(&canaries, (nominal, streamed), &b);
     RpoResult {
         measured_ms: measured,
         nominal_ms: nominal,
@@ -2078,7 +2087,7 @@ fn rpo_judged(rpo: &RpoResult) -> measure::RpoJudged {
 /// Where the RPO interval's ends come from, in words.
 fn rpo_bound_text(
     canaries: &[measure::CanaryTally],
-    nominal: Option<u64>,
+    (nominal, streamed): (Option<u64>, bool),
     b: &measure::RpoBounds,
 ) -> String {
     let mut parts = Vec::new();
@@ -2099,6 +2108,10 @@ fn rpo_bound_text(
         }
     }
     match nominal {
+        Some(n) if streamed => parts.push(format!(
+            "the restored point and its stream reach {} before the fault",
+            human_ms(n)
+        )),
         Some(n) => parts.push(format!(
             "the restored point was taken {} before the fault",
             human_ms(n)

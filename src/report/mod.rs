@@ -329,8 +329,12 @@ pub struct RestoreRecord {
     pub target: String,
     pub region: String,
     pub point: Option<String>,
-    /// The restored point's consistency time.
+    /// The restored point's consistency time; after a stream's replay, when
+    /// the stream received the last change replayed.
     pub consistent_at: Option<DateTime<Utc>>,
+    /// The revision a replay of the point's stream reached, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_to: Option<u64>,
     pub plan: Vec<String>,
     /// How it ended (none: it was cut off before it could say).
     #[serde(default)]
@@ -753,6 +757,7 @@ pub(crate) mod tests {
                 region: "us-west-2".into(),
                 point: Some("20261122T020000Z-00000001".into()),
                 consistent_at: Some(at(500)),
+                stream_to: None,
                 plan: vec!["create     40".into()],
                 result: Some("ok restore kv us-west-2: 40 keys created".into()),
                 completed: true,
