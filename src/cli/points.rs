@@ -83,6 +83,9 @@ fn emit(e: &mut super::envelope::Envelope, regions: &[RegionPoints]) {
                     "retention_override".into(),
                     json!(r.retention_overrides.get(&m.point_id)),
                 );
+                if let Some(s) = r.streams.get(m.point_id.as_str()) {
+                    o.insert("stream".into(), json!(s));
+                }
             }
             v
         }));
@@ -170,8 +173,20 @@ fn print_table(regions: &[RegionPoints], bytes: bool) {
                 (None, Some(u)) => format!(" kept until {}", u.format("%Y-%m-%d %H:%M UTC")),
                 (None, None) => " no retention recorded".to_string(),
             };
+            let streamed = match r.streams.get(m.point_id.as_str()) {
+                Some(s) => format!(
+                    " + stream of {} segments up to revision {}{}",
+                    s.segments,
+                    s.reaches,
+                    match &s.broken {
+                        Some(b) => format!(" (BROKEN after it: {b})"),
+                        None => String::new(),
+                    }
+                ),
+                None => String::new(),
+            };
             outln!(
-                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}{}",
+                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}{}{}",
                 m.target,
                 m.point_id,
                 payload,
@@ -182,7 +197,8 @@ fn print_table(regions: &[RegionPoints], bytes: bool) {
                 if m.is_encrypted() { " [encrypted]" } else { "" },
                 verified,
                 tested,
-                kept
+                kept,
+                streamed
             );
         }
         for p in &r.problems {

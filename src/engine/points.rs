@@ -26,6 +26,11 @@ pub struct RegionPoints {
     /// Retention changed by hand (`drtool points retain`), by point id.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub retention_overrides: std::collections::BTreeMap<String, crate::catalog::RetentionOverride>,
+    /// The stream the region holds under each target's newest point that a
+    /// stream starts from, by point id (older bases are not listed: their
+    /// segments can number in the hundred thousands).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub streams: std::collections::BTreeMap<String, StreamHeld>,
     /// Manifests that could not be trusted (edited, damaged, misplaced).
     pub problems: Vec<Problem>,
     /// Point folders without a manifest: interrupted backups or copies.
@@ -33,6 +38,16 @@ pub struct RegionPoints {
     /// What belongs to no point (those folders' objects, open uploads,
     /// temporary files), with their age: `drtool gc` removes them.
     pub leftovers: Vec<Leftover>,
+}
+
+/// What a region holds of a point's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamHeld {
+    pub segments: usize,
+    /// The newest revision the segments reach without a hole.
+    pub reaches: u64,
+    /// Where the chain stops being whole, if it does.
+    pub broken: Option<String>,
 }
 
 impl RegionPoints {
@@ -47,6 +62,7 @@ impl RegionPoints {
             restore_tests: Default::default(),
             verifies: Default::default(),
             retention_overrides: Default::default(),
+            streams: Default::default(),
             problems: Vec::new(),
             orphans: Vec::new(),
             leftovers: Vec::new(),
@@ -139,6 +155,7 @@ impl Engine {
                         .filter_map(|p| Some((p.id.to_string(), p.retention_override.clone()?)))
                         .collect();
                     listed.points = l.points.into_iter().map(|p| p.manifest).collect();
+                    listed.streams = self.streams_held(&rs, &listed.points).await;
                     listed.problems = l.problems;
                     listed.orphans = l.orphans;
                     listed.leftovers = l.leftovers;
@@ -154,6 +171,59 @@ impl Engine {
             out.push(listed);
         }
         Ok(out)
+    }
+}
+
+impl Engine {
+    /// Per target, the stream under its newest point a stream starts from
+    /// (one LIST each); a listing that fails leaves it out.
+    async fn streams_held(
+        &self,
+        rs: &crate::catalog::RegionStore,
+        points: &[Manifest],
+    ) -> std::collections::BTreeMap<String, StreamHeld> {
+        let mut newest: std::collections::BTreeMap<&str, (&Manifest, u64)> = Default::default();
+        for m in points {
+            let Ok(kind) = self.kind_named(&m.target_kind) else {
+                continue;
+            };
+            let Some(position) = kind.streams().and_then(|s| s.position(m).ok()) else {
+                continue;
+            };
+            let newer = newest
+                .get(m.target.as_str())
+                .is_none_or(|(n, _)| n.point_id < m.point_id);
+            if newer {
+                newest.insert(&m.target, (m, position));
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        for (target, (m, position)) in newest {
+            let Ok(id) = m.point_id.parse::<crate::archive::PointId>() else {
+                continue;
+            };
+            let Ok(objects) = rs
+                .store
+                .list(&rs.layout.stream_prefix(target, Some(&id)))
+                .await
+            else {
+                continue;
+            };
+            if objects.is_empty() {
+                continue;
+            }
+            let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+            let view = crate::archive::segment::chain_of(position, &keys);
+            out.insert(
+                m.point_id.to_string(),
+                StreamHeld {
+                    segments: view.whole.len(),
+                    reaches: view.reaches,
+                    broken: view.broken.map(|b| b.to_string()),
+                },
+            );
+        }
+        out
     }
 }
 
