@@ -528,6 +528,24 @@ fn parse_recipients(list: &[String]) -> io::Result<Vec<age::x25519::Recipient>> 
         .collect()
 }
 
+/// Encrypts a small object whole (a stream segment) to age `recipients`.
+pub fn encrypt_small(recipients: &[String], plain: &[u8]) -> io::Result<Vec<u8>> {
+    let recipients = parse_recipients(recipients)?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| io::Error::other(format!("age: {e}")))?;
+    let mut out = Vec::with_capacity(plain.len() + 256);
+    let mut w = encryptor.wrap_output(&mut out)?;
+    w.write_all(plain)?;
+    w.finish()?;
+    Ok(out)
+}
+
+/// Whether stored bytes are age-encrypted (they start with age's header).
+pub fn is_age(stored: &[u8]) -> bool {
+    stored.starts_with(b"age-encryption.org/")
+}
+
 /// X25519 identities used to decrypt age-encrypted points.
 pub struct Identities {
     identities: Vec<age::x25519::Identity>,
@@ -560,6 +578,30 @@ impl Identities {
             return Err(bad("the file holds no age identity".into()));
         }
         Ok(Identities { identities })
+    }
+
+    /// Decrypts a small object whole (a stream segment), at most `limit`
+    /// bytes of plaintext.
+    pub fn decrypt_small(
+        &self,
+        key: &str,
+        stored: &[u8],
+        limit: u64,
+    ) -> Result<Vec<u8>, ArchiveError> {
+        let decrypt_err = |detail: String| ArchiveError::Decrypt {
+            key: key.to_string(),
+            detail,
+        };
+        let decryptor = age::Decryptor::new(stored).map_err(|e| decrypt_err(e.to_string()))?;
+        let reader = decryptor
+            .decrypt(self.identities.iter().map(|i| i as &dyn age::Identity))
+            .map_err(|e| decrypt_err(e.to_string()))?;
+        let mut out = Vec::new();
+        reader
+            .take(limit)
+            .read_to_end(&mut out)
+            .map_err(|e| decrypt_err(e.to_string()))?;
+        Ok(out)
     }
 }
 

@@ -72,6 +72,19 @@ impl Engine {
         let mut deleted = kind
             .delete_external(Some(target), &manifest, &rs.region)
             .await?;
+        // Its stream's segments go with it, first: an interrupted delete
+        // leaves the point, which a second delete finds (without their base
+        // they restore nothing; a stream writing under it moves to a newer one).
+        let segments = rs
+            .store
+            .list(&rs.layout.stream_prefix(&target.name, Some(point)))
+            .await?;
+        if !segments.is_empty() {
+            for s in &segments {
+                rs.store.delete(&s.key).await?;
+            }
+            deleted.push(format!("{} stream segments", segments.len()));
+        }
         rs.store.delete(&key).await?;
         deleted.push("manifest".into());
         if manifest.data_file.is_some() {
@@ -93,18 +106,6 @@ impl Engine {
             rs.layout.retention_key(&target.name, point),
         ] {
             let _ = rs.store.delete(&key).await;
-        }
-        // Its stream's segments go with it: without their base they restore
-        // nothing (and a stream writing under it now takes a new base).
-        let segments = rs
-            .store
-            .list(&rs.layout.stream_prefix(&target.name, Some(point)))
-            .await?;
-        if !segments.is_empty() {
-            for s in &segments {
-                rs.store.delete(&s.key).await?;
-            }
-            deleted.push(format!("{} stream segments", segments.len()));
         }
         Ok(Some(deleted))
     }

@@ -122,7 +122,7 @@ impl LockGuard {
         match read_lock(&rs.store, &key).await? {
             Found::Held(l) if l.owner == self.owner => {}
             found => {
-                return Err(Error::failed(format!(
+                return Err(Error::exists(format!(
                     "lock {key} in {} is no longer ours ({}): another run may hold it; stopping",
                     self.region,
                     match found {

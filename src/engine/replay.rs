@@ -151,14 +151,24 @@ impl Engine {
                 }
             }
         }
-        if goal.is_none()
-            && let Some(b) = &view.broken
-        {
-            job.warn(format!(
-                "the stream of {target} in {} stops: {b}",
-                rs.region
-            ));
-            stopped_short = Some(b.to_string());
+        // The newest state asked for and a hole before it: not silently
+        // less. By time, the newest whole revision before the hole is offered.
+        if let Some(b) = &view.broken {
+            match (to, b) {
+                (ReplayTo::Before(_), _) => {
+                    job.warn(format!(
+                        "the stream of {target} in {} stops: {b}",
+                        rs.region
+                    ));
+                    stopped_short = Some(b.to_string());
+                }
+                (_, ChainBreak::Gap { next, .. } | ChainBreak::Overlap { key: next, .. })
+                    if goal.is_none() =>
+                {
+                    return Err(damaged(next, b));
+                }
+                _ => {}
+            }
         }
         let mut plan = ReplayPlan {
             base: entry.id.to_string(),

@@ -291,7 +291,8 @@ impl Engine {
             .map(|p| PointChoice::Id(p.id.clone()))
             .ok_or_else(|| {
                 Error::input(format!(
-                    "region {region} holds no point of {} at or before revision {n} that a stream starts from:                      run `drtool stream status --target {}` to see what it holds",
+                    "region {region} holds no point of {} at or before revision {n} that a stream starts from: \
+                     run `drtool stream status --target {}` to see what it holds",
                     target.name, target.name
                 ))
             })

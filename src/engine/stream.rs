@@ -33,6 +33,7 @@ use crate::catalog::RegionStore;
 use crate::config::Target;
 use crate::error::Error;
 use crate::store::Keep;
+use tokio_util::sync::CancellationToken;
 
 /// How long a stream's lock lasts without renewal (a crashed daemon's lock
 /// expires after this); it is renewed every third of it.
@@ -96,6 +97,68 @@ pub struct StreamStatus {
     pub source_position: Option<u64>,
     pub source_error: Option<String>,
     pub regions: Vec<RegionStream>,
+}
+
+/// Renews a stream's lock every third of its lifetime for the whole run. A
+/// renewal that fails is tried again every 5 s; when none succeeded for two
+/// thirds of the lifetime (another process may take the lock soon), or the
+/// lock is someone else's, the run is cancelled and told why.
+struct LockKeeper {
+    done: CancellationToken,
+    task: tokio::task::JoinHandle<(LockGuard, Option<Error>)>,
+}
+
+impl LockKeeper {
+    fn start(mut guard: LockGuard, run: CancellationToken) -> LockKeeper {
+        let done = CancellationToken::new();
+        let stop = done.clone();
+        let task = tokio::spawn(async move {
+            let mut renewed = std::time::Instant::now();
+            let mut wait = LOCK_TTL / 3;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return (guard, None),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                match guard.renew(LOCK_TTL).await {
+                    Ok(()) => {
+                        renewed = std::time::Instant::now();
+                        wait = LOCK_TTL / 3;
+                    }
+                    // A store that fails may answer in time; a lock that is
+                    // someone else's will not come back.
+                    Err(e)
+                        if renewed.elapsed() < LOCK_TTL * 2 / 3
+                            && e.class() != crate::error::ErrorClass::Exists =>
+                    {
+                        tracing::warn!(lock = %guard.lock.name, "cannot renew the stream's lock ({e}); trying again in 5 s");
+                        wait = Duration::from_secs(5);
+                    }
+                    Err(e) => {
+                        run.cancel();
+                        let e = e.noted(
+                            "the stream stopped: without its lock another process could write it too",
+                        );
+                        return (guard, Some(e));
+                    }
+                }
+            }
+        });
+        LockKeeper { done, task }
+    }
+
+    /// Stops renewing; the guard to release (none if the task failed) and
+    /// why the lock was lost, if it was.
+    async fn stop(self) -> (Option<LockGuard>, Option<Error>) {
+        self.done.cancel();
+        match self.task.await {
+            Ok((guard, lost)) => (Some(guard), lost),
+            Err(e) => (
+                None,
+                Some(Error::failed(format!("the lock keeper failed: {e}"))),
+            ),
+        }
+    }
 }
 
 /// The writer of one copy region's segments, running beside the home writer.
@@ -331,7 +394,7 @@ impl Engine {
             )));
         }
         let owner = owner_id();
-        let mut guard = match self
+        let guard = match self
             .try_lock(&t.home, &lock_name(target), &owner, LOCK_TTL)
             .await?
         {
@@ -350,10 +413,21 @@ impl Engine {
             target: target.to_string(),
             ..StreamRun::default()
         };
+        // The lock is renewed for the whole run, whatever the stream waits
+        // on (a backup, a copy, a store that is down); losing it stops the run.
+        let cancel = self.cancel_token().child_token();
+        let keeper = LockKeeper::start(guard, cancel.clone());
         let outcome = self
-            .stream_loop(&t, streams, settings, &mut guard, (&mut run, counters), job)
+            .stream_loop(&t, streams, settings, &cancel, (&mut run, counters), job)
             .await;
-        let released = guard.release().await;
+        let (guard, lost) = keeper.stop().await;
+        let released = match guard {
+            Some(g) => g.release().await,
+            None => Ok(()),
+        };
+        if let Some(lost) = lost {
+            return Err(lost);
+        }
         outcome?;
         released?;
         Ok(run)
@@ -364,13 +438,15 @@ impl Engine {
         t: &Target,
         streams: &dyn Streams,
         settings: StreamSettings,
-        guard: &mut LockGuard,
+        cancel: &CancellationToken,
         (run, counters): (&mut StreamRun, &StreamCounters),
         job: &Job,
     ) -> Result<(), Error> {
-        let cancel = self.cancel_token();
         let mut backoff = Duration::from_secs(1);
         let mut new_base = false;
+        // Gaps in a row with nothing written between: a base that cannot be
+        // taken faster than the source compacts is not retried at once.
+        let mut gaps_in_a_row = 0u32;
         loop {
             let (base, position) = self.stream_base(t, streams, new_base, job).await?;
             new_base = false;
@@ -385,13 +461,14 @@ impl Engine {
                     streams,
                     settings,
                     (&base, position),
-                    guard,
+                    cancel,
                     (run, counters),
                     job,
                 )
                 .await?;
             if run.segments > segments_before {
                 backoff = Duration::from_secs(1);
+                gaps_in_a_row = 0;
             }
             match stop {
                 StreamStop::Cancelled => return Ok(()),
@@ -404,6 +481,14 @@ impl Engine {
                     run.gaps += 1;
                     counters.gaps.fetch_add(1, Ordering::Relaxed);
                     new_base = true;
+                    gaps_in_a_row += 1;
+                    if gaps_in_a_row > 1 {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
                 StreamStop::Broken(why) => {
                     run.restarts += 1;
@@ -417,7 +502,6 @@ impl Engine {
                         _ = cancel.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    guard.renew(LOCK_TTL).await?;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
@@ -433,7 +517,7 @@ impl Engine {
         streams: &dyn Streams,
         settings: StreamSettings,
         (base, position): (&PointId, u64),
-        guard: &mut LockGuard,
+        cancel: &CancellationToken,
         (run, counters): (&mut StreamRun, &StreamCounters),
         job: &Job,
     ) -> Result<StreamStop, Error> {
@@ -452,11 +536,14 @@ impl Engine {
         };
         run.reaches = view.reaches;
         let copiers = self.copiers(t, &home, base, position, job).await?;
-        let (tx, mut rx) = mpsc::channel::<Cut>(4);
-        let follow_cancel = self.cancel_token().child_token();
+        let (tx, rx) = mpsc::channel::<Cut>(4);
+        let follow_cancel = cancel.child_token();
         let follow = streams.follow(t, view.reaches, settings, tx, follow_cancel.clone());
         let mut switched = false;
         let write = async {
+            // Owned here: a writer that fails drops it, so the follower's
+            // next send fails at once instead of waiting on a full channel.
+            let mut rx = rx;
             let mut tick = tokio::time::interval(LOCK_TTL / 3);
             tick.tick().await;
             loop {
@@ -466,7 +553,6 @@ impl Engine {
                         None => break,
                     },
                     _ = tick.tick() => {
-                        guard.renew(LOCK_TTL).await?;
                         if self.newer_base(t, streams, base).await? {
                             // A newer point (a schedule's backup): follow
                             // from it, so the old chain can be pruned with it.
@@ -479,7 +565,7 @@ impl Engine {
                 let events = cut.events;
                 let (name, sealed) = seal_cut(&t.name, base, prev.clone(), cut).await?;
                 let key = home.layout.segment_key(&t.name, base, &name);
-                self.write_segment(&home, &copiers, &key, &name, &sealed.bytes, job)
+                self.write_segment(&home, &copiers, (&key, &name), &sealed.bytes, (cancel, job))
                     .await?;
                 prev = Some(sealed.sha256);
                 run.segments += 1;
@@ -502,9 +588,7 @@ impl Engine {
         }
         written?;
         Ok(match stop {
-            StreamStop::Cancelled if switched && !self.cancel_token().is_cancelled() => {
-                StreamStop::NewBase
-            }
+            StreamStop::Cancelled if switched && !cancel.is_cancelled() => StreamStop::NewBase,
             other => other,
         })
     }
@@ -628,27 +712,17 @@ impl Engine {
         newest_streamable(&rs, &t.name, streams, None).await
     }
 
-    /// Hands a segment to each copy region's writer (which never holds the
-    /// home writes up), then writes it to the home region until it takes it
-    /// (the chain must not skip one).
+    /// Writes a segment to the home region until it takes it (the chain must
+    /// not skip one), then hands it to each copy region's writer (which never
+    /// holds the home writes up).
     async fn write_segment(
         &self,
         home: &RegionStore,
         copiers: &[Copier],
-        key: &str,
-        name: &SegmentName,
+        (key, name): (&str, &SegmentName),
         bytes: &bytes::Bytes,
-        job: &Job,
+        (cancel, job): (&CancellationToken, &Job),
     ) -> Result<(), Error> {
-        // The copies first: a home store that is down (the region is going
-        // dark) must not keep the last changes from the DR regions.
-        for c in copiers {
-            if c.tx.try_send((*name, bytes.clone())).is_err() {
-                // Its writer is busy with a slow store: it catches up from home.
-                c.lagging.store(true, Ordering::SeqCst);
-            }
-        }
-        let cancel = self.cancel_token();
         let mut wait = Duration::from_millis(200);
         loop {
             match home.store.put(key, bytes.clone(), Keep::Normal).await {
@@ -662,6 +736,14 @@ impl Engine {
                     wait = (wait * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        // Home first: a copy region never holds a segment home lacks, so a
+        // stream resumed from home never forks from its copies.
+        for c in copiers {
+            if c.tx.try_send((*name, bytes.clone())).is_err() {
+                // Its writer is busy with a slow store: it catches up from home.
+                c.lagging.store(true, Ordering::SeqCst);
             }
         }
         Ok(())

@@ -56,7 +56,13 @@ async fn follow(
     loop {
         let job = stream_job(&engine, &target);
         tracing::info!(target = %target, "stream starting");
+        let started = std::time::Instant::now();
         let result = engine.stream(&target, &job, &counters).await;
+        // A run that lasted starts the backoff again: failures days apart
+        // are not a crash loop.
+        if started.elapsed() > MAX_BACKOFF {
+            backoff = FIRST_BACKOFF;
+        }
         if stop.is_cancelled() {
             tracing::info!(target = %target, "stream stopped: every change it received is written");
             return;
@@ -72,12 +78,12 @@ async fn follow(
             }
             Err(e) => {
                 tracing::error!(target = %target, class = e.class().name(), "stream failed: {e}; starting it again in {}s", backoff.as_secs());
+                counters
+                    .restarts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 backoff
             }
         };
-        counters
-            .restarts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
