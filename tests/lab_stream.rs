@@ -821,3 +821,63 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_encryption_segments_are_age_encrypted_and_restore_with_the_identity() {
+    use age::secrecy::ExposeSecret;
+    let lab = Lab::get();
+    let name = unique("stream-age");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = age::x25519::Identity::generate();
+    let identity = tmp.path().join("key.txt");
+    std::fs::write(&identity, format!("{}\n", key.to_string().expose_secret())).unwrap();
+    let config = format!(
+        "[encryption]\nrecipients = [\"{}\"]\n{}",
+        key.to_public(),
+        stream_config(&lab, &name, &prefix, None)
+    );
+    let cfg = write_config(tmp.path(), &config);
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    txn(&mut east, vec![put(&prefix, "base", value(0, 2048))]).await;
+    backup(&lab, &cfg);
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let secret = b"a secret only the identity reads";
+    let rev = txn(&mut east, vec![put(&prefix, "secret", secret.to_vec())]).await;
+    wait_reaches(&lab, &cfg, rev);
+    signal(stream.id(), "INT");
+    let (code, out, err) = finish(stream);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Stored as age, not as zstd of the clear value.
+    let rs = west_store(&cfg).await;
+    let segments = rs
+        .store
+        .list(&rs.layout.stream_prefix("s", None))
+        .await
+        .unwrap();
+    assert!(!segments.is_empty());
+    for s in &segments {
+        let bytes = rs.store.get(&s.key).await.unwrap();
+        assert!(bytes.starts_with(b"age-encryption.org/"), "{}", s.key);
+    }
+    // Without the identity a restore says what to pass; with it, it restores.
+    wipe_west(&lab, &prefix).await;
+    let out = restore(&lab, &cfg, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--identity"), "{}", stderr(&out));
+    let id = identity.display().to_string();
+    let out = restore(&lab, &cfg, &["--identity", &id]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    assert!(dump(&mut west, &prefix).await == dump(&mut east, &prefix).await);
+    wipe_west(&lab, &prefix).await;
+    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}

@@ -89,6 +89,25 @@ impl ReplayPlan {
     }
 }
 
+/// A segment's zstd bytes: decrypted first when it is age-encrypted (a
+/// stream under `[encryption]`), which needs `--identity`.
+fn unsealed<'b>(
+    key: &str,
+    stored: &'b [u8],
+    identities: Option<&crate::archive::pipeline::Identities>,
+) -> Result<std::borrow::Cow<'b, [u8]>, Error> {
+    if !crate::archive::pipeline::is_age(stored) {
+        return Ok(std::borrow::Cow::Borrowed(stored));
+    }
+    let ids = identities.ok_or_else(|| {
+        Error::from(crate::archive::ArchiveError::NeedsIdentity {
+            key: key.to_string(),
+        })
+    })?;
+    let plain = ids.decrypt_small(key, stored, segment::MAX_SEGMENT_READ)?;
+    Ok(std::borrow::Cow::Owned(plain))
+}
+
 /// A segment that cannot be used, as the error a restore stops with.
 fn damaged(key: &str, why: impl std::fmt::Display) -> Error {
     Error::integrity(format!(
@@ -207,7 +226,9 @@ impl Engine {
                 Err(e) => return Err(damaged(key, e)),
             };
             let sha = segment::sha256_of(&bytes);
-            let (head, lines) = segment::open(key, &bytes).map_err(|e| damaged(key, e))?;
+            let ids = self.identities();
+            let zstd = unsealed(key, &bytes, ids.as_deref())?;
+            let (head, lines) = segment::open(key, &zstd).map_err(|e| damaged(key, e))?;
             if let Err(e) = segment::check_link(key, &head, &plan.base, prev.as_deref()) {
                 if matches!(to, ReplayTo::Before(_)) {
                     plan.stopped_short = Some(e.to_string());
@@ -250,13 +271,16 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<Result<Vec<u8>, Error>>(2);
         let segments = replay.segments.clone();
         let store = rs.store.clone();
+        let ids = self.identities();
         let reader = tokio::spawn(async move {
             for s in segments {
                 let read = match store.get(&s.key).await {
                     Ok(bytes) if segment::sha256_of(&bytes) == s.sha256 => {
-                        segment::open(&s.key, &bytes)
-                            .map(|(_, lines)| lines)
-                            .map_err(|e| damaged(&s.key, e))
+                        unsealed(&s.key, &bytes, ids.as_deref()).and_then(|zstd| {
+                            segment::open(&s.key, &zstd)
+                                .map(|(_, lines)| lines)
+                                .map_err(|e| damaged(&s.key, e))
+                        })
                     }
                     Ok(_) => Err(damaged(
                         &s.key,

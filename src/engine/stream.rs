@@ -270,7 +270,7 @@ impl CopyJob {
 /// A cut sealed as the next segment of `base`'s chain (compressing and
 /// hashing off the task that reads the watch).
 async fn seal_cut(
-    target: &str,
+    (target, recipients): (&str, &[String]),
     base: &PointId,
     prev: Option<String>,
     cut: Cut,
@@ -292,10 +292,22 @@ async fn seal_cut(
         last_at: cut.last_at,
         written_at: Utc::now(),
     };
-    let sealed = tokio::task::spawn_blocking(move || segment::seal(&head, &cut.lines))
-        .await
-        .map_err(Error::failed)?
-        .map_err(Error::failed)?;
+    let recipients = recipients.to_vec();
+    let sealed = tokio::task::spawn_blocking(move || {
+        let sealed = segment::seal(&head, &cut.lines)?;
+        if recipients.is_empty() {
+            return Ok(sealed);
+        }
+        // Encrypted as the points are: the chain hashes the stored bytes.
+        let bytes = crate::archive::pipeline::encrypt_small(&recipients, &sealed.bytes)?;
+        Ok::<_, std::io::Error>(segment::Sealed {
+            sha256: segment::sha256_of(&bytes),
+            bytes: bytes.into(),
+        })
+    })
+    .await
+    .map_err(Error::failed)?
+    .map_err(Error::failed)?;
     Ok((name, sealed))
 }
 
@@ -387,12 +399,6 @@ impl Engine {
                  continuous = {{ segment = \"1s\" }} to [targets.{target}]"
             ))
         })?;
-        if self.config().encryption.is_some() {
-            return Err(Error::input(format!(
-                "target {target}: continuous streams do not encrypt their segments yet, and this config \
-                 encrypts every point ([encryption]); a stream would store changes in the clear, so it does not start"
-            )));
-        }
         let owner = owner_id();
         let guard = match self
             .try_lock(&t.home, &lock_name(target), &owner, LOCK_TTL)
@@ -540,6 +546,12 @@ impl Engine {
         let follow_cancel = cancel.child_token();
         let follow = streams.follow(t, view.reaches, settings, tx, follow_cancel.clone());
         let mut switched = false;
+        let recipients: Vec<String> = self
+            .config()
+            .encryption
+            .as_ref()
+            .map(|e| e.recipients.clone())
+            .unwrap_or_default();
         let write = async {
             // Owned here: a writer that fails drops it, so the follower's
             // next send fails at once instead of waiting on a full channel.
@@ -563,7 +575,8 @@ impl Engine {
                     }
                 };
                 let events = cut.events;
-                let (name, sealed) = seal_cut(&t.name, base, prev.clone(), cut).await?;
+                let (name, sealed) =
+                    seal_cut((&t.name, &recipients), base, prev.clone(), cut).await?;
                 let key = home.layout.segment_key(&t.name, base, &name);
                 self.write_segment(&home, &copiers, (&key, &name), &sealed.bytes, (cancel, job))
                     .await?;
