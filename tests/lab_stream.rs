@@ -110,6 +110,40 @@ fn restore(lab: &Lab, cfg: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The lab, a unique name, its etcd prefix and a folder for its config.
+fn setup(tag: &str) -> (Lab, String, String, tempfile::TempDir) {
+    let name = unique(tag);
+    let prefix = format!("/{name}/");
+    (Lab::get(), name, prefix, tempfile::tempdir().unwrap())
+}
+
+/// Stops a stream (or daemon) with `sig`; it must exit 0: it wrote what it had.
+fn stop(child: std::process::Child, sig: &str) -> (String, String) {
+    signal(child.id(), sig);
+    let (code, out, err) = finish(child);
+    assert_eq!(code, Some(0), "{out}{err}");
+    (out, err)
+}
+
+/// Removes a test's keys from the home cluster.
+async fn forget(east: &mut Client, prefix: &str) {
+    east.delete(prefix, Some(DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
+}
+
+/// A command that must fail with `code`, saying `says`.
+fn refused(out: &std::process::Output, code: i32, says: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(stderr(out).contains(says), "{}", stderr(out));
+}
+
 fn backup(lab: &Lab, cfg: &Path) {
     let out = lab
         .drtool(cfg)
@@ -121,10 +155,7 @@ fn backup(lab: &Lab, cfg: &Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
-    let lab = Lab::get();
-    let name = unique("stream");
-    let prefix = format!("/{name}/");
-    let tmp = tempfile::tempdir().unwrap();
+    let (lab, name, prefix, tmp) = setup("stream");
     let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
     let mut east = etcd_client(&lab.etcd(EAST)).await;
     for chunk in (0..300).collect::<Vec<_>>().chunks(40) {
@@ -207,9 +238,7 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
         .output()
         .unwrap();
     assert!(stdout(&out).contains("+ stream of"), "{}", stdout(&out));
-    signal(stream.id(), "INT");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
+    let (out, _) = stop(stream, "INT");
     assert!(out.contains("stream of s stopped"), "{out}");
 
     // The plan says what it replays, and how far the region holds.
@@ -253,20 +282,14 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
     // A revision the region does not hold yet is refused, saying how far it goes.
     wipe_west(&lab, &prefix).await;
     let out = restore(&lab, &cfg, &["--revision", &(rev + 1_000_000).to_string()]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("up to revision"), "{}", stderr(&out));
+    refused(&out, 2, "up to revision");
     wipe_west(&lab, &prefix).await;
-    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
-        .await
-        .unwrap();
+    forget(&mut east, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
-    let lab = Lab::get();
-    let name = unique("stream-kill");
-    let prefix = format!("/{name}/");
-    let tmp = tempfile::tempdir().unwrap();
+    let (lab, name, prefix, tmp) = setup("stream-kill");
     let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
     let mut east = etcd_client(&lab.etcd(EAST)).await;
     txn(&mut east, vec![put(&prefix, "a", value(0, 4096))]).await;
@@ -304,18 +327,7 @@ async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
         .args(["stream", "run", "--target", "s"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(9),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("already written by"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, 9, "already written by");
     let out = lab
         .drtool(&cfg)
         .args(["gc", "--region", EAST, "--force-unlock", "stream-s", "-y"])
@@ -330,9 +342,7 @@ async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
     );
     last = last.max(txn(&mut east, vec![put(&prefix, "after", value(77, 9000))]).await);
     let held = wait_reaches(&lab, &cfg, last);
-    signal(stream.id(), "TERM");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
+    let (out, _) = stop(stream, "TERM");
     let run: Value = serde_json::from_str(&out).unwrap();
     let bases = run["items"][0]["bases"].as_array().unwrap();
     assert_eq!(bases.len(), 1, "it resumed under the same base: {run:#}");
@@ -344,9 +354,7 @@ async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
     let mut west = etcd_client(&lab.etcd(WEST)).await;
     assert!(dump(&mut west, &prefix).await == dump(&mut east, &prefix).await);
     wipe_west(&lab, &prefix).await;
-    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
-        .await
-        .unwrap();
+    forget(&mut east, &prefix).await;
 }
 
 /// An etcd of this test's own (it restarts and compacts it).
@@ -422,10 +430,7 @@ impl Drop for OwnEtcd {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_compaction() {
-    let lab = Lab::get();
-    let name = unique("stream-world");
-    let prefix = format!("/{name}/");
-    let tmp = tempfile::tempdir().unwrap();
+    let (lab, name, prefix, tmp) = setup("stream-world");
     let mut etcd = OwnEtcd::start(tmp.path()).await;
     let proxy = Proxy::start(OWN_CLIENT);
     let cfg = write_config(
@@ -456,9 +461,7 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.mend();
     wait_reaches(&lab, &cfg, rev);
-    signal(stream.id(), "INT");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
+    let (out, _) = stop(stream, "INT");
     assert!(out.contains(" 0 gaps"), "no base was lost: {out}");
     assert!(!out.contains(" 0 restarts"), "it followed again: {out}");
 
@@ -490,9 +493,7 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
     };
     let rev = txn(&mut direct, vec![put(&prefix, "e", value(5, 1500))]).await;
     wait_reaches(&lab, &cfg, rev);
-    signal(stream.id(), "INT");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
+    let (out, err) = stop(stream, "INT");
     assert!(err.contains("compacted"), "the gap is said: {out}{err}");
     assert!(out.contains(" 1 gaps"), "{out}");
     assert_ne!(s["regions"][0]["base"], old_base);
@@ -512,10 +513,7 @@ async fn west_store(cfg: &Path) -> RegionStore {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
-    let lab = Lab::get();
-    let name = unique("stream-damage");
-    let prefix = format!("/{name}/");
-    let tmp = tempfile::tempdir().unwrap();
+    let (lab, name, prefix, tmp) = setup("stream-damage");
     let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
     let mut east = etcd_client(&lab.etcd(EAST)).await;
     txn(&mut east, vec![put(&prefix, "base", value(0, 2048))]).await;
@@ -534,9 +532,7 @@ async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
     }
     let last = *revs.last().unwrap();
     wait_reaches(&lab, &cfg, last);
-    signal(stream.id(), "INT");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
+    stop(stream, "INT");
 
     let rs = west_store(&cfg).await;
     let mut segments: Vec<String> = rs
@@ -560,14 +556,7 @@ async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
         .await
         .unwrap();
     let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains(&victim), "names it: {}", stderr(&out));
+    refused(&out, 5, &victim);
 
     // Damaged inside: the right name and head, other events (a changed
     // value): the next segment's record of its hash no longer matches.
@@ -582,35 +571,15 @@ async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
         .await
         .unwrap();
     let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains("does not follow"), "{}", stderr(&out));
+    refused(&out, 5, "does not follow");
 
     // Missing: a hole in the chain.
     rs.store.delete(&victim).await.unwrap();
     let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains("in no segment"), "{}", stderr(&out));
+    refused(&out, 5, "in no segment");
     // The newest state, with a hole before it, is refused too: never silently less.
     let out = restore(&lab, &cfg, &["--dry-run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    refused(&out, 5, "");
     // Before it, a restore still works; by time, it stops at the hole and says so.
     let before = name_of.from - 1;
     let out = restore(
@@ -636,9 +605,7 @@ async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
         .unwrap();
     let out = restore(&lab, &cfg, &["--revision", &last.to_string(), "--dry-run"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
-        .await
-        .unwrap();
+    forget(&mut east, &prefix).await;
 }
 
 #[test]
@@ -695,10 +662,7 @@ fn scrape(addr: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
-    let lab = Lab::get();
-    let name = unique("stream-daemon");
-    let prefix = format!("/{name}/");
-    let tmp = tempfile::tempdir().unwrap();
+    let (lab, name, prefix, tmp) = setup("stream-daemon");
     let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
     let schedules = tmp.path().join("schedules");
     std::fs::create_dir(&schedules).unwrap();
@@ -814,21 +778,14 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
     let rev = txn(&mut east, vec![put(&prefix, "c", value(2, 1000))]).await;
     wait_reaches(&lab, &cfg, rev);
-    signal(stream.id(), "INT");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
-    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
-        .await
-        .unwrap();
+    stop(stream, "INT");
+    forget(&mut east, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn under_encryption_segments_are_age_encrypted_and_restore_with_the_identity() {
     use age::secrecy::ExposeSecret;
-    let lab = Lab::get();
-    let name = unique("stream-age");
-    let prefix = format!("/{name}/");
-    let tmp = tempfile::tempdir().unwrap();
+    let (lab, name, prefix, tmp) = setup("stream-age");
     let key = age::x25519::Identity::generate();
     let identity = tmp.path().join("key.txt");
     std::fs::write(&identity, format!("{}\n", key.to_string().expose_secret())).unwrap();
@@ -845,9 +802,7 @@ async fn under_encryption_segments_are_age_encrypted_and_restore_with_the_identi
     let secret = b"a secret only the identity reads";
     let rev = txn(&mut east, vec![put(&prefix, "secret", secret.to_vec())]).await;
     wait_reaches(&lab, &cfg, rev);
-    signal(stream.id(), "INT");
-    let (code, out, err) = finish(stream);
-    assert_eq!(code, Some(0), "{out}{err}");
+    stop(stream, "INT");
     // Stored as age, not as zstd of the clear value.
     let rs = west_store(&cfg).await;
     let segments = rs
@@ -863,21 +818,12 @@ async fn under_encryption_segments_are_age_encrypted_and_restore_with_the_identi
     // Without the identity a restore says what to pass; with it, it restores.
     wipe_west(&lab, &prefix).await;
     let out = restore(&lab, &cfg, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains("--identity"), "{}", stderr(&out));
+    refused(&out, 2, "--identity");
     let id = identity.display().to_string();
     let out = restore(&lab, &cfg, &["--identity", &id]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let mut west = etcd_client(&lab.etcd(WEST)).await;
     assert!(dump(&mut west, &prefix).await == dump(&mut east, &prefix).await);
     wipe_west(&lab, &prefix).await;
-    east.delete(prefix.as_str(), Some(DeleteOptions::new().with_prefix()))
-        .await
-        .unwrap();
+    forget(&mut east, &prefix).await;
 }
