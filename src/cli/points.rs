@@ -139,54 +139,8 @@ fn print_table(regions: &[RegionPoints], bytes: bool) {
         }
         for m in &r.points {
             let payload = m.payload.to_string();
-            let tested = match r.restore_tests.get(&m.point_id) {
-                Some(t) if t.ok => {
-                    format!(" restore-tested at {}", t.at.format("%Y-%m-%d %H:%M UTC"))
-                }
-                Some(t) => format!(
-                    " RESTORE TEST FAILED at {}: {}",
-                    t.at.format("%Y-%m-%d %H:%M UTC"),
-                    t.message
-                ),
-                None => String::new(),
-            };
-            let verified = match r.verifies.get(&m.point_id) {
-                Some(v) if v.ok => format!(" verified at {}", v.at.format("%Y-%m-%d %H:%M UTC")),
-                Some(v) => format!(
-                    " VERIFY FAILED at {}: {}",
-                    v.at.format("%Y-%m-%d %H:%M UTC"),
-                    v.message
-                ),
-                None => String::new(),
-            };
-            let o = r.retention_overrides.get(&m.point_id);
-            let kept = match (
-                o.and_then(|o| o.policy.as_ref()).or(m.retention.as_ref()),
-                o.and_then(|o| o.until),
-            ) {
-                (Some(p), Some(u)) => format!(
-                    " retention {}, kept until {}",
-                    p.policy,
-                    u.format("%Y-%m-%d %H:%M UTC")
-                ),
-                (Some(p), None) => format!(" retention {}", p.policy),
-                (None, Some(u)) => format!(" kept until {}", u.format("%Y-%m-%d %H:%M UTC")),
-                (None, None) => " no retention recorded".to_string(),
-            };
-            let streamed = match r.streams.get(m.point_id.as_str()) {
-                Some(s) => format!(
-                    " + stream of {} segments up to revision {}{}",
-                    s.segments,
-                    s.reaches,
-                    match &s.broken {
-                        Some(b) => format!(" (BROKEN after it: {b})"),
-                        None => String::new(),
-                    }
-                ),
-                None => String::new(),
-            };
             outln!(
-                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}{}{}{}",
+                "  {:<16} {:<26} {:<14} {:>12} {:>12}  {:<20} {}{}{}",
                 m.target,
                 m.point_id,
                 payload,
@@ -195,10 +149,7 @@ fn print_table(regions: &[RegionPoints], bytes: bool) {
                 m.finished_at.format("%Y-%m-%d %H:%M:%S"),
                 m.copied_from.as_deref().unwrap_or("(taken here)"),
                 if m.is_encrypted() { " [encrypted]" } else { "" },
-                verified,
-                tested,
-                kept,
-                streamed
+                notes(r, m)
             );
         }
         for p in &r.problems {
@@ -216,6 +167,58 @@ fn print_table(regions: &[RegionPoints], bytes: bool) {
             );
         }
     }
+}
+
+/// What a point's line says after its columns: its last verify and restore
+/// test, its retention, and the stream it holds.
+fn notes(r: &RegionPoints, m: &crate::archive::Manifest) -> String {
+    let tested = match r.restore_tests.get(&m.point_id) {
+        Some(t) if t.ok => {
+            format!(" restore-tested at {}", t.at.format("%Y-%m-%d %H:%M UTC"))
+        }
+        Some(t) => format!(
+            " RESTORE TEST FAILED at {}: {}",
+            t.at.format("%Y-%m-%d %H:%M UTC"),
+            t.message
+        ),
+        None => String::new(),
+    };
+    let verified = match r.verifies.get(&m.point_id) {
+        Some(v) if v.ok => format!(" verified at {}", v.at.format("%Y-%m-%d %H:%M UTC")),
+        Some(v) => format!(
+            " VERIFY FAILED at {}: {}",
+            v.at.format("%Y-%m-%d %H:%M UTC"),
+            v.message
+        ),
+        None => String::new(),
+    };
+    let o = r.retention_overrides.get(&m.point_id);
+    let kept = match (
+        o.and_then(|o| o.policy.as_ref()).or(m.retention.as_ref()),
+        o.and_then(|o| o.until),
+    ) {
+        (Some(p), Some(u)) => format!(
+            " retention {}, kept until {}",
+            p.policy,
+            u.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (Some(p), None) => format!(" retention {}", p.policy),
+        (None, Some(u)) => format!(" kept until {}", u.format("%Y-%m-%d %H:%M UTC")),
+        (None, None) => " no retention recorded".to_string(),
+    };
+    let streamed = match r.streams.get(m.point_id.as_str()) {
+        Some(s) => format!(
+            " + stream of {} segments up to revision {}{}",
+            s.segments,
+            s.reaches,
+            match &s.broken {
+                Some(b) => format!(" (BROKEN after it: {b})"),
+                None => String::new(),
+            }
+        ),
+        None => String::new(),
+    };
+    format!("{verified}{tested}{kept}{streamed}")
 }
 
 async fn retain(ctx: &Ctx, a: &RetainArgs) -> Result<Verdict, Error> {

@@ -821,34 +821,17 @@ impl Engine {
         r: &mut RegionStream,
     ) -> Result<(), Error> {
         let rs = self.store(&r.region).await?;
+        // The newest point a stream starts from (a new base has no segment
+        // yet), and only its segments: older bases can hold hundreds of
+        // thousands, and every scrape asks.
+        let Some((base, position)) = newest_streamable(&rs, &t.name, streams, None).await? else {
+            return Ok(());
+        };
         let objects = rs
             .store
-            .list(&rs.layout.stream_prefix(&t.name, None))
+            .list(&rs.layout.stream_prefix(&t.name, Some(&base)))
             .await?;
-        // The newest point a stream starts from (a new base has no segment
-        // yet), or the newest base with segments when its point is gone.
-        let newest_point = newest_streamable(&rs, &t.name, streams, None).await?;
-        let newest_streamed = objects
-            .iter()
-            .filter_map(|o| rs.layout.stream_base_of(&t.name, &o.key))
-            .max();
-        let (base, position) = match (newest_point, newest_streamed) {
-            (Some((p, pos)), None) => (p, pos),
-            (Some((p, pos)), Some(s)) if s <= p => (p, pos),
-            (_, Some(s)) => {
-                r.base = Some(s.to_string());
-                return Err(Error::failed(format!(
-                    "the base point {s} of the stream is not in {} (or is not one a stream starts from)",
-                    r.region
-                )));
-            }
-            (None, None) => return Ok(()),
-        };
-        let prefix = rs.layout.stream_prefix(&t.name, Some(&base));
-        let mine: Vec<&crate::store::ObjectInfo> = objects
-            .iter()
-            .filter(|o| o.key.starts_with(&prefix))
-            .collect();
+        let mine: Vec<&crate::store::ObjectInfo> = objects.iter().collect();
         let keys: Vec<&str> = mine.iter().map(|o| o.key.as_str()).collect();
         let view = segment::chain_of(position, &keys);
         r.base = Some(base.to_string());
