@@ -31,7 +31,9 @@
 //!    its probes and faults, each read from a drill file into its own
 //!    types), external artefacts (`Artefacts`, as RDS snapshots),
 //!    `scratch.rs` for `ScratchRestores`, `init.rs` for `Discovery` (its
-//!    `drtool init` flags and what it finds).
+//!    `drtool init` flags and what it finds), `stream.rs` for `Streams`
+//!    (where its points stand, following its source into cuts, replaying
+//!    their lines: etcd's watch and transactions).
 //! 6. Its line in [`registry`].
 //!
 //! `src/seam.rs` checks that nothing outside `src/source/` names a kind (the
