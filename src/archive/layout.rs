@@ -106,12 +106,6 @@ impl Layout {
         )
     }
 
-    /// The base point of a key under a target's [`Layout::stream_prefix`].
-    pub fn stream_base_of(&self, target: &str, key: &str) -> Option<PointId> {
-        let rest = key.strip_prefix(self.stream_prefix(target, None).as_str())?;
-        rest.split('/').next()?.parse().ok()
-    }
-
     pub fn drill_report_key(&self, run: &str, ext: &str) -> String {
         self.drill_file_key(run, &format!("report.{ext}"))
     }
@@ -196,7 +190,6 @@ mod tests {
             seg,
             "backups/streams/etcd-main/20261122T020000Z-0badcafe/00000000000000000005-00000000000000000007.seg.zst"
         );
-        assert_eq!(l.stream_base_of("etcd-main", &seg), Some(p.clone()));
         assert_eq!(
             l.drill_report_key("r1", "md"),
             "backups/drills/r1/report.md"

@@ -565,7 +565,7 @@ impl Engine {
                         None => break,
                     },
                     _ = tick.tick() => {
-                        if self.newer_base(t, streams, base).await? {
+                        if self.newest_base(t, streams, Some(base)).await?.is_some() {
                             // A newer point (a schedule's backup): follow
                             // from it, so the old chain can be pruned with it.
                             switched = true;
@@ -604,20 +604,6 @@ impl Engine {
             StreamStop::Cancelled if switched && !cancel.is_cancelled() => StreamStop::NewBase,
             other => other,
         })
-    }
-
-    /// Whether the home region holds a point newer than `base` that a stream
-    /// starts from.
-    async fn newer_base(
-        &self,
-        t: &Target,
-        streams: &dyn Streams,
-        base: &PointId,
-    ) -> Result<bool, Error> {
-        let rs = self.store(&t.home).await?;
-        Ok(newest_streamable(&rs, &t.name, streams, Some(base))
-            .await?
-            .is_some())
     }
 
     /// A writer per copy region, each with the base point copied there first
@@ -686,7 +672,7 @@ impl Engine {
         fresh: bool,
         job: &Job,
     ) -> Result<(PointId, u64), Error> {
-        if !fresh && let Some(found) = self.newest_base(t, streams).await? {
+        if !fresh && let Some(found) = self.newest_base(t, streams, None).await? {
             return Ok(found);
         }
         job.phase("taking a base point");
@@ -708,7 +694,7 @@ impl Engine {
             )));
         }
         job.phase("streaming");
-        self.newest_base(t, streams).await?.ok_or_else(|| {
+        self.newest_base(t, streams, None).await?.ok_or_else(|| {
             Error::failed(format!(
                 "the stream of {} took a base point and cannot find it in {}",
                 t.name, t.home
@@ -716,13 +702,16 @@ impl Engine {
         })
     }
 
+    /// The newest point in the home region (newer than `newer_than`) that a
+    /// stream starts from, with its position.
     async fn newest_base(
         &self,
         t: &Target,
         streams: &dyn Streams,
+        newer_than: Option<&PointId>,
     ) -> Result<Option<(PointId, u64)>, Error> {
         let rs = self.store(&t.home).await?;
-        newest_streamable(&rs, &t.name, streams, None).await
+        newest_streamable(&rs, &t.name, streams, newer_than).await
     }
 
     /// Writes a segment to the home region until it takes it (the chain must
@@ -831,8 +820,7 @@ impl Engine {
             .store
             .list(&rs.layout.stream_prefix(&t.name, Some(&base)))
             .await?;
-        let mine: Vec<&crate::store::ObjectInfo> = objects.iter().collect();
-        let keys: Vec<&str> = mine.iter().map(|o| o.key.as_str()).collect();
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
         let view = segment::chain_of(position, &keys);
         r.base = Some(base.to_string());
         r.base_position = Some(position);
@@ -841,7 +829,7 @@ impl Engine {
         r.newest_at = view
             .whole
             .last()
-            .and_then(|(k, _)| mine.iter().find(|o| &o.key == k))
+            .and_then(|(k, _)| objects.iter().find(|o| &o.key == k))
             .and_then(|o| o.modified);
         r.broken = view.broken.as_ref().map(ToString::to_string);
         if let Some(src) = source {

@@ -309,7 +309,7 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
     lines
 }
 
-fn spec(target: &Target) -> Result<&EtcdTarget, Error> {
+pub(super) fn spec(target: &Target) -> Result<&EtcdTarget, Error> {
     crate::engine::kind::section(target, "etcd")
 }
 

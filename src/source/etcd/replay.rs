@@ -142,7 +142,15 @@ pub async fn replay(
                     detail: format!("{e}: the segment is not one drtool wrote"),
                 })
             })?;
-            let rev = u64::try_from(ev.rev).unwrap_or(0);
+            let rev = u64::try_from(ev.rev).ok().filter(|r| *r > 0).ok_or_else(|| {
+                Error::from(SourceError::Integrity {
+                    what: "a stream segment's event".into(),
+                    detail: format!(
+                        "revision {} is not one etcd gives: the segment is not one drtool wrote",
+                        ev.rev
+                    ),
+                })
+            })?;
             if rev > to {
                 break 'segments;
             }

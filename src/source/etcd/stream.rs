@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use super::EtcdPlan;
 use super::backup::MAX_RESPONSE_BYTES;
 use super::event::{EventOp, EventRecord};
-use super::home::EtcdKind;
+use super::home::{EtcdKind, spec};
 use super::replay::{Scope, replay};
-use super::{Connection, EtcdConsistency, EtcdMode, EtcdTarget, KEYS_NAME, in_words};
+use super::{Connection, EtcdConsistency, EtcdMode, KEYS_NAME, in_words};
 use crate::archive::Manifest;
 use crate::config::Target;
 use crate::engine::events::Job;
@@ -282,10 +282,6 @@ fn describe(connection: &Connection, e: &etcd_client::Error) -> String {
         super::describe(&connection.endpoints),
         in_words(e)
     )
-}
-
-fn spec(target: &Target) -> Result<&EtcdTarget, Error> {
-    crate::engine::kind::section(target, "etcd")
 }
 
 #[async_trait]
