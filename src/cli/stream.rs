@@ -129,3 +129,49 @@ pub fn lines(s: &StreamStatus) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stream::RegionStream;
+
+    #[test]
+    fn status_lines_say_base_reach_lag_and_breaks_per_region() {
+        let s = StreamStatus {
+            target: "kv".into(),
+            source_position: Some(120),
+            source_error: None,
+            regions: vec![
+                RegionStream {
+                    region: "us-east-1".into(),
+                    base: Some("20261207T112958Z-37200193".into()),
+                    base_position: Some(100),
+                    segments: 3,
+                    reaches: Some(118),
+                    lag_revisions: Some(2),
+                    lag_seconds: Some(0.8),
+                    ..RegionStream::default()
+                },
+                RegionStream {
+                    region: "us-west-2".into(),
+                    base: Some("20261207T112958Z-37200193".into()),
+                    base_position: Some(100),
+                    segments: 1,
+                    reaches: Some(105),
+                    broken: Some("revisions 106..=110 are in no segment".into()),
+                    ..RegionStream::default()
+                },
+                RegionStream {
+                    region: "eu-west-1".into(),
+                    error: Some("cannot reach the store".into()),
+                    ..RegionStream::default()
+                },
+            ],
+        };
+        let text = lines(&s).join("\n");
+        assert_eq!(
+            text,
+            "kv (source at revision 120)\n  us-east-1      base 20261207T112958Z-37200193 (revision 100), 3 segments, up to revision 118, lag 2 revisions / 0.8 s\n  us-west-2      base 20261207T112958Z-37200193 (revision 100), 1 segments, up to revision 105; BROKEN: revisions 106..=110 are in no segment\n  eu-west-1      no segments; error: cannot reach the store"
+        );
+    }
+}
