@@ -11,6 +11,7 @@
 //! about terminals.
 
 pub mod archive;
+pub mod bbolt;
 pub mod catalog;
 pub mod cli;
 pub mod config;

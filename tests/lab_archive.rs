@@ -186,6 +186,7 @@ async fn a_failed_upload_leaves_no_point_and_no_multipart_upload() {
     });
     let opts = WriteOptions {
         level: 1,
+        adapt: false,
         threads: 1,
         part_size: 5 * 1024 * 1024,
         parts_in_flight: 2,

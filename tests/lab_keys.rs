@@ -34,21 +34,6 @@ async fn put_all(
     }
 }
 
-/// A value like a serialized object, `size` bytes long.
-fn value(seed: usize, size: usize) -> Vec<u8> {
-    let text = format!("{{\"kind\":\"Secret\",\"seed\":{seed},\"data\":\"");
-    let mut v = text.into_bytes();
-    let mut n = seed as u64 + 1;
-    while v.len() < size {
-        n = n
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        v.push(b'A' + (n >> 59) as u8);
-    }
-    v.truncate(size);
-    v
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_of_every_size_and_byte_round_trip_across_regions() {
     let lab = Lab::get();
@@ -57,17 +42,22 @@ async fn keys_of_every_size_and_byte_round_trip_across_regions() {
     let mut east = etcd_client(&lab.etcd(EAST)).await;
     let key = |rest: &[u8]| [prefix.as_bytes(), rest].concat();
     let mut kvs = Vec::new();
-    kvs.extend((0..2000).map(|i| (key(format!("pods/p{i:05}").as_bytes()), value(i, 8 * 1024))));
+    kvs.extend((0..2000).map(|i| {
+        (
+            key(format!("pods/p{i:05}").as_bytes()),
+            object_value(i, 8 * 1024),
+        )
+    }));
     kvs.extend((0..300).map(|i| {
         (
             key(format!("configmaps/c{i:04}").as_bytes()),
-            value(i, 20 * 1024),
+            object_value(i, 20 * 1024),
         )
     }));
     kvs.extend((0..3).map(|i| {
         (
             key(format!("secrets/big{i}").as_bytes()),
-            value(i, 1_468_006),
+            object_value(i, 1_468_006),
         )
     }));
     kvs.extend((0u8..=255).map(|b| (key(&[b'b', b'/', b]), vec![b])));
@@ -77,13 +67,21 @@ async fn keys_of_every_size_and_byte_round_trip_across_regions() {
     put_all(
         &mut east,
         (0..20)
-            .map(|i| (key(format!("leases/l{i}").as_bytes()), value(i, 512)))
+            .map(|i| (key(format!("leases/l{i}").as_bytes()), object_value(i, 512)))
             .collect(),
         Some(lease),
     )
     .await;
+    // A lease left to run out: it must run out in the restored cluster too.
+    let short = east.lease_grant(90, None).await.unwrap().id();
+    put_all(
+        &mut east,
+        vec![(key(b"leases/short"), object_value(1, 100))],
+        Some(short),
+    )
+    .await;
     let before = dump(&mut east, &prefix).await;
-    assert_eq!(before.len(), 2000 + 300 + 3 + 256 + 1 + 20);
+    assert_eq!(before.len(), 2000 + 300 + 3 + 256 + 1 + 21);
 
     let tmp = tempfile::tempdir().unwrap();
     let config = format!(
@@ -103,7 +101,12 @@ async fn keys_of_every_size_and_byte_round_trip_across_regions() {
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
-        stdout(&out).contains("2580 keys created"),
+        stdout(&out).contains("2581 keys created"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("2 leases granted with their remaining TTL"),
         "{}",
         stdout(&out)
     );
@@ -111,8 +114,10 @@ async fn keys_of_every_size_and_byte_round_trip_across_regions() {
     let after = dump(&mut west, &prefix).await;
     assert_eq!(after.len(), before.len());
     assert!(after == before, "values differ after the round trip");
-    // Keys come back without their lease (documented): they do not expire.
-    let leased = west.get(key(b"leases/l0"), None).await.unwrap();
-    assert_eq!(leased.kvs()[0].lease(), 0);
+    // Keys come back on their lease, under its id, with the TTL it had left.
+    // Revoking one in the restored cluster takes its keys: they are attached.
+    assert_leased_then_revoke(&mut west, key(b"leases/l0"), lease, 3600).await;
+    assert_leased_then_revoke(&mut west, key(b"leases/short"), short, 90).await;
     east.lease_revoke(lease).await.unwrap();
+    east.lease_revoke(short).await.unwrap();
 }

@@ -127,14 +127,6 @@ fn keys_config(lab: &Lab, name: &str, prefix: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The README's example alert rules, evaluated by `promtool test rules` on
 /// series with the names and labels a daemon exported (`scraped`).
 fn alert_rules_fire_on_these_series(scraped: &str) {

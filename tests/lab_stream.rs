@@ -14,22 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use drtool::catalog::RegionStore;
-use etcd_client::{Client, DeleteOptions, Txn, TxnOp};
+use etcd_client::{Client, DeleteOptions, PutOptions, Txn, TxnOp};
 use serde_json::Value;
-
-/// A value like a serialized object: `size` bytes of text.
-fn value(seed: usize, size: usize) -> Vec<u8> {
-    let mut v = format!("{{\"kind\":\"ConfigMap\",\"seed\":{seed},\"data\":\"").into_bytes();
-    let mut n = seed as u64 + 7;
-    while v.len() < size {
-        n = n
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        v.push(b'a' + (n >> 59) as u8);
-    }
-    v.truncate(size);
-    v
-}
 
 /// Every key and value under a prefix.
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -161,17 +147,40 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
     for chunk in (0..300).collect::<Vec<_>>().chunks(40) {
         let ops = chunk
             .iter()
-            .map(|i| put(&prefix, &format!("cm/{i:04}"), value(*i, size_of(*i))))
+            .map(|i| {
+                put(
+                    &prefix,
+                    &format!("cm/{i:04}"),
+                    object_value(*i, size_of(*i)),
+                )
+            })
             .collect();
         txn(&mut east, ops).await;
     }
     txn(
         &mut east,
-        vec![put(&prefix, "secret/big", value(1, 1_400_000))],
+        vec![put(&prefix, "secret/big", object_value(1, 1_400_000))],
     )
     .await;
+    // A key under a lease in the base point; after it, another key on the
+    // same lease and one on a lease granted later.
+    let base_lease = east.lease_grant(600, None).await.unwrap().id();
+    let leased = |key: &str, id: i64| {
+        TxnOp::put(
+            format!("{prefix}leased/{key}"),
+            object_value(7, 2048),
+            Some(PutOptions::new().with_lease(id)),
+        )
+    };
+    txn(&mut east, vec![leased("base", base_lease)]).await;
     backup(&lab, &cfg);
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let late_lease = east.lease_grant(300, None).await.unwrap().id();
+    txn(
+        &mut east,
+        vec![leased("again", base_lease), leased("late", late_lease)],
+    )
+    .await;
 
     // Three moments, each a revision and the state it left.
     let mut marks: Vec<(u64, State)> = Vec::new();
@@ -182,7 +191,7 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
             vec![put(
                 &prefix,
                 &format!("cm/{:04}", i * 3),
-                value(1000 + i, size_of(i + 5)),
+                object_value(1000 + i, size_of(i + 5)),
             )],
         )
         .await;
@@ -192,15 +201,15 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
     txn(
         &mut east,
         vec![
-            put(&prefix, "cm/0001", value(5000, 3000)),
-            put(&prefix, "cm/0002", value(5001, 18_000)),
+            put(&prefix, "cm/0001", object_value(5000, 3000)),
+            put(&prefix, "cm/0002", object_value(5001, 18_000)),
             TxnOp::delete(format!("{prefix}cm/0003"), None),
         ],
     )
     .await;
     txn(
         &mut east,
-        vec![put(&prefix, "secret/big", value(2, 1_450_000))],
+        vec![put(&prefix, "secret/big", object_value(2, 1_450_000))],
     )
     .await;
     rev = txn(
@@ -217,7 +226,11 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
         .await
         .unwrap();
     assert_eq!(resp.deleted(), 100);
-    rev = txn(&mut east, vec![put(&prefix, "cm/9999", value(9, 20_000))]).await;
+    rev = txn(
+        &mut east,
+        vec![put(&prefix, "cm/9999", object_value(9, 20_000))],
+    )
+    .await;
     marks.push((rev, dump(&mut east, &prefix).await));
 
     let s = wait_reaches(&lab, &cfg, rev);
@@ -279,6 +292,24 @@ async fn a_stream_restores_any_revision_in_the_other_region_exactly() {
     let out = restore(&lab, &cfg, &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(dump(&mut west, &prefix).await == marks[2].1);
+    // Leased keys come back on their leases, with the TTL left in the
+    // source; revoking a lease in the restored cluster takes its keys.
+    let leased_key = |key: &str| format!("{prefix}leased/{key}").into_bytes();
+    assert_eq!(
+        west.get(leased_key("again"), None).await.unwrap().kvs()[0].lease(),
+        base_lease
+    );
+    assert_leased_then_revoke(&mut west, leased_key("base"), base_lease, 600).await;
+    assert_leased_then_revoke(&mut west, leased_key("late"), late_lease, 300).await;
+    assert!(
+        west.get(leased_key("again"), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty()
+    );
+    east.lease_revoke(late_lease).await.unwrap();
+    east.lease_revoke(base_lease).await.unwrap();
     // A revision the region does not hold yet is refused, saying how far it goes.
     wipe_west(&lab, &prefix).await;
     let out = restore(&lab, &cfg, &["--revision", &(rev + 1_000_000).to_string()]);
@@ -292,7 +323,7 @@ async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
     let (lab, name, prefix, tmp) = setup("stream-kill");
     let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
     let mut east = etcd_client(&lab.etcd(EAST)).await;
-    txn(&mut east, vec![put(&prefix, "a", value(0, 4096))]).await;
+    txn(&mut east, vec![put(&prefix, "a", object_value(0, 4096))]).await;
     backup(&lab, &cfg);
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
     let mut last = 0;
@@ -302,7 +333,7 @@ async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
             vec![put(
                 &prefix,
                 &format!("k{:02}", i % 13),
-                value(i, size_of(i)),
+                object_value(i, size_of(i)),
             )],
         )
         .await;
@@ -340,7 +371,13 @@ async fn a_killed_stream_leaves_whole_segments_and_resumes_after_them() {
         &["-o", "json", "stream", "run", "--target", "s"],
         None,
     );
-    last = last.max(txn(&mut east, vec![put(&prefix, "after", value(77, 9000))]).await);
+    last = last.max(
+        txn(
+            &mut east,
+            vec![put(&prefix, "after", object_value(77, 9000))],
+        )
+        .await,
+    );
     let held = wait_reaches(&lab, &cfg, last);
     let (out, _) = stop(stream, "TERM");
     let run: Value = serde_json::from_str(&out).unwrap();
@@ -439,10 +476,14 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
     );
     let own = vec![format!("http://{OWN_CLIENT}")];
     let mut direct = etcd_client(&own).await;
-    txn(&mut direct, vec![put(&prefix, "base", value(0, 2048))]).await;
+    txn(
+        &mut direct,
+        vec![put(&prefix, "base", object_value(0, 2048))],
+    )
+    .await;
     backup(&lab, &cfg);
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
-    let rev = txn(&mut direct, vec![put(&prefix, "a", value(1, 5000))]).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "a", object_value(1, 5000))]).await;
     wait_reaches(&lab, &cfg, rev);
     // A compaction racing the watch changes nothing for a watch that is there.
     direct.compact(rev as i64, None).await.unwrap();
@@ -452,12 +493,12 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
     tokio::time::sleep(Duration::from_millis(500)).await;
     etcd.up().await;
     let mut direct = etcd_client(&own).await;
-    let rev = txn(&mut direct, vec![put(&prefix, "b", value(2, 7000))]).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "b", object_value(2, 7000))]).await;
     wait_reaches(&lab, &cfg, rev);
 
     // The network between drtool and etcd is cut, then mended.
     proxy.cut();
-    let rev = txn(&mut direct, vec![put(&prefix, "c", value(3, 9000))]).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "c", object_value(3, 9000))]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.mend();
     wait_reaches(&lab, &cfg, rev);
@@ -467,8 +508,8 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
 
     // While it is stopped, etcd compacts past it: it starts a new base and says so.
     let old_base = status(&lab, &cfg)["regions"][0]["base"].clone();
-    txn(&mut direct, vec![put(&prefix, "d", value(4, 3000))]).await;
-    let rev = txn(&mut direct, vec![put(&prefix, "d2", value(6, 3000))]).await;
+    txn(&mut direct, vec![put(&prefix, "d", object_value(4, 3000))]).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "d2", object_value(6, 3000))]).await;
     direct
         .compact(
             rev as i64,
@@ -491,7 +532,7 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    let rev = txn(&mut direct, vec![put(&prefix, "e", value(5, 1500))]).await;
+    let rev = txn(&mut direct, vec![put(&prefix, "e", object_value(5, 1500))]).await;
     wait_reaches(&lab, &cfg, rev);
     let (out, err) = stop(stream, "INT");
     assert!(err.contains("compacted"), "the gap is said: {out}{err}");
@@ -516,7 +557,7 @@ async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
     let (lab, name, prefix, tmp) = setup("stream-damage");
     let cfg = write_config(tmp.path(), &stream_config(&lab, &name, &prefix, None));
     let mut east = etcd_client(&lab.etcd(EAST)).await;
-    txn(&mut east, vec![put(&prefix, "base", value(0, 2048))]).await;
+    txn(&mut east, vec![put(&prefix, "base", object_value(0, 2048))]).await;
     backup(&lab, &cfg);
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
     let mut revs = Vec::new();
@@ -524,7 +565,7 @@ async fn a_missing_or_damaged_segment_stops_a_restore_naming_it() {
         revs.push(
             txn(
                 &mut east,
-                vec![put(&prefix, &format!("k{i}"), value(i, size_of(i)))],
+                vec![put(&prefix, &format!("k{i}"), object_value(i, size_of(i)))],
             )
             .await,
         );
@@ -672,7 +713,7 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
     )
     .unwrap();
     let mut east = etcd_client(&lab.etcd(EAST)).await;
-    txn(&mut east, vec![put(&prefix, "a", value(0, 3000))]).await;
+    txn(&mut east, vec![put(&prefix, "a", object_value(0, 3000))]).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -693,7 +734,7 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
         None,
     );
     // No point yet: the daemon's stream takes its base, then follows.
-    let rev = txn(&mut east, vec![put(&prefix, "b", value(1, 9000))]).await;
+    let rev = txn(&mut east, vec![put(&prefix, "b", object_value(1, 9000))]).await;
     wait_reaches(&lab, &cfg, rev);
     let started = Instant::now();
     let text = loop {
@@ -730,7 +771,11 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
     backup(&lab, &cfg);
     let started = Instant::now();
     let rev = loop {
-        let rev = txn(&mut east, vec![put(&prefix, "moved", value(3, 2000))]).await;
+        let rev = txn(
+            &mut east,
+            vec![put(&prefix, "moved", object_value(3, 2000))],
+        )
+        .await;
         let s = status(&lab, &cfg);
         let segments = s["regions"][0]["segments"].as_u64().unwrap_or(0);
         if s["regions"][0]["base"].as_str() != Some(old.as_str()) && segments > 0 {
@@ -776,7 +821,7 @@ async fn the_daemon_follows_the_streams_and_shows_them_in_its_metrics() {
     assert!(err.contains("stream stopped"), "{err}");
     // It let go of the stream's lock: a stream starts at once.
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
-    let rev = txn(&mut east, vec![put(&prefix, "c", value(2, 1000))]).await;
+    let rev = txn(&mut east, vec![put(&prefix, "c", object_value(2, 1000))]).await;
     wait_reaches(&lab, &cfg, rev);
     stop(stream, "INT");
     forget(&mut east, &prefix).await;
@@ -796,7 +841,7 @@ async fn under_encryption_segments_are_age_encrypted_and_restore_with_the_identi
     );
     let cfg = write_config(tmp.path(), &config);
     let mut east = etcd_client(&lab.etcd(EAST)).await;
-    txn(&mut east, vec![put(&prefix, "base", value(0, 2048))]).await;
+    txn(&mut east, vec![put(&prefix, "base", object_value(0, 2048))]).await;
     backup(&lab, &cfg);
     let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
     let secret = b"a secret only the identity reads";

@@ -8,6 +8,7 @@ mod fixture;
 
 use std::sync::Arc;
 
+use drtool::engine::stream::{RegionStream, StreamStatus};
 use drtool::error::ErrorClass;
 use drtool::tui::app::{Action, App, Effect, Input, PlanView, Screen, View, WizardStep};
 use drtool::tui::keymap::Command;
@@ -76,6 +77,132 @@ fn last_verified_is_the_newest_passed_verify_of_a_schedule_or_a_point() {
         "{:?}",
         keys(&app).last_verified
     );
+}
+
+/// lab-keys followed by a stream: the home region current, the DR region
+/// a little behind, as `drtool stream status` reads them.
+fn streams(west: RegionStream, source_error: Option<&str>) -> Action {
+    let east = RegionStream {
+        region: "us-east-1".into(),
+        base: Some("20261201T212950Z-7f3a".into()),
+        base_position: Some(1_180),
+        segments: 31,
+        reaches: Some(1_412),
+        newest_at: Some("2026-12-01T21:30:55.600Z".parse().unwrap()),
+        lag_revisions: source_error.is_none().then_some(0),
+        lag_seconds: source_error.is_none().then_some(0.0),
+        ..RegionStream::default()
+    };
+    Action::Streams(Loadable::Ready(vec![StreamStatus {
+        target: "lab-keys".into(),
+        source_position: source_error.is_none().then_some(1_412),
+        source_error: source_error.map(str::to_string),
+        regions: vec![east, west],
+    }]))
+}
+
+fn west_behind() -> RegionStream {
+    RegionStream {
+        region: "us-west-2".into(),
+        base: Some("20261201T212950Z-7f3a".into()),
+        base_position: Some(1_180),
+        segments: 30,
+        reaches: Some(1_398),
+        newest_at: Some("2026-12-01T21:30:54.600Z".parse().unwrap()),
+        lag_revisions: Some(14),
+        lag_seconds: Some(1.4),
+        ..RegionStream::default()
+    }
+}
+
+#[test]
+fn overview_with_a_stream_judges_the_rpo_on_its_lag() {
+    // The newest point is 24s old against 30s (amber); the stream's DR copy
+    // is 1.4s behind: green, the age shown as the stream's.
+    let mut app = fixture::app();
+    app.update(streams(west_behind(), None));
+    snap("overview_streams", &app);
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(fixture::colour_of(&t, "lab-keys"), Some(GOOD));
+    let text = format!("{}", t.backend());
+    assert!(text.contains("~0.0s") || text.contains("~0s"), "{text}");
+    assert!(
+        text.contains("1.4s behind, 14 revisions (rev 1398)"),
+        "{text}"
+    );
+    assert!(text.contains("~ stream"), "{text}");
+
+    // The source is gone (the outage): the age is that of the newest change
+    // stored, which grows; a region whose chain has a hole says where, in red.
+    let mut app = fixture::app();
+    let broken = RegionStream {
+        broken: Some("segment 00000000000000001300-00000000000000001320 is missing".into()),
+        reaches: Some(1_299),
+        lag_revisions: None,
+        lag_seconds: None,
+        newest_at: Some("2026-12-01T21:29:50Z".parse().unwrap()),
+        ..west_behind()
+    };
+    app.update(Action::Tick("2026-12-01T21:31:40Z".parse().unwrap()));
+    app.update(streams(
+        broken,
+        Some("etcd at 127.0.0.1:2379: connection refused"),
+    ));
+    snap("overview_streams_source_down", &app);
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(fixture::colour_of(&t, "lab-keys"), Some(BAD));
+    assert_eq!(fixture::colour_of(&t, "BROKEN"), Some(BAD));
+    assert_eq!(fixture::colour_of(&t, "source unreachable"), Some(BAD));
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("newest change 44.4s ago (rev 1412)"),
+        "{text}"
+    );
+    let row = app
+        .overview()
+        .into_iter()
+        .find(|r| r.target == "lab-keys")
+        .unwrap();
+    assert_eq!(row.stream_lag, Some(chrono::Duration::milliseconds(44_400)));
+}
+
+#[test]
+fn the_overview_asks_for_streams_every_few_seconds_and_only_when_answered() {
+    let mut app = fixture::app();
+    // The fixture's config has no continuous target: nothing to ask.
+    assert!(app.update(Action::Tick(fixture::now())).is_empty());
+    app.targets[0].streams = true;
+    let asks = |effects: Vec<Effect>| effects.iter().any(|e| matches!(e, Effect::LoadStreams));
+    let at = |s: i64| Action::Tick(fixture::now() + chrono::Duration::seconds(s));
+    assert!(asks(app.update(at(1))));
+    assert!(!asks(app.update(at(9))), "an answer is still due");
+    app.update(streams(west_behind(), None));
+    assert!(
+        !asks(app.update(at(2))),
+        "answered 1s after asking: not yet"
+    );
+    assert!(asks(app.update(at(6))));
+    // A failed refresh keeps the last answer on screen, marked as old (the
+    // failure is logged); the target is still judged on it for a while.
+    app.update(Action::Streams(Loadable::Failed("timed out".into())));
+    assert!(app.streams.ready().is_some_and(|s| s.len() == 1));
+    assert!(app.log.iter().any(|l| l.contains("streams: timed out")));
+    let keys = |app: &App| {
+        app.overview()
+            .into_iter()
+            .find(|r| r.target == "lab-keys")
+            .unwrap()
+    };
+    assert!(keys(&app).stream_lag.is_some());
+    let text = format!("{}", fixture::draw(&app, 160, 48).backend());
+    assert!(
+        text.contains("streams as read at 21:31:05 UTC, not since: timed out"),
+        "{text}"
+    );
+    // Half a minute on, a lag read then says nothing of now: back to points.
+    app.update(at(40));
+    assert!(keys(&app).stream_lag.is_none());
+    assert_eq!(keys(&app).health, drtool::tui::model::Health::Breach);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! Every object key is built in [`layout`]; no other module formats keys. This
 //! module knows nothing about sources or terminals.
 
+pub mod adapt;
 pub mod digest;
 pub mod layout;
 pub mod manifest;

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -25,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ArchiveError;
+use super::adapt::{self, Adapt, Window};
 use super::digest::{PlainDigest, PlainSum};
 use crate::store::{Keep, MultipartUpload, ObjectStore, StoreError};
 
@@ -66,6 +69,9 @@ pub type OnBytes = Arc<dyn Fn(u64) + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
     pub level: i32,
+    /// Lower the level while compression is what the backup waits on (see
+    /// [`super::adapt`]); `level` is then the highest it uses.
+    pub adapt: bool,
     /// zstd workers; 0 means one per core.
     pub threads: u32,
     pub part_size: usize,
@@ -371,6 +377,8 @@ struct PartSink {
     hasher: Sha256,
     size: u64,
     sent: u32,
+    /// Nanoseconds spent waiting for the upload to take a part.
+    waited: Arc<AtomicU64>,
 }
 
 impl PartSink {
@@ -385,9 +393,14 @@ impl PartSink {
         let next = part_size_for(self.base, self.sent + 2);
         let part = std::mem::replace(&mut self.buf, Vec::with_capacity(next));
         self.sent += 1;
-        self.tx
+        let started = Instant::now();
+        let sent = self
+            .tx
             .blocking_send(Bytes::from(part))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"));
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waited.fetch_add(nanos, Ordering::Relaxed);
+        sent
     }
 
     fn finish(mut self) -> io::Result<(u64, String)> {
@@ -484,6 +497,7 @@ fn encode_stream(
     opts: &WriteOptions,
     on_bytes: OnBytes,
 ) -> io::Result<(u64, String, PlainSum)> {
+    let waited_out = Arc::new(AtomicU64::new(0));
     let sink = PartSink {
         buf: Vec::with_capacity(opts.part_size),
         base: opts.part_size,
@@ -491,6 +505,7 @@ fn encode_stream(
         hasher: Sha256::new(),
         size: 0,
         sent: 0,
+        waited: waited_out.clone(),
     };
     let sealed = if opts.recipients.is_empty() {
         Sealed::Plain(sink)
@@ -505,11 +520,32 @@ fn encode_stream(
     z.multithread(zstd_threads(opts.threads))?;
     z.include_checksum(true)?;
     let mut plain = PlainDigest::default();
+    let mut adapt = opts.adapt.then(|| Adapting::new(opts.level, waited_out));
     while let Some(chunk) = input.blocking_recv() {
         let chunk = chunk?;
         plain.update(&chunk);
+        let handed = (
+            Instant::now(),
+            adapt.as_ref().map_or(0, Adapting::waited_out),
+        );
         z.write_all(&chunk)?;
+        if let Some(a) = adapt.as_mut() {
+            // zstd hands its output to the upload inside the write: that
+            // wait is the upload's, not compression's.
+            let upload = Duration::from_nanos(a.waited_out().saturating_sub(handed.1));
+            a.compressing += handed.0.elapsed().saturating_sub(upload);
+        }
         on_bytes(plain.size());
+        if let Some(level) = adapt.as_mut().and_then(|a| a.after(chunk.len())) {
+            z.set_parameter(zstd::stream::raw::CParameter::CompressionLevel(level))?;
+        }
+    }
+    if let Some(a) = &adapt {
+        tracing::debug!(
+            configured = opts.level,
+            lowest = a.adapt.lowest,
+            "compression level adapted"
+        );
     }
     let sink = match z.finish()? {
         Sealed::Plain(s) => s,
@@ -517,6 +553,55 @@ fn encode_stream(
     };
     let (stored_size, stored_sha256) = sink.finish()?;
     Ok((stored_size, stored_sha256, plain.finish()))
+}
+
+/// The encoder's measure of each window of input, for [`Adapt`].
+struct Adapting {
+    adapt: Adapt,
+    started: Instant,
+    bytes: u64,
+    compressing: Duration,
+    waited_out: Arc<AtomicU64>,
+    out_before: u64,
+}
+
+impl Adapting {
+    fn new(level: i32, waited_out: Arc<AtomicU64>) -> Adapting {
+        Adapting {
+            adapt: Adapt::new(level),
+            started: Instant::now(),
+            bytes: 0,
+            compressing: Duration::ZERO,
+            waited_out,
+            out_before: 0,
+        }
+    }
+
+    fn waited_out(&self) -> u64 {
+        self.waited_out.load(Ordering::Relaxed)
+    }
+
+    /// After `n` more bytes: the new level, at the end of a window that
+    /// asks for one.
+    fn after(&mut self, n: usize) -> Option<i32> {
+        self.bytes += n as u64;
+        if self.bytes < adapt::WINDOW_BYTES {
+            return None;
+        }
+        let out = self.waited_out.load(Ordering::Relaxed);
+        let window = Window {
+            wall: self.started.elapsed(),
+            compressing: self.compressing,
+            waited_out: Duration::from_nanos(out.saturating_sub(self.out_before)),
+        };
+        self.started = Instant::now();
+        self.bytes = 0;
+        self.compressing = Duration::ZERO;
+        self.out_before = out;
+        let next = self.adapt.next(window);
+        tracing::trace!(?window, level = self.adapt.level(), "compression window");
+        next
+    }
 }
 
 fn parse_recipients(list: &[String]) -> io::Result<Vec<age::x25519::Recipient>> {
@@ -843,6 +928,7 @@ mod tests {
     fn opts(recipients: Vec<String>) -> WriteOptions {
         WriteOptions {
             level: 3,
+            adapt: true,
             threads: 2,
             part_size: 5 * 1024 * 1024,
             parts_in_flight: 2,

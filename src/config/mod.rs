@@ -75,8 +75,10 @@ pub struct Config {
 /// Pipeline settings shared by every backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Defaults {
-    /// zstd level, 1..=19.
+    /// zstd level, 1..=19 (with `compression_adapt`, the highest used).
     pub compression_level: i32,
+    /// Lower the level while compression is what a backup waits on.
+    pub compression_adapt: bool,
     /// zstd worker threads; 0 means one per core.
     pub compression_threads: u32,
     /// Multipart part size in bytes.
@@ -89,6 +91,7 @@ impl Default for Defaults {
     fn default() -> Self {
         Defaults {
             compression_level: 3,
+            compression_adapt: true,
             compression_threads: 0,
             part_size: 8 * 1024 * 1024,
             parts_in_flight: 4,

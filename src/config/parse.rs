@@ -138,6 +138,9 @@ fn defaults(ctx: &Ctx, raw: Option<RawDefaults>) -> Result<Defaults, ConfigError
     if let Some(v) = &raw.compression_level {
         d.compression_level = ranged(ctx, v, "compression_level", 1..=19)? as i32;
     }
+    if let Some(v) = raw.compression_adapt {
+        d.compression_adapt = v;
+    }
     if let Some(v) = &raw.compression_threads {
         d.compression_threads = ranged(ctx, v, "compression_threads", 0..=64)? as u32;
     }

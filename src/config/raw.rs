@@ -30,6 +30,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
     pub compression_level: Option<Spanned<i64>>,
+    pub compression_adapt: Option<bool>,
     pub compression_threads: Option<Spanned<i64>>,
     pub part_size_mib: Option<Spanned<i64>>,
     pub parts_in_flight: Option<Spanned<i64>>,

@@ -426,6 +426,7 @@ impl Engine {
         let cfg = &self.config;
         WriteOptions {
             level: cfg.defaults.compression_level,
+            adapt: cfg.defaults.compression_adapt,
             threads: cfg.defaults.compression_threads,
             part_size: cfg.defaults.part_size,
             parts_in_flight: cfg.defaults.parts_in_flight,

@@ -40,6 +40,8 @@ use tokio_util::sync::CancellationToken;
 pub const LOCK_TTL: Duration = Duration::from_secs(90);
 /// The longest wait between two attempts to follow a broken source again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long `stream status` waits for a source's revision.
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The lock that keeps two processes from writing one target's stream.
 pub fn lock_name(target: &str) -> String {
@@ -72,7 +74,7 @@ pub struct StreamCounters {
 }
 
 /// A stream's state in one region, as `drtool stream status` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RegionStream {
     pub region: String,
     /// The newest base point with segments there.
@@ -91,7 +93,7 @@ pub struct RegionStream {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StreamStatus {
     pub target: String,
     pub source_position: Option<u64>,
@@ -776,9 +778,16 @@ impl Engine {
     }
 
     async fn status_of(&self, t: &Target, streams: &dyn Streams) -> StreamStatus {
-        let (source_position, source_error) = match streams.source_position(t).await {
-            Ok(p) => (Some(p), None),
-            Err(e) => (None, Some(e.to_string())),
+        // A source that does not answer (the outage) must not hold up the
+        // regions' answer: it is said as such.
+        let asked = tokio::time::timeout(SOURCE_TIMEOUT, streams.source_position(t)).await;
+        let (source_position, source_error) = match asked {
+            Ok(Ok(p)) => (Some(p), None),
+            Ok(Err(e)) => (None, Some(e.to_string())),
+            Err(_) => (
+                None,
+                Some(format!("no answer within {}s", SOURCE_TIMEOUT.as_secs())),
+            ),
         };
         let mut regions = Vec::new();
         for region in t.regions() {

@@ -17,6 +17,7 @@ use super::model::{
 use crate::catalog::PointChoice;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::runner::{DrillEvent, DrillEventKind};
+use crate::engine::stream::StreamStatus;
 use crate::engine::{Existing, FlagValues, RestorePlan};
 use crate::report::{DrillReport, RunEntry, StepOutcome};
 
@@ -204,6 +205,8 @@ pub enum Action {
     Drills(Loadable<Vec<DrillRow>>),
     Reports(Loadable<Vec<RunEntry>>),
     Schedules(Loadable<Vec<ScheduleRow>>),
+    /// The streams of the targets that have one, per region.
+    Streams(Loadable<Vec<StreamStatus>>),
     Report(String, Loadable<Box<DrillReport>>),
     /// A verify or copy finished: what to say.
     Done(Result<String, Failure>),
@@ -227,6 +230,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub enum Effect {
     LoadAll,
+    LoadStreams,
     LoadReport(String),
     Verify {
         region: String,
@@ -297,6 +301,10 @@ pub struct LiveDrill {
 }
 
 const LOG_LINES: usize = 200;
+/// How often the Overview asks for the streams' lag again.
+const STREAMS_EVERY_SECS: i64 = 5;
+/// Streams read longer ago than this are shown as old and not judged on.
+const STREAMS_STALE_SECS: i64 = 30;
 
 impl LiveDrill {
     pub fn new(name: &str, info: DrillInfo) -> LiveDrill {
@@ -438,6 +446,12 @@ pub struct App {
     pub drills: Loadable<Vec<DrillRow>>,
     pub reports: Loadable<Vec<RunEntry>>,
     pub schedules: Loadable<Vec<ScheduleRow>>,
+    pub streams: Loadable<Vec<StreamStatus>>,
+    /// When the streams were last asked for, and whether an answer is due.
+    streams_asked: Option<(DateTime<Utc>, bool)>,
+    /// When the streams shown were read, and why the last refresh failed.
+    pub streams_at: Option<DateTime<Utc>>,
+    pub streams_failed: Option<String>,
     pub report: Option<(String, Loadable<Box<DrillReport>>)>,
     /// Selected row per screen.
     pub sel: [usize; 5],
@@ -466,6 +480,7 @@ impl App {
         keymap: Keymap,
         read_only: bool,
     ) -> App {
+        let streaming = targets.iter().any(|t| t.streams);
         App {
             now,
             read_only,
@@ -487,6 +502,14 @@ impl App {
             drills: Loadable::Loading,
             reports: Loadable::Loading,
             schedules: Loadable::Loading,
+            streams: if streaming {
+                Loadable::Loading
+            } else {
+                Loadable::Ready(Vec::new())
+            },
+            streams_asked: None,
+            streams_at: None,
+            streams_failed: None,
             report: None,
             sel: [0; 5],
             scroll: 0,
@@ -528,10 +551,41 @@ impl App {
         parts.join(" › ")
     }
 
+    /// Asks for the streams again every few seconds (their lag moves), when
+    /// a target has one and no answer is still due.
+    fn streams_due(&mut self) -> Vec<Effect> {
+        if !self.targets.iter().any(|t| t.streams) {
+            return Vec::new();
+        }
+        let due = match self.streams_asked {
+            Some((_, true)) => false,
+            Some((at, false)) => self.now - at >= chrono::Duration::seconds(STREAMS_EVERY_SECS),
+            None => true,
+        };
+        if !due {
+            return Vec::new();
+        }
+        self.streams_asked = Some((self.now, true));
+        vec![Effect::LoadStreams]
+    }
+
+    /// Whether the streams shown were read recently enough to judge on.
+    pub fn streams_fresh(&self) -> bool {
+        self.streams_at
+            .is_some_and(|at| self.now - at <= chrono::Duration::seconds(STREAMS_STALE_SECS))
+    }
+
     pub fn overview(&self) -> Vec<OverviewRow> {
         let drills = self.drills.ready().map(Vec::as_slice);
         let reports = self.reports.ready().map(Vec::as_slice);
         let schedules = self.schedules.ready().map(Vec::as_slice);
+        // A lag read long ago says nothing of now: the row is judged on its
+        // points alone until the streams answer again.
+        let streams = self
+            .streams
+            .ready()
+            .filter(|_| self.streams_fresh())
+            .map(Vec::as_slice);
         let rows = model::overview(&OverviewInput {
             now: self.now,
             targets: &self.targets,
@@ -539,6 +593,7 @@ impl App {
             drills,
             reports,
             schedules,
+            streams,
         });
         rows.into_iter()
             .filter(|r| self.matches(&format!("{} {}", r.target, r.kind)))
@@ -675,6 +730,27 @@ impl App {
             Action::Input(i) => self.input(i),
             Action::Tick(now) => {
                 self.now = now;
+                self.streams_due()
+            }
+            Action::Streams(s) => {
+                if let Some((_, due)) = self.streams_asked.as_mut() {
+                    *due = false;
+                }
+                match s {
+                    // A failed refresh keeps what was shown, marked as old.
+                    Loadable::Failed(e) => {
+                        self.log_line(format!("streams: {e}"));
+                        if self.streams.ready().is_none() {
+                            self.streams = Loadable::Failed(e.clone());
+                        }
+                        self.streams_failed = Some(e);
+                    }
+                    other => {
+                        self.streams = other;
+                        self.streams_at = Some(self.now);
+                        self.streams_failed = None;
+                    }
+                }
                 Vec::new()
             }
             Action::Region(region, points) => {

@@ -67,6 +67,9 @@ pub fn targets_of(cfg: &Config, kinds: &Registry) -> (Vec<TargetInfo>, Vec<Strin
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            streams: kinds
+                .get(t.spec.kind())
+                .is_ok_and(|k| k.streams().and_then(|s| s.stream_settings(t)).is_some()),
         })
         .collect();
     (targets, cfg.regions.keys().cloned().collect())

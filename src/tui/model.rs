@@ -11,6 +11,7 @@ use crate::archive::Manifest;
 use crate::catalog::CheckResult;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::spec::{Action as StepAction, Drill, PointPick, Step};
+use crate::engine::stream::{RegionStream, StreamStatus};
 use crate::error::{Error, ErrorClass};
 use crate::report::RunEntry;
 use crate::schedule::Schedule;
@@ -42,6 +43,8 @@ pub struct TargetInfo {
     pub copy_to: Vec<String>,
     /// Its kind's on/off restore options (`from-dump`), as the wizard offers them.
     pub switches: Vec<String>,
+    /// Whether a continuous stream follows it (`continuous` in its config).
+    pub streams: bool,
 }
 
 /// One recovery point in one region.
@@ -278,6 +281,9 @@ pub struct OverviewRow {
     pub last_restore_test: Option<(DateTime<Utc>, bool)>,
     pub next_run: Option<(String, DateTime<Utc>)>,
     pub last_drill: Option<(String, DrillVerdict, Option<u64>, Option<u64>)>,
+    /// How old the newest change the best region's stream holds is (what
+    /// a loss of the source loses), when a stream follows it.
+    pub stream_lag: Option<chrono::Duration>,
 }
 
 /// Everything the overview is computed from.
@@ -288,6 +294,20 @@ pub struct OverviewInput<'a> {
     pub drills: Option<&'a [DrillRow]>,
     pub reports: Option<&'a [RunEntry]>,
     pub schedules: Option<&'a [ScheduleRow]>,
+    pub streams: Option<&'a [StreamStatus]>,
+}
+
+/// How far behind its source a region's stream copy is: the measured lag,
+/// or, when the source cannot say (it is down), the age of the newest
+/// segment stored there. None when the region holds none.
+pub fn stream_lag(r: &RegionStream, now: DateTime<Utc>) -> Option<chrono::Duration> {
+    if r.reaches.is_none() || r.error.is_some() {
+        return None;
+    }
+    match r.lag_seconds.filter(|s| s.is_finite()) {
+        Some(s) => Some(chrono::Duration::milliseconds((s * 1000.0) as i64)),
+        None => r.newest_at.map(|at| now - at),
+    }
 }
 
 /// A target's RPO objective: the tightest of the drills that name it, else
@@ -323,6 +343,43 @@ pub fn health(age_ms: Option<i64>, objective_ms: Option<u64>) -> Health {
         (Some(age), Some(obj)) if age * 4 > obj as i64 * 3 => Health::Warn,
         _ => Health::Good,
     }
+}
+
+/// The lag of the best region of the stream that follows a target.
+fn stream_lag_of(input: &OverviewInput, target: &str) -> Option<chrono::Duration> {
+    input
+        .streams
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| s.target == target)
+        .flat_map(|s| &s.regions)
+        .filter_map(|r| stream_lag(r, input.now))
+        .min()
+}
+
+/// The newest run of a drill that names the target: drill, verdict, RTO, RPO.
+fn last_drill_of(
+    input: &OverviewInput,
+    target: &str,
+) -> Option<(String, DrillVerdict, Option<u64>, Option<u64>)> {
+    let drills: Vec<&str> = input
+        .drills
+        .unwrap_or_default()
+        .iter()
+        .filter(|d| {
+            d.info
+                .as_ref()
+                .is_ok_and(|i| i.targets.iter().any(|x| x == target))
+        })
+        .map(|d| d.name.as_str())
+        .collect();
+    input
+        .reports
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| drills.contains(&r.drill.as_str()))
+        .max_by_key(|r| r.started_at)
+        .map(|r| (r.drill.clone(), r.verdict, r.rto_ms, r.rpo_ms))
 }
 
 pub fn overview(input: &OverviewInput) -> Vec<OverviewRow> {
@@ -380,26 +437,17 @@ pub fn overview(input: &OverviewInput) -> Vec<OverviewRow> {
                 .filter_map(|s| s.state.as_ref().and_then(|st| st.last_hash_verify))
                 .chain(verified)
                 .max();
-            let drills: Vec<&str> = input
-                .drills
-                .unwrap_or_default()
-                .iter()
-                .filter(|d| {
-                    d.info
-                        .as_ref()
-                        .is_ok_and(|i| i.targets.iter().any(|x| x == &t.name))
-                })
-                .map(|d| d.name.as_str())
-                .collect();
-            let last_drill = input
-                .reports
-                .unwrap_or_default()
-                .iter()
-                .filter(|r| drills.contains(&r.drill.as_str()))
-                .max_by_key(|r| r.started_at)
-                .map(|r| (r.drill.clone(), r.verdict, r.rto_ms, r.rpo_ms));
+            let last_drill = last_drill_of(input, &t.name);
             let any_loading = regions.iter().any(|(_, h)| *h == Holding::Loading);
-            let age_ms = newest.as_ref().map(|(_, age)| age.num_milliseconds());
+            let stream_lag = stream_lag_of(input, &t.name);
+            // What a loss of the source loses: the newest point's age, or
+            // less when a stream holds changes after it.
+            let age_ms = newest
+                .as_ref()
+                .map(|(_, age)| age.num_milliseconds())
+                .into_iter()
+                .chain(stream_lag.map(|l| l.num_milliseconds()))
+                .min();
             OverviewRow {
                 target: t.name.clone(),
                 kind: t.kind.clone(),
@@ -416,6 +464,7 @@ pub fn overview(input: &OverviewInput) -> Vec<OverviewRow> {
                 last_restore_test: tested,
                 next_run,
                 last_drill,
+                stream_lag,
             }
         })
         .collect()
@@ -429,6 +478,14 @@ pub fn age(d: chrono::Duration) -> String {
         60..3600 => format!("{}m", s / 60),
         3600..86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// A stream's lag: tenths of a second under a minute, else as [`age`].
+pub fn lag(d: chrono::Duration) -> String {
+    match d.num_milliseconds().max(0) {
+        ms @ 0..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => age(d),
     }
 }
 
@@ -475,6 +532,8 @@ mod tests {
             age(chrono::Duration::seconds(2 * 86_400 + 4 * 3600)),
             "2d 4h"
         );
+        assert_eq!(lag(chrono::Duration::milliseconds(1_449)), "1.4s");
+        assert_eq!(lag(chrono::Duration::seconds(125)), "2m");
         assert_eq!(size(512), "512 B");
         assert_eq!(size(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
     }

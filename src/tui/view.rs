@@ -16,6 +16,7 @@ use super::keymap::Command;
 use super::model::{self, DrillRow, Health, Holding, Loadable, PointRow};
 use crate::catalog::CheckResult;
 use crate::drill::measure::DrillVerdict;
+use crate::engine::stream::RegionStream;
 use crate::report::{DrillReport, StepOutcome, human_ms, opt_ms};
 
 pub const GOOD: Color = Color::Green;
@@ -314,34 +315,41 @@ fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
         .block(block("Recovery posture"));
     // Tall enough: the regions and recent activity below the table.
     let table_h = (rows.len().min(500) as u16).saturating_add(3);
-    let regions_h = (app.regions.len().min(500) as u16).saturating_add(2);
+    let regions = regions_panel(app);
+    // Its lines wrap (an error can be long): as tall as they are wrapped,
+    // borders included (the width is the inside's).
+    let regions_h = regions.line_count(area.width.saturating_sub(2)).min(500) as u16;
     let (top, panels, bottom) =
         if area.height >= table_h.saturating_add(regions_h).saturating_add(5) {
-            let [top, regions, log, bottom] = Layout::vertical([
+            let [top, regions_area, log, bottom] = Layout::vertical([
                 Constraint::Length(table_h),
                 Constraint::Length(regions_h),
                 Constraint::Min(3),
                 Constraint::Length(1),
             ])
             .areas(area);
-            (top, Some((regions, log)), bottom)
+            (top, Some((regions_area, log)), bottom)
         } else {
             let [top, bottom] =
                 Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
             (top, None, bottom)
         };
     f.render_stateful_widget(table, top, &mut table_state(app.selected_in(rows.len())));
-    if let Some((regions, log)) = panels {
-        draw_regions(f, regions, app);
+    if let Some((regions_area, log)) = panels {
+        f.render_widget(regions, regions_area);
         draw_log(f, log, &app.log, "activity");
     }
-    let legend = Line::from(vec![
+    let mut legend = vec![
         Span::styled(" newest point vs RPO objective: ", style(DIM)),
         Span::styled("inside ", style(GOOD)),
         Span::styled("over 75% ", style(WARN)),
         Span::styled("breached ", style(BAD)),
         Span::styled("no objective", style(DIM)),
-    ]);
+    ];
+    if rows.iter().any(|r| r.stream_lag.is_some()) {
+        legend.push(Span::styled("  ~ stream", style(DIM)));
+    }
+    let legend = Line::from(legend);
     f.render_widget(Paragraph::new(legend), bottom);
 }
 
@@ -349,10 +357,13 @@ fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
 /// region names left out).
 fn overview_row(app: &App, r: &model::OverviewRow, wide: bool, cut: usize) -> Row<'static> {
     let c = health_color(r.health);
-    let newest = match &r.newest {
-        Some((_, age)) => model::age(*age),
-        None if r.regions.iter().any(|(_, h)| *h == Holding::Loading) => "...".into(),
-        None => "none".into(),
+    let newest = match (&r.newest, r.stream_lag) {
+        // A stream holds changes newer than any point: its lag is the age.
+        (Some((_, age)), Some(lag)) if lag < *age => format!("~{}", model::age(lag)),
+        (None, Some(lag)) => format!("~{}", model::age(lag)),
+        (Some((_, age)), _) => model::age(*age),
+        (None, None) if r.regions.iter().any(|(_, h)| *h == Holding::Loading) => "...".into(),
+        (None, None) => "none".into(),
     };
     let regions = Line::from(
         r.regions
@@ -440,8 +451,96 @@ fn shared_prefix<'a>(mut names: impl Iterator<Item = &'a str>) -> usize {
 }
 
 /// Each region's store and whether it answered.
-fn draw_regions(f: &mut Frame, area: Rect, app: &App) {
-    let lines: Vec<Line> = app
+/// One line per stream: how far each region holds it, and how far behind
+/// the source that is (a hole or an unreadable region in red).
+fn stream_lines(app: &App) -> Vec<Line<'static>> {
+    let Loadable::Ready(streams) = &app.streams else {
+        return match &app.streams {
+            Loadable::Failed(e) => vec![Line::from(Span::styled(
+                format!("streams: {e}"),
+                style(BAD),
+            ))],
+            _ => Vec::new(),
+        };
+    };
+    let mut lines = Vec::new();
+    if let Some(at) = app.streams_at
+        && (app.streams_failed.is_some() || !app.streams_fresh())
+    {
+        let why = app
+            .streams_failed
+            .as_ref()
+            .map_or(String::new(), |e| format!(": {e}"));
+        lines.push(Line::from(Span::styled(
+            format!(
+                "streams as read at {} UTC, not since{why}",
+                at.format("%H:%M:%S")
+            ),
+            style(BAD),
+        )));
+    }
+    for s in streams {
+        let source = match (&s.source_error, s.source_position) {
+            (Some(e), _) => Span::styled(format!("source unreachable: {e}"), style(BAD)),
+            (None, Some(p)) => Span::styled(format!("source at rev {p}"), style(Color::Gray)),
+            (None, None) => Span::styled("source not asked", style(DIM)),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", s.target), bold()),
+            Span::styled("stream, ", style(Color::Gray)),
+            source,
+        ]));
+        for r in &s.regions {
+            let (text, c) = region_stream_words(r, app.now);
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<12}", r.region), style(Color::Gray)),
+                Span::styled(text, style(c)),
+            ]));
+        }
+    }
+    lines
+}
+
+/// A region's stream in a few words, and their colour.
+fn region_stream_words(r: &RegionStream, now: chrono::DateTime<chrono::Utc>) -> (String, Color) {
+    if let Some(e) = &r.error {
+        return (format!("unreadable ({e})"), BAD);
+    }
+    if let Some(b) = &r.broken {
+        return (format!("BROKEN {b}"), BAD);
+    }
+    let Some(reaches) = r.reaches else {
+        return ("no segments".into(), DIM);
+    };
+    let lag = model::stream_lag(r, now);
+    match (r.lag_revisions, lag) {
+        (Some(0), _) => (format!("current (rev {reaches})"), GOOD),
+        (Some(revs), Some(lag)) => {
+            let c = if lag.num_seconds() < 5 { GOOD } else { WARN };
+            let text = format!(
+                "{} behind, {revs} revisions (rev {reaches})",
+                model::lag(lag)
+            );
+            (text, c)
+        }
+        // The source cannot say how far it is: how old its newest change is.
+        (None, Some(age)) => (
+            format!("newest change {} ago (rev {reaches})", model::lag(age)),
+            WARN,
+        ),
+        (_, None) => (format!("rev {reaches}"), Color::Gray),
+    }
+}
+
+/// Each region's points and what it stores, then each stream per region.
+fn regions_panel(app: &App) -> Paragraph<'static> {
+    let streams = stream_lines(app);
+    let title = if streams.is_empty() {
+        "Regions"
+    } else {
+        "Regions and streams"
+    };
+    let mut lines: Vec<Line> = app
         .regions
         .iter()
         .map(|r| {
@@ -462,7 +561,10 @@ fn draw_regions(f: &mut Frame, area: Rect, app: &App) {
             ])
         })
         .collect();
-    f.render_widget(Paragraph::new(lines).block(block("Regions")), area);
+    lines.extend(streams);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block(title))
 }
 
 /// The newest lines of a log that fit.

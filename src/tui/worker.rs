@@ -119,6 +119,7 @@ impl Worker {
         let tx = self.tx.clone();
         match e {
             Effect::LoadAll => self.load_all(),
+            Effect::LoadStreams => self.load_streams(),
             Effect::LoadReport(run) => self.load_report(run),
             Effect::Verify {
                 region,
@@ -339,6 +340,24 @@ impl Worker {
             let _ = tx
                 .send(Action::Schedules(load_schedules(&engine, &dir).await))
                 .await;
+        });
+    }
+
+    /// The streams of the targets that have one (their lag per region).
+    fn load_streams(&self) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let streams = match tokio::time::timeout(LIST_TIMEOUT, engine.stream_status(None)).await
+            {
+                Ok(Ok(s)) => Loadable::Ready(s),
+                Ok(Err(e)) => Loadable::Failed(e.to_string()),
+                Err(_) => Loadable::Failed(format!(
+                    "no answer within {}s from a region's store or a source",
+                    LIST_TIMEOUT.as_secs()
+                )),
+            };
+            let _ = tx.send(Action::Streams(streams)).await;
         });
     }
 

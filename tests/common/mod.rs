@@ -464,6 +464,7 @@ pub async fn rewrite_point(
     });
     let opts = WriteOptions {
         level: 3,
+        adapt: true,
         threads: 1,
         part_size: 8 << 20,
         parts_in_flight: 2,
@@ -636,4 +637,46 @@ pub fn region_view(v: &serde_json::Value, region: &str) -> serde_json::Value {
     }
     r["points"] = serde_json::Value::Array(points);
     r
+}
+
+/// A value like a serialized object: `size` bytes of text, different per seed.
+pub fn object_value(seed: usize, size: usize) -> Vec<u8> {
+    let mut v = format!("{{\"kind\":\"ConfigMap\",\"seed\":{seed},\"data\":\"").into_bytes();
+    let mut n = seed as u64 + 7;
+    while v.len() < size {
+        n = n
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        v.push(b'a' + (n >> 59) as u8);
+    }
+    v.truncate(size);
+    v
+}
+
+/// Checks that `key` is attached to lease `id` with a TTL taken from the
+/// source's `granted` seconds (at most that, and within 2 min of it), and
+/// that revoking the lease takes the key with it.
+pub async fn assert_leased_then_revoke(client: &mut Client, key: Vec<u8>, id: i64, granted: i64) {
+    let got = client.get(key.clone(), None).await.unwrap();
+    let name = String::from_utf8_lossy(&key).into_owned();
+    assert_eq!(got.kvs()[0].lease(), id, "{name}");
+    let left = client.lease_time_to_live(id, None).await.unwrap().ttl();
+    assert!(
+        left > granted - 120 && left <= granted,
+        "{name}: {left} s left of {granted}"
+    );
+    client.lease_revoke(id).await.unwrap();
+    assert!(
+        client.get(key, None).await.unwrap().kvs().is_empty(),
+        "{name} outlived its lease"
+    );
+}
+
+/// A loopback port nobody listens on now (the kernel's choice).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

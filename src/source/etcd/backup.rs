@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use etcd_client::{Client, GetOptions};
 use tokio::sync::mpsc;
 
+use super::lease::Ttls;
 use super::{KeyRecord, map_err, prefix_end};
 use crate::engine::events::Job;
 use crate::error::SourceError;
@@ -116,6 +117,7 @@ pub async fn keys(
         .max_decoding_message_size(MAX_RESPONSE_BYTES);
     let mut limit = FIRST_PAGE_KEYS;
     let mut largest = 0usize;
+    let mut ttls = Ttls::default();
     loop {
         let mut opts = GetOptions::new().with_range(end.clone()).with_limit(limit);
         if revision > 0 {
@@ -135,10 +137,17 @@ pub async fn keys(
             revision = page.header().map_or(0, |h| h.revision());
             observed_at = Utc::now();
         }
+        let leases = page.kvs().iter().map(etcd_client::KeyValue::lease);
+        if let Err(e) = ttls.read(client, endpoints, leases, false).await {
+            return Err(fail(&tx, e).await);
+        }
         let mut lines = Vec::with_capacity(page.kvs().len() * 128);
         for kv in page.kvs() {
             largest = largest.max(kv.key().len() + kv.value().len());
-            let record = KeyRecord::from_kv(kv);
+            let mut record = KeyRecord::from_kv(kv);
+            if record.lease != 0 {
+                record.lease_ttl = ttls.known(record.lease);
+            }
             // Serializing a struct of strings and integers cannot fail.
             serde_json::to_writer(&mut lines, &record).unwrap_or_default();
             lines.push(b'\n');
@@ -157,15 +166,50 @@ pub async fn keys(
             _ => break,
         }
     }
+    let mut items = BTreeMap::from([("keys".to_string(), count)]);
+    if ttls.unread > 0 {
+        job.warn(format!(
+            "the TTL of {} leases could not be read (etcd asks for read permission on every key of a lease): \
+             their keys will be restored without a lease; grant the backup's user read on those keys to carry them",
+            ttls.unread
+        ));
+        items.insert("lease_ttls_unread".to_string(), ttls.unread);
+    }
     Ok(BackupMeta {
         revision,
         observed_at,
-        items: BTreeMap::from([("keys".to_string(), count)]),
+        items,
     })
 }
 
 /// Whether a read failed because its response exceeded the client's limit.
 fn too_large(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s)
-        if matches!(s.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted))
+        if matches!(s.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted)
+            // etcd's "required revision has been compacted" is OutOfRange too.
+            && !s.message().contains("compacted"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compacted_revision_is_not_a_page_too_large() {
+        let status = |code, words: &str| {
+            etcd_client::Error::GRpcStatus(tonic::Status::new(code, words.to_string()))
+        };
+        assert!(too_large(&status(
+            tonic::Code::ResourceExhausted,
+            "grpc: received message larger than max"
+        )));
+        assert!(too_large(&status(
+            tonic::Code::OutOfRange,
+            "message length too large"
+        )));
+        assert!(!too_large(&status(
+            tonic::Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted"
+        )));
+    }
 }

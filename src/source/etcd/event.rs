@@ -23,6 +23,10 @@ pub struct EventRecord {
     /// The lease the key is attached to (0: none).
     #[serde(default)]
     pub lease: i64,
+    /// The lease's remaining TTL in seconds when the stream read it (absent
+    /// in segments written before drtool carried leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

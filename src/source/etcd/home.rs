@@ -557,18 +557,23 @@ impl TargetKind for EtcdKind {
                 )
                 .await;
                 let out = stream.finish(applied).await?;
+                let mut message = format!(
+                    "{} keys created, {} overwritten, {} skipped in {}",
+                    out.created,
+                    out.overwritten,
+                    out.skipped,
+                    connection.endpoints.join(",")
+                );
+                if let Some(leases) = out.leases.in_words() {
+                    message.push_str(&format!(" ({leases})"));
+                }
                 Ok(Applied {
-                    message: format!(
-                        "{} keys created, {} overwritten, {} skipped in {}",
-                        out.created,
-                        out.overwritten,
-                        out.skipped,
-                        connection.endpoints.join(",")
-                    ),
+                    message,
                     counts: BTreeMap::from([
                         ("created".to_string(), out.created),
                         ("overwritten".to_string(), out.overwritten),
                         ("skipped".to_string(), out.skipped),
+                        ("leases".to_string(), out.leases.leases),
                     ]),
                     failures: Vec::new(),
                 })

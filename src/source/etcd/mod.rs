@@ -13,10 +13,12 @@ mod error;
 mod event;
 mod home;
 mod init;
+mod lease;
 mod options;
 mod replay;
 mod restore;
 mod scratch;
+pub mod snapfile;
 pub mod stream;
 
 pub use config::{
@@ -96,6 +98,10 @@ pub struct KeyRecord {
     pub mod_revision: i64,
     pub version: i64,
     pub lease: i64,
+    /// The lease's remaining TTL in seconds when the backup read it (absent
+    /// in points written before drtool carried leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<i64>,
 }
 
 impl KeyRecord {
@@ -108,6 +114,7 @@ impl KeyRecord {
             mod_revision: kv.mod_revision(),
             version: kv.version(),
             lease: kv.lease(),
+            lease_ttl: None,
         }
     }
 
@@ -295,6 +302,7 @@ mod tests {
             mod_revision: 2,
             version: 1,
             lease: 0,
+            lease_ttl: None,
         };
         let line = serde_json::to_string(&r).map_err(|e| e.to_string())?;
         assert!(!line.contains("\"key\""));

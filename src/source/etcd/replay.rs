@@ -11,10 +11,11 @@ use std::collections::HashSet;
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, Txn, TxnOp};
+use etcd_client::{Client, PutOptions, Txn, TxnOp};
 use tokio::sync::mpsc;
 
 use super::event::{EventOp, EventRecord};
+use super::lease::{Granted, SourceLease, lease_missing};
 use super::{MAX_TXN_OPS, map_err};
 use crate::engine::events::Job;
 use crate::engine::kind::Applied;
@@ -30,12 +31,14 @@ pub struct Replayed {
     pub revisions: u64,
     pub puts: u64,
     pub deletes: u64,
-    /// Puts of keys that had a lease in the source: written without one.
-    pub unleased: u64,
+    /// The leases granted for the puts, and the puts written unleased.
+    pub leases: Granted,
     /// Events outside the restore's prefix, or drill canary markers.
     pub left_out: u64,
-    /// The last revision replayed.
+    /// The last revision replayed (read into a transaction).
     pub reached: u64,
+    /// The last revision of the last transaction the target took.
+    pub committed: u64,
     /// Transactions sent, and revisions that had to be split over several.
     pub transactions: u64,
     pub split: u64,
@@ -54,11 +57,8 @@ impl Replayed {
                 self.split
             ));
         }
-        if self.unleased > 0 {
-            message.push_str(&format!(
-                " ({} keys had a lease in the source and were written without one)",
-                self.unleased
-            ));
+        if let Some(leases) = self.leases.in_words() {
+            message.push_str(&format!(" ({leases})"));
         }
         Applied {
             message,
@@ -80,11 +80,12 @@ pub struct Scope<'a> {
     pub max_request_bytes: u64,
 }
 
-/// One operation of a revision, with its key and size.
+/// One operation of a revision, with its key, size and the lease it needs.
 struct Op {
     key: Vec<u8>,
     op: TxnOp,
     size: usize,
+    lease: Option<SourceLease>,
 }
 
 /// The transaction being filled: whole revisions with disjoint keys.
@@ -93,6 +94,8 @@ struct Batch {
     ops: Vec<TxnOp>,
     keys: HashSet<Vec<u8>>,
     bytes: usize,
+    /// The leases its puts are attached to: granted before it is sent.
+    leases: Vec<SourceLease>,
 }
 
 impl Batch {
@@ -108,6 +111,7 @@ impl Batch {
             self.bytes += o.size;
             self.keys.insert(o.key);
             self.ops.push(o.op);
+            self.leases.extend(o.lease);
         }
     }
 }
@@ -215,30 +219,56 @@ impl Writer<'_> {
         if batch.ops.is_empty() {
             return Ok(());
         }
-        let ops = std::mem::take(batch).ops;
+        let Batch { ops, leases, .. } = std::mem::take(batch);
         out.transactions += 1;
         let done = out.reached;
-        self.client
-            .txn(Txn::new().and_then(ops))
-            .await
-            .map_err(|e| {
-                Error::from(map_err(self.endpoints, "replay transaction", e)).noted(format!(
-                    "the transaction ending at revision {done} was not written; restore again to finish"
-                ))
-            })?;
-        Ok(())
+        // A lease granted earlier may have run out since (a short TTL during
+        // a long replay): then it is granted again and the transaction sent
+        // once more.
+        let mut again = true;
+        loop {
+            out.leases
+                .grant(self.client, self.endpoints, &leases)
+                .await
+                .map_err(|e| {
+                    Error::from(e).noted(format!(
+                        "the transaction ending at revision {done} was not written; restore again to finish"
+                    ))
+                })?;
+            match self.client.txn(Txn::new().and_then(ops.clone())).await {
+                Ok(_) => {
+                    out.committed = done;
+                    return Ok(());
+                }
+                Err(e) if again && lease_missing(&e) => {
+                    out.leases.forget(leases.iter().map(|l| l.id));
+                    again = false;
+                }
+                Err(e) => {
+                    return Err(Error::from(map_err(self.endpoints, "replay transaction", e))
+                        .noted(format!(
+                            "the transaction ending at revision {done} was not written; restore again to finish"
+                        )));
+                }
+            }
+        }
     }
 }
 
+/// Stops a cancelled replay, saying the state the target holds: that of
+/// the last transaction it took (revisions read into the next one were not
+/// written).
 fn stop_if_cancelled(job: &Job, out: &Replayed) -> Result<(), Error> {
-    if job.is_cancelled() {
-        return Err(Error::cancelled(format!(
-            "the stream's replay was cancelled after revision {} ({} revisions replayed); \
-             the cluster holds the state of that revision",
-            out.reached, out.revisions
-        )));
+    if !job.is_cancelled() {
+        return Ok(());
     }
-    Ok(())
+    let holds = match out.committed {
+        0 => "no replayed change was written: the cluster holds the base point's state".to_string(),
+        rev => format!("the cluster holds the state of revision {rev}"),
+    };
+    Err(Error::cancelled(format!(
+        "the stream's replay was cancelled; {holds}; restore again to replay the rest"
+    )))
 }
 
 /// The operation of one event, or none when it is outside the restore.
@@ -257,6 +287,7 @@ fn op_of(ev: &EventRecord, scope: &Scope<'_>, out: &mut Replayed) -> Result<Opti
         mod_revision: 0,
         version: 0,
         lease: 0,
+        lease_ttl: None,
     };
     let key = record.key_bytes().map_err(bad)?;
     let outside = scope.prefix.is_some_and(|p| !key.starts_with(p.as_bytes()));
@@ -271,13 +302,17 @@ fn op_of(ev: &EventRecord, scope: &Scope<'_>, out: &mut Replayed) -> Result<Opti
         EventOp::Put => {
             let value = record.value_bytes().map_err(bad)?;
             out.puts += 1;
-            if ev.lease != 0 {
-                out.unleased += 1;
+            // A lease is granted under its source id (see `lease`).
+            let lease = SourceLease::of(ev.lease, ev.lease_ttl).filter(|l| l.ttl.is_some());
+            if ev.lease != 0 && lease.is_none() {
+                out.leases.unleased += 1;
             }
+            let options = lease.map(|l| PutOptions::new().with_lease(l.id));
             Op {
                 size: key.len() + value.len() + PER_OP_OVERHEAD,
-                op: TxnOp::put(key.clone(), value, None),
+                op: TxnOp::put(key.clone(), value, options),
                 key,
+                lease,
             }
         }
         EventOp::Delete => {
@@ -286,6 +321,7 @@ fn op_of(ev: &EventRecord, scope: &Scope<'_>, out: &mut Replayed) -> Result<Opti
                 size: key.len() + PER_OP_OVERHEAD,
                 op: TxnOp::delete(key.clone(), None),
                 key,
+                lease: None,
             }
         }
     }))
@@ -300,7 +336,34 @@ mod tests {
             key: key.as_bytes().to_vec(),
             op: TxnOp::delete(key, None),
             size,
+            lease: None,
         }
+    }
+
+    #[test]
+    fn a_cancelled_replay_names_the_last_revision_the_target_took() {
+        use crate::engine::Operation;
+        use crate::engine::events::Job;
+        let job = Job::unobserved(Operation::Restore);
+        let out = Replayed {
+            reached: 120,
+            committed: 100,
+            ..Replayed::default()
+        };
+        assert!(stop_if_cancelled(&job, &out).is_ok());
+        job.cancel_token().cancel();
+        let said = stop_if_cancelled(&job, &out)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(said.contains("holds the state of revision 100;"), "{said}");
+        assert!(!said.contains("120"), "{said}");
+        let none = Replayed::default();
+        let said = stop_if_cancelled(&job, &none)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(said.contains("holds the base point's state"), "{said}");
     }
 
     #[test]

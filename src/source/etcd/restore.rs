@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use bytes::Bytes;
-use etcd_client::{Client, GetOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{Client, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::EtcdMember;
+use super::lease::{Granted, SourceLease, lease_missing};
 use super::{DEFAULT_MAX_REQUEST_BYTES, EtcdError, KeyRecord, MAX_TXN_OPS, map_err};
 use crate::engine::events::Job;
 use crate::engine::options::Existing;
@@ -37,11 +38,21 @@ pub struct KeysPlan {
 }
 
 /// What replaying did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default)]
 pub struct KeysOutcome {
     pub created: u64,
     pub overwritten: u64,
     pub skipped: u64,
+    /// The leases granted for the keys written, and the keys written unleased.
+    pub leases: Granted,
+}
+
+/// One key of a point, as a restore writes it.
+#[derive(Debug)]
+struct Kv {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    lease: Option<SourceLease>,
 }
 
 /// Splits a chunk stream into lines without holding more than one line extra.
@@ -102,7 +113,7 @@ struct Batches {
     left_out: u64,
     budget: usize,
     /// A record read for the previous batch that did not fit in it.
-    carry: Option<(Vec<u8>, Vec<u8>)>,
+    carry: Option<Kv>,
     in_point: u64,
 }
 
@@ -126,7 +137,7 @@ impl Batches {
     }
 
     /// The next selected record, or none at the end of the payload.
-    async fn record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, SourceError> {
+    async fn record(&mut self) -> Result<Option<Kv>, SourceError> {
         if let Some(r) = self.carry.take() {
             return Ok(Some(r));
         }
@@ -149,20 +160,24 @@ impl Batches {
                 continue;
             }
             let value = record.value_bytes().map_err(|e| bad(e.to_string()))?;
-            return Ok(Some((key, value)));
+            return Ok(Some(Kv {
+                key,
+                value,
+                lease: SourceLease::of(record.lease, record.lease_ttl),
+            }));
         }
         Ok(None)
     }
 
     /// The next transaction's records; empty at the end of the payload.
-    async fn next(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SourceError> {
+    async fn next(&mut self) -> Result<Vec<Kv>, SourceError> {
         let mut batch = Vec::with_capacity(MAX_TXN_OPS);
         let mut bytes = 0;
         while batch.len() < MAX_TXN_OPS {
             let Some(record) = self.record().await? else {
                 break;
             };
-            let size = record.0.len() + record.1.len() + PER_OP_OVERHEAD;
+            let size = record.key.len() + record.value.len() + PER_OP_OVERHEAD;
             if !batch.is_empty() && bytes + size > self.budget {
                 self.carry = Some(record);
                 break;
@@ -178,11 +193,11 @@ impl Batches {
 async fn existing_in(
     client: &mut Client,
     endpoints: &[String],
-    batch: &[(Vec<u8>, Vec<u8>)],
+    batch: &[Kv],
 ) -> Result<Vec<bool>, SourceError> {
     let ops: Vec<TxnOp> = batch
         .iter()
-        .map(|(k, _)| TxnOp::get(k.clone(), Some(GetOptions::new().with_count_only())))
+        .map(|kv| TxnOp::get(kv.key.clone(), Some(GetOptions::new().with_count_only())))
         .collect();
     let resp = client
         .txn(Txn::new().and_then(ops))
@@ -214,13 +229,13 @@ pub async fn plan_keys(
             return Ok(plan);
         }
         let exists = existing_in(client, endpoints, &batch).await?;
-        for ((key, _), e) in batch.iter().zip(exists) {
+        for (kv, e) in batch.iter().zip(exists) {
             plan.selected += 1;
             if e {
                 plan.existing += 1;
                 if plan.existing_examples.len() < 5 {
                     plan.existing_examples
-                        .push(String::from_utf8_lossy(key).into_owned());
+                        .push(String::from_utf8_lossy(&kv.key).into_owned());
                 }
             } else {
                 plan.create += 1;
@@ -230,7 +245,8 @@ pub async fn plan_keys(
 }
 
 /// Replays the keys into the cluster, one transaction per batch of at most
-/// [`MAX_TXN_OPS`] puts. Leases are not carried over: keys come back without one.
+/// [`MAX_TXN_OPS`] puts. A key with a lease comes back attached to it, the
+/// lease granted first under its source id with the TTL the point holds.
 /// A cancellation stops between transactions; the error says how many keys
 /// were already written.
 pub async fn apply_keys(
@@ -258,31 +274,39 @@ pub async fn apply_keys(
         }
         let exists = existing_in(client, endpoints, &batch).await?;
         let before = out.created + out.overwritten;
-        let last_key = batch.last().map(|(k, _)| k.clone()).unwrap_or_default();
-        let mut ops = Vec::with_capacity(batch.len());
-        for ((key, value), e) in batch.into_iter().zip(exists) {
+        let last_key = batch.last().map(|kv| kv.key.clone()).unwrap_or_default();
+        let mut puts = Vec::with_capacity(batch.len());
+        for (kv, e) in batch.into_iter().zip(exists) {
             match (e, existing) {
-                (false, _) => {
-                    out.created += 1;
-                    ops.push(TxnOp::put(key, value, None));
+                (false, _) => out.created += 1,
+                (true, Existing::Overwrite) => out.overwritten += 1,
+                (true, Existing::Skip) => {
+                    out.skipped += 1;
+                    continue;
                 }
-                (true, Existing::Overwrite) => {
-                    out.overwritten += 1;
-                    ops.push(TxnOp::put(key, value, None));
-                }
-                (true, Existing::Skip) => out.skipped += 1,
                 (true, Existing::Fail) => {
                     return Err(EtcdError::KeyAppeared {
-                        key: String::from_utf8_lossy(&key).into_owned(),
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
                         written: out.created + out.overwritten,
                     }
                     .into());
                 }
             }
+            puts.push(kv);
         }
-        if !ops.is_empty() {
+        out.leases.unleased += puts
+            .iter()
+            .filter(|kv| kv.lease.is_some_and(|l| l.ttl.is_none()))
+            .count() as u64;
+        if !puts.is_empty() {
             let written = out.created + out.overwritten;
-            client.txn(Txn::new().and_then(ops)).await.map_err(|e| {
+            let leased = put_leased(client, endpoints, puts, &mut out.leases).await;
+            let leased = leased.map_err(|e| {
+                Error::from(e).noted(format!(
+                    "{before} keys were written before it; run the restore again with --existing overwrite or skip to finish it"
+                ))
+            })?;
+            leased.map_err(|e| {
                 let e = map_err(endpoints, "put transaction", e);
                 match e {
                     SourceError::Failed { what, detail } => Error::from(SourceError::Failed {
@@ -303,6 +327,38 @@ pub async fn apply_keys(
             })?;
         }
         job.items(out.created + out.overwritten + out.skipped, None);
+    }
+}
+
+/// Writes the keys in one transaction, attached to their leases (granted
+/// first). When a lease ran out in the target since it was granted, its
+/// grant is made again and the transaction sent once more. A lease grant
+/// that fails is the outer error, the transaction's the inner one.
+async fn put_leased(
+    client: &mut Client,
+    endpoints: &[String],
+    puts: Vec<Kv>,
+    granted: &mut Granted,
+) -> Result<Result<(), etcd_client::Error>, SourceError> {
+    let leases: Vec<SourceLease> = puts.iter().filter_map(|kv| kv.lease).collect();
+    let ops: Vec<TxnOp> = puts
+        .into_iter()
+        .map(|kv| {
+            let id = SourceLease::attached(kv.lease);
+            let options = (id != 0).then(|| PutOptions::new().with_lease(id));
+            TxnOp::put(kv.key, kv.value, options)
+        })
+        .collect();
+    let mut again = true;
+    loop {
+        granted.grant(client, endpoints, &leases).await?;
+        match client.txn(Txn::new().and_then(ops.clone())).await {
+            Err(e) if again && lease_missing(&e) => {
+                granted.forget(leases.iter().map(|l| l.id));
+                again = false;
+            }
+            other => return Ok(other.map(|_| ())),
+        }
     }
 }
 
@@ -421,6 +477,7 @@ mod tests {
             mod_revision: 1,
             version: 1,
             lease: 0,
+            lease_ttl: None,
         };
         serde_json::to_string(&r).unwrap_or_default() + "\n"
     }
@@ -446,7 +503,10 @@ mod tests {
             if b.is_empty() {
                 return out;
             }
-            out.push((b.len(), b.iter().map(|(k, v)| k.len() + v.len()).sum()));
+            out.push((
+                b.len(),
+                b.iter().map(|kv| kv.key.len() + kv.value.len()).sum(),
+            ));
         }
     }
 

@@ -26,6 +26,7 @@ use super::EtcdPlan;
 use super::backup::MAX_RESPONSE_BYTES;
 use super::event::{EventOp, EventRecord};
 use super::home::{EtcdKind, spec};
+use super::lease::Ttls;
 use super::replay::{Scope, replay};
 use super::{Connection, EtcdConsistency, EtcdMode, KEYS_NAME, in_words};
 use crate::archive::Manifest;
@@ -144,7 +145,7 @@ impl Pending {
     }
 }
 
-fn record_of(ev: &etcd_client::Event) -> Option<EventRecord> {
+fn record_of(ev: &etcd_client::Event, ttls: &Ttls) -> Option<EventRecord> {
     let kv = ev.kv()?;
     let op = match ev.event_type() {
         EventType::Put => EventOp::Put,
@@ -162,12 +163,16 @@ fn record_of(ev: &etcd_client::Event) -> Option<EventRecord> {
         create_revision: kv.create_revision(),
         version: kv.version(),
         lease: kv.lease(),
+        lease_ttl: match op {
+            EventOp::Put if kv.lease() != 0 => ttls.known(kv.lease()),
+            _ => None,
+        },
     })
 }
 
 /// What one watch response means for the stream: events pushed, progress
 /// noted, or the reason to stop.
-fn take_response(resp: &WatchResponse, pending: &mut Pending) -> Option<StreamStop> {
+fn take_response(resp: &WatchResponse, pending: &mut Pending, ttls: &Ttls) -> Option<StreamStop> {
     if resp.compact_revision() > 0 {
         return Some(StreamStop::HistoryLost(format!(
             "etcd compacted its history up to revision {}, past revision {} the stream needed next",
@@ -192,7 +197,7 @@ fn take_response(resp: &WatchResponse, pending: &mut Pending) -> Option<StreamSt
     }
     let now = Utc::now();
     for ev in resp.events() {
-        if let Some(record) = record_of(ev)
+        if let Some(record) = record_of(ev, ttls)
             && let Err(why) = pending.push(&record, now)
         {
             return Some(StreamStop::HistoryLost(why));
@@ -219,6 +224,7 @@ pub async fn follow(
         Some(p) if !p.is_empty() => (p.as_bytes().to_vec(), options.with_prefix()),
         _ => (vec![0], options.with_all_keys()),
     };
+    let (mut ttls, leases) = (Ttls::default(), client.clone());
     let mut client = client
         .watch_client()
         .max_decoding_message_size(MAX_RESPONSE_BYTES);
@@ -236,7 +242,18 @@ pub async fn follow(
             _ = cancel.cancelled() => break StreamStop::Cancelled,
             msg = watch.message() => match msg {
                 Ok(Some(resp)) => {
-                    if let Some(stop) = take_response(&resp, &mut pending) {
+                    let ids = leased_puts(&resp);
+                    let read = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => None,
+                        r = ttls.read(&leases, &connection.endpoints, ids, true) => Some(r),
+                    };
+                    match read {
+                        None => break StreamStop::Cancelled,
+                        Some(Err(e)) => break StreamStop::Broken(e.to_string()),
+                        Some(Ok(())) => {}
+                    }
+                    if let Some(stop) = take_response(&resp, &mut pending, &ttls) {
                         break stop;
                     }
                     if pending.bytes() as u64 >= settings.max_segment
@@ -267,6 +284,17 @@ pub async fn follow(
         send(&mut pending, &cuts).await;
     }
     stop
+}
+
+/// The leases of a response's puts, whose TTL the segment records (read
+/// again once in a while: a lease kept alive keeps its full TTL).
+fn leased_puts(resp: &WatchResponse) -> Vec<i64> {
+    resp.events()
+        .iter()
+        .filter(|ev| ev.event_type() == EventType::Put)
+        .filter_map(|ev| ev.kv().map(|kv| kv.lease()))
+        .filter(|id| *id != 0)
+        .collect()
 }
 
 async fn send(pending: &mut Pending, cuts: &mpsc::Sender<Cut>) -> bool {
@@ -400,6 +428,7 @@ mod tests {
             create_revision: rev,
             version: 1,
             lease: 0,
+            lease_ttl: None,
         }
     }
 

@@ -26,6 +26,7 @@ fn target(name: &str, kind: &str) -> TargetInfo {
         } else {
             Vec::new()
         },
+        streams: false,
     }
 }
 

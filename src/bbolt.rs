@@ -1,0 +1,538 @@
+//! A read-only reader of bbolt files (etcd's backend, and so its snapshot
+//! files), written from the file format: two meta pages, then branch, leaf
+//! and overflow pages of B+trees whose leaves hold keys, values and nested
+//! buckets. Pages are read with positioned reads as the walk reaches them;
+//! nothing holds the file in memory. Every offset, size and page id is
+//! checked against the page and the file before it is used, so a damaged
+//! or hostile file is an error naming where it went wrong, never a panic
+//! or a read outside the file.
+//!
+//! The layout (little-endian, as bbolt writes it on amd64 and arm64):
+//! - page header, 16 bytes: id u64, flags u16, count u16, overflow u32; a
+//!   page with `overflow` n spans n + 1 pages;
+//! - meta page (pages 0 and 1; the valid one with the higher txid counts):
+//!   magic u32 0xED0CDAED, version u32 2, page size u32, flags u32, root
+//!   bucket {root u64, sequence u64}, freelist u64, high water pgid u64,
+//!   txid u64, FNV-1a 64 checksum of the 56 bytes before it;
+//! - branch element, 16 bytes: pos u32, ksize u32, child pgid u64 (the key
+//!   at the element's address plus pos);
+//! - leaf element, 16 bytes: flags u32 (1: the value is a bucket), pos u32,
+//!   ksize u32, vsize u32 (key then value at the element's address plus pos);
+//! - a bucket value: {root u64, sequence u64}; root 0 means an inline
+//!   bucket, whose one leaf page follows in the value itself.
+//!
+//! A freelist is never read (etcd snapshots store none).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+const MAGIC: u32 = 0xED0C_DAED;
+const VERSION: u32 = 2;
+const HEADER: usize = 16;
+const ELEMENT: usize = 16;
+const BRANCH: u16 = 0x01;
+const LEAF: u16 = 0x02;
+const META: u16 = 0x04;
+const BUCKET_LEAF: u32 = 0x01;
+/// The deepest tree walked: bbolt's are a handful of levels; a deeper one
+/// is a cycle in a damaged file.
+const MAX_DEPTH: usize = 64;
+/// A page larger than this is not one bbolt writes (it allows up to 64 KiB
+/// page sizes; an overflow run can be long, but not longer than the file).
+const MAX_PAGE_SIZE: u32 = 1 << 16;
+const MIN_PAGE_SIZE: u32 = 512;
+
+/// A malformed or unreadable file, with where it went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum BoltError {
+    #[error("cannot read {path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+    #[error("{path} is not a bbolt file drtool can read: {at}: {detail}")]
+    Malformed {
+        path: PathBuf,
+        at: String,
+        detail: String,
+    },
+}
+
+/// The meta page in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub page_size: u32,
+    pub root: u64,
+    pub freelist: u64,
+    /// The first page id past the data.
+    pub high_water: u64,
+    pub txid: u64,
+}
+
+/// An open bbolt file.
+#[derive(Debug)]
+pub struct Db {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    meta: Meta,
+}
+
+/// A bucket: a tree rooted at a page, or inline (its one leaf page held in
+/// its parent's value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bucket {
+    Root(u64),
+    Inline(Vec<u8>),
+}
+
+/// One leaf entry: a key and its value, or a nested bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub bucket: bool,
+}
+
+/// A page's bytes (its overflow pages included) and the id it was read as.
+struct Page {
+    id: u64,
+    bytes: Vec<u8>,
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// FNV-1a, 64 bits: bbolt's meta checksum.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The meta of a meta page's bytes (from its header on), or why not.
+fn read_meta(page: &[u8]) -> Result<Meta, String> {
+    let short = || "the meta page is cut short".to_string();
+    let flags = u16_at(page, 8).ok_or_else(short)?;
+    if flags & META == 0 {
+        return Err(format!("page flags {flags:#x} are not a meta page's"));
+    }
+    let m = page.get(HEADER..HEADER + 64).ok_or_else(short)?;
+    let magic = u32_at(m, 0).ok_or_else(short)?;
+    if magic != MAGIC {
+        return Err(format!("magic {magic:#010x}, not bbolt's {MAGIC:#010x}"));
+    }
+    let version = u32_at(m, 4).ok_or_else(short)?;
+    if version != VERSION {
+        return Err(format!("format version {version}, not {VERSION}"));
+    }
+    let stored = u64_at(m, 56).ok_or_else(short)?;
+    if fnv1a(&m[..56]) != stored {
+        return Err("its checksum does not match its contents".into());
+    }
+    let page_size = u32_at(m, 8).ok_or_else(short)?;
+    if !(MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(format!("page size {page_size} is not one bbolt uses"));
+    }
+    Ok(Meta {
+        page_size,
+        root: u64_at(m, 16).ok_or_else(short)?,
+        freelist: u64_at(m, 32).ok_or_else(short)?,
+        high_water: u64_at(m, 40).ok_or_else(short)?,
+        txid: u64_at(m, 48).ok_or_else(short)?,
+    })
+}
+
+impl Db {
+    /// Opens the file and reads its meta pages.
+    pub fn open(path: &Path) -> Result<Db, BoltError> {
+        let io = |e: std::io::Error| BoltError::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut db = Db {
+            file,
+            path: path.to_path_buf(),
+            len,
+            meta: Meta {
+                page_size: 4096,
+                root: 0,
+                freelist: 0,
+                high_water: 0,
+                txid: 0,
+            },
+        };
+        // Page 0 says the page size; page 1 is there. Either may be the one
+        // a crash left half written: the valid one with the higher txid counts.
+        let first = db.read_at(0, HEADER + 64, "meta page 0")?;
+        let zero = read_meta(&first);
+        let size = zero.as_ref().map_or(4096, |m| u64::from(m.page_size));
+        let one = match db.read_at(size, HEADER + 64, "meta page 1") {
+            Ok(b) => read_meta(&b),
+            Err(e) => Err(e.to_string()),
+        };
+        db.meta = match (zero, one) {
+            (Ok(a), Ok(b)) => {
+                if b.txid > a.txid && b.page_size == a.page_size {
+                    b
+                } else {
+                    a
+                }
+            }
+            (Ok(a), Err(_)) => a,
+            (Err(_), Ok(b)) => b,
+            (Err(a), Err(b)) => {
+                return Err(db.bad("meta pages", format!("page 0: {a}; page 1: {b}")));
+            }
+        };
+        let pages = len / u64::from(db.meta.page_size);
+        if db.meta.high_water > pages {
+            return Err(db.bad(
+                "meta page",
+                format!(
+                    "it says {} pages, the file holds {pages}: the file is cut short",
+                    db.meta.high_water
+                ),
+            ));
+        }
+        Ok(db)
+    }
+
+    pub fn meta(&self) -> Meta {
+        self.meta
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn bad(&self, at: impl Into<String>, detail: impl Into<String>) -> BoltError {
+        BoltError::Malformed {
+            path: self.path.clone(),
+            at: at.into(),
+            detail: detail.into(),
+        }
+    }
+
+    fn read_at(&self, offset: u64, n: usize, what: &str) -> Result<Vec<u8>, BoltError> {
+        let end = offset.checked_add(n as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(self.bad(
+                what,
+                format!("it lies past the end of the {}-byte file", self.len),
+            ));
+        }
+        let mut buf = vec![0; n];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| BoltError::Io {
+                path: self.path.clone(),
+                detail: format!("{what}: {e}"),
+            })?;
+        Ok(buf)
+    }
+
+    /// Page `id` with its overflow pages, checked to be one of the data's.
+    fn page(&self, id: u64) -> Result<Page, BoltError> {
+        let size = u64::from(self.meta.page_size);
+        let at = format!("page {id}");
+        if id < 2 || id >= self.meta.high_water {
+            return Err(self.bad(
+                at,
+                format!(
+                    "no such data page (the data holds pages 2 to {})",
+                    self.meta.high_water.saturating_sub(1)
+                ),
+            ));
+        }
+        let head = self.read_at(id * size, HEADER, &at)?;
+        let stored = u64_at(&head, 0).unwrap_or_default();
+        if stored != id {
+            return Err(self.bad(at, format!("its header names page {stored}")));
+        }
+        let overflow = u64::from(u32_at(&head, 12).unwrap_or_default());
+        if id + overflow >= self.meta.high_water {
+            return Err(self.bad(
+                at,
+                format!("its {overflow} overflow pages run past the data"),
+            ));
+        }
+        let bytes = self.read_at(id * size, ((overflow + 1) * size) as usize, &at)?;
+        Ok(Page { id, bytes })
+    }
+
+    /// The root bucket: the top-level buckets, by name.
+    pub fn root(&self) -> Bucket {
+        Bucket::Root(self.meta.root)
+    }
+
+    /// A top-level bucket by name (none when the file has no such bucket).
+    pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket>, BoltError> {
+        let mut c = self.cursor(&self.root());
+        while let Some(e) = c.next_entry()? {
+            if e.key == name {
+                if !e.bucket {
+                    return Err(self.bad(
+                        format!("bucket {:?}", String::from_utf8_lossy(name)),
+                        "the root holds it as a value, not a bucket",
+                    ));
+                }
+                return self.bucket_of(&e.value).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The bucket a bucket value names.
+    pub fn bucket_of(&self, value: &[u8]) -> Result<Bucket, BoltError> {
+        let root = u64_at(value, 0)
+            .ok_or_else(|| self.bad("a bucket value", "it is shorter than a bucket header"))?;
+        if root == 0 {
+            let page = value.get(16..).unwrap_or_default().to_vec();
+            Ok(Bucket::Inline(page))
+        } else {
+            Ok(Bucket::Root(root))
+        }
+    }
+
+    /// Walks the bucket's entries in key order.
+    pub fn cursor(&self, bucket: &Bucket) -> Cursor<'_> {
+        Cursor {
+            db: self,
+            start: Some(bucket.clone()),
+            stack: Vec::new(),
+        }
+    }
+
+    /// The bucket's root page: its tree's, or the inline one in its value.
+    fn top(&self, bucket: &Bucket) -> Result<Page, BoltError> {
+        match bucket {
+            Bucket::Inline(b) => Ok(Page {
+                id: 0,
+                bytes: b.clone(),
+            }),
+            Bucket::Root(id) => self.page(*id),
+        }
+    }
+
+    fn too_deep(&self, id: u64) -> BoltError {
+        self.bad(
+            format!("page {id}"),
+            "the tree is deeper than any bbolt writes (a cycle?)",
+        )
+    }
+
+    /// The leaf reached from the bucket's root taking, at each branch, the
+    /// child `choose` names (or an empty page on the way).
+    fn descend(
+        &self,
+        bucket: &Bucket,
+        mut choose: impl FnMut(&Page, &Node) -> Result<usize, BoltError>,
+    ) -> Result<(Page, Node), BoltError> {
+        let mut page = self.top(bucket)?;
+        for _ in 0..MAX_DEPTH {
+            let node = self.node(&page)?;
+            if node.kind == Kind::Leaf || node.count == 0 {
+                return Ok((page, node));
+            }
+            let child = self.branch_child(&page, choose(&page, &node)?)?;
+            page = self.page(child)?;
+        }
+        Err(self.too_deep(page.id))
+    }
+
+    /// The bucket's last entry (the largest key), reading only the pages on
+    /// the rightmost path.
+    pub fn last(&self, bucket: &Bucket) -> Result<Option<Entry>, BoltError> {
+        let (page, node) = self.descend(bucket, |_, node| Ok(node.count - 1))?;
+        match node.count {
+            0 => Ok(None),
+            n => self.leaf_entry(&page, n - 1).map(Some),
+        }
+    }
+
+    /// The value of `key` in the bucket (none when absent), reading one page
+    /// per level: the child whose first key is the last at or below `key`.
+    pub fn get(&self, bucket: &Bucket, key: &[u8]) -> Result<Option<Entry>, BoltError> {
+        let (page, node) = self.descend(bucket, |page, node| {
+            // The first element whose key is above `key`; its left
+            // neighbour holds it (the first child when none is).
+            let (mut lo, mut hi) = (0, node.count);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.branch_key(page, mid)? <= key {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            Ok(lo.saturating_sub(1))
+        })?;
+        if node.kind != Kind::Leaf {
+            return Ok(None);
+        }
+        let (mut lo, mut hi) = (0, node.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.leaf_entry(&page, mid)?;
+            match e.key.as_slice().cmp(key) {
+                std::cmp::Ordering::Equal => return Ok(Some(e)),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        Ok(None)
+    }
+
+    fn branch_key<'p>(&self, page: &'p Page, i: usize) -> Result<&'p [u8], BoltError> {
+        let e = HEADER + i * ELEMENT;
+        let pos = u32_at(&page.bytes, e).unwrap_or_default();
+        let ksize = u32_at(&page.bytes, e + 4).unwrap_or_default();
+        self.span(page, i, pos, ksize, "key")
+    }
+
+    fn node(&self, page: &Page) -> Result<Node, BoltError> {
+        let at = || format!("page {}", page.id);
+        let flags = u16_at(&page.bytes, 8)
+            .ok_or_else(|| self.bad(at(), "it is shorter than a page header"))?;
+        let count = usize::from(u16_at(&page.bytes, 10).unwrap_or_default());
+        let kind = match flags {
+            BRANCH => Kind::Branch,
+            LEAF => Kind::Leaf,
+            other => {
+                return Err(self.bad(
+                    at(),
+                    format!("flags {other:#x}: neither a branch nor a leaf page"),
+                ));
+            }
+        };
+        if HEADER + count * ELEMENT > page.bytes.len() {
+            return Err(self.bad(at(), format!("{count} elements do not fit in the page")));
+        }
+        Ok(Node { kind, count })
+    }
+
+    /// The slice `len` bytes long at `pos` from element `i`'s address.
+    fn span<'p>(
+        &self,
+        page: &'p Page,
+        i: usize,
+        pos: u32,
+        len: u32,
+        what: &str,
+    ) -> Result<&'p [u8], BoltError> {
+        let start = (HEADER + i * ELEMENT).checked_add(pos as usize);
+        let end = start.and_then(|s| s.checked_add(len as usize));
+        match (start, end) {
+            (Some(s), Some(e)) if e <= page.bytes.len() => Ok(&page.bytes[s..e]),
+            _ => Err(self.bad(
+                format!("page {}, element {i}", page.id),
+                format!("its {what} ({len} bytes at {pos}) lies outside the page"),
+            )),
+        }
+    }
+
+    fn leaf_entry(&self, page: &Page, i: usize) -> Result<Entry, BoltError> {
+        let e = HEADER + i * ELEMENT;
+        let b = &page.bytes;
+        let (flags, pos, ksize, vsize) = (
+            u32_at(b, e).unwrap_or_default(),
+            u32_at(b, e + 4).unwrap_or_default(),
+            u32_at(b, e + 8).unwrap_or_default(),
+            u32_at(b, e + 12).unwrap_or_default(),
+        );
+        let both = ksize.checked_add(vsize).ok_or_else(|| {
+            self.bad(
+                format!("page {}, element {i}", page.id),
+                "its key and value sizes overflow",
+            )
+        })?;
+        let kv = self.span(page, i, pos, both, "key and value")?;
+        let (key, value) = kv.split_at(ksize as usize);
+        Ok(Entry {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            bucket: flags & BUCKET_LEAF != 0,
+        })
+    }
+
+    fn branch_child(&self, page: &Page, i: usize) -> Result<u64, BoltError> {
+        let e = HEADER + i * ELEMENT;
+        Ok(u64_at(&page.bytes, e + 8).unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Branch,
+    Leaf,
+}
+
+struct Node {
+    kind: Kind,
+    count: usize,
+}
+
+/// An in-order walk of one bucket's tree.
+pub struct Cursor<'a> {
+    db: &'a Db,
+    start: Option<Bucket>,
+    /// The pages from the root down, each with the next element to visit.
+    stack: Vec<(Page, Node, usize)>,
+}
+
+impl Cursor<'_> {
+    /// The next entry in key order, or none at the end.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, BoltError> {
+        if let Some(b) = self.start.take() {
+            let page = self.db.top(&b)?;
+            let node = self.db.node(&page)?;
+            self.stack.push((page, node, 0));
+        }
+        loop {
+            let Some((page, node, next)) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            if *next >= node.count {
+                self.stack.pop();
+                continue;
+            }
+            let i = *next;
+            *next += 1;
+            match node.kind {
+                Kind::Leaf => return self.db.leaf_entry(page, i).map(Some),
+                Kind::Branch => {
+                    let child = self.db.branch_child(page, i)?;
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(self.db.too_deep(child));
+                    }
+                    let page = self.db.page(child)?;
+                    let node = self.db.node(&page)?;
+                    self.stack.push((page, node, 0));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_is_the_64_bit_variant() {
+        // Reference values of FNV-1a 64.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}
