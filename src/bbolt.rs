@@ -310,6 +310,7 @@ impl Db {
             db: self,
             start: Some(bucket.clone()),
             stack: Vec::new(),
+            visited: 0,
         }
     }
 
@@ -488,6 +489,10 @@ pub struct Cursor<'a> {
     start: Option<Bucket>,
     /// The pages from the root down, each with the next element to visit.
     stack: Vec<(Page, Node, usize)>,
+    /// Pages read so far: a walk of a sound tree reads each page once, so
+    /// more than the file holds is a page reached twice (branches of a
+    /// damaged file pointing at one subtree), which would never end.
+    visited: u64,
 }
 
 impl Cursor<'_> {
@@ -514,6 +519,13 @@ impl Cursor<'_> {
                     let child = self.db.branch_child(page, i)?;
                     if self.stack.len() >= MAX_DEPTH {
                         return Err(self.db.too_deep(child));
+                    }
+                    self.visited += 1;
+                    if self.visited > self.db.meta.high_water {
+                        return Err(self.db.bad(
+                            format!("page {child}"),
+                            "the walk has read more pages than the file holds (a page reached twice)",
+                        ));
                     }
                     let page = self.db.page(child)?;
                     let node = self.db.node(&page)?;

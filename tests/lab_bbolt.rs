@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use drtool::source::etcd::snapfile::{SnapshotFile, StoredKv};
+use drtool::source::etcd::snapfile::{SnapshotFile, StoredKv, read_all};
 use etcd_client::{Client, CompactionOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 
 /// An etcd of its own, killed when dropped.
@@ -228,7 +228,43 @@ async fn the_reader_sees_what_etcd_serves_at_every_revision_the_file_holds() {
     assert_eq!(big.len(), 3);
     assert_eq!(big[1].value.len(), 1_450_000);
     assert!(snap.live(None, b"").unwrap().len() >= now.len());
+    // The one lease is there with its TTL, as the leased keys name it.
+    let leases = snap.leases().unwrap();
+    let leased = now.iter().find(|kv| kv.key.ends_with(b"leased/0")).unwrap();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[&leased.lease].ttl, 3600);
+    // etcd's own tool says the same of the file.
+    let status = snap.status().unwrap();
+    let theirs = etcd_status(&file);
+    assert_eq!(theirs["revision"], status.revision, "{theirs}");
+    assert_eq!(theirs["totalKey"], status.total_key, "{theirs}");
+    assert_eq!(theirs["totalSize"], status.total_size, "{theirs}");
+    assert_eq!(theirs["hash"], status.hash, "{theirs}");
     drop(etcd);
+}
+
+/// `snapshot status -w json` of `etcdutl` (etcd 3.5 and later) or, where
+/// there is none, of `etcdctl`.
+fn etcd_status(file: &Path) -> serde_json::Value {
+    let tool = ["etcdutl", "etcdctl"]
+        .into_iter()
+        .find(|t| {
+            Command::new(t)
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .expect("etcdutl or etcdctl");
+    let out = Command::new(tool)
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(file)
+        .env("ETCDCTL_API", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -243,10 +279,7 @@ async fn a_cut_or_damaged_file_is_an_error_naming_it_never_a_panic() {
     let damaged = dir.path().join("damaged.db");
     let read = |b: &[u8]| {
         std::fs::write(&damaged, b).unwrap();
-        SnapshotFile::open(&damaged).and_then(|s| {
-            s.revision()?;
-            s.live(None, b"/d/")
-        })
+        read_all(&damaged)
     };
     assert!(read(&bytes).is_ok());
     // Cut anywhere: the meta pages say how long the data is.

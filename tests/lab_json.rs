@@ -181,6 +181,14 @@ async fn every_command_speaks_one_json_contract_in_success_and_failure() {
     let point = backup["items"][0]["point"].as_str().unwrap().to_string();
     assert_eq!(backup["items"][0]["counts"]["keys"], 20, "{backup}");
     let p = point.as_str();
+    // A listing streams its items inside the one document.
+    let listed = check(case(&["ls", "-t", "kv"], 0, "Ls"));
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20, "{listed}");
+    assert_eq!(listed["total"]["items"], 20, "{listed}");
+    assert_eq!(items[3]["name"], format!("{prefix}key-003"));
+    assert_eq!(items[3]["size"], 1024 + 3 * 700);
+    assert_eq!(listed["point"]["id"], p);
     let drill = check(case(
         &[
             "drill",
@@ -247,6 +255,13 @@ async fn every_command_speaks_one_json_contract_in_success_and_failure() {
         ),
         case(&["points"], 0, "Points"),
         case(&["points", "-r", "nowhere"], 2, "Points"),
+        case(
+            &["ls", "-t", "kv", "-r", WEST, "--prefix", &prefix],
+            0,
+            "Ls",
+        ),
+        case(&["ls", "-t", "kv", "--point", missing], 2, "Ls"),
+        case(&["ls", "-t", "kv", "--revision", "5"], 2, "Ls"),
         case(
             &[
                 "points",

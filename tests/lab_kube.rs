@@ -412,6 +412,45 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
             .as_str()
             .is_some_and(|rv| !rv.is_empty())
     );
+    // `drtool ls` lists the same objects from the DR copy, named as
+    // kubectl names them, without restoring anything.
+    let ls = lab
+        .drtool(&cfg)
+        .args(["ls", "-t", "app", "--region", WEST, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let ls: Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let listed = ls["items"].as_array().unwrap();
+    let all: u64 = m["items"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(listed.len() as u64, all, "{:?}", m["items"]);
+    let held_cm = listed
+        .iter()
+        .find(|i| i["name"] == format!("{ns}/held"))
+        .unwrap();
+    assert_eq!(held_cm["kind"], "ConfigMap");
+    assert_eq!(held_cm["details"]["api_version"], "v1");
+    assert!(held_cm["size"].as_u64().unwrap() > 50);
+    let text = lab
+        .drtool(&cfg)
+        .args(["ls", "-t", "app", "--prefix", &format!("{ns}/node-port")])
+        .output()
+        .unwrap();
+    let text = stdout(&text);
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(
+        rows[0].contains("KIND") && rows[0].contains("API VERSION"),
+        "{text}"
+    );
+    assert!(
+        rows[1..].iter().all(|r| r.contains(" Service ")) && rows.len() == 3,
+        "{text}"
+    );
 
     // The namespace is lost in us-east-1; it comes back in us-west-2.
     let release = |context: &str, ns: &str| {

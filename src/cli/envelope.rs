@@ -29,6 +29,9 @@ pub struct Envelope {
     items: Vec<Value>,
     fields: Map<String, Value>,
     errors: Vec<Value>,
+    /// Items already printed (a listing of millions of keys): the document's
+    /// head and its items are out, [`Envelope::print`] closes it.
+    streamed: Option<u64>,
 }
 
 fn value(v: impl Serialize) -> Value {
@@ -82,6 +85,43 @@ impl Envelope {
         self.items(&report.items);
     }
 
+    /// Prints one item at once instead of keeping it (the first one prints
+    /// the document's head). Field order stays that of [`Envelope::finish`].
+    pub fn stream_item(&mut self, kind: &str, item: impl Serialize) {
+        let line = serde_json::to_string(&value(item)).unwrap_or_default();
+        match self.streamed {
+            None => {
+                let head = serde_json::to_string(&json!({
+                    "apiVersion": API_VERSION,
+                    "kind": kind,
+                }))
+                .unwrap_or_default();
+                let head = head.strip_suffix('}').unwrap_or(&head);
+                super::output::out(format_args!("{head},\"items\":[\n{line}"), false);
+            }
+            Some(_) => super::output::out(format_args!(",\n{line}"), false),
+        }
+        self.streamed = Some(self.streamed.unwrap_or(0) + 1);
+    }
+
+    /// Prints the document (or, once items were streamed, the rest of it).
+    pub fn print(self, kind: &str, exit_code: u8) {
+        if self.streamed.is_none() {
+            super::print_json(&self.finish(kind, exit_code));
+            return;
+        }
+        let mut doc = self.finish(kind, exit_code);
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("apiVersion");
+            o.remove("kind");
+            o.remove("items");
+        }
+        let rest = serde_json::to_string(&doc).unwrap_or_default();
+        let rest = rest.strip_prefix('{').unwrap_or(&rest);
+        let sep = if rest == "}" { "" } else { "," };
+        super::output::out(format_args!("\n]{sep}{rest}"), true);
+    }
+
     /// The document, with the command's kind and exit code.
     pub fn finish(self, kind: &str, exit_code: u8) -> Value {
         let mut doc = Map::new();
@@ -107,6 +147,7 @@ pub fn kind(command: Option<&Command>) -> &'static str {
         Command::Backup(_) => "Backup",
         Command::Points(a) if a.command.is_some() => "PointsRetain",
         Command::Points(_) => "Points",
+        Command::Ls(_) => "Ls",
         Command::Restore(_) => "Restore",
         Command::Copy(_) => "Copy",
         Command::Verify(_) => "Verify",

@@ -38,6 +38,7 @@ mod extras;
 mod flags;
 mod gc;
 mod init;
+mod ls;
 mod output;
 mod points;
 mod progress;
@@ -107,6 +108,8 @@ pub enum Command {
     Backup(backup::Args),
     /// List recovery points per region.
     Points(points::Args),
+    /// List what a point holds (etcd keys, namespace objects) without restoring it.
+    Ls(ls::Args),
     /// Restore a target from one region's store into that region (plan first).
     Restore(restore::Args),
     /// Copy existing points from one region to another.
@@ -492,6 +495,7 @@ async fn run(cli: Cli) -> u8 {
     let identity = match command {
         Command::Restore(a) => a.identity.clone(),
         Command::Verify(a) => a.identity.clone(),
+        Command::Ls(a) => a.identity.clone(),
         _ => None,
     };
     let json = cli.output == Output::Json;
@@ -566,7 +570,7 @@ async fn run(cli: Cli) -> u8 {
                 Default::default(),
             );
         }
-        print_json(&envelope.finish(kind, code));
+        envelope.print(kind, code);
     }
     with_output_checked(code)
 }
@@ -593,6 +597,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, Error> {
         Command::Config(ConfigCommand::Check(a)) => config_check::run(ctx, a).await.map(Exit::from),
         Command::Backup(a) => backup::run(ctx, a).await.map(Exit::from),
         Command::Points(a) => points::run(ctx, a).await.map(Exit::from),
+        Command::Ls(a) => ls::run(ctx, a).await.map(Exit::from),
         Command::Restore(a) => restore::run(ctx, a).await.map(Exit::from),
         Command::Copy(a) => copy::run(ctx, a).await.map(Exit::from),
         Command::Verify(a) => verify::run(ctx, a).await.map(Exit::from),

@@ -99,6 +99,7 @@ fn title(e: &JobEvent) -> String {
         Operation::Reach => format!("reach {target} in {region}"),
         Operation::Retain => format!("retain {target}{point} in {region}"),
         Operation::Stream => format!("stream {target}{point}"),
+        Operation::List => format!("list {target}{point} in {region}"),
     }
 }
 

@@ -241,16 +241,101 @@ pub trait TargetKind: Send + Sync {
         None
     }
 
-    /// What `drtool init` can find of this kind, if it can find any.
     /// Continuous protection between points, if the kind can follow its
     /// source (`engine::stream`).
     fn streams(&self) -> Option<&dyn Streams> {
         None
     }
 
+    /// What its points hold, read without restoring them (`drtool ls`),
+    /// if the kind can read its payloads.
+    fn contents(&self) -> Option<&dyn Contents> {
+        None
+    }
+
+    /// What `drtool init` can find of this kind, if it can find any.
     fn discovery(&self) -> Option<&dyn Discovery> {
         None
     }
+}
+
+/// One thing a point holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    /// What it is: `key`, a Kubernetes kind, a dump's `TABLE`.
+    pub kind: String,
+    /// Its name: the key, `namespace/name`, `schema.table`.
+    pub name: String,
+    /// Its size in bytes in the point, where the payload says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Facts of its kind, by the column names of [`Contents::columns`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+/// Which items to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only names that start with this.
+    pub prefix: Option<String>,
+    /// As of this revision, where the point holds history (etcd snapshots).
+    pub revision: Option<u64>,
+}
+
+impl Filter {
+    pub fn wants(&self, name: &[u8]) -> bool {
+        self.prefix
+            .as_ref()
+            .is_none_or(|p| name.starts_with(p.as_bytes()))
+    }
+}
+
+/// Where listed items go, one at a time.
+pub type Sink<'a> = &'a mut (dyn FnMut(Item) -> Result<(), Error> + Send);
+
+/// What a listing found besides its items.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Listed {
+    /// Lines on the point as a whole (its revision, what was left out).
+    pub about: Vec<String>,
+    pub items: u64,
+    /// The sum of the items' sizes.
+    pub bytes: u64,
+}
+
+impl Listed {
+    /// Counts an item and hands it on.
+    pub fn send(&mut self, sink: Sink<'_>, item: Item) -> Result<(), Error> {
+        self.items += 1;
+        self.bytes += item.size.unwrap_or(0);
+        sink(item)
+    }
+}
+
+/// A detail column: its key in [`Item::details`] and its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Column {
+    pub key: &'static str,
+    pub header: &'static str,
+}
+
+/// What a kind's points hold, read from their payload.
+#[async_trait]
+pub trait Contents: TargetKind {
+    /// The detail columns a listing of this point has, in order.
+    fn columns(&self, manifest: &Manifest) -> &'static [Column];
+
+    /// Reads the point's payload and hands each item `filter` wants to
+    /// `sink`, in the payload's order (etcd: key order).
+    async fn list(
+        &self,
+        manifest: &Manifest,
+        data: PointData,
+        filter: &Filter,
+        sink: Sink<'_>,
+        job: &Job,
+    ) -> Result<Listed, Error>;
 }
 
 /// What a kind's discovery is asked to cover.

@@ -34,6 +34,8 @@ pub enum Operation {
     Retain,
     /// Following a source between points (a continuous stream).
     Stream,
+    /// Reading what a point holds (`drtool ls`).
+    List,
 }
 
 impl Operation {
@@ -52,6 +54,7 @@ impl Operation {
             Operation::RestoreTest => "restore-test",
             Operation::Reach => "reach",
             Operation::Stream => "stream",
+            Operation::List => "list",
         }
     }
 }

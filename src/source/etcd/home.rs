@@ -14,6 +14,7 @@ use super::options::{EtcdRestoreOptions, FLAGS, PREFIX};
 use super::restore::{
     KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
+use super::snapkeys::KeyLines;
 use super::{
     Connection, EtcdError, KEYS, KEYS_NAME, PAYLOADS, SNAPSHOT, SNAPSHOT_NAME, connect, drill,
     keys, snapshot,
@@ -114,6 +115,10 @@ pub enum EtcdPlan {
         /// Keys under this (drill canary markers) are not restored.
         #[serde(default)]
         leave_out: Option<String>,
+        /// The point is a snapshot: the keys under `prefix` are read from
+        /// it without etcd (a key-level restore).
+        #[serde(default)]
+        from_snapshot: bool,
     },
     /// Materialize fresh member data dirs from a snapshot.
     EtcdSnapshot {
@@ -160,6 +165,7 @@ pub fn decide_keys(
             counts,
             undo_prefix: None,
             leave_out: None,
+            from_snapshot: false,
         },
         destructive,
     ))
@@ -240,21 +246,30 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
             existing,
             max_request_bytes,
             counts,
+            from_snapshot,
             ..
         } => {
             lines.push(format!(
                 "into       etcd {} (transactions under {max_request_bytes} bytes)",
                 connection.endpoints.join(",")
             ));
-            lines.push(format!(
-                "keys       {} in point, {} selected{}",
-                counts.in_point,
-                counts.selected,
-                prefix
-                    .as_ref()
-                    .map(|p| format!(" by prefix {p:?}"))
-                    .unwrap_or_default()
-            ));
+            if *from_snapshot {
+                lines.push(format!(
+                    "keys       {} under prefix {:?} in the snapshot (read from the file, without etcd; the rest of the cluster is not touched)",
+                    counts.in_point,
+                    prefix.as_deref().unwrap_or_default()
+                ));
+            } else {
+                lines.push(format!(
+                    "keys       {} in point, {} selected{}",
+                    counts.in_point,
+                    counts.selected,
+                    prefix
+                        .as_ref()
+                        .map(|p| format!(" by prefix {p:?}"))
+                        .unwrap_or_default()
+                ));
+            }
             lines.push(format!("create     {}", counts.create));
             if counts.canaries_left_out > 0 {
                 lines.push(format!(
@@ -329,25 +344,28 @@ impl EtcdKind {
             .await
     }
 
+    /// Plans a keys restore: of a keys point, or (`from_snapshot`) of the
+    /// keys under the options' prefix in a snapshot point.
     async fn plan_keys(
         &self,
         req: &PlanRequest<'_>,
         region: &EtcdRegion,
         data: &PointData,
+        from_snapshot: bool,
     ) -> Result<KindPlan, Error> {
         let connection = Connection::of(region);
         let mut client = self.client(&connection).await?;
         req.job
             .phase("verifying the point and comparing with the target");
-        let mut stream = data.stream().await?;
-        let rx = stream.take();
+        let prefix = req.options.own::<EtcdRestoreOptions>()?.prefix;
+        let (stream, rx) =
+            KeyLines::open(data, prefix.as_deref().filter(|_| from_snapshot), req.job).await?;
         // Only a drill's own restore brings drill canary markers back.
         let leave_out = if req.options.with_canaries {
             None
         } else {
             Some(super::drill::canary_root(spec(req.target)?))
         };
-        let prefix = req.options.own::<EtcdRestoreOptions>()?.prefix;
         let counted = plan_keys(
             &mut client,
             &connection.endpoints,
@@ -363,8 +381,14 @@ impl EtcdKind {
             counts,
             req.options,
         )?;
-        if let EtcdPlan::EtcdKeys { leave_out: l, .. } = &mut plan {
+        if let EtcdPlan::EtcdKeys {
+            leave_out: l,
+            from_snapshot: f,
+            ..
+        } = &mut plan
+        {
             *l = leave_out;
+            *f = from_snapshot;
         }
         if let EtcdPlan::EtcdKeys {
             undo_prefix,
@@ -514,7 +538,11 @@ impl TargetKind for EtcdKind {
             return Err(Error::failed("an etcd restore needs a recovery point"));
         };
         match manifest.payload.as_str() {
-            KEYS_NAME => self.plan_keys(&req, region, data).await,
+            KEYS_NAME => self.plan_keys(&req, region, data, false).await,
+            // A prefix of a snapshot point: those keys, into the live cluster.
+            SNAPSHOT_NAME if req.options.own::<EtcdRestoreOptions>()?.prefix.is_some() => {
+                self.plan_keys(&req, region, data, true).await
+            }
             SNAPSHOT_NAME => self.plan_snapshot(&req, region, &manifest.point_id),
             other => Err(EtcdError::NotEtcdPoint {
                 point: manifest.point_id.to_string(),
@@ -538,12 +566,13 @@ impl TargetKind for EtcdKind {
                 existing,
                 max_request_bytes,
                 leave_out,
+                from_snapshot,
                 ..
             } => {
                 let mut client = self.client(&connection).await?;
                 job.phase("replaying keys");
-                let mut stream = data.stream().await?;
-                let rx = stream.take();
+                let (stream, rx) =
+                    KeyLines::open(&data, prefix.as_deref().filter(|_| from_snapshot), job).await?;
                 let applied = apply_keys(
                     &mut client,
                     &connection.endpoints,
@@ -647,6 +676,10 @@ impl TargetKind for EtcdKind {
     }
 
     fn scratch_restores(&self) -> Option<&dyn ScratchRestores> {
+        Some(self)
+    }
+
+    fn contents(&self) -> Option<&dyn crate::engine::kind::Contents> {
         Some(self)
     }
 

@@ -8,6 +8,7 @@
 
 mod backup;
 mod config;
+mod contents;
 pub mod drill;
 mod error;
 mod event;
@@ -19,6 +20,7 @@ mod replay;
 mod restore;
 mod scratch;
 pub mod snapfile;
+mod snapkeys;
 pub mod stream;
 
 pub use config::{
@@ -36,6 +38,7 @@ use crate::archive::PayloadKind;
 use crate::engine::kind::Payload;
 
 pub use backup::{BackupMeta, keys, snapshot};
+pub use contents::key_text;
 pub use error::EtcdError;
 pub use home::{
     EtcdConsistency, EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot,

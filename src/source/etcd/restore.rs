@@ -56,7 +56,7 @@ struct Kv {
 }
 
 /// Splits a chunk stream into lines without holding more than one line extra.
-struct Lines {
+pub(super) struct Lines {
     rx: mpsc::Receiver<Bytes>,
     buf: Vec<u8>,
     line_no: u64,
@@ -64,7 +64,7 @@ struct Lines {
 }
 
 impl Lines {
-    fn new(rx: mpsc::Receiver<Bytes>) -> Lines {
+    pub(super) fn new(rx: mpsc::Receiver<Bytes>) -> Lines {
         Lines {
             rx,
             buf: Vec::new(),
@@ -73,7 +73,7 @@ impl Lines {
         }
     }
 
-    async fn next(&mut self) -> Option<(u64, Vec<u8>)> {
+    pub(super) async fn next(&mut self) -> Option<(u64, Vec<u8>)> {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).take(pos).collect();

@@ -401,6 +401,10 @@ impl TargetKind for NamespaceKind {
         futures::future::join_all(checks).await
     }
 
+    fn contents(&self) -> Option<&dyn crate::engine::kind::Contents> {
+        Some(self)
+    }
+
     fn drills(&self) -> Option<&dyn Drills> {
         Some(self)
     }

@@ -8,6 +8,7 @@
 //! (in `home.rs`) is what the engine sees.
 
 mod config;
+mod contents;
 pub mod drill;
 mod error;
 mod home;

@@ -128,7 +128,7 @@ fn scaled_by_autoscaler(object: &Value) -> bool {
 type TargetObjects = HashMap<String, Live>;
 
 /// Splits a chunk stream into JSON Lines records.
-struct Records {
+pub(super) struct Records {
     rx: mpsc::Receiver<Bytes>,
     buf: Vec<u8>,
     line: u64,
@@ -136,7 +136,16 @@ struct Records {
 }
 
 impl Records {
-    async fn next(&mut self) -> Option<Result<ObjectRecord, SourceError>> {
+    pub(super) fn new(rx: mpsc::Receiver<Bytes>) -> Records {
+        Records {
+            rx,
+            buf: Vec::new(),
+            line: 0,
+            done: false,
+        }
+    }
+
+    pub(super) async fn next(&mut self) -> Option<Result<ObjectRecord, SourceError>> {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
@@ -390,12 +399,7 @@ pub async fn plan(
     opts: &RestoreScope,
     job: &Job,
 ) -> Result<BTreeMap<String, ResourcePlan>, Error> {
-    let mut records = Records {
-        rx: plaintext,
-        buf: Vec::new(),
-        line: 0,
-        done: false,
-    };
+    let mut records = Records::new(plaintext);
     let mut state = TargetState {
         resource: String::new(),
         objects: HashMap::new(),
@@ -790,12 +794,7 @@ async fn apply_into(
     job: &Job,
     out: &mut NamespaceOutcome,
 ) -> Result<(), Error> {
-    let mut records = Records {
-        rx: plaintext,
-        buf: Vec::new(),
-        line: 0,
-        done: false,
-    };
+    let mut records = Records::new(plaintext);
     let mut state = TargetState {
         resource: String::new(),
         objects: HashMap::new(),
@@ -1024,12 +1023,7 @@ mod tests {
         let line = r#"{"group":"","version":"v1","kind":"ConfigMap","plural":"configmaps","namespaced":true,"object":[1]}"#;
         let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
         drop(tx);
-        let mut records = Records {
-            rx,
-            buf: Vec::new(),
-            line: 0,
-            done: false,
-        };
+        let mut records = Records::new(rx);
         let err = records.next().await.and_then(Result::err);
         assert!(
             matches!(&err, Some(SourceError::Integrity { what, .. }) if what == "namespace payload line 1"),

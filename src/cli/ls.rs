@@ -1,0 +1,295 @@
+//! `drtool ls --target T`: what a point holds, without restoring it. Rows
+//! go to stdout as the point is read (a point of a million keys starts
+//! printing at once and never sits in memory); what the point is and a
+//! summary go to stderr. `-o json` streams the items inside the envelope.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::{Ctx, output};
+use crate::archive::PointId;
+use crate::catalog::{PointChoice, parse_time};
+use crate::engine::Verdict;
+use crate::engine::contents::ContentsRequest;
+use crate::engine::kind::{Column, Filter, Item};
+use crate::error::Error;
+use crate::report::human_bytes;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, short = 't')]
+    pub target: String,
+    /// The region whose store is read (default: the target's home region).
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// This point (default: the newest valid one).
+    #[arg(long, conflicts_with = "before")]
+    pub point: Option<PointId>,
+    /// The newest point finished before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub before: Option<String>,
+    /// Only names that start with this: an etcd key prefix, or
+    /// `namespace/name` of namespace objects.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// etcd snapshot points: the keys as of this older revision, where the
+    /// snapshot's history still holds it (a snapshot is downloaded to
+    /// $TMPDIR to be read).
+    #[arg(long, value_name = "N")]
+    pub revision: Option<u64>,
+    /// Sizes as exact byte counts instead of KiB/MiB/GiB.
+    #[arg(long)]
+    pub bytes: bool,
+    /// age identity file for encrypted points.
+    #[arg(long, env = "DRTOOL_AGE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+}
+
+/// Rows kept before the first is printed, to size the columns.
+const SIZING_ROWS: usize = 200;
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
+    let region = match &args.region {
+        Some(r) => r.clone(),
+        None => ctx.engine.target(&args.target)?.home.clone(),
+    };
+    let point = match (&args.point, &args.before) {
+        (Some(id), _) => PointChoice::Id(id.clone()),
+        (None, Some(t)) => PointChoice::Before(parse_time(t)?),
+        (None, None) => PointChoice::Newest,
+    };
+    let filter = Filter {
+        prefix: args.prefix.clone(),
+        revision: args.revision,
+    };
+    let req = ContentsRequest {
+        region: region.clone(),
+        target: args.target.clone(),
+        point,
+        filter: filter.clone(),
+    };
+    let opened = ctx.engine.open_point(&req).await?;
+    let p = opened.point.clone();
+    if !ctx.json() {
+        ctx.sync().await;
+        note(
+            ctx,
+            &format!(
+                "point {} of {} in {} ({}, {}, finished {})",
+                p.id,
+                p.target,
+                region,
+                p.payload_line(),
+                human_bytes(p.plaintext_size),
+                p.finished_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        );
+    }
+    let mut table = Table::new(opened.columns, args.bytes);
+    let listed = {
+        let mut sink = |item: Item| -> Result<(), Error> {
+            if ctx.json() {
+                ctx.emit(|e| e.stream_item("Ls", &item));
+            } else {
+                table.push(item);
+            }
+            match output::stdout_failure() {
+                None => Ok(()),
+                Some(kind) => Err(Error::failed(format!("stdout failed ({kind})"))),
+            }
+        };
+        opened.list(&filter, &mut sink).await
+    };
+    // A reader that stopped reading (`| head`) has what it wanted.
+    if listed.is_err() && output::stdout_failure() == Some(std::io::ErrorKind::BrokenPipe) {
+        return Ok(Verdict::Ok);
+    }
+    if !ctx.json() {
+        table.flush();
+    }
+    let listed = listed?;
+    ctx.sync().await;
+    if ctx.json() {
+        ctx.emit(|e| {
+            e.field("point", &p);
+            e.field("about", &listed.about);
+            e.field(
+                "total",
+                json!({"items": listed.items, "bytes": listed.bytes}),
+            );
+        });
+    } else {
+        for line in &listed.about {
+            note(ctx, line);
+        }
+        note(
+            ctx,
+            &format!(
+                "{} items, {}{}",
+                listed.items,
+                size_text(listed.bytes, args.bytes),
+                match &args.prefix {
+                    Some(prefix) => format!(" under {prefix:?}"),
+                    None => String::new(),
+                }
+            ),
+        );
+    }
+    Ok(Verdict::Ok)
+}
+
+fn note(ctx: &Ctx, line: &str) {
+    if !ctx.quiet {
+        errln!("{line}");
+    }
+}
+
+fn size_text(n: u64, exact: bool) -> String {
+    if exact { n.to_string() } else { human_bytes(n) }
+}
+
+/// A detail's text in a row.
+fn cell(item: &Item, column: &Column) -> String {
+    if column.key == "kind" {
+        return item.kind.clone();
+    }
+    match item.details.get(column.key) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) if column.key.ends_with("_ttl") => format!("{v}s"),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Rows printed as they come, their columns sized on the first ones.
+struct Table {
+    columns: &'static [Column],
+    exact: bool,
+    widths: Option<Vec<usize>>,
+    held: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &'static [Column], exact: bool) -> Table {
+        Table {
+            columns,
+            exact,
+            widths: None,
+            held: Vec::new(),
+        }
+    }
+
+    fn header(&self) -> Vec<String> {
+        std::iter::once("SIZE".to_string())
+            .chain(self.columns.iter().map(|c| c.header.to_string()))
+            .chain(std::iter::once("NAME".to_string()))
+            .collect()
+    }
+
+    fn push(&mut self, item: Item) {
+        let mut row: Vec<String> = std::iter::once(match item.size {
+            Some(n) => size_text(n, self.exact),
+            None => "-".into(),
+        })
+        .chain(self.columns.iter().map(|c| cell(&item, c)))
+        .collect();
+        row.push(item.name);
+        match &self.widths {
+            Some(_) => self.print(&row),
+            None => {
+                self.held.push(row);
+                if self.held.len() >= SIZING_ROWS {
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    /// Sizes the columns on the rows held (at the end: all of them) and
+    /// prints them.
+    fn flush(&mut self) {
+        if self.widths.is_some() {
+            return;
+        }
+        let header = self.header();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.held {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        self.widths = Some(widths);
+        self.print(&header);
+        for row in std::mem::take(&mut self.held) {
+            self.print(&row);
+        }
+    }
+
+    fn print(&self, row: &[String]) {
+        let Some(widths) = &self.widths else {
+            return;
+        };
+        let last = row.len().saturating_sub(1);
+        let mut line = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i == last {
+                line.push_str(c);
+            } else if i == 0 {
+                line.push_str(&format!("{c:>w$}  "));
+            } else {
+                line.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        outln!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    static COLUMNS: [Column; 2] = [
+        Column {
+            key: "mod_revision",
+            header: "REVISION",
+        },
+        Column {
+            key: "lease_ttl",
+            header: "TTL",
+        },
+    ];
+
+    #[test]
+    fn cells_show_numbers_ttls_and_missing_details() {
+        let mut details = BTreeMap::new();
+        details.insert("mod_revision".to_string(), json!(42));
+        details.insert("lease_ttl".to_string(), json!(60));
+        let item = Item {
+            kind: "key".into(),
+            name: "/a".into(),
+            size: Some(2048),
+            details,
+        };
+        assert_eq!(cell(&item, &COLUMNS[0]), "42");
+        assert_eq!(cell(&item, &COLUMNS[1]), "60s");
+        let bare = Item {
+            details: BTreeMap::new(),
+            ..item
+        };
+        assert_eq!(cell(&bare, &COLUMNS[1]), "-");
+        assert_eq!(
+            cell(
+                &bare,
+                &Column {
+                    key: "kind",
+                    header: "KIND"
+                }
+            ),
+            "key"
+        );
+    }
+}

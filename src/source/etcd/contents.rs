@@ -1,0 +1,274 @@
+//! What an etcd point holds, without etcd: a keys point is read line by
+//! line from its verified stream; a snapshot point is downloaded and
+//! verified into a file in the temporary folder (`TMPDIR`) and read with
+//! the snapshot reader ([`super::snapfile`]), as of its newest revision or
+//! an older one its history still holds. The file is removed when the
+//! listing ends, whatever ends it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::home::EtcdKind;
+use super::restore::Lines;
+use super::snapfile::{SnapshotFile, StoredKv, StoredLease};
+use super::snapkeys::{remaining, spool};
+use super::{KEYS_NAME, KeyRecord, SNAPSHOT_NAME};
+use crate::archive::Manifest;
+use crate::bbolt::BoltError;
+use crate::engine::events::Job;
+use crate::engine::kind::{Column, Contents, Filter, Item, Listed, Sink, TargetKind};
+use crate::engine::point::PointData;
+use crate::error::{Error, SourceError};
+
+static COLUMNS: [Column; 3] = [
+    Column {
+        key: "mod_revision",
+        header: "REVISION",
+    },
+    Column {
+        key: "lease",
+        header: "LEASE",
+    },
+    Column {
+        key: "lease_ttl",
+        header: "TTL",
+    },
+];
+
+/// A key for people: printable ASCII as it is, other bytes as `\xNN`
+/// (`\` itself as `\\`), so a binary key is never shown as another one.
+pub fn key_text(key: &[u8]) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(*b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// A key's item; `lease_ttl` is what the point knew of its lease's TTL.
+fn key_item(kv: &StoredKv, lease_ttl: Option<i64>) -> Item {
+    let mut details = BTreeMap::new();
+    details.insert("mod_revision".into(), json!(kv.mod_revision));
+    details.insert("create_revision".into(), json!(kv.create_revision));
+    details.insert("version".into(), json!(kv.version));
+    if kv.lease != 0 {
+        details.insert("lease".into(), json!(format!("{:x}", kv.lease)));
+        if let Some(ttl) = lease_ttl {
+            details.insert("lease_ttl".into(), json!(ttl));
+        }
+    }
+    if std::str::from_utf8(&kv.key).is_err() || key_text(&kv.key).len() != kv.key.len() {
+        details.insert("key_hex".into(), json!(hex::encode(&kv.key)));
+    }
+    Item {
+        kind: "key".into(),
+        name: key_text(&kv.key),
+        size: Some(kv.value.len() as u64),
+        details,
+    }
+}
+
+fn unreadable(point: &str, detail: String) -> Error {
+    SourceError::Integrity {
+        what: format!("point {point}"),
+        detail: format!("{detail}: the point is not a payload drtool wrote"),
+    }
+    .into()
+}
+
+#[async_trait]
+impl Contents for EtcdKind {
+    fn columns(&self, _manifest: &Manifest) -> &'static [Column] {
+        &COLUMNS
+    }
+
+    async fn list(
+        &self,
+        manifest: &Manifest,
+        data: PointData,
+        filter: &Filter,
+        sink: Sink<'_>,
+        job: &Job,
+    ) -> Result<Listed, Error> {
+        let mut listed = Listed::default();
+        if let Some(c) = self.consistent(&manifest.consistency) {
+            listed.about.push(format!("consistent at {}", c.text));
+        }
+        match manifest.payload.as_str() {
+            KEYS_NAME => list_keys(manifest, data, filter, sink, job, listed).await,
+            SNAPSHOT_NAME => list_snapshot(data, filter, sink, job, listed).await,
+            other => Err(Error::input(format!(
+                "point {} holds a {other} payload, which this drtool cannot read",
+                manifest.point_id
+            ))),
+        }
+    }
+}
+
+async fn list_keys(
+    manifest: &Manifest,
+    data: PointData,
+    filter: &Filter,
+    sink: Sink<'_>,
+    job: &Job,
+    mut listed: Listed,
+) -> Result<Listed, Error> {
+    if let Some(rev) = filter.revision {
+        return Err(Error::input(format!(
+            "point {} is a keys point: it holds one revision, not a history to read revision {rev} from; \
+             list it without --revision, or restore to a revision with `drtool restore --revision` when a stream follows it",
+            manifest.point_id
+        )));
+    }
+    job.phase("reading keys");
+    let mut stream = data.stream().await?;
+    let mut lines = Lines::new(stream.take());
+    let read = job
+        .cancellable(async {
+            while let Some((no, line)) = lines.next().await {
+                let record: KeyRecord = serde_json::from_slice(&line).map_err(|e| {
+                    unreadable(&manifest.point_id, format!("keys payload line {no}: {e}"))
+                })?;
+                let bad = |e: super::BadBase64| {
+                    unreadable(&manifest.point_id, format!("keys payload line {no}: {e}"))
+                };
+                let key = record.key_bytes().map_err(bad)?;
+                if !filter.wants(&key) {
+                    continue;
+                }
+                let kv = StoredKv {
+                    value: record.value_bytes().map_err(bad)?,
+                    key,
+                    create_revision: record.create_revision,
+                    mod_revision: record.mod_revision,
+                    version: record.version,
+                    lease: record.lease,
+                };
+                listed.send(sink, key_item(&kv, record.lease_ttl))?;
+            }
+            Ok(())
+        })
+        .await;
+    drop(lines);
+    stream.finish(read).await?;
+    Ok(listed)
+}
+
+async fn list_snapshot(
+    data: PointData,
+    filter: &Filter,
+    sink: Sink<'_>,
+    job: &Job,
+    mut listed: Listed,
+) -> Result<Listed, Error> {
+    let (_dir, file) = spool(&data, job).await?;
+    job.phase("reading the snapshot");
+    let (tx, mut rx) = mpsc::channel::<Item>(256);
+    let path = file.0.clone();
+    let (revision, prefix) = (filter.revision, filter.prefix.clone().unwrap_or_default());
+    let reader = tokio::task::spawn_blocking(move || scan(&path, revision, &prefix, &tx));
+    let mut failed = None;
+    while let Some(item) = rx.recv().await {
+        if let Err(e) = job.check_cancelled().and_then(|()| listed.send(sink, item)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    // Gone, the receiver stops the reader at its next key.
+    drop(rx);
+    let about = reader
+        .await
+        .map_err(|e| Error::failed(format!("the snapshot reader stopped: {e}")))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    listed.about.extend(about?);
+    drop(file);
+    Ok(listed)
+}
+
+/// Reads the snapshot at `path` and sends its live keys; returns lines on
+/// the file as a whole. A receiver that is gone ends it quietly.
+fn scan(
+    path: &Path,
+    revision: Option<u64>,
+    prefix: &str,
+    tx: &mpsc::Sender<Item>,
+) -> Result<Vec<String>, Error> {
+    let bad = |e: BoltError| -> Error {
+        SourceError::Integrity {
+            what: "the snapshot".into(),
+            detail: e.to_string(),
+        }
+        .into()
+    };
+    let snap = SnapshotFile::open(path).map_err(bad)?;
+    let newest = snap.revision().map_err(bad)?;
+    let compacted = snap.compacted().map_err(bad)?;
+    let oldest = compacted.unwrap_or(1);
+    if let Some(r) = revision
+        && !(oldest..=newest).contains(&r)
+    {
+        return Err(Error::input(format!(
+            "the point's snapshot holds revisions {oldest} to {newest}, not {r}: list it as of one of those, or without --revision"
+        )));
+    }
+    let leases: BTreeMap<i64, StoredLease> = snap.leases().map_err(bad)?;
+    let mut about = vec![match compacted {
+        Some(c) => format!("the snapshot holds revisions {c} to {newest} (compacted at {c})"),
+        None => format!("the snapshot holds revisions 1 to {newest} (never compacted)"),
+    }];
+    if let Some(r) = revision {
+        about.push(format!("listed as of revision {r}"));
+    }
+    about.push(format!("{} leases", leases.len()));
+    let mut stopped = false;
+    let result = snap.each_live(revision, prefix.as_bytes(), |kv| {
+        let ttl = leases.get(&kv.lease).map(remaining);
+        if tx.blocking_send(key_item(&kv, ttl)).is_err() {
+            stopped = true;
+            return Err(BoltError::Io {
+                path: path.to_path_buf(),
+                detail: "the listing stopped".into(),
+            });
+        }
+        Ok(())
+    });
+    match result {
+        Err(_) if stopped => Ok(about),
+        other => other.map(|()| about).map_err(bad),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_show_binary_bytes_escaped_and_never_as_another_key() {
+        assert_eq!(key_text(b"/registry/a"), "/registry/a");
+        assert_eq!(key_text(b"a\\x00"), "a\\\\x00");
+        assert_eq!(key_text(&[b'a', 0, 0xff]), "a\\x00\\xff");
+        let item = key_item(
+            &StoredKv {
+                key: vec![b'k', 0xff],
+                value: vec![0; 5],
+                lease: 0x2a,
+                ..StoredKv::default()
+            },
+            Some(30),
+        );
+        assert_eq!(item.size, Some(5));
+        assert_eq!(item.details["key_hex"], json!("6bff"));
+        assert_eq!(item.details["lease"], json!("2a"));
+        assert_eq!(item.details["lease_ttl"], json!(30));
+    }
+}

@@ -1,0 +1,343 @@
+//! `drtool ls` against the lab: a snapshot point and a keys point of the
+//! lab's etcd list exactly what etcd serves (sizes, revisions, leases,
+//! binary keys, a 1.4 MiB value), from the DR region's copy, without
+//! restoring; an older revision a snapshot still holds lists as etcd
+//! served it; a reader that stops reading ends the listing quietly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use etcd_client::{Client, GetOptions, PutOptions};
+use serde_json::Value;
+
+/// etcd's own view under `prefix`: (key as ls names it, size, mod revision, lease).
+async fn served(c: &mut Client, prefix: &str, rev: i64) -> Option<Vec<(String, u64, i64, i64)>> {
+    let mut opts = GetOptions::new().with_prefix();
+    if rev > 0 {
+        opts = opts.with_revision(rev);
+    }
+    let resp = c.get(prefix, Some(opts)).await.ok()?;
+    Some(
+        resp.kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    drtool::source::etcd::key_text(kv.key()),
+                    kv.value().len() as u64,
+                    kv.mod_revision(),
+                    kv.lease(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn listed(doc: &Value) -> Vec<(String, u64, i64, i64)> {
+    doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["size"].as_u64().unwrap(),
+                i["details"]["mod_revision"].as_i64().unwrap(),
+                i["details"]["lease"]
+                    .as_str()
+                    .map(|h| i64::from_str_radix(h, 16).unwrap())
+                    .unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn ls_json(lab: &Lab, cfg: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = lab
+        .drtool(cfg)
+        .arg("ls")
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code(), doc, stderr(&out))
+}
+
+/// Keys of every size a cluster holds, a binary key, leased keys, then a
+/// delete and overwrites; the revision between the two.
+async fn write(c: &mut Client, prefix: &str) -> i64 {
+    for i in 0..60usize {
+        c.put(
+            format!("{prefix}cm/{i:03}"),
+            object_value(i, 1024 + (i * 997) % 19_456),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    c.put(
+        format!("{prefix}secret/big"),
+        object_value(7, 1_400_000),
+        None,
+    )
+    .await
+    .unwrap();
+    c.put(
+        [prefix.as_bytes(), b"bin/\x00\xff"].concat(),
+        vec![1, 2, 3],
+        None,
+    )
+    .await
+    .unwrap();
+    let lease = c.lease_grant(600, None).await.unwrap().id();
+    for i in 0..3 {
+        c.put(
+            format!("{prefix}leased/{i}"),
+            object_value(i, 300),
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .unwrap();
+    }
+    let mid = c.status().await.unwrap().header().unwrap().revision();
+    c.delete(format!("{prefix}cm/010"), None).await.unwrap();
+    c.put(format!("{prefix}cm/020"), object_value(99, 5000), None)
+        .await
+        .unwrap();
+    mid
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_point_lists_what_etcd_serves_without_restoring() {
+    let lab = Lab::get();
+    let name = unique("ls-snap");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "{}{}",
+            lab.regions_toml(&name),
+            lab.etcd_target_toml("snap", "snapshot", None, "")
+        ),
+    );
+    let mut c = etcd_client(&lab.etcd(EAST)).await;
+    let mid = write(&mut c, &prefix).await;
+    let then = served(&mut c, &prefix, mid).await;
+    let now = served(&mut c, &prefix, 0).await.unwrap();
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "-t", "snap"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // From the DR region's copy: every key as etcd serves it.
+    let (code, doc, err) = ls_json(&lab, &cfg, &["-t", "snap", "-r", WEST, "--prefix", &prefix]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(listed(&doc), now);
+    assert_eq!(doc["total"]["items"], now.len());
+    let leased = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == format!("{prefix}leased/1"))
+        .unwrap();
+    let ttl = leased["details"]["lease_ttl"].as_i64().unwrap();
+    assert!((1..=600).contains(&ttl), "{leased}");
+    let binary = format!("{prefix}bin/\\x00\\xff");
+    assert!(
+        doc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == binary
+                && i["details"]["key_hex"]
+                    .as_str()
+                    .is_some_and(|h| h.ends_with("00ff"))),
+        "{doc}"
+    );
+
+    // As of an older revision: what etcd served then, unless the lab's
+    // API server compacted past it meanwhile (then the listing says so).
+    let mid_text = mid.to_string();
+    let (code, doc, err) = ls_json(
+        &lab,
+        &cfg,
+        &["-t", "snap", "--prefix", &prefix, "--revision", &mid_text],
+    );
+    match then {
+        Some(then) if code == Some(0) => {
+            assert_eq!(listed(&doc), then);
+            assert!(then.iter().any(|k| k.0.ends_with("cm/010")));
+        }
+        _ => {
+            assert_eq!(code, Some(2), "{doc}");
+            assert!(err.contains("holds revisions"), "{err}");
+        }
+    }
+    let (code, _, err) = ls_json(
+        &lab,
+        &cfg,
+        &["-t", "snap", "--revision", "18446744073709551615"],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not 18446744073709551615"), "{err}");
+
+    // A table for people; a reader that stops reading ends it quietly.
+    let out = lab
+        .drtool(&cfg)
+        .args(["ls", "-t", "snap", "--prefix", &format!("{prefix}secret/")])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap_or_default();
+    assert!(
+        header.trim_start().starts_with("SIZE  REVISION  LEASE") && header.ends_with("NAME"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1.3 MiB") && text.contains("secret/big"),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("1 items"), "{}", stderr(&out));
+    let piped = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {} --config {} ls -t snap | head -n 3",
+            drtool_bin().display(),
+            cfg.display()
+        ))
+        .envs(lab.env.iter())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&piped).lines().count(), 3);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains("error"), "{}", stderr(&piped));
+
+    // A key-level restore from the snapshot: only the keys under a prefix,
+    // into us-west-2's live cluster, leases attached; the rest untouched.
+    let mut west = etcd_client(&lab.etcd(WEST)).await;
+    let restore = |extra: &[&str]| {
+        lab.drtool(&cfg)
+            .args(["restore", "-r", WEST, "-t", "snap", "--prefix"])
+            .arg(format!("{prefix}leased/"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let plan = restore(&["--dry-run"]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains("3 under prefix") && stdout(&plan).contains("create     3"),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(served(&mut west, &prefix, 0).await.unwrap().is_empty());
+    let done = restore(&["--yes"]);
+    assert!(done.status.success(), "{}{}", stdout(&done), stderr(&done));
+    let restored = west
+        .get(
+            format!("{prefix}leased/"),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(restored.kvs().len(), 3);
+    for kv in restored.kvs() {
+        let i: usize = kv
+            .key_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(kv.value(), object_value(i, 300).as_slice());
+        assert_eq!(kv.lease(), restored.kvs()[0].lease());
+    }
+    // One lease for the three: revoking it takes them all.
+    let first = &restored.kvs()[0];
+    assert_leased_then_revoke(&mut west, first.key().to_vec(), first.lease(), 600).await;
+    assert_eq!(served(&mut west, &prefix, 0).await.unwrap().len(), 0);
+    // Again: the keys exist now (they were revoked above, so put one back).
+    west.put(format!("{prefix}leased/0"), "newer", None)
+        .await
+        .unwrap();
+    let again = restore(&["--yes"]);
+    assert_eq!(again.status.code(), Some(9), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exist"),
+        "{}",
+        stderr(&again)
+    );
+    let skip = restore(&["--yes", "--existing", "skip"]);
+    assert!(skip.status.success(), "{}", stderr(&skip));
+    let kept = west.get(format!("{prefix}leased/0"), None).await.unwrap();
+    assert_eq!(kept.kvs()[0].value(), b"newer");
+    assert_eq!(
+        west.get(
+            format!("{prefix}leased/"),
+            Some(GetOptions::new().with_prefix())
+        )
+        .await
+        .unwrap()
+        .kvs()
+        .len(),
+        3
+    );
+    west.delete(
+        prefix.as_str(),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keys_point_lists_its_keys_and_refuses_a_revision_it_does_not_hold() {
+    let lab = Lab::get();
+    let name = unique("ls-keys");
+    let prefix = format!("/{name}/");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "{}{}",
+            lab.regions_toml(&name),
+            lab.etcd_target_toml("kv", "keys", Some(&prefix), "")
+        ),
+    );
+    let mut c = etcd_client(&lab.etcd(EAST)).await;
+    write(&mut c, &prefix).await;
+    let now = served(&mut c, &prefix, 0).await.unwrap();
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "-t", "kv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, doc, err) = ls_json(&lab, &cfg, &["-t", "kv", "-r", WEST]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(listed(&doc), now);
+    let (code, doc, err) = ls_json(
+        &lab,
+        &cfg,
+        &["-t", "kv", "--prefix", &format!("{prefix}leased/")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(doc["items"].as_array().unwrap().len(), 3);
+    assert!(
+        doc["items"][0]["details"]["lease_ttl"]
+            .as_i64()
+            .is_some_and(|t| (1..=600).contains(&t)),
+        "{doc}"
+    );
+    let (code, _, err) = ls_json(&lab, &cfg, &["-t", "kv", "--revision", "3"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("keys point"), "{err}");
+}
