@@ -261,6 +261,13 @@ async fn every_command_speaks_one_json_contract_in_success_and_failure() {
             "Ls",
         ),
         case(&["ls", "-t", "kv", "--point", missing], 2, "Ls"),
+        case(&["diff", "-t", "kv", "--live"], 0, "Diff"),
+        case(&["diff", "-t", "kv", "--against", p], 0, "Diff"),
+        case(
+            &["diff", "-t", "kv", "--live", "--point", missing],
+            2,
+            "Diff",
+        ),
         case(&["ls", "-t", "kv", "--revision", "5"], 2, "Ls"),
         case(
             &[

@@ -451,6 +451,48 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
         rows[1..].iter().all(|r| r.contains(" Service ")) && rows.len() == 3,
         "{text}"
     );
+    // `drtool diff` against the live namespace, field by field.
+    let east = format!("lab-{EAST}");
+    kubectl(
+        &lab,
+        &east,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "configmap",
+            "held",
+            "-p",
+            r#"{"data":{"drtool-diff":"yes"}}"#,
+        ],
+        None,
+    );
+    kubectl(
+        &lab,
+        &east,
+        &[
+            "-n",
+            &ns,
+            "create",
+            "configmap",
+            "added-after",
+            "--from-literal=a=b",
+        ],
+        None,
+    );
+    let diff = lab
+        .drtool(&cfg)
+        .args(["diff", "-t", "app", "--live", "--prefix", &format!("{ns}/")])
+        .output()
+        .unwrap();
+    assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
+    let text = stdout(&diff);
+    assert!(
+        text.contains(&format!("+ ConfigMap {ns}/added-after")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("~ ConfigMap {ns}/held")), "{text}");
+    assert!(text.contains(r#"+    "drtool-diff": "yes""#), "{text}");
 
     // The namespace is lost in us-east-1; it comes back in us-west-2.
     let release = |context: &str, ns: &str| {

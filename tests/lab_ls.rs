@@ -127,6 +127,14 @@ async fn a_snapshot_point_lists_what_etcd_serves_without_restoring() {
     );
     let mut c = etcd_client(&lab.etcd(EAST)).await;
     let mid = write(&mut c, &prefix).await;
+    // A custom resource no API server serves, stored encrypted at rest.
+    c.put(
+        format!("/registry/example.com/gadgets/{name}/g1"),
+        "k8s:enc:aescbc:v1:key1:\u{1}\u{2}sealed",
+        None,
+    )
+    .await
+    .unwrap();
     let then = served(&mut c, &prefix, mid).await;
     let now = served(&mut c, &prefix, 0).await.unwrap();
     let out = lab
@@ -296,6 +304,60 @@ async fn a_snapshot_point_lists_what_etcd_serves_without_restoring() {
     )
     .await
     .unwrap();
+
+    // Named keys: exactly those, and a name the point lacks is refused.
+    let keys = |extra: &[&str]| {
+        lab.drtool(&cfg)
+            .args(["restore", "-r", WEST, "-t", "snap"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (one, big) = (format!("{prefix}cm/001"), format!("{prefix}secret/big"));
+    let done = keys(&["--key", &one, "--key", &big, "--yes"]);
+    assert!(done.status.success(), "{}{}", stdout(&done), stderr(&done));
+    assert!(stdout(&done).contains("2 named"), "{}", stdout(&done));
+    let got = served(&mut west, &prefix, 0).await.unwrap();
+    let names: Vec<&str> = got.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(names, [one.as_str(), big.as_str()]);
+    assert_eq!(got[1].1, 1_400_000);
+    let lacking = keys(&["--key", &format!("{prefix}cm/999"), "--dry-run"]);
+    assert_eq!(lacking.status.code(), Some(2), "{}", stderr(&lacking));
+    assert!(
+        stderr(&lacking).contains("does not hold"),
+        "{}",
+        stderr(&lacking)
+    );
+    // An object by kind and name; one encrypted at rest needs saying so.
+    let object = format!("gadgets.example.com/{name}/g1");
+    let plan = keys(&["--object", &object, "--dry-run"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    assert!(
+        stderr(&plan).contains("encrypted at rest"),
+        "{}",
+        stderr(&plan)
+    );
+    let plan = keys(&["--object", &object, "--allow-encrypted", "--dry-run"]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains(&format!("/registry/example.com/gadgets/{name}/g1")),
+        "{}",
+        stdout(&plan)
+    );
+    let both = keys(&["--prefix", "/x", "--key", "/y", "--dry-run"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    west.delete(
+        prefix.as_str(),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await
+    .unwrap();
+    c.delete(
+        format!("/registry/example.com/gadgets/{name}/"),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -340,4 +402,104 @@ async fn a_keys_point_lists_its_keys_and_refuses_a_revision_it_does_not_hold() {
     let (code, _, err) = ls_json(&lab, &cfg, &["-t", "kv", "--revision", "3"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("keys point"), "{err}");
+
+    // diff: the point against the live cluster, then against a newer point.
+    let first = doc["point"]["id"].as_str().unwrap().to_string();
+    let diff = |args: &[&str]| {
+        lab.drtool(&cfg)
+            .args(["diff", "-t", "kv"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let same = diff(&["--live"]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&same),
+        stderr(&same)
+    );
+    assert!(
+        stdout(&same).contains("0 added, 0 removed, 0 changed, 64 the same"),
+        "{}",
+        stdout(&same)
+    );
+    c.put(format!("{prefix}cm/005"), "text\nchanged\n", None)
+        .await
+        .unwrap();
+    c.put(format!("{prefix}cm/new"), "fresh", None)
+        .await
+        .unwrap();
+    c.delete(format!("{prefix}cm/006"), None).await.unwrap();
+    c.put(
+        [prefix.as_bytes(), b"bin/\x00\xff"].concat(),
+        vec![9u8, 0xfe],
+        None,
+    )
+    .await
+    .unwrap();
+    let live = diff(&["--live"]);
+    assert_eq!(live.status.code(), Some(1), "{}", stderr(&live));
+    let text = stdout(&live);
+    assert!(text.contains(&format!("+ {prefix}cm/new  (5 B)")), "{text}");
+    assert!(text.contains(&format!("- {prefix}cm/006  (")), "{text}");
+    assert!(text.contains(&format!("~ {prefix}cm/005  (")), "{text}");
+    assert!(
+        text.contains(&format!("~ {prefix}bin/\\x00\\xff  (3 B sha256 ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 added, 1 removed, 2 changed, 61 the same"),
+        "{text}"
+    );
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "-t", "kv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = diff(&[
+        "--point",
+        &first,
+        "--against",
+        &point_of(&stdout(&out)),
+        "--stat",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(json.status.code(), Some(1), "{}", stderr(&json));
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["kind"], "Diff");
+    assert_eq!(doc["compared"]["changed"], 2, "{doc}");
+    assert_eq!(doc["compared"]["added"], 1);
+    assert_eq!(doc["compared"]["removed"], 1);
+    let changed: Vec<&Value> = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["change"] == "changed")
+        .collect();
+    assert!(
+        changed.iter().all(|c| c["text_diff"].is_null()),
+        "--stat: no text diffs"
+    );
+    assert_ne!(changed[0]["from"]["sha256"], changed[0]["to"]["sha256"]);
+    // A text value changed since the newest point: a line-level diff.
+    c.put(format!("{prefix}cm/005"), "text\nchanged again\n", None)
+        .await
+        .unwrap();
+    let text = stdout(&diff(&["--live"]));
+    assert!(
+        text.contains("    -changed\n    +changed again\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0 added, 0 removed, 1 changed, 63 the same"),
+        "{text}"
+    );
+    let missing = diff(&["--live", "--point", "20200101T000000Z-00000000"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    let neither = diff(&[]);
+    assert_eq!(neither.status.code(), Some(2), "{}", stderr(&neither));
 }

@@ -148,6 +148,7 @@ pub fn kind(command: Option<&Command>) -> &'static str {
         Command::Points(a) if a.command.is_some() => "PointsRetain",
         Command::Points(_) => "Points",
         Command::Ls(_) => "Ls",
+        Command::Diff(_) => "Diff",
         Command::Restore(_) => "Restore",
         Command::Copy(_) => "Copy",
         Command::Verify(_) => "Verify",

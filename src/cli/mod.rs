@@ -32,6 +32,7 @@ mod backup;
 mod config_check;
 mod consumers;
 mod copy;
+mod diff;
 mod drill;
 mod envelope;
 mod extras;
@@ -110,6 +111,8 @@ pub enum Command {
     Points(points::Args),
     /// List what a point holds (etcd keys, namespace objects) without restoring it.
     Ls(ls::Args),
+    /// What differs between a point and another point or the live target (exit 1 when they differ).
+    Diff(diff::Args),
     /// Restore a target from one region's store into that region (plan first).
     Restore(restore::Args),
     /// Copy existing points from one region to another.
@@ -496,6 +499,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Restore(a) => a.identity.clone(),
         Command::Verify(a) => a.identity.clone(),
         Command::Ls(a) => a.identity.clone(),
+        Command::Diff(a) => a.identity.clone(),
         _ => None,
     };
     let json = cli.output == Output::Json;
@@ -598,6 +602,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, Error> {
         Command::Backup(a) => backup::run(ctx, a).await.map(Exit::from),
         Command::Points(a) => points::run(ctx, a).await.map(Exit::from),
         Command::Ls(a) => ls::run(ctx, a).await.map(Exit::from),
+        Command::Diff(a) => diff::run(ctx, a).await,
         Command::Restore(a) => restore::run(ctx, a).await.map(Exit::from),
         Command::Copy(a) => copy::run(ctx, a).await.map(Exit::from),
         Command::Verify(a) => verify::run(ctx, a).await.map(Exit::from),

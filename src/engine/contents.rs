@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::events::{Job, JobSpec};
-use super::kind::{Column, Filter, Listed, Sink, TargetKind};
+use super::kind::{BodySink, Column, Filter, Listed, Sink, TargetKind};
 use super::point::{PointData, PointRef};
 use super::report::Operation;
 use super::root::Engine;
@@ -50,6 +50,21 @@ impl Opened {
             .list(&self.manifest, self.data, filter, sink, &self.job)
             .await;
         self.job.settle(listed, |l| format!("{} items", l.items))
+    }
+}
+
+impl Opened {
+    /// Hands the point's items with their bodies to `sink`, in key order.
+    pub async fn bodies(self, filter: &Filter, sink: BodySink<'_>) -> Result<Listed, Error> {
+        let contents = self
+            .kind
+            .contents()
+            .ok_or_else(|| Error::failed("the kind lost its listing"))?;
+        let listed = contents
+            .bodies(&self.manifest, self.data, filter, sink, &self.job)
+            .await;
+        self.job
+            .settle(listed, |l| format!("{} items read", l.items))
     }
 }
 

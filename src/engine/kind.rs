@@ -260,7 +260,7 @@ pub trait TargetKind: Send + Sync {
 }
 
 /// One thing a point holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Item {
     /// What it is: `key`, a Kubernetes kind, a dump's `TABLE`.
     pub kind: String,
@@ -270,7 +270,7 @@ pub struct Item {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// Facts of its kind, by the column names of [`Contents::columns`].
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, serde_json::Value>,
 }
 
@@ -293,6 +293,20 @@ impl Filter {
 
 /// Where listed items go, one at a time.
 pub type Sink<'a> = &'a mut (dyn FnMut(Item) -> Result<(), Error> + Send);
+
+/// An item with what a diff compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    /// What orders and matches items across the two sides (an etcd key's
+    /// bytes); each side hands them on in increasing order.
+    pub key: Vec<u8>,
+    pub item: Item,
+    /// Its content (an etcd value).
+    pub body: Vec<u8>,
+}
+
+/// Where items go with their bodies, one at a time.
+pub type BodySink<'a> = &'a mut (dyn FnMut(Body) -> Result<(), Error> + Send);
 
 /// What a listing found besides its items.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -336,6 +350,38 @@ pub trait Contents: TargetKind {
         sink: Sink<'_>,
         job: &Job,
     ) -> Result<Listed, Error>;
+
+    /// Like [`Contents::list`], each item with its body, in the bytewise
+    /// order of names (what `drtool diff` merges).
+    async fn bodies(
+        &self,
+        _manifest: &Manifest,
+        _data: PointData,
+        _filter: &Filter,
+        _sink: BodySink<'_>,
+        _job: &Job,
+    ) -> Result<Listed, Error> {
+        Err(Error::input(format!(
+            "points of kind {} cannot be compared yet",
+            self.name()
+        )))
+    }
+
+    /// The same of the live target in `region`, as it is now.
+    async fn live_bodies(
+        &self,
+        target: &Target,
+        _region: &str,
+        _filter: &Filter,
+        _sink: BodySink<'_>,
+        _job: &Job,
+    ) -> Result<Listed, Error> {
+        Err(Error::input(format!(
+            "target {} (kind {}) cannot be compared with its live state yet",
+            target.name,
+            self.name()
+        )))
+    }
 }
 
 /// What a kind's discovery is asked to cover.

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod contents;
 pub mod copy;
 pub mod delete;
+pub mod diff;
 pub mod events;
 pub mod exercise;
 pub mod faults;

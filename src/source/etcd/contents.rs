@@ -13,16 +13,21 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::home::EtcdKind;
+use super::home::spec;
 use super::restore::Lines;
 use super::snapfile::{SnapshotFile, StoredKv, StoredLease};
 use super::snapkeys::{remaining, spool};
-use super::{KEYS_NAME, KeyRecord, SNAPSHOT_NAME};
+use super::{Connection, EtcdError, KEYS_NAME, KeyRecord, SNAPSHOT_NAME};
 use crate::archive::Manifest;
 use crate::bbolt::BoltError;
+use crate::config::Target;
 use crate::engine::events::Job;
-use crate::engine::kind::{Column, Contents, Filter, Item, Listed, Sink, TargetKind};
+use crate::engine::kind::{
+    Body, BodySink, Column, Contents, Filter, Item, Listed, Sink, TargetKind,
+};
 use crate::engine::point::PointData;
 use crate::error::{Error, SourceError};
+use bytes::Bytes;
 
 static COLUMNS: [Column; 3] = [
     Column {
@@ -84,6 +89,9 @@ fn unreadable(point: &str, detail: String) -> Error {
     .into()
 }
 
+/// Where a point's keys go, one at a time: each record with its lease's TTL.
+type KeySink<'a> = &'a mut (dyn FnMut(StoredKv, Option<i64>) -> Result<(), Error> + Send);
+
 #[async_trait]
 impl Contents for EtcdKind {
     fn columns(&self, _manifest: &Manifest) -> &'static [Column] {
@@ -99,28 +107,88 @@ impl Contents for EtcdKind {
         job: &Job,
     ) -> Result<Listed, Error> {
         let mut listed = Listed::default();
-        if let Some(c) = self.consistent(&manifest.consistency) {
-            listed.about.push(format!("consistent at {}", c.text));
-        }
-        match manifest.payload.as_str() {
-            KEYS_NAME => list_keys(manifest, data, filter, sink, job, listed).await,
-            SNAPSHOT_NAME => list_snapshot(data, filter, sink, job, listed).await,
-            other => Err(Error::input(format!(
-                "point {} holds a {other} payload, which this drtool cannot read",
-                manifest.point_id
-            ))),
-        }
+        let about = self
+            .each_key(manifest, data, filter, job, &mut |kv, ttl| {
+                listed.send(sink, key_item(&kv, ttl))
+            })
+            .await?;
+        listed.about = about;
+        Ok(listed)
+    }
+
+    async fn bodies(
+        &self,
+        manifest: &Manifest,
+        data: PointData,
+        filter: &Filter,
+        sink: BodySink<'_>,
+        job: &Job,
+    ) -> Result<Listed, Error> {
+        let mut listed = Listed::default();
+        let about = self
+            .each_key(manifest, data, filter, job, &mut |kv, ttl| {
+                listed.items += 1;
+                listed.bytes += kv.value.len() as u64;
+                let item = key_item(&kv, ttl);
+                sink(Body {
+                    key: kv.key,
+                    item,
+                    body: kv.value,
+                })
+            })
+            .await?;
+        listed.about = about;
+        Ok(listed)
+    }
+
+    async fn live_bodies(
+        &self,
+        target: &Target,
+        region: &str,
+        filter: &Filter,
+        sink: BodySink<'_>,
+        job: &Job,
+    ) -> Result<Listed, Error> {
+        live_keys(self, target, region, filter, sink, job).await
     }
 }
 
-async fn list_keys(
+impl EtcdKind {
+    /// Hands each live key of the point `filter` wants to `sink`, in key
+    /// order; returns lines on the point as a whole.
+    async fn each_key(
+        &self,
+        manifest: &Manifest,
+        data: PointData,
+        filter: &Filter,
+        job: &Job,
+        sink: KeySink<'_>,
+    ) -> Result<Vec<String>, Error> {
+        let mut about = Vec::new();
+        if let Some(c) = self.consistent(&manifest.consistency) {
+            about.push(format!("consistent at {}", c.text));
+        }
+        match manifest.payload.as_str() {
+            KEYS_NAME => each_in_keys(manifest, data, filter, sink, job).await?,
+            SNAPSHOT_NAME => about.extend(each_in_snapshot(data, filter, sink, job).await?),
+            other => {
+                return Err(Error::input(format!(
+                    "point {} holds a {other} payload, which this drtool cannot read",
+                    manifest.point_id
+                )));
+            }
+        }
+        Ok(about)
+    }
+}
+
+async fn each_in_keys(
     manifest: &Manifest,
     data: PointData,
     filter: &Filter,
-    sink: Sink<'_>,
+    sink: KeySink<'_>,
     job: &Job,
-    mut listed: Listed,
-) -> Result<Listed, Error> {
+) -> Result<(), Error> {
     if let Some(rev) = filter.revision {
         return Err(Error::input(format!(
             "point {} is a keys point: it holds one revision, not a history to read revision {rev} from; \
@@ -134,50 +202,130 @@ async fn list_keys(
     let read = job
         .cancellable(async {
             while let Some((no, line)) = lines.next().await {
-                let record: KeyRecord = serde_json::from_slice(&line).map_err(|e| {
-                    unreadable(&manifest.point_id, format!("keys payload line {no}: {e}"))
-                })?;
-                let bad = |e: super::BadBase64| {
+                let bad = |e: String| {
                     unreadable(&manifest.point_id, format!("keys payload line {no}: {e}"))
                 };
-                let key = record.key_bytes().map_err(bad)?;
-                if !filter.wants(&key) {
-                    continue;
+                let record: KeyRecord =
+                    serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
+                if let Some((kv, ttl)) = record_kv(&record, filter).map_err(bad)? {
+                    sink(kv, ttl)?;
                 }
-                let kv = StoredKv {
-                    value: record.value_bytes().map_err(bad)?,
-                    key,
-                    create_revision: record.create_revision,
-                    mod_revision: record.mod_revision,
-                    version: record.version,
-                    lease: record.lease,
-                };
-                listed.send(sink, key_item(&kv, record.lease_ttl))?;
             }
             Ok(())
         })
         .await;
     drop(lines);
-    stream.finish(read).await?;
+    stream.finish(read).await
+}
+
+/// A keys-payload record as a stored key, if `filter` wants it.
+fn record_kv(
+    record: &KeyRecord,
+    filter: &Filter,
+) -> Result<Option<(StoredKv, Option<i64>)>, String> {
+    let key = record.key_bytes().map_err(|e| e.to_string())?;
+    if !filter.wants(&key) {
+        return Ok(None);
+    }
+    let kv = StoredKv {
+        value: record.value_bytes().map_err(|e| e.to_string())?,
+        key,
+        create_revision: record.create_revision,
+        mod_revision: record.mod_revision,
+        version: record.version,
+        lease: record.lease,
+    };
+    Ok(Some((kv, record.lease_ttl)))
+}
+
+/// The live keys of the target in `region` now, read as a keys backup
+/// reads them (pages in key order at one revision), never written anywhere.
+async fn live_keys(
+    kind: &EtcdKind,
+    target: &Target,
+    region: &str,
+    filter: &Filter,
+    sink: BodySink<'_>,
+    job: &Job,
+) -> Result<Listed, Error> {
+    if filter.revision.is_some() {
+        return Err(Error::input(
+            "the live cluster is compared as it is now: drop --revision",
+        ));
+    }
+    let spec = spec(target)?;
+    let region_spec = spec
+        .regions
+        .get(region)
+        .ok_or_else(|| EtcdError::NoEndpoints {
+            target: target.name.clone(),
+            region: region.to_string(),
+        })?;
+    let connection = Connection::of(region_spec);
+    let mut client = kind.client(&connection).await?;
+    // The narrower of the target's prefix and the filter's.
+    let prefix = match (&spec.prefix, &filter.prefix) {
+        (_, Some(f)) => Some(f.clone()),
+        (Some(p), None) => Some(p.clone()),
+        (None, None) => None,
+    };
+    job.phase("reading the live keys");
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
+    let endpoints = connection.endpoints.clone();
+    let reading = super::keys(&mut client, &endpoints, prefix.as_deref(), tx, job);
+    // The consumer owns the receiver: when it stops, the reader's next send
+    // fails and the read ends.
+    let consume = async move {
+        let mut listed = Listed::default();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            let chunk: Bytes =
+                chunk.map_err(|e| Error::failed(format!("reading the live keys: {e}")))?;
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                let record: KeyRecord = serde_json::from_slice(&line[..pos])
+                    .map_err(|e| Error::failed(format!("a live key did not read back: {e}")))?;
+                if let Some((kv, ttl)) = record_kv(&record, filter).map_err(Error::failed)? {
+                    listed.items += 1;
+                    listed.bytes += kv.value.len() as u64;
+                    let item = key_item(&kv, ttl);
+                    sink(Body {
+                        key: kv.key,
+                        item,
+                        body: kv.value,
+                    })?;
+                }
+            }
+        }
+        Ok::<Listed, Error>(listed)
+    };
+    let (read, consumed) = tokio::join!(reading, consume);
+    let mut listed = consumed?;
+    let meta = read.map_err(Error::from)?;
+    listed.about.push(format!(
+        "live in {region} at etcd revision {} ({})",
+        meta.revision,
+        connection.endpoints.join(",")
+    ));
     Ok(listed)
 }
 
-async fn list_snapshot(
+async fn each_in_snapshot(
     data: PointData,
     filter: &Filter,
-    sink: Sink<'_>,
+    sink: KeySink<'_>,
     job: &Job,
-    mut listed: Listed,
-) -> Result<Listed, Error> {
+) -> Result<Vec<String>, Error> {
     let (_dir, file) = spool(&data, job).await?;
     job.phase("reading the snapshot");
-    let (tx, mut rx) = mpsc::channel::<Item>(256);
+    let (tx, mut rx) = mpsc::channel::<(StoredKv, Option<i64>)>(256);
     let path = file.0.clone();
     let (revision, prefix) = (filter.revision, filter.prefix.clone().unwrap_or_default());
     let reader = tokio::task::spawn_blocking(move || scan(&path, revision, &prefix, &tx));
     let mut failed = None;
-    while let Some(item) = rx.recv().await {
-        if let Err(e) = job.check_cancelled().and_then(|()| listed.send(sink, item)) {
+    while let Some((kv, ttl)) = rx.recv().await {
+        if let Err(e) = job.check_cancelled().and_then(|()| sink(kv, ttl)) {
             failed = Some(e);
             break;
         }
@@ -190,9 +338,8 @@ async fn list_snapshot(
     if let Some(e) = failed {
         return Err(e);
     }
-    listed.about.extend(about?);
     drop(file);
-    Ok(listed)
+    about
 }
 
 /// Reads the snapshot at `path` and sends its live keys; returns lines on
@@ -201,7 +348,7 @@ fn scan(
     path: &Path,
     revision: Option<u64>,
     prefix: &str,
-    tx: &mpsc::Sender<Item>,
+    tx: &mpsc::Sender<(StoredKv, Option<i64>)>,
 ) -> Result<Vec<String>, Error> {
     let bad = |e: BoltError| -> Error {
         SourceError::Integrity {
@@ -227,17 +374,17 @@ fn scan(
         None => format!("the snapshot holds revisions 1 to {newest} (never compacted)"),
     }];
     if let Some(r) = revision {
-        about.push(format!("listed as of revision {r}"));
+        about.push(format!("read as of revision {r}"));
     }
     about.push(format!("{} leases", leases.len()));
     let mut stopped = false;
     let result = snap.each_live(revision, prefix.as_bytes(), |kv| {
         let ttl = leases.get(&kv.lease).map(remaining);
-        if tx.blocking_send(key_item(&kv, ttl)).is_err() {
+        if tx.blocking_send((kv, ttl)).is_err() {
             stopped = true;
             return Err(BoltError::Io {
                 path: path.to_path_buf(),
-                detail: "the listing stopped".into(),
+                detail: "the reader of the keys stopped".into(),
             });
         }
         Ok(())

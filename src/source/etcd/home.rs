@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::options::{EtcdRestoreOptions, FLAGS, PREFIX};
 use super::restore::{
-    KeysPlan, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
+    KeysPlan, Select, SnapshotTool, apply_keys, find_snapshot_tool, plan_keys, restore_member,
 };
 use super::snapkeys::KeyLines;
 use super::{
@@ -107,7 +107,7 @@ pub enum EtcdPlan {
         existing: Existing,
         /// Every transaction stays under this (the cluster's --max-request-bytes).
         max_request_bytes: u64,
-        counts: KeysPlan,
+        counts: Box<KeysPlan>,
         /// What a drill's cleanup deletes to undo the restore: the keys under
         /// this prefix, when the target held none of them before.
         #[serde(default)]
@@ -115,10 +115,13 @@ pub enum EtcdPlan {
         /// Keys under this (drill canary markers) are not restored.
         #[serde(default)]
         leave_out: Option<String>,
-        /// The point is a snapshot: the keys under `prefix` are read from
-        /// it without etcd (a key-level restore).
+        /// The point is a snapshot: the keys chosen (`prefix`, `keys`) are
+        /// read from it without etcd (a key-level restore).
         #[serde(default)]
         from_snapshot: bool,
+        /// Exactly these keys, when any.
+        #[serde(default)]
+        keys: Vec<String>,
     },
     /// Materialize fresh member data dirs from a snapshot.
     EtcdSnapshot {
@@ -147,6 +150,21 @@ pub fn decide_keys(
     options: &RestoreOptions,
 ) -> Result<(EtcdPlan, bool), Error> {
     let existing = options.existing();
+    let own = options.own::<EtcdRestoreOptions>()?;
+    if !counts.missing.is_empty() {
+        return Err(Error::input(format!(
+            "the point does not hold {}: check the names with `drtool ls` (keys are exact; use --prefix for a subtree)",
+            counts.missing.join(", ")
+        )));
+    }
+    if own.objects && counts.encrypted > 0 && !own.allow_encrypted {
+        return Err(Error::input(format!(
+            "{} of the objects are encrypted at rest in the point ({}): restored, they read back only where the API server has the same encryption key; \
+             add --allow-encrypted to restore them anyway",
+            counts.encrypted,
+            counts.encrypted_examples.join(", ")
+        )));
+    }
     if existing == Existing::Fail && counts.existing > 0 {
         return Err(Error::exists(format!(
             "{} of the selected keys already exist in region {region} (e.g. {}) and --existing fail is in effect: \
@@ -159,16 +177,35 @@ pub fn decide_keys(
     Ok((
         EtcdPlan::EtcdKeys {
             connection,
-            prefix: options.own::<EtcdRestoreOptions>()?.prefix,
+            prefix: own.prefix,
             existing,
             max_request_bytes,
-            counts,
+            counts: Box::new(counts),
             undo_prefix: None,
             leave_out: None,
             from_snapshot: false,
+            keys: own.keys,
         },
         destructive,
     ))
+}
+
+/// What a key-level restore reads of a snapshot: the prefix, or the
+/// longest one all the chosen keys share.
+fn snapshot_prefix(own: &EtcdRestoreOptions) -> String {
+    if let Some(p) = &own.prefix {
+        return p.clone();
+    }
+    let mut common: &str = own.keys.first().map_or("", String::as_str);
+    for k in &own.keys {
+        let n = common
+            .char_indices()
+            .zip(k.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(common.len().min(k.len()), |((i, _), _)| i);
+        common = &common[..n];
+    }
+    common.to_string()
 }
 
 /// The options a snapshot point cannot honour.
@@ -236,6 +273,48 @@ pub fn decide_snapshot(
     ))
 }
 
+/// The plan's line on which keys a keys restore writes.
+fn chosen_keys(
+    keys: &[String],
+    prefix: Option<&str>,
+    counts: &KeysPlan,
+    from_snapshot: bool,
+) -> String {
+    if !keys.is_empty() {
+        let shown: Vec<&str> = keys.iter().take(10).map(String::as_str).collect();
+        return format!(
+            "keys       {} named{}: {}{}",
+            keys.len(),
+            if from_snapshot {
+                ", read from the snapshot without etcd (the rest of the cluster is not touched)"
+            } else {
+                ""
+            },
+            shown.join(", "),
+            if keys.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+    if from_snapshot {
+        return format!(
+            "keys       {} under prefix {:?} in the snapshot (read from the file, without etcd; the rest of the cluster is not touched)",
+            counts.in_point,
+            prefix.unwrap_or_default()
+        );
+    }
+    format!(
+        "keys       {} in point, {} selected{}",
+        counts.in_point,
+        counts.selected,
+        prefix
+            .map(|p| format!(" by prefix {p:?}"))
+            .unwrap_or_default()
+    )
+}
+
 /// The plan's lines, as `restore --dry-run` prints them.
 fn lines(plan: &EtcdPlan) -> Vec<String> {
     let mut lines = Vec::new();
@@ -247,30 +326,22 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
             max_request_bytes,
             counts,
             from_snapshot,
+            keys,
             ..
         } => {
             lines.push(format!(
                 "into       etcd {} (transactions under {max_request_bytes} bytes)",
                 connection.endpoints.join(",")
             ));
-            if *from_snapshot {
+            lines.push(chosen_keys(keys, prefix.as_deref(), counts, *from_snapshot));
+            lines.push(format!("create     {}", counts.create));
+            if counts.encrypted > 0 {
                 lines.push(format!(
-                    "keys       {} under prefix {:?} in the snapshot (read from the file, without etcd; the rest of the cluster is not touched)",
-                    counts.in_point,
-                    prefix.as_deref().unwrap_or_default()
-                ));
-            } else {
-                lines.push(format!(
-                    "keys       {} in point, {} selected{}",
-                    counts.in_point,
-                    counts.selected,
-                    prefix
-                        .as_ref()
-                        .map(|p| format!(" by prefix {p:?}"))
-                        .unwrap_or_default()
+                    "encrypted  {} values encrypted at rest by Kubernetes (e.g. {}): they read back only where the same encryption key is configured",
+                    counts.encrypted,
+                    counts.encrypted_examples.join(", ")
                 ));
             }
-            lines.push(format!("create     {}", counts.create));
             if counts.canaries_left_out > 0 {
                 lines.push(format!(
                     "left out   {} drill canary markers (only a drill's own restore brings them back)",
@@ -357,9 +428,9 @@ impl EtcdKind {
         let mut client = self.client(&connection).await?;
         req.job
             .phase("verifying the point and comparing with the target");
-        let prefix = req.options.own::<EtcdRestoreOptions>()?.prefix;
-        let (stream, rx) =
-            KeyLines::open(data, prefix.as_deref().filter(|_| from_snapshot), req.job).await?;
+        let own = req.options.own::<EtcdRestoreOptions>()?;
+        let read = from_snapshot.then(|| snapshot_prefix(&own));
+        let (stream, rx) = KeyLines::open(data, read.as_deref(), req.job).await?;
         // Only a drill's own restore brings drill canary markers back.
         let leave_out = if req.options.with_canaries {
             None
@@ -370,7 +441,11 @@ impl EtcdKind {
             &mut client,
             &connection.endpoints,
             rx,
-            (prefix.as_deref(), leave_out.as_deref()),
+            Select {
+                prefix: own.prefix.as_deref(),
+                keys: &own.keys,
+                leave_out: leave_out.as_deref(),
+            },
             req.job,
         )
         .await;
@@ -390,13 +465,16 @@ impl EtcdKind {
             *l = leave_out;
             *f = from_snapshot;
         }
+        // A drill's cleanup deletes a prefix; chosen keys are never one.
         if let EtcdPlan::EtcdKeys {
             undo_prefix,
             prefix,
             counts,
+            keys,
             ..
         } = &mut plan
             && counts.existing == 0
+            && keys.is_empty()
         {
             *undo_prefix = prefix
                 .clone()
@@ -540,7 +618,7 @@ impl TargetKind for EtcdKind {
         match manifest.payload.as_str() {
             KEYS_NAME => self.plan_keys(&req, region, data, false).await,
             // A prefix of a snapshot point: those keys, into the live cluster.
-            SNAPSHOT_NAME if req.options.own::<EtcdRestoreOptions>()?.prefix.is_some() => {
+            SNAPSHOT_NAME if req.options.own::<EtcdRestoreOptions>()?.key_level() => {
                 self.plan_keys(&req, region, data, true).await
             }
             SNAPSHOT_NAME => self.plan_snapshot(&req, region, &manifest.point_id),
@@ -567,18 +645,28 @@ impl TargetKind for EtcdKind {
                 max_request_bytes,
                 leave_out,
                 from_snapshot,
+                keys,
                 ..
             } => {
                 let mut client = self.client(&connection).await?;
                 job.phase("replaying keys");
-                let (stream, rx) =
-                    KeyLines::open(&data, prefix.as_deref().filter(|_| from_snapshot), job).await?;
+                let own = EtcdRestoreOptions {
+                    prefix: prefix.clone(),
+                    keys: keys.clone(),
+                    ..EtcdRestoreOptions::default()
+                };
+                let read = from_snapshot.then(|| snapshot_prefix(&own));
+                let (stream, rx) = KeyLines::open(&data, read.as_deref(), job).await?;
                 let applied = apply_keys(
                     &mut client,
                     &connection.endpoints,
                     rx,
                     (
-                        (prefix.as_deref(), leave_out.as_deref()),
+                        Select {
+                            prefix: prefix.as_deref(),
+                            keys: &keys,
+                            leave_out: leave_out.as_deref(),
+                        },
                         existing,
                         max_request_bytes,
                     ),
@@ -1188,6 +1276,7 @@ mod tests {
             existing,
             canaries_left_out: 0,
             existing_examples: (0..existing.min(2)).map(|i| format!("/k{i}")).collect(),
+            ..KeysPlan::default()
         }
     }
 
@@ -1307,6 +1396,7 @@ mod tests {
                         "etcd",
                         &EtcdRestoreOptions {
                             prefix: Some("/a".into()),
+                            ..EtcdRestoreOptions::default()
                         },
                     )
                     .unwrap_or_else(|e| panic!("{e}")),

@@ -35,7 +35,29 @@ pub struct KeysPlan {
     /// restore brings them back).
     #[serde(default)]
     pub canaries_left_out: u64,
+    /// Keys asked for by name (`--key`, `--object`) that the point lacks.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    /// Selected keys whose values Kubernetes encrypted at rest
+    /// (`k8s:enc:...`), and a few of them.
+    #[serde(default)]
+    pub encrypted: u64,
+    #[serde(default)]
+    pub encrypted_examples: Vec<String>,
 }
+
+/// Which keys of a payload a restore reads: those under `prefix`, or
+/// exactly `keys` (when any), never those under `leave_out` (drill canary
+/// markers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Select<'a> {
+    pub prefix: Option<&'a str>,
+    pub keys: &'a [String],
+    pub leave_out: Option<&'a str>,
+}
+
+/// What Kubernetes writes before a value it encrypted at rest.
+pub const ENCRYPTED_AT_REST: &[u8] = b"k8s:enc:";
 
 /// What replaying did.
 #[derive(Debug, Default)]
@@ -108,6 +130,9 @@ const PER_OP_OVERHEAD: usize = 32;
 struct Batches {
     lines: Lines,
     prefix: Option<Vec<u8>>,
+    /// Exactly these keys, when any; those met are taken out.
+    keys: std::collections::BTreeSet<Vec<u8>>,
+    only_keys: bool,
     /// Keys under this are drill canary markers: not restored.
     leave_out: Option<Vec<u8>>,
     left_out: u64,
@@ -120,13 +145,15 @@ struct Batches {
 impl Batches {
     fn new(
         plaintext: mpsc::Receiver<Bytes>,
-        (prefix, leave_out): (Option<&str>, Option<&str>),
+        select: Select<'_>,
         max_request_bytes: u64,
     ) -> Batches {
         Batches {
             lines: Lines::new(plaintext),
-            prefix: prefix.map(|p| p.as_bytes().to_vec()),
-            leave_out: leave_out.map(|p| p.as_bytes().to_vec()),
+            prefix: select.prefix.map(|p| p.as_bytes().to_vec()),
+            keys: select.keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            only_keys: !select.keys.is_empty(),
+            leave_out: select.leave_out.map(|p| p.as_bytes().to_vec()),
             left_out: 0,
             budget: (max_request_bytes as usize)
                 .saturating_sub(REQUEST_MARGIN)
@@ -153,6 +180,9 @@ impl Batches {
             self.in_point += 1;
             let key = record.key_bytes().map_err(|e| bad(e.to_string()))?;
             if self.prefix.as_ref().is_some_and(|p| !key.starts_with(p)) {
+                continue;
+            }
+            if self.only_keys && !self.keys.remove(&key) {
                 continue;
             }
             if self.leave_out.as_ref().is_some_and(|p| key.starts_with(p)) {
@@ -215,7 +245,7 @@ pub async fn plan_keys(
     client: &mut Client,
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
-    select: (Option<&str>, Option<&str>),
+    select: Select<'_>,
     job: &Job,
 ) -> Result<KeysPlan, Error> {
     let mut batches = Batches::new(plaintext, select, DEFAULT_MAX_REQUEST_BYTES);
@@ -226,11 +256,23 @@ pub async fn plan_keys(
         plan.in_point = batches.in_point;
         plan.canaries_left_out = batches.left_out;
         if batch.is_empty() {
+            plan.missing = batches
+                .keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect();
             return Ok(plan);
         }
         let exists = existing_in(client, endpoints, &batch).await?;
         for (kv, e) in batch.iter().zip(exists) {
             plan.selected += 1;
+            if kv.value.starts_with(ENCRYPTED_AT_REST) {
+                plan.encrypted += 1;
+                if plan.encrypted_examples.len() < 5 {
+                    plan.encrypted_examples
+                        .push(String::from_utf8_lossy(&kv.key).into_owned());
+                }
+            }
             if e {
                 plan.existing += 1;
                 if plan.existing_examples.len() < 5 {
@@ -253,7 +295,7 @@ pub async fn apply_keys(
     client: &mut Client,
     endpoints: &[String],
     plaintext: mpsc::Receiver<Bytes>,
-    (select, existing, max_request_bytes): ((Option<&str>, Option<&str>), Existing, u64),
+    (select, existing, max_request_bytes): (Select<'_>, Existing, u64),
     job: &Job,
 ) -> Result<KeysOutcome, Error> {
     let mut batches = Batches::new(plaintext, select, max_request_bytes);
@@ -496,7 +538,7 @@ mod tests {
                 let _ = tx.send(Bytes::copy_from_slice(chunk)).await;
             }
         });
-        let mut batches = Batches::new(rx, (None, None), max_request_bytes);
+        let mut batches = Batches::new(rx, Select::default(), max_request_bytes);
         let mut out = Vec::new();
         loop {
             let b = batches.next().await.unwrap_or_default();

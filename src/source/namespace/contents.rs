@@ -5,14 +5,20 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use super::ObjectRecord;
 use super::home::NamespaceKind;
-use super::restore::Records;
+use super::home::spec;
+use super::restore::{Records, comparable};
 use crate::archive::Manifest;
+use crate::config::Target;
 use crate::engine::events::Job;
-use crate::engine::kind::{Column, Contents, Filter, Item, Listed, Sink, TargetKind};
+use crate::engine::kind::{
+    Body, BodySink, Column, Contents, Filter, Item, Listed, Sink, TargetKind,
+};
 use crate::engine::point::PointData;
 use crate::error::Error;
 
@@ -90,4 +96,116 @@ impl Contents for NamespaceKind {
         stream.finish(read).await?;
         Ok(listed)
     }
+
+    async fn bodies(
+        &self,
+        manifest: &Manifest,
+        data: PointData,
+        filter: &Filter,
+        sink: BodySink<'_>,
+        job: &Job,
+    ) -> Result<Listed, Error> {
+        let mut listed = Listed::default();
+        if let Some(c) = self.consistent(&manifest.consistency) {
+            listed.about.push(format!("consistent: {}", c.text));
+        }
+        job.phase("reading objects");
+        let mut stream = data.stream().await?;
+        let mut records = Records::new(stream.take());
+        let mut all = Vec::new();
+        let read = job
+            .cancellable(async {
+                while let Some(record) = records.next().await {
+                    all.push(body_of(&record?));
+                }
+                Ok(())
+            })
+            .await;
+        drop(records);
+        stream.finish(read).await?;
+        send_sorted(all, filter, sink, listed)
+    }
+
+    async fn live_bodies(
+        &self,
+        target: &Target,
+        region: &str,
+        filter: &Filter,
+        sink: BodySink<'_>,
+        job: &Job,
+    ) -> Result<Listed, Error> {
+        let spec = spec(target)?;
+        let cluster_spec = spec.regions.get(region).ok_or_else(|| {
+            Error::input(format!(
+                "target {}: no kubeconfig for region {region}",
+                target.name
+            ))
+        })?;
+        job.phase("connecting to Kubernetes");
+        let cluster = self.cluster(cluster_spec).await?;
+        job.phase("reading the live objects");
+        // Read as a backup reads them (the same lists, the same fields
+        // left out), into memory only.
+        let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
+        let reading = super::backup(&cluster, spec, tx, job);
+        let consume = async move {
+            let mut all = Vec::new();
+            let mut buf: Vec<u8> = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                let chunk =
+                    chunk.map_err(|e| Error::failed(format!("reading the live objects: {e}")))?;
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let record: ObjectRecord =
+                        serde_json::from_slice(&line[..pos]).map_err(|e| {
+                            Error::failed(format!("a live object did not read back: {e}"))
+                        })?;
+                    all.push(body_of(&record));
+                }
+            }
+            Ok::<Vec<Body>, Error>(all)
+        };
+        let (read, all) = tokio::join!(reading, consume);
+        let all = all?;
+        read.map_err(Error::from)?;
+        let mut listed = Listed::default();
+        listed
+            .about
+            .push(format!("live namespace {} in {region}", spec.namespace));
+        send_sorted(all, filter, sink, listed)
+    }
+}
+
+/// An object with what a diff compares: its form as a restore would write
+/// it (server-set fields, status and the namespace left out), as indented
+/// JSON so a text diff shows its fields line by line; keyed
+/// `resource/name`.
+fn body_of(r: &ObjectRecord) -> Body {
+    let form = comparable(&r.resource(), r.object.clone());
+    let mut body = serde_json::to_vec_pretty(&form).unwrap_or_default();
+    body.push(b'\n');
+    Body {
+        key: format!("{}/{}", r.resource(), r.name()).into_bytes(),
+        item: object_item(r),
+        body,
+    }
+}
+
+/// Sends the bodies `filter` wants in key order.
+fn send_sorted(
+    mut all: Vec<Body>,
+    filter: &Filter,
+    sink: BodySink<'_>,
+    mut listed: Listed,
+) -> Result<Listed, Error> {
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    for b in all {
+        if filter.wants(b.item.name.as_bytes()) {
+            listed.items += 1;
+            listed.bytes += b.body.len() as u64;
+            sink(b)?;
+        }
+    }
+    Ok(listed)
 }

@@ -127,7 +127,7 @@ fn lines(plan: &NamespacePlan) -> Vec<String> {
     lines
 }
 
-fn spec(target: &Target) -> Result<&NamespaceTarget, Error> {
+pub(super) fn spec(target: &Target) -> Result<&NamespaceTarget, Error> {
     crate::engine::kind::section(target, "namespace")
 }
 
@@ -142,7 +142,7 @@ impl NamespaceKind {
         Ok((self.cluster(r).await?, spec.namespace.clone()))
     }
 
-    async fn cluster(&self, region: &NamespaceRegion) -> Result<Cluster, Error> {
+    pub(super) async fn cluster(&self, region: &NamespaceRegion) -> Result<Cluster, Error> {
         self.clusters
             .get(region, || async {
                 connect(region).await.map_err(Error::from)

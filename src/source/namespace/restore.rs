@@ -254,7 +254,7 @@ fn desired(r: &ObjectRecord, opts: &RestoreScope) -> Value {
 }
 
 /// An existing object in the form `desired` produces, for comparison.
-fn comparable(resource: &str, existing: Value) -> Value {
+pub(super) fn comparable(resource: &str, existing: Value) -> Value {
     let mut o = for_new_cluster(
         resource,
         strip(
