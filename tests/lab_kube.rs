@@ -493,6 +493,28 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
     );
     assert!(text.contains(&format!("~ ConfigMap {ns}/held")), "{text}");
     assert!(text.contains(r#"+    "drtool-diff": "yes""#), "{text}");
+    // The restore plan shows the same fields for what it would update.
+    let plan = lab
+        .drtool(&cfg)
+        .args([
+            "restore",
+            "-r",
+            EAST,
+            "-t",
+            "app",
+            "--existing",
+            "overwrite",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(
+        text.contains("UPDATE     configmaps held (live --- / point +++):"),
+        "{text}"
+    );
+    assert!(text.contains(r#"-    "drtool-diff": "yes""#), "{text}");
 
     // The namespace is lost in us-east-1; it comes back in us-west-2.
     let release = |context: &str, ns: &str| {

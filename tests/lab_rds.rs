@@ -347,6 +347,33 @@ async fn dump_restores_into_a_new_database_with_equal_rows() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("OK      copy"), "{}", stdout(&out));
 
+    // `drtool ls`: the dump's table of contents, from the DR copy.
+    let ls = lab
+        .drtool(&cfg)
+        .args(["ls", "-t", "db", "-r", WEST, "--prefix", "public.pgbench_a"])
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let text = stdout(&ls);
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(
+        rows[0].contains("KIND") && rows[0].contains("OWNER"),
+        "{text}"
+    );
+    for kind in ["TABLE", "TABLE DATA"] {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!(" {kind} "))
+                && r.ends_with("public.pgbench_accounts")),
+            "{kind}: {text}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(" CONSTRAINT ") && r.ends_with("pgbench_accounts_pkey")),
+        "{text}"
+    );
+    assert!(stderr(&ls).contains("tables"), "{}", stderr(&ls));
+
     lab.drtool(&cfg)
         .args(["restore", "--region", WEST, "--target", "db", "--dry-run"])
         .assert()

@@ -124,6 +124,29 @@ fn lines(plan: &NamespacePlan) -> Vec<String> {
             k.create, k.update, k.unchanged, k.skip, k.conflict
         ));
     }
+    for (resource, k) in resources {
+        for d in &k.differing {
+            lines.push(format!(
+                "{:<10} {resource} {} (live --- / point +++):",
+                d.decision.to_uppercase(),
+                d.name
+            ));
+            lines.extend(
+                d.fields
+                    .lines()
+                    .filter(|l| !l.starts_with("--- ") && !l.starts_with("+++ "))
+                    .map(|l| format!("           {l}")),
+            );
+        }
+        let shown = k.differing.len() as u64;
+        let differing = k.update + k.skip + k.conflict;
+        if differing > shown && shown > 0 {
+            lines.push(format!(
+                "           ... and {} more {resource} that differ",
+                differing - shown
+            ));
+        }
+    }
     lines
 }
 
@@ -618,6 +641,7 @@ mod tests {
                 unchanged: 1,
                 skip: 0,
                 conflict,
+                differing: Vec::new(),
             },
         )])
     }

@@ -46,7 +46,26 @@ pub struct ResourcePlan {
     pub unchanged: u64,
     pub skip: u64,
     pub conflict: u64,
+    /// The first objects that differ from what exists (to be updated,
+    /// skipped or in conflict), each with a diff of its fields: the live
+    /// object (`---`) against the point's (`+++`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differing: Vec<ObjectDiff>,
 }
+
+/// An object that exists in the target and differs from the point's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ObjectDiff {
+    pub name: String,
+    /// What the restore does with it: update, skip or conflict.
+    pub decision: String,
+    pub fields: String,
+}
+
+/// Field diffs kept per resource in a plan.
+const DIFFS_PER_RESOURCE: usize = 10;
+/// A field diff longer than this is cut in a plan.
+const MAX_FIELD_DIFF: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObjectFailure {
@@ -271,6 +290,33 @@ pub(super) fn comparable(resource: &str, existing: Value) -> Value {
 }
 
 fn same(existing: &Live, desired: &Value) -> bool {
+    let (current, d) = compared(existing, desired);
+    current == d
+}
+
+/// The fields that differ between what exists and what the point holds,
+/// as a unified diff of the two (none when they are the same).
+fn field_diff(existing: &Live, desired: &Value) -> Option<String> {
+    let (current, d) = compared(existing, desired);
+    if current == d {
+        return None;
+    }
+    let text = |v: &Value| format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default());
+    let mut diff = crate::engine::diff::text_diff(
+        text(&current).as_bytes(),
+        text(&d).as_bytes(),
+        ("live", "point"),
+    )?;
+    if diff.len() > MAX_FIELD_DIFF {
+        let cut = diff[..MAX_FIELD_DIFF].rfind('\n').unwrap_or(0);
+        diff.truncate(cut + 1);
+        diff.push_str("... (cut)\n");
+    }
+    Some(diff)
+}
+
+/// What exists and what the point holds, in the form they are compared.
+fn compared(existing: &Live, desired: &Value) -> (Value, Value) {
     let mut d = desired.clone();
     if let Some(meta) = d["metadata"].as_object_mut() {
         meta.remove("namespace");
@@ -292,7 +338,7 @@ fn same(existing: &Live, desired: &Value) -> bool {
     };
     strip_type(&mut current);
     strip_type(&mut d);
-    current == d
+    (current, d)
 }
 
 /// Tracks what the target holds, one resource at a time (records arrive grouped).
@@ -420,12 +466,28 @@ pub async fn plan(
         let want = desired(&r, opts);
         let existing = state.existing(cluster, &r, &want).await?;
         let k = kinds.entry(r.resource()).or_default();
-        match decide(existing.as_ref(), &want, opts.existing) {
+        let decision = decide(existing.as_ref(), &want, opts.existing);
+        match decision {
             Decision::Create => k.create += 1,
             Decision::Update => k.update += 1,
             Decision::Unchanged => k.unchanged += 1,
             Decision::Skip => k.skip += 1,
             Decision::Conflict => k.conflict += 1,
+        }
+        if let Some(live) = &existing
+            && k.differing.len() < DIFFS_PER_RESOURCE
+            && let Some(fields) = field_diff(live, &want)
+        {
+            k.differing.push(ObjectDiff {
+                name: r.name().to_string(),
+                decision: match decision {
+                    Decision::Update => "update",
+                    Decision::Skip => "skip",
+                    _ => "conflict",
+                }
+                .into(),
+                fields,
+            });
         }
     }
     Ok(kinds)

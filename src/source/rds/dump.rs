@@ -320,17 +320,34 @@ pub fn dump_relations(list: &str) -> Vec<Relation> {
 /// `pg_restore --list`; the rest of the stream is drained so it can be checked.
 pub async fn dump_contents(
     db: &Db,
-    mut rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     job: &Job,
 ) -> Result<Vec<Relation>, Error> {
-    let mut child = db
-        .command("pg_restore")
+    let list = toc(db.command("pg_restore"), rx, job, |e| {
+        db.spawn_failed("pg_restore", e).into()
+    })
+    .await?;
+    Ok(dump_relations(&list))
+}
+
+/// The table of contents (`pg_restore --list`) of a custom-format dump
+/// streamed in `rx`, with `cmd` (a `pg_restore` command); the rest of the
+/// stream is drained so it can be checked. A `pg_restore` that does not
+/// start is said by `spawn_failed`.
+pub async fn toc(
+    mut cmd: Command,
+    mut rx: mpsc::Receiver<Bytes>,
+    job: &Job,
+    spawn_failed: impl FnOnce(io::Error) -> Error,
+) -> Result<String, Error> {
+    let mut child = cmd
         .arg("--list")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
-        .map_err(|e| db.spawn_failed("pg_restore", e))?;
+        .map_err(spawn_failed)?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(SourceError::Failed {
             what: "pg_restore --list".into(),
@@ -373,7 +390,67 @@ pub async fn dump_contents(
         })
         .into());
     }
-    Ok(dump_relations(&list))
+    Ok(list)
+}
+
+/// One entry of a dump's table of contents: what it is (`TABLE`,
+/// `TABLE DATA`, `INDEX`, ...), its schema (none for `-`), name and owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TocEntry {
+    pub kind: String,
+    pub schema: Option<String>,
+    pub name: String,
+    pub owner: Option<String>,
+}
+
+/// The entries of a `pg_restore --list` table of contents, in its order.
+pub fn toc_entries(list: &str) -> Vec<TocEntry> {
+    // Entry types of more than one word, longest first.
+    const MULTI: [&str; 10] = [
+        "MATERIALIZED VIEW DATA",
+        "SEQUENCE OWNED BY",
+        "MATERIALIZED VIEW",
+        "FOREIGN TABLE",
+        "FK CONSTRAINT",
+        "SEQUENCE SET",
+        "TABLE DATA",
+        "DEFAULT ACL",
+        "LARGE OBJECT",
+        "TEXT SEARCH",
+    ];
+    let mut out = Vec::new();
+    for line in list.lines().filter(|l| !l.starts_with(';')) {
+        // `215; 1259 16500 TABLE public t1 postgres`: id; catalog oid, oid, kind, schema, name, owner.
+        let Some((_, rest)) = line.split_once("; ") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, ' ');
+        let (Some(_catalog), Some(_oid), Some(entry)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (kind, tail) = match MULTI.iter().find(|k| entry.starts_with(&format!("{k} "))) {
+            Some(k) => (k.to_string(), &entry[k.len() + 1..]),
+            None => match entry.split_once(' ') {
+                Some((k, tail)) => (k.to_string(), tail),
+                None => continue,
+            },
+        };
+        let Some((schema, named)) = tail.split_once(' ') else {
+            continue;
+        };
+        let (name, owner) = match named.rsplit_once(' ') {
+            Some((name, owner)) => (name, Some(owner.to_string())),
+            None => (named, None),
+        };
+        out.push(TocEntry {
+            kind,
+            schema: (schema != "-").then(|| schema.to_string()),
+            name: name.to_string(),
+            owner,
+        });
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -845,6 +845,10 @@ impl TargetKind for RdsKind {
         futures::future::join_all(checks).await
     }
 
+    fn contents(&self) -> Option<&dyn crate::engine::kind::Contents> {
+        Some(self)
+    }
+
     fn drills(&self) -> Option<&dyn Drills> {
         Some(self)
     }

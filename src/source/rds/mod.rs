@@ -6,6 +6,7 @@
 //! snapshot without that tag. [`RdsKind`] (in `home.rs`) is what the engine sees.
 
 mod config;
+mod contents;
 pub mod drill;
 pub mod dump;
 mod error;
