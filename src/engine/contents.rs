@@ -48,7 +48,8 @@ impl Opened {
             .ok_or_else(|| Error::failed("the kind lost its listing"))?;
         let listed = contents
             .list(&self.manifest, self.data, filter, sink, &self.job)
-            .await;
+            .await
+            .map(|l| with_consistency(l, &*self.kind, &self.manifest));
         self.job.settle(listed, |l| format!("{} items", l.items))
     }
 }
@@ -62,10 +63,19 @@ impl Opened {
             .ok_or_else(|| Error::failed("the kind lost its listing"))?;
         let listed = contents
             .bodies(&self.manifest, self.data, filter, sink, &self.job)
-            .await;
+            .await
+            .map(|l| with_consistency(l, &*self.kind, &self.manifest));
         self.job
             .settle(listed, |l| format!("{} items read", l.items))
     }
+}
+
+/// A listing's lines, the point's consistency first, as its kind reads it.
+fn with_consistency(mut listed: Listed, kind: &dyn TargetKind, manifest: &Manifest) -> Listed {
+    if let Some(c) = kind.consistent(&manifest.consistency) {
+        listed.about.insert(0, format!("consistent: {}", c.text));
+    }
+    listed
 }
 
 impl Engine {

@@ -22,9 +22,7 @@ use crate::archive::Manifest;
 use crate::bbolt::BoltError;
 use crate::config::Target;
 use crate::engine::events::Job;
-use crate::engine::kind::{
-    Body, BodySink, Column, Contents, Filter, Item, Listed, Sink, TargetKind,
-};
+use crate::engine::kind::{Body, BodySink, Column, Contents, Filter, Item, Listed, Sink};
 use crate::engine::point::PointData;
 use crate::error::{Error, SourceError};
 use bytes::Bytes;
@@ -165,9 +163,6 @@ impl EtcdKind {
         sink: KeySink<'_>,
     ) -> Result<Vec<String>, Error> {
         let mut about = Vec::new();
-        if let Some(c) = self.consistent(&manifest.consistency) {
-            about.push(format!("consistent at {}", c.text));
-        }
         match manifest.payload.as_str() {
             KEYS_NAME => each_in_keys(manifest, data, filter, sink, job).await?,
             SNAPSHOT_NAME => about.extend(each_in_snapshot(data, filter, sink, job).await?),

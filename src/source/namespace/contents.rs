@@ -16,9 +16,7 @@ use super::restore::{Records, comparable};
 use crate::archive::Manifest;
 use crate::config::Target;
 use crate::engine::events::Job;
-use crate::engine::kind::{
-    Body, BodySink, Column, Contents, Filter, Item, Listed, Sink, TargetKind,
-};
+use crate::engine::kind::{Body, BodySink, Column, Contents, Filter, Item, Listed, Sink};
 use crate::engine::point::PointData;
 use crate::error::Error;
 
@@ -63,7 +61,7 @@ impl Contents for NamespaceKind {
 
     async fn list(
         &self,
-        manifest: &Manifest,
+        _manifest: &Manifest,
         data: PointData,
         filter: &Filter,
         sink: Sink<'_>,
@@ -75,9 +73,6 @@ impl Contents for NamespaceKind {
             ));
         }
         let mut listed = Listed::default();
-        if let Some(c) = self.consistent(&manifest.consistency) {
-            listed.about.push(format!("consistent: {}", c.text));
-        }
         job.phase("reading objects");
         let mut stream = data.stream().await?;
         let mut records = Records::new(stream.take());
@@ -99,16 +94,13 @@ impl Contents for NamespaceKind {
 
     async fn bodies(
         &self,
-        manifest: &Manifest,
+        _manifest: &Manifest,
         data: PointData,
         filter: &Filter,
         sink: BodySink<'_>,
         job: &Job,
     ) -> Result<Listed, Error> {
-        let mut listed = Listed::default();
-        if let Some(c) = self.consistent(&manifest.consistency) {
-            listed.about.push(format!("consistent: {}", c.text));
-        }
+        let listed = Listed::default();
         job.phase("reading objects");
         let mut stream = data.stream().await?;
         let mut records = Records::new(stream.take());

@@ -15,7 +15,7 @@ use super::dump::{toc, toc_entries};
 use super::home::{PG_DUMP, RdsKind};
 use crate::archive::Manifest;
 use crate::engine::events::Job;
-use crate::engine::kind::{Column, Contents, Filter, Item, Listed, Sink, TargetKind};
+use crate::engine::kind::{Column, Contents, Filter, Item, Listed, Sink};
 use crate::engine::point::PointData;
 use crate::error::{Error, SourceError};
 
@@ -57,9 +57,6 @@ impl Contents for RdsKind {
             ));
         }
         let mut listed = Listed::default();
-        if let Some(c) = self.consistent(&manifest.consistency) {
-            listed.about.push(format!("consistent: {}", c.text));
-        }
         job.phase("reading the dump's table of contents");
         let mut stream = data.stream().await?;
         let rx = stream.take();
