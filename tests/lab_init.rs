@@ -139,6 +139,7 @@ async fn init_writes_a_config_that_checks_and_backs_up() {
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["kind"], "Init", "{doc}");
+    validate_against_schema(&[("init".into(), doc.clone())], cfg.parent().unwrap());
     assert_eq!(doc["exit_code"], 4, "{doc}");
     assert_eq!(doc["items"].as_array().unwrap().len(), 3, "{doc}");
     let errors = doc["errors"].as_array().unwrap();

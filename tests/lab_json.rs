@@ -86,36 +86,6 @@ fn machine_units(v: &Value, at: &str) {
     }
 }
 
-/// Every document against the schema, in one Python process.
-fn validate_all(docs: &[(String, Value)], dir: &Path) {
-    let file = dir.join("docs.json");
-    std::fs::write(&file, serde_json::to_vec(docs).unwrap()).unwrap();
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import json, sys, jsonschema\n\
-             schema = json.load(open(sys.argv[2]))\n\
-             jsonschema.Draft202012Validator.check_schema(schema)\n\
-             v = jsonschema.Draft202012Validator(schema)\n\
-             bad = 0\n\
-             for name, doc in json.load(open(sys.argv[1])):\n\
-             \x20   for e in v.iter_errors(doc):\n\
-             \x20       bad += 1\n\
-             \x20       print(name, '/'.join(map(str, e.absolute_path)), e.message)\n\
-             sys.exit(1 if bad else 0)\n",
-        )
-        .arg(&file)
-        .arg(repo().join("docs/output.schema.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "documents that break the schema:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-}
-
 const DRILL: &str = r#"
 name: quick
 hypothesis: the service answers again right after the fault.
@@ -457,7 +427,7 @@ async fn every_command_speaks_one_json_contract_in_success_and_failure() {
     let c = case(&["config", "check"], 4, "ConfigCheck");
     let doc = run_case(&lab, &dead, &c);
     docs.push(("config check (a dead region)".into(), doc));
-    validate_all(&docs, tmp.path());
+    validate_against_schema(&docs, tmp.path());
     etcd.delete(
         prefix.as_str(),
         Some(etcd_client::DeleteOptions::new().with_prefix()),

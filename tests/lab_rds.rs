@@ -357,19 +357,20 @@ async fn dump_restores_into_a_new_database_with_equal_rows() {
     let text = stdout(&ls);
     let rows: Vec<&str> = text.lines().collect();
     assert!(
-        rows[0].contains("KIND") && rows[0].contains("OWNER"),
+        rows[0].starts_with("KIND") && rows[0].contains("OWNER"),
         "{text}"
     );
     for kind in ["TABLE", "TABLE DATA"] {
         assert!(
-            rows.iter().any(|r| r.contains(&format!(" {kind} "))
-                && r.ends_with("public.pgbench_accounts")),
+            rows.iter()
+                .any(|r| r.starts_with(&format!("{kind} "))
+                    && r.ends_with("public.pgbench_accounts")),
             "{kind}: {text}"
         );
     }
     assert!(
         rows.iter()
-            .any(|r| r.contains(" CONSTRAINT ") && r.ends_with("pgbench_accounts_pkey")),
+            .any(|r| r.starts_with("CONSTRAINT ") && r.ends_with("pgbench_accounts_pkey")),
         "{text}"
     );
     assert!(stderr(&ls).contains("tables"), "{}", stderr(&ls));

@@ -169,6 +169,9 @@ struct Table {
     exact: bool,
     widths: Option<Vec<usize>>,
     held: Vec<Vec<String>>,
+    /// Whether any row held had a size: a listing without sizes (a dump's
+    /// table of contents) has no SIZE column.
+    sized: bool,
 }
 
 impl Table {
@@ -178,6 +181,7 @@ impl Table {
             exact,
             widths: None,
             held: Vec::new(),
+            sized: false,
         }
     }
 
@@ -189,6 +193,9 @@ impl Table {
     }
 
     fn push(&mut self, item: Item) {
+        if self.widths.is_none() && item.size.is_some() {
+            self.sized = true;
+        }
         let mut row: Vec<String> = std::iter::once(match item.size {
             Some(n) => size_text(n, self.exact),
             None => "-".into(),
@@ -232,8 +239,9 @@ impl Table {
             return;
         };
         let last = row.len().saturating_sub(1);
+        let first = usize::from(!self.sized);
         let mut line = String::new();
-        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (c, w)) in row.iter().zip(widths).enumerate().skip(first) {
             if i == last {
                 line.push_str(c);
             } else if i == 0 {

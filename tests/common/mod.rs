@@ -680,3 +680,33 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Every document against the schema, in one Python process.
+pub fn validate_against_schema(docs: &[(String, serde_json::Value)], dir: &Path) {
+    let file = dir.join("docs.json");
+    std::fs::write(&file, serde_json::to_vec(docs).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[2]))\n\
+             jsonschema.Draft202012Validator.check_schema(schema)\n\
+             v = jsonschema.Draft202012Validator(schema)\n\
+             bad = 0\n\
+             for name, doc in json.load(open(sys.argv[1])):\n\
+             \x20   for e in v.iter_errors(doc):\n\
+             \x20       bad += 1\n\
+             \x20       print(name, '/'.join(map(str, e.absolute_path)), e.message)\n\
+             sys.exit(1 if bad else 0)\n",
+        )
+        .arg(&file)
+        .arg(repo().join("docs/output.schema.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "documents that break the schema:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
