@@ -1,7 +1,8 @@
 //! `drtool ls --target T`: what a point holds, without restoring it. Rows
 //! go to stdout as the point is read (a point of a million keys starts
 //! printing at once and never sits in memory); what the point is and a
-//! summary go to stderr. `-o json` streams the items inside the envelope.
+//! summary go to stderr after them. `-o json` streams the items inside the
+//! envelope.
 
 use std::path::PathBuf;
 
@@ -71,22 +72,6 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     };
     let opened = ctx.engine.open_point(&req).await?;
     let p = opened.point.clone();
-    if !ctx.json() {
-        ctx.sync().await;
-        note(
-            ctx,
-            &format!(
-                "point {} of {} in {} ({}, {}, finished {})",
-                p.id,
-                p.target,
-                region,
-                p.payload_line(),
-                human_bytes(p.plaintext_size),
-                p.finished_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-        );
-    }
     let mut table = Table::new(opened.columns, args.bytes);
     let listed = {
         let mut sink = |item: Item| -> Result<(), Error> {
@@ -106,11 +91,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     if listed.is_err() && output::stdout_failure() == Some(std::io::ErrorKind::BrokenPipe) {
         return Ok(Verdict::Ok);
     }
+    // The progress display's last line is out before the table's first.
+    ctx.sync().await;
     if !ctx.json() {
         table.flush();
     }
     let listed = listed?;
-    ctx.sync().await;
     if ctx.json() {
         ctx.emit(|e| {
             e.field("point", &p);
@@ -121,6 +107,19 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
             );
         });
     } else {
+        note(
+            ctx,
+            &format!(
+                "point {} of {} in {} ({}, {}, finished {})",
+                p.id,
+                p.target,
+                region,
+                p.payload_line(),
+                human_bytes(p.plaintext_size),
+                p.finished_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        );
         for line in &listed.about {
             note(ctx, line);
         }
