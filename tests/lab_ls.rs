@@ -498,6 +498,48 @@ async fn a_keys_point_lists_its_keys_and_refuses_a_revision_it_does_not_hold() {
         text.contains("0 added, 0 removed, 1 changed, 63 the same"),
         "{text}"
     );
+    // A restore plan over the live keys says which differ, and how.
+    let plan = lab
+        .drtool(&cfg)
+        .args([
+            "restore",
+            "-r",
+            EAST,
+            "-t",
+            "kv",
+            "--existing",
+            "overwrite",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(
+        text.contains("differ     1 of them hold another value (63 identical)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{prefix}cm/005 (19 B live -> 13 B in the point; live --- / point +++)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(" -changed again\n") && text.contains(" +changed\n"),
+        "{text}"
+    );
+    let refused = lab
+        .drtool(&cfg)
+        .args(["restore", "-r", EAST, "-t", "kv"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(9), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("1 hold another value, 63 the point's"),
+        "{}",
+        stderr(&refused)
+    );
     let missing = diff(&["--live", "--point", "20200101T000000Z-00000000"]);
     assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
     let neither = diff(&[]);

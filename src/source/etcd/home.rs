@@ -167,10 +167,13 @@ pub fn decide_keys(
     }
     if existing == Existing::Fail && counts.existing > 0 {
         return Err(Error::exists(format!(
-            "{} of the selected keys already exist in region {region} (e.g. {}) and --existing fail is in effect: \
-             use --existing skip or --existing overwrite, or restore into an empty cluster",
+            "{} of the selected keys already exist in region {region} (e.g. {}; {} hold another value, {} the point's) \
+             and --existing fail is in effect: use --existing skip or --existing overwrite (`--dry-run` shows how they differ), \
+             or restore into an empty cluster",
             counts.existing,
-            counts.existing_examples.join(", ")
+            counts.existing_examples.join(", "),
+            counts.differ,
+            counts.identical
         )));
     }
     let destructive = existing == Existing::Overwrite && counts.existing > 0;
@@ -315,6 +318,45 @@ fn chosen_keys(
     )
 }
 
+/// How the existing keys differ from the point: counts, then the first
+/// keys with the lines that differ.
+fn differing_lines(counts: &KeysPlan) -> Vec<String> {
+    if counts.identical + counts.differ == 0 {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "differ     {} of them hold another value ({} identical)",
+        counts.differ, counts.identical
+    )];
+    for d in &counts.differing {
+        lines.push(format!(
+            "           {} ({} B live -> {} B in the point{})",
+            d.key,
+            d.live_size,
+            d.point_size,
+            if d.text_diff.is_some() {
+                "; live --- / point +++"
+            } else {
+                ", not text"
+            }
+        ));
+        if let Some(diff) = &d.text_diff {
+            lines.extend(
+                diff.lines()
+                    .filter(|l| !l.starts_with("--- ") && !l.starts_with("+++ "))
+                    .map(|l| format!("             {l}")),
+            );
+        }
+    }
+    if counts.differ > counts.differing.len() as u64 {
+        lines.push(format!(
+            "           ... and {} more",
+            counts.differ - counts.differing.len() as u64
+        ));
+    }
+    lines
+}
+
 /// The plan's lines, as `restore --dry-run` prints them.
 fn lines(plan: &EtcdPlan) -> Vec<String> {
     let mut lines = Vec::new();
@@ -357,6 +399,7 @@ fn lines(plan: &EtcdPlan) -> Vec<String> {
             for k in &counts.existing_examples {
                 lines.push(format!("           e.g. {k}"));
             }
+            lines.extend(differing_lines(counts));
         }
         EtcdPlan::EtcdSnapshot {
             tool,

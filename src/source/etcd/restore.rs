@@ -44,7 +44,30 @@ pub struct KeysPlan {
     pub encrypted: u64,
     #[serde(default)]
     pub encrypted_examples: Vec<String>,
+    /// Existing keys whose value in the target is the point's already.
+    #[serde(default)]
+    pub identical: u64,
+    /// Existing keys whose value in the target differs from the point's.
+    #[serde(default)]
+    pub differ: u64,
+    /// The first of those, with how they differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differing: Vec<KeyDiff>,
 }
+
+/// An existing key whose value differs from the point's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDiff {
+    pub key: String,
+    pub live_size: u64,
+    pub point_size: u64,
+    /// Live (`---`) against the point (`+++`), when both are UTF-8 text.
+    pub text_diff: Option<String>,
+}
+
+/// Key diffs kept in a plan, and how long each may be.
+const KEY_DIFFS: usize = 10;
+const MAX_KEY_DIFF: usize = 4096;
 
 /// Which keys of a payload a restore reads: those under `prefix`, or
 /// exactly `keys` (when any), never those under `leave_out` (drill canary
@@ -240,7 +263,77 @@ async fn existing_in(
         .collect())
 }
 
-/// Counts what a replay would create or meet as existing. Reads the target only.
+/// The values the target holds for `keys` (none: deleted since), in one
+/// read-only transaction.
+async fn values_in(
+    client: &mut Client,
+    endpoints: &[String],
+    keys: &[&Kv],
+) -> Result<Vec<Option<Vec<u8>>>, SourceError> {
+    let ops: Vec<TxnOp> = keys
+        .iter()
+        .map(|kv| TxnOp::get(kv.key.clone(), None))
+        .collect();
+    let resp = client
+        .kv_client()
+        .max_decoding_message_size(256 << 20)
+        .txn(Txn::new().and_then(ops))
+        .await
+        .map_err(|e| map_err(endpoints, "reading existing values", e))?;
+    Ok(resp
+        .op_responses()
+        .into_iter()
+        .map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Compares the existing keys of a batch with the point's values.
+async fn compare_existing(
+    client: &mut Client,
+    endpoints: &[String],
+    existing: &[&Kv],
+    plan: &mut KeysPlan,
+) -> Result<(), SourceError> {
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let live = values_in(client, endpoints, existing).await?;
+    for (kv, value) in existing.iter().zip(live) {
+        match value {
+            Some(v) if v == kv.value => plan.identical += 1,
+            Some(v) => {
+                plan.differ += 1;
+                if plan.differing.len() < KEY_DIFFS {
+                    let text_diff =
+                        crate::engine::diff::text_diff(&v, &kv.value, ("live", "point")).map(
+                            |mut d| {
+                                if d.len() > MAX_KEY_DIFF {
+                                    let cut = d[..MAX_KEY_DIFF].rfind('\n').unwrap_or(0);
+                                    d.truncate(cut + 1);
+                                    d.push_str("... (cut)\n");
+                                }
+                                d
+                            },
+                        );
+                    plan.differing.push(KeyDiff {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        live_size: v.len() as u64,
+                        point_size: kv.value.len() as u64,
+                        text_diff,
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Counts what a replay would create or meet as existing, and how the
+/// existing keys differ. Reads the target only.
 pub async fn plan_keys(
     client: &mut Client,
     endpoints: &[String],
@@ -264,6 +357,13 @@ pub async fn plan_keys(
             return Ok(plan);
         }
         let exists = existing_in(client, endpoints, &batch).await?;
+        let existing: Vec<&Kv> = batch
+            .iter()
+            .zip(&exists)
+            .filter(|(_, e)| **e)
+            .map(|(kv, _)| kv)
+            .collect();
+        compare_existing(client, endpoints, &existing, &mut plan).await?;
         for (kv, e) in batch.iter().zip(exists) {
             plan.selected += 1;
             if kv.value.starts_with(ENCRYPTED_AT_REST) {
