@@ -17,7 +17,7 @@ use super::home::spec;
 use super::restore::Lines;
 use super::snapfile::{SnapshotFile, StoredKv, StoredLease};
 use super::snapkeys::{remaining, spool};
-use super::{Connection, EtcdError, KEYS_NAME, KeyRecord, SNAPSHOT_NAME};
+use super::{Connection, EtcdError, KEYS_NAME, KeyRecord, SNAPSHOT_NAME, key_text};
 use crate::archive::Manifest;
 use crate::bbolt::BoltError;
 use crate::config::Target;
@@ -41,20 +41,6 @@ static COLUMNS: [Column; 3] = [
         header: "TTL",
     },
 ];
-
-/// A key for people: printable ASCII as it is, other bytes as `\xNN`
-/// (`\` itself as `\\`), so a binary key is never shown as another one.
-pub fn key_text(key: &[u8]) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(char::from(*b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out
-}
 
 /// A key's item; `lease_ttl` is what the point knew of its lease's TTL.
 fn key_item(kv: &StoredKv, lease_ttl: Option<i64>) -> Item {

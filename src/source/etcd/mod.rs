@@ -38,7 +38,6 @@ use crate::archive::PayloadKind;
 use crate::engine::kind::Payload;
 
 pub use backup::{BackupMeta, keys, snapshot};
-pub use contents::key_text;
 pub use error::EtcdError;
 pub use home::{
     EtcdConsistency, EtcdKind, EtcdPlan, MemberPlan, SnapshotFacts, decide_keys, decide_snapshot,
@@ -143,6 +142,20 @@ fn decode_field(field: &'static str, text: &str) -> Result<Vec<u8>, BadBase64> {
         field,
         reason: e.to_string(),
     })
+}
+
+/// A key for people: printable ASCII as it is, other bytes as `\xNN`
+/// (`\` itself as `\\`), so a binary key is never shown as another one.
+pub fn key_text(key: &[u8]) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(*b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
 }
 
 /// The end of the range holding every key that starts with `prefix`.

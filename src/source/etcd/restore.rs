@@ -319,7 +319,7 @@ async fn compare_existing(
                             },
                         );
                     plan.differing.push(KeyDiff {
-                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        key: super::key_text(&kv.key),
                         live_size: v.len() as u64,
                         point_size: kv.value.len() as u64,
                         text_diff,
@@ -369,15 +369,13 @@ pub async fn plan_keys(
             if kv.value.starts_with(ENCRYPTED_AT_REST) {
                 plan.encrypted += 1;
                 if plan.encrypted_examples.len() < 5 {
-                    plan.encrypted_examples
-                        .push(String::from_utf8_lossy(&kv.key).into_owned());
+                    plan.encrypted_examples.push(super::key_text(&kv.key));
                 }
             }
             if e {
                 plan.existing += 1;
                 if plan.existing_examples.len() < 5 {
-                    plan.existing_examples
-                        .push(String::from_utf8_lossy(&kv.key).into_owned());
+                    plan.existing_examples.push(super::key_text(&kv.key));
                 }
             } else {
                 plan.create += 1;
@@ -428,7 +426,7 @@ pub async fn apply_keys(
                 }
                 (true, Existing::Fail) => {
                     return Err(EtcdError::KeyAppeared {
-                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        key: super::key_text(&kv.key),
                         written: out.created + out.overwritten,
                     }
                     .into());
