@@ -73,6 +73,27 @@ pub fn registry() -> Registry {
 
 /// Reads and validates config text, each target through its kind's section;
 /// `path` is used for messages and relative paths.
+/// Hands each line (without its newline) a backup sends into `rx` to `f`,
+/// until the backup ends it: how a kind reads its own live state back
+/// (`drtool diff --live`) without writing a point.
+pub async fn each_line(
+    rx: &mut tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    what: &str,
+    mut f: impl FnMut(&[u8]) -> Result<(), crate::error::Error>,
+) -> Result<(), crate::error::Error> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        let chunk =
+            chunk.map_err(|e| crate::error::Error::failed(format!("reading {what}: {e}")))?;
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            f(&line[..pos])?;
+        }
+    }
+    Ok(())
+}
+
 pub fn parse_config(text: &str, path: &Path) -> Result<Config, ConfigError> {
     crate::config::parse_str(text, path, &registry().sections())
 }

@@ -258,27 +258,22 @@ async fn live_keys(
     // fails and the read ends.
     let consume = async move {
         let mut listed = Listed::default();
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            let chunk: Bytes =
-                chunk.map_err(|e| Error::failed(format!("reading the live keys: {e}")))?;
-            buf.extend_from_slice(&chunk);
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let record: KeyRecord = serde_json::from_slice(&line[..pos])
-                    .map_err(|e| Error::failed(format!("a live key did not read back: {e}")))?;
-                if let Some((kv, ttl)) = record_kv(&record, filter).map_err(Error::failed)? {
-                    listed.items += 1;
-                    listed.bytes += kv.value.len() as u64;
-                    let item = key_item(&kv, ttl);
-                    sink(Body {
-                        key: kv.key,
-                        item,
-                        body: kv.value,
-                    })?;
-                }
+        crate::source::each_line(&mut rx, "the live keys", |line| {
+            let record: KeyRecord = serde_json::from_slice(line)
+                .map_err(|e| Error::failed(format!("a live key did not read back: {e}")))?;
+            if let Some((kv, ttl)) = record_kv(&record, filter).map_err(Error::failed)? {
+                listed.items += 1;
+                listed.bytes += kv.value.len() as u64;
+                let item = key_item(&kv, ttl);
+                sink(Body {
+                    key: kv.key,
+                    item,
+                    body: kv.value,
+                })?;
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok::<Listed, Error>(listed)
     };
     let (read, consumed) = tokio::join!(reading, consume);

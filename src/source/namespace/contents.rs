@@ -142,20 +142,13 @@ impl Contents for NamespaceKind {
         let reading = super::backup(&cluster, spec, tx, job);
         let consume = async move {
             let mut all = Vec::new();
-            let mut buf: Vec<u8> = Vec::new();
-            while let Some(chunk) = rx.recv().await {
-                let chunk =
-                    chunk.map_err(|e| Error::failed(format!("reading the live objects: {e}")))?;
-                buf.extend_from_slice(&chunk);
-                while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let record: ObjectRecord =
-                        serde_json::from_slice(&line[..pos]).map_err(|e| {
-                            Error::failed(format!("a live object did not read back: {e}"))
-                        })?;
-                    all.push(body_of(&record));
-                }
-            }
+            crate::source::each_line(&mut rx, "the live objects", |line| {
+                let record: ObjectRecord = serde_json::from_slice(line)
+                    .map_err(|e| Error::failed(format!("a live object did not read back: {e}")))?;
+                all.push(body_of(&record));
+                Ok(())
+            })
+            .await?;
             Ok::<Vec<Body>, Error>(all)
         };
         let (read, all) = tokio::join!(reading, consume);
