@@ -325,6 +325,13 @@ impl Listed {
         self.bytes += item.size.unwrap_or(0);
         sink(item)
     }
+
+    /// Counts an item with its body (the body's size) and hands it on.
+    pub fn send_body(&mut self, sink: BodySink<'_>, body: Body) -> Result<(), Error> {
+        self.items += 1;
+        self.bytes += body.body.len() as u64;
+        sink(body)
+    }
 }
 
 /// A detail column: its key in [`Item::details`] and its header.

@@ -6,7 +6,6 @@
 //! listing ends, whatever ends it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -15,11 +14,10 @@ use tokio::sync::mpsc;
 use super::home::EtcdKind;
 use super::home::spec;
 use super::restore::Lines;
-use super::snapfile::{SnapshotFile, StoredKv, StoredLease};
-use super::snapkeys::{remaining, spool};
+use super::snapfile::StoredKv;
+use super::snapkeys::{scan, spool};
 use super::{Connection, EtcdError, KEYS_NAME, KeyRecord, SNAPSHOT_NAME, key_text};
 use crate::archive::Manifest;
-use crate::bbolt::BoltError;
 use crate::config::Target;
 use crate::engine::events::Job;
 use crate::engine::kind::{Body, BodySink, Column, Contents, Filter, Item, Listed, Sink};
@@ -62,6 +60,15 @@ fn key_item(kv: &StoredKv, lease_ttl: Option<i64>) -> Item {
         name: key_text(&kv.key),
         size: Some(kv.value.len() as u64),
         details,
+    }
+}
+
+/// A key's item with its value, for diffs.
+fn key_body(kv: StoredKv, lease_ttl: Option<i64>) -> Body {
+    Body {
+        item: key_item(&kv, lease_ttl),
+        key: kv.key,
+        body: kv.value,
     }
 }
 
@@ -111,14 +118,7 @@ impl Contents for EtcdKind {
         let mut listed = Listed::default();
         let about = self
             .each_key(manifest, data, filter, job, &mut |kv, ttl| {
-                listed.items += 1;
-                listed.bytes += kv.value.len() as u64;
-                let item = key_item(&kv, ttl);
-                sink(Body {
-                    key: kv.key,
-                    item,
-                    body: kv.value,
-                })
+                listed.send_body(sink, key_body(kv, ttl))
             })
             .await?;
         listed.about = about;
@@ -262,14 +262,7 @@ async fn live_keys(
             let record: KeyRecord = serde_json::from_slice(line)
                 .map_err(|e| Error::failed(format!("a live key did not read back: {e}")))?;
             if let Some((kv, ttl)) = record_kv(&record, filter).map_err(Error::failed)? {
-                listed.items += 1;
-                listed.bytes += kv.value.len() as u64;
-                let item = key_item(&kv, ttl);
-                sink(Body {
-                    key: kv.key,
-                    item,
-                    body: kv.value,
-                })?;
+                listed.send_body(sink, key_body(kv, ttl))?;
             }
             Ok(())
         })
@@ -298,7 +291,11 @@ async fn each_in_snapshot(
     let (tx, mut rx) = mpsc::channel::<(StoredKv, Option<i64>)>(256);
     let path = file.0.clone();
     let (revision, prefix) = (filter.revision, filter.prefix.clone().unwrap_or_default());
-    let reader = tokio::task::spawn_blocking(move || scan(&path, revision, &prefix, &tx));
+    let reader = tokio::task::spawn_blocking(move || {
+        scan(&path, revision, &prefix, |kv, ttl| {
+            tx.blocking_send((kv, ttl)).is_ok()
+        })
+    });
     let mut failed = None;
     while let Some((kv, ttl)) = rx.recv().await {
         if let Err(e) = job.check_cancelled().and_then(|()| sink(kv, ttl)) {
@@ -316,59 +313,6 @@ async fn each_in_snapshot(
     }
     drop(file);
     about
-}
-
-/// Reads the snapshot at `path` and sends its live keys; returns lines on
-/// the file as a whole. A receiver that is gone ends it quietly.
-fn scan(
-    path: &Path,
-    revision: Option<u64>,
-    prefix: &str,
-    tx: &mpsc::Sender<(StoredKv, Option<i64>)>,
-) -> Result<Vec<String>, Error> {
-    let bad = |e: BoltError| -> Error {
-        SourceError::Integrity {
-            what: "the snapshot".into(),
-            detail: e.to_string(),
-        }
-        .into()
-    };
-    let snap = SnapshotFile::open(path).map_err(bad)?;
-    let newest = snap.revision().map_err(bad)?;
-    let compacted = snap.compacted().map_err(bad)?;
-    let oldest = compacted.unwrap_or(1);
-    if let Some(r) = revision
-        && !(oldest..=newest).contains(&r)
-    {
-        return Err(Error::input(format!(
-            "the point's snapshot holds revisions {oldest} to {newest}, not {r}: list it as of one of those, or without --revision"
-        )));
-    }
-    let leases: BTreeMap<i64, StoredLease> = snap.leases().map_err(bad)?;
-    let mut about = vec![match compacted {
-        Some(c) => format!("the snapshot holds revisions {c} to {newest} (compacted at {c})"),
-        None => format!("the snapshot holds revisions 1 to {newest} (never compacted)"),
-    }];
-    if let Some(r) = revision {
-        about.push(format!("read as of revision {r}"));
-    }
-    about.push(format!("{} leases", leases.len()));
-    let mut stopped = false;
-    let result = snap.each_live(revision, prefix.as_bytes(), |kv| {
-        let ttl = leases.get(&kv.lease).map(remaining);
-        if tx.blocking_send((kv, ttl)).is_err() {
-            stopped = true;
-            return Err(BoltError::Io {
-                path: path.to_path_buf(),
-                detail: "the reader of the keys stopped".into(),
-            });
-        }
-        Ok(())
-    });
-    match result {
-        Err(_) if stopped => Ok(about),
-        other => other.map(|()| about).map_err(bad),
-    }
 }
 
 #[cfg(test)]

@@ -263,12 +263,12 @@ async fn existing_in(
         .collect())
 }
 
-/// The values the target holds for `keys` (none: deleted since), in one
+/// The values the target holds for `keys` (none: absent), in one
 /// read-only transaction.
 async fn values_in(
     client: &mut Client,
     endpoints: &[String],
-    keys: &[&Kv],
+    keys: &[Kv],
 ) -> Result<Vec<Option<Vec<u8>>>, SourceError> {
     let ops: Vec<TxnOp> = keys
         .iter()
@@ -290,34 +290,24 @@ async fn values_in(
         .collect())
 }
 
-/// Compares the existing keys of a batch with the point's values.
-async fn compare_existing(
-    client: &mut Client,
-    endpoints: &[String],
-    existing: &[&Kv],
-    plan: &mut KeysPlan,
-) -> Result<(), SourceError> {
-    if existing.is_empty() {
-        return Ok(());
-    }
-    let live = values_in(client, endpoints, existing).await?;
-    for (kv, value) in existing.iter().zip(live) {
+/// Compares a batch's keys that exist in the target (`live`: each key's
+/// value there, none when absent) with the point's values.
+fn compare_existing(batch: &[Kv], live: &[Option<Vec<u8>>], plan: &mut KeysPlan) {
+    for (kv, value) in batch.iter().zip(live) {
         match value {
-            Some(v) if v == kv.value => plan.identical += 1,
+            Some(v) if *v == kv.value => plan.identical += 1,
             Some(v) => {
                 plan.differ += 1;
                 if plan.differing.len() < KEY_DIFFS {
-                    let text_diff =
-                        crate::engine::diff::text_diff(&v, &kv.value, ("live", "point")).map(
-                            |mut d| {
-                                if d.len() > MAX_KEY_DIFF {
-                                    let cut = d[..MAX_KEY_DIFF].rfind('\n').unwrap_or(0);
-                                    d.truncate(cut + 1);
-                                    d.push_str("... (cut)\n");
-                                }
-                                d
-                            },
-                        );
+                    let text_diff = crate::engine::diff::text_diff(v, &kv.value, ("live", "point"))
+                        .map(|mut d| {
+                            if d.len() > MAX_KEY_DIFF {
+                                let cut = d[..MAX_KEY_DIFF].rfind('\n').unwrap_or(0);
+                                d.truncate(cut + 1);
+                                d.push_str("... (cut)\n");
+                            }
+                            d
+                        });
                     plan.differing.push(KeyDiff {
                         key: super::key_text(&kv.key),
                         live_size: v.len() as u64,
@@ -329,7 +319,6 @@ async fn compare_existing(
             None => {}
         }
     }
-    Ok(())
 }
 
 /// Counts what a replay would create or meet as existing, and how the
@@ -356,15 +345,10 @@ pub async fn plan_keys(
                 .collect();
             return Ok(plan);
         }
-        let exists = existing_in(client, endpoints, &batch).await?;
-        let existing: Vec<&Kv> = batch
-            .iter()
-            .zip(&exists)
-            .filter(|(_, e)| **e)
-            .map(|(kv, _)| kv)
-            .collect();
-        compare_existing(client, endpoints, &existing, &mut plan).await?;
-        for (kv, e) in batch.iter().zip(exists) {
+        // One read gives both: whether each key exists, and its value.
+        let live = values_in(client, endpoints, &batch).await?;
+        compare_existing(&batch, &live, &mut plan);
+        for (kv, e) in batch.iter().zip(live.iter().map(Option::is_some)) {
             plan.selected += 1;
             if kv.value.starts_with(ENCRYPTED_AT_REST) {
                 plan.encrypted += 1;

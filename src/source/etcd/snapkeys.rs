@@ -11,7 +11,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::snapfile::{SnapshotFile, StoredLease};
+use std::collections::BTreeMap;
+
+use super::snapfile::{SnapshotFile, StoredKv, StoredLease};
 use super::{B64, KeyRecord};
 use crate::bbolt::BoltError;
 use crate::engine::events::Job;
@@ -113,6 +115,34 @@ pub(super) async fn spool(
 /// Sends the snapshot's live keys under `prefix` as keys-payload lines,
 /// with their leases and the TTL the snapshot holds for each.
 fn snapshot_lines(path: &Path, prefix: &str, tx: &mpsc::Sender<Bytes>) -> Result<(), Error> {
+    scan(path, None, prefix, |kv, lease_ttl| {
+        let record = KeyRecord {
+            key: std::str::from_utf8(&kv.key).ok().map(str::to_string),
+            key_b64: B64.encode(&kv.key),
+            value_b64: B64.encode(&kv.value),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+            lease_ttl,
+        };
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        line.push(b'\n');
+        tx.blocking_send(Bytes::from(line)).is_ok()
+    })
+    .map(|_| ())
+}
+
+/// Reads the snapshot at `path` and hands each live key under `prefix` (as
+/// of `revision`, the newest when none) with its lease's TTL to `send`,
+/// which says false once nobody reads any more: that ends the read quietly.
+/// Returns lines on the file as a whole.
+pub(super) fn scan(
+    path: &Path,
+    revision: Option<u64>,
+    prefix: &str,
+    mut send: impl FnMut(StoredKv, Option<i64>) -> bool,
+) -> Result<Vec<String>, Error> {
     let bad = |e: BoltError| -> Error {
         SourceError::Integrity {
             what: "the snapshot".into(),
@@ -121,42 +151,49 @@ fn snapshot_lines(path: &Path, prefix: &str, tx: &mpsc::Sender<Bytes>) -> Result
         .into()
     };
     let snap = SnapshotFile::open(path).map_err(bad)?;
-    let leases = snap.leases().map_err(bad)?;
+    let newest = snap.revision().map_err(bad)?;
+    let compacted = snap.compacted().map_err(bad)?;
+    let oldest = compacted.unwrap_or(1);
+    if let Some(r) = revision
+        && !(oldest..=newest).contains(&r)
+    {
+        return Err(Error::input(format!(
+            "the point's snapshot holds revisions {oldest} to {newest}, not {r}: list it as of one of those, or without --revision"
+        )));
+    }
+    let leases: BTreeMap<i64, StoredLease> = snap.leases().map_err(bad)?;
+    let mut about = vec![match compacted {
+        Some(c) => format!("the snapshot holds revisions {c} to {newest} (compacted at {c})"),
+        None => format!("the snapshot holds revisions 1 to {newest} (never compacted)"),
+    }];
+    if let Some(r) = revision {
+        about.push(format!("read as of revision {r}"));
+    }
+    about.push(format!("{} leases", leases.len()));
     let mut stopped = false;
-    let result = snap.each_live(None, prefix.as_bytes(), |kv| {
-        let mut record = KeyRecord {
-            key: std::str::from_utf8(&kv.key).ok().map(str::to_string),
-            key_b64: B64.encode(&kv.key),
-            value_b64: B64.encode(&kv.value),
-            create_revision: kv.create_revision,
-            mod_revision: kv.mod_revision,
-            version: kv.version,
-            lease: kv.lease,
-            lease_ttl: leases.get(&kv.lease).map(remaining),
+    let result = snap.each_live(revision, prefix.as_bytes(), |kv| {
+        let ttl = match kv.lease {
+            0 => None,
+            id => leases.get(&id).map(remaining),
         };
-        if kv.lease == 0 {
-            record.lease_ttl = None;
+        if send(kv, ttl) {
+            return Ok(());
         }
-        let mut line = serde_json::to_vec(&record).unwrap_or_default();
-        line.push(b'\n');
-        if tx.blocking_send(Bytes::from(line)).is_err() {
-            stopped = true;
-            return Err(BoltError::Io {
-                path: path.to_path_buf(),
-                detail: "the restore stopped reading".into(),
-            });
-        }
-        Ok(())
+        stopped = true;
+        Err(BoltError::Io {
+            path: path.to_path_buf(),
+            detail: "nobody reads the keys any more".into(),
+        })
     });
     match result {
-        Err(_) if stopped => Ok(()),
-        other => other.map_err(bad),
+        Err(_) if stopped => Ok(about),
+        other => other.map(|()| about).map_err(bad),
     }
 }
 
 /// The TTL a lease comes back with: what was left at its last checkpoint,
 /// else the whole TTL it was granted with.
-pub(super) fn remaining(l: &StoredLease) -> i64 {
+fn remaining(l: &StoredLease) -> i64 {
     if l.remaining_ttl > 0 {
         l.remaining_ttl
     } else {

@@ -187,9 +187,7 @@ fn send_sorted(
     all.sort_by(|a, b| a.key.cmp(&b.key));
     for b in all {
         if filter.wants(b.item.name.as_bytes()) {
-            listed.items += 1;
-            listed.bytes += b.body.len() as u64;
-            sink(b)?;
+            listed.send_body(sink, b)?;
         }
     }
     Ok(listed)
