@@ -402,6 +402,23 @@ async fn a_keys_point_lists_its_keys_and_refuses_a_revision_it_does_not_hold() {
     let (code, _, err) = ls_json(&lab, &cfg, &["-t", "kv", "--revision", "3"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("keys point"), "{err}");
+    // --before picks by time (none that old here); --bytes gives exact sizes.
+    let (code, _, err) = ls_json(&lab, &cfg, &["-t", "kv", "--before", "2000-01-01"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("drtool points"), "{err}");
+    let exact = lab
+        .drtool(&cfg)
+        .args([
+            "ls",
+            "-t",
+            "kv",
+            "--bytes",
+            "--prefix",
+            &format!("{prefix}secret/"),
+        ])
+        .output()
+        .unwrap();
+    assert!(stdout(&exact).contains("1400000  "), "{}", stdout(&exact));
 
     // diff: the point against the live cluster, then against a newer point.
     let first = doc["point"]["id"].as_str().unwrap().to_string();
