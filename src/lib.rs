@@ -30,5 +30,6 @@ mod seam;
 pub mod source;
 pub mod store;
 pub mod tui;
+pub mod units;
 
 pub use error::{Error, ErrorClass, Result};

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use super::{Ctx, output};
 use crate::archive::PointId;
 use crate::catalog::PointChoice;
-use crate::engine::diff::{Against, Change, ChangeKind, Compared, DiffRequest, Side};
+use crate::engine::diff::{Against, Change, DiffRequest};
 use crate::engine::kind::Filter;
 use crate::error::Error;
 use crate::exit::{self, Exit};
-use crate::report::human_bytes;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -69,7 +68,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Exit, Error> {
             if ctx.json() {
                 ctx.emit(|e| e.stream_item("Diff", &change));
             } else if !args.stat {
-                print_change(&change);
+                for line in change.lines() {
+                    outln!("{line}");
+                }
             }
             shown += 1;
             match output::stdout_failure() {
@@ -92,63 +93,11 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Exit, Error> {
                 errln!("{line}");
             }
         }
-        print_summary(&compared);
+        outln!("{}", compared.summary());
     }
     Ok(Exit::Code(if compared.differs() {
         exit::FAILED
     } else {
         exit::OK
     }))
-}
-
-fn side_text(s: &Side) -> String {
-    format!(
-        "{} sha256 {}",
-        human_bytes(s.size),
-        &s.sha256[..8.min(s.sha256.len())]
-    )
-}
-
-fn print_change(c: &Change) {
-    // Keys are named by themselves; objects by kind and name.
-    let named = if c.kind == "key" {
-        c.name.clone()
-    } else {
-        format!("{} {}", c.kind, c.name)
-    };
-    let c = &Change {
-        name: named,
-        ..c.clone()
-    };
-    match (c.change, &c.from, &c.to) {
-        (ChangeKind::Added, _, Some(to)) => outln!("+ {}  ({})", c.name, human_bytes(to.size)),
-        (ChangeKind::Removed, Some(from), _) => {
-            outln!("- {}  ({})", c.name, human_bytes(from.size))
-        }
-        (ChangeKind::Changed, Some(from), Some(to)) => {
-            outln!("~ {}  ({} -> {})", c.name, side_text(from), side_text(to));
-            if let Some(diff) = &c.text_diff {
-                // The file header is the summary's; the hunks are indented.
-                for line in diff
-                    .lines()
-                    .filter(|l| !l.starts_with("--- ") && !l.starts_with("+++ "))
-                {
-                    outln!("    {line}");
-                }
-            }
-        }
-        _ => outln!("? {}", c.name),
-    }
-}
-
-fn print_summary(c: &Compared) {
-    outln!(
-        "{} added, {} removed, {} changed, {} the same: {} -> {}",
-        c.added,
-        c.removed,
-        c.changed,
-        c.same,
-        c.from,
-        c.to
-    );
 }

@@ -55,6 +55,11 @@ impl Opened {
 }
 
 impl Opened {
+    /// The point's kind.
+    pub(super) fn kind(&self) -> Arc<dyn TargetKind> {
+        self.kind.clone()
+    }
+
     /// Hands the point's items with their bodies to `sink`, in key order.
     pub async fn bodies(self, filter: &Filter, sink: BodySink<'_>) -> Result<Listed, Error> {
         let contents = self

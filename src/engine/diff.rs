@@ -23,6 +23,7 @@ use super::report::Operation;
 use super::root::Engine;
 use crate::catalog::PointChoice;
 use crate::error::Error;
+use crate::units::human_bytes;
 
 /// What the point is compared with.
 #[derive(Debug, Clone)]
@@ -86,6 +87,50 @@ pub struct Change {
     pub text_diff: Option<String>,
 }
 
+impl Side {
+    fn text(&self) -> String {
+        format!(
+            "{} sha256 {}",
+            human_bytes(self.size),
+            &self.sha256[..8.min(self.sha256.len())]
+        )
+    }
+}
+
+impl Change {
+    /// How `drtool diff` and the dashboard show it: `+ name (size)`,
+    /// `- name (size)`, or `~ name (from -> to)` and the text diff's hunks,
+    /// indented. Keys are named by themselves, objects by kind and name.
+    pub fn lines(&self) -> Vec<String> {
+        let name = if self.kind == "key" {
+            self.name.clone()
+        } else {
+            format!("{} {}", self.kind, self.name)
+        };
+        match (self.change, &self.from, &self.to) {
+            (ChangeKind::Added, _, Some(to)) => {
+                vec![format!("+ {name}  ({})", human_bytes(to.size))]
+            }
+            (ChangeKind::Removed, Some(from), _) => {
+                vec![format!("- {name}  ({})", human_bytes(from.size))]
+            }
+            (ChangeKind::Changed, Some(from), Some(to)) => {
+                let mut out = vec![format!("~ {name}  ({} -> {})", from.text(), to.text())];
+                if let Some(diff) = &self.text_diff {
+                    // The file header is the summary's; the hunks are indented.
+                    out.extend(
+                        diff.lines()
+                            .filter(|l| !l.starts_with("--- ") && !l.starts_with("+++ "))
+                            .map(|l| format!("    {l}")),
+                    );
+                }
+                out
+            }
+            _ => vec![format!("? {name}")],
+        }
+    }
+}
+
 /// What a diff compared and found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Compared {
@@ -102,6 +147,14 @@ pub struct Compared {
 impl Compared {
     pub fn differs(&self) -> bool {
         self.added + self.removed + self.changed > 0
+    }
+
+    /// `N added, N removed, N changed, N the same: FROM -> TO`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} added, {} removed, {} changed, {} the same: {} -> {}",
+            self.added, self.removed, self.changed, self.same, self.from, self.to
+        )
     }
 }
 

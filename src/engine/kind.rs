@@ -374,6 +374,24 @@ pub trait Contents: TargetKind {
         )))
     }
 
+    /// Where an item sits in the tree a point is browsed as (`/` between
+    /// levels): its kind and name unless the kind says otherwise.
+    fn browse_path(&self, item: &Item) -> String {
+        format!("{}/{}", item.kind, item.name)
+    }
+
+    /// The restore flags that restore just the folder (`folder`) or item at
+    /// `path` of a browsed point, `sample` being an item of it; None when
+    /// the kind restores such a part only with the whole point.
+    fn restore_selection(
+        &self,
+        _path: &str,
+        _folder: bool,
+        _sample: &Item,
+    ) -> Option<super::options::FlagValues> {
+        None
+    }
+
     /// The same of the live target in `region`, as it is now.
     async fn live_bodies(
         &self,

@@ -9,6 +9,7 @@
 //! folder under `source/`.
 
 pub mod backup;
+pub mod browse;
 pub mod contents;
 pub mod copy;
 pub mod delete;

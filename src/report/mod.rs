@@ -540,21 +540,7 @@ pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(DrillReport)).unwrap_or_default()
 }
 
-/// Bytes as people read them.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crate::units::human_bytes;
 
 /// `1m 5s`, `850ms`: a duration for people.
 pub fn human_ms(ms: u64) -> String {

@@ -14,9 +14,12 @@ use super::model::{
     self, DrillInfo, DrillRow, Failure, Loadable, OverviewInput, OverviewRow, PointRow,
     RegionPoints, ScheduleRow, StepLine, TargetInfo,
 };
+use super::screens::contents::{self, ContentsView, Index, LevelAsk};
+use super::screens::diff::{self, Choice, DiffAsk, DiffView, Shown, With};
 use crate::catalog::PointChoice;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::runner::{DrillEvent, DrillEventKind};
+use crate::engine::browse::Level;
 use crate::engine::stream::StreamStatus;
 use crate::engine::{Existing, FlagValues, RestorePlan};
 use crate::report::{DrillReport, RunEntry, StepOutcome};
@@ -71,6 +74,10 @@ pub enum View {
         run: String,
     },
     Wizard(Box<Wizard>),
+    /// A point's contents, browsed.
+    Contents(Box<ContentsView>),
+    /// A point compared with the live target or another point.
+    Diff(Box<DiffView>),
 }
 
 impl View {
@@ -81,6 +88,8 @@ impl View {
             View::Live => "running".into(),
             View::Report { run } => format!("report {run}"),
             View::Wizard(w) => format!("restore › {}", w.step.title()),
+            View::Contents(c) => c.crumb(),
+            View::Diff(d) => d.crumb(),
         }
     }
 }
@@ -183,17 +192,7 @@ pub enum ConfirmThen {
     AbortAndQuit,
 }
 
-/// Typed text and editing keys, for the overlay that takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
-    Char(char),
-    Backspace,
-    Enter,
-    Esc,
-    Tab,
-    Up,
-    Down,
-}
+pub use super::keymap::Input;
 
 /// Everything that reaches `update`.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +222,12 @@ pub enum Action {
     Log(String),
     /// What the engine is doing now (None: nothing).
     Progress(Option<String>),
+    /// A point listed to browse (the request's number).
+    Indexed(u64, Result<Index, Failure>),
+    /// A level of a browsed point.
+    Level(u64, Result<Level, Failure>),
+    /// A comparison of a point.
+    Diffed(u64, Result<Shown, Failure>),
 }
 
 /// Work for the runtime: each becomes a background task whose result comes
@@ -248,6 +253,15 @@ pub enum Effect {
     RunDrill(PathBuf),
     AbortDrill,
     AnswerManual(bool),
+    /// List a point to browse it.
+    IndexPoint {
+        seq: u64,
+        region: String,
+        target: String,
+        point: String,
+    },
+    ReadLevel(LevelAsk),
+    Diff(DiffAsk),
 }
 
 /// A step of the running drill.
@@ -429,6 +443,25 @@ impl LiveDrill {
     }
 }
 
+/// A row of the wizard's options step.
+#[derive(Debug, Clone, PartialEq)]
+enum OptionRow {
+    /// `--existing`, cycled by enter.
+    Existing,
+    /// A part of the point chosen in its contents (`--prefix P`): enter
+    /// drops it.
+    Only(String),
+    /// An on/off option of the kind.
+    Switch(String),
+    Plan,
+}
+
+/// What a view's key asked for.
+enum Wanted {
+    Contents(contents::Want),
+    Diff(diff::Want),
+}
+
 /// The dashboard.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -468,6 +501,8 @@ pub struct App {
     validating: bool,
     /// Plans asked for so far, by any wizard: each answer names its number.
     plans: u64,
+    /// Reads asked for by the views (contents, diffs): each answer names its number.
+    asked: u64,
     pub quit: bool,
     quit_after_drill: bool,
 }
@@ -520,6 +555,7 @@ impl App {
             manual: None,
             validating: false,
             plans: 0,
+            asked: 0,
             quit: false,
             quit_after_drill: false,
         }
@@ -536,6 +572,7 @@ impl App {
                     | Overlay::Manual { .. }
             )
         ) || matches!(self.views.last(), Some(View::Wizard(w)) if w.step == WizardStep::Confirm)
+            || matches!(self.views.last(), Some(View::Contents(c)) if c.typing)
     }
 
     /// The breadcrumb: screen › opened views.
@@ -812,6 +849,43 @@ impl App {
                 self.progress = p;
                 Vec::new()
             }
+            a @ (Action::Indexed(..) | Action::Level(..) | Action::Diffed(..)) => {
+                self.view_answer(a)
+            }
+        }
+    }
+
+    /// What a view's read (an index, a level, a diff) came back with.
+    fn view_answer(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Indexed(seq, r) => {
+                let mut asked = self.asked;
+                let want = self.views.iter_mut().find_map(|v| match v {
+                    View::Contents(c) if c.seq == seq && c.index == Loadable::Loading => {
+                        Some(c.indexed(r.clone(), &mut asked))
+                    }
+                    _ => None,
+                });
+                self.asked = asked;
+                want.map(|w| self.contents_wants(w)).unwrap_or_default()
+            }
+            Action::Level(seq, r) => {
+                for v in &mut self.views {
+                    if let View::Contents(c) = v {
+                        c.leveled(seq, r.clone());
+                    }
+                }
+                Vec::new()
+            }
+            Action::Diffed(seq, r) => {
+                for v in &mut self.views {
+                    if let View::Diff(d) = v {
+                        d.answered(seq, r.clone());
+                    }
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -909,6 +983,9 @@ impl App {
         if let Some(View::Wizard(_)) = self.views.last() {
             return self.wizard_command(c);
         }
+        if let Some(effects) = self.view_command(c) {
+            return effects;
+        }
         match c {
             Command::Quit => self.quit_or_confirm(),
             Command::Help => {
@@ -973,19 +1050,25 @@ impl App {
             Command::Verify | Command::Copy => self.verify_or_copy(c),
             Command::Restore => self.open_restore_wizard(),
             Command::Run => self.confirm_run(),
-            Command::DryRun => {
-                if let Some(d) = self.current_drill() {
-                    let name = d.name.clone();
-                    self.views.push(View::Drill { name });
-                    self.say(
-                        "dry run: every step as it would run; nothing was changed",
-                        false,
-                    );
-                }
-                Vec::new()
-            }
+            Command::DryRun => self.dry_run_or_diff(),
             Command::Abort => self.confirm_abort(),
         }
+    }
+
+    /// `d`: on a point, compares it; on a drill, shows its dry run.
+    fn dry_run_or_diff(&mut self) -> Vec<Effect> {
+        if let Some(at) = self.current_point() {
+            return self.open_diff(at, None);
+        }
+        if let Some(d) = self.current_drill() {
+            let name = d.name.clone();
+            self.views.push(View::Drill { name });
+            self.say(
+                "dry run: every step as it would run; nothing was changed",
+                false,
+            );
+        }
+        Vec::new()
     }
 
     /// A quit, asked first while a drill runs.
@@ -1171,6 +1254,7 @@ impl App {
                 target,
                 point,
             }) => Some((region.clone(), target.clone(), point.clone())),
+            Some(View::Contents(c)) => Some((c.region.clone(), c.target.clone(), c.point.clone())),
             None if self.screen == Screen::Points => self
                 .points()
                 .get(self.selected())
@@ -1195,6 +1279,23 @@ impl App {
     }
 
     fn open(&mut self) -> Vec<Effect> {
+        if let Some(View::Point {
+            region,
+            target,
+            point,
+        }) = self.views.last()
+        {
+            self.asked += 1;
+            let effect = Effect::IndexPoint {
+                seq: self.asked,
+                region: region.clone(),
+                target: target.clone(),
+                point: point.clone(),
+            };
+            let v = ContentsView::new(region, target, point, self.asked);
+            self.views.push(View::Contents(Box::new(v)));
+            return vec![effect];
+        }
         if let Some(View::Live) = self.views.last()
             && let Some(Some(Ok(run))) = self.live.as_ref().map(|l| l.report.clone())
         {
@@ -1246,6 +1347,122 @@ impl App {
         }
     }
 
+    /// A key for the view on top that owns its keys; None when it is not
+    /// one of its own (the dashboard's: quit, help, tab...).
+    fn view_command(&mut self, c: Command) -> Option<Vec<Effect>> {
+        let mut asked = self.asked;
+        let wanted = match self.views.last_mut() {
+            Some(View::Contents(v)) => Wanted::Contents(v.command(c, &mut asked)),
+            Some(View::Diff(v)) => Wanted::Diff(v.command(c, &mut asked)),
+            _ => return None,
+        };
+        self.asked = asked;
+        match wanted {
+            Wanted::Contents(contents::Want::Pass) | Wanted::Diff(diff::Want::Pass) => None,
+            Wanted::Contents(w) => Some(self.contents_wants(w)),
+            Wanted::Diff(w) => Some(self.diff_wants(w)),
+        }
+    }
+
+    /// What the contents view asked for.
+    fn contents_wants(&mut self, w: contents::Want) -> Vec<Effect> {
+        match w {
+            contents::Want::Nothing | contents::Want::Pass => Vec::new(),
+            contents::Want::Level(ask) => vec![Effect::ReadLevel(ask)],
+            contents::Want::Close => {
+                self.views.pop();
+                Vec::new()
+            }
+            contents::Want::Diff(prefix) => match self.views.last() {
+                Some(View::Contents(c)) => {
+                    let at = (c.region.clone(), c.target.clone(), c.point.clone());
+                    self.open_diff(at, prefix)
+                }
+                _ => Vec::new(),
+            },
+            contents::Want::Restore(selection) => {
+                if self.read_only {
+                    self.say("read-only: restore is not available", true);
+                    return Vec::new();
+                }
+                let effects = self.open_restore_wizard();
+                if let Some(View::Wizard(w)) = self.views.last_mut() {
+                    match selection {
+                        Some(flags) => w.on = flags,
+                        None => self.say(
+                            "this part cannot be restored alone: the wizard restores the whole point",
+                            false,
+                        ),
+                    }
+                }
+                effects
+            }
+        }
+    }
+
+    /// What the diff view asked for.
+    fn diff_wants(&mut self, w: diff::Want) -> Vec<Effect> {
+        match w {
+            diff::Want::Nothing | diff::Want::Pass => Vec::new(),
+            diff::Want::Diff(ask) => vec![Effect::Diff(ask)],
+            diff::Want::Close => {
+                self.views.pop();
+                Vec::new()
+            }
+        }
+    }
+
+    /// Opens the comparison of a point: with the live target, or another
+    /// point of its target in its region (newest first).
+    fn open_diff(
+        &mut self,
+        (region, target, point): (String, String, String),
+        prefix: Option<String>,
+    ) -> Vec<Effect> {
+        let mut choices = vec![Choice {
+            with: With::Live,
+            label: format!("the live target {target} in {region}"),
+        }];
+        if let Some(Loadable::Ready(points)) = self
+            .regions
+            .iter()
+            .find(|r| r.region == region)
+            .map(|r| &r.points)
+        {
+            choices.extend(
+                model::filtered(points, "", false)
+                    .iter()
+                    .filter(|p| p.target() == target && p.id() != point)
+                    .map(|p| Choice {
+                        with: With::Point(p.id().to_string()),
+                        label: format!(
+                            "point {} ({} ago)",
+                            p.id(),
+                            model::age(self.now - p.manifest.finished_at)
+                        ),
+                    }),
+            );
+        }
+        let v = DiffView::new((&region, &target, &point), prefix, choices);
+        self.views.push(View::Diff(Box::new(v)));
+        Vec::new()
+    }
+
+    /// The rows of the wizard's options step, in order.
+    fn option_rows(&self, w: &Wizard) -> Vec<OptionRow> {
+        let switches = self.switches(w);
+        let mut rows = vec![OptionRow::Existing];
+        rows.extend(
+            w.on.0
+                .keys()
+                .filter(|k| !switches.contains(&k.as_str()))
+                .map(|k| OptionRow::Only(k.clone())),
+        );
+        rows.extend(switches.iter().map(|s| OptionRow::Switch(s.to_string())));
+        rows.push(OptionRow::Plan);
+        rows
+    }
+
     /// The on/off options of the wizard's target's kind.
     fn switches(&self, w: &Wizard) -> Vec<&str> {
         w.target
@@ -1284,16 +1501,22 @@ impl App {
                     Some(Existing::Skip) => "skip",
                     Some(Existing::Overwrite) => "overwrite",
                 };
-                let mut out = vec![format!("existing: {existing}")];
-                for switch in self.switches(w) {
-                    out.push(format!(
-                        "{}: {}",
-                        switch.replace('-', " "),
-                        if w.on.on(switch) { "yes" } else { "no" }
-                    ));
-                }
-                out.push("make the plan".into());
-                out
+                self.option_rows(w)
+                    .into_iter()
+                    .map(|row| match row {
+                        OptionRow::Existing => format!("existing: {existing}"),
+                        OptionRow::Only(flag) => format!(
+                            "only --{flag} {}   (enter: the whole point instead)",
+                            w.on.values(&flag).join(",")
+                        ),
+                        OptionRow::Switch(switch) => format!(
+                            "{}: {}",
+                            switch.replace('-', " "),
+                            if w.on.on(&switch) { "yes" } else { "no" }
+                        ),
+                        OptionRow::Plan => "make the plan".into(),
+                    })
+                    .collect()
             }
             _ => Vec::new(),
         }
@@ -1400,24 +1623,30 @@ impl App {
                 w.step = WizardStep::Options;
                 w.sel = 0;
             }
-            WizardStep::Options => {
-                let last = choices.len().saturating_sub(1);
-                if w.sel == 0 {
+            WizardStep::Options => match self.option_rows(w).get(w.sel) {
+                Some(OptionRow::Existing) => {
                     w.existing = match w.existing {
                         None => Some(Existing::Skip),
                         Some(Existing::Skip) => Some(Existing::Overwrite),
                         Some(Existing::Overwrite) => Some(Existing::Fail),
                         Some(Existing::Fail) => None,
                     };
-                } else if w.sel < last {
-                    if let Some(switch) = self.switches(w).get(w.sel - 1) {
-                        if w.on.on(switch) {
-                            w.on.0.remove(*switch);
-                        } else {
-                            w.on = std::mem::take(&mut w.on).switch(switch);
-                        }
+                }
+                Some(OptionRow::Only(flag)) => {
+                    w.on.0.remove(flag);
+                }
+                Some(OptionRow::Switch(switch)) => {
+                    if w.on.on(switch) {
+                        w.on.0.remove(switch);
+                    } else {
+                        w.on = std::mem::take(&mut w.on).switch(switch);
                     }
-                } else if let (Some(region), Some(target)) = (w.region.clone(), w.target.clone()) {
+                }
+                None => {}
+                Some(OptionRow::Plan) => {
+                    let (Some(region), Some(target)) = (w.region.clone(), w.target.clone()) else {
+                        return false;
+                    };
                     let point = match &w.point {
                         Some(p) => match p.parse() {
                             Ok(id) => PointChoice::Id(id),
@@ -1444,7 +1673,7 @@ impl App {
                     w.plan = Loadable::Loading;
                     w.step = WizardStep::Plan;
                 }
-            }
+            },
             WizardStep::Plan => {
                 if let Loadable::Ready(_) = &w.plan {
                     w.step = WizardStep::Confirm;
@@ -1544,6 +1773,13 @@ impl App {
     }
 
     fn input(&mut self, i: Input) -> Vec<Effect> {
+        if let Some(View::Contents(c)) = self.views.last_mut()
+            && c.typing
+            && self.overlay.is_none()
+        {
+            let w = c.typed(i, &mut self.asked);
+            return self.contents_wants(w);
+        }
         if let Some(View::Wizard(w)) = self.views.last_mut()
             && w.step == WizardStep::Confirm
             && self.overlay.is_none()

@@ -108,7 +108,7 @@ impl Command {
         (
             Command::DryRun,
             "dry_run",
-            "dry-run the drill (changes nothing)",
+            "dry-run the drill (changes nothing); on a point: diff it",
             false,
         ),
         (
@@ -147,6 +147,18 @@ impl Command {
             .find(|(_, n, ..)| *n == name)
             .map(|(c, ..)| *c)
     }
+}
+
+/// Typed text and editing keys, for the overlay that takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Char(char),
+    Backspace,
+    Enter,
+    Esc,
+    Tab,
+    Up,
+    Down,
 }
 
 /// A key with its modifiers, as the keymap names it.

@@ -15,6 +15,8 @@
 pub mod app;
 pub mod keymap;
 pub mod model;
+pub mod screens;
+pub mod theme;
 pub mod view;
 mod worker;
 

@@ -5,33 +5,22 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Color;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{
-    Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
+    Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Sparkline, Table, Wrap,
 };
 
 use super::app::{App, LiveDrill, Overlay, SCREENS, Screen, StepState, View, Wizard, WizardStep};
 use super::keymap::Command;
 use super::model::{self, DrillRow, Health, Holding, Loadable, PointRow};
+use super::screens::{contents, diff};
+pub use super::theme::{ACCENT, BAD, DIM, GOOD, WARN};
+use super::theme::{block, bold, highlight, style, table_state};
 use crate::catalog::CheckResult;
 use crate::drill::measure::DrillVerdict;
 use crate::engine::stream::RegionStream;
 use crate::report::{DrillReport, StepOutcome, human_ms, opt_ms};
-
-pub const GOOD: Color = Color::Green;
-pub const WARN: Color = Color::Yellow;
-pub const BAD: Color = Color::Red;
-pub const DIM: Color = Color::DarkGray;
-pub const ACCENT: Color = Color::Cyan;
-
-fn style(c: Color) -> Style {
-    Style::default().fg(c)
-}
-
-fn bold() -> Style {
-    Style::default().add_modifier(Modifier::BOLD)
-}
 
 fn health_color(h: Health) -> Color {
     match h {
@@ -79,6 +68,8 @@ pub fn draw(f: &mut Frame, app: &App) {
         Some(View::Live) => draw_live(f, body, app),
         Some(View::Report { run }) => draw_report(f, body, app, run),
         Some(View::Wizard(w)) => draw_wizard(f, body, app, w),
+        Some(View::Contents(c)) => contents::draw(f, body, c),
+        Some(View::Diff(d)) => diff::draw(f, body, d),
         None => match app.screen {
             Screen::Overview => draw_overview(f, body, app),
             Screen::Points => draw_points(f, body, app),
@@ -168,8 +159,9 @@ fn draw_crumb(f: &mut Frame, area: Rect, app: &App) {
 fn hints(app: &App) -> Vec<Command> {
     let mut out = match (app.views.last(), app.screen) {
         (Some(View::Point { .. }), _) => vec![
+            Command::Open,
+            Command::DryRun,
             Command::Verify,
-            Command::Copy,
             Command::Restore,
             Command::Back,
         ],
@@ -177,6 +169,17 @@ fn hints(app: &App) -> Vec<Command> {
         (Some(View::Live), _) => vec![Command::Abort, Command::Open, Command::Back],
         (Some(View::Report { .. }), _) => vec![Command::Down, Command::Back],
         (Some(View::Wizard(_)), _) => vec![Command::Open, Command::Back],
+        (Some(View::Contents(_)), _) => vec![
+            Command::Open,
+            Command::Filter,
+            Command::DryRun,
+            Command::Restore,
+            Command::Back,
+        ],
+        (Some(View::Diff(d)), _) if d.asked.is_some() => {
+            vec![Command::Down, Command::Refresh, Command::Back]
+        }
+        (Some(View::Diff(_)), _) => vec![Command::Open, Command::Back],
         (None, Screen::Points) => vec![
             Command::Open,
             Command::NextRegion,
@@ -211,12 +214,26 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
         for c in hints(app) {
             if let Some(k) = app.keymap.keys_of(c).first() {
                 spans.push(Span::styled(format!(" {k}"), bold().fg(ACCENT)));
-                spans.push(Span::styled(format!(" {} ", short(c)), style(Color::Gray)));
+                spans.push(Span::styled(
+                    format!(" {} ", short_here(app, c)),
+                    style(Color::Gray),
+                ));
             }
         }
         Line::from(spans)
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// A command's word in the footer, where it does something else here.
+fn short_here(app: &App, c: Command) -> &'static str {
+    match (app.views.last(), c) {
+        (Some(View::Point { .. }), Command::Open) => "contents",
+        (Some(View::Point { .. } | View::Contents(_)), Command::DryRun) => "diff",
+        (None, Command::DryRun) if app.screen == Screen::Points => "diff",
+        (Some(View::Diff(_)), Command::Refresh) => "again",
+        _ => short(c),
+    }
 }
 
 fn short(c: Command) -> &'static str {
@@ -238,23 +255,6 @@ fn short(c: Command) -> &'static str {
         Command::Down => "scroll",
         _ => c.name(),
     }
-}
-
-fn block(title: &str) -> Block<'static> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(style(DIM))
-        .title(Span::styled(format!(" {title} "), bold()))
-}
-
-fn table_state(sel: usize) -> TableState {
-    TableState::default().with_selected(Some(sel))
-}
-
-fn highlight() -> Style {
-    Style::default()
-        .bg(Color::Rgb(40, 44, 52))
-        .add_modifier(Modifier::BOLD)
 }
 
 fn loading_line<T>(l: &Loadable<T>, what: &str) -> Option<Line<'static>> {

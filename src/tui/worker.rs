@@ -17,9 +17,15 @@ use tokio_util::sync::CancellationToken;
 use super::Options;
 use super::app::{Action, Effect, PlanView, RestoreAsk};
 use super::model::{DrillInfo, DrillRow, Failure, Loadable, PointRow, ScheduleRow};
+use super::screens::contents::{Index, LEVEL_ROWS, LevelAsk};
+use super::screens::diff::{DiffAsk, Shown, With};
 use crate::archive::PointId;
+use crate::catalog::PointChoice;
 use crate::drill::runner::{DrillEvent, NotConfirmed, Operator, RunOptions};
 use crate::drill::spec;
+use crate::engine::contents::ContentsRequest;
+use crate::engine::diff::{Against, Change, DiffRequest};
+use crate::engine::kind::Filter;
 use crate::engine::{
     CopyRequest, Engine, EventKind, JobEvent, Outcome, RestorePlan, RestoreRequest, RunReport,
     Scope, Verdict, VerifyRequest,
@@ -32,8 +38,11 @@ use crate::schedule::run::{ScheduleState, home_region};
 const LIST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Reading a schedule's state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Making a restore plan (it verifies the point: a download).
+/// Making a restore plan (it verifies the point: a download); listing a
+/// point to browse it, or comparing it, reads as much.
 const PLAN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Lines of changes a diff keeps for the view (the rest are counted).
+const DIFF_LINES: usize = 20_000;
 
 /// The drill running in the dashboard.
 struct Running {
@@ -156,7 +165,56 @@ impl Worker {
             Effect::RunDrill(file) => self.run_drill(file),
             Effect::AbortDrill => self.abort_drill(),
             Effect::AnswerManual(ok) => self.answer_manual(ok),
+            Effect::IndexPoint {
+                seq,
+                region,
+                target,
+                point,
+            } => self.index_point(seq, region, target, point),
+            Effect::ReadLevel(ask) => read_level(tx, ask),
+            Effect::Diff(ask) => self.diff(ask),
         }
+    }
+
+    /// Lists a point into an index to browse, within `PLAN_TIMEOUT`.
+    fn index_point(&self, seq: u64, region: String, target: String, point: String) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let work = async {
+                let id = point
+                    .parse()
+                    .map_err(|e| Error::input(format!("cannot list point {point}: {e}")))?;
+                let req = ContentsRequest {
+                    region: region.clone(),
+                    target,
+                    point: PointChoice::Id(id),
+                    filter: Filter::default(),
+                };
+                engine.open_point(&req).await?.index().await
+            };
+            let r = match tokio::time::timeout(PLAN_TIMEOUT, work).await {
+                Ok(Ok(index)) => Ok(Index(Arc::new(index))),
+                Ok(Err(e)) => Err(Failure::from(e)),
+                Err(_) => Err(took_too_long("listing", &region)),
+            };
+            let _ = tx.send(Action::Indexed(seq, r)).await;
+        });
+    }
+
+    /// Compares a point, keeping the first `DIFF_LINES` lines of its changes.
+    fn diff(&self, ask: DiffAsk) {
+        let engine = self.engine.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let seq = ask.seq;
+            let region = ask.region.clone();
+            let r = match tokio::time::timeout(PLAN_TIMEOUT, diff_lines(&engine, ask)).await {
+                Ok(r) => r.map_err(Failure::from),
+                Err(_) => Err(took_too_long("comparing", &region)),
+            };
+            let _ = tx.send(Action::Diffed(seq, r)).await;
+        });
     }
 
     /// Loads a report off the event loop.
@@ -690,4 +748,80 @@ impl Operator for Screen {
             _ = self.cancel.cancelled() => Err(NotConfirmed::DrillAborted { step }),
         }
     }
+}
+
+/// Reads a level of a browsed point off the event loop.
+fn read_level(tx: mpsc::Sender<Action>, ask: LevelAsk) {
+    tokio::spawn(async move {
+        let LevelAsk {
+            seq,
+            index,
+            prefix,
+            filter,
+        } = ask;
+        let r =
+            tokio::task::spawn_blocking(move || index.0.level(&prefix, &filter, LEVEL_ROWS)).await;
+        let r = match r {
+            Ok(r) => r.map_err(Failure::from),
+            Err(e) => Err(Failure::failed(e)),
+        };
+        let _ = tx.send(Action::Level(seq, r)).await;
+    });
+}
+
+fn took_too_long(what: &str, region: &str) -> Failure {
+    Failure::new(
+        ErrorClass::Unreachable,
+        format!(
+            "{what} took longer than {}s: is region {region} reachable?",
+            PLAN_TIMEOUT.as_secs()
+        ),
+    )
+}
+
+/// A diff as the view shows it.
+async fn diff_lines(engine: &Engine, ask: DiffAsk) -> Result<Shown, Error> {
+    let id = |p: &str| -> Result<PointChoice, Error> {
+        p.parse()
+            .map(PointChoice::Id)
+            .map_err(|e| Error::input(format!("cannot compare point {p}: {e}")))
+    };
+    let req = DiffRequest {
+        region: ask.region.clone(),
+        target: ask.target,
+        point: id(&ask.point)?,
+        against: match &ask.with {
+            With::Live => Against::Live(ask.region),
+            With::Point(p) => Against::Point(id(p)?),
+        },
+        filter: Filter {
+            prefix: ask.prefix,
+            revision: None,
+        },
+    };
+    let mut lines = Vec::new();
+    let mut left_out = 0u64;
+    let compared = {
+        let mut sink = |c: Change| -> Result<(), Error> {
+            if lines.len() < DIFF_LINES {
+                lines.extend(c.lines());
+            } else {
+                left_out += 1;
+            }
+            Ok(())
+        };
+        engine.diff(&req, true, &mut sink).await?
+    };
+    Ok(Shown {
+        summary: compared.summary(),
+        differs: compared.differs(),
+        about: compared
+            .about_from
+            .iter()
+            .chain(&compared.about_to)
+            .cloned()
+            .collect(),
+        lines,
+        left_out,
+    })
 }

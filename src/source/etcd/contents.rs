@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::home::EtcdKind;
 use super::home::spec;
+use super::options::{KEY, PREFIX};
 use super::restore::Lines;
 use super::snapfile::StoredKv;
 use super::snapkeys::{scan, spool};
@@ -21,6 +22,7 @@ use crate::archive::Manifest;
 use crate::config::Target;
 use crate::engine::events::Job;
 use crate::engine::kind::{Body, BodySink, Column, Contents, Filter, Item, Listed, Sink};
+use crate::engine::options::FlagValues;
 use crate::engine::point::PointData;
 use crate::error::{Error, SourceError};
 use bytes::Bytes;
@@ -87,6 +89,23 @@ type KeySink<'a> = &'a mut (dyn FnMut(StoredKv, Option<i64>) -> Result<(), Error
 impl Contents for EtcdKind {
     fn columns(&self, _manifest: &Manifest) -> &'static [Column] {
         &COLUMNS
+    }
+
+    /// The key as it is: etcd's own `/` levels.
+    fn browse_path(&self, item: &Item) -> String {
+        item.name.clone()
+    }
+
+    /// A folder is a `--prefix`, a key a `--key`; not a key named with
+    /// escapes (its bytes are not the text shown).
+    fn restore_selection(&self, path: &str, folder: bool, _sample: &Item) -> Option<FlagValues> {
+        if path.contains('\\') {
+            return None;
+        }
+        let flag = if folder { PREFIX } else { KEY };
+        let mut flags = FlagValues::default();
+        flags.0.insert(flag.to_string(), vec![path.to_string()]);
+        Some(flags)
     }
 
     async fn list(

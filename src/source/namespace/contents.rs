@@ -12,11 +12,13 @@ use tokio::sync::mpsc;
 use super::ObjectRecord;
 use super::home::NamespaceKind;
 use super::home::spec;
+use super::options::INCLUDE;
 use super::restore::{Records, comparable};
 use crate::archive::Manifest;
 use crate::config::Target;
 use crate::engine::events::Job;
 use crate::engine::kind::{Body, BodySink, Column, Contents, Filter, Item, Listed, Sink};
+use crate::engine::options::FlagValues;
 use crate::engine::point::PointData;
 use crate::error::Error;
 
@@ -57,6 +59,21 @@ pub fn object_item(r: &ObjectRecord) -> Item {
 impl Contents for NamespaceKind {
     fn columns(&self, _manifest: &Manifest) -> &'static [Column] {
         &COLUMNS
+    }
+
+    /// A kind's folder is its resource (`--include configmaps`); single
+    /// objects and one namespace's part of a kind come back with the
+    /// whole point.
+    fn restore_selection(&self, path: &str, folder: bool, sample: &Item) -> Option<FlagValues> {
+        let resource = sample.details.get("resource")?.as_str()?;
+        if !folder || path != format!("{}/", sample.kind) {
+            return None;
+        }
+        let mut flags = FlagValues::default();
+        flags
+            .0
+            .insert(INCLUDE.to_string(), vec![resource.to_string()]);
+        Some(flags)
     }
 
     async fn list(
