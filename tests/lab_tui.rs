@@ -25,6 +25,12 @@ impl Tmux {
     /// `sub` is `ui`, or empty for `drtool` alone (the dashboard's flags
     /// then go before no command).
     fn start(lab: &Lab, sub: &str, drills: &str, extra: &str) -> Tmux {
+        let config = PathBuf::from(&lab.env["DRTOOL_LAB_DIR"]).join("drtool.toml");
+        Tmux::start_with(lab, &config, sub, drills, extra)
+    }
+
+    /// The same with a config of the test's own.
+    fn start_with(lab: &Lab, config: &Path, sub: &str, drills: &str, extra: &str) -> Tmux {
         let dir = tempfile::tempdir().unwrap();
         let mut script = String::from("#!/bin/bash\n");
         for (k, v) in &lab.env {
@@ -32,7 +38,6 @@ impl Tmux {
         }
         // Each frame drawn is a debug line in the log (the idle test counts them).
         script.push_str("export DRTOOL_LOG='info,drtool::tui=debug'\n");
-        let config = PathBuf::from(&lab.env["DRTOOL_LAB_DIR"]).join("drtool.toml");
         // The shell outlives a hangup (its trap runs once drtool is done), so
         // drtool's exit code is kept even when the terminal is killed.
         script.push_str(&format!(
@@ -427,5 +432,119 @@ fn killing_the_terminal_mid_drill_aborts_it_cleans_up_and_reports() {
                 "canary markers left in {region}"
             );
         }
+    });
+}
+
+/// Looking inside a snapshot point from the dashboard: its contents, a
+/// filter to one key and enter to its folder, `d` against the live
+/// cluster (the keys deleted since show as removed), then `R` on the folder
+/// restores just that prefix through the wizard's plan and typed
+/// confirmation; etcd then holds those keys as the point had them, and a
+/// key outside the prefix keeps its newer value.
+#[test]
+fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
+    let lab = Lab::get();
+    let name = unique("tui-ls");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "{}{}",
+            lab.regions_toml(&name),
+            lab.etcd_target_toml("snap", "snapshot", None, "")
+        ),
+    );
+    let app = format!("/{name}/app/");
+    let other = format!("/{name}/other/x");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let values: Vec<Vec<u8>> = (0..30)
+        .map(|i| object_value(i, 1024 + (i * 2311) % 19_456))
+        .collect();
+    rt.block_on(async {
+        let mut c = etcd_client(&lab.etcd(EAST)).await;
+        for (i, v) in values.iter().enumerate() {
+            c.put(format!("{app}k{i:03}"), v.clone(), None).await.unwrap();
+        }
+        c.put(other.clone(), "before", None).await.unwrap();
+    });
+    let out = lab
+        .drtool(&cfg)
+        .args(["backup", "-t", "snap"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let point = point_of(&stdout(&out));
+    rt.block_on(async {
+        let mut c = etcd_client(&lab.etcd(EAST)).await;
+        c.delete(app.clone(), Some(etcd_client::DeleteOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        c.put(other.clone(), "after", None).await.unwrap();
+    });
+
+    let t = Tmux::start_with(&lab, &cfg, "ui", "drills", "");
+    t.wait_for("Recovery posture", Duration::from_secs(20));
+    t.keys(&["Tab"]);
+    t.wait_for(&point, Duration::from_secs(30));
+    t.keys(&["Enter"]);
+    t.wait_for("enter contents", Duration::from_secs(5));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("/{name}/"), Duration::from_secs(60));
+    t.keys(&["/"]);
+    t.text(&format!("{name}/app/k01"));
+    t.wait_for("k019", Duration::from_secs(10));
+    t.keys(&["Enter"]);
+    // Enter on the filtered key: its folder, the key selected.
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("contents {app}"), Duration::from_secs(10));
+    t.wait_for("R restores --key", Duration::from_secs(5));
+    t.keys(&["d"]);
+    t.wait_for("the live target snap", Duration::from_secs(5));
+    t.keys(&["Enter"]);
+    let s = t.wait_for("30 removed", Duration::from_secs(60));
+    assert!(s.contains(&format!("- {app}k000")), "{s}");
+    assert!(s.contains("0 the same"), "{s}");
+    // Back to the choice, to the folder, up to its parent.
+    for _ in 0..3 {
+        t.keys(&["Escape"]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    t.wait_for(&format!("R restores --prefix {app}"), Duration::from_secs(10));
+    t.keys(&["R"]);
+    t.wait_for(&format!("only --prefix {app}"), Duration::from_secs(5));
+    t.keys(&["G", "Enter"]);
+    let s = t.wait_for("enter: confirm this plan", Duration::from_secs(60));
+    assert!(s.contains(&app), "the plan names the prefix:\n{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("Type the target's name (snap)", Duration::from_secs(5));
+    t.text("snap");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("enter: close", Duration::from_secs(120));
+    assert!(!s.contains("FAILED"), "{s}");
+    t.keys(&["Enter"]);
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0", Duration::from_secs(20));
+    assert_terminal_restored(&t);
+
+    rt.block_on(async {
+        let mut c = etcd_client(&lab.etcd(EAST)).await;
+        let got = c
+            .get(app.clone(), Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        let back: Vec<(String, Vec<u8>)> = got
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key_str().unwrap().to_string(), kv.value().to_vec()))
+            .collect();
+        let want: Vec<(String, Vec<u8>)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{app}k{i:03}"), v.clone()))
+            .collect();
+        assert_eq!(back.len(), want.len());
+        assert!(back == want, "the prefix came back as the point had it");
+        let x = c.get(other.clone(), None).await.unwrap();
+        assert_eq!(x.kvs()[0].value(), b"after", "outside the prefix: untouched");
     });
 }

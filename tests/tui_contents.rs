@@ -216,6 +216,16 @@ fn the_filter_narrows_as_you_type_and_esc_clears_it() {
     app.update(Action::Input(Input::Enter));
     assert!(!app.wants_text());
     assert_eq!(contents(&app).filter, "kube-root-ca");
+    // enter on a filtered item goes to its folder, the item selected.
+    let mut into = app.clone();
+    cmd(&mut into, Command::Open);
+    let c = contents(&into);
+    assert_eq!(c.prefix, "/registry/configmaps/default/");
+    assert_eq!(c.filter, "");
+    assert_eq!(
+        c.selected().unwrap().path(),
+        "/registry/configmaps/default/kube-root-ca.crt"
+    );
     // esc clears the filter first, and stays.
     cmd(&mut app, Command::Back);
     assert_eq!(contents(&app).filter, "");
@@ -350,7 +360,7 @@ fn change(kind: ChangeKind, name: &str, from: Option<&str>, to: Option<&str>) ->
         from: from.map(side),
         to: to.map(side),
         text_diff: match (from, to) {
-            (Some(a), Some(b)) => text_diff(a.as_bytes(), b.as_bytes(), ("live", "point")),
+            (Some(a), Some(b)) => text_diff(a.as_bytes(), b.as_bytes(), ("point", "live")),
             _ => None,
         },
     }
@@ -411,7 +421,7 @@ fn d_compares_the_point_with_the_live_target_or_another_point() {
         ),
     ];
     let shown = Shown {
-        summary: "1 added, 1 removed, 1 changed, 380 the same: live lab-etcd in us-east-1 -> point 20261201T212817Z-20f2e41e".into(),
+        summary: "1 added, 1 removed, 1 changed, 380 the same: point 20261201T212817Z-20f2e41e in us-east-1 -> live in us-east-1".into(),
         differs: true,
         about: vec!["consistent: etcd revision 10945".into()],
         lines: changes.iter().flat_map(Change::lines).collect(),

@@ -2,7 +2,8 @@
 //! keys (etcd's `/` levels, or an object's kind and namespace) with how
 //! many items and bytes each holds, and the items of the level with their
 //! kind's columns. `enter` goes into a folder, `esc` back up; `/` filters
-//! as you type (every item under the level whose path holds the text);
+//! as you type (every item under the level whose path holds the text;
+//! `enter` on one goes to its folder);
 //! `d` compares the point, `R` restores the selected folder or item (an
 //! etcd prefix or key, a namespace's resource) through the wizard.
 //!
@@ -177,14 +178,22 @@ impl ContentsView {
             Command::PageDown => self.sel = (self.sel + 10).min(last),
             Command::Top => self.sel = 0,
             Command::Bottom => self.sel = last,
-            Command::Open => {
-                if let Some(Entry::Folder { path, .. }) = self.selected() {
-                    self.prefix = path.clone();
+            Command::Open => match self.selected().cloned() {
+                Some(Entry::Folder { path, .. }) => {
+                    self.prefix = path;
                     self.filter.clear();
                     self.sel = 0;
                     return self.ask(seq);
                 }
-            }
+                // A filtered item: to its folder, where it is selected.
+                Some(Entry::Item { path, .. }) if !self.filter.is_empty() => {
+                    self.prefix = parent(&path);
+                    self.reselect = Some(path);
+                    self.filter.clear();
+                    return self.ask(seq);
+                }
+                Some(Entry::Item { .. }) | None => {}
+            },
             Command::Back if !self.filter.is_empty() => {
                 self.filter.clear();
                 self.sel = 0;
