@@ -83,6 +83,11 @@ fn a_kinds_flag_with_a_bad_value_is_refused_by_the_kind_with_what_to_give() {
             &["--prefix", "/a/", "--prefix", "/b/"],
             "cannot be used multiple times",
         ),
+        (
+            "etcd-main",
+            &["--allow-encrypted", "--prefix", "/registry/"],
+            "--allow-encrypted means something only with --object: add --object, or leave --allow-encrypted out",
+        ),
     ];
     for (target, flags, message) in cases {
         restore(target, flags)

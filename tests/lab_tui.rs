@@ -463,7 +463,9 @@ fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
     rt.block_on(async {
         let mut c = etcd_client(&lab.etcd(EAST)).await;
         for (i, v) in values.iter().enumerate() {
-            c.put(format!("{app}k{i:03}"), v.clone(), None).await.unwrap();
+            c.put(format!("{app}k{i:03}"), v.clone(), None)
+                .await
+                .unwrap();
         }
         c.put(other.clone(), "before", None).await.unwrap();
     });
@@ -476,9 +478,12 @@ fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
     let point = point_of(&stdout(&out));
     rt.block_on(async {
         let mut c = etcd_client(&lab.etcd(EAST)).await;
-        c.delete(app.clone(), Some(etcd_client::DeleteOptions::new().with_prefix()))
-            .await
-            .unwrap();
+        c.delete(
+            app.clone(),
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
         c.put(other.clone(), "after", None).await.unwrap();
     });
 
@@ -509,7 +514,10 @@ fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
         t.keys(&["Escape"]);
         std::thread::sleep(Duration::from_millis(500));
     }
-    t.wait_for(&format!("R restores --prefix {app}"), Duration::from_secs(10));
+    t.wait_for(
+        &format!("R restores --prefix {app}"),
+        Duration::from_secs(10),
+    );
     t.keys(&["R"]);
     t.wait_for(&format!("only --prefix {app}"), Duration::from_secs(5));
     t.keys(&["G", "Enter"]);
@@ -529,7 +537,10 @@ fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
     rt.block_on(async {
         let mut c = etcd_client(&lab.etcd(EAST)).await;
         let got = c
-            .get(app.clone(), Some(etcd_client::GetOptions::new().with_prefix()))
+            .get(
+                app.clone(),
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
             .await
             .unwrap();
         let back: Vec<(String, Vec<u8>)> = got
@@ -545,6 +556,10 @@ fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
         assert_eq!(back.len(), want.len());
         assert!(back == want, "the prefix came back as the point had it");
         let x = c.get(other.clone(), None).await.unwrap();
-        assert_eq!(x.kvs()[0].value(), b"after", "outside the prefix: untouched");
+        assert_eq!(
+            x.kvs()[0].value(),
+            b"after",
+            "outside the prefix: untouched"
+        );
     });
 }

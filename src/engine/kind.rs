@@ -959,6 +959,15 @@ impl Registry {
         }
         for spec in k.restore_flags() {
             flags.check_shape(spec)?;
+            if let Some(needs) = spec.needs
+                && flags.on(spec.long)
+                && flags.values(needs).is_empty()
+            {
+                return Err(Error::input(format!(
+                    "--{} means something only with --{needs}: add --{needs}, or leave --{} out",
+                    spec.long, spec.long
+                )));
+            }
         }
         // A list given as `a,b` (a drill's `include: a,b`) is split as the
         // command line splits `--include a,b`.
@@ -992,7 +1001,7 @@ impl Registry {
             .map(|k| {
                 k.restore_flags()
                     .iter()
-                    .filter(|f| f.shape == FlagShape::Switch)
+                    .filter(|f| f.shape == FlagShape::Switch && f.needs.is_none())
                     .map(|f| f.long)
                     .collect()
             })

@@ -72,6 +72,10 @@ pub struct FlagSpec {
     pub shape: FlagShape,
     /// Its value is a file (shells complete it as one).
     pub file: bool,
+    /// A switch that means something only with this other flag given
+    /// (`--allow-encrypted` with `--object`): alone it is an error, and the
+    /// dashboard's wizard, which never gives that flag, does not offer it.
+    pub needs: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +275,7 @@ mod tests {
         help: "",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     }];
 
     #[test]

@@ -25,6 +25,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "A region's etcd client endpoints: REGION=URL[,URL...] (repeatable). Without one, a region's kube-apiserver pods (kubeadm's static pods in kube-system) are read for their --etcd-servers and TLS files",
         shape: FlagShape::RegionPairs,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: PREFIX,
@@ -32,6 +33,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "Only keys under this prefix in the etcd target (default: every key)",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     },
 ];
 

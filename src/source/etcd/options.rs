@@ -18,6 +18,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "etcd: restore only keys under this prefix into the live cluster (keys points, and snapshot points read without etcd).",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: KEY,
@@ -25,6 +26,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "etcd: restore exactly this key into the live cluster (repeatable; keys or snapshot points).",
         shape: FlagShape::Many,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: OBJECT,
@@ -32,6 +34,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "etcd: restore this Kubernetes object's key (/registry/...; KIND/NAME for cluster-scoped ones; repeatable).",
         shape: FlagShape::Many,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: ALLOW_ENCRYPTED,
@@ -39,6 +42,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "etcd --object: restore objects whose values are encrypted at rest (they read back only where the same encryption key is configured).",
         shape: FlagShape::Switch,
         file: false,
+        needs: Some(OBJECT),
     },
 ];
 

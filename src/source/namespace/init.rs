@@ -25,6 +25,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "The kubeconfig (default: $KUBECONFIG, else ~/.kube/config when it exists)",
         shape: FlagShape::One,
         file: true,
+        needs: None,
     },
     FlagSpec {
         long: CONTEXT,
@@ -32,6 +33,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "A region's kubeconfig context: REGION=CONTEXT (default: the context whose name holds the region's name)",
         shape: FlagShape::RegionPairs,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: NAMESPACE,
@@ -39,6 +41,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "Only these namespaces (repeatable; default: every namespace but default and kube-*)",
         shape: FlagShape::Many,
         file: false,
+        needs: None,
     },
 ];
 

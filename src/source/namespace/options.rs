@@ -17,6 +17,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "Namespaces: restore namespace OLD into NEW.",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: INCLUDE,
@@ -24,6 +25,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "Namespaces: only these resources (plural or plural.group; repeatable, comma-separated).",
         shape: FlagShape::List,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: EXCLUDE,
@@ -31,6 +33,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "Namespaces: never these resources.",
         shape: FlagShape::List,
         file: false,
+        needs: None,
     },
 ];
 

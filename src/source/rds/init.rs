@@ -19,6 +19,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "Only these RDS instances (repeatable; default: every instance found)",
         shape: FlagShape::Many,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: ENDPOINT,
@@ -26,6 +27,7 @@ const FLAGS: &[FlagSpec] = &[
         help: "The RDS API's address (default: AWS's). RDS is looked at when this is given or AWS credentials are in the environment",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     },
 ];
 

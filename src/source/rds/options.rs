@@ -17,6 +17,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "RDS dump points: restore into this database (created if missing).",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: FROM_DUMP,
@@ -24,6 +25,7 @@ pub const FLAGS: &[FlagSpec] = &[
         help: "RDS points: restore the dump even where a snapshot copy exists.",
         shape: FlagShape::Switch,
         file: false,
+        needs: None,
     },
     FlagSpec {
         long: PITR,
@@ -32,6 +34,7 @@ pub const FLAGS: &[FlagSpec] = &[
                the region (RFC 3339 or YYYY-MM-DD, UTC), instead of from a point.",
         shape: FlagShape::One,
         file: false,
+        needs: None,
     },
 ];
 
