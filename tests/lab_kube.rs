@@ -436,6 +436,51 @@ async fn namespace_restored_in_the_other_region_object_by_object() {
     assert_eq!(held_cm["kind"], "ConfigMap");
     assert_eq!(held_cm["details"]["api_version"], "v1");
     assert!(held_cm["size"].as_u64().unwrap() > 50);
+    // The dashboard's tree of the same copy: a folder per kind, each
+    // restorable alone as its resource; inside, a folder per namespace.
+    let engine = drtool::engine::Engine::new(
+        drtool::source::load_config(&cfg).unwrap(),
+        drtool::source::registry(),
+        drtool::engine::EngineOptions::default(),
+    )
+    .unwrap();
+    let index = engine
+        .open_point(&drtool::engine::contents::ContentsRequest {
+            region: WEST.into(),
+            target: "app".into(),
+            point: drtool::catalog::PointChoice::Newest,
+            filter: Default::default(),
+        })
+        .await
+        .unwrap()
+        .index()
+        .await
+        .unwrap();
+    assert_eq!(index.listed.items, all);
+    let root = index.level("", "", 5000).unwrap();
+    let cm = root
+        .entries
+        .iter()
+        .find(|e| e.path() == "ConfigMap/")
+        .unwrap_or_else(|| panic!("{root:?}"));
+    assert_eq!(
+        cm.restore().unwrap().values("include"),
+        ["configmaps"],
+        "{cm:?}"
+    );
+    let configmaps = index.level("ConfigMap/", "", 5000).unwrap();
+    assert_eq!(Some(configmaps.items), m["items"]["configmaps"].as_u64());
+    assert!(
+        configmaps
+            .entries
+            .iter()
+            .all(|e| e.path().starts_with("ConfigMap/") && e.restore().is_none()),
+        "{configmaps:?}"
+    );
+    let file = index.file_path().to_path_buf();
+    assert!(file.exists());
+    drop(index);
+    assert!(!file.exists(), "the index file goes with the index");
     let text = lab
         .drtool(&cfg)
         .args(["ls", "-t", "app", "--prefix", &format!("{ns}/node-port")])

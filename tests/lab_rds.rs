@@ -374,6 +374,51 @@ async fn dump_restores_into_a_new_database_with_equal_rows() {
         "{text}"
     );
     assert!(stderr(&ls).contains("tables"), "{}", stderr(&ls));
+    // Each table's rows, counted from the dump itself: what the source held.
+    let accounts: u64 = psql(&lab, &src, "SELECT count(*) FROM pgbench_accounts")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(accounts > 0);
+    assert!(rows[0].contains("ROWS"), "{text}");
+    for kind in ["TABLE", "TABLE DATA"] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(&format!("{kind} "))
+                && r.ends_with("public.pgbench_accounts")
+                && r.split_whitespace().any(|w| w == accounts.to_string())),
+            "{kind} with {accounts} rows: {text}"
+        );
+    }
+    let all = lab
+        .drtool(&cfg)
+        .args(["ls", "-t", "db", "-o", "json"])
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    let counted: u64 = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "TABLE DATA")
+        .filter_map(|i| i["details"]["rows"].as_u64())
+        .sum();
+    let total: u64 = psql(
+        &lab,
+        &src,
+        "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM pgbench_branches) \
+         + (SELECT count(*) FROM pgbench_tellers) + (SELECT count(*) FROM pgbench_history)",
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    assert_eq!(counted, total, "rows listed against pgbench's tables");
+    assert!(
+        all["about"].as_array().unwrap().iter().any(|a| a
+            .as_str()
+            .is_some_and(|a| a.ends_with(&format!("{counted} rows")))),
+        "{}",
+        all["about"]
+    );
 
     lab.drtool(&cfg)
         .args(["restore", "--region", WEST, "--target", "db", "--dry-run"])

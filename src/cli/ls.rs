@@ -73,8 +73,11 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
     let opened = ctx.engine.open_point(&req).await?;
     let p = opened.point.clone();
     let mut table = Table::new(opened.columns, args.bytes);
+    // Points whose items have no sizes (a dump's entries) total no bytes.
+    let mut any_size = false;
     let listed = {
         let mut sink = |item: Item| -> Result<(), Error> {
+            any_size |= item.size.is_some();
             if ctx.json() {
                 ctx.emit(|e| e.stream_item("Ls", &item));
             } else {
@@ -123,12 +126,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Verdict, Error> {
         for line in &listed.about {
             note(ctx, line);
         }
+        let bytes = if any_size {
+            format!(", {}", size_text(listed.bytes, args.bytes))
+        } else {
+            String::new()
+        };
         note(
             ctx,
             &format!(
-                "{} items, {}{}",
+                "{} items{bytes}{}",
                 listed.items,
-                size_text(listed.bytes, args.bytes),
                 match &args.prefix {
                     Some(prefix) => format!(" under {prefix:?}"),
                     None => String::new(),

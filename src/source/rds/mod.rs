@@ -14,6 +14,7 @@ mod home;
 mod init;
 mod options;
 pub mod presign;
+mod rows;
 mod scratch;
 pub mod wait;
 
