@@ -69,7 +69,8 @@ impl CopyCounter {
 /// `COPY public.orders (id, total) FROM stdin;` -> `public.orders`
 /// (quotes dropped, as the table of contents names it).
 fn copy_table(line: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(line).ok()?;
+    // A line cut at HEAD may end inside a character.
+    let text = String::from_utf8_lossy(line);
     let rest = text.strip_prefix("COPY ")?;
     if !text.ends_with("FROM stdin;") && line.len() < HEAD {
         return None;
