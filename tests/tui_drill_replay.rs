@@ -58,8 +58,13 @@ fn a_recorded_drill_replays_step_by_step() {
                     // us-east-1's etcd is down: its during-probe fails, in red.
                     assert_eq!(fixture::colour_of(&t, "FAIL"), Some(BAD));
                     saw_failing_probe = true;
-                    // Abort asks first; no goes on watching.
-                    assert!(app.update(Action::Cmd(Command::Abort)).is_empty());
+                    // Abort asks first, the drill held before its next
+                    // step meanwhile; no lets it go on.
+                    let held = app.update(Action::Cmd(Command::Abort));
+                    assert!(
+                        matches!(held.as_slice(), [Effect::HoldDrill(true)]),
+                        "{held:?}"
+                    );
                     insta::assert_snapshot!(
                         "replay_abort_confirm_80x24",
                         fixture::draw(&app, 80, 24).backend()
@@ -68,7 +73,11 @@ fn a_recorded_drill_replays_step_by_step() {
                         "replay_abort_confirm",
                         fixture::draw(&app, 160, 48).backend()
                     );
-                    assert!(app.update(Action::Input(Input::Char('n'))).is_empty());
+                    let going = app.update(Action::Input(Input::Char('n')));
+                    assert!(
+                        matches!(going.as_slice(), [Effect::HoldDrill(false)]),
+                        "{going:?}"
+                    );
                     assert!(app.overlay.is_none());
                 }
             }

@@ -15,7 +15,7 @@ use crate::drill::runner::{
 use crate::drill::spec::{self, Action, Drill, PointPick, Step};
 use crate::engine::{Scope, Verdict};
 use crate::error::{Error, ErrorClass};
-use crate::report::{ReportStore, human_ms, opt_ms};
+use crate::report::{ReportStore, human_ms};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -462,6 +462,7 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
         keep: args.keep,
         yes: args.yes,
         region: args.region.clone(),
+        hold: None,
     };
     let dir = args
         .reports
@@ -489,31 +490,9 @@ async fn run_drill(ctx: &Ctx, args: &RunArgs) -> Result<Exit, Error> {
             e.items([&report]);
         });
     } else {
-        outln!("drill {}: {}", report.drill, report.verdict.label());
-        outln!(
-            "  RTO {} (objective {})   RPO {} (objective {}; judged on the upper bound), {} canary markers lost",
-            opt_ms(report.rto.rto_ms),
-            human_ms(report.objectives.rto_ms),
-            report.rpo.interval_text(),
-            human_ms(report.objectives.rpo_ms),
-            report.rpo.lost_markers
-        );
-        if report.fault.is_some() {
-            outln!("  RPO evidence: {}", report.rpo.bound);
+        for line in report.end_lines(&folder) {
+            outln!("{line}");
         }
-        if let Some(after) = &report.steady_state_after {
-            outln!(
-                "  steady state restored: {}",
-                if after.ok { "yes" } else { "NO" }
-            );
-        }
-        for c in report.cleanup.iter().filter(|c| c.left_behind || !c.ok) {
-            outln!("  LEFT BEHIND: {}: {}", c.what, c.message);
-        }
-        for e in &report.errors {
-            outln!("  error: {e}");
-        }
-        outln!("  report: {}", folder.join("report.md").display());
         for u in uploaded {
             outln!("  {u}");
         }

@@ -38,6 +38,8 @@ use crate::report::{
 
 /// How long a cancelled step that changes something may take to roll back.
 const WIND_DOWN: Duration = Duration::from_secs(300);
+/// What a step the drill stopped before says, in the report and the events.
+pub const SKIPPED: &str = "not run: the drill stopped before it";
 
 /// What the operator is asked for at a `manual` step.
 #[async_trait]
@@ -90,6 +92,10 @@ pub struct RunOptions {
     pub yes: bool,
     /// Restore in this region instead of the one each restore step names.
     pub region: Option<String>,
+    /// While this holds true the drill waits before its next step (the
+    /// dashboard's quit dialog: the operator decides before more happens);
+    /// an abort ends the wait.
+    pub hold: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Something that happened in a running drill.
@@ -448,6 +454,11 @@ impl<'d> Ctx<'d> {
                 }
                 continue;
             }
+            if self.held().await {
+                self.skipped(step, None);
+                stop = true;
+                continue;
+            }
             if !self.step(step, None).await {
                 out.failed = true;
                 stop = step.on_failure == OnFailure::Abort;
@@ -739,7 +750,9 @@ impl Ctx<'_> {
             self.spawn(async move {
                 let mut seq = 0u64;
                 let mut next = tokio::time::Instant::now();
-                loop {
+                // Counts go out every 10 markers while writing, and once more
+                // at the end: a face then shows what the report records.
+                let marks = async { loop {
                     if stop.is_cancelled() {
                         return;
                     }
@@ -785,6 +798,22 @@ impl Ctx<'_> {
                         _ = tokio::time::sleep_until(next) => {}
                         _ = stop.cancelled() => return,
                     }
+                } };
+                marks.await;
+                let written = record
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.markers.get(&name).map(|m| m.len() as u64));
+                if let Some(written) = written.filter(|w| w % 10 != 1) {
+                    let _ = events.send(DrillEvent {
+                        run: run.clone(),
+                        at_ms: t0.elapsed().as_millis() as Ms,
+                        at: Utc::now(),
+                        kind: DrillEventKind::Canary {
+                            canary: name.clone(),
+                            written,
+                        },
+                    });
                 }
             });
         }
@@ -848,8 +877,40 @@ impl Ctx<'_> {
         }
     }
 
+    /// Waits while the operator holds the drill; whether it was aborted
+    /// meanwhile (the step is then not run).
+    async fn held(&self) -> bool {
+        let cancel = self.engine.cancel_token();
+        let Some(mut hold) = self.opts.hold.clone() else {
+            return cancel.is_cancelled();
+        };
+        if *hold.borrow_and_update() {
+            self.note(
+                "hold",
+                "paused before the next step while the operator decides",
+            );
+            while *hold.borrow_and_update() && !cancel.is_cancelled() {
+                tokio::select! {
+                    changed = hold.changed() => if changed.is_err() { break },
+                    _ = cancel.cancelled() => break,
+                }
+            }
+            if !cancel.is_cancelled() {
+                self.note("hold", "going on");
+            }
+        }
+        cancel.is_cancelled()
+    }
+
     fn skipped(&self, step: &Step, group: Option<&str>) {
         let at = self.ms();
+        // Faces end where the report does: this step, not run.
+        self.publish(DrillEventKind::StepFinished {
+            step: step.name.clone(),
+            outcome: StepOutcome::Skipped,
+            message: SKIPPED.into(),
+            duration_ms: 0,
+        });
         self.with(|r| {
             r.steps.push(StepRecord {
                 name: step.name.clone(),
@@ -858,7 +919,7 @@ impl Ctx<'_> {
                 start_ms: at,
                 end_ms: at,
                 outcome: StepOutcome::Skipped,
-                message: "not run: the drill stopped before it".into(),
+                message: SKIPPED.into(),
             })
         });
     }

@@ -795,8 +795,13 @@ impl Step {
                         humantime::format_duration(*w)
                     ),
                 };
+                // What it does to what is there, when the step says.
+                let existing = r
+                    .options
+                    .existing
+                    .map_or(String::new(), |e| format!(" (existing: {})", e.name()));
                 format!(
-                    "restore {} in {} from {point}",
+                    "restore {} in {} from {point}{existing}",
                     r.target,
                     region.unwrap_or(&r.region)
                 )

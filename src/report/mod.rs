@@ -542,6 +542,40 @@ pub fn schema() -> serde_json::Value {
 
 pub use crate::units::human_bytes;
 
+impl DrillReport {
+    /// What a run ends with on the terminal (`drill run`, and the dashboard
+    /// on exit): the verdict, the measures, anything left behind, the
+    /// errors and where the report is.
+    pub fn end_lines(&self, folder: &std::path::Path) -> Vec<String> {
+        let mut out = vec![
+            format!("drill {}: {}", self.drill, self.verdict.label()),
+            format!(
+                "  RTO {} (objective {})   RPO {} (objective {}; judged on the upper bound), {} canary markers lost",
+                opt_ms(self.rto.rto_ms),
+                human_ms(self.objectives.rto_ms),
+                self.rpo.interval_text(),
+                human_ms(self.objectives.rpo_ms),
+                self.rpo.lost_markers
+            ),
+        ];
+        if self.fault.is_some() {
+            out.push(format!("  RPO evidence: {}", self.rpo.bound));
+        }
+        if let Some(after) = &self.steady_state_after {
+            out.push(format!(
+                "  steady state restored: {}",
+                if after.ok { "yes" } else { "NO" }
+            ));
+        }
+        for c in self.cleanup.iter().filter(|c| c.left_behind || !c.ok) {
+            out.push(format!("  LEFT BEHIND: {}: {}", c.what, c.message));
+        }
+        out.extend(self.errors.iter().map(|e| format!("  error: {e}")));
+        out.push(format!("  report: {}", folder.join("report.md").display()));
+        out
+    }
+}
+
 /// `1m 5s`, `850ms`: a duration for people.
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {

@@ -253,6 +253,9 @@ pub enum Effect {
     RunDrill(PathBuf),
     AbortDrill,
     AnswerManual(bool),
+    /// Hold the running drill before its next step (a dialog asks whether
+    /// to abort it), or let it go on.
+    HoldDrill(bool),
     /// List a point to browse it.
     IndexPoint {
         seq: u64,
@@ -315,6 +318,8 @@ pub struct LiveDrill {
 }
 
 const LOG_LINES: usize = 200;
+/// What the quit and abort dialogs say of the drill while they are up.
+const HELD: &str = "Until you answer, the drill waits before its next step (its clock runs on).";
 /// How often the Overview asks for the streams' lag again.
 const STREAMS_EVERY_SECS: i64 = 5;
 /// Streams read longer ago than this are shown as old and not judged on.
@@ -429,10 +434,28 @@ impl LiveDrill {
                 if rto_ms.is_some() {
                     self.rto_ms = *rto_ms;
                 }
+                self.end_steps(e.at_ms);
             }
         }
         if let Some(line) = e.line() {
             self.say(e.at_ms, line);
+        }
+    }
+
+    /// A drill that ended ran no more steps: any still shown waiting (its
+    /// skipped events lost) or running ends as the report has it, skipped.
+    fn end_steps(&mut self, at_ms: u64) {
+        for s in &mut self.steps {
+            let ms = match s.state {
+                StepState::Pending => 0,
+                StepState::Running { since_ms } => at_ms.saturating_sub(since_ms),
+                StepState::Done { .. } => continue,
+            };
+            s.state = StepState::Done {
+                outcome: StepOutcome::Skipped,
+                ms,
+                message: crate::drill::runner::SKIPPED.into(),
+            };
         }
     }
 
@@ -1078,13 +1101,14 @@ impl App {
                 title: "A drill is running".into(),
                 lines: vec![
                     "Quitting aborts it: its cleanup runs first, then drtool exits.".into(),
+                    HELD.into(),
                     "y: abort and quit    n / esc: keep watching".into(),
                 ],
                 then: ConfirmThen::AbortAndQuit,
             }));
-        } else {
-            self.quit = true;
+            return vec![Effect::HoldDrill(true)];
         }
+        self.quit = true;
         Vec::new()
     }
 
@@ -1195,7 +1219,10 @@ impl App {
                     let faults: Vec<String> = info
                         .steps
                         .iter()
-                        .filter(|s| s.kind == "fault" || s.kind == "exec")
+                        // Every step that changes something or waits on someone.
+                        .filter(|s| {
+                            matches!(s.kind.as_str(), "fault" | "exec" | "restore" | "manual")
+                        })
                         .map(|s| format!("  {}: {}", s.name, s.summary))
                         .collect();
                     let mut lines = vec![info.hypothesis.clone(), "It will:".into()];
@@ -1228,13 +1255,14 @@ impl App {
                 title: format!("Abort drill {}?", l.name),
                 lines: vec![
                     "The running step is stopped; cleanup still runs.".into(),
+                    HELD.into(),
                     "y: abort    n / esc: keep going".into(),
                 ],
                 then: ConfirmThen::AbortDrill,
             }));
-        } else {
-            self.say("no drill is running", true);
+            return vec![Effect::HoldDrill(true)];
         }
+        self.say("no drill is running", true);
         Vec::new()
     }
 
@@ -1833,7 +1861,11 @@ impl App {
             Overlay::Palette { input, sel } => return self.palette_input(input, sel, i),
             Overlay::Confirm(c) => match i {
                 Input::Char('y') | Input::Char('Y') => return self.confirmed(c.then),
-                Input::Char('n') | Input::Char('N') | Input::Esc => {}
+                Input::Char('n') | Input::Char('N') | Input::Esc => {
+                    if matches!(c.then, ConfirmThen::AbortDrill | ConfirmThen::AbortAndQuit) {
+                        return vec![Effect::HoldDrill(false)];
+                    }
+                }
                 _ => self.overlay = Some(Overlay::Confirm(c)),
             },
             Overlay::Manual { step, instruction } => match i {

@@ -189,6 +189,10 @@ pub async fn run(engine: Engine, opts: Options) -> Result<u8, Error> {
         ));
     }
     worker.stop_jobs().await;
+    // What the drill did stays on the normal screen once the dashboard is gone.
+    for line in worker.drill_ended() {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
     match failed {
         Some(e) => Err(e),
         None => Ok(stopped_by.unwrap_or(0)),

@@ -166,7 +166,19 @@ fn hints(app: &App) -> Vec<Command> {
             Command::Back,
         ],
         (Some(View::Drill { .. }), _) => vec![Command::Run, Command::Back],
-        (Some(View::Live), _) => vec![Command::Abort, Command::Open, Command::Back],
+        // Only what still applies: abort while it runs, open once reported.
+        (Some(View::Live), _) => {
+            let live = app.live.as_ref();
+            let mut keys = Vec::new();
+            if live.is_some_and(|l| l.running() && !l.aborting) {
+                keys.push(Command::Abort);
+            }
+            if live.is_some_and(|l| matches!(l.report, Some(Ok(_)))) {
+                keys.push(Command::Open);
+            }
+            keys.push(Command::Back);
+            keys
+        }
         (Some(View::Report { .. }), _) => vec![Command::Down, Command::Back],
         (Some(View::Wizard(_)), _) => vec![Command::Open, Command::Back],
         (Some(View::Contents(_)), _) => vec![
@@ -1212,6 +1224,18 @@ fn draw_gauges(f: &mut Frame, area: Rect, l: &LiveDrill) {
     let obj_rto = l.info.rto_ms;
     let (value, label) = match (l.rto_ms, l.since_fault_ms) {
         (Some(r), _) => (r, format!("RTO {} of {}", human_ms(r), human_ms(obj_rto))),
+        // Over without a recovery: the gauge stops, and says so.
+        (None, Some(s)) if l.finished.is_some() => (
+            s,
+            format!(
+                "not recovered: ended {} after the fault (objective {})",
+                human_ms(s),
+                human_ms(obj_rto)
+            ),
+        ),
+        (None, None) if l.finished.is_some() => {
+            (0, "RTO not measured: no fault was injected".to_string())
+        }
         (None, Some(s)) => (
             s,
             format!(
@@ -1222,10 +1246,14 @@ fn draw_gauges(f: &mut Frame, area: Rect, l: &LiveDrill) {
         ),
         (None, None) => (0, format!("no fault yet (objective {})", human_ms(obj_rto))),
     };
-    let c = if value > obj_rto {
+    let c = if value > obj_rto
+        || (l.finished.is_some() && l.since_fault_ms.is_some() && l.rto_ms.is_none())
+    {
         BAD
     } else if l.rto_ms.is_some() {
         GOOD
+    } else if l.finished.is_some() {
+        DIM
     } else {
         ACCENT
     };
@@ -1385,15 +1413,22 @@ fn draw_history(f: &mut Frame, area: Rect, app: &App, drill: &str) {
         .ready()
         .map(|r| model::history(r, drill))
         .unwrap_or_default();
-    let rto: Vec<u64> = runs.iter().map(|r| r.rto_ms.unwrap_or(0)).collect();
-    let rpo: Vec<u64> = runs.iter().map(|r| r.rpo_ms.unwrap_or(0)).collect();
+    // Runs that measured nothing (aborted before recovery) are not zeros.
+    let rto: Vec<u64> = runs.iter().filter_map(|r| r.rto_ms).collect();
+    let rpo: Vec<u64> = runs.iter().filter_map(|r| r.rpo_ms).collect();
     let [a, b] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     let title = |what: &str, v: &[u64]| {
+        let unmeasured = runs.len() - v.len();
         format!(
-            "{what} over {} runs (last {})",
+            "{what} over {} runs (last {}){}",
             v.len(),
-            v.last().map_or("-".to_string(), |x| human_ms(*x))
+            v.last().map_or("-".to_string(), |x| human_ms(*x)),
+            if unmeasured > 0 {
+                format!(", {unmeasured} not measured")
+            } else {
+                String::new()
+            }
         )
     };
     f.render_widget(
@@ -1501,6 +1536,7 @@ fn draw_timeline(f: &mut Frame, area: Rect, app: &App, r: &DrillReport) {
             )),
         ]));
     }
+    lines.extend(cleanup_lines(r));
     let para = Paragraph::new(lines)
         .scroll((app.scroll, 0))
         .block(block(&format!(
@@ -1508,6 +1544,26 @@ fn draw_timeline(f: &mut Frame, area: Rect, app: &App, r: &DrillReport) {
             human_ms(r.duration_ms)
         )));
     f.render_widget(para, area);
+}
+
+/// What the run undid, and what it could not (report.md's cleanup).
+fn cleanup_lines(r: &DrillReport) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(""), Line::from(Span::styled("cleanup", bold()))];
+    if r.cleanup.is_empty() {
+        lines.push(Line::from(Span::styled("  nothing to undo", style(DIM))));
+    }
+    for c in &r.cleanup {
+        let (word, colour) = match (c.ok, c.left_behind) {
+            (_, true) => ("LEFT BEHIND", BAD),
+            (true, false) => ("ok", GOOD),
+            (false, false) => ("FAILED", BAD),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {word:<12}"), style(colour)),
+            Span::raw(format!("{}: {}", c.what, c.message)),
+        ]));
+    }
+    lines
 }
 
 fn draw_schedules(f: &mut Frame, area: Rect, app: &App) {

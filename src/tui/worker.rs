@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +49,9 @@ struct Running {
     engine: Arc<Engine>,
     /// The answer to the manual step waiting for one.
     answer: Arc<Mutex<Option<oneshot::Sender<bool>>>>,
+    /// True while the quit or abort dialog is up: the drill waits before
+    /// its next step.
+    hold: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -59,6 +62,9 @@ pub struct Worker {
     drill: Arc<Mutex<Option<Running>>>,
     /// Verify, copy and restore jobs: stopped cleanly and waited for on exit.
     jobs: Mutex<Vec<JoinHandle<()>>>,
+    /// How the last drill run here ended, as `drill run` says it: printed
+    /// on the normal screen once the dashboard is gone.
+    ended: Arc<Mutex<Vec<String>>>,
 }
 
 impl Worker {
@@ -71,6 +77,7 @@ impl Worker {
             tx,
             drill: Arc::new(Mutex::new(None)),
             jobs: Mutex::new(Vec::new()),
+            ended: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -101,6 +108,11 @@ impl Worker {
         for j in jobs {
             let _ = j.await;
         }
+    }
+
+    /// How the last drill run in the dashboard ended (nothing if none ran).
+    pub fn drill_ended(&self) -> Vec<String> {
+        self.ended.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     pub fn drill_running(&self) -> bool {
@@ -165,6 +177,13 @@ impl Worker {
             Effect::RunDrill(file) => self.run_drill(file),
             Effect::AbortDrill => self.abort_drill(),
             Effect::AnswerManual(ok) => self.answer_manual(ok),
+            Effect::HoldDrill(on) => {
+                if let Ok(d) = self.drill.lock()
+                    && let Some(r) = d.as_ref()
+                {
+                    r.hold.send_replace(on);
+                }
+            }
             Effect::IndexPoint {
                 seq,
                 region,
@@ -447,6 +466,8 @@ impl Worker {
         });
         let drill_engine = engine.clone();
         let sender = tx.clone();
+        let ended = self.ended.clone();
+        let (hold, held) = watch::channel(false);
         let run = tokio::spawn(async move {
             let tx = sender;
             let cfg = drill_engine.config().clone();
@@ -474,6 +495,7 @@ impl Worker {
                 // The run was confirmed on the screen that listed what it does.
                 yes: true,
                 region: None,
+                hold: Some(held),
             };
             let filed =
                 crate::drill::run_and_file(&drill_engine, &drill, opts, operator, etx, &store)
@@ -482,13 +504,10 @@ impl Worker {
             for u in filed.uploaded {
                 let _ = tx.send(Action::Log(u)).await;
             }
-            let r = match filed.folder {
-                Ok(folder) => {
-                    tracing::info!(report = %folder.display(), "drill report written");
-                    Ok(filed.report.run_id.clone())
-                }
-                Err(e) => Err(Failure::failed(e)),
-            };
+            let (r, lines) = how_it_ended(&filed.report, filed.folder);
+            if let Ok(mut e) = ended.lock() {
+                *e = lines;
+            }
             let _ = tx.send(Action::DrillReported(r)).await;
         });
         // A drill task that dies says so, so the screen does not wait on it.
@@ -506,6 +525,7 @@ impl Worker {
             *d = Some(Running {
                 engine,
                 answer,
+                hold,
                 task,
             });
         }
@@ -824,4 +844,26 @@ async fn diff_lines(engine: &Engine, ask: DiffAsk) -> Result<Shown, Error> {
         lines,
         left_out,
     })
+}
+
+/// A filed drill: its run id (or why its report could not be written), and
+/// the lines that say how it ended.
+fn how_it_ended(
+    report: &crate::report::DrillReport,
+    folder: Result<PathBuf, Error>,
+) -> (Result<String, Failure>, Vec<String>) {
+    match folder {
+        Ok(folder) => {
+            tracing::info!(report = %folder.display(), "drill report written");
+            (Ok(report.run_id.clone()), report.end_lines(&folder))
+        }
+        Err(e) => {
+            let lines = vec![format!(
+                "drill {}: {}; its report could not be written: {e}",
+                report.drill,
+                report.verdict.label()
+            )];
+            (Err(Failure::failed(e)), lines)
+        }
+    }
 }

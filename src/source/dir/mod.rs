@@ -344,4 +344,6 @@ impl TargetKind for DirKind {
 }
 
 #[cfg(test)]
+mod drill_tests;
+#[cfg(test)]
 mod tests;

@@ -497,11 +497,14 @@ fn running_a_drill_asks_first_and_no_does_nothing() {
 fn abort_asks_then_shows_the_cleanup_running() {
     let mut app = app();
     running(&mut app);
-    cmd(&mut app, Command::Abort);
+    // The drill waits before its next step while the dialog is up.
+    let effects = cmd(&mut app, Command::Abort);
+    assert!(matches!(effects.as_slice(), [Effect::HoldDrill(true)]));
     assert!(matches!(&app.overlay, Some(Overlay::Confirm(c)) if c.then == ConfirmThen::AbortDrill));
+    let effects = input(&mut app, Input::Char('n'));
     assert!(
-        input(&mut app, Input::Char('n')).is_empty(),
-        "no keeps it running"
+        matches!(effects.as_slice(), [Effect::HoldDrill(false)]),
+        "no lets it go on: {effects:?}"
     );
     assert!(!app.live.as_ref().unwrap().aborting);
     cmd(&mut app, Command::Abort);
@@ -533,7 +536,8 @@ fn abort_asks_then_shows_the_cleanup_running() {
 fn quitting_during_a_drill_aborts_it_first_and_quits_after_its_report() {
     let mut app = app();
     running(&mut app);
-    cmd(&mut app, Command::Quit);
+    let effects = cmd(&mut app, Command::Quit);
+    assert!(matches!(effects.as_slice(), [Effect::HoldDrill(true)]));
     assert!(!app.quit);
     assert!(
         matches!(&app.overlay, Some(Overlay::Confirm(c)) if c.then == ConfirmThen::AbortAndQuit)
@@ -567,7 +571,8 @@ fn a_manual_step_is_answered_on_screen() {
         step: "declare-outage".into(),
         instruction: "Declare the outage.".into(),
     });
-    // a asks first; no brings the prompt back, yes aborts.
+    // a asks first (the drill already waits on the step); no brings the
+    // prompt back, yes aborts.
     assert!(input(&mut app, Input::Char('a')).is_empty());
     assert!(matches!(&app.overlay, Some(Overlay::Confirm(c)) if c.then == ConfirmThen::AbortDrill));
     input(&mut app, Input::Char('n'));
@@ -920,4 +925,48 @@ fn verify_and_copy_act_on_the_selected_point_and_reload_after() {
     palette(&mut app, "drills");
     assert!(cmd(&mut app, Command::Verify).is_empty());
     assert_eq!(error(&app), Some("select a point first (Points screen)"));
+}
+
+#[test]
+fn a_drill_that_ended_shows_what_it_did_not_run_as_skipped() {
+    let mut app = app();
+    running(&mut app);
+    app.update(event(DrillEventKind::StepStarted {
+        step: "lose-east".into(),
+        kind: "fault".into(),
+    }));
+    app.update(event(DrillEventKind::Finished {
+        verdict: DrillVerdict::Aborted,
+        rto_ms: None,
+        rpo_ms: None,
+    }));
+    let l = app.live.as_ref().unwrap();
+    assert!(!l.running());
+    for s in &l.steps {
+        assert!(
+            matches!(&s.state, StepState::Done { outcome: StepOutcome::Skipped, message, .. }
+                if message == crate::drill::runner::SKIPPED),
+            "{}: {:?}",
+            s.line.name,
+            s.state
+        );
+    }
+    // Nothing is left to abort.
+    let effects = cmd(&mut app, Command::Abort);
+    assert!(effects.is_empty());
+    assert!(error(&app).is_some_and(|e| e.contains("no drill is running")));
+}
+
+#[test]
+fn the_run_confirmation_lists_every_step_that_changes_something_or_waits() {
+    let mut app = app();
+    palette(&mut app, "drills");
+    cmd(&mut app, Command::Run);
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("{:?}", app.overlay)
+    };
+    let text = c.lines.join("\n");
+    for step in ["lose-east", "restore-west"] {
+        assert!(text.contains(step), "{step}: {text}");
+    }
 }
