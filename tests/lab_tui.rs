@@ -225,7 +225,7 @@ fn a_drill_run_from_the_dashboard_end_to_end() {
     t.keys(&["R"]);
     t.wait_for("choose the options", Duration::from_secs(5));
     t.keys(&["Enter"]);
-    t.wait_for("existing: skip", Duration::from_secs(5));
+    t.wait_for("existing: skip what exists", Duration::from_secs(5));
     t.keys(&["G", "Enter"]);
     t.wait_for("enter: confirm this plan", Duration::from_secs(60));
     t.keys(&["Enter"]);

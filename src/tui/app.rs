@@ -166,6 +166,9 @@ pub enum Overlay {
     Palette {
         input: String,
         sel: usize,
+        /// What was typed before `tab` completed it: the next `tab` cycles
+        /// through its completions.
+        stem: Option<String>,
     },
     Filter {
         input: String,
@@ -511,6 +514,9 @@ pub struct App {
     pub report: Option<(String, Loadable<Box<DrillReport>>)>,
     /// Selected row per screen.
     pub sel: [usize; 5],
+    /// The screen `enter` came from (the Overview's target to its points):
+    /// `esc` goes back to it once the filter it set is cleared.
+    came_from: Option<Screen>,
     /// Scroll of an opened view (point manifest, report).
     pub scroll: u16,
     pub live: Option<LiveDrill>,
@@ -570,6 +576,7 @@ impl App {
             streams_failed: None,
             report: None,
             sel: [0; 5],
+            came_from: None,
             scroll: 0,
             live: None,
             status: None,
@@ -1019,6 +1026,7 @@ impl App {
                 self.overlay = Some(Overlay::Palette {
                     input: String::new(),
                     sel: 0,
+                    stem: None,
                 });
                 Vec::new()
             }
@@ -1059,6 +1067,8 @@ impl App {
                 } else if !self.filter.is_empty() {
                     self.filter.clear();
                     self.inverse = false;
+                } else if let Some(back) = self.came_from.take() {
+                    self.go(back);
                 }
                 Vec::new()
             }
@@ -1114,6 +1124,20 @@ impl App {
 
     /// Scrolls a view, or moves the selection of a screen.
     fn scroll_or_move(&mut self, c: Command) -> Vec<Effect> {
+        // The live log counts back from its newest line.
+        if let (Some(View::Live), Some(l)) = (self.views.last(), self.live.as_ref()) {
+            let oldest = u16::try_from(l.log.len().saturating_sub(1)).unwrap_or(u16::MAX);
+            self.scroll = match c {
+                Command::Up => self.scroll.saturating_add(1),
+                Command::Down => self.scroll.saturating_sub(1),
+                Command::PageUp => self.scroll.saturating_add(10),
+                Command::PageDown => self.scroll.saturating_sub(10),
+                Command::Top => oldest,
+                _ => 0,
+            }
+            .min(oldest);
+            return Vec::new();
+        }
         if !self.views.is_empty() {
             self.scroll = match c {
                 Command::Up => self.scroll.saturating_sub(1),
@@ -1268,6 +1292,7 @@ impl App {
 
     fn go(&mut self, s: Screen) {
         self.screen = s;
+        self.came_from = None;
         self.views.clear();
         self.scroll = 0;
         self.filter.clear();
@@ -1341,6 +1366,7 @@ impl App {
                     let target = row.target.clone();
                     self.go(Screen::Points);
                     self.filter = target;
+                    self.came_from = Some(Screen::Overview);
                 }
                 Vec::new()
             }
@@ -1524,10 +1550,11 @@ impl App {
             }
             WizardStep::Options => {
                 let existing = match w.existing {
-                    None => "default (fail if anything exists)",
-                    Some(Existing::Fail) => "fail",
-                    Some(Existing::Skip) => "skip",
-                    Some(Existing::Overwrite) => "overwrite",
+                    None | Some(Existing::Fail) => {
+                        "fail if anything exists (the default; enter: skip, overwrite)"
+                    }
+                    Some(Existing::Skip) => "skip what exists",
+                    Some(Existing::Overwrite) => "overwrite what exists",
                 };
                 self.option_rows(w)
                     .into_iter()
@@ -1652,12 +1679,12 @@ impl App {
                 w.sel = 0;
             }
             WizardStep::Options => match self.option_rows(w).get(w.sel) {
+                // Fail is the default: the cycle names it once.
                 Some(OptionRow::Existing) => {
                     w.existing = match w.existing {
-                        None => Some(Existing::Skip),
+                        None | Some(Existing::Fail) => Some(Existing::Skip),
                         Some(Existing::Skip) => Some(Existing::Overwrite),
-                        Some(Existing::Overwrite) => Some(Existing::Fail),
-                        Some(Existing::Fail) => None,
+                        Some(Existing::Overwrite) => None,
                     };
                 }
                 Some(OptionRow::Only(flag)) => {
@@ -1720,22 +1747,40 @@ impl App {
     }
 
     /// A key in the command palette.
-    fn palette_input(&mut self, mut input: String, mut sel: usize, i: Input) -> Vec<Effect> {
+    fn palette_input(
+        &mut self,
+        (mut input, mut sel, mut stem): (String, usize, Option<String>),
+        i: Input,
+    ) -> Vec<Effect> {
         let options = self.completions(&input);
         match i {
             Input::Char(c) => {
                 input.push(c);
                 sel = 0;
+                stem = None;
             }
             Input::Backspace => {
                 input.pop();
                 sel = 0;
+                stem = None;
             }
             Input::Up => sel = sel.saturating_sub(1),
             Input::Down => sel = (sel + 1).min(options.len().saturating_sub(1)),
+            // The first tab completes the selected one; the next ones cycle
+            // through what the typed text completes to.
             Input::Tab => {
-                if let Some(o) = options.get(sel) {
+                let typed = stem.clone().unwrap_or_else(|| input.clone());
+                let all = self.completions(&typed);
+                let next = match &stem {
+                    Some(_) => all
+                        .iter()
+                        .position(|o| *o == input)
+                        .map_or(0, |at| (at + 1) % all.len().max(1)),
+                    None => sel.min(all.len().saturating_sub(1)),
+                };
+                if let Some(o) = all.get(next) {
                     input = o.clone();
+                    stem = Some(typed);
                     sel = 0;
                 }
             }
@@ -1753,7 +1798,7 @@ impl App {
             }
             Input::Esc => return Vec::new(),
         }
-        self.overlay = Some(Overlay::Palette { input, sel });
+        self.overlay = Some(Overlay::Palette { input, sel, stem });
         Vec::new()
     }
 
@@ -1776,6 +1821,7 @@ impl App {
                 self.live = Some(LiveDrill::new(&name, info));
                 self.screen = Screen::Drills;
                 self.views = vec![View::Drill { name }, View::Live];
+                self.scroll = 0;
                 vec![Effect::RunDrill(file)]
             }
             ConfirmThen::AbortDrill => {
@@ -1858,7 +1904,9 @@ impl App {
                 Input::Esc => {}
                 _ => self.overlay = Some(Overlay::Filter { input }),
             },
-            Overlay::Palette { input, sel } => return self.palette_input(input, sel, i),
+            Overlay::Palette { input, sel, stem } => {
+                return self.palette_input((input, sel, stem), i);
+            }
             Overlay::Confirm(c) => match i {
                 Input::Char('y') | Input::Char('Y') => return self.confirmed(c.then),
                 Input::Char('n') | Input::Char('N') | Input::Esc => {

@@ -81,7 +81,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     draw_footer(f, footer, app);
     match &app.overlay {
         Some(Overlay::Help) => draw_help(f, app),
-        Some(Overlay::Palette { input, sel }) => draw_palette(f, app, input, *sel),
+        Some(Overlay::Palette { input, sel, .. }) => draw_palette(f, app, input, *sel),
         Some(Overlay::Confirm(c)) => draw_box(f, &c.title, &c.lines, WARN),
         Some(Overlay::Manual { step, instruction }) => draw_box(
             f,
@@ -176,7 +176,7 @@ fn hints(app: &App) -> Vec<Command> {
             if live.is_some_and(|l| matches!(l.report, Some(Ok(_)))) {
                 keys.push(Command::Open);
             }
-            keys.push(Command::Back);
+            keys.extend([Command::Up, Command::Back]);
             keys
         }
         (Some(View::Report { .. }), _) => vec![Command::Down, Command::Back],
@@ -206,6 +206,8 @@ fn hints(app: &App) -> Vec<Command> {
             Command::Refresh,
             Command::Filter,
         ],
+        // Schedules open nothing: their rows say it all.
+        (None, Screen::Schedules) => vec![Command::Filter, Command::Refresh],
         (None, _) => vec![Command::Open, Command::Filter, Command::Refresh],
     };
     out.retain(|c| !(app.read_only && c.writes()));
@@ -214,6 +216,9 @@ fn hints(app: &App) -> Vec<Command> {
 }
 
 fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
+    // Typing the name takes every key but esc and enter: the keymap's hints
+    // would not apply.
+    let typing = matches!(app.views.last(), Some(View::Wizard(w)) if w.step == WizardStep::Confirm);
     let line = if let Some((text, error)) = &app.status {
         Line::from(Span::styled(
             format!(" {text}"),
@@ -221,6 +226,11 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
         ))
     } else if let Some(p) = &app.progress {
         Line::from(Span::styled(format!(" {p}"), style(ACCENT)))
+    } else if typing {
+        Line::from(Span::styled(
+            " type the target's name  enter restore  esc back to the plan  ctrl-c quit",
+            style(Color::Gray),
+        ))
     } else {
         let mut spans = Vec::new();
         for c in hints(app) {
@@ -244,6 +254,7 @@ fn short_here(app: &App, c: Command) -> &'static str {
         (Some(View::Point { .. } | View::Contents(_)), Command::DryRun) => "diff",
         (None, Command::DryRun) if app.screen == Screen::Points => "diff",
         (Some(View::Diff(_)), Command::Refresh) => "again",
+        (Some(View::Live), Command::Up) => "log back",
         _ => short(c),
     }
 }
@@ -1051,7 +1062,7 @@ fn draw_live(f: &mut Frame, area: Rect, app: &App) {
     };
     draw_live_steps(f, steps, l, wide);
     draw_live_probes(f, probes, l, wide);
-    draw_live_log(f, log, l);
+    draw_live_log(f, log, l, app.scroll as usize);
 }
 
 /// The drill's steps, the running one (else the last one done) in sight.
@@ -1203,19 +1214,42 @@ fn draw_live_probes(f: &mut Frame, probes: Rect, l: &LiveDrill, wide: bool) {
 }
 
 /// The newest lines of the drill's log.
-fn draw_live_log(f: &mut Frame, log: Rect, l: &LiveDrill) {
+/// The drill's log, following its end unless scrolled back (`k`/`pgup`
+/// go back, `G` follows again); long lines wrap.
+fn draw_live_log(f: &mut Frame, log: Rect, l: &LiveDrill, back: usize) {
     let height = log.height.saturating_sub(2) as usize;
-    let lines: Vec<Line> = l
-        .log
-        .iter()
-        .skip(l.log.len().saturating_sub(height))
+    let width = log.width.saturating_sub(2).max(1) as usize;
+    let back = back.min(l.log.len().saturating_sub(1));
+    let end = l.log.len() - back;
+    // From the end line back, as many as fill the box once wrapped.
+    let mut shown: Vec<&String> = Vec::new();
+    let mut rows = 0;
+    for line in l.log.iter().take(end).rev() {
+        let need = line.chars().count().div_ceil(width).max(1);
+        if rows + need > height && !shown.is_empty() {
+            break;
+        }
+        rows += need;
+        shown.push(line);
+    }
+    let lines: Vec<Line> = shown
+        .into_iter()
+        .rev()
         .map(|s| Line::from(s.clone()))
         .collect();
-    let title = match (&l.finished, &l.report) {
+    let mut title = match (&l.finished, &l.report) {
         (Some(_), Some(Ok(run))) => format!("log  (report {run}: enter opens it)"),
         _ => "log".into(),
     };
-    f.render_widget(Paragraph::new(lines).block(block(&title)), log);
+    if back > 0 {
+        title.push_str(&format!("  (back {back} lines: G follows)"));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(&title)),
+        log,
+    );
 }
 
 fn draw_gauges(f: &mut Frame, area: Rect, l: &LiveDrill) {

@@ -252,6 +252,17 @@ fn the_palette_runs_what_it_completes_to() {
     assert!(
         matches!(&app.overlay, Some(Overlay::Palette { input, .. }) if input == "drill namespace-loss")
     );
+    // Another tab cycles through what "drill " completes to.
+    input(&mut app, Input::Tab);
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Palette { input, .. }) if input == "drill etcd-region-failover"),
+        "{:?}",
+        app.overlay
+    );
+    input(&mut app, Input::Tab);
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Palette { input, .. }) if input == "drill namespace-loss")
+    );
     input(&mut app, Input::Enter);
     assert_eq!(app.breadcrumb(), "Drills › drill namespace-loss");
     palette(&mut app, "bogus");
@@ -375,7 +386,7 @@ fn the_wizard_offers_the_switches_of_the_targets_kind_and_sends_those_on() {
     assert_eq!(
         app.wizard_choices(wizard(&app)),
         [
-            "existing: default (fail if anything exists)",
+            "existing: fail if anything exists (the default; enter: skip, overwrite)",
             "from dump: no",
             "make the plan"
         ]
@@ -969,4 +980,71 @@ fn the_run_confirmation_lists_every_step_that_changes_something_or_waits() {
     for step in ["lose-east", "restore-west"] {
         assert!(text.contains(step), "{step}: {text}");
     }
+}
+
+#[test]
+fn existing_cycles_through_each_policy_once() {
+    let mut app = app();
+    cmd(&mut app, Command::Restore);
+    cmd(&mut app, Command::Open);
+    cmd(&mut app, Command::Open);
+    cmd(&mut app, Command::Open);
+    assert_eq!(wizard(&app).step, WizardStep::Options);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(app.wizard_choices(wizard(&app))[0].clone());
+        cmd(&mut app, Command::Open);
+    }
+    assert_eq!(
+        seen,
+        [
+            "existing: fail if anything exists (the default; enter: skip, overwrite)",
+            "existing: skip what exists",
+            "existing: overwrite what exists",
+        ]
+    );
+    assert_eq!(wizard(&app).existing, None, "back to the default");
+}
+
+#[test]
+fn esc_goes_back_to_the_overview_a_target_was_opened_from() {
+    let mut app = app();
+    cmd(&mut app, Command::Open);
+    assert_eq!(app.screen, Screen::Points);
+    assert!(!app.filter.is_empty());
+    cmd(&mut app, Command::Back);
+    assert_eq!(
+        app.screen,
+        Screen::Points,
+        "the first esc clears the filter"
+    );
+    assert!(app.filter.is_empty());
+    cmd(&mut app, Command::Back);
+    assert_eq!(app.screen, Screen::Overview);
+    // Points reached with tab stay put.
+    cmd(&mut app, Command::NextScreen);
+    cmd(&mut app, Command::Back);
+    assert_eq!(app.screen, Screen::Points);
+}
+
+#[test]
+fn the_live_log_scrolls_back_and_follows_again() {
+    let mut app = app();
+    running(&mut app);
+    for i in 0..30 {
+        app.update(event(DrillEventKind::StepStarted {
+            step: format!("step-{i}"),
+            kind: "wait".into(),
+        }));
+    }
+    cmd(&mut app, Command::Up);
+    cmd(&mut app, Command::PageUp);
+    assert_eq!(app.scroll, 11);
+    cmd(&mut app, Command::Top);
+    let oldest = app.live.as_ref().unwrap().log.len() - 1;
+    assert_eq!(app.scroll as usize, oldest);
+    cmd(&mut app, Command::Up);
+    assert_eq!(app.scroll as usize, oldest, "not past the oldest line");
+    cmd(&mut app, Command::Bottom);
+    assert_eq!(app.scroll, 0, "G follows the newest line again");
 }
