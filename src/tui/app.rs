@@ -256,6 +256,8 @@ pub enum Effect {
     RunDrill(PathBuf),
     AbortDrill,
     AnswerManual(bool),
+    /// Put this text on the terminal's clipboard (the terminal's owner does).
+    Clipboard(String),
     /// Hold the running drill before its next step (a dialog asks whether
     /// to abort it), or let it go on.
     HoldDrill(bool),
@@ -1085,6 +1087,40 @@ impl App {
             Command::Run => self.confirm_run(),
             Command::DryRun => self.dry_run_or_diff(),
             Command::Abort => self.confirm_abort(),
+            Command::Yank => self.yank(),
+        }
+    }
+
+    /// `y`: the selected point's, run's or drill's id to the clipboard.
+    fn yank(&mut self) -> Vec<Effect> {
+        let picked = match (self.views.last(), self.screen) {
+            (Some(View::Contents(c)), _) => c.selected().map(|e| e.path().to_string()),
+            (Some(View::Report { run }), _) => Some(run.clone()),
+            (Some(View::Live), _) => self.live.as_ref().and_then(|l| l.run.clone()),
+            (Some(View::Point { point, .. }), _) => Some(point.clone()),
+            (None, Screen::Points) => self.current_point().map(|(_, _, p)| p),
+            (None, Screen::Reports) => self
+                .report_rows()
+                .get(self.selected())
+                .map(|r| r.run_id.clone()),
+            (None, Screen::Drills) | (Some(View::Drill { .. }), _) => {
+                self.current_drill().map(|d| d.name.clone())
+            }
+            (None, Screen::Overview) => self
+                .overview()
+                .get(self.selected())
+                .map(|r| r.target.clone()),
+            _ => None,
+        };
+        match picked {
+            Some(text) => {
+                self.say(format!("copied {text}"), false);
+                vec![Effect::Clipboard(text)]
+            }
+            None => {
+                self.say("nothing here to copy", true);
+                Vec::new()
+            }
         }
     }
 
@@ -1887,21 +1923,25 @@ impl App {
             return Vec::new();
         };
         match overlay {
+            // The list follows each key (as k9s filters); enter keeps the
+            // filter, esc drops it.
             Overlay::Filter { mut input } => match i {
-                Input::Char(c) => {
-                    input.push(c);
-                    self.overlay = Some(Overlay::Filter { input });
-                }
-                Input::Backspace => {
-                    input.pop();
-                    self.overlay = Some(Overlay::Filter { input });
-                }
-                Input::Enter => {
+                Input::Char(_) | Input::Backspace => {
+                    if let Input::Char(c) = i {
+                        input.push(c);
+                    } else {
+                        input.pop();
+                    }
                     self.inverse = input.starts_with('!');
                     self.filter = input.trim_start_matches('!').to_string();
                     self.sel[self.screen.index()] = 0;
+                    self.overlay = Some(Overlay::Filter { input });
                 }
-                Input::Esc => {}
+                Input::Enter => {}
+                Input::Esc => {
+                    self.filter.clear();
+                    self.inverse = false;
+                }
                 _ => self.overlay = Some(Overlay::Filter { input }),
             },
             Overlay::Palette { input, sel, stem } => {

@@ -38,6 +38,7 @@ pub enum Command {
     Run,
     DryRun,
     Abort,
+    Yank,
 }
 
 impl Command {
@@ -117,6 +118,7 @@ impl Command {
             "abort the running drill (asks first)",
             true,
         ),
+        (Command::Yank, "yank", "copy the id (clipboard)", false),
     ];
 
     pub fn name(self) -> &'static str {
@@ -334,6 +336,7 @@ const DEFAULTS: &[(&str, Command)] = &[
     ("x", Command::Run),
     ("d", Command::DryRun),
     ("a", Command::Abort),
+    ("y", Command::Yank),
 ];
 
 /// Quits whatever the keymap says (it reaches the dashboard before the keymap).

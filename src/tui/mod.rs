@@ -264,10 +264,24 @@ async fn event_loop(
         for a in actions {
             dirty = true;
             for e in app.update(a) {
-                worker.effect(e);
+                match e {
+                    Effect::Clipboard(text) => clipboard(&text),
+                    e => worker.effect(e),
+                }
             }
         }
     }
+}
+
+/// Puts `text` on the clipboard of the terminal the dashboard runs in,
+/// wherever that is (OSC 52: the terminal emulator does it, over SSH too;
+/// in tmux, with `set-clipboard on`).
+fn clipboard(text: &str) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
 }
 
 /// Set by the panic hook: any task's panic ends the dashboard (the hook

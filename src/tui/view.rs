@@ -639,12 +639,13 @@ fn draw_points(f: &mut Frame, area: Rect, app: &App) {
     ];
     if wide {
         header[2] = "PAYLOAD";
-        header.extend(["FROM", "FLAGS"]);
+        header.extend(["VERIFIED", "FROM", "FLAGS"]);
         widths = vec![
             Constraint::Length(18),
             Constraint::Length(27),
             Constraint::Length(14),
             Constraint::Length(10),
+            Constraint::Length(12),
             Constraint::Length(12),
             Constraint::Length(12),
             Constraint::Length(16),
@@ -673,11 +674,12 @@ fn draw_points(f: &mut Frame, area: Rect, app: &App) {
 /// (and, wide, where it came from and its flags).
 fn point_row(app: &App, p: &PointRow, wide: bool) -> Row<'static> {
     let m = &p.manifest;
-    let tested = match &p.restore_test {
+    let check = |c: &Option<CheckResult>| match c {
         Some(t) if t.ok => Span::styled(format!("ok {}", model::age(app.now - t.at)), style(GOOD)),
         Some(t) => Span::styled(format!("FAILED {}", model::age(app.now - t.at)), style(BAD)),
         None => Span::styled("-", style(DIM)),
     };
+    let tested = check(&p.restore_test);
     let mut cells = vec![
         Cell::from(m.target.clone()),
         Cell::from(m.point_id.clone()),
@@ -687,6 +689,7 @@ fn point_row(app: &App, p: &PointRow, wide: bool) -> Row<'static> {
         Cell::from(tested),
     ];
     if wide {
+        cells.push(Cell::from(check(&p.verified)));
         cells.push(Cell::from(
             m.copied_from
                 .clone()

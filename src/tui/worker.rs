@@ -177,6 +177,8 @@ impl Worker {
             Effect::RunDrill(file) => self.run_drill(file),
             Effect::AbortDrill => self.abort_drill(),
             Effect::AnswerManual(ok) => self.answer_manual(ok),
+            // The terminal's owner writes it (tui::run's loop); nothing here.
+            Effect::Clipboard(_) => {}
             Effect::HoldDrill(on) => {
                 if let Ok(d) = self.drill.lock()
                     && let Some(r) = d.as_ref()

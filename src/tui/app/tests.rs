@@ -202,7 +202,6 @@ fn the_filter_keeps_matches_and_bang_inverts_it() {
     let all = app.points().len();
     cmd(&mut app, Command::Filter);
     typed(&mut app, "orders");
-    assert_eq!(app.points().len(), all, "the filter applies on enter");
     input(&mut app, Input::Enter);
     let orders = app.points().len();
     assert!(orders > 0 && orders < all);
@@ -216,8 +215,9 @@ fn the_filter_keeps_matches_and_bang_inverts_it() {
     assert_eq!(app.points().len(), all, "esc clears the filter");
     cmd(&mut app, Command::Filter);
     typed(&mut app, "xyz");
+    assert!(app.points().is_empty(), "it applies as typed");
     input(&mut app, Input::Esc);
-    assert_eq!(app.points().len(), all, "esc leaves the filter unchanged");
+    assert_eq!(app.points().len(), all, "esc drops it");
 }
 
 #[test]
@@ -1047,4 +1047,48 @@ fn the_live_log_scrolls_back_and_follows_again() {
     assert_eq!(app.scroll as usize, oldest, "not past the oldest line");
     cmd(&mut app, Command::Bottom);
     assert_eq!(app.scroll, 0, "G follows the newest line again");
+}
+
+#[test]
+fn y_copies_the_selected_id_to_the_clipboard() {
+    let mut app = app();
+    cmd(&mut app, Command::NextScreen);
+    let id = app.points()[0].id().to_string();
+    let effects = cmd(&mut app, Command::Yank);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Clipboard(t)] if *t == id),
+        "{effects:?}"
+    );
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|(s, e)| s.contains(&id) && !e)
+    );
+    // Read-only too: copying changes nothing.
+    let mut ro = app_with(true);
+    cmd(&mut ro, Command::NextScreen);
+    assert!(matches!(
+        cmd(&mut ro, Command::Yank).as_slice(),
+        [Effect::Clipboard(_)]
+    ));
+}
+
+#[test]
+fn the_filter_applies_as_you_type_and_esc_drops_it() {
+    let mut app = app();
+    cmd(&mut app, Command::NextScreen);
+    let all = app.points().len();
+    cmd(&mut app, Command::Filter);
+    typed(&mut app, "lab-or");
+    assert!(app.points().len() < all);
+    assert!(app.points().iter().all(|p| p.target() == "lab-orders"));
+    input(&mut app, Input::Backspace);
+    input(&mut app, Input::Esc);
+    assert!(app.filter.is_empty());
+    assert_eq!(app.points().len(), all);
+    cmd(&mut app, Command::Filter);
+    typed(&mut app, "!lab-or");
+    input(&mut app, Input::Enter);
+    assert!(app.inverse);
+    assert!(app.points().iter().all(|p| p.target() != "lab-orders"));
 }
