@@ -752,6 +752,15 @@ impl Ctx<'_> {
                 let mut next = tokio::time::Instant::now();
                 // Counts go out every 10 markers while writing, and once more
                 // at the end: a face then shows what the report records.
+                let counted = |written: u64| DrillEvent {
+                    run: run.clone(),
+                    at_ms: t0.elapsed().as_millis() as Ms,
+                    at: Utc::now(),
+                    kind: DrillEventKind::Canary {
+                        canary: name.clone(),
+                        written,
+                    },
+                };
                 let marks = async { loop {
                     if stop.is_cancelled() {
                         return;
@@ -782,15 +791,7 @@ impl Ctx<'_> {
                     if let Some(written) = count
                         && written % 10 == 1
                     {
-                        let _ = events.send(DrillEvent {
-                            run: run.clone(),
-                            at_ms: t0.elapsed().as_millis() as Ms,
-                            at: Utc::now(),
-                            kind: DrillEventKind::Canary {
-                                canary: name.clone(),
-                                written,
-                            },
-                        });
+                        let _ = events.send(counted(written));
                     }
                     seq += 1;
                     next += canary.interval;
@@ -805,15 +806,7 @@ impl Ctx<'_> {
                     .ok()
                     .and_then(|r| r.markers.get(&name).map(|m| m.len() as u64));
                 if let Some(written) = written.filter(|w| w % 10 != 1) {
-                    let _ = events.send(DrillEvent {
-                        run: run.clone(),
-                        at_ms: t0.elapsed().as_millis() as Ms,
-                        at: Utc::now(),
-                        kind: DrillEventKind::Canary {
-                            canary: name.clone(),
-                            written,
-                        },
-                    });
+                    let _ = events.send(counted(written));
                 }
             });
         }

@@ -19,23 +19,7 @@ use crate::report::StepOutcome;
 
 fn setup(root: &Path) -> (Engine, crate::drill::spec::Drill) {
     let r = root.display();
-    let config = format!(
-        r#"
-[regions.east]
-store = "file://{r}/store-east"
-[regions.west]
-store = "file://{r}/store-west"
-
-[targets.docs]
-kind = "dir"
-home = "east"
-copy_to = ["west"]
-[targets.docs.regions.east]
-path = "{r}/east"
-[targets.docs.regions.west]
-path = "{r}/west"
-"#
-    );
+    let config = super::tests::config(root, "");
     std::fs::create_dir_all(root.join("east")).unwrap();
     let cfg_path = root.join("drtool.toml");
     std::fs::write(&cfg_path, config).unwrap();
@@ -61,6 +45,19 @@ steps:
     (engine, drill)
 }
 
+/// The drill running on its own task, as the dashboard runs it.
+fn start(
+    engine: &Arc<Engine>,
+    drill: crate::drill::spec::Drill,
+    opts: RunOptions,
+    events: broadcast::Sender<runner::DrillEvent>,
+) -> tokio::task::JoinHandle<crate::report::DrillReport> {
+    let engine = engine.clone();
+    tokio::spawn(
+        async move { runner::run(&engine, &drill, opts, Arc::new(Unattended), events).await },
+    )
+}
+
 async fn wait_for(what: &Path) {
     for _ in 0..100 {
         if what.exists() {
@@ -84,12 +81,7 @@ async fn a_held_drill_waits_before_its_next_step_and_goes_on_when_let_go() {
         ..RunOptions::default()
     };
     let engine = Arc::new(engine);
-    let run = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            runner::run(&engine, &drill, opts, Arc::new(Unattended), events).await
-        })
-    };
+    let run = start(&engine, drill, opts, events);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!root.join("first").exists(), "a step ran while held");
     hold.send_replace(false);
@@ -120,12 +112,7 @@ async fn aborted_while_held_it_runs_no_more_steps_and_says_each_was_skipped() {
         ..RunOptions::default()
     };
     let engine = Arc::new(engine);
-    let run = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            runner::run(&engine, &drill, opts, Arc::new(Unattended), events).await
-        })
-    };
+    let run = start(&engine, drill, opts, events);
     // Held while the first step runs (it sleeps a second after its file):
     // the dialog is up before the second.
     wait_for(&root.join("first")).await;

@@ -11,7 +11,7 @@ use crate::engine::{
 };
 use crate::error::ErrorClass;
 
-fn config(root: &Path, extra_region_field: &str) -> String {
+pub(super) fn config(root: &Path, extra_region_field: &str) -> String {
     let r = root.display();
     format!(
         r#"
