@@ -258,6 +258,11 @@ pub enum Effect {
     AnswerManual(bool),
     /// Put this text on the terminal's clipboard (the terminal's owner does).
     Clipboard(String),
+    /// Open a drill run's report.html with the system's opener.
+    OpenHtml {
+        drill: String,
+        run: String,
+    },
     /// Hold the running drill before its next step (a dialog asks whether
     /// to abort it), or let it go on.
     HoldDrill(bool),
@@ -1088,6 +1093,31 @@ impl App {
             Command::DryRun => self.dry_run_or_diff(),
             Command::Abort => self.confirm_abort(),
             Command::Yank => self.yank(),
+            Command::OpenHtml => self.open_html(),
+        }
+    }
+
+    /// `o`: the report open or selected, in a browser.
+    fn open_html(&mut self) -> Vec<Effect> {
+        let picked = match (self.views.last(), self.screen) {
+            (Some(View::Report { run }), _) => match &self.report {
+                Some((r, Loadable::Ready(rep))) if r == run => {
+                    Some((rep.drill.clone(), run.clone()))
+                }
+                _ => None,
+            },
+            (None, Screen::Reports) => self
+                .report_rows()
+                .get(self.selected())
+                .map(|r| (r.drill.clone(), r.run_id.clone())),
+            _ => None,
+        };
+        match picked {
+            Some((drill, run)) => vec![Effect::OpenHtml { drill, run }],
+            None => {
+                self.say("select or open a report first (Reports screen)", true);
+                Vec::new()
+            }
         }
     }
 

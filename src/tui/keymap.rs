@@ -39,6 +39,7 @@ pub enum Command {
     DryRun,
     Abort,
     Yank,
+    OpenHtml,
 }
 
 impl Command {
@@ -119,6 +120,7 @@ impl Command {
             true,
         ),
         (Command::Yank, "yank", "copy the id (clipboard)", false),
+        (Command::OpenHtml, "open_html", "open report.html", false),
     ];
 
     pub fn name(self) -> &'static str {
@@ -337,6 +339,7 @@ const DEFAULTS: &[(&str, Command)] = &[
     ("d", Command::DryRun),
     ("a", Command::Abort),
     ("y", Command::Yank),
+    ("o", Command::OpenHtml),
 ];
 
 /// Quits whatever the keymap says (it reaches the dashboard before the keymap).

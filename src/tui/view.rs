@@ -179,7 +179,7 @@ fn hints(app: &App) -> Vec<Command> {
             keys.extend([Command::Up, Command::Back]);
             keys
         }
-        (Some(View::Report { .. }), _) => vec![Command::Down, Command::Back],
+        (Some(View::Report { .. }), _) => vec![Command::Down, Command::OpenHtml, Command::Back],
         (Some(View::Wizard(_)), _) => vec![Command::Open, Command::Back],
         (Some(View::Contents(_)), _) => vec![
             Command::Open,
@@ -205,6 +205,12 @@ fn hints(app: &App) -> Vec<Command> {
             Command::DryRun,
             Command::Refresh,
             Command::Filter,
+        ],
+        (None, Screen::Reports) => vec![
+            Command::Open,
+            Command::OpenHtml,
+            Command::Filter,
+            Command::Refresh,
         ],
         // Schedules open nothing: their rows say it all.
         (None, Screen::Schedules) => vec![Command::Filter, Command::Refresh],
@@ -272,6 +278,7 @@ fn short(c: Command) -> &'static str {
         Command::Restore => "restore",
         Command::Run => "run",
         Command::DryRun => "dry-run",
+        Command::OpenHtml => "html",
         Command::Abort => "abort",
         Command::NextRegion => "region",
         Command::Refresh => "reload",

@@ -179,6 +179,15 @@ impl Worker {
             Effect::AnswerManual(ok) => self.answer_manual(ok),
             // The terminal's owner writes it (tui::run's loop); nothing here.
             Effect::Clipboard(_) => {}
+            Effect::OpenHtml { drill, run } => {
+                let html = ReportStore::new(self.opts.reports.clone())
+                    .dir_of(&drill, &run)
+                    .join("report.html");
+                tokio::spawn(async move {
+                    let said = open_file(&html, opener()).await;
+                    let _ = tx.send(Action::Done(said)).await;
+                });
+            }
             Effect::HoldDrill(on) => {
                 if let Ok(d) = self.drill.lock()
                     && let Some(r) = d.as_ref()
@@ -867,5 +876,73 @@ fn how_it_ended(
             )];
             (Err(Failure::failed(e)), lines)
         }
+    }
+}
+
+/// The system's opener of files: `$DRTOOL_OPENER` if set, else `open` on
+/// macOS and `xdg-open` elsewhere.
+fn opener() -> String {
+    std::env::var("DRTOOL_OPENER").unwrap_or_else(|_| {
+        if cfg!(target_os = "macos") {
+            "open".into()
+        } else {
+            "xdg-open".into()
+        }
+    })
+}
+
+/// Hands `file` to `program`, not waiting for what it opens (a browser may
+/// run on); says what happened in words.
+async fn open_file(file: &Path, program: String) -> Result<String, Failure> {
+    if !file.exists() {
+        return Err(Failure::new(
+            ErrorClass::BadInput,
+            format!("no {} (was the report written here?)", file.display()),
+        ));
+    }
+    let child = tokio::process::Command::new(&program)
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        Ok(mut c) => {
+            // Reaped in the background: openers return at once or run on.
+            tokio::spawn(async move { c.wait().await });
+            Ok(format!("opened {} with {program}", file.display()))
+        }
+        Err(e) => Err(Failure::new(
+            ErrorClass::BadInput,
+            format!(
+                "cannot run {program} ({e}): open {} in a browser, or set DRTOOL_OPENER",
+                file.display()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_report_opens_with_the_opener_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let html = dir.path().join("report.html");
+        let missing = open_file(&html, "true".into()).await.unwrap_err();
+        assert!(missing.message.contains("no "), "{missing}");
+        std::fs::write(&html, "<html></html>").unwrap();
+        let ok = open_file(&html, "true".into()).await.unwrap();
+        assert!(ok.contains("opened"), "{ok}");
+        let none = open_file(&html, "/nonexistent/opener".into())
+            .await
+            .unwrap_err();
+        assert!(
+            none.message.contains("cannot run /nonexistent/opener")
+                && none.message.contains("DRTOOL_OPENER"),
+            "{none}"
+        );
     }
 }

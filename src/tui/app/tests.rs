@@ -1092,3 +1092,30 @@ fn the_filter_applies_as_you_type_and_esc_drops_it() {
     assert!(app.inverse);
     assert!(app.points().iter().all(|p| p.target() != "lab-orders"));
 }
+
+#[test]
+fn o_opens_the_selected_or_open_report() {
+    let mut app = app();
+    assert!(cmd(&mut app, Command::OpenHtml).is_empty());
+    assert!(error(&app).is_some_and(|e| e.contains("report first")));
+    let run = RunEntry {
+        drill: "etcd-region-failover".into(),
+        run_id: "20261201t213031z-7ada72c3".into(),
+        started_at: now(),
+        verdict: DrillVerdict::Pass,
+        rto_ms: Some(41_200),
+        rpo_ms: Some(5_100),
+        objectives: (120_000, 30_000),
+        path: PathBuf::from("reports"),
+        integrity: crate::report::integrity::Integrity::Unsigned,
+        trusted: true,
+    };
+    app.update(Action::Reports(Loadable::Ready(vec![run])));
+    palette(&mut app, "reports");
+    let effects = cmd(&mut app, Command::OpenHtml);
+    assert!(
+        matches!(effects.as_slice(), [Effect::OpenHtml { drill, run }]
+            if drill == "etcd-region-failover" && run == "20261201t213031z-7ada72c3"),
+        "{effects:?}"
+    );
+}
