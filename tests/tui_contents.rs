@@ -457,3 +457,20 @@ fn d_compares_the_point_with_the_live_target_or_another_point() {
     };
     assert_eq!(d.prefix, None);
 }
+
+#[test]
+fn leased_keys_show_their_lease_and_ttl_as_drtool_ls_does() {
+    let mut app = browsing();
+    cmd(&mut app, Command::Filter);
+    typed(&mut app, "/registry/events/default/svc-00012");
+    app.update(Action::Input(Input::Enter));
+    let t = fixture::draw(&app, 160, 48);
+    let screen = format!("{:?}", t.backend());
+    let row = screen
+        .lines()
+        .find(|l| l.contains("svc-00012.18ef"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    // The same cells as `drtool ls` (Item::text): hex lease, TTL in seconds.
+    assert!(row.contains("682fa25182a02a75"), "{row}");
+    assert!(row.contains("3660s"), "{row}");
+}

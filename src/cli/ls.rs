@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Ctx, output};
 use crate::archive::PointId;
@@ -156,19 +156,6 @@ fn size_text(n: u64, exact: bool) -> String {
     if exact { n.to_string() } else { human_bytes(n) }
 }
 
-/// A detail's text in a row.
-fn cell(item: &Item, column: &Column) -> String {
-    if column.key == "kind" {
-        return item.kind.clone();
-    }
-    match item.details.get(column.key) {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) if column.key.ends_with("_ttl") => format!("{v}s"),
-        Some(v) => v.to_string(),
-    }
-}
-
 /// Rows printed as they come, their columns sized on the first ones.
 struct Table {
     columns: &'static [Column],
@@ -206,7 +193,7 @@ impl Table {
             Some(n) => size_text(n, self.exact),
             None => "-".into(),
         })
-        .chain(self.columns.iter().map(|c| cell(&item, c)))
+        .chain(self.columns.iter().map(|c| item.text(c)))
         .collect();
         row.push(item.name);
         match &self.widths {
@@ -288,21 +275,18 @@ mod tests {
             size: Some(2048),
             details,
         };
-        assert_eq!(cell(&item, &COLUMNS[0]), "42");
-        assert_eq!(cell(&item, &COLUMNS[1]), "60s");
+        assert_eq!(item.text(&COLUMNS[0]), "42");
+        assert_eq!(item.text(&COLUMNS[1]), "60s");
         let bare = Item {
             details: BTreeMap::new(),
             ..item
         };
-        assert_eq!(cell(&bare, &COLUMNS[1]), "-");
+        assert_eq!(bare.text(&COLUMNS[1]), "-");
         assert_eq!(
-            cell(
-                &bare,
-                &Column {
-                    key: "kind",
-                    header: "KIND"
-                }
-            ),
+            bare.text(&Column {
+                key: "kind",
+                header: "KIND"
+            }),
             "key"
         );
     }

@@ -274,6 +274,22 @@ pub struct Item {
     pub details: BTreeMap<String, serde_json::Value>,
 }
 
+impl Item {
+    /// Its text in `column`, as a listing shows it (`drtool ls`, the
+    /// dashboard's contents): `-` for a detail it lacks, TTLs in seconds.
+    pub fn text(&self, column: &Column) -> String {
+        if column.key == "kind" {
+            return self.kind.clone();
+        }
+        match self.details.get(column.key) {
+            None | Some(serde_json::Value::Null) => "-".into(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) if column.key.ends_with("_ttl") => format!("{v}s"),
+            Some(v) => v.to_string(),
+        }
+    }
+}
+
 /// Which items to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

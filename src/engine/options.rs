@@ -126,8 +126,13 @@ impl FlagValues {
     }
 
     /// Turns a switch on.
-    pub fn switch(mut self, long: &str) -> FlagValues {
-        self.0.insert(long.to_string(), vec!["true".to_string()]);
+    pub fn switch(self, long: &str) -> FlagValues {
+        self.with(long, "true")
+    }
+
+    /// Gives a flag one value (a restore of one part: `--prefix P`).
+    pub fn with(mut self, long: &str, value: &str) -> FlagValues {
+        self.0.insert(long.to_string(), vec![value.to_string()]);
         self
     }
 

@@ -895,30 +895,33 @@ impl App {
     /// What a view's read (an index, a level, a diff) came back with.
     fn view_answer(&mut self, action: Action) -> Vec<Effect> {
         match action {
+            // Each answer goes to the view that asked (its number), moved.
             Action::Indexed(seq, r) => {
-                let mut asked = self.asked;
-                let want = self.views.iter_mut().find_map(|v| match v {
-                    View::Contents(c) if c.seq == seq && c.index == Loadable::Loading => {
-                        Some(c.indexed(r.clone(), &mut asked))
-                    }
+                let view = self.views.iter_mut().find_map(|v| match v {
+                    View::Contents(c) if c.seq == seq && c.index == Loadable::Loading => Some(c),
                     _ => None,
                 });
-                self.asked = asked;
-                want.map(|w| self.contents_wants(w)).unwrap_or_default()
+                let Some(c) = view else {
+                    return Vec::new();
+                };
+                let want = c.indexed(r, &mut self.asked);
+                self.contents_wants(want)
             }
             Action::Level(seq, r) => {
-                for v in &mut self.views {
-                    if let View::Contents(c) = v {
-                        c.leveled(seq, r.clone());
-                    }
+                if let Some(c) = self.views.iter_mut().find_map(|v| match v {
+                    View::Contents(c) if c.seq == seq => Some(c),
+                    _ => None,
+                }) {
+                    c.leveled(seq, r);
                 }
                 Vec::new()
             }
             Action::Diffed(seq, r) => {
-                for v in &mut self.views {
-                    if let View::Diff(d) = v {
-                        d.answered(seq, r.clone());
-                    }
+                if let Some(d) = self.views.iter_mut().find_map(|v| match v {
+                    View::Diff(d) if d.seq == seq => Some(d),
+                    _ => None,
+                }) {
+                    d.answered(seq, r);
                 }
                 Vec::new()
             }
@@ -1148,7 +1151,10 @@ impl App {
                 vec![Effect::Clipboard(text)]
             }
             None => {
-                self.say("nothing here to copy", true);
+                self.say(
+                    "nothing to copy here: select a point, a run, a drill or a target first",
+                    true,
+                );
                 Vec::new()
             }
         }
@@ -1500,11 +1506,8 @@ impl App {
                 }
                 _ => Vec::new(),
             },
+            // Read-only never gets here: `R` writes, and is refused first.
             contents::Want::Restore(selection) => {
-                if self.read_only {
-                    self.say("read-only: restore is not available", true);
-                    return Vec::new();
-                }
                 let effects = self.open_restore_wizard();
                 if let Some(View::Wizard(w)) = self.views.last_mut() {
                     match selection {

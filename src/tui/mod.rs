@@ -277,11 +277,16 @@ async fn event_loop(
 /// wherever that is (OSC 52: the terminal emulator does it, over SSH too;
 /// in tmux, with `set-clipboard on`).
 fn clipboard(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(osc52(text).as_bytes());
+    let _ = out.flush();
+}
+
+/// The escape sequence that sets the clipboard to `text`.
+fn osc52(text: &str) -> String {
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-    let mut out = std::io::stdout();
-    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
-    let _ = out.flush();
+    format!("\x1b]52;c;{encoded}\x07")
 }
 
 /// Set by the panic hook: any task's panic ends the dashboard (the hook
@@ -327,6 +332,16 @@ fn signals() -> mpsc::Receiver<u8> {
 mod tests {
     use super::*;
     use crossterm::event::KeyModifiers;
+
+    #[test]
+    fn the_clipboard_gets_the_text_base64_in_one_osc_52_sequence() {
+        // "20261201T213031Z-337d78ee" in base64, between ESC ] 52 ; c ; and BEL.
+        assert_eq!(
+            osc52("20261201T213031Z-337d78ee"),
+            "\x1b]52;c;MjAyNjEyMDFUMjEzMDMxWi0zMzdkNzhlZQ==\x07"
+        );
+        assert_eq!(osc52(""), "\x1b]52;c;\x07");
+    }
 
     #[test]
     fn a_panic_on_any_thread_is_noticed_by_the_loop() {

@@ -103,9 +103,7 @@ impl Contents for EtcdKind {
             return None;
         }
         let flag = if folder { PREFIX } else { KEY };
-        let mut flags = FlagValues::default();
-        flags.0.insert(flag.to_string(), vec![path.to_string()]);
-        Some(flags)
+        Some(FlagValues::default().with(flag, path))
     }
 
     async fn list(

@@ -69,11 +69,7 @@ impl Contents for NamespaceKind {
         if !folder || path != format!("{}/", sample.kind) {
             return None;
         }
-        let mut flags = FlagValues::default();
-        flags
-            .0
-            .insert(INCLUDE.to_string(), vec![resource.to_string()]);
-        Some(flags)
+        Some(FlagValues::default().with(INCLUDE, resource))
     }
 
     async fn list(

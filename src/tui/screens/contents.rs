@@ -260,15 +260,6 @@ pub fn parent(prefix: &str) -> String {
     }
 }
 
-/// A detail of an item as its column shows it.
-fn detail(v: Option<&serde_json::Value>) -> String {
-    match v {
-        None | Some(serde_json::Value::Null) => "-".into(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 /// What `R` does with the selected row, in words.
 fn restore_words(e: &Entry) -> String {
     let Some(flags) = e.restore() else {
@@ -374,16 +365,29 @@ fn tail(text: &str, width: usize) -> String {
 /// Columns after the name, as many as fit beside a name of `NAME_MIN`,
 /// the kind's details dropped first, then the items count.
 const NAME_MIN: u16 = 24;
+/// A detail column's widest.
+const DETAIL_MAX: usize = 24;
 
 fn draw_level(f: &mut Frame, area: Rect, v: &ContentsView, level: &Level, title: &str) {
     let details = v.index.ready().map_or(&[][..], |i| i.0.columns);
     // (header, width) after NAME, in the order they drop last to first.
     let mut after: Vec<(String, u16)> = vec![("SIZE".into(), 9), ("ITEMS".into(), 6)];
-    after.extend(
-        details
+    // A detail column is as wide as its widest cell on this level (a lease
+    // id is never cut), at most DETAIL_MAX.
+    after.extend(details.iter().map(|c| {
+        let widest = level
+            .entries
             .iter()
-            .map(|c| (c.header.to_string(), (c.header.len() as u16).max(8))),
-    );
+            .filter_map(|e| match e {
+                Entry::Item { item, .. } => Some(item.text(c).chars().count()),
+                Entry::Folder { .. } => None,
+            })
+            .max()
+            .unwrap_or(0)
+            .max(c.header.len())
+            .min(DETAIL_MAX);
+        (c.header.to_string(), widest as u16)
+    }));
     let inner = area.width.saturating_sub(2);
     while !after.is_empty() {
         let used: u16 = after.iter().map(|(_, w)| w + 1).sum();
@@ -424,7 +428,7 @@ fn draw_level(f: &mut Frame, area: Rect, v: &ContentsView, level: &Level, title:
                     "SIZE" => size.clone(),
                     "ITEMS" => items.clone(),
                     _ => match (item, details.iter().find(|c| c.header == h)) {
-                        (Some(i), Some(c)) => detail(i.details.get(c.key)),
+                        (Some(i), Some(c)) => i.text(c),
                         _ => String::new(),
                     },
                 };
