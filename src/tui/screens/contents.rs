@@ -20,6 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
 use crate::engine::browse::{Entry, Level, PointIndex};
+use crate::engine::kind::Column;
 use crate::engine::options::FlagValues;
 use crate::tui::keymap::{Command, Input};
 use crate::tui::model::{self, Failure, Loadable};
@@ -368,8 +369,9 @@ const NAME_MIN: u16 = 24;
 /// A detail column's widest.
 const DETAIL_MAX: usize = 24;
 
-fn draw_level(f: &mut Frame, area: Rect, v: &ContentsView, level: &Level, title: &str) {
-    let details = v.index.ready().map_or(&[][..], |i| i.0.columns);
+/// The columns after NAME that fit beside it in `inner` columns, as
+/// (header, width), and NAME's width.
+fn fit_columns(level: &Level, details: &[Column], inner: u16) -> (Vec<(String, u16)>, u16) {
     // (header, width) after NAME, in the order they drop last to first.
     let mut after: Vec<(String, u16)> = vec![("SIZE".into(), 9), ("ITEMS".into(), 6)];
     // A detail column is as wide as its widest cell on this level (a lease
@@ -388,7 +390,6 @@ fn draw_level(f: &mut Frame, area: Rect, v: &ContentsView, level: &Level, title:
             .min(DETAIL_MAX);
         (c.header.to_string(), widest as u16)
     }));
-    let inner = area.width.saturating_sub(2);
     while !after.is_empty() {
         let used: u16 = after.iter().map(|(_, w)| w + 1).sum();
         if inner >= NAME_MIN + used {
@@ -397,6 +398,12 @@ fn draw_level(f: &mut Frame, area: Rect, v: &ContentsView, level: &Level, title:
         after.pop();
     }
     let name_w = inner.saturating_sub(after.iter().map(|(_, w)| w + 1).sum::<u16>());
+    (after, name_w)
+}
+
+fn draw_level(f: &mut Frame, area: Rect, v: &ContentsView, level: &Level, title: &str) {
+    let details = v.index.ready().map_or(&[][..], |i| i.0.columns);
+    let (after, name_w) = fit_columns(level, details, area.width.saturating_sub(2));
     let show = |h: &str| after.iter().any(|(x, _)| x == h);
     let rows: Vec<Row> = level
         .entries
