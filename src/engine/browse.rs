@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::sync::Arc;
 
-use super::contents::Opened;
+use super::contents::{Opened, contents_of};
 use super::kind::{Column, Filter, Item, Listed, TargetKind};
 use super::options::FlagValues;
 use crate::error::Error;
@@ -147,12 +147,7 @@ struct Writer {
 
 impl Writer {
     fn new(kind: Arc<dyn TargetKind>) -> Result<Writer, Error> {
-        if kind.contents().is_none() {
-            return Err(Error::failed(format!(
-                "points of kind {} cannot be listed",
-                kind.name()
-            )));
-        }
+        contents_of(&*kind)?;
         let file = tempfile::Builder::new()
             .prefix("drtool-browse-")
             .tempfile()
@@ -162,10 +157,7 @@ impl Writer {
     }
 
     fn push(&mut self, item: &Item) -> Result<(), Error> {
-        let path = match self.kind.contents() {
-            Some(c) => c.browse_path(item),
-            None => format!("{}/{}", item.kind, item.name),
-        };
+        let path = contents_of(&*self.kind)?.browse_path(item);
         let line = index_line(&path, item)?;
         self.out.write_all(line.as_bytes()).map_err(index_error)
     }
@@ -246,10 +238,7 @@ impl PointIndex {
     /// every item under it whose path holds the filter (any case), at most
     /// `limit` rows.
     pub fn level(&self, prefix: &str, filter: &str, limit: usize) -> Result<Level, Error> {
-        let contents = self
-            .kind
-            .contents()
-            .ok_or_else(|| Error::failed("the kind lost its listing"))?;
+        let contents = contents_of(&*self.kind)?;
         let reader = BufReader::new(self.file.reopen().map_err(index_error)?);
         let needle = filter.to_lowercase();
         let mut level = Level {

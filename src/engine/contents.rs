@@ -42,10 +42,7 @@ pub struct Opened {
 impl Opened {
     /// Lists the point's items into `sink`.
     pub async fn list(self, filter: &Filter, sink: Sink<'_>) -> Result<Listed, Error> {
-        let contents = self
-            .kind
-            .contents()
-            .ok_or_else(|| Error::failed("the kind lost its listing"))?;
+        let contents = contents_of(&*self.kind)?;
         let listed = contents
             .list(&self.manifest, self.data, filter, sink, &self.job)
             .await
@@ -62,10 +59,7 @@ impl Opened {
 
     /// Hands the point's items with their bodies to `sink`, in key order.
     pub async fn bodies(self, filter: &Filter, sink: BodySink<'_>) -> Result<Listed, Error> {
-        let contents = self
-            .kind
-            .contents()
-            .ok_or_else(|| Error::failed("the kind lost its listing"))?;
+        let contents = contents_of(&*self.kind)?;
         let listed = contents
             .bodies(&self.manifest, self.data, filter, sink, &self.job)
             .await
@@ -73,6 +67,13 @@ impl Opened {
         self.job
             .settle(listed, |l| format!("{} items read", l.items))
     }
+}
+
+/// A kind's listing, for a point `open_point` opened (it checked the kind
+/// has one).
+pub(super) fn contents_of(kind: &dyn TargetKind) -> Result<&dyn super::kind::Contents, Error> {
+    kind.contents()
+        .ok_or_else(|| Error::failed(format!("points of kind {} cannot be listed", kind.name())))
 }
 
 /// A listing's lines, the point's consistency first, as its kind reads it.
