@@ -22,7 +22,13 @@
 //!   bucket, whose one leaf page follows in the value itself.
 //!
 //! A freelist is never read (etcd snapshots store none).
+//!
+//! [`PageScan`] reads a file as it streams past (a backup) and keeps just
+//! enough of it to walk to a bucket's last key afterwards: meta and branch
+//! pages, leaf pages of small buckets whole, and of leaves whose keys are
+//! etcd revision keys only their last key.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -70,7 +76,7 @@ pub struct Meta {
 /// An open bbolt file.
 #[derive(Debug)]
 pub struct Db {
-    file: File,
+    source: Source,
     path: PathBuf,
     len: u64,
     meta: Meta,
@@ -159,8 +165,12 @@ impl Db {
         };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
+        Db::of(Source::File(file), path, len)
+    }
+
+    fn of(source: Source, path: &Path, len: u64) -> Result<Db, BoltError> {
         let mut db = Db {
-            file,
+            source,
             path: path.to_path_buf(),
             len,
             meta: Meta {
@@ -232,12 +242,27 @@ impl Db {
             ));
         }
         let mut buf = vec![0; n];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| BoltError::Io {
-                path: self.path.clone(),
-                detail: format!("{what}: {e}"),
-            })?;
+        match &self.source {
+            Source::File(file) => {
+                file.read_exact_at(&mut buf, offset)
+                    .map_err(|e| BoltError::Io {
+                        path: self.path.clone(),
+                        detail: format!("{what}: {e}"),
+                    })?;
+            }
+            Source::Kept(kept) => {
+                let page = kept.page(offset / kept.size).ok_or_else(|| {
+                    self.bad(what, "the scan of the stream did not keep this page")
+                })?;
+                // A kept page may hold less than its span (a reduced leaf):
+                // the rest reads as zeros, as bbolt's unused space does.
+                let within = (offset % kept.size) as usize;
+                if let Some(have) = page.get(within..) {
+                    let n = have.len().min(n);
+                    buf[..n].copy_from_slice(&have[..n]);
+                }
+            }
+        }
         Ok(buf)
     }
 
@@ -469,6 +494,252 @@ impl Db {
     fn branch_child(&self, page: &Page, i: usize) -> Result<u64, BoltError> {
         let e = HEADER + i * ELEMENT;
         Ok(u64_at(&page.bytes, e + 8).unwrap_or_default())
+    }
+}
+
+/// Where a [`Db`] reads its pages.
+#[derive(Debug)]
+enum Source {
+    File(File),
+    Kept(Kept),
+}
+
+/// The pages a [`PageScan`] kept.
+#[derive(Debug, Default)]
+struct Kept {
+    size: u64,
+    whole: HashMap<u64, Vec<u8>>,
+    /// Leaves reduced to their last key (at most 18 bytes), by page id in
+    /// ascending order.
+    last_keys: Vec<(u64, u8, [u8; 18])>,
+}
+
+impl Kept {
+    /// Page `id` as kept: whole, or a leaf of one element, its last key
+    /// (with an empty value).
+    fn page(&self, id: u64) -> Option<std::borrow::Cow<'_, [u8]>> {
+        if let Some(p) = self.whole.get(&id) {
+            return Some(std::borrow::Cow::Borrowed(p));
+        }
+        let at = self.last_keys.binary_search_by_key(&id, |k| k.0).ok()?;
+        let (_, len, key) = &self.last_keys[at];
+        let key = &key[..usize::from(*len)];
+        let mut page = Vec::with_capacity(HEADER + ELEMENT + key.len());
+        page.extend(id.to_le_bytes());
+        page.extend(LEAF.to_le_bytes());
+        page.extend(1u16.to_le_bytes());
+        page.extend(0u32.to_le_bytes());
+        // The element: flags, pos (from the element to the key), ksize, vsize.
+        page.extend(0u32.to_le_bytes());
+        page.extend((ELEMENT as u32).to_le_bytes());
+        page.extend((key.len() as u32).to_le_bytes());
+        page.extend(0u32.to_le_bytes());
+        page.extend(key);
+        Some(std::borrow::Cow::Owned(page))
+    }
+}
+
+/// The largest page span (a page and its overflow) a scan buffers, and the
+/// most it buffers of spans at once.
+const MAX_SPAN: u64 = 64 << 20;
+const MAX_OPEN: usize = 2 * (MAX_SPAN as usize);
+/// The most bytes of whole pages a scan keeps.
+const MAX_KEPT: usize = 64 << 20;
+
+/// A page with overflow pages, being collected as its blocks stream past.
+struct Span {
+    id: u64,
+    len: usize,
+    bytes: Vec<u8>,
+}
+
+/// Reads a bbolt file as its bytes stream past, in order and in chunks of
+/// any size, keeping what [`PageScan::finish`] needs to open it as a [`Db`]
+/// that can find each bucket and its last key: meta and branch pages and
+/// leaves whole, except leaves whose first key `reduce` accepts (a large
+/// bucket's), which keep only their last key. Such a `Db` reads no other
+/// values of those leaves. Memory stays bounded ([`MAX_KEPT`]); a file that
+/// needs more is an error at `finish`, never a guess.
+///
+/// Every page-sized block is looked at: a block whose header names its own
+/// position starts a page. Overflow counts are not trusted to skip blocks,
+/// since a freed page's stale header can claim blocks that were reused.
+pub struct PageScan {
+    reduce: fn(&[u8]) -> bool,
+    size: Option<u64>,
+    /// The first page id past the data (from the meta pages), once known.
+    high_water: Option<u64>,
+    /// The position (page id) of the next block.
+    next: u64,
+    seen: u64,
+    /// A block cut by a chunk's end (before the page size is known: the
+    /// start of the first meta page).
+    partial: Vec<u8>,
+    open: Vec<Span>,
+    kept: Kept,
+    kept_bytes: usize,
+    failed: Option<String>,
+}
+
+impl PageScan {
+    pub fn new(reduce: fn(&[u8]) -> bool) -> PageScan {
+        PageScan {
+            reduce,
+            size: None,
+            high_water: None,
+            next: 0,
+            seen: 0,
+            partial: Vec::new(),
+            open: Vec::new(),
+            kept: Kept::default(),
+            kept_bytes: 0,
+            failed: None,
+        }
+    }
+
+    /// The next bytes of the file.
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        self.seen += chunk.len() as u64;
+        while !chunk.is_empty() && self.failed.is_none() {
+            if self.high_water.is_some_and(|h| self.next >= h) {
+                // Past the data: etcd's trailing hash.
+                return;
+            }
+            let size = match self.size {
+                Some(s) => s as usize,
+                None => {
+                    let n = (HEADER + 64 - self.partial.len()).min(chunk.len());
+                    self.partial.extend_from_slice(&chunk[..n]);
+                    chunk = &chunk[n..];
+                    if self.partial.len() == HEADER + 64 {
+                        let meta = read_meta(&self.partial);
+                        self.size = Some(meta.map_or(4096, |m| u64::from(m.page_size)));
+                    }
+                    continue;
+                }
+            };
+            if self.partial.is_empty() && chunk.len() >= size {
+                let (block, rest) = chunk.split_at(size);
+                self.block(block);
+                chunk = rest;
+                continue;
+            }
+            let n = (size - self.partial.len()).min(chunk.len());
+            self.partial.extend_from_slice(&chunk[..n]);
+            chunk = &chunk[n..];
+            if self.partial.len() == size {
+                let block = std::mem::take(&mut self.partial);
+                self.block(&block);
+            }
+        }
+    }
+
+    /// One page-sized block at position `next`.
+    fn block(&mut self, block: &[u8]) {
+        let id = self.next;
+        self.next += 1;
+        let mut i = 0;
+        while i < self.open.len() {
+            self.open[i].bytes.extend_from_slice(block);
+            if self.open[i].bytes.len() >= self.open[i].len {
+                let span = self.open.swap_remove(i);
+                self.take(span.id, &span.bytes);
+            } else {
+                i += 1;
+            }
+        }
+        if u64_at(block, 0) != Some(id) {
+            // Not a page's start: an overflow page, or a freed page's rest.
+            return;
+        }
+        let overflow = u64::from(u32_at(block, 12).unwrap_or_default());
+        if overflow == 0 {
+            self.take(id, block);
+            return;
+        }
+        let size = block.len() as u64;
+        let len = (overflow + 1).saturating_mul(size);
+        let open: usize = self.open.iter().map(|s| s.len).sum();
+        let walked = matches!(u16_at(block, 8), Some(BRANCH | LEAF));
+        if walked
+            && len <= MAX_SPAN
+            && open + len as usize <= MAX_OPEN
+            && self.high_water.is_none_or(|h| id + overflow < h)
+        {
+            let mut bytes = Vec::with_capacity(len as usize);
+            bytes.extend_from_slice(block);
+            self.open.push(Span {
+                id,
+                len: len as usize,
+                bytes,
+            });
+        }
+        // Otherwise not kept: a walk that reaches it says so.
+    }
+
+    /// One whole page: with its overflow, and at position `id`.
+    fn take(&mut self, id: u64, span: &[u8]) {
+        if id < 2 {
+            if let Ok(m) = read_meta(span)
+                && self.high_water.is_none_or(|h| m.high_water > h)
+            {
+                self.high_water = Some(m.high_water);
+            }
+        } else {
+            match u16_at(span, 8) {
+                Some(BRANCH) => {}
+                Some(LEAF) => {
+                    if let Some(key) = self.reduced(span) {
+                        let mut fixed = [0u8; 18];
+                        fixed[..key.len()].copy_from_slice(key);
+                        self.kept.last_keys.push((id, key.len() as u8, fixed));
+                        return;
+                    }
+                }
+                // Freelist pages and anything else: not walked.
+                _ => return,
+            }
+        }
+        self.kept_bytes += span.len();
+        if self.kept_bytes > MAX_KEPT {
+            self.failed = Some(format!(
+                "more than {} MiB of pages outside the large bucket",
+                MAX_KEPT >> 20
+            ));
+            return;
+        }
+        self.kept.whole.insert(id, span.to_vec());
+    }
+
+    /// A leaf's last key, when its first key says it belongs to the bucket
+    /// kept reduced.
+    fn reduced<'s>(&self, span: &'s [u8]) -> Option<&'s [u8]> {
+        let count = usize::from(u16_at(span, 10)?);
+        let key = |i: usize| {
+            let e = HEADER + i * ELEMENT;
+            let pos = u32_at(span, e + 4)? as usize;
+            let ksize = u32_at(span, e + 8)? as usize;
+            span.get(e.checked_add(pos)?..e.checked_add(pos)?.checked_add(ksize)?)
+        };
+        if count == 0 || !(self.reduce)(key(0)?) {
+            return None;
+        }
+        key(count - 1).filter(|k| k.len() <= 18)
+    }
+
+    /// The file as far as it was read; `path` names it in errors.
+    pub fn finish(mut self, path: &Path) -> Result<Db, BoltError> {
+        if let Some(detail) = self.failed.take() {
+            return Err(BoltError::Malformed {
+                path: path.to_path_buf(),
+                at: "the stream".into(),
+                detail,
+            });
+        }
+        self.kept.size = self.size.unwrap_or(4096);
+        // Spans end after the single pages inside them.
+        self.kept.last_keys.sort_unstable_by_key(|k| k.0);
+        Db::of(Source::Kept(self.kept), path, self.seen)
     }
 }
 

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use drtool::source::etcd::snapfile::{SnapshotFile, StoredKv, read_all};
+use drtool::source::etcd::snapfile::{SnapshotFile, StoredKv, read_all, revision_scan};
 use etcd_client::{Client, CompactionOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 
 /// An etcd of its own, killed when dropped.
@@ -100,6 +100,18 @@ async fn save_snapshot(client: &mut Client, path: &Path) {
         bytes.extend_from_slice(msg.blob());
     }
     std::fs::write(path, bytes).unwrap();
+}
+
+/// The cluster revision a streaming scan reads from `bytes` fed in chunks.
+fn scanned(bytes: &[u8], chunk: usize) -> u64 {
+    let mut scan = revision_scan();
+    for c in bytes.chunks(chunk) {
+        scan.feed(c);
+    }
+    SnapshotFile::of_scan(scan, Path::new("scan"))
+        .unwrap()
+        .cluster_revision()
+        .unwrap()
 }
 
 async fn rev_of(client: &mut Client) -> i64 {
@@ -196,6 +208,12 @@ async fn the_reader_sees_what_etcd_serves_at_every_revision_the_file_holds() {
     let snap = SnapshotFile::open(&file).unwrap();
     assert_eq!(snap.revision().unwrap(), newest as u64);
     assert_eq!(snap.compacted().unwrap(), Some(compacted as u64));
+    // A backup reads the same revision from the pages as they stream past,
+    // in chunks of any size (a 1.4 MiB value spans overflow pages).
+    let bytes = std::fs::read(&file).unwrap();
+    for chunk in [1000, 4096, 32 * 1024, 3 << 20] {
+        assert_eq!(scanned(&bytes, chunk), newest as u64, "chunks of {chunk}");
+    }
     assert!(snap.consistent_index().unwrap().is_some_and(|i| i > 0));
     let now = snap.live(None, prefix.as_bytes()).unwrap();
     assert_eq!(now.len(), 300 - 100 + 3 + 256 + 1 + 10 - 1);
@@ -240,6 +258,20 @@ async fn the_reader_sees_what_etcd_serves_at_every_revision_the_file_holds() {
     assert_eq!(theirs["totalKey"], status.total_key, "{theirs}");
     assert_eq!(theirs["totalSize"], status.total_size, "{theirs}");
     assert_eq!(theirs["hash"], status.hash, "{theirs}");
+
+    // A delete compacted at its own revision leaves no key of that
+    // revision: the compaction's revision says where the cluster stood.
+    c.delete(format!("{prefix}leased/0"), None).await.unwrap();
+    let top = rev_of(&mut c).await;
+    c.compact(top, Some(CompactionOptions::new().with_physical()))
+        .await
+        .unwrap();
+    let after = dir.path().join("after.db");
+    save_snapshot(&mut c, &after).await;
+    let snap = SnapshotFile::open(&after).unwrap();
+    assert!(snap.revision().unwrap() < top as u64);
+    assert_eq!(snap.cluster_revision().unwrap(), top as u64);
+    assert_eq!(scanned(&std::fs::read(&after).unwrap(), 4096), top as u64);
     drop(etcd);
 }
 

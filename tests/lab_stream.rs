@@ -872,3 +872,121 @@ async fn under_encryption_segments_are_age_encrypted_and_restore_with_the_identi
     wipe_west(&lab, &prefix).await;
     forget(&mut east, &prefix).await;
 }
+
+/// A snapshot target streams too: its base revision is read from the
+/// snapshot's own pages, and a restore to a revision replays the segments
+/// on a scratch etcd before the members' data dirs are made from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_stream_restores_a_revision_into_new_data_dirs() {
+    let (lab, name, prefix, tmp) = setup("snapstream");
+    let data_dir = tmp.path().join("restore").join("m1");
+    let peer = free_port();
+    let members = format!(
+        "members = [{{ name = \"m1\", peer_url = \"http://127.0.0.1:{peer}\", data_dir = {:?} }}]\ncluster_token = \"snapstream\"",
+        data_dir.display().to_string()
+    );
+    let target = lab
+        .etcd_target_toml("s", "snapshot", None, &members)
+        .replace(
+            "mode = \"snapshot\"\n",
+            "mode = \"snapshot\"\ncontinuous = { segment = \"300ms\" }\n",
+        );
+    let cfg = write_config(tmp.path(), &format!("{}{target}", lab.regions_toml(&name)));
+    let mut east = etcd_client(&lab.etcd(EAST)).await;
+    for chunk in (0..120).collect::<Vec<_>>().chunks(40) {
+        let ops = chunk
+            .iter()
+            .map(|i| {
+                put(
+                    &prefix,
+                    &format!("cm/{i:04}"),
+                    object_value(*i, size_of(*i)),
+                )
+            })
+            .collect();
+        txn(&mut east, ops).await;
+    }
+    let before = txn(&mut east, vec![put(&prefix, "mark", b"before".to_vec())]).await;
+    backup(&lab, &cfg);
+    let after = txn(&mut east, vec![put(&prefix, "mark", b"after".to_vec())]).await;
+    let stream = lab.spawn_drtool(&cfg, &["stream", "run", "--target", "s"], None);
+    let lease = east.lease_grant(600, None).await.unwrap().id();
+    let mut marks: Vec<(u64, State)> = Vec::new();
+    let mut rev = 0;
+    for i in 0..30 {
+        rev = txn(
+            &mut east,
+            vec![put(
+                &prefix,
+                &format!("cm/{:04}", i * 2),
+                object_value(500 + i, size_of(i + 3)),
+            )],
+        )
+        .await;
+    }
+    marks.push((rev, dump(&mut east, &prefix).await));
+    txn(
+        &mut east,
+        vec![
+            put(&prefix, "secret/big", object_value(3, 1_400_000)),
+            TxnOp::delete(format!("{prefix}cm/0005"), None),
+        ],
+    )
+    .await;
+    rev = txn(
+        &mut east,
+        vec![TxnOp::put(
+            format!("{prefix}leased/k"),
+            object_value(8, 4096),
+            Some(PutOptions::new().with_lease(lease)),
+        )],
+    )
+    .await;
+    marks.push((rev, dump(&mut east, &prefix).await));
+    // The stream starts after the revision read from the snapshot itself.
+    let s = wait_reaches(&lab, &cfg, rev);
+    let base = s["regions"][0]["base_position"].as_u64().unwrap();
+    assert!(
+        before <= base && base < after,
+        "{before} <= {base} < {after}: {s:#}"
+    );
+    stop(stream, "TERM");
+
+    // The plan names the replay; the restore says it ran on a scratch etcd.
+    let (mid, expected) = &marks[0];
+    let out = restore(&lab, &cfg, &["--revision", &mid.to_string()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains(&format!("up to revision {mid}")), "{said}");
+    assert!(said.contains("on a scratch etcd"), "{said}");
+    {
+        let (_etcd, mut restored) = start_restored_member("m1", &data_dir, peer).await;
+        assert!(
+            &dump(&mut restored, &prefix).await == expected,
+            "keys at revision {mid}"
+        );
+    }
+    // Nothing of the scratch etcd or its files is left beside the data dir.
+    let left: Vec<_> = std::fs::read_dir(data_dir.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".drtool-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The newest the region holds, over the first restore (moved aside).
+    let out = restore(&lab, &cfg, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (_etcd, mut restored) = start_restored_member("m1", &data_dir, peer).await;
+    let got = dump(&mut restored, &prefix).await;
+    let newest = &marks[1].1;
+    for (k, v) in newest {
+        assert_eq!(got.get(k), Some(v), "{}", String::from_utf8_lossy(k));
+    }
+    assert_eq!(got.len(), newest.len());
+    let key = format!("{prefix}leased/k").into_bytes();
+    assert_leased_then_revoke(&mut restored, key, lease, 600).await;
+    east.lease_revoke(lease).await.unwrap();
+    forget(&mut east, &prefix).await;
+}

@@ -468,7 +468,7 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
     }
 
     #[test]
-    fn a_stream_is_read_with_its_bounds_and_only_in_keys_mode() -> Result<(), ConfigError> {
+    fn a_stream_is_read_with_its_bounds_in_either_mode() -> Result<(), ConfigError> {
         let keys = GOOD.replace(
             "kind = \"etcd\"\nhome",
             "kind = \"etcd\"\nmode = \"keys\"\ncontinuous = { segment = \"250ms\", max_segment = \"1MiB\" }\nhome",
@@ -518,8 +518,14 @@ members = [{ name = "a", peer_url = "http://127.0.0.1:2480", data_dir = "restore
             "kind = \"etcd\"\nhome",
             "kind = \"etcd\"\ncontinuous = {}\nhome",
         );
-        let m = message(&snapshot);
-        assert!(m.contains("needs mode = \"keys\""), "{m}");
+        let c = parse(&snapshot)?;
+        let e = c.targets["main"]
+            .spec
+            .get::<crate::source::etcd::EtcdTarget>();
+        assert!(
+            e.is_some_and(|e| e.continuous.is_some()),
+            "snapshot mode streams too"
+        );
         Ok(())
     }
 

@@ -682,6 +682,30 @@ pub trait Streams: TargetKind {
         job: &Job,
     ) -> Result<Applied, Error>;
 
+    /// Whether `plan` restores what a replay cannot reach once it is in
+    /// place (etcd snapshots: the data dirs of members that are not
+    /// running): then [`Streams::apply_replayed`] restores and replays in
+    /// one, instead of `apply` and then [`Streams::replay`].
+    fn replays_before_handing_over(&self, _plan: &KindPlan) -> bool {
+        false
+    }
+
+    /// Restores `plan` from `point` with the segments replayed up to `to`
+    /// before the result is handed over; for plans where
+    /// [`Streams::replays_before_handing_over`] says so.
+    async fn apply_replayed(
+        &self,
+        _plan: &KindPlan,
+        _point: Option<PointData>,
+        _segments: mpsc::Receiver<Result<Vec<u8>, Error>>,
+        _to: u64,
+        _job: &Job,
+    ) -> Result<Applied, Error> {
+        Err(Error::failed(
+            "this kind replays a stream after its restore, not within it",
+        ))
+    }
+
     /// Follows the source in the target's home region from the position
     /// after `after`, sending cuts until told to stop or the source fails.
     async fn follow(

@@ -268,6 +268,40 @@ impl Engine {
         job: &Job,
     ) -> Result<Applied, Error> {
         job.phase("replaying the stream");
+        let (rx, reader) = self.segment_feed(rs, replay);
+        let applied = streams.replay(plan, rx, replay.to, job).await;
+        reader.abort();
+        applied
+    }
+
+    /// Restores `plan` with `replay` applied before the kind hands the
+    /// result over (a kind whose restored data cannot be replayed into once
+    /// it is in place).
+    pub(crate) async fn apply_replayed(
+        &self,
+        streams: &dyn Streams,
+        plan: &KindPlan,
+        data: Option<super::point::PointData>,
+        rs: &RegionStore,
+        replay: &ReplayPlan,
+        job: &Job,
+    ) -> Result<Applied, Error> {
+        let (rx, reader) = self.segment_feed(rs, replay);
+        let applied = streams.apply_replayed(plan, data, rx, replay.to, job).await;
+        reader.abort();
+        applied
+    }
+
+    /// The planned segments' lines, read again in order, each checked
+    /// against the hash planning recorded; the first failure ends the feed.
+    fn segment_feed(
+        &self,
+        rs: &RegionStore,
+        replay: &ReplayPlan,
+    ) -> (
+        mpsc::Receiver<Result<Vec<u8>, Error>>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (tx, rx) = mpsc::channel::<Result<Vec<u8>, Error>>(2);
         let segments = replay.segments.clone();
         let store = rs.store.clone();
@@ -294,9 +328,7 @@ impl Engine {
                 }
             }
         });
-        let applied = streams.replay(plan, rx, replay.to, job).await;
-        reader.abort();
-        applied
+        (rx, reader)
     }
 }
 

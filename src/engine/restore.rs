@@ -401,7 +401,24 @@ impl Engine {
             {
                 job.warn(format!("could not hold point {} against prune: {e}", p.id));
             }
-            let mut applied = kind.apply(&plan.kind_plan(), data, &job).await;
+            let kind_plan = plan.kind_plan();
+            let inside = match (kind.streams(), &plan.replay) {
+                (Some(streams), Some(replay)) if streams.replays_before_handing_over(&kind_plan) => {
+                    Some((streams, replay))
+                }
+                _ => None,
+            };
+            if let Some((streams, replay)) = inside {
+                let rs = self.store(&plan.region).await?;
+                let applied = self
+                    .apply_replayed(streams, &kind_plan, data, &rs, replay, &job)
+                    .await;
+                if let Some(p) = &plan.point {
+                    let _ = self.release_point(&p.region, &plan.target, &p.id).await;
+                }
+                return applied;
+            }
+            let mut applied = kind.apply(&kind_plan, data, &job).await;
             if let (Ok(done), Some(replay)) = (&mut applied, &plan.replay) {
                 match self.replay_after(&kind, plan, replay, &job).await {
                     Ok(more) => {

@@ -672,6 +672,34 @@ pub async fn assert_leased_then_revoke(client: &mut Client, key: Vec<u8>, id: i6
     );
 }
 
+/// Starts etcd member `name` from a data dir a restore made (its peer URL
+/// on `peer`, clients on a free port) and waits until it answers.
+pub async fn start_restored_member(name: &str, data_dir: &Path, peer: u16) -> (Kill, Client) {
+    let client_url = format!("http://127.0.0.1:{}", free_port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let etcd = Command::new("etcd")
+        .args(["--name", name, "--data-dir"])
+        .arg(data_dir)
+        .args(["--listen-client-urls", &client_url])
+        .args(["--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url])
+        .args(["--initial-advertise-peer-urls", &peer_url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Kill(etcd);
+    for _ in 0..100 {
+        if let Ok(mut c) = Client::connect([client_url.as_str()], None).await
+            && c.status().await.is_ok()
+        {
+            return (guard, c);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("etcd {name} from {} did not start", data_dir.display());
+}
+
 /// A loopback port nobody listens on now (the kernel's choice).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -26,6 +26,10 @@ pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
 #[derive(Debug, Clone)]
 pub struct BackupMeta {
     pub revision: i64,
+    /// A snapshot's revision read from its own bytes (none: keys, or the
+    /// file could not be read; `revision_unread` says why).
+    pub snapshot_revision: Option<i64>,
+    pub revision_unread: Option<String>,
     pub observed_at: DateTime<Utc>,
     pub items: BTreeMap<String, u64>,
 }
@@ -75,10 +79,14 @@ pub async fn snapshot(
         Err(e) => return Err(fail(&tx, map_err(endpoints, "snapshot", e)).await),
     };
     // The trailing sha256 is checked by the archive pipeline while it streams.
+    // The revision the snapshot holds is read from its own pages as they go
+    // by: a Status call before it (`revision`) only says "at least".
+    let mut scan = super::snapfile::revision_scan();
     let mut size = 0u64;
     loop {
         match stream.message().await {
             Ok(Some(msg)) => {
+                scan.feed(msg.blob());
                 let blob = Bytes::copy_from_slice(msg.blob());
                 size += blob.len() as u64;
                 forward(&tx, blob).await?;
@@ -88,8 +96,16 @@ pub async fn snapshot(
         }
     }
     items.insert("snapshot_bytes".to_string(), size);
+    let read = super::snapfile::SnapshotFile::of_scan(scan, std::path::Path::new("the snapshot"))
+        .and_then(|f| f.cluster_revision());
+    let (snapshot_revision, revision_unread) = match read {
+        Ok(r) => (i64::try_from(r).ok(), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     Ok(BackupMeta {
         revision,
+        snapshot_revision,
+        revision_unread,
         observed_at,
         items,
     })
@@ -177,6 +193,8 @@ pub async fn keys(
     }
     Ok(BackupMeta {
         revision,
+        snapshot_revision: None,
+        revision_unread: None,
         observed_at,
         items,
     })

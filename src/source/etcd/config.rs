@@ -163,7 +163,7 @@ pub(super) fn parse(
     }
     let continuous = match raw.continuous {
         None => None,
-        Some(c) => Some(continuous(ctx, name, mode, c)?),
+        Some(c) => Some(continuous(ctx, name, c)?),
     };
     Ok(EtcdTarget {
         mode,
@@ -176,18 +176,8 @@ pub(super) fn parse(
 fn continuous(
     ctx: &Ctx,
     name: &str,
-    mode: EtcdMode,
     raw: Spanned<RawContinuous>,
 ) -> Result<StreamSettings, ConfigError> {
-    if mode == EtcdMode::Snapshot {
-        return Err(ctx.err(
-            raw.span(),
-            format!(
-                "target {name}: `continuous` needs mode = \"keys\" for now: a stream starts at the exact \
-                 revision its base point holds, and drtool cannot yet read that revision from a snapshot file itself"
-            ),
-        ));
-    }
     let raw = raw.into_inner();
     let segment = match raw.segment {
         None => DEFAULT_SEGMENT,

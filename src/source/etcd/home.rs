@@ -560,6 +560,11 @@ pub enum EtcdConsistency {
         revision: i64,
         /// When that revision was observed.
         observed_at: DateTime<Utc>,
+        /// A snapshot's revision read from the snapshot's own pages: exactly
+        /// the state it holds (what a stream starts after). Points taken
+        /// before drtool read it have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_revision: Option<i64>,
     },
 }
 
@@ -581,13 +586,20 @@ impl TargetKind for EtcdKind {
         let EtcdConsistency::Etcd {
             revision,
             observed_at,
+            snapshot_revision,
         } = c.read().ok()?;
         Some(Consistent {
             at: observed_at,
-            text: format!(
-                "etcd revision {revision} (observed {})",
-                observed_at.to_rfc3339()
-            ),
+            text: match snapshot_revision {
+                Some(r) => format!(
+                    "etcd revision {r} (read from the snapshot; at least {revision} observed {})",
+                    observed_at.to_rfc3339()
+                ),
+                None => format!(
+                    "etcd revision {revision} (observed {})",
+                    observed_at.to_rfc3339()
+                ),
+            },
         })
     }
 
@@ -634,10 +646,17 @@ impl TargetKind for EtcdKind {
                 .await
             }
         }?;
+        if let Some(why) = &meta.revision_unread {
+            job.warn(format!(
+                "the snapshot's revision could not be read from its pages ({why}); the point restores \
+                 as any snapshot does, but a stream cannot start from it"
+            ));
+        }
         Ok(Taken {
             consistency: Consistency::of(&EtcdConsistency::Etcd {
                 revision: meta.revision,
                 observed_at: meta.observed_at,
+                snapshot_revision: meta.snapshot_revision,
             })
             .map_err(|e| Error::failed(format!("cannot record the point's revision: {e}")))?,
             items: meta.items,
@@ -742,14 +761,7 @@ impl TargetKind for EtcdKind {
                 tool,
                 cluster_token,
                 members,
-            } => {
-                let message = materialize(&data, &tool, &cluster_token, &members, job).await?;
-                Ok(Applied {
-                    message,
-                    counts: BTreeMap::from([("members".to_string(), members.len() as u64)]),
-                    failures: Vec::new(),
-                })
-            }
+            } => materialize(&data, &tool, &cluster_token, &members, None, job).await,
         }
     }
 
@@ -989,16 +1001,26 @@ impl ScratchRestores for EtcdKind {
     }
 }
 
+/// A stream's segments to replay into a snapshot before it is handed over.
+pub(super) struct Forward {
+    pub segments: tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>,
+    pub to: u64,
+}
+
 /// Downloads and verifies the snapshot into a file next to the first data dir,
-/// then makes each member's data dir. On a failure or a cancellation every
-/// data dir made so far is removed and every moved-aside one is put back.
-async fn materialize(
+/// brings it forward by a stream's replay when asked (on a scratch etcd; see
+/// [`super::scratch::replay_on_scratch`]), then makes each member's data dir.
+/// On a failure or a cancellation every data dir made so far is removed and
+/// every moved-aside one is put back; nothing is touched before the replay
+/// has succeeded.
+pub(super) async fn materialize(
     data: &PointData,
     tool: &SnapshotTool,
     cluster_token: &str,
     members: &[MemberPlan],
+    forward: Option<Forward>,
     job: &Job,
-) -> Result<String, Error> {
+) -> Result<Applied, Error> {
     let first = members
         .first()
         .ok_or_else(|| Error::input("no members to restore"))?;
@@ -1018,6 +1040,16 @@ async fn materialize(
     job.phase("downloading and verifying the snapshot");
     data.stream().await?.into_file(&file).await?;
     let _remove = RemoveOnDrop(file.clone());
+    let (file, replayed, _remove_replayed) = match forward {
+        None => (file, None, None),
+        Some(f) => {
+            let (replayed, applied) =
+                super::scratch::replay_on_scratch(tool, &file, &work, f.segments, f.to, job)
+                    .await?;
+            let remove = RemoveOnDrop(replayed.clone());
+            (replayed, Some(applied), Some(remove))
+        }
+    };
     job.phase("materializing data dirs");
     let all: Vec<EtcdMember> = members
         .iter()
@@ -1060,10 +1092,23 @@ async fn materialize(
         .iter()
         .map(|m| format!("{} -> {}", m.name, m.data_dir.display()))
         .collect();
-    Ok(format!(
+    let ready = format!(
         "data dirs ready ({}); start each member with etcd --name NAME --data-dir DIR and its peer/client URLs",
         list.join(", ")
-    ))
+    );
+    let mut applied = replayed.unwrap_or(Applied {
+        message: String::new(),
+        counts: BTreeMap::new(),
+        failures: Vec::new(),
+    });
+    applied.message = match applied.message.as_str() {
+        "" => ready,
+        replay => format!("{ready}; {replay} (on a scratch etcd, before the data dirs were made)"),
+    };
+    applied
+        .counts
+        .insert("members".to_string(), members.len() as u64);
+    Ok(applied)
 }
 
 /// Makes one member's data dir. A mount point is filled through a staging

@@ -70,12 +70,23 @@ async fn start(
     max_request_bytes: u64,
     log: &Path,
 ) -> Result<Running, Error> {
+    start_as(MEMBER, data_dir, ports, max_request_bytes, log).await
+}
+
+/// Starts an etcd named `name` alone on `ports` from `data_dir`.
+async fn start_as(
+    name: &str,
+    data_dir: &Path,
+    ports: &Ports,
+    max_request_bytes: u64,
+    log: &Path,
+) -> Result<Running, Error> {
     let program = find_etcd()?;
     let log_file = std::fs::File::create(log)
         .map_err(|e| Error::failed(format!("cannot create {}: {e}", log.display())))?;
     let mut child = Command::new(&program)
         .arg("--name")
-        .arg(MEMBER)
+        .arg(name)
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen-client-urls", &ports.client_url()])
@@ -83,7 +94,7 @@ async fn start(
         .args(["--listen-peer-urls", &ports.peer_url()])
         .args(["--initial-advertise-peer-urls", &ports.peer_url()])
         .arg("--initial-cluster")
-        .arg(format!("{MEMBER}={}", ports.peer_url()))
+        .arg(format!("{name}={}", ports.peer_url()))
         .args(["--initial-cluster-token", "drtool-restore-test"])
         .arg("--max-request-bytes")
         .arg(max_request_bytes.to_string())
@@ -121,6 +132,132 @@ async fn start(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The largest request the replay's scratch etcd takes (and the replay
+/// sends): above any value a source etcd stores.
+const REPLAY_MAX_REQUEST_BYTES: u64 = 32 << 20;
+const REPLAY_MEMBER: &str = "drtool-replay";
+
+/// A snapshot brought forward by a stream: `base` (a verified snapshot
+/// file) restored into an etcd of its own on free local ports in a folder
+/// under `work`, the segments replayed into it up to `to`, then a snapshot
+/// of it saved as a file in `work`, whose path is returned with what the
+/// replay did. The etcd and its folder are removed whatever happens; the
+/// members' data dirs are not touched here.
+pub async fn replay_on_scratch(
+    tool: &super::restore::SnapshotTool,
+    base: &Path,
+    work: &Path,
+    segments: tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>,
+    to: u64,
+    job: &crate::engine::events::Job,
+) -> Result<(PathBuf, Applied), Error> {
+    find_etcd()?;
+    let dir = tempfile::Builder::new()
+        .prefix(".drtool-replay-")
+        .tempdir_in(work)
+        .map_err(|e| {
+            Error::failed(format!(
+                "cannot create a folder for the replay's etcd in {}: {e}",
+                work.display()
+            ))
+        })?;
+    let ports = Ports {
+        client: free_port()?,
+        peer: free_port()?,
+    };
+    let member = EtcdMember {
+        name: REPLAY_MEMBER.into(),
+        peer_url: ports.peer_url(),
+        data_dir: dir.path().join("member"),
+    };
+    job.phase("restoring the base snapshot into a scratch etcd");
+    super::restore::restore_member(
+        tool,
+        base,
+        &member,
+        std::slice::from_ref(&member),
+        "drtool-restore-test",
+        job,
+    )
+    .await?;
+    let mut running = start_as(
+        REPLAY_MEMBER,
+        &member.data_dir,
+        &ports,
+        REPLAY_MAX_REQUEST_BYTES,
+        &dir.path().join("etcd.log"),
+    )
+    .await?;
+    let endpoints = vec![ports.client_url()];
+    job.phase("replaying the stream into the scratch etcd");
+    let scope = super::replay::Scope {
+        prefix: None,
+        leave_out: None,
+        max_request_bytes: REPLAY_MAX_REQUEST_BYTES,
+    };
+    let done =
+        super::replay::replay(&mut running.client, &endpoints, segments, to, scope, job).await;
+    let saved = match done {
+        Ok(done) => {
+            job.phase("saving the replayed cluster as a snapshot");
+            let file = work.join(format!(
+                ".drtool-replayed-{:08x}.snapshot.db",
+                rand::random::<u32>()
+            ));
+            save_snapshot(&mut running.client, &endpoints, &file, job)
+                .await
+                .map(|()| (file, done.applied()))
+        }
+        Err(e) => Err(e),
+    };
+    let _ = running.child.kill().await;
+    let _ = running.child.wait().await;
+    drop(dir);
+    saved
+}
+
+/// Saves the etcd's snapshot into `file` (created, 0600); removed again on
+/// any failure or cancellation.
+async fn save_snapshot(
+    client: &mut Client,
+    endpoints: &[String],
+    file: &Path,
+    job: &crate::engine::events::Job,
+) -> Result<(), Error> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |e: std::io::Error| {
+        Error::failed(format!(
+            "writing {}: {e}: free space, or pick data dirs on another disk",
+            file.display()
+        ))
+    };
+    let written = job
+        .cancellable(async {
+            let mut options = tokio::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            options.mode(0o600);
+            let mut out = options.open(file).await.map_err(failed)?;
+            let mut stream = client
+                .snapshot()
+                .await
+                .map_err(|e| Error::from(super::map_err(endpoints, "snapshot", e)))?;
+            while let Some(msg) = stream
+                .message()
+                .await
+                .map_err(|e| Error::from(super::map_err(endpoints, "snapshot stream", e)))?
+            {
+                out.write_all(msg.blob()).await.map_err(failed)?;
+            }
+            out.flush().await.map_err(failed)
+        })
+        .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(file).await;
+    }
+    written
 }
 
 /// What a restore test of an etcd point checks and removes.

@@ -28,7 +28,7 @@ use super::event::{EventOp, EventRecord};
 use super::home::{EtcdKind, spec};
 use super::lease::Ttls;
 use super::replay::{Scope, replay};
-use super::{Connection, EtcdConsistency, EtcdMode, KEYS_NAME, in_words};
+use super::{Connection, EtcdConsistency, KEYS_NAME, SNAPSHOT_NAME, in_words};
 use crate::archive::Manifest;
 use crate::config::Target;
 use crate::engine::events::Job;
@@ -319,15 +319,29 @@ impl Streams for EtcdKind {
     }
 
     fn position(&self, manifest: &Manifest) -> Result<u64, String> {
-        if manifest.payload.as_str() != KEYS_NAME {
-            return Err(format!(
-                "point {} is a {} point; a stream starts from a keys point, whose revision is exact",
-                manifest.point_id, manifest.payload
-            ));
-        }
-        let EtcdConsistency::Etcd { revision, .. } =
-            manifest.consistency.read().map_err(|e| e.to_string())?;
-        u64::try_from(revision).map_err(|_| format!("revision {revision}"))
+        let EtcdConsistency::Etcd {
+            revision,
+            snapshot_revision,
+            ..
+        } = manifest.consistency.read().map_err(|e| e.to_string())?;
+        let exact = match manifest.payload.as_str() {
+            KEYS_NAME => revision,
+            SNAPSHOT_NAME => snapshot_revision.ok_or_else(|| {
+                format!(
+                    "point {} is a snapshot whose revision was not read from its own pages \
+                     (taken by an older drtool, or its pages could not be read): a stream \
+                     starts only from an exact revision; take a new point",
+                    manifest.point_id
+                )
+            })?,
+            other => {
+                return Err(format!(
+                    "point {} is a {other} point, not one a stream starts from",
+                    manifest.point_id
+                ));
+            }
+        };
+        u64::try_from(exact).map_err(|_| format!("revision {exact}"))
     }
 
     async fn source_position(&self, target: &Target) -> Result<u64, Error> {
@@ -375,6 +389,33 @@ impl Streams for EtcdKind {
         Ok(done.applied())
     }
 
+    fn replays_before_handing_over(&self, plan: &KindPlan) -> bool {
+        matches!(plan.action::<EtcdPlan>(), Ok(EtcdPlan::EtcdSnapshot { .. }))
+    }
+
+    async fn apply_replayed(
+        &self,
+        plan: &KindPlan,
+        point: Option<crate::engine::point::PointData>,
+        segments: mpsc::Receiver<Result<Vec<u8>, Error>>,
+        to: u64,
+        job: &Job,
+    ) -> Result<Applied, Error> {
+        let data = point.ok_or_else(|| Error::failed("an etcd restore needs its point"))?;
+        let EtcdPlan::EtcdSnapshot {
+            tool,
+            cluster_token,
+            members,
+        } = plan.action::<EtcdPlan>()?
+        else {
+            return Err(Error::input(
+                "a keys restore replays its stream into the cluster after the restore",
+            ));
+        };
+        let forward = super::home::Forward { segments, to };
+        super::home::materialize(&data, &tool, &cluster_token, &members, Some(forward), job).await
+    }
+
     async fn follow(
         &self,
         target: &Target,
@@ -387,12 +428,6 @@ impl Streams for EtcdKind {
             Ok(s) => s,
             Err(e) => return StreamStop::Broken(e.to_string()),
         };
-        if spec.mode != EtcdMode::Keys {
-            return StreamStop::Broken(format!(
-                "target {}: a stream needs mode = \"keys\"",
-                target.name
-            ));
-        }
         let Some(region) = spec.regions.get(&target.home) else {
             return StreamStop::Broken(no_region_table(target, &target.home).to_string());
         };
