@@ -24,9 +24,8 @@
 //! A freelist is never read (etcd snapshots store none).
 //!
 //! [`PageScan`] reads a file as it streams past (a backup) and keeps just
-//! enough of it to walk to a bucket's last key afterwards: meta and branch
-//! pages, leaf pages of small buckets whole, and of leaves whose keys are
-//! etcd revision keys only their last key.
+//! enough of it to walk to a large bucket's last key afterwards (and to read
+//! small buckets whole).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -512,28 +511,44 @@ struct Kept {
     /// Leaves reduced to their last key (at most 18 bytes), by page id in
     /// ascending order.
     last_keys: Vec<(u64, u8, [u8; 18])>,
+    /// Branches reduced to their last child and its key, by page id in
+    /// ascending order.
+    last_children: Vec<(u64, u64, u8, [u8; 18])>,
 }
 
 impl Kept {
-    /// Page `id` as kept: whole, or a leaf of one element, its last key
-    /// (with an empty value).
+    /// Page `id` as kept: whole, or a page of one element: a leaf's last key
+    /// (with an empty value), a branch's last child.
     fn page(&self, id: u64) -> Option<std::borrow::Cow<'_, [u8]>> {
         if let Some(p) = self.whole.get(&id) {
             return Some(std::borrow::Cow::Borrowed(p));
         }
-        let at = self.last_keys.binary_search_by_key(&id, |k| k.0).ok()?;
-        let (_, len, key) = &self.last_keys[at];
-        let key = &key[..usize::from(*len)];
+        let (flags, key, element) =
+            if let Ok(at) = self.last_keys.binary_search_by_key(&id, |k| k.0) {
+                let (_, len, key) = &self.last_keys[at];
+                let key = &key[..usize::from(*len)];
+                // flags, pos (from the element to the key), ksize, vsize
+                let mut e = 0u32.to_le_bytes().to_vec();
+                e.extend((ELEMENT as u32).to_le_bytes());
+                e.extend((key.len() as u32).to_le_bytes());
+                e.extend(0u32.to_le_bytes());
+                (LEAF, key, e)
+            } else {
+                let at = self.last_children.binary_search_by_key(&id, |k| k.0).ok()?;
+                let (_, child, len, key) = &self.last_children[at];
+                let key = &key[..usize::from(*len)];
+                // pos, ksize, child page id
+                let mut e = (ELEMENT as u32).to_le_bytes().to_vec();
+                e.extend((key.len() as u32).to_le_bytes());
+                e.extend(child.to_le_bytes());
+                (BRANCH, key, e)
+            };
         let mut page = Vec::with_capacity(HEADER + ELEMENT + key.len());
         page.extend(id.to_le_bytes());
-        page.extend(LEAF.to_le_bytes());
+        page.extend(flags.to_le_bytes());
         page.extend(1u16.to_le_bytes());
         page.extend(0u32.to_le_bytes());
-        // The element: flags, pos (from the element to the key), ksize, vsize.
-        page.extend(0u32.to_le_bytes());
-        page.extend((ELEMENT as u32).to_le_bytes());
-        page.extend((key.len() as u32).to_le_bytes());
-        page.extend(0u32.to_le_bytes());
+        page.extend(element);
         page.extend(key);
         Some(std::borrow::Cow::Owned(page))
     }
@@ -543,6 +558,8 @@ impl Kept {
 /// most it buffers of spans at once.
 const MAX_SPAN: u64 = 64 << 20;
 const MAX_OPEN: usize = 2 * (MAX_SPAN as usize);
+/// Reduced leaves kept: those with the largest last keys.
+const MAX_LARGEST: usize = 256;
 /// The most bytes of whole pages a scan keeps.
 const MAX_KEPT: usize = 64 << 20;
 
@@ -555,11 +572,13 @@ struct Span {
 
 /// Reads a bbolt file as its bytes stream past, in order and in chunks of
 /// any size, keeping what [`PageScan::finish`] needs to open it as a [`Db`]
-/// that can find each bucket and its last key: meta and branch pages and
-/// leaves whole, except leaves whose first key `reduce` accepts (a large
-/// bucket's), which keep only their last key. Such a `Db` reads no other
-/// values of those leaves. Memory stays bounded ([`MAX_KEPT`]); a file that
-/// needs more is an error at `finish`, never a guess.
+/// that can find each bucket and its last key: meta pages and the pages of
+/// small buckets whole; of the pages whose first key `reduce` accepts (a
+/// large bucket's), branches as their last child and only the leaves with
+/// the largest last keys, as those keys. Such a `Db` can walk that bucket's
+/// rightmost path and nothing else of it. Memory stays bounded
+/// ([`MAX_KEPT`], [`MAX_LARGEST`]); a file that needs more is an error at
+/// `finish` (or when walked), never a guess.
 ///
 /// Every page-sized block is looked at: a block whose header names its own
 /// position starts a page. Overflow counts are not trusted to skip blocks,
@@ -576,6 +595,8 @@ pub struct PageScan {
     /// start of the first meta page).
     partial: Vec<u8>,
     open: Vec<Span>,
+    /// The reduced leaves with the largest last keys (a min-heap).
+    largest: std::collections::BinaryHeap<std::cmp::Reverse<([u8; 18], u8, u64)>>,
     kept: Kept,
     kept_bytes: usize,
     failed: Option<String>,
@@ -591,6 +612,7 @@ impl PageScan {
             seen: 0,
             partial: Vec::new(),
             open: Vec::new(),
+            largest: std::collections::BinaryHeap::new(),
             kept: Kept::default(),
             kept_bytes: 0,
             failed: None,
@@ -687,12 +709,30 @@ impl PageScan {
             }
         } else {
             match u16_at(span, 8) {
-                Some(BRANCH) => {}
+                Some(BRANCH) => {
+                    if let Some((key, child)) = self.reduced_branch(span) {
+                        let mut fixed = [0u8; 18];
+                        fixed[..key.len()].copy_from_slice(key);
+                        let entry = (id, child, key.len() as u8, fixed);
+                        self.kept.last_children.push(entry);
+                        return;
+                    }
+                }
                 Some(LEAF) => {
                     if let Some(key) = self.reduced(span) {
                         let mut fixed = [0u8; 18];
                         fixed[..key.len()].copy_from_slice(key);
-                        self.kept.last_keys.push((id, key.len() as u8, fixed));
+                        // The walk reaches the leaf with the largest key; a
+                        // few freed copies of it may hold larger ones (keys a
+                        // compaction removed since): the largest hundreds are
+                        // kept, not one entry per page.
+                        let entry = (fixed, key.len() as u8, id);
+                        if self.largest.len() < MAX_LARGEST {
+                            self.largest.push(std::cmp::Reverse(entry));
+                        } else if self.largest.peek().is_some_and(|m| m.0 < entry) {
+                            self.largest.pop();
+                            self.largest.push(std::cmp::Reverse(entry));
+                        }
                         return;
                     }
                 }
@@ -709,6 +749,24 @@ impl PageScan {
             return;
         }
         self.kept.whole.insert(id, span.to_vec());
+    }
+
+    /// A branch's last child and its key, when its first key says it
+    /// belongs to the bucket kept reduced (only its rightmost path is walked).
+    fn reduced_branch<'s>(&self, span: &'s [u8]) -> Option<(&'s [u8], u64)> {
+        let count = usize::from(u16_at(span, 10)?);
+        let key = |i: usize| {
+            let e = HEADER + i * ELEMENT;
+            let pos = u32_at(span, e)? as usize;
+            let ksize = u32_at(span, e + 4)? as usize;
+            span.get(e.checked_add(pos)?..e.checked_add(pos)?.checked_add(ksize)?)
+        };
+        if count == 0 || !(self.reduce)(key(0)?) {
+            return None;
+        }
+        let last = key(count - 1).filter(|k| k.len() <= 18)?;
+        let child = u64_at(span, HEADER + (count - 1) * ELEMENT + 8)?;
+        Some((last, child))
     }
 
     /// A leaf's last key, when its first key says it belongs to the bucket
@@ -738,7 +796,13 @@ impl PageScan {
         }
         self.kept.size = self.size.unwrap_or(4096);
         // Spans end after the single pages inside them.
+        self.kept.last_keys = self
+            .largest
+            .drain()
+            .map(|std::cmp::Reverse((key, len, id))| (id, len, key))
+            .collect();
         self.kept.last_keys.sort_unstable_by_key(|k| k.0);
+        self.kept.last_children.sort_unstable_by_key(|k| k.0);
         Db::of(Source::Kept(self.kept), path, self.seen)
     }
 }

@@ -538,6 +538,15 @@ async fn a_stream_survives_a_restart_and_a_cut_and_starts_a_new_base_after_a_com
     assert!(err.contains("compacted"), "the gap is said: {out}{err}");
     assert!(out.contains(" 1 gaps"), "{out}");
     assert_ne!(s["regions"][0]["base"], old_base);
+    // Both regions keep saying why the new base was taken, and from where.
+    let s = status(&lab, &cfg);
+    for r in s["regions"].as_array().unwrap() {
+        let gap = r["gap"].as_str().unwrap_or_default();
+        assert!(
+            gap.contains("after a gap") && gap.contains("compacted"),
+            "{s:#}"
+        );
+    }
 
     wipe_west(&lab, &prefix).await;
     let out = restore(&lab, &cfg, &[]);

@@ -119,11 +119,21 @@ fn west_behind() -> RegionStream {
 fn overview_with_a_stream_judges_the_rpo_on_its_lag() {
     // The newest point is 24s old against 30s (amber); the stream's DR copy
     // is 1.4s behind: green, the age shown as the stream's.
+    // The base was taken after a gap: said under the region, in amber.
     let mut app = fixture::app();
-    app.update(streams(west_behind(), None));
+    let west = RegionStream {
+        gap: Some(
+            "started again at revision 1180 on 2026-12-01 21:29:50Z after a gap in the stream of \
+             20261201T202950Z-1c2d (compacted at 1175)"
+                .into(),
+        ),
+        ..west_behind()
+    };
+    app.update(streams(west, None));
     snap("overview_streams", &app);
     let t = fixture::draw(&app, 160, 48);
     assert_eq!(fixture::colour_of(&t, "lab-keys"), Some(GOOD));
+    assert_eq!(fixture::colour_of(&t, "started again"), Some(WARN));
     let text = format!("{}", t.backend());
     assert!(text.contains("~0.0s") || text.contains("~0s"), "{text}");
     assert!(

@@ -122,6 +122,9 @@ pub fn lines(s: &StreamStatus) -> Vec<String> {
         if let Some(b) = &r.broken {
             line.push_str(&format!("; BROKEN: {b}"));
         }
+        if let Some(g) = &r.gap {
+            line.push_str(&format!("; {g}"));
+        }
         if let Some(e) = &r.error {
             line.push_str(&format!("; error: {e}"));
         }
@@ -159,6 +162,7 @@ mod tests {
                     segments: 1,
                     reaches: Some(105),
                     broken: Some("revisions 106..=110 are in no segment".into()),
+                    gap: Some("started again at revision 100 after a gap".into()),
                     ..RegionStream::default()
                 },
                 RegionStream {
@@ -171,7 +175,7 @@ mod tests {
         let text = lines(&s).join("\n");
         assert_eq!(
             text,
-            "kv (source at revision 120)\n  us-east-1      base 20261207T112958Z-37200193 (revision 100), 3 segments, up to revision 118, lag 2 revisions / 0.8 s\n  us-west-2      base 20261207T112958Z-37200193 (revision 100), 1 segments, up to revision 105; BROKEN: revisions 106..=110 are in no segment\n  eu-west-1      no segments; error: cannot reach the store"
+            "kv (source at revision 120)\n  us-east-1      base 20261207T112958Z-37200193 (revision 100), 3 segments, up to revision 118, lag 2 revisions / 0.8 s\n  us-west-2      base 20261207T112958Z-37200193 (revision 100), 1 segments, up to revision 105; BROKEN: revisions 106..=110 are in no segment; started again at revision 100 after a gap\n  eu-west-1      no segments; error: cannot reach the store"
         );
     }
 }

@@ -131,6 +131,10 @@ impl RestorePlan {
     }
 }
 
+/// The newest points a restore to a revision looks at for a stream that
+/// reaches it (one listing each).
+const BASES_LOOKED_AT: usize = 8;
+
 /// How far a point choice replays the point's stream: the newest point and
 /// a time go as far as the region holds (up to that time); a point asked
 /// for by id is restored as it is.
@@ -217,7 +221,9 @@ impl Engine {
         }
         let rs = self.store(&req.region).await?;
         let listing = catalog::list_points(&rs, Some(&target.name)).await?;
-        let choice = self.base_of(kind, target, &listing, &req.region, &req.point)?;
+        let choice = self
+            .base_of(kind, target, &listing, &rs, &req.point)
+            .await?;
         let selection = catalog::select(&listing, &req.region, &target.name, &choice)?;
         let mut passed_over = selection.passed_over;
         let explicit = matches!(req.point, PointChoice::Id(_));
@@ -263,13 +269,17 @@ impl Engine {
     }
 
     /// The point a restore to a revision starts from: the newest whose own
-    /// revision is at or before it (other choices are left as they are).
-    fn base_of(
+    /// revision is at or before it and whose stream in the region reaches
+    /// it (a schedule's point can be newer than the base the stream still
+    /// followed for a few seconds); when none reaches it, the newest at or
+    /// before it, whose plan says how far it goes. Other choices are left as
+    /// they are.
+    async fn base_of(
         &self,
         kind: &Arc<dyn TargetKind>,
         target: &Target,
         listing: &catalog::Listing,
-        region: &str,
+        rs: &RegionStore,
         choice: &PointChoice,
     ) -> Result<PointChoice, Error> {
         let PointChoice::Revision(n) = choice else {
@@ -282,18 +292,40 @@ impl Engine {
                 kind.name()
             ))
         })?;
-        listing
+        let bases: Vec<(&PointEntry, u64)> = listing
             .points
             .iter()
             .rev()
             .filter(|p| p.manifest.target == target.name)
-            .find(|p| streams.position(&p.manifest).is_ok_and(|pos| pos <= *n))
-            .map(|p| PointChoice::Id(p.id.clone()))
+            .filter_map(|p| {
+                let pos = streams.position(&p.manifest).ok()?;
+                (pos <= *n).then_some((p, pos))
+            })
+            .take(BASES_LOOKED_AT)
+            .collect();
+        for (p, pos) in &bases {
+            let reaches = if pos == n {
+                *pos
+            } else {
+                let objects = rs
+                    .store
+                    .list(&rs.layout.stream_prefix(&target.name, Some(&p.id)))
+                    .await?;
+                let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+                crate::archive::segment::chain_of(*pos, &keys).reaches
+            };
+            if reaches >= *n {
+                return Ok(PointChoice::Id(p.id.clone()));
+            }
+        }
+        bases
+            .first()
+            .map(|(p, _)| PointChoice::Id(p.id.clone()))
             .ok_or_else(|| {
                 Error::input(format!(
-                    "region {region} holds no point of {} at or before revision {n} that a stream starts from: \
+                    "region {} holds no point of {} at or before revision {n} that a stream starts from: \
                      run `drtool stream status --target {}` to see what it holds",
-                    target.name, target.name
+                    rs.region, target.name, target.name
                 ))
             })
     }
@@ -358,6 +390,44 @@ impl Engine {
             .await
     }
 
+    /// Applies the plan's kind plan and its stream's replay: after the
+    /// restore, or within it for a kind whose restored data cannot be
+    /// replayed into once handed over.
+    async fn apply_plan(
+        &self,
+        kind: &Arc<dyn TargetKind>,
+        plan: &RestorePlan,
+        data: Option<super::point::PointData>,
+        job: &Job,
+    ) -> Result<super::kind::Applied, Error> {
+        let kind_plan = plan.kind_plan();
+        if let (Some(streams), Some(replay)) = (kind.streams(), &plan.replay)
+            && streams.replays_before_handing_over(&kind_plan)
+        {
+            let rs = self.store(&plan.region).await?;
+            return self
+                .apply_replayed(streams, &kind_plan, data, &rs, replay, job)
+                .await;
+        }
+        let mut applied = kind.apply(&kind_plan, data, job).await;
+        if let (Ok(done), Some(replay)) = (&mut applied, &plan.replay) {
+            match self.replay_after(kind, plan, replay, job).await {
+                Ok(more) => {
+                    done.message = format!("{}; {}", done.message, more.message);
+                    done.counts.extend(more.counts);
+                    done.failures.extend(more.failures);
+                }
+                Err(e) => {
+                    applied = Err(e.noted(format!(
+                        "the base point was restored ({}); the stream's replay stopped",
+                        done.message
+                    )))
+                }
+            }
+        }
+        applied
+    }
+
     /// Runs a plan made by [`Engine::plan_restore`]. The caller has shown it and,
     /// if it is destructive, obtained confirmation.
     pub async fn execute(&self, plan: &RestorePlan) -> RunReport {
@@ -401,39 +471,7 @@ impl Engine {
             {
                 job.warn(format!("could not hold point {} against prune: {e}", p.id));
             }
-            let kind_plan = plan.kind_plan();
-            let inside = match (kind.streams(), &plan.replay) {
-                (Some(streams), Some(replay)) if streams.replays_before_handing_over(&kind_plan) => {
-                    Some((streams, replay))
-                }
-                _ => None,
-            };
-            if let Some((streams, replay)) = inside {
-                let rs = self.store(&plan.region).await?;
-                let applied = self
-                    .apply_replayed(streams, &kind_plan, data, &rs, replay, &job)
-                    .await;
-                if let Some(p) = &plan.point {
-                    let _ = self.release_point(&p.region, &plan.target, &p.id).await;
-                }
-                return applied;
-            }
-            let mut applied = kind.apply(&kind_plan, data, &job).await;
-            if let (Ok(done), Some(replay)) = (&mut applied, &plan.replay) {
-                match self.replay_after(&kind, plan, replay, &job).await {
-                    Ok(more) => {
-                        done.message = format!("{}; {}", done.message, more.message);
-                        done.counts.extend(more.counts);
-                        done.failures.extend(more.failures);
-                    }
-                    Err(e) => {
-                        applied = Err(e.noted(format!(
-                            "the base point was restored ({}); the stream's replay stopped",
-                            done.message
-                        )))
-                    }
-                }
-            }
+            let applied = self.apply_plan(&kind, plan, data, &job).await;
             if let Some(p) = &plan.point {
                 let _ = self.release_point(&p.region, &plan.target, &p.id).await;
             }

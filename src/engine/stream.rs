@@ -73,6 +73,32 @@ pub struct StreamCounters {
     pub segments: AtomicU64,
 }
 
+/// The note a stream leaves beside a base it took after a gap.
+const GAP_FILE: &str = "gap.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct Gap {
+    /// The base whose chain ended.
+    after_base: String,
+    why: String,
+    at: DateTime<Utc>,
+    /// The new base's own position: the first the new chain replays after.
+    base_position: u64,
+}
+
+impl Gap {
+    fn in_words(&self) -> String {
+        format!(
+            "started again at revision {} on {} after a gap in the stream of {} ({}): \
+             changes between the two restore only as this point",
+            self.base_position,
+            self.at.format("%Y-%m-%d %H:%M:%SZ"),
+            self.after_base,
+            self.why
+        )
+    }
+}
+
 /// A stream's state in one region, as `drtool stream status` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RegionStream {
@@ -90,6 +116,9 @@ pub struct RegionStream {
     pub lag_seconds: Option<f64>,
     /// Where the chain stops being whole, if it does.
     pub broken: Option<String>,
+    /// Why this base was taken, when it was taken after a gap (the source
+    /// compacted past the stream, or its chain broke).
+    pub gap: Option<String>,
     pub error: Option<String>,
 }
 
@@ -455,9 +484,13 @@ impl Engine {
         // Gaps in a row with nothing written between: a base that cannot be
         // taken faster than the source compacts is not retried at once.
         let mut gaps_in_a_row = 0u32;
+        let mut gap: Option<Gap> = None;
         loop {
             let (base, position) = self.stream_base(t, streams, new_base, job).await?;
             new_base = false;
+            if let Some(g) = gap.take() {
+                self.record_gap(t, &base, position, g, job).await;
+            }
             if run.bases.last() != Some(&base.to_string()) {
                 run.bases.push(base.to_string());
                 job.set_point(&base.to_string());
@@ -489,6 +522,12 @@ impl Engine {
                     run.gaps += 1;
                     counters.gaps.fetch_add(1, Ordering::Relaxed);
                     new_base = true;
+                    gap = Some(Gap {
+                        after_base: base.to_string(),
+                        why,
+                        at: Utc::now(),
+                        base_position: 0,
+                    });
                     gaps_in_a_row += 1;
                     if gaps_in_a_row > 1 {
                         tokio::select! {
@@ -663,6 +702,33 @@ impl Engine {
             );
         }
         Ok(copiers)
+    }
+
+    /// Leaves a note beside the segments of `base`, taken after a gap, in
+    /// every region of the target, so `stream status`, metrics readers and
+    /// the dashboard can say why the stream started again and from where
+    /// (revisions between the old chain's end and the new base restore only
+    /// as that point). A region that does not take it is warned about.
+    async fn record_gap(&self, t: &Target, base: &PointId, position: u64, mut gap: Gap, job: &Job) {
+        gap.base_position = position;
+        let Ok(body) = serde_json::to_vec(&gap) else {
+            return;
+        };
+        for region in t.regions() {
+            let put = async {
+                let rs = self.store(region).await?;
+                let key = format!("{}{GAP_FILE}", rs.layout.stream_prefix(&t.name, Some(base)));
+                rs.store
+                    .put(&key, bytes::Bytes::from(body.clone()), Keep::Normal)
+                    .await
+                    .map_err(Error::from)
+            };
+            if let Err(e) = put.await {
+                job.warn(format!(
+                    "the note of the stream's gap was not written to {region} ({e})"
+                ));
+            }
+        }
     }
 
     /// The base point a stream continues: the newest point in the home
@@ -841,6 +907,15 @@ impl Engine {
             .and_then(|(k, _)| objects.iter().find(|o| &o.key == k))
             .and_then(|o| o.modified);
         r.broken = view.broken.as_ref().map(ToString::to_string);
+        if let Some(key) = keys.iter().find(|k| k.ends_with(GAP_FILE)) {
+            r.gap = Some(match rs.store.get(key).await {
+                Ok(b) => match serde_json::from_slice::<Gap>(&b) {
+                    Ok(g) => g.in_words(),
+                    Err(e) => format!("a gap note that cannot be read ({e})"),
+                },
+                Err(e) => format!("a gap note that cannot be read ({e})"),
+            });
+        }
         if let Some(src) = source {
             let behind = src.saturating_sub(view.reaches);
             r.lag_revisions = Some(behind);

@@ -526,6 +526,12 @@ fn stream_lines(app: &App) -> Vec<Line<'static>> {
                 Span::styled(format!("  {:<12}", r.region), style(Color::Gray)),
                 Span::styled(text, style(c)),
             ]));
+            if let Some(g) = &r.gap {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("  {:<12}", "")),
+                    Span::styled(g.clone(), style(WARN)),
+                ]));
+            }
         }
     }
     lines

@@ -218,8 +218,9 @@ pub async fn replay_on_scratch(
     saved
 }
 
-/// Saves the etcd's snapshot into `file` (created, 0600); removed again on
-/// any failure or cancellation.
+/// Saves the etcd's snapshot into `file` (created, 0600), checking etcd's
+/// trailing sha256 as it goes; removed again on any failure or
+/// cancellation.
 async fn save_snapshot(
     client: &mut Client,
     endpoints: &[String],
@@ -244,14 +245,23 @@ async fn save_snapshot(
                 .snapshot()
                 .await
                 .map_err(|e| Error::from(super::map_err(endpoints, "snapshot", e)))?;
+            let mut digest = crate::archive::digest::PlainDigest::default();
             while let Some(msg) = stream
                 .message()
                 .await
                 .map_err(|e| Error::from(super::map_err(endpoints, "snapshot stream", e)))?
             {
+                digest.update(msg.blob());
                 out.write_all(msg.blob()).await.map_err(failed)?;
             }
-            out.flush().await.map_err(failed)
+            out.flush().await.map_err(failed)?;
+            digest.finish().trailer.map_err(|m| {
+                Error::integrity(format!(
+                    "the replayed cluster's snapshot ends with sha256 {}, but its bytes hash to {}: \
+                     it was damaged on the way; restore again",
+                    m.recorded, m.computed
+                ))
+            })
         })
         .await;
     if written.is_err() {
