@@ -84,7 +84,20 @@ async fn start_as(
     let program = find_etcd()?;
     let log_file = std::fs::File::create(log)
         .map_err(|e| Error::failed(format!("cannot create {}: {e}", log.display())))?;
-    let mut child = Command::new(&program)
+    let mut command = Command::new(&program);
+    // A drtool killed outright (SIGKILL) runs no cleanup: the scratch etcd
+    // goes with it instead of serving on for ever.
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .arg("--name")
         .arg(name)
         .arg("--data-dir")
