@@ -13,7 +13,7 @@ use drtool::error::ErrorClass;
 use drtool::tui::app::{Action, App, Effect, Input, PlanView, Screen, View, WizardStep};
 use drtool::tui::keymap::Command;
 use drtool::tui::model::{Failure, Loadable};
-use drtool::tui::view::{BAD, GOOD, WARN};
+use drtool::tui::view::{ACCENT, BAD, GOOD, WARN};
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
 
@@ -179,10 +179,10 @@ fn overview_with_a_stream_judges_the_rpo_on_its_lag() {
 #[test]
 fn the_overview_asks_for_streams_every_few_seconds_and_only_when_answered() {
     let mut app = fixture::app();
-    // The fixture's config has no continuous target: nothing to ask.
-    assert!(app.update(Action::Tick(fixture::now())).is_empty());
-    app.targets[0].streams = true;
     let asks = |effects: Vec<Effect>| effects.iter().any(|e| matches!(e, Effect::LoadStreams));
+    // The fixture's config has no continuous target: nothing to ask.
+    assert!(!asks(app.update(Action::Tick(fixture::now()))));
+    app.targets[0].streams = true;
     let at = |s: i64| Action::Tick(fixture::now() + chrono::Duration::seconds(s));
     assert!(asks(app.update(at(1))));
     assert!(!asks(app.update(at(9))), "an answer is still due");
@@ -424,5 +424,169 @@ fn an_invalid_drill_shows_its_error_in_place() {
         app.status
             .as_ref()
             .is_some_and(|(s, e)| *e && s.contains("not valid"))
+    );
+}
+
+#[test]
+fn the_log_viewer_shows_the_newest_lines_and_searches_as_you_type() {
+    let mut app = fixture::app();
+    for i in 0..60 {
+        let line = match i % 20 {
+            7 => format!("warning: store of us-west-2 did not answer (try {i})"),
+            _ => format!("verify of 20261201T2129{i:02}Z-7f3a: ok, 2 objects checked"),
+        };
+        app.update(Action::Log(line));
+    }
+    let effects = cmd(&mut app, Command::Logs);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::ReadLogFile)),
+        "the log file is read in the background"
+    );
+    assert_eq!(app.breadcrumb(), "Overview › logs › activity");
+    // The newest lines, as `tail -f` would show them.
+    let text = format!("{}", fixture::draw(&app, 80, 24).backend());
+    assert!(text.contains("T212959Z"), "{text}");
+    assert!(!text.contains("T212900Z"), "{text}");
+    assert!(text.contains("of 60, newest"), "{text}");
+    snap("logs_newest", &app);
+
+    // `/` searches as it is typed, from the first line shown on.
+    fixture::draw(&app, 80, 24);
+    cmd(&mut app, Command::Filter);
+    assert!(app.wants_text());
+    typed(&mut app, "DID NOT");
+    let hit = |app: &App| match app.views.last() {
+        Some(View::Logs(l)) => l.hit,
+        _ => None,
+    };
+    assert_eq!(hit(&app), Some(47), "the match among the lines shown");
+    app.update(Action::Input(Input::Enter));
+    assert!(!app.wants_text());
+    let t = fixture::draw(&app, 80, 24);
+    insta::assert_snapshot!("logs_search_80x24", t.backend());
+    // Marked: black on the accent colour.
+    assert_eq!(
+        fixture::colour_of(&t, "did not"),
+        Some(ratatui::style::Color::Black)
+    );
+    let marked = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .skip(80) // the title bar's " drtool "
+        .filter(|c| c.bg == ACCENT)
+        .count();
+    assert_eq!(marked, "did not".len(), "one match on screen, marked");
+    cmd(&mut app, Command::NextMatch);
+    assert_eq!(hit(&app), Some(7), "n wraps round to the first");
+    cmd(&mut app, Command::PrevMatch);
+    assert_eq!(hit(&app), Some(47), "N wraps round backwards");
+    cmd(&mut app, Command::PrevMatch);
+    assert_eq!(hit(&app), Some(27));
+    let text = format!("{}", fixture::draw(&app, 80, 24).backend());
+    assert!(
+        text.contains("(try 27)"),
+        "the match is scrolled to: {text}"
+    );
+    cmd(&mut app, Command::Filter);
+    typed(&mut app, "x-nowhere");
+    app.update(Action::Input(Input::Enter));
+    let text = format!("{}", fixture::draw(&app, 80, 24).backend());
+    assert!(text.contains("(not found)"), "{text}");
+
+    // `l` again: the log file, as read.
+    cmd(&mut app, Command::Back);
+    cmd(&mut app, Command::Logs);
+    assert_eq!(app.breadcrumb(), "Overview › logs › ui.log");
+    let text = format!("{}", fixture::draw(&app, 60, 15).backend());
+    assert!(text.contains("reading..."), "{text}");
+    app.update(Action::LogFile(Err(Failure {
+        class: drtool::error::ErrorClass::Failed,
+        message: "cannot read /var/log/ui.log: No such file or directory (os error 2)".into(),
+    })));
+    let text = format!("{}", fixture::draw(&app, 60, 15).backend());
+    assert!(text.contains("No such file"), "{text}");
+    app.update(Action::LogFile(Ok(vec![
+        "2026-12-01T21:30:00Z  INFO drtool: dashboard started".into(),
+    ])));
+    let t = fixture::draw(&app, 60, 15);
+    insta::assert_snapshot!("logs_file_60x15", t.backend());
+    // esc closes it (no search left to clear).
+    cmd(&mut app, Command::Back);
+    assert_eq!(app.breadcrumb(), "Overview");
+}
+
+/// What `drtool config check` found, as the dashboard's probe returns it.
+fn probed(west_etcd_down: bool) -> Action {
+    use drtool::engine::kind::Reachability;
+    let r = |region: &str, what: &str, reachable: bool, detail: &str| Reachability {
+        region: region.into(),
+        what: what.into(),
+        address: "127.0.0.1".into(),
+        reachable,
+        misconfigured: false,
+        detail: detail.into(),
+    };
+    Action::Health(Loadable::Ready(vec![
+        r("us-east-1", "store", true, "ok"),
+        r("us-east-1", "target lab-etcd", true, "ok"),
+        r("us-east-1", "target lab-keys", true, "ok"),
+        r("us-west-2", "store", true, "ok"),
+        r(
+            "us-west-2",
+            "target lab-etcd",
+            !west_etcd_down,
+            if west_etcd_down {
+                "etcd at http://127.0.0.1:22379: connection refused (is etcd running there?)"
+            } else {
+                "ok"
+            },
+        ),
+        r("us-west-2", "target lab-keys", true, "ok"),
+    ]))
+}
+
+#[test]
+fn the_overview_shows_every_endpoint_that_does_not_answer_in_config_checks_words() {
+    let mut app = fixture::app();
+    // Asked at once, then every 15 s once answered, never twice at a time.
+    let asks = |e: Vec<Effect>| e.iter().any(|e| matches!(e, Effect::LoadHealth));
+    assert!(asks(app.update(Action::Tick(fixture::now()))));
+    let later = fixture::now() + chrono::Duration::seconds(20);
+    assert!(!asks(app.update(Action::Tick(later))), "not while one runs");
+    let text = format!("{}", fixture::draw(&app, 160, 48).backend());
+    assert!(text.contains("; endpoints: checking..."), "{text}");
+    app.update(probed(false));
+    assert!(asks(app.update(Action::Tick(later))));
+    app.update(probed(false));
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(
+        fixture::colour_of(&t, "endpoints: 2 of 2 answer"),
+        Some(GOOD)
+    );
+
+    // The west etcd is killed: said in red under its region, and in the log.
+    let much_later = later + chrono::Duration::seconds(20);
+    assert!(asks(app.update(Action::Tick(much_later))));
+    app.update(probed(true));
+    snap("overview_endpoint_down", &app);
+    let t = fixture::draw(&app, 160, 48);
+    assert_eq!(
+        fixture::colour_of(&t, "endpoints: 1 of 2 answer"),
+        Some(BAD)
+    );
+    assert_eq!(fixture::colour_of(&t, "target lab-etcd DOWN"), Some(BAD));
+    let text = format!("{}", t.backend());
+    assert!(
+        text.contains("connection refused (is etcd running there?)"),
+        "{text}"
+    );
+    assert!(
+        app.log
+            .iter()
+            .any(|l| l.contains("target lab-etcd in us-west-2 stopped answering")),
+        "{:?}",
+        app.log
     );
 }

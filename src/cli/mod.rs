@@ -660,6 +660,7 @@ async fn ui(engine: Engine, cli: &Cli, a: &UiArgs) -> u8 {
             .clone()
             .or_else(|| std::env::var_os("DRTOOL_SCHEDULES").map(PathBuf::from))
             .unwrap_or_else(|| beside("schedules")),
+        log_file: Some(a.log_file.clone().unwrap_or_else(default_ui_log)),
     };
     match crate::tui::run(engine, opts).await {
         Ok(code) => code,

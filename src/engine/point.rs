@@ -338,11 +338,7 @@ impl PointStream {
         let job = self.job.clone();
         let written = job
             .cancellable(async {
-                let mut options = tokio::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                options.mode(0o600);
-                let mut out = options.open(file).await.map_err(failed)?;
+                let mut out = create_private(file).await.map_err(failed)?;
                 while let Some(chunk) = rx.recv().await {
                     out.write_all(&chunk).await.map_err(failed)?;
                 }
@@ -358,6 +354,16 @@ impl PointStream {
         }
         result
     }
+}
+
+/// Creates `file` for writing, readable by its owner only (0600); an
+/// existing file is an error, never overwritten.
+pub async fn create_private(file: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(file).await
 }
 
 fn is_consumer_stop(e: &Error) -> bool {

@@ -16,10 +16,12 @@ use super::model::{
 };
 use super::screens::contents::{self, ContentsView, Index, LevelAsk};
 use super::screens::diff::{self, Choice, DiffAsk, DiffView, Shown, With};
+use super::screens::logs::{self, LogView};
 use crate::catalog::PointChoice;
 use crate::drill::measure::DrillVerdict;
 use crate::drill::runner::{DrillEvent, DrillEventKind};
 use crate::engine::browse::Level;
+use crate::engine::kind::Reachability;
 use crate::engine::stream::StreamStatus;
 use crate::engine::{Existing, FlagValues, RestorePlan};
 use crate::report::{DrillReport, RunEntry, StepOutcome};
@@ -78,6 +80,8 @@ pub enum View {
     Contents(Box<ContentsView>),
     /// A point compared with the live target or another point.
     Diff(Box<DiffView>),
+    /// The logs, searched.
+    Logs(Box<LogView>),
 }
 
 impl View {
@@ -90,6 +94,7 @@ impl View {
             View::Wizard(w) => format!("restore › {}", w.step.title()),
             View::Contents(c) => c.crumb(),
             View::Diff(d) => d.crumb(),
+            View::Logs(l) => l.crumb(),
         }
     }
 }
@@ -231,6 +236,10 @@ pub enum Action {
     Level(u64, Result<Level, Failure>),
     /// A comparison of a point.
     Diffed(u64, Result<Shown, Failure>),
+    /// The newest lines of the dashboard's log file.
+    LogFile(Result<Vec<String>, Failure>),
+    /// Every region's store and every target's endpoints, probed.
+    Health(Loadable<Vec<Reachability>>),
 }
 
 /// Work for the runtime: each becomes a background task whose result comes
@@ -275,6 +284,10 @@ pub enum Effect {
     },
     ReadLevel(LevelAsk),
     Diff(DiffAsk),
+    /// Read the newest lines of the dashboard's log file.
+    ReadLogFile,
+    /// Probe every store and endpoint (as `drtool config check`).
+    LoadHealth,
 }
 
 /// A step of the running drill.
@@ -332,6 +345,8 @@ const LOG_LINES: usize = 200;
 const HELD: &str = "Until you answer, the drill waits before its next step (its clock runs on).";
 /// How often the Overview asks for the streams' lag again.
 const STREAMS_EVERY_SECS: i64 = 5;
+/// How often every store and endpoint is probed.
+const HEALTH_EVERY_SECS: i64 = 15;
 /// Streams read longer ago than this are shown as old and not judged on.
 const STREAMS_STALE_SECS: i64 = 30;
 
@@ -493,6 +508,7 @@ enum OptionRow {
 enum Wanted {
     Contents(contents::Want),
     Diff(diff::Want),
+    Logs(logs::Want),
 }
 
 /// The dashboard.
@@ -518,6 +534,10 @@ pub struct App {
     /// When the streams shown were read, and why the last refresh failed.
     pub streams_at: Option<DateTime<Utc>>,
     pub streams_failed: Option<String>,
+    /// Every store and endpoint, as last probed (`config check`'s words),
+    /// and when it was last asked for (and whether an answer is due).
+    pub health: Loadable<Vec<Reachability>>,
+    health_asked: Option<(DateTime<Utc>, bool)>,
     pub report: Option<(String, Loadable<Box<DrillReport>>)>,
     /// Selected row per screen.
     pub sel: [usize; 5],
@@ -581,6 +601,8 @@ impl App {
             streams_asked: None,
             streams_at: None,
             streams_failed: None,
+            health: Loadable::Loading,
+            health_asked: None,
             report: None,
             sel: [0; 5],
             came_from: None,
@@ -610,6 +632,7 @@ impl App {
             )
         ) || matches!(self.views.last(), Some(View::Wizard(w)) if w.step == WizardStep::Confirm)
             || matches!(self.views.last(), Some(View::Contents(c)) if c.typing)
+            || matches!(self.views.last(), Some(View::Logs(l)) if l.typing)
     }
 
     /// The breadcrumb: screen › opened views.
@@ -641,6 +664,94 @@ impl App {
         }
         self.streams_asked = Some((self.now, true));
         vec![Effect::LoadStreams]
+    }
+
+    /// The streams' status answered (or failed).
+    fn streams_answered(&mut self, s: Loadable<Vec<StreamStatus>>) -> Vec<Effect> {
+        if let Some((_, due)) = self.streams_asked.as_mut() {
+            *due = false;
+        }
+        match s {
+            // A failed refresh keeps what was shown, marked as old.
+            Loadable::Failed(e) => {
+                self.log_line(format!("streams: {e}"));
+                if self.streams.ready().is_none() {
+                    self.streams = Loadable::Failed(e.clone());
+                }
+                self.streams_failed = Some(e);
+            }
+            other => {
+                self.streams = other;
+                self.streams_at = Some(self.now);
+                self.streams_failed = None;
+            }
+        }
+        Vec::new()
+    }
+
+    /// The log file's lines, for the log viewer open.
+    fn log_file_read(&mut self, r: Result<Vec<String>, Failure>) -> Vec<Effect> {
+        let lines = match r {
+            Ok(l) => Loadable::Ready(l),
+            Err(e) => Loadable::Failed(e.message),
+        };
+        if let Some(l) = self.views.iter_mut().find_map(|v| match v {
+            View::Logs(l) => Some(l),
+            _ => None,
+        }) {
+            l.file_read(lines);
+        }
+        Vec::new()
+    }
+
+    /// The endpoints' probe answered.
+    fn health_answered(&mut self, h: Loadable<Vec<Reachability>>) -> Vec<Effect> {
+        if let Some((_, due)) = self.health_asked.as_mut() {
+            *due = false;
+        }
+        if let Loadable::Failed(e) = &h {
+            self.log_line(format!("endpoints: {e}"));
+        }
+        // Newly down or back: said in the activity log.
+        let mut changed = Vec::new();
+        if let (Loadable::Ready(old), Loadable::Ready(new)) = (&self.health, &h) {
+            for n in new {
+                let was = old
+                    .iter()
+                    .find(|o| o.region == n.region && o.what == n.what)
+                    .map(|o| o.reachable);
+                match (was, n.reachable) {
+                    (Some(true), false) => changed.push(format!(
+                        "{} in {} stopped answering: {}",
+                        n.what, n.region, n.detail
+                    )),
+                    (Some(false), true) => {
+                        changed.push(format!("{} in {} answers again", n.what, n.region))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for line in changed {
+            self.log_line(line);
+        }
+        self.health = h;
+        Vec::new()
+    }
+
+    /// The endpoints' health, asked again every `HEALTH_EVERY_SECS` once
+    /// answered (never two probes at once).
+    fn health_due(&mut self) -> Vec<Effect> {
+        let due = match self.health_asked {
+            Some((_, true)) => false,
+            Some((at, false)) => self.now - at >= chrono::Duration::seconds(HEALTH_EVERY_SECS),
+            None => true,
+        };
+        if !due {
+            return Vec::new();
+        }
+        self.health_asked = Some((self.now, true));
+        vec![Effect::LoadHealth]
     }
 
     /// Whether the streams shown were read recently enough to judge on.
@@ -804,29 +915,12 @@ impl App {
             Action::Input(i) => self.input(i),
             Action::Tick(now) => {
                 self.now = now;
-                self.streams_due()
+                let mut effects = self.streams_due();
+                effects.extend(self.health_due());
+                effects
             }
-            Action::Streams(s) => {
-                if let Some((_, due)) = self.streams_asked.as_mut() {
-                    *due = false;
-                }
-                match s {
-                    // A failed refresh keeps what was shown, marked as old.
-                    Loadable::Failed(e) => {
-                        self.log_line(format!("streams: {e}"));
-                        if self.streams.ready().is_none() {
-                            self.streams = Loadable::Failed(e.clone());
-                        }
-                        self.streams_failed = Some(e);
-                    }
-                    other => {
-                        self.streams = other;
-                        self.streams_at = Some(self.now);
-                        self.streams_failed = None;
-                    }
-                }
-                Vec::new()
-            }
+            Action::Health(h) => self.health_answered(h),
+            Action::Streams(s) => self.streams_answered(s),
             Action::Region(region, points) => {
                 if let Loadable::Failed(e) = &points {
                     self.log_line(format!("{region}: {e}"));
@@ -889,6 +983,7 @@ impl App {
             a @ (Action::Indexed(..) | Action::Level(..) | Action::Diffed(..)) => {
                 self.view_answer(a)
             }
+            Action::LogFile(r) => self.log_file_read(r),
         }
     }
 
@@ -1097,7 +1192,32 @@ impl App {
             Command::Abort => self.confirm_abort(),
             Command::Yank => self.yank(),
             Command::OpenHtml => self.open_html(),
+            Command::Logs => self.open_logs(),
+            // Only the log viewer has matches to go to.
+            Command::NextMatch | Command::PrevMatch => Vec::new(),
         }
+    }
+
+    /// `l`: the log viewer, on this session's activity (the running drill's
+    /// log first while one runs); the log file is read in the background.
+    fn open_logs(&mut self) -> Vec<Effect> {
+        let mut sources = Vec::new();
+        if let Some(l) = &self.live {
+            sources.push(logs::Source {
+                name: format!("drill {}", l.name),
+                lines: Loadable::Ready(l.log.iter().cloned().collect()),
+            });
+        }
+        sources.push(logs::Source {
+            name: "activity".into(),
+            lines: Loadable::Ready(self.log.iter().cloned().collect()),
+        });
+        sources.push(logs::Source {
+            name: logs::FILE.into(),
+            lines: Loadable::Loading,
+        });
+        self.views.push(View::Logs(Box::new(LogView::new(sources))));
+        vec![Effect::ReadLogFile]
     }
 
     /// `o`: the report open or selected, in a browser.
@@ -1480,11 +1600,19 @@ impl App {
         let wanted = match self.views.last_mut() {
             Some(View::Contents(v)) => Wanted::Contents(v.command(c, &mut asked)),
             Some(View::Diff(v)) => Wanted::Diff(v.command(c, &mut asked)),
+            Some(View::Logs(v)) => Wanted::Logs(v.command(c)),
             _ => return None,
         };
         self.asked = asked;
         match wanted {
-            Wanted::Contents(contents::Want::Pass) | Wanted::Diff(diff::Want::Pass) => None,
+            Wanted::Contents(contents::Want::Pass)
+            | Wanted::Diff(diff::Want::Pass)
+            | Wanted::Logs(logs::Want::Pass) => None,
+            Wanted::Logs(logs::Want::Close) => {
+                self.views.pop();
+                Some(Vec::new())
+            }
+            Wanted::Logs(_) => Some(Vec::new()),
             Wanted::Contents(w) => Some(self.contents_wants(w)),
             Wanted::Diff(w) => Some(self.diff_wants(w)),
         }
@@ -1915,13 +2043,27 @@ impl App {
         }
     }
 
+    /// Text typed into the view on top (a filter, a search), if it takes it.
+    fn view_typed(&mut self, i: Input) -> Option<Vec<Effect>> {
+        if self.overlay.is_some() {
+            return None;
+        }
+        match self.views.last_mut() {
+            Some(View::Logs(l)) if l.typing => {
+                l.typed(i);
+                Some(Vec::new())
+            }
+            Some(View::Contents(c)) if c.typing => {
+                let w = c.typed(i, &mut self.asked);
+                Some(self.contents_wants(w))
+            }
+            _ => None,
+        }
+    }
+
     fn input(&mut self, i: Input) -> Vec<Effect> {
-        if let Some(View::Contents(c)) = self.views.last_mut()
-            && c.typing
-            && self.overlay.is_none()
-        {
-            let w = c.typed(i, &mut self.asked);
-            return self.contents_wants(w);
+        if let Some(effects) = self.view_typed(i) {
+            return effects;
         }
         if let Some(View::Wizard(w)) = self.views.last_mut()
             && w.step == WizardStep::Confirm

@@ -40,6 +40,9 @@ pub enum Command {
     Abort,
     Yank,
     OpenHtml,
+    Logs,
+    NextMatch,
+    PrevMatch,
 }
 
 impl Command {
@@ -121,6 +124,19 @@ impl Command {
         ),
         (Command::Yank, "yank", "copy the id (clipboard)", false),
         (Command::OpenHtml, "open_html", "open report.html", false),
+        (
+            Command::Logs,
+            "logs",
+            "the logs: this session's activity, the drill's, ui.log (/ searches)",
+            false,
+        ),
+        (Command::NextMatch, "next_match", "next match (logs)", false),
+        (
+            Command::PrevMatch,
+            "prev_match",
+            "previous match (logs)",
+            false,
+        ),
     ];
 
     pub fn name(self) -> &'static str {
@@ -327,7 +343,9 @@ const DEFAULTS: &[(&str, Command)] = &[
     ("end", Command::Bottom),
     ("enter", Command::Open),
     ("esc", Command::Back),
-    ("l", Command::NextRegion),
+    ("l", Command::Logs),
+    ("n", Command::NextMatch),
+    ("N", Command::PrevMatch),
     ("right", Command::NextRegion),
     ("h", Command::PrevRegion),
     ("left", Command::PrevRegion),

@@ -49,6 +49,8 @@ pub struct Options {
     pub drills: PathBuf,
     pub reports: PathBuf,
     pub schedules: PathBuf,
+    /// The dashboard's log file (the log viewer reads its end).
+    pub log_file: Option<PathBuf>,
 }
 
 /// Actions queued from background tasks before the oldest is handled.

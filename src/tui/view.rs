@@ -14,7 +14,7 @@ use ratatui::widgets::{
 use super::app::{App, LiveDrill, Overlay, SCREENS, Screen, StepState, View, Wizard, WizardStep};
 use super::keymap::Command;
 use super::model::{self, DrillRow, Health, Holding, Loadable, PointRow};
-use super::screens::{contents, diff};
+use super::screens::{contents, diff, logs};
 pub use super::theme::{ACCENT, BAD, DIM, GOOD, WARN};
 use super::theme::{block, bold, highlight, style, table_state};
 use crate::catalog::CheckResult;
@@ -70,6 +70,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Some(View::Wizard(w)) => draw_wizard(f, body, app, w),
         Some(View::Contents(c)) => contents::draw(f, body, c),
         Some(View::Diff(d)) => diff::draw(f, body, d),
+        Some(View::Logs(l)) => logs::draw(f, body, l),
         None => match app.screen {
             Screen::Overview => draw_overview(f, body, app),
             Screen::Points => draw_points(f, body, app),
@@ -192,6 +193,13 @@ fn hints(app: &App) -> Vec<Command> {
             vec![Command::Down, Command::Refresh, Command::Back]
         }
         (Some(View::Diff(_)), _) => vec![Command::Open, Command::Back],
+        (Some(View::Logs(_)), _) => vec![
+            Command::Filter,
+            Command::NextMatch,
+            Command::Logs,
+            Command::Down,
+            Command::Back,
+        ],
         (None, Screen::Points) => vec![
             Command::Open,
             Command::NextRegion,
@@ -261,6 +269,8 @@ fn short_here(app: &App, c: Command) -> &'static str {
         (None, Command::DryRun) if app.screen == Screen::Points => "diff",
         (Some(View::Diff(_)), Command::Refresh) => "again",
         (Some(View::Live), Command::Up) => "log back",
+        (Some(View::Logs(_)), Command::Filter) => "search",
+        (Some(View::Logs(_)), Command::Logs) => "next log",
         _ => short(c),
     }
 }
@@ -283,6 +293,8 @@ fn short(c: Command) -> &'static str {
         Command::NextRegion => "region",
         Command::Refresh => "reload",
         Command::Down => "scroll",
+        Command::Logs => "logs",
+        Command::NextMatch => "next",
         _ => c.name(),
     }
 }
@@ -591,16 +603,69 @@ fn regions_panel(app: &App) -> Paragraph<'static> {
                 }
                 Loadable::Failed(e) => (format!("UNREACHABLE: {e}"), BAD),
             };
-            Line::from(vec![
+            let (summary, down) = endpoint_lines(app, &r.region);
+            let mut first = vec![
                 Span::styled(format!("{:<14}", r.region), bold()),
                 Span::styled(state, style(c)),
-            ])
+            ];
+            first.extend(summary);
+            let mut region = vec![Line::from(first)];
+            region.extend(down);
+            region
         })
-        .collect();
+        .collect::<Vec<Vec<Line>>>()
+        .concat();
     lines.extend(streams);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .block(block(title))
+}
+
+/// A region's targets' endpoints: how many answer (words for the region's
+/// line), and a line for each one that does not, in `drtool config check`'s
+/// words.
+fn endpoint_lines(app: &App, region: &str) -> (Option<Span<'static>>, Vec<Line<'static>>) {
+    let probed = match &app.health {
+        Loadable::Loading => {
+            return (
+                Some(Span::styled("; endpoints: checking...", style(DIM))),
+                Vec::new(),
+            );
+        }
+        Loadable::Failed(e) => {
+            let words = format!("; endpoints not checked: {e}");
+            return (Some(Span::styled(words, style(WARN))), Vec::new());
+        }
+        Loadable::Ready(r) => r,
+    };
+    let here: Vec<_> = probed
+        .iter()
+        .filter(|r| r.region == region && r.what != "store")
+        .collect();
+    if here.is_empty() {
+        return (None, Vec::new());
+    }
+    let answering = here.iter().filter(|r| r.reachable).count();
+    let summary = Span::styled(
+        format!("; endpoints: {answering} of {} answer", here.len()),
+        style(if answering == here.len() { GOOD } else { BAD }),
+    );
+    let down = here
+        .iter()
+        .filter(|r| !r.reachable)
+        .map(|r| {
+            let (word, c) = if r.misconfigured {
+                ("misconfigured", WARN)
+            } else {
+                ("DOWN", BAD)
+            };
+            Line::from(vec![
+                Span::raw(format!("{:<14}", "")),
+                Span::styled(format!("{} {word}: {}", r.what, r.detail), style(c)),
+            ])
+        })
+        .collect();
+    (Some(summary), down)
 }
 
 /// The newest lines of a log that fit.

@@ -36,6 +36,8 @@ use crate::schedule::run::{ScheduleState, home_region};
 
 /// How long listing one region may take before it shows as unreachable.
 const LIST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the endpoints' probes may take together.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(20);
 /// Reading a schedule's state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Making a restore plan (it verifies the point: a download); listing a
@@ -203,6 +205,36 @@ impl Worker {
             } => self.index_point(seq, region, target, point),
             Effect::ReadLevel(ask) => read_level(tx, ask),
             Effect::Diff(ask) => self.diff(ask),
+            Effect::LoadHealth => {
+                tokio::spawn(async move {
+                    let probed =
+                        match tokio::time::timeout(HEALTH_TIMEOUT, engine.reachability()).await {
+                            Ok(r) => Loadable::Ready(r),
+                            Err(_) => Loadable::Failed(format!(
+                                "the probes did not finish within {}s",
+                                HEALTH_TIMEOUT.as_secs()
+                            )),
+                        };
+                    let _ = tx.send(Action::Health(probed)).await;
+                });
+            }
+            Effect::ReadLogFile => {
+                let path = self.opts.log_file.clone();
+                tokio::spawn(async move {
+                    let read = tokio::task::spawn_blocking(move || match path {
+                        Some(p) => log_tail(&p, LOG_TAIL_BYTES),
+                        None => Err("no log file: the dashboard logs nowhere here".to_string()),
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx
+                        .send(Action::LogFile(read.map_err(|message| Failure {
+                            message,
+                            class: crate::error::ErrorClass::Failed,
+                        })))
+                        .await;
+                });
+            }
         }
     }
 
@@ -922,10 +954,49 @@ async fn open_file(file: &Path, program: String) -> Result<String, Failure> {
     }
 }
 
+/// How much of the end of the log file the viewer reads.
+const LOG_TAIL_BYTES: u64 = 4 << 20;
+
+/// The lines of the last `most` bytes of the file at `path` (a line cut at
+/// the start is dropped), or what went wrong, in words.
+pub fn log_tail(path: &std::path::Path, most: u64) -> Result<Vec<String>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let said = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(said)?;
+    let len = file.metadata().map_err(said)?.len();
+    let start = len.saturating_sub(most);
+    file.seek(SeekFrom::Start(start)).map_err(said)?;
+    let mut bytes = Vec::new();
+    file.take(most).read_to_end(&mut bytes).map_err(said)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_log_viewer_reads_the_files_last_lines_whole() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("ui.log");
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("line {i:03} of the log"))
+            .collect();
+        std::fs::write(&file, lines.join("\n") + "\n")?;
+        assert_eq!(log_tail(&file, 1 << 20)?, lines, "a small file whole");
+        // The last 50 bytes: a line cut at the start is left out.
+        let tail = log_tail(&file, 50)?;
+        assert_eq!(tail, lines[98..], "{tail:?}");
+        let e = log_tail(&dir.path().join("none.log"), 100).map_err(|e| e.to_string());
+        assert!(e.as_ref().is_err_and(|e| e.contains("none.log")), "{e:?}");
+        Ok(())
+    }
 
     #[tokio::test]
     async fn a_report_opens_with_the_opener_or_says_why_not() {

@@ -249,11 +249,9 @@ async fn save_snapshot(
     };
     let written = job
         .cancellable(async {
-            let mut options = tokio::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            options.mode(0o600);
-            let mut out = options.open(file).await.map_err(failed)?;
+            let mut out = crate::engine::point::create_private(file)
+                .await
+                .map_err(failed)?;
             let mut stream = client
                 .snapshot()
                 .await

@@ -6,3 +6,4 @@
 
 pub mod contents;
 pub mod diff;
+pub mod logs;
