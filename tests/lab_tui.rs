@@ -582,3 +582,44 @@ fn a_prefix_found_in_a_points_contents_is_diffed_and_restored() {
         );
     });
 }
+
+/// An etcd endpoint nobody answers at: the Overview says so under its
+/// region in `config check`'s words, and `l` shows the dashboard's own log.
+#[test]
+fn a_dead_endpoint_shows_on_the_overview_and_the_log_viewer_reads_ui_log() {
+    let _east = east_up();
+    let lab = Lab::get();
+    let name = unique("tui-health");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let target = lab
+        .etcd_target_toml("dead", "keys", Some("/x/"), "")
+        .replace(&format!("{:?}", lab.etcd(WEST)), &format!("[{dead:?}]"));
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &format!("{}{target}", lab.regions_toml(&name)));
+    let t = Tmux::start_with(&lab, &cfg, "ui", "drills", "--read-only");
+    let s = t.wait_for("target dead DOWN", Duration::from_secs(40));
+    assert!(s.contains("endpoints: 0 of 1 answer"), "{s}");
+    assert!(s.contains("endpoints: 1 of 1 answer"), "east answers: {s}");
+    assert!(
+        s.contains(&dead["http://".len()..]),
+        "the address is named: {s}"
+    );
+    // The log viewer: this session's activity, then ui.log.
+    t.keys(&["l"]);
+    t.wait_for("[activity]", Duration::from_secs(10));
+    t.keys(&["l"]);
+    let s = t.wait_for("[ui.log]", Duration::from_secs(10));
+    t.keys(&["/"]);
+    t.text("frame drawn");
+    t.keys(&["Enter"]);
+    let s2 = t.wait_for("/frame drawn", Duration::from_secs(10));
+    assert!(!s2.contains("(not found)"), "{s}\n{s2}");
+    // One esc clears the search, the next closes (sent apart: two at once
+    // read as one escape sequence).
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&["Escape"]);
+    t.wait_for("Recovery posture", Duration::from_secs(10));
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0", Duration::from_secs(20));
+}
