@@ -554,9 +554,11 @@ impl Kept {
     }
 }
 
-/// The largest page span (a page and its overflow) a scan buffers, and the
-/// most it buffers of spans at once.
-const MAX_SPAN: u64 = 64 << 20;
+/// The largest page span (a page and its overflow) a scan buffers (etcd
+/// stores values up to 1.5 MiB unless told otherwise), and the most it
+/// buffers of spans at once (a freed page's stale header can claim a long
+/// run): a backup's memory stays bounded whatever the file holds.
+const MAX_SPAN: u64 = 16 << 20;
 const MAX_OPEN: usize = 2 * (MAX_SPAN as usize);
 /// Reduced leaves kept: those with the largest last keys.
 const MAX_LARGEST: usize = 256;
