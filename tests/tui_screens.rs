@@ -590,3 +590,33 @@ fn the_overview_shows_every_endpoint_that_does_not_answer_in_config_checks_words
         app.log
     );
 }
+
+#[test]
+fn text_that_does_not_fit_is_cut_after_a_whole_word() {
+    use drtool::tui::view::fit_words;
+    assert_eq!(
+        fit_words("filter the list (/! inverts)", 40),
+        "filter the list (/! inverts)"
+    );
+    assert_eq!(
+        fit_words("filter the list (/! inverts)", 22),
+        "filter the list (/!…"
+    );
+    assert_eq!(
+        fit_words("filter the list (/! inverts)", 16),
+        "filter the list…"
+    );
+    assert_eq!(fit_words("reload from the stores", 11), "reload…");
+    assert_eq!(fit_words("reload from the stores", 12), "reload from…");
+    assert_eq!(fit_words("superlongword and more", 6), "super…");
+    assert_eq!(fit_words("anything", 0), "");
+    // The help on a short terminal: two columns, no description cut inside a word.
+    let mut app = fixture::app();
+    cmd(&mut app, Command::Help);
+    let text = format!("{}", fixture::draw(&app, 80, 24).backend());
+    assert!(
+        text.contains("filter the list…") || text.contains("filter the list (/!"),
+        "{text}"
+    );
+    assert!(!text.contains("inver "), "{text}");
+}

@@ -1982,8 +1982,9 @@ fn draw_help(f: &mut Frame, app: &App) {
     if lines.len() + 8 > f.area().height as usize {
         let col = (f.area().width.saturating_sub(6) / 2) as usize;
         let cut = |(k, h): &(String, &str)| {
-            let e = format!("{k:<10} {h}");
-            let mut e: String = e.chars().take(col.saturating_sub(1)).collect();
+            let k = format!("{k:<10} ");
+            let room = col.saturating_sub(1 + k.chars().count());
+            let mut e = format!("{k}{}", fit_words(h, room));
             while e.chars().count() < col {
                 e.push(' ');
             }
@@ -2005,6 +2006,29 @@ fn draw_help(f: &mut Frame, app: &App) {
     }
     lines.push("esc or ? closes this help".into());
     draw_box(f, "keys", &lines, ACCENT);
+}
+
+/// `text` in at most `width` columns: whole, or cut after its last word
+/// that fits, with `…` (never in the middle of a word, unless the first
+/// word alone is too long).
+pub fn fit_words(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let room = width.saturating_sub(1);
+    let head: String = text.chars().take(room).collect();
+    let at_word = match text.chars().nth(room) {
+        Some(' ') => Some(head.len()),
+        _ => head.rfind(' '),
+    };
+    let kept = match at_word {
+        Some(i) if i > 0 => head[..i].trim_end(),
+        _ => head.as_str(),
+    };
+    if width == 0 {
+        return String::new();
+    }
+    format!("{kept}…")
 }
 
 fn draw_palette(f: &mut Frame, app: &App, input: &str, sel: usize) {
