@@ -620,3 +620,19 @@ fn text_that_does_not_fit_is_cut_after_a_whole_word() {
     );
     assert!(!text.contains("inver "), "{text}");
 }
+
+#[test]
+fn an_empty_store_is_said_in_amber_not_as_zero_bytes() {
+    let mut points = fixture::points();
+    for (_, rows) in points.iter_mut().filter(|(r, _)| r == "us-west-2") {
+        rows.clear();
+    }
+    let app = fixture::app_with(points, false);
+    let t = fixture::draw(&app, 160, 48);
+    let text = format!("{}", t.backend());
+    assert!(!text.contains("0 points, 0 B"), "{text}");
+    assert_eq!(
+        fixture::colour_of(&t, "no points: nothing stored here yet"),
+        Some(WARN)
+    );
+}

@@ -594,6 +594,13 @@ fn regions_panel(app: &App) -> Paragraph<'static> {
         .map(|r| {
             let (state, c) = match &r.points {
                 Loadable::Loading => ("listing...".to_string(), DIM),
+                // An empty store is worth a look: nothing was ever copied
+                // there, or the config names the wrong bucket or prefix.
+                Loadable::Ready(p) if p.is_empty() => (
+                    "no points: nothing stored here yet, or `store` names the wrong bucket or prefix"
+                        .to_string(),
+                    WARN,
+                ),
                 Loadable::Ready(p) => {
                     let size: u64 = p.iter().map(|p| p.manifest.stored_size).sum();
                     (
