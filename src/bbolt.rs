@@ -756,17 +756,8 @@ impl PageScan {
     /// A branch's last child and its key, when its first key says it
     /// belongs to the bucket kept reduced (only its rightmost path is walked).
     fn reduced_branch<'s>(&self, span: &'s [u8]) -> Option<(&'s [u8], u64)> {
+        let last = self.last_key(span, 0)?;
         let count = usize::from(u16_at(span, 10)?);
-        let key = |i: usize| {
-            let e = HEADER + i * ELEMENT;
-            let pos = u32_at(span, e)? as usize;
-            let ksize = u32_at(span, e + 4)? as usize;
-            span.get(e.checked_add(pos)?..e.checked_add(pos)?.checked_add(ksize)?)
-        };
-        if count == 0 || !(self.reduce)(key(0)?) {
-            return None;
-        }
-        let last = key(count - 1).filter(|k| k.len() <= 18)?;
         let child = u64_at(span, HEADER + (count - 1) * ELEMENT + 8)?;
         Some((last, child))
     }
@@ -774,12 +765,20 @@ impl PageScan {
     /// A leaf's last key, when its first key says it belongs to the bucket
     /// kept reduced.
     fn reduced<'s>(&self, span: &'s [u8]) -> Option<&'s [u8]> {
+        self.last_key(span, 4)
+    }
+
+    /// A page's last key (of at most 18 bytes), when `reduce` accepts its
+    /// first; an element's pos and ksize are `at` bytes into it (a branch
+    /// element starts with them, a leaf element with its flags).
+    fn last_key<'s>(&self, span: &'s [u8], at: usize) -> Option<&'s [u8]> {
         let count = usize::from(u16_at(span, 10)?);
         let key = |i: usize| {
             let e = HEADER + i * ELEMENT;
-            let pos = u32_at(span, e + 4)? as usize;
-            let ksize = u32_at(span, e + 8)? as usize;
-            span.get(e.checked_add(pos)?..e.checked_add(pos)?.checked_add(ksize)?)
+            let pos = u32_at(span, e + at)? as usize;
+            let ksize = u32_at(span, e + at + 4)? as usize;
+            let start = e.checked_add(pos)?;
+            span.get(start..start.checked_add(ksize)?)
         };
         if count == 0 || !(self.reduce)(key(0)?) {
             return None;

@@ -307,12 +307,9 @@ impl Engine {
             let reaches = if pos == n {
                 *pos
             } else {
-                let objects = rs
-                    .store
-                    .list(&rs.layout.stream_prefix(&target.name, Some(&p.id)))
-                    .await?;
-                let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-                crate::archive::segment::chain_of(*pos, &keys).reaches
+                super::stream::chain_in(rs, &target.name, &p.id, *pos)
+                    .await?
+                    .reaches
             };
             if reaches >= *n {
                 return Ok(PointChoice::Id(p.id.clone()));

@@ -383,7 +383,7 @@ async fn newest_streamable(
 }
 
 /// The chain of segments of `base` in one region.
-async fn chain_in(
+pub(super) async fn chain_in(
     rs: &RegionStore,
     target: &str,
     base: &PointId,
@@ -484,12 +484,19 @@ impl Engine {
         // Gaps in a row with nothing written between: a base that cannot be
         // taken faster than the source compacts is not retried at once.
         let mut gaps_in_a_row = 0u32;
-        let mut gap: Option<Gap> = None;
+        // The base whose chain ended and why, to note beside the next one.
+        let mut gap: Option<(String, String)> = None;
         loop {
             let (base, position) = self.stream_base(t, streams, new_base, job).await?;
             new_base = false;
-            if let Some(g) = gap.take() {
-                self.record_gap(t, &base, position, g, job).await;
+            if let Some((after_base, why)) = gap.take() {
+                let g = Gap {
+                    after_base,
+                    why,
+                    at: Utc::now(),
+                    base_position: position,
+                };
+                self.record_gap(t, &base, &g, job).await;
             }
             if run.bases.last() != Some(&base.to_string()) {
                 run.bases.push(base.to_string());
@@ -522,12 +529,7 @@ impl Engine {
                     run.gaps += 1;
                     counters.gaps.fetch_add(1, Ordering::Relaxed);
                     new_base = true;
-                    gap = Some(Gap {
-                        after_base: base.to_string(),
-                        why,
-                        at: Utc::now(),
-                        base_position: 0,
-                    });
+                    gap = Some((base.to_string(), why));
                     gaps_in_a_row += 1;
                     if gaps_in_a_row > 1 {
                         tokio::select! {
@@ -709,9 +711,8 @@ impl Engine {
     /// the dashboard can say why the stream started again and from where
     /// (revisions between the old chain's end and the new base restore only
     /// as that point). A region that does not take it is warned about.
-    async fn record_gap(&self, t: &Target, base: &PointId, position: u64, mut gap: Gap, job: &Job) {
-        gap.base_position = position;
-        let Ok(body) = serde_json::to_vec(&gap) else {
+    async fn record_gap(&self, t: &Target, base: &PointId, gap: &Gap, job: &Job) {
+        let Ok(body) = serde_json::to_vec(gap) else {
             return;
         };
         for region in t.regions() {

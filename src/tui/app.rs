@@ -504,6 +504,33 @@ enum OptionRow {
     Plan,
 }
 
+/// A background read asked for again every few seconds once answered
+/// (never two at a time): when it was last asked, and whether its answer
+/// is still due.
+#[derive(Debug, Clone, Copy, Default)]
+struct Poll(Option<(DateTime<Utc>, bool)>);
+
+impl Poll {
+    /// Whether to ask now (then it counts as asked).
+    fn due(&mut self, now: DateTime<Utc>, every_secs: i64) -> bool {
+        let due = match self.0 {
+            Some((_, true)) => false,
+            Some((at, false)) => now - at >= chrono::Duration::seconds(every_secs),
+            None => true,
+        };
+        if due {
+            self.0 = Some((now, true));
+        }
+        due
+    }
+
+    fn answered(&mut self) {
+        if let Some((_, due)) = self.0.as_mut() {
+            *due = false;
+        }
+    }
+}
+
 /// What a view's key asked for.
 enum Wanted {
     Contents(contents::Want),
@@ -530,14 +557,14 @@ pub struct App {
     pub schedules: Loadable<Vec<ScheduleRow>>,
     pub streams: Loadable<Vec<StreamStatus>>,
     /// When the streams were last asked for, and whether an answer is due.
-    streams_asked: Option<(DateTime<Utc>, bool)>,
+    streams_asked: Poll,
     /// When the streams shown were read, and why the last refresh failed.
     pub streams_at: Option<DateTime<Utc>>,
     pub streams_failed: Option<String>,
     /// Every store and endpoint, as last probed (`config check`'s words),
     /// and when it was last asked for (and whether an answer is due).
     pub health: Loadable<Vec<Reachability>>,
-    health_asked: Option<(DateTime<Utc>, bool)>,
+    health_asked: Poll,
     pub report: Option<(String, Loadable<Box<DrillReport>>)>,
     /// Selected row per screen.
     pub sel: [usize; 5],
@@ -598,11 +625,11 @@ impl App {
             } else {
                 Loadable::Ready(Vec::new())
             },
-            streams_asked: None,
+            streams_asked: Poll::default(),
             streams_at: None,
             streams_failed: None,
             health: Loadable::Loading,
-            health_asked: None,
+            health_asked: Poll::default(),
             report: None,
             sel: [0; 5],
             came_from: None,
@@ -654,23 +681,15 @@ impl App {
         if !self.targets.iter().any(|t| t.streams) {
             return Vec::new();
         }
-        let due = match self.streams_asked {
-            Some((_, true)) => false,
-            Some((at, false)) => self.now - at >= chrono::Duration::seconds(STREAMS_EVERY_SECS),
-            None => true,
-        };
-        if !due {
+        if !self.streams_asked.due(self.now, STREAMS_EVERY_SECS) {
             return Vec::new();
         }
-        self.streams_asked = Some((self.now, true));
         vec![Effect::LoadStreams]
     }
 
     /// The streams' status answered (or failed).
     fn streams_answered(&mut self, s: Loadable<Vec<StreamStatus>>) -> Vec<Effect> {
-        if let Some((_, due)) = self.streams_asked.as_mut() {
-            *due = false;
-        }
+        self.streams_asked.answered();
         match s {
             // A failed refresh keeps what was shown, marked as old.
             Loadable::Failed(e) => {
@@ -706,9 +725,7 @@ impl App {
 
     /// The endpoints' probe answered.
     fn health_answered(&mut self, h: Loadable<Vec<Reachability>>) -> Vec<Effect> {
-        if let Some((_, due)) = self.health_asked.as_mut() {
-            *due = false;
-        }
+        self.health_asked.answered();
         if let Loadable::Failed(e) = &h {
             self.log_line(format!("endpoints: {e}"));
         }
@@ -742,15 +759,9 @@ impl App {
     /// The endpoints' health, asked again every `HEALTH_EVERY_SECS` once
     /// answered (never two probes at once).
     fn health_due(&mut self) -> Vec<Effect> {
-        let due = match self.health_asked {
-            Some((_, true)) => false,
-            Some((at, false)) => self.now - at >= chrono::Duration::seconds(HEALTH_EVERY_SECS),
-            None => true,
-        };
-        if !due {
+        if !self.health_asked.due(self.now, HEALTH_EVERY_SECS) {
             return Vec::new();
         }
-        self.health_asked = Some((self.now, true));
         vec![Effect::LoadHealth]
     }
 

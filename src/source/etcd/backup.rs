@@ -26,10 +26,9 @@ pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
 #[derive(Debug, Clone)]
 pub struct BackupMeta {
     pub revision: i64,
-    /// A snapshot's revision read from its own bytes (none: keys, or the
-    /// file could not be read; `revision_unread` says why).
-    pub snapshot_revision: Option<i64>,
-    pub revision_unread: Option<String>,
+    /// A snapshot's revision read from its own bytes, or why it could not
+    /// be (none for keys).
+    pub snapshot_revision: Option<Result<i64, String>>,
     pub observed_at: DateTime<Utc>,
     pub items: BTreeMap<String, u64>,
 }
@@ -98,14 +97,13 @@ pub async fn snapshot(
     items.insert("snapshot_bytes".to_string(), size);
     let read = super::snapfile::SnapshotFile::of_scan(scan, std::path::Path::new("the snapshot"))
         .and_then(|f| f.cluster_revision());
-    let (snapshot_revision, revision_unread) = match read {
-        Ok(r) => (i64::try_from(r).ok(), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let snapshot_revision = Some(match read {
+        Ok(r) => i64::try_from(r).map_err(|_| format!("revision {r} is out of range")),
+        Err(e) => Err(e.to_string()),
+    });
     Ok(BackupMeta {
         revision,
         snapshot_revision,
-        revision_unread,
         observed_at,
         items,
     })
@@ -194,7 +192,6 @@ pub async fn keys(
     Ok(BackupMeta {
         revision,
         snapshot_revision: None,
-        revision_unread: None,
         observed_at,
         items,
     })

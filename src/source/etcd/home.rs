@@ -646,7 +646,7 @@ impl TargetKind for EtcdKind {
                 .await
             }
         }?;
-        if let Some(why) = &meta.revision_unread {
+        if let Some(Err(why)) = &meta.snapshot_revision {
             job.warn(format!(
                 "the snapshot's revision could not be read from its pages ({why}); the point restores \
                  as any snapshot does, but a stream cannot start from it"
@@ -656,7 +656,7 @@ impl TargetKind for EtcdKind {
             consistency: Consistency::of(&EtcdConsistency::Etcd {
                 revision: meta.revision,
                 observed_at: meta.observed_at,
-                snapshot_revision: meta.snapshot_revision,
+                snapshot_revision: meta.snapshot_revision.and_then(Result::ok),
             })
             .map_err(|e| Error::failed(format!("cannot record the point's revision: {e}")))?,
             items: meta.items,
@@ -1088,6 +1088,11 @@ pub(super) async fn materialize(
             return Err(with_rollback(e, &undone));
         }
     }
+    Ok(made(&done, replayed))
+}
+
+/// What a materialize did: the data dirs made, after what the replay did.
+fn made(done: &[&MemberPlan], replayed: Option<Applied>) -> Applied {
     let list: Vec<String> = done
         .iter()
         .map(|m| format!("{} -> {}", m.name, m.data_dir.display()))
@@ -1096,19 +1101,24 @@ pub(super) async fn materialize(
         "data dirs ready ({}); start each member with etcd --name NAME --data-dir DIR and its peer/client URLs",
         list.join(", ")
     );
-    let mut applied = replayed.unwrap_or(Applied {
-        message: String::new(),
-        counts: BTreeMap::new(),
-        failures: Vec::new(),
-    });
-    applied.message = match applied.message.as_str() {
-        "" => ready,
-        replay => format!("{ready}; {replay} (on a scratch etcd, before the data dirs were made)"),
+    let mut applied = match replayed {
+        Some(mut a) => {
+            a.message = format!(
+                "{ready}; {} (on a scratch etcd, before the data dirs were made)",
+                a.message
+            );
+            a
+        }
+        None => Applied {
+            message: ready,
+            counts: BTreeMap::new(),
+            failures: Vec::new(),
+        },
     };
     applied
         .counts
-        .insert("members".to_string(), members.len() as u64);
-    Ok(applied)
+        .insert("members".to_string(), done.len() as u64);
+    applied
 }
 
 /// Makes one member's data dir. A mount point is filled through a staging

@@ -24,6 +24,8 @@ use crate::error::Error;
 /// The scratch region's name in the scratch target.
 const REGION: &str = "restore-test";
 const MEMBER: &str = "restore-test";
+/// The cluster token of every scratch etcd.
+const TOKEN: &str = "drtool-restore-test";
 /// How long a scratch etcd may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -108,7 +110,7 @@ async fn start_as(
         .args(["--initial-advertise-peer-urls", &ports.peer_url()])
         .arg("--initial-cluster")
         .arg(format!("{name}={}", ports.peer_url()))
-        .args(["--initial-cluster-token", "drtool-restore-test"])
+        .args(["--initial-cluster-token", TOKEN])
         .arg("--max-request-bytes")
         .arg(max_request_bytes.to_string())
         .stdin(Stdio::null())
@@ -191,7 +193,7 @@ pub async fn replay_on_scratch(
         base,
         &member,
         std::slice::from_ref(&member),
-        "drtool-restore-test",
+        TOKEN,
         job,
     )
     .await?;
@@ -325,7 +327,7 @@ pub async fn scratch(
         endpoints: vec![guard.ports.client_url()],
         tls: None,
         members: Vec::new(),
-        cluster_token: "drtool-restore-test".into(),
+        cluster_token: TOKEN.into(),
         max_request_bytes,
     };
     match manifest.payload.as_str() {
